@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Idempotent set-up used by `npm test` and `npm run demo`: system packages, npm packages,
+# the native addon and the TypeScript build. Quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/ATen/ATen.h ]; then need+=(libtorch-dev); fi
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+/usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need+=(python3-torch)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "[setup] missing Debian packages: ${need[*]}" >&2
+    echo "[setup] install them with: sudo apt-get install ${need[*]}  (or set LIBTORCH=<dir> for libtorch)" >&2
+    case " ${need[*]} " in *" libtorch-dev "*) exit 1;; esac
+  fi
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[setup] npm ci"
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+fi
+
+bash scripts/build-native.sh
+echo "[setup] tsc"
+npx tsc -p tsconfig.json
