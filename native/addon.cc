@@ -1,0 +1,692 @@
+// deepreduce_native: a generic tensor-op surface over libtorch for Node (like tch-rs's C layer).
+// No model, training or pipeline logic lives here: every function is one libtorch op.
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/version.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Tensor handle
+
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::FunctionReference ctor;
+  at::Tensor t;
+
+  explicit TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {}
+  ~TensorWrap() override { release(); }
+
+  void set(Napi::Env env, at::Tensor v) {
+    t = std::move(v);
+    env_ = env;
+    accounted_ = t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
+    if (accounted_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
+  }
+  void release() {
+    if (accounted_ > 0 && env_ != nullptr) Napi::MemoryManagement::AdjustExternalMemory(env_, -accounted_);
+    accounted_ = 0;
+    t.reset();
+  }
+
+ private:
+  napi_env env_ = nullptr;
+  int64_t accounted_ = 0;
+};
+Napi::FunctionReference TensorWrap::ctor;
+
+Napi::Value Wrap(Napi::Env env, at::Tensor t) {
+  Napi::Object obj = TensorWrap::ctor.New({});
+  TensorWrap::Unwrap(obj)->set(env, std::move(t));
+  return obj;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument helpers
+
+std::string DtypeName(at::ScalarType t);
+
+std::string ShapeStr(const at::Tensor& t) {
+  if (!t.defined()) return "undefined";
+  std::ostringstream s;
+  s << "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s << (i ? "," : "") << t.size(i);
+  s << "] " << DtypeName(t.scalar_type());
+  return s.str();
+}
+
+bool IsTensor(const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(TensorWrap::ctor.Value());
+}
+
+std::string DescribeArgs(const Napi::CallbackInfo& info) {
+  std::ostringstream s;
+  for (size_t i = 0; i < info.Length(); ++i) {
+    if (i) s << ", ";
+    Napi::Value v = info[i];
+    if (IsTensor(v)) s << ShapeStr(TensorWrap::Unwrap(v.As<Napi::Object>())->t);
+    else if (v.IsNumber()) s << v.As<Napi::Number>().DoubleValue();
+    else if (v.IsBoolean()) s << (v.As<Napi::Boolean>().Value() ? "true" : "false");
+    else if (v.IsString()) s << "'" << v.As<Napi::String>().Utf8Value() << "'";
+    else if (v.IsArray()) {
+      Napi::Array a = v.As<Napi::Array>();
+      s << "[";
+      for (uint32_t j = 0; j < a.Length(); ++j) {
+        Napi::Value e = a.Get(j);
+        if (j) s << ",";
+        if (e.IsNumber()) s << e.As<Napi::Number>().Int64Value();
+        else if (IsTensor(e)) s << ShapeStr(TensorWrap::Unwrap(e.As<Napi::Object>())->t);
+        else s << "?";
+      }
+      s << "]";
+    } else if (v.IsNull() || v.IsUndefined()) s << "null";
+    else s << "?";
+  }
+  return s.str();
+}
+
+struct ArgError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const at::Tensor& T(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !IsTensor(info[i])) throw ArgError("argument " + std::to_string(i) + " must be a tensor");
+  const at::Tensor& t = TensorWrap::Unwrap(info[i].As<Napi::Object>())->t;
+  if (!t.defined()) throw ArgError("argument " + std::to_string(i) + " is a disposed tensor");
+  return t;
+}
+
+at::Tensor OptT(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return at::Tensor();
+  return T(info, i);
+}
+
+bool Has(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() && !info[i].IsNull() && !info[i].IsUndefined();
+}
+
+double Num(const Napi::CallbackInfo& info, size_t i, double def) {
+  if (!Has(info, i)) return def;
+  if (!info[i].IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+double Num(const Napi::CallbackInfo& info, size_t i) {
+  if (!Has(info, i)) throw ArgError("argument " + std::to_string(i) + " (number) is missing");
+  return Num(info, i, 0);
+}
+int64_t Int(const Napi::CallbackInfo& info, size_t i, int64_t def) {
+  return Has(info, i) ? static_cast<int64_t>(Num(info, i)) : def;
+}
+int64_t Int(const Napi::CallbackInfo& info, size_t i) { return static_cast<int64_t>(Num(info, i)); }
+bool Bool(const Napi::CallbackInfo& info, size_t i, bool def) {
+  if (!Has(info, i)) return def;
+  return info[i].ToBoolean().Value();
+}
+std::string Str(const Napi::CallbackInfo& info, size_t i, const std::string& def) {
+  if (!Has(info, i)) return def;
+  if (!info[i].IsString()) throw ArgError("argument " + std::to_string(i) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i) {
+  if (!Has(info, i)) throw ArgError("argument " + std::to_string(i) + " (int list) is missing");
+  if (info[i].IsNumber()) return {static_cast<int64_t>(info[i].As<Napi::Number>().DoubleValue())};
+  if (!info[i].IsArray()) throw ArgError("argument " + std::to_string(i) + " must be an array of integers");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t j = 0; j < a.Length(); ++j) {
+    Napi::Value e = a.Get(j);
+    if (!e.IsNumber()) throw ArgError("argument " + std::to_string(i) + " must be an array of integers");
+    out[j] = static_cast<int64_t>(e.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
+  if (!Has(info, i) || !info[i].IsArray()) throw ArgError("argument " + std::to_string(i) + " must be an array of tensors");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(a.Length());
+  for (uint32_t j = 0; j < a.Length(); ++j) {
+    Napi::Value e = a.Get(j);
+    if (!IsTensor(e)) throw ArgError("argument " + std::to_string(i) + " must be an array of tensors");
+    const at::Tensor& t = TensorWrap::Unwrap(e.As<Napi::Object>())->t;
+    if (!t.defined()) throw ArgError("argument " + std::to_string(i) + " holds a disposed tensor");
+    out.push_back(t);
+  }
+  return out;
+}
+
+at::ScalarType ParseDtype(const std::string& s) {
+  if (s == "float32") return at::kFloat;
+  if (s == "float64") return at::kDouble;
+  if (s == "float16") return at::kHalf;
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "int64") return at::kLong;
+  if (s == "int32") return at::kInt;
+  if (s == "int16") return at::kShort;
+  if (s == "int8") return at::kChar;
+  if (s == "uint8") return at::kByte;
+  if (s == "bool") return at::kBool;
+  throw ArgError("unknown dtype '" + s + "' (float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool)");
+}
+
+std::string DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(t);
+  }
+}
+
+at::Device ParseDevice(const std::string& s) {
+  try {
+    return at::Device(s);
+  } catch (const c10::Error&) {
+    throw ArgError("unknown device '" + s + "'");
+  }
+}
+
+at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtypeArg, size_t deviceArg) {
+  at::TensorOptions o = at::TensorOptions().dtype(ParseDtype(Str(info, dtypeArg, "float32")));
+  if (Has(info, deviceArg)) o = o.device(ParseDevice(Str(info, deviceArg, "cpu")));
+  return o;
+}
+
+// A scalar argument: a JS number (or boolean) or a 0-d tensor's value.
+bool IsScalarArg(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() && (info[i].IsNumber() || info[i].IsBoolean());
+}
+at::Scalar ScalarArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsBoolean()) return at::Scalar(info[i].As<Napi::Boolean>().Value());
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  return at::Scalar(v);
+}
+
+std::vector<int64_t> OptInts(const Napi::CallbackInfo& info, size_t i) {
+  return Has(info, i) ? Ints(info, i) : std::vector<int64_t>{};
+}
+
+// The exception boundary: every op reports its name and argument shapes; nothing aborts the process.
+#define OP(name)                                                                                  \
+  Napi::Value name##_impl(const Napi::CallbackInfo& info);                                        \
+  Napi::Value name(const Napi::CallbackInfo& info) {                                              \
+    try {                                                                                         \
+      return name##_impl(info);                                                                   \
+    } catch (const Napi::Error&) {                                                                \
+      throw;                                                                                      \
+    } catch (const c10::Error& e) {                                                               \
+      throw Napi::Error::New(info.Env(), std::string(#name) + "(" + DescribeArgs(info) +          \
+                                             "): " + e.what_without_backtrace());                 \
+    } catch (const std::exception& e) {                                                           \
+      throw Napi::Error::New(info.Env(), std::string(#name) + "(" + DescribeArgs(info) + "): " + \
+                                             e.what());                                           \
+    }                                                                                             \
+  }                                                                                               \
+  Napi::Value name##_impl(const Napi::CallbackInfo& info)
+
+#define RET(expr) return Wrap(info.Env(), (expr))
+
+// ---------------------------------------------------------------------------------------------
+// Creation and conversion
+
+OP(fromArray) {
+  // fromArray(typedArray, shape, dtype?) copies the data into a new CPU tensor.
+  if (!info[0].IsTypedArray()) throw ArgError("argument 0 must be a typed array");
+  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+  std::vector<int64_t> shape = Ints(info, 1);
+  at::ScalarType st;
+  switch (ta.TypedArrayType()) {
+    case napi_float32_array: st = at::kFloat; break;
+    case napi_float64_array: st = at::kDouble; break;
+    case napi_int32_array: st = at::kInt; break;
+    case napi_bigint64_array: st = at::kLong; break;
+    case napi_uint8_array: st = at::kByte; break;
+    case napi_int8_array: st = at::kChar; break;
+    case napi_int16_array: st = at::kShort; break;
+    default: throw ArgError("unsupported typed array type (use Float32/Float64/Int32/BigInt64/Uint8/Int8/Int16Array)");
+  }
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (n != static_cast<int64_t>(ta.ElementLength()))
+    throw ArgError("shape holds " + std::to_string(n) + " elements but the array has " + std::to_string(ta.ElementLength()));
+  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  at::Tensor t = at::from_blob(base, shape, at::TensorOptions().dtype(st)).clone();
+  if (Has(info, 2)) {
+    at::ScalarType want = ParseDtype(Str(info, 2, "float32"));
+    if (want != st) t = t.to(want);
+  }
+  RET(t);
+}
+
+OP(toArray) {
+  at::Tensor t = T(info, 0).detach().to(at::kCPU).contiguous();
+  if (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);
+  if (t.scalar_type() == at::kBool) t = t.to(at::kByte);
+  Napi::Env env = info.Env();
+  size_t n = static_cast<size_t>(t.numel());
+  size_t bytes = n * t.element_size();
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes) std::memcpy(ab.Data(), t.data_ptr(), bytes);
+  switch (t.scalar_type()) {
+    case at::kFloat: return Napi::Float32Array::New(env, n, ab, 0);
+    case at::kDouble: return Napi::Float64Array::New(env, n, ab, 0);
+    case at::kInt: return Napi::Int32Array::New(env, n, ab, 0);
+    case at::kLong: return Napi::BigInt64Array::New(env, n, ab, 0);
+    case at::kByte: return Napi::Uint8Array::New(env, n, ab, 0);
+    case at::kChar: return Napi::Int8Array::New(env, n, ab, 0);
+    case at::kShort: return Napi::Int16Array::New(env, n, ab, 0);
+    default: throw ArgError("toArray: unsupported dtype " + DtypeName(t.scalar_type()));
+  }
+}
+
+OP(item) { return Napi::Number::New(info.Env(), T(info, 0).item().toDouble()); }
+OP(zeros) { RET(at::zeros(Ints(info, 0), Opts(info, 1, 2))); }
+OP(ones) { RET(at::ones(Ints(info, 0), Opts(info, 1, 2))); }
+OP(full) { RET(at::full(Ints(info, 0), Num(info, 1), Opts(info, 2, 3))); }
+OP(empty) { RET(at::empty(Ints(info, 0), Opts(info, 1, 2))); }
+OP(randn) { RET(at::randn(Ints(info, 0), Opts(info, 1, 2))); }
+OP(rand) { RET(at::rand(Ints(info, 0), Opts(info, 1, 2))); }
+OP(randint) { RET(at::randint(Int(info, 0), Int(info, 1), Ints(info, 2), Opts(info, 3, 4).dtype(at::kLong))); }
+OP(randperm) { RET(at::randperm(Int(info, 0), at::TensorOptions().dtype(at::kLong))); }
+OP(arange) { RET(at::arange(Num(info, 0), Num(info, 1), Num(info, 2, 1), Opts(info, 3, 4))); }
+
+OP(shape) {
+  const at::Tensor& t = T(info, 0);
+  Napi::Array a = Napi::Array::New(info.Env(), t.dim());
+  for (int64_t i = 0; i < t.dim(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
+  return a;
+}
+OP(dtype) { return Napi::String::New(info.Env(), DtypeName(T(info, 0).scalar_type())); }
+OP(device) { return Napi::String::New(info.Env(), T(info, 0).device().str()); }
+OP(numel) { return Napi::Number::New(info.Env(), static_cast<double>(T(info, 0).numel())); }
+OP(requiresGrad) { return Napi::Boolean::New(info.Env(), T(info, 0).requires_grad()); }
+OP(isContiguous) {
+  const at::Tensor& t = T(info, 0);
+  std::string fmt = Str(info, 1, "contiguous");
+  return Napi::Boolean::New(info.Env(), t.is_contiguous(fmt == "channels_last" ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+}
+OP(dispose) {
+  if (IsTensor(info[0])) TensorWrap::Unwrap(info[0].As<Napi::Object>())->release();
+  return info.Env().Undefined();
+}
+
+OP(toDtype) { RET(T(info, 0).to(ParseDtype(Str(info, 1, "float32")))); }
+OP(toDevice) { RET(T(info, 0).to(ParseDevice(Str(info, 1, "cpu")))); }
+OP(contiguous) {
+  std::string fmt = Str(info, 1, "contiguous");
+  if (fmt == "channels_last") RET(T(info, 0).contiguous(at::MemoryFormat::ChannelsLast));
+  if (fmt != "contiguous") throw ArgError("memory format must be 'contiguous' or 'channels_last'");
+  RET(T(info, 0).contiguous());
+}
+OP(clone) { RET(T(info, 0).clone()); }
+OP(detach) { RET(T(info, 0).detach()); }
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+
+template <typename FT, typename FS>
+Napi::Value Binary(const Napi::CallbackInfo& info, FT ft, FS fs) {
+  const at::Tensor& a = T(info, 0);
+  if (IsScalarArg(info, 1)) RET(fs(a, ScalarArg(info, 1)));
+  RET(ft(a, T(info, 1)));
+}
+
+OP(add) {
+  double alpha = Num(info, 2, 1.0);
+  return Binary(info, [&](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b, alpha); },
+                [&](const at::Tensor& a, const at::Scalar& s) { return at::add(a, s, alpha); });
+}
+OP(sub) {
+  double alpha = Num(info, 2, 1.0);
+  return Binary(info, [&](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b, alpha); },
+                [&](const at::Tensor& a, const at::Scalar& s) { return at::sub(a, s, alpha); });
+}
+OP(mul) {
+  return Binary(info, [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); },
+                [](const at::Tensor& a, const at::Scalar& s) { return at::mul(a, s); });
+}
+OP(div) {
+  return Binary(info, [](const at::Tensor& a, const at::Tensor& b) { return at::div(a, b); },
+                [](const at::Tensor& a, const at::Scalar& s) { return at::div(a, s); });
+}
+OP(pow) {
+  return Binary(info, [](const at::Tensor& a, const at::Tensor& b) { return at::pow(a, b); },
+                [](const at::Tensor& a, const at::Scalar& s) { return at::pow(a, s); });
+}
+OP(remainder) {
+  return Binary(info, [](const at::Tensor& a, const at::Tensor& b) { return at::remainder(a, b); },
+                [](const at::Tensor& a, const at::Scalar& s) { return at::remainder(a, s); });
+}
+OP(maximum) { RET(at::maximum(T(info, 0), T(info, 1))); }
+OP(minimum) { RET(at::minimum(T(info, 0), T(info, 1))); }
+#define CMP(name)                                                                              \
+  OP(name) {                                                                                   \
+    return Binary(info, [](const at::Tensor& a, const at::Tensor& b) { return at::name(a, b); }, \
+                  [](const at::Tensor& a, const at::Scalar& s) { return at::name(a, s); });     \
+  }
+CMP(eq)
+CMP(ne)
+CMP(lt)
+CMP(le)
+CMP(gt)
+CMP(ge)
+OP(where) { RET(at::where(T(info, 0), T(info, 1), T(info, 2))); }
+
+#define UNARY(name, expr) \
+  OP(name) { RET(expr(T(info, 0))); }
+UNARY(neg, at::neg)
+UNARY(exp, at::exp)
+UNARY(log, at::log)
+UNARY(sqrt, at::sqrt)
+UNARY(rsqrt, at::rsqrt)
+UNARY(abs, at::abs)
+UNARY(relu, at::relu)
+UNARY(sigmoid, at::sigmoid)
+UNARY(tanh, at::tanh)
+UNARY(sign, at::sign)
+UNARY(floor, at::floor)
+UNARY(round, at::round)
+UNARY(reciprocal, at::reciprocal)
+UNARY(square, at::square)
+UNARY(logicalNot, at::logical_not)
+OP(clamp) {
+  c10::optional<at::Scalar> lo, hi;
+  if (Has(info, 1)) lo = at::Scalar(Num(info, 1));
+  if (Has(info, 2)) hi = at::Scalar(Num(info, 2));
+  RET(at::clamp(T(info, 0), lo, hi));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear algebra, convolution, normalisation, pooling
+
+OP(matmul) { RET(at::matmul(T(info, 0), T(info, 1))); }
+OP(linear) { RET(at::linear(T(info, 0), T(info, 1), OptT(info, 2))); }
+OP(conv2d) {
+  // conv2d(x, w, b?, stride, padding, dilation, groups)
+  RET(at::conv2d(T(info, 0), T(info, 1), OptT(info, 2), Ints(info, 3), Ints(info, 4), Ints(info, 5), Int(info, 6, 1)));
+}
+OP(batchNorm) {
+  // batchNorm(x, weight?, bias?, runningMean?, runningVar?, training, momentum, eps)
+  RET(at::batch_norm(T(info, 0), OptT(info, 1), OptT(info, 2), OptT(info, 3), OptT(info, 4), Bool(info, 5, false),
+                     Num(info, 6, 0.1), Num(info, 7, 1e-5), at::globalContext().userEnabledCuDNN()));
+}
+OP(dropout) { RET(at::dropout(T(info, 0), Num(info, 1), Bool(info, 2, true))); }
+OP(avgPool2d) {
+  // avgPool2d(x, kernel, stride, padding, ceilMode, countIncludePad)
+  RET(at::avg_pool2d(T(info, 0), Ints(info, 1), OptInts(info, 2), Has(info, 3) ? Ints(info, 3) : std::vector<int64_t>{0},
+                     Bool(info, 4, false), Bool(info, 5, true)));
+}
+OP(maxPool2d) {
+  // maxPool2d(x, kernel, stride, padding, dilation, ceilMode)
+  RET(at::max_pool2d(T(info, 0), Ints(info, 1), OptInts(info, 2), Has(info, 3) ? Ints(info, 3) : std::vector<int64_t>{0},
+                     Has(info, 4) ? Ints(info, 4) : std::vector<int64_t>{1}, Bool(info, 5, false)));
+}
+OP(adaptiveAvgPool2d) { RET(at::adaptive_avg_pool2d(T(info, 0), Ints(info, 1))); }
+
+// ---------------------------------------------------------------------------------------------
+// Shape
+
+OP(reshape) { RET(at::reshape(T(info, 0), Ints(info, 1))); }
+OP(permute) { RET(T(info, 0).permute(Ints(info, 1))); }
+OP(transpose) { RET(at::transpose(T(info, 0), Int(info, 1), Int(info, 2))); }
+OP(flatten) { RET(at::flatten(T(info, 0), Int(info, 1, 0), Int(info, 2, -1))); }
+OP(squeeze) {
+  if (Has(info, 1)) RET(at::squeeze(T(info, 0), Int(info, 1)));
+  RET(at::squeeze(T(info, 0)));
+}
+OP(unsqueeze) { RET(at::unsqueeze(T(info, 0), Int(info, 1))); }
+OP(expand) { RET(T(info, 0).expand(Ints(info, 1))); }
+OP(repeat) { RET(T(info, 0).repeat(Ints(info, 1))); }
+OP(cat) { RET(at::cat(Tensors(info, 0), Int(info, 1, 0))); }
+OP(stack) { RET(at::stack(Tensors(info, 0), Int(info, 1, 0))); }
+OP(slice) {
+  // slice(x, dim, start, end, step): Python's x[..., start:end:step, ...]
+  const at::Tensor& t = T(info, 0);
+  c10::optional<int64_t> start, end;
+  if (Has(info, 2)) start = Int(info, 2);
+  if (Has(info, 3)) end = Int(info, 3);
+  RET(at::slice(t, Int(info, 1), start, end, Int(info, 4, 1)));
+}
+OP(select) { RET(at::select(T(info, 0), Int(info, 1), Int(info, 2))); }
+OP(indexSelect) { RET(at::index_select(T(info, 0), Int(info, 1), T(info, 2))); }
+OP(gather) { RET(at::gather(T(info, 0), Int(info, 1), T(info, 2))); }
+OP(pad) { RET(at::constant_pad_nd(T(info, 0), Ints(info, 1), Num(info, 2, 0))); }
+OP(flip) { RET(at::flip(T(info, 0), Ints(info, 1))); }
+OP(oneHot) { RET(at::one_hot(T(info, 0), Int(info, 1, -1))); }
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+OP(sum) {
+  if (!Has(info, 1)) RET(at::sum(T(info, 0)));
+  RET(at::sum(T(info, 0), Ints(info, 1), Bool(info, 2, false)));
+}
+OP(mean) {
+  if (!Has(info, 1)) RET(at::mean(T(info, 0)));
+  RET(at::mean(T(info, 0), Ints(info, 1), Bool(info, 2, false)));
+}
+OP(amax) { RET(at::amax(T(info, 0), OptInts(info, 1), Bool(info, 2, false))); }
+OP(amin) { RET(at::amin(T(info, 0), OptInts(info, 1), Bool(info, 2, false))); }
+OP(argmax) {
+  c10::optional<int64_t> dim;
+  if (Has(info, 1)) dim = Int(info, 1);
+  RET(at::argmax(T(info, 0), dim, Bool(info, 2, false)));
+}
+OP(variance) {
+  // variance(x, dims, unbiased, keepdim)
+  RET(at::var(T(info, 0), at::OptionalIntArrayRef(Ints(info, 1)), Bool(info, 2, true), Bool(info, 3, false)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses and softmax
+
+OP(logSoftmax) { RET(at::log_softmax(T(info, 0), Int(info, 1, -1))); }
+OP(softmax) { RET(at::softmax(T(info, 0), Int(info, 1, -1))); }
+
+int64_t Reduction(const std::string& r) {
+  if (r == "mean") return at::Reduction::Mean;
+  if (r == "sum") return at::Reduction::Sum;
+  if (r == "none") return at::Reduction::None;
+  if (r == "batchmean") return at::Reduction::Sum;  // divided by the batch size below
+  throw ArgError("reduction must be 'mean', 'sum', 'none' or 'batchmean'");
+}
+
+OP(crossEntropy) {
+  // crossEntropy(logits [N,C], target int64 [N], reduction, labelSmoothing)
+  RET(at::cross_entropy_loss(T(info, 0), T(info, 1), {}, Reduction(Str(info, 2, "mean")), -100, Num(info, 3, 0.0)));
+}
+OP(nllLoss) { RET(at::nll_loss(T(info, 0), T(info, 1), {}, Reduction(Str(info, 2, "mean")))); }
+OP(klDiv) {
+  // klDiv(logInput, target, reduction, logTarget): sum target * (log target - logInput), as torch's kl_div.
+  const at::Tensor& x = T(info, 0);
+  std::string red = Str(info, 2, "mean");
+  at::Tensor out = at::kl_div(x, T(info, 1), Reduction(red), Bool(info, 3, false));
+  if (red == "batchmean") out = out / static_cast<double>(x.size(0));
+  RET(out);
+}
+OP(mseLoss) { RET(at::mse_loss(T(info, 0), T(info, 1), Reduction(Str(info, 2, "mean")))); }
+
+// ---------------------------------------------------------------------------------------------
+// Autograd
+
+OP(setRequiresGrad) {
+  at::Tensor t = T(info, 0);
+  t.requires_grad_(Bool(info, 1, true));
+  return info.Env().Undefined();
+}
+OP(backward) {
+  at::Tensor t = T(info, 0);
+  t.backward(OptT(info, 1), Bool(info, 2, false));
+  return info.Env().Undefined();
+}
+OP(grad) {
+  const at::Tensor& g = T(info, 0).grad();
+  if (!g.defined()) return info.Env().Null();
+  RET(g);
+}
+OP(setGrad) {
+  at::Tensor t = T(info, 0);
+  if (Has(info, 1)) t.mutable_grad() = T(info, 1);
+  else t.mutable_grad().reset();
+  return info.Env().Undefined();
+}
+OP(setGradEnabled) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(Bool(info, 0, true));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+OP(isGradEnabled) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+
+// Inference mode as an explicit enter/exit pair (RAII guards cannot span JS calls).
+std::vector<std::unique_ptr<c10::InferenceMode>> inference_guards;
+OP(inferenceModeEnter) {
+  inference_guards.emplace_back(std::make_unique<c10::InferenceMode>(true));
+  return info.Env().Undefined();
+}
+OP(inferenceModeExit) {
+  if (inference_guards.empty()) throw ArgError("not in inference mode");
+  inference_guards.pop_back();
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-place updates (optimizers, initialisers). Return the same tensor handle (undefined result).
+
+#define INPLACE_DONE return info.Env().Undefined()
+OP(add_) {
+  at::Tensor t = T(info, 0);
+  double alpha = Num(info, 2, 1.0);
+  if (IsScalarArg(info, 1)) t.add_(ScalarArg(info, 1), alpha);
+  else t.add_(T(info, 1), alpha);
+  INPLACE_DONE;
+}
+OP(mul_) {
+  at::Tensor t = T(info, 0);
+  if (IsScalarArg(info, 1)) t.mul_(ScalarArg(info, 1));
+  else t.mul_(T(info, 1));
+  INPLACE_DONE;
+}
+OP(addcmul_) {
+  at::Tensor t = T(info, 0);
+  t.addcmul_(T(info, 1), T(info, 2), Num(info, 3, 1.0));
+  INPLACE_DONE;
+}
+OP(addcdiv_) {
+  at::Tensor t = T(info, 0);
+  t.addcdiv_(T(info, 1), T(info, 2), Num(info, 3, 1.0));
+  INPLACE_DONE;
+}
+OP(copy_) {
+  at::Tensor t = T(info, 0);
+  t.copy_(T(info, 1));
+  INPLACE_DONE;
+}
+OP(zero_) {
+  at::Tensor t = T(info, 0);
+  t.zero_();
+  INPLACE_DONE;
+}
+OP(fill_) {
+  at::Tensor t = T(info, 0);
+  t.fill_(Num(info, 1));
+  INPLACE_DONE;
+}
+OP(uniform_) {
+  at::Tensor t = T(info, 0);
+  t.uniform_(Num(info, 1, 0), Num(info, 2, 1));
+  INPLACE_DONE;
+}
+OP(normal_) {
+  at::Tensor t = T(info, 0);
+  t.normal_(Num(info, 1, 0), Num(info, 2, 1));
+  INPLACE_DONE;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime: seeds, RNG state, threads, devices
+
+OP(manualSeed) {
+  at::manual_seed(static_cast<uint64_t>(Num(info, 0)));
+  return info.Env().Undefined();
+}
+OP(rngState) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Tensor s;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s = gen.get_state();
+  }
+  RET(s);
+}
+OP(setRngState) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(T(info, 0));
+  return info.Env().Undefined();
+}
+OP(setNumThreads) {
+  int64_t n = Int(info, 0);
+  if (n < 1) throw ArgError("thread count must be >= 1");
+  at::set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+OP(getNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+OP(cudaAvailable) { return Napi::Boolean::New(info.Env(), at::hasCUDA()); }
+OP(mkldnnAvailable) { return Napi::Boolean::New(info.Env(), at::hasMKLDNN()); }
+OP(version) { return Napi::String::New(info.Env(), TORCH_VERSION); }
+OP(parallelInfo) { return Napi::String::New(info.Env(), at::get_parallel_info()); }
+
+#define EXPORT(name) exports.Set(#name, Napi::Function::New(env, name, #name))
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = TensorWrap::DefineClass(env, "NativeTensor", {});
+  TensorWrap::ctor = Napi::Persistent(cls);
+  TensorWrap::ctor.SuppressDestruct();
+  exports.Set("NativeTensor", cls);
+
+  EXPORT(fromArray); EXPORT(toArray); EXPORT(item); EXPORT(zeros); EXPORT(ones); EXPORT(full); EXPORT(empty);
+  EXPORT(randn); EXPORT(rand); EXPORT(randint); EXPORT(randperm); EXPORT(arange);
+  EXPORT(shape); EXPORT(dtype); EXPORT(device); EXPORT(numel); EXPORT(requiresGrad); EXPORT(isContiguous);
+  EXPORT(dispose); EXPORT(toDtype); EXPORT(toDevice); EXPORT(contiguous); EXPORT(clone); EXPORT(detach);
+  EXPORT(add); EXPORT(sub); EXPORT(mul); EXPORT(div); EXPORT(pow); EXPORT(remainder); EXPORT(maximum); EXPORT(minimum);
+  EXPORT(eq); EXPORT(ne); EXPORT(lt); EXPORT(le); EXPORT(gt); EXPORT(ge); EXPORT(where);
+  EXPORT(neg); EXPORT(exp); EXPORT(log); EXPORT(sqrt); EXPORT(rsqrt); EXPORT(abs); EXPORT(relu); EXPORT(sigmoid);
+  EXPORT(tanh); EXPORT(sign); EXPORT(floor); EXPORT(round); EXPORT(reciprocal); EXPORT(square); EXPORT(logicalNot);
+  EXPORT(clamp);
+  EXPORT(matmul); EXPORT(linear); EXPORT(conv2d); EXPORT(batchNorm); EXPORT(dropout); EXPORT(avgPool2d);
+  EXPORT(maxPool2d); EXPORT(adaptiveAvgPool2d);
+  EXPORT(reshape); EXPORT(permute); EXPORT(transpose); EXPORT(flatten); EXPORT(squeeze); EXPORT(unsqueeze);
+  EXPORT(expand); EXPORT(repeat); EXPORT(cat); EXPORT(stack); EXPORT(slice); EXPORT(select); EXPORT(indexSelect);
+  EXPORT(gather); EXPORT(pad); EXPORT(flip); EXPORT(oneHot);
+  EXPORT(sum); EXPORT(mean); EXPORT(amax); EXPORT(amin); EXPORT(argmax); EXPORT(variance);
+  EXPORT(logSoftmax); EXPORT(softmax); EXPORT(crossEntropy); EXPORT(nllLoss); EXPORT(klDiv); EXPORT(mseLoss);
+  EXPORT(setRequiresGrad); EXPORT(backward); EXPORT(grad); EXPORT(setGrad); EXPORT(setGradEnabled);
+  EXPORT(isGradEnabled); EXPORT(inferenceModeEnter); EXPORT(inferenceModeExit);
+  EXPORT(add_); EXPORT(mul_); EXPORT(addcmul_); EXPORT(addcdiv_); EXPORT(copy_); EXPORT(zero_); EXPORT(fill_);
+  EXPORT(uniform_); EXPORT(normal_);
+  EXPORT(manualSeed); EXPORT(rngState); EXPORT(setRngState); EXPORT(setNumThreads); EXPORT(getNumThreads);
+  EXPORT(cudaAvailable); EXPORT(mkldnnAvailable); EXPORT(version); EXPORT(parallelInfo);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(deepreduce_native, Init)

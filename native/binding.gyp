@@ -1,0 +1,25 @@
+{
+  "variables": {
+    "libtorch%": "<!(echo ${LIBTORCH:-})"
+  },
+  "targets": [
+    {
+      "target_name": "deepreduce_native",
+      "sources": ["addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "conditions": [
+        ["libtorch==''", {
+          "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
+        }, {
+          "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,79 @@
+import { native } from './native.js';
+import { Tensor, type Reduction } from './tensor.js';
+
+const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
+const opt = (t: Tensor | null | undefined) => t?.handle ?? null;
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+  groups?: number;
+}
+
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
+  return new Tensor(
+    native.conv2d(x.handle, w.handle, opt(b), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1),
+  );
+}
+
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+  return new Tensor(native.linear(x.handle, w.handle, opt(b)));
+}
+
+export interface BatchNormArgs {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** Batch norm; in training mode it also updates the running statistics in place. */
+export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
+  return new Tensor(
+    native.batchNorm(x.handle, opt(a.weight), opt(a.bias), opt(a.runningMean), opt(a.runningVar), a.training, a.momentum ?? 0.1, a.eps ?? 1e-5),
+  );
+}
+
+export const relu = (x: Tensor): Tensor => x.relu();
+
+export function dropout(x: Tensor, p: number, training: boolean): Tensor {
+  return new Tensor(native.dropout(x.handle, p, training));
+}
+
+export function avgPool2d(x: Tensor, kernel: number | [number, number], stride?: number | [number, number], padding: number | [number, number] = 0): Tensor {
+  return new Tensor(native.avgPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), false, true));
+}
+
+export function maxPool2d(x: Tensor, kernel: number | [number, number], stride?: number | [number, number], padding: number | [number, number] = 0): Tensor {
+  return new Tensor(native.maxPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), [1, 1], false));
+}
+
+export function adaptiveAvgPool2d(x: Tensor, out: number | [number, number]): Tensor {
+  return new Tensor(native.adaptiveAvgPool2d(x.handle, pair(out)));
+}
+
+/** Cross-entropy of logits [N, C] against int64 targets [N]. */
+export function crossEntropy(logits: Tensor, target: Tensor, o: { reduction?: Reduction; labelSmoothing?: number } = {}): Tensor {
+  return new Tensor(native.crossEntropy(logits.handle, target.handle, o.reduction ?? 'mean', o.labelSmoothing ?? 0));
+}
+
+export function nllLoss(logProbs: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return new Tensor(native.nllLoss(logProbs.handle, target.handle, reduction));
+}
+
+/** torch.nn.functional.kl_div: input holds log-probabilities; target probabilities (or log ones with logTarget). */
+export function klDiv(logInput: Tensor, target: Tensor, reduction: Reduction = 'batchmean', logTarget = false): Tensor {
+  return new Tensor(native.klDiv(logInput.handle, target.handle, reduction, logTarget));
+}
+
+export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return new Tensor(native.mseLoss(a.handle, b.handle, reduction));
+}
+
+export function oneHot(idx: Tensor, numClasses: number): Tensor {
+  return new Tensor(native.oneHot(idx.handle, numClasses));
+}

@@ -1,0 +1,45 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** Opaque handle to a libtorch tensor owned by the addon. */
+export interface NativeTensor {
+  readonly __native: unique symbol;
+}
+
+/** The addon's generic op surface (see native/addon.cc). Arguments mirror libtorch's. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Native = Record<string, (...args: any[]) => any>;
+
+function packageRoot(): string {
+  // dist/src/engine/native.js or src/engine/native.ts: walk up to the folder holding package.json.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('deepreduce: cannot find the package root (package.json beside native/)');
+}
+
+function load(): Native {
+  const root = packageRoot();
+  const file = join(root, 'native', 'build', 'Release', 'deepreduce_native.node');
+  if (!existsSync(file)) {
+    throw new Error(
+      `deepreduce: the libtorch addon is not built (${file} missing). Run 'npm run build' ` +
+        `(it needs Debian's libtorch-dev: 'apt-get install libtorch-dev', or LIBTORCH=<LibTorch dir>).`,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    return require(file) as Native;
+  } catch (e) {
+    throw new Error(
+      `deepreduce: cannot load the libtorch addon ${file}: ${(e as Error).message}. ` +
+        `Is libtorch installed ('apt-get install libtorch-dev') and, for LIBTORCH builds, on the library path?`,
+    );
+  }
+}
+
+export const native: Native = load();
