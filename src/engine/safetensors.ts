@@ -85,7 +85,8 @@ export function decodeSafetensors(buf: Uint8Array, source = '<buffer>'): Safeten
     const count = shape.reduce((a, d) => a * d, 1);
     if (!(b >= 0 && e >= b && e <= dataLen)) fail(`tensor '${name}' data_offsets [${b}, ${e}] fall outside the data (${dataLen} bytes)`);
     if (e - b !== count * spec!.bytes) fail(`tensor '${name}' has ${e - b} bytes, shape ${JSON.stringify(shape)} ${info.dtype} needs ${count * spec!.bytes}`);
-    const copy = buf.slice(dataStart + b, dataStart + e); // aligned copy for the typed view
+    const copy = new Uint8Array(e - b); // aligned copy for the typed view (Buffer.slice would share the pool)
+    copy.set(buf.subarray(dataStart + b, dataStart + e));
     tensors.set(name, tensor(spec!.make(copy.buffer, count), shape, spec!.dtype));
   }
   return { tensors, metadata };

@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { F, tensor, tidy, zeros, ones, labels, cat, arange, manualSeed, randn, noGrad, rngState, setRngState } from '../../src/engine/index.js';
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
+  assert.equal(a.length, b.length, 'length');
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= tol, `index ${i}: ${a[i]} vs ${b[i]}`);
+};
+
+test('elementwise and matmul give known values', () =>
+  tidy(() => {
+    const a = tensor([1, 2, 3, 4], [2, 2]);
+    const b = tensor([5, 6, 7, 8], [2, 2]);
+    close(a.add(b).toFloat32(), [6, 8, 10, 12]);
+    close(a.sub(b, 2).toFloat32(), [-9, -10, -11, -12]);
+    close(a.mul(3).toFloat32(), [3, 6, 9, 12]);
+    close(a.matmul(b).toFloat32(), [19, 22, 43, 50]);
+    close(a.neg().relu().toFloat32(), [0, 0, 0, 0]);
+    close(a.sum().toFloat32(), [10]);
+    close(a.mean([1]).toFloat32(), [1.5, 3.5]);
+    assert.deepEqual(Array.from(a.argmax(1).toArray() as BigInt64Array, Number), [1, 1]);
+    assert.deepEqual(a.toList(), [[1, 2], [3, 4]]);
+  }));
+
+test('shape ops: reshape, permute, cat, slice, pad, flip', () =>
+  tidy(() => {
+    const x = arange(0, 6).reshape([2, 3]);
+    assert.deepEqual(x.permute([1, 0]).contiguous().toList(), [[0, 3], [1, 4], [2, 5]]);
+    assert.deepEqual(cat([x, x], 0).shape, [4, 3]);
+    assert.deepEqual(x.slice(1, 1, 3).toList(), [[1, 2], [4, 5]]);
+    assert.deepEqual(x.pad([1, 0]).toList(), [[0, 0, 1, 2], [0, 3, 4, 5]]);
+    assert.deepEqual(x.flip([1]).toList(), [[2, 1, 0], [5, 4, 3]]);
+  }));
+
+test('conv2d and pooling give known values', () =>
+  tidy(() => {
+    const x = arange(0, 16).reshape([1, 1, 4, 4]);
+    const w = ones([1, 1, 2, 2]);
+    // 2x2 box sums with stride 2: [[0+1+4+5, 2+3+6+7], [8+9+12+13, 10+11+14+15]]
+    close(F.conv2d(x, w, null, { stride: 2 }).toFloat32(), [10, 18, 42, 50]);
+    close(F.avgPool2d(x, 2).toFloat32(), [2.5, 4.5, 10.5, 12.5]);
+    close(F.maxPool2d(x, 2).toFloat32(), [5, 7, 13, 15]);
+    close(F.adaptiveAvgPool2d(x, 1).toFloat32(), [7.5]);
+    // padding 1 with a 3x3 kernel of ones on a 1-channel 2x2 input: every output sums all four inputs
+    const y = F.conv2d(tensor([1, 2, 3, 4], [1, 1, 2, 2]), ones([1, 1, 3, 3]), tensor([0.5]), { padding: 1 });
+    close(y.toFloat32(), [10.5, 10.5, 10.5, 10.5]);
+  }));
+
+test('cross-entropy and KL match hand-computed values', () =>
+  tidy(() => {
+    const logits = tensor([1, 2, 3, 1, 1, 1], [2, 3]);
+    const y = labels([2, 0]);
+    const l0 = -Math.log(Math.exp(3) / (Math.exp(1) + Math.exp(2) + Math.exp(3)));
+    const l1 = Math.log(3);
+    close(F.crossEntropy(logits, y).toFloat32(), [(l0 + l1) / 2], 1e-6);
+    const p = [0.2, 0.3, 0.5];
+    const q = [0.1, 0.6, 0.3];
+    const kl = p.reduce((s, pi, i) => s + pi * Math.log(pi / q[i]!), 0);
+    close(F.klDiv(tensor(q).log().unsqueeze(0), tensor(p).unsqueeze(0), 'batchmean').toFloat32(), [kl], 1e-6);
+    const ls = F.crossEntropy(logits, y, { labelSmoothing: 0.1 }).item();
+    assert.ok(ls > (l0 + l1) / 2, 'label smoothing raises the loss on confident logits');
+  }));
+
+test('bad shapes give an error naming the op and the shapes', () => {
+  tidy(() => {
+    assert.throws(() => tensor([1, 2, 3, 4], [2, 2]).matmul(zeros([3, 3])), /matmul\(\[2,2\] float32, \[3,3\] float32\)/);
+    assert.throws(() => F.conv2d(zeros([1, 3, 8, 8]), zeros([4, 2, 3, 3])), /conv2d\(\[1,3,8,8\] float32, \[4,2,3,3\] float32/);
+    assert.throws(() => tensor([1, 2, 3], [2, 2]), /shape holds 4 elements but the array has 3/);
+    assert.throws(() => zeros([2]).to('float99' as never), /unknown device 'float99'/);
+  });
+});
+
+test('use after dispose is an error, not a crash', () => {
+  const t = zeros([2]);
+  t.dispose();
+  assert.throws(() => t.add(1), /after dispose/);
+});
+
+test('tidy frees intermediates and keeps what it returns', () => {
+  let inner: ReturnType<typeof zeros> | undefined;
+  const kept = tidy(() => {
+    inner = ones([3]);
+    return inner.add(1);
+  });
+  assert.ok(inner!.disposed);
+  assert.ok(!kept.disposed);
+  close(kept.toFloat32(), [2, 2, 2]);
+  kept.dispose();
+});
+
+test('manual seed and RNG state make random draws repeatable', () =>
+  tidy(() => {
+    manualSeed(7);
+    const a = randn([5]).toFloat32();
+    manualSeed(7);
+    close(randn([5]).toFloat32(), a, 0);
+    const s = rngState();
+    const b = randn([5]).toFloat32();
+    setRngState(s);
+    close(randn([5]).toFloat32(), b, 0);
+  }));
+
+test('noGrad stops recording', () =>
+  tidy(() => {
+    const w = ones([2]).setRequiresGrad();
+    assert.equal(noGrad(() => w.mul(2)).requiresGrad, false);
+    assert.equal(w.mul(2).requiresGrad, true);
+  }));
