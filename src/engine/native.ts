@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -11,6 +12,12 @@ export interface NativeTensor {
 /** The addon's generic op surface (see native/addon.cc). Arguments mirror libtorch's. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Native = Record<string, (...args: any[]) => any>;
+
+/** Threads default to every core (DEEPREDUCE_THREADS overrides). */
+export function defaultThreads(): number {
+  const env = Number(process.env.DEEPREDUCE_THREADS);
+  return Number.isFinite(env) && env > 0 ? Math.floor(env) : availableParallelism();
+}
 
 function packageRoot(): string {
   // dist/src/engine/native.js or src/engine/native.ts: walk up to the folder holding package.json.
@@ -31,6 +38,8 @@ function load(): Native {
         `(it needs Debian's libtorch-dev: 'apt-get install libtorch-dev', or LIBTORCH=<LibTorch dir>).`,
     );
   }
+  // libgomp reads its thread count when libtorch loads; its default here can be 1 thread.
+  if (!process.env.OMP_NUM_THREADS) process.env.OMP_NUM_THREADS = String(defaultThreads());
   const require = createRequire(import.meta.url);
   try {
     return require(file) as Native;

@@ -1,5 +1,4 @@
-import { availableParallelism } from 'node:os';
-import { native, type NativeTensor } from './native.js';
+import { native, defaultThreads, type NativeTensor } from './native.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array;
@@ -371,6 +370,11 @@ export class Tensor {
     native.addcdiv_(this.handle, a.handle, b.handle, value);
     return this;
   }
+  /** Swaps in src's data (shape/layout may differ) keeping this tensor's autograd identity. */
+  setData(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    return this;
+  }
   copy_(src: Tensor): this {
     native.copy_(this.handle, src.handle);
     return this;
@@ -443,11 +447,7 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
-/** Threads default to every core (libtorch's OpenMP default can be 1 in containers). */
-export function defaultThreads(): number {
-  const env = Number(process.env.DEEPREDUCE_THREADS);
-  return Number.isFinite(env) && env > 0 ? env : availableParallelism();
-}
+export { defaultThreads };
 export const cudaAvailable = (): boolean => native.cudaAvailable();
 export const torchVersion = (): string => native.version();
 
