@@ -1,0 +1,150 @@
+// A self-contained HTML report: inline SVG charts, no scripts or external files.
+import { paretoFront } from './pareto.js';
+import type { CriticalityResult } from './criticality.js';
+
+export interface ReportCandidate {
+  id: string;
+  relus: number;
+  acc: number;
+  latency_s?: number;
+  kd: boolean;
+  description: string;
+}
+
+export interface ReportInput {
+  title: string;
+  config: Record<string, unknown>;
+  baseline: { relus: number; acc: number; latency_s?: number };
+  criticality?: CriticalityResult;
+  candidates: ReportCandidate[];
+  summary: string[];
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const fmtInt = (n: number) => n.toLocaleString('en-US');
+
+interface Series {
+  label: string;
+  color: string;
+  points: { x: number; y: number; label: string }[];
+  line?: boolean;
+}
+
+/** A scatter/line chart with a log-scale x axis, as an SVG string. */
+export function scatterSvg(title: string, xLabel: string, yLabel: string, series: Series[], w = 640, h = 400): string {
+  const all = series.flatMap((s) => s.points);
+  if (!all.length) return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="60"><text x="10" y="30">${esc(title)}: no data</text></svg>`;
+  const m = { l: 60, r: 20, t: 30, b: 50 };
+  const xs = all.map((p) => Math.log10(Math.max(p.x, 1)));
+  const ys = all.map((p) => p.y);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (x1 - x0 < 1e-9) [x0, x1] = [x0 - 0.5, x1 + 0.5];
+  if (y1 - y0 < 1e-9) [y0, y1] = [y0 - 1, y1 + 1];
+  const padY = (y1 - y0) * 0.08;
+  [y0, y1] = [y0 - padY, y1 + padY];
+  const padX = (x1 - x0) * 0.05;
+  [x0, x1] = [x0 - padX, x1 + padX];
+  const X = (v: number) => m.l + ((Math.log10(Math.max(v, 1)) - x0) / (x1 - x0)) * (w - m.l - m.r);
+  const Y = (v: number) => h - m.b - ((v - y0) / (y1 - y0)) * (h - m.t - m.b);
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<text x="${w / 2}" y="18" text-anchor="middle" font-size="14">${esc(title)}</text>`);
+  parts.push(`<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/><line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="#333"/>`);
+  for (let d = Math.ceil(x0); d <= Math.floor(x1); d++) {
+    for (const k of [1, 2, 5]) {
+      const v = k * 10 ** d;
+      const lv = Math.log10(v);
+      if (lv < x0 || lv > x1) continue;
+      const px = X(v);
+      parts.push(`<line x1="${px}" y1="${h - m.b}" x2="${px}" y2="${h - m.b + 4}" stroke="#333"/><text x="${px}" y="${h - m.b + 16}" text-anchor="middle">${v >= 1000 ? `${v / 1000}K` : v}</text>`);
+    }
+  }
+  for (let i = 0; i <= 5; i++) {
+    const v = y0 + ((y1 - y0) * i) / 5;
+    parts.push(`<line x1="${m.l - 4}" y1="${Y(v)}" x2="${m.l}" y2="${Y(v)}" stroke="#333"/><text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(1)}</text>`);
+    parts.push(`<line x1="${m.l}" y1="${Y(v)}" x2="${w - m.r}" y2="${Y(v)}" stroke="#eee"/>`);
+  }
+  parts.push(`<text x="${(w + m.l) / 2}" y="${h - 12}" text-anchor="middle">${esc(xLabel)}</text>`);
+  parts.push(`<text transform="translate(14 ${(h - m.b + m.t) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
+  series.forEach((s, si) => {
+    if (s.line && s.points.length > 1) {
+      const pts = [...s.points].sort((a, b) => a.x - b.x).map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ');
+      parts.push(`<polyline class="front" points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
+    }
+    for (const p of s.points)
+      parts.push(`<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="${s.line ? 5 : 4}" fill="${s.line ? 'none' : s.color}" stroke="${s.color}"><title>${esc(p.label)}</title></circle>`);
+    parts.push(`<rect x="${w - m.r - 150}" y="${m.t + 4 + si * 16}" width="10" height="10" fill="${s.color}"/><text x="${w - m.r - 135}" y="${m.t + 13 + si * 16}">${esc(s.label)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function barSvg(title: string, bars: { label: string; value: number; note: string }[], w = 640, h = 260): string {
+  const m = { l: 60, r: 20, t: 30, b: 40 };
+  const max = Math.max(...bars.map((b) => Math.abs(b.value)), 1e-9);
+  const bw = (w - m.l - m.r) / Math.max(bars.length, 1);
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
+    `<text x="${w / 2}" y="18" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+    `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/>`];
+  bars.forEach((b, i) => {
+    const bh = (Math.max(b.value, 0) / max) * (h - m.t - m.b);
+    const x = m.l + i * bw + bw * 0.15;
+    parts.push(`<rect x="${x}" y="${h - m.b - bh}" width="${bw * 0.7}" height="${bh}" fill="#4a78b5"><title>${esc(b.note)}</title></rect>`);
+    parts.push(`<text x="${x + bw * 0.35}" y="${h - m.b + 14}" text-anchor="middle">${esc(b.label)}</text>`);
+    parts.push(`<text x="${x + bw * 0.35}" y="${h - m.b - bh - 4}" text-anchor="middle">${b.value.toFixed(3)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+/** Renders the whole report as one HTML document. */
+export function renderReport(r: ReportInput): string {
+  const pts = r.candidates.map((c) => ({ id: c.id, cost: c.relus, acc: c.acc * 100 }));
+  const front = new Set(paretoFront(pts).map((p) => p.id));
+  const dot = (c: ReportCandidate, x: number) => ({ x, y: c.acc * 100, label: `${c.id}: ${fmtInt(c.relus)} ReLUs, ${(c.acc * 100).toFixed(2)}%${c.kd ? ' (KD)' : ''}` });
+  const reluChart = scatterSvg('Accuracy vs ReLU count', 'ReLUs per image (log scale)', 'test accuracy (%)', [
+    { label: 'candidates', color: '#999', points: r.candidates.map((c) => dot(c, c.relus)) },
+    { label: 'Pareto front', color: '#d62728', line: true, points: r.candidates.filter((c) => front.has(c.id)).map((c) => dot(c, c.relus)) },
+    { label: 'baseline (all ReLUs)', color: '#1f77b4', points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }] },
+  ]);
+  const withLat = r.candidates.filter((c) => c.latency_s !== undefined);
+  let latChart = '';
+  if (withLat.length) {
+    const lf = new Set(paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id));
+    const scale = 1000; // milliseconds on the axis
+    latChart = scatterSvg('Accuracy vs estimated PI latency', 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
+      { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
+      { label: 'Pareto front', color: '#d62728', line: true, points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)) },
+    ]);
+  }
+  const crit = r.criticality
+    ? barSvg('Stage criticality (higher = keep)', r.criticality.stages.map((s) => ({ label: `stage ${s.stage}`, value: s.score, note: `acc ${(s.acc * 100).toFixed(2)}%, ${fmtInt(s.relus)} ReLUs, gain ${s.gain.toFixed(3)}` })))
+    : '';
+  const rows = [...r.candidates].sort((a, b) => a.relus - b.relus).map((c) =>
+    `<tr${front.has(c.id) ? ' class="front"' : ''}><td>${esc(c.id)}</td><td>${esc(c.description)}</td><td>${fmtInt(c.relus)}</td><td>${(c.acc * 100).toFixed(2)}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`).join('\n');
+  const critRows = r.criticality
+    ? r.criticality.stages.map((s) => `<tr><td>stage ${s.stage}</td><td>${fmtInt(s.relus)}</td><td>${(s.acc * 100).toFixed(2)}</td><td>${s.gain.toFixed(3)}</td><td>${s.score.toFixed(4)}</td></tr>`).join('\n')
+    : '';
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(2){text-align:left}tr.front{background:#fdecea}pre{background:#f5f5f5;padding:1em;overflow:auto}</style>
+</head><body>
+<h1>${esc(r.title)}</h1>
+<ul>${r.summary.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
+<h2>Pareto fronts</h2>
+${reluChart}
+${latChart}
+<h2>Criticality</h2>
+${r.criticality ? `<p>Culling order (least critical first): ${r.criticality.order.map((s) => `stage ${s}`).join(', ')}. All-linear floor ${(r.criticality.floorAcc * 100).toFixed(2)}%, all-ReLU baseline ${(r.criticality.fullAcc * 100).toFixed(2)}%.</p>` : '<p>not profiled</p>'}
+${crit}
+<table><tr><th>stage</th><th>ReLUs</th><th>acc (%) with ReLUs only here</th><th>gain</th><th>score</th></tr>${critRows}</table>
+<h2>Candidates</h2>
+<table><tr><th>id</th><th>configuration</th><th>ReLUs</th><th>acc (%)</th><th>est. latency (s)</th><th>KD</th><th>front</th></tr>
+<tr><td>baseline</td><td>all ReLUs (teacher)</td><td>${fmtInt(r.baseline.relus)}</td><td>${(r.baseline.acc * 100).toFixed(2)}</td><td>${r.baseline.latency_s?.toFixed(3) ?? ''}</td><td></td><td></td></tr>
+${rows}</table>
+<h2>Configuration</h2>
+<pre>${esc(JSON.stringify(r.config, null, 2))}</pre>
+</body></html>
+`;
+}
