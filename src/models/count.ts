@@ -1,0 +1,122 @@
+import { ReLUSite, noGrad, randn, tidy, type Tensor } from '../engine/index.js';
+import { buildNetwork } from './build.js';
+import { describeNetwork, type GraphNode } from './graph.js';
+import type { Network } from './network.js';
+import type { NetSpec } from './spec.js';
+
+export interface SiteCount {
+  site: string;
+  /** First component of the site name: stem, stage1..., head. */
+  stage: string;
+  /** Activation shape per image (CHW). */
+  shape: number[];
+  /** Activation elements per image = ReLUs the site costs when kept. */
+  relus: number;
+  enabled: boolean;
+}
+export interface StageCount {
+  stage: string;
+  /** ReLUs of the kept sites. */
+  relus: number;
+  kept: number;
+  sites: number;
+}
+export interface LayerCost {
+  name: string;
+  op: 'conv' | 'linear';
+  inShape: number[];
+  outShape: number[];
+  macs: number;
+}
+export interface ReluCount {
+  arch: string;
+  inputSize: number;
+  sites: SiteCount[];
+  stages: StageCount[];
+  /** ReLUs per image at the kept sites. */
+  total: number;
+  /** ReLUs per image if every site were kept. */
+  totalAllSites: number;
+  layers: LayerCost[];
+  /** Multiply-accumulates per image of convs and linears (BN is foldable, so not counted). */
+  macs: number;
+}
+
+const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const stageOf = (site: string) => site.split('.')[0]!;
+
+function stagesOf(sites: { site: string; relus: number; enabled: boolean }[]): StageCount[] {
+  const out = new Map<string, StageCount>();
+  for (const s of sites) {
+    const st = stageOf(s.site);
+    const c = out.get(st) ?? { stage: st, relus: 0, kept: 0, sites: 0 };
+    c.sites++;
+    if (s.enabled) {
+      c.kept++;
+      c.relus += s.relus;
+    }
+    out.set(st, c);
+  }
+  return [...out.values()];
+}
+
+/** Counts ReLUs and MACs from a network description (shape inference only). */
+export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
+  const inShape = (n: GraphNode) => nodes[n.inputs[0]!]!.outShape;
+  const sites: SiteCount[] = nodes
+    .filter((n) => n.op === 'relu')
+    .map((n) => ({ site: n.site!, stage: stageOf(n.site!), shape: n.outShape, relus: prod(n.outShape), enabled: n.enabled! }));
+  const layers: LayerCost[] = nodes
+    .filter((n) => n.op === 'conv' || n.op === 'linear')
+    .map((n) => {
+      const a = n.attributes;
+      const macs = n.op === 'conv' ? prod(n.outShape) * (a.inChannels! / a.groups!) * a.kernel! * a.kernel! : a.inFeatures! * a.outFeatures!;
+      return { name: n.name, op: n.op as 'conv' | 'linear', inShape: inShape(n), outShape: n.outShape, macs };
+    });
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    arch,
+    inputSize: nodes[0]!.outShape[1]!,
+    sites,
+    stages: stagesOf(sites),
+    total: sum(sites.filter((s) => s.enabled).map((s) => s.relus)),
+    totalAllSites: sum(sites.map((s) => s.relus)),
+    layers,
+    macs: sum(layers.map((l) => l.macs)),
+  };
+}
+
+/** ReLUs per site/stage/total and MACs per layer of spec (with its mask), by shape inference — no forward pass. */
+export function countRelus(spec: NetSpec): ReluCount {
+  const net = buildNetwork(spec);
+  try {
+    return countGraph(describeNetwork(net), spec.arch);
+  } finally {
+    net.dispose();
+  }
+}
+
+export interface ForwardCount {
+  sites: { site: string; relus: number }[];
+  stages: StageCount[];
+  total: number;
+}
+
+/** Runs one image of inputSize through net (eval mode, no grad) and counts activation elements at enabled sites. */
+export function countByForward(net: Network, inputSize = net.spec.inputSize): ForwardCount {
+  const seen: { site: string; relus: number; enabled: boolean }[] = [];
+  const prevHook = ReLUSite.onForward;
+  const modes = [...net.modules()].map(([, m]) => [m, m.training] as const);
+  ReLUSite.onForward = (s: ReLUSite, x: Tensor) => {
+    seen.push({ site: s.site, relus: x.numel / x.shape[0]!, enabled: s.enabled });
+  };
+  try {
+    net.eval();
+    noGrad(() => tidy(() => void net.forward(randn([1, net.spec.inChannels, inputSize, inputSize]))));
+  } finally {
+    ReLUSite.onForward = prevHook;
+    for (const [m, t] of modes) m.training = t;
+  }
+  const kept = seen.filter((s) => s.enabled);
+  return { sites: kept.map(({ site, relus }) => ({ site, relus })), stages: stagesOf(seen), total: kept.reduce((a, s) => a + s.relus, 0) };
+}

@@ -1,0 +1,198 @@
+import {
+  AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, MaxPool2d, Module, ReLUSite, Sequential,
+  noGrad, tidy, type Tensor,
+} from '../engine/index.js';
+import type { Network } from './network.js';
+
+export type GraphOp = 'input' | 'conv' | 'bn' | 'relu' | 'add' | 'maxpool' | 'avgpool' | 'gap' | 'flatten' | 'linear';
+
+/** One operation of a network; `outShape` is per image (CHW, or [features] after flatten). */
+export interface GraphNode {
+  id: number;
+  op: GraphOp;
+  /** Ids of the nodes it reads, all lower than its own id (topological order). */
+  inputs: number[];
+  /** ReLU site name for relu nodes, module path (torchvision state-dict prefix) otherwise. */
+  name: string;
+  /** The module holding the weights (conv, bn, linear) or the ReLUSite; null for input/add. */
+  module: Module | null;
+  attributes: Record<string, number>;
+  outShape: number[];
+  /** relu nodes only: the site name and whether it is a ReLU (true) or the identity (false) at description time. */
+  site?: string;
+  enabled?: boolean;
+}
+
+const outSize = (n: number, k: number, s: number, p: number, d = 1) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
+
+/** Shape inference while a network describes its own topology (no tensors are touched). */
+export class GraphBuilder {
+  readonly nodes: GraphNode[] = [];
+
+  shape(id: number): number[] {
+    return this.node(id).outShape;
+  }
+  private node(id: number): GraphNode {
+    const n = this.nodes[id];
+    if (!n) throw new Error(`graph: no node ${id}`);
+    return n;
+  }
+  private push(n: Omit<GraphNode, 'id'>): number {
+    const id = this.nodes.length;
+    this.nodes.push({ id, ...n });
+    return id;
+  }
+
+  input(shape: number[]): number {
+    return this.push({ op: 'input', inputs: [], name: 'input', module: null, attributes: {}, outShape: shape });
+  }
+
+  add(name: string, a: number, b: number): number {
+    const sa = this.shape(a), sb = this.shape(b);
+    if (sa.join() !== sb.join()) throw new Error(`graph: add '${name}' of shapes [${sa}] and [${sb}]`);
+    return this.push({ op: 'add', inputs: [a, b], name, module: null, attributes: {}, outShape: sa });
+  }
+
+  /** Appends module m applied to node x; a Sequential becomes its chain of children (`path.0`, `path.1`, ...). */
+  layer(path: string, m: Module, x: number): number {
+    const s = this.shape(x);
+    const spatial = (what: string, c: number, k: number, st: number, p: number, d = 1): number[] => {
+      if (s.length !== 3) throw new Error(`graph: ${what} '${path}' needs a CHW input, got [${s}]`);
+      const h = outSize(s[1]!, k, st, p, d), w = outSize(s[2]!, k, st, p, d);
+      if (h < 1 || w < 1) throw new Error(`graph: ${what} '${path}' (kernel ${k}, stride ${st}, padding ${p}) on [${s}] gives ${h}x${w}`);
+      return [c, h, w];
+    };
+    const node = (op: GraphOp, attributes: Record<string, number>, outShape: number[]) =>
+      this.push({ op, inputs: [x], name: path, module: m, attributes, outShape });
+
+    if (m instanceof Sequential) return m.layers.reduce((y, c, i) => this.layer(`${path}.${i}`, c, y), x);
+    if (m instanceof Conv2d) {
+      if (s[0] !== m.inChannels) throw new Error(`graph: conv '${path}' expects ${m.inChannels} channels, got [${s}]`);
+      const { kernel, stride, padding, dilation, groups } = m;
+      const attrs = { kernel, stride, padding, dilation, groups, inChannels: m.inChannels, outChannels: m.outChannels, bias: m.bias ? 1 : 0 };
+      return node('conv', attrs, spatial('conv', m.outChannels, kernel, stride, padding, dilation));
+    }
+    if (m instanceof BatchNorm2d) {
+      if (s[0] !== m.channels) throw new Error(`graph: bn '${path}' has ${m.channels} channels, input [${s}]`);
+      return node('bn', { channels: m.channels, eps: m.eps }, s);
+    }
+    if (m instanceof ReLUSite)
+      return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled: m.enabled });
+    if (m instanceof MaxPool2d)
+      return node('maxpool', { kernel: m.kernel, stride: m.stride, padding: m.padding }, spatial('maxpool', s[0]!, m.kernel, m.stride, m.padding));
+    if (m instanceof AvgPool2d)
+      return node('avgpool', { kernel: m.kernel, stride: m.stride, padding: m.padding }, spatial('avgpool', s[0]!, m.kernel, m.stride, m.padding));
+    if (m instanceof AdaptiveAvgPool2d) {
+      if (m.out !== 1) throw new Error(`graph: '${path}': only global average pooling (output 1) is described, got ${m.out}`);
+      return node('gap', { output: 1 }, [s[0]!, 1, 1]);
+    }
+    if (m instanceof Flatten) return node('flatten', {}, [s.reduce((a, b) => a * b, 1)]);
+    if (m instanceof Linear) {
+      if (s.length !== 1 || s[0] !== m.inFeatures) throw new Error(`graph: linear '${path}' expects [${m.inFeatures}], got [${s}]`);
+      return node('linear', { inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias ? 1 : 0 }, [m.outFeatures]);
+    }
+    throw new Error(`graph: module '${path}' (${m.constructor.name}) has no graph description`);
+  }
+}
+
+/** The network as a list of nodes in topological (= forward) order; the last node is the output. */
+export function describeNetwork(net: Network): GraphNode[] {
+  const g = new GraphBuilder();
+  const { inChannels, inputSize } = net.spec;
+  net.describe(g, g.input([inChannels, inputSize, inputSize]));
+  return g.nodes;
+}
+
+/** A conv with the batch norm that alone consumes it folded in; `weight`/`bias` belong to the caller (dispose them). */
+export interface FoldedConv {
+  conv: string;
+  bn: string;
+  weight: Tensor;
+  bias: Tensor;
+}
+
+/**
+ * For each conv whose only consumer is a BN: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta
+ * (the BN's eval-mode transform). Accepts a network or an already computed description.
+ */
+export function foldBatchNorm(netOrNodes: Network | GraphNode[]): FoldedConv[] {
+  const nodes = Array.isArray(netOrNodes) ? netOrNodes : describeNetwork(netOrNodes);
+  const consumers = new Map<number, number>();
+  for (const n of nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  const out: FoldedConv[] = [];
+  for (const bnNode of nodes) {
+    if (bnNode.op !== 'bn') continue;
+    const convNode = nodes[bnNode.inputs[0]!]!;
+    if (convNode.op !== 'conv' || consumers.get(convNode.id) !== 1) continue;
+    const conv = convNode.module as Conv2d, bn = bnNode.module as BatchNorm2d;
+    const folded = noGrad(() =>
+      tidy(() => {
+        const scale = bn.weight.mul(bn.runningVar.add(bn.eps).rsqrt());
+        const weight = conv.weight.mul(scale.reshape([-1, 1, 1, 1]));
+        const bias = (conv.bias ? conv.bias.sub(bn.runningMean) : bn.runningMean.neg()).mul(scale).add(bn.bias);
+        return { weight, bias };
+      }),
+    );
+    out.push({ conv: convNode.name, bn: bnNode.name, ...folded });
+  }
+  return out;
+}
+
+/**
+ * Evaluates a description on a batch x (BN in eval mode; relu nodes as described). With `folded`, those convs use
+ * the folded weights and their BNs pass through. Call inside tidy(): intermediates are not freed here.
+ */
+export function runGraph(nodes: GraphNode[], x: Tensor, o: { folded?: FoldedConv[] } = {}): Tensor {
+  const byConv = new Map((o.folded ?? []).map((f) => [f.conv, f]));
+  const foldedBns = new Set((o.folded ?? []).map((f) => f.bn));
+  const vals: Tensor[] = [];
+  for (const n of nodes) {
+    const a = vals[n.inputs[0]!]!;
+    let y: Tensor;
+    switch (n.op) {
+      case 'input':
+        y = x;
+        break;
+      case 'conv': {
+        const m = n.module as Conv2d, f = byConv.get(n.name);
+        const opts = { stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups };
+        y = f ? F.conv2d(a, f.weight, f.bias, opts) : F.conv2d(a, m.weight, m.bias, opts);
+        break;
+      }
+      case 'bn': {
+        const m = n.module as BatchNorm2d;
+        y = foldedBns.has(n.name)
+          ? a
+          : F.batchNorm(a, { weight: m.weight, bias: m.bias, runningMean: m.runningMean, runningVar: m.runningVar, training: false, eps: m.eps });
+        break;
+      }
+      case 'relu':
+        y = n.enabled ? a.relu() : a;
+        break;
+      case 'add':
+        y = a.add(vals[n.inputs[1]!]!);
+        break;
+      case 'maxpool':
+        y = F.maxPool2d(a, n.attributes.kernel!, n.attributes.stride!, n.attributes.padding!);
+        break;
+      case 'avgpool':
+        y = F.avgPool2d(a, n.attributes.kernel!, n.attributes.stride!, n.attributes.padding!);
+        break;
+      case 'gap':
+        y = F.adaptiveAvgPool2d(a, 1);
+        break;
+      case 'flatten':
+        y = a.flatten(1);
+        break;
+      case 'linear': {
+        const m = n.module as Linear;
+        y = F.linear(a, m.weight, m.bias);
+        break;
+      }
+    }
+    vals.push(y);
+  }
+  const last = vals[vals.length - 1];
+  if (!last) throw new Error('runGraph: empty graph');
+  return last;
+}
