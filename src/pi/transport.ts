@@ -205,7 +205,7 @@ export abstract class ChannelBase implements Channel {
 }
 
 function alignedCopy(m: Uint8Array, align: number): Uint8Array {
-  return (m.byteOffset % align) === 0 ? m : Uint8Array.from(m);
+  return (m.byteOffset % align) === 0 ? m : m.slice();
 }
 
 const pad8 = (n: number) => (n + 7) & ~7;

@@ -26,7 +26,7 @@ function fixedCipher(): Cipher {
 
 function asWords(buf: Uint8Array): Int32Array {
   if ((buf.byteOffset & 3) === 0) return new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
-  return new Int32Array(Uint8Array.from(buf).buffer);
+  return new Int32Array(buf.slice().buffer);
 }
 
 /**

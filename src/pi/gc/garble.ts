@@ -38,7 +38,7 @@ export interface GarbledBatch {
 
 function words(u8: Uint8Array, what: string): Int32Array {
   if (u8.byteLength % 16) throw new Error(`${what}: ${u8.byteLength} bytes is not a whole number of 16-byte labels`);
-  const a = (u8.byteOffset & 3) === 0 ? u8 : Uint8Array.from(u8);
+  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
   return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
 }
 
@@ -67,7 +67,7 @@ function allocMaterial(c: Circuit, n: number, tweakBase: number): GarbledMateria
 
 /** Parses a received GarbledMaterial message, checking it matches `c` (circuit digest, sizes). */
 export function parseMaterial(c: Circuit, msg: Uint8Array): GarbledMaterial {
-  const bytes = (msg.byteOffset & 3) === 0 ? msg : Uint8Array.from(msg);
+  const bytes = (msg.byteOffset & 3) === 0 ? msg : msg.slice();
   if (bytes.byteLength < HEADER_BYTES) throw new Error(`parseMaterial(${c.name}): ${bytes.byteLength}-byte message is shorter than the header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   if (dv.getUint32(0, true) !== MAGIC) throw new Error(`parseMaterial(${c.name}): bad magic, not a garbled-circuit message`);
@@ -252,7 +252,7 @@ export class Garbler {
 
 /** Labels for value 1 given zero labels: zero ⊕ Δ per block (the second message of a chosen-message OT). */
 export function withDelta(zero: Uint8Array, delta: Uint8Array): Uint8Array {
-  const out = Uint8Array.from(zero);
+  const out = zero.slice();
   for (let p = 0; p < out.length; p += 16) for (let q = 0; q < 16; q++) out[p + q] ^= delta[q];
   return out;
 }
