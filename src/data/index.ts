@@ -12,3 +12,4 @@ export {
   checkDatasetName, isDigits, type OpenedData, type OpenOptions,
 } from './registry.js';
 export { fetchDataset, downloadFile, extractArchive, md5File, SOURCES, FETCHABLE, type FetchableName, type FetchLike, type RemoteFile } from './fetch.js';
+export { subsetDataset } from './subset.js';

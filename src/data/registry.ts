@@ -9,6 +9,7 @@ import { readMnistLike } from './idx.js';
 import { classFolders, readImageFolder } from './imagefolder.js';
 import { DataLoader, syncBatches, type Batch, type LoaderOptions } from './loader.js';
 import { readTinyImageNet } from './tinyimagenet.js';
+import { subsetDataset } from './subset.js';
 
 export const DATASET_NAMES = ['cifar10', 'cifar100', 'fashion-mnist', 'mnist', 'tiny-imagenet', 'folder'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -115,6 +116,9 @@ export interface OpenOptions extends LoadOptions {
   testBatchSize?: number;
   prefetch?: number;
   workers?: number;
+  /** Use only the first N training / test images (quick runs). */
+  limitTrain?: number;
+  limitTest?: number;
 }
 
 /** Train and test splits with a worker loader for training and the synchronous path for test (the trainer's `TrainData`). */
@@ -134,8 +138,10 @@ export interface OpenedData {
 }
 
 export function openData(name: DatasetName, o: OpenOptions): OpenedData {
-  const trainSet = loadDataset(name, 'train', o);
-  const testSet = loadDataset(name, 'test', { ...o, classNames: o.classNames ?? trainSet.classNames });
+  const fullTrain = loadDataset(name, 'train', o);
+  const trainSet = o.limitTrain ? subsetDataset(fullTrain, o.limitTrain) : fullTrain;
+  const fullTest = loadDataset(name, 'test', { ...o, classNames: o.classNames ?? trainSet.classNames });
+  const testSet = o.limitTest ? subsetDataset(fullTest, o.limitTest) : fullTest;
   if (testSet.c !== trainSet.c || testSet.h !== trainSet.h || testSet.w !== trainSet.w)
     throw new Error(
       `${testSet.source}: test images are ${testSet.c}x${testSet.h}x${testSet.w} but train images (${trainSet.source}) are ${trainSet.c}x${trainSet.h}x${trainSet.w}`,

@@ -1,0 +1,72 @@
+// A trained model on disk: model.json (spec, mask, input transform), model.safetensors, mask.json.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadSafetensors, saveSafetensors, tidy } from '../engine/index.js';
+import { buildNetwork, maskFromDocument, maskToDocument, saveMask, type MaskDocument, type NetSpec, type Network } from '../models/index.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { packageVersion } from '../util/version.js';
+
+/** How inputs are prepared for the model (from the training data). */
+export interface InputTransform {
+  dataset: string;
+  /** Images are padded from this size to spec.inputSize (e.g. 28 -> 32), or undefined. */
+  padFrom?: number;
+  mean: number[];
+  std: number[];
+  classNames?: string[];
+}
+
+export interface ModelInfo {
+  format: 'deepreduce-model';
+  version: string;
+  spec: Omit<NetSpec, 'mask'> & { mask?: MaskDocument };
+  input: InputTransform;
+  metrics?: Record<string, unknown>;
+}
+
+export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>): void {
+  const { mask, ...rest } = net.spec;
+  const info: ModelInfo = {
+    format: 'deepreduce-model', version: packageVersion(), spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) }, input,
+    ...(metrics ? { metrics } : {}),
+  };
+  saveSafetensors(join(dir, 'model.safetensors'), net.stateDict(), { format: 'pt', arch: net.spec.arch });
+  if (mask) saveMask(join(dir, 'mask.json'), mask);
+  writeFileAtomic(join(dir, 'model.json'), `${JSON.stringify(info, null, 2)}\n`);
+}
+
+export function readModelInfo(dir: string): ModelInfo {
+  const file = join(dir, 'model.json');
+  if (!existsSync(file)) throw new Error(`${dir}: not a deepreduce model directory (model.json missing)`);
+  let info: ModelInfo;
+  try {
+    info = JSON.parse(readFileSync(file, 'utf8')) as ModelInfo;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (info.format !== 'deepreduce-model') throw new Error(`${file}: field 'format' must be 'deepreduce-model'`);
+  if (!info.spec || typeof info.spec.arch !== 'string') throw new Error(`${file}: field 'spec' is missing or has no 'arch'`);
+  if (!info.input || !Array.isArray(info.input.mean)) throw new Error(`${file}: field 'input' is missing or has no 'mean'`);
+  return info;
+}
+
+/** The spec (with its validated mask) a model directory describes. */
+export function specOf(info: ModelInfo, source: string): NetSpec {
+  const { mask, ...rest } = info.spec;
+  const spec = rest as NetSpec;
+  return mask ? { ...spec, mask: maskFromDocument(mask, spec, `${source}: spec.mask`) } : spec;
+}
+
+/** Builds the network and loads its weights. */
+export function loadModelDir(dir: string): { net: Network; info: ModelInfo } {
+  const info = readModelInfo(dir);
+  const net = buildNetwork(specOf(info, join(dir, 'model.json')));
+  const wfile = join(dir, 'model.safetensors');
+  try {
+    tidy(() => net.loadStateDict(loadSafetensors(wfile).tensors, { source: wfile }));
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  return { net: net.eval() as Network, info };
+}
