@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { packageVersion } from '../util/version.js';
+import { registerCountCommand } from './count.js';
+import { registerDataCommands } from './data.js';
+import { registerTrainCommands } from './train.js';
+import { registerDemoCommand } from './demo.js';
+
+const program = new Command()
+  .name('deepreduce')
+  .description('ReLU reduction (DeepReDuce) and measured two-party private inference for CNNs')
+  .version(packageVersion())
+  .showHelpAfterError();
+
+registerDemoCommand(program);
+registerCountCommand(program);
+registerDataCommands(program);
+registerTrainCommands(program);
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  process.stderr.write(`deepreduce: ${e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,104 @@
+// A complete training run from a JSON-able config: resolve the network, open the data, fit, save.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadSafetensors, tidy } from '../engine/index.js';
+import { checkDatasetName, openData } from '../data/index.js';
+import { buildNetwork, countRelus, loadMask, maskFromDocument, presetSpec, specFor, type MaskDocument, type NetSpec } from '../models/index.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { packageVersion } from '../util/version.js';
+import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type TrainOptions } from './trainer.js';
+import { loadModelDir, saveModelDir } from './modeldir.js';
+
+export interface TrainConfig {
+  arch: string;
+  preset?: string;
+  maskFile?: string;
+  mask?: MaskDocument;
+  alpha?: number;
+  rho?: number;
+  blocks?: number[];
+  dataset: string;
+  dataDir?: string;
+  /** Pad 28x28 images to 32x32 (default true). */
+  pad32?: boolean;
+  batchSize: number;
+  options: TrainOptions;
+  /** Teacher model directory for knowledge distillation. */
+  teacher?: string;
+  /** Start from this model directory's weights (same shapes) instead of a fresh initialisation. */
+  init?: string;
+  limitTrain?: number;
+  limitTest?: number;
+  out: string;
+  resume?: boolean;
+}
+
+export interface TrainSummary {
+  out: string;
+  arch: string;
+  relus: number;
+  test_acc: number;
+  epochs: EpochMetrics[];
+  seconds: number;
+  kd: boolean;
+}
+
+export const defaultTrainConfig = (over: Partial<TrainConfig> & Pick<TrainConfig, 'dataset' | 'out'>): TrainConfig => ({
+  arch: 'resnet18', batchSize: 128, options: { ...defaultTrainOptions }, ...over,
+});
+
+/** The network spec a config asks for, shaped for the data (classes, channels, input size). */
+export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [number, number, number] }): NetSpec {
+  const shape = { numClasses: data.numClasses, inChannels: data.shape[0], inputSize: data.shape[1] };
+  if (c.preset) {
+    const p = presetSpec(c.preset);
+    if (c.arch && c.arch !== p.arch) throw new Error(`preset ${c.preset} is a ${p.arch}, not ${c.arch}`);
+    return { ...p, ...shape, ...(c.alpha !== undefined ? { alpha: c.alpha } : {}) };
+  }
+  const spec = specFor(c.arch, { alpha: c.alpha, rho: c.rho, blocks: c.blocks, ...shape });
+  if (c.maskFile) return { ...spec, mask: loadMask(c.maskFile, spec) };
+  if (c.mask) return { ...spec, mask: maskFromDocument(c.mask, spec, 'config.mask') };
+  return spec;
+}
+
+export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
+  const t0 = Date.now();
+  const dataset = checkDatasetName(c.dataset);
+  const data = openData(dataset, {
+    dir: c.dataDir, batchSize: c.batchSize, seed: c.options.seed, padTo32: c.pad32 ?? true, limitTrain: c.limitTrain, limitTest: c.limitTest,
+  });
+  try {
+    const spec = resolveSpec(c, data);
+    const net = buildNetwork(spec);
+    if (c.init) {
+      const f = join(c.init, 'model.safetensors');
+      if (!existsSync(f)) throw new Error(`--init ${c.init}: model.safetensors not found`);
+      tidy(() => net.loadStateDict(loadSafetensors(f).tensors, { source: f }));
+    }
+    const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
+    writeFileAtomic(join(c.out, 'config.json'), `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`);
+    const result = await fit(net, data, { ...c.options, kd: teacher ? c.options.kd ?? { temperature: 4, lambda: 0.9 } : undefined }, c.out, { resume: c.resume, teacher });
+    const ev = await evaluate(net, data);
+    const relus = countRelus(spec).total;
+    const input = {
+      dataset, mean: data.augment.mean, std: data.augment.std, classNames: data.classNames,
+      ...(data.augment.padTo !== undefined && data.augment.padTo !== data.trainSet.h ? { padFrom: data.trainSet.h } : {}),
+    };
+    saveModelDir(c.out, net, input, { test_acc: ev.acc, relus });
+    const summary: TrainSummary = {
+      out: c.out, arch: spec.arch, relus, test_acc: ev.acc, epochs: result.epochs, seconds: (Date.now() - t0) / 1000, kd: !!teacher,
+    };
+    writeFileAtomic(join(c.out, 'result.json'), `${JSON.stringify({ ...summary, confusion: ev.confusion }, null, 2)}\n`);
+    teacher?.dispose();
+    net.dispose();
+    return summary;
+  } finally {
+    await data.close();
+  }
+}
+
+/** A finished run's summary, or null when the run has not completed. */
+export function readTrainResult(out: string): TrainSummary | null {
+  const f = join(out, 'result.json');
+  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as TrainSummary) : null;
+}
