@@ -7,3 +7,4 @@ export * from './mask.js';
 export * from './presets.js';
 export * from './graph.js';
 export * from './count.js';
+export * from './infer.js';

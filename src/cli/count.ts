@@ -1,0 +1,102 @@
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { countRelus, type ReluCount } from '../models/count.js';
+import { loadMask } from '../models/mask.js';
+import { getPreset, presetNames, presetSpec } from '../models/presets.js';
+import { ARCH_NAMES, specFor, validateSpec, type NetSpec } from '../models/spec.js';
+
+export interface CountOptions {
+  arch?: string;
+  input?: number;
+  preset?: string;
+  mask?: string;
+  alpha?: number;
+  rho?: number;
+  classes?: number;
+  blocks?: number[];
+  json?: boolean;
+}
+
+/** The spec `deepreduce count` measures: a preset or an arch, then the explicit overrides, then --mask. */
+export function countSpec(o: CountOptions): { spec: NetSpec; maskSource: string } {
+  const overrides = { inputSize: o.input, alpha: o.alpha, rho: o.rho, numClasses: o.classes, blocks: o.blocks };
+  if (o.preset) {
+    const p = getPreset(o.preset);
+    if (o.arch && o.arch !== 'resnet18') throw new Error(`--preset ${p.name} is a resnet18 configuration, got --arch ${o.arch}`);
+    if (o.blocks) throw new Error(`--preset ${p.name} fixes the blocks (${p.blocks}); drop --blocks`);
+    const base = presetSpec(p.name);
+    const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+    return { spec: validateSpec({ ...base, ...defined }), maskSource: `preset ${p.name}` };
+  }
+  const spec = specFor(o.arch ?? 'resnet18', overrides);
+  if (!o.mask) return { spec, maskSource: 'all sites kept' };
+  return { spec: { ...spec, mask: loadMask(o.mask, spec) }, maskSource: `mask ${o.mask}` };
+}
+
+const num = (n: number) => n.toLocaleString('en-US');
+const dims = (s: number[]) => s.join('x');
+
+function table(headers: string[], rows: string[][], right: boolean[]): string {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => '  ' + r.map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+  return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+/** The human-readable report: per site, per stage, total, MACs per layer. */
+export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): string {
+  const head =
+    `${spec.arch} (${spec.family}, ${spec.blockType} blocks ${spec.blocks.join(',')}, alpha ${spec.alpha}, rho ${spec.rho}), ` +
+    `input ${spec.inChannels}x${spec.inputSize}x${spec.inputSize}, ${spec.numClasses} classes; ${maskSource}`;
+  const sites = table(
+    ['site', 'shape', 'elements', 'kept', 'ReLUs'],
+    c.sites.map((s) => [s.site, dims(s.shape), num(s.relus), s.enabled ? 'yes' : 'no', num(s.enabled ? s.relus : 0)]),
+    [false, false, true, false, true],
+  );
+  const stages = table(
+    ['stage', 'kept', 'ReLUs'],
+    [...c.stages.map((s) => [s.stage, `${s.kept}/${s.sites}`, num(s.relus)]), ['total', `${c.sites.filter((s) => s.enabled).length}/${c.sites.length}`, num(c.total)]],
+    [false, true, true],
+  );
+  const layers = table(
+    ['layer', 'op', 'in', 'out', 'MACs'],
+    [...c.layers.map((l) => [l.name, l.op, dims(l.inShape), dims(l.outShape), num(l.macs)]), ['total', '', '', '', num(c.macs)]],
+    [false, false, false, false, true],
+  );
+  return `${head}\n\nReLU sites\n${sites}\n\nReLUs per stage\n${stages}\n\nMACs per layer\n${layers}\n\nReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)})  MACs: ${num(c.macs)}\n`;
+}
+
+const posInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+  return n;
+};
+const posNum = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number, got '${v}'`);
+  return n;
+};
+const intList = (v: string) => v.split(',').map((s) => posInt('--blocks entry')(s.trim()));
+
+/** `deepreduce count`: ReLU and MAC accounting by shape inference, as a table or JSON. */
+export function registerCountCommand(program: Command, io: { out?: (s: string) => void } = {}): Command {
+  const out = io.out ?? ((s: string) => void process.stdout.write(s));
+  return program
+    .command('count')
+    .description('count ReLUs (per site, per stage, total) and MACs per layer of a network, a preset or a masked network')
+    .option('--arch <name>', `architecture: ${ARCH_NAMES.join(', ')}`)
+    .option('--input <n>', 'input height = width', posInt('--input'))
+    .addOption(new Option('--preset <name>', `DeepReDuce configuration: ${presetNames().join(', ')}`).conflicts('mask'))
+    .option('--mask <file>', 'JSON mask { "arch", "kept" | "removed" }')
+    .option('--alpha <a>', 'width multiplier', posNum('--alpha'))
+    .option('--rho <r>', 'stem stride = 1/rho', posNum('--rho'))
+    .option('--classes <n>', 'number of classes', posInt('--classes'))
+    .option('--blocks <list>', 'blocks per stage, e.g. 2,1,1,1', intList)
+    .option('--json', 'print JSON instead of tables')
+    .action((o: CountOptions) => {
+      const { spec, maskSource } = countSpec(o);
+      const c = countRelus(spec);
+      if (o.json) {
+        const { mask, ...rest } = spec;
+        out(`${JSON.stringify({ spec: rest, mask: maskSource, kept: mask?.kept ?? null, ...c }, null, 2)}\n`);
+      } else out(formatCount(c, spec, maskSource));
+    });
+}

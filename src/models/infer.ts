@@ -1,0 +1,37 @@
+import { inferenceMode, keep, noGrad, tidy, type Tensor } from '../engine/index.js';
+import { describeNetwork, foldBatchNorm, runGraph } from './graph.js';
+import type { Network } from './network.js';
+
+export interface InferenceOptions {
+  /** Memory layout for activations and weights (channels_last suits oneDNN convolutions). */
+  layout?: 'contiguous' | 'channels_last';
+}
+
+/** A plaintext inference function over a frozen copy of the network's eval-mode weights. */
+export interface CompiledInference {
+  (x: Tensor): Tensor;
+  dispose(): void;
+}
+
+/**
+ * Freezes a network for inference: BN folded into the preceding convolutions, weights in the chosen layout,
+ * run in libtorch's inference mode. Later changes to the network's weights are not seen.
+ */
+export function compileInference(net: Network, o: InferenceOptions = {}): CompiledInference {
+  const layout = o.layout ?? 'channels_last';
+  const nodes = describeNetwork(net);
+  const folded = foldBatchNorm(nodes).map((f) => {
+    const weight = keep(noGrad(() => f.weight.contiguous(layout)));
+    f.weight.dispose();
+    return { ...f, weight, bias: keep(f.bias) };
+  });
+  const run = ((x: Tensor) =>
+    inferenceMode(() => tidy(() => runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, { folded })))) as CompiledInference;
+  run.dispose = () => {
+    for (const f of folded) {
+      f.weight.dispose();
+      f.bias.dispose();
+    }
+  };
+  return run;
+}

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BatchNorm2d, Conv2d, noGrad, rand, randn, tidy, type Tensor } from '../../src/engine/index.js';
+import {
+  GraphBuilder, applyMask, buildNetwork, cullStages, describeNetwork, foldBatchNorm, fullMask, runGraph, specFor, thin, type NetSpec, type Network,
+} from '../../src/models/index.js';
+
+const maxAbs = (a: Tensor, b: Tensor) => tidy(() => a.sub(b).abs().amax().item());
+
+/** Gives every BN non-trivial statistics so that folding is actually exercised. */
+function randomizeBn(net: Network): void {
+  noGrad(() =>
+    tidy(() => {
+      for (const [, m] of net.modules()) {
+        if (!(m instanceof BatchNorm2d)) continue;
+        const c = [m.channels];
+        m.weight.copy_(rand(c).mul(1).add(0.5));
+        m.bias.copy_(randn(c).mul(0.1));
+        m.runningMean.copy_(randn(c).mul(0.1));
+        m.runningVar.copy_(rand(c).add(0.5));
+      }
+    }),
+  );
+}
+
+test('describeNetwork: topological nodes with torchvision paths, site names and per-image shapes', () => {
+  const net = buildNetwork(specFor('resnet18', { alpha: 0.25 }));
+  try {
+    applyMask(net, cullStages(fullMask(net.spec), [1]));
+    const nodes = describeNetwork(net);
+    nodes.forEach((n, i) => {
+      assert.equal(n.id, i);
+      assert.ok(n.inputs.every((j) => j < i), `node ${n.name} reads a later node`);
+    });
+    assert.deepEqual([nodes[0]!.op, nodes[0]!.outShape], ['input', [3, 32, 32]]);
+    assert.deepEqual([nodes.at(-1)!.op, nodes.at(-1)!.name, nodes.at(-1)!.outShape], ['linear', 'fc', [100]]);
+    const keys = new Set(net.stateDict().keys());
+    for (const n of nodes.filter((n) => n.op === 'conv' || n.op === 'bn' || n.op === 'linear')) assert.ok(keys.has(`${n.name}.weight`), n.name);
+    const relus = nodes.filter((n) => n.op === 'relu');
+    assert.equal(relus.length, 17);
+    assert.deepEqual(relus.filter((n) => !n.enabled).map((n) => n.site), ['stage1.block0.relu1', 'stage1.block0.relu2', 'stage1.block1.relu1', 'stage1.block1.relu2']);
+    assert.equal(nodes.filter((n) => n.op === 'add').length, 8);
+    const ds = nodes.find((n) => n.name === 'layer2.0.downsample.0')!;
+    assert.deepEqual([ds.op, ds.attributes.kernel, ds.attributes.stride, ds.outShape], ['conv', 1, 2, [32, 16, 16]]);
+    const add = nodes.find((n) => n.name === 'layer2.0.add')!;
+    assert.ok(add.inputs.includes(ds.id + 1), 'the shortcut BN feeds the add');
+    assert.deepEqual(nodes.map((n) => n.op).slice(-4), ['relu', 'gap', 'flatten', 'linear']);
+  } finally {
+    net.dispose();
+  }
+  const inet = buildNetwork(specFor('resnet18-imagenet', { alpha: 0.125 }));
+  try {
+    const mp = describeNetwork(inet).find((n) => n.op === 'maxpool')!;
+    assert.deepEqual([mp.name, mp.attributes.kernel, mp.attributes.stride, mp.attributes.padding, mp.outShape], ['maxpool', 3, 2, 1, [8, 56, 56]]);
+  } finally {
+    inet.dispose();
+  }
+});
+
+const foldCases: [NetSpec, number, number][] = [
+  [specFor('resnet18', { alpha: 0.25 }), 32, 20],
+  [specFor('resnet18-imagenet', { alpha: 0.25 }), 64, 20],
+  [specFor('resnet50', { alpha: 0.125 }), 32, 53],
+  // WRN: stem conv + block0.bn1, and each block's conv1 + bn2; BNs after an add stay.
+  [specFor('wrn-16-2', { alpha: 0.5 }), 32, 1 + 6],
+];
+
+test('runGraph reproduces forward, and folded convs give the same eval output (1e-4)', () => {
+  for (const [spec, size, nFolded] of foldCases) {
+    const net = buildNetwork(spec);
+    try {
+      randomizeBn(net);
+      applyMask(net, thin(fullMask(spec), spec.blockType === 'bottleneck' ? 'relu3' : 'relu1', [2]));
+      net.eval();
+      const nodes = describeNetwork(net);
+      const folded = foldBatchNorm(nodes);
+      try {
+        assert.equal(folded.length, nFolded, `${spec.arch}: folded convs`);
+        noGrad(() =>
+          tidy(() => {
+            const x = randn([2, 3, size, size]);
+            const ref = net.forward(x);
+            assert.ok(maxAbs(runGraph(nodes, x), ref) < 1e-5, `${spec.arch}: graph vs forward`);
+            // 1e-4 relative to the output's scale (float32; deep random-BN nets reach |y| ~ 100).
+            const scale = maxAbs(ref, ref.mul(0));
+            assert.ok(scale > 1e-3, 'non-trivial output');
+            const d = maxAbs(runGraph(nodes, x, { folded }), ref);
+            assert.ok(d <= 1e-4 * Math.max(1, scale), `${spec.arch}: folded differs by ${d} at scale ${scale}`);
+          }),
+        );
+      } finally {
+        for (const f of folded) {
+          f.weight.dispose();
+          f.bias.dispose();
+        }
+      }
+    } finally {
+      net.dispose();
+    }
+  }
+});
+
+test('shape inference names the layer and shapes it cannot apply', () => {
+  const g = new GraphBuilder();
+  const x = g.input([3, 2, 2]);
+  const conv = new Conv2d(3, 4, 3);
+  const wide = new Conv2d(5, 4, 1);
+  try {
+    assert.throws(() => g.layer('stem', conv, x), /graph: conv 'stem' \(kernel 3, stride 1, padding 0\) on \[3,2,2\] gives 0x0/);
+    assert.throws(() => g.layer('l.conv', wide, x), /graph: conv 'l\.conv' expects 5 channels, got \[3,2,2\]/);
+  } finally {
+    conv.dispose();
+    wide.dispose();
+  }
+});
