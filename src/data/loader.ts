@@ -148,7 +148,8 @@ export class DataLoader {
     const init: WorkerInit = { src: this.#src, augment: this.#o.augment };
     const ws: Worker[] = [];
     for (let i = 0; i < (this.#o.workers ?? 1); i++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+      // no inherited node flags: the parent's (--eval, --input-type, --test ...) are meaningless or fatal for this module
+      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, execArgv: [] });
       w.on('message', (m: { id: number; x?: Float32Array; y?: Int32Array; error?: string }) => this.#onMessage(m));
       w.on('error', (e) => this.#fail(new Error(`data loader worker failed: ${e.message}`)));
       w.on('exit', (code) => {
