@@ -1,0 +1,161 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { channelPair, connectTcp, listenTcp, diffStats, type Channel } from '../../src/pi/transport.js';
+
+function rawConnect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** A listener whose single connection is handed to the test. */
+async function oneServer(opts: { maxFrameBytes?: number } = {}) {
+  let accept!: (ch: Channel) => void;
+  const got = new Promise<Channel>((r) => (accept = r));
+  let release!: () => void;
+  const hold = new Promise<void>((r) => (release = r));
+  const l = await listenTcp({ port: 0, host: '127.0.0.1', ...opts }, async (ch) => {
+    accept(ch);
+    await hold;
+  });
+  return { l, got, release };
+}
+
+test('in-process pair: messages, counters, rounds, reset', async () => {
+  const [a, b] = channelPair();
+  a.send(new Uint8Array([1, 2, 3]));
+  a.send(new Uint8Array(10));
+  assert.deepEqual(await b.recv(), new Uint8Array([1, 2, 3]));
+  assert.equal((await b.recv()).length, 10);
+  b.sendJson({ x: 1 });
+  assert.deepEqual(await a.recvJson('reply'), { x: 1 });
+  a.send(new Uint8Array(1));
+  await b.recv();
+  // a: send,send | recv | send -> 3 flights; b: recv,recv | send | recv -> 3 flights.
+  assert.deepEqual(a.stats(), { bytesSent: 14, bytesRecv: 7, msgsSent: 3, msgsRecv: 1, rounds: 3 });
+  assert.deepEqual(b.stats(), { bytesSent: 7, bytesRecv: 14, msgsSent: 1, msgsRecv: 3, rounds: 3 });
+  const before = a.stats();
+  a.send(new Uint8Array(5));
+  await b.recv();
+  assert.deepEqual(diffStats(a.stats(), before), { bytesSent: 5, bytesRecv: 0, msgsSent: 1, msgsRecv: 0, rounds: 0 });
+  const phase = a.resetStats();
+  assert.equal(phase.msgsSent, 4);
+  assert.deepEqual(a.stats(), { bytesSent: 0, bytesRecv: 0, msgsSent: 0, msgsRecv: 0, rounds: 0 });
+});
+
+test('in-process pair: send copies, parts keep alignment, typed helpers check lengths', async () => {
+  const [a, b] = channelPair();
+  const buf = new Uint8Array([9, 9]);
+  a.send(buf);
+  buf[0] = 0;
+  assert.deepEqual(await b.recv(), new Uint8Array([9, 9]));
+  a.sendParts([new Uint8Array([1]), new Uint8Array(new Uint32Array([7, 8]).buffer), new Uint8Array(0)]);
+  const parts = await b.recvParts('parts', 3);
+  assert.deepEqual(parts[0], new Uint8Array([1]));
+  assert.equal(parts[1].byteOffset % 8, 0);
+  assert.deepEqual(new Uint32Array(parts[1].buffer, parts[1].byteOffset, 2), new Uint32Array([7, 8]));
+  assert.equal(parts[2].length, 0);
+  a.sendU32Array(new Uint32Array([1, 2, 3]));
+  await assert.rejects(b.recvU32Array('gc labels', 4), /gc labels: expected 16 bytes, got 12/);
+  a.send(new TextEncoder().encode('{oops'));
+  await assert.rejects(b.recvJson('hello'), /hello: malformed JSON/);
+});
+
+test('in-process pair: close rejects the peer and later sends', async () => {
+  const [a, b] = channelPair();
+  const pending = b.recv();
+  a.close();
+  await assert.rejects(pending, /peer closed/);
+  await assert.rejects(b.recvBytes('layer 3 labels'), /peer closed.*while waiting for layer 3 labels/);
+  assert.throws(() => a.send(new Uint8Array(1)), /closed/);
+});
+
+test('tcp: framing of large and empty messages, counters on both sides', async () => {
+  const { l, got, release } = await oneServer();
+  const client = await connectTcp('127.0.0.1', l.port);
+  const server = await got;
+  const big = new Uint8Array(3_000_001);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 255;
+  client.send(big);
+  client.send(new Uint8Array(0));
+  client.sendU32Array(new Uint32Array([0xdeadbeef]));
+  const r = await server.recv();
+  assert.equal(r.length, big.length);
+  assert.deepEqual(r, big);
+  assert.equal((await server.recv()).length, 0);
+  assert.deepEqual(await server.recvU32Array('word', 1), new Uint32Array([0xdeadbeef]));
+  server.send(new Uint8Array(7));
+  await client.recvBytes('reply', 7);
+  await client.flush();
+  assert.deepEqual(client.stats(), { bytesSent: 3_000_005, bytesRecv: 7, msgsSent: 3, msgsRecv: 1, rounds: 2 });
+  assert.deepEqual(server.stats(), { bytesSent: 7, bytesRecv: 3_000_005, msgsSent: 1, msgsRecv: 3, rounds: 2 });
+  client.close();
+  release();
+  await l.close();
+});
+
+test('tcp: a length prefix above the maximum is a clear error', async () => {
+  const { l, got, release } = await oneServer({ maxFrameBytes: 1000 });
+  const s = await rawConnect(l.port);
+  const server = await got;
+  s.write(new Uint8Array([0, 0, 0x10, 0]));
+  await assert.rejects(server.recv(), /malformed frame: length prefix 4096 exceeds maxFrameBytes 1000/);
+  s.destroy();
+  release();
+  await l.close();
+});
+
+test('tcp: a frame cut mid-payload or mid-prefix is a clear error', async () => {
+  for (const [bytes, re] of [
+    [[0, 0, 0, 100, 1, 2, 3, 4, 5], /truncated frame: connection closed after 5 of 100 payload bytes/],
+    [[0, 0], /truncated frame: connection closed after 2 of 4 length-prefix bytes/],
+  ] as const) {
+    const { l, got, release } = await oneServer();
+    const s = await rawConnect(l.port);
+    const server = await got;
+    const pending = server.recv();
+    s.end(new Uint8Array(bytes));
+    await assert.rejects(pending, re);
+    release();
+    await l.close();
+  }
+});
+
+test('tcp: peer disconnect rejects pending recv; the listener keeps serving', async () => {
+  const errors: string[] = [];
+  let served = 0;
+  const l = await listenTcp({ port: 0, host: '127.0.0.1', onError: (e) => errors.push(e.message) }, async (ch) => {
+    const m = await ch.recvBytes('request');
+    ch.send(m);
+    await ch.recvBytes('second request'); // the first client leaves here
+    served++;
+  });
+  const c1 = await connectTcp('127.0.0.1', l.port);
+  c1.send(new Uint8Array([1]));
+  await c1.recv();
+  c1.close();
+  const c2 = await connectTcp('127.0.0.1', l.port);
+  c2.send(new Uint8Array([2]));
+  assert.deepEqual(await c2.recv(), new Uint8Array([2]));
+  c2.send(new Uint8Array([3]));
+  await new Promise((r) => setTimeout(r, 50));
+  c2.close();
+  await l.close();
+  assert.equal(served, 1);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0], /peer closed the connection.*while waiting for second request/);
+});
+
+test('tcp: connecting to a closed port names the address', async () => {
+  const l = await listenTcp({ port: 0, host: '127.0.0.1' }, () => {});
+  const port = l.port;
+  await l.close();
+  await assert.rejects(connectTcp('127.0.0.1', port), new RegExp(`connect 127.0.0.1:${port}`));
+});
+
+test('oversized send fails on the sending side', () => {
+  const [a] = channelPair({ maxFrameBytes: 10 });
+  assert.throws(() => a.send(new Uint8Array(11)), /11 bytes exceeds maxFrameBytes 10/);
+});
