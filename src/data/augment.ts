@@ -47,7 +47,7 @@ export function checkAugment(src: { c: number; h: number; w: number }, aug: Augm
  */
 export function makeBatch(src: ImageSource, indices: ArrayLike<number>, aug: AugmentOptions, seed: number): { x: Float32Array; y: Int32Array } {
   const [c, H, W] = outputShape(src, aug);
-  const { h, w } = src;
+  const { h, w, images } = src;
   const n = indices.length;
   const x = new Float32Array(n * c * H * W);
   const y = new Int32Array(n);
@@ -90,9 +90,9 @@ export function makeBatch(src: ImageSource, indices: ArrayLike<number>, aug: Aug
         const srow = sbase + sy * w;
         if (flip) {
           // output col -> source col W-1-col+ox
-          for (let col = c0, s = srow + W - 1 - c0 + ox; col < c1; col++, s--) x[o + col] = lut[L + src.images[s]!]!;
+          for (let col = c0, s = srow + W - 1 - c0 + ox; col < c1; col++, s--) x[o + col] = lut[L + images[s]!]!;
         } else {
-          for (let col = c0, s = srow + c0 + ox; col < c1; col++, s++) x[o + col] = lut[L + src.images[s]!]!;
+          for (let col = c0, s = srow + c0 + ox; col < c1; col++, s++) x[o + col] = lut[L + images[s]!]!;
         }
       }
     }
