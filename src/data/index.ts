@@ -9,7 +9,7 @@ export { readTinyImageNet } from './tinyimagenet.js';
 export { readImageFolder } from './imagefolder.js';
 export {
   DATASET_NAMES, type DatasetName, type Split, loadDataset, openData, defaultAugment, evalAugment, datasetDir, dataRoot,
-  checkDatasetName, isDigits, type OpenedData, type OpenOptions,
+  checkDatasetName, isDigits, DEBIAN_FASHION_MNIST, type OpenedData, type OpenOptions, type LoadOptions,
 } from './registry.js';
 export { fetchDataset, downloadFile, extractArchive, md5File, SOURCES, FETCHABLE, type FetchableName, type FetchLike, type RemoteFile } from './fetch.js';
 export { subsetDataset } from './subset.js';
