@@ -5,6 +5,7 @@ import { registerCountCommand } from './count.js';
 import { registerDataCommands } from './data.js';
 import { registerTrainCommands } from './train.js';
 import { registerDemoCommand } from './demo.js';
+import { registerReduceCommands } from './reduce.js';
 
 const program = new Command()
   .name('deepreduce')
@@ -16,6 +17,7 @@ registerDemoCommand(program);
 registerCountCommand(program);
 registerDataCommands(program);
 registerTrainCommands(program);
+registerReduceCommands(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`deepreduce: ${e.message}\n`);

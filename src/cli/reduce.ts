@@ -1,0 +1,73 @@
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '../reduce/pipeline.js';
+import { trainModel, type TrainConfig } from '../train/run.js';
+
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`not a number: '${v}'`);
+  return n;
+};
+const nums = (v: string) => v.split(',').map(num);
+
+export function registerReduceCommands(program: Command): void {
+  program
+    .command('reduce')
+    .description('run DeepReDuce: baseline, criticality, culling/thinning/reshaping candidates, KD, Pareto report')
+    .option('--arch <name>', 'architecture', 'resnet18')
+    .option('--alpha <x>', 'width multiplier of the baseline', num, 1)
+    .option('--dataset <name>', 'dataset', 'fashion-mnist')
+    .option('--data <dir>', 'dataset folder')
+    .requiredOption('--out <dir>', 'run directory (resumable)')
+    .option('--budget <relus>', 'drop candidates with more ReLUs than this', num)
+    .option('--teacher <dir>', 'use this trained all-ReLU model as baseline and teacher')
+    .option('--epochs <list>', 'epochs for baseline,criticality,candidates', '5,2,5')
+    .option('--alphas <list>', 'candidate width multipliers (relative to --alpha)', '1,0.5')
+    .option('--rhos <list>', 'candidate input-resolution scales', '1,0.5')
+    .option('--no-thinning', 'do not try thinned candidates')
+    .option('--no-depth', 'do not try fewer blocks')
+    .option('--max-culled <n>', 'cull at most this many stages', num, 2)
+    .option('--no-kd', 'train candidates without knowledge distillation (ablation)')
+    .option('--from-scratch', 'never start candidates from the teacher\'s weights')
+    .option('--finetune-lr <x>', 'learning rate when fine-tuning from the teacher', num, 0.02)
+    .option('--no-kd-ablation', 'skip the no-KD run of the smallest candidate')
+    .option('--jobs <n>', 'trainings in parallel (processes)', num, 1)
+    .option('--batch-size <n>', 'batch size', num, 128)
+    .option('--lr <x>', 'learning rate (from scratch)', num, 0.1)
+    .option('--seed <n>', 'seed', num, 0)
+    .option('--limit-train <n>', 'use only the first N training images', num)
+    .option('--limit-test <n>', 'use only the first N test images', num)
+    .option('--criticality-limit-train <n>', 'training images for the criticality runs', num)
+    .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
+    .option('--json', 'print results.json')
+    .action(async (o: Record<string, any>) => {
+      const [b, cr, ca] = nums(o.epochs);
+      const c: ReduceConfig = defaultReduceConfig({
+        arch: o.arch, baseAlpha: o.alpha, dataset: o.dataset, dataDir: o.data, out: o.out, budget: o.budget, teacher: o.teacher,
+        epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5 }, alphas: nums(o.alphas), rhos: nums(o.rhos),
+        thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, kd: o.kd, fromTeacher: !o.fromScratch,
+        finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
+        limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, costModel: o.costModel,
+      });
+      const r = await reduce(c);
+      if (o.json) console.log(JSON.stringify(r));
+      else {
+        for (const l of summaryLines(r)) console.log(l);
+        console.log(`results: ${join(o.out, 'results.json')}, ${join(o.out, 'results.csv')}, ${join(o.out, 'report.html')}`);
+      }
+    });
+
+  // Internal: one training from a JSON config (the pipeline's parallel jobs).
+  program
+    .command('train-config <file>', { hidden: true })
+    .action(async (file: string) => {
+      let c: TrainConfig;
+      try {
+        c = JSON.parse(readFileSync(file, 'utf8')) as TrainConfig;
+      } catch (e) {
+        throw new Error(`${file}: ${(e as Error).message}`);
+      }
+      await trainModel(c);
+    });
+}

@@ -1,0 +1,298 @@
+// The DeepReDuce method end to end: baseline -> criticality -> candidates (cull, thin, reshape) -> KD training
+// -> Pareto fronts and report. Every training lives in its own folder under `out` and is skipped once finished,
+// so a killed run resumes where it stopped.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { countRelus, cullStages, fullMask, maskToDocument, removeSites, specFor, thin, type NetSpec, type ReluMask } from '../models/index.js';
+import { openData, checkDatasetName, type DatasetName } from '../data/index.js';
+import { defaultTrainOptions, type TrainOptions } from '../train/trainer.js';
+import type { TrainConfig, TrainSummary } from '../train/run.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { packageVersion } from '../util/version.js';
+import { criticality, type CriticalityResult } from './criticality.js';
+import { estimateLatency, loadCostModel, type CostModel } from './costmodel.js';
+import { runJobs, type Job } from './jobs.js';
+import { paretoFront, cheapestAtLeast } from './pareto.js';
+import { renderReport } from './report.js';
+
+export interface ReduceConfig {
+  arch: string;
+  /** Width multiplier of the baseline (candidates scale it further by `alphas`). */
+  baseAlpha: number;
+  dataset: string;
+  dataDir?: string;
+  out: string;
+  /** Drop candidates with more ReLUs than this. */
+  budget?: number;
+  /** Use an already trained all-ReLU model as the teacher/baseline. */
+  teacher?: string;
+  epochs: { baseline: number; criticality: number; candidate: number };
+  alphas: number[];
+  rhos: number[];
+  thinning: boolean[];
+  /** Also try fewer blocks (one block fewer per stage, at least one). */
+  depth: boolean;
+  /** Cull up to this many stages (least critical first). */
+  maxCulled: number;
+  kd: boolean;
+  /** Start shape-compatible candidates from the teacher's weights (fine-tune) unless false. */
+  fromTeacher: boolean;
+  /** Learning rate for fine-tuning from the teacher's weights. */
+  finetuneLr: number;
+  /** Also train the smallest candidate without KD (ablation). */
+  kdAblation: boolean;
+  jobs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  limitTrain?: number;
+  limitTest?: number;
+  /** Criticality trainings may use fewer images than the rest. */
+  criticalityLimitTrain?: number;
+  costModel?: string;
+  quiet?: boolean;
+}
+
+export const defaultReduceConfig = (over: Partial<ReduceConfig> & Pick<ReduceConfig, 'out' | 'dataset'>): ReduceConfig => ({
+  arch: 'resnet18', baseAlpha: 1, epochs: { baseline: 5, criticality: 2, candidate: 5 }, alphas: [1, 0.5], rhos: [1, 0.5],
+  thinning: [false, true], depth: true, maxCulled: 2, kd: true, fromTeacher: true, finetuneLr: 0.02, kdAblation: true, jobs: 1,
+  batchSize: 128, lr: 0.1, seed: 0, ...over,
+});
+
+export interface Candidate {
+  id: string;
+  description: string;
+  culled: number[];
+  thinned: boolean;
+  alpha: number;
+  rho: number;
+  blocks: number[];
+  relus: number;
+  macs: number;
+  kd: boolean;
+  init: 'teacher' | 'scratch';
+}
+
+export interface CandidateResult extends Candidate {
+  acc: number;
+  latency_s: number;
+  seconds: number;
+  dir: string;
+}
+
+export interface ReduceResults {
+  version: string;
+  config: ReduceConfig;
+  costModel: CostModel;
+  baseline: { relus: number; macs: number; acc: number; latency_s: number; dir: string };
+  criticality: CriticalityResult & { linear: { acc: number; dir: string } };
+  candidates: CandidateResult[];
+  front: string[];
+  latencyFront: string[];
+  summary: {
+    criticalityOrder: number[];
+    paretoPoints: number;
+    isoAccuracy: { id: string; relus: number; acc: number; reduction: number } | null;
+    kdAblation: { id: string; relus: number; kdAcc: number; noKdAcc: number } | null;
+  };
+}
+
+const stageCount = (spec: NetSpec) => spec.blocks.length;
+const stageOfSite = (s: string) => (/^stage(\d+)\./.exec(s) ? Number(/^stage(\d+)\./.exec(s)![1]) : null);
+
+/** A mask keeping ReLUs only in `stage` (all other sites identities); stage 0 keeps none (all-linear). */
+export function onlyStageMask(spec: NetSpec, stage: number): ReluMask {
+  const m = fullMask(spec);
+  return { ...m, kept: m.kept.filter((s) => stageOfSite(s) === stage) };
+}
+
+/** The DeepReDuce candidate mask: stem ReLU removed, stages culled, optionally thinned (relu1 kept). */
+export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean): ReluMask {
+  let m = cullStages(removeSites(fullMask(spec), spec.family === 'wrn' ? [] : ['stem.relu']), culled);
+  if (thinned) m = thin(m, 'relu1');
+  return m;
+}
+
+/** Enumerates candidates from the culling order; none keeps fewer than one stage of ReLUs. */
+export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceConfig): Candidate[] {
+  const out: Candidate[] = [];
+  const maxCull = Math.min(c.maxCulled, stageCount(base) - 1);
+  const depths = c.depth ? [base.blocks, base.blocks.map((b, i) => (i === 0 ? b : Math.max(1, b - 1)))] : [base.blocks];
+  const seen = new Set<string>();
+  for (let k = 1; k <= maxCull; k++) {
+    const culled = order.slice(0, k).sort((a, b) => a - b);
+    for (const thinned of c.thinning)
+      for (const a of c.alphas)
+        for (const rho of c.rhos)
+          for (const blocks of depths) {
+            const key = JSON.stringify([culled, thinned, a, rho, blocks]);
+            if (seen.has(key)) continue;
+            seen.add(key);
+            const spec0 = specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks });
+            const spec = { ...spec0, mask: candidateMask(spec0, culled, thinned) };
+            const cnt = countRelus(spec);
+            const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
+            const id = `cull${culled.join('')}${thinned ? '-thin' : ''}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`;
+            out.push({
+              id, culled, thinned, alpha: base.alpha * a, rho, blocks, relus: cnt.total, macs: cnt.macs, kd: c.kd,
+              init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
+              description: `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}${blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`}`,
+            });
+          }
+  }
+  return c.budget !== undefined ? out.filter((x) => x.relus <= c.budget!) : out;
+}
+
+function trainOptions(c: ReduceConfig, epochs: number, lr = c.lr, kd = false): TrainOptions {
+  return { ...defaultTrainOptions, epochs, lr, seed: c.seed, quiet: true, ...(kd ? { kd: { temperature: 4, lambda: 0.9 } } : {}) };
+}
+
+function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, extra: Partial<TrainConfig> = {}, limitTrain = c.limitTrain): TrainConfig {
+  return {
+    arch: spec.arch, alpha: spec.alpha, rho: spec.rho, blocks: spec.blocks, ...(spec.mask ? { mask: maskToDocument(spec.mask) } : {}),
+    dataset: c.dataset, dataDir: c.dataDir, batchSize: c.batchSize, options: o, out: dir, limitTrain, limitTest: c.limitTest, ...extra,
+  };
+}
+
+/** Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. */
+export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<ReduceResults> {
+  mkdirSync(c.out, { recursive: true });
+  writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
+  const costModel = loadCostModel(c.costModel);
+  const dataset: DatasetName = checkDatasetName(c.dataset);
+  // Shape the network for the data (classes, channels, padded input size).
+  const probe = openData(dataset, { dir: c.dataDir, batchSize: c.batchSize, padTo32: true, limitTrain: 1, limitTest: 1 });
+  const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
+  await probe.close();
+  const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
+  const latency = (relus: number, macs: number, spec: NetSpec) => estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2);
+  const t0 = Date.now();
+  let finished = 0;
+  const note = (total: number) => (job: Job, r: TrainSummary) => {
+    finished++;
+    const el = (Date.now() - t0) / 1000;
+    log(`  [${finished}/${total}] ${job.id}: ${(100 * r.test_acc).toFixed(2)}% with ${r.relus.toLocaleString('en-US')} ReLUs (${r.seconds.toFixed(0)} s; ${el.toFixed(0)} s elapsed)`);
+  };
+
+  // 1. baseline (teacher) and 2. criticality: independent trainings, run together.
+  const baseDir = c.teacher ?? join(c.out, 'baseline');
+  const step1: Job[] = [];
+  if (!c.teacher) step1.push({ id: 'baseline', config: jobFor(c, baseDir, base, trainOptions(c, c.epochs.baseline)) });
+  const nStages = stageCount(base);
+  for (let k = 0; k <= nStages; k++) {
+    const spec = { ...base, mask: onlyStageMask(base, k) };
+    const id = k === 0 ? 'linear' : `stage${k}`;
+    step1.push({ id: `criticality/${id}`, config: jobFor(c, join(c.out, 'criticality', id), spec, trainOptions(c, c.epochs.criticality), {}, c.criticalityLimitTrain ?? c.limitTrain) });
+  }
+  log(`step 1-2: baseline and criticality (${step1.length} trainings, ${c.jobs} at once)`);
+  const r1 = await runJobs(step1, c.jobs, note(step1.length));
+  const baseline = c.teacher ? readBaseline(c.teacher) : r1.get('baseline')!;
+  const baseCount = countRelus(base);
+  const profiles = Array.from({ length: nStages }, (_, i) => ({
+    stage: i + 1, relus: countRelus({ ...base, mask: onlyStageMask(base, i + 1) }).total, acc: r1.get(`criticality/stage${i + 1}`)!.test_acc,
+  }));
+  // The criticality runs train shorter than the baseline: their own all-ReLU reference is the best stage run or
+  // the baseline, whichever is higher, so gains stay within 0..1.
+  const linearAcc = r1.get('criticality/linear')!.test_acc;
+  const crit = criticality(profiles, linearAcc, Math.max(baseline.test_acc, ...profiles.map((p) => p.acc)));
+  log(`criticality order (least critical first): ${crit.order.map((s) => `stage${s}`).join(', ')}`);
+
+  // 3. candidates and 4. KD training.
+  const cands = enumerateCandidates(base, crit.order, c);
+  if (!cands.length) throw new Error(`no candidate fits the budget of ${c.budget} ReLUs`);
+  const smallest = cands.reduce((a, b) => (b.relus < a.relus ? b : a));
+  const step3: Job[] = cands.map((k) => {
+    const spec0 = specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
+    const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
+    const fromTeacher = k.init === 'teacher';
+    return {
+      id: k.id,
+      config: jobFor(c, join(c.out, 'candidates', k.id), spec, trainOptions(c, c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd), {
+        ...(k.kd ? { teacher: baseDir } : {}), ...(fromTeacher ? { init: baseDir } : {}),
+      }),
+    };
+  });
+  let ablation: Candidate | null = null;
+  if (c.kd && c.kdAblation) {
+    ablation = { ...smallest, id: `${smallest.id}-nokd`, kd: false, description: `${smallest.description}, no KD` };
+    const j = step3.find((s) => s.id === smallest.id)!;
+    step3.push({ id: ablation.id, config: { ...j.config, teacher: undefined, out: join(c.out, 'candidates', ablation.id), options: trainOptions(c, c.epochs.candidate, j.config.options.lr, false) } });
+  }
+  log(`step 3-4: ${step3.length} candidates (${cands.filter((k) => k.init === 'teacher').length} fine-tuned from the teacher, ${c.kd ? 'with' : 'without'} KD)`);
+  finished = 0;
+  const r3 = await runJobs(step3, c.jobs, note(step3.length));
+
+  // 5. Pareto fronts.
+  const all = [...cands, ...(ablation ? [ablation] : [])];
+  const results: CandidateResult[] = all.map((k) => {
+    const r = r3.get(k.id)!;
+    const spec = specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
+    return { ...k, acc: r.test_acc, latency_s: latency(k.relus, k.macs, spec), seconds: r.seconds, dir: join(c.out, 'candidates', k.id) };
+  });
+  const kdOnly = results.filter((r) => r.kd === c.kd);
+  const front = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })));
+  const latFront = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.latency_s, acc: r.acc })));
+  const iso = cheapestAtLeast(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })), baseline.test_acc - 0.01);
+  const abl = ablation ? { id: smallest.id, relus: smallest.relus, kdAcc: r3.get(smallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
+  const out: ReduceResults = {
+    version: packageVersion(), config: c, costModel,
+    baseline: { relus: baseCount.total, macs: baseCount.macs, acc: baseline.test_acc, latency_s: latency(baseCount.total, baseCount.macs, base), dir: baseDir },
+    criticality: { ...crit, linear: { acc: linearAcc, dir: join(c.out, 'criticality', 'linear') } },
+    candidates: results,
+    front: front.map((p) => p.id),
+    latencyFront: latFront.map((p) => p.id),
+    summary: {
+      criticalityOrder: crit.order,
+      paretoPoints: front.length,
+      isoAccuracy: iso ? { id: iso.id, relus: iso.cost, acc: iso.acc, reduction: baseCount.total / iso.cost } : null,
+      kdAblation: abl,
+    },
+  };
+  writeResults(c.out, out);
+  return out;
+}
+
+function readBaseline(dir: string): TrainSummary {
+  const f = join(dir, 'result.json');
+  if (existsSync(f)) return JSON.parse(readFileSync(f, 'utf8')) as TrainSummary;
+  const m = join(dir, 'model.json');
+  if (!existsSync(m)) throw new Error(`--teacher ${dir}: not a trained model directory (model.json missing)`);
+  const info = JSON.parse(readFileSync(m, 'utf8')) as { metrics?: { test_acc?: number; relus?: number } };
+  if (typeof info.metrics?.test_acc !== 'number') throw new Error(`--teacher ${dir}: model.json has no metrics.test_acc`);
+  return { out: dir, arch: '', relus: info.metrics.relus ?? 0, test_acc: info.metrics.test_acc, epochs: [], seconds: 0, kd: false };
+}
+
+export function summaryLines(r: ReduceResults): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const lines = [
+    `baseline (all ReLUs): ${r.baseline.relus.toLocaleString('en-US')} ReLUs, ${pct(r.baseline.acc)}`,
+    `criticality order (least critical first): ${r.summary.criticalityOrder.map((s) => `stage ${s}`).join(', ')} ` +
+      `(${r.criticality.stages.map((s) => `stage ${s.stage}: ${pct(s.acc)}, score ${s.score.toFixed(3)}`).join('; ')}; all-linear ${pct(r.criticality.linear.acc)})`,
+    `Pareto front (ReLUs, accuracy): ${r.summary.paretoPoints} points: ` +
+      r.front.map((id) => r.candidates.find((c) => c.id === id)!).map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}`).join(', '),
+  ];
+  const iso = r.summary.isoAccuracy;
+  lines.push(iso
+    ? `ReLU reduction at <= 1 point accuracy loss: ${iso.reduction.toFixed(2)}x (${iso.id}: ${iso.relus.toLocaleString('en-US')} ReLUs, ${pct(iso.acc)} vs ${pct(r.baseline.acc)})`
+    : 'no candidate stays within 1 point of the baseline');
+  const k = r.summary.kdAblation;
+  if (k) lines.push(`KD vs no KD at the smallest budget (${k.id}, ${k.relus.toLocaleString('en-US')} ReLUs): ${pct(k.kdAcc)} vs ${pct(k.noKdAcc)} (${k.kdAcc >= k.noKdAcc ? '+' : ''}${(100 * (k.kdAcc - k.noKdAcc)).toFixed(2)} points)`);
+  return lines;
+}
+
+function writeResults(dir: string, r: ReduceResults): void {
+  writeFileAtomic(join(dir, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
+  const head = 'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds';
+  const front = new Set(r.front);
+  const rows = r.candidates.map((c) =>
+    [c.id, `"${c.description}"`, c.relus, c.macs, c.alpha, c.rho, `"${c.blocks.join(',')}"`, `"${c.culled.join(',')}"`, c.thinned, c.kd, c.init, c.acc.toFixed(6), c.latency_s.toFixed(6), front.has(c.id), c.seconds.toFixed(1)].join(','));
+  writeFileAtomic(join(dir, 'results.csv'), [head, `baseline,"all ReLUs",${r.baseline.relus},${r.baseline.macs},${r.config.baseAlpha},1,,,false,false,scratch,${r.baseline.acc.toFixed(6)},${r.baseline.latency_s.toFixed(6)},false,`, ...rows].join('\n') + '\n');
+  writeFileAtomic(join(dir, 'report.html'), renderReport({
+    title: `DeepReDuce: ${r.config.arch} (alpha ${r.config.baseAlpha}) on ${r.config.dataset}`,
+    config: r.config as unknown as Record<string, unknown>,
+    baseline: r.baseline,
+    criticality: r.criticality,
+    candidates: r.candidates.map((c) => ({ id: c.id, relus: c.relus, acc: c.acc, latency_s: c.latency_s, kd: c.kd, description: c.description })),
+    summary: summaryLines(r),
+  }));
+}

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync, statSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parse } from 'parse5';
+import { idxBytes } from '../data/fixtures.js';
+import { defaultReduceConfig, enumerateCandidates, reduce, type ReduceConfig } from '../../src/reduce/pipeline.js';
+import { countRelus, specFor } from '../../src/models/index.js';
+
+// A learnable 8x8 MNIST-format set: class k lights a band of rows.
+function writeBands(dir: string, nTrain = 90, nTest = 30): string {
+  mkdirSync(dir, { recursive: true });
+  for (const [prefix, n] of [['train', nTrain], ['t10k', nTest]] as const) {
+    const im = new Uint8Array(n * 64);
+    const lb = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      lb[i] = i % 3;
+      for (let p = 0; p < 64; p++) im[i * 64 + p] = (Math.floor((p >> 3) / 3) === lb[i] ? 200 : 20) + ((i * 31 + p * 7) % 40);
+    }
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxBytes(2051, [n, 8, 8], im));
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxBytes(2049, [n], lb));
+  }
+  return dir;
+}
+
+const data = writeBands(mkdtempSync(join(tmpdir(), 'dr-bands-')));
+const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig => defaultReduceConfig({
+  arch: 'resnet20', baseAlpha: 0.25, dataset: 'mnist', dataDir: data, out, epochs: { baseline: 2, criticality: 1, candidate: 1 },
+  alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 1, batchSize: 30, lr: 0.05, quiet: true, ...over,
+});
+
+test('candidates follow the culling order, the budget and the shapes', () => {
+  const base = specFor('resnet20', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 8 });
+  const c = config('/unused', { maxCulled: 2, alphas: [1, 0.5], depth: true });
+  const all = enumerateCandidates(base, [3, 1, 2], c);
+  assert.equal(all.length, 2 * 2 * 2 * 2 * 2);
+  assert.ok(all.every((k) => JSON.stringify(k.culled) === '[3]' || JSON.stringify(k.culled) === '[1,3]'));
+  const full = countRelus(base).total;
+  assert.ok(all.every((k) => k.relus < full));
+  // Only same-shape candidates start from the teacher.
+  assert.ok(all.filter((k) => k.init === 'teacher').every((k) => k.alpha === 0.25 && k.rho === 1 && k.blocks.join() === '3,3,3'));
+  const budget = all.map((k) => k.relus).sort((a, b) => a - b)[5]!;
+  assert.ok(enumerateCandidates(base, [3, 1, 2], { ...c, budget }).every((k) => k.relus <= budget));
+});
+
+test('every step of the pipeline runs and writes results, CSV and a report', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'dr-reduce-'));
+  const lines: string[] = [];
+  const r = await reduce(config(out), (s) => lines.push(s));
+  assert.deepEqual([...r.summary.criticalityOrder].sort(), [1, 2, 3]);
+  assert.equal(r.criticality.stages.length, 3);
+  assert.equal(r.candidates.length, 4 + 1, 'four candidates and the no-KD ablation');
+  assert.ok(r.candidates.every((c) => c.relus > 0 && c.acc >= 0 && c.acc <= 1 && c.latency_s > 0));
+  assert.ok(r.front.length >= 1);
+  assert.ok(r.summary.kdAblation);
+  for (const f of ['results.json', 'results.csv', 'report.html', 'baseline/model.safetensors', 'criticality/linear/result.json']) assert.ok(existsSync(join(out, f)), f);
+  for (const c of r.candidates) {
+    assert.ok(existsSync(join(c.dir, 'model.safetensors')), c.id);
+    assert.ok(existsSync(join(c.dir, 'mask.json')), c.id);
+  }
+  const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n');
+  assert.equal(csv.length, 1 + 1 + r.candidates.length);
+  const errors: string[] = [];
+  parse(readFileSync(join(out, 'report.html'), 'utf8'), { onParseError: (e) => errors.push(e.code) });
+  assert.deepEqual(errors, []);
+  // Same-shape candidates were fine-tuned from the teacher's weights.
+  const ft = r.candidates.find((c) => c.init === 'teacher')!;
+  assert.equal(JSON.parse(readFileSync(join(ft.dir, 'config.json'), 'utf8')).init, join(out, 'baseline'));
+});
+
+test('a killed run resumes and skips finished trainings', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'dr-reduce-kill-'));
+  const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const args = ['reduce', '--arch', 'resnet20', '--alpha', '0.25', '--dataset', 'mnist', '--data', data, '--out', out, '--epochs', '2,1,1',
+    '--alphas', '1', '--rhos', '1,0.5', '--no-depth', '--max-culled', '1', '--batch-size', '30', '--lr', '0.05', '--jobs', '2'];
+  const p = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
+  const crit = join(out, 'criticality', 'stage1', 'result.json');
+  while (!existsSync(crit)) await sleep(25);
+  p.kill('SIGKILL');
+  await new Promise((res) => p.on('exit', res));
+  const before = statSync(crit).mtimeMs;
+  assert.ok(!existsSync(join(out, 'results.json')));
+  await new Promise<void>((res, rej) => spawn(process.execPath, [cli, ...args], { stdio: 'ignore' }).on('exit', (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))));
+  assert.equal(statSync(crit).mtimeMs, before, 'a finished training is not run again');
+  const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  assert.equal(r.candidates.length, 5);
+  rmSync(out, { recursive: true, force: true });
+});
