@@ -1,19 +1,22 @@
 import { Command } from 'commander';
-import { trainModel } from '../train/run.js';
-import { defaultTrainOptions } from '../train/trainer.js';
+import { join } from 'node:path';
+import { defaultReduceConfig, reduce, summaryLines } from '../reduce/pipeline.js';
 
-/** `npm run demo`: a small ResNet on Fashion-MNIST for one epoch (becomes a short DeepReDuce run once the pipeline lands). */
+/** `npm run demo`: a short DeepReDuce run on Fashion-MNIST (ResNet18, alpha 0.25, a data subset, few epochs). */
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('train a small ResNet18 (alpha 0.25) on Fashion-MNIST for one epoch and print its test accuracy')
-    .option('--out <dir>', 'output directory', 'runs/demo')
-    .option('--epochs <n>', 'epochs', (v) => Number(v), 1)
-    .action(async (o: { out: string; epochs: number }) => {
-      const s = await trainModel({
-        arch: 'resnet18', alpha: 0.25, dataset: 'fashion-mnist', batchSize: 128, out: o.out,
-        options: { ...defaultTrainOptions, epochs: o.epochs, lr: 0.1, nesterov: true },
-      });
-      console.log(`demo: ResNet18 (alpha 0.25, ${s.relus.toLocaleString('en-US')} ReLUs) on Fashion-MNIST: test accuracy ${(100 * s.test_acc).toFixed(2)}% after ${s.epochs.length} epoch(s), ${s.seconds.toFixed(0)} s -> ${s.out}`);
+    .description('a short DeepReDuce run: ResNet18 (alpha 0.25) on a Fashion-MNIST subset, criticality, candidates, KD, report')
+    .option('--out <dir>', 'run directory (resumable)', 'runs/demo')
+    .option('--limit-train <n>', 'training images', (v) => Number(v), 6000)
+    .option('--limit-test <n>', 'test images', (v) => Number(v), 2000)
+    .action(async (o: { out: string; limitTrain: number; limitTest: number }) => {
+      console.log(`demo: DeepReDuce on ResNet18 (alpha 0.25), Fashion-MNIST (${o.limitTrain} train / ${o.limitTest} test images) -> ${o.out}`);
+      const r = await reduce(defaultReduceConfig({
+        arch: 'resnet18', baseAlpha: 0.25, dataset: 'fashion-mnist', out: o.out, limitTrain: o.limitTrain, limitTest: o.limitTest,
+        epochs: { baseline: 3, criticality: 1, candidate: 2 }, alphas: [1], rhos: [1, 0.5], depth: false, maxCulled: 2, jobs: 1,
+      }), (s) => console.log(s));
+      for (const l of summaryLines(r)) console.log(l);
+      console.log(`report: ${join(o.out, 'report.html')}`);
     });
 }
