@@ -47,8 +47,9 @@ export interface ReduceConfig {
   seed: number;
   limitTrain?: number;
   limitTest?: number;
-  /** Criticality trainings may use fewer images than the rest. */
+  /** Criticality and candidate trainings may use fewer images than the baseline. */
   criticalityLimitTrain?: number;
+  candidateLimitTrain?: number;
   costModel?: string;
   quiet?: boolean;
 }
@@ -209,7 +210,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
       id: k.id,
       config: jobFor(c, join(c.out, 'candidates', k.id), spec, trainOptions(c, c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd), {
         ...(k.kd ? { teacher: baseDir } : {}), ...(fromTeacher ? { init: baseDir } : {}),
-      }),
+      }, c.candidateLimitTrain ?? c.limitTrain),
     };
   });
   let ablation: Candidate | null = null;

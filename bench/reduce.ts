@@ -1,0 +1,27 @@
+// The DeepReDuce benchmark preset: ResNet18 (alpha 0.25) on Fashion-MNIST, end to end on this machine.
+// Prints the criticality order, the Pareto points, the ReLU reduction at <= 1 point accuracy loss and KD vs no KD
+// at the smallest budget.    node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1]
+import { parseArgs } from 'node:util';
+import { defaultReduceConfig, reduce, summaryLines } from '../src/reduce/pipeline.js';
+
+const { values: a } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'runs/bench-reduce' },
+    jobs: { type: 'string', default: '1' },
+    'limit-train': { type: 'string', default: '30000' },
+    'criticality-limit-train': { type: 'string', default: '15000' },
+    epochs: { type: 'string', default: '5,2,3' },
+  },
+});
+const [baseline, criticality, candidate] = a.epochs!.split(',').map(Number);
+const t0 = Date.now();
+const r = await reduce(defaultReduceConfig({
+  arch: 'resnet18', baseAlpha: 0.25, dataset: 'fashion-mnist', out: a.out!,
+  // The baseline (teacher) trains on all 60,000 images; candidates on a subset, criticality on a smaller one.
+  epochs: { baseline: baseline!, criticality: criticality!, candidate: candidate! },
+  criticalityLimitTrain: Number(a['criticality-limit-train']), candidateLimitTrain: Number(a['limit-train']),
+  alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 2, jobs: Number(a.jobs),
+}), (s) => console.log(s));
+console.log('');
+for (const l of summaryLines(r)) console.log(l);
+console.log(`total ${((Date.now() - t0) / 60000).toFixed(1)} min -> ${a.out}/report.html`);
