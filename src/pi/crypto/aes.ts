@@ -39,6 +39,12 @@ export function fixedKeyAes(words: Int32Array | Uint32Array, nBlocks: number = w
   return asWords(fixedCipher().update(bytes));
 }
 
+/** π on whole 16-byte blocks of `bytes` (e.g. a view into WebAssembly memory); returns node's output buffer. */
+export function fixedKeyAesBytes(bytes: Uint8Array): Uint8Array {
+  if (bytes.byteLength % 16) throw new Error(`fixedKeyAesBytes: ${bytes.byteLength} bytes is not a whole number of blocks`);
+  return fixedCipher().update(bytes);
+}
+
 /** Tweak domains keep the garbling and OT hash inputs disjoint even under one Δ. */
 export const DOMAIN_GC = 0x47430000;
 export const DOMAIN_OT = 0x4f540000;

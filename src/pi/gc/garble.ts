@@ -8,7 +8,8 @@
 // instanceId = tweakBase + i, where tweakBase counts all instances garbled under this Garbler's Δ, so no
 // tweak repeats (and none equals an OT tweak, whose last word is DOMAIN_OT).
 import { randomBytes } from 'node:crypto';
-import { fixedKeyAes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js';
+import { fixedKeyAesBytes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js';
+import { gcKernels } from './kernels.js';
 import { Prg } from '../crypto/prg.js';
 import { OP_AND, OP_XOR, inputGroup, outputGroup, type Circuit } from './circuit.js';
 import { splitRing, joinRing, joinRingBig, type RingValues } from './ring.js';
@@ -40,6 +41,17 @@ function words(u8: Uint8Array, what: string): Int32Array {
   if (u8.byteLength % 16) throw new Error(`${what}: ${u8.byteLength} bytes is not a whole number of 16-byte labels`);
   const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
   return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
+/** Tweak blocks (0, id lo, id hi, DOMAIN_GC) for instances first .. first+count-1, at byte offset `at`. */
+function writeTweaks(m32: Int32Array, at: number, first: number, count: number): void {
+  for (let i = 0, p = at >>> 2; i < count; i++, p += 4) {
+    const id = first + i;
+    m32[p] = 0;
+    m32[p + 1] = id | 0;
+    m32[p + 2] = Math.floor(id / TWO32);
+    m32[p + 3] = DOMAIN_GC;
+  }
 }
 
 function headerFor(c: Circuit, n: number, tweakBase: number, out: Uint8Array): void {
@@ -129,7 +141,6 @@ export class Garbler {
     const material = allocMaterial(c, n, tweakBase);
 
     const zero: Record<string, Uint8Array> = {};
-    const zeroWords: Int32Array[] = []; // per input group
     for (const g of c.inputs) {
       const bytes = g.wires.length * n * 16;
       const given = zeroLabels[g.name];
@@ -137,90 +148,49 @@ export class Garbler {
         throw new Error(`garble(${c.name}): zero labels for '${g.name}' have ${given.byteLength} bytes, expected ${bytes} (${g.wires.length} wires x ${n} x 16)`);
       }
       zero[g.name] = given ?? this.prg.bytes(bytes);
-      zeroWords.push(words(zero[g.name], `garble(${c.name}) '${g.name}'`));
     }
 
+    const K = gcKernels();
     const C = Math.min(this.chunk, n);
-    const CW = C * 4; // words per slot
-    const W = new Int32Array(c.numSlots * CW);
-    const U = new Int32Array(C * 16);
-    const t1 = new Int32Array(C), t2 = new Int32Array(C);
-    const d0 = this.d[0], d1 = this.d[1], d2 = this.d[2], d3 = this.d[3];
-    // σ(Δ): since σ is linear, σ(A ⊕ Δ) = σ(A) ⊕ σ(Δ).
-    const sd0 = d2, sd1 = d3, sd2 = d2 ^ d0, sd3 = d3 ^ d1;
+    const SB = C * 16; // bytes per wire slot
+    const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 4 * SB, TT = E + 4 * SB;
+    K.ensure(TT + 2 * SB);
+    const mem = K.u8, m32 = K.i32;
+    const d = this.d;
+    mem.set(this.delta, 0);
+    m32.set([d[2], d[3], d[2] ^ d[0], d[3] ^ d[1]], 4); // σ(Δ) at byte 16
     const { op, in0, in1, out } = c;
-    const T = material.tables, dec = material.decode;
+    const tables = new Uint8Array(material.tables.buffer, material.tables.byteOffset, material.tables.byteLength);
+    const dec = material.decode;
 
     for (let c0 = 0; c0 < n; c0 += C) {
       const cs = Math.min(C, n - c0);
-      for (let i = 0; i < cs; i++) {
-        const id = tweakBase + c0 + i;
-        t1[i] = id | 0;
-        t2[i] = Math.floor(id / TWO32);
-      }
-      c.inputs.forEach((g, gi) => {
-        const z = zeroWords[gi];
-        for (let j = 0; j < g.wires.length; j++) {
-          W.set(z.subarray((j * n + c0) * 4, (j * n + c0 + cs) * 4), g.wires[j] * CW);
-        }
+      writeTweaks(m32, TW, tweakBase + c0, cs);
+      c.inputs.forEach((g) => {
+        const z = zero[g.name];
+        for (let j = 0; j < g.wires.length; j++) mem.set(z.subarray((j * n + c0) * 16, (j * n + c0 + cs) * 16), W0 + g.wires[j] * SB);
       });
       let andIdx = 0;
       for (let k = 0; k < op.length; k++) {
-        const a = in0[k] * CW, o = out[k] * CW;
-        if (op[k] === OP_XOR) {
-          const b = in1[k] * CW;
-          for (let q = 0; q < 4 * cs; q++) W[o + q] = W[a + q] ^ W[b + q];
-        } else if (op[k] !== OP_AND) {
-          for (let q = 0; q < 4 * cs; q += 4) {
-            W[o + q] = W[a + q] ^ d0; W[o + q + 1] = W[a + q + 1] ^ d1;
-            W[o + q + 2] = W[a + q + 2] ^ d2; W[o + q + 3] = W[a + q + 3] ^ d3;
-          }
-        } else {
-          const b = in1[k] * CW;
-          const j0 = 2 * andIdx, j1 = j0 + 1;
-          for (let i = 0; i < cs; i++) {
-            const pa = a + 4 * i, pb = b + 4 * i, u = 16 * i;
-            const a0 = W[pa], a1 = W[pa + 1], a2 = W[pa + 2], a3 = W[pa + 3];
-            const ti1 = t1[i], ti2 = t2[i];
-            const x0 = a2 ^ j0, x1 = a3 ^ ti1, x2 = a2 ^ a0 ^ ti2, x3 = a3 ^ a1 ^ DOMAIN_GC;
-            U[u] = x0; U[u + 1] = x1; U[u + 2] = x2; U[u + 3] = x3;
-            U[u + 4] = x0 ^ sd0; U[u + 5] = x1 ^ sd1; U[u + 6] = x2 ^ sd2; U[u + 7] = x3 ^ sd3;
-            const b0 = W[pb], b1 = W[pb + 1], b2 = W[pb + 2], b3 = W[pb + 3];
-            const y0 = b2 ^ j1, y1 = b3 ^ ti1, y2 = b2 ^ b0 ^ ti2, y3 = b3 ^ b1 ^ DOMAIN_GC;
-            U[u + 8] = y0; U[u + 9] = y1; U[u + 10] = y2; U[u + 11] = y3;
-            U[u + 12] = y0 ^ sd0; U[u + 13] = y1 ^ sd1; U[u + 14] = y2 ^ sd2; U[u + 15] = y3 ^ sd3;
-          }
-          const E = fixedKeyAes(U, 4 * cs);
-          let tb = (andIdx * n + c0) * 8;
-          for (let i = 0; i < cs; i++, tb += 8) {
-            const pa = a + 4 * i, pb = b + 4 * i, po = o + 4 * i, u = 16 * i;
-            const ma = -(W[pa] & 1), mb = -(W[pb] & 1);
-            // H(A0), H(A1) = E ⊕ U; H(A0) ⊕ H(A1) = E0 ⊕ E1 ⊕ σ(Δ).
-            const ha0 = E[u] ^ U[u], ha1 = E[u + 1] ^ U[u + 1], ha2 = E[u + 2] ^ U[u + 2], ha3 = E[u + 3] ^ U[u + 3];
-            const g0 = E[u] ^ E[u + 4] ^ sd0 ^ (mb & d0), g1 = E[u + 1] ^ E[u + 5] ^ sd1 ^ (mb & d1);
-            const g2 = E[u + 2] ^ E[u + 6] ^ sd2 ^ (mb & d2), g3 = E[u + 3] ^ E[u + 7] ^ sd3 ^ (mb & d3);
-            const hb0 = E[u + 8] ^ U[u + 8], hb1 = E[u + 9] ^ U[u + 9], hb2 = E[u + 10] ^ U[u + 10], hb3 = E[u + 11] ^ U[u + 11];
-            const hx0 = E[u + 8] ^ E[u + 12] ^ sd0, hx1 = E[u + 9] ^ E[u + 13] ^ sd1;
-            const hx2 = E[u + 10] ^ E[u + 14] ^ sd2, hx3 = E[u + 11] ^ E[u + 15] ^ sd3;
-            // T_G = H(A0) ⊕ H(A1) ⊕ p_b Δ;  W_G0 = H(A0) ⊕ p_a T_G
-            // T_E = H(B0) ⊕ H(B1) ⊕ A0;     W_E0 = H(B0) ⊕ p_b (T_E ⊕ A0) = H(B_{p_b})
-            T[tb] = g0; T[tb + 1] = g1; T[tb + 2] = g2; T[tb + 3] = g3;
-            T[tb + 4] = hx0 ^ W[pa]; T[tb + 5] = hx1 ^ W[pa + 1]; T[tb + 6] = hx2 ^ W[pa + 2]; T[tb + 7] = hx3 ^ W[pa + 3];
-            W[po] = ha0 ^ (ma & g0) ^ hb0 ^ (mb & hx0);
-            W[po + 1] = ha1 ^ (ma & g1) ^ hb1 ^ (mb & hx1);
-            W[po + 2] = ha2 ^ (ma & g2) ^ hb2 ^ (mb & hx2);
-            W[po + 3] = ha3 ^ (ma & g3) ^ hb3 ^ (mb & hx3);
-          }
+        const a = W0 + in0[k] * SB, o = W0 + out[k] * SB;
+        if (op[k] === OP_XOR) K.xor(o, a, W0 + in1[k] * SB, cs);
+        else if (op[k] !== OP_AND) K.xorc(o, a, cs);
+        else {
+          const b = W0 + in1[k] * SB;
+          K.gpre(a, b, U, TW, cs, 2 * andIdx);
+          mem.set(fixedKeyAesBytes(mem.subarray(U, U + 64 * cs)), E);
+          K.gpost(a, b, o, U, E, TT, cs);
+          tables.set(mem.subarray(TT, TT + 32 * cs), (andIdx * n + c0) * 32);
           andIdx++;
         }
       }
       for (const g of c.outputs) {
         for (let j = 0; j < g.wires.length; j++) {
-          const s = g.wires[j] * CW;
+          const s = W0 + g.wires[j] * SB;
           const base = (g.offset + j) * n + c0;
           for (let i = 0; i < cs; i++) {
             const idx = base + i;
-            dec[idx >>> 3] |= (W[s + 4 * i] & 1) << (idx & 7);
+            dec[idx >>> 3] |= (mem[s + 16 * i] & 1) << (idx & 7);
           }
         }
       }
@@ -271,71 +241,50 @@ export function evaluate(
 ): Uint8Array {
   const n = m.n;
   if (m.tables.length !== c.numAnd * n * 8) throw new Error(`evaluate(${c.name}): tables hold ${m.tables.length} words, expected ${c.numAnd * n * 8}`);
-  const inWords = c.inputs.map((g) => {
+  const inBytes = c.inputs.map((g) => {
     const l = inputs[g.name];
     if (!l) throw new Error(`evaluate(${c.name}): missing labels for input group '${g.name}'`);
     if (l.byteLength !== g.wires.length * n * 16) {
       throw new Error(`evaluate(${c.name}): labels for '${g.name}' have ${l.byteLength} bytes, expected ${g.wires.length * n * 16}`);
     }
-    return words(l, `evaluate(${c.name}) '${g.name}'`);
+    return l;
   });
   const outBytes = new Uint8Array(c.numOutputWires * n * 16);
-  const OUT = new Int32Array(outBytes.buffer);
-  const C = Math.max(1, Math.min(opts.chunk ?? 8192, n, AES_BATCH_BLOCKS >>> 1));
-  const CW = C * 4;
-  const W = new Int32Array(c.numSlots * CW);
-  const U = new Int32Array(C * 8);
-  const t1 = new Int32Array(C), t2 = new Int32Array(C);
+  const K = gcKernels();
+  const C = Math.max(1, Math.min(opts.chunk ?? 4096, n, AES_BATCH_BLOCKS >>> 1));
+  const SB = C * 16;
+  const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 2 * SB, TT = E + 2 * SB;
+  K.ensure(TT + 2 * SB);
+  const mem = K.u8, m32 = K.i32;
   const { op, in0, in1, out } = c;
-  const T = m.tables;
+  const tables = new Uint8Array(m.tables.buffer, m.tables.byteOffset, m.tables.byteLength);
 
   for (let c0 = 0; c0 < n; c0 += C) {
     const cs = Math.min(C, n - c0);
-    for (let i = 0; i < cs; i++) {
-      const id = m.tweakBase + c0 + i;
-      t1[i] = id | 0;
-      t2[i] = Math.floor(id / TWO32);
-    }
+    writeTweaks(m32, TW, m.tweakBase + c0, cs);
     c.inputs.forEach((g, gi) => {
-      const z = inWords[gi];
-      for (let j = 0; j < g.wires.length; j++) W.set(z.subarray((j * n + c0) * 4, (j * n + c0 + cs) * 4), g.wires[j] * CW);
+      const z = inBytes[gi];
+      for (let j = 0; j < g.wires.length; j++) mem.set(z.subarray((j * n + c0) * 16, (j * n + c0 + cs) * 16), W0 + g.wires[j] * SB);
     });
     let andIdx = 0;
     for (let k = 0; k < op.length; k++) {
-      const a = in0[k] * CW, o = out[k] * CW;
-      if (op[k] === OP_XOR) {
-        const b = in1[k] * CW;
-        for (let q = 0; q < 4 * cs; q++) W[o + q] = W[a + q] ^ W[b + q];
-      } else if (op[k] !== OP_AND) {
-        W.copyWithin(o, a, a + 4 * cs);
-      } else {
-        const b = in1[k] * CW;
-        const j0 = 2 * andIdx, j1 = j0 + 1;
-        for (let i = 0; i < cs; i++) {
-          const pa = a + 4 * i, pb = b + 4 * i, u = 8 * i;
-          const a0 = W[pa], a1 = W[pa + 1], a2 = W[pa + 2], a3 = W[pa + 3];
-          const b0 = W[pb], b1 = W[pb + 1], b2 = W[pb + 2], b3 = W[pb + 3];
-          const ti1 = t1[i], ti2 = t2[i];
-          U[u] = a2 ^ j0; U[u + 1] = a3 ^ ti1; U[u + 2] = a2 ^ a0 ^ ti2; U[u + 3] = a3 ^ a1 ^ DOMAIN_GC;
-          U[u + 4] = b2 ^ j1; U[u + 5] = b3 ^ ti1; U[u + 6] = b2 ^ b0 ^ ti2; U[u + 7] = b3 ^ b1 ^ DOMAIN_GC;
-        }
-        const E = fixedKeyAes(U, 2 * cs);
-        let tb = (andIdx * n + c0) * 8;
-        for (let i = 0; i < cs; i++, tb += 8) {
-          const pa = a + 4 * i, pb = b + 4 * i, po = o + 4 * i, u = 8 * i;
-          const sa = -(W[pa] & 1), sb = -(W[pb] & 1);
-          // W = H(A) ⊕ s_a T_G ⊕ H(B) ⊕ s_b (T_E ⊕ A)
-          W[po] = E[u] ^ U[u] ^ E[u + 4] ^ U[u + 4] ^ (sa & T[tb]) ^ (sb & (T[tb + 4] ^ W[pa]));
-          W[po + 1] = E[u + 1] ^ U[u + 1] ^ E[u + 5] ^ U[u + 5] ^ (sa & T[tb + 1]) ^ (sb & (T[tb + 5] ^ W[pa + 1]));
-          W[po + 2] = E[u + 2] ^ U[u + 2] ^ E[u + 6] ^ U[u + 6] ^ (sa & T[tb + 2]) ^ (sb & (T[tb + 6] ^ W[pa + 2]));
-          W[po + 3] = E[u + 3] ^ U[u + 3] ^ E[u + 7] ^ U[u + 7] ^ (sa & T[tb + 3]) ^ (sb & (T[tb + 7] ^ W[pa + 3]));
-        }
+      const a = W0 + in0[k] * SB, o = W0 + out[k] * SB;
+      if (op[k] === OP_XOR) K.xor(o, a, W0 + in1[k] * SB, cs);
+      else if (op[k] !== OP_AND) mem.copyWithin(o, a, a + 16 * cs);
+      else {
+        const b = W0 + in1[k] * SB;
+        K.epre(a, b, U, TW, cs, 2 * andIdx);
+        mem.set(fixedKeyAesBytes(mem.subarray(U, U + 32 * cs)), E);
+        const t = (andIdx * n + c0) * 32;
+        mem.set(tables.subarray(t, t + 32 * cs), TT);
+        K.epost(a, b, o, U, E, TT, cs);
         andIdx++;
       }
     }
     for (const g of c.outputs) {
       for (let j = 0; j < g.wires.length; j++) {
-        OUT.set(W.subarray(g.wires[j] * CW, g.wires[j] * CW + 4 * cs), ((g.offset + j) * n + c0) * 4);
+        const s = W0 + g.wires[j] * SB;
+        outBytes.set(mem.subarray(s, s + 16 * cs), ((g.offset + j) * n + c0) * 16);
       }
     }
   }
