@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CircuitBuilder, evalPlain, type Circuit, type Wire } from '../../src/pi/gc/circuit.js';
 import { reluCircuit, truncCircuit } from '../../src/pi/gc/relu.js';
-import { Garbler, evaluate, decodeRing, decodeRingBig, parseMaterial, withDelta } from '../../src/pi/gc/garble.js';
+import { Garbler, evaluate, evaluateRing, evaluateDecoded, decodeRing, decodeRingBig, parseMaterial, withDelta } from '../../src/pi/gc/garble.js';
+import { joinRingBig } from '../../src/pi/gc/ring.js';
 import { channelPair } from '../../src/pi/transport.js';
 import { rescaleRef, edgeCases, toF64, type Kind } from './helpers.js';
 
@@ -23,8 +24,9 @@ for (const kind of ['relu', 'trunc'] as Kind[]) {
       const { a, b, r } = edgeCases(k, f, 1000);
       const n = a.length;
       const inputs = { a: toF64(a), b: toF64(b), r: toF64(r) };
-      const { batch, out } = runGarbled(c, n, inputs, 100, 37);
+      const { batch, labels, out } = runGarbled(c, n, inputs, 100, 37);
       const z = decodeRing(c, batch.material, out);
+      assert.deepEqual(evaluateRing(c, batch.material, labels, { chunk: 53 }), z);
       const plain = evalPlain(c, n, inputs).z;
       for (let i = 0; i < n; i++) {
         assert.equal(z[i], plain[i]);
@@ -37,8 +39,10 @@ for (const kind of ['relu', 'trunc'] as Kind[]) {
 test('garbled k = 64 ReLU decodes through BigInt', () => {
   const k = 64, f = 24, c = reluCircuit({ k, f });
   const { a, b, r } = edgeCases(k, f, 200);
-  const { batch, out } = runGarbled(c, a.length, { a: BigUint64Array.from(a), b: BigUint64Array.from(b), r: BigUint64Array.from(r) });
+  const { batch, labels, out } = runGarbled(c, a.length, { a: BigUint64Array.from(a), b: BigUint64Array.from(b), r: BigUint64Array.from(r) });
   const z = decodeRingBig(c, batch.material, out);
+  const fused = evaluateDecoded(c, batch.material, labels);
+  assert.deepEqual(joinRingBig(fused.lo, fused.hi), z);
   a.forEach((_, i) => assert.equal(z[i], rescaleRef('relu', k, f, a[i], b[i], r[i])));
 });
 

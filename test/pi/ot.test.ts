@@ -5,7 +5,7 @@ import { channelPair, connectTcp, listenTcp, type Channel } from '../../src/pi/t
 import { baseOtSend, baseOtReceive } from '../../src/pi/ot/baseot.js';
 import { OtExtSender, OtExtReceiver } from '../../src/pi/ot/iknp.js';
 import { reluCircuit } from '../../src/pi/gc/relu.js';
-import { Garbler, evaluate, decodeRing, parseMaterial } from '../../src/pi/gc/garble.js';
+import { Garbler, evaluateRing, parseMaterial } from '../../src/pi/gc/garble.js';
 import { ringToBits } from '../../src/pi/gc/ring.js';
 import { rescaleRef, edgeCases, toF64 } from './helpers.js';
 
@@ -115,7 +115,7 @@ test('end to end over TCP: client labels by correlated OT, garbled ReLUs, client
   const [mat, labelsR] = await ch.recvParts('garbled ReLUs', 2);
   const material = parseMaterial(circ, mat);
   const labelsA = await ch.recvBytes('server share labels', k * n * 16);
-  const z = decodeRing(circ, material, evaluate(circ, material, { a: labelsA, r: labelsR, b: labelsB }));
+  const z = evaluateRing(circ, material, { a: labelsA, r: labelsR, b: labelsB });
   ch.send(new Uint8Array(1));
   const server = await done;
   ch.close();

@@ -9,7 +9,7 @@
 // tweak repeats (and none equals an OT tweak, whose last word is DOMAIN_OT).
 import { randomBytes } from 'node:crypto';
 import { fixedKeyAesBytes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js';
-import { gcKernels } from './kernels.js';
+import { gcKernels, type GcKernels } from './kernels.js';
 import { Prg } from '../crypto/prg.js';
 import { OP_AND, OP_XOR, inputGroup, outputGroup, type Circuit } from './circuit.js';
 import { splitRing, joinRing, joinRingBig, type RingValues } from './ring.js';
@@ -153,15 +153,15 @@ export class Garbler {
     const K = gcKernels();
     const C = Math.min(this.chunk, n);
     const SB = C * 16; // bytes per wire slot
-    const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 4 * SB, TT = E + 4 * SB;
-    K.ensure(TT + 2 * SB);
+    const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 4 * SB, TT = E + 4 * SB, DEC = TT + 2 * SB;
+    K.ensure(DEC + material.decode.byteLength);
+    K.u8.fill(0, DEC, DEC + material.decode.byteLength);
     const mem = K.u8, m32 = K.i32;
     const d = this.d;
     mem.set(this.delta, 0);
     m32.set([d[2], d[3], d[2] ^ d[0], d[3] ^ d[1]], 4); // σ(Δ) at byte 16
     const { op, in0, in1, out } = c;
     const tables = new Uint8Array(material.tables.buffer, material.tables.byteOffset, material.tables.byteLength);
-    const dec = material.decode;
 
     for (let c0 = 0; c0 < n; c0 += C) {
       const cs = Math.min(C, n - c0);
@@ -185,16 +185,10 @@ export class Garbler {
         }
       }
       for (const g of c.outputs) {
-        for (let j = 0; j < g.wires.length; j++) {
-          const s = W0 + g.wires[j] * SB;
-          const base = (g.offset + j) * n + c0;
-          for (let i = 0; i < cs; i++) {
-            const idx = base + i;
-            dec[idx >>> 3] |= (mem[s + 16 * i] & 1) << (idx & 7);
-          }
-        }
+        for (let j = 0; j < g.wires.length; j++) K.setbits(W0 + g.wires[j] * SB, DEC, (g.offset + j) * n + c0, cs);
       }
     }
+    material.decode.set(mem.subarray(DEC, DEC + material.decode.byteLength));
     return { circuit: c, n, material, zero };
   }
 
@@ -233,12 +227,14 @@ export interface EvaluateOptions {
 }
 
 /**
- * Evaluates n garbled instances. `inputs` maps every input group to its labels (w*n*16 bytes, wire-major).
- * Returns the output labels (numOutputWires*n*16 bytes, wire-major, output groups in order).
+ * Runs the evaluator over chunks of instances; after each chunk `sink(c0, cs, slotAddr)` reads the output
+ * wires from module memory (slotAddr(slot) = byte address of that slot's first label). `extra` bytes of
+ * module memory are reserved for the sink, at the returned `extraAt` address.
  */
-export function evaluate(
-  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions = {},
-): Uint8Array {
+function runEvaluator(
+  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions,
+  extra: number, sink: (K: GcKernels, extraAt: number, c0: number, cs: number, slotAddr: (slot: number) => number) => void,
+): void {
   const n = m.n;
   if (m.tables.length !== c.numAnd * n * 8) throw new Error(`evaluate(${c.name}): tables hold ${m.tables.length} words, expected ${c.numAnd * n * 8}`);
   const inBytes = c.inputs.map((g) => {
@@ -249,15 +245,15 @@ export function evaluate(
     }
     return l;
   });
-  const outBytes = new Uint8Array(c.numOutputWires * n * 16);
   const K = gcKernels();
-  const C = Math.max(1, Math.min(opts.chunk ?? 4096, n, AES_BATCH_BLOCKS >>> 1));
+  const C = Math.max(1, Math.min(opts.chunk ?? 8192, n, AES_BATCH_BLOCKS >>> 1));
   const SB = C * 16;
-  const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 2 * SB, TT = E + 2 * SB;
-  K.ensure(TT + 2 * SB);
+  const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 2 * SB, TT = E + 2 * SB, X = TT + 2 * SB;
+  K.ensure(X + extra);
   const mem = K.u8, m32 = K.i32;
   const { op, in0, in1, out } = c;
   const tables = new Uint8Array(m.tables.buffer, m.tables.byteOffset, m.tables.byteLength);
+  const slotAddr = (slot: number) => W0 + slot * SB;
 
   for (let c0 = 0; c0 < n; c0 += C) {
     const cs = Math.min(C, n - c0);
@@ -281,14 +277,56 @@ export function evaluate(
         andIdx++;
       }
     }
+    sink(K, X, c0, cs, slotAddr);
+  }
+}
+
+/**
+ * Evaluates n garbled instances. `inputs` maps every input group to its labels (w*n*16 bytes, wire-major).
+ * Returns the output labels (numOutputWires*n*16 bytes, wire-major, output groups in order).
+ */
+export function evaluate(
+  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions = {},
+): Uint8Array {
+  const n = m.n;
+  const outBytes = new Uint8Array(c.numOutputWires * n * 16);
+  runEvaluator(c, m, inputs, opts, 0, (K, _x, c0, cs, slotAddr) => {
     for (const g of c.outputs) {
       for (let j = 0; j < g.wires.length; j++) {
-        const s = W0 + g.wires[j] * SB;
-        outBytes.set(mem.subarray(s, s + 16 * cs), ((g.offset + j) * n + c0) * 16);
+        const s = slotAddr(g.wires[j]);
+        outBytes.set(K.u8.subarray(s, s + 16 * cs), ((g.offset + j) * n + c0) * 16);
       }
     }
-  }
+  });
   return outBytes;
+}
+
+/** Evaluates and decodes output group `output` (default: the first) in one pass: values split in 32-bit words. */
+export function evaluateDecoded(
+  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions & { output?: string } = {},
+): { lo: Uint32Array; hi: Uint32Array } {
+  const g = outputGroup(c, opts.output), n = m.n, w = g.wires.length;
+  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const decBytes = m.decode.byteLength;
+  const C = Math.max(1, Math.min(opts.chunk ?? 8192, n));
+  // extra memory: decode bits, then lo / hi words for one chunk
+  runEvaluator(c, m, inputs, opts, decBytes + 8 * C + 16, (K, X, c0, cs, slotAddr) => {
+    const LO = X + ((decBytes + 3) & ~3), HI = LO + 4 * cs;
+    if (c0 === 0) K.u8.set(m.decode, X);
+    K.u8.fill(0, LO, HI + 4 * cs);
+    for (let j = 0; j < w; j++) K.decacc(slotAddr(g.wires[j]), X, (g.offset + j) * n + c0, j < 32 ? LO : HI, cs, j & 31);
+    lo.set(new Uint32Array(K.u8.buffer, LO, cs), c0);
+    hi.set(new Uint32Array(K.u8.buffer, HI, cs), c0);
+  });
+  return { lo, hi };
+}
+
+/** evaluateDecoded as ring elements in [0, 2^w) (w = output width <= 53): the client's share for the ReLU circuits. */
+export function evaluateRing(
+  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions & { output?: string } = {},
+): Float64Array {
+  const { lo, hi } = evaluateDecoded(c, m, inputs, opts);
+  return joinRing(lo, hi, outputGroup(c, opts.output).wires.length);
 }
 
 /** Output bits of group `name` (default: the first): lsb(label) ⊕ decode bit, as low/high words per instance. */

@@ -59,8 +59,13 @@ function loop(n: number, body: number[], steps: [number, number][]): number[] {
 
 interface Fn { type: number; i32: number; v128: number; body: number[] }
 
-// Parameters: xor(o, a, b, n); xorc(o, a, n); pre(a, b, u, tw, n, j0); post(a, b, o, u, e, t, n).
+// Parameters: xor(o, a, b, n); xorc(o, a, n); pre(a, b, u, tw, n, j0); post(a, b, o, u, e, t, n);
+// setbits(src, dst, bit, n); decacc(src, dec, bit, out, n, sh).
 const TYPES = [[4], [3], [6], [7]].map(([p]) => [0x60, ...uleb(p), ...new Array(p).fill(I32), 0]);
+const load8 = [0x2d, 0, 0], store8 = [0x3a, 0, 0], load32 = [0x28, 2, 0], store32 = [0x36, 2, 0];
+const AND = 0x71, OR = 0x72, XOR = 0x73, SHL = 0x74, SHRU = 0x76, ADD = 0x6a;
+/** dst + (bit >> 3) */
+const byteOf = (dst: number, bit: number) => [...get(dst), ...get(bit), ...i32c(3), SHRU, ADD];
 
 const FNS: Record<string, Fn> = {
   xor: { type: 0, i32: 0, v128: 0, body: loop(3, store(0, 0, xor(load(1), load(2))), [[0, 16], [1, 16], [2, 16]]) },
@@ -129,6 +134,26 @@ const FNS: Record<string, Fn> = {
       ], [[0, 16], [1, 16], [2, 16], [3, 32], [4, 32], [5, 32]]),
     ],
   },
+  // dst bit (bit + i) |= lsb(label i at src + 16 i): the garbler's decode (permute) bits.
+  setbits: {
+    type: 0, i32: 0, v128: 0,
+    body: loop(3, [
+      ...byteOf(1, 2),
+      ...byteOf(1, 2), ...load8,
+      ...get(0), ...load8, ...i32c(1), AND, ...get(2), ...i32c(7), AND, SHL,
+      OR, ...store8,
+    ], [[0, 16], [2, 1]]),
+  },
+  // out[i] (i32) |= ((lsb(label i) ^ decode bit (bit + i)) & 1) << sh: the evaluator's output decoding.
+  decacc: {
+    type: 2, i32: 0, v128: 0,
+    body: loop(4, [
+      ...get(3),
+      ...get(3), ...load32,
+      ...get(0), ...load8, ...byteOf(1, 2), ...load8, ...get(2), ...i32c(7), AND, SHRU, XOR, ...i32c(1), AND, ...get(5), SHL,
+      OR, ...store32,
+    ], [[0, 16], [2, 1], [3, 4]]),
+  },
 };
 
 function section(id: number, content: number[]): number[] {
@@ -161,6 +186,8 @@ type K4 = (o: number, a: number, b: number, n: number) => void;
 type K3 = (o: number, a: number, n: number) => void;
 type KPre = (a: number, b: number, u: number, tw: number, n: number, j0: number) => void;
 type KPost = (a: number, b: number, o: number, u: number, e: number, t: number, n: number) => void;
+type KSetBits = (src: number, dst: number, bit: number, n: number) => void;
+type KDecAcc = (src: number, dec: number, bit: number, out: number, n: number, sh: number) => void;
 
 export interface GcKernels {
   xor: K4;
@@ -170,6 +197,8 @@ export interface GcKernels {
   gpost: KPost;
   epre: KPre;
   epost: KPost;
+  setbits: KSetBits;
+  decacc: KDecAcc;
   /** Byte view of the module memory (refreshed by ensure). */
   u8: Uint8Array;
   i32: Int32Array;
@@ -195,6 +224,7 @@ export function gcKernels(): GcKernels {
   const k: GcKernels = {
     xor: ex.xor as K4, xorc: ex.xorc as K3,
     gpre: ex.gpre as KPre, gpost: ex.gpost as KPost, epre: ex.epre as KPre, epost: ex.epost as KPost,
+    setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc,
     u8: new Uint8Array(mem.buffer), i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {
       const have = mem.buffer.byteLength;
