@@ -1,10 +1,13 @@
 // ONNX export of a network's graph description (describeNetwork): opset 17, dynamic batch 'N', float32 weights as
 // raw_data initializers named by their state-dict keys. Removed ReLU sites produce no node; BN is kept as
 // BatchNormalization or folded into the preceding Conv.
+import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { BatchNorm2d, Conv2d, Linear, tidy, type Tensor } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, type FoldedConv, type GraphNode } from '../models/graph.js';
 import type { Network } from '../models/network.js';
+import { loadModelDir, readModelInfo } from '../train/modeldir.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { ONNX_PROTO3, ONNX_PROTO3_VERSION } from './onnx-proto.js';
 
@@ -304,5 +307,31 @@ export function exportOnnx(net: Network, o: OnnxExportOptions = {}): OnnxExport 
       f.weight.dispose();
       f.bias.dispose();
     }
+  }
+}
+
+const FAMILIES: readonly string[] = ['resnet-cifar', 'resnet-imagenet', 'resnet-thin', 'wrn'];
+
+export interface ModelDirExport extends OnnxExport {
+  arch: string;
+  out: string;
+}
+
+/**
+ * Exports a model directory (model.json + model.safetensors) to an ONNX file, written atomically. The spec and
+ * input transform travel as metadata_props `deepreduce.spec` / `deepreduce.input` (JSON).
+ */
+export function exportModelDirToOnnx(dir: string, out: string, o: Omit<OnnxExportOptions, 'metadata'> = {}): ModelDirExport {
+  const info = readModelInfo(dir);
+  const family = (info.spec as { family?: unknown }).family;
+  if (typeof family !== 'string' || !FAMILIES.includes(family))
+    throw new Error(`${join(dir, 'model.json')}: field 'spec.family' is ${JSON.stringify(family)}, which the exporter does not support (supported: ${FAMILIES.join(', ')})`);
+  const { net } = loadModelDir(dir);
+  try {
+    const e = exportOnnx(net, { ...o, metadata: { 'deepreduce.spec': JSON.stringify(info.spec), 'deepreduce.input': JSON.stringify(info.input) } });
+    writeFileAtomic(out, e.bytes);
+    return { ...e, arch: net.spec.arch, out };
+  } finally {
+    net.dispose();
   }
 }
