@@ -407,6 +407,7 @@ export function listenTcp(
   return new Promise((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`listen on ${opts.host ?? '0.0.0.0'}:${opts.port}: ${e.message}`)));
     server.listen(opts.port, opts.host, () => {
+      server.on('error', (e) => process.stderr.write(`[pi] listener on port ${opts.port}: ${e.message}\n`));
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.port;
       resolve({

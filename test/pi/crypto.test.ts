@@ -58,4 +58,11 @@ test('128 x m transpose matches the naive bit transpose', () => {
     for (let j = 0; j < m; j++) assert.equal(bit(rows, 128 * j + i), bit(cols, m * i + j), `row ${j} col ${i}`);
   }
   assert.throws(() => transpose128(cols, 100), /multiple of 32/);
+  // Several slices of the kernel (wpc = 8195 column words): spot-check rows near slice edges.
+  const big = 32 * 8195;
+  const bc = i32(new Uint8Array(randomBytes(16 * big)));
+  const br = transpose128(bc, big);
+  for (const j of [0, 31, 32 * 4096 - 1, 32 * 4096, 32 * 8192 + 5, big - 1]) {
+    for (let i = 0; i < 128; i++) assert.equal(bit(br, 128 * j + i), bit(bc, big * i + j), `row ${j} col ${i}`);
+  }
 });

@@ -148,6 +148,25 @@ test('tcp: peer disconnect rejects pending recv; the listener keeps serving', as
   assert.match(errors[0], /peer closed the connection.*while waiting for second request/);
 });
 
+test('tcp: concurrent clients are served independently', async () => {
+  const l = await listenTcp({ port: 0, host: '127.0.0.1' }, async (ch) => {
+    const id = (await ch.recvBytes('id', 1))[0];
+    await new Promise((r) => setTimeout(r, 5 * (4 - id)));
+    ch.send(new Uint8Array(1000).fill(id));
+    await ch.recvBytes('bye');
+  });
+  const res = await Promise.all([0, 1, 2, 3].map(async (id) => {
+    const ch = await connectTcp('127.0.0.1', l.port);
+    ch.send(new Uint8Array([id]));
+    const m = await ch.recvBytes('reply', 1000);
+    ch.send(new Uint8Array(0));
+    ch.close();
+    return m.every((x) => x === id);
+  }));
+  assert.deepEqual(res, [true, true, true, true]);
+  await l.close();
+});
+
 test('tcp: connecting to a closed port names the address', async () => {
   const l = await listenTcp({ port: 0, host: '127.0.0.1' }, () => {});
   const port = l.port;

@@ -9,7 +9,7 @@
 // tweak repeats (and none equals an OT tweak, whose last word is DOMAIN_OT).
 import { randomBytes } from 'node:crypto';
 import { fixedKeyAesBytes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js';
-import { gcKernels, type GcKernels } from './kernels.js';
+import { gcKernels, type GcKernels } from '../kernels.js';
 import { Prg } from '../crypto/prg.js';
 import { OP_AND, OP_XOR, inputGroup, outputGroup, type Circuit } from './circuit.js';
 import { splitRing, joinRing, joinRingBig, type RingValues } from './ring.js';

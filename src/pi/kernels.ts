@@ -1,5 +1,5 @@
-// WebAssembly SIMD kernels for the garbling hot loops (XOR gates, half-gate pre/post-processing around the
-// batched AES). Plain JS typed-array loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in
+// WebAssembly SIMD kernels for the hot loops: XOR gates and half-gate pre/post-processing around the batched
+// AES (garbling), output decoding, and the IKNP bit transpose. Plain JS typed-array loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in
 // about that time. The module is assembled below from opcodes (no toolchain needed) and validated by
 // WebAssembly.Module at load; AES itself stays in node:crypto (AES-NI), fed from the module's memory.
 //
@@ -60,7 +60,7 @@ function loop(n: number, body: number[], steps: [number, number][]): number[] {
 interface Fn { type: number; i32: number; v128: number; body: number[] }
 
 // Parameters: xor(o, a, b, n); xorc(o, a, n); pre(a, b, u, tw, n, j0); post(a, b, o, u, e, t, n);
-// setbits(src, dst, bit, n); decacc(src, dec, bit, out, n, sh).
+// setbits(src, dst, bit, n); decacc(src, dec, bit, out, n, sh); tr128(cols, rows, wpc).
 const TYPES = [[4], [3], [6], [7]].map(([p]) => [0x60, ...uleb(p), ...new Array(p).fill(I32), 0]);
 const load8 = [0x2d, 0, 0], store8 = [0x3a, 0, 0], load32 = [0x28, 2, 0], store32 = [0x36, 2, 0];
 const AND = 0x71, OR = 0x72, XOR = 0x73, SHL = 0x74, SHRU = 0x76, ADD = 0x6a;
@@ -156,6 +156,47 @@ const FNS: Record<string, Fn> = {
   },
 };
 
+/**
+ * 128 x (32·wpc) bit transpose: column i (wpc words) at cols + 4·i·wpc -> row j (4 words) at rows + 16·j.
+ * Four 32x32 blocks (column groups 0..31, 32..63, 64..95, 96..127) are transposed at once, one per i32x4
+ * lane, with the recursive swap network; lane W of transposed vector c is then word W of row 32V + c.
+ * Locals: 3 stride, 4-7 column pointers, 8-39 the 32 vectors, 40 t.
+ */
+function tr128Body(): number[] {
+  const v = (r: number) => 8 + r;
+  const gather: number[] = [];
+  for (let r = 0; r < 32; r++) {
+    gather.push(...get(4), ...load32, ...simd(0x11));
+    for (let w = 1; w < 4; w++) gather.push(...get(4 + w), ...load32, ...simd(0x1c, w));
+    gather.push(...set(v(r)));
+    for (let w = 0; w < 4; w++) gather.push(...get(4 + w), ...get(3), ADD, ...set(4 + w));
+  }
+  const swaps: number[] = [];
+  for (const [j, m] of [[16, 0x0000ffff], [8, 0x00ff00ff], [4, 0x0f0f0f0f], [2, 0x33333333], [1, 0x55555555]]) {
+    const mask = simd(0x0c, ...Array.from({ length: 16 }, (_, q) => (m >>> (8 * (q & 3))) & 255));
+    for (let k = 0; k < 32; k = (k + j + 1) & ~j) {
+      swaps.push(
+        ...get(v(k)), ...i32c(j), ...simd(173), ...get(v(k + j)), ...simd(0x51), ...mask, ...simd(0x4e), ...set(40),
+        ...get(v(k)), ...get(40), ...i32c(j), ...simd(171), ...simd(0x51), ...set(v(k)),
+        ...get(v(k + j)), ...get(40), ...simd(0x51), ...set(v(k + j)),
+      );
+    }
+  }
+  const stores: number[] = [];
+  for (let c = 0; c < 32; c++) stores.push(...store(1, 16 * c, get(v(c))));
+  return [
+    ...get(2), ...i32c(2), SHL, ...set(3),
+    ...loop(2, [
+      ...get(0), ...set(4),
+      ...get(0), ...get(3), ...i32c(5), SHL, ADD, ...set(5),
+      ...get(0), ...get(3), ...i32c(6), SHL, ADD, ...set(6),
+      ...get(5), ...get(3), ...i32c(6), SHL, ADD, ...set(7),
+      ...gather, ...swaps, ...stores,
+    ], [[0, 4], [1, 512]]),
+  ];
+}
+FNS.tr128 = { type: 1, i32: 5, v128: 33, body: tr128Body() };
+
 function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content];
 }
@@ -188,6 +229,7 @@ type KPre = (a: number, b: number, u: number, tw: number, n: number, j0: number)
 type KPost = (a: number, b: number, o: number, u: number, e: number, t: number, n: number) => void;
 type KSetBits = (src: number, dst: number, bit: number, n: number) => void;
 type KDecAcc = (src: number, dec: number, bit: number, out: number, n: number, sh: number) => void;
+type KTr = (cols: number, rows: number, wpc: number) => void;
 
 export interface GcKernels {
   xor: K4;
@@ -199,6 +241,7 @@ export interface GcKernels {
   epost: KPost;
   setbits: KSetBits;
   decacc: KDecAcc;
+  tr128: KTr;
   /** Byte view of the module memory (refreshed by ensure). */
   u8: Uint8Array;
   i32: Int32Array;
@@ -224,7 +267,7 @@ export function gcKernels(): GcKernels {
   const k: GcKernels = {
     xor: ex.xor as K4, xorc: ex.xorc as K3,
     gpre: ex.gpre as KPre, gpost: ex.gpost as KPost, epre: ex.epre as KPre, epost: ex.epost as KPost,
-    setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc,
+    setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc, tr128: ex.tr128 as KTr,
     u8: new Uint8Array(mem.buffer), i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {
       const have = mem.buffer.byteLength;
