@@ -1,31 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync, statSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse } from 'parse5';
-import { idxBytes } from '../data/fixtures.js';
+import { writeBands } from '../train/bands.js';
 import { defaultReduceConfig, enumerateCandidates, reduce, type ReduceConfig } from '../../src/reduce/pipeline.js';
 import { countRelus, specFor } from '../../src/models/index.js';
-
-// A learnable 8x8 MNIST-format set: class k lights a band of rows.
-function writeBands(dir: string, nTrain = 90, nTest = 30): string {
-  mkdirSync(dir, { recursive: true });
-  for (const [prefix, n] of [['train', nTrain], ['t10k', nTest]] as const) {
-    const im = new Uint8Array(n * 64);
-    const lb = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      lb[i] = i % 3;
-      for (let p = 0; p < 64; p++) im[i * 64 + p] = (Math.floor((p >> 3) / 3) === lb[i] ? 200 : 20) + ((i * 31 + p * 7) % 40);
-    }
-    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), idxBytes(2051, [n, 8, 8], im));
-    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), idxBytes(2049, [n], lb));
-  }
-  return dir;
-}
 
 const data = writeBands(mkdtempSync(join(tmpdir(), 'dr-bands-')));
 const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig => defaultReduceConfig({
