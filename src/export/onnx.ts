@@ -283,7 +283,7 @@ export function summarizeOnnx(model: OnnxModel): OnnxExportSummary {
     relus,
     reluElements: relus.reduce((a, r) => a + prod(r.shape), 0),
     batchNorms: g.node.filter((n) => n.op_type === 'BatchNormalization').length,
-    foldedBatchNorms: g.node.filter((n) => n.op_type === 'Conv' && n.doc_string).length,
+    foldedBatchNorms: g.initializer.filter((t) => t.name.endsWith('.folded_weight')).length,
     initializers: g.initializer.length,
     parameters: g.initializer.reduce((a, t) => a + prod(t.dims.map(Number)), 0),
   };

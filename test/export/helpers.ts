@@ -1,8 +1,11 @@
 // Shared by the export tests: networks with non-trivial BN statistics, our logits, onnxruntime's.
 import * as ort from 'onnxruntime-node';
-import { BatchNorm2d, manualSeed, noGrad, rand, randn, tensor, tidy } from '../../src/engine/index.js';
+import { BatchNorm2d, manualSeed, noGrad, rand, randn, setNumThreads, tensor, tidy } from '../../src/engine/index.js';
 import { buildNetwork, type NetSpec, type Network } from '../../src/models/index.js';
 import { decodeOnnx, encodeOnnx, ONNX_FLOAT } from '../../src/export/onnx.js';
+
+// Test files run in parallel on few shared cores: one libtorch thread avoids OpenMP spin-waits that cost 10-50x.
+setNumThreads(1);
 
 /**
  * Builds spec's network (seeded) with random BN affine parameters and running statistics taken from one batch of
