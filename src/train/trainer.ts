@@ -176,6 +176,8 @@ export async function fit(
       seen += b.n;
       steps++;
       prog.update(seen, `loss ${(lossSum / seen).toFixed(3)} acc ${((100 * correct) / seen).toFixed(1)}%`);
+      // A prefetched batch resolves without a macrotask; yield so N-API can run the tensor wrappers' finalizers.
+      await tick();
     }
     const imgS = prog.stop();
     const ev = await evaluate(model, data);
