@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { DEBIAN_FASHION_MNIST, loadDataset, makeBatch } from '../../src/data/index.js';
 import {
-  countRelus, fullMask, getPreset, presetSpec, removeSites, siteNames, specFor, thin, type NetSpec,
+  countRelus, describeNetwork, fullMask, getPreset, runGraph, presetSpec, removeSites, siteNames, specFor, thin, type NetSpec,
 } from '../../src/models/index.js';
-import { decodeOnnx, exportOnnx, ONNX_OPSET } from '../../src/export/onnx.js';
-import { makeNet, maxAbsDiff, ortLogits, ortReluElements, ourLogits, randomInput, session } from './helpers.js';
+import { decodeOnnx, encodeOnnx, exportOnnx, graphToOnnx, ONNX_OPSET } from '../../src/export/onnx.js';
+import { dims, makeNet, maxAbsDiff, ortLogits, ortReluElements, ourLogits, randomInput, session } from './helpers.js';
 
 const fashion = { n: 0, source: '' } as { n: number; source: string; x?: Float32Array };
 const fmnistSkip = existsSync(DEBIAN_FASHION_MNIST) ? false : `${DEBIAN_FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)`;
@@ -127,3 +129,22 @@ for (const { label, spec } of FAMILIES) {
     }
   });
 }
+
+test('a graph that ends in a removed site still outputs logits (Identity), and runs', async () => {
+  const spec = { ...r20, mask: customMask };
+  const net = makeNet(spec);
+  try {
+    const nodes = describeNetwork(net);
+    const cut = nodes.slice(0, nodes.findIndex((n) => n.name === 'stem.relu') + 1); // conv1, bn1, removed stem.relu
+    const model = graphToOnnx(cut, { name: 'stem' });
+    assert.deepEqual(model.graph.node.map((n) => [n.op_type, n.input[0], n.output[0]]), [['Conv', 'input', 'conv1'], ['BatchNormalization', 'conv1', 'bn1'], ['Identity', 'bn1', 'logits']]);
+    const x = randomInput(spec, 2);
+    const s = await session(encodeOnnx(model));
+    const r = await s.run({ input: new ort.Tensor('float32', x, dims(spec, 2)) });
+    assert.deepEqual(r.logits!.dims, [2, 16, 32, 32]);
+    const ours = tidy(() => noGrad(() => runGraph(cut, tensor(x, dims(spec, 2))).toArray() as Float32Array));
+    assert.ok(maxAbsDiff(r.logits!.data as Float32Array, ours) < 1e-4);
+  } finally {
+    net.dispose();
+  }
+});
