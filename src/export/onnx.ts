@@ -23,11 +23,10 @@ export const ONNX_FLOAT = 1;
 // Plain-object forms of the messages the exporter writes (protobufjs field names, keepCase).
 export interface OnnxAttribute {
   name: string;
-  type: 'FLOAT' | 'INT' | 'INTS' | 'STRING';
+  type: 'FLOAT' | 'INT' | 'INTS';
   f?: number;
   i?: number;
   ints?: number[];
-  s?: Uint8Array;
 }
 export interface OnnxNode {
   name: string;
