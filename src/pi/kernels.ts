@@ -60,8 +60,9 @@ function loop(n: number, body: number[], steps: [number, number][]): number[] {
 interface Fn { type: number; i32: number; v128: number; body: number[] }
 
 // Parameters: xor(o, a, b, n); xorc(o, a, n); pre(a, b, u, tw, n, j0); post(a, b, o, u, e, t, n);
-// setbits(src, dst, bit, n); decacc(src, dec, bit, out, n, sh); tr128(cols, rows, wpc).
-const TYPES = [[4], [3], [6], [7]].map(([p]) => [0x60, ...uleb(p), ...new Array(p).fill(I32), 0]);
+// setbits(src, dst, bit, n); decacc(src, dec, bit, out, n, sh); tr128(cols, rows, wpc);
+// encode(zero, out, vals, n, sh).
+const TYPES = [[4], [3], [6], [7], [5]].map(([p]) => [0x60, ...uleb(p), ...new Array(p).fill(I32), 0]);
 const load8 = [0x2d, 0, 0], store8 = [0x3a, 0, 0], load32 = [0x28, 2, 0], store32 = [0x36, 2, 0];
 const AND = 0x71, OR = 0x72, XOR = 0x73, SHL = 0x74, SHRU = 0x76, ADD = 0x6a;
 /** dst + (bit >> 3) */
@@ -196,6 +197,15 @@ function tr128Body(): number[] {
   ];
 }
 FNS.tr128 = { type: 1, i32: 5, v128: 33, body: tr128Body() };
+// Garbler input labels: out_i = zero_i ⊕ (bit sh of vals[i] (i32)) · Δ. locals: 5 Δ
+FNS.encode = {
+  type: 4, i32: 0, v128: 1,
+  body: [
+    ...loadAbs(0), ...set(5),
+    ...loop(3, store(1, 0, xor(load(0), and([...i32c(0), ...get(2), ...load32, ...get(4), SHRU, ...i32c(1), AND, 0x6b, ...simd(0x11)], get(5)))),
+      [[0, 16], [1, 16], [2, 4]]),
+  ],
+};
 
 function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content];
@@ -230,6 +240,7 @@ type KPost = (a: number, b: number, o: number, u: number, e: number, t: number, 
 type KSetBits = (src: number, dst: number, bit: number, n: number) => void;
 type KDecAcc = (src: number, dec: number, bit: number, out: number, n: number, sh: number) => void;
 type KTr = (cols: number, rows: number, wpc: number) => void;
+type KEnc = (zero: number, out: number, vals: number, n: number, sh: number) => void;
 
 export interface GcKernels {
   xor: K4;
@@ -242,6 +253,8 @@ export interface GcKernels {
   setbits: KSetBits;
   decacc: KDecAcc;
   tr128: KTr;
+  /** Garbler input labels; Δ must be at address 0. */
+  encode: KEnc;
   /** Byte view of the module memory (refreshed by ensure). */
   u8: Uint8Array;
   i32: Int32Array;
@@ -267,7 +280,7 @@ export function gcKernels(): GcKernels {
   const k: GcKernels = {
     xor: ex.xor as K4, xorc: ex.xorc as K3,
     gpre: ex.gpre as KPre, gpost: ex.gpost as KPost, epre: ex.epre as KPre, epost: ex.epost as KPost,
-    setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc, tr128: ex.tr128 as KTr,
+    setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc, tr128: ex.tr128 as KTr, encode: ex.encode as KEnc,
     u8: new Uint8Array(mem.buffer), i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {
       const have = mem.buffer.byteLength;

@@ -38,12 +38,6 @@ export interface GarbledBatch {
   readonly zero: Readonly<Record<string, Uint8Array>>;
 }
 
-function words(u8: Uint8Array, what: string): Int32Array {
-  if (u8.byteLength % 16) throw new Error(`${what}: ${u8.byteLength} bytes is not a whole number of 16-byte labels`);
-  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
-  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
-}
-
 /** Tweak blocks (0, id lo, id hi, DOMAIN_GC) for instances first .. first+count-1, at byte offset `at`. */
 function writeTweaks(m32: Int32Array, at: number, first: number, count: number): void {
   for (let i = 0, p = at >>> 2; i < count; i++, p += 4) {
@@ -199,16 +193,23 @@ export class Garbler {
     const n = batch.n, w = g.wires.length;
     if (values.length !== n) throw new Error(`encode(${batch.circuit.name}, '${group}'): ${values.length} values, expected n=${n}`);
     const { lo, hi } = splitRing(values, Math.max(2, w));
-    const z = words(batch.zero[group], 'encode');
+    const zero = batch.zero[group];
     const out = new Uint8Array(w * n * 16);
-    const L = new Int32Array(out.buffer);
-    const d0 = this.d[0], d1 = this.d[1], d2 = this.d[2], d3 = this.d[3];
-    for (let j = 0; j < w; j++) {
-      const src = j < 32 ? lo : hi, sh = j & 31;
-      for (let i = 0; i < n; i++) {
-        const p = 4 * (j * n + i), m = -((src[i] >>> sh) & 1);
-        L[p] = z[p] ^ (m & d0); L[p + 1] = z[p + 1] ^ (m & d1);
-        L[p + 2] = z[p + 2] ^ (m & d2); L[p + 3] = z[p + 3] ^ (m & d3);
+    const K = gcKernels();
+    const C = Math.min(n, 8192);
+    const VALS = 64, Z = VALS + 8 * C, O = Z + 16 * C;
+    K.ensure(O + 16 * C);
+    const mem = K.u8, m32 = K.i32;
+    mem.set(this.delta, 0);
+    for (let c0 = 0; c0 < n; c0 += C) {
+      const cs = Math.min(C, n - c0);
+      m32.set(lo.subarray(c0, c0 + cs), VALS >>> 2);
+      m32.set(hi.subarray(c0, c0 + cs), (VALS >>> 2) + C);
+      for (let j = 0; j < w; j++) {
+        const at = (j * n + c0) * 16;
+        mem.set(zero.subarray(at, at + 16 * cs), Z);
+        K.encode(Z, O, j < 32 ? VALS : VALS + 4 * C, cs, j & 31);
+        out.set(mem.subarray(O, O + 16 * cs), at);
       }
     }
     return out;
