@@ -1,7 +1,8 @@
-// WebAssembly SIMD kernels for the hot loops: XOR gates and half-gate pre/post-processing around the batched
-// AES (garbling), output decoding, and the IKNP bit transpose. Plain JS typed-array loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in
-// about that time. The module is assembled below from opcodes (no toolchain needed) and validated by
-// WebAssembly.Module at load; AES itself stays in node:crypto (AES-NI), fed from the module's memory.
+// WebAssembly SIMD kernels for the hot loops: XOR gates and half-gate pre/post-processing around the
+// batched AES (garbling), input encoding, output decoding, and the IKNP bit transpose. Plain JS typed-array
+// loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in about that time. The module is
+// assembled below from opcodes (no toolchain needed) and validated by WebAssembly.Module at load; AES itself
+// stays in node:crypto (AES-NI), fed from the module's memory.
 //
 // Memory layout (byte offsets, chosen by the caller except the first 32 bytes):
 //   0: Δ   16: σ(Δ)   tw: per-instance tweak blocks (0, id lo, id hi, DOMAIN_GC)
@@ -43,7 +44,7 @@ const vzero = simd(0x0c, ...new Array(16).fill(0));
 const S_HI_HI = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 const S_0_LO = [16, 17, 18, 19, 20, 21, 22, 23, 0, 1, 2, 3, 4, 5, 6, 7];
 const sigma = (x: number[]) => xor([...x, ...x, ...simd(0x0d, ...S_HI_HI)], [...x, ...vzero, ...simd(0x0d, ...S_0_LO)]);
-/** All-ones if the lsb of the block in local `v` is set, else zero. */
+/** All-ones if the lsb of the block computed by `v` is set, else zero. */
 const lsbMask = (v: number[]) => [...i32c(0), ...v, ...simd(0x1b, 0), ...i32c(1), 0x71, 0x6b, ...simd(0x11)];
 
 /** for (; n; n--) { body; ptr += step ... } with n in local `n`. */

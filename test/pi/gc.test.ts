@@ -4,6 +4,8 @@ import { CircuitBuilder, evalPlain, type Circuit, type Wire } from '../../src/pi
 import { reluCircuit, truncCircuit } from '../../src/pi/gc/relu.js';
 import { Garbler, evaluate, evaluateRing, evaluateDecoded, decodeRing, decodeRingBig, parseMaterial, withDelta } from '../../src/pi/gc/garble.js';
 import { joinRingBig } from '../../src/pi/gc/ring.js';
+import { crHashBatch, DOMAIN_GC } from '../../src/pi/crypto/aes.js';
+import { randomBytes } from 'node:crypto';
 import { channelPair } from '../../src/pi/transport.js';
 import { rescaleRef, edgeCases, toF64, type Kind } from './helpers.js';
 
@@ -106,6 +108,35 @@ test('zero labels from outside (as from correlated OT) and chosen-OT label pairs
     }
   }
   assert.deepEqual(fromPairs, g.encode(batch, 'b', bv));
+});
+
+test('half-gate tables use H(x, (2g + side, instance, 0, DOMAIN_GC)) exactly as specified', () => {
+  const bld = new CircuitBuilder();
+  const [x] = bld.input('x', 'garbler', 1);
+  const [y] = bld.input('y', 'evaluator', 1);
+  bld.output('o', [bld.and(x, y)]);
+  const c = bld.build('and1');
+  const n = 5;
+  const delta = new Uint8Array(randomBytes(16));
+  const zx = new Uint8Array(randomBytes(16 * n)), zy = new Uint8Array(randomBytes(16 * n));
+  const g = new Garbler({ delta });
+  const batch = g.garble(c, n, { x: zx, y: zy });
+  const D = new Int32Array(g.delta.buffer.slice(0));
+  const w = (b: Uint8Array, i: number) => new Int32Array(b.buffer.slice(16 * i, 16 * i + 16));
+  const H = (v: Int32Array, side: number, i: number) => {
+    const out = new Int32Array(4);
+    crHashBatch(v, out, 1, side, i, 0, DOMAIN_GC);
+    return out;
+  };
+  for (let i = 0; i < n; i++) {
+    const A0 = w(zx, i), B0 = w(zy, i);
+    const A1 = A0.map((v, q) => v ^ D[q]), B1 = B0.map((v, q) => v ^ D[q]);
+    const pb = B0[0] & 1;
+    const ha0 = H(A0, 0, i), ha1 = H(A1, 0, i), hb0 = H(B0, 1, i), hb1 = H(B1, 1, i);
+    const TG = ha0.map((v, q) => v ^ ha1[q] ^ (pb ? D[q] : 0));
+    const TE = hb0.map((v, q) => v ^ hb1[q] ^ A0[q]);
+    assert.deepEqual(batch.material.tables.subarray(8 * i, 8 * i + 8), Int32Array.from([...TG, ...TE]));
+  }
 });
 
 /** Fraction of set bits in the lsb of each 16-byte label. */
