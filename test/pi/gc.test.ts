@@ -88,6 +88,9 @@ test('material travels as one message; parse checks circuit and sizes', async ()
   const lab = { a: g.encode(batch, 'a', new Float64Array(n)), r: g.encode(batch, 'r', new Float64Array(n)) };
   assert.throws(() => evaluate(c, batch.material, lab), /missing labels for input group 'b'/);
   assert.throws(() => g.encode(batch, 'a', new Float64Array(3)), /3 values, expected n=50/);
+  const av = Float64Array.from({ length: n }, (_, i) => i * 1013);
+  assert.deepEqual(g.encodeLabels(batch.zero.a, 16, av), g.encode(batch, 'a', av));
+  assert.throws(() => g.encodeLabels(batch.zero.a, 16, av.subarray(1)), /expected 16 wires x 49 values/);
   assert.throws(() => g.garble(c, n, { b: new Uint8Array(16) }), /zero labels for 'b' have 16 bytes/);
 });
 

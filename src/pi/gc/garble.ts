@@ -190,10 +190,18 @@ export class Garbler {
   /** Labels of input group `group` (garbler's) for `values` (ring elements, bit j of value i -> wire j). */
   encode(batch: GarbledBatch, group: string, values: RingValues): Uint8Array {
     const g = inputGroup(batch.circuit, group);
-    const n = batch.n, w = g.wires.length;
-    if (values.length !== n) throw new Error(`encode(${batch.circuit.name}, '${group}'): ${values.length} values, expected n=${n}`);
+    if (values.length !== batch.n) throw new Error(`encode(${batch.circuit.name}, '${group}'): ${values.length} values, expected n=${batch.n}`);
+    return this.encodeLabels(batch.zero[group], g.wires.length, values);
+  }
+
+  /**
+   * encode() from a group's zero labels alone (w*n*16 bytes), so that between garbling (offline) and
+   * encoding (online) the server need only keep batch.zero.a, not the whole batch.
+   */
+  encodeLabels(zero: Uint8Array, w: number, values: RingValues): Uint8Array {
+    const n = values.length;
+    if (zero.byteLength !== w * n * 16) throw new Error(`encodeLabels: ${zero.byteLength} bytes of zero labels, expected ${w} wires x ${n} values x 16`);
     const { lo, hi } = splitRing(values, Math.max(2, w));
-    const zero = batch.zero[group];
     const out = new Uint8Array(w * n * 16);
     const K = gcKernels();
     const C = Math.min(n, 8192);
