@@ -94,5 +94,11 @@ test('ring conversions: negative numbers wrap, bits round-trip, bad values are n
   const back = bitsToRing(ringToBits(v, 36), 36, 4);
   assert.deepEqual(Array.from(joinRing(back.lo, back.hi, 36)), v);
   assert.throws(() => splitRing([1.5], 32), /value\[0\] = 1.5/);
+  // 32-bit halves and BigInt arrays agree, reduced mod 2^k.
+  const big = BigUint64Array.from([0n, 1n, 2n ** 64n - 1n, 2n ** 40n + 3n]);
+  const words = splitRing(big, 64);
+  assert.deepEqual(splitRing(words, 41), splitRing(big, 41));
+  assert.deepEqual(joinRing(...Object.values(splitRing(words, 41)) as [Uint32Array, Uint32Array], 41), Float64Array.from([0, 1, 2 ** 41 - 1, 2 ** 40 + 3]));
+  assert.throws(() => splitRing({ lo: new Uint32Array(2), hi: new Uint32Array(3) }, 40), /lo has 2 words, hi 3/);
   assert.throws(() => joinRing(lo, hi, 60), /k=60 > 53/);
 });

@@ -1,7 +1,7 @@
 // Boolean circuits in a compact form (typed arrays of gate op / inputs / output) and a builder with
 // constant folding, dead-gate removal and wire-slot reuse (so a garbling chunk touches little memory).
 import { createHash } from 'node:crypto';
-import { splitRing, joinRing, joinRingBig, type RingValues } from './ring.js';
+import { splitRing, joinRing, joinRingBig, ringLength, type RingValues } from './ring.js';
 
 export const OP_XOR = 0;
 export const OP_AND = 1;
@@ -213,7 +213,7 @@ export function evalPlainSplit(
   for (const g of c.inputs) {
     const v = inputs[g.name];
     if (!v) throw new Error(`evalPlain(${c.name}): missing input group '${g.name}'`);
-    if (v.length !== n) throw new Error(`evalPlain(${c.name}): input '${g.name}' has ${v.length} values, expected ${n}`);
+    if (ringLength(v) !== n) throw new Error(`evalPlain(${c.name}): input '${g.name}' has ${ringLength(v)} values, expected ${n}`);
     const { lo, hi } = splitRing(v, Math.min(64, Math.max(2, g.wires.length)));
     g.wires.forEach((s, j) => {
       const src = j < 32 ? lo : hi;

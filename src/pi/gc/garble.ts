@@ -13,7 +13,7 @@ import { fixedKeyAesBytes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js'
 import { gcKernels, type GcKernels } from '../kernels.js';
 import { Prg } from '../crypto/prg.js';
 import { OP_AND, OP_XOR, inputGroup, outputGroup, type Circuit } from './circuit.js';
-import { splitRing, joinRing, joinRingBig, type RingValues } from './ring.js';
+import { splitRing, joinRing, joinRingBig, ringLength, type RingValues } from './ring.js';
 
 const TWO32 = 4294967296;
 const MAGIC = 0x314d4347; // 'GCM1'
@@ -190,7 +190,8 @@ export class Garbler {
   /** Labels of input group `group` (garbler's) for `values` (ring elements, bit j of value i -> wire j). */
   encode(batch: GarbledBatch, group: string, values: RingValues): Uint8Array {
     const g = inputGroup(batch.circuit, group);
-    if (values.length !== batch.n) throw new Error(`encode(${batch.circuit.name}, '${group}'): ${values.length} values, expected n=${batch.n}`);
+    const len = ringLength(values);
+    if (len !== batch.n) throw new Error(`encode(${batch.circuit.name}, '${group}'): ${len} values, expected n=${batch.n}`);
     return this.encodeLabels(batch.zero[group], g.wires.length, values);
   }
 
@@ -199,7 +200,7 @@ export class Garbler {
    * encoding (online) the server need only keep batch.zero.a, not the whole batch.
    */
   encodeLabels(zero: Uint8Array, w: number, values: RingValues): Uint8Array {
-    const n = values.length;
+    const n = ringLength(values);
     if (zero.byteLength !== w * n * 16) throw new Error(`encodeLabels: ${zero.byteLength} bytes of zero labels, expected ${w} wires x ${n} values x 16`);
     const { lo, hi } = splitRing(values, Math.max(2, w));
     const out = new Uint8Array(w * n * 16);

@@ -1,7 +1,23 @@
 // Conversions between ring elements of Z_2^k and bits. Values are given as
 // Float64Array / number[] (integers, |v| < 2^53, so k <= 53 on output), Uint32Array / Int32Array (k <= 32),
-// or BigUint64Array / BigInt64Array (k <= 64). Inputs are reduced mod 2^k (negative numbers wrap).
-export type RingValues = Float64Array | readonly number[] | Uint32Array | Int32Array | BigUint64Array | BigInt64Array;
+// BigUint64Array / BigInt64Array, or RingWords {lo, hi} (32-bit halves; k <= 64). Inputs are reduced mod 2^k
+// (negative numbers wrap).
+export interface RingWords {
+  lo: Uint32Array;
+  hi: Uint32Array;
+}
+export type RingValues = Float64Array | readonly number[] | Uint32Array | Int32Array | BigUint64Array | BigInt64Array | RingWords;
+
+const isWords = (v: RingValues): v is RingWords => !(ArrayBuffer.isView(v) || Array.isArray(v));
+
+/** Number of ring elements in `values`. */
+export function ringLength(values: RingValues): number {
+  if (isWords(values)) {
+    if (values.lo.length !== values.hi.length) throw new Error(`ring values: lo has ${values.lo.length} words, hi ${values.hi.length}`);
+    return values.lo.length;
+  }
+  return values.length;
+}
 
 export function checkRingBits(k: number, what: string): void {
   if (!Number.isInteger(k) || k < 2 || k > 64) throw new Error(`${what}: ring bit width k=${k} must be an integer in [2, 64]`);
@@ -12,14 +28,15 @@ const TWO32 = 4294967296;
 /** v mod 2^k split into low / high 32-bit words. */
 export function splitRing(values: RingValues, k: number): { lo: Uint32Array; hi: Uint32Array } {
   checkRingBits(k, 'splitRing');
-  const n = values.length;
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
-  if (values instanceof BigUint64Array || values instanceof BigInt64Array) {
-    for (let i = 0; i < n; i++) {
-      const v = BigInt.asUintN(64, values[i]);
-      lo[i] = Number(v & 0xffffffffn);
-      hi[i] = Number(v >> 32n);
-    }
+  const n = ringLength(values);
+  let lo = new Uint32Array(n), hi = new Uint32Array(n);
+  if (isWords(values)) {
+    lo.set(values.lo);
+    hi.set(values.hi);
+  } else if (values instanceof BigUint64Array || values instanceof BigInt64Array) {
+    // Little-endian 64-bit words: read the halves without BigInt arithmetic.
+    const w = new Uint32Array(values.buffer, values.byteOffset, 2 * n);
+    for (let i = 0; i < n; i++) { lo[i] = w[2 * i]; hi[i] = w[2 * i + 1]; }
   } else if (values instanceof Uint32Array || values instanceof Int32Array) {
     for (let i = 0; i < n; i++) lo[i] = values[i];
     // Int32Array values are sign-extended to 64 bits before reduction mod 2^k.
@@ -54,13 +71,14 @@ export function joinRing(lo: Uint32Array, hi: Uint32Array, k: number): Float64Ar
 
 export function joinRingBig(lo: Uint32Array, hi: Uint32Array): BigUint64Array {
   const out = new BigUint64Array(lo.length);
-  for (let i = 0; i < lo.length; i++) out[i] = (BigInt(hi[i]) << 32n) | BigInt(lo[i]);
+  const w = new Uint32Array(out.buffer);
+  for (let i = 0; i < lo.length; i++) { w[2 * i] = lo[i]; w[2 * i + 1] = hi[i]; }
   return out;
 }
 
 /** Bit j of value i at bit index j*n + i (wire-major, the order of input labels and OT choices). */
 export function ringToBits(values: RingValues, k: number): Uint8Array {
-  const n = values.length;
+  const n = ringLength(values);
   const { lo, hi } = splitRing(values, k);
   const out = new Uint8Array(Math.ceil((k * n) / 8));
   for (let j = 0; j < k; j++) {
