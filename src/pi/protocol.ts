@@ -163,8 +163,8 @@ interface ServerReluBatch {
 }
 
 /** Serves one client session on `ch`; returns the server's report. Throws (after telling the peer) on any fault. */
-export function serveClient(ch: Channel, model: ServerModel, o: SessionOptions = {}): Promise<PartyReport> {
-  return guarded(ch, 'server', async () => {
+export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions = {}): Promise<PartyReport> {
+  return guarded(ch0, 'server', async (ch) => {
     const { plan, secret } = model;
     const rec = new Recorder(ch, 'server');
     const batch = o.batch ?? DEFAULT_BATCH;
@@ -285,8 +285,8 @@ interface ClientRelu {
 }
 
 /** Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects. */
-export function runClient(ch: Channel, image: ArrayLike<number>, o: SessionOptions = {}): Promise<ClientResult> {
-  return guarded(ch, 'client', async () => {
+export function runClient(ch0: Channel, image: ArrayLike<number>, o: SessionOptions = {}): Promise<ClientResult> {
+  return guarded(ch0, 'client', async (ch) => {
     const rec = new Recorder(ch, 'client');
     const prep = makePreprocessor(o.preprocess ?? 'dealer');
     rec.begin('setup');

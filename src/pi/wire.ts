@@ -1,6 +1,6 @@
 // Protocol-level message checks and error frames. A party that fails sends one error frame
 // ({"pi_error": message}) before closing, so the peer reports the cause instead of a bare disconnect.
-import type { Channel } from './transport.js';
+import { unpackParts, type Channel, type ChannelStats } from './transport.js';
 
 const PREFIX = new TextEncoder().encode('{"pi_error":');
 
@@ -38,10 +38,42 @@ export async function recvJsonChecked<T>(ch: Channel, what: string): Promise<T> 
 /** An error the peer reported (not re-sent to it). */
 export class PeerError extends Error {}
 
-/** Runs `fn`; on failure tells the peer (unless the peer caused it by reporting or disconnecting), closes, rethrows. */
-export async function guarded<T>(ch: Channel, role: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * A view of `ch` whose every receive (including those inside OT and the preprocessor) turns a peer's error frame
+ * into a PeerError naming what was awaited.
+ */
+class CheckedChannel implements Channel {
+  constructor(private readonly ch: Channel) {}
+  get name(): string { return this.ch.name; }
+  get closed(): boolean { return this.ch.closed; }
+  send(d: Uint8Array): void { this.ch.send(d); }
+  recv(): Promise<Uint8Array> { return recvChecked(this.ch, 'the next message'); }
+  flush(): Promise<void> { return this.ch.flush(); }
+  close(): void { this.ch.close(); }
+  stats(): ChannelStats { return this.ch.stats(); }
+  resetStats(): ChannelStats { return this.ch.resetStats(); }
+  recvBytes(what: string, expectedLength?: number): Promise<Uint8Array> { return recvChecked(this.ch, what, expectedLength); }
+  sendU32Array(a: Uint32Array): void { this.ch.sendU32Array(a); }
+  async recvU32Array(what: string, expectedLength?: number): Promise<Uint32Array> {
+    const m = await recvChecked(this.ch, what, expectedLength === undefined ? undefined : 4 * expectedLength);
+    if (m.byteLength % 4) throw new Error(`${this.name}: malformed message: ${what}: ${m.byteLength} bytes is not a whole number of uint32`);
+    const a = (m.byteOffset & 3) === 0 ? m : m.slice();
+    return new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+  }
+  sendJson(v: unknown): void { this.ch.sendJson(v); }
+  recvJson<T = unknown>(what: string): Promise<T> { return recvJsonChecked<T>(this.ch, what); }
+  sendParts(parts: readonly Uint8Array[]): void { this.ch.sendParts(parts); }
+  async recvParts(what: string, expectedCount?: number): Promise<Uint8Array[]> {
+    const parts = unpackParts(await recvChecked(this.ch, what), `${this.name}: malformed message: ${what}`);
+    if (expectedCount !== undefined && parts.length !== expectedCount) throw new Error(`${this.name}: malformed message: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
+    return parts;
+  }
+}
+
+/** Runs `fn` on an error-frame-aware view of `ch`; on failure tells the peer (unless the peer caused it by reporting or disconnecting), closes, rethrows. */
+export async function guarded<T>(ch: Channel, role: string, fn: (ch: Channel) => Promise<T>): Promise<T> {
   try {
-    return await fn();
+    return await fn(new CheckedChannel(ch));
   } catch (e) {
     const err = e as Error;
     if (!(err instanceof PeerError) && !ch.closed) {
