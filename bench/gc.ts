@@ -5,10 +5,11 @@
 // Times are the median over --reps of this process's CPU time (user + sys: "per core", robust when other
 // jobs share the machine); wall-clock medians are printed beside them.
 import { reluCircuit } from '../src/pi/gc/relu.js';
-import { Garbler, evaluateRing, parseMaterial } from '../src/pi/gc/garble.js';
+import { Garbler, evaluateDecoded, parseMaterial } from '../src/pi/gc/garble.js';
 import { channelPair } from '../src/pi/transport.js';
 import { OtExtSender, OtExtReceiver } from '../src/pi/ot/iknp.js';
-import { ringToBits } from '../src/pi/gc/ring.js';
+import { ringToBits, splitRing, type RingWords } from '../src/pi/gc/ring.js';
+import { randomBytes } from 'node:crypto';
 
 const TARGET = { garbleUs: 15, evalUs: 8, bytes: 6.5 * 1024 };
 
@@ -31,9 +32,11 @@ const med = (xs: Clock[]): Clock => ({ wall: median(xs.map((x) => x.wall)), cpu:
 
 async function main() {
   const circ = reluCircuit({ k, f });
-  const K = 2 ** k;
-  const rnd = () => Math.floor(Math.random() * K);
-  const a = Float64Array.from({ length: n }, rnd), b = Float64Array.from({ length: n }, rnd), r = Float64Array.from({ length: n }, rnd);
+  // Uniform ring elements as 32-bit halves (any k up to 64).
+  const rnd = (): RingWords => splitRing({ lo: new Uint32Array(randomBytes(4 * n).buffer), hi: new Uint32Array(randomBytes(4 * n).buffer) }, k);
+  const a = rnd(), b = rnd(), r = rnd();
+  const K = 1n << BigInt(k);
+  const big = (v: RingWords, j: number) => (BigInt(v.hi[j]) << 32n) | BigInt(v.lo[j]);
 
   // OT: base OTs, then correlated OT for the client's k*n input bits (both parties in this thread, timed apart).
   const [cs, cr] = channelPair();
@@ -66,13 +69,13 @@ async function main() {
     labelsR = g.encode(batch, 'r', r);
     material = parseMaterial(circ, batch.material.bytes);
     t0 = start();
-    const z = evaluateRing(circ, material, { a: labelsA, r: labelsR, b: labelsB });
+    const z = evaluateDecoded(circ, material, { a: labelsA, r: labelsR, b: labelsB });
     if (i) evalMs.push(stop(t0));
     for (let j = 0; j < n; j += 997) {
-      let x = (a[j] + b[j]) % K;
-      if (x >= K / 2) x -= K;
-      const want = (((Math.floor(Math.max(x, 0) / 2 ** f) - r[j]) % K) + K) % K;
-      if (z[j] !== want) ok = false;
+      let x = (big(a, j) + big(b, j)) % K;
+      if (x >= K / 2n) x -= K;
+      const want = ((((x > 0n ? x : 0n) >> BigInt(f)) - big(r, j)) % K + K) % K;
+      if (big(z, j) !== want) ok = false;
     }
   }
   if (!ok) throw new Error('bench: garbled ReLU output disagrees with the plaintext reference');
