@@ -284,8 +284,11 @@ interface ClientRelu {
   labels: { b: Uint8Array; r: Uint8Array }[];
 }
 
-/** Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects. */
-export function runClient(ch0: Channel, image: ArrayLike<number>, o: SessionOptions = {}): Promise<ClientResult> {
+/**
+ * Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects, or a
+ * function that makes it from the plan (whose `input` carries the model's normalisation).
+ */
+export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: SessionOptions = {}): Promise<ClientResult> {
   return guarded(ch0, 'client', async (ch) => {
     const rec = new Recorder(ch, 'client');
     const prep = makePreprocessor(o.preprocess ?? 'dealer');
@@ -296,6 +299,7 @@ export function runClient(ch0: Channel, image: ArrayLike<number>, o: SessionOpti
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1) throw new Error(`${ch.name}: malformed message: plan: batch size ${String(batch)}`);
     const in0 = plan.ops[0]!;
+    const image = typeof imageOrFn === 'function' ? imageOrFn(plan) : imageOrFn;
     if (image.length !== in0.size) throw new Error(`client: image has ${image.length} values, the model expects ${in0.size} [${in0.shape}]`);
     const ot = await rec.step('setup', -1, 'base OT', 'ot', {}, () => OtExtReceiver.setup(ch));
     rec.end('setup');

@@ -1,0 +1,200 @@
+// Helpers shared by the pi CLI and the benchmarks: server models from a model directory or a random-weight spec,
+// client images from files or datasets, reports (table / JSON) and the cost-model calibration.
+import { existsSync, readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { PNG } from 'pngjs';
+import { manualSeed } from '../engine/index.js';
+import { buildNetwork, type NetSpec } from '../models/index.js';
+import { loadModelDir } from '../train/modeldir.js';
+import { loadDataset, makeBatch, checkDatasetName } from '../data/index.js';
+import { compilePlan, type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
+import type { ClientResult, PartyReport, Phase, StatEntry } from './protocol.js';
+
+/** A server model from a trained model directory (with its input transform). */
+export function serverModelFromDir(dir: string, fixed: Partial<FixedPointOptions> = {}): ServerModel {
+  const { net, info } = loadModelDir(dir);
+  try {
+    const { dataset, padFrom, mean, std, classNames } = info.input;
+    return compilePlan(net, { ...fixed, input: { dataset, mean, std, ...(padFrom !== undefined ? { padFrom } : {}), ...(classNames ? { classNames } : {}) } });
+  } finally {
+    net.dispose();
+  }
+}
+
+/** A server model with random (seeded) weights for latency benchmarks; inputs normalised with mean 0, std 1. */
+export function serverModelRandom(spec: NetSpec, seed = 0, fixed: Partial<FixedPointOptions> = {}): ServerModel {
+  manualSeed(seed);
+  const net = buildNetwork(spec).eval();
+  try {
+    return compilePlan(net, { ...fixed, input: { mean: new Array(spec.inChannels).fill(0), std: new Array(spec.inChannels).fill(1) } });
+  } finally {
+    net.dispose();
+  }
+}
+
+/** Test image `index` of a dataset, prepared as the plan's input transform says. */
+export function datasetImage(plan: PublicPlan, name: string, index: number, dir?: string): { x: Float32Array; label: number } {
+  const ds = loadDataset(checkDatasetName(name), 'test', dir ? { dir } : {});
+  const [c, h] = plan.ops[0]!.shape as [number, number, number];
+  if (ds.c !== c) throw new Error(`dataset ${name} has ${ds.c}-channel images, the model expects ${c}`);
+  const { mean, std } = plan.input;
+  if (mean.length !== c || std.length !== c) throw new Error(`model input transform has ${mean.length} means / ${std.length} stds for ${c} channels`);
+  const b = makeBatch(ds, [index], { ...(ds.h !== h ? { padTo: h } : {}), crop: 0, flip: false, mean, std }, 0);
+  return { x: b.x, label: b.y[0]! };
+}
+
+/**
+ * An input file: `.json` (an array of the preprocessed CHW values), `.bin` (raw little-endian float32, the same
+ * values) or `.png` (8-bit image: converted to the model's channel count, zero-padded to its size, normalised
+ * with the model's mean/std as in training).
+ */
+export function fileImage(plan: PublicPlan, file: string): Float32Array {
+  if (!existsSync(file)) throw new Error(`${file}: input file not found`);
+  const n = plan.ops[0]!.size;
+  const ext = extname(file).toLowerCase();
+  let x: Float32Array;
+  if (ext === '.json') {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    const flat = Array.isArray(j) ? (j as unknown[]).flat(3) : null;
+    if (!flat || !flat.every((v) => typeof v === 'number')) throw new Error(`${file}: expected a JSON array of numbers`);
+    x = Float32Array.from(flat as number[]);
+  } else if (ext === '.bin') {
+    const b = readFileSync(file);
+    if (b.byteLength % 4) throw new Error(`${file}: ${b.byteLength} bytes is not a whole number of float32`);
+    x = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  } else if (ext === '.png') {
+    x = pngImage(plan, file);
+  } else throw new Error(`${file}: unknown input format '${ext}' (use .json, .bin or .png)`);
+  if (x.length !== n) throw new Error(`${file}: ${x.length} values, the model expects ${n} [${plan.ops[0]!.shape}]`);
+  return x;
+}
+
+function pngImage(plan: PublicPlan, file: string): Float32Array {
+  const png = PNG.sync.read(readFileSync(file));
+  const [c, H, W] = plan.ops[0]!.shape as [number, number, number];
+  const { mean, std } = plan.input;
+  if (png.width > W || png.height > H || (W - png.width) % 2 || (H - png.height) % 2) {
+    throw new Error(`${file}: ${png.width}x${png.height} image cannot be padded symmetrically to the model's ${W}x${H}`);
+  }
+  const ox = (W - png.width) / 2, oy = (H - png.height) / 2;
+  const x = new Float32Array(c * H * W);
+  for (let ch = 0; ch < c; ch++) {
+    const zero = (0 - mean[ch]!) / std[ch]!;
+    x.fill(zero, ch * H * W, (ch + 1) * H * W);
+    for (let y = 0; y < png.height; y++) {
+      for (let xx = 0; xx < png.width; xx++) {
+        const p = 4 * (y * png.width + xx);
+        const v = c === 1 ? (png.data[p]! * 0.299 + png.data[p + 1]! * 0.587 + png.data[p + 2]! * 0.114) : png.data[p + Math.min(ch, 2)]!;
+        x[(ch * H + y + oy) * W + xx + ox] = (v / 255 - mean[ch]!) / std[ch]!;
+      }
+    }
+  }
+  return x;
+}
+
+// ------------------------------------------------------------------------------------------------ reports
+
+export interface OpRow {
+  op: number;
+  name: string;
+  kind: string;
+  relus: number;
+  macs: number;
+  offline: { ms: number; cToS: number; sToC: number; rounds: number };
+  online: { ms: number; cToS: number; sToC: number; rounds: number };
+  /** The server's own compute time for the op online (its linear layers run while the client waits). */
+  serverOnlineMs: number;
+}
+
+export interface PiReport {
+  plan: { arch: string; relus: number; culledSites: number; macs: number; fixed: FixedPointOptions; digest: string };
+  /** Client wall time per phase (it includes waiting for the server), bytes each way, rounds (client flights). */
+  phases: Record<Phase, { ms: number; cToS: number; sToC: number; rounds: number }>;
+  ops: OpRow[];
+  logits: number[];
+}
+
+/** Per-op rows (client wall time per step; bytes as the client counted them) and phase totals. */
+export function piReport(r: ClientResult): PiReport {
+  const rows = new Map<string, OpRow>();
+  const z = () => ({ ms: 0, cToS: 0, sToC: 0, rounds: 0 });
+  const add = (e: StatEntry) => {
+    if (e.phase === 'setup') return;
+    const key = `${e.op}:${e.name}`;
+    let row = rows.get(key);
+    if (!row) rows.set(key, (row = { op: e.op, name: e.name, kind: e.kind, relus: e.relus, macs: e.macs, offline: z(), online: z(), serverOnlineMs: 0 }));
+    const p = row[e.phase];
+    p.ms += e.ms;
+    p.cToS += e.bytesSent;
+    p.sToC += e.bytesRecv;
+    p.rounds += e.rounds;
+  };
+  r.client.entries.forEach(add);
+  for (const e of r.server.entries) {
+    if (e.phase !== 'online') continue;
+    const row = rows.get(`${e.op}:${e.name}`);
+    if (row) row.serverOnlineMs += e.ms;
+  }
+  const ph = (p: Phase) => {
+    const c = r.client.phases[p];
+    return { ms: c.ms, cToS: c.bytesSent, sToC: c.bytesRecv, rounds: c.rounds };
+  };
+  const { arch, relus, culledSites, macs, fixed, digest } = r.plan;
+  return {
+    plan: { arch, relus, culledSites, macs, fixed, digest },
+    phases: { setup: ph('setup'), offline: ph('offline'), online: ph('online') },
+    ops: [...rows.values()],
+    logits: Array.from(r.logits),
+  };
+}
+
+const mb = (b: number) => (b / 1e6).toFixed(b < 1e5 ? 3 : 1);
+const ms = (t: number) => t.toFixed(t < 10 ? 2 : 0);
+
+function table(headers: string[], rows: string[][]): string {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => '  ' + r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd();
+  return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+export function formatPiReport(p: PiReport): string {
+  const rows = p.ops.map((o) => [
+    o.name, o.kind, o.relus ? o.relus.toLocaleString('en-US') : '', o.macs ? (o.macs / 1e6).toFixed(2) : '',
+    ms(o.offline.ms), mb(o.offline.cToS), mb(o.offline.sToC), String(o.offline.rounds),
+    ms(o.online.ms), ms(o.serverOnlineMs), mb(o.online.cToS), mb(o.online.sToC), String(o.online.rounds),
+  ]);
+  const ph = (n: Phase) => p.phases[n];
+  for (const n of ['setup', 'offline', 'online'] as Phase[]) {
+    rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), '', '', '', '', '']);
+  }
+  const head = `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (garbled), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
+    `fixed point Z_2^64, f=${p.plan.fixed.f}, weights <= ${p.plan.fixed.weightFrac} fractional bits`;
+  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n`;
+}
+
+/**
+ * Cost-model parameters from measured costs (src/reduce/costmodel.ts): perMac_s = (offline client time + online
+ * server time of the conv/fc ops) / MACs; perRelu_s = client offline + online time of the ReLU ops, less the server's
+ * online linear work the client waits for inside them, / ReLUs; perLayer_s = the rest of the session (setup, local
+ * ops, input, output) / the number of conv/fc layers.
+ */
+export function calibrate(reports: PiReport[]): { perRelu_s: number; perMac_s: number; perLayer_s: number; source: string } {
+  let reluT = 0, relus = 0, macT = 0, macs = 0, restT = 0, layers = 0;
+  for (const p of reports) {
+    let opT = 0;
+    for (const o of p.ops) {
+      if (o.kind === 'relu') { const t = (o.offline.ms + o.online.ms) / 1e3; reluT += t; relus += o.relus; opT += t; }
+      else if (o.kind === 'conv' || o.kind === 'fc') {
+        macT += (o.offline.ms + o.serverOnlineMs) / 1e3; macs += o.macs; layers++; opT += o.offline.ms / 1e3;
+        reluT -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
+      }
+    }
+    restT += (p.phases.setup.ms + p.phases.offline.ms + p.phases.online.ms) / 1e3 - opT;
+  }
+  return {
+    perRelu_s: relus ? reluT / relus : 0, perMac_s: macs ? macT / macs : 0, perLayer_s: layers ? Math.max(0, restT) / layers : 0,
+    source: `deepreduce pi bench, ${new Date().toISOString()}, ${reports.map((r) => r.plan.arch).join(', ')}`,
+  };
+}
+
+export type { PartyReport };
