@@ -599,6 +599,11 @@ OP(copy_) {
   t.copy_(T(info, 1));
   INPLACE_DONE;
 }
+OP(relu_) {
+  at::Tensor t = T(info, 0);
+  t.relu_();
+  INPLACE_DONE;
+}
 OP(setData) {
   // Replaces a parameter's storage (e.g. a new memory layout) while keeping its autograd identity.
   at::Tensor t = T(info, 0);
@@ -686,7 +691,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(logSoftmax); EXPORT(softmax); EXPORT(crossEntropy); EXPORT(nllLoss); EXPORT(klDiv); EXPORT(mseLoss);
   EXPORT(setRequiresGrad); EXPORT(backward); EXPORT(grad); EXPORT(setGrad); EXPORT(setGradEnabled);
   EXPORT(isGradEnabled); EXPORT(inferenceModeEnter); EXPORT(inferenceModeExit);
-  EXPORT(add_); EXPORT(mul_); EXPORT(addcmul_); EXPORT(addcdiv_); EXPORT(copy_); EXPORT(setData); EXPORT(zero_); EXPORT(fill_);
+  EXPORT(add_); EXPORT(mul_); EXPORT(addcmul_); EXPORT(addcdiv_); EXPORT(copy_); EXPORT(relu_); EXPORT(setData); EXPORT(zero_); EXPORT(fill_);
   EXPORT(uniform_); EXPORT(normal_);
   EXPORT(manualSeed); EXPORT(rngState); EXPORT(setRngState); EXPORT(setNumThreads); EXPORT(getNumThreads);
   EXPORT(cudaAvailable); EXPORT(mkldnnAvailable); EXPORT(version); EXPORT(parallelInfo);

@@ -18,9 +18,9 @@ class Block(nn.Module):
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self.bn2(self.conv2(out))
-        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)), inplace=True)
 
 
 class ResNet(nn.Module):
@@ -37,7 +37,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(c, classes)
 
     def forward(self, x):
-        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        x = self.layers(F.relu(self.bn1(self.conv1(x)), inplace=True))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 

@@ -180,12 +180,14 @@ export class Linear extends Module {
  */
 export class ReLUSite extends Module {
   static onForward: ((site: ReLUSite, x: Tensor) => void) | null = null;
-  constructor(readonly site: string, public enabled = true) {
+  /** With `inplace`, the ReLU overwrites its input (torchvision's ReLU(inplace=True)): only for inputs nothing else reads. */
+  constructor(readonly site: string, public enabled = true, readonly inplace = false) {
     super();
   }
   forward(x: Tensor): Tensor {
     if (ReLUSite.onForward) ReLUSite.onForward(this, x);
-    return this.enabled ? x.relu() : x;
+    if (!this.enabled) return x;
+    return this.inplace ? x.relu_() : x.relu();
   }
 }
 

@@ -370,6 +370,10 @@ export class Tensor {
     native.addcdiv_(this.handle, a.handle, b.handle, value);
     return this;
   }
+  relu_(): this {
+    native.relu_(this.handle);
+    return this;
+  }
   /** Swaps in src's data (shape/layout may differ) keeping this tensor's autograd identity. */
   setData(src: Tensor): this {
     native.setData(this.handle, src.handle);

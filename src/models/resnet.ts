@@ -22,11 +22,11 @@ export class BasicBlock extends Module implements Describable {
     super();
     this.conv1 = this.child('conv1', conv3x3(inC, width, stride));
     this.bn1 = this.child('bn1', new BatchNorm2d(width));
-    this.relu1 = this.child('relu1', new ReLUSite(`${site}.relu1`));
+    this.relu1 = this.child('relu1', new ReLUSite(`${site}.relu1`, true, true));
     this.conv2 = this.child('conv2', conv3x3(width, width));
     this.bn2 = this.child('bn2', new BatchNorm2d(width));
     this.downsample = stride !== 1 || inC !== width ? this.child('downsample', shortcut(inC, width, stride)) : null;
-    this.relu2 = this.child('relu2', new ReLUSite(`${site}.relu2`));
+    this.relu2 = this.child('relu2', new ReLUSite(`${site}.relu2`, true, true));
   }
   forward(x: Tensor): Tensor {
     const out = this.bn2.forward(this.conv2.forward(this.relu1.forward(this.bn1.forward(this.conv1.forward(x)))));
@@ -58,14 +58,14 @@ export class Bottleneck extends Module implements Describable {
     const outC = width * Bottleneck.expansion;
     this.conv1 = this.child('conv1', conv1x1(inC, width));
     this.bn1 = this.child('bn1', new BatchNorm2d(width));
-    this.relu1 = this.child('relu1', new ReLUSite(`${site}.relu1`));
+    this.relu1 = this.child('relu1', new ReLUSite(`${site}.relu1`, true, true));
     this.conv2 = this.child('conv2', conv3x3(width, width, stride));
     this.bn2 = this.child('bn2', new BatchNorm2d(width));
-    this.relu2 = this.child('relu2', new ReLUSite(`${site}.relu2`));
+    this.relu2 = this.child('relu2', new ReLUSite(`${site}.relu2`, true, true));
     this.conv3 = this.child('conv3', conv1x1(width, outC));
     this.bn3 = this.child('bn3', new BatchNorm2d(outC));
     this.downsample = stride !== 1 || inC !== outC ? this.child('downsample', shortcut(inC, outC, stride)) : null;
-    this.relu3 = this.child('relu3', new ReLUSite(`${site}.relu3`));
+    this.relu3 = this.child('relu3', new ReLUSite(`${site}.relu3`, true, true));
   }
   forward(x: Tensor): Tensor {
     let out = this.relu1.forward(this.bn1.forward(this.conv1.forward(x)));
@@ -103,7 +103,7 @@ export class ResNet extends Network {
     let inC = w(spec.stemWidth ?? spec.widths[0]!);
     this.conv1 = this.child('conv1', new Conv2d(spec.inChannels, inC, k, { stride: stemStride(spec), padding: (k - 1) / 2, bias: false }));
     this.bn1 = this.child('bn1', new BatchNorm2d(inC));
-    this.relu = this.child('relu', new ReLUSite('stem.relu'));
+    this.relu = this.child('relu', new ReLUSite('stem.relu', true, true));
     this.maxpool = imagenet ? this.child('maxpool', new MaxPool2d(3, 2, 1)) : null;
     this.layers = spec.widths.map((width, s) => {
       const blocks: Module[] = [];
