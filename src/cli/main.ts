@@ -6,6 +6,7 @@ import { registerDataCommands } from './data.js';
 import { registerTrainCommands } from './train.js';
 import { registerDemoCommand } from './demo.js';
 import { registerReduceCommands } from './reduce.js';
+import { registerExportCommand } from './export.js';
 
 const program = new Command()
   .name('deepreduce')
@@ -18,6 +19,7 @@ registerCountCommand(program);
 registerDataCommands(program);
 registerTrainCommands(program);
 registerReduceCommands(program);
+registerExportCommand(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`deepreduce: ${e.message}\n`);

@@ -76,6 +76,8 @@ export function validateSpec(s: NetSpec): NetSpec {
   const bad = (field: string, why: string): never => {
     throw new Error(`spec '${s.arch}': ${field} ${why}`);
   };
+  const families: Family[] = ['resnet-cifar', 'resnet-imagenet', 'resnet-thin', 'wrn'];
+  if (!families.includes(s.family)) bad('family', `must be one of ${families.join(', ')}, got '${s.family}'`);
   if (!s.blocks.length || !s.blocks.every(posInt)) bad('blocks', `must be positive integers, got [${s.blocks}]`);
   if (s.widths.length !== s.blocks.length) bad('widths', `has ${s.widths.length} stages but blocks has ${s.blocks.length}`);
   if (!s.widths.every(posInt)) bad('widths', `must be positive integers, got [${s.widths}]`);
