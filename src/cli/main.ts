@@ -7,6 +7,7 @@ import { registerTrainCommands } from './train.js';
 import { registerDemoCommand } from './demo.js';
 import { registerReduceCommands } from './reduce.js';
 import { registerExportCommand } from './export.js';
+import { registerPiCommands } from './pi.js';
 
 const program = new Command()
   .name('deepreduce')
@@ -20,6 +21,7 @@ registerDataCommands(program);
 registerTrainCommands(program);
 registerReduceCommands(program);
 registerExportCommand(program);
+registerPiCommands(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`deepreduce: ${e.message}\n`);
