@@ -9,6 +9,7 @@ import { serverModelFromDir, datasetImage } from '../src/pi/bench.js';
 import { referenceForward } from '../src/pi/plan.js';
 import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport.js';
+import { Dealer } from '../src/pi/dealer.js';
 import { quantize, r64ToBig } from '../src/pi/fixed.js';
 
 const { values: a } = parseArgs({ options: { model: { type: 'string' }, n: { type: 'string', default: '1000' }, dataset: { type: 'string', default: 'fashion-mnist' }, data: { type: 'string' }, json: { type: 'boolean' } } });
@@ -18,6 +19,8 @@ const model = serverModelFromDir(a.model);
 const { net } = loadModelDir(a.model);
 const nodes = describeNetwork(net);
 const plan = model.plan;
+// The trusted dealer (a third party; in this process over channel pairs, as are the client and the server).
+const dealer = new Dealer(model);
 const [c, h, w] = plan.ops[0]!.shape as [number, number, number];
 const argmax = (v: ArrayLike<number>) => { let b = 0; for (let i = 1; i < v.length; i++) if (v[i]! > v[b]!) b = i; return b; };
 
@@ -26,7 +29,7 @@ const t0 = Date.now();
 for (let i = 0; i < N; i++) {
   const { x, label } = datasetImage(plan, a.dataset!, i, a.data);
   const [s, cl] = channelPair();
-  const [, r] = await Promise.all([serveClient(s, model), runClient(cl, x)]);
+  const [, r] = await Promise.all([serveClient(s, model, { dealer: dealer.link() }), runClient(cl, x, { dealer: dealer.link() })]);
   const ref = referenceForward(model, quantize(x, plan.fixed.f));
   const sec = r64ToBig(r.out), rf = r64ToBig(ref.out);
   sec.forEach((v, k) => { const d = v > rf[k]! ? v - rf[k]! : rf[k]! - v; if (d > maxUlp) maxUlp = d; });

@@ -1,6 +1,6 @@
 // Private-inference latency and bytes for ResNet18 at 32x32 (3 channels, 100 classes, random weights): the full
 // ReLU mask and the DeepReDuce presets, both parties in this process over loopback TCP (one thread: the client's
-// wall time includes the server's compute). Usage: node dist/bench/pi.js [--configs full,C100_230K,C100_115K,C100_12K]
+// wall time includes the server's and the dealer's compute), the trusted dealer in process (its traffic: prep_GB). Usage: node dist/bench/pi.js [--configs full,C100_230K,C100_115K,C100_12K]
 // [--out FILE.json] [--calibrate FILE]
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/util/fs.js';
@@ -29,7 +29,7 @@ const rows = results.map(({ config, report: r }) => {
   return {
     config, relus: r.plan.relus, macsM: +(r.plan.macs / 1e6).toFixed(1),
     setup_s: +(st.ms / 1e3).toFixed(2), offline_s: +(off.ms / 1e3).toFixed(2), online_s: +(on.ms / 1e3).toFixed(3),
-    offline_GB: +gb(off.cToS + off.sToC), online_MB: +((on.cToS + on.sToC) / 1e6).toFixed(1), onlineRounds: on.rounds,
+    offline_GB: +gb(off.cToS + off.sToC), prep_GB: +gb(st.prep + off.prep + on.prep), online_MB: +((on.cToS + on.sToC) / 1e6).toFixed(1), onlineRounds: on.rounds,
     speedupOnline: full ? +(full.phases.online.ms / on.ms).toFixed(2) : null,
     speedupOffline: full ? +(full.phases.offline.ms / off.ms).toFixed(2) : null,
     bytesPerRelu: r.plan.relus ? Math.round((off.cToS + off.sToC + on.cToS + on.sToC) / r.plan.relus) : null,

@@ -1,9 +1,11 @@
-// deepreduce pi serve | query | bench: two-party private inference (Delphi-style; see docs/pi.md).
+// deepreduce pi dealer | serve | query | bench: two-party private inference (Delphi-style) with a trusted dealer as a
+// third party for the linear layers' preprocessing (see docs/pi.md).
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
 import { connectTcp } from '../pi/transport.js';
 import { runClient, servePi } from '../pi/protocol.js';
+import { Dealer, tcpDealerLink } from '../pi/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
 } from '../pi/bench.js';
@@ -57,11 +59,11 @@ function modelOptions(c: Command): Command {
     .option('--weight-frac <bits>', 'most fractional bits of weights', nonNegInt('--weight-frac'));
 }
 
-function parseHostPort(s: string): { host: string; port: number } {
+const parseHostPort = (name: string) => (s: string): { host: string; port: number } => {
   const m = /^(.*):(\d+)$/.exec(s);
-  if (!m) throw new InvalidArgumentError(`--connect must be HOST:PORT, got '${s}'`);
+  if (!m) throw new InvalidArgumentError(`${name} must be HOST:PORT, got '${s}'`);
   return { host: m[1] || '127.0.0.1', port: Number(m[2]) };
-}
+};
 
 const out = (s: string) => void process.stdout.write(s);
 
@@ -74,17 +76,39 @@ function argmax(v: ArrayLike<number>): number {
 export function registerPiCommands(program: Command): Command {
   const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, secret-shared linear layers (docs/pi.md)');
 
-  modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently)'))
+  modelOptions(pi.command('dealer').description('run the trusted dealer (a third party, never the server) that preprocesses the linear layers'))
     .requiredOption('--port <n>', 'TCP port (0: any free port, printed)', nonNegInt('--port'))
     .option('--host <h>', 'listen address', '0.0.0.0')
-    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (dealer: trusted dealer, see docs/pi.md)`, 'dealer')
+    .option('--pair-timeout <s>', 'seconds a party waits for its counterpart of the same session', Number, 30)
+    .option('--json', 'one JSON line per session')
+    .action(async (o: ModelOpts & { port: number; host: string; pairTimeout: number; json?: boolean }) => {
+      if (!(o.pairTimeout > 0)) throw new InvalidArgumentError(`--pair-timeout must be > 0, got ${o.pairTimeout}`);
+      const model = serverModel(o);
+      const dealer = new Dealer(model, {
+        pairTimeoutMs: o.pairTimeout * 1e3,
+        onSession: (i) => out(o.json ? `${JSON.stringify(i)}\n`
+          : `[pi dealer] session ${i.session}: ${i.layers} layers, ${i.ms.toFixed(0)} ms, ${((i.toServer + i.toClient + i.fromClient) / 1e6).toFixed(1)} MB\n`),
+        onError: (e, ch) => process.stderr.write(`[pi dealer] ${ch.name}: ${e.message}\n`),
+      });
+      const l = await dealer.listen({ port: o.port, host: o.host });
+      process.stderr.write(`[pi dealer] dealing for ${model.plan.arch} (plan ${model.plan.digest}) on ${o.host}:${l.port}\n`);
+      const stop = () => { void l.close().then(() => { model.dispose(); process.exit(0); }); };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+
+  modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently)'))
+    .requiredOption('--port <n>', 'TCP port (0: any free port, printed)', nonNegInt('--port'))
+    .requiredOption('--dealer <host:port>', 'the trusted dealer (deepreduce pi dealer, run by a third party)', parseHostPort('--dealer'))
+    .option('--host <h>', 'listen address', '0.0.0.0')
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (dealer: trusted third party, see docs/pi.md)`, 'dealer')
     .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
     .option('--json', 'one JSON line per session')
-    .action(async (o: ModelOpts & { port: number; host: string; preprocess: string; batch?: number; json?: boolean }) => {
+    .action(async (o: ModelOpts & { port: number; dealer: { host: string; port: number }; host: string; preprocess: string; batch?: number; json?: boolean }) => {
       const model = serverModel(o);
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
       const l = await servePi(model, {
-        port: o.port, host: o.host, preprocess: o.preprocess, batch: o.batch,
+        port: o.port, host: o.host, preprocess: o.preprocess, batch: o.batch, dealer: tcpDealerLink(o.dealer.host, o.dealer.port),
         onSession: (r, ch) => {
           const t = r.phases;
           out(o.json ? `${JSON.stringify({ client: ch.name, ...t })}\n`
@@ -100,14 +124,15 @@ export function registerPiCommands(program: Command): Command {
 
   pi.command('query')
     .description('query a pi server privately with one image; prints the logits and the predicted class')
-    .requiredOption('--connect <host:port>', 'server address', parseHostPort)
+    .requiredOption('--connect <host:port>', 'server address', parseHostPort('--connect'))
+    .requiredOption('--dealer <host:port>', 'the trusted dealer the server uses', parseHostPort('--dealer'))
     .option('--input <file>', 'image: .json array / raw float32 .bin of the preprocessed CHW values, or a .png')
     .option('--dataset <name>', 'take the image from this dataset\'s test split')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
     .option('--preprocess <name>', 'offline correlations (must match the server)', 'dealer')
     .option('--json', 'print JSON (logits, per-op costs)')
-    .action(async (o: { connect: { host: string; port: number }; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
+    .action(async (o: { connect: { host: string; port: number }; dealer: { host: string; port: number }; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
       if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
       let label: number | undefined;
       const image = (plan: PublicPlan) => {
@@ -117,7 +142,7 @@ export function registerPiCommands(program: Command): Command {
         return d.x;
       };
       const ch = await connectTcp(o.connect.host, o.connect.port);
-      const r = await runClient(ch, image, { preprocess: o.preprocess });
+      const r = await runClient(ch, image, { preprocess: o.preprocess, dealer: tcpDealerLink(o.dealer.host, o.dealer.port) });
       ch.close();
       const rep = piReport(r), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
@@ -127,7 +152,7 @@ export function registerPiCommands(program: Command): Command {
       }
     });
 
-  modelOptions(pi.command('bench').description('client and server on this machine over loopback TCP: per-op and per-phase time, bytes, rounds'))
+  modelOptions(pi.command('bench').description('client and server on this machine over loopback TCP, the dealer in process: per-op and per-phase time, bytes, rounds'))
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
@@ -147,10 +172,14 @@ export function registerPiCommands(program: Command): Command {
   return pi;
 }
 
-/** One query against an in-process TCP server on 127.0.0.1 (both parties in this process, one thread). */
+/**
+ * One query against an in-process TCP server on 127.0.0.1 (both parties in this process, one thread), with an
+ * in-process dealer (channel pairs to each party; its traffic is reported as preprocessing bytes).
+ */
 export async function benchOnce(model: ServerModel, o: { dataset?: string; index?: number; data?: string; batch?: number; seed?: number }): Promise<PiReport> {
   const errors: Error[] = [];
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', batch: o.batch, onError: (e) => errors.push(e) });
+  const dealer = new Dealer(model, { onError: (e) => errors.push(e) });
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', batch: o.batch, dealer: dealer.link(), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
@@ -159,7 +188,7 @@ export async function benchOnce(model: ServerModel, o: { dataset?: string; index
       return Float32Array.from({ length: plan.ops[0]!.size }, () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()));
     };
     const ch = await connectTcp('127.0.0.1', l.port);
-    const r = await runClient(ch, image);
+    const r = await runClient(ch, image, { dealer: dealer.link() });
     ch.close();
     if (errors.length) throw errors[0]!;
     return piReport(r);

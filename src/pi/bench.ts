@@ -104,12 +104,17 @@ export interface OpRow {
   online: { ms: number; cToS: number; sToC: number; rounds: number };
   /** The server's own compute time for the op online (its linear layers run while the client waits). */
   serverOnlineMs: number;
+  /** Dealer traffic for the op (client <-> dealer and dealer -> server), not in the offline/online bytes. */
+  prepBytes: number;
 }
 
 export interface PiReport {
   plan: { arch: string; relus: number; culledSites: number; macs: number; fixed: FixedPointOptions; digest: string };
-  /** Client wall time per phase (it includes waiting for the server), bytes each way, rounds (client flights). */
-  phases: Record<Phase, { ms: number; cToS: number; sToC: number; rounds: number }>;
+  /** Client wall time per phase (it includes waiting for the server), bytes each way, rounds (client flights);
+   * `prep`: the dealer's traffic in the phase (both parties' dealer links, both directions). */
+  phases: Record<Phase, { ms: number; cToS: number; sToC: number; rounds: number; prep: number }>;
+  /** Preprocessing bytes per dealer link and direction, whole session (hellos included). */
+  preprocessing: { clientToDealer: number; dealerToClient: number; serverToDealer: number; dealerToServer: number };
   ops: OpRow[];
   logits: number[];
 }
@@ -122,27 +127,32 @@ export function piReport(r: ClientResult): PiReport {
     if (e.phase === 'setup') return;
     const key = `${e.op}:${e.name}`;
     let row = rows.get(key);
-    if (!row) rows.set(key, (row = { op: e.op, name: e.name, kind: e.kind, relus: e.relus, macs: e.macs, offline: z(), online: z(), serverOnlineMs: 0 }));
+    if (!row) rows.set(key, (row = { op: e.op, name: e.name, kind: e.kind, relus: e.relus, macs: e.macs, offline: z(), online: z(), serverOnlineMs: 0, prepBytes: 0 }));
     const p = row[e.phase];
     p.ms += e.ms;
     p.cToS += e.bytesSent;
     p.sToC += e.bytesRecv;
     p.rounds += e.rounds;
+    row.prepBytes += e.prepSent + e.prepRecv;
   };
   r.client.entries.forEach(add);
   for (const e of r.server.entries) {
-    if (e.phase !== 'online') continue;
+    if (e.phase === 'setup') continue;
     const row = rows.get(`${e.op}:${e.name}`);
-    if (row) row.serverOnlineMs += e.ms;
+    if (!row) continue;
+    if (e.phase === 'online') row.serverOnlineMs += e.ms;
+    row.prepBytes += e.prepSent + e.prepRecv;
   }
   const ph = (p: Phase) => {
-    const c = r.client.phases[p];
-    return { ms: c.ms, cToS: c.bytesSent, sToC: c.bytesRecv, rounds: c.rounds };
+    const c = r.client.phases[p], s = r.server.phases[p];
+    return { ms: c.ms, cToS: c.bytesSent, sToC: c.bytesRecv, rounds: c.rounds, prep: c.prepSent + c.prepRecv + s.prepSent + s.prepRecv };
   };
+  const sum = (rep: PartyReport, k: 'prepSent' | 'prepRecv') => (['setup', 'offline', 'online'] as Phase[]).reduce((a, p) => a + rep.phases[p][k], 0);
   const { arch, relus, culledSites, macs, fixed, digest } = r.plan;
   return {
     plan: { arch, relus, culledSites, macs, fixed, digest },
     phases: { setup: ph('setup'), offline: ph('offline'), online: ph('online') },
+    preprocessing: { clientToDealer: sum(r.client, 'prepSent'), dealerToClient: sum(r.client, 'prepRecv'), serverToDealer: sum(r.server, 'prepSent'), dealerToServer: sum(r.server, 'prepRecv') },
     ops: [...rows.values()],
     logits: Array.from(r.logits),
   };
@@ -160,16 +170,16 @@ function table(headers: string[], rows: string[][]): string {
 export function formatPiReport(p: PiReport): string {
   const rows = p.ops.map((o) => [
     o.name, o.kind, o.relus ? o.relus.toLocaleString('en-US') : '', o.macs ? (o.macs / 1e6).toFixed(2) : '',
-    ms(o.offline.ms), mb(o.offline.cToS), mb(o.offline.sToC), String(o.offline.rounds),
+    ms(o.offline.ms), mb(o.offline.cToS), mb(o.offline.sToC), String(o.offline.rounds), o.prepBytes ? mb(o.prepBytes) : '',
     ms(o.online.ms), ms(o.serverOnlineMs), mb(o.online.cToS), mb(o.online.sToC), String(o.online.rounds),
   ]);
   const ph = (n: Phase) => p.phases[n];
   for (const n of ['setup', 'offline', 'online'] as Phase[]) {
-    rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), '', '', '', '', '']);
+    rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), mb(ph(n).prep), '', '', '', '', '']);
   }
   const head = `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (garbled), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
     `fixed point Z_2^64, f=${p.plan.fixed.f}, weights <= ${p.plan.fixed.weightFrac} fractional bits`;
-  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n`;
+  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n`;
 }
 
 /**

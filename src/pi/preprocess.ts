@@ -1,7 +1,8 @@
 // Offline correlations for the secret linear layers. For layer M and the client's share c of its input (known
 // offline, independent of the image), the server must end up with a random s and the client with M c - s.
-// The server side sees only M (and draws s); the client side sees only c. An HE preprocessor (client encrypts c,
-// server evaluates M c - s homomorphically) implements the same interface.
+// The server side sees only M (and s); the client side sees only c (and M c - s). Each side gets a
+// PreprocessContext with the channels it may use: `peer` (server <-> client: an HE preprocessor sends Enc(c) and
+// returns Enc(M c - s) there) and `dealer` (this party's own channel to a third party, for the dealer).
 import type { Channel } from './transport.js';
 import { r64FromBytes, r64Random, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import type { RingLinear } from './linear.js';
@@ -15,34 +16,61 @@ export interface LinearShape {
   outSize: number;
 }
 
+export interface PreprocessContext {
+  /** The server-client channel. */
+  peer: Channel;
+  /** This party's channel to the dealer (only for preprocessors with `needsDealer`). */
+  dealer: Channel | null;
+}
+
 export interface Preprocessor {
   /** The `--preprocess` name. */
   readonly name: string;
+  /** Whether both parties need a channel to a dealer (a third party) for this preprocessor. */
+  readonly needsDealer: boolean;
   /** Server side: returns s; the client obtains M c - s. */
-  server(ch: Channel, shape: LinearShape, layer: RingLinear): Promise<R64>;
+  server(ctx: PreprocessContext, shape: LinearShape, layer: RingLinear): Promise<R64>;
   /** Client side: returns M c - s for its input share c. */
-  client(ch: Channel, shape: LinearShape, c: R64): Promise<R64>;
+  client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64>;
+}
+
+function dealerOf(ctx: PreprocessContext, role: string): Channel {
+  if (!ctx.dealer) throw new Error(`${role}: preprocessing 'dealer' needs a channel to the dealer, and this session has none`);
+  return ctx.dealer;
 }
 
 /**
- * A TRUSTED DEALER standing in for dealer-free preprocessing: it sees the weights and the client's masks. It runs
- * inside the server process, so the client's offline masks are sent to it in the clear: this mode is private only
- * if the dealer is trusted and does not collude with the server, which is not the case when both share a process.
- * It exists to measure and test everything else; traffic is counted as the HE preprocessor's would be.
+ * A TRUSTED DEALER, a third party that knows the weights M (it loads the model as the server does) and does not
+ * collude with the server. Per layer, in plan order: the dealer draws s and sends it to the server; the client
+ * sends its mask c to the dealer; the dealer returns M c - s to the client. The server-client channel carries
+ * nothing of this. The dealer's half is `dealLayer` (run by `Dealer`, dealer.ts).
  */
 export class DealerPreprocessor implements Preprocessor {
   readonly name = 'dealer';
-  async server(ch: Channel, shape: LinearShape, layer: RingLinear): Promise<R64> {
-    const c = r64FromBytes(await recvChecked(ch, `dealer: client mask for ${shape.name}`, 8 * shape.inSize), shape.inSize, `dealer: client mask for ${shape.name}`);
-    const s = r64Random(shape.outSize);
-    ch.send(r64ToBytes(r64Sub(layer.apply(c), s)));
-    return s;
+  readonly needsDealer = true;
+  async server(ctx: PreprocessContext, shape: LinearShape): Promise<R64> {
+    const what = `dealer: s for ${shape.name}`;
+    return r64FromBytes(await recvChecked(dealerOf(ctx, 'server'), what, 8 * shape.outSize), shape.outSize, what);
   }
-  async client(ch: Channel, shape: LinearShape, c: R64): Promise<R64> {
+  async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
+    const d = dealerOf(ctx, 'client');
     if (c.lo.length !== shape.inSize) throw new Error(`dealer: ${shape.name}: mask has ${c.lo.length} elements, expected ${shape.inSize}`);
-    ch.send(r64ToBytes(c));
-    return r64FromBytes(await recvChecked(ch, `dealer: M c - s for ${shape.name}`, 8 * shape.outSize), shape.outSize, `dealer: M c - s for ${shape.name}`);
+    d.send(r64ToBytes(c));
+    const what = `dealer: M c - s for ${shape.name}`;
+    return r64FromBytes(await recvChecked(d, what, 8 * shape.outSize), shape.outSize, what);
   }
+}
+
+/** The dealer's half of DealerPreprocessor for one layer (server and client are the dealer's channels to them). */
+export async function dealLayer(server: Channel, client: Channel, shape: LinearShape, layer: RingLinear): Promise<void> {
+  if (layer.inSize !== shape.inSize || layer.outSize !== shape.outSize) {
+    throw new Error(`dealer: ${shape.name}: layer is ${layer.inSize} -> ${layer.outSize}, the plan says ${shape.inSize} -> ${shape.outSize}`);
+  }
+  const s = r64Random(shape.outSize);
+  server.send(r64ToBytes(s));
+  const what = `client mask for ${shape.name}`;
+  const c = r64FromBytes(await recvChecked(client, what, 8 * shape.inSize), shape.inSize, what);
+  client.send(r64ToBytes(r64Sub(layer.apply(c), s)));
 }
 
 export const PREPROCESSORS = ['dealer'] as const;

@@ -9,9 +9,11 @@
 //            evaluates, and returns the output colour bits; the server decodes z = (ReLU(v) >> shift) - r. The
 //            client never holds decode bits, so it learns nothing; the server sees only values masked by c or r.
 //   output:  the server sends its share of the logits; the client adds its own.
-// Messages, in order (C = client, S = server):
-//   setup:   C hello (JSON), S plan (JSON), 128 base OTs (OT extension setup)
-//   offline: per conv/fc the preprocessor's messages; per ReLU batch C OT matrix, S garbled tables (no decode bits)
+// Messages, in order (C = client, S = server, D = dealer, a third party: dealer.ts):
+//   setup:   C hello (JSON, with a random session id), S plan (JSON); C and S each open their own channel to D and
+//            send it the session id; 128 base OTs (OT extension setup)
+//   offline: per conv/fc the preprocessor's messages (dealer: D -> S s, C -> D c, D -> C M c - s; nothing between
+//            C and S); per ReLU batch C OT matrix, S garbled tables (no decode bits)
 //   online:  C input share; per ReLU op S labels of a (one message, a part per batch), C colour bits;
 //            S output share; S its per-op report (JSON)
 import { performance } from 'node:perf_hooks';
@@ -26,8 +28,10 @@ import {
 } from './fixed.js';
 import { addChannelBias, checkPlan, localOp, PublicOps, type PublicPlan, type ServerModel } from './plan.js';
 import { delphiReluCircuit } from './relucircuit.js';
-import { makePreprocessor, type LinearShape, type Preprocessor } from './preprocess.js';
+import { makePreprocessor, type LinearShape, type PreprocessContext, type Preprocessor } from './preprocess.js';
+import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './dealer.js';
 import { guarded, recvChecked, recvJsonChecked } from './wire.js';
+import { randomBytes } from 'node:crypto';
 
 export const PROTOCOL = 'deepreduce-pi/1';
 
@@ -45,32 +49,45 @@ export interface StatEntry {
   rounds: number;
   relus: number;
   macs: number;
+  /** Bytes on this party's channel to the dealer (third-party preprocessing), not included in bytesSent/bytesRecv. */
+  prepSent: number;
+  prepRecv: number;
 }
 
 export interface PartyReport {
   role: 'server' | 'client';
   entries: StatEntry[];
-  /** Wall time per phase as this party saw it, and its bytes / rounds. */
-  phases: Record<Phase, { ms: number; bytesSent: number; bytesRecv: number; rounds: number }>;
+  /** Wall time per phase as this party saw it, its bytes / rounds with the other party, and its dealer bytes. */
+  phases: Record<Phase, { ms: number; bytesSent: number; bytesRecv: number; rounds: number; prepSent: number; prepRecv: number }>;
 }
+
+const noStats: ChannelStats = { bytesSent: 0, bytesRecv: 0, msgsSent: 0, msgsRecv: 0, rounds: 0 };
 
 class Recorder {
   readonly entries: StatEntry[] = [];
-  private phaseStart = new Map<Phase, { t: number; s: ChannelStats }>();
+  private phaseStart = new Map<Phase, { t: number; s: ChannelStats; d: ChannelStats }>();
   readonly phases = {} as PartyReport['phases'];
+  /** This party's channel to the dealer, once open (its traffic is counted apart). */
+  dealer: Channel | null = null;
   constructor(private readonly ch: Channel, readonly role: 'server' | 'client') {}
+  private dstats(): ChannelStats {
+    return this.dealer ? this.dealer.stats() : noStats;
+  }
   begin(p: Phase): void {
-    this.phaseStart.set(p, { t: performance.now(), s: this.ch.stats() });
+    this.phaseStart.set(p, { t: performance.now(), s: this.ch.stats(), d: this.dstats() });
   }
   end(p: Phase): void {
-    const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s);
-    this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds };
+    const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s), dd = diffStats(this.dstats(), b.d);
+    this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv };
   }
   async step<T>(phase: Phase, op: number, name: string, kind: string, cost: { relus?: number; macs?: number }, fn: () => Promise<T> | T): Promise<T> {
-    const s0 = this.ch.stats(), t0 = performance.now();
+    const s0 = this.ch.stats(), d0 = this.dstats(), t0 = performance.now();
     const r = await fn();
-    const d = diffStats(this.ch.stats(), s0);
-    this.entries.push({ phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, relus: cost.relus ?? 0, macs: cost.macs ?? 0 });
+    const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0);
+    this.entries.push({
+      phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
+      relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv,
+    });
     return r;
   }
   report(): PartyReport {
@@ -83,6 +100,8 @@ export interface SessionOptions {
   preprocess?: string;
   /** ReLUs per garbled batch (one OT batch, one tables message); default 16384. */
   batch?: number;
+  /** This party's link to the dealer (needed by `--preprocess dealer`). */
+  dealer?: DealerLink;
 }
 
 const DEFAULT_BATCH = 16384;
@@ -152,7 +171,12 @@ function xorWords(a: R64, b: { lo: Uint32Array; hi: Uint32Array }): R64 {
   return { lo, hi };
 }
 
-interface Hello { protocol: string; preprocess: string }
+interface Hello { protocol: string; preprocess: string; session: string }
+
+function needDealer(o: SessionOptions, role: string): DealerLink {
+  if (!o.dealer) throw new Error(`${role}: preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
+  return o.dealer;
+}
 
 // ------------------------------------------------------------------------------------------------ server
 
@@ -164,7 +188,7 @@ interface ServerReluBatch {
 
 /** Serves one client session on `ch`; returns the server's report. Throws (after telling the peer) on any fault. */
 export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions = {}): Promise<PartyReport> {
-  return guarded(ch0, 'server', async (ch) => {
+  return guarded(ch0, 'server', async (ch, adopt) => {
     const { plan, secret } = model;
     const rec = new Recorder(ch, 'server');
     const batch = o.batch ?? DEFAULT_BATCH;
@@ -173,7 +197,12 @@ export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions 
     if (!hello || hello.protocol !== PROTOCOL) throw new Error(`client speaks protocol '${String(hello?.protocol)}', expected '${PROTOCOL}'`);
     const prep: Preprocessor = makePreprocessor(hello.preprocess);
     if (o.preprocess && o.preprocess !== prep.name) throw new Error(`client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
+    const session = checkSessionId(hello.session, 'client hello');
     ch.sendJson({ plan, batch });
+    const ctx: PreprocessContext = { peer: ch, dealer: null };
+    if (prep.needsDealer) {
+      ctx.dealer = rec.dealer = adopt(await joinDealer(needDealer(o, 'server'), 'server', session, { plan, weights: modelFingerprint(model) }));
+    }
     const garbler = new Garbler();
     const ot = await rec.step('setup', -1, 'base OT', 'ot', {}, () => OtExtSender.setup(ch, { delta: garbler.delta }));
     rec.end('setup');
@@ -184,7 +213,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions 
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'conv' || op.op === 'fc') {
-        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ch, linearShape(plan, i), secret[i]!.linear));
+        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear));
       } else if (op.op === 'relu') {
         const c = delphiReluCircuit(op.width, op.shift), w = op.width;
         relu[i] = await rec.step('offline', i, op.name, 'relu', { relus: op.size }, async () => {
@@ -289,11 +318,13 @@ interface ClientRelu {
  * function that makes it from the plan (whose `input` carries the model's normalisation).
  */
 export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: SessionOptions = {}): Promise<ClientResult> {
-  return guarded(ch0, 'client', async (ch) => {
+  return guarded(ch0, 'client', async (ch, adopt) => {
     const rec = new Recorder(ch, 'client');
     const prep = makePreprocessor(o.preprocess ?? 'dealer');
+    const link = prep.needsDealer ? needDealer(o, 'client') : null;
     rec.begin('setup');
-    ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name } satisfies Hello);
+    const session = randomBytes(16).toString('hex');
+    ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, session } satisfies Hello);
     const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
     const plan = checkPlan(got?.plan, `${ch.name}: plan`);
     const batch = got.batch;
@@ -301,6 +332,8 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const in0 = plan.ops[0]!;
     const image = typeof imageOrFn === 'function' ? imageOrFn(plan) : imageOrFn;
     if (image.length !== in0.size) throw new Error(`client: image has ${image.length} values, the model expects ${in0.size} [${in0.shape}]`);
+    const ctx: PreprocessContext = { peer: ch, dealer: null };
+    if (link) ctx.dealer = rec.dealer = adopt(await joinDealer(link, 'client', session, { plan }));
     const ot = await rec.step('setup', -1, 'base OT', 'ot', {}, () => OtExtReceiver.setup(ch));
     rec.end('setup');
 
@@ -313,7 +346,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
         const op = plan.ops[i]!;
         if (op.op === 'input') cv.push(r64Random(op.size));
         else if (op.op === 'conv' || op.op === 'fc') {
-          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ch, linearShape(plan, i), cv[op.input]!)));
+          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!)));
         } else if (op.op === 'relu') {
           const c = delphiReluCircuit(op.width, op.shift), w = op.width;
           const r = r64Random(op.size), x = cv[op.input]!;

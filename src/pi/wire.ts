@@ -19,7 +19,7 @@ function errorFrame(m: Uint8Array): string | null {
 export async function recvChecked(ch: Channel, what: string, expectedLength?: number): Promise<Uint8Array> {
   const m = await ch.recvBytes(what);
   const err = errorFrame(m);
-  if (err !== null) throw new PeerError(`${ch.name}: peer reported an error while we waited for ${what}: ${err}`);
+  if (err !== null) throw new PeerError(`${ch.name}: peer reported an error while we waited for ${what}: ${err}`, ch);
   if (expectedLength !== undefined && m.byteLength !== expectedLength) {
     throw new Error(`${ch.name}: malformed message: ${what}: expected ${expectedLength} bytes, got ${m.byteLength}`);
   }
@@ -35,8 +35,12 @@ export async function recvJsonChecked<T>(ch: Channel, what: string): Promise<T> 
   }
 }
 
-/** An error the peer reported (not re-sent to it). */
-export class PeerError extends Error {}
+/** An error the peer on `from` reported (not re-sent to it). */
+export class PeerError extends Error {
+  constructor(message: string, readonly from: Channel) {
+    super(message);
+  }
+}
 
 /**
  * A view of `ch` whose every receive (including those inside OT and the preprocessor) turns a peer's error frame
@@ -70,21 +74,33 @@ class CheckedChannel implements Channel {
   }
 }
 
-/** Runs `fn` on an error-frame-aware view of `ch`; on failure tells the peer (unless the peer caused it by reporting or disconnecting), closes, rethrows. */
-export async function guarded<T>(ch: Channel, role: string, fn: (ch: Channel) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on an error-frame-aware view of `ch`. `fn` may `adopt` further channels of the same session (e.g. to a
+ * dealer): it gets their checked views, and they are closed when `fn` ends. On failure every channel's peer is told
+ * (except the one that reported the error, or that disconnected), all are closed, and the error is rethrown.
+ */
+export async function guarded<T>(ch: Channel, role: string, fn: (ch: Channel, adopt: (other: Channel) => Channel) => Promise<T>): Promise<T> {
+  const extra: Channel[] = [];
+  const adopt = (other: Channel): Channel => {
+    extra.push(other);
+    return new CheckedChannel(other);
+  };
   try {
-    return await fn(new CheckedChannel(ch));
+    return await fn(new CheckedChannel(ch), adopt);
   } catch (e) {
     const err = e as Error;
-    if (!(err instanceof PeerError) && !ch.closed) {
+    for (const c of [ch, ...extra]) {
+      if (c.closed || (err instanceof PeerError && err.from === c)) continue;
       try {
-        ch.sendJson({ pi_error: `${role}: ${err.message}` });
-        await ch.flush();
+        c.sendJson({ pi_error: `${role}: ${err.message}` });
+        await c.flush();
       } catch {
         // the peer is gone already
       }
     }
     ch.close();
     throw err;
+  } finally {
+    for (const c of extra) c.close();
   }
 }
