@@ -111,14 +111,17 @@ export interface DealerOptions {
 interface Waiting {
   role: DealerRole;
   ch: Channel;
-  timer: NodeJS.Timeout;
-  /** Called with null when the session this connection joined is over, or with the timeout error. */
-  done: (timedOut: Error | null) => void;
+  /** Ends the wait: the session will not start (why). */
+  drop: (why: string) => void;
+  /** The session this connection joined is over. */
+  done: () => void;
 }
 
 export class Dealer {
   private readonly waiting = new Map<string, Waiting>();
   private readonly running = new Set<string>();
+  /** Sessions that failed before both parties joined (recent ones), so that a late party is told at once. */
+  private readonly failed = new Map<string, { reason: string; at: number }>();
   private readonly pairTimeoutMs: number;
   private readonly onError: (err: Error, ch: Channel) => void;
   private readonly shapes: LinearShape[];
@@ -138,47 +141,77 @@ export class Dealer {
    * session, runs the session. Resolves when it is over; failures go to onError (reported once per session).
    */
   async accept(ch: Channel): Promise<void> {
-    let hello: DealerHello;
+    let hello: DealerHello, raw: Partial<DealerHello> | undefined;
     try {
-      hello = await guarded(ch, 'dealer', async (c) => this.checkHello(await recvJsonChecked<DealerHello>(c, 'hello'), c.name));
+      hello = await guarded(ch, 'dealer', async (c) => this.checkHello((raw = await recvJsonChecked<DealerHello>(c, 'hello')), c.name));
     } catch (e) {
       this.onError(e as Error, ch);
+      const id = raw?.session;
+      // The counterpart of a rejected party fails at once instead of waiting for the pairing timeout.
+      if (typeof id === 'string' && SESSION_RE.test(id) && !this.running.has(id)) this.failSession(id, `the ${String(raw?.role)} was rejected: ${(e as Error).message}`);
       return;
     }
     const { session, role } = hello;
-    const other = this.waiting.get(session);
-    if (other?.role === role) {
-      const e = new Error(`session ${session}: a ${role} already joined this session`);
+    const other = this.waiting.get(session), gone = this.failed.get(session);
+    if (other?.role === role || gone) {
+      this.failed.delete(session);
+      const e = new Error(`session ${session}: ${gone ? gone.reason : `a ${role} already joined this session`}`);
       await guarded(ch, 'dealer', () => Promise.reject(e)).catch((err: Error) => this.onError(err, ch));
       return;
     }
     if (!other) {
       // First of the pair: wait for the counterpart, then until the session is over (run by the second).
-      const timedOut = await new Promise<Error | null>((done) => {
-        const timer = setTimeout(() => {
+      const peer = role === 'server' ? 'client' : 'server';
+      const failed = await new Promise<Error | null>((done) => {
+        const drop = (why: string) => {
+          if (this.waiting.get(session)?.ch !== ch) return;
           this.waiting.delete(session);
-          const peer = role === 'server' ? 'client' : 'server';
-          done(new Error(`session ${session}: no ${peer} joined within ${(this.pairTimeoutMs / 1e3).toFixed(1)} s (wrong or unknown session id, or the ${peer} uses another dealer)`));
-        }, this.pairTimeoutMs);
-        this.waiting.set(session, { role, ch, timer, done });
+          clearTimeout(timer);
+          this.failSession(session, why);
+          done(new Error(`session ${session}: ${why}`));
+        };
+        const timer = setTimeout(() => drop(`no ${peer} joined within ${(this.pairTimeoutMs / 1e3).toFixed(1)} s (wrong or unknown session id, or the ${peer} uses another dealer)`), this.pairTimeoutMs);
+        this.waiting.set(session, { role, ch, drop, done: () => { clearTimeout(timer); done(null); } });
+        // Read ahead while parked, so that a party that leaves is dropped at once; the session gets what was read.
+        const recv = ch.recv.bind(ch), ahead: Promise<Uint8Array>[] = [];
+        const readAhead = () => {
+          const m = recv();
+          ahead.push(m);
+          m.then(() => { if (this.waiting.get(session)?.ch === ch) readAhead(); },
+            (e: Error) => drop(`the ${role} left before a ${peer} joined (${e.message})`));
+        };
+        ch.recv = () => ahead.shift() ?? recv();
+        readAhead();
       });
-      if (timedOut) await guarded(ch, 'dealer', () => Promise.reject(timedOut)).catch((e: Error) => this.onError(e, ch));
+      if (failed) await guarded(ch, 'dealer', () => Promise.reject(failed)).catch((e: Error) => this.onError(e, ch));
       return;
     }
     this.waiting.delete(session);
-    clearTimeout(other.timer);
     const [server, client] = role === 'server' ? [ch, other.ch] : [other.ch, ch];
     this.running.add(session);
     try {
-      this.o.onSession?.(await this.runSession(session, server, client));
+      const info = await this.runSession(session, server, client);
+      this.o.onSession?.(info);
     } catch (e) {
       this.onError(new Error(`session ${session}: ${(e as Error).message}`, { cause: e }), ch);
     } finally {
       this.running.delete(session);
       server.close();
       client.close();
-      other.done(null);
+      other.done();
     }
+  }
+
+  /** Ends a session that has not started: drops its parked party, or remembers why for a party still to come. */
+  private failSession(session: string, why: string): void {
+    const w = this.waiting.get(session);
+    if (w) return w.drop(why);
+    const now = Date.now();
+    for (const [id, f] of this.failed) {
+      if (now - f.at < 2 * this.pairTimeoutMs && this.failed.size < 10000) break;
+      this.failed.delete(id);
+    }
+    this.failed.set(session, { reason: why, at: now });
   }
 
   private checkHello(h: DealerHello, what: string): DealerHello {

@@ -173,8 +173,8 @@ function xorWords(a: R64, b: { lo: Uint32Array; hi: Uint32Array }): R64 {
 
 interface Hello { protocol: string; preprocess: string; session: string }
 
-function needDealer(o: SessionOptions, role: string): DealerLink {
-  if (!o.dealer) throw new Error(`${role}: preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
+function needDealer(o: SessionOptions): DealerLink {
+  if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
   return o.dealer;
 }
 
@@ -201,7 +201,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions 
     ch.sendJson({ plan, batch });
     const ctx: PreprocessContext = { peer: ch, dealer: null };
     if (prep.needsDealer) {
-      ctx.dealer = rec.dealer = adopt(await joinDealer(needDealer(o, 'server'), 'server', session, { plan, weights: modelFingerprint(model) }));
+      ctx.dealer = rec.dealer = adopt(await joinDealer(needDealer(o), 'server', session, { plan, weights: modelFingerprint(model) }));
     }
     const garbler = new Garbler();
     const ot = await rec.step('setup', -1, 'base OT', 'ot', {}, () => OtExtSender.setup(ch, { delta: garbler.delta }));
@@ -321,7 +321,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
   return guarded(ch0, 'client', async (ch, adopt) => {
     const rec = new Recorder(ch, 'client');
     const prep = makePreprocessor(o.preprocess ?? 'dealer');
-    const link = prep.needsDealer ? needDealer(o, 'client') : null;
+    const link = prep.needsDealer ? needDealer(o) : null;
     rec.begin('setup');
     const session = randomBytes(16).toString('hex');
     ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, session } satisfies Hello);

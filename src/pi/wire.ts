@@ -75,6 +75,21 @@ class CheckedChannel implements Channel {
 }
 
 /**
+ * A peer's error frame already received but not read (e.g. a send failed because the peer had reported an error
+ * and closed): the peer's cause is the one to report.
+ */
+async function queuedPeerError(chs: Channel[], local: Error): Promise<PeerError | null> {
+  for (const c of chs) {
+    const next = c.recv();
+    next.catch(() => {});
+    const m = await Promise.race([next, Promise.resolve(null)]).catch(() => null);
+    const err = m && errorFrame(m);
+    if (err !== null && err !== undefined) return new PeerError(`${c.name}: peer reported an error: ${err} (here: ${local.message})`, c);
+  }
+  return null;
+}
+
+/**
  * Runs `fn` on an error-frame-aware view of `ch`. `fn` may `adopt` further channels of the same session (e.g. to a
  * dealer): it gets their checked views, and they are closed when `fn` ends. On failure every channel's peer is told
  * (except the one that reported the error, or that disconnected), all are closed, and the error is rethrown.
@@ -88,7 +103,7 @@ export async function guarded<T>(ch: Channel, role: string, fn: (ch: Channel, ad
   try {
     return await fn(new CheckedChannel(ch), adopt);
   } catch (e) {
-    const err = e as Error;
+    const err = (e instanceof PeerError ? e : await queuedPeerError([ch, ...extra], e as Error)) ?? (e as Error);
     for (const c of [ch, ...extra]) {
       if (c.closed || (err instanceof PeerError && err.from === c)) continue;
       try {

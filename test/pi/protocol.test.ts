@@ -4,6 +4,7 @@ import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGr
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
 import { runClient, serveClient, servePi } from '../../src/pi/protocol.js';
+import { Dealer, tcpDealerLink } from '../../src/pi/dealer.js';
 import { channelPair, connectTcp, type Channel } from '../../src/pi/transport.js';
 import { quantize, r64ToBig } from '../../src/pi/fixed.js';
 
@@ -11,22 +12,26 @@ manualSeed(7);
 const base = specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10 });
 const culledSpec: NetSpec = { ...base, mask: cullStages(removeSites(fullMask(base), ['stem.relu']), [1]) };
 
-function model(spec: NetSpec): { m: ServerModel; float: (x: Float32Array) => Float32Array } {
+function model(spec: NetSpec): { m: ServerModel; dealer: Dealer; float: (x: Float32Array) => Float32Array } {
   const net = buildNetwork(spec).eval();
   const nodes = describeNetwork(net);
+  const m = compilePlan(net);
   return {
-    m: compilePlan(net),
+    m,
+    // The trusted third party, in process: its own channel pair to each side per session.
+    dealer: new Dealer(m, { onError: (e) => dealerErrors.push(e.message) }),
     float: (x) => tidy(() => noGrad(() => runGraph(nodes, tensor(x, [1, spec.inChannels, spec.inputSize, spec.inputSize])).toFloat32())),
   };
 }
+const dealerErrors: string[] = [];
 const full = model(base), culled = model(culledSpec);
 after(() => { full.m.dispose(); culled.m.dispose(); });
 
 const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(seed * 1000 + i * 1.7) * 2);
 
-async function query(m: ServerModel, x: Float32Array) {
+async function query(md: { m: ServerModel; dealer: Dealer }, x: Float32Array) {
   const [s, c] = channelPair();
-  const [server, client] = await Promise.all([serveClient(s, m), runClient(c, x)]);
+  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { dealer: md.dealer.link() })]);
   return { server, client };
 }
 
@@ -34,7 +39,7 @@ const ulps = (a: bigint[], b: bigint[]) => Math.max(...a.map((v, i) => Number(v 
 
 test('full mask: secure logits equal the fixed-point reference bit for bit; reference close to float', async () => {
   const x = image(1);
-  const { client, server } = await query(full.m, x);
+  const { client, server } = await query(full, x);
   const ref = referenceForward(full.m, quantize(x, full.m.plan.fixed.f));
   assert.deepEqual(r64ToBig(client.out), r64ToBig(ref.out));
   const fl = full.float(x);
@@ -44,13 +49,24 @@ test('full mask: secure logits equal the fixed-point reference bit for bit; refe
   assert.equal(client.client.phases.online.bytesSent, server.phases.online.bytesRecv);
   const relus = client.client.entries.filter((e) => e.phase === 'online' && e.kind === 'relu').reduce((a, e) => a + e.relus, 0);
   assert.equal(relus, full.m.plan.relus);
+  // The dealer's traffic is counted apart: the client sends each linear layer's input mask and gets M c - s back,
+  // the server gets s; nothing of it is in the client-server offline bytes.
+  const lin = full.m.plan.ops.map((o, i) => ({ o, i })).filter(({ o }) => o.op === 'conv' || o.op === 'fc');
+  const inSum = lin.reduce((a, { o }) => a + 8 * full.m.plan.ops[(o as { input: number }).input]!.size, 0);
+  const outSum = lin.reduce((a, { o }) => a + 8 * o.size, 0);
+  assert.equal(client.client.phases.offline.prepSent, inSum);
+  assert.equal(client.client.phases.offline.prepRecv, outSum);
+  assert.equal(server.phases.offline.prepRecv, outSum);
+  assert.equal(server.phases.offline.prepSent, 0);
+  for (const e of client.client.entries) if (e.kind === 'conv' || e.kind === 'fc') assert.equal(e.bytesSent + e.bytesRecv, 0, `${e.name}: client-server traffic`);
+  assert.deepEqual(dealerErrors, []);
 });
 
 test('culled mask: culled sites cost nothing; secure logits within the local-truncation error of the reference', async () => {
   const p = culled.m.plan;
   assert.ok(p.relus < full.m.plan.relus && p.culledSites === 7, `${p.relus} relus, ${p.culledSites} culled`);
   const x = image(2);
-  const { client } = await query(culled.m, x);
+  const { client } = await query(culled, x);
   for (const e of client.client.entries) if (p.ops[e.op]?.op === 'cull') assert.fail(`culled op ${e.name} has protocol traffic`);
   const ref = referenceForward(culled.m, quantize(x, p.fixed.f));
   const d = ulps(Array.from(r64ToBig(client.out)), Array.from(r64ToBig(ref.out)));
@@ -83,7 +99,7 @@ test("the server's online view is masked: uniform bytes, same distribution for d
     const seen: Uint8Array[] = [];
     const [s, c] = channelPair();
     tap(s, seen);
-    const [rep] = await Promise.all([serveClient(s, full.m), runClient(c, x)]);
+    const [rep] = await Promise.all([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
     // The server receives nothing after the online phase, so its online view is the last messages.
     const online = seen.length - countOnline(rep);
     views.push(seen.slice(online));
@@ -118,7 +134,7 @@ test('a truncated message gives a clear error on both sides', async () => {
   const send = s.send.bind(s);
   let done = false;
   s.send = (d: Uint8Array) => send(!done && d.byteLength > 100000 ? ((done = true), d.subarray(0, 1000)) : d);
-  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m), runClient(c, image(4))]);
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { dealer: full.dealer.link() })]);
   assert.equal(rc.status, 'rejected');
   assert.equal(rs.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /malformed message: offline: stem\.relu: garbled tables: expected \d+ bytes .*got 1000/);
@@ -133,23 +149,34 @@ test('a malformed hello is rejected with the message named, and the peer is told
   assert.match(new TextDecoder().decode(await c.recv()), /pi_error.*protocol 'nope'/);
 });
 
-test('TCP: a client that disconnects mid-protocol does not stop the server; 4 concurrent clients get right results', async () => {
-  const errors: string[] = [];
-  const l = await servePi(full.m, { port: 0, host: '127.0.0.1', onError: (e) => errors.push(e.message) });
+test('TCP (server and dealer): a client that disconnects mid-protocol stops neither; 4 concurrent clients get right results', async () => {
+  const errors: string[] = [], dErrors: string[] = [];
+  let sessions = 0;
+  const dealer = new Dealer(full.m, { onError: (e) => dErrors.push(e.message), onSession: () => sessions++ });
+  const dl = await dealer.listen({ port: 0, host: '127.0.0.1' });
+  const link = tcpDealerLink('127.0.0.1', dl.port);
+  const l = await servePi(full.m, { port: 0, host: '127.0.0.1', dealer: link, onError: (e) => errors.push(e.message) });
   try {
     const quitter = await connectTcp('127.0.0.1', l.port);
-    quitter.sendJson({ protocol: 'deepreduce-pi/1', preprocess: 'dealer' });
+    quitter.sendJson({ protocol: 'deepreduce-pi/1', preprocess: 'dealer', session: 'ab'.repeat(16) });
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);
-    const results = await Promise.all(xs.map(async (x) => runClient(await connectTcp('127.0.0.1', l.port), x)));
+    const results = await Promise.all(xs.map(async (x) => runClient(await connectTcp('127.0.0.1', l.port), x, { dealer: link })));
     results.forEach((r, i) => {
       const ref = referenceForward(full.m, quantize(xs[i]!, full.m.plan.fixed.f));
       assert.deepEqual(r64ToBig(r.out), r64ToBig(ref.out), `client ${i}`);
     });
     assert.equal(errors.length, 1);
     assert.match(errors[0]!, /peer closed the connection|closed/);
+    assert.equal(sessions, 4);
+    // The quitter's server-side dealer connection was dropped as soon as the server left, not at the pairing timeout.
+    for (let i = 0; i < 50 && dealer.pending; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(dealer.pending, 0);
+    assert.equal(dErrors.length, 1, dErrors.join('; '));
+    assert.match(dErrors[0]!, /session (ab)+: the server left before a client joined/);
   } finally {
     await l.close();
+    await dl.close();
   }
 });
