@@ -84,7 +84,7 @@ export async function joinDealer(link: DealerLink, role: DealerRole, session: st
   try {
     ch = await link(role);
   } catch (e) {
-    throw new Error(`${role}: cannot reach the dealer: ${(e as Error).message}`);
+    throw new Error(`cannot reach the dealer: ${(e as Error).message}`);
   }
   ch.sendJson({ protocol: DEALER_PROTOCOL, role, session, plan: model.plan.digest, ...(model.weights ? { weights: model.weights } : {}) } satisfies DealerHello);
   return ch;
@@ -130,6 +130,7 @@ export class Dealer {
     this.pairTimeoutMs = o.pairTimeoutMs ?? 30000;
     this.onError = o.onError ?? ((err, ch) => process.stderr.write(`[pi dealer] ${ch.name}: ${err.message}\n`));
     this.shapes = linearShapes(model.plan);
+    modelFingerprint(model); // once, before serving (it applies every layer)
   }
 
   /** Sessions waiting for their second party / running now. */

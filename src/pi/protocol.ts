@@ -288,6 +288,7 @@ export interface ServeOptions extends SessionOptions {
 
 /** Serves clients concurrently over TCP; a failing session is reported and closed, the listener goes on. */
 export function servePi(model: ServerModel, o: ServeOptions): Promise<TcpListener> {
+  if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
   return listenTcp({ port: o.port, host: o.host, onError: o.onError }, async (ch) => {
     const r = await serveClient(ch, model, o);
     o.onSession?.(r, ch);
