@@ -16,6 +16,7 @@
 //            C and S); per ReLU batch C OT matrix, S garbled tables (no decode bits)
 //   online:  C input share; per ReLU op S labels of a (one message, a part per batch), C colour bits;
 //            S output share; S its per-op report (JSON)
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Channel, ChannelStats } from './transport.js';
 import { diffStats, listenTcp, unpackParts, type TcpListener } from './transport.js';
@@ -31,7 +32,6 @@ import { delphiReluCircuit } from './relucircuit.js';
 import { makePreprocessor, type LinearShape, type PreprocessContext, type Preprocessor } from './preprocess.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './dealer.js';
 import { guarded, recvChecked, recvJsonChecked } from './wire.js';
-import { randomBytes } from 'node:crypto';
 
 export const PROTOCOL = 'deepreduce-pi/1';
 
