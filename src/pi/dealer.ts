@@ -143,14 +143,19 @@ export class Dealer {
    */
   async accept(ch: Channel): Promise<void> {
     let hello: DealerHello, raw: Partial<DealerHello> | undefined;
+    // A connection that never says hello is closed after the pairing timeout.
+    let mute = false;
+    const silent = setTimeout(() => { mute = true; ch.close(); }, this.pairTimeoutMs);
     try {
       hello = await guarded(ch, 'dealer', async (c) => this.checkHello((raw = await recvJsonChecked<DealerHello>(c, 'hello')), c.name));
     } catch (e) {
-      this.onError(e as Error, ch);
+      this.onError(mute ? new Error(`no hello within ${(this.pairTimeoutMs / 1e3).toFixed(1)} s`) : e as Error, ch);
       const id = raw?.session;
       // The counterpart of a rejected party fails at once instead of waiting for the pairing timeout.
       if (typeof id === 'string' && SESSION_RE.test(id) && !this.running.has(id)) this.failSession(id, `the ${String(raw?.role)} was rejected: ${(e as Error).message}`);
       return;
+    } finally {
+      clearTimeout(silent);
     }
     const { session, role } = hello;
     const other = this.waiting.get(session), gone = this.failed.get(session);

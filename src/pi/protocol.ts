@@ -33,7 +33,7 @@ import { makePreprocessor, type LinearShape, type PreprocessContext, type Prepro
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './dealer.js';
 import { guarded, recvChecked, recvJsonChecked } from './wire.js';
 
-export const PROTOCOL = 'deepreduce-pi/1';
+export const PROTOCOL = 'deepreduce-pi/2'; // 2: the hello carries the dealer session id
 
 export type Phase = 'setup' | 'offline' | 'online';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
-import { runClient, serveClient, type SessionOptions } from '../../src/pi/protocol.js';
+import { PROTOCOL, runClient, serveClient, type SessionOptions } from '../../src/pi/protocol.js';
 import { Dealer, type DealerLink } from '../../src/pi/dealer.js';
 import { channelPair, type Channel } from '../../src/pi/transport.js';
 import { quantize, r64Add, r64ToBig, type R64 } from '../../src/pi/fixed.js';
@@ -142,13 +142,18 @@ test('unknown or malformed session ids: clear errors on both sides; the dealer s
   // A malformed id in the client's hello is rejected by the server, and by the dealer.
   const [s, c] = channelPair();
   const srv = serveClient(s, m, { dealer: d.link() });
-  c.sendJson({ protocol: 'deepreduce-pi/1', preprocess: 'dealer', session: 'not-hex' });
+  c.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', session: 'not-hex' });
   await assert.rejects(srv, /client hello: malformed session id "not-hex"/);
   assert.match(new TextDecoder().decode(await c.recv()), /pi_error.*malformed session id/);
   const raw = await d.link()('client');
   raw.sendJson({ protocol: 'deepreduce-pi-dealer/1', role: 'client', session: 'AB', plan: m.plan.digest });
   const frame = JSON.parse(new TextDecoder().decode(await raw.recv())) as { pi_error: string };
   assert.match(frame.pi_error, /^dealer: .*client hello: malformed session id "AB"/);
+
+  // A connection that never says hello is closed after the pairing timeout.
+  const mute = await d.link()('server');
+  await assert.rejects(mute.recv(), /peer closed the connection/);
+  await until(() => /no hello within 0\.3 s/.test(errors.join('\n')));
 
   await expectGoodSession(d, 3);
   assert.equal(sessions(), 1);
