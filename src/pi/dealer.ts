@@ -243,7 +243,7 @@ export class Dealer {
         for (const s of this.shapes) await dealLayer(server, client, s, this.model.secret[s.op]!.linear);
       })();
       // The server sends nothing to the dealer after its hello: anything arriving is its error frame or disconnect.
-      const watch = server.recv().then(() => { throw new Error(`session ${session}: unexpected message from the server`); });
+      const watch = server.recv().then(() => { throw new Error("unexpected message from the server"); });
       const all = Promise.race([work, watch]);
       work.catch(() => {});
       watch.catch(() => {});
