@@ -1,3 +1,4 @@
+import type { Dataset } from './dataset.js';
 import { Rng } from './rng.js';
 
 /** How a batch is made from uint8 images. Pads are in raw pixel space (value 0, as torchvision's Pad/RandomCrop on images). */
@@ -14,14 +15,7 @@ export interface AugmentOptions {
 }
 
 /** The parts of a Dataset a batch needs (what a worker receives). */
-export interface ImageSource {
-  images: Uint8Array;
-  labels: Int32Array;
-  n: number;
-  c: number;
-  h: number;
-  w: number;
-}
+export type ImageSource = Pick<Dataset, 'images' | 'labels' | 'n' | 'c' | 'h' | 'w'>;
 
 /** Output image size [c, H, W] after `padTo`. */
 export function outputShape(src: { c: number; h: number; w: number }, aug: AugmentOptions): [number, number, number] {
