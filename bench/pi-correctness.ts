@@ -1,6 +1,10 @@
 // Correctness of the private-inference protocol on a trained model: for N test images, the secure logits against
 // the fixed-point plaintext reference (max |diff| in ULPs of the output scale) and top-1 agreement with the float
-// model. Usage: node dist/bench/pi-correctness.js --model DIR [--n 1000] [--dataset fashion-mnist] [--data DIR] [--json]
+// model. Images are split over --jobs processes (each runs client, server and dealer for its share).
+// Usage: node dist/bench/pi-correctness.js --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]
+//        [--data DIR] [--json]
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { noGrad, tensor, tidy } from '../src/engine/index.js';
 import { describeNetwork, runGraph } from '../src/models/index.js';
@@ -12,45 +16,116 @@ import { channelPair } from '../src/pi/transport.js';
 import { Dealer } from '../src/pi/dealer.js';
 import { quantize, r64ToBig } from '../src/pi/fixed.js';
 
-const { values: a } = parseArgs({ options: { model: { type: 'string' }, n: { type: 'string', default: '1000' }, dataset: { type: 'string', default: 'fashion-mnist' }, data: { type: 'string' }, json: { type: 'boolean' } } });
-if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--dataset fashion-mnist]');
-const N = Number(a.n);
-const model = serverModelFromDir(a.model);
-const { net } = loadModelDir(a.model);
-const nodes = describeNetwork(net);
-const plan = model.plan;
-// The trusted dealer (a third party; in this process over channel pairs, as are the client and the server).
-const dealer = new Dealer(model);
-const [c, h, w] = plan.ops[0]!.shape as [number, number, number];
-const argmax = (v: ArrayLike<number>) => { let b = 0; for (let i = 1; i < v.length; i++) if (v[i]! > v[b]!) b = i; return b; };
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string' }, n: { type: 'string', default: '1000' }, from: { type: 'string', default: '0' }, jobs: { type: 'string', default: '1' },
+    dataset: { type: 'string', default: 'fashion-mnist' }, data: { type: 'string' }, json: { type: 'boolean' }, part: { type: 'boolean' },
+  },
+});
+if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]');
+const N = Number(a.n), FROM = Number(a.from), JOBS = Math.max(1, Math.min(Number(a.jobs), N));
+if (!Number.isInteger(N) || N < 1 || !Number.isInteger(FROM) || FROM < 0 || !Number.isInteger(JOBS)) throw new Error('--n, --from and --jobs must be integers (n, jobs >= 1)');
 
-let maxUlp = 0n, agreeFloat = 0, agreeRef = 0, correct = 0, maxReluBits = -64, maxCullBits = 0, onlineMs = 0, offlineMs = 0;
-const t0 = Date.now();
-for (let i = 0; i < N; i++) {
-  const { x, label } = datasetImage(plan, a.dataset!, i, a.data);
-  const [s, cl] = channelPair();
-  const [, r] = await Promise.all([serveClient(s, model, { dealer: dealer.link() }), runClient(cl, x, { dealer: dealer.link() })]);
-  const ref = referenceForward(model, quantize(x, plan.fixed.f));
-  const sec = r64ToBig(r.out), rf = r64ToBig(ref.out);
-  sec.forEach((v, k) => { const d = v > rf[k]! ? v - rf[k]! : rf[k]! - v; if (d > maxUlp) maxUlp = d; });
-  for (const b of ref.reluBits) maxReluBits = Math.max(maxReluBits, b.bits - b.width);
-  for (const b of ref.cullBits) maxCullBits = Math.max(maxCullBits, b.bits);
-  const fl = tidy(() => noGrad(() => runGraph(nodes, tensor(x, [1, c, h, w])).toFloat32()));
-  const ps = argmax(r.logits);
-  if (ps === argmax(fl)) agreeFloat++;
-  if (ps === argmax(ref.logits)) agreeRef++;
-  if (ps === label) correct++;
-  onlineMs += r.client.phases.online.ms;
-  offlineMs += r.client.phases.offline.ms;
-  if (!a.json && ((i + 1) % 10 === 0 || i + 1 === N)) process.stderr.write(`\r${i + 1}/${N} images, max diff ${maxUlp} ULPs, top-1 agreement with float ${(100 * agreeFloat / (i + 1)).toFixed(2)}%   `);
+/** Sums over a range of images; merged across processes. */
+interface Part {
+  images: number; maxUlp: string; agreeFloat: number; agreeRef: number; correct: number;
+  maxReluBits: number; maxCullBits: number; onlineMs: number; offlineMs: number;
+  relus: number; culledSites: number; outputScale: number;
 }
-const res = {
-  model: a.model, images: N, relus: plan.relus, culledSites: plan.culledSites, outputScale: plan.ops[plan.ops.length - 1]!.scale,
-  maxDiffUlps: Number(maxUlp), maxDiffLogits: Number(maxUlp) / 2 ** plan.ops[plan.ops.length - 1]!.scale, top1AgreementFloat: agreeFloat / N, top1AgreementReference: agreeRef / N, secureAccuracy: correct / N,
-  // headroom: largest |x| bits at a ReLU minus the circuit width (must be < -1); largest |x| bits at a local truncation
-  reluHeadroomBits: -maxReluBits, maxCullBits, meanOfflineMs: offlineMs / N, meanOnlineMs: onlineMs / N, wallS: (Date.now() - t0) / 1e3,
-};
-process.stderr.write('\n');
-process.stdout.write(a.json ? `${JSON.stringify(res, null, 2)}\n` : Object.entries(res).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
-model.dispose();
-net.dispose();
+
+async function runRange(from: number, n: number, progress: (done: number, p: Part) => void): Promise<Part> {
+  const model = serverModelFromDir(a.model!);
+  const { net } = loadModelDir(a.model!);
+  const nodes = describeNetwork(net);
+  const plan = model.plan;
+  // The trusted dealer (a third party; in this process over channel pairs, as are the client and the server).
+  const dealer = new Dealer(model);
+  const [c, h, w] = plan.ops[0]!.shape as [number, number, number];
+  const argmax = (v: ArrayLike<number>) => { let b = 0; for (let i = 1; i < v.length; i++) if (v[i]! > v[b]!) b = i; return b; };
+  let maxUlp = 0n;
+  const p: Part = {
+    images: 0, maxUlp: '0', agreeFloat: 0, agreeRef: 0, correct: 0, maxReluBits: -64, maxCullBits: 0, onlineMs: 0, offlineMs: 0,
+    relus: plan.relus, culledSites: plan.culledSites, outputScale: plan.ops[plan.ops.length - 1]!.scale,
+  };
+  for (let i = from; i < from + n; i++) {
+    const { x, label } = datasetImage(plan, a.dataset!, i, a.data);
+    const [s, cl] = channelPair();
+    const [, r] = await Promise.all([serveClient(s, model, { dealer: dealer.link() }), runClient(cl, x, { dealer: dealer.link() })]);
+    const ref = referenceForward(model, quantize(x, plan.fixed.f));
+    const sec = r64ToBig(r.out), rf = r64ToBig(ref.out);
+    sec.forEach((v, k) => { const d = v > rf[k]! ? v - rf[k]! : rf[k]! - v; if (d > maxUlp) maxUlp = d; });
+    for (const b of ref.reluBits) p.maxReluBits = Math.max(p.maxReluBits, b.bits - b.width);
+    for (const b of ref.cullBits) p.maxCullBits = Math.max(p.maxCullBits, b.bits);
+    const fl = tidy(() => noGrad(() => runGraph(nodes, tensor(x, [1, c, h, w])).toFloat32()));
+    const ps = argmax(r.logits);
+    if (ps === argmax(fl)) p.agreeFloat++;
+    if (ps === argmax(ref.logits)) p.agreeRef++;
+    if (ps === label) p.correct++;
+    p.onlineMs += r.client.phases.online.ms;
+    p.offlineMs += r.client.phases.offline.ms;
+    p.images++;
+    p.maxUlp = maxUlp.toString();
+    progress(p.images, p);
+  }
+  model.dispose();
+  net.dispose();
+  return p;
+}
+
+function merge(parts: Part[]): Part {
+  const m = { ...parts[0]! };
+  for (const p of parts.slice(1)) {
+    m.images += p.images; m.agreeFloat += p.agreeFloat; m.agreeRef += p.agreeRef; m.correct += p.correct;
+    m.onlineMs += p.onlineMs; m.offlineMs += p.offlineMs;
+    m.maxReluBits = Math.max(m.maxReluBits, p.maxReluBits); m.maxCullBits = Math.max(m.maxCullBits, p.maxCullBits);
+    if (BigInt(p.maxUlp) > BigInt(m.maxUlp)) m.maxUlp = p.maxUlp;
+  }
+  return m;
+}
+
+/** Runs the images over JOBS child processes; each reports progress lines `progress DONE` and its Part as JSON. */
+async function runJobs(): Promise<Part> {
+  const me = fileURLToPath(import.meta.url);
+  const done = new Array<number>(JOBS).fill(0);
+  const t0 = Date.now();
+  const parts = await Promise.all(Array.from({ length: JOBS }, (_, j) => {
+    const from = FROM + Math.floor((j * N) / JOBS), n = FROM + Math.floor(((j + 1) * N) / JOBS) - from;
+    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--part', ...(a.data ? ['--data', a.data] : [])];
+    // One libtorch thread per process: the processes are the parallelism.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d; });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d;
+      for (const m of String(d).matchAll(/progress (\d+)/g)) done[j] = Number(m[1]);
+      const total = done.reduce((s, v) => s + v, 0), el = (Date.now() - t0) / 1e3;
+      if (!a.json) process.stderr.write(`\r${total}/${N} images over ${JOBS} processes, ${(total / el).toFixed(2)} img/s, ETA ${total ? ((N - total) * el / total).toFixed(0) : '?'} s   `);
+    });
+    return new Promise<Part>((res, rej) => child.on('close', (code) => {
+      if (code !== 0) rej(new Error(`pi-correctness process for images ${from}..${from + n - 1} exited with ${code}:\n${err.replace(/progress \d+\n/g, '')}`));
+      else res(JSON.parse(out) as Part);
+    }));
+  }));
+  return merge(parts);
+}
+
+const t0 = Date.now();
+let part: Part;
+if (a.part) {
+  part = await runRange(FROM, N, (d) => process.stderr.write(`progress ${d}\n`));
+  process.stdout.write(JSON.stringify(part));
+} else {
+  part = JOBS > 1 ? await runJobs() : await runRange(FROM, N, (d, p) => {
+    if (!a.json && (d % 10 === 0 || d === N)) process.stderr.write(`\r${d}/${N} images, max diff ${p.maxUlp} ULPs, top-1 agreement with float ${(100 * p.agreeFloat / d).toFixed(2)}%   `);
+  });
+  const res = {
+    model: a.model, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
+    maxDiffUlps: Number(part.maxUlp), maxDiffLogits: Number(part.maxUlp) / 2 ** part.outputScale,
+    top1AgreementFloat: part.agreeFloat / N, top1AgreementReference: part.agreeRef / N, secureAccuracy: part.correct / N,
+    // headroom: largest |x| bits at a ReLU minus the circuit width (must be < -1); largest |x| bits at a local truncation
+    reluHeadroomBits: -part.maxReluBits, maxCullBits: part.maxCullBits, meanOfflineMs: part.offlineMs / N, meanOnlineMs: part.onlineMs / N,
+    jobs: JOBS, wallS: (Date.now() - t0) / 1e3,
+  };
+  process.stderr.write('\n');
+  process.stdout.write(a.json ? `${JSON.stringify(res, null, 2)}\n` : Object.entries(res).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+}

@@ -39,6 +39,7 @@ export interface TrainSummary {
   relus: number;
   test_acc: number;
   epochs: EpochMetrics[];
+  /** training (all epochs, across resumes) plus the final evaluation */
   seconds: number;
   kd: boolean;
 }
@@ -62,7 +63,6 @@ export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [
 }
 
 export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
-  const t0 = Date.now();
   const dataset = checkDatasetName(c.dataset);
   const data = openData(dataset, {
     dir: c.dataDir, batchSize: c.batchSize, seed: c.options.seed, padTo32: c.pad32 ?? true, limitTrain: c.limitTrain, limitTest: c.limitTest,
@@ -78,6 +78,7 @@ export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
     const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
     writeFileAtomic(join(c.out, 'config.json'), `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`);
     const result = await fit(net, data, { ...c.options, kd: teacher ? c.options.kd ?? { temperature: 4, lambda: 0.9 } : undefined }, c.out, { resume: c.resume, teacher });
+    const tEval = Date.now();
     const ev = await evaluate(net, data);
     const relus = countRelus(spec).total;
     const input = {
@@ -86,7 +87,9 @@ export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
     };
     saveModelDir(c.out, net, input, { test_acc: ev.acc, relus });
     const summary: TrainSummary = {
-      out: c.out, arch: spec.arch, relus, test_acc: ev.acc, epochs: result.epochs, seconds: (Date.now() - t0) / 1000, kd: !!teacher,
+      out: c.out, arch: spec.arch, relus, test_acc: ev.acc, epochs: result.epochs,
+      // epochs' own time (summed across resumes) plus the final evaluation, so a resumed run reports its whole cost
+      seconds: result.epochs.reduce((t, e) => t + e.seconds, 0) + (Date.now() - tEval) / 1000, kd: !!teacher,
     };
     writeFileAtomic(join(c.out, 'result.json'), `${JSON.stringify({ ...summary, confusion: ev.confusion }, null, 2)}\n`);
     teacher?.dispose();
