@@ -26,6 +26,7 @@ export function registerReduceCommands(program: Command): void {
     .option('--alphas <list>', 'candidate width multipliers (relative to --alpha)', '1,0.5')
     .option('--rhos <list>', 'candidate input-resolution scales', '1,0.5')
     .option('--no-thinning', 'do not try thinned candidates')
+    .option('--no-thin-only', 'with thinning, do not try the thinned network with no stage culled')
     .option('--no-depth', 'do not try fewer blocks')
     .option('--max-culled <n>', 'cull at most this many stages', num, 2)
     .option('--no-kd', 'train candidates without knowledge distillation (ablation)')
@@ -47,7 +48,7 @@ export function registerReduceCommands(program: Command): void {
       const c: ReduceConfig = defaultReduceConfig({
         arch: o.arch, baseAlpha: o.alpha, dataset: o.dataset, dataDir: o.data, out: o.out, budget: o.budget, teacher: o.teacher,
         epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5 }, alphas: nums(o.alphas), rhos: nums(o.rhos),
-        thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, kd: o.kd, fromTeacher: !o.fromScratch,
+        thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, costModel: o.costModel,
       });

@@ -34,6 +34,8 @@ export interface ReduceConfig {
   depth: boolean;
   /** Cull up to this many stages (least critical first). */
   maxCulled: number;
+  /** With thinning, also the thinned network with no stage culled (the largest candidates). */
+  thinOnly: boolean;
   kd: boolean;
   /** Start shape-compatible candidates from the teacher's weights (fine-tune) unless false. */
   fromTeacher: boolean;
@@ -56,7 +58,7 @@ export interface ReduceConfig {
 
 export const defaultReduceConfig = (over: Partial<ReduceConfig> & Pick<ReduceConfig, 'out' | 'dataset'>): ReduceConfig => ({
   arch: 'resnet18', baseAlpha: 1, epochs: { baseline: 5, criticality: 2, candidate: 5 }, alphas: [1, 0.5], rhos: [1, 0.5],
-  thinning: [false, true], depth: true, maxCulled: 2, kd: true, fromTeacher: true, finetuneLr: 0.02, kdAblation: true, jobs: 1,
+  thinning: [false, true], depth: true, maxCulled: 2, thinOnly: true, kd: true, fromTeacher: true, finetuneLr: 0.02, kdAblation: true, jobs: 1,
   batchSize: 128, lr: 0.1, seed: 0, ...over,
 });
 
@@ -114,15 +116,16 @@ export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean)
   return m;
 }
 
-/** Enumerates candidates from the culling order; none keeps fewer than one stage of ReLUs. */
+/** Enumerates candidates from the culling order; none keeps fewer than one stage of ReLUs, and none is unreduced. */
 export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceConfig): Candidate[] {
   const out: Candidate[] = [];
   const maxCull = Math.min(c.maxCulled, stageCount(base) - 1);
   const depths = c.depth ? [base.blocks, base.blocks.map((b, i) => (i === 0 ? b : Math.max(1, b - 1)))] : [base.blocks];
   const seen = new Set<string>();
-  for (let k = 1; k <= maxCull; k++) {
+  for (let k = c.thinOnly ? 0 : 1; k <= maxCull; k++) {
     const culled = order.slice(0, k).sort((a, b) => a - b);
-    for (const thinned of c.thinning)
+    // Nothing culled and nothing thinned would be the baseline again.
+    for (const thinned of c.thinning.filter((t) => t || k > 0))
       for (const a of c.alphas)
         for (const rho of c.rhos)
           for (const blocks of depths) {
@@ -133,11 +136,11 @@ export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceCon
             const spec = { ...spec0, mask: candidateMask(spec0, culled, thinned) };
             const cnt = countRelus(spec);
             const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
-            const id = `cull${culled.join('')}${thinned ? '-thin' : ''}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`;
+            const id = `${k ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : 'thin'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`;
             out.push({
               id, culled, thinned, alpha: base.alpha * a, rho, blocks, relus: cnt.total, macs: cnt.macs, kd: c.kd,
               init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
-              description: `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}${blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`}`,
+              description: `${k ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}${thinned ? ', thinned' : ''}` : 'no stage culled, thinned'}, alpha x${a}, rho ${rho}${blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`}`,
             });
           }
   }

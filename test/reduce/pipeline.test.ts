@@ -21,8 +21,11 @@ test('candidates follow the culling order, the budget and the shapes', () => {
   const base = specFor('resnet20', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 8 });
   const c = config('/unused', { maxCulled: 2, alphas: [1, 0.5], depth: true });
   const all = enumerateCandidates(base, [3, 1, 2], c);
-  assert.equal(all.length, 2 * 2 * 2 * 2 * 2);
-  assert.ok(all.every((k) => JSON.stringify(k.culled) === '[3]' || JSON.stringify(k.culled) === '[1,3]'));
+  // culled {3}, {1,3} x thinned or not, plus thinned with nothing culled; x 2 alphas x 2 rhos x 2 depths
+  assert.equal(all.length, (2 * 2 + 1) * 2 * 2 * 2);
+  assert.ok(all.every((k) => ['[3]', '[1,3]'].includes(JSON.stringify(k.culled)) || (k.culled.length === 0 && k.thinned)));
+  assert.equal(new Set(all.map((k) => k.id)).size, all.length, 'ids are unique');
+  assert.equal(enumerateCandidates(base, [3, 1, 2], { ...c, thinOnly: false }).length, 2 * 2 * 2 * 2 * 2);
   const full = countRelus(base).total;
   assert.ok(all.every((k) => k.relus < full));
   // Only same-shape candidates start from the teacher.
@@ -37,7 +40,8 @@ test('every step of the pipeline runs and writes results, CSV and a report', asy
   const r = await reduce(config(out), (s) => lines.push(s));
   assert.deepEqual([...r.summary.criticalityOrder].sort(), [1, 2, 3]);
   assert.equal(r.criticality.stages.length, 3);
-  assert.equal(r.candidates.length, 4 + 1, 'four candidates and the no-KD ablation');
+  assert.equal(r.candidates.length, 4 + 2 + 1, 'four culled candidates, two thinned with nothing culled, and the no-KD ablation');
+  assert.ok(r.candidates.some((c) => c.id === 'thin-a1-r1' && c.culled.length === 0 && c.thinned));
   assert.ok(r.candidates.every((c) => c.relus > 0 && c.acc >= 0 && c.acc <= 1 && c.latency_s > 0));
   assert.ok(r.front.length >= 1);
   assert.ok(r.summary.kdAblation);
@@ -60,7 +64,7 @@ test('a killed run resumes and skips finished trainings', async () => {
   const out = mkdtempSync(join(tmpdir(), 'dr-reduce-kill-'));
   const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
   const args = ['reduce', '--arch', 'resnet20', '--alpha', '0.25', '--dataset', 'mnist', '--data', data, '--out', out, '--epochs', '2,1,1',
-    '--alphas', '1', '--rhos', '1,0.5', '--no-depth', '--max-culled', '1', '--batch-size', '30', '--lr', '0.05', '--jobs', '2'];
+    '--alphas', '1', '--rhos', '1,0.5', '--no-depth', '--max-culled', '1', '--no-thin-only', '--batch-size', '30', '--lr', '0.05', '--jobs', '2'];
   const p = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
   const crit = join(out, 'criticality', 'stage1', 'result.json');
   while (!existsSync(crit)) await sleep(25);
