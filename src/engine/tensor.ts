@@ -13,6 +13,7 @@ const scopes: Set<Tensor>[] = [];
 function track(t: Tensor): void {
   const s = scopes[scopes.length - 1];
   if (s) s.add(t);
+  else native.accountExternal(t.handle); // only the garbage collector frees it: tell V8 its size
 }
 
 function collect(v: unknown, out: Set<Tensor>, depth = 0): void {
@@ -36,13 +37,18 @@ export function tidy<T>(fn: () => T): T {
   collect(result, keep);
   for (const t of scope) if (!keep.has(t)) t.dispose();
   const parent = scopes[scopes.length - 1];
-  if (parent) for (const t of keep) if (scope.has(t)) parent.add(t);
+  for (const t of keep) if (scope.has(t)) {
+    if (parent) parent.add(t);
+    else native.accountExternal(t.handle);
+  }
   return result;
 }
 
 /** Removes a tensor from every enclosing scope so that it outlives them. */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of scopes) s.delete(t);
+  let scoped = false;
+  for (const s of scopes) scoped = s.delete(t) || scoped;
+  if (scoped) native.accountExternal(t.handle);
   return t;
 }
 

@@ -139,12 +139,38 @@ export function foldBatchNorm(netOrNodes: Network | GraphNode[]): FoldedConv[] {
 }
 
 /**
- * Evaluates a description on a batch x (BN in eval mode; relu nodes as described). With `folded`, those convs use
- * the folded weights and their BNs pass through. Call inside tidy(): intermediates are not freed here.
+ * Which relu/add nodes may overwrite an input in place: the input's tensor is a fresh result (not the graph input)
+ * that no other node reads. Pass-through nodes (folded BN, removed ReLU, flatten) share their input's tensor.
  */
-export function runGraph(nodes: GraphNode[], x: Tensor, o: { folded?: FoldedConv[] } = {}): Tensor {
+export function inplaceNodes(nodes: GraphNode[], foldedBns: ReadonlySet<string>): Map<number, number> {
+  const alias = (n: GraphNode) => (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'relu' && !n.enabled) || n.op === 'flatten';
+  // owner: the node whose output tensor a value is; an in-place write starts a new version (its own id).
+  const owner: number[] = [];
+  const readers = new Map<number, number>();
+  for (const n of nodes) for (const i of n.inputs) if (!alias(n)) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const readersOf = (o: number) => nodes.reduce((t, v) => t + (owner[v.id] === o ? readers.get(v.id) ?? 0 : 0), 0);
+  const out = new Map<number, number>();
+  for (const n of nodes) {
+    owner[n.id] = alias(n) ? owner[n.inputs[0]!]! : n.id;
+    if (!((n.op === 'relu' && n.enabled) || n.op === 'add')) continue;
+    // Owners of inputs are final: every value aliasing them is earlier than n.
+    const ok = (i: number) => nodes[owner[i]!]!.op !== 'input' && owner[i] !== owner[n.inputs.find((j) => j !== i) ?? -1] && readersOf(owner[i]!) === 1;
+    const i = n.inputs.find(ok);
+    if (i !== undefined) out.set(n.id, i);
+  }
+  return out;
+}
+
+/**
+ * Evaluates a description on a batch x (BN in eval mode; relu nodes as described). With `folded`, those convs use
+ * the folded weights and their BNs pass through. With `inplace` (no autograd: inference), ReLUs and residual adds
+ * overwrite an input that nothing else reads, as PyTorch's in-place ReLU does: the write lands in memory that is
+ * still in cache. Call inside tidy(): intermediates are not freed here.
+ */
+export function runGraph(nodes: GraphNode[], x: Tensor, o: { folded?: FoldedConv[]; inplace?: boolean } = {}): Tensor {
   const byConv = new Map((o.folded ?? []).map((f) => [f.conv, f]));
   const foldedBns = new Set((o.folded ?? []).map((f) => f.bn));
+  const inplace = o.inplace ? inplaceNodes(nodes, foldedBns) : new Map<number, number>();
   const vals: Tensor[] = [];
   for (const n of nodes) {
     const a = vals[n.inputs[0]!]!;
@@ -167,11 +193,14 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: { folded?: FoldedConv
         break;
       }
       case 'relu':
-        y = n.enabled ? a.relu() : a;
+        y = !n.enabled ? a : inplace.has(n.id) ? a.relu_() : a.relu();
         break;
-      case 'add':
-        y = a.add(vals[n.inputs[1]!]!);
+      case 'add': {
+        const w = inplace.get(n.id);
+        const b = vals[n.inputs[1]!]!;
+        y = w === undefined ? a.add(b) : w === n.inputs[0] ? a.add_(b) : b.add_(a);
         break;
+      }
       case 'maxpool':
         y = F.maxPool2d(a, n.attributes.kernel!, n.attributes.stride!, n.attributes.padding!);
         break;

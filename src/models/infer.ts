@@ -26,7 +26,7 @@ export function compileInference(net: Network, o: InferenceOptions = {}): Compil
     return { ...f, weight, bias: keep(f.bias) };
   });
   const run = ((x: Tensor) =>
-    inferenceMode(() => tidy(() => runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, { folded })))) as CompiledInference;
+    inferenceMode(() => tidy(() => runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, { folded, inplace: true })))) as CompiledInference;
   run.dispose = () => {
     for (const f of folded) {
       f.weight.dispose();

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchNorm2d, Conv2d, noGrad, rand, randn, tidy, type Tensor } from '../../src/engine/index.js';
 import {
-  GraphBuilder, applyMask, buildNetwork, cullStages, describeNetwork, foldBatchNorm, fullMask, runGraph, specFor, thin, type NetSpec, type Network,
+  GraphBuilder, applyMask, buildNetwork, cullStages, describeNetwork, foldBatchNorm, fullMask, inplaceNodes, runGraph, specFor, thin, type NetSpec, type Network,
 } from '../../src/models/index.js';
 
 const maxAbs = (a: Tensor, b: Tensor) => tidy(() => a.sub(b).abs().amax().item());
@@ -86,6 +86,11 @@ test('runGraph reproduces forward, and folded convs give the same eval output (1
             assert.ok(scale > 1e-3, 'non-trivial output');
             const d = maxAbs(runGraph(nodes, x, { folded }), ref);
             assert.ok(d <= 1e-4 * Math.max(1, scale), `${spec.arch}: folded differs by ${d} at scale ${scale}`);
+            // In-place ReLUs/adds give the same result and leave the input untouched (shortcuts read it again).
+            const x0 = x.clone();
+            assert.equal(maxAbs(runGraph(nodes, x, { folded, inplace: true }), runGraph(nodes, x0, { folded })), 0, `${spec.arch}: in place`);
+            assert.equal(maxAbs(runGraph(nodes, x, { inplace: true }), ref), maxAbs(runGraph(nodes, x0), ref), `${spec.arch}: in place, BN kept`);
+            assert.equal(maxAbs(x, x0), 0, `${spec.arch}: the input was overwritten`);
           }),
         );
       } finally {
@@ -111,5 +116,25 @@ test('shape inference names the layer and shapes it cannot apply', () => {
   } finally {
     conv.dispose();
     wide.dispose();
+  }
+});
+
+test('inplaceNodes: a value read twice (block input: conv and shortcut) is never overwritten', () => {
+  const net = buildNetwork(specFor('resnet20', { alpha: 0.25 }));
+  try {
+    const nodes = describeNetwork(net);
+    const inplace = inplaceNodes(nodes, new Set());
+    const readers = (id: number) => nodes.filter((n) => n.inputs.includes(id)).length;
+    assert.ok(inplace.size > 0);
+    for (const [id, input] of inplace) {
+      assert.ok(nodes[id]!.inputs.includes(input));
+      assert.equal(readers(input), 1, `node ${nodes[id]!.name} overwrites ${nodes[input]!.name}, read ${readers(input)} times`);
+      assert.notEqual(nodes[input]!.op, 'input');
+    }
+    // Every relu2 after a residual add is in place (the add's output has one reader).
+    const relu2 = nodes.filter((n) => n.op === 'relu' && n.name.endsWith('relu2'));
+    assert.ok(relu2.length > 0 && relu2.every((n) => inplace.has(n.id)));
+  } finally {
+    net.dispose();
   }
 });
