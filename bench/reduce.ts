@@ -1,6 +1,7 @@
 // The DeepReDuce benchmark preset: ResNet18 (alpha 0.25) on Fashion-MNIST, end to end on this machine.
 // Prints the criticality order, the Pareto points, the ReLU reduction at <= 1 point accuracy loss and KD vs no KD
 // at the smallest budget.    node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1]
+// [--cost-model FILE from deepreduce pi bench --calibrate]
 import { parseArgs } from 'node:util';
 import { defaultReduceConfig, reduce, summaryLines } from '../src/reduce/pipeline.js';
 
@@ -11,6 +12,7 @@ const { values: a } = parseArgs({
     'limit-train': { type: 'string', default: '30000' },
     'criticality-limit-train': { type: 'string', default: '15000' },
     epochs: { type: 'string', default: '5,2,3' },
+    'cost-model': { type: 'string' },
   },
 });
 const [baseline, criticality, candidate] = a.epochs!.split(',').map(Number);
@@ -21,6 +23,7 @@ const r = await reduce(defaultReduceConfig({
   epochs: { baseline: baseline!, criticality: criticality!, candidate: candidate! },
   criticalityLimitTrain: Number(a['criticality-limit-train']), candidateLimitTrain: Number(a['limit-train']),
   alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 2, jobs: Number(a.jobs),
+  ...(a['cost-model'] ? { costModel: a['cost-model'] } : {}),
 }), (s) => console.log(s));
 console.log('');
 for (const l of summaryLines(r)) console.log(l);
