@@ -43,6 +43,8 @@ export interface TrainOptions {
   seed: number;
   threads?: number;
   kd?: { temperature: number; lambda: number };
+  /** Memory layout of conv weights and input batches (default channels_last: oneDNN's fast path, ~1.25x). */
+  layout?: 'contiguous' | 'channels_last';
   /** Print nothing (tests, parallel jobs). */
   quiet?: boolean;
 }
@@ -82,12 +84,20 @@ function scheduleOf(o: TrainOptions): Schedule {
   return withWarmup(base, o.warmupEpochs ?? 0);
 }
 
-function toTensors(b: Batch): [Tensor, Tensor] {
-  return [tensor(b.x, b.shape), labels(b.y)];
+type Layout = NonNullable<TrainOptions['layout']>;
+
+function toTensors(b: Batch, layout: Layout): [Tensor, Tensor] {
+  const x = tensor(b.x, b.shape);
+  return [layout === 'channels_last' ? x.contiguous(layout) : x, labels(b.y)];
+}
+
+/** Puts a module's conv weights (rank 4) in `layout`, in place: optimizers keep their parameter objects. */
+export function setLayout(m: Module, layout: Layout): void {
+  noGrad(() => tidy(() => { for (const p of m.parameters()) if (p.rank === 4 && !p.isContiguous(layout)) p.setData(p.contiguous(layout)); }));
 }
 
 /** Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted). */
-export async function evaluate(model: Module, data: TrainData): Promise<{ loss: number; acc: number; confusion: number[][] }> {
+export async function evaluate(model: Module, data: TrainData, layout: Layout = 'channels_last'): Promise<{ loss: number; acc: number; confusion: number[][] }> {
   model.eval();
   const k = data.numClasses;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
@@ -96,7 +106,7 @@ export async function evaluate(model: Module, data: TrainData): Promise<{ loss: 
   for await (const b of data.test()) {
     noGrad(() =>
       tidy(() => {
-        const [x, y] = toTensors(b);
+        const [x, y] = toTensors(b, layout);
         const logits = model.forward(x);
         loss += F.crossEntropy(logits, y, { reduction: 'sum' }).item();
         const pred = logits.argmax(1).toArray() as BigInt64Array;
@@ -147,7 +157,10 @@ export async function fit(
     manualSeed(o.seed);
     writeFileAtomic(metricsFile, '');
   }
+  const layout: Layout = o.layout ?? 'channels_last';
+  setLayout(model, layout);
   const teacher = extra.teacher?.eval();
+  if (teacher) setLayout(teacher, layout);
 
   for (let epoch = start; epoch < o.epochs; epoch++) {
     model.train();
@@ -160,7 +173,7 @@ export async function fit(
     for await (const b of data.train(epoch)) {
       opt.lr = sched(epoch + seen / data.trainSize);
       const [l, c] = tidy(() => {
-        const [x, y] = toTensors(b);
+        const [x, y] = toTensors(b, layout);
         const logits = model.forward(x);
         const loss = teacher
           ? kdLoss(logits, noGrad(() => teacher.forward(x)), y, { ...o.kd!, labelSmoothing: o.labelSmoothing })
@@ -180,7 +193,7 @@ export async function fit(
       await tick();
     }
     const imgS = prog.stop();
-    const ev = await evaluate(model, data);
+    const ev = await evaluate(model, data, layout);
     const m: EpochMetrics = {
       epoch: epoch + 1, lr: sched(epoch), train_loss: seen ? lossSum / seen : 0, train_acc: seen ? correct / seen : 0,
       test_loss: ev.loss, test_acc: ev.acc, img_s: imgS, seconds: (Date.now() - t0) / 1000,
