@@ -11,6 +11,7 @@ const { values: a } = parseArgs({
     jobs: { type: 'string', default: '1' },
     'limit-train': { type: 'string', default: '30000' },
     'criticality-limit-train': { type: 'string', default: '15000' },
+    'finetune-limit-train': { type: 'string', default: '60000' },
     epochs: { type: 'string', default: '5,2,3' },
     'cost-model': { type: 'string' },
   },
@@ -19,9 +20,11 @@ const [baseline, criticality, candidate] = a.epochs!.split(',').map(Number);
 const t0 = Date.now();
 const r = await reduce(defaultReduceConfig({
   arch: 'resnet18', baseAlpha: 0.25, dataset: 'fashion-mnist', out: a.out!,
-  // The baseline (teacher) trains on all 60,000 images; candidates on a subset, criticality on a smaller one.
+  // The baseline (teacher) and the candidates fine-tuned from it train on all 60,000 images; candidates from scratch
+  // on a subset, criticality on a smaller one.
   epochs: { baseline: baseline!, criticality: criticality!, candidate: candidate! },
   criticalityLimitTrain: Number(a['criticality-limit-train']), candidateLimitTrain: Number(a['limit-train']),
+  finetuneLimitTrain: Number(a['finetune-limit-train']),
   alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 2, jobs: Number(a.jobs),
   ...(a['cost-model'] ? { costModel: a['cost-model'] } : {}),
 }), (s) => console.log(s));

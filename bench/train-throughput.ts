@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as tick } from 'node:timers/promises';
 import { F, SGD, labels, manualSeed, noGrad, randn, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
-import { buildNetwork, compileInference, specFor, type Network } from '../src/models/index.js';
+import { FUSE_DEFAULT, buildNetwork, compileInference, specFor, type Network } from '../src/models/index.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 
 const args = process.argv.slice(2);
@@ -46,16 +46,20 @@ async function ours(layout: 'contiguous' | 'channels_last') {
     opt.step();
   }), seconds);
   net.eval();
-  const infer = compileInference(net, { layout });
-  const inf = await rate(() => tidy(() => { infer(x); }), seconds);
-  infer.dispose();
+  // Inference as compileInference runs it by default, and each fusion choice for the breakdown.
+  const variants: Record<string, number> = {};
+  for (const fuse of [undefined, false as const, ...(F.hasFusedConv() ? ['direct', 'auto'] as const : [])]) {
+    const infer = compileInference(net, { layout, ...(fuse === undefined ? {} : { fuse }) });
+    variants[fuse === undefined ? 'default' : `fuse ${fuse}`] = await rate(() => tidy(() => { infer(x); }), seconds);
+    infer.dispose();
+  }
   net.dispose();
-  return { train_img_s: train, infer_img_s: inf };
+  return { train_img_s: train, infer_img_s: variants.default!, infer_variants: variants };
 }
 
 async function main() {
   setNumThreads(threads);
-  const layouts: Record<string, { train_img_s: number; infer_img_s: number }> = {};
+  const layouts: Record<string, { train_img_s: number; infer_img_s: number; infer_variants: Record<string, number> }> = {};
   for (const l of ['contiguous', 'channels_last'] as const) layouts[l] = await ours(l);
   const me = { train_img_s: Math.max(...Object.values(layouts).map((v) => v.train_img_s)), infer_img_s: Math.max(...Object.values(layouts).map((v) => v.infer_img_s)), layouts };
 
@@ -75,6 +79,9 @@ async function main() {
   console.log(`train img/s   ${me.train_img_s.toFixed(1).padStart(12)} ${torch.train_img_s.toFixed(1).padStart(12)} ${out.train_ratio.toFixed(3).padStart(8)}   >= 1.0`);
   console.log(`infer img/s   ${me.infer_img_s.toFixed(1).padStart(12)} ${torch.infer_img_s.toFixed(1).padStart(12)} ${out.infer_ratio.toFixed(3).padStart(8)}   >= 1.2`);
   console.log(`(deepreduce layouts: ${Object.entries(layouts).map(([k, v]) => `${k} train ${v.train_img_s.toFixed(0)} infer ${v.infer_img_s.toFixed(0)}`).join('; ')}; inference folds BN into conv)`);
+  for (const [k, v] of Object.entries(layouts)) {
+    console.log(`(${k} inference: ${Object.entries(v.infer_variants).map(([n, r]) => `${n} ${r.toFixed(0)}`).join(', ')} img/s; default = ${F.hasFusedConv() ? `fuse ${FUSE_DEFAULT}` : 'unfused (no oneDNN in this build)'})`);
+  }
   const json = arg('--json', '');
   if (json) writeFileAtomic(json, JSON.stringify(out, null, 2));
 }

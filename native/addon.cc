@@ -10,6 +10,16 @@
 
 #include <malloc.h>
 
+// oneDNN directly, for convolutions with fused post-ops that libtorch 1.13 does not expose. Only with the system
+// libtorch, which links the same system libdnnl (binding.gyp defines DEEPREDUCE_DNNL when its headers are there).
+#ifdef DEEPREDUCE_DNNL
+#include <dnnl.hpp>
+#include <list>
+#include <map>
+#include <mutex>
+#include <tuple>
+#endif
+
 #include <memory>
 #include <sstream>
 #include <string>
@@ -643,6 +653,173 @@ OP(normal_) {
   INPLACE_DONE;
 }
 
+
+// conv2dFused(x, w, b?, stride, padding, dilation, groups, relu, sum?, sumInplace, algorithm)
+//   = [relu](conv2d(x, w, b) [+ sum]) in one oneDNN primitive (post-ops), float32 NHWC on the CPU.
+// With sumInplace the result is written into `sum` (the caller guarantees nothing else reads it). algorithm:
+// 'direct' (libtorch's choice) or 'auto' (oneDNN may pick Winograd for 3x3 stride-1 convolutions).
+#ifdef DEEPREDUCE_DNNL
+struct FusedConvKey {
+  const void* w; int64_t wVersion; std::vector<int64_t> x, w_sizes, stride, padding, dilation;
+  int64_t groups; bool bias, relu, sum; std::string alg;
+  bool operator<(const FusedConvKey& o) const {
+    return std::tie(w, wVersion, x, w_sizes, stride, padding, dilation, groups, bias, relu, sum, alg) <
+           std::tie(o.w, o.wVersion, o.x, o.w_sizes, o.stride, o.padding, o.dilation, o.groups, o.bias, o.relu, o.sum, o.alg);
+  }
+};
+struct FusedConv {
+  at::Tensor w;  // keeps the weights alive, so their address cannot be reused while cached
+  dnnl::convolution_forward prim;
+  dnnl::memory weights;  // reordered into the primitive's preferred layout once
+  dnnl::memory::desc src, bias, dst;
+};
+struct FusedConvCache {
+  std::mutex mu;
+  std::list<FusedConvKey> lru;
+  std::map<FusedConvKey, std::pair<std::shared_ptr<FusedConv>, std::list<FusedConvKey>::iterator>> map;
+  static constexpr size_t kMax = 512;
+};
+FusedConvCache& ConvCache() {
+  static FusedConvCache c;
+  return c;
+}
+dnnl::engine& DnnlEngine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+std::shared_ptr<FusedConv> MakeFusedConv(const FusedConvKey& k, const at::Tensor& w) {
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  auto& eng = DnnlEngine();
+  const int64_t N = k.x[0], C = k.x[1], H = k.x[2], W = k.x[3], O = k.w_sizes[0], KH = k.w_sizes[2], KW = k.w_sizes[3];
+  const int64_t OH = (H + 2 * k.padding[0] - k.dilation[0] * (KH - 1) - 1) / k.stride[0] + 1;
+  const int64_t OW = (W + 2 * k.padding[1] - k.dilation[1] * (KW - 1) - 1) / k.stride[1] + 1;
+  if (OH < 1 || OW < 1) throw ArgError("output would be empty");
+  const int64_t G = k.groups;
+  dnnl::memory::desc src({N, C, H, W}, dt::f32, tag::nhwc), dst({N, O, OH, OW}, dt::f32, tag::nhwc);
+  dnnl::memory::dims wdims = G == 1 ? dnnl::memory::dims{O, C, KH, KW} : dnnl::memory::dims{G, O / G, C / G, KH, KW};
+  dnnl::memory::desc wany(wdims, dt::f32, tag::any), wplain(wdims, dt::f32, G == 1 ? tag::oihw : tag::goihw);
+  dnnl::memory::desc bias = k.bias ? dnnl::memory::desc({O}, dt::f32, tag::x) : dnnl::memory::desc();
+  dnnl::post_ops po;
+  if (k.sum) po.append_sum(1.f);
+  if (k.relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  // Dilation in oneDNN counts the gaps: 0 is a dense kernel.
+  dnnl::memory::dims strides{k.stride[0], k.stride[1]}, dil{k.dilation[0] - 1, k.dilation[1] - 1}, pad{k.padding[0], k.padding[1]};
+  auto alg = k.alg == "auto" ? dnnl::algorithm::convolution_auto : dnnl::algorithm::convolution_direct;
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, wany, bias, dst, strides, dil, pad, pad);
+  dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+  auto f = std::make_shared<FusedConv>();
+  f->w = w;
+  f->prim = dnnl::convolution_forward(pd);
+  f->src = src;
+  f->dst = dst;
+  f->bias = bias;
+  f->weights = dnnl::memory(pd.weights_desc(), eng);
+  at::Tensor wc = w.contiguous();
+  dnnl::memory wsrc(wplain, eng, wc.data_ptr());
+  dnnl::stream st(eng);
+  dnnl::reorder(wsrc, f->weights).execute(st, wsrc, f->weights);
+  st.wait();
+  return f;
+}
+
+std::shared_ptr<FusedConv> GetFusedConv(const FusedConvKey& k, const at::Tensor& w) {
+  auto& c = ConvCache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.map.find(k);
+    if (it != c.map.end()) {
+      c.lru.splice(c.lru.begin(), c.lru, it->second.second);
+      return it->second.first;
+    }
+  }
+  auto f = MakeFusedConv(k, w);
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.lru.push_front(k);
+  c.map[k] = {f, c.lru.begin()};
+  while (c.map.size() > FusedConvCache::kMax) {
+    c.map.erase(c.lru.back());
+    c.lru.pop_back();
+  }
+  return f;
+}
+#endif
+
+OP(conv2dFused) {
+#ifndef DEEPREDUCE_DNNL
+  throw ArgError("this build has no oneDNN (conv2dFused needs the system libtorch and libdnnl-dev)");
+#else
+  const at::Tensor& x0 = T(info, 0);
+  const at::Tensor& w = T(info, 1);
+  at::Tensor b = OptT(info, 2);
+  FusedConvKey k;
+  k.stride = Ints(info, 3);
+  k.padding = Ints(info, 4);
+  k.dilation = Ints(info, 5);
+  k.groups = Int(info, 6, 1);
+  k.relu = Bool(info, 7, false);
+  at::Tensor sum = OptT(info, 8);
+  const bool sumInplace = Bool(info, 9, false);
+  k.alg = Str(info, 10, "direct");
+  if (k.alg != "direct" && k.alg != "auto") throw ArgError("algorithm must be 'direct' or 'auto'");
+  if (x0.dim() != 4 || w.dim() != 4) throw ArgError("input and weight must be 4-D");
+  if (x0.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || (b.defined() && b.scalar_type() != at::kFloat))
+    throw ArgError("conv2dFused takes float32 tensors");
+  if (!x0.device().is_cpu() || !w.device().is_cpu()) throw ArgError("conv2dFused runs on the CPU");
+  if (k.stride.size() != 2 || k.padding.size() != 2 || k.dilation.size() != 2) throw ArgError("stride, padding and dilation are pairs");
+  if (k.groups < 1 || x0.size(1) != w.size(1) * k.groups || w.size(0) % k.groups != 0)
+    throw ArgError("input channels " + std::to_string(x0.size(1)) + " do not match weight " + ShapeStr(w) + " with groups " + std::to_string(k.groups));
+  if (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0))) throw ArgError("bias must be [" + std::to_string(w.size(0)) + "]");
+  at::Tensor x = x0.contiguous(at::MemoryFormat::ChannelsLast);
+  k.w = w.unsafeGetTensorImpl();
+  k.wVersion = w.is_inference() ? 0 : static_cast<int64_t>(w._version());
+  k.x = x.sizes().vec();
+  k.w_sizes = w.sizes().vec();
+  k.bias = b.defined();
+  k.sum = sum.defined();
+  auto f = GetFusedConv(k, w);
+  const std::vector<int64_t> dd = f->dst.dims();
+  at::Tensor out;
+  if (sum.defined()) {
+    if (sum.scalar_type() != at::kFloat || sum.sizes().vec() != std::vector<int64_t>(dd.begin(), dd.end()))
+      throw ArgError("sum must be float32 of the output's shape");
+    out = sumInplace && sum.is_contiguous(at::MemoryFormat::ChannelsLast) ? sum : sum.clone(at::MemoryFormat::ChannelsLast);
+  } else {
+    out = at::empty(dd, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  }
+  at::Tensor bc = b.defined() ? b.contiguous() : b;
+  auto& eng = DnnlEngine();
+  dnnl::memory src(f->src, eng, x.data_ptr()), dst(f->dst, eng, out.data_ptr());
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, f->weights}, {DNNL_ARG_DST, dst}};
+  if (bc.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(f->bias, eng, bc.data_ptr()));
+  dnnl::stream st(eng);
+  f->prim.execute(st, args);
+  st.wait();
+  RET(out);
+#endif
+}
+
+// The oneDNN version behind conv2dFused, or '' when this build has none.
+OP(dnnlVersion) {
+#ifndef DEEPREDUCE_DNNL
+  return Napi::String::New(info.Env(), "");
+#else
+  return Napi::String::New(info.Env(), "dnnl " + std::to_string(DNNL_VERSION_MAJOR) + "." + std::to_string(DNNL_VERSION_MINOR) + "." + std::to_string(DNNL_VERSION_PATCH));
+#endif
+}
+OP(clearConvCache) {
+#ifdef DEEPREDUCE_DNNL
+  auto& c = ConvCache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.map.clear();
+  c.lru.clear();
+#endif
+  return info.Env().Undefined();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtime: seeds, RNG state, threads, devices
 
@@ -703,7 +880,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(neg); EXPORT(exp); EXPORT(log); EXPORT(sqrt); EXPORT(rsqrt); EXPORT(abs); EXPORT(relu); EXPORT(sigmoid);
   EXPORT(tanh); EXPORT(sign); EXPORT(floor); EXPORT(round); EXPORT(reciprocal); EXPORT(square); EXPORT(logicalNot);
   EXPORT(clamp);
-  EXPORT(matmul); EXPORT(linear); EXPORT(conv2d); EXPORT(batchNorm); EXPORT(dropout); EXPORT(avgPool2d);
+  EXPORT(matmul); EXPORT(linear); EXPORT(conv2d); EXPORT(conv2dFused); EXPORT(dnnlVersion); EXPORT(clearConvCache); EXPORT(batchNorm); EXPORT(dropout); EXPORT(avgPool2d);
   EXPORT(maxPool2d); EXPORT(adaptiveAvgPool2d);
   EXPORT(reshape); EXPORT(permute); EXPORT(transpose); EXPORT(flatten); EXPORT(squeeze); EXPORT(unsqueeze);
   EXPORT(expand); EXPORT(repeat); EXPORT(cat); EXPORT(stack); EXPORT(slice); EXPORT(select); EXPORT(indexSelect);

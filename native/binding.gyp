@@ -1,6 +1,7 @@
 {
   "variables": {
-    "libtorch%": "<!(echo ${LIBTORCH:-})"
+    "libtorch%": "<!(echo ${LIBTORCH:-})",
+    "dnnl%": "<!(test -f /usr/include/oneapi/dnnl/dnnl.hpp && echo 1 || echo 0)"
   },
   "targets": [
     {
@@ -14,7 +15,8 @@
       "conditions": [
         ["libtorch==''", {
           "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],
-          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"],
+          "conditions": [["dnnl==1", { "defines": ["DEEPREDUCE_DNNL"], "libraries": ["-ldnnl"] }]]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
           "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]

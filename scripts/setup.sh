@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/ATen/ATen.h ]; then need+=(libtorch-dev); fi
+# oneDNN headers: the addon's fused inference convolutions (optional; the system libtorch already links libdnnl).
+if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ]; then need+=(libdnnl-dev); fi
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need+=(python3-torch)
 /usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1 || need+=(python3-torchvision)

@@ -41,6 +41,7 @@ export function registerReduceCommands(program: Command): void {
     .option('--limit-test <n>', 'use only the first N test images', num)
     .option('--criticality-limit-train <n>', 'training images for the criticality runs', num)
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
+    .option('--finetune-limit-train <n>', 'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)', num)
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
     .option('--json', 'print results.json')
     .action(async (o: Record<string, any>) => {
@@ -50,7 +51,7 @@ export function registerReduceCommands(program: Command): void {
         epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5 }, alphas: nums(o.alphas), rhos: nums(o.rhos),
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
-        limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, costModel: o.costModel,
+        limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
       });
       const r = await reduce(c);
       if (o.json) console.log(JSON.stringify(r));

@@ -17,6 +17,36 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: Conv2dO
   );
 }
 
+export interface FusedConvOptions extends Conv2dOptions {
+  /** ReLU after the (optional) sum. */
+  relu?: boolean;
+  /** Added to the convolution's output before the ReLU (a residual). */
+  sum?: Tensor | null;
+  /** Write the result into `sum` (nothing else may read it afterwards). */
+  sumInplace?: boolean;
+  /** 'direct' (libtorch's choice) or 'auto' (oneDNN may choose Winograd). */
+  algorithm?: 'direct' | 'auto';
+}
+
+/** Whether this build has oneDNN's fused convolutions (the system libtorch with libdnnl-dev). */
+export const hasFusedConv = (): boolean => native.dnnlVersion() !== '';
+
+/**
+ * Inference only (no autograd): relu(conv2d(x, w, b) + sum) as one oneDNN primitive, float32 on the CPU in
+ * channels-last. The primitive and the reordered weights are cached by weight tensor and input shape.
+ */
+export function conv2dFused(x: Tensor, w: Tensor, b: Tensor | null = null, o: FusedConvOptions = {}): Tensor {
+  return new Tensor(
+    native.conv2dFused(x.handle, w.handle, opt(b), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1,
+      o.relu ?? false, opt(o.sum), o.sumInplace ?? false, o.algorithm ?? 'direct'),
+  );
+}
+
+/** Frees the cached fused-convolution primitives (and the weights they hold). */
+export const clearFusedConvCache = (): void => {
+  native.clearConvCache();
+};
+
 export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   return new Tensor(native.linear(x.handle, w.handle, opt(b)));
 }

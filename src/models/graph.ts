@@ -143,22 +143,85 @@ export function foldBatchNorm(netOrNodes: Network | GraphNode[]): FoldedConv[] {
  * that no other node reads. Pass-through nodes (folded BN, removed ReLU, flatten) share their input's tensor.
  */
 export function inplaceNodes(nodes: GraphNode[], foldedBns: ReadonlySet<string>): Map<number, number> {
+  const ok = overwritable(nodes, foldedBns);
+  const out = new Map<number, number>();
+  for (const n of nodes) {
+    if (!((n.op === 'relu' && n.enabled) || n.op === 'add')) continue;
+    const i = n.inputs.find((j) => ok(n, j));
+    if (i !== undefined) out.set(n.id, i);
+  }
+  return out;
+}
+
+/** Whether node n may overwrite its input i in place (see inplaceNodes). */
+function overwritable(nodes: GraphNode[], foldedBns: ReadonlySet<string>): (n: GraphNode, i: number) => boolean {
   const alias = (n: GraphNode) => (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'relu' && !n.enabled) || n.op === 'flatten';
   // owner: the node whose output tensor a value is; an in-place write starts a new version (its own id).
   const owner: number[] = [];
   const readers = new Map<number, number>();
   for (const n of nodes) for (const i of n.inputs) if (!alias(n)) readers.set(i, (readers.get(i) ?? 0) + 1);
+  for (const n of nodes) owner[n.id] = alias(n) ? owner[n.inputs[0]!]! : n.id;
   const readersOf = (o: number) => nodes.reduce((t, v) => t + (owner[v.id] === o ? readers.get(v.id) ?? 0 : 0), 0);
-  const out = new Map<number, number>();
-  for (const n of nodes) {
-    owner[n.id] = alias(n) ? owner[n.inputs[0]!]! : n.id;
-    if (!((n.op === 'relu' && n.enabled) || n.op === 'add')) continue;
-    // Owners of inputs are final: every value aliasing them is earlier than n.
-    const ok = (i: number) => nodes[owner[i]!]!.op !== 'input' && owner[i] !== owner[n.inputs.find((j) => j !== i) ?? -1] && readersOf(owner[i]!) === 1;
-    const i = n.inputs.find(ok);
-    if (i !== undefined) out.set(n.id, i);
+  return (n, i) => nodes[owner[i]!]!.op !== 'input' && owner[i] !== owner[n.inputs.find((j) => j !== i) ?? -1] && readersOf(owner[i]!) === 1;
+}
+
+/** How runGraph runs one convolution fused with what follows it (oneDNN post-ops). */
+export interface ConvFusion {
+  relu: boolean;
+  /** Value added before the ReLU (the other input of a residual add). */
+  sum?: number;
+  /** The sum's tensor may be overwritten (nothing else reads it). */
+  sumInplace: boolean;
+  /** Nodes whose value is now the convolution's output (folded BNs, removed ReLUs, the add, the ReLU). */
+  absorbed: number[];
+}
+
+/**
+ * For inference: which convolutions absorb the ReLU or residual add (+ ReLU) that alone consume them, through
+ * folded BNs and removed ReLUs. A residual is fused into the later of its two producers.
+ */
+export function fusionPlan(nodes: GraphNode[], foldedBns: ReadonlySet<string>): Map<number, ConvFusion> {
+  const consumers: number[][] = nodes.map(() => []);
+  for (const n of nodes) for (const i of n.inputs) consumers[i]!.push(n.id);
+  const pass = (n: GraphNode) => (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'relu' && !n.enabled);
+  // From value v through pass-through nodes while each value has one reader: the chain and the next real node.
+  const follow = (v: number) => {
+    const chain: number[] = [];
+    for (;;) {
+      const c = consumers[v]!;
+      if (c.length !== 1) return { chain, last: v, next: null };
+      const n = nodes[c[0]!]!;
+      if (!pass(n)) return { chain, last: v, next: n };
+      chain.push(n.id);
+      v = n.id;
+    }
+  };
+  const ok = overwritable(nodes, foldedBns);
+  const plan = new Map<number, ConvFusion>();
+  for (const c of nodes) {
+    if (c.op !== 'conv') continue;
+    const a = follow(c.id);
+    if (a.next?.op === 'relu') {
+      plan.set(c.id, { relu: true, sumInplace: false, absorbed: [...a.chain, a.next.id] });
+    } else if (a.next?.op === 'add') {
+      const d = a.next, other = d.inputs.find((i) => i !== a.last);
+      // The other input must exist already (computed earlier) and be a different value.
+      if (other === undefined || other > c.id || d.inputs.filter((i) => i === a.last).length !== 1) continue;
+      const b = follow(d.id);
+      const relu = b.next?.op === 'relu';
+      plan.set(c.id, { relu, sum: other, sumInplace: ok(d, other), absorbed: [...a.chain, d.id, ...b.chain, ...(relu ? [b.next!.id] : [])] });
+    }
   }
-  return out;
+  return plan;
+}
+
+export interface RunGraphOptions {
+  folded?: FoldedConv[];
+  /** No autograd: ReLUs and adds may overwrite inputs nothing else reads. */
+  inplace?: boolean;
+  /** No autograd, float32 channels-last on the CPU: convolutions absorb the ReLU / residual add after them
+   * (oneDNN post-ops; true = libtorch's direct algorithm, 'auto' lets oneDNN choose). Needs hasFusedConv(). */
+  fuse?: boolean | 'direct' | 'auto';
 }
 
 /**
@@ -167,22 +230,33 @@ export function inplaceNodes(nodes: GraphNode[], foldedBns: ReadonlySet<string>)
  * overwrite an input that nothing else reads, as PyTorch's in-place ReLU does: the write lands in memory that is
  * still in cache. Call inside tidy(): intermediates are not freed here.
  */
-export function runGraph(nodes: GraphNode[], x: Tensor, o: { folded?: FoldedConv[]; inplace?: boolean } = {}): Tensor {
+export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {}): Tensor {
   const byConv = new Map((o.folded ?? []).map((f) => [f.conv, f]));
   const foldedBns = new Set((o.folded ?? []).map((f) => f.bn));
   const inplace = o.inplace ? inplaceNodes(nodes, foldedBns) : new Map<number, number>();
+  const fusion = o.fuse ? fusionPlan(nodes, foldedBns) : new Map<number, ConvFusion>();
+  const absorbedBy = new Map<number, number>();
+  for (const [c, p] of fusion) for (const n of p.absorbed) absorbedBy.set(n, c);
   const vals: Tensor[] = [];
   for (const n of nodes) {
     const a = vals[n.inputs[0]!]!;
     let y: Tensor;
+    const by = absorbedBy.get(n.id);
+    if (by !== undefined) {
+      vals.push(vals[by]!);
+      continue;
+    }
     switch (n.op) {
       case 'input':
         y = x;
         break;
       case 'conv': {
-        const m = n.module as Conv2d, f = byConv.get(n.name);
+        const m = n.module as Conv2d, f = byConv.get(n.name), p = fusion.get(n.id);
         const opts = { stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups };
-        y = f ? F.conv2d(a, f.weight, f.bias, opts) : F.conv2d(a, m.weight, m.bias, opts);
+        const [w, b] = f ? [f.weight, f.bias] : [m.weight, m.bias];
+        y = p
+          ? F.conv2dFused(a, w, b, { ...opts, relu: p.relu, sum: p.sum === undefined ? null : vals[p.sum]!, sumInplace: p.sumInplace, algorithm: o.fuse === 'auto' ? 'auto' : 'direct' })
+          : F.conv2d(a, w, b, opts);
         break;
       }
       case 'bn': {

@@ -1,11 +1,16 @@
-import { inferenceMode, keep, noGrad, tidy, type Tensor } from '../engine/index.js';
+import { F, inferenceMode, keep, noGrad, tidy, type Tensor } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, runGraph } from './graph.js';
 import type { Network } from './network.js';
 
 export interface InferenceOptions {
   /** Memory layout for activations and weights (channels_last suits oneDNN convolutions). */
   layout?: 'contiguous' | 'channels_last';
+  /** Convolutions absorb the ReLU / residual add after them (oneDNN post-ops): 'direct' or 'auto' (oneDNN may
+   * choose Winograd), false for separate ops. Default: FUSE_DEFAULT where the addon has oneDNN, else false. */
+  fuse?: false | 'direct' | 'auto';
 }
+
+export const FUSE_DEFAULT = 'direct';
 
 /** A plaintext inference function over a frozen copy of the network's eval-mode weights. */
 export interface CompiledInference {
@@ -15,10 +20,11 @@ export interface CompiledInference {
 
 /**
  * Freezes a network for inference: BN folded into the preceding convolutions, weights in the chosen layout,
- * run in libtorch's inference mode. Later changes to the network's weights are not seen.
+ * convolutions fused with the ReLU / residual add after them, run in libtorch's inference mode. Later changes to the network's weights are not seen.
  */
 export function compileInference(net: Network, o: InferenceOptions = {}): CompiledInference {
   const layout = o.layout ?? 'channels_last';
+  const fuse = o.fuse ?? (F.hasFusedConv() ? FUSE_DEFAULT : false);
   const nodes = describeNetwork(net);
   const folded = foldBatchNorm(nodes).map((f) => {
     const weight = keep(noGrad(() => f.weight.contiguous(layout)));
@@ -26,8 +32,9 @@ export function compileInference(net: Network, o: InferenceOptions = {}): Compil
     return { ...f, weight, bias: keep(f.bias) };
   });
   const run = ((x: Tensor) =>
-    inferenceMode(() => tidy(() => runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, { folded, inplace: true })))) as CompiledInference;
+    inferenceMode(() => tidy(() => runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, { folded, inplace: true, fuse: fuse !== false && x.device === 'cpu' && x.dtype === 'float32' ? fuse : false })))) as CompiledInference;
   run.dispose = () => {
+    if (fuse) F.clearFusedConvCache();
     for (const f of folded) {
       f.weight.dispose();
       f.bias.dispose();

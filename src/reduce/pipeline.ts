@@ -52,6 +52,8 @@ export interface ReduceConfig {
   /** Criticality and candidate trainings may use fewer images than the baseline. */
   criticalityLimitTrain?: number;
   candidateLimitTrain?: number;
+  /** Images for candidates fine-tuned from the teacher (default: candidateLimitTrain). */
+  finetuneLimitTrain?: number;
   costModel?: string;
   quiet?: boolean;
 }
@@ -213,7 +215,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
       id: k.id,
       config: jobFor(c, join(c.out, 'candidates', k.id), spec, trainOptions(c, c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd), {
         ...(k.kd ? { teacher: baseDir } : {}), ...(fromTeacher ? { init: baseDir } : {}),
-      }, c.candidateLimitTrain ?? c.limitTrain),
+      }, (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain),
     };
   });
   let ablation: Candidate | null = null;

@@ -106,3 +106,26 @@ test('noGrad stops recording', () =>
     assert.equal(noGrad(() => w.mul(2)).requiresGrad, false);
     assert.equal(w.mul(2).requiresGrad, true);
   }));
+
+test('conv2dFused = relu(conv2d + sum), in place or not; bad shapes are named', { skip: F.hasFusedConv() ? false : 'addon built without oneDNN (LIBTORCH build)' }, () =>
+  tidy(() => {
+    manualSeed(3);
+    const x = randn([2, 8, 9, 9]).contiguous('channels_last'), w = randn([16, 8, 3, 3]), b = randn([16]);
+    const sum = randn([2, 16, 5, 5]).contiguous('channels_last');
+    const ref = F.conv2d(x, w, b, { stride: 2, padding: 1 }).add(sum).relu();
+    const d = (a: ReturnType<typeof randn>, c: ReturnType<typeof randn>) => a.sub(c).abs().amax().item();
+    for (const algorithm of ['direct', 'auto'] as const) {
+      const keepSum = sum.clone();
+      const y = F.conv2dFused(x, w, b, { stride: 2, padding: 1, relu: true, sum, algorithm });
+      assert.ok(d(y, ref) < 1e-4, `${algorithm}: ${d(y, ref)}`);
+      assert.equal(d(sum, keepSum), 0, 'sum untouched without sumInplace');
+    }
+    const s2 = sum.clone();
+    const y2 = F.conv2dFused(x, w, b, { stride: 2, padding: 1, relu: true, sum: s2, sumInplace: true });
+    assert.ok(d(y2, ref) < 1e-4 && d(s2, ref) < 1e-4, 'in place: the result is written into sum');
+    // Plain and grouped, no ReLU, contiguous input.
+    const wg = randn([16, 4, 3, 3]);
+    assert.ok(d(F.conv2dFused(x.contiguous(), wg, null, { padding: 1, groups: 2 }), F.conv2d(x, wg, null, { padding: 1, groups: 2 })) < 1e-4);
+    assert.throws(() => F.conv2dFused(x, randn([16, 5, 3, 3])), /conv2dFused.*input channels 8 do not match weight \[16,5,3,3\]/);
+    assert.throws(() => F.conv2dFused(x, w, b, { sum: randn([2, 16, 3, 3]) }), /conv2dFused.*sum must be float32 of the output's shape/);
+  }));

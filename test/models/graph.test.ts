@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BatchNorm2d, Conv2d, noGrad, rand, randn, tidy, type Tensor } from '../../src/engine/index.js';
+import { BatchNorm2d, Conv2d, F, noGrad, rand, randn, tidy, type Tensor } from '../../src/engine/index.js';
 import {
-  GraphBuilder, applyMask, buildNetwork, cullStages, describeNetwork, foldBatchNorm, fullMask, inplaceNodes, runGraph, specFor, thin, type NetSpec, type Network,
+  GraphBuilder, applyMask, buildNetwork, cullStages, describeNetwork, foldBatchNorm, fullMask, fusionPlan, inplaceNodes, runGraph, specFor, thin, type NetSpec, type Network,
 } from '../../src/models/index.js';
 
 const maxAbs = (a: Tensor, b: Tensor) => tidy(() => a.sub(b).abs().amax().item());
@@ -91,6 +91,14 @@ test('runGraph reproduces forward, and folded convs give the same eval output (1
             assert.equal(maxAbs(runGraph(nodes, x, { folded, inplace: true }), runGraph(nodes, x0, { folded })), 0, `${spec.arch}: in place`);
             assert.equal(maxAbs(runGraph(nodes, x, { inplace: true }), ref), maxAbs(runGraph(nodes, x0), ref), `${spec.arch}: in place, BN kept`);
             assert.equal(maxAbs(x, x0), 0, `${spec.arch}: the input was overwritten`);
+            if (F.hasFusedConv()) {
+              // Convolutions with fused ReLU / residual add (oneDNN post-ops), in both algorithms.
+              for (const fuse of ['direct', 'auto'] as const) {
+                const df = maxAbs(runGraph(nodes, x.contiguous('channels_last'), { folded, inplace: true, fuse }), ref);
+                assert.ok(df <= 1e-4 * Math.max(1, scale), `${spec.arch}: fused (${fuse}) differs by ${df} at scale ${scale}`);
+              }
+              assert.equal(maxAbs(x, x0), 0, `${spec.arch}: the input was overwritten by a fused run`);
+            }
           }),
         );
       } finally {
@@ -134,6 +142,37 @@ test('inplaceNodes: a value read twice (block input: conv and shortcut) is never
     // Every relu2 after a residual add is in place (the add's output has one reader).
     const relu2 = nodes.filter((n) => n.op === 'relu' && n.name.endsWith('relu2'));
     assert.ok(relu2.length > 0 && relu2.every((n) => inplace.has(n.id)));
+  } finally {
+    net.dispose();
+  }
+});
+
+test('fusionPlan: convs absorb the ReLU or residual add (+ ReLU) after them; culled ReLUs pass through', () => {
+  const spec = specFor('resnet18', { alpha: 0.25 });
+  const net = buildNetwork(spec);
+  try {
+    const nodes = describeNetwork(net);
+    const bns = new Set(nodes.filter((n) => n.op === 'bn').map((n) => n.name));
+    const byName = (p: Map<number, { relu: boolean; sum?: number; sumInplace: boolean }>) =>
+      new Map([...p].map(([id, f]) => [nodes[id]!.name, f]));
+    // Full mask: the stem and every conv1 take their ReLU; each block's residual goes into its later producer.
+    let plan = byName(fusionPlan(nodes, bns));
+    assert.equal(plan.size, 1 + 2 * 8);
+    assert.equal(plan.get('conv1')!.relu, true);
+    assert.equal(plan.get('conv1')!.sum, undefined);
+    assert.equal(plan.get('layer1.0.conv2')!.relu, true);
+    assert.equal(plan.get('layer1.0.conv2')!.sumInplace, false, 'the block input is read by conv1 too: copied');
+    assert.ok(!plan.has('layer2.0.conv2'), 'the shortcut conv comes later and takes the add');
+    assert.equal(plan.get('layer2.0.downsample.0')!.sumInplace, true, 'conv2 output has one reader: overwritten');
+    // Without folded BNs nothing is absorbed (the BN stands between conv and ReLU).
+    assert.equal(fusionPlan(nodes, new Set()).size, 0);
+    // Culled stage 1: its conv1s have no ReLU to absorb; thinned (relu1 kept): the add is absorbed without a ReLU.
+    applyMask(net, thin(cullStages(fullMask(spec), [1]), 'relu1', [2, 3, 4]));
+    plan = byName(fusionPlan(describeNetwork(net), bns));
+    assert.ok(!plan.has('layer1.0.conv1'));
+    assert.equal(plan.get('layer1.1.conv2')!.relu, false);
+    assert.equal(plan.get('layer3.1.conv2')!.relu, false);
+    assert.equal(plan.get('layer3.1.conv1')!.relu, true);
   } finally {
     net.dispose();
   }
