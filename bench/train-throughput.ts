@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as tick } from 'node:timers/promises';
 import { F, SGD, labels, manualSeed, noGrad, randn, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
-import { FUSE_DEFAULT, buildNetwork, compileInference, specFor, type Network } from '../src/models/index.js';
+import { FUSE_DEFAULT, buildNetwork, compileInference, describeNetwork, specFor, type Network } from '../src/models/index.js';
+import type { Conv2d } from '../src/engine/index.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 
 const args = process.argv.slice(2);
@@ -53,13 +54,29 @@ async function ours(layout: 'contiguous' | 'channels_last') {
     variants[fuse === undefined ? 'default' : `fuse ${fuse}`] = await rate(() => tidy(() => { infer(x); }), seconds);
     infer.dispose();
   }
+  const convFloor = layout === 'channels_last' ? await convOnly(net) : undefined;
   net.dispose();
-  return { train_img_s: train, infer_img_s: variants.default!, infer_variants: variants };
+  return { train_img_s: train, infer_img_s: variants.default!, infer_variants: variants, ...(convFloor ? { conv_only_img_s: convFloor } : {}) };
+}
+
+/** The network's convolutions alone, back to back on inputs of their shapes: a ceiling for any inference. */
+async function convOnly(net: Network): Promise<number> {
+  const nodes = describeNetwork(net);
+  const convs = nodes.filter((n) => n.op === 'conv').map((n) => {
+    const m = n.module as Conv2d;
+    const x = tidy(() => randn([batch, ...nodes[n.inputs[0]!]!.outShape]).contiguous('channels_last')).keep();
+    return { x, m };
+  });
+  const r = await rate(() => noGrad(() => tidy(() => {
+    for (const { x, m } of convs) F.conv2d(x, m.weight, m.bias, { stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups });
+  })), seconds);
+  for (const c of convs) c.x.dispose();
+  return r;
 }
 
 async function main() {
   setNumThreads(threads);
-  const layouts: Record<string, { train_img_s: number; infer_img_s: number; infer_variants: Record<string, number> }> = {};
+  const layouts: Record<string, { train_img_s: number; infer_img_s: number; infer_variants: Record<string, number>; conv_only_img_s?: number }> = {};
   for (const l of ['contiguous', 'channels_last'] as const) layouts[l] = await ours(l);
   const me = { train_img_s: Math.max(...Object.values(layouts).map((v) => v.train_img_s)), infer_img_s: Math.max(...Object.values(layouts).map((v) => v.infer_img_s)), layouts };
 
@@ -82,6 +99,9 @@ async function main() {
   for (const [k, v] of Object.entries(layouts)) {
     console.log(`(${k} inference: ${Object.entries(v.infer_variants).map(([n, r]) => `${n} ${r.toFixed(0)}`).join(', ')} img/s; default = ${F.hasFusedConv() ? `fuse ${FUSE_DEFAULT}` : 'unfused (no oneDNN in this build)'})`);
   }
+  const floor = layouts.channels_last!.conv_only_img_s!;
+  console.log(`(the convolutions alone, channels_last: ${floor.toFixed(0)} img/s = ${(1000 * batch / floor).toFixed(1)} ms per batch, ` +
+    `${(floor / torch.infer_img_s).toFixed(3)}x PyTorch's whole inference: the most any inference with these conv kernels can reach)`);
   const json = arg('--json', '');
   if (json) writeFileAtomic(json, JSON.stringify(out, null, 2));
 }
