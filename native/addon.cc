@@ -654,17 +654,20 @@ OP(normal_) {
 }
 
 
-// conv2dFused(x, w, b?, stride, padding, dilation, groups, relu, sum?, sumInplace, algorithm)
-//   = [relu](conv2d(x, w, b) [+ sum]) in one oneDNN primitive (post-ops), float32 NHWC on the CPU.
+// conv2dFused(x, w, b?, stride, padding, dilation, groups, relu, sum?, sumInplace, algorithm, srcBlocked, dstBlocked)
+//   = [relu](conv2d(x, w, b) [+ sum]) in one oneDNN primitive (post-ops), float32 on the CPU.
 // With sumInplace the result is written into `sum` (the caller guarantees nothing else reads it). algorithm:
-// 'direct' (libtorch's choice) or 'auto' (oneDNN may pick Winograd for 3x3 stride-1 convolutions).
+// 'direct' (libtorch's choice), 'auto' (oneDNN chooses) or 'winograd'. Activations are NHWC (channels-last
+// [N, C, H, W]) or, with src/dstBlocked, oneDNN's nChw16c stored as a plain [N, C/16, H, W, 16] tensor: Winograd
+// takes only that layout, and keeping it between convolutions avoids a reorder on either side.
 #ifdef DEEPREDUCE_DNNL
 struct FusedConvKey {
   const void* w; int64_t wVersion; std::vector<int64_t> x, w_sizes, stride, padding, dilation;
-  int64_t groups; bool bias, relu, sum; std::string alg;
+  int64_t groups; bool bias, relu, sum; std::string alg; bool srcBlocked, dstBlocked;
   bool operator<(const FusedConvKey& o) const {
-    return std::tie(w, wVersion, x, w_sizes, stride, padding, dilation, groups, bias, relu, sum, alg) <
-           std::tie(o.w, o.wVersion, o.x, o.w_sizes, o.stride, o.padding, o.dilation, o.groups, o.bias, o.relu, o.sum, o.alg);
+    return std::tie(w, wVersion, x, w_sizes, stride, padding, dilation, groups, bias, relu, sum, alg, srcBlocked, dstBlocked) <
+           std::tie(o.w, o.wVersion, o.x, o.w_sizes, o.stride, o.padding, o.dilation, o.groups, o.bias, o.relu, o.sum, o.alg,
+                    o.srcBlocked, o.dstBlocked);
   }
 };
 struct FusedConv {
@@ -697,7 +700,8 @@ std::shared_ptr<FusedConv> MakeFusedConv(const FusedConvKey& k, const at::Tensor
   const int64_t OW = (W + 2 * k.padding[1] - k.dilation[1] * (KW - 1) - 1) / k.stride[1] + 1;
   if (OH < 1 || OW < 1) throw ArgError("output would be empty");
   const int64_t G = k.groups;
-  dnnl::memory::desc src({N, C, H, W}, dt::f32, tag::nhwc), dst({N, O, OH, OW}, dt::f32, tag::nhwc);
+  dnnl::memory::desc src({N, C, H, W}, dt::f32, k.srcBlocked ? tag::nChw16c : tag::nhwc);
+  dnnl::memory::desc dst({N, O, OH, OW}, dt::f32, k.dstBlocked ? tag::nChw16c : tag::nhwc);
   dnnl::memory::dims wdims = G == 1 ? dnnl::memory::dims{O, C, KH, KW} : dnnl::memory::dims{G, O / G, C / G, KH, KW};
   dnnl::memory::desc wany(wdims, dt::f32, tag::any), wplain(wdims, dt::f32, G == 1 ? tag::oihw : tag::goihw);
   dnnl::memory::desc bias = k.bias ? dnnl::memory::desc({O}, dt::f32, tag::x) : dnnl::memory::desc();
@@ -708,7 +712,9 @@ std::shared_ptr<FusedConv> MakeFusedConv(const FusedConvKey& k, const at::Tensor
   attr.set_post_ops(po);
   // Dilation in oneDNN counts the gaps: 0 is a dense kernel.
   dnnl::memory::dims strides{k.stride[0], k.stride[1]}, dil{k.dilation[0] - 1, k.dilation[1] - 1}, pad{k.padding[0], k.padding[1]};
-  auto alg = k.alg == "auto" ? dnnl::algorithm::convolution_auto : dnnl::algorithm::convolution_direct;
+  auto alg = k.alg == "auto"       ? dnnl::algorithm::convolution_auto
+             : k.alg == "winograd" ? dnnl::algorithm::convolution_winograd
+                                   : dnnl::algorithm::convolution_direct;
   dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, wany, bias, dst, strides, dil, pad, pad);
   dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
   auto f = std::make_shared<FusedConv>();
@@ -764,38 +770,46 @@ OP(conv2dFused) {
   at::Tensor sum = OptT(info, 8);
   const bool sumInplace = Bool(info, 9, false);
   k.alg = Str(info, 10, "direct");
-  if (k.alg != "direct" && k.alg != "auto") throw ArgError("algorithm must be 'direct' or 'auto'");
-  if (x0.dim() != 4 || w.dim() != 4) throw ArgError("input and weight must be 4-D");
+  k.srcBlocked = Bool(info, 11, false);
+  k.dstBlocked = Bool(info, 12, false);
+  if (k.alg != "direct" && k.alg != "auto" && k.alg != "winograd") throw ArgError("algorithm must be 'direct', 'auto' or 'winograd'");
+  if (w.dim() != 4) throw ArgError("weight must be 4-D");
+  if (k.srcBlocked ? x0.dim() != 5 || x0.size(4) != 16 || !x0.is_contiguous() : x0.dim() != 4)
+    throw ArgError(k.srcBlocked ? "a blocked input must be a contiguous [N, C/16, H, W, 16] tensor" : "input must be 4-D");
+  if (k.dstBlocked && w.size(0) % 16 != 0) throw ArgError("a blocked output needs output channels divisible by 16");
   if (x0.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || (b.defined() && b.scalar_type() != at::kFloat))
     throw ArgError("conv2dFused takes float32 tensors");
   if (!x0.device().is_cpu() || !w.device().is_cpu()) throw ArgError("conv2dFused runs on the CPU");
   if (k.stride.size() != 2 || k.padding.size() != 2 || k.dilation.size() != 2) throw ArgError("stride, padding and dilation are pairs");
-  if (k.groups < 1 || x0.size(1) != w.size(1) * k.groups || w.size(0) % k.groups != 0)
-    throw ArgError("input channels " + std::to_string(x0.size(1)) + " do not match weight " + ShapeStr(w) + " with groups " + std::to_string(k.groups));
+  const int64_t inC = k.srcBlocked ? x0.size(1) * 16 : x0.size(1);
+  if (k.groups < 1 || inC != w.size(1) * k.groups || w.size(0) % k.groups != 0)
+    throw ArgError("input channels " + std::to_string(inC) + " do not match weight " + ShapeStr(w) + " with groups " + std::to_string(k.groups));
   if (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0))) throw ArgError("bias must be [" + std::to_string(w.size(0)) + "]");
-  at::Tensor x = x0.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor x = k.srcBlocked ? x0 : x0.contiguous(at::MemoryFormat::ChannelsLast);
   k.w = w.unsafeGetTensorImpl();
   k.wVersion = w.is_inference() ? 0 : static_cast<int64_t>(w._version());
-  k.x = x.sizes().vec();
+  k.x = k.srcBlocked ? std::vector<int64_t>{x0.size(0), inC, x0.size(2), x0.size(3)} : x.sizes().vec();
   k.w_sizes = w.sizes().vec();
   k.bias = b.defined();
   k.sum = sum.defined();
   auto f = GetFusedConv(k, w);
-  const std::vector<int64_t> dd = f->dst.dims();
+  std::vector<int64_t> dd = f->dst.dims();
+  const auto outFormat = k.dstBlocked ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast;
+  if (k.dstBlocked) dd = {dd[0], dd[1] / 16, dd[2], dd[3], 16};
   at::Tensor out;
   if (sum.defined()) {
-    if (sum.scalar_type() != at::kFloat || sum.sizes().vec() != std::vector<int64_t>(dd.begin(), dd.end()))
-      throw ArgError("sum must be float32 of the output's shape");
-    out = sumInplace && sum.is_contiguous(at::MemoryFormat::ChannelsLast) ? sum : sum.clone(at::MemoryFormat::ChannelsLast);
+    if (sum.scalar_type() != at::kFloat || sum.sizes().vec() != dd)
+      throw ArgError(std::string("sum must be float32 of the output's shape") + (k.dstBlocked ? " (blocked [N, C/16, H, W, 16])" : ""));
+    out = sumInplace && sum.is_contiguous(outFormat) ? sum : sum.clone(outFormat);
   } else {
-    out = at::empty(dd, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    out = at::empty(dd, x.options().memory_format(outFormat));
   }
   at::Tensor bc = b.defined() ? b.contiguous() : b;
   auto& eng = DnnlEngine();
   dnnl::memory src(f->src, eng, x.data_ptr()), dst(f->dst, eng, out.data_ptr());
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, f->weights}, {DNNL_ARG_DST, dst}};
   if (bc.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(f->bias, eng, bc.data_ptr()));
-  dnnl::stream st(eng);
+  thread_local dnnl::stream st(eng);  // one per thread: creating a stream per call costs
   f->prim.execute(st, args);
   st.wait();
   RET(out);
@@ -808,6 +822,27 @@ OP(dnnlVersion) {
   return Napi::String::New(info.Env(), "");
 #else
   return Napi::String::New(info.Env(), "dnnl " + std::to_string(DNNL_VERSION_MAJOR) + "." + std::to_string(DNNL_VERSION_MINOR) + "." + std::to_string(DNNL_VERSION_PATCH));
+#endif
+}
+// Whether oneDNN has a Winograd convolution on this CPU (its f32 Winograd needs AVX-512).
+OP(dnnlHasWinograd) {
+#ifndef DEEPREDUCE_DNNL
+  return Napi::Boolean::New(info.Env(), false);
+#else
+  static const bool has = [] {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    try {
+      dnnl::memory::desc a({1, 32, 8, 8}, dt::f32, tag::nChw16c), w({32, 32, 3, 3}, dt::f32, tag::any);
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, a, w, a,
+                                        {1, 1}, {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc pd(d, DnnlEngine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return Napi::Boolean::New(info.Env(), has);
 #endif
 }
 OP(clearConvCache) {
@@ -880,7 +915,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(neg); EXPORT(exp); EXPORT(log); EXPORT(sqrt); EXPORT(rsqrt); EXPORT(abs); EXPORT(relu); EXPORT(sigmoid);
   EXPORT(tanh); EXPORT(sign); EXPORT(floor); EXPORT(round); EXPORT(reciprocal); EXPORT(square); EXPORT(logicalNot);
   EXPORT(clamp);
-  EXPORT(matmul); EXPORT(linear); EXPORT(conv2d); EXPORT(conv2dFused); EXPORT(dnnlVersion); EXPORT(clearConvCache); EXPORT(batchNorm); EXPORT(dropout); EXPORT(avgPool2d);
+  EXPORT(matmul); EXPORT(linear); EXPORT(conv2d); EXPORT(conv2dFused); EXPORT(dnnlVersion); EXPORT(dnnlHasWinograd); EXPORT(clearConvCache); EXPORT(batchNorm); EXPORT(dropout); EXPORT(avgPool2d);
   EXPORT(maxPool2d); EXPORT(adaptiveAvgPool2d);
   EXPORT(reshape); EXPORT(permute); EXPORT(transpose); EXPORT(flatten); EXPORT(squeeze); EXPORT(unsqueeze);
   EXPORT(expand); EXPORT(repeat); EXPORT(cat); EXPORT(stack); EXPORT(slice); EXPORT(select); EXPORT(indexSelect);

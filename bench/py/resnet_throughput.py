@@ -80,8 +80,20 @@ def main():
 
         inf = measure(infer, cfg["seconds"], 2) * b
         out["layouts"][layout] = {"train_img_s": train, "infer_img_s": inf}
+        if cfg.get("frozen"):
+            # TorchScript's inference path: BN folded, conv+ReLU fused where its passes can (not eager PyTorch).
+            with torch.no_grad():
+                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(net)))
+
+            def infer_frozen():
+                with torch.no_grad():
+                    frozen(x)
+
+            out["layouts"][layout]["infer_frozen_img_s"] = measure(infer_frozen, cfg["seconds"], 3) * b
     out["train_img_s"] = max(v["train_img_s"] for v in out["layouts"].values())
     out["infer_img_s"] = max(v["infer_img_s"] for v in out["layouts"].values())
+    if cfg.get("frozen"):
+        out["infer_frozen_img_s"] = max(v["infer_frozen_img_s"] for v in out["layouts"].values())
     print(json.dumps(out))
 
 

@@ -24,8 +24,12 @@ export interface FusedConvOptions extends Conv2dOptions {
   sum?: Tensor | null;
   /** Write the result into `sum` (nothing else may read it afterwards). */
   sumInplace?: boolean;
-  /** 'direct' (libtorch's choice) or 'auto' (oneDNN may choose Winograd). */
-  algorithm?: 'direct' | 'auto';
+  /** 'direct' (libtorch's choice), 'auto' (oneDNN chooses) or 'winograd' (needs hasWinograd() and blocked layouts). */
+  algorithm?: 'direct' | 'auto' | 'winograd';
+  /** The input is oneDNN's nChw16c layout held as a contiguous [N, C/16, H, W, 16] tensor (see toBlocked16). */
+  srcBlocked?: boolean;
+  /** Produce the output (and take `sum`) in that blocked layout. */
+  dstBlocked?: boolean;
 }
 
 /** Whether this build has oneDNN's fused convolutions (the system libtorch with libdnnl-dev). */
@@ -38,8 +42,25 @@ export const hasFusedConv = (): boolean => native.dnnlVersion() !== '';
 export function conv2dFused(x: Tensor, w: Tensor, b: Tensor | null = null, o: FusedConvOptions = {}): Tensor {
   return new Tensor(
     native.conv2dFused(x.handle, w.handle, opt(b), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1,
-      o.relu ?? false, opt(o.sum), o.sumInplace ?? false, o.algorithm ?? 'direct'),
+      o.relu ?? false, opt(o.sum), o.sumInplace ?? false, o.algorithm ?? 'direct', o.srcBlocked ?? false, o.dstBlocked ?? false),
   );
+}
+
+/** Whether oneDNN offers a Winograd convolution on this CPU (its float32 Winograd needs AVX-512). */
+export const hasWinograd = (): boolean => native.dnnlHasWinograd() as boolean;
+
+/** [N, C, H, W] -> oneDNN's nChw16c as a contiguous [N, C/16, H, W, 16] tensor (C divisible by 16). */
+export function toBlocked16(x: Tensor): Tensor {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  if (x.shape.length !== 4 || c % 16 !== 0) throw new Error(`toBlocked16: need [N, C, H, W] with C divisible by 16, got [${x.shape.join(', ')}]`);
+  return x.reshape([n, c / 16, 16, h, w]).permute([0, 1, 3, 4, 2]).contiguous();
+}
+
+/** The inverse of toBlocked16: a channels-last [N, C, H, W] tensor. */
+export function fromBlocked16(x: Tensor): Tensor {
+  const [n, cb, h, w] = x.shape as [number, number, number, number];
+  if (x.shape.length !== 5 || x.shape[4] !== 16) throw new Error(`fromBlocked16: need [N, C/16, H, W, 16], got [${x.shape.join(', ')}]`);
+  return x.permute([0, 2, 3, 1, 4]).reshape([n, h, w, cb * 16]).permute([0, 3, 1, 2]);
 }
 
 /** Frees the cached fused-convolution primitives (and the weights they hold). */

@@ -5,12 +5,16 @@ import type { Network } from './network.js';
 export interface InferenceOptions {
   /** Memory layout for activations and weights (channels_last suits oneDNN convolutions). */
   layout?: 'contiguous' | 'channels_last';
-  /** Convolutions absorb the ReLU / residual add after them (oneDNN post-ops): 'direct' or 'auto' (oneDNN may
-   * choose Winograd), false for separate ops. Default: FUSE_DEFAULT where the addon has oneDNN, else false. */
-  fuse?: false | 'direct' | 'auto';
+  /** Convolutions absorb the ReLU / residual add after them (oneDNN post-ops): 'direct', 'auto' (oneDNN chooses)
+   * or 'winograd' (direct, and Winograd in oneDNN's blocked layout where winogradPays), false for separate ops.
+   * Default: fuseDefault(). */
+  fuse?: false | 'direct' | 'auto' | 'winograd';
 }
 
-export const FUSE_DEFAULT = 'direct';
+/** 'winograd' where oneDNN has it on this CPU, else 'direct'; false when the addon has no oneDNN. */
+export function fuseDefault(): false | 'direct' | 'winograd' {
+  return !F.hasFusedConv() ? false : F.hasWinograd() ? 'winograd' : 'direct';
+}
 
 /** A plaintext inference function over a frozen copy of the network's eval-mode weights. */
 export interface CompiledInference {
@@ -24,7 +28,7 @@ export interface CompiledInference {
  */
 export function compileInference(net: Network, o: InferenceOptions = {}): CompiledInference {
   const layout = o.layout ?? 'channels_last';
-  const fuse = o.fuse ?? (F.hasFusedConv() ? FUSE_DEFAULT : false);
+  const fuse = o.fuse ?? fuseDefault();
   const nodes = describeNetwork(net);
   const folded = foldBatchNorm(nodes).map((f) => {
     const weight = keep(noGrad(() => f.weight.contiguous(layout)));

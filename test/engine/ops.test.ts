@@ -129,3 +129,31 @@ test('conv2dFused = relu(conv2d + sum), in place or not; bad shapes are named', 
     assert.throws(() => F.conv2dFused(x, randn([16, 5, 3, 3])), /conv2dFused.*input channels 8 do not match weight \[16,5,3,3\]/);
     assert.throws(() => F.conv2dFused(x, w, b, { sum: randn([2, 16, 3, 3]) }), /conv2dFused.*sum must be float32 of the output's shape/);
   }));
+
+test('blocked layout (nChw16c as [N, C/16, H, W, 16]): round trip, element order, direct and Winograd convolutions', { skip: F.hasFusedConv() ? false : 'addon built without oneDNN (LIBTORCH build)' }, () =>
+  tidy(() => {
+    manualSeed(4);
+    const x = randn([2, 32, 6, 5]).contiguous('channels_last');
+    const xb = F.toBlocked16(x);
+    assert.deepEqual(xb.shape, [2, 2, 6, 5, 16]);
+    const xs = x.toArray() as Float32Array, bs = xb.toArray() as Float32Array, cl = x.contiguous().toArray() as Float32Array;
+    // [n, c, h, w] lands at [n, c / 16, h, w, c % 16].
+    for (const [n, c, h, w] of [[0, 0, 0, 0], [1, 17, 3, 4], [0, 31, 5, 2], [1, 15, 0, 1]] as const)
+      assert.equal(bs[(((n * 2 + Math.floor(c / 16)) * 6 + h) * 5 + w) * 16 + (c % 16)], cl[((n * 32 + c) * 6 + h) * 5 + w]);
+    assert.ok(xs.length === bs.length);
+    const d = (a: ReturnType<typeof randn>, c: ReturnType<typeof randn>) => a.sub(c).abs().amax().item();
+    assert.equal(d(F.fromBlocked16(xb), x), 0, 'round trip');
+    const w = randn([48, 32, 3, 3]), b = randn([48]), sum = randn([2, 48, 6, 5]);
+    const ref = F.conv2d(x, w, b, { padding: 1 }).add(sum).relu();
+    for (const algorithm of ['direct', ...(F.hasWinograd() ? ['winograd'] as const : [])] as const) {
+      const y = F.conv2dFused(xb, w, b, { padding: 1, relu: true, sum: F.toBlocked16(sum), algorithm, srcBlocked: true, dstBlocked: true });
+      assert.deepEqual(y.shape, [2, 3, 6, 5, 16]);
+      assert.ok(d(F.fromBlocked16(y), ref) < 1e-3, `${algorithm}: ${d(F.fromBlocked16(y), ref)}`);
+    }
+    // Blocked in, channels-last out (stride 2), and the errors that name the layout.
+    const y2 = F.conv2dFused(xb, w, null, { stride: 2, padding: 1, srcBlocked: true });
+    assert.ok(d(y2, F.conv2d(x, w, null, { stride: 2, padding: 1 })) < 1e-4);
+    assert.throws(() => F.conv2dFused(x, w, b, { srcBlocked: true }), /conv2dFused.*blocked input must be a contiguous \[N, C\/16, H, W, 16\]/);
+    assert.throws(() => F.conv2dFused(xb, randn([8, 32, 3, 3]), null, { srcBlocked: true, dstBlocked: true }), /conv2dFused.*output channels divisible by 16/);
+    assert.throws(() => F.toBlocked16(randn([1, 8, 2, 2])), /toBlocked16: need \[N, C, H, W\] with C divisible by 16, got \[1, 8, 2, 2\]/);
+  }));

@@ -92,8 +92,8 @@ test('runGraph reproduces forward, and folded convs give the same eval output (1
             assert.equal(maxAbs(runGraph(nodes, x, { inplace: true }), ref), maxAbs(runGraph(nodes, x0), ref), `${spec.arch}: in place, BN kept`);
             assert.equal(maxAbs(x, x0), 0, `${spec.arch}: the input was overwritten`);
             if (F.hasFusedConv()) {
-              // Convolutions with fused ReLU / residual add (oneDNN post-ops), in both algorithms.
-              for (const fuse of ['direct', 'auto'] as const) {
+              // Convolutions with fused ReLU / residual add (oneDNN post-ops), each algorithm (Winograd in blocked layout).
+              for (const fuse of ['direct', 'auto', ...(F.hasWinograd() ? ['winograd'] as const : [])] as const) {
                 const df = maxAbs(runGraph(nodes, x.contiguous('channels_last'), { folded, inplace: true, fuse }), ref);
                 assert.ok(df <= 1e-4 * Math.max(1, scale), `${spec.arch}: fused (${fuse}) differs by ${df} at scale ${scale}`);
               }
