@@ -1,8 +1,9 @@
 // ResNet-20 (CIFAR, widths 16/32/64, batch 128, 32x32x3) training and inference img/s in deepreduce and, in the
 // same run, in PyTorch (Debian python3-torch) in its fastest layout (and TorchScript's frozen inference for
 // reference). Prints both and the ratios.
-//   node dist/bench/train-throughput.js [--seconds 8] [--threads 2] [--json out.json]
-import { spawnSync } from 'node:child_process';
+//   node dist/bench/train-throughput.js [--seconds 8] [--threads 2] [--rounds 7] [--pair-seconds 3] [--json out.json]
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as tick } from 'node:timers/promises';
 import { F, SGD, labels, manualSeed, noGrad, randn, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
@@ -14,6 +15,8 @@ const args = process.argv.slice(2);
 const arg = (k: string, d: string) => (args.includes(k) ? args[args.indexOf(k) + 1]! : d);
 const seconds = Number(arg('--seconds', '8'));
 const threads = Number(arg('--threads', '2'));
+const nRounds = Number(arg('--rounds', '7'));
+const pairSeconds = Number(arg('--pair-seconds', '3'));
 const batch = 128;
 const size = 32;
 
@@ -75,53 +78,118 @@ async function convOnly(net: Network): Promise<number> {
   return r;
 }
 
-type TorchResult = { train_img_s: number; infer_img_s: number; infer_frozen_img_s: number; torch: string };
+type TorchSweep = { train_img_s: number; infer_img_s: number; infer_frozen_img_s: number; torch: string;
+  layouts: Record<string, { train_img_s: number; infer_img_s: number; infer_frozen_img_s: number }> };
 
-function pytorch(): TorchResult {
-  const py = fileURLToPath(new URL('../../bench/py/resnet_throughput.py', import.meta.url));
-  const r = spawnSync('/usr/bin/python3', [py, JSON.stringify({ threads, batch, size, blocks: [3, 3, 3], widths: [16, 32, 64], seconds, frozen: true })], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`PyTorch side failed (is python3-torch installed?): ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult;
+/** PyTorch in a child process: a sweep of both layouts, then short runs on request (see resnet_throughput.py). */
+class PyTorchSide {
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+  private stderr = '';
+  constructor() {
+    const py = fileURLToPath(new URL('../../bench/py/resnet_throughput.py', import.meta.url));
+    const cfg = JSON.stringify({ threads, batch, size, blocks: [3, 3, 3], widths: [16, 32, 64], seconds, frozen: true });
+    this.proc = spawn('/usr/bin/python3', [py, cfg, '--serve']);
+    this.proc.stderr.on('data', (d) => { this.stderr += String(d); });
+    this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
+  }
+  async next<T>(): Promise<T> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error(`PyTorch side failed (is python3-torch installed?): ${this.stderr}`);
+    return JSON.parse(r.value) as T;
+  }
+  async run(kind: 'train' | 'infer' | 'frozen', layout: string, secs: number): Promise<number> {
+    this.proc.stdin.write(`${kind} ${layout} ${secs}\n`);
+    return (await this.next<{ img_s: number }>()).img_s;
+  }
+  close(): void {
+    this.proc.stdin.end();
+  }
 }
+
+const median = (v: number[]) => { const s = [...v].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+const best = (r: Record<string, number>) => Object.entries(r).sort((a, b) => b[1] - a[1])[0]![0];
 
 async function main() {
   setNumThreads(threads);
-  // PyTorch runs before and after deepreduce and keeps its better figure: a slow spell on a shared machine does
-  // not flatter the ratio.
-  const before = pytorch();
+  const torchSide = new PyTorchSide();
+  const sweep = await torchSide.next<TorchSweep>();
   const layouts: Record<string, { train_img_s: number; infer_img_s: number; infer_variants: Record<string, number>; conv_only_img_s?: number }> = {};
   for (const l of ['contiguous', 'channels_last'] as const) layouts[l] = await ours(l);
   const me = { train_img_s: Math.max(...Object.values(layouts).map((v) => v.train_img_s)), infer_img_s: Math.max(...Object.values(layouts).map((v) => v.infer_img_s)), layouts };
-  const after = pytorch();
-  const torch: TorchResult = {
-    torch: after.torch,
-    train_img_s: Math.max(before.train_img_s, after.train_img_s),
-    infer_img_s: Math.max(before.infer_img_s, after.infer_img_s),
-    infer_frozen_img_s: Math.max(before.infer_frozen_img_s, after.infer_frozen_img_s),
+
+  // Paired rounds: each side's fastest layout, back to back, so both see the machine in the same state; the
+  // headline ratio is the median over rounds (this machine's speed drifts by 20% from minute to minute).
+  const pick = (f: (v: { train_img_s: number; infer_img_s: number }) => number, r: Record<string, { train_img_s: number; infer_img_s: number }>) =>
+    best(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, f(v)])));
+  const lay = {
+    ours: { train: pick((v) => v.train_img_s, layouts) as 'contiguous' | 'channels_last', infer: pick((v) => v.infer_img_s, layouts) as 'contiguous' | 'channels_last' },
+    torch: { train: pick((v) => v.train_img_s, sweep.layouts), infer: pick((v) => v.infer_img_s, sweep.layouts) },
   };
+  const h = await headToHead(lay.ours.train, lay.ours.infer);
+  const rounds: { ours_train: number; torch_train: number; ours_infer: number; torch_infer: number }[] = [];
+  for (let r = 0; r < nRounds; r++) {
+    const ours_train = await rate(h.train, pairSeconds);
+    const torch_train = await torchSide.run('train', lay.torch.train, pairSeconds);
+    const ours_infer = await rate(h.infer, pairSeconds);
+    const torch_infer = await torchSide.run('infer', lay.torch.infer, pairSeconds);
+    rounds.push({ ours_train, torch_train, ours_infer, torch_infer });
+  }
+  h.dispose();
+  torchSide.close();
+  const trainRatio = median(rounds.map((r) => r.ours_train / r.torch_train));
+  const inferRatio = median(rounds.map((r) => r.ours_infer / r.torch_infer));
 
   const out = {
     model: 'ResNet-20 (16/32/64), batch 128, 32x32x3', threads,
-    deepreduce: me, pytorch: torch, pytorch_runs: [before, after],
-    train_ratio: me.train_img_s / torch.train_img_s, infer_ratio: me.infer_img_s / torch.infer_img_s,
-    infer_ratio_vs_frozen: me.infer_img_s / torch.infer_frozen_img_s,
+    deepreduce: me, pytorch: sweep, layouts: lay, rounds,
+    train_ratio: trainRatio, infer_ratio: inferRatio,
+    sweep_ratios: { train: me.train_img_s / sweep.train_img_s, infer: me.infer_img_s / sweep.infer_img_s, infer_vs_frozen: me.infer_img_s / sweep.infer_frozen_img_s },
     targets: { train_ratio: 1.0, infer_ratio: 1.2 },
   };
-  console.log(`ResNet-20, batch ${batch}, ${threads} threads (PyTorch ${torch.torch}, eager, fastest layout, better of a run before and after)`);
+  const f = (v: number) => v.toFixed(0);
+  console.log(`ResNet-20, batch ${batch}, ${threads} threads (PyTorch ${sweep.torch} eager); ${nRounds} paired rounds of ${pairSeconds} s, median ratio`);
   console.log(`                 deepreduce      PyTorch    ratio   target`);
-  console.log(`train img/s   ${me.train_img_s.toFixed(1).padStart(12)} ${torch.train_img_s.toFixed(1).padStart(12)} ${out.train_ratio.toFixed(3).padStart(8)}   >= 1.0`);
-  console.log(`infer img/s   ${me.infer_img_s.toFixed(1).padStart(12)} ${torch.infer_img_s.toFixed(1).padStart(12)} ${out.infer_ratio.toFixed(3).padStart(8)}   >= 1.2`);
-  console.log(`(PyTorch runs: train ${before.train_img_s.toFixed(0)} / ${after.train_img_s.toFixed(0)}, infer ${before.infer_img_s.toFixed(0)} / ${after.infer_img_s.toFixed(0)}; ` +
-    `TorchScript frozen + optimize_for_inference ${torch.infer_frozen_img_s.toFixed(0)} img/s -> deepreduce ${out.infer_ratio_vs_frozen.toFixed(3)}x that)`);
-  console.log(`(deepreduce layouts: ${Object.entries(layouts).map(([k, v]) => `${k} train ${v.train_img_s.toFixed(0)} infer ${v.infer_img_s.toFixed(0)}`).join('; ')}; inference folds BN into conv)`);
+  console.log(`train img/s   ${median(rounds.map((r) => r.ours_train)).toFixed(1).padStart(12)} ${median(rounds.map((r) => r.torch_train)).toFixed(1).padStart(12)} ${trainRatio.toFixed(3).padStart(8)}   >= 1.0`);
+  console.log(`infer img/s   ${median(rounds.map((r) => r.ours_infer)).toFixed(1).padStart(12)} ${median(rounds.map((r) => r.torch_infer)).toFixed(1).padStart(12)} ${inferRatio.toFixed(3).padStart(8)}   >= 1.2`);
+  console.log(`(rounds, ours/PyTorch: train ${rounds.map((r) => `${f(r.ours_train)}/${f(r.torch_train)}`).join(' ')}; infer ${rounds.map((r) => `${f(r.ours_infer)}/${f(r.torch_infer)}`).join(' ')}; ` +
+    `layouts: ours train ${lay.ours.train}, infer ${lay.ours.infer}; PyTorch train ${lay.torch.train}, infer ${lay.torch.infer})`);
+  console.log(`(sweep, not paired: PyTorch ${Object.entries(sweep.layouts).map(([k, v]) => `${k} train ${f(v.train_img_s)} infer ${f(v.infer_img_s)} frozen ${f(v.infer_frozen_img_s)}`).join('; ')}; ` +
+    `deepreduce ${Object.entries(layouts).map(([k, v]) => `${k} train ${f(v.train_img_s)} infer ${f(v.infer_img_s)}`).join('; ')}; inference folds BN into conv)`);
+  console.log(`(TorchScript frozen + optimize_for_inference: ${f(sweep.infer_frozen_img_s)} img/s; deepreduce's sweep inference is ${out.sweep_ratios.infer_vs_frozen.toFixed(3)}x that)`);
   for (const [k, v] of Object.entries(layouts)) {
     console.log(`(${k} inference: ${Object.entries(v.infer_variants).map(([n, r]) => `${n} ${r.toFixed(0)}`).join(', ')} img/s; default = ${fuseDefault() ? `fuse ${fuseDefault()}` : 'unfused (no oneDNN in this build)'})`);
   }
   const floor = layouts.channels_last!.conv_only_img_s!;
   console.log(`(libtorch's convolutions alone, channels_last: ${floor.toFixed(0)} img/s = ${(1000 * batch / floor).toFixed(1)} ms per batch, ` +
-    `${(floor / torch.infer_img_s).toFixed(3)}x PyTorch's whole inference: the most inference with the direct kernels can reach; Winograd goes past it)`);
+    `${(floor / sweep.infer_img_s).toFixed(3)}x PyTorch's sweep inference: the most inference with the direct kernels can reach; Winograd goes past it)`);
   const json = arg('--json', '');
   if (json) writeFileAtomic(json, JSON.stringify(out, null, 2));
+}
+
+/** Our training step and default inference, kept for the paired rounds. */
+async function headToHead(trainLayout: 'contiguous' | 'channels_last', inferLayout: 'contiguous' | 'channels_last') {
+  manualSeed(0);
+  const net = buildNetwork(specFor('resnet20', { numClasses: 10, inputSize: size, inChannels: 3 }));
+  toLayout(net, trainLayout);
+  const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+  const xt: Tensor = tidy(() => randn([batch, 3, size, size]).contiguous(trainLayout)).keep();
+  const xi: Tensor = tidy(() => randn([batch, 3, size, size]).contiguous(inferLayout)).keep();
+  const y = labels(Array.from({ length: batch }, (_, i) => i % 10)).keep();
+  net.eval();
+  const infer = compileInference(net, { layout: inferLayout });
+  return {
+    train: () => tidy(() => {
+      net.train();
+      const loss = F.crossEntropy(net.forward(xt), y);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+      net.eval();
+    }),
+    infer: () => tidy(() => { infer(xi); }),
+    dispose: () => { infer.dispose(); net.dispose(); xt.dispose(); xi.dispose(); y.dispose(); },
+  };
 }
 
 await main();

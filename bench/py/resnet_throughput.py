@@ -1,5 +1,7 @@
 """PyTorch side of bench/train-throughput: the same CIFAR ResNet (BasicBlocks, 1x1 conv+BN shortcuts)
-trained and evaluated with the same batch and thread count. Prints one JSON line."""
+trained and evaluated with the same batch and thread count. Prints one JSON line.
+With --serve it then answers lines "train|infer|frozen LAYOUT SECONDS" on stdin with {"img_s": ...}, so the caller
+can alternate short runs of both sides (paired measurements on a machine whose speed drifts)."""
 import json, sys, time
 import torch
 import torch.nn as nn
@@ -58,6 +60,7 @@ def main():
     torch.manual_seed(0)
     b, s = cfg["batch"], cfg["size"]
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "layouts": {}}
+    runners = {}
     for layout in ("contiguous", "channels_last"):
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
         net = ResNet(cfg["blocks"], cfg["widths"], 10).to(memory_format=fmt)
@@ -65,7 +68,7 @@ def main():
         x = torch.randn(b, 3, s, s).to(memory_format=fmt)
         y = torch.randint(0, 10, (b,))
 
-        def step():
+        def step(net=net, opt=opt, x=x, y=y):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(net(x), y).backward()
             opt.step()
@@ -74,7 +77,7 @@ def main():
         train = measure(step, cfg["seconds"], 2) * b
         net.eval()
 
-        def infer():
+        def infer(net=net, x=x):
             with torch.inference_mode():
                 net(x)
 
@@ -85,16 +88,30 @@ def main():
             with torch.no_grad():
                 frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(net)))
 
-            def infer_frozen():
+            def infer_frozen(frozen=frozen, x=x):
                 with torch.no_grad():
                     frozen(x)
 
             out["layouts"][layout]["infer_frozen_img_s"] = measure(infer_frozen, cfg["seconds"], 3) * b
+            runners[("frozen", layout)] = infer_frozen
+        runners[("infer", layout)] = infer
+
+        def train_step(net=net, step=step):
+            net.train()
+            step()
+            net.eval()
+
+        runners[("train", layout)] = train_step
     out["train_img_s"] = max(v["train_img_s"] for v in out["layouts"].values())
     out["infer_img_s"] = max(v["infer_img_s"] for v in out["layouts"].values())
     if cfg.get("frozen"):
         out["infer_frozen_img_s"] = max(v["infer_frozen_img_s"] for v in out["layouts"].values())
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
+    if "--serve" in sys.argv:
+        for line in sys.stdin:
+            kind, layout, secs = line.split()
+            fn = runners[(kind, layout)]
+            print(json.dumps({"img_s": measure(fn, float(secs), 1) * b}), flush=True)
 
 
 if __name__ == "__main__":
