@@ -1,7 +1,7 @@
 // ResNet-20 (CIFAR, widths 16/32/64, batch 128, 32x32x3) training and inference img/s in deepreduce and, in the
 // same run, in PyTorch (Debian python3-torch) in its fastest layout (and TorchScript's frozen inference for
 // reference). Prints both and the ratios.
-//   node dist/bench/train-throughput.js [--seconds 8] [--threads 2] [--rounds 7] [--pair-seconds 3] [--json out.json]
+//   node dist/bench/train-throughput.js [--net resnet20|resnet18-0.25] [--seconds 8] [--threads 2] [--rounds 7] [--pair-seconds 3] [--json out.json]
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,16 @@ const nRounds = Number(arg('--rounds', '7'));
 const pairSeconds = Number(arg('--pair-seconds', '3'));
 const batch = 128;
 const size = 32;
+// --net resnet20 (the issue's network) or resnet18-0.25 (the Fashion-MNIST benchmark's: 1 input channel).
+const nets = {
+  resnet20: { name: 'ResNet-20 (16/32/64)', arch: 'resnet20', alpha: 1, blocks: [3, 3, 3], widths: [16, 32, 64], cin: 3 },
+  'resnet18-0.25': { name: 'ResNet18 alpha 0.25 (16/32/64/128)', arch: 'resnet18', alpha: 0.25, blocks: [2, 2, 2, 2], widths: [16, 32, 64, 128], cin: 1 },
+} as const;
+const netName = arg('--net', 'resnet20');
+if (!(netName in nets)) throw new Error(`--net: unknown network '${netName}' (one of ${Object.keys(nets).join(', ')})`);
+const model = nets[netName as keyof typeof nets];
+const cin = model.cin;
+const netSpec = () => specFor(model.arch, { numClasses: 10, inputSize: size, inChannels: cin, alpha: model.alpha });
 
 async function rate(fn: () => void, secs: number): Promise<number> {
   for (let i = 0; i < 2; i++) fn();
@@ -38,10 +48,10 @@ function toLayout(net: Network, layout: 'contiguous' | 'channels_last'): void {
 
 async function ours(layout: 'contiguous' | 'channels_last') {
   manualSeed(0);
-  const net = buildNetwork(specFor('resnet20', { numClasses: 10, inputSize: size, inChannels: 3 }));
+  const net = buildNetwork(netSpec());
   toLayout(net, layout);
   const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
-  const x: Tensor = tidy(() => randn([batch, 3, size, size]).contiguous(layout)).keep();
+  const x: Tensor = tidy(() => randn([batch, cin, size, size]).contiguous(layout)).keep();
   const y = labels(Array.from({ length: batch }, (_, i) => i % 10)).keep();
   net.train();
   const train = await rate(() => tidy(() => {
@@ -88,7 +98,7 @@ class PyTorchSide {
   private stderr = '';
   constructor() {
     const py = fileURLToPath(new URL('../../bench/py/resnet_throughput.py', import.meta.url));
-    const cfg = JSON.stringify({ threads, batch, size, blocks: [3, 3, 3], widths: [16, 32, 64], seconds, frozen: true });
+    const cfg = JSON.stringify({ threads, batch, size, cin, blocks: model.blocks, widths: model.widths, seconds, frozen: true });
     this.proc = spawn('/usr/bin/python3', [py, cfg, '--serve']);
     this.proc.stderr.on('data', (d) => { this.stderr += String(d); });
     this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
@@ -141,14 +151,14 @@ async function main() {
   const inferRatio = median(rounds.map((r) => r.ours_infer / r.torch_infer));
 
   const out = {
-    model: 'ResNet-20 (16/32/64), batch 128, 32x32x3', threads,
+    model: `${model.name}, batch ${batch}, ${size}x${size}x${cin}`, threads,
     deepreduce: me, pytorch: sweep, layouts: lay, rounds,
     train_ratio: trainRatio, infer_ratio: inferRatio,
     sweep_ratios: { train: me.train_img_s / sweep.train_img_s, infer: me.infer_img_s / sweep.infer_img_s, infer_vs_frozen: me.infer_img_s / sweep.infer_frozen_img_s },
     targets: { train_ratio: 1.0, infer_ratio: 1.2 },
   };
   const f = (v: number) => v.toFixed(0);
-  console.log(`ResNet-20, batch ${batch}, ${threads} threads (PyTorch ${sweep.torch} eager); ${nRounds} paired rounds of ${pairSeconds} s, median ratio`);
+  console.log(`${model.name}, ${size}x${size}x${cin}, batch ${batch}, ${threads} threads (PyTorch ${sweep.torch} eager); ${nRounds} paired rounds of ${pairSeconds} s, median ratio`);
   console.log(`                 deepreduce      PyTorch    ratio   target`);
   console.log(`train img/s   ${median(rounds.map((r) => r.ours_train)).toFixed(1).padStart(12)} ${median(rounds.map((r) => r.torch_train)).toFixed(1).padStart(12)} ${trainRatio.toFixed(3).padStart(8)}   >= 1.0`);
   console.log(`infer img/s   ${median(rounds.map((r) => r.ours_infer)).toFixed(1).padStart(12)} ${median(rounds.map((r) => r.torch_infer)).toFixed(1).padStart(12)} ${inferRatio.toFixed(3).padStart(8)}   >= 1.2`);
@@ -170,11 +180,11 @@ async function main() {
 /** Our training step and default inference, kept for the paired rounds. */
 async function headToHead(trainLayout: 'contiguous' | 'channels_last', inferLayout: 'contiguous' | 'channels_last') {
   manualSeed(0);
-  const net = buildNetwork(specFor('resnet20', { numClasses: 10, inputSize: size, inChannels: 3 }));
+  const net = buildNetwork(netSpec());
   toLayout(net, trainLayout);
   const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
-  const xt: Tensor = tidy(() => randn([batch, 3, size, size]).contiguous(trainLayout)).keep();
-  const xi: Tensor = tidy(() => randn([batch, 3, size, size]).contiguous(inferLayout)).keep();
+  const xt: Tensor = tidy(() => randn([batch, cin, size, size]).contiguous(trainLayout)).keep();
+  const xi: Tensor = tidy(() => randn([batch, cin, size, size]).contiguous(inferLayout)).keep();
   const y = labels(Array.from({ length: batch }, (_, i) => i % 10)).keep();
   net.eval();
   const infer = compileInference(net, { layout: inferLayout });

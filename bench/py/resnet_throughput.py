@@ -63,9 +63,9 @@ def main():
     runners = {}
     for layout in ("contiguous", "channels_last"):
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-        net = ResNet(cfg["blocks"], cfg["widths"], 10).to(memory_format=fmt)
+        net = ResNet(cfg["blocks"], cfg["widths"], 10, cfg.get("cin", 3)).to(memory_format=fmt)
         opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
-        x = torch.randn(b, 3, s, s).to(memory_format=fmt)
+        x = torch.randn(b, cfg.get("cin", 3), s, s).to(memory_format=fmt)
         y = torch.randint(0, 10, (b,))
 
         def step(net=net, opt=opt, x=x, y=y):
