@@ -16,13 +16,13 @@ const { values: a } = parseArgs({
     'cost-model': { type: 'string' },
   },
 });
-const [baseline, criticality, candidate] = a.epochs!.split(',').map(Number);
+const [baseline, criticality, candidate, finetune] = a.epochs!.split(',').map(Number);
 const t0 = Date.now();
 const r = await reduce(defaultReduceConfig({
   arch: 'resnet18', baseAlpha: 0.25, dataset: 'fashion-mnist', out: a.out!,
   // The baseline (teacher) and the candidates fine-tuned from it train on all 60,000 images; candidates from scratch
   // on a subset, criticality on a smaller one.
-  epochs: { baseline: baseline!, criticality: criticality!, candidate: candidate! },
+  epochs: { baseline: baseline!, criticality: criticality!, candidate: candidate!, ...(finetune !== undefined ? { finetune } : {}) },
   criticalityLimitTrain: Number(a['criticality-limit-train']), candidateLimitTrain: Number(a['limit-train']),
   finetuneLimitTrain: Number(a['finetune-limit-train']),
   alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 2, jobs: Number(a.jobs),

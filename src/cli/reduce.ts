@@ -22,7 +22,7 @@ export function registerReduceCommands(program: Command): void {
     .requiredOption('--out <dir>', 'run directory (resumable)')
     .option('--budget <relus>', 'drop candidates with more ReLUs than this', num)
     .option('--teacher <dir>', 'use this trained all-ReLU model as baseline and teacher')
-    .option('--epochs <list>', 'epochs for baseline,criticality,candidates', '5,2,5')
+    .option('--epochs <list>', 'epochs for baseline,criticality,candidates[,candidates fine-tuned from the teacher]', '5,2,5')
     .option('--alphas <list>', 'candidate width multipliers (relative to --alpha)', '1,0.5')
     .option('--rhos <list>', 'candidate input-resolution scales', '1,0.5')
     .option('--no-thinning', 'do not try thinned candidates')
@@ -45,10 +45,10 @@ export function registerReduceCommands(program: Command): void {
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
     .option('--json', 'print results.json')
     .action(async (o: Record<string, any>) => {
-      const [b, cr, ca] = nums(o.epochs);
+      const [b, cr, ca, ft] = nums(o.epochs);
       const c: ReduceConfig = defaultReduceConfig({
         arch: o.arch, baseAlpha: o.alpha, dataset: o.dataset, dataDir: o.data, out: o.out, budget: o.budget, teacher: o.teacher,
-        epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5 }, alphas: nums(o.alphas), rhos: nums(o.rhos),
+        epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5, ...(ft !== undefined ? { finetune: ft } : {}) }, alphas: nums(o.alphas), rhos: nums(o.rhos),
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,

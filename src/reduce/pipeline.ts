@@ -26,7 +26,8 @@ export interface ReduceConfig {
   budget?: number;
   /** Use an already trained all-ReLU model as the teacher/baseline. */
   teacher?: string;
-  epochs: { baseline: number; criticality: number; candidate: number };
+  /** finetune: epochs for candidates that start from the teacher's weights (default: candidate). */
+  epochs: { baseline: number; criticality: number; candidate: number; finetune?: number };
   alphas: number[];
   rhos: number[];
   thinning: boolean[];
@@ -213,7 +214,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
     const fromTeacher = k.init === 'teacher';
     return {
       id: k.id,
-      config: jobFor(c, join(c.out, 'candidates', k.id), spec, trainOptions(c, c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd), {
+      config: jobFor(c, join(c.out, 'candidates', k.id), spec, trainOptions(c, fromTeacher ? c.epochs.finetune ?? c.epochs.candidate : c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd), {
         ...(k.kd ? { teacher: baseDir } : {}), ...(fromTeacher ? { init: baseDir } : {}),
       }, (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain),
     };

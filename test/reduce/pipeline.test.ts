@@ -37,7 +37,7 @@ test('candidates follow the culling order, the budget and the shapes', () => {
 test('every step of the pipeline runs and writes results, CSV and a report', async () => {
   const out = mkdtempSync(join(tmpdir(), 'dr-reduce-'));
   const lines: string[] = [];
-  const r = await reduce(config(out, { candidateLimitTrain: 60, finetuneLimitTrain: 90 }), (s) => lines.push(s));
+  const r = await reduce(config(out, { candidateLimitTrain: 60, finetuneLimitTrain: 90, epochs: { baseline: 2, criticality: 1, candidate: 1, finetune: 2 } }), (s) => lines.push(s));
   assert.deepEqual([...r.summary.criticalityOrder].sort(), [1, 2, 3]);
   assert.equal(r.criticality.stages.length, 3);
   assert.equal(r.candidates.length, 4 + 2 + 1, 'four culled candidates, two thinned with nothing culled, and the no-KD ablation');
@@ -58,10 +58,10 @@ test('every step of the pipeline runs and writes results, CSV and a report', asy
   // Same-shape candidates were fine-tuned from the teacher's weights.
   const ft = r.candidates.find((c) => c.init === 'teacher')!;
   assert.equal(JSON.parse(readFileSync(join(ft.dir, 'config.json'), 'utf8')).init, join(out, 'baseline'));
-  // Fine-tuned candidates get their own number of training images; candidates from scratch the other.
-  const limitOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).limitTrain;
-  assert.ok(r.candidates.filter((c) => c.init === 'teacher').every((c) => limitOf(c.dir) === 90));
-  assert.ok(r.candidates.filter((c) => c.init !== 'teacher').every((c) => limitOf(c.dir) === 60));
+  // Fine-tuned candidates get their own number of training images and epochs; candidates from scratch the others.
+  const cfgOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.ok(r.candidates.filter((c) => c.init === 'teacher').every((c) => cfgOf(c.dir).limitTrain === 90 && cfgOf(c.dir).options.epochs === 2));
+  assert.ok(r.candidates.filter((c) => c.init !== 'teacher').every((c) => cfgOf(c.dir).limitTrain === 60 && cfgOf(c.dir).options.epochs === 1));
 });
 
 test('a killed run resumes and skips finished trainings', async () => {
