@@ -46,30 +46,37 @@ function toLayout(net: Network, layout: 'contiguous' | 'channels_last'): void {
   noGrad(() => tidy(() => { for (const p of net.parameters()) if (p.rank === 4) p.setData(p.contiguous(layout)); }));
 }
 
-async function ours(layout: 'contiguous' | 'channels_last') {
+/** A network in `layout` with its optimizer and one fixed batch; step() is one training step. */
+function trainer(layout: 'contiguous' | 'channels_last') {
   manualSeed(0);
   const net = buildNetwork(netSpec());
   toLayout(net, layout);
   const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
   const x: Tensor = tidy(() => randn([batch, cin, size, size]).contiguous(layout)).keep();
   const y = labels(Array.from({ length: batch }, (_, i) => i % 10)).keep();
-  net.train();
-  const train = await rate(() => tidy(() => {
+  const step = () => tidy(() => {
     const loss = F.crossEntropy(net.forward(x), y);
     opt.zeroGrad();
     loss.backward();
     opt.step();
-  }), seconds);
-  net.eval();
+  });
+  return { net, x, step, dispose: () => { net.dispose(); x.dispose(); y.dispose(); } };
+}
+
+async function ours(layout: 'contiguous' | 'channels_last') {
+  const t = trainer(layout);
+  t.net.train();
+  const train = await rate(t.step, seconds);
+  t.net.eval();
   // Inference as compileInference runs it by default, and each fusion choice for the breakdown.
   const variants: Record<string, number> = {};
   for (const fuse of [undefined, false as const, ...(F.hasFusedConv() ? ['direct', 'auto'] as const : []), ...(F.hasWinograd() ? ['winograd'] as const : [])]) {
-    const infer = compileInference(net, { layout, ...(fuse === undefined ? {} : { fuse }) });
-    variants[fuse === undefined ? 'default' : `fuse ${fuse}`] = await rate(() => tidy(() => { infer(x); }), seconds);
+    const infer = compileInference(t.net, { layout, ...(fuse === undefined ? {} : { fuse }) });
+    variants[fuse === undefined ? 'default' : `fuse ${fuse}`] = await rate(() => tidy(() => { infer(t.x); }), seconds);
     infer.dispose();
   }
-  const convFloor = layout === 'channels_last' ? await convOnly(net) : undefined;
-  net.dispose();
+  const convFloor = layout === 'channels_last' ? await convOnly(t.net) : undefined;
+  t.dispose();
   return { train_img_s: train, infer_img_s: variants.default!, infer_variants: variants, ...(convFloor ? { conv_only_img_s: convFloor } : {}) };
 }
 
@@ -179,26 +186,16 @@ async function main() {
 
 /** Our training step and default inference, kept for the paired rounds. */
 async function headToHead(trainLayout: 'contiguous' | 'channels_last', inferLayout: 'contiguous' | 'channels_last') {
-  manualSeed(0);
-  const net = buildNetwork(netSpec());
-  toLayout(net, trainLayout);
-  const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
-  const xt: Tensor = tidy(() => randn([batch, cin, size, size]).contiguous(trainLayout)).keep();
+  const t = trainer(trainLayout);
   const xi: Tensor = tidy(() => randn([batch, cin, size, size]).contiguous(inferLayout)).keep();
-  const y = labels(Array.from({ length: batch }, (_, i) => i % 10)).keep();
-  net.eval();
-  const infer = compileInference(net, { layout: inferLayout });
+  t.net.eval();
+  // A frozen copy: the training steps below neither see nor disturb it.
+  const infer = compileInference(t.net, { layout: inferLayout });
+  t.net.train();
   return {
-    train: () => tidy(() => {
-      net.train();
-      const loss = F.crossEntropy(net.forward(xt), y);
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-      net.eval();
-    }),
+    train: t.step,
     infer: () => tidy(() => { infer(xi); }),
-    dispose: () => { infer.dispose(); net.dispose(); xt.dispose(); xi.dispose(); y.dispose(); },
+    dispose: () => { infer.dispose(); t.dispose(); xi.dispose(); },
   };
 }
 

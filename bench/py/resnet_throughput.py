@@ -93,15 +93,10 @@ def main():
                     frozen(x)
 
             out["layouts"][layout]["infer_frozen_img_s"] = measure(infer_frozen, cfg["seconds"], 3) * b
-            runners[("frozen", layout)] = infer_frozen
-        runners[("infer", layout)] = infer
-
-        def train_step(net=net, step=step):
-            net.train()
-            step()
-            net.eval()
-
-        runners[("train", layout)] = train_step
+            runners[("frozen", layout)] = (infer_frozen, net, False)
+        # (function, the eager net it uses, whether that net must be in training mode)
+        runners[("infer", layout)] = (infer, net, False)
+        runners[("train", layout)] = (step, net, True)
     out["train_img_s"] = max(v["train_img_s"] for v in out["layouts"].values())
     out["infer_img_s"] = max(v["infer_img_s"] for v in out["layouts"].values())
     if cfg.get("frozen"):
@@ -110,7 +105,8 @@ def main():
     if "--serve" in sys.argv:
         for line in sys.stdin:
             kind, layout, secs = line.split()
-            fn = runners[(kind, layout)]
+            fn, net, training = runners[(kind, layout)]
+            net.train(training)
             print(json.dumps({"img_s": measure(fn, float(secs), 1) * b}), flush=True)
 
 

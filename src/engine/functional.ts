@@ -37,7 +37,8 @@ export const hasFusedConv = (): boolean => native.dnnlVersion() !== '';
 
 /**
  * Inference only (no autograd): relu(conv2d(x, w, b) + sum) as one oneDNN primitive, float32 on the CPU in
- * channels-last. The primitive and the reordered weights are cached by weight tensor and input shape.
+ * channels-last or (src/dstBlocked) nChw16c. The primitive and the reordered weights are cached by weight tensor,
+ * input shape and layouts.
  */
 export function conv2dFused(x: Tensor, w: Tensor, b: Tensor | null = null, o: FusedConvOptions = {}): Tensor {
   return new Tensor(
