@@ -9,9 +9,9 @@
 // Times are the median over --reps of this process's CPU time (user + sys: "per core", robust when other
 // jobs share the machine); wall-clock medians are printed beside them.
 import { reluCircuit } from '../src/pi/gc/relu.js';
-import { delphiReluCircuit } from '../src/pi/relucircuit.js';
+import { delphiReluCircuit } from '../src/pi/relu/gc/circuit.js';
 import { Garbler, evaluateDecoded, parseMaterial } from '../src/pi/gc/garble.js';
-import { channelPair } from '../src/pi/transport.js';
+import { channelPair } from '../src/pi/transport/channel.js';
 import { OtExtSender, OtExtReceiver } from '../src/pi/ot/iknp.js';
 import { ringToBits, splitRing, type RingWords } from '../src/pi/gc/ring.js';
 import { randomBytes } from 'node:crypto';

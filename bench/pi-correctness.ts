@@ -12,8 +12,8 @@ import { loadModelDir } from '../src/train/modeldir.js';
 import { serverModelFromDir, datasetImage } from '../src/pi/bench.js';
 import { referenceForward } from '../src/pi/plan.js';
 import { runClient, serveClient } from '../src/pi/protocol.js';
-import { channelPair } from '../src/pi/transport.js';
-import { Dealer } from '../src/pi/dealer.js';
+import { channelPair } from '../src/pi/transport/channel.js';
+import { Dealer } from '../src/pi/linear/dealer/dealer.js';
 import { quantize, r64ToBig } from '../src/pi/fixed.js';
 
 const { values: a } = parseArgs({

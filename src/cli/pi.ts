@@ -3,14 +3,14 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
-import { connectTcp } from '../pi/transport.js';
+import { connectTcp } from '../pi/transport/tcp.js';
 import { runClient, servePi } from '../pi/protocol.js';
-import { Dealer, tcpDealerLink } from '../pi/dealer.js';
+import { Dealer, tcpDealerLink } from '../pi/linear/dealer/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
 } from '../pi/bench.js';
 import type { PublicPlan, ServerModel } from '../pi/plan.js';
-import { PREPROCESSORS } from '../pi/preprocess.js';
+import { PREPROCESSORS } from '../pi/linear/index.js';
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);

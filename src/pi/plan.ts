@@ -16,7 +16,7 @@ import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '..
 import {
   quantize, r64Add, r64FromInts, r64MaxBits, r64Sar, r64Shl, truncClientShare, truncServerShare, type R64,
 } from './fixed.js';
-import { RingConv2d, RingFc, ringChannelSum, type ConvGeometry, type RingLinear } from './linear.js';
+import { RingConv2d, RingFc, ringChannelSum, type ConvGeometry, type RingLinear } from './linear/ring.js';
 
 export interface FixedPointOptions {
   /** Fractional bits of activations (the scale after every ReLU / culled site and of the input). */

@@ -1,6 +1,6 @@
 // Protocol-level message checks and error frames. A party that fails sends one error frame
 // ({"pi_error": message}) before closing, so the peer reports the cause instead of a bare disconnect.
-import { unpackParts, type Channel, type ChannelStats } from './transport.js';
+import { unpackParts, type Channel, type ChannelStats } from './transport/channel.js';
 
 const PREFIX = new TextEncoder().encode('{"pi_error":');
 

@@ -7,10 +7,10 @@ import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
 import { PROTOCOL, runClient, serveClient, type SessionOptions } from '../../src/pi/protocol.js';
-import { Dealer, type DealerLink } from '../../src/pi/dealer.js';
-import { channelPair, type Channel } from '../../src/pi/transport.js';
+import { Dealer, type DealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { quantize, r64Add, r64ToBig, type R64 } from '../../src/pi/fixed.js';
-import type { RingLinear } from '../../src/pi/linear.js';
+import type { RingLinear } from '../../src/pi/linear/ring.js';
 
 manualSeed(11);
 const m: ServerModel = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10 })).eval());
@@ -142,7 +142,7 @@ test('unknown or malformed session ids: clear errors on both sides; the dealer s
   // A malformed id in the client's hello is rejected by the server, and by the dealer.
   const [s, c] = channelPair();
   const srv = serveClient(s, m, { dealer: d.link() });
-  c.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', session: 'not-hex' });
+  c.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'not-hex' });
   await assert.rejects(srv, /client hello: malformed session id "not-hex"/);
   assert.match(new TextDecoder().decode(await c.recv()), /pi_error.*malformed session id/);
   const raw = await d.link()('client');

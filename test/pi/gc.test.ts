@@ -6,7 +6,7 @@ import { Garbler, evaluate, evaluateRing, evaluateDecoded, decodeRing, decodeRin
 import { joinRingBig } from '../../src/pi/gc/ring.js';
 import { crHashBatch, DOMAIN_GC } from '../../src/pi/crypto/aes.js';
 import { randomBytes } from 'node:crypto';
-import { channelPair } from '../../src/pi/transport.js';
+import { channelPair } from '../../src/pi/transport/channel.js';
 import { rescaleRef, edgeCases, toF64, type Kind } from './helpers.js';
 
 /** Garbles, encodes every group from `inputs` (the evaluator's too, standing in for OT) and evaluates. */

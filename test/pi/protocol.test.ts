@@ -4,8 +4,9 @@ import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGr
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
 import { PROTOCOL, runClient, serveClient, servePi } from '../../src/pi/protocol.js';
-import { Dealer, tcpDealerLink } from '../../src/pi/dealer.js';
-import { channelPair, connectTcp, type Channel } from '../../src/pi/transport.js';
+import { Dealer, tcpDealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
+import { connectTcp } from '../../src/pi/transport/tcp.js';
 import { quantize, r64ToBig } from '../../src/pi/fixed.js';
 
 manualSeed(7);
@@ -158,7 +159,7 @@ test('TCP (server and dealer): a client that disconnects mid-protocol stops neit
   const l = await servePi(full.m, { port: 0, host: '127.0.0.1', dealer: link, onError: (e) => errors.push(e.message) });
   try {
     const quitter = await connectTcp('127.0.0.1', l.port);
-    quitter.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', session: 'ab'.repeat(16) });
+    quitter.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ab'.repeat(16) });
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);

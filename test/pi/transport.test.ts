@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { channelPair, connectTcp, listenTcp, diffStats, type Channel } from '../../src/pi/transport.js';
+import { channelPair, diffStats, type Channel } from '../../src/pi/transport/channel.js';
+import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
 
 function rawConnect(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {

@@ -4,7 +4,7 @@
 // Two messages: A (sender -> receiver), then all B_i (receiver -> sender).
 import { createHash, randomBytes } from 'node:crypto';
 import { ristretto255 } from '@noble/curves/ed25519';
-import type { Channel } from '../transport.js';
+import type { Channel } from '../transport/channel.js';
 
 const Point = ristretto255.Point;
 type Pt = InstanceType<typeof Point>;

@@ -13,7 +13,7 @@
 //
 // Both parties must call the same sequence of operations with the same m.
 import { randomBytes } from 'node:crypto';
-import type { Channel } from '../transport.js';
+import type { Channel } from '../transport/channel.js';
 import { Prg } from '../crypto/prg.js';
 import { crHashBatch, DOMAIN_OT } from '../crypto/aes.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';

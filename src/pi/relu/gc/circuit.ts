@@ -6,8 +6,8 @@
 // Reading only the low `width` bits is exact while |x| < 2^(width-1) (the plan leaves reluIntBits of headroom
 // above the scale; the plaintext reference reports the largest |x| per site).
 // AND gates: (width-1) adder + (width-1-shift) select + 63 subtractor; width 45, shift 12: 139.
-import { CircuitBuilder, ZERO, type Circuit, type Wire } from './gc/circuit.js';
-import { addBits, subBits } from './gc/relu.js';
+import { CircuitBuilder, ZERO, type Circuit, type Wire } from '../../gc/circuit.js';
+import { addBits, subBits } from '../../gc/relu.js';
 
 const cache = new Map<string, Circuit>();
 

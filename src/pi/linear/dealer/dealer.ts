@@ -12,12 +12,14 @@
 // The dealer serves sessions concurrently; a failing session is reported and the dealer goes on.
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { channelPair, connectTcp, listenTcp, type Channel, type TcpListener } from './transport.js';
-import { r64ToBytes } from './fixed.js';
-import { Prg } from './crypto/prg.js';
-import type { PublicPlan, ServerModel } from './plan.js';
-import { dealLayer, type LinearShape } from './preprocess.js';
-import { guarded, recvJsonChecked } from './wire.js';
+import { channelPair, type Channel } from '../../transport/channel.js';
+import { connectTcp, listenTcp, type TcpListener } from '../../transport/tcp.js';
+import { r64ToBytes } from '../../fixed.js';
+import { Prg } from '../../crypto/prg.js';
+import type { PublicPlan, ServerModel } from '../../plan.js';
+import { dealLayer } from './preprocess.js';
+import type { LinearShape } from '../index.js';
+import { guarded, recvJsonChecked } from '../../wire.js';
 
 export const DEALER_PROTOCOL = 'deepreduce-pi-dealer/1';
 

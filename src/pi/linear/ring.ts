@@ -4,8 +4,8 @@
 // magnitude <= (2^L - 1) * W * K; L is chosen per layer so that this stays below 2^53, hence every float64
 // operation is exact whatever the summation order (direct / im2col+GEMM kernels; no Winograd or FFT for float64
 // on CPU). E.g. 16-bit weights and K = 4608 (512 channels x 3x3) give L = 25, 3 limbs.
-import { F, tensor, tidy, type Tensor } from '../engine/index.js';
-import type { R64 } from './fixed.js';
+import { F, tensor, tidy, type Tensor } from '../../engine/index.js';
+import type { R64 } from '../fixed.js';
 
 const TWO32 = 4294967296;
 

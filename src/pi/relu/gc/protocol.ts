@@ -1,0 +1,174 @@
+// ReLU by garbled circuits in Delphi's orientation (circuit.ts): the server garbles and keeps the decode bits, the
+// client evaluates and never sees one.
+//   offline: per batch the client sends its IKNP OT matrix for the bits of b (its input share) and r (its fresh
+//            output share); the server garbles with the OT's zero labels and sends the tables (no decode bits).
+//   online:  the server sends the labels of a (its share), one message per site; the client evaluates and returns
+//            the output colour bits; the server XORs its decode bits: z = (ReLU(x) >> shift) - r.
+// The client keeps every site's tables from offline to online (Delphi's storage cost); the server keeps only the
+// zero labels of a and the decode bits.
+import { Garbler, evaluateDecoded, type GarbledBatch, type GarbledMaterial } from '../../gc/garble.js';
+import { bitsToRing } from '../../gc/ring.js';
+import type { Circuit } from '../../gc/circuit.js';
+import { OtExtReceiver, OtExtSender } from '../../ot/iknp.js';
+import { r64FromBytes, r64Low, r64Random, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
+import { unpackParts, type Channel } from '../../transport/channel.js';
+import { recvChecked } from '../../wire.js';
+import { delphiReluCircuit } from './circuit.js';
+import type { ReluClient, ReluOptions, ReluProtocol, ReluServer, ReluSite } from '../index.js';
+
+function batches(n: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
+const sliceR = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
+
+/** Bits of x's low `width` bits, wire-major (bit j of element i at offset + j*n + i), into packed `out`. */
+function packBits(x: R64, width: number, out: Uint8Array, offset: number): void {
+  const n = x.lo.length;
+  for (let j = 0; j < width; j++) {
+    const src = j < 32 ? x.lo : x.hi, sh = j & 31;
+    for (let i = 0; i < n; i++) {
+      const idx = offset + j * n + i;
+      out[idx >>> 3]! |= ((src[i]! >>> sh) & 1) << (idx & 7);
+    }
+  }
+}
+
+/** Garbler input values for encode(): exact doubles up to 53 bits, BigInt beyond. */
+function encodeValues(x: R64, width: number): Float64Array | BigUint64Array {
+  return width <= 53 ? r64Low(x, width) : BigUint64Array.from(r64ToBig(x), (v) => BigInt.asUintN(64, v));
+}
+
+const HEADER_BYTES = 32; // garble.ts material header: magic, n, tweakBase (2 words), numAnd, numOutputWires, digest[8]
+const MAGIC = 0x314d4347;
+
+/** A tables-only material message (header + tables, no decode bits) as a GarbledMaterial whose decode bits are 0. */
+function parseTables(c: Circuit, msg: Uint8Array, n: number, what: string): GarbledMaterial {
+  const expected = HEADER_BYTES + c.numAnd * n * 32;
+  if (msg.byteLength !== expected) throw new Error(`malformed message: ${what}: expected ${expected} bytes (${n} circuits of ${c.numAnd} ANDs), got ${msg.byteLength}`);
+  const bytes = (msg.byteOffset & 3) === 0 ? msg : msg.slice();
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  let digest = '';
+  for (let i = 24; i < 32; i++) digest += bytes[i]!.toString(16).padStart(2, '0');
+  if (dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== n || dv.getUint32(16, true) !== c.numAnd || digest !== c.digest.slice(0, 16)) {
+    throw new Error(`malformed message: ${what}: header is not for ${n} instances of circuit ${c.name}`);
+  }
+  return {
+    n, tweakBase: dv.getUint32(8, true) + dv.getUint32(12, true) * 4294967296, bytes,
+    tables: new Int32Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, c.numAnd * n * 8),
+    // All-zero decode bits: evaluateDecoded then yields the output labels' colour bits, which go to the server.
+    decode: new Uint8Array(Math.ceil((c.numOutputWires * n) / 8)),
+  };
+}
+
+function xorWords(a: R64, b: { lo: Uint32Array; hi: Uint32Array }): R64 {
+  const n = a.lo.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  for (let i = 0; i < n; i++) { lo[i] = a.lo[i]! ^ b.lo[i]!; hi[i] = a.hi[i]! ^ b.hi[i]!; }
+  return { lo, hi };
+}
+
+interface ServerBatch {
+  /** For encode(): circuit, n and the zero labels of 'a' only (tables and other labels are dropped). */
+  enc: GarbledBatch;
+  decode: Uint8Array;
+}
+
+class GcServer implements ReluServer {
+  private readonly sites = new Map<number, ServerBatch[]>();
+  constructor(private readonly ch: Channel, private readonly garbler: Garbler, private readonly ot: OtExtSender, private readonly batch: number) {}
+
+  async offline(site: ReluSite): Promise<void> {
+    const c = delphiReluCircuit(site.width, site.shift), w = site.width;
+    const out: ServerBatch[] = [];
+    for (const [s, e] of batches(site.size, this.batch)) {
+      const nb = e - s;
+      const zero = await this.ot.sendCorrelated(nb * (w + 64));
+      const gb = this.garbler.garble(c, nb, { b: zero.subarray(0, w * nb * 16), r: zero.subarray(w * nb * 16) });
+      this.ch.send(gb.material.bytes.subarray(0, HEADER_BYTES + c.numAnd * nb * 32));
+      // Keep only the labels of 'a' and the decode bits: the server needs nothing else online.
+      out.push({ enc: { circuit: c, n: nb, material: null as unknown as GarbledMaterial, zero: { a: gb.zero.a! } }, decode: gb.material.decode.slice() });
+    }
+    this.sites.set(site.op, out);
+  }
+
+  async online(site: ReluSite, x: R64): Promise<R64> {
+    const bs = this.sites.get(site.op);
+    if (!bs) throw new Error(`relu gc: ${site.name}: online before offline`);
+    this.sites.delete(site.op);
+    const b0 = this.batch;
+    this.ch.sendParts(bs.map((b, k) => this.garbler.encode(b.enc, 'a', encodeValues(sliceR(x, k * b0, k * b0 + b.enc.n), site.width))));
+    const what = `online: ${site.name}: output colour bits`;
+    const colour = r64FromBytes(await recvChecked(this.ch, what, 8 * site.size), site.size, what);
+    const z: R64 = { lo: new Uint32Array(site.size), hi: new Uint32Array(site.size) };
+    bs.forEach((b, k) => {
+      const d = bitsToRing(b.decode, 64, b.enc.n), s = k * b0;
+      const part = xorWords(sliceR(colour, s, s + b.enc.n), d);
+      z.lo.set(part.lo, s);
+      z.hi.set(part.hi, s);
+    });
+    return z;
+  }
+}
+
+interface ClientSite {
+  c: Circuit;
+  mats: GarbledMaterial[];
+  labels: { b: Uint8Array; r: Uint8Array }[];
+}
+
+class GcClient implements ReluClient {
+  private readonly sites = new Map<number, ClientSite>();
+  constructor(private readonly ch: Channel, private readonly ot: OtExtReceiver, private readonly batch: number) {}
+
+  async offline(site: ReluSite, x: R64): Promise<R64> {
+    const c = delphiReluCircuit(site.width, site.shift), w = site.width;
+    const r = r64Random(site.size);
+    const st: ClientSite = { c, mats: [], labels: [] };
+    for (const [s, e] of batches(site.size, this.batch)) {
+      const nb = e - s, m = nb * (w + 64);
+      const bits = new Uint8Array(Math.ceil(m / 8));
+      packBits(sliceR(x, s, e), w, bits, 0);
+      packBits(sliceR(r, s, e), 64, bits, w * nb);
+      const lab = await this.ot.receiveCorrelated(bits, m);
+      st.labels.push({ b: lab.subarray(0, w * nb * 16), r: lab.subarray(w * nb * 16) });
+      const what = `offline: ${site.name}: garbled tables`;
+      st.mats.push(parseTables(c, await recvChecked(this.ch, what), nb, what));
+    }
+    this.sites.set(site.op, st);
+    return r;
+  }
+
+  async online(site: ReluSite): Promise<void> {
+    const st = this.sites.get(site.op);
+    if (!st) throw new Error(`relu gc: ${site.name}: online before offline`);
+    this.sites.delete(site.op);
+    const what = `online: ${site.name}: labels of the server's share`;
+    const parts = unpackParts(await recvChecked(this.ch, what), `${this.ch.name}: malformed message: ${what}`);
+    if (parts.length !== st.mats.length) throw new Error(`${this.ch.name}: malformed message: ${what}: ${parts.length} parts, expected ${st.mats.length}`);
+    const colour: R64 = { lo: new Uint32Array(site.size), hi: new Uint32Array(site.size) };
+    let s = 0;
+    st.mats.forEach((m, k) => {
+      const want = site.width * m.n * 16;
+      if (parts[k]!.byteLength !== want) throw new Error(`${this.ch.name}: malformed message: ${what}: part ${k} has ${parts[k]!.byteLength} bytes, expected ${want}`);
+      const d = evaluateDecoded(st.c, m, { a: parts[k]!, b: st.labels[k]!.b, r: st.labels[k]!.r });
+      colour.lo.set(d.lo, s);
+      colour.hi.set(d.hi, s);
+      s += m.n;
+    });
+    this.ch.send(r64ToBytes(colour));
+  }
+}
+
+export const gcRelu: ReluProtocol = {
+  name: 'gc',
+  async server(ch: Channel, o: ReluOptions): Promise<ReluServer> {
+    const garbler = new Garbler(); // a fresh Δ per session
+    const ot = await OtExtSender.setup(ch, { delta: garbler.delta });
+    return new GcServer(ch, garbler, ot, o.batch);
+  },
+  async client(ch: Channel, o: ReluOptions): Promise<ReluClient> {
+    return new GcClient(ch, await OtExtReceiver.setup(ch), o.batch);
+  },
+};

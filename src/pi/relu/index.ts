@@ -1,0 +1,47 @@
+// ReLU protocols behind one interface. Every protocol keeps the session's invariant: the client's share of every
+// value is known OFFLINE (before the image), the server's is computed ONLINE. For a kept site with input shares
+// a (server) and b (client), x = a + b mod 2^64, the protocol leaves the server with y - r and the client with r,
+// where y = ReLU(x) >> shift and r is the client's fresh output share, drawn offline by the protocol's client half.
+//   gc/  garbled circuits (Delphi): the server garbles offline, the client evaluates online.
+//   ot/  OT-based comparison (CrypTFlow2/SCI millionaires' protocol) and OT multiplexer, all online.
+import type { Channel } from '../transport/channel.js';
+import type { R64 } from '../fixed.js';
+
+/** One kept ReLU op of the plan (or the kept part of a partially masked site), public to both parties. */
+export interface ReluSite {
+  /** Plan op index (unique per session; protocols key their per-site state by it). */
+  op: number;
+  name: string;
+  /** Elements evaluated. */
+  size: number;
+  /** The protocol reads x mod 2^width as a signed value (|x| < 2^(width-1) by the plan's headroom). */
+  width: number;
+  /** Output rescaling: y = ReLU(x) >> shift (arithmetic). */
+  shift: number;
+}
+
+export interface ReluServer {
+  /** Offline, input-independent work for one site (e.g. garbling); called in plan order. */
+  offline(site: ReluSite): Promise<void>;
+  /** Online: the server's input share a -> its output share y - r. Called in plan order. */
+  online(site: ReluSite, a: R64): Promise<R64>;
+}
+
+export interface ReluClient {
+  /** Offline: the client's input share b (known offline) -> its output share r (drawn here). */
+  offline(site: ReluSite, b: R64): Promise<R64>;
+  /** Online: the client's half of the site's protocol. */
+  online(site: ReluSite): Promise<void>;
+}
+
+export interface ReluOptions {
+  /** ReLUs per batch (one OT batch / one message); protocols bound their memory and message sizes by it. */
+  batch: number;
+}
+
+/** A ReLU protocol: `server` / `client` run its session set-up (e.g. base OTs) on the peer channel. */
+export interface ReluProtocol {
+  readonly name: string;
+  server(ch: Channel, o: ReluOptions): Promise<ReluServer>;
+  client(ch: Channel, o: ReluOptions): Promise<ReluClient>;
+}

@@ -1,0 +1,13 @@
+// The ReLU protocols by their `--relu` name.
+import type { ReluProtocol } from './index.js';
+import { gcRelu } from './gc/protocol.js';
+
+const PROTOCOLS: Record<string, ReluProtocol> = { gc: gcRelu };
+
+export const RELU_PROTOCOLS = Object.keys(PROTOCOLS);
+
+export function makeReluProtocol(name: string): ReluProtocol {
+  const p = PROTOCOLS[name];
+  if (!p) throw new Error(`unknown ReLU protocol '${name}'; valid: ${RELU_PROTOCOLS.join(', ')}`);
+  return p;
+}
