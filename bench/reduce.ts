@@ -2,7 +2,9 @@
 // Prints the criticality order, the Pareto points, the ReLU reduction at <= 1 point accuracy loss and KD vs no KD
 // at the smallest budget.    node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1] [--epochs 5,2,3[,6]]
 // (the 4th value: epochs for candidates fine-tuned from the teacher; 6 reaches 4.86x fewer ReLUs within 1 point)
-// [--cost-model FILE from deepreduce pi bench --calibrate]
+// [--cost-model FILE from deepreduce pi bench --calibrate] [--queue redis://HOST:PORT/NAME: the trainings on that
+// queue's workers (bench/queue.js runs both ways and compares)] [--limit-test N, --baseline-limit-train N: fewer
+// images, for a quick check]
 import { parseArgs } from 'node:util';
 import { defaultReduceConfig, reduce, summaryLines } from '../src/reduce/pipeline.js';
 
@@ -15,6 +17,9 @@ const { values: a } = parseArgs({
     'finetune-limit-train': { type: 'string', default: '60000' },
     epochs: { type: 'string', default: '5,2,3' },
     'cost-model': { type: 'string' },
+    queue: { type: 'string' },
+    'limit-test': { type: 'string' },
+    'baseline-limit-train': { type: 'string' },
   },
 });
 const [baseline, criticality, candidate, finetune] = a.epochs!.split(',').map(Number);
@@ -28,6 +33,8 @@ const r = await reduce(defaultReduceConfig({
   finetuneLimitTrain: Number(a['finetune-limit-train']),
   alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 2, jobs: Number(a.jobs),
   ...(a['cost-model'] ? { costModel: a['cost-model'] } : {}),
+  ...(a.queue ? { queue: a.queue } : {}), ...(a['limit-test'] ? { limitTest: Number(a['limit-test']) } : {}),
+  ...(a['baseline-limit-train'] ? { limitTrain: Number(a['baseline-limit-train']) } : {}),
 }), (s) => console.log(s));
 console.log('');
 for (const l of summaryLines(r)) console.log(l);

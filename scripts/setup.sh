@@ -11,6 +11,8 @@ if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ]; then ne
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need+=(python3-torch)
 /usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1 || need+=(python3-torchvision)
+# Redis: the job queue of `deepreduce reduce --queue` / `deepreduce worker` (its tests start a throwaway server).
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "[setup] installing Debian packages: ${need[*]}"

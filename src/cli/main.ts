@@ -8,6 +8,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerReduceCommands } from './reduce.js';
 import { registerExportCommand } from './export.js';
 import { registerPiCommands } from './pi.js';
+import { registerQueueCommands } from './queue.js';
 
 const program = new Command()
   .name('deepreduce')
@@ -22,6 +23,7 @@ registerTrainCommands(program);
 registerReduceCommands(program);
 registerExportCommand(program);
 registerPiCommands(program);
+registerQueueCommands(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`deepreduce: ${e.message}\n`);

@@ -34,6 +34,7 @@ export function registerReduceCommands(program: Command): void {
     .option('--finetune-lr <x>', 'learning rate when fine-tuning from the teacher', num, 0.02)
     .option('--no-kd-ablation', 'skip the no-KD run of the smallest candidate')
     .option('--jobs <n>', 'trainings in parallel (processes)', num, 1)
+    .option('--queue <url>', 'run the trainings on this queue\'s workers instead (redis://HOST:PORT/NAME; docs/queue.md)')
     .option('--batch-size <n>', 'batch size', num, 128)
     .option('--lr <x>', 'learning rate (from scratch)', num, 0.1)
     .option('--seed <n>', 'seed', num, 0)
@@ -50,7 +51,7 @@ export function registerReduceCommands(program: Command): void {
         arch: o.arch, baseAlpha: o.alpha, dataset: o.dataset, dataDir: o.data, out: o.out, budget: o.budget, teacher: o.teacher,
         epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5, ...(ft !== undefined ? { finetune: ft } : {}) }, alphas: nums(o.alphas), rhos: nums(o.rhos),
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
-        finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
+        finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, queue: o.queue, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
       });
       const r = await reduce(c);
@@ -59,6 +60,7 @@ export function registerReduceCommands(program: Command): void {
         for (const l of summaryLines(r)) console.log(l);
         console.log(`results: ${join(o.out, 'results.json')}, ${join(o.out, 'results.csv')}, ${join(o.out, 'report.html')}`);
       }
+      if (r.failed.length) process.exitCode = 1;
     });
 
   // Internal: one training from a JSON config (the pipeline's parallel jobs).

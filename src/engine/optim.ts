@@ -72,7 +72,7 @@ export class SGD {
         if (!b) return;
         if (JSON.stringify(b.shape) !== JSON.stringify(p.shape))
           throw new Error(`optimizer state: momentum_buffer.${i} has shape ${JSON.stringify(b.shape)}, parameter has ${JSON.stringify(p.shape)}`);
-        const t = keep(zeros(p.shape, p.dtype));
+        const t = keep(zeros(p.shape, p.dtype, p.device));
         t.copy_(b);
         this.#buffers.set(p, t);
       });

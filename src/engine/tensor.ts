@@ -420,7 +420,8 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
   return new Tensor(native.fromArray(arr, s, dtype ?? arrayDtype(arr)));
 }
 export const scalar = (v: number, dtype: DType = 'float32'): Tensor => new Tensor(native.full([], v, dtype));
-export const zeros = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.zeros(shape, dtype));
+export const zeros = (shape: number[], dtype: DType = 'float32', device?: string): Tensor =>
+  new Tensor(device ? native.zeros(shape, dtype, device) : native.zeros(shape, dtype));
 export const ones = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.ones(shape, dtype));
 export const full = (shape: number[], v: number, dtype: DType = 'float32'): Tensor => new Tensor(native.full(shape, v, dtype));
 export const empty = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.empty(shape, dtype));

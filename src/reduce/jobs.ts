@@ -1,14 +1,36 @@
-// Runs independent trainings, in this process (jobs = 1) or in parallel child processes.
+// Runs a stage's independent trainings: in this process (jobs = 1), in parallel child processes, or (src/queue) on
+// a job queue's workers. Every runner gives the same outcome, so the pipeline writes the same results either way.
 import { spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { defaultThreads } from '../engine/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { readTrainResult, trainModel, type TrainConfig, type TrainSummary } from '../train/run.js';
 
 export interface Job {
   id: string;
   config: TrainConfig;
+}
+
+/** A training that failed for good, with its error (results.json lists these). */
+export interface JobFailure {
+  id: string;
+  dir: string;
+  error: string;
+  /** attempts made (queue runs; a local run makes one) */
+  attempts: number;
+}
+
+export interface JobOutcome {
+  results: Map<string, TrainSummary>;
+  failed: JobFailure[];
+}
+
+/** Runs (or resumes) every job of a stage; one failure does not stop the others. onDone is called as each finishes. */
+export interface JobRunner {
+  /** How the jobs run, for the log ("2 at once", "on the queue ..."). */
+  readonly describe: string;
+  run(list: Job[], onDone: (job: Job, r: TrainSummary) => void): Promise<JobOutcome>;
 }
 
 const cli = () => fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -33,20 +55,32 @@ async function runOne(job: Job, inProcess: boolean, threads: number): Promise<Tr
   return r;
 }
 
-/** Runs jobs with at most `jobs` at once; cores are split between them. Calls onDone as each finishes. */
-export async function runJobs(list: Job[], jobs: number, onDone: (job: Job, r: TrainSummary) => void): Promise<Map<string, TrainSummary>> {
-  const results = new Map<string, TrainSummary>();
-  const width = Math.max(1, Math.min(jobs, list.length));
-  const threads = Math.max(1, Math.floor(availableParallelism() / width));
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const job = list[next++]!;
-      const r = await runOne(job, width === 1, threads);
-      results.set(job.id, r);
-      onDone(job, r);
-    }
+/** Runs jobs on this machine with at most `jobs` at once; cores (or DEEPREDUCE_THREADS) are split between them. */
+export function localRunner(jobs: number): JobRunner {
+  return {
+    describe: `${jobs} at once`,
+    async run(list, onDone) {
+      const results = new Map<string, TrainSummary>();
+      const failed: JobFailure[] = [];
+      const width = Math.max(1, Math.min(jobs, list.length));
+      const threads = Math.max(1, Math.floor(defaultThreads() / width));
+      let next = 0;
+      const worker = async () => {
+        while (next < list.length) {
+          const job = list[next++]!;
+          let r: TrainSummary;
+          try {
+            r = await runOne(job, width === 1, threads);
+          } catch (e) {
+            failed.push({ id: job.id, dir: job.config.out, error: (e as Error).message, attempts: 1 });
+            continue;
+          }
+          results.set(job.id, r);
+          onDone(job, r);
+        }
+      };
+      await Promise.all(Array.from({ length: width }, worker));
+      return { results, failed };
+    },
   };
-  await Promise.all(Array.from({ length: width }, worker));
-  return results;
 }

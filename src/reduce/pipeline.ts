@@ -11,7 +11,8 @@ import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { criticality, type CriticalityResult } from './criticality.js';
 import { estimateLatency, loadCostModel, type CostModel } from './costmodel.js';
-import { runJobs, type Job } from './jobs.js';
+import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
+import { queueRunner } from '../queue/runner.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
 import { renderReport } from './report.js';
 
@@ -45,6 +46,8 @@ export interface ReduceConfig {
   /** Also train the smallest candidate without KD (ablation). */
   kdAblation: boolean;
   jobs: number;
+  /** Run the trainings on this job queue's workers (redis://HOST:PORT/NAME) instead of locally. */
+  queue?: string;
   batchSize: number;
   lr: number;
   seed: number;
@@ -93,6 +96,8 @@ export interface ReduceResults {
   baseline: { relus: number; macs: number; acc: number; latency_s: number; dir: string };
   criticality: CriticalityResult & { linear: { acc: number; dir: string } };
   candidates: CandidateResult[];
+  /** Trainings that failed for good, with their errors (their candidates are left out of the fronts). */
+  failed: JobFailure[];
   front: string[];
   latencyFront: string[];
   summary: {
@@ -173,6 +178,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
   const latency = (relus: number, macs: number, spec: NetSpec) => estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2);
+  const runner: JobRunner = c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;
   const note = (total: number) => (job: Job, r: TrainSummary) => {
@@ -191,8 +197,9 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
     const id = k === 0 ? 'linear' : `stage${k}`;
     step1.push({ id: `criticality/${id}`, config: jobFor(c, join(c.out, 'criticality', id), spec, trainOptions(c, c.epochs.criticality), {}, c.criticalityLimitTrain ?? c.limitTrain) });
   }
-  log(`step 1-2: baseline and criticality (${step1.length} trainings, ${c.jobs} at once)`);
-  const r1 = await runJobs(step1, c.jobs, note(step1.length));
+  log(`step 1-2: baseline and criticality (${step1.length} trainings, ${runner.describe})`);
+  const { results: r1, failed } = await runner.run(step1, note(step1.length));
+  if (failed.length) failStage(c, failed);
   const baseline = c.teacher ? readBaseline(c.teacher) : r1.get('baseline')!;
   const baseCount = countRelus(base);
   const profiles = Array.from({ length: nStages }, (_, i) => ({
@@ -227,10 +234,12 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   }
   log(`step 3-4: ${step3.length} candidates (${cands.filter((k) => k.init === 'teacher').length} fine-tuned from the teacher, ${c.kd ? 'with' : 'without'} KD)`);
   finished = 0;
-  const r3 = await runJobs(step3, c.jobs, note(step3.length));
+  const o3 = await runner.run(step3, note(step3.length));
+  const r3 = o3.results;
+  failed.push(...o3.failed);
 
-  // 5. Pareto fronts.
-  const all = [...cands, ...(ablation ? [ablation] : [])];
+  // 5. Pareto fronts, over the candidates that trained.
+  const all = [...cands, ...(ablation ? [ablation] : [])].filter((k) => r3.has(k.id));
   const results: CandidateResult[] = all.map((k) => {
     const r = r3.get(k.id)!;
     const spec = specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
@@ -240,12 +249,13 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const front = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })));
   const latFront = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.latency_s, acc: r.acc })));
   const iso = cheapestAtLeast(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })), baseline.test_acc - 0.01);
-  const abl = ablation ? { id: smallest.id, relus: smallest.relus, kdAcc: r3.get(smallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
+  const abl = ablation && r3.has(smallest.id) && r3.has(ablation.id) ? { id: smallest.id, relus: smallest.relus, kdAcc: r3.get(smallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
   const out: ReduceResults = {
     version: packageVersion(), config: c, costModel,
     baseline: { relus: baseCount.total, macs: baseCount.macs, acc: baseline.test_acc, latency_s: latency(baseCount.total, baseCount.macs, base), dir: baseDir },
     criticality: { ...crit, linear: { acc: linearAcc, dir: join(c.out, 'criticality', 'linear') } },
     candidates: results,
+    failed,
     front: front.map((p) => p.id),
     latencyFront: latFront.map((p) => p.id),
     summary: {
@@ -257,6 +267,15 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   };
   writeResults(c.out, out);
   return out;
+}
+
+/** The baseline or a criticality training failed: nothing after it can run. results.json lists the failures. */
+function failStage(c: ReduceConfig, failed: JobFailure[]): never {
+  writeFileAtomic(join(c.out, 'results.json'), `${JSON.stringify({ version: packageVersion(), config: c, failed }, null, 2)}\n`);
+  const byError = new Map<string, string[]>();
+  for (const f of failed) byError.set(f.error, [...(byError.get(f.error) ?? []), f.id]);
+  throw new Error(`${failed.length} training${failed.length > 1 ? 's' : ''} failed (${join(c.out, 'results.json')}): ` +
+    [...byError].map(([e, ids]) => `${ids.join(', ')}: ${e}`).join('; '));
 }
 
 function readBaseline(dir: string): TrainSummary {
@@ -284,6 +303,7 @@ export function summaryLines(r: ReduceResults): string[] {
     : 'no candidate stays within 1 point of the baseline');
   const k = r.summary.kdAblation;
   if (k) lines.push(`KD vs no KD at the smallest budget (${k.id}, ${k.relus.toLocaleString('en-US')} ReLUs): ${pct(k.kdAcc)} vs ${pct(k.noKdAcc)} (${k.kdAcc >= k.noKdAcc ? '+' : ''}${(100 * (k.kdAcc - k.noKdAcc)).toFixed(2)} points)`);
+  for (const f of r.failed) lines.push(`FAILED ${f.id} (${f.attempts} attempt${f.attempts > 1 ? 's' : ''}): ${f.error}`);
   return lines;
 }
 

@@ -1,12 +1,12 @@
 // A complete training run from a JSON-able config: resolve the network, open the data, fit, save.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSafetensors, tidy } from '../engine/index.js';
+import { loadSafetensors, manualSeed, tidy } from '../engine/index.js';
 import { checkDatasetName, openData } from '../data/index.js';
 import { buildNetwork, countRelus, loadMask, maskFromDocument, presetSpec, specFor, type MaskDocument, type NetSpec } from '../models/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
-import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type TrainOptions } from './trainer.js';
+import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type StepProgress, type TrainOptions } from './trainer.js';
 import { loadModelDir, saveModelDir } from './modeldir.js';
 
 export interface TrainConfig {
@@ -62,13 +62,22 @@ export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [
   return spec;
 }
 
-export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
+/** Where a training's messages and per-step progress go (default: stderr unless options.quiet; none). */
+export interface TrainHooks {
+  log?: (s: string) => void;
+  onProgress?: (p: StepProgress) => void;
+}
+
+export async function trainModel(c: TrainConfig, hooks: TrainHooks = {}): Promise<TrainSummary> {
   const dataset = checkDatasetName(c.dataset);
   const data = openData(dataset, {
     dir: c.dataDir, batchSize: c.batchSize, seed: c.options.seed, padTo32: c.pad32 ?? true, limitTrain: c.limitTrain, limitTest: c.limitTest,
   });
   try {
     const spec = resolveSpec(c, data);
+    // The initial weights depend on the seed alone, not on what this process trained before (--jobs 1 trains in
+    // process, --jobs N and queue workers in fresh processes: all give the same networks).
+    manualSeed(c.options.seed);
     const net = buildNetwork(spec);
     if (c.init) {
       const f = join(c.init, 'model.safetensors');
@@ -77,7 +86,7 @@ export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
     }
     const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
     writeFileAtomic(join(c.out, 'config.json'), `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`);
-    const result = await fit(net, data, { ...c.options, kd: teacher ? c.options.kd ?? { temperature: 4, lambda: 0.9 } : undefined }, c.out, { resume: c.resume, teacher });
+    const result = await fit(net, data, { ...c.options, kd: teacher ? c.options.kd ?? { temperature: 4, lambda: 0.9 } : undefined }, c.out, { resume: c.resume, teacher, ...hooks });
     const tEval = Date.now();
     const ev = await evaluate(net, data);
     const relus = countRelus(spec).total;

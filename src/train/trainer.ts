@@ -45,6 +45,8 @@ export interface TrainOptions {
   kd?: { temperature: number; lambda: number };
   /** Memory layout of conv weights and input batches (default channels_last: oneDNN's fast path, ~1.25x). */
   layout?: 'contiguous' | 'channels_last';
+  /** libtorch device of the model, the teacher and the batches: 'cpu' (default) or 'cuda:N'. */
+  device?: string;
   /** Print nothing (tests, parallel jobs). */
   quiet?: boolean;
 }
@@ -62,6 +64,16 @@ export interface EpochMetrics {
   test_acc: number;
   img_s: number;
   seconds: number;
+}
+
+/** Where a training stands, reported after every step (queue workers turn it into job progress). */
+export interface StepProgress {
+  /** 0-based epoch in progress */
+  epoch: number;
+  epochs: number;
+  /** training images seen in this epoch */
+  seen: number;
+  total: number;
 }
 
 export interface FitResult {
@@ -86,9 +98,11 @@ function scheduleOf(o: TrainOptions): Schedule {
 
 type Layout = NonNullable<TrainOptions['layout']>;
 
-function toTensors(b: Batch, layout: Layout): [Tensor, Tensor] {
-  const x = tensor(b.x, b.shape);
-  return [layout === 'channels_last' ? x.contiguous(layout) : x, labels(b.y)];
+function toTensors(b: Batch, layout: Layout, device: string): [Tensor, Tensor] {
+  let x = tensor(b.x, b.shape);
+  let y = labels(b.y);
+  if (device !== 'cpu') [x, y] = [x.to(device), y.to(device)];
+  return [layout === 'channels_last' ? x.contiguous(layout) : x, y];
 }
 
 /** Puts a module's conv weights (rank 4) in `layout`, in place: optimizers keep their parameter objects. */
@@ -96,9 +110,15 @@ export function setLayout(m: Module, layout: Layout): void {
   noGrad(() => tidy(() => { for (const p of m.parameters()) if (p.rank === 4 && !p.isContiguous(layout)) p.setData(p.contiguous(layout)); }));
 }
 
-/** Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted). */
+/** Moves a module's parameters and buffers to `device`, in place (optimizers keep their parameter objects). */
+export function setDevice(m: Module, device: string): void {
+  noGrad(() => tidy(() => { for (const [, t] of m.stateDict()) if (t.device !== device) t.setData(t.to(device)); }));
+}
+
+/** Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted); batches go to the model's device. */
 export async function evaluate(model: Module, data: TrainData, layout: Layout = 'channels_last'): Promise<{ loss: number; acc: number; confusion: number[][] }> {
   model.eval();
+  const device = model.parameters()[0]?.device ?? 'cpu';
   const k = data.numClasses;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   let loss = 0;
@@ -106,7 +126,7 @@ export async function evaluate(model: Module, data: TrainData, layout: Layout = 
   for await (const b of data.test()) {
     noGrad(() =>
       tidy(() => {
-        const [x, y] = toTensors(b, layout);
+        const [x, y] = toTensors(b, layout, device);
         const logits = model.forward(x);
         loss += F.crossEntropy(logits, y, { reduction: 'sum' }).item();
         const pred = logits.argmax(1).toArray() as BigInt64Array;
@@ -129,11 +149,14 @@ export async function fit(
   data: TrainData,
   o: TrainOptions,
   out: string,
-  extra: { teacher?: Module; resume?: boolean; log?: (s: string) => void } = {},
+  extra: { teacher?: Module; resume?: boolean; log?: (s: string) => void; onProgress?: (p: StepProgress) => void } = {},
 ): Promise<FitResult> {
   const log = extra.log ?? ((s: string) => { if (!o.quiet) process.stderr.write(`${s}\n`); });
   if (o.threads) setNumThreads(o.threads);
   mkdirSync(out, { recursive: true });
+  const device = o.device ?? 'cpu';
+  // On the device before the optimizer state is loaded: momentum buffers are made where their parameters live.
+  setDevice(model, device);
   const opt = new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay });
   const sched = scheduleOf(o);
   const metricsFile = join(out, 'metrics.jsonl');
@@ -160,7 +183,10 @@ export async function fit(
   const layout: Layout = o.layout ?? 'channels_last';
   setLayout(model, layout);
   const teacher = extra.teacher?.eval();
-  if (teacher) setLayout(teacher, layout);
+  if (teacher) {
+    setDevice(teacher, device);
+    setLayout(teacher, layout);
+  }
 
   for (let epoch = start; epoch < o.epochs; epoch++) {
     model.train();
@@ -173,7 +199,7 @@ export async function fit(
     for await (const b of data.train(epoch)) {
       opt.lr = sched(epoch + seen / data.trainSize);
       const [l, c] = tidy(() => {
-        const [x, y] = toTensors(b, layout);
+        const [x, y] = toTensors(b, layout, device);
         const logits = model.forward(x);
         const loss = teacher
           ? kdLoss(logits, noGrad(() => teacher.forward(x)), y, { ...o.kd!, labelSmoothing: o.labelSmoothing })
@@ -189,6 +215,7 @@ export async function fit(
       seen += b.n;
       steps++;
       prog.update(seen, `loss ${(lossSum / seen).toFixed(3)} acc ${((100 * correct) / seen).toFixed(1)}%`);
+      extra.onProgress?.({ epoch, epochs: o.epochs, seen, total: data.trainSize });
       // A prefetched batch resolves without a macrotask; yield so N-API can run the tensor wrappers' finalizers.
       await tick();
     }
