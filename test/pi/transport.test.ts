@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { channelPair, diffStats, type Channel } from '../../src/pi/transport/channel.js';
 import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
+import type { PiError } from '../../src/pi/transport/errors.js';
 
 function rawConnect(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -102,7 +103,7 @@ test('tcp: a length prefix above the maximum is a clear error', async () => {
   const s = await rawConnect(l.port);
   const server = await got;
   s.write(new Uint8Array([0, 0, 0x10, 0]));
-  await assert.rejects(server.recv(), /malformed frame: length prefix 4096 exceeds maxFrameBytes 1000/);
+  await assert.rejects(server.recv(), /frame of 4096 bytes exceeds the limit of 1000 bytes/);
   s.destroy();
   release();
   await l.close();
@@ -175,7 +176,11 @@ test('tcp: connecting to a closed port names the address', async () => {
   await assert.rejects(connectTcp('127.0.0.1', port), new RegExp(`connect 127.0.0.1:${port}`));
 });
 
-test('oversized send fails on the sending side', () => {
-  const [a] = channelPair({ maxFrameBytes: 10 });
-  assert.throws(() => a.send(new Uint8Array(11)), /11 bytes exceeds maxFrameBytes 10/);
+test('in-process pair: a frame above the receiver\'s limit fails it with LIMIT', async () => {
+  const [a, b] = channelPair();
+  b.setLimits({ maxFrameBytes: 10, state: 'in a test' });
+  a.send(new Uint8Array(10));
+  assert.equal((await b.recv()).length, 10);
+  a.send(new Uint8Array(11));
+  await assert.rejects(b.recv(), (e: PiError) => e.code === 'LIMIT' && /frame of 11 bytes exceeds the limit of 10 bytes in a test/.test(e.message));
 });
