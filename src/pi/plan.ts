@@ -569,6 +569,8 @@ export interface ReferenceResult {
   reluBits: { op: number; name: string; bits: number; width: number }[];
   /** Per culled op with truncation: log2 of the largest |x| (local truncation fails with probability ~2^(bits+1-64)). */
   cullBits: { op: number; name: string; bits: number }[];
+  /** Every op's output in the clear, in plan order. */
+  values: R64[];
 }
 
 /** The fixed-point plaintext reference: the plan's integer arithmetic in the clear, with exact truncations. */
@@ -609,7 +611,7 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
   const logits = new Float64Array(out.lo.length);
   const p = 2 ** -last.scale;
   for (let i = 0; i < logits.length; i++) logits[i] = ((out.hi[i]! | 0) * 4294967296 + out.lo[i]!) * p;
-  return { out, logits, reluBits, cullBits };
+  return { out, logits, reluBits, cullBits, values: vals };
 }
 
 /** y + bias[channel] for a CHW tensor (bias one ring value per channel). */

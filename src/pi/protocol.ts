@@ -186,7 +186,7 @@ export interface SessionHooks {
   onPhase?(phase: Phase | 'hello' | 'done'): void;
   /** The ReLU protocol's half of this session, once set up. */
   onRelu?(half: ReluServer | ReluClient): void;
-  /** Server: each op's online value (its share), in plan order. */
+  /** Each op's share in plan order: the server's online shares, the client's offline shares. */
   onValue?(op: number, value: R64): void;
   /** The session's live state (servePi lists these). */
   onStart?(state: SessionState): void;
@@ -524,6 +524,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
         } else if (op.op === 'relu') {
           cv.push(await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i), cv[op.input]!)));
         } else cv.push(localOp(pub, i, cv, 'client'));
+        o.hooks?.onValue?.(i, cv[i]!);
       }
     } finally {
       pub.dispose();
