@@ -144,6 +144,7 @@ class Recorder {
     this.phaseStart.set(p, { t: performance.now(), s: this.ch.stats(), d: this.dstats() });
   }
   end(p: Phase): void {
+    this.state.hold(this.held());
     const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s), dd = diffStats(this.dstats(), b.d);
     this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv };
   }

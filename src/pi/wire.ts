@@ -111,6 +111,14 @@ async function queuedPeerError(chs: Channel[], local: Error): Promise<PeerError 
 }
 
 /**
+ * Formats the error's stack (and its causes') now. Until then V8 keeps the frames' receivers and closures alive, so a
+ * logged or stored error would keep a failed session's state (garbled labels, shares) in memory.
+ */
+function detach(e: unknown): void {
+  for (let x = e, i = 0; x instanceof Error && i < 8; x = x.cause, i++) void x.stack;
+}
+
+/**
  * Runs `fn` on an error-frame-aware view of `ch`. `fn` may `adopt` further channels of the same session (e.g. to a
  * dealer): it gets their checked views, and they are closed when `fn` ends. On failure every channel's peer is told
  * the failure's code (ABORTED when another party's error caused it), except the one that reported the error or
@@ -125,7 +133,9 @@ export async function guarded<T>(ch: Channel, role: PartyRole, fn: (ch: Channel,
   try {
     return await fn(new CheckedChannel(ch), adopt);
   } catch (e) {
+    detach(e);
     const err = (e instanceof PeerError ? e : await queuedPeerError([ch, ...extra], e as Error)) ?? (e as Error);
+    detach(err);
     const code: ErrorCode = err instanceof PeerError ? 'ABORTED' : codeOf(err);
     for (const c of [ch, ...extra]) {
       if (c.closed || (err instanceof PeerError && err.from === c)) continue;

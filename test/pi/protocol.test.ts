@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGraph, specFor, type NetSpec } from '../../src/models/index.js';
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
-import { PROTOCOL, runClient, serveClient, servePi } from '../../src/pi/protocol.js';
+import { HELLO_MAX_BYTES, PROTOCOL, runClient, serveClient, servePi, sessionLimits } from '../../src/pi/protocol.js';
+import { parseErrorFrame } from '../../src/pi/wire.js';
+import type { PiError } from '../../src/pi/transport/errors.js';
 import { Dealer, tcpDealerLink } from '../../src/pi/linear/dealer/dealer.js';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { connectTls } from '../../src/pi/transport/tcp.js';
@@ -89,47 +91,6 @@ function tap(ch: Channel, seen: Uint8Array[]): Channel {
   return ch;
 }
 
-function byteHist(ms: Uint8Array[]): number[] {
-  const h = new Array(256).fill(0);
-  for (const m of ms) for (const b of m) h[b]++;
-  return h;
-}
-
-test("the server's online view is masked: uniform bytes, same distribution for different images", async () => {
-  const views: Uint8Array[][] = [];
-  for (const x of [new Float32Array(192), image(3).map((v) => v * 3)]) {
-    const seen: Uint8Array[] = [];
-    const [s, c] = channelPair();
-    tap(s, seen);
-    const [rep] = await Promise.all([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
-    // The server receives nothing after the online phase, so its online view is the last messages.
-    const online = seen.length - countOnline(rep);
-    views.push(seen.slice(online));
-  }
-  const hists = views.map(byteHist);
-  for (const h of hists) {
-    const n = h.reduce((a, b) => a + b, 0), e = n / 256;
-    const chi = h.reduce((a, o) => a + (o - e) ** 2 / e, 0);
-    assert.ok(n > 20000 && chi < 255 + 6 * Math.sqrt(510), `uniformity chi2 ${chi.toFixed(1)} over ${n} bytes`);
-    let ones = 0;
-    for (let b = 0; b < 256; b++) ones += h[b]! * popcount(b);
-    assert.ok(Math.abs(ones / (8 * n) - 0.5) < 0.005, `bit balance ${ones / (8 * n)}`);
-  }
-  // Two-sample chi-square: the all-zero image and a large one give the same byte distribution.
-  const [a, b] = hists as [number[], number[]];
-  const na = a.reduce((x, y) => x + y, 0), nb = b.reduce((x, y) => x + y, 0);
-  let chi = 0;
-  for (let i = 0; i < 256; i++) {
-    const t = a[i]! + b[i]!;
-    if (t) chi += (Math.sqrt(nb / na) * a[i]! - Math.sqrt(na / nb) * b[i]!) ** 2 / t;
-  }
-  assert.ok(chi < 255 + 6 * Math.sqrt(510), `two-sample chi2 ${chi.toFixed(1)}`);
-});
-
-const popcount = (b: number) => { let c = 0; for (; b; b >>= 1) c += b & 1; return c; };
-/** Messages the server receives online: the input share and one colour-bit message per ReLU op. */
-const countOnline = (r: { entries: { phase: string; kind: string }[] }) => r.entries.filter((e) => e.phase === 'online' && (e.kind === 'relu' || e.kind === 'input')).length;
-
 test('a truncated message gives a clear error on both sides', async () => {
   const [s, c] = channelPair();
   // The server truncates its first garbled-tables message.
@@ -185,4 +146,46 @@ test('TLS (server and dealer): a client that disconnects mid-protocol stops neit
     await l.close();
     await dl.close();
   }
+});
+
+test("the client's own error text never crosses: a NaN pixel at index 37 reaches the server as INTERNAL only", async () => {
+  const [s, c] = channelPair();
+  const seen: Uint8Array[] = [];
+  tap(s, seen);
+  const x = image(9);
+  x[37] = NaN;
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
+  assert.equal(rc.status, 'rejected');
+  assert.match((rc as PromiseRejectedResult).reason.message, /client: input: value\[37\] = NaN/);
+  assert.equal(rs.status, 'rejected');
+  assert.match((rs as PromiseRejectedResult).reason.message, /the client reported INTERNAL \(internal error\)/);
+  const last = seen[seen.length - 1]!;
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(last)), { pi_error: { code: 'INTERNAL', message: 'internal error', from: 'client' } });
+});
+
+test('frame limits per state: a hello above 4 KiB, then a frame above what the plan implies, fail with LIMIT', async () => {
+  const [s, c] = channelPair();
+  const srv = serveClient(s, full.m, { dealer: full.dealer.link() });
+  c.send(new Uint8Array(HELLO_MAX_BYTES + 1));
+  await assert.rejects(srv, (e: PiError) => e.code === 'LIMIT' && /frame of 4097 bytes exceeds the limit of 4096 bytes before the hello/.test(e.message));
+  assert.equal(parseErrorFrame(await c.recv())?.code, 'LIMIT');
+
+  const lim = sessionLimits(full.m.plan, 16384, 'gc', 'dealer');
+  assert.ok(lim.toServer >= 8 * full.m.plan.ops[0]!.size && lim.toServer < 1 << 20, `${lim.toServer} bytes`);
+  const [s2, c2] = channelPair();
+  const srv2 = serveClient(s2, full.m, { dealer: full.dealer.link() });
+  c2.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ef'.repeat(16) });
+  await c2.recv(); // the plan
+  c2.send(new Uint8Array(lim.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+});
+
+test('each party reports its memory: peak bytes buffered and the protocol state it held', async () => {
+  const { client, server } = await query(full, image(10));
+  for (const r of [client.client, server]) {
+    assert.ok(r.memory.peakHeldBytes > 100_000, `${r.role}: ${r.memory.peakHeldBytes} bytes held`);
+    assert.ok(r.memory.peakBufferedIn > 0, `${r.role}: ${r.memory.peakBufferedIn} bytes buffered`);
+  }
+  // The client keeps every garbled table from offline to online: its state peaks at the end of the offline phase.
+  assert.equal(client.client.memory.peakHeldIn, 'offline');
 });

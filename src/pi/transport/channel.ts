@@ -150,6 +150,7 @@ export class FrameReader {
         this.len = len;
         this.fill = 0;
         this.buf = null;
+        continue;
       }
       const n = Math.min(this.len - this.fill, chunk.length - p);
       const need = this.fill + n;
