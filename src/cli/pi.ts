@@ -215,6 +215,7 @@ export function registerPiCommands(program: Command): Command {
       const own = ownIdentity(o, 'the server');
       if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
       const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
+      if (o.preprocess === 'dealer' && !o.dealer) throw new Error("--preprocess dealer needs the dealer's address: --dealer HOST:PORT (start one with 'deepreduce pi dealer')");
       if (o.insecure) warnInsecure('serve');
       const model = serverModel(o);
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
@@ -255,6 +256,7 @@ export function registerPiCommands(program: Command): Command {
       if (t && o.insecure) throw new Error('--insecure with --server-cert/--pin: choose one');
       if (!t && !o.insecure) throw new Error("refusing to connect without a way to verify the server: give --server-cert FILE or --pin SHA256 (the server's keygen prints both), or --insecure for plain TCP");
       const security: ClientSecurity = t ? { tls: t } : { insecure: true };
+      if (o.preprocess === 'dealer' && !o.dealer) throw new Error("--preprocess dealer needs the dealer's address: --dealer HOST:PORT");
       if (o.insecure) warnInsecure('query');
       let label: number | undefined;
       const image = (plan: PublicPlan) => {
