@@ -100,7 +100,8 @@ export async function joinDealer(link: DealerLink, role: DealerRole, session: st
   try {
     ch = await link(role);
   } catch (e) {
-    throw new Error(`cannot reach the dealer: ${(e as Error).message}`, { cause: e });
+    const msg = `cannot reach the dealer: ${(e as Error).message}`;
+    throw e instanceof PiError ? new PiError(e.code, msg, { cause: e }) : new Error(msg, { cause: e });
   }
   const maxOut = Math.max(0, ...linearShapes(model.plan).map((s) => 8 * s.outSize));
   ch.setLimits({ ...limitsFor(maxOut, 'from the dealer'), idleMs });
