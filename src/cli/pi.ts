@@ -1,11 +1,14 @@
-// deepreduce pi dealer | serve | query | bench: two-party private inference (Delphi-style) with a trusted dealer as a
-// third party for the linear layers' preprocessing (see docs/pi.md).
+// deepreduce pi keygen | dealer | serve | query | bench: two-party private inference (Delphi-style) with a trusted
+// dealer as a third party for the linear layers' preprocessing (see docs/pi.md). Every link is TLS with a verified
+// server; plain TCP between client and server only with --insecure, which both sides announce loudly.
+import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
-import { connectTcp } from '../pi/transport/tcp.js';
-import { runClient, servePi } from '../pi/protocol.js';
-import { Dealer, tcpDealerLink } from '../pi/linear/dealer/dealer.js';
+import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/transport/tcp.js';
+import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/transport/tls.js';
+import { DEFAULT_DEADLINES, DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, runClient, servePi, type Deadlines } from '../pi/protocol.js';
+import { Dealer, tcpDealerLink, type DealerLink } from '../pi/linear/dealer/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
 } from '../pi/bench.js';
@@ -56,7 +59,7 @@ function modelOptions(c: Command): Command {
     .option('--alpha <a>', 'width multiplier for --arch', Number)
     .option('--seed <n>', 'seed of the random weights', nonNegInt('--seed'), 0)
     .option('--f <bits>', 'fractional bits of activations', nonNegInt('--f'))
-    .option('--weight-frac <bits>', 'most fractional bits of weights', nonNegInt('--weight-frac'));
+    .option('--weight-frac <bits>', 'fractional bits of every layer\'s weights (one public scale; default 12)', nonNegInt('--weight-frac'));
 }
 
 const parseHostPort = (name: string) => (s: string): { host: string; port: number } => {
@@ -73,67 +76,188 @@ function argmax(v: ArrayLike<number>): number {
   return b;
 }
 
+const INSECURE_WARNING =
+  '!!! WARNING: --insecure: plain TCP without TLS. The link is neither encrypted nor authenticated: anyone on the\n' +
+  '!!! network path reads every frame and can impersonate the other party (e.g. return a wrong class).\n' +
+  '!!! Use it only on a machine you control, for benchmarks and debugging.\n';
+
+const warnInsecure = (who: string) => process.stderr.write(`[pi ${who}]\n${INSECURE_WARNING}`);
+
+interface TlsFlags {
+  cert?: string;
+  key?: string;
+  insecure?: boolean;
+}
+
+function ownIdentity(o: TlsFlags, flagHint: string): { cert: string; key: string } | null {
+  if (!o.cert && !o.key) return null;
+  if (!o.cert || !o.key) throw new Error('give both --cert FILE and --key FILE (deepreduce pi keygen --out DIR makes them)');
+  return { cert: readPem(o.cert, 'certificate', '--cert'), key: readPem(o.key, 'private key', `--key (${flagHint})`) };
+}
+
+/** How to verify a peer: its certificate file (as a CA) and/or its pinned SHA-256 fingerprint. */
+function trust(certFile: string | undefined, pin: string | undefined, certFlag: string, pinFlag: string): { ca?: string; pin?: string } | null {
+  if (!certFile && !pin) return null;
+  return { ...(certFile ? { ca: readPem(certFile, 'certificate', certFlag) } : {}), ...(pin ? { pin: checkPin(pin, pinFlag) } : {}) };
+}
+
+const seconds = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number of seconds, got '${v}'`);
+  return n;
+};
+
+interface DeadlineFlags { helloTimeout?: number; setupTimeout?: number; offlineTimeout?: number; onlineTimeout?: number; idleTimeout?: number }
+
+function deadlineOptions(c: Command): Command {
+  const d = DEFAULT_DEADLINES, s = (ms: number) => `${ms / 1e3}`;
+  return c
+    .option('--hello-timeout <s>', `seconds for the connection to reach the hello (TLS handshake included) [${s(d.helloMs)}]`, seconds('--hello-timeout'))
+    .option('--setup-timeout <s>', `seconds for the setup phase (plan, dealer, base OTs) [${s(d.setupMs)}]`, seconds('--setup-timeout'))
+    .option('--offline-timeout <s>', `seconds for the offline phase [${s(d.offlineMs)}]`, seconds('--offline-timeout'))
+    .option('--online-timeout <s>', `seconds for the online phase [${s(d.onlineMs)}]`, seconds('--online-timeout'))
+    .option('--idle-timeout <s>', `seconds a party may stay silent while the other waits [${s(d.idleMs)}]`, seconds('--idle-timeout'));
+}
+
+function deadlines(o: DeadlineFlags): Partial<Deadlines> {
+  const ms = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 1e3));
+  const d: Partial<Deadlines> = { helloMs: ms(o.helloTimeout), setupMs: ms(o.setupTimeout), offlineMs: ms(o.offlineTimeout), onlineMs: ms(o.onlineTimeout), idleMs: ms(o.idleTimeout) };
+  return Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as Partial<Deadlines>;
+}
+
+interface DealerFlags { dealer?: { host: string; port: number }; dealerCert?: string; dealerPin?: string }
+
+function dealerOptions(c: Command): Command {
+  return c
+    .option('--dealer <host:port>', 'the trusted dealer (deepreduce pi dealer, run by a third party), for --preprocess dealer', parseHostPort('--dealer'))
+    .option('--dealer-cert <file>', "the dealer's certificate (keygen's cert.pem) to verify it")
+    .option('--dealer-pin <sha256>', "the SHA-256 fingerprint of the dealer's certificate, to verify it");
+}
+
+/** The link to the dealer (TLS; `own`: the server's certificate and key, its credential for the server role). */
+function dealerLink(o: DealerFlags, own: { cert: string; key: string } | null, role: 'server' | 'client'): DealerLink | undefined {
+  if (!o.dealer) return undefined;
+  const t = trust(o.dealerCert, o.dealerPin, '--dealer-cert', '--dealer-pin');
+  if (!t) throw new Error("--dealer needs a way to verify the dealer: --dealer-cert FILE or --dealer-pin SHA256");
+  if (role === 'server' && !own) throw new Error('the server authenticates to the dealer with its certificate: give --cert FILE --key FILE');
+  const cfg: TlsClientConfig = { ...t, ...(own ? own : {}) };
+  return tcpDealerLink(o.dealer.host, o.dealer.port, cfg);
+}
+
 export function registerPiCommands(program: Command): Command {
-  const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, secret-shared linear layers (docs/pi.md)');
+  const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, secret-shared linear layers, over TLS (docs/pi.md)');
+
+  pi.command('keygen')
+    .description('make an EC P-256 key and a self-signed certificate for a server or dealer (key.pem, cert.pem, cert.sha256 in DIR)')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--host <name...>', 'extra DNS names or IP addresses the certificate is valid for (localhost, 127.0.0.1 and ::1 always are)')
+    .option('--days <n>', 'validity in days', posInt('--days'), 365)
+    .option('--force', 'overwrite an existing key')
+    .action(async (o: { out: string; host?: string[]; days: number; force?: boolean }) => {
+      const keyFile = join(o.out, 'key.pem'), certFile = join(o.out, 'cert.pem');
+      const { existsSync } = await import('node:fs');
+      if (existsSync(keyFile) && !o.force) throw new Error(`${keyFile} exists; give --force to replace it (its certificate's pins stop working)`);
+      const id: TlsIdentity = await generateIdentity({ names: o.host ?? [], days: o.days });
+      writeFileAtomic(keyFile, id.key, 0o600);
+      writeFileAtomic(certFile, id.cert);
+      writeFileAtomic(join(o.out, 'cert.sha256'), `${id.fingerprint}\n`);
+      out(`key:         ${keyFile} (keep it private)\ncertificate: ${certFile} (give it to the clients: --server-cert, or to the dealer: --server-cert)\n` +
+        `fingerprint: ${id.fingerprint} (or give this: --pin / --server-pin)\nvalid for:   localhost, 127.0.0.1, ::1${o.host?.length ? `, ${o.host.join(', ')}` : ''}; ${o.days} days\n`);
+    });
 
   modelOptions(pi.command('dealer').description('run the trusted dealer (a third party, never the server) that preprocesses the linear layers'))
     .requiredOption('--port <n>', 'TCP port (0: any free port, printed)', nonNegInt('--port'))
-    .option('--host <h>', 'listen address', '0.0.0.0')
-    .option('--pair-timeout <s>', 'seconds a party waits for its counterpart of the same session', Number, 30)
+    .option('--host <h>', 'listen address (exposing the dealer beyond this machine takes an explicit address)', '127.0.0.1')
+    .requiredOption('--cert <file>', "the dealer's certificate (deepreduce pi keygen)")
+    .requiredOption('--key <file>', "the dealer's private key")
+    .option('--server-cert <file>', "the server's certificate: only a party presenting it may take the server role")
+    .option('--server-pin <sha256>', "the SHA-256 fingerprint of the server's certificate (instead of or with --server-cert)")
+    .option('--pair-timeout <s>', 'seconds a party waits for its counterpart of the same session', seconds('--pair-timeout'), 30)
+    .option('--hello-timeout <s>', 'seconds for a connection to send its hello (TLS handshake included)', seconds('--hello-timeout'), 10)
+    .option('--idle-timeout <s>', 'seconds a party may stay silent while the dealer waits', seconds('--idle-timeout'), 60)
+    .option('--session-timeout <s>', "seconds for a whole session (the client's offline phase)", seconds('--session-timeout'), 600)
+    .option('--max-sessions <n>', 'sessions waiting or running at once; more are refused (BUSY)', posInt('--max-sessions'), 16)
     .option('--json', 'one JSON line per session')
-    .action(async (o: ModelOpts & { port: number; host: string; pairTimeout: number; json?: boolean }) => {
-      if (!(o.pairTimeout > 0)) throw new InvalidArgumentError(`--pair-timeout must be > 0, got ${o.pairTimeout}`);
+    .action(async (o: ModelOpts & TlsFlags & { port: number; host: string; serverCert?: string; serverPin?: string; pairTimeout: number; helloTimeout: number; idleTimeout: number; sessionTimeout: number; maxSessions: number; json?: boolean }) => {
+      const own = ownIdentity(o, 'the dealer')!;
+      const server = trust(o.serverCert, o.serverPin, '--server-cert', '--server-pin');
+      if (!server) throw new Error("give --server-cert FILE or --server-pin SHA256: the dealer must know which party is the server");
       const model = serverModel(o);
       const dealer = new Dealer(model, {
-        pairTimeoutMs: o.pairTimeout * 1e3,
+        pairTimeoutMs: o.pairTimeout * 1e3, helloMs: o.helloTimeout * 1e3, idleMs: o.idleTimeout * 1e3, sessionMs: o.sessionTimeout * 1e3, maxSessions: o.maxSessions,
         onSession: (i) => out(o.json ? `${JSON.stringify(i)}\n`
-          : `[pi dealer] session ${i.session}: ${i.layers} layers, ${i.ms.toFixed(0)} ms, ${((i.toServer + i.toClient + i.fromClient) / 1e6).toFixed(1)} MB\n`),
+          : `[pi dealer] session ${i.session}: ${i.layers} layers, ${i.ms.toFixed(0)} ms, ${((i.toServer + i.toClient + i.fromClient) / 1e6).toFixed(1)} MB, peak buffered ${(i.peakBufferedIn / 1e6).toFixed(1)} MB in / ${(i.peakBufferedOut / 1e6).toFixed(1)} MB out\n`),
         onError: (e, ch) => process.stderr.write(`[pi dealer] ${ch.name}: ${e.message}\n`),
       });
-      const l = await dealer.listen({ port: o.port, host: o.host });
-      process.stderr.write(`[pi dealer] dealing for ${model.plan.arch} (plan ${model.plan.digest}) on ${o.host}:${l.port}\n`);
+      const l = await dealer.listen({
+        port: o.port, host: o.host,
+        tls: { ...own, clientAuth: { ...(server.ca ? { ca: server.ca } : {}), ...(server.pin ? { pins: [server.pin] } : {}) } },
+        onRefused: (why) => process.stderr.write(`[pi dealer] refused a connection: ${why}\n`),
+      });
+      process.stderr.write(`[pi dealer] dealing for ${model.plan.arch} (plan ${model.plan.digest}) on ${o.host}:${l.port} over TLS\n`);
       const stop = () => { void l.close().then(() => { model.dispose(); process.exit(0); }); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
 
-  modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently)'))
+  dealerOptions(deadlineOptions(modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently, over TLS)'))))
     .requiredOption('--port <n>', 'TCP port (0: any free port, printed)', nonNegInt('--port'))
-    .requiredOption('--dealer <host:port>', 'the trusted dealer (deepreduce pi dealer, run by a third party)', parseHostPort('--dealer'))
-    .option('--host <h>', 'listen address', '0.0.0.0')
+    .option('--host <h>', 'listen address (exposing the server beyond this machine takes an explicit address)', '127.0.0.1')
+    .option('--cert <file>', "the server's certificate (deepreduce pi keygen)")
+    .option('--key <file>', "the server's private key")
+    .option('--insecure', 'plain TCP to clients, no TLS (loud warning; benchmarks and debugging only)')
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (dealer: trusted third party, see docs/pi.md)`, 'dealer')
     .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
+    .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
+    .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--json', 'one JSON line per session')
-    .action(async (o: ModelOpts & { port: number; dealer: { host: string; port: number }; host: string; preprocess: string; batch?: number; json?: boolean }) => {
+    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & { port: number; host: string; preprocess: string; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean }) => {
+      const own = ownIdentity(o, 'the server');
+      if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
+      const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
+      if (o.preprocess === 'dealer' && !o.dealer) throw new Error("--preprocess dealer needs the dealer's address: --dealer HOST:PORT (start one with 'deepreduce pi dealer')");
+      if (o.insecure) warnInsecure('serve');
       const model = serverModel(o);
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
+      const mode = o.insecure ? 'INSECURE plain TCP' : 'TLS';
       const l = await servePi(model, {
-        port: o.port, host: o.host, preprocess: o.preprocess, batch: o.batch, dealer: tcpDealerLink(o.dealer.host, o.dealer.port),
+        port: o.port, host: o.host, security, preprocess: o.preprocess, batch: o.batch, dealer: dealerLink(o, own, 'server'),
+        deadlines: deadlines(o), maxSessions: o.maxSessions, maxPending: o.maxPending,
         onSession: (r, ch) => {
-          const t = r.phases;
-          out(o.json ? `${JSON.stringify({ client: ch.name, ...t })}\n`
-            : `[pi] ${ch.name}: offline ${t.offline.ms.toFixed(0)} ms, online ${t.online.ms.toFixed(0)} ms, sent ${((t.offline.bytesSent + t.online.bytesSent) / 1e6).toFixed(1)} MB\n`);
+          const t = r.phases, m = r.memory;
+          out(o.json ? `${JSON.stringify({ client: ch.name, link: mode, ...t, memory: m })}\n`
+            : `[pi] ${ch.name} (${mode}): offline ${t.offline.ms.toFixed(0)} ms, online ${t.online.ms.toFixed(0)} ms, sent ${((t.offline.bytesSent + t.online.bytesSent) / 1e6).toFixed(1)} MB; ` +
+              `memory: ${(m.peakHeldBytes / 1e6).toFixed(1)} MB of protocol state at peak (${m.peakHeldIn}), buffered ${(m.peakBufferedIn / 1e6).toFixed(1)} MB in / ${(m.peakBufferedOut / 1e6).toFixed(1)} MB out at peak\n`);
         },
         onError: (e, ch) => process.stderr.write(`[pi] ${ch.name}: session failed: ${e.message}\n`),
+        onRefused: (why) => process.stderr.write(`[pi] refused a connection: ${why}\n`),
       });
-      process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port}\n`);
+      process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}\n`);
       const stop = () => { void l.close().then(() => { model.dispose(); process.exit(0); }); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
 
-  pi.command('query')
+  dealerOptions(deadlineOptions(pi.command('query')
     .description('query a pi server privately with one image; prints the logits and the predicted class')
     .requiredOption('--connect <host:port>', 'server address', parseHostPort('--connect'))
-    .requiredOption('--dealer <host:port>', 'the trusted dealer the server uses', parseHostPort('--dealer'))
+    .option('--server-cert <file>', "the server's certificate (or a CA certificate) to verify it against")
+    .option('--pin <sha256>', "the SHA-256 fingerprint of the server's certificate")
+    .option('--insecure', 'plain TCP, no TLS (loud warning; the server must run --insecure too)')
     .option('--input <file>', 'image: .json array / raw float32 .bin of the preprocessed CHW values, or a .png')
     .option('--dataset <name>', 'take the image from this dataset\'s test split')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
     .option('--preprocess <name>', 'offline correlations (must match the server)', 'dealer')
-    .option('--json', 'print JSON (logits, per-op costs)')
-    .action(async (o: { connect: { host: string; port: number }; dealer: { host: string; port: number }; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
+    .option('--json', 'print JSON (logits, per-op costs)')))
+    .action(async (o: DealerFlags & DeadlineFlags & { connect: { host: string; port: number }; serverCert?: string; pin?: string; insecure?: boolean; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
       if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
+      const t = trust(o.serverCert, o.pin, '--server-cert', '--pin');
+      if (t && o.insecure) throw new Error('--insecure with --server-cert/--pin: choose one');
+      if (!t && !o.insecure) throw new Error("refusing to connect without a way to verify the server: give --server-cert FILE or --pin SHA256 (the server's keygen prints both), or --insecure for plain TCP");
+      const security: ClientSecurity = t ? { tls: t } : { insecure: true };
+      if (o.preprocess === 'dealer' && !o.dealer) throw new Error("--preprocess dealer needs the dealer's address: --dealer HOST:PORT");
+      if (o.insecure) warnInsecure('query');
       let label: number | undefined;
       const image = (plan: PublicPlan) => {
         if (o.input) return fileImage(plan, o.input);
@@ -141,8 +265,9 @@ export function registerPiCommands(program: Command): Command {
         label = d.label;
         return d.x;
       };
-      const ch = await connectTcp(o.connect.host, o.connect.port);
-      const r = await runClient(ch, image, { preprocess: o.preprocess, dealer: tcpDealerLink(o.dealer.host, o.dealer.port) });
+      const dl = deadlines(o);
+      const ch = await connectChannel(o.connect.host, o.connect.port, security, { timeoutMs: dl.helloMs ?? DEFAULT_DEADLINES.helloMs });
+      const r = await runClient(ch, image, { preprocess: o.preprocess, dealer: dealerLink(o, null, 'client'), deadlines: dl });
       ch.close();
       const rep = piReport(r), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
@@ -152,14 +277,15 @@ export function registerPiCommands(program: Command): Command {
       }
     });
 
-  modelOptions(pi.command('bench').description('client and server on this machine over loopback TCP, the dealer in process: per-op and per-phase time, bytes, rounds'))
+  modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP), the dealer in process: per-op and per-phase time, bytes, rounds'))
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
     .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
+    .option('--insecure', 'plain TCP instead of TLS between client and server')
     .option('--calibrate <file>', 'write { perRelu_s, perMac_s, perLayer_s } measured here (read by the reduce cost model)')
     .option('--json', 'print JSON')
-    .action(async (o: ModelOpts & { dataset?: string; index: number; data?: string; batch?: number; calibrate?: string; json?: boolean }) => {
+    .action(async (o: ModelOpts & { dataset?: string; index: number; data?: string; batch?: number; insecure?: boolean; calibrate?: string; json?: boolean }) => {
       const model = serverModel(o);
       try {
         const rep = await benchOnce(model, o);
@@ -172,14 +298,23 @@ export function registerPiCommands(program: Command): Command {
   return pi;
 }
 
+let benchIdentity: Promise<TlsIdentity> | null = null;
+
 /**
- * One query against an in-process TCP server on 127.0.0.1 (both parties in this process, one thread), with an
- * in-process dealer (channel pairs to each party; its traffic is reported as preprocessing bytes).
+ * One query against an in-process server on 127.0.0.1 over TLS (or plain TCP with `insecure`; both parties in this
+ * process, one thread), with an in-process dealer (channel pairs to each party; its traffic is reported as
+ * preprocessing bytes).
  */
-export async function benchOnce(model: ServerModel, o: { dataset?: string; index?: number; data?: string; batch?: number; seed?: number }): Promise<PiReport> {
+export async function benchOnce(model: ServerModel, o: { dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean }): Promise<PiReport> {
   const errors: Error[] = [];
   const dealer = new Dealer(model, { onError: (e) => errors.push(e) });
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', batch: o.batch, dealer: dealer.link(), onError: (e) => errors.push(e) });
+  let security: ServerSecurity = { insecure: true }, client: ClientSecurity = { insecure: true };
+  if (!o.insecure) {
+    const id = await (benchIdentity ??= generateIdentity());
+    security = { tls: { cert: id.cert, key: id.key } };
+    client = { tls: { pin: id.fingerprint } };
+  }
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, dealer: dealer.link(), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
@@ -187,7 +322,7 @@ export async function benchOnce(model: ServerModel, o: { dataset?: string; index
       const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) + 0.5) / 4294967296;
       return Float32Array.from({ length: plan.ops[0]!.size }, () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()));
     };
-    const ch = await connectTcp('127.0.0.1', l.port);
+    const ch = await connectChannel('127.0.0.1', l.port, client);
     const r = await runClient(ch, image, { dealer: dealer.link() });
     ch.close();
     if (errors.length) throw errors[0]!;

@@ -2,8 +2,10 @@
 // topological order, with the scale (fractional bits) of every value tracked exactly.
 //
 // - conv (BN folded in; a standalone BN becomes a depthwise 1x1 conv) and fc: secret integer weights of at most
-//   16 bits, quantised per layer with wFrac = min(weightFrac, bits the largest |w| allows) fractional bits; the
-//   output scale is the input scale + wFrac; the bias is quantised at the output scale and added by the server.
+//   16 bits, all at ONE fixed scale of weightFrac fractional bits (a public constant, not taken from the weights, so
+//   that the plan's scales and shifts reveal nothing of any layer's weights); larger weights are clipped, counted and
+//   warned about. The output scale is the input scale + weightFrac; the bias is quantised at the output scale and
+//   added by the server.
 // - add: the input of lower scale is shifted up (exact) to the other's scale.
 // - global / average pooling: a public sum; the 1/area divide is a scale change when area is a power of two,
 //   otherwise it is folded into the next conv/fc's weights.
@@ -17,11 +19,12 @@ import {
   quantize, r64Add, r64FromInts, r64MaxBits, r64Sar, r64Shl, truncClientShare, truncServerShare, type R64,
 } from './fixed.js';
 import { RingConv2d, RingFc, ringChannelSum, type ConvGeometry, type RingLinear } from './linear/ring.js';
+import { malformed } from './transport/errors.js';
 
 export interface FixedPointOptions {
   /** Fractional bits of activations (the scale after every ReLU / culled site and of the input). */
   f: number;
-  /** Most fractional bits of the weights (fewer for a layer whose largest weight needs them). */
+  /** Fractional bits of every layer's weights (one public scale; |w| >= 2^(weightBits - 1 - weightFrac) clips). */
   weightFrac: number;
   /** Weight bit width (signed), <= 16. */
   weightBits: number;
@@ -43,8 +46,8 @@ interface OpBase {
 
 export type PlanOp =
   | (OpBase & { op: 'input' })
-  | (OpBase & { op: 'conv'; input: number; geom: ConvGeometry; wFrac: number })
-  | (OpBase & { op: 'fc'; input: number; inSize: number; wFrac: number })
+  | (OpBase & { op: 'conv'; input: number; geom: ConvGeometry })
+  | (OpBase & { op: 'fc'; input: number; inSize: number })
   | (OpBase & { op: 'add'; inputs: [number, number]; shifts: [number, number] })
   | (OpBase & { op: 'gap'; input: number })
   | (OpBase & { op: 'avgpool'; input: number; geom: ConvGeometry })
@@ -75,33 +78,46 @@ export interface SecretLayer {
   bias: R64;
 }
 
+/** How the weights fitted the fixed scale (server-private: it describes the weights). */
+export interface WeightQuantization {
+  weightFrac: number;
+  /** Largest |w| a weight may have without clipping: (2^(weightBits-1) - 1) / 2^weightFrac. */
+  limit: number;
+  /** Largest |w| of the model (BN folded in, pooling divisors folded in). */
+  maxAbs: number;
+  /** Weights clipped to the limit, over all layers. */
+  clipped: number;
+  layers: { name: string; maxAbs: number; clipped: number; weights: number }[];
+}
+
 export interface ServerModel {
   plan: PublicPlan;
   secret: (SecretLayer | null)[];
   /** Weight clipping and other quantisation notes. */
   warnings: string[];
+  quant: WeightQuantization;
   dispose(): void;
 }
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
-function quantWeights(w: Float32Array | Float64Array, o: FixedPointOptions, name: string, warnings: string[]): { q: Float64Array; frac: number } {
-  const lim = 2 ** (o.weightBits - 1) - 1;
-  let maxAbs = 0;
-  for (const v of w) maxAbs = Math.max(maxAbs, Math.abs(v));
-  let frac = o.weightFrac;
-  if (maxAbs > 0) frac = Math.min(frac, Math.floor(Math.log2(lim / maxAbs)));
-  if (frac < 0) frac = 0;
-  const p = 2 ** frac, q = new Float64Array(w.length);
-  let clipped = 0;
+/** Integer weights at the fixed scale 2^frac; weights beyond the integer range are clipped and counted. */
+function quantWeights(w: Float32Array | Float64Array, o: FixedPointOptions, name: string, q8n: WeightQuantization): Float64Array {
+  const lim = 2 ** (o.weightBits - 1) - 1, p = 2 ** o.weightFrac, q = new Float64Array(w.length);
+  let maxAbs = 0, clipped = 0;
   for (let i = 0; i < w.length; i++) {
-    let v = Math.round(w[i] * p);
+    const a = Math.abs(w[i]!);
+    if (!Number.isFinite(a)) throw new Error(`${name}: weight ${i} is ${w[i]}`);
+    if (a > maxAbs) maxAbs = a;
+    let v = Math.round(w[i]! * p);
     if (v > lim || v < -lim) { clipped++; v = Math.max(-lim, Math.min(lim, v)); }
     q[i] = v;
   }
-  if (clipped) warnings.push(`${name}: ${clipped} weights clipped to +-${lim} at ${frac} fractional bits (largest |w| = ${maxAbs})`);
-  return { q, frac };
+  q8n.layers.push({ name, maxAbs, clipped, weights: w.length });
+  q8n.maxAbs = Math.max(q8n.maxAbs, maxAbs);
+  q8n.clipped += clipped;
+  return q;
 }
 
 function quantBias(b: Float32Array | Float64Array | null, n: number, scale: number, name: string): R64 {
@@ -120,9 +136,12 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
   const fx: FixedPointOptions = { ...defaultFixedPoint, ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => k !== 'input' && v !== undefined)) };
   if (!(fx.weightBits >= 2 && fx.weightBits <= 16)) throw new Error(`fixed point: weightBits ${fx.weightBits} must be in [2, 16]`);
   if (!(fx.f >= 0 && fx.f <= 24)) throw new Error(`fixed point: f ${fx.f} must be in [0, 24]`);
+  if (!(Number.isInteger(fx.weightFrac) && fx.weightFrac >= 0 && fx.weightFrac <= fx.weightBits - 2)) throw new Error(`fixed point: weightFrac ${fx.weightFrac} must be an integer in [0, weightBits - 2 = ${fx.weightBits - 2}]`);
   const nodes = describeNetwork(net);
   const folded = foldBatchNorm(nodes);
   const warnings: string[] = [];
+  const wlim = 2 ** (fx.weightBits - 1) - 1;
+  const quant: WeightQuantization = { weightFrac: fx.weightFrac, limit: wlim / 2 ** fx.weightFrac, maxAbs: 0, clipped: 0, layers: [] };
   const ops: PlanOp[] = [];
   const secret: (SecretLayer | null)[] = [];
   const toPlan = new Map<number, number>();
@@ -163,15 +182,15 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           const wf = (f ? f.weight : m.weight).toFloat32();
           const bf = f ? f.bias.toFloat32() : m.bias ? m.bias.toFloat32() : null;
           const w = Float64Array.from(wf, (v) => v / div);
-          const { q, frac } = quantWeights(w, fx, n.name, warnings);
+          const q = quantWeights(w, fx, n.name, quant);
           const inShape = ops[inp]!.shape;
           const geom: ConvGeometry = {
             inShape: inShape as [number, number, number], outShape: shape as [number, number, number],
             kernel: m.kernel, stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups,
           };
-          const scale = ops[inp]!.scale + frac;
-          toPlan.set(n.id, push({ op: 'conv', name: n.name, input: inp, shape, size, scale, geom, wFrac: frac }, {
-            linear: new RingConv2d(n.name, q, geom), bias: quantBias(bf, shape[0]!, scale, n.name),
+          const scale = ops[inp]!.scale + fx.weightFrac;
+          toPlan.set(n.id, push({ op: 'conv', name: n.name, input: inp, shape, size, scale, geom }, {
+            linear: new RingConv2d(n.name, q, geom, wlim), bias: quantBias(bf, shape[0]!, scale, n.name),
           }));
           break;
         }
@@ -190,11 +209,11 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
             w[i] = g[i] / Math.sqrt(v[i] + m.eps);
             bias[i] = b[i] - mu[i] * w[i];
           }
-          const { q, frac } = quantWeights(w, fx, n.name, warnings);
+          const q = quantWeights(w, fx, n.name, quant);
           const geom: ConvGeometry = { inShape: shape as [number, number, number], outShape: shape as [number, number, number], kernel: 1, stride: 1, padding: 0, dilation: 1, groups: c };
-          const scale = ops[inp]!.scale + frac;
-          toPlan.set(n.id, push({ op: 'conv', name: n.name, input: inp, shape, size, scale, geom, wFrac: frac }, {
-            linear: new RingConv2d(n.name, q, geom), bias: quantBias(bias, c, scale, n.name),
+          const scale = ops[inp]!.scale + fx.weightFrac;
+          toPlan.set(n.id, push({ op: 'conv', name: n.name, input: inp, shape, size, scale, geom }, {
+            linear: new RingConv2d(n.name, q, geom, wlim), bias: quantBias(bias, c, scale, n.name),
           }));
           break;
         }
@@ -202,10 +221,10 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           const inp = src(n), m = n.module as Linear;
           const div = takeDiv(inp, n.name);
           const w = Float64Array.from(m.weight.toFloat32(), (x) => x / div);
-          const { q, frac } = quantWeights(w, fx, n.name, warnings);
-          const inSize = ops[inp]!.size, scale = ops[inp]!.scale + frac;
-          toPlan.set(n.id, push({ op: 'fc', name: n.name, input: inp, inSize, shape, size, scale, wFrac: frac }, {
-            linear: new RingFc(n.name, q, inSize, size), bias: quantBias(m.bias ? m.bias.toFloat32() : null, size, scale, n.name),
+          const q = quantWeights(w, fx, n.name, quant);
+          const inSize = ops[inp]!.size, scale = ops[inp]!.scale + fx.weightFrac;
+          toPlan.set(n.id, push({ op: 'fc', name: n.name, input: inp, inSize, shape, size, scale }, {
+            linear: new RingFc(n.name, q, inSize, size, wlim), bias: quantBias(m.bias ? m.bias.toFloat32() : null, size, scale, n.name),
           }));
           break;
         }
@@ -222,8 +241,9 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           checkNoDiv(inp, n);
           const s = ops[inp]!.scale, shift = Math.max(0, s - fx.f);
           if (n.enabled) {
-            const width = Math.min(64, s + fx.reluIntBits + 1);
-            if (width < shift + 2) throw new Error(`plan: ReLU ${n.site}: circuit width ${width} too small for shift ${shift}`);
+            const width = s + fx.reluIntBits + 1;
+            if (width > 64) throw new Error(`plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`);
+            if (width < shift + 2) throw new Error(`plan: ReLU site ${n.site}: circuit width ${width} too small for shift ${shift}`);
             toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, shape, size, scale: s - shift }));
           } else {
             toPlan.set(n.id, push({ op: 'cull', name: n.site!, input: inp, shift, shape, size, scale: s - shift }));
@@ -268,8 +288,12 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
   } finally {
     for (const f of folded) { f.weight.dispose(); f.bias.dispose(); }
   }
+  if (quant.clipped) {
+    warnings.push(`${quant.clipped} weights clipped to +-${quant.limit} (the fixed scale of ${fx.weightFrac} fractional bits in ${fx.weightBits} bits; largest |w| = ${quant.maxAbs.toPrecision(4)}): ` +
+      quant.layers.filter((l) => l.clipped).map((l) => `${l.name} ${l.clipped}/${l.weights}`).join(', '));
+  }
   const plan = finishPlan(net.spec.arch, fx, ops, opts.input ?? { mean: [], std: [] });
-  return { plan, secret, warnings, dispose: () => { for (const s of secret) s?.linear.dispose(); } };
+  return { plan, secret, warnings, quant, dispose: () => { for (const s of secret) s?.linear.dispose(); } };
 }
 
 function finishPlan(arch: string, fixed: FixedPointOptions, ops: PlanOp[], input: PublicPlan['input']): PublicPlan {
@@ -285,17 +309,200 @@ function finishPlan(arch: string, fixed: FixedPointOptions, ops: PlanOp[], input
   return { ...body, digest };
 }
 
-/** Checks a plan received from a peer (structure and digest) so that malformed plans fail with a clear error. */
-export function checkPlan(p: unknown, what: string): PublicPlan {
-  const bad = (why: string): never => { throw new Error(`${what}: malformed plan: ${why}`); };
-  if (!p || typeof p !== 'object') bad('not an object');
-  const plan = p as PublicPlan;
-  if (plan.format !== 'deepreduce-pi-plan') bad(`format '${String(plan.format)}'`);
-  if (!Array.isArray(plan.ops) || !plan.ops.length || plan.ops[0]!.op !== 'input') bad('ops must start with the input');
-  const { digest, ...body } = plan;
+/**
+ * Bounds on a plan received from a peer, so that a hostile server cannot make the client allocate or compute without
+ * bound: the client holds a ring share (8 bytes) of every op's output and, with garbled ReLUs, their tables until
+ * online. Defaults admit ResNet-18/WRN-sized networks at 64x64 with room to spare.
+ */
+export interface PlanBounds {
+  maxOps: number;
+  /** Elements of one op's output. */
+  maxOpElements: number;
+  /** Elements over all ops (the client keeps a share of each: 8 bytes per element). */
+  maxTotalElements: number;
+  /** Kept ReLUs. */
+  maxRelus: number;
+  /** Channels, height and width of any shape; kernel size. */
+  maxDim: number;
+  maxKernel: number;
+}
+
+export const DEFAULT_PLAN_BOUNDS: PlanBounds = {
+  maxOps: 4096, maxOpElements: 1 << 24, maxTotalElements: 1 << 26, maxRelus: 1 << 23, maxDim: 65536, maxKernel: 31,
+};
+
+const OP_KEYS: Record<PlanOp['op'], string[]> = {
+  input: [],
+  conv: ['input', 'geom'],
+  fc: ['input', 'inSize'],
+  add: ['inputs', 'shifts'],
+  gap: ['input'],
+  avgpool: ['input', 'geom'],
+  flatten: ['input'],
+  relu: ['input', 'width', 'shift'],
+  cull: ['input', 'shift'],
+};
+const BASE_KEYS = ['op', 'name', 'shape', 'size', 'scale'];
+const GEOM_KEYS = ['inShape', 'outShape', 'kernel', 'stride', 'padding', 'dilation', 'groups'];
+
+const convOut = (n: number, k: number, s: number, p: number, d: number) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
+
+/**
+ * Checks a plan received from a peer: every field's type and range, op references pointing backwards, shapes and
+ * scales consistent with the ops (the fixed-point rules of compilePlan: one weight scale, exact shifts, ReLU widths
+ * within 64 bits), sizes within `bounds`, totals and digest. Throws MALFORMED naming the op and field.
+ */
+export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT_PLAN_BOUNDS): PublicPlan {
+  const bad = (why: string): never => { throw malformed(`${what}: malformed plan: ${why}`); };
+  const obj = (v: unknown, w: string): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : bad(`${w} is not an object`));
+  const keys = (o: Record<string, unknown>, allowed: string[], w: string) => {
+    for (const k of Object.keys(o)) if (!allowed.includes(k)) bad(`${w} has an unexpected field '${k.slice(0, 40)}'`);
+  };
+  const int = (v: unknown, lo: number, hi: number, w: string): number =>
+    (typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi ? v : bad(`${w} = ${JSON.stringify(v)?.slice(0, 40)} is not an integer in [${lo}, ${hi}]`));
+  const str = (v: unknown, max: number, w: string): string => (typeof v === 'string' && v.length <= max ? v : bad(`${w} is not a string of at most ${max} characters`));
+  const arr = (v: unknown, lo: number, hi: number, w: string): unknown[] => (Array.isArray(v) && v.length >= lo && v.length <= hi ? v : bad(`${w} is not an array of ${lo}..${hi} entries`));
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+  const plan = obj(p, 'the plan');
+  keys(plan, ['format', 'arch', 'fixed', 'ops', 'input', 'relus', 'culledSites', 'macs', 'digest'], 'the plan');
+  if (plan.format !== 'deepreduce-pi-plan') bad(`format '${String(plan.format).slice(0, 40)}'`);
+  str(plan.arch, 64, 'arch');
+  const fx = obj(plan.fixed, 'fixed');
+  keys(fx, ['f', 'weightFrac', 'weightBits', 'reluIntBits'], 'fixed');
+  const f = int(fx.f, 0, 24, 'fixed.f'), weightBits = int(fx.weightBits, 2, 16, 'fixed.weightBits');
+  const weightFrac = int(fx.weightFrac, 0, weightBits - 2, 'fixed.weightFrac'), reluIntBits = int(fx.reluIntBits, 1, 62, 'fixed.reluIntBits');
+  const ops = arr(plan.ops, 1, bounds.maxOps, 'ops');
+  let total = 0, relus = 0, culled = 0, macs = 0;
+  const checked: PlanOp[] = [];
+  ops.forEach((raw, i) => {
+    const o = obj(raw, `op ${i}`);
+    const kind = o.op as PlanOp['op'];
+    if (typeof kind !== 'string' || !Object.prototype.hasOwnProperty.call(OP_KEYS, kind)) bad(`op ${i}: unknown op ${JSON.stringify(o.op)?.slice(0, 40)}`);
+    const w = `op ${i} (${kind})`;
+    keys(o, [...BASE_KEYS, ...OP_KEYS[kind]], w);
+    str(o.name, 256, `${w}.name`);
+    const shape = arr(o.shape, 1, 3, `${w}.shape`).map((d, k) => int(d, 1, bounds.maxDim, `${w}.shape[${k}]`));
+    const size = int(o.size, 1, bounds.maxOpElements, `${w}.size`);
+    if (shape.reduce((a, b) => a * b, 1) !== size) bad(`${w}: size ${size} is not the product of shape [${shape}]`);
+    total += size;
+    if (total > bounds.maxTotalElements) bad(`more than ${bounds.maxTotalElements} elements over all ops (at op ${i})`);
+    const scale = int(o.scale, 0, 62, `${w}.scale`);
+    if ((i === 0) !== (kind === 'input')) bad(`${w}: the input must be op 0 and only op 0`);
+    const ref = (v: unknown, k: string): PlanOp => checked[int(v, 0, i - 1, `${w}.${k}`)]!;
+    const geom = (v: unknown, inShape: number[], groupsOf?: number): ConvGeometry => {
+      const g = obj(v, `${w}.geom`);
+      keys(g, GEOM_KEYS, `${w}.geom`);
+      const kernel = int(g.kernel, 1, bounds.maxKernel, `${w}.geom.kernel`), stride = int(g.stride, 1, bounds.maxKernel, `${w}.geom.stride`);
+      const padding = int(g.padding, 0, bounds.maxKernel, `${w}.geom.padding`), dilation = int(g.dilation, 1, bounds.maxKernel, `${w}.geom.dilation`);
+      const gin = arr(g.inShape, 3, 3, `${w}.geom.inShape`) as number[], gout = arr(g.outShape, 3, 3, `${w}.geom.outShape`) as number[];
+      if (inShape.length !== 3 || !same(gin, inShape)) bad(`${w}: geom.inShape [${gin}] is not its input's shape [${inShape}]`);
+      if (!same(gout, shape)) bad(`${w}: geom.outShape [${gout}] is not its shape [${shape}]`);
+      const groups = int(g.groups, 1, bounds.maxDim, `${w}.geom.groups`);
+      if (inShape[0]! % groups || shape[0]! % groups) bad(`${w}: ${groups} groups do not divide ${inShape[0]} -> ${shape[0]} channels`);
+      if (groupsOf !== undefined && (groups !== groupsOf || shape[0] !== inShape[0])) bad(`${w}: pooling must keep the ${inShape[0]} channels, one group each`);
+      const oh = convOut(inShape[1]!, kernel, stride, padding, dilation), ow = convOut(inShape[2]!, kernel, stride, padding, dilation);
+      if (oh !== shape[1] || ow !== shape[2]) bad(`${w}: kernel ${kernel}, stride ${stride}, padding ${padding}, dilation ${dilation} on [${inShape}] give ${oh}x${ow}, not [${shape}]`);
+      return { inShape: gin as ConvGeometry['inShape'], outShape: gout as ConvGeometry['outShape'], kernel, stride, padding, dilation, groups };
+    };
+    const base = { name: o.name as string, shape, size, scale };
+    let op: PlanOp;
+    switch (kind) {
+      case 'input':
+        if (shape.length !== 3) bad(`${w}: the input shape [${shape}] is not CHW`);
+        if (scale !== f) bad(`${w}: scale ${scale} is not f = ${f}`);
+        op = { op: 'input', ...base };
+        break;
+      case 'conv': {
+        const x = ref(o.input, 'input');
+        const g = geom(o.geom, x.shape);
+        if (scale !== x.scale + weightFrac) bad(`${w}: scale ${scale} is not its input's ${x.scale} + weightFrac ${weightFrac}`);
+        macs += size * (g.inShape[0] / g.groups) * g.kernel ** 2;
+        op = { op: 'conv', ...base, input: o.input as number, geom: g };
+        break;
+      }
+      case 'fc': {
+        const x = ref(o.input, 'input');
+        if (int(o.inSize, 1, bounds.maxOpElements, `${w}.inSize`) !== x.size) bad(`${w}: inSize ${String(o.inSize)} is not its input's size ${x.size}`);
+        if (shape.length !== 1) bad(`${w}: shape [${shape}] is not a vector`);
+        if (scale !== x.scale + weightFrac) bad(`${w}: scale ${scale} is not its input's ${x.scale} + weightFrac ${weightFrac}`);
+        macs += size * x.size;
+        op = { op: 'fc', ...base, input: o.input as number, inSize: x.size };
+        break;
+      }
+      case 'add': {
+        const ins = arr(o.inputs, 2, 2, `${w}.inputs`), sh = arr(o.shifts, 2, 2, `${w}.shifts`);
+        const a = ref(ins[0], 'inputs[0]'), b = ref(ins[1], 'inputs[1]');
+        if (!same(a.shape, shape) || !same(b.shape, shape)) bad(`${w}: inputs of shapes [${a.shape}] and [${b.shape}] for [${shape}]`);
+        const s0 = Math.max(a.scale, b.scale);
+        if (scale !== s0 || sh[0] !== s0 - a.scale || sh[1] !== s0 - b.scale) bad(`${w}: scale ${scale} / shifts ${JSON.stringify(sh)} do not align input scales ${a.scale} and ${b.scale}`);
+        op = { op: 'add', ...base, inputs: [ins[0] as number, ins[1] as number], shifts: [sh[0] as number, sh[1] as number] };
+        break;
+      }
+      case 'gap': {
+        const x = ref(o.input, 'input');
+        if (x.shape.length !== 3 || !same(shape, [x.shape[0]!, 1, 1])) bad(`${w}: shape [${shape}] for an input of [${x.shape}]`);
+        const area = x.shape[1]! * x.shape[2]!;
+        if (scale !== x.scale + (isPow2(area) ? Math.log2(area) : 0)) bad(`${w}: scale ${scale} for an area of ${area} at scale ${x.scale}`);
+        op = { op: 'gap', ...base, input: o.input as number };
+        break;
+      }
+      case 'avgpool': {
+        const x = ref(o.input, 'input');
+        const g = geom(o.geom, x.shape, x.shape[0]);
+        if (scale !== x.scale + (isPow2(g.kernel ** 2) ? Math.log2(g.kernel ** 2) : 0)) bad(`${w}: scale ${scale} for a ${g.kernel}x${g.kernel} pool at scale ${x.scale}`);
+        op = { op: 'avgpool', ...base, input: o.input as number, geom: g };
+        break;
+      }
+      case 'flatten': {
+        const x = ref(o.input, 'input');
+        if (shape.length !== 1 || size !== x.size || scale !== x.scale) bad(`${w}: [${shape}] at scale ${scale} is not its input [${x.shape}] at ${x.scale} flattened`);
+        op = { op: 'flatten', ...base, input: o.input as number };
+        break;
+      }
+      case 'relu':
+      case 'cull': {
+        const x = ref(o.input, 'input');
+        if (!same(shape, x.shape)) bad(`${w}: shape [${shape}] is not its input's [${x.shape}]`);
+        const shift = int(o.shift, 0, 62, `${w}.shift`);
+        if (shift !== Math.max(0, x.scale - f) || scale !== x.scale - shift) bad(`${w}: shift ${shift} / scale ${scale} do not bring scale ${x.scale} to f = ${f}`);
+        if (kind === 'cull') {
+          culled++;
+          op = { op: 'cull', ...base, input: o.input as number, shift };
+          break;
+        }
+        const width = int(o.width, 2, 64, `${w}.width`);
+        if (width !== x.scale + reluIntBits + 1) bad(`${w}: width ${width} is not scale ${x.scale} + ${reluIntBits} integer bits + sign`);
+        if (width < shift + 2) bad(`${w}: width ${width} too small for shift ${shift}`);
+        relus += size;
+        if (relus > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
+        op = { op: 'relu', ...base, input: o.input as number, width, shift };
+        break;
+      }
+    }
+    checked.push(op);
+  });
+  const inp = checked[0]!, last = checked[checked.length - 1]!;
+  const input = obj(plan.input, 'input');
+  keys(input, ['mean', 'std', 'padFrom', 'dataset', 'classNames'], 'input');
+  const c = inp.shape[0]!;
+  // mean/std: one per input channel, or none (a plan without normalisation, e.g. random weights in tests).
+  const nums = (v: unknown, w: string, pos: boolean) => arr(v, 0, c, w).forEach((x, k, all) => {
+    if (all.length !== c) bad(`${w} has ${all.length} entries for ${c} channels`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || (pos && !(x > 0))) bad(`${w}[${k}] = ${JSON.stringify(x)} is not a ${pos ? 'positive ' : ''}finite number`);
+  });
+  nums(input.mean, 'input.mean', false);
+  nums(input.std, 'input.std', true);
+  if (input.padFrom !== undefined) int(input.padFrom, 1, inp.shape[1]!, 'input.padFrom');
+  if (input.dataset !== undefined) str(input.dataset, 64, 'input.dataset');
+  if (input.classNames !== undefined) arr(input.classNames, last.size, last.size, 'input.classNames').forEach((n, k) => str(n, 256, `input.classNames[${k}]`));
+  if (plan.relus !== relus || plan.culledSites !== culled || plan.macs !== macs) {
+    bad(`totals (relus ${String(plan.relus)}, culled sites ${String(plan.culledSites)}, MACs ${String(plan.macs)}) do not match the ops (${relus}, ${culled}, ${macs})`);
+  }
+  const { digest, ...body } = plan as unknown as PublicPlan;
   const d = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
-  if (d !== digest) bad(`digest ${digest} does not match its content (${d})`);
-  return plan;
+  if (d !== digest) bad(`digest ${String(digest).slice(0, 40)} does not match its content (${d})`);
+  return plan as unknown as PublicPlan;
 }
 
 /** Public ring ops of a plan (pooling) that both parties apply to their own shares. */
@@ -362,6 +569,8 @@ export interface ReferenceResult {
   reluBits: { op: number; name: string; bits: number; width: number }[];
   /** Per culled op with truncation: log2 of the largest |x| (local truncation fails with probability ~2^(bits+1-64)). */
   cullBits: { op: number; name: string; bits: number }[];
+  /** Every op's output in the clear, in plan order. */
+  values: R64[];
 }
 
 /** The fixed-point plaintext reference: the plan's integer arithmetic in the clear, with exact truncations. */
@@ -402,7 +611,7 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
   const logits = new Float64Array(out.lo.length);
   const p = 2 ** -last.scale;
   for (let i = 0; i < logits.length; i++) logits[i] = ((out.hi[i]! | 0) * 4294967296 + out.lo[i]!) * p;
-  return { out, logits, reluBits, cullBits };
+  return { out, logits, reluBits, cullBits, values: vals };
 }
 
 /** y + bias[channel] for a CHW tensor (bias one ring value per channel). */

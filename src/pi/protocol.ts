@@ -18,24 +18,48 @@
 //            C and S); per ReLU batch C OT matrix, S garbled tables (no decode bits)
 //   online:  C input share; per ReLU op S labels of a (one message, a part per batch), C colour bits;
 //            S output share; S its per-op report (JSON)
-import { randomBytes } from 'node:crypto';
+// Every state has a frame limit (a small one before the hello / the plan, then the largest message the plan and
+// options imply, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
+// that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).
 import { performance } from 'node:perf_hooks';
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
-import { listenTcp, type TcpListener } from './transport/tcp.js';
-import {
-  dequantize, quantize, r64Add, r64FromBytes, r64Random, r64Sub, r64ToBytes, type R64,
-} from './fixed.js';
-import { addChannelBias, checkPlan, localOp, PublicOps, type PublicPlan, type ServerModel } from './plan.js';
+import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
+import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
+import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { makePreprocessor, type LinearShape, type PreprocessContext, type Preprocessor } from './linear/index.js';
-import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
+import { checkSessionId, joinDealer, linearShapes, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
 import { makeReluProtocol } from './relu/registry.js';
-import type { ReluSite } from './relu/index.js';
-import { guarded, recvChecked, recvJsonChecked } from './wire.js';
+import type { ReluClient, ReluServer, ReluSite } from './relu/index.js';
+import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
+import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 
-export const PROTOCOL = 'deepreduce-pi/3'; // 3: the hello names the ReLU protocol
+export const PROTOCOL = 'deepreduce-pi/4'; // 4: coded error frames, one weight scale, per-state limits
 
 export type Phase = 'setup' | 'offline' | 'online';
+
+/** Deadlines of a session, in milliseconds (each phase from its start; idle: any wait for the peer's next bytes). */
+export interface Deadlines {
+  /** Server: from the connection to the client's hello (TLS handshake: the listener's own deadline of the same length).
+   *  Client: from connecting to the plan. */
+  helloMs: number;
+  /** Plan, dealer join, base OTs. */
+  setupMs: number;
+  /** The input-independent phase (preprocessing, garbling and OT for every ReLU). */
+  offlineMs: number;
+  /** From the end of the offline phase to the result (the server waits here for the client's input). */
+  onlineMs: number;
+  /** A wait for the peer with no byte arriving. */
+  idleMs: number;
+}
+
+export const DEFAULT_DEADLINES: Deadlines = { helloMs: 10_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000 };
+
+/** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
+export const HELLO_MAX_BYTES = 4096;
+export const PLAN_MAX_BYTES = 1 << 20;
+/** Largest ReLU batch a client accepts from a server (it sizes the garbled-tables messages). */
+export const MAX_BATCH = 1 << 20;
 
 export interface StatEntry {
   phase: Phase;
@@ -54,14 +78,56 @@ export interface StatEntry {
   prepRecv: number;
 }
 
+/** A party's memory for its session: peaks of what its channels buffered and of the protocol state it held. */
+export interface SessionMemory {
+  /** Bytes received and not yet read, at the peak (all of the session's channels). */
+  peakBufferedIn: number;
+  /** Bytes written and not yet sent, at the peak. */
+  peakBufferedOut: number;
+  /** Protocol state held (shares of every value, preprocessing, the ReLU protocol's kept material), at the peak. */
+  peakHeldBytes: number;
+  /** The phase in which the held state peaked. */
+  peakHeldIn: Phase;
+}
+
 export interface PartyReport {
   role: 'server' | 'client';
   entries: StatEntry[];
   /** Wall time per phase as this party saw it, its bytes / rounds with the other party, and its dealer bytes. */
   phases: Record<Phase, { ms: number; bytesSent: number; bytesRecv: number; rounds: number; prepSent: number; prepRecv: number }>;
+  memory: SessionMemory;
 }
 
 const noStats: ChannelStats = { bytesSent: 0, bytesRecv: 0, msgsSent: 0, msgsRecv: 0, rounds: 0 };
+
+const r64Bytes = (vs: readonly (R64 | null | undefined)[]): number => vs.reduce((a, v) => a + (v ? 8 * v.lo.length : 0), 0);
+
+/** A session in progress, as its server sees it (servePi lists them; the log and the report take their peaks). */
+export class SessionState {
+  phase: Phase | 'hello' = 'hello';
+  readonly startedAt = Date.now();
+  /** Protocol state held now (bytes), set by the session as it goes. */
+  heldBytes = 0;
+  peakHeldBytes = 0;
+  peakHeldIn: Phase = 'setup';
+  readonly channels: Channel[] = [];
+  constructor(readonly peer: string) {}
+  /** Bytes buffered now on the session's channels (received unread, written unsent). */
+  buffered(): { in: number; out: number } {
+    let i = 0, o = 0;
+    for (const c of this.channels) { const m = c.memory(); i += m.bufferedIn; o += m.bufferedOut; }
+    return { in: i, out: o };
+  }
+  hold(bytes: number): void {
+    this.heldBytes = bytes;
+    if (bytes > this.peakHeldBytes && this.phase !== 'hello') { this.peakHeldBytes = bytes; this.peakHeldIn = this.phase; }
+  }
+  memory(): SessionMemory {
+    let pi = 0, po = 0;
+    for (const c of this.channels) { const m = c.memory(); pi += m.peakIn; po += m.peakOut; }
+    return { peakBufferedIn: pi, peakBufferedOut: po, peakHeldBytes: this.peakHeldBytes, peakHeldIn: this.peakHeldIn };
+  }
+}
 
 class Recorder {
   readonly entries: StatEntry[] = [];
@@ -69,14 +135,16 @@ class Recorder {
   readonly phases = {} as PartyReport['phases'];
   /** This party's channel to the dealer, once open (its traffic is counted apart). */
   dealer: Channel | null = null;
-  constructor(private readonly ch: Channel, readonly role: 'server' | 'client') {}
+  constructor(private readonly ch: Channel, readonly role: 'server' | 'client', private readonly state: SessionState, private readonly held: () => number) {}
   private dstats(): ChannelStats {
     return this.dealer ? this.dealer.stats() : noStats;
   }
   begin(p: Phase): void {
+    this.state.phase = p;
     this.phaseStart.set(p, { t: performance.now(), s: this.ch.stats(), d: this.dstats() });
   }
   end(p: Phase): void {
+    this.state.hold(this.held());
     const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s), dd = diffStats(this.dstats(), b.d);
     this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv };
   }
@@ -88,11 +156,41 @@ class Recorder {
       phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
       relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv,
     });
+    this.state.hold(this.held());
     return r;
   }
   report(): PartyReport {
-    return { role: this.role, entries: this.entries, phases: this.phases };
+    return { role: this.role, entries: this.entries, phases: this.phases, memory: this.state.memory() };
   }
+}
+
+/** Arms one deadline at a time; when it passes, every channel of the session fails with TIMEOUT. */
+class PhaseClock {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  constructor(private readonly role: string, private readonly state: SessionState) {}
+  enter(what: string, ms: number): void {
+    this.stop();
+    this.timer = setTimeout(() => {
+      const err = new PiError('TIMEOUT', `${this.role}: ${what} took longer than its deadline of ${(ms / 1e3).toFixed(1)} s`);
+      for (const c of this.state.channels) c.abort(err);
+    }, ms);
+  }
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Test and monitoring hooks of a session (none changes what is sent). */
+export interface SessionHooks {
+  /** Each phase as it starts ('hello' first), and 'done'. */
+  onPhase?(phase: Phase | 'hello' | 'done'): void;
+  /** The ReLU protocol's half of this session, once set up. */
+  onRelu?(half: ReluServer | ReluClient): void;
+  /** Each op's share in plan order: the server's online shares, the client's offline shares. */
+  onValue?(op: number, value: R64): void;
+  /** The session's live state (servePi lists these). */
+  onStart?(state: SessionState): void;
 }
 
 export interface SessionOptions {
@@ -104,6 +202,22 @@ export interface SessionOptions {
   batch?: number;
   /** This party's link to the dealer (needed by `--preprocess dealer`). */
   dealer?: DealerLink;
+  deadlines?: Partial<Deadlines>;
+  hooks?: SessionHooks;
+}
+
+export interface ServerSessionOptions extends SessionOptions {
+  /** The server's coins (default: the system CSPRNG). */
+  random?: ServerRandomness;
+  /** Admission past the hello: returns a release function, or null when the server is full (BUSY). */
+  admit?: () => (() => void) | null;
+}
+
+export interface ClientSessionOptions extends SessionOptions {
+  /** The client's masks and coins (default: the system CSPRNG). */
+  random?: ClientRandomness;
+  /** Bounds on the plan a server may send (default DEFAULT_PLAN_BOUNDS). */
+  planBounds?: PlanBounds;
 }
 
 const DEFAULT_BATCH = 16384;
@@ -129,50 +243,113 @@ const reluSite = (plan: PublicPlan, i: number): ReluSite => {
   return { op: i, name: o.name, size: o.size, width: o.width, shift: o.shift };
 };
 
+const reluSites = (plan: PublicPlan): ReluSite[] => plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : []));
+
+/** Upper bound on the server's report (JSON): a few entries per op, names of at most 256 characters. */
+const reportMaxBytes = (plan: PublicPlan): number => 2048 * (2 * plan.ops.length + 8);
+
+/**
+ * The largest message each way of a session with this plan and options: the frame limits once the plan is known.
+ * An error frame always fits.
+ */
+export function sessionLimits(plan: PublicPlan, batch: number, relu: string, preprocess: string): { toServer: number; toClient: number } {
+  const rl = makeReluProtocol(relu).maxMessageBytes(reluSites(plan), { batch });
+  const pl = makePreprocessor(preprocess).maxMessageBytes(linearShapes(plan));
+  const last = plan.ops[plan.ops.length - 1]!;
+  return {
+    toServer: Math.max(ERROR_FRAME_MAX, rl.toServer, pl.toServer, 8 * plan.ops[0]!.size),
+    toClient: Math.max(ERROR_FRAME_MAX, rl.toClient, pl.toClient, 8 * last.size, reportMaxBytes(plan)),
+  };
+}
+
+/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered. */
+const limitsFor = (max: number, state: string) => ({ maxFrameBytes: max, maxBufferedBytes: 2 * max + 65536, state });
+
 function needDealer(o: SessionOptions): DealerLink {
   if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
   return o.dealer;
 }
 
+function checkHello(h: unknown): Hello {
+  if (!h || typeof h !== 'object' || Array.isArray(h)) throw malformed('client hello: not a JSON object');
+  const o = h as Record<string, unknown>;
+  if (o.protocol !== PROTOCOL) throw new PiError('PROTOCOL', `client speaks protocol '${String(o.protocol).slice(0, 40)}', expected '${PROTOCOL}'`);
+  for (const k of Object.keys(o)) if (!['protocol', 'preprocess', 'relu', 'session'].includes(k)) throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
+  if (typeof o.preprocess !== 'string' || typeof o.relu !== 'string') throw malformed('client hello: preprocess and relu must be names');
+  return { protocol: PROTOCOL, preprocess: o.preprocess, relu: o.relu, session: checkSessionId(o.session, 'client hello') };
+}
+
+function named<T>(what: string, make: () => T): T {
+  try {
+    return make();
+  } catch (e) {
+    throw new PiError('PROTOCOL', `${what}: ${(e as Error).message}`);
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ server
 
 /** Serves one client session on `ch`; returns the server's report. Throws (after telling the peer) on any fault. */
-export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions = {}): Promise<PartyReport> {
+export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOptions = {}): Promise<PartyReport> {
+  const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
+  const state = new SessionState(ch0.name);
+  state.channels.push(ch0);
+  o.hooks?.onStart?.(state);
+  const clock = new PhaseClock('server', state);
+  ch0.setLimits({ ...limitsFor(HELLO_MAX_BYTES, 'before the hello'), idleMs: dl.idleMs });
+  clock.enter('the hello', dl.helloMs);
+  o.hooks?.onPhase?.('hello');
+  let release: (() => void) | null = null;
   return guarded(ch0, 'server', async (ch, adopt) => {
     const { plan, secret } = model;
-    const rec = new Recorder(ch, 'server');
     const batch = o.batch ?? DEFAULT_BATCH;
-    rec.begin('setup');
-    const hello = await recvJsonChecked<Hello>(ch, 'hello');
-    if (!hello || hello.protocol !== PROTOCOL) throw new Error(`client speaks protocol '${String(hello?.protocol)}', expected '${PROTOCOL}'`);
-    const prep: Preprocessor = makePreprocessor(hello.preprocess);
-    if (o.preprocess && o.preprocess !== prep.name) throw new Error(`client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
-    const reluProto = makeReluProtocol(hello.relu);
-    if (o.relu && o.relu !== reluProto.name) throw new Error(`client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
-    const session = checkSessionId(hello.session, 'client hello');
-    ch.sendJson({ plan, batch });
-    const ctx: PreprocessContext = { peer: ch, dealer: null };
-    if (prep.needsDealer) {
-      ctx.dealer = rec.dealer = adopt(await joinDealer(needDealer(o), 'server', session, { plan, weights: modelFingerprint(model) }));
+    const prepS: (R64 | null)[] = plan.ops.map(() => null);
+    const vals: R64[] = [];
+    let relu: ReluServer | null = null;
+    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + r64Bytes(prepS) + r64Bytes(vals));
+    const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
+    const prep: Preprocessor = named('client hello', () => makePreprocessor(hello.preprocess));
+    if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
+    const reluProto = named('client hello', () => makeReluProtocol(hello.relu));
+    if (o.relu && o.relu !== reluProto.name) throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
+    if (o.admit) {
+      release = o.admit();
+      if (!release) throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running');
     }
-    const relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.server(ch, { batch }));
+    const lim = sessionLimits(plan, batch, reluProto.name, prep.name);
+    ch.setLimits(limitsFor(lim.toServer, 'in a session'));
+    clock.enter('the setup phase', dl.setupMs);
+    rec.begin('setup');
+    o.hooks?.onPhase?.('setup');
+    ch.sendJson({ plan, batch });
+    const random = o.random ?? serverRandomness();
+    const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
+    if (prep.needsDealer) {
+      const d = await joinDealer(needDealer(o), 'server', hello.session, { plan, weights: modelFingerprint(model) }, dl.idleMs);
+      state.channels.push(d);
+      ctx.dealer = rec.dealer = adopt(d);
+    }
+    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.server(ch, { batch, random }));
+    o.hooks?.onRelu?.(relu);
     rec.end('setup');
 
+    clock.enter('the offline phase', dl.offlineMs);
     rec.begin('offline');
-    const prepS: (R64 | null)[] = plan.ops.map(() => null);
+    o.hooks?.onPhase?.('offline');
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'conv' || op.op === 'fc') {
         prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear));
       } else if (op.op === 'relu') {
-        await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu.offline(reluSite(plan, i)));
+        await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i)));
       }
     }
     rec.end('offline');
 
+    clock.enter('the online phase', dl.onlineMs);
     rec.begin('online');
+    o.hooks?.onPhase?.('online');
     const pub = new PublicOps(plan);
-    const vals: R64[] = [];
     try {
       for (let i = 0; i < plan.ops.length; i++) {
         const op = plan.ops[i]!;
@@ -183,41 +360,85 @@ export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions 
           vals.push(await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
             const s = secret[i]!;
             const y = s.linear.apply(vals[op.input]!);
-            return r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
+            const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
+            prepS[i] = null;
+            return v;
           }));
         } else if (op.op === 'relu') {
-          vals.push(await rec.step('online', i, op.name, 'relu', { relus: op.size }, () => relu.online(reluSite(plan, i), vals[op.input]!)));
+          vals.push(await rec.step('online', i, op.name, 'relu', { relus: op.size }, () => relu!.online(reluSite(plan, i), vals[op.input]!)));
         } else {
           vals.push(localOp(pub, i, vals, 'server'));
         }
+        o.hooks?.onValue?.(i, vals[i]!);
       }
     } finally {
       pub.dispose();
     }
     await rec.step('online', -1, 'output', 'output', {}, () => ch.send(r64ToBytes(vals[vals.length - 1]!)));
     rec.end('online');
+    o.hooks?.onPhase?.('done');
     const report = rec.report();
     ch.sendJson(report);
     await ch.flush();
     return report;
+  }).finally(() => {
+    clock.stop();
+    release?.();
   });
 }
 
-export interface ServeOptions extends SessionOptions {
+export interface ServeOptions extends ServerSessionOptions {
   port: number;
+  /** Listen address (default 127.0.0.1). */
   host?: string;
+  /** TLS (certificate and key), or plain TCP only when `{ insecure: true }` is given. */
+  security: ServerSecurity;
+  /** Sessions past the hello at once; more are refused with BUSY (default 4). */
+  maxSessions?: number;
+  /** Connections that have not yet sent their hello (default 64); more are closed at once. */
+  maxPending?: number;
   onSession?: (r: PartyReport, ch: Channel) => void;
   onError?: (e: Error, ch: Channel) => void;
+  /** A connection refused before it became a session (TLS handshake failed, too many connections). */
+  onRefused?: (why: string) => void;
 }
 
-/** Serves clients concurrently over TCP; a failing session is reported and closed, the listener goes on. */
-export function servePi(model: ServerModel, o: ServeOptions): Promise<TcpListener> {
+export interface PiServer extends TcpListener {
+  /** Sessions in progress (including connections still in their hello). */
+  sessions(): SessionState[];
+}
+
+export const DEFAULT_MAX_SESSIONS = 4;
+export const DEFAULT_MAX_PENDING = 64;
+
+/** Serves clients concurrently over TLS (or TCP); a failing session is reported and closed, the listener goes on. */
+export async function servePi(model: ServerModel, o: ServeOptions): Promise<PiServer> {
   if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
-  return listenTcp({ port: o.port, host: o.host, onError: o.onError }, async (ch) => {
-    const r = await serveClient(ch, model, o);
-    o.onSession?.(r, ch);
-    ch.close();
+  const maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS, maxPending = o.maxPending ?? DEFAULT_MAX_PENDING;
+  const live = new Set<SessionState>();
+  let running = 0;
+  const admit = () => {
+    if (running >= maxSessions) return null;
+    running++;
+    let done = false;
+    return () => { if (!done) { done = true; running--; } };
+  };
+  const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
+  const l = await listenTcp({
+    port: o.port, host: o.host ?? '127.0.0.1', ...('tls' in o.security ? { tls: o.security.tls } : {}),
+    handshakeMs: dl.helloMs, maxConnections: maxSessions + maxPending, onError: o.onError, onRefused: o.onRefused,
+    limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
+  }, async (ch) => {
+    let st: SessionState | null = null;
+    const hooks: SessionHooks = { ...o.hooks, onStart: (s) => { st = s; live.add(s); o.hooks?.onStart?.(s); } };
+    try {
+      const r = await serveClient(ch, model, { ...o, hooks, admit });
+      o.onSession?.(r, ch);
+    } finally {
+      if (st) live.delete(st);
+    }
   });
+  return Object.assign(l, { sessions: () => [...live] });
 }
 
 // ------------------------------------------------------------------------------------------------ client
@@ -232,61 +453,100 @@ export interface ClientResult {
   server: PartyReport;
 }
 
+function checkReport(r: unknown, what: string): PartyReport {
+  const o = r as PartyReport;
+  const ok = !!o && typeof o === 'object' && Array.isArray(o.entries) && !!o.phases && typeof o.phases === 'object'
+    && (['setup', 'offline', 'online'] as Phase[]).every((p) => o.phases[p] && typeof o.phases[p].ms === 'number');
+  if (!ok) throw malformed(`${what}: not a session report`);
+  return o;
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
 /**
  * Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects, or a
  * function that makes it from the plan (whose `input` carries the model's normalisation).
  */
-export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: SessionOptions = {}): Promise<ClientResult> {
+export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: ClientSessionOptions = {}): Promise<ClientResult> {
+  const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
+  const state = new SessionState(ch0.name);
+  state.channels.push(ch0);
+  o.hooks?.onStart?.(state);
+  const clock = new PhaseClock('client', state);
+  ch0.setLimits({ ...limitsFor(PLAN_MAX_BYTES, 'before the plan'), idleMs: dl.idleMs });
+  clock.enter('waiting for the plan', dl.helloMs);
+  o.hooks?.onPhase?.('hello');
   return guarded(ch0, 'client', async (ch, adopt) => {
-    const rec = new Recorder(ch, 'client');
+    const cv: R64[] = [];
+    let relu: ReluClient | null = null;
+    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + r64Bytes(cv));
     const prep = makePreprocessor(o.preprocess ?? 'dealer');
     const reluProto = makeReluProtocol(o.relu ?? 'gc');
     const link = prep.needsDealer ? needDealer(o) : null;
+    const random = o.random ?? clientRandomness();
     rec.begin('setup');
-    const session = randomBytes(16).toString('hex');
+    const session = hex(random.bytes.bytes(16));
     ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, relu: reluProto.name, session } satisfies Hello);
     const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
-    const plan = checkPlan(got?.plan, `${ch.name}: plan`);
+    if (!got || typeof got !== 'object') throw malformed(`${ch.name}: plan message is not an object`);
+    const plan = checkPlan(got.plan, `${ch.name}: plan`, o.planBounds);
     const batch = got.batch;
-    if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1) throw new Error(`${ch.name}: malformed message: plan: batch size ${String(batch)}`);
+    if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
+    const lim = sessionLimits(plan, batch, reluProto.name, prep.name);
+    ch.setLimits(limitsFor(lim.toClient, 'in a session'));
+    clock.enter('the setup phase', dl.setupMs);
+    o.hooks?.onPhase?.('setup');
     const in0 = plan.ops[0]!;
     const image = typeof imageOrFn === 'function' ? imageOrFn(plan) : imageOrFn;
     if (image.length !== in0.size) throw new Error(`client: image has ${image.length} values, the model expects ${in0.size} [${in0.shape}]`);
-    const ctx: PreprocessContext = { peer: ch, dealer: null };
-    if (link) ctx.dealer = rec.dealer = adopt(await joinDealer(link, 'client', session, { plan }));
-    const relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.client(ch, { batch }));
+    const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
+    if (link) {
+      const d = await joinDealer(link, 'client', session, { plan }, dl.idleMs);
+      state.channels.push(d);
+      ctx.dealer = rec.dealer = adopt(d);
+    }
+    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.client(ch, { batch, random }));
+    o.hooks?.onRelu?.(relu);
     rec.end('setup');
 
+    clock.enter('the offline phase', dl.offlineMs);
     rec.begin('offline');
+    o.hooks?.onPhase?.('offline');
     const pub = new PublicOps(plan);
-    const cv: R64[] = [];
     try {
       for (let i = 0; i < plan.ops.length; i++) {
         const op = plan.ops[i]!;
-        if (op.op === 'input') cv.push(r64Random(op.size));
-        else if (op.op === 'conv' || op.op === 'fc') {
+        if (op.op === 'input') {
+          const c0 = random.inputMask(op.size);
+          if (c0.lo.length !== op.size) throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
+          cv.push(c0);
+        } else if (op.op === 'conv' || op.op === 'fc') {
           cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!)));
         } else if (op.op === 'relu') {
-          cv.push(await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu.offline(reluSite(plan, i), cv[op.input]!)));
+          cv.push(await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i), cv[op.input]!)));
         } else cv.push(localOp(pub, i, cv, 'client'));
+        o.hooks?.onValue?.(i, cv[i]!);
       }
     } finally {
       pub.dispose();
     }
     rec.end('offline');
 
+    clock.enter('the online phase', dl.onlineMs);
     rec.begin('online');
+    o.hooks?.onPhase?.('online');
     await rec.step('online', 0, 'input', 'input', {}, () => ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))));
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op !== 'relu') continue;
-      await rec.step('online', i, op.name, 'relu', { relus: op.size }, () => relu.online(reluSite(plan, i)));
+      await rec.step('online', i, op.name, 'relu', { relus: op.size }, () => relu!.online(reluSite(plan, i)));
     }
     const last = plan.ops[plan.ops.length - 1]!;
     const out = await rec.step('online', -1, 'output', 'output', {}, async () =>
       r64Add(r64FromBytes(await recvChecked(ch, 'online: output share', 8 * last.size), last.size, 'online: output share'), cv[cv.length - 1]!));
     rec.end('online');
-    const server = await recvJsonChecked<PartyReport>(ch, 'server report');
+    const server = checkReport(await recvJsonChecked<unknown>(ch, 'server report'), `${ch.name}: server report`);
+    o.hooks?.onPhase?.('done');
     return { logits: dequantize(out, last.scale), out, scale: last.scale, plan, client: rec.report(), server };
-  });
+  }).finally(() => clock.stop());
 }

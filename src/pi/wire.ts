@@ -1,45 +1,64 @@
-// Protocol-level message checks and error frames. A party that fails sends one error frame
-// ({"pi_error": message}) before closing, so the peer reports the cause instead of a bare disconnect.
-import { unpackParts, type Channel, type ChannelStats } from './transport/channel.js';
+// Protocol-level message checks and error frames. A party that fails sends one error frame before closing,
+//   {"pi_error": {"code": "MALFORMED", "message": "malformed message", "from": "server"}}
+// with a code from transport/errors.ts and that code's fixed generic text, so the peer reports the cause instead of
+// a bare disconnect while nothing local (values, indices, sizes, digests, stack) crosses. The receiver shows its own
+// text for the code, never the peer's words.
+import { unpackParts, u32View, parseJson, type Channel, type ChannelLimits, type ChannelMemory, type ChannelStats } from './transport/channel.js';
+import { codeOf, ERROR_CODES, isErrorCode, malformed, PiError, type ErrorCode } from './transport/errors.js';
+
+export { ERROR_CODES, PiError, codeOf, malformed, type ErrorCode };
 
 const PREFIX = new TextEncoder().encode('{"pi_error":');
+/** Error frames are small: a longer message starting like one is data (or malformed). */
+export const ERROR_FRAME_MAX = 256;
 
-function errorFrame(m: Uint8Array): string | null {
-  if (m.byteLength < PREFIX.length || m.byteLength > 65536) return null;
+export type PartyRole = 'server' | 'client' | 'dealer';
+
+/** The bytes of an error frame for `code`. */
+export function errorFrameBytes(code: ErrorCode, from: PartyRole): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ pi_error: { code, message: ERROR_CODES[code], from } }));
+}
+
+/** The error a frame reports (code and sender role), null for a data message; MALFORMED for a garbled error frame. */
+export function parseErrorFrame(m: Uint8Array): { code: ErrorCode; from: string } | null {
+  if (m.byteLength < PREFIX.length || m.byteLength > ERROR_FRAME_MAX) return null;
   for (let i = 0; i < PREFIX.length; i++) if (m[i] !== PREFIX[i]) return null;
+  let j: { pi_error?: { code?: unknown; from?: unknown } };
   try {
-    const j = JSON.parse(new TextDecoder().decode(m)) as { pi_error?: unknown };
-    return typeof j.pi_error === 'string' ? j.pi_error : null;
+    j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(m)) as typeof j;
   } catch {
-    return null;
+    return { code: 'MALFORMED', from: 'peer' };
   }
+  const e = j?.pi_error;
+  const from = e?.from === 'server' || e?.from === 'client' || e?.from === 'dealer' ? e.from : 'peer';
+  return { code: isErrorCode(e?.code) ? e.code : 'MALFORMED', from };
+}
+
+/** An error the peer on `from` reported (not re-sent to it). */
+export class PeerError extends PiError {
+  constructor(code: ErrorCode, message: string, readonly from: Channel) {
+    super(code, message);
+    this.name = 'PeerError';
+  }
+}
+
+function peerError(ch: Channel, e: { code: ErrorCode; from: string }, what: string): PeerError {
+  return new PeerError(e.code, `${ch.name}: the ${e.from} reported ${e.code} (${ERROR_CODES[e.code]}) while we waited for ${what}`, ch);
 }
 
 /** The next message, checked for an error frame from the peer and (if given) its length. */
 export async function recvChecked(ch: Channel, what: string, expectedLength?: number): Promise<Uint8Array> {
   const m = await ch.recvBytes(what);
-  const err = errorFrame(m);
-  if (err !== null) throw new PeerError(`${ch.name}: peer reported an error while we waited for ${what}: ${err}`, ch);
+  const err = parseErrorFrame(m);
+  if (err !== null) throw peerError(ch, err, what);
   if (expectedLength !== undefined && m.byteLength !== expectedLength) {
-    throw new Error(`${ch.name}: malformed message: ${what}: expected ${expectedLength} bytes, got ${m.byteLength}`);
+    throw malformed(`${ch.name}: malformed message: ${what}: expected ${expectedLength} bytes, got ${m.byteLength}`);
   }
   return m;
 }
 
 export async function recvJsonChecked<T>(ch: Channel, what: string): Promise<T> {
-  const m = await recvChecked(ch, what);
-  try {
-    return JSON.parse(new TextDecoder().decode(m)) as T;
-  } catch (e) {
-    throw new Error(`${ch.name}: malformed message: ${what}: not JSON (${m.byteLength} bytes: ${(e as Error).message})`);
-  }
-}
-
-/** An error the peer on `from` reported (not re-sent to it). */
-export class PeerError extends Error {
-  constructor(message: string, readonly from: Channel) {
-    super(message);
-  }
+  return parseJson<T>(await recvChecked(ch, what), `${ch.name}: malformed message: ${what}`);
 }
 
 /**
@@ -50,26 +69,28 @@ class CheckedChannel implements Channel {
   constructor(private readonly ch: Channel) {}
   get name(): string { return this.ch.name; }
   get closed(): boolean { return this.ch.closed; }
+  get limits(): Readonly<ChannelLimits> { return this.ch.limits; }
   send(d: Uint8Array): void { this.ch.send(d); }
   recv(): Promise<Uint8Array> { return recvChecked(this.ch, 'the next message'); }
   flush(): Promise<void> { return this.ch.flush(); }
   close(): void { this.ch.close(); }
+  abort(err: Error): void { this.ch.abort(err); }
+  setLimits(l: Partial<ChannelLimits>): void { this.ch.setLimits(l); }
+  memory(): ChannelMemory { return this.ch.memory(); }
   stats(): ChannelStats { return this.ch.stats(); }
   resetStats(): ChannelStats { return this.ch.resetStats(); }
   recvBytes(what: string, expectedLength?: number): Promise<Uint8Array> { return recvChecked(this.ch, what, expectedLength); }
   sendU32Array(a: Uint32Array): void { this.ch.sendU32Array(a); }
   async recvU32Array(what: string, expectedLength?: number): Promise<Uint32Array> {
     const m = await recvChecked(this.ch, what, expectedLength === undefined ? undefined : 4 * expectedLength);
-    if (m.byteLength % 4) throw new Error(`${this.name}: malformed message: ${what}: ${m.byteLength} bytes is not a whole number of uint32`);
-    const a = (m.byteOffset & 3) === 0 ? m : m.slice();
-    return new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+    return u32View(m, `${this.name}: malformed message: ${what}`);
   }
   sendJson(v: unknown): void { this.ch.sendJson(v); }
   recvJson<T = unknown>(what: string): Promise<T> { return recvJsonChecked<T>(this.ch, what); }
   sendParts(parts: readonly Uint8Array[]): void { this.ch.sendParts(parts); }
   async recvParts(what: string, expectedCount?: number): Promise<Uint8Array[]> {
     const parts = unpackParts(await recvChecked(this.ch, what), `${this.name}: malformed message: ${what}`);
-    if (expectedCount !== undefined && parts.length !== expectedCount) throw new Error(`${this.name}: malformed message: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
+    if (expectedCount !== undefined && parts.length !== expectedCount) throw malformed(`${this.name}: malformed message: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
     return parts;
   }
 }
@@ -83,18 +104,27 @@ async function queuedPeerError(chs: Channel[], local: Error): Promise<PeerError 
     const next = c.recv();
     next.catch(() => {});
     const m = await Promise.race([next, Promise.resolve(null)]).catch(() => null);
-    const err = m && errorFrame(m);
-    if (err !== null && err !== undefined) return new PeerError(`${c.name}: peer reported an error: ${err} (here: ${local.message})`, c);
+    const err = m && parseErrorFrame(m);
+    if (err) return new PeerError(err.code, `${c.name}: the ${err.from} reported ${err.code} (${ERROR_CODES[err.code]}) (here: ${local.message})`, c);
   }
   return null;
 }
 
 /**
+ * Formats the error's stack (and its causes') now. Until then V8 keeps the frames' receivers and closures alive, so a
+ * logged or stored error would keep a failed session's state (garbled labels, shares) in memory.
+ */
+function detach(e: unknown): void {
+  for (let x = e, i = 0; x instanceof Error && i < 8; x = x.cause, i++) void x.stack;
+}
+
+/**
  * Runs `fn` on an error-frame-aware view of `ch`. `fn` may `adopt` further channels of the same session (e.g. to a
  * dealer): it gets their checked views, and they are closed when `fn` ends. On failure every channel's peer is told
- * (except the one that reported the error, or that disconnected), all are closed, and the error is rethrown.
+ * the failure's code (ABORTED when another party's error caused it), except the one that reported the error or
+ * disconnected; all are closed, and the error, with its local details, is rethrown.
  */
-export async function guarded<T>(ch: Channel, role: string, fn: (ch: Channel, adopt: (other: Channel) => Channel) => Promise<T>): Promise<T> {
+export async function guarded<T>(ch: Channel, role: PartyRole, fn: (ch: Channel, adopt: (other: Channel) => Channel) => Promise<T>): Promise<T> {
   const extra: Channel[] = [];
   const adopt = (other: Channel): Channel => {
     extra.push(other);
@@ -103,12 +133,15 @@ export async function guarded<T>(ch: Channel, role: string, fn: (ch: Channel, ad
   try {
     return await fn(new CheckedChannel(ch), adopt);
   } catch (e) {
+    detach(e);
     const err = (e instanceof PeerError ? e : await queuedPeerError([ch, ...extra], e as Error)) ?? (e as Error);
+    detach(err);
+    const code: ErrorCode = err instanceof PeerError ? 'ABORTED' : codeOf(err);
     for (const c of [ch, ...extra]) {
       if (c.closed || (err instanceof PeerError && err.from === c)) continue;
       try {
-        c.sendJson({ pi_error: `${role}: ${err.message}` });
-        await c.flush();
+        c.send(errorFrameBytes(code, role));
+        await Promise.race([c.flush(), new Promise((r) => { const t = setTimeout(r, 1000); (t as { unref?: () => void }).unref?.(); })]);
       } catch {
         // the peer is gone already
       }

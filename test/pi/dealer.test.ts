@@ -7,7 +7,8 @@ import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
 import { PROTOCOL, runClient, serveClient, type SessionOptions } from '../../src/pi/protocol.js';
-import { Dealer, type DealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { Dealer, DEALER_PROTOCOL, type DealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { parseErrorFrame } from '../../src/pi/wire.js';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { quantize, r64Add, r64ToBig, type R64 } from '../../src/pi/fixed.js';
 import type { RingLinear } from '../../src/pi/linear/ring.js';
@@ -19,7 +20,7 @@ const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => 
 const linear = m.plan.ops.map((o, i) => ({ o, i })).filter(({ o }) => o.op === 'conv' || o.op === 'fc');
 const firstIn = 8 * m.plan.ops[(linear[0]!.o as { input: number }).input]!.size;
 
-function newDealer(o: { pairTimeoutMs?: number } = {}) {
+function newDealer(o: { pairTimeoutMs?: number; helloMs?: number } = {}) {
   const errors: string[] = [];
   let sessions = 0;
   const d = new Dealer(m, { ...o, onError: (e) => errors.push(e.message), onSession: () => sessions++ });
@@ -30,7 +31,7 @@ function newDealer(o: { pairTimeoutMs?: number } = {}) {
 function linkWith(d: Dealer, edit: (party: Channel, dealerEnd: Channel) => void): DealerLink {
   return async (role) => {
     const [party, dealerEnd] = channelPair({ name: `dealer-${role}` });
-    void d.accept(dealerEnd);
+    void d.accept(dealerEnd, { server: role === 'server' });
     edit(party, dealerEnd);
     return party;
   };
@@ -118,7 +119,7 @@ test("the server's whole transcript (from client and dealer) contains none of th
 });
 
 test('unknown or malformed session ids: clear errors on both sides; the dealer serves the next session', async () => {
-  const { d, errors, sessions } = newDealer({ pairTimeoutMs: 300 });
+  const { d, errors, sessions } = newDealer({ pairTimeoutMs: 300, helloMs: 300 });
   // The client tells the dealer another session id than the one it gave the server.
   const wrongId = linkWith(d, (p) => {
     const send = p.send.bind(p);
@@ -134,24 +135,27 @@ test('unknown or malformed session ids: clear errors on both sides; the dealer s
     };
   });
   const [rs, rc] = await session({ dealer: d.link() }, { dealer: wrongId });
-  assert.match(reason(rs), /dealer: session [0-9a-f]{32}: no client joined within 0\.3 s \(wrong or unknown session id/);
+  // The parties hear the code only; the dealer's log has the details.
+  assert.match(reason(rs), /the dealer reported SESSION \(unknown or expired session\)/);
   // The client hears of it from the dealer (its own session times out) or from the server, whichever comes first.
-  assert.match(reason(rc), /dealer: session [0-9a-f]{32}: no (server|client) joined within 0\.3 s \(wrong or unknown session id/);
+  assert.match(reason(rc), /the (dealer reported SESSION|server reported ABORTED)/);
   await until(() => errors.length === 2 && d.pending === 0);
+  assert.match(errors.join('\n'), /session [0-9a-f]{32}: no client joined within 0\.3 s \(wrong or unknown session id/);
 
   // A malformed id in the client's hello is rejected by the server, and by the dealer.
   const [s, c] = channelPair();
   const srv = serveClient(s, m, { dealer: d.link() });
   c.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'not-hex' });
   await assert.rejects(srv, /client hello: malformed session id "not-hex"/);
-  assert.match(new TextDecoder().decode(await c.recv()), /pi_error.*malformed session id/);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(await c.recv())), { pi_error: { code: 'MALFORMED', message: 'malformed message', from: 'server' } });
   const raw = await d.link()('client');
-  raw.sendJson({ protocol: 'deepreduce-pi-dealer/1', role: 'client', session: 'AB', plan: m.plan.digest });
-  const frame = JSON.parse(new TextDecoder().decode(await raw.recv())) as { pi_error: string };
-  assert.match(frame.pi_error, /^dealer: .*client hello: malformed session id "AB"/);
+  raw.sendJson({ protocol: DEALER_PROTOCOL, role: 'client', session: 'AB', plan: m.plan.digest });
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(await raw.recv())), { pi_error: { code: 'MALFORMED', message: 'malformed message', from: 'dealer' } });
+  await until(() => /client hello: malformed session id "AB"/.test(errors.join('\n')));
 
-  // A connection that never says hello is closed after the pairing timeout.
+  // A connection that never says hello is told TIMEOUT and closed after the hello deadline.
   const mute = await d.link()('server');
+  assert.equal(parseErrorFrame(await mute.recv())?.code, 'TIMEOUT');
   await assert.rejects(mute.recv(), /peer closed the connection/);
   await until(() => /no hello within 0\.3 s/.test(errors.join('\n')));
 
@@ -176,7 +180,7 @@ test('the dealer disconnecting mid-session: clear errors on both sides; the deal
   });
   const [rs, rc] = await session({ dealer: crash('server') }, { dealer: crash('client') });
   // Each party either notices itself or hears it from the other one first.
-  const lost = /dealer-(server|client):A: .*peer closed the connection/;
+  const lost = /dealer-(server|client):A: .*peer closed the connection|reported ABORTED/;
   assert.match(reason(rs), lost);
   assert.match(reason(rc), lost);
   await until(() => errors.length === 1);
@@ -188,7 +192,7 @@ test('the dealer disconnecting mid-session: clear errors on both sides; the deal
 test('a server without a dealer, or a dealer with other weights, fails with a clear error on both sides', async () => {
   const [rs, rc] = await session({}, { dealer: newDealer().d.link() });
   assert.match(reason(rs), /^preprocessing 'dealer' needs the dealer's address \(--dealer HOST:PORT/);
-  assert.match(reason(rc), /peer reported an error.*server: preprocessing 'dealer' needs the dealer's address/);
+  assert.match(reason(rc), /the server reported INTERNAL \(internal error\)/);
 
   // Same plan, M + 1 in every layer.
   const plus1 = (l: RingLinear): RingLinear => ({
@@ -198,9 +202,11 @@ test('a server without a dealer, or a dealer with other weights, fails with a cl
   const errors: string[] = [];
   const other = new Dealer({ ...m, secret: m.secret.map((s) => s && { ...s, linear: plus1(s.linear) }) }, { onError: (e) => errors.push(e.message) });
   const [rs2, rc2] = await session({ dealer: other.link() }, { dealer: other.link() });
-  assert.match(reason(rs2), /dealer: .*the server's weights \(fingerprint [0-9a-f]{16}\) differ from this dealer's/);
-  assert.match(reason(rc2), /peer reported an error/);
-  assert.match(errors.join('\n'), /differ from this dealer's/);
+  // Both parties hear MISMATCH; only the dealer's own log names the fingerprints.
+  assert.match(reason(rs2), /the dealer reported MISMATCH \(the server and the dealer serve different models\)/);
+  assert.match(reason(rc2), /reported (MISMATCH|ABORTED)/);
+  assert.doesNotMatch(reason(rs2) + reason(rc2), /[0-9a-f]{16}/);
+  assert.match(errors.join('\n'), /the server's weights \(fingerprint [0-9a-f]{16}\) differ from this dealer's/);
 });
 
 test('wrong-size messages from the client: its input share to the server, its mask to the dealer', async () => {
@@ -217,14 +223,14 @@ test('wrong-size messages from the client: its input share to the server, its ma
   const n = 8 * m.plan.ops[0]!.size;
   const [rs, rc] = await session({ dealer: d.link() }, { dealer: d.link() }, image(5), { c: cut(n) });
   assert.match(reason(rs), new RegExp(`malformed message: online: input share: expected ${n} bytes, got ${n - 8}`));
-  assert.match(reason(rc), /peer reported an error .*server: .*online: input share: expected/);
+  assert.match(reason(rc), /the server reported MALFORMED \(malformed message\)/);
   assert.deepEqual(errors, []);
 
   // The client's first mask to the dealer loses its last element (the hello is the dealer link's first message).
   const [rs2, rc2] = await session({ dealer: d.link() }, { dealer: linkWith(d, (p) => cut(firstIn)(p)) });
   const want = new RegExp(`malformed message: client mask for ${linear[0]!.o.name}: expected ${firstIn} bytes, got ${firstIn - 8}`);
-  assert.match(reason(rc2), want);
-  assert.match(reason(rs2), want);
+  assert.match(reason(rc2), /the dealer reported MALFORMED \(malformed message\)/);
+  assert.match(reason(rs2), /the dealer reported MALFORMED|reported ABORTED/);
   await until(() => errors.length === 1);
   assert.match(errors[0]!, want);
   await expectGoodSession(d, 6);

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGraph, specFor, type NetSpec } from '../../src/models/index.js';
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
-import { PROTOCOL, runClient, serveClient, servePi } from '../../src/pi/protocol.js';
+import { HELLO_MAX_BYTES, PROTOCOL, runClient, serveClient, servePi, sessionLimits } from '../../src/pi/protocol.js';
+import { parseErrorFrame } from '../../src/pi/wire.js';
+import type { PiError } from '../../src/pi/transport/errors.js';
 import { Dealer, tcpDealerLink } from '../../src/pi/linear/dealer/dealer.js';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
-import { connectTcp } from '../../src/pi/transport/tcp.js';
+import { connectTls } from '../../src/pi/transport/tcp.js';
+import { identity, serverSecurity } from './helpers/tls.js';
 import { quantize, r64ToBig } from '../../src/pi/fixed.js';
 
 manualSeed(7);
@@ -88,47 +91,6 @@ function tap(ch: Channel, seen: Uint8Array[]): Channel {
   return ch;
 }
 
-function byteHist(ms: Uint8Array[]): number[] {
-  const h = new Array(256).fill(0);
-  for (const m of ms) for (const b of m) h[b]++;
-  return h;
-}
-
-test("the server's online view is masked: uniform bytes, same distribution for different images", async () => {
-  const views: Uint8Array[][] = [];
-  for (const x of [new Float32Array(192), image(3).map((v) => v * 3)]) {
-    const seen: Uint8Array[] = [];
-    const [s, c] = channelPair();
-    tap(s, seen);
-    const [rep] = await Promise.all([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
-    // The server receives nothing after the online phase, so its online view is the last messages.
-    const online = seen.length - countOnline(rep);
-    views.push(seen.slice(online));
-  }
-  const hists = views.map(byteHist);
-  for (const h of hists) {
-    const n = h.reduce((a, b) => a + b, 0), e = n / 256;
-    const chi = h.reduce((a, o) => a + (o - e) ** 2 / e, 0);
-    assert.ok(n > 20000 && chi < 255 + 6 * Math.sqrt(510), `uniformity chi2 ${chi.toFixed(1)} over ${n} bytes`);
-    let ones = 0;
-    for (let b = 0; b < 256; b++) ones += h[b]! * popcount(b);
-    assert.ok(Math.abs(ones / (8 * n) - 0.5) < 0.005, `bit balance ${ones / (8 * n)}`);
-  }
-  // Two-sample chi-square: the all-zero image and a large one give the same byte distribution.
-  const [a, b] = hists as [number[], number[]];
-  const na = a.reduce((x, y) => x + y, 0), nb = b.reduce((x, y) => x + y, 0);
-  let chi = 0;
-  for (let i = 0; i < 256; i++) {
-    const t = a[i]! + b[i]!;
-    if (t) chi += (Math.sqrt(nb / na) * a[i]! - Math.sqrt(na / nb) * b[i]!) ** 2 / t;
-  }
-  assert.ok(chi < 255 + 6 * Math.sqrt(510), `two-sample chi2 ${chi.toFixed(1)}`);
-});
-
-const popcount = (b: number) => { let c = 0; for (; b; b >>= 1) c += b & 1; return c; };
-/** Messages the server receives online: the input share and one colour-bit message per ReLU op. */
-const countOnline = (r: { entries: { phase: string; kind: string }[] }) => r.entries.filter((e) => e.phase === 'online' && (e.kind === 'relu' || e.kind === 'input')).length;
-
 test('a truncated message gives a clear error on both sides', async () => {
   const [s, c] = channelPair();
   // The server truncates its first garbled-tables message.
@@ -139,7 +101,7 @@ test('a truncated message gives a clear error on both sides', async () => {
   assert.equal(rc.status, 'rejected');
   assert.equal(rs.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /malformed message: offline: stem\.relu: garbled tables: expected \d+ bytes .*got 1000/);
-  assert.match((rs as PromiseRejectedResult).reason.message, /peer reported an error .*client: .*garbled tables/);
+  assert.match((rs as PromiseRejectedResult).reason.message, /the client reported MALFORMED \(malformed message\)/);
 });
 
 test('a malformed hello is rejected with the message named, and the peer is told', async () => {
@@ -147,23 +109,27 @@ test('a malformed hello is rejected with the message named, and the peer is told
   const srv = serveClient(s, full.m);
   c.sendJson({ protocol: 'nope' });
   await assert.rejects(srv, /client speaks protocol 'nope'/);
-  assert.match(new TextDecoder().decode(await c.recv()), /pi_error.*protocol 'nope'/);
+  // The client hears the code and its generic text only.
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(await c.recv())), { pi_error: { code: 'PROTOCOL', message: 'unsupported protocol or options', from: 'server' } });
 });
 
-test('TCP (server and dealer): a client that disconnects mid-protocol stops neither; 4 concurrent clients get right results', async () => {
+test('TLS (server and dealer): a client that disconnects mid-protocol stops neither; 4 concurrent clients get right results', async () => {
   const errors: string[] = [], dErrors: string[] = [];
   let sessions = 0;
+  const [S, D] = await Promise.all([identity('server'), identity('dealer')]);
   const dealer = new Dealer(full.m, { onError: (e) => dErrors.push(e.message), onSession: () => sessions++ });
-  const dl = await dealer.listen({ port: 0, host: '127.0.0.1' });
-  const link = tcpDealerLink('127.0.0.1', dl.port);
-  const l = await servePi(full.m, { port: 0, host: '127.0.0.1', dealer: link, onError: (e) => errors.push(e.message) });
+  const dl = await dealer.listen({ port: 0, tls: { cert: D.cert, key: D.key, clientAuth: { pins: [S.fingerprint] } } });
+  const serverLink = tcpDealerLink('127.0.0.1', dl.port, { pin: D.fingerprint, cert: S.cert, key: S.key });
+  const clientLink = tcpDealerLink('127.0.0.1', dl.port, { ca: D.cert });
+  const l = await servePi(full.m, { port: 0, security: serverSecurity(S), dealer: serverLink, onError: (e) => errors.push(e.message) });
   try {
-    const quitter = await connectTcp('127.0.0.1', l.port);
+    assert.equal(l.server.address() && typeof l.server.address() === 'object' ? (l.server.address() as { address: string }).address : '', '127.0.0.1');
+    const quitter = await connectTls('127.0.0.1', l.port, { pin: S.fingerprint });
     quitter.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ab'.repeat(16) });
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);
-    const results = await Promise.all(xs.map(async (x) => runClient(await connectTcp('127.0.0.1', l.port), x, { dealer: link })));
+    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { dealer: clientLink })));
     results.forEach((r, i) => {
       const ref = referenceForward(full.m, quantize(xs[i]!, full.m.plan.fixed.f));
       assert.deepEqual(r64ToBig(r.out), r64ToBig(ref.out), `client ${i}`);
@@ -180,4 +146,46 @@ test('TCP (server and dealer): a client that disconnects mid-protocol stops neit
     await l.close();
     await dl.close();
   }
+});
+
+test("the client's own error text never crosses: a NaN pixel at index 37 reaches the server as INTERNAL only", async () => {
+  const [s, c] = channelPair();
+  const seen: Uint8Array[] = [];
+  tap(s, seen);
+  const x = image(9);
+  x[37] = NaN;
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
+  assert.equal(rc.status, 'rejected');
+  assert.match((rc as PromiseRejectedResult).reason.message, /client: input: value\[37\] = NaN/);
+  assert.equal(rs.status, 'rejected');
+  assert.match((rs as PromiseRejectedResult).reason.message, /the client reported INTERNAL \(internal error\)/);
+  const last = seen[seen.length - 1]!;
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(last)), { pi_error: { code: 'INTERNAL', message: 'internal error', from: 'client' } });
+});
+
+test('frame limits per state: a hello above 4 KiB, then a frame above what the plan implies, fail with LIMIT', async () => {
+  const [s, c] = channelPair();
+  const srv = serveClient(s, full.m, { dealer: full.dealer.link() });
+  c.send(new Uint8Array(HELLO_MAX_BYTES + 1));
+  await assert.rejects(srv, (e: PiError) => e.code === 'LIMIT' && /frame of 4097 bytes exceeds the limit of 4096 bytes before the hello/.test(e.message));
+  assert.equal(parseErrorFrame(await c.recv())?.code, 'LIMIT');
+
+  const lim = sessionLimits(full.m.plan, 16384, 'gc', 'dealer');
+  assert.ok(lim.toServer >= 8 * full.m.plan.ops[0]!.size && lim.toServer < 1 << 20, `${lim.toServer} bytes`);
+  const [s2, c2] = channelPair();
+  const srv2 = serveClient(s2, full.m, { dealer: full.dealer.link() });
+  c2.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ef'.repeat(16) });
+  await c2.recv(); // the plan
+  c2.send(new Uint8Array(lim.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+});
+
+test('each party reports its memory: peak bytes buffered and the protocol state it held', async () => {
+  const { client, server } = await query(full, image(10));
+  for (const r of [client.client, server]) {
+    assert.ok(r.memory.peakHeldBytes > 100_000, `${r.role}: ${r.memory.peakHeldBytes} bytes held`);
+    assert.ok(r.memory.peakBufferedIn > 0, `${r.role}: ${r.memory.peakBufferedIn} bytes buffered`);
+  }
+  // The client keeps every garbled table from offline to online: its state peaks at the end of the offline phase.
+  assert.equal(client.client.memory.peakHeldIn, 'offline');
 });

@@ -8,6 +8,7 @@
 import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { RingLinear } from './ring.js';
+import type { Random } from '../random.js';
 import { DealerPreprocessor } from './dealer/preprocess.js';
 
 /** What both sides know about one secret linear layer (public). */
@@ -23,6 +24,8 @@ export interface PreprocessContext {
   peer: Channel;
   /** This party's channel to the dealer (only for preprocessors with `needsDealer`). */
   dealer: Channel | null;
+  /** This party's source of coins (the session's randomness: tests fix it). */
+  random: Random;
 }
 
 export interface Preprocessor {
@@ -34,6 +37,11 @@ export interface Preprocessor {
   server(ctx: PreprocessContext, shape: LinearShape, layer: RingLinear): Promise<R64>;
   /** Client side: returns M c - s for its input share c. */
   client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64>;
+  /**
+   * The largest message each way on the server-client channel over these layers (0: none), for the receivers'
+   * frame limits; each receive still checks the exact size it expects.
+   */
+  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number };
 }
 
 export const PREPROCESSORS = ['dealer'] as const;

@@ -84,6 +84,12 @@ function maxAbsOf(w: ArrayLike<number>, what: string): number {
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
+function checkBound(maxAbs: number, bound: number | undefined, what: string): number {
+  if (bound === undefined) return maxAbs;
+  if (maxAbs > bound) throw new Error(`${what}: integer weight ${maxAbs} exceeds the bound ${bound}`);
+  return bound;
+}
+
 /** conv2d with integer weights [Cout, Cin/groups, k, k]. */
 export class RingConv2d implements RingLinear {
   readonly inSize: number;
@@ -91,11 +97,12 @@ export class RingConv2d implements RingLinear {
   readonly macs: number;
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
-  constructor(readonly name: string, weight: Float64Array, readonly g: ConvGeometry) {
+  /** `bound`: a public bound on |w| to plan the limbs for (default the largest |w|), so the time reveals nothing. */
+  constructor(readonly name: string, weight: Float64Array, readonly g: ConvGeometry, bound?: number) {
     const [ci] = g.inShape, [co] = g.outShape;
     const terms = (ci / g.groups) * g.kernel * g.kernel;
     if (weight.length !== co * terms) throw new Error(`${name}: ${weight.length} weights, expected ${co}x${ci / g.groups}x${g.kernel}x${g.kernel}`);
-    this.limb = limbPlan(maxAbsOf(weight, name), terms, name);
+    this.limb = limbPlan(checkBound(maxAbsOf(weight, name), bound, name), terms, name);
     this.inSize = numel(g.inShape);
     this.outSize = numel(g.outShape);
     this.macs = this.outSize * terms;
@@ -125,9 +132,10 @@ export class RingFc implements RingLinear {
   readonly macs: number;
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
-  constructor(readonly name: string, weight: Float64Array, readonly inSize: number, readonly outSize: number) {
+  /** `bound`: as for RingConv2d. */
+  constructor(readonly name: string, weight: Float64Array, readonly inSize: number, readonly outSize: number, bound?: number) {
     if (weight.length !== inSize * outSize) throw new Error(`${name}: ${weight.length} weights, expected ${outSize}x${inSize}`);
-    this.limb = limbPlan(maxAbsOf(weight, name), inSize, name);
+    this.limb = limbPlan(checkBound(maxAbsOf(weight, name), bound, name), inSize, name);
     this.macs = inSize * outSize;
     this.w = tensor(weight, [outSize, inSize], 'float64').keep();
   }

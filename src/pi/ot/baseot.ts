@@ -2,18 +2,19 @@
 // with one sender key A for all OTs and the OT index, A and B hashed into every key. Semi-honest.
 // Output is random OT: the sender gets (k0_i, k1_i), the receiver gets k_{c_i} (16 bytes each).
 // Two messages: A (sender -> receiver), then all B_i (receiver -> sender).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ristretto255 } from '@noble/curves/ed25519';
 import type { Channel } from '../transport/channel.js';
+import { systemRandom, type Random } from '../random.js';
 
 const Point = ristretto255.Point;
 type Pt = InstanceType<typeof Point>;
 const ORDER = Point.Fn.ORDER;
 
-function randomScalar(): bigint {
+function randomScalar(rand: Random): bigint {
   // 64 random bytes reduced mod the group order: bias < 2^-250.
   let x = 0n;
-  for (const b of randomBytes(64)) x = (x << 8n) | BigInt(b);
+  for (const b of rand.bytes(64)) x = (x << 8n) | BigInt(b);
   return (x % (ORDER - 1n)) + 1n;
 }
 
@@ -35,8 +36,8 @@ function decodePoint(bytes: Uint8Array, what: string): Pt {
 }
 
 /** Sender side of `count` random base OTs. */
-export async function baseOtSend(ch: Channel, count: number): Promise<{ k0: Uint8Array[]; k1: Uint8Array[] }> {
-  const a = randomScalar();
+export async function baseOtSend(ch: Channel, count: number, rand: Random = systemRandom): Promise<{ k0: Uint8Array[]; k1: Uint8Array[] }> {
+  const a = randomScalar(rand);
   const A = Point.BASE.multiply(a);
   const Ab = A.toBytes();
   ch.send(Ab);
@@ -53,7 +54,7 @@ export async function baseOtSend(ch: Channel, count: number): Promise<{ k0: Uint
 }
 
 /** Receiver side: choices[i] in {0, 1}; returns k_{choices[i]}. */
-export async function baseOtReceive(ch: Channel, choices: ArrayLike<number>): Promise<Uint8Array[]> {
+export async function baseOtReceive(ch: Channel, choices: ArrayLike<number>, rand: Random = systemRandom): Promise<Uint8Array[]> {
   const count = choices.length;
   const Ab = await ch.recvBytes('base OT sender point', 32);
   const A = decodePoint(Ab, 'sender point A');
@@ -61,7 +62,7 @@ export async function baseOtReceive(ch: Channel, choices: ArrayLike<number>): Pr
   const out = new Uint8Array(32 * count);
   const bs: bigint[] = [];
   for (let i = 0; i < count; i++) {
-    const b = randomScalar();
+    const b = randomScalar(rand);
     bs.push(b);
     const bG = Point.BASE.multiply(b);
     out.set((choices[i] ? A.add(bG) : bG).toBytes(), 32 * i);

@@ -12,8 +12,8 @@
 // H is the tweakable CR hash on fixed-key AES (crypto/aes.ts) with tweak j = a per-session OT counter.
 //
 // Both parties must call the same sequence of operations with the same m.
-import { randomBytes } from 'node:crypto';
 import type { Channel } from '../transport/channel.js';
+import { systemRandom, type Random } from '../random.js';
 import { Prg } from '../crypto/prg.js';
 import { crHashBatch, DOMAIN_OT } from '../crypto/aes.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';
@@ -57,13 +57,14 @@ export class OtExtSender {
 
   /**
    * Runs the 128 base OTs (as their receiver, choices = bits of `delta`). Pass the Garbler's Δ to get
-   * input labels by correlated OT; a random s is drawn otherwise.
+   * input labels by correlated OT; a random s is drawn otherwise. `random`: the source of every coin drawn here.
    */
-  static async setup(ch: Channel, opts: { delta?: Uint8Array } = {}): Promise<OtExtSender> {
-    const s = Uint8Array.from(opts.delta ?? randomBytes(16));
+  static async setup(ch: Channel, opts: { delta?: Uint8Array; random?: Random } = {}): Promise<OtExtSender> {
+    const rand = opts.random ?? systemRandom;
+    const s = Uint8Array.from(opts.delta ?? rand.bytes(16));
     if (s.length !== 16) throw new Error(`OtExtSender.setup: delta must be 16 bytes, got ${s.length}`);
     const bits = Array.from({ length: KAPPA }, (_, i) => (s[i >>> 3] >>> (i & 7)) & 1);
-    const keys = await baseOtReceive(ch, bits);
+    const keys = await baseOtReceive(ch, bits, rand);
     return new OtExtSender(ch, s, keys.map((k) => new Prg(k)));
   }
 
@@ -128,9 +129,9 @@ export class OtExtReceiver {
   private readonly tweaks = new Tweaks();
   private constructor(private readonly ch: Channel, private readonly prg0: Prg[], private readonly prg1: Prg[]) {}
 
-  /** Runs the 128 base OTs as their sender. */
-  static async setup(ch: Channel): Promise<OtExtReceiver> {
-    const { k0, k1 } = await baseOtSend(ch, KAPPA);
+  /** Runs the 128 base OTs as their sender; `random`: the source of every coin drawn here. */
+  static async setup(ch: Channel, opts: { random?: Random } = {}): Promise<OtExtReceiver> {
+    const { k0, k1 } = await baseOtSend(ch, KAPPA, opts.random ?? systemRandom);
     return new OtExtReceiver(ch, k0.map((k) => new Prg(k)), k1.map((k) => new Prg(k)));
   }
 

@@ -6,6 +6,7 @@
 //   ot/  OT-based comparison (CrypTFlow2/SCI millionaires' protocol) and OT multiplexer, all online.
 import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
+import type { ClientRandomness, ServerRandomness } from '../random.js';
 
 /** One kept ReLU op of the plan (or the kept part of a partially masked site), public to both parties. */
 export interface ReluSite {
@@ -25,6 +26,8 @@ export interface ReluServer {
   offline(site: ReluSite): Promise<void>;
   /** Online: the server's input share a -> its output share y - r. Called in plan order. */
   online(site: ReluSite, a: R64): Promise<R64>;
+  /** Bytes of protocol state held now between calls (e.g. labels kept from offline to online), for reports. */
+  heldBytes(): number;
 }
 
 export interface ReluClient {
@@ -32,6 +35,8 @@ export interface ReluClient {
   offline(site: ReluSite, b: R64): Promise<R64>;
   /** Online: the client's half of the site's protocol. */
   online(site: ReluSite): Promise<void>;
+  /** Bytes of protocol state held now between calls (e.g. garbled tables kept from offline to online). */
+  heldBytes(): number;
 }
 
 export interface ReluOptions {
@@ -39,9 +44,22 @@ export interface ReluOptions {
   batch: number;
 }
 
+/** Every coin a half draws comes from `random` (tests fix or couple it; the client's masks r are reluMask()). */
+export interface ReluServerOptions extends ReluOptions {
+  random: ServerRandomness;
+}
+export interface ReluClientOptions extends ReluOptions {
+  random: ClientRandomness;
+}
+
 /** A ReLU protocol: `server` / `client` run its session set-up (e.g. base OTs) on the peer channel. */
 export interface ReluProtocol {
   readonly name: string;
-  server(ch: Channel, o: ReluOptions): Promise<ReluServer>;
-  client(ch: Channel, o: ReluOptions): Promise<ReluClient>;
+  server(ch: Channel, o: ReluServerOptions): Promise<ReluServer>;
+  client(ch: Channel, o: ReluClientOptions): Promise<ReluClient>;
+  /**
+   * The largest message each way of a session over `sites` (set-up included): the receivers' frame limits. Each
+   * receive still checks the exact size it expects.
+   */
+  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): { toServer: number; toClient: number };
 }

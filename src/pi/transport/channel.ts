@@ -1,8 +1,11 @@
 // Message channels for the parties, independent of the medium (no Node-only API: the browser client uses it too):
-// the Channel interface, its shared base (framing-independent queueing and counters) and an in-process pair.
+// the Channel interface, its shared base (queueing, counters, receive limits, idle timeout), the frame reader every
+// byte-stream medium shares (TCP, TLS, and later a WebSocket carrying the same byte stream), and an in-process pair.
 // Every message is counted; `rounds` counts flights (a new flight starts whenever the direction of this
 // endpoint's traffic changes, the first message included), so send,send,recv,send gives rounds = 3.
 // Received messages are counted when recv() hands them out, i.e. in protocol order.
+
+import { malformed, PiError } from './errors.js';
 
 export interface ChannelStats {
   bytesSent: number;
@@ -25,12 +28,33 @@ export function diffStats(after: ChannelStats, before: ChannelStats): ChannelSta
   };
 }
 
-/** Default cap on one frame's payload; a length prefix above the cap is rejected as malformed. */
-export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
+/** Limits a channel enforces on what it receives; the protocol tightens them per state (setLimits). */
+export interface ChannelLimits {
+  /** Largest payload of one incoming frame; a larger length prefix fails the channel (LIMIT). */
+  maxFrameBytes: number;
+  /** Most bytes received but not yet read (queued frames plus the partial frame's buffer); more fails it (LIMIT). */
+  maxBufferedBytes: number;
+  /** A recv() that waits this long without any byte arriving fails (TIMEOUT); 0: no idle timeout. */
+  idleMs: number;
+  /** The protocol state the limits belong to, named in errors (e.g. 'before the hello'; '' for none). */
+  state: string;
+}
+
+/** Defaults of a bare channel (the protocols set tighter ones): 1 GiB frames, no idle timeout. */
+export const DEFAULT_LIMITS: ChannelLimits = { maxFrameBytes: 1 << 30, maxBufferedBytes: 2 ** 31, idleMs: 0, state: '' };
+
+/** Bytes a channel holds now and at its peak: received but unread (in), and written but not yet sent (out). */
+export interface ChannelMemory {
+  bufferedIn: number;
+  peakIn: number;
+  bufferedOut: number;
+  peakOut: number;
+}
 
 export interface ChannelOptions {
-  /** Largest accepted payload, both directions (default 1 GiB). */
+  /** Largest accepted payload, both directions (shorthand for limits.maxFrameBytes). */
   maxFrameBytes?: number;
+  limits?: Partial<ChannelLimits>;
   /** Name used in error messages (default: the peer address, or 'pair:A' / 'pair:B'). */
   name?: string;
 }
@@ -45,9 +69,16 @@ export interface Channel {
   send(data: Uint8Array): void;
   /** Next message; rejects with a descriptive Error if the peer disconnected or sent a malformed frame. */
   recv(): Promise<Uint8Array>;
-  /** Resolves when queued outgoing bytes have been handed to the OS. */
+  /** Resolves when queued outgoing bytes have been handed to the OS; rejects once the channel failed. */
   flush(): Promise<void>;
   close(): void;
+  /** Fails pending and later recv() and flush() with `err` (e.g. a deadline); sending stays possible until close(). */
+  abort(err: Error): void;
+
+  /** Tightens or loosens the receive limits from now on (they apply to frames whose length prefix comes later). */
+  setLimits(l: Partial<ChannelLimits>): void;
+  readonly limits: Readonly<ChannelLimits>;
+  memory(): ChannelMemory;
 
   /** Counters since creation or the last resetStats(). */
   stats(): ChannelStats;
@@ -68,54 +99,206 @@ export interface Channel {
 
 type Waiter = { resolve: (m: Uint8Array) => void; reject: (e: Error) => void };
 
+const HEADER = 4;
+/** The first allocation for a frame's payload; it then doubles as bytes arrive, up to the announced length. */
+const FIRST_CHUNK = 1 << 16;
+
+/**
+ * Splits a byte stream into length-prefixed frames (4-byte big-endian length, then the payload). The payload buffer
+ * grows as bytes arrive (doubling, capped at the announced length), never from the prefix alone, so a peer that
+ * announces 1 GiB and sends nothing costs nothing. Chunks are copied, never retained (a socket's chunk may be a
+ * view into a larger buffer).
+ */
+export class FrameReader {
+  private hdr = new Uint8Array(HEADER);
+  private hdrFill = 0;
+  private len = -1;
+  private buf: Uint8Array | null = null;
+  private fill = 0;
+  private stopped = false;
+
+  constructor(
+    /** The largest acceptable length, read when each prefix completes. */
+    private readonly limit: () => number,
+    private readonly onFrame: (m: Uint8Array) => void,
+    private readonly onTooLarge: (len: number, limit: number) => void,
+  ) {}
+
+  /** Bytes held for the frame in progress (its buffer's capacity plus a partial prefix). */
+  get held(): number {
+    return (this.buf ? this.buf.byteLength : 0) + this.hdrFill;
+  }
+
+  push(chunk: Uint8Array): void {
+    let p = 0;
+    while (p < chunk.length && !this.stopped) {
+      if (this.len < 0) {
+        const n = Math.min(HEADER - this.hdrFill, chunk.length - p);
+        this.hdr.set(chunk.subarray(p, p + n), this.hdrFill);
+        this.hdrFill += n;
+        p += n;
+        if (this.hdrFill < HEADER) return;
+        this.hdrFill = 0;
+        const len = ((this.hdr[0]! << 24) | (this.hdr[1]! << 16) | (this.hdr[2]! << 8) | this.hdr[3]!) >>> 0;
+        const lim = this.limit();
+        if (len > lim) {
+          this.stopped = true;
+          this.onTooLarge(len, lim);
+          return;
+        }
+        if (len === 0) { this.onFrame(new Uint8Array(0)); continue; }
+        this.len = len;
+        this.fill = 0;
+        this.buf = null;
+        continue;
+      }
+      const n = Math.min(this.len - this.fill, chunk.length - p);
+      const need = this.fill + n;
+      if (!this.buf || this.buf.byteLength < need) {
+        const cap = Math.min(this.len, Math.max(need, FIRST_CHUNK, this.buf ? 2 * this.buf.byteLength : 0));
+        const grown = new Uint8Array(cap);
+        if (this.buf) grown.set(this.buf.subarray(0, this.fill));
+        this.buf = grown;
+      }
+      this.buf.set(chunk.subarray(p, p + n), this.fill);
+      this.fill = need;
+      p += n;
+      if (this.fill === this.len) {
+        const m = this.buf.byteLength === this.len ? this.buf : this.buf.slice(0, this.len);
+        this.buf = null;
+        this.len = -1;
+        this.onFrame(m);
+      }
+    }
+  }
+
+  /** Why the stream may not end here (a frame cut short), or null. */
+  truncation(): string | null {
+    if (this.len >= 0) return `truncated frame: connection closed after ${this.fill} of ${this.len} payload bytes`;
+    if (this.hdrFill > 0) return `truncated frame: connection closed after ${this.hdrFill} of ${HEADER} length-prefix bytes`;
+    return null;
+  }
+
+  /** Stops parsing (after a fatal error) and drops what is held. */
+  stop(): void {
+    this.stopped = true;
+    this.buf = null;
+  }
+}
+
+/** The 4-byte big-endian length prefix of a frame. */
+export function framePrefix(len: number): Uint8Array {
+  return new Uint8Array([len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]);
+}
+
 export abstract class ChannelBase implements Channel {
   abstract readonly name: string;
-  protected readonly maxFrameBytes: number;
+  private lim: ChannelLimits;
   private counters = zeroStats();
   private lastDir = 0; // 0 none, 1 send, 2 recv
   private inbox: Uint8Array[] = [];
+  private inboxBytes = 0;
   private waiters: Waiter[] = [];
   private failure: Error | null = null;
+  /** The transport is gone (peer closed, socket error): sends fail too. */
+  private dead = false;
   private closedFlag = false;
+  private peakIn = 0;
+  private peakOut = 0;
+  private lastActivity = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private failureWaiters: ((e: Error) => void)[] = [];
+  /** Frame parsing for stream media (TCP, TLS, a WebSocket's byte stream): feed it with receiveBytes(). */
+  protected readonly reader: FrameReader;
 
   constructor(opts: ChannelOptions = {}) {
-    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.lim = { ...DEFAULT_LIMITS, ...opts.limits, ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}) };
+    this.reader = new FrameReader(() => this.lim.maxFrameBytes, (m) => this.deliver(m), (len, lim) => {
+      this.fail(new PiError('LIMIT', `${this.name}: frame of ${len} bytes exceeds the limit of ${lim} bytes${this.where()}`));
+      this.onFatalInput();
+    });
   }
 
   get closed(): boolean {
     return this.closedFlag;
   }
 
+  get limits(): Readonly<ChannelLimits> {
+    return this.lim;
+  }
+
+  setLimits(l: Partial<ChannelLimits>): void {
+    this.lim = { ...this.lim, ...l };
+  }
+
   protected abstract write(data: Uint8Array): void;
   protected abstract shutdown(): void;
-  abstract flush(): Promise<void>;
+  /** Resolves when written bytes have been handed to the medium. */
+  protected abstract drained(): Promise<void>;
+  /** Bytes written but not yet handed to the medium. */
+  protected abstract outstanding(): number;
+  /** Stop taking input after a fatal receive error (too large a frame or too much buffered). */
+  protected onFatalInput(): void {}
 
   send(data: Uint8Array): void {
     if (!(data instanceof Uint8Array)) throw new Error(`${this.name}: send() takes a Uint8Array`);
     if (this.closedFlag) throw new Error(`${this.name}: cannot send ${data.byteLength} bytes: channel is closed`);
-    if (this.failure) throw new Error(`${this.name}: cannot send ${data.byteLength} bytes: ${this.failure.message}`);
-    if (data.byteLength > this.maxFrameBytes) {
-      throw new Error(`${this.name}: message of ${data.byteLength} bytes exceeds maxFrameBytes ${this.maxFrameBytes}`);
+    if (this.dead) {
+      const f = this.failure!, msg = `${this.name}: cannot send ${data.byteLength} bytes: ${f.message}`;
+      throw f instanceof PiError ? new PiError(f.code, msg, { cause: f }) : new Error(msg, { cause: f });
     }
+    if (data.byteLength > 0xffffffff) throw new Error(`${this.name}: message of ${data.byteLength} bytes does not fit a frame`);
     if (this.lastDir !== 1) { this.counters.rounds++; this.lastDir = 1; }
     this.counters.msgsSent++;
     this.counters.bytesSent += data.byteLength;
     this.write(data);
+    const out = this.outstanding();
+    if (out > this.peakOut) this.peakOut = out;
   }
 
   recv(): Promise<Uint8Array> {
     const m = this.inbox.shift();
-    if (m) return Promise.resolve(this.consumed(m));
-    if (this.failure) return Promise.reject(new Error(this.failure.message));
+    if (m) {
+      this.inboxBytes -= m.byteLength;
+      return Promise.resolve(this.consumed(m));
+    }
+    if (this.failure) return Promise.reject(this.failure);
     if (this.closedFlag) return Promise.reject(new Error(`${this.name}: recv() on a closed channel`));
-    return new Promise<Uint8Array>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.lastActivity = Date.now();
+      this.armIdle();
+    });
+  }
+
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      const onFail = (e: Error) => reject(e);
+      this.failureWaiters.push(onFail);
+      this.drained().then(() => {
+        this.failureWaiters = this.failureWaiters.filter((f) => f !== onFail);
+        if (this.failure) reject(this.failure); else resolve();
+      }, reject);
+    });
   }
 
   close(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
     this.fail(new Error(`${this.name}: channel closed locally`));
+    this.reader.stop();
+    this.inbox = [];
+    this.inboxBytes = 0;
     this.shutdown();
+  }
+
+  abort(err: Error): void {
+    this.fail(err);
+  }
+
+  memory(): ChannelMemory {
+    return { bufferedIn: this.inboxBytes + this.reader.held, peakIn: this.peakIn, bufferedOut: this.outstanding(), peakOut: this.peakOut };
   }
 
   stats(): ChannelStats {
@@ -136,21 +319,84 @@ export abstract class ChannelBase implements Channel {
     return m;
   }
 
-  /** Called by subclasses with each complete incoming frame. */
-  protected deliver(m: Uint8Array): void {
-    if (this.failure) return;
-    const w = this.waiters.shift();
-    if (w) w.resolve(this.consumed(m));
-    else this.inbox.push(m);
+  private where(): string {
+    return this.lim.state ? ` ${this.lim.state}` : '';
   }
 
-  /** Called by subclasses on disconnect / malformed input: pending and later recv() reject with `err`. */
-  protected fail(err: Error): void {
+  private armIdle(): void {
+    if (this.idleTimer || !this.lim.idleMs) return;
+    const check = () => {
+      this.idleTimer = null;
+      if (!this.waiters.length || this.failure) return;
+      const quiet = Date.now() - this.lastActivity;
+      if (quiet >= this.lim.idleMs) {
+        this.fail(new PiError('TIMEOUT', `${this.name}: no data from the peer for ${(quiet / 1e3).toFixed(1)} s (idle timeout ${(this.lim.idleMs / 1e3).toFixed(1)} s)${this.where()}`));
+        return;
+      }
+      this.idleTimer = setTimeout(check, this.lim.idleMs - quiet);
+    };
+    this.idleTimer = setTimeout(check, this.lim.idleMs);
+  }
+
+  private disarmIdle(): void {
+    if (this.idleTimer && !this.waiters.length) { clearTimeout(this.idleTimer); this.idleTimer = null; }
+  }
+
+  /** Subclasses of stream media call this with every chunk of bytes received. */
+  protected receiveBytes(chunk: Uint8Array): void {
+    if (this.failure) return;
+    this.lastActivity = Date.now();
+    this.reader.push(chunk);
+    this.checkBuffered();
+  }
+
+  private checkBuffered(): void {
+    const held = this.inboxBytes + this.reader.held;
+    if (held > this.peakIn) this.peakIn = held;
+    if (held > this.lim.maxBufferedBytes && !this.failure) {
+      this.fail(new PiError('LIMIT', `${this.name}: ${held} bytes received and not read exceed the limit of ${this.lim.maxBufferedBytes} bytes${this.where()}`));
+      this.reader.stop();
+      this.inbox = [];
+      this.inboxBytes = 0;
+      this.onFatalInput();
+    }
+  }
+
+  /** Called with each complete incoming frame (message media call it directly; the limits apply here too). */
+  protected deliver(m: Uint8Array): void {
+    if (this.failure) return;
+    this.lastActivity = Date.now();
+    if (m.byteLength > this.lim.maxFrameBytes) {
+      this.fail(new PiError('LIMIT', `${this.name}: frame of ${m.byteLength} bytes exceeds the limit of ${this.lim.maxFrameBytes} bytes${this.where()}`));
+      this.onFatalInput();
+      return;
+    }
+    const w = this.waiters.shift();
+    if (w) {
+      this.disarmIdle();
+      w.resolve(this.consumed(m));
+      return;
+    }
+    this.inbox.push(m);
+    this.inboxBytes += m.byteLength;
+    this.checkBuffered();
+  }
+
+  /**
+   * Pending and later recv() (and flush()) reject with `err`. `transportGone`: the medium is closed, so sends fail
+   * too; otherwise (a local abort, a malformed or too large frame) a last error frame can still be sent.
+   */
+  protected fail(err: Error, transportGone = false): void {
+    if (transportGone) this.dead = true;
     if (this.failure) return;
     this.failure = err;
+    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     const ws = this.waiters;
     this.waiters = [];
-    for (const w of ws) w.reject(new Error(err.message));
+    for (const w of ws) w.reject(err);
+    const fs = this.failureWaiters;
+    this.failureWaiters = [];
+    for (const f of fs) f(err);
   }
 
   async recvBytes(what: string, expectedLength?: number): Promise<Uint8Array> {
@@ -158,10 +404,11 @@ export abstract class ChannelBase implements Channel {
     try {
       m = await this.recv();
     } catch (e) {
-      throw new Error(`${(e as Error).message} (while waiting for ${what})`);
+      const err = e as Error;
+      throw err instanceof PiError ? new PiError(err.code, `${err.message} (while waiting for ${what})`, { cause: err }) : new Error(`${err.message} (while waiting for ${what})`, { cause: err });
     }
     if (expectedLength !== undefined && m.byteLength !== expectedLength) {
-      throw new Error(`${this.name}: ${what}: expected ${expectedLength} bytes, got ${m.byteLength}`);
+      throw malformed(`${this.name}: ${what}: expected ${expectedLength} bytes, got ${m.byteLength}`);
     }
     return m;
   }
@@ -172,9 +419,7 @@ export abstract class ChannelBase implements Channel {
 
   async recvU32Array(what: string, expectedLength?: number): Promise<Uint32Array> {
     const m = await this.recvBytes(what, expectedLength === undefined ? undefined : 4 * expectedLength);
-    if (m.byteLength % 4 !== 0) throw new Error(`${this.name}: ${what}: ${m.byteLength} bytes is not a whole number of uint32`);
-    const a = alignedCopy(m, 4);
-    return new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+    return u32View(m, `${this.name}: ${what}`);
   }
 
   sendJson(value: unknown): void {
@@ -182,12 +427,7 @@ export abstract class ChannelBase implements Channel {
   }
 
   async recvJson<T = unknown>(what: string): Promise<T> {
-    const m = await this.recvBytes(what);
-    try {
-      return JSON.parse(new TextDecoder().decode(m)) as T;
-    } catch (e) {
-      throw new Error(`${this.name}: ${what}: malformed JSON message of ${m.byteLength} bytes (${(e as Error).message})`);
-    }
+    return parseJson<T>(await this.recvBytes(what), `${this.name}: ${what}`);
   }
 
   sendParts(parts: readonly Uint8Array[]): void {
@@ -195,12 +435,27 @@ export abstract class ChannelBase implements Channel {
   }
 
   async recvParts(what: string, expectedCount?: number): Promise<Uint8Array[]> {
-    const m = await this.recvBytes(what);
-    const parts = unpackParts(m, `${this.name}: ${what}`);
+    const parts = unpackParts(await this.recvBytes(what), `${this.name}: ${what}`);
     if (expectedCount !== undefined && parts.length !== expectedCount) {
-      throw new Error(`${this.name}: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
+      throw malformed(`${this.name}: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
     }
     return parts;
+  }
+}
+
+/** A message as uint32 words (MALFORMED if its length is not a multiple of 4). */
+export function u32View(m: Uint8Array, what: string): Uint32Array {
+  if (m.byteLength % 4 !== 0) throw malformed(`${what}: ${m.byteLength} bytes is not a whole number of uint32`);
+  const a = alignedCopy(m, 4);
+  return new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
+/** A message as JSON (MALFORMED if it is not UTF-8 JSON). */
+export function parseJson<T>(m: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(m)) as T;
+  } catch (e) {
+    throw malformed(`${what}: malformed JSON message of ${m.byteLength} bytes (${(e as Error).message})`);
   }
 }
 
@@ -229,15 +484,16 @@ export function packParts(parts: readonly Uint8Array[]): Uint8Array {
 export function unpackParts(m: Uint8Array, what: string): Uint8Array[] {
   const buf = alignedCopy(m, 8);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (buf.byteLength < 4) throw new Error(`${what}: multi-part message of ${buf.byteLength} bytes has no header`);
+  if (buf.byteLength < 4) throw malformed(`${what}: multi-part message of ${buf.byteLength} bytes has no header`);
   const count = dv.getUint32(0, true);
+  // Checked before anything is allocated for the parts: the header alone must fit the message.
+  if (4 + 4 * count > buf.byteLength) throw malformed(`${what}: multi-part header claims ${count} parts but message has ${buf.byteLength} bytes`);
   let off = pad8(4 + 4 * count);
-  if (off > buf.byteLength) throw new Error(`${what}: multi-part header claims ${count} parts but message has ${buf.byteLength} bytes`);
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const len = dv.getUint32(4 + 4 * i, true);
     if (off + len > buf.byteLength) {
-      throw new Error(`${what}: part ${i} of ${count} (${len} bytes at offset ${off}) runs past the ${buf.byteLength}-byte message`);
+      throw malformed(`${what}: part ${i} of ${count} (${len} bytes at offset ${off}) runs past the ${buf.byteLength}-byte message`);
     }
     out.push(buf.subarray(off, off + len));
     off = pad8(off + len);
@@ -261,10 +517,15 @@ class PairChannel extends ChannelBase {
     this.peer = null;
     if (p) {
       p.peer = null;
-      p.fail(new Error(`${p.name}: peer closed the connection`));
+      p.fail(new PiError('ABORTED', `${p.name}: peer closed the connection`), true);
     }
   }
-  async flush(): Promise<void> {}
+  protected drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected outstanding(): number {
+    return 0;
+  }
 }
 
 /** Two connected in-process endpoints (for tests and single-process benchmarks). */

@@ -1,142 +1,267 @@
-// Channels over TCP (Node): length-prefixed frames (4-byte big-endian length, then the payload).
+// Channels over TCP and TLS (Node): the shared frame reader (channel.ts) on a socket's byte stream. TLS is TLS 1.3
+// only (AES-GCM / ChaCha20-Poly1305); a client verifies the server against a CA / certificate file or a pinned
+// SHA-256 fingerprint, and a listener may ask for client certificates (the dealer authenticates the server so).
+// Plain TCP exists for --insecure runs and in-process benchmarks; the callers decide, loudly (cli/pi.ts).
 import { createServer, connect, type Socket, type Server } from 'node:net';
-import { ChannelBase, type Channel, type ChannelOptions } from './channel.js';
+import * as tls from 'node:tls';
+import { ChannelBase, framePrefix, type Channel, type ChannelOptions } from './channel.js';
+import { PiError } from './errors.js';
+import { certFingerprint, checkPin } from './tls.js';
 
-const HEADER = 4;
+/** Who is on the other end of a channel, as TLS established it. */
+export interface PeerIdentity {
+  /** SHA-256 of the peer's certificate (DER), lowercase hex; null without a certificate (or plain TCP). */
+  fingerprint: string | null;
+  /** The peer's certificate chains to a trusted CA / certificate, or its fingerprint is pinned. */
+  verified: boolean;
+}
 
-export class TcpChannel extends ChannelBase {
+export class StreamChannel extends ChannelBase {
   readonly name: string;
-  private hdr = new Uint8Array(HEADER);
-  private hdrFill = 0;
-  private body: Uint8Array | null = null;
-  private bodyFill = 0;
+  /** The peer's TLS identity (null on plain TCP). */
+  readonly peer: PeerIdentity | null;
 
-  constructor(readonly socket: Socket, opts: ChannelOptions = {}) {
+  constructor(readonly socket: Socket, opts: ChannelOptions & { peer?: PeerIdentity } = {}) {
     super(opts);
-    this.name = opts.name ?? `tcp ${socket.remoteAddress}:${socket.remotePort}`;
+    this.name = opts.name ?? `${socket instanceof tls.TLSSocket ? 'tls' : 'tcp'} ${socket.remoteAddress}:${socket.remotePort}`;
+    this.peer = opts.peer ?? null;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.receiveBytes(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('close', () => this.onEnd());
-    socket.on('error', (e) => this.fail(new Error(`${this.name}: socket error: ${e.message}`)));
-  }
-
-  private onData(chunk: Uint8Array): void {
-    let p = 0;
-    while (p < chunk.length) {
-      if (this.body === null) {
-        const n = Math.min(HEADER - this.hdrFill, chunk.length - p);
-        this.hdr.set(chunk.subarray(p, p + n), this.hdrFill);
-        this.hdrFill += n;
-        p += n;
-        if (this.hdrFill < HEADER) return;
-        const len = ((this.hdr[0] << 24) | (this.hdr[1] << 16) | (this.hdr[2] << 8) | this.hdr[3]) >>> 0;
-        this.hdrFill = 0;
-        if (len > this.maxFrameBytes) {
-          this.fail(new Error(`${this.name}: malformed frame: length prefix ${len} exceeds maxFrameBytes ${this.maxFrameBytes}`));
-          this.socket.destroy();
-          return;
-        }
-        this.body = new Uint8Array(len);
-        this.bodyFill = 0;
-      }
-      const n = Math.min(this.body.length - this.bodyFill, chunk.length - p);
-      this.body.set(chunk.subarray(p, p + n), this.bodyFill);
-      this.bodyFill += n;
-      p += n;
-      if (this.bodyFill === this.body.length) {
-        const m = this.body;
-        this.body = null;
-        this.deliver(m);
-      }
-    }
+    socket.on('error', (e) => this.fail(new PiError('ABORTED', `${this.name}: socket error: ${e.message}`), true));
   }
 
   private onEnd(): void {
-    if (this.body !== null) {
-      this.fail(new Error(`${this.name}: truncated frame: connection closed after ${this.bodyFill} of ${this.body.length} payload bytes`));
-    } else if (this.hdrFill > 0) {
-      this.fail(new Error(`${this.name}: truncated frame: connection closed after ${this.hdrFill} of ${HEADER} length-prefix bytes`));
-    } else {
-      this.fail(new Error(`${this.name}: peer closed the connection`));
-    }
+    const t = this.reader.truncation();
+    // A cut frame is the peer's malformed input; a clean close means the other party left.
+    this.fail(t ? new PiError('MALFORMED', `${this.name}: ${t}`) : new PiError('ABORTED', `${this.name}: peer closed the connection`), true);
   }
 
   protected write(data: Uint8Array): void {
-    const h = new Uint8Array(HEADER);
-    const len = data.byteLength;
-    h[0] = len >>> 24; h[1] = (len >>> 16) & 255; h[2] = (len >>> 8) & 255; h[3] = len & 255;
     this.socket.cork();
-    this.socket.write(h);
-    if (len > 0) this.socket.write(data);
+    this.socket.write(framePrefix(data.byteLength));
+    if (data.byteLength > 0) this.socket.write(data);
     this.socket.uncork();
   }
 
-  protected shutdown(): void {
-    this.socket.end();
+  protected override onFatalInput(): void {
+    this.socket.pause();
   }
 
-  flush(): Promise<void> {
-    if (!this.socket.writableNeedDrain) return Promise.resolve();
+  protected shutdown(): void {
+    // Send what is queued (a last error frame), then close; a peer that never reads does not keep the socket.
+    const s = this.socket;
+    const kill = setTimeout(() => s.destroy(), 2000);
+    kill.unref();
+    s.end(() => { clearTimeout(kill); s.destroy(); });
+  }
+
+  protected drained(): Promise<void> {
+    const s = this.socket;
+    if (!s.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const done = (err?: Error) => {
-        this.socket.off('drain', ok);
-        this.socket.off('close', closed);
+        s.off('drain', ok);
+        s.off('close', closed);
         if (err) reject(err); else resolve();
       };
       const ok = () => done();
       const closed = () => done(new Error(`${this.name}: connection closed before queued data was sent`));
-      this.socket.on('drain', ok);
-      this.socket.on('close', closed);
+      s.on('drain', ok);
+      s.on('close', closed);
     });
+  }
+
+  protected outstanding(): number {
+    return this.socket.writableLength;
   }
 }
 
-/** Connects to a listening party; rejects with an error naming host:port. */
-export function connectTcp(host: string, port: number, opts: ChannelOptions = {}): Promise<TcpChannel> {
+// ------------------------------------------------------------------------------------------------ connecting
+
+export interface TlsClientConfig {
+  /** PEM: CA certificate(s) or the server's own (self-signed) certificate to verify the server against. */
+  ca?: string;
+  /** SHA-256 fingerprint of the server's certificate (64 hex digits, ':' allowed). */
+  pin?: string;
+  /** This party's certificate and key (PEM), presented as a TLS client certificate (the server to the dealer). */
+  cert?: string;
+  key?: string;
+  /** Name checked against the certificate with `ca` (default: the host connected to). */
+  servername?: string;
+}
+
+/** How a party connects: TLS with a verified server, or plain TCP only when asked for by name. */
+export type ClientSecurity = { tls: TlsClientConfig } | { insecure: true };
+
+export interface ConnectOptions extends ChannelOptions {
+  /** Deadline for the TCP connect and the TLS handshake (default 10 s). */
+  timeoutMs?: number;
+}
+
+function withTimeout<T extends Socket>(s: T, ms: number, what: string, reject: (e: Error) => void): NodeJS.Timeout {
+  const t = setTimeout(() => {
+    s.destroy();
+    reject(new PiError('TIMEOUT', `${what}: no connection within ${(ms / 1e3).toFixed(1)} s`));
+  }, ms);
+  t.unref();
+  return t;
+}
+
+/** Connects over plain TCP; rejects with an error naming host:port. */
+export function connectTcp(host: string, port: number, opts: ConnectOptions = {}): Promise<StreamChannel> {
   return new Promise((resolve, reject) => {
     const s = connect({ host, port });
-    const onErr = (e: Error) => reject(new Error(`connect ${host}:${port}: ${e.message}`));
+    const timer = withTimeout(s, opts.timeoutMs ?? 10000, `connect ${host}:${port}`, reject);
+    const onErr = (e: Error) => { clearTimeout(timer); reject(new Error(`connect ${host}:${port}: ${e.message}`)); };
     s.once('error', onErr);
     s.once('connect', () => {
+      clearTimeout(timer);
       s.off('error', onErr);
-      resolve(new TcpChannel(s, { ...opts, name: opts.name ?? `tcp ${host}:${port}` }));
+      resolve(new StreamChannel(s, { ...opts, name: opts.name ?? `tcp ${host}:${port}` }));
     });
   });
 }
+
+/**
+ * Connects over TLS 1.3 and verifies the server: against `ca` (chain and name), and/or its certificate's SHA-256
+ * against `pin`. Without either it refuses to connect. Nothing is sent before the server is verified.
+ */
+export function connectTls(host: string, port: number, cfg: TlsClientConfig, opts: ConnectOptions = {}): Promise<StreamChannel> {
+  const what = `connect ${host}:${port}`;
+  if (!cfg.ca && !cfg.pin) {
+    return Promise.reject(new Error(`${what}: refusing TLS without a way to verify the server: give its certificate (--server-cert FILE) or its fingerprint (--pin SHA256)`));
+  }
+  const pin = cfg.pin ? checkPin(cfg.pin, 'pin') : null;
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({
+      host, port, minVersion: 'TLSv1.3',
+      ...(cfg.servername ? { servername: cfg.servername } : {}),
+      ...(cfg.ca ? { ca: cfg.ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
+      ...(cfg.cert && cfg.key ? { cert: cfg.cert, key: cfg.key } : {}),
+    });
+    const timer = withTimeout(s, opts.timeoutMs ?? 10000, what, reject);
+    const onErr = (e: Error) => {
+      clearTimeout(timer);
+      const bad = /certificate|self.signed|unable to verify|Hostname|IP:|altnames/i.test(e.message);
+      reject(bad ? new PiError('AUTH', `${what}: the server's certificate is not trusted: ${e.message} (check --server-cert / --pin)`) : new Error(`${what}: ${e.message}`));
+    };
+    s.once('error', onErr);
+    s.once('secureConnect', () => {
+      clearTimeout(timer);
+      s.off('error', onErr);
+      const raw = s.getPeerCertificate().raw;
+      const fp = raw ? certFingerprint(raw) : null;
+      if (pin && fp !== pin) {
+        s.destroy();
+        reject(new PiError('AUTH', `${what}: the server's certificate has fingerprint ${fp ?? '(none)'}, not the pinned ${pin}`));
+        return;
+      }
+      resolve(new StreamChannel(s, { ...opts, name: opts.name ?? `tls ${host}:${port}`, peer: { fingerprint: fp, verified: true } }));
+    });
+  });
+}
+
+/** connectTls or connectTcp, as `sec` says. */
+export function connectChannel(host: string, port: number, sec: ClientSecurity, opts: ConnectOptions = {}): Promise<StreamChannel> {
+  return 'tls' in sec ? connectTls(host, port, sec.tls, opts) : connectTcp(host, port, opts);
+}
+
+// ------------------------------------------------------------------------------------------------ listening
+
+export interface TlsServerConfig {
+  /** This party's certificate and key (PEM). */
+  cert: string;
+  key: string;
+  /**
+   * Ask connecting parties for a client certificate. Parties without one still connect (peer.verified false);
+   * `ca` (PEM) and/or `pins` (SHA-256 fingerprints) say whose certificates count as verified.
+   */
+  clientAuth?: { ca?: string; pins?: string[] };
+}
+
+export type ServerSecurity = { tls: TlsServerConfig } | { insecure: true };
 
 export interface TcpListener {
   readonly port: number;
   readonly server: Server;
+  /** Connections open now (handshaking, or running their handler). */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
+export interface ListenOptions extends ChannelOptions {
+  port: number;
+  /** Listen address (default 127.0.0.1: exposing a party takes an explicit address). */
+  host?: string;
+  /** TLS; plain TCP when absent. */
+  tls?: TlsServerConfig;
+  /** TLS handshake deadline (default 10 s). */
+  handshakeMs?: number;
+  /** Open connections beyond this are closed at once (default 256). */
+  maxConnections?: number;
+  /** A handler that threw (default: stderr). The listener keeps serving. */
+  onError?: (err: Error, ch: Channel) => void;
+  /** A connection dropped before it became a channel (TLS handshake failed, too many connections). */
+  onRefused?: (why: string) => void;
+}
+
+function peerIdentity(s: tls.TLSSocket, cfg: TlsServerConfig): PeerIdentity {
+  const raw = s.getPeerCertificate()?.raw;
+  const fingerprint = raw ? certFingerprint(raw) : null;
+  const byCa = !!cfg.clientAuth?.ca && s.authorized;
+  const byPin = !!fingerprint && !!cfg.clientAuth?.pins?.includes(fingerprint);
+  return { fingerprint, verified: !!fingerprint && (byCa || byPin) };
+}
+
 /**
- * Accepts connections and runs `handler` for each, concurrently. A handler that throws (e.g. the client
- * disconnected mid-protocol) is reported to `onError` (default: stderr) and its channel is closed; the
- * listener keeps serving. `port` 0 picks an ephemeral port.
+ * Accepts connections (TLS when `opts.tls` is given) and runs `handler` for each, concurrently. A handler that
+ * throws is reported to `onError` (default: stderr) and its channel is closed; the listener keeps serving.
+ * `port` 0 picks an ephemeral port.
  */
-export function listenTcp(
-  opts: ChannelOptions & { port: number; host?: string; onError?: (err: Error, ch: Channel) => void },
-  handler: (ch: Channel) => Promise<void> | void,
-): Promise<TcpListener> {
+export function listenTcp(opts: ListenOptions, handler: (ch: StreamChannel) => Promise<void> | void): Promise<TcpListener> {
   const onError = opts.onError ?? ((err, ch) => process.stderr.write(`[pi] ${ch.name}: ${err.message}\n`));
-  const server = createServer((socket) => {
-    const ch = new TcpChannel(socket, { maxFrameBytes: opts.maxFrameBytes });
+  const onRefused = opts.onRefused ?? (() => {});
+  const host = opts.host ?? '127.0.0.1';
+  const chOpts: ChannelOptions = { ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}), ...(opts.limits ? { limits: opts.limits } : {}) };
+  const run = (socket: Socket, peer?: PeerIdentity) => {
+    const ch = new StreamChannel(socket, { ...chOpts, ...(peer ? { peer } : {}) });
     Promise.resolve()
       .then(() => handler(ch))
       .catch((e) => onError(e instanceof Error ? e : new Error(String(e)), ch))
       .finally(() => ch.close());
+  };
+  let server: Server;
+  const cfg = opts.tls;
+  if (cfg) {
+    if (cfg.clientAuth?.pins) cfg.clientAuth.pins.forEach((p, i) => checkPin(p, `clientAuth.pins[${i}]`));
+    const ts = tls.createServer({
+      cert: cfg.cert, key: cfg.key, minVersion: 'TLSv1.3', handshakeTimeout: opts.handshakeMs ?? 10000,
+      ...(cfg.clientAuth ? { requestCert: true, rejectUnauthorized: false, ...(cfg.clientAuth.ca ? { ca: cfg.clientAuth.ca } : {}) } : {}),
+    }, (s) => run(s, peerIdentity(s, cfg)));
+    ts.on('tlsClientError', (e, s) => { s.destroy(); onRefused(`TLS handshake failed: ${e.message}`); });
+    server = ts;
+  } else {
+    server = createServer((s) => run(s));
+  }
+  server.maxConnections = opts.maxConnections ?? 256;
+  server.on('drop', () => onRefused(`more than ${server.maxConnections} connections`));
+  let open = 0;
+  server.on('connection', (s: Socket) => {
+    open++;
+    s.once('close', () => open--);
   });
   return new Promise((resolve, reject) => {
-    server.once('error', (e) => reject(new Error(`listen on ${opts.host ?? '0.0.0.0'}:${opts.port}: ${e.message}`)));
-    server.listen(opts.port, opts.host, () => {
-      server.on('error', (e) => process.stderr.write(`[pi] listener on port ${opts.port}: ${e.message}\n`));
+    server.once('error', (e) => reject(new Error(`listen on ${host}:${opts.port}: ${e.message}`)));
+    server.listen(opts.port, host, () => {
+      server.on('error', (e) => process.stderr.write(`[pi] listener on ${host}:${opts.port}: ${e.message}\n`));
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.port;
       resolve({
         port,
         server,
+        get connections() { return open; },
         close: () => new Promise<void>((res) => server.close(() => res())),
       });
     });

@@ -1,6 +1,7 @@
 // The trusted-dealer preprocessor (a third party; see dealer.ts for the dealer itself).
 import type { Channel } from '../../transport/channel.js';
-import { r64FromBytes, r64Random, r64Sub, r64ToBytes, type R64 } from '../../fixed.js';
+import { r64FromBytes, r64Sub, r64ToBytes, type R64 } from '../../fixed.js';
+import { randomR64, type Random } from '../../random.js';
 import type { RingLinear } from '../ring.js';
 import { recvChecked } from '../../wire.js';
 import type { LinearShape, PreprocessContext, Preprocessor } from '../index.js';
@@ -19,6 +20,9 @@ function dealerOf(ctx: PreprocessContext, role: string): Channel {
 export class DealerPreprocessor implements Preprocessor {
   readonly name = 'dealer';
   readonly needsDealer = true;
+  maxMessageBytes(): { toServer: number; toClient: number } {
+    return { toServer: 0, toClient: 0 }; // nothing between server and client: everything goes through the dealer
+  }
   async server(ctx: PreprocessContext, shape: LinearShape): Promise<R64> {
     const what = `dealer: s for ${shape.name}`;
     return r64FromBytes(await recvChecked(dealerOf(ctx, 'server'), what, 8 * shape.outSize), shape.outSize, what);
@@ -33,11 +37,11 @@ export class DealerPreprocessor implements Preprocessor {
 }
 
 /** The dealer's half of DealerPreprocessor for one layer (server and client are the dealer's channels to them). */
-export async function dealLayer(server: Channel, client: Channel, shape: LinearShape, layer: RingLinear): Promise<void> {
+export async function dealLayer(server: Channel, client: Channel, shape: LinearShape, layer: RingLinear, random: Random): Promise<void> {
   if (layer.inSize !== shape.inSize || layer.outSize !== shape.outSize) {
     throw new Error(`dealer: ${shape.name}: layer is ${layer.inSize} -> ${layer.outSize}, the plan says ${shape.inSize} -> ${shape.outSize}`);
   }
-  const s = r64Random(shape.outSize);
+  const s = randomR64(random, shape.outSize);
   server.send(r64ToBytes(s));
   const what = `client mask for ${shape.name}`;
   const c = r64FromBytes(await recvChecked(client, what, 8 * shape.inSize), shape.inSize, what);

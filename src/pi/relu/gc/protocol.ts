@@ -10,11 +10,12 @@ import { Garbler, evaluateDecoded, type GarbledBatch, type GarbledMaterial } fro
 import { bitsToRing } from '../../gc/ring.js';
 import type { Circuit } from '../../gc/circuit.js';
 import { OtExtReceiver, OtExtSender } from '../../ot/iknp.js';
-import { r64FromBytes, r64Low, r64Random, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
+import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
 import { unpackParts, type Channel } from '../../transport/channel.js';
-import { recvChecked } from '../../wire.js';
+import { malformed, recvChecked } from '../../wire.js';
+import type { ClientRandomness } from '../../random.js';
 import { delphiReluCircuit } from './circuit.js';
-import type { ReluClient, ReluOptions, ReluProtocol, ReluServer, ReluSite } from '../index.js';
+import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
 
 function batches(n: number, size: number): [number, number][] {
   const out: [number, number][] = [];
@@ -47,13 +48,13 @@ const MAGIC = 0x314d4347;
 /** A tables-only material message (header + tables, no decode bits) as a GarbledMaterial whose decode bits are 0. */
 function parseTables(c: Circuit, msg: Uint8Array, n: number, what: string): GarbledMaterial {
   const expected = HEADER_BYTES + c.numAnd * n * 32;
-  if (msg.byteLength !== expected) throw new Error(`malformed message: ${what}: expected ${expected} bytes (${n} circuits of ${c.numAnd} ANDs), got ${msg.byteLength}`);
+  if (msg.byteLength !== expected) throw malformed(`malformed message: ${what}: expected ${expected} bytes (${n} circuits of ${c.numAnd} ANDs), got ${msg.byteLength}`);
   const bytes = (msg.byteOffset & 3) === 0 ? msg : msg.slice();
   const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   let digest = '';
   for (let i = 24; i < 32; i++) digest += bytes[i]!.toString(16).padStart(2, '0');
   if (dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== n || dv.getUint32(16, true) !== c.numAnd || digest !== c.digest.slice(0, 16)) {
-    throw new Error(`malformed message: ${what}: header is not for ${n} instances of circuit ${c.name}`);
+    throw malformed(`malformed message: ${what}: header is not for ${n} instances of circuit ${c.name}`);
   }
   return {
     n, tweakBase: dv.getUint32(8, true) + dv.getUint32(12, true) * 4294967296, bytes,
@@ -77,7 +78,12 @@ interface ServerBatch {
 
 class GcServer implements ReluServer {
   private readonly sites = new Map<number, ServerBatch[]>();
-  constructor(private readonly ch: Channel, private readonly garbler: Garbler, private readonly ot: OtExtSender, private readonly batch: number) {}
+  private held = 0;
+  constructor(private readonly ch: Channel, readonly garbler: Garbler, private readonly ot: OtExtSender, private readonly batch: number) {}
+
+  heldBytes(): number {
+    return this.held;
+  }
 
   async offline(site: ReluSite): Promise<void> {
     const c = delphiReluCircuit(site.width, site.shift), w = site.width;
@@ -88,7 +94,11 @@ class GcServer implements ReluServer {
       const gb = this.garbler.garble(c, nb, { b: zero.subarray(0, w * nb * 16), r: zero.subarray(w * nb * 16) });
       this.ch.send(gb.material.bytes.subarray(0, HEADER_BYTES + c.numAnd * nb * 32));
       // Keep only the labels of 'a' and the decode bits: the server needs nothing else online.
-      out.push({ enc: { circuit: c, n: nb, material: null as unknown as GarbledMaterial, zero: { a: gb.zero.a! } }, decode: gb.material.decode.slice() });
+      const kept: ServerBatch = { enc: { circuit: c, n: nb, material: null as unknown as GarbledMaterial, zero: { a: gb.zero.a! } }, decode: gb.material.decode.slice() };
+      out.push(kept);
+      this.held += kept.enc.zero.a!.byteLength + kept.decode.byteLength;
+      // A client that does not read its tables holds them in our send buffer: wait until they are on their way.
+      await this.ch.flush();
     }
     this.sites.set(site.op, out);
   }
@@ -97,6 +107,7 @@ class GcServer implements ReluServer {
     const bs = this.sites.get(site.op);
     if (!bs) throw new Error(`relu gc: ${site.name}: online before offline`);
     this.sites.delete(site.op);
+    for (const b of bs) this.held -= b.enc.zero.a!.byteLength + b.decode.byteLength;
     const b0 = this.batch;
     this.ch.sendParts(bs.map((b, k) => this.garbler.encode(b.enc, 'a', encodeValues(sliceR(x, k * b0, k * b0 + b.enc.n), site.width))));
     const what = `online: ${site.name}: output colour bits`;
@@ -118,13 +129,22 @@ interface ClientSite {
   labels: { b: Uint8Array; r: Uint8Array }[];
 }
 
+const clientSiteBytes = (st: ClientSite): number =>
+  st.mats.reduce((a, m) => a + m.bytes.byteLength + m.decode.byteLength, 0) + st.labels.reduce((a, l) => a + l.b.byteLength + l.r.byteLength, 0);
+
 class GcClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
-  constructor(private readonly ch: Channel, private readonly ot: OtExtReceiver, private readonly batch: number) {}
+  private held = 0;
+  constructor(private readonly ch: Channel, private readonly ot: OtExtReceiver, private readonly batch: number, private readonly random: ClientRandomness) {}
+
+  heldBytes(): number {
+    return this.held;
+  }
 
   async offline(site: ReluSite, x: R64): Promise<R64> {
     const c = delphiReluCircuit(site.width, site.shift), w = site.width;
-    const r = r64Random(site.size);
+    const r = this.random.reluMask(site);
+    if (r.lo.length !== site.size) throw new Error(`relu gc: ${site.name}: the randomness gave ${r.lo.length} mask elements, expected ${site.size}`);
     const st: ClientSite = { c, mats: [], labels: [] };
     for (const [s, e] of batches(site.size, this.batch)) {
       const nb = e - s, m = nb * (w + 64);
@@ -137,6 +157,7 @@ class GcClient implements ReluClient {
       st.mats.push(parseTables(c, await recvChecked(this.ch, what), nb, what));
     }
     this.sites.set(site.op, st);
+    this.held += clientSiteBytes(st);
     return r;
   }
 
@@ -144,14 +165,15 @@ class GcClient implements ReluClient {
     const st = this.sites.get(site.op);
     if (!st) throw new Error(`relu gc: ${site.name}: online before offline`);
     this.sites.delete(site.op);
+    this.held -= clientSiteBytes(st);
     const what = `online: ${site.name}: labels of the server's share`;
     const parts = unpackParts(await recvChecked(this.ch, what), `${this.ch.name}: malformed message: ${what}`);
-    if (parts.length !== st.mats.length) throw new Error(`${this.ch.name}: malformed message: ${what}: ${parts.length} parts, expected ${st.mats.length}`);
+    if (parts.length !== st.mats.length) throw malformed(`${this.ch.name}: malformed message: ${what}: ${parts.length} parts, expected ${st.mats.length}`);
     const colour: R64 = { lo: new Uint32Array(site.size), hi: new Uint32Array(site.size) };
     let s = 0;
     st.mats.forEach((m, k) => {
       const want = site.width * m.n * 16;
-      if (parts[k]!.byteLength !== want) throw new Error(`${this.ch.name}: malformed message: ${what}: part ${k} has ${parts[k]!.byteLength} bytes, expected ${want}`);
+      if (parts[k]!.byteLength !== want) throw malformed(`${this.ch.name}: malformed message: ${what}: part ${k} has ${parts[k]!.byteLength} bytes, expected ${want}`);
       const d = evaluateDecoded(st.c, m, { a: parts[k]!, b: st.labels[k]!.b, r: st.labels[k]!.r });
       colour.lo.set(d.lo, s);
       colour.hi.set(d.hi, s);
@@ -161,14 +183,39 @@ class GcClient implements ReluClient {
   }
 }
 
+const pad8 = (n: number) => (n + 7) & ~7;
+const BASE_OT_BYTES = 32 * 128; // the receiver's points of the 128 base OTs
+
+/** Batch sizes of a site: full batches and a last partial one. */
+const batchSizes = (size: number, batch: number): number[] => batches(size, batch).map(([s, e]) => e - s);
+
 export const gcRelu: ReluProtocol = {
   name: 'gc',
-  async server(ch: Channel, o: ReluOptions): Promise<ReluServer> {
-    const garbler = new Garbler(); // a fresh Δ per session
-    const ot = await OtExtSender.setup(ch, { delta: garbler.delta });
+  async server(ch: Channel, o: ReluServerOptions): Promise<ReluServer> {
+    const rand = o.random.bytes;
+    const garbler = new Garbler({ delta: rand.bytes(16), seed: rand.bytes(16) }); // a fresh Δ per session
+    const ot = await OtExtSender.setup(ch, { delta: garbler.delta, random: rand });
     return new GcServer(ch, garbler, ot, o.batch);
   },
-  async client(ch: Channel, o: ReluOptions): Promise<ReluClient> {
-    return new GcClient(ch, await OtExtReceiver.setup(ch), o.batch);
+  async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
+    return new GcClient(ch, await OtExtReceiver.setup(ch, { random: o.random.bytes }), o.batch, o.random);
+  },
+  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions) {
+    let toServer = BASE_OT_BYTES, toClient = 32;
+    for (const site of sites) {
+      const c = delphiReluCircuit(site.width, site.shift), sizes = batchSizes(site.size, o.batch);
+      const nb = Math.max(...sizes);
+      // OT matrix per batch (128 rows of the padded OT count), colour bits per site.
+      toServer = Math.max(toServer, 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128, 8 * site.size);
+      // Tables per batch; labels of the server's share per site (one part per batch).
+      const labels = pad8(4 + 4 * sizes.length) + sizes.reduce((a, n) => a + pad8(site.width * n * 16), 0);
+      toClient = Math.max(toClient, HEADER_BYTES + c.numAnd * nb * 32, labels);
+    }
+    return { toServer, toClient };
   },
 };
+
+/** The session's garbler offset Δ (tests check that it is fresh per session); null for another protocol's server. */
+export function gcServerDelta(r: ReluServer): Uint8Array | null {
+  return r instanceof GcServer ? r.garbler.delta.slice() : null;
+}

@@ -1,0 +1,89 @@
+// The server's view of a session, for simulation-style privacy tests: one in-process session (client, server and, for
+// dealer preprocessing, a dealer) with injected randomness, recording everything the server receives, its online
+// shares, and the client's offline shares. Reusable for any ReLU protocol / preprocessor (`relu`, `preprocess`).
+//
+// Coupling (coupledClientRandomness): for images x and x', the client's masks for x' are those for x shifted by the
+// plaintext differences: c0' = c0 + (x' - x) and r_i' = r_i + (y'_i - y_i) for every kept ReLU op i (y from
+// referenceForward). The shift is a bijection that preserves the uniform distribution of the masks, so if the server's
+// online view is byte-identical under it, that view has the same distribution for every image. It needs the secure
+// computation to equal the reference bit for bit (all ReLUs kept, or culled sites without local truncation).
+import { Dealer } from '../../../src/pi/linear/dealer/dealer.js';
+import { channelPair } from '../../../src/pi/transport/channel.js';
+import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
+import { referenceForward, type ServerModel } from '../../../src/pi/plan.js';
+import { quantize, r64Add, r64Sub, type R64 } from '../../../src/pi/fixed.js';
+import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
+import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
+import { Transcript } from './transcript.js';
+
+export interface SimOptions {
+  model: ServerModel;
+  image: Float32Array;
+  /** Each party's randomness (default: fresh from the system CSPRNG). */
+  client?: ClientRandomness;
+  server?: ServerRandomness;
+  dealer?: Random;
+  relu?: string;
+  preprocess?: string;
+  batch?: number;
+}
+
+export interface SimResult {
+  /** Every frame the server received (channels 'client' and 'dealer'), labelled with the server's phase. */
+  server: Transcript;
+  /** The server's online share of every op. */
+  serverValues: Map<number, R64>;
+  /** The client's offline share of every op. */
+  clientValues: Map<number, R64>;
+  client: ClientResult;
+  serverReport: PartyReport;
+  reluServer: ReluServer | null;
+  reluClient: ReluClient | null;
+}
+
+export async function simulate(o: SimOptions): Promise<SimResult> {
+  const preprocess = o.preprocess ?? 'dealer';
+  const dealer = preprocess === 'dealer' ? new Dealer(o.model, { ...(o.dealer ? { random: o.dealer } : {}), onError: () => {} }) : null;
+  const t = new Transcript();
+  const serverValues = new Map<number, R64>(), clientValues = new Map<number, R64>();
+  let reluServer: ReluServer | null = null, reluClient: ReluClient | null = null;
+  const [s, c] = channelPair({ name: 'sim' });
+  t.tap(s, 'client');
+  const common = { preprocess, ...(o.relu ? { relu: o.relu } : {}), ...(o.batch ? { batch: o.batch } : {}) };
+  const [serverReport, client] = await Promise.all([
+    serveClient(s, o.model, {
+      ...common, ...(o.server ? { random: o.server } : {}), ...(dealer ? { dealer: t.tapLink(dealer.link()) } : {}),
+      hooks: t.hooks({ onValue: (i, v) => serverValues.set(i, v), onRelu: (r) => { reluServer = r as ReluServer; } }),
+    }),
+    runClient(c, o.image, {
+      ...common, ...(o.client ? { random: o.client } : {}), ...(dealer ? { dealer: dealer.link() } : {}),
+      hooks: { onValue: (i, v) => clientValues.set(i, v), onRelu: (r) => { reluClient = r as ReluClient; } },
+    }),
+  ]);
+  return { server: t, serverValues, clientValues, client, serverReport, reluServer, reluClient };
+}
+
+/** The seeded client randomness for image `x2`, coupled to seededClientRandomness(seed) for image `x` (see above). */
+export function coupledClientRandomness(seed: string, model: ServerModel, x: Float32Array, x2: Float32Array): ClientRandomness {
+  const f = model.plan.fixed.f;
+  const a = referenceForward(model, quantize(x, f)), b = referenceForward(model, quantize(x2, f));
+  const shift = new Map<number, R64>();
+  model.plan.ops.forEach((o, i) => {
+    if (o.op === 'relu') shift.set(i, r64Sub(b.values[i]!, a.values[i]!));
+    if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally, so the secure values are not the reference's`);
+  });
+  const base = seededClientRandomness(seed);
+  return {
+    inputMask: (n) => r64Add(base.inputMask(n), r64Sub(b.values[0]!, a.values[0]!)),
+    reluMask: (site) => r64Add(base.reluMask(site), shift.get(site.op)!),
+    bytes: base.bytes,
+  };
+}
+
+/** The bytes of a share, for byte-wise comparison. */
+export const shareBytes = (v: R64): Uint8Array => {
+  const out = new Uint8Array(8 * v.lo.length);
+  out.set(new Uint8Array(v.lo.buffer, v.lo.byteOffset, v.lo.byteLength));
+  out.set(new Uint8Array(v.hi.buffer, v.hi.byteOffset, v.hi.byteLength), v.lo.byteLength);
+  return out;
+};
