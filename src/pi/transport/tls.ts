@@ -4,7 +4,7 @@
 import { createHash, X509Certificate, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import './reflect-shim.js';
+import 'reflect-metadata'; // @peculiar/x509's dependency tsyringe needs the Reflect metadata API
 import * as x509 from '@peculiar/x509';
 
 export interface TlsIdentity {
