@@ -55,10 +55,11 @@ export function registerDemoCommand(program: Command): void {
     });
     say(`   teacher: ${(100 * t.test_acc).toFixed(2)}% on ${o.limitTest.toLocaleString('en-US')} test images, ${t.relus.toLocaleString('en-US')} ReLUs (${el()})`);
 
-    say(`2. reduce: criticality of each stage (1 epoch on ${CRITICALITY_IMAGES.toLocaleString('en-US')} images each), then cull and thin the least critical stages;`);
+    const critImages = Math.min(CRITICALITY_IMAGES, o.limitTrain);
+    say(`2. reduce: criticality of each stage (1 epoch on ${critImages.toLocaleString('en-US')} images each), then cull and thin the least critical stages;`);
     say(`   the candidates keep the teacher's shapes, start from its weights and are fine-tuned for 1 epoch with KD on ${o.limitTrain.toLocaleString('en-US')} images`);
     const config = defaultReduceConfig({
-      arch: 'resnet18', baseAlpha: 0.25, dataset, out: o.out, teacher, limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: CRITICALITY_IMAGES,
+      arch: 'resnet18', baseAlpha: 0.25, dataset, out: o.out, teacher, limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: critImages,
       epochs: { baseline: epochs, criticality: 1, candidate: 1, finetune: 1 }, alphas: [1], rhos: [1], thinning: [false, true], depth: false, maxCulled: 2,
       // One short run per model cannot resolve KD against no KD: the demo leaves that comparison out.
       kdAblation: false, jobs: 1,

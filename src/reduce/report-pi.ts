@@ -41,7 +41,11 @@ function hbarSvg(title: string, unit: string, rows: BarRow[], legend: { color: s
   const m = { l: 190, r: 90, t: 46, b: 34 };
   const rowH = rows.some((r) => r.ref !== undefined) ? 34 : 22;
   const h = m.t + m.b + rows.length * rowH;
-  const max = Math.max(1e-12, ...rows.map((r) => Math.max(r.segments.reduce((a, s) => a + s.value, 0), r.ref ?? 0)));
+  const top = Math.max(1e-12, ...rows.map((r) => Math.max(r.segments.reduce((a, s) => a + s.value, 0), r.ref ?? 0)));
+  // round tick steps: 1, 2 or 5 times a power of ten, four or five of them
+  const mag = 10 ** Math.floor(Math.log10(top / 4));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => top / s <= 5)!;
+  const max = Math.ceil(top / step - 1e-9) * step;
   const X = (v: number) => m.l + (v / max) * (w - m.l - m.r);
   const p = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11">`,
     `<text x="${w / 2}" y="16" text-anchor="middle" font-size="14">${esc(title)}</text>`];
@@ -49,9 +53,9 @@ function hbarSvg(title: string, unit: string, rows: BarRow[], legend: { color: s
     const x = m.l + i * 150;
     p.push(`<rect x="${x}" y="26" width="10" height="10" fill="${g.hollow ? 'none' : g.color}" stroke="${g.color}"/><text x="${x + 14}" y="35">${esc(g.label)}</text>`);
   });
-  for (let k = 0; k <= 4; k++) {
-    const v = (max * k) / 4, x = X(v);
-    p.push(`<line x1="${x}" y1="${m.t}" x2="${x}" y2="${h - m.b}" stroke="#eee"/><text x="${x}" y="${h - m.b + 14}" text-anchor="middle">${v.toPrecision(2)}</text>`);
+  for (let k = 0; k * step <= max + 1e-9; k++) {
+    const v = k * step, x = X(v).toFixed(1);
+    p.push(`<line x1="${x}" y1="${m.t}" x2="${x}" y2="${h - m.b}" stroke="#eee"/><text x="${x}" y="${h - m.b + 14}" text-anchor="middle">${Number(v.toPrecision(3)).toLocaleString('en-US')}</text>`);
   }
   p.push(`<text x="${(w + m.l - m.r) / 2}" y="${h - 4}" text-anchor="middle">${esc(unit)}</text>`);
   rows.forEach((r, i) => {
@@ -100,9 +104,9 @@ export function measuredPiLines(m: MeasuredPi): string[] {
 
 function describeProtocol(m: MeasuredPi): string {
   const o = m.options;
-  const parts = [`preprocess ${o.preprocess}${o.preprocess === 'dealer' ? ' (trusted third party: dealer, server and client processes)' : ''}`, `ReLU ${o.relu ?? 'protocol default'}`,
-    `link ${m.link}`, o.tls === 'insecure' ? 'plain TCP (--insecure)' : o.tls ? 'TLS' : 'no TLS option given'];
-  return parts.join(', ');
+  const parts = [`preprocessing ${o.preprocess}${o.preprocess === 'dealer' ? ' (a trusted third party: dealer, server and client processes)' : ''}`,
+    `ReLU protocol ${o.relu ?? '(pi default)'}`, `link ${m.link}`, o.tls === 'insecure' ? 'plain TCP (--insecure)' : o.tls ? 'TLS, server certificate verified' : 'no TLS'];
+  return parts.join('; ');
 }
 
 /** The HTML section. */
@@ -130,9 +134,9 @@ export function measuredPiSection(m: MeasuredPi): string {
   const rows = m.models.map((x) => {
     const p = x.pi;
     const range = (s: { mean: number; min: number; max: number }) => `${s.mean.toFixed(3)} <small>(${s.min.toFixed(2)}-${s.max.toFixed(2)})</small>`;
-    return `<tr${rec(x.id) ? ' class="recommended"' : ''}><td>${rec(x.id) ? '★ ' : ''}${esc(x.id)}</td><td>${esc(x.description)}</td><td>${fmtInt(x.relus)}</td><td>${(100 * x.acc).toFixed(2)}</td>` +
+    return `<tr${rec(x.id) ? ' class="recommended"' : ''}><td title="${esc(x.description)}" style="text-align:left;white-space:nowrap">${rec(x.id) ? '★ ' : ''}${esc(x.id)}</td><td>${fmtInt(x.relus)}</td><td>${(100 * x.acc).toFixed(2)}</td>` +
       `<td>${p.agree}/${p.n}</td><td>${p.secureCorrect}/${p.n}</td><td>${p.setupS.mean.toFixed(2)}</td><td>${range(p.offlineS)}</td><td>${range(p.onlineS)}</td><td>${x.estimatedS.toFixed(3)}</td>` +
-      `<td>${mb(p.bytes.mean)}</td><td>${mb(p.onlineBytes.mean)}</td><td>${mb(p.dealerBytes.mean)}</td><td>${(t(base) / t(x)).toFixed(2)}x</td><td>${(base.pi.onlineS.mean / p.onlineS.mean).toFixed(2)}x</td></tr>`;
+      `<td>${mb(p.bytes.mean)} <small>(${mb(p.onlineBytes.mean)})</small></td><td>${mb(p.dealerBytes.mean)}</td><td>${(t(base) / t(x)).toFixed(2)}x / ${(base.pi.onlineS.mean / p.onlineS.mean).toFixed(2)}x</td></tr>`;
   }).join('\n');
   const recText = m.recommended
     ? `★ marks the recommended model: the smallest within ${(100 * m.tolerance).toFixed(1)} points of the teacher's plaintext accuracy on ${fmtInt(m.testImages)} test images.`
@@ -144,6 +148,6 @@ and one <code>deepreduce pi query</code> process per image${m.options.preprocess
 (mean, with min-max over the images); estimates come from the cost model (${esc(m.costModel)}). ${recText}</p>
 ${lat}
 ${bytes}
-<table><tr><th>model</th><th>configuration</th><th>ReLUs</th><th>plaintext acc (%)</th><th>secure = plaintext</th><th>secure correct</th><th>set-up s</th><th>offline s</th><th>online s</th><th>estimated s</th><th>MB client&#8596;server</th><th>online MB</th><th>dealer MB</th><th>speed-up total</th><th>speed-up online</th></tr>
+<table style="font-size:12px"><tr><th>model</th><th>ReLUs</th><th>plaintext acc (%)</th><th>secure = plaintext</th><th>secure correct</th><th>set-up s</th><th>offline s</th><th>online s</th><th>estimated s</th><th>MB client&#8596;server (online)</th><th>dealer MB</th><th>speed-up total / online</th></tr>
 ${rows}</table>`;
 }
