@@ -1,8 +1,8 @@
 // Runs independent trainings, in this process (jobs = 1) or in parallel child processes.
 import { spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { defaultThreads } from '../engine/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { readTrainResult, trainModel, type TrainConfig, type TrainSummary } from '../train/run.js';
 
@@ -37,7 +37,8 @@ async function runOne(job: Job, inProcess: boolean, threads: number): Promise<Tr
 export async function runJobs(list: Job[], jobs: number, onDone: (job: Job, r: TrainSummary) => void): Promise<Map<string, TrainSummary>> {
   const results = new Map<string, TrainSummary>();
   const width = Math.max(1, Math.min(jobs, list.length));
-  const threads = Math.max(1, Math.floor(availableParallelism() / width));
+  // the cores, or DEEPREDUCE_THREADS on a shared machine (two threads spin-waiting on a busy shared core trained 4-8x slower than one)
+  const threads = Math.max(1, Math.floor(defaultThreads() / width));
   let next = 0;
   const worker = async () => {
     while (next < list.length) {

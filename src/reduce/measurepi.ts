@@ -73,6 +73,7 @@ export interface PiImage {
 
 export interface PiMeasurement {
   model: string;
+  /** ReLUs garbled per image, as the server's plan states them. */
   relus: number;
   options: PiRunOptions;
   link: string;
@@ -120,7 +121,7 @@ const argmax = (v: ArrayLike<number>, off = 0, n = v.length) => {
 };
 
 /** Top-1 of the float model and the labels for test images [from, from + n), prepared as in training. */
-function plaintextTop1(dir: string, dataset: string, from: number, n: number, dataDir?: string): { plain: number[]; labels: number[]; relus: number } {
+function plaintextTop1(dir: string, dataset: string, from: number, n: number, dataDir?: string): { plain: number[]; labels: number[] } {
   const { net, info } = loadModelDir(dir);
   try {
     const ds = loadDataset(checkDatasetName(dataset), 'test', dataDir ? { dir: dataDir } : {});
@@ -130,7 +131,7 @@ function plaintextTop1(dir: string, dataset: string, from: number, n: number, da
     const b = makeBatch(ds, idx, { ...(ds.h !== s ? { padTo: s } : {}), mean: info.input.mean, std: info.input.std }, 0);
     const k = net.spec.numClasses;
     const logits = tidy(() => noGrad(() => net.forward(tensor(b.x, [n, ds.c, s, s])).toArray() as Float32Array));
-    return { plain: idx.map((_, i) => argmax(logits, i * k, k)), labels: Array.from(b.y), relus: Number(info.metrics?.relus ?? 0) };
+    return { plain: idx.map((_, i) => argmax(logits, i * k, k)), labels: Array.from(b.y) };
   } finally {
     net.dispose();
   }
@@ -190,6 +191,7 @@ class Party {
 
 interface QueryJson {
   predicted: number;
+  plan: { relus: number };
   label?: number;
   phases: Record<'setup' | 'offline' | 'online', { ms: number; cToS: number; sToC: number; prep: number }>;
 }
@@ -218,7 +220,7 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
   }
   const label = m.label ?? dir;
   const log = m.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const { plain, labels, relus } = plaintextTop1(dir, m.dataset, from, n, m.dataDir);
+  const { plain, labels } = plaintextTop1(dir, m.dataset, from, n, m.dataDir);
   const startS = m.startTimeoutS ?? 120, queryS = m.queryTimeoutS ?? 600;
   const parties: Party[] = [];
   const stopAll = () => { for (const p of parties) p.p.kill('SIGKILL'); };
@@ -235,6 +237,7 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
     parties.push(s);
     const port = await s.listening(startS);
     const images: PiImage[] = [];
+    let relus = 0;
     const t0 = Date.now();
     let shown = 0;
     for (let i = 0; i < n; i++) {
@@ -251,6 +254,7 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
       }
       parties.pop();
       const ph = r.phases;
+      relus = r.plan.relus;
       const bytes = (['setup', 'offline', 'online'] as const).reduce((a, k) => a + ph[k].cToS + ph[k].sToC, 0);
       images.push({
         index: from + i, label: labels[i]!, secure: r.predicted, plain: plain[i]!,
