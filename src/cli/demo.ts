@@ -38,7 +38,9 @@ export function registerDemoCommand(program: Command): void {
     .option('--limit-train <n>', 'training images of the teacher and of the fine-tuning', posInt('--limit-train'), 10000)
     .option('--limit-test <n>', 'test images for the plaintext accuracies', posInt('--limit-test'), 2000)
     .option('--pi-images <n>', 'test images classified under private inference, per model', posInt('--pi-images'), 10)
-    .option('--tolerance <points>', 'accuracy loss (points) the chosen network may have against the teacher', (v) => Number(v), 1);
+    // One epoch of fine-tuning leaves the culled candidates 2 points or so below the teacher (1.4 after two epochs),
+    // and each accuracy on 2,000 test images has ~0.8 points of standard error: a 1-point tolerance picks nothing.
+    .option('--tolerance <points>', 'accuracy loss (points) the chosen network may have against the teacher', (v) => Number(v), 2.5);
   addPiProtocolOptions(cmd).action(async (o: DemoOptions) => {
     if (!(o.tolerance >= 0)) throw new InvalidArgumentError(`--tolerance must be >= 0 points, got ${o.tolerance}`);
     const t0 = Date.now();

@@ -80,21 +80,23 @@ function hbarSvg(title: string, unit: string, rows: BarRow[], legend: { color: s
 /** Plain-text lines (the demo's and `reduce --measure-pi`'s summary). */
 export function measuredPiLines(m: MeasuredPi): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const t = (x: MeasuredModel) => x.pi.offlineS.mean + x.pi.onlineS.mean;
+  const base = m.models[0]!;
   const rows = m.models.map((x) => {
     const p = x.pi;
     return [`${x.id}${x.id === m.recommended ? ' *' : ''}`, fmtInt(x.relus), pct(x.acc), `${p.agree}/${p.n}`, `${p.secureCorrect}/${p.n}`,
-      p.offlineS.mean.toFixed(2), p.onlineS.mean.toFixed(2), (p.offlineS.mean + p.onlineS.mean).toFixed(2), x.estimatedS.toFixed(2), mb(p.bytes.mean), mb(p.onlineBytes.mean)];
+      p.offlineS.mean.toFixed(2), p.onlineS.mean.toFixed(2), t(x).toFixed(2), x.estimatedS.toFixed(2), mb(p.bytes.mean), mb(p.onlineBytes.mean),
+      `${(t(base) / t(x)).toFixed(2)}x / ${(base.pi.onlineS.mean / p.onlineS.mean).toFixed(2)}x`];
   });
-  const head = ['model', 'ReLUs', 'plaintext acc', 'secure = plaintext', 'secure correct', 'offline s', 'online s', 'total s', 'estimated s', 'MB', 'online MB'];
+  const head = ['model', 'ReLUs', 'plaintext acc', 'secure = plaintext', 'secure correct', 'offline s', 'online s', 'total s', 'estimated s', 'MB', 'online MB', 'speed-up total / online'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   const out = [
     `measured private inference: ${m.images} ${m.dataset} test images (#${m.from}-${m.from + m.images - 1}) per model, ${describeProtocol(m)}; per image, client wall time, bytes client <-> server`,
     line(head), ...rows.map(line),
   ];
-  const base = m.models[0]!, rec = m.models.find((x) => x.id === m.recommended);
+  const rec = m.models.find((x) => x.id === m.recommended);
   if (rec && rec !== base) {
-    const t = (x: MeasuredModel) => x.pi.offlineS.mean + x.pi.onlineS.mean;
     out.push(`* recommended: ${rec.id}, the smallest model within ${(100 * m.tolerance).toFixed(1)} points of the teacher's plaintext accuracy on ${fmtInt(m.testImages)} test images: ` +
       `${(base.relus / rec.relus).toFixed(2)}x fewer ReLUs; measured ${(t(base) / t(rec)).toFixed(2)}x faster in total, ${(base.pi.onlineS.mean / rec.pi.onlineS.mean).toFixed(2)}x online, ` +
       `${(base.pi.bytes.mean / rec.pi.bytes.mean).toFixed(2)}x fewer bytes`);
