@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '../reduce/pipeline.js';
 import { trainModel, type TrainConfig } from '../train/run.js';
+import { measuredPiLines } from '../reduce/report-pi.js';
+import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
 
 const num = (v: string) => {
   const n = Number(v);
@@ -12,7 +14,7 @@ const num = (v: string) => {
 const nums = (v: string) => v.split(',').map(num);
 
 export function registerReduceCommands(program: Command): void {
-  program
+  const cmd = program
     .command('reduce')
     .description('run DeepReDuce: baseline, criticality, culling/thinning/reshaping candidates, KD, Pareto report')
     .option('--arch <name>', 'architecture', 'resnet18')
@@ -44,7 +46,8 @@ export function registerReduceCommands(program: Command): void {
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
     .option('--finetune-limit-train <n>', 'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)', num)
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
-    .option('--json', 'print results.json')
+    .option('--json', 'print results.json');
+  addMeasurePiOptions(cmd)
     .action(async (o: Record<string, any>) => {
       const [b, cr, ca, ft] = nums(o.epochs);
       const c: ReduceConfig = defaultReduceConfig({
@@ -53,11 +56,13 @@ export function registerReduceCommands(program: Command): void {
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, queue: o.queue, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
+        measurePi: measurePiConfig(o),
       });
       const r = await reduce(c);
       if (o.json) console.log(JSON.stringify(r));
       else {
         for (const l of summaryLines(r)) console.log(l);
+        for (const l of r.measuredPi ? measuredPiLines(r.measuredPi) : []) console.log(l);
         console.log(`results: ${join(o.out, 'results.json')}, ${join(o.out, 'results.csv')}, ${join(o.out, 'report.html')}`);
       }
       if (r.failed.length) process.exitCode = 1;

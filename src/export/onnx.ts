@@ -6,7 +6,7 @@ import protobuf from 'protobufjs';
 import { BatchNorm2d, Conv2d, Linear, tidy, type Tensor } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, type FoldedConv, type GraphNode } from '../models/graph.js';
 import type { Network } from '../models/network.js';
-import { loadModelDir, readModelInfo } from '../train/modeldir.js';
+import { inputRecipe, loadModelDir, readModelInfo } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { ONNX_PROTO3, ONNX_PROTO3_VERSION } from './onnx-proto.js';
@@ -327,7 +327,9 @@ export function exportModelDirToOnnx(dir: string, out: string, o: Omit<OnnxExpor
     throw new Error(`${join(dir, 'model.json')}: field 'spec.family' is ${JSON.stringify(family)}, which the exporter does not support (supported: ${FAMILIES.join(', ')})`);
   const { net } = loadModelDir(dir);
   try {
-    const e = exportOnnx(net, { ...o, metadata: { 'deepreduce.spec': JSON.stringify(info.spec), 'deepreduce.input': JSON.stringify(info.input) } });
+    // The recipe is rebuilt from the transform, so files exported from older model directories state it too.
+    const input = { ...info.input, preprocess: inputRecipe(info.input, info.spec.inputSize) };
+    const e = exportOnnx(net, { ...o, metadata: { 'deepreduce.spec': JSON.stringify(info.spec), 'deepreduce.input': JSON.stringify(input) } });
     writeFileAtomic(out, e.bytes);
     return { ...e, arch: net.spec.arch, out };
   } finally {

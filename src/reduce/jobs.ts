@@ -63,6 +63,7 @@ export function localRunner(jobs: number): JobRunner {
       const results = new Map<string, TrainSummary>();
       const failed: JobFailure[] = [];
       const width = Math.max(1, Math.min(jobs, list.length));
+      // the cores, or DEEPREDUCE_THREADS on a shared machine (two threads spin-waiting on a busy shared core trained 4-8x slower than one)
       const threads = Math.max(1, Math.floor(defaultThreads() / width));
       let next = 0;
       const worker = async () => {

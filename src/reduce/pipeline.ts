@@ -15,6 +15,8 @@ import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.j
 import { queueRunner } from '../queue/runner.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
 import { renderReport } from './report.js';
+import { measureRunPi, type MeasurePiConfig } from './measurepi.js';
+import type { MeasuredPi } from './report-pi.js';
 
 export interface ReduceConfig {
   arch: string;
@@ -60,6 +62,8 @@ export interface ReduceConfig {
   finetuneLimitTrain?: number;
   costModel?: string;
   quiet?: boolean;
+  /** After the run, measure private inference of the teacher and the front or the recommended model. */
+  measurePi?: MeasurePiConfig;
 }
 
 export const defaultReduceConfig = (over: Partial<ReduceConfig> & Pick<ReduceConfig, 'out' | 'dataset'>): ReduceConfig => ({
@@ -106,6 +110,7 @@ export interface ReduceResults {
     isoAccuracy: { id: string; relus: number; acc: number; reduction: number } | null;
     kdAblation: { id: string; relus: number; kdAcc: number; noKdAcc: number } | null;
   };
+  measuredPi?: MeasuredPi;
 }
 
 const stageCount = (spec: NetSpec) => spec.blocks.length;
@@ -266,6 +271,10 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
     },
   };
   writeResults(c.out, out);
+  if (c.measurePi) {
+    out.measuredPi = await measureRunPi(out, c.measurePi, log);
+    writeResults(c.out, out);
+  }
   return out;
 }
 
@@ -307,7 +316,8 @@ export function summaryLines(r: ReduceResults): string[] {
   return lines;
 }
 
-function writeResults(dir: string, r: ReduceResults): void {
+/** Writes results.json, results.csv and report.html. */
+export function writeResults(dir: string, r: ReduceResults): void {
   writeFileAtomic(join(dir, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
   const head = 'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds';
   const front = new Set(r.front);
@@ -321,5 +331,6 @@ function writeResults(dir: string, r: ReduceResults): void {
     criticality: r.criticality,
     candidates: r.candidates.map((c) => ({ id: c.id, relus: c.relus, acc: c.acc, latency_s: c.latency_s, kd: c.kd, description: c.description })),
     summary: summaryLines(r),
+    measuredPi: r.measuredPi,
   }));
 }

@@ -1,6 +1,7 @@
 // A self-contained HTML report: inline SVG charts, no scripts or external files.
 import { paretoFront } from './pareto.js';
 import type { CriticalityResult } from './criticality.js';
+import { measuredPiSection, type MeasuredPi } from './report-pi.js';
 
 export interface ReportCandidate {
   id: string;
@@ -18,6 +19,8 @@ export interface ReportInput {
   criticality?: CriticalityResult;
   candidates: ReportCandidate[];
   summary: string[];
+  /** Latency and bytes of real private-inference runs (reduce --measure-pi). */
+  measuredPi?: MeasuredPi;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -128,13 +131,14 @@ export function renderReport(r: ReportInput): string {
     : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(2){text-align:left}tr.front{background:#fdecea}pre{background:#f5f5f5;padding:1em;overflow:auto}</style>
+<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(2){text-align:left}tr.front{background:#fdecea}tr.recommended{background:#fff4d6;font-weight:bold}pre{background:#f5f5f5;padding:1em;overflow:auto}</style>
 </head><body>
 <h1>${esc(r.title)}</h1>
 <ul>${r.summary.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
 <h2>Pareto fronts</h2>
 ${reluChart}
 ${latChart}
+${r.measuredPi ? measuredPiSection(r.measuredPi) : ''}
 <h2>Criticality</h2>
 ${r.criticality ? `<p>Culling order (least critical first): ${r.criticality.order.map((s) => `stage ${s}`).join(', ')}. All-linear floor ${(r.criticality.floorAcc * 100).toFixed(2)}%, all-ReLU baseline ${(r.criticality.fullAcc * 100).toFixed(2)}%.</p>` : '<p>not profiled</p>'}
 ${crit}

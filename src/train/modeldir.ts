@@ -9,11 +9,27 @@ import { packageVersion } from '../util/version.js';
 /** How inputs are prepared for the model (from the training data). */
 export interface InputTransform {
   dataset: string;
-  /** Images are padded from this size to spec.inputSize (e.g. 28 -> 32), or undefined. */
+  /** Images are padded from this size to spec.inputSize (e.g. 28 -> 32) with black pixels BEFORE normalisation. */
   padFrom?: number;
   mean: number[];
   std: number[];
   classNames?: string[];
+  /** The recipe in words (`inputRecipe`), written on save for readers of model.json; never read back. */
+  preprocess?: string;
+}
+
+/**
+ * How to prepare an image for the model, as the trainer does it: pixel/255, pad with black pixels (0), THEN
+ * normalise every pixel, the padding included (so the padding becomes -mean/std, not 0).
+ */
+export function inputRecipe(input: Pick<InputTransform, 'padFrom' | 'mean' | 'std'>, inputSize: number): string {
+  const from = input.padFrom;
+  const padded = from !== undefined && from !== inputSize;
+  const steps = ['x = pixel / 255 per channel (CHW, float32)'];
+  if (padded) steps.push(`pad symmetrically ${from}x${from} -> ${inputSize}x${inputSize} (${(inputSize - from) / 2} px each side) with black pixels, x = 0`);
+  steps.push(`then normalise every pixel${padded ? ', padding included' : ''}: x = (x - mean[c]) / std[c]`);
+  const pad = input.mean.map((m, c) => ((0 - m) / input.std[c]!).toFixed(4)).join(', ');
+  return `${steps.join('; ')}${padded ? ` (so the padding becomes (0 - mean) / std = ${pad}, not 0)` : ''}`;
 }
 
 export interface ModelInfo {
@@ -27,7 +43,8 @@ export interface ModelInfo {
 export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>): void {
   const { mask, ...rest } = net.spec;
   const info: ModelInfo = {
-    format: 'deepreduce-model', version: packageVersion(), spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) }, input,
+    format: 'deepreduce-model', version: packageVersion(), spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) },
+    input: { ...input, preprocess: inputRecipe(input, net.spec.inputSize) },
     ...(metrics ? { metrics } : {}),
   };
   saveSafetensors(join(dir, 'model.safetensors'), net.stateDict(), { format: 'pt', arch: net.spec.arch });

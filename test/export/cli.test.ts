@@ -44,7 +44,9 @@ test('deepreduce export writes an ONNX file that onnxruntime runs like the model
   const bytes = readFileSync(out);
   const model = decodeOnnx(bytes, out);
   const meta = Object.fromEntries((model.metadata_props ?? []).map((p) => [p.key, p.value]));
-  assert.deepEqual(JSON.parse(meta['deepreduce.input']!), input);
+  const { preprocess, ...transform } = JSON.parse(meta['deepreduce.input']!) as typeof input & { preprocess: string };
+  assert.deepEqual(transform, input);
+  assert.match(preprocess, /28x28 -> 32x32 .* black pixels, x = 0; then normalise .*\(0 - mean\) \/ std = -0\.8102, not 0/, 'pad with black, then normalise');
   assert.equal(JSON.parse(meta['deepreduce.spec']!).arch, 'resnet20');
   const net = makeNet(spec);
   try {

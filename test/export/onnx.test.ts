@@ -12,7 +12,7 @@ import { dims, makeNet, maxAbsDiff, ortLogits, ortReluElements, ourLogits, rando
 
 const fashion = { n: 0, source: '' } as { n: number; source: string; x?: Float32Array };
 const fmnistSkip = existsSync(DEBIAN_FASHION_MNIST) ? false : `${DEBIAN_FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)`;
-/** The first 16 Fashion-MNIST test images as the models see them: pixel/255 normalised, padded 28 -> 32. */
+/** The first 16 Fashion-MNIST test images as the models see them: pixel/255, padded 28 -> 32 with black, normalised. */
 function fashionBatch(): Float32Array {
   if (!fashion.x) {
     const te = loadDataset('fashion-mnist', 'test');
