@@ -5,14 +5,15 @@
 // that picks the protocol.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad, tensor, tidy } from '../engine/index.js';
 import { checkDatasetName, loadDataset, makeBatch } from '../data/index.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { generateIdentity } from '../pi/transport/tls.js';
 import { packageVersion } from '../util/version.js';
 import { cheapestAtLeast, paretoFront } from './pareto.js';
 import type { ReduceResults } from './pipeline.js';
@@ -26,7 +27,10 @@ export interface PiRunOptions {
   relu?: string;
   /** `--link` (serve and query): the link profile the transport is shaped to. */
   link?: string;
-  /** TLS: the server presents `cert`/`key`, the client verifies it against `cert`; 'insecure' asks for plain TCP. */
+  /**
+   * TLS: the server presents `cert`/`key` and the client verifies it against `cert`; 'insecure' asks for plain TCP.
+   * Unset: a fresh identity per measurement (one for the server, one for a dealer), made as `pi keygen` does.
+   */
   tls?: { cert: string; key: string } | 'insecure';
   /** Further flags per process, verbatim. */
   extra?: { serve?: string[]; query?: string[]; dealer?: string[] };
@@ -35,18 +39,41 @@ export interface PiRunOptions {
 /** The protocol the demo and `reduce --measure-pi` measure by default. */
 export const DEFAULT_PI_OPTIONS: PiRunOptions = { preprocess: 'dealer' };
 
+/** TLS files of the parties: the server's, and the dealer's (for 'dealer' preprocessing). */
+interface Identities { server: { cert: string; key: string }; dealer?: { cert: string; key: string } }
+
 /** The flags each process gets for these options (besides its model, addresses and --json). */
-export function piArgs(role: 'dealer' | 'serve' | 'query', o: PiRunOptions): string[] {
+export function piArgs(role: 'dealer' | 'serve' | 'query', o: PiRunOptions, ids?: Identities): string[] {
   const a: string[] = [];
   if (role !== 'dealer') {
     a.push('--preprocess', o.preprocess);
     if (o.relu) a.push('--relu', o.relu);
     if (o.link) a.push('--link', o.link);
   }
-  if (o.tls === 'insecure') a.push('--insecure');
-  else if (o.tls && role === 'query') a.push('--server-cert', o.tls.cert);
-  else if (o.tls) a.push('--cert', o.tls.cert, '--key', o.tls.key);
+  const tls = o.tls === 'insecure' ? null : (o.tls ?? ids?.server);
+  if (!tls) {
+    if (role !== 'dealer') a.push('--insecure');
+  } else if (role === 'query') a.push('--server-cert', tls.cert);
+  else if (role === 'serve') a.push('--cert', tls.cert, '--key', tls.key);
+  if (ids?.dealer && tls) {
+    // The dealer presents its own identity and admits as "server" only the party presenting the server's certificate.
+    if (role === 'dealer') a.push('--cert', ids.dealer.cert, '--key', ids.dealer.key, '--server-cert', tls.cert);
+    else a.push('--dealer-cert', ids.dealer.cert);
+  }
   return [...a, ...(o.extra?.[role] ?? [])];
+}
+
+/** Fresh TLS identities in `dir` for the parties these options need. */
+async function makeIdentities(dir: string, o: PiRunOptions): Promise<Identities | undefined> {
+  if (o.tls === 'insecure') return undefined;
+  const make = async (name: string) => {
+    const id = await generateIdentity({ names: ['localhost', '127.0.0.1'] });
+    const cert = join(dir, `${name}.cert.pem`), key = join(dir, `${name}.key.pem`);
+    writeFileAtomic(cert, id.cert);
+    writeFileAtomic(key, id.key, 0o600);
+    return { cert, key };
+  };
+  return { server: o.tls ?? (await make('server')), ...(needsDealer(o) ? { dealer: await make('dealer') } : {}) };
 }
 
 const needsDealer = (o: PiRunOptions) => o.preprocess === 'dealer';
@@ -155,7 +182,7 @@ class Party {
       const t = setTimeout(() => fail(new Error(`${this.name} did not start listening within ${timeoutS} s: ${this.err.trim()}`)), timeoutS * 1e3);
       const fail = (e: Error) => { clearTimeout(t); this.p.stderr!.off('data', check); reject(e); };
       const check = () => {
-        const m = / on [^\s]*:(\d+)\s*$/m.exec(this.err);
+        const m = / on [^\s]*:(\d+)\b/.exec(this.err);
         if (m) { clearTimeout(t); this.p.stderr!.off('data', check); this.p.off('exit', exited); resolve(Number(m[1])); }
       };
       const exited = (code: number | null, sig: string | null) => fail(new Error(`${this.name} exited (${sig ?? `exit ${code}`}) before listening: ${this.err.trim()}`));
@@ -225,15 +252,17 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
   const parties: Party[] = [];
   const stopAll = () => { for (const p of parties) p.p.kill('SIGKILL'); };
   process.once('exit', stopAll);
+  const tlsDir = mkdtempSync(join(tmpdir(), 'dr-pi-tls-'));
   try {
+    const ids = await makeIdentities(tlsDir, options);
     const host = '127.0.0.1';
     let dealerAt: string[] = [];
     if (needsDealer(options)) {
-      const d = new Party(`pi dealer (${label})`, ['dealer', '--model', dir, '--port', '0', '--host', host, ...piArgs('dealer', options)]);
+      const d = new Party(`pi dealer (${label})`, ['dealer', '--model', dir, '--port', '0', '--host', host, ...piArgs('dealer', options, ids)]);
       parties.push(d);
       dealerAt = ['--dealer', `${host}:${await d.listening(startS)}`];
     }
-    const s = new Party(`pi serve (${label})`, ['serve', '--model', dir, '--port', '0', '--host', host, ...dealerAt, '--json', ...piArgs('serve', options)]);
+    const s = new Party(`pi serve (${label})`, ['serve', '--model', dir, '--port', '0', '--host', host, ...dealerAt, '--json', ...piArgs('serve', options, ids)]);
     parties.push(s);
     const port = await s.listening(startS);
     const images: PiImage[] = [];
@@ -243,7 +272,7 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
     for (let i = 0; i < n; i++) {
       const q = new Party(`pi query (${label}, test image ${from + i})`, [
         'query', '--connect', `${host}:${port}`, ...dealerAt, '--dataset', m.dataset, '--index', String(from + i),
-        ...(m.dataDir ? ['--data', m.dataDir] : []), '--json', ...piArgs('query', options),
+        ...(m.dataDir ? ['--data', m.dataDir] : []), '--json', ...piArgs('query', options, ids),
       ]);
       parties.push(q);
       let r: QueryJson;
@@ -283,6 +312,7 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
   } finally {
     process.off('exit', stopAll);
     await Promise.all(parties.map((p) => p.stop()));
+    rmSync(tlsDir, { recursive: true, force: true });
   }
 }
 

@@ -17,8 +17,14 @@ setNumThreads(1);
 const data = writeBands(mkdtempSync(join(tmpdir(), 'dr-mpi-bands-')));
 
 test('protocol options pass straight through to each pi process', () => {
-  assert.deepEqual(piArgs('serve', DEFAULT_PI_OPTIONS), ['--preprocess', 'dealer']);
-  assert.deepEqual(piArgs('dealer', DEFAULT_PI_OPTIONS), []);
+  // Without TLS files and without identities: plain TCP, said explicitly.
+  assert.deepEqual(piArgs('serve', { preprocess: 'dealer' }), ['--preprocess', 'dealer', '--insecure']);
+  // Generated identities: the server's for the client to verify, the dealer's for both to verify, and the dealer
+  // admits as server only the holder of the server's certificate.
+  const ids = { server: { cert: 's.pem', key: 'sk.pem' }, dealer: { cert: 'd.pem', key: 'dk.pem' } };
+  assert.deepEqual(piArgs('dealer', { preprocess: 'dealer' }, ids), ['--cert', 'd.pem', '--key', 'dk.pem', '--server-cert', 's.pem']);
+  assert.deepEqual(piArgs('serve', { preprocess: 'dealer' }, ids), ['--preprocess', 'dealer', '--cert', 's.pem', '--key', 'sk.pem', '--dealer-cert', 'd.pem']);
+  assert.deepEqual(piArgs('query', { preprocess: 'dealer' }, ids), ['--preprocess', 'dealer', '--server-cert', 's.pem', '--dealer-cert', 'd.pem']);
   const o = { preprocess: 'he', relu: 'ot', link: 'wan', tls: { cert: 'c.pem', key: 'k.pem' }, extra: { query: ['--x', '1'] } };
   assert.deepEqual(piArgs('serve', o), ['--preprocess', 'he', '--relu', 'ot', '--link', 'wan', '--cert', 'c.pem', '--key', 'k.pem']);
   assert.deepEqual(piArgs('query', o), ['--preprocess', 'he', '--relu', 'ot', '--link', 'wan', '--server-cert', 'c.pem', '--x', '1']);
