@@ -52,6 +52,8 @@ export interface StatEntry {
   /** Bytes on this party's channel to the dealer (third-party preprocessing), not included in bytesSent/bytesRecv. */
   prepSent: number;
   prepRecv: number;
+  /** This party's own compute inside the preprocessor (HE), when it measures it; part of `ms`. */
+  computeMs?: number;
 }
 
 export interface PartyReport {
@@ -80,13 +82,13 @@ class Recorder {
     const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s), dd = diffStats(this.dstats(), b.d);
     this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv };
   }
-  async step<T>(phase: Phase, op: number, name: string, kind: string, cost: { relus?: number; macs?: number }, fn: () => Promise<T> | T): Promise<T> {
+  async step<T>(phase: Phase, op: number, name: string, kind: string, cost: { relus?: number; macs?: number }, fn: () => Promise<T> | T, computeMs?: () => number | undefined): Promise<T> {
     const s0 = this.ch.stats(), d0 = this.dstats(), t0 = performance.now();
     const r = await fn();
-    const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0);
+    const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0), c = computeMs?.();
     this.entries.push({
       phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
-      relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv,
+      relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv, ...(c !== undefined ? { computeMs: c } : {}),
     });
     return r;
   }
@@ -96,7 +98,7 @@ class Recorder {
 }
 
 export interface SessionOptions {
-  /** Preprocessor name (both sides must agree), default 'dealer'. */
+  /** Preprocessor name (both sides must agree), default 'he'. */
   preprocess?: string;
   /** ReLU protocol name (both sides must agree), default 'gc'. */
   relu?: string;
@@ -118,7 +120,8 @@ function macsOf(plan: PublicPlan, i: number): number {
 function linearShape(plan: PublicPlan, i: number): LinearShape {
   const o = plan.ops[i]!;
   if (o.op !== 'conv' && o.op !== 'fc') throw new Error(`plan op ${i} is not a secret linear layer`);
-  return { op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size };
+  const maxWeight = 2 ** (plan.fixed.weightBits - 1) - 1;
+  return { op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size, maxWeight, ...(o.op === 'conv' ? { geom: o.geom } : {}) };
 }
 
 interface Hello { protocol: string; preprocess: string; relu: string; session: string }
@@ -163,7 +166,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions 
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'conv' || op.op === 'fc') {
-        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear));
+        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear), () => prep.lastComputeMs?.());
       } else if (op.op === 'relu') {
         await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu.offline(reluSite(plan, i)));
       }
@@ -239,7 +242,7 @@ export interface ClientResult {
 export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: SessionOptions = {}): Promise<ClientResult> {
   return guarded(ch0, 'client', async (ch, adopt) => {
     const rec = new Recorder(ch, 'client');
-    const prep = makePreprocessor(o.preprocess ?? 'dealer');
+    const prep = makePreprocessor(o.preprocess ?? 'he');
     const reluProto = makeReluProtocol(o.relu ?? 'gc');
     const link = prep.needsDealer ? needDealer(o) : null;
     rec.begin('setup');
@@ -265,7 +268,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
         const op = plan.ops[i]!;
         if (op.op === 'input') cv.push(r64Random(op.size));
         else if (op.op === 'conv' || op.op === 'fc') {
-          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!)));
+          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!), () => prep.lastComputeMs?.()));
         } else if (op.op === 'relu') {
           cv.push(await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu.offline(reluSite(plan, i), cv[op.input]!)));
         } else cv.push(localOp(pub, i, cv, 'client'));

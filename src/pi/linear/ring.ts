@@ -91,7 +91,8 @@ export class RingConv2d implements RingLinear {
   readonly macs: number;
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
-  constructor(readonly name: string, weight: Float64Array, readonly g: ConvGeometry) {
+  /** `weight`: integer weights [Cout, Cin/groups, k, k] (kept: HE preprocessing encodes them). */
+  constructor(readonly name: string, readonly weight: Float64Array, readonly g: ConvGeometry) {
     const [ci] = g.inShape, [co] = g.outShape;
     const terms = (ci / g.groups) * g.kernel * g.kernel;
     if (weight.length !== co * terms) throw new Error(`${name}: ${weight.length} weights, expected ${co}x${ci / g.groups}x${g.kernel}x${g.kernel}`);
@@ -125,7 +126,8 @@ export class RingFc implements RingLinear {
   readonly macs: number;
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
-  constructor(readonly name: string, weight: Float64Array, readonly inSize: number, readonly outSize: number) {
+  /** `weight`: integer weights [out, in] (kept: HE preprocessing encodes them). */
+  constructor(readonly name: string, readonly weight: Float64Array, readonly inSize: number, readonly outSize: number) {
     if (weight.length !== inSize * outSize) throw new Error(`${name}: ${weight.length} weights, expected ${outSize}x${inSize}`);
     this.limb = limbPlan(maxAbsOf(weight, name), inSize, name);
     this.macs = inSize * outSize;

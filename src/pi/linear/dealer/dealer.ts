@@ -50,7 +50,7 @@ export function checkSessionId(id: unknown, what: string): string {
 export function linearShapes(plan: PublicPlan): LinearShape[] {
   const out: LinearShape[] = [];
   plan.ops.forEach((o, i) => {
-    if (o.op === 'conv' || o.op === 'fc') out.push({ op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size });
+    if (o.op === 'conv' || o.op === 'fc') out.push({ op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size, maxWeight: 2 ** (plan.fixed.weightBits - 1) - 1, ...(o.op === 'conv' ? { geom: o.geom } : {}) });
   });
   return out;
 }

@@ -1,0 +1,193 @@
+// `--preprocess he`: the linear layers' offline correlations between client and server alone, with the RLWE scheme of
+// src/pi/he (docs/pi-he.md). The client holds the secret key. Per secret linear layer M, in plan order:
+//   client: the packing (cost model), symmetric encryptions of its input share c in the layout (one message)
+//   server: for each output ciphertext sum_g Enc(c_g) k_g - s, re-randomised, flooded, switched down, only the kept
+//           coefficients of c0 (one message per output group); it keeps s (uniform in Z_2^64 per output)
+//   client: decrypts M c - s
+// The first layer's message is preceded by the client's public key (once per session). Everything the server
+// receives is checked (header, packing, sizes, residues) and a fault names the message.
+import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
+import { HeEngine } from '../../he/kernels.js';
+import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, type CostModel, type LinearGeometry } from '../../he/layout.js';
+import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
+import { randomFill, randomSeed, Xof } from '../../he/sample.js';
+import { readPublicKey, readResponses, readUpload, writePublicKey, writeResponses, writeUpload, type ResponseCts } from '../../he/serialize.js';
+import type { Poly } from '../../he/kernels.js';
+import type { R64 } from '../../fixed.js';
+import { RingConv2d, RingFc, type RingLinear } from '../ring.js';
+import type { LinearShape, PreprocessContext, Preprocessor } from '../index.js';
+
+const now = () => globalThis.performance.now();
+
+/** Lets other sessions and I/O run between output groups (a macrotask, not a microtask). */
+const yieldToLoop = () => new Promise<void>((r) => {
+  const si = (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate;
+  if (si) si(r);
+  else setTimeout(r, 0);
+});
+
+function geometryOf(shape: LinearShape): LinearGeometry {
+  const g = shape.geom ? convGeometry(shape.geom) : fcGeometry(shape.inSize, shape.outSize);
+  if (g.C * g.H * g.W !== shape.inSize || g.O * g.Ho * g.Wo !== shape.outSize) {
+    throw new Error(`he: ${shape.name}: geometry ${g.C}x${g.H}x${g.W} -> ${g.O}x${g.Ho}x${g.Wo} does not match ${shape.inSize} -> ${shape.outSize} elements`);
+  }
+  return g;
+}
+
+/** The packing's noise budget holds and its flooding fits the kernels (<= 128 bits). */
+function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean; floodBits: number; marginBits: number } {
+  const b = noiseBudget(p, taps * maxWeight);
+  return { ok: b.marginBits > 0 && b.floodBits <= 128, floodBits: b.floodBits, marginBits: b.marginBits };
+}
+
+export class HePreprocessor implements Preprocessor {
+  readonly name = 'he';
+  readonly needsDealer = false;
+  private engine: Promise<HeEngine> | null = null;
+  private sk: SecretKey | null = null;
+  private pk: ServerPublicKey | null = null;
+  private computeMs = 0;
+
+  constructor(private readonly params: HeParams = HE_PARAMS, private readonly cost: CostModel = DEFAULT_COST) {}
+
+  lastComputeMs(): number { return this.computeMs; }
+
+  private getEngine(): Promise<HeEngine> {
+    return (this.engine ??= HeEngine.create(this.params));
+  }
+
+  // ---------------------------------------------------------------------------------------------- client
+
+  async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
+    const p = this.params, e = await this.getEngine();
+    let t = now(), ms = 0;
+    if (!this.sk) {
+      const { sk, pk } = await keyGen(e);
+      this.sk = sk;
+      ctx.peer.send(writePublicKey(p, pk.seed, pk.p0));
+    }
+    const g = geometryOf(shape);
+    if (c.lo.length !== shape.inSize) throw new Error(`he: ${shape.name}: input share has ${c.lo.length} elements, expected ${shape.inSize}`);
+    const choice = choosePacking(g, p.n, p.primes.length, p.c1Bits, p.c0Bits, (taps) => budgetFits(p, taps, shape.maxWeight).ok, this.cost, shape.name);
+    const layout = new ConvLayout(g, choice.pk, p.n, shape.name);
+    const plains: SparsePlain[] = [];
+    for (let tile = 0; tile < layout.tiles; tile++) {
+      for (let ig = 0; ig < layout.inGroups; ig++) {
+        const { idx, src } = layout.input(tile, ig);
+        plains.push({ idx, lo: src.map((s) => c.lo[s]!), hi: src.map((s) => c.hi[s]!) });
+      }
+    }
+    const seed = randomSeed();
+    const c0s = await encryptUploads(e, this.sk, seed, plains);
+    ctx.peer.send(writeUpload(p, shape.op, choice.pk, seed, c0s));
+    ms += now() - t;
+
+    const out: R64 = { lo: new Uint32Array(shape.outSize), hi: new Uint32Array(shape.outSize) };
+    const kept = Array.from({ length: layout.responses }, (_, j) => layout.output(j % layout.tiles, Math.floor(j / layout.tiles)));
+    const what = `he responses for ${shape.name}`;
+    for (let got = 0; got < layout.responses;) {
+      const msg = await ctx.peer.recvBytes(what);
+      t = now();
+      const cts = readResponses(msg, p, shape.op, what, got, layout.responses - got, (j) => kept[j]!.idx.length);
+      cts.forEach((ct, k) => {
+        const { idx, src } = kept[got + k]!;
+        const v = decryptResponse(e, this.sk!, ct, idx);
+        for (let j = 0; j < src.length; j++) { out.lo[src[j]!] = v.lo[j]!; out.hi[src[j]!] = v.hi[j]!; }
+      });
+      got += cts.length;
+      ms += now() - t;
+    }
+    this.computeMs = ms;
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------- server
+
+  async server(ctx: PreprocessContext, shape: LinearShape, layer: RingLinear): Promise<R64> {
+    const p = this.params, e = await this.getEngine(), n = p.n;
+    let ms = 0;
+    if (!this.pk) {
+      const what = 'he public key';
+      const d = readPublicKey(await ctx.peer.recvBytes(what), p, what);
+      const t = now();
+      this.pk = await loadPublicKey(e, d);
+      ms += now() - t;
+    }
+    const g = geometryOf(shape);
+    const weights = weightsOf(layer, shape);
+    const what = `he upload for ${shape.name}`;
+    const msg = await ctx.peer.recvBytes(what);
+    let t = now();
+    let layout: ConvLayout | null = null, floodBits = 0;
+    const up = readUpload(msg, p, shape.op, what, (pk) => {
+      const l = new ConvLayout(g, pk, n, what);
+      const b = budgetFits(p, l.kernelTaps, shape.maxWeight);
+      if (!b.ok) throw new Error(`${what}: packing ${JSON.stringify(pk)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits, flooding ${b.floodBits} bits)`);
+      if (2 * l.uploads * 4 * n * p.primes.length > this.cost.memory) throw new Error(`${what}: packing ${JSON.stringify(pk)} needs ${l.uploads} input ciphertexts, over the memory bound`);
+      layout = l;
+      floodBits = b.floodBits;
+      return l.uploads;
+    });
+    const L = layout as unknown as ConvLayout;
+    const xof = await Xof.create(up.seed);
+    const as = await Promise.all(up.c0s.map((_, j) => xof.uniform(j, p.primes, n)));
+    // s uniform in Z_2^64; the responses carry -s.
+    const sLo = randomFill(new Uint32Array(shape.outSize)), sHi = randomFill(new Uint32Array(shape.outSize));
+    const base = e.mark();
+    try {
+      const inputs: InputCt[] = up.c0s.map((c0, j) => {
+        const a = e.poly(), c = e.poly();
+        e.words(c).set(c0);
+        e.words(a).set(as[j]!);
+        return { c0: c, a };
+      });
+      ms += now() - t;
+      for (let og = 0; og < L.outGroups; og++) {
+        t = now();
+        const m = e.mark();
+        const kernels: (Poly | null)[] = [];
+        for (let ig = 0; ig < L.inGroups; ig++) {
+          const k = L.kernel(ig, og, weights);
+          if (!k) { kernels.push(null); continue; }
+          const poly = e.poly();
+          e.small(poly, e.putSmall(k), false);
+          e.forward(poly);
+          kernels.push(poly);
+        }
+        const cts: ResponseCts[] = [];
+        for (let tile = 0; tile < L.tiles; tile++) {
+          const terms: [InputCt, Poly][] = [];
+          kernels.forEach((k, ig) => { if (k) terms.push([inputs[tile * L.inGroups + ig]!, k]); });
+          const { idx, src } = L.output(tile, og);
+          const mLo = new Uint32Array(src.length), mHi = new Uint32Array(src.length);
+          for (let j = 0; j < src.length; j++) {
+            // -s mod 2^64
+            const lo = sLo[src[j]!]!, hi = sHi[src[j]!]!;
+            mLo[j] = -lo >>> 0;
+            mHi[j] = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
+          }
+          cts.push(respond(e, this.pk, terms, idx, mLo, mHi, floodBits));
+        }
+        e.release(m);
+        ctx.peer.send(writeResponses(p, shape.op, og * L.tiles, cts));
+        ms += now() - t;
+        await yieldToLoop();
+      }
+    } finally {
+      e.release(base);
+    }
+    this.computeMs = ms;
+    return { lo: sLo, hi: sHi };
+  }
+}
+
+/** The layer's integer weights, checked against the public bound the noise budget assumes. */
+function weightsOf(layer: RingLinear, shape: LinearShape): Float64Array {
+  if (!(layer instanceof RingConv2d) && !(layer instanceof RingFc)) throw new Error(`he: ${shape.name}: unsupported linear layer`);
+  if ((layer instanceof RingConv2d) !== !!shape.geom) throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
+  const w = layer.weight;
+  for (let i = 0; i < w.length; i++) {
+    if (!(Math.abs(w[i]!) <= shape.maxWeight)) throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
+  }
+  return w;
+}
