@@ -1,11 +1,12 @@
-// deepreduce pi dealer | serve | query | bench: two-party private inference (Delphi-style) with a trusted dealer as a
-// third party for the linear layers' preprocessing (see docs/pi.md).
+// deepreduce pi dealer | serve | query | bench: two-party private inference (Delphi-style); the linear layers'
+// preprocessing by homomorphic encryption between client and server (--preprocess he, the default) or by a trusted
+// dealer as a third party (--preprocess dealer). See docs/pi.md and docs/pi-he.md.
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
 import { connectTcp } from '../pi/transport/tcp.js';
 import { runClient, servePi } from '../pi/protocol.js';
-import { Dealer, tcpDealerLink } from '../pi/linear/dealer/dealer.js';
+import { Dealer, tcpDealerLink, type DealerLink } from '../pi/linear/dealer/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
 } from '../pi/bench.js';
@@ -99,16 +100,17 @@ export function registerPiCommands(program: Command): Command {
 
   modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently)'))
     .requiredOption('--port <n>', 'TCP port (0: any free port, printed)', nonNegInt('--port'))
-    .requiredOption('--dealer <host:port>', 'the trusted dealer (deepreduce pi dealer, run by a third party)', parseHostPort('--dealer'))
+    .option('--dealer <host:port>', 'the trusted dealer (deepreduce pi dealer, run by a third party; --preprocess dealer only)', parseHostPort('--dealer'))
     .option('--host <h>', 'listen address', '0.0.0.0')
-    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (dealer: trusted third party, see docs/pi.md)`, 'dealer')
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (he: client and server only, docs/pi-he.md; dealer: trusted third party)`, 'he')
     .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
     .option('--json', 'one JSON line per session')
-    .action(async (o: ModelOpts & { port: number; dealer: { host: string; port: number }; host: string; preprocess: string; batch?: number; json?: boolean }) => {
+    .action(async (o: ModelOpts & { port: number; dealer?: { host: string; port: number }; host: string; preprocess: string; batch?: number; json?: boolean }) => {
+      const dealer = dealerLink(o.preprocess, o.dealer);
       const model = serverModel(o);
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
       const l = await servePi(model, {
-        port: o.port, host: o.host, preprocess: o.preprocess, batch: o.batch, dealer: tcpDealerLink(o.dealer.host, o.dealer.port),
+        port: o.port, host: o.host, preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}),
         onSession: (r, ch) => {
           const t = r.phases;
           out(o.json ? `${JSON.stringify({ client: ch.name, ...t })}\n`
@@ -125,15 +127,16 @@ export function registerPiCommands(program: Command): Command {
   pi.command('query')
     .description('query a pi server privately with one image; prints the logits and the predicted class')
     .requiredOption('--connect <host:port>', 'server address', parseHostPort('--connect'))
-    .requiredOption('--dealer <host:port>', 'the trusted dealer the server uses', parseHostPort('--dealer'))
+    .option('--dealer <host:port>', 'the trusted dealer the server uses (--preprocess dealer only)', parseHostPort('--dealer'))
     .option('--input <file>', 'image: .json array / raw float32 .bin of the preprocessed CHW values, or a .png')
     .option('--dataset <name>', 'take the image from this dataset\'s test split')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
-    .option('--preprocess <name>', 'offline correlations (must match the server)', 'dealer')
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (must match the server)`, 'he')
     .option('--json', 'print JSON (logits, per-op costs)')
-    .action(async (o: { connect: { host: string; port: number }; dealer: { host: string; port: number }; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
+    .action(async (o: { connect: { host: string; port: number }; dealer?: { host: string; port: number }; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
       if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
+      const dealer = dealerLink(o.preprocess, o.dealer);
       let label: number | undefined;
       const image = (plan: PublicPlan) => {
         if (o.input) return fileImage(plan, o.input);
@@ -142,7 +145,7 @@ export function registerPiCommands(program: Command): Command {
         return d.x;
       };
       const ch = await connectTcp(o.connect.host, o.connect.port);
-      const r = await runClient(ch, image, { preprocess: o.preprocess, dealer: tcpDealerLink(o.dealer.host, o.dealer.port) });
+      const r = await runClient(ch, image, { preprocess: o.preprocess, ...(dealer ? { dealer } : {}) });
       ch.close();
       const rep = piReport(r), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
@@ -152,14 +155,15 @@ export function registerPiCommands(program: Command): Command {
       }
     });
 
-  modelOptions(pi.command('bench').description('client and server on this machine over loopback TCP, the dealer in process: per-op and per-phase time, bytes, rounds'))
+  modelOptions(pi.command('bench').description('client and server on this machine over loopback TCP (a dealer in process for --preprocess dealer): per-op and per-phase time, bytes, rounds'))
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')}`, 'he')
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
     .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
     .option('--calibrate <file>', 'write { perRelu_s, perMac_s, perLayer_s } measured here (read by the reduce cost model)')
     .option('--json', 'print JSON')
-    .action(async (o: ModelOpts & { dataset?: string; index: number; data?: string; batch?: number; calibrate?: string; json?: boolean }) => {
+    .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; calibrate?: string; json?: boolean }) => {
       const model = serverModel(o);
       try {
         const rep = await benchOnce(model, o);
@@ -172,14 +176,26 @@ export function registerPiCommands(program: Command): Command {
   return pi;
 }
 
+/** The dealer link for `--preprocess dealer` (required there, refused otherwise). */
+function dealerLink(preprocess: string, at: { host: string; port: number } | undefined): DealerLink | null {
+  if (preprocess === 'dealer') {
+    if (!at) throw new InvalidArgumentError(`--preprocess dealer needs --dealer HOST:PORT (start one with 'deepreduce pi dealer')`);
+    return tcpDealerLink(at.host, at.port);
+  }
+  if (at) throw new InvalidArgumentError(`--dealer is only for --preprocess dealer (this session uses '${preprocess}')`);
+  return null;
+}
+
 /**
- * One query against an in-process TCP server on 127.0.0.1 (both parties in this process, one thread), with an
- * in-process dealer (channel pairs to each party; its traffic is reported as preprocessing bytes).
+ * One query against an in-process TCP server on 127.0.0.1 (both parties in this process, one thread); for
+ * `--preprocess dealer` an in-process dealer (channel pairs to each party; its traffic is reported as preprocessing
+ * bytes).
  */
-export async function benchOnce(model: ServerModel, o: { dataset?: string; index?: number; data?: string; batch?: number; seed?: number }): Promise<PiReport> {
+export async function benchOnce(model: ServerModel, o: { preprocess?: string; dataset?: string; index?: number; data?: string; batch?: number; seed?: number }): Promise<PiReport> {
   const errors: Error[] = [];
-  const dealer = new Dealer(model, { onError: (e) => errors.push(e) });
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', batch: o.batch, dealer: dealer.link(), onError: (e) => errors.push(e) });
+  const preprocess = o.preprocess ?? 'he';
+  const dealer = preprocess === 'dealer' ? new Dealer(model, { onError: (e) => errors.push(e) }) : null;
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', batch: o.batch, preprocess, ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
@@ -188,7 +204,7 @@ export async function benchOnce(model: ServerModel, o: { dataset?: string; index
       return Float32Array.from({ length: plan.ops[0]!.size }, () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()));
     };
     const ch = await connectTcp('127.0.0.1', l.port);
-    const r = await runClient(ch, image, { dealer: dealer.link() });
+    const r = await runClient(ch, image, { preprocess, ...(dealer ? { dealer: dealer.link() } : {}) });
     ch.close();
     if (errors.length) throw errors[0]!;
     return piReport(r);

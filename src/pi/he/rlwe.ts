@@ -111,14 +111,23 @@ export interface ResponseCt {
   c0: Uint32Array;
 }
 
+/** A ciphertext modulo q in the engine's memory, coefficient domain (a response before switching). */
+export interface FullCt {
+  c0: Poly;
+  c1: Poly;
+}
+
 /**
- * The server's response for one output ciphertext: sum_t inputs[t] * kernels[t] (kernels in the NTT domain),
- * with the mask m (u64 values, lo/hi words, = -s) added at the kept positions `keep`, re-randomised with the public
- * key, flooded with `floodBits`, switched down and reduced to the kept coefficients of c0.
+ * The server's response for one output ciphertext, modulo q: sum_t inputs[t] * kernels[t] (kernels in the NTT
+ * domain), plus a public-key encryption of 0 (fresh u, e1, e2), plus round(q m / t) for the mask m (u64 values as
+ * lo/hi words, = -s) and uniform flooding in [-2^(floodBits-1), 2^(floodBits-1)) at the kept positions `keep` (no
+ * flooding for floodBits = 0). Allocated in the engine's scratch memory (the caller releases it).
  */
-export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number): ResponseCt {
-  const m = e.mark(), n = e.n;
-  const c0 = e.poly(), c1 = e.poly(), u = e.poly();
+export function evaluate(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number): FullCt {
+  const n = e.n;
+  const c0 = e.poly(), c1 = e.poly();
+  const m = e.mark();
+  const u = e.poly();
   e.small(u, e.putSmall(sampleTernary(n)), false);
   e.forward(u);
   e.dot(c0, c1, [...terms.map(([ct, k]) => [ct.c0, ct.a, k] as [Poly, Poly, Poly]), [pk.p0, pk.a, u]]);
@@ -128,13 +137,30 @@ export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [Input
   e.small(c0, e.putSmall(sampleCbd(n, e.params.eta)), true);
   const idx = putU32(e, keep);
   e.addDelta(c0, putU64(e, maskLo, maskHi), idx, keep.length);
-  const rnd = e.alloc(16 * keep.length);
-  randomFill(e.u32(rnd, 4 * keep.length));
-  e.addFlood(c0, idx, rnd, keep.length, floodBits);
-  const o1 = e.alloc(12 * n), o0 = e.alloc(12 * keep.length);
-  e.modSwitch(o1, c1, 0, n, 1);
-  e.modSwitch(o0, c0, idx, keep.length, 0);
+  if (floodBits > 0) {
+    const rnd = e.alloc(16 * keep.length);
+    randomFill(e.u32(rnd, 4 * keep.length));
+    e.addFlood(c0, idx, rnd, keep.length, floodBits);
+  }
+  e.release(m);
+  return { c0, c1 };
+}
+
+/** Switches a response to 2^c1Bits (all of c1) and 2^c0Bits (c0 at the kept positions only). */
+export function switchDown(e: HeEngine, ct: FullCt, keep: Uint32Array): ResponseCt {
+  const m = e.mark(), n = e.n;
+  const idx = putU32(e, keep), o1 = e.alloc(12 * n), o0 = e.alloc(12 * keep.length);
+  e.modSwitch(o1, ct.c1, 0, n, 1);
+  e.modSwitch(o0, ct.c0, idx, keep.length, 0);
   const out = { c1: e.u32(o1, 3 * n).slice(), c0: e.u32(o0, 3 * keep.length).slice() };
+  e.release(m);
+  return out;
+}
+
+/** evaluate + switchDown: the response the client receives. */
+export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number): ResponseCt {
+  const m = e.mark();
+  const out = switchDown(e, evaluate(e, pk, terms, keep, maskLo, maskHi, floodBits), keep);
   e.release(m);
   return out;
 }

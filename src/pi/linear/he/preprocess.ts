@@ -8,7 +8,7 @@
 // receives is checked (header, packing, sizes, residues) and a fault names the message.
 import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
 import { HeEngine } from '../../he/kernels.js';
-import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, type CostModel, type LinearGeometry } from '../../he/layout.js';
+import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, type CostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
 import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
 import { randomFill, randomSeed, Xof } from '../../he/sample.js';
 import { readPublicKey, readResponses, readUpload, writePublicKey, writeResponses, writeUpload, type ResponseCts } from '../../he/serialize.js';
@@ -40,6 +40,14 @@ function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean
   return { ok: b.marginBits > 0 && b.floodBits <= 128, floodBits: b.floodBits, marginBits: b.marginBits };
 }
 
+export interface HeOptions {
+  params?: HeParams;
+  /** The client's cost model for choosing packings. */
+  cost?: CostModel;
+  /** The client's packing per layer instead of the cost model's (the server checks whatever it receives). */
+  packing?: (shape: LinearShape, g: LinearGeometry) => Packing;
+}
+
 export class HePreprocessor implements Preprocessor {
   readonly name = 'he';
   readonly needsDealer = false;
@@ -47,8 +55,13 @@ export class HePreprocessor implements Preprocessor {
   private sk: SecretKey | null = null;
   private pk: ServerPublicKey | null = null;
   private computeMs = 0;
+  private readonly params: HeParams;
+  private readonly cost: CostModel;
 
-  constructor(private readonly params: HeParams = HE_PARAMS, private readonly cost: CostModel = DEFAULT_COST) {}
+  constructor(private readonly o: HeOptions = {}) {
+    this.params = o.params ?? HE_PARAMS;
+    this.cost = o.cost ?? DEFAULT_COST;
+  }
 
   lastComputeMs(): number { return this.computeMs; }
 
@@ -68,8 +81,8 @@ export class HePreprocessor implements Preprocessor {
     }
     const g = geometryOf(shape);
     if (c.lo.length !== shape.inSize) throw new Error(`he: ${shape.name}: input share has ${c.lo.length} elements, expected ${shape.inSize}`);
-    const choice = choosePacking(g, p.n, p.primes.length, p.c1Bits, p.c0Bits, (taps) => budgetFits(p, taps, shape.maxWeight).ok, this.cost, shape.name);
-    const layout = new ConvLayout(g, choice.pk, p.n, shape.name);
+    const pk = this.o.packing?.(shape, g) ?? choosePacking(g, p.n, p.primes.length, p.c1Bits, p.c0Bits, (taps) => budgetFits(p, taps, shape.maxWeight).ok, this.cost, shape.name).pk;
+    const layout = new ConvLayout(g, pk, p.n, shape.name);
     const plains: SparsePlain[] = [];
     for (let tile = 0; tile < layout.tiles; tile++) {
       for (let ig = 0; ig < layout.inGroups; ig++) {
@@ -79,7 +92,7 @@ export class HePreprocessor implements Preprocessor {
     }
     const seed = randomSeed();
     const c0s = await encryptUploads(e, this.sk, seed, plains);
-    ctx.peer.send(writeUpload(p, shape.op, choice.pk, seed, c0s));
+    ctx.peer.send(writeUpload(p, shape.op, pk, seed, c0s));
     ms += now() - t;
 
     const out: R64 = { lo: new Uint32Array(shape.outSize), hi: new Uint32Array(shape.outSize) };
