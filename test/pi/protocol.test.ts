@@ -32,7 +32,7 @@ const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => 
 
 async function query(md: { m: ServerModel; dealer: Dealer }, x: Float32Array) {
   const [s, c] = channelPair();
-  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { dealer: md.dealer.link() })]);
+  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { preprocess: 'dealer', dealer: md.dealer.link() })]);
   return { server, client };
 }
 
@@ -100,7 +100,7 @@ test("the server's online view is masked: uniform bytes, same distribution for d
     const seen: Uint8Array[] = [];
     const [s, c] = channelPair();
     tap(s, seen);
-    const [rep] = await Promise.all([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
+    const [rep] = await Promise.all([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { preprocess: 'dealer', dealer: full.dealer.link() })]);
     // The server receives nothing after the online phase, so its online view is the last messages.
     const online = seen.length - countOnline(rep);
     views.push(seen.slice(online));
@@ -135,7 +135,7 @@ test('a truncated message gives a clear error on both sides', async () => {
   const send = s.send.bind(s);
   let done = false;
   s.send = (d: Uint8Array) => send(!done && d.byteLength > 100000 ? ((done = true), d.subarray(0, 1000)) : d);
-  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { dealer: full.dealer.link() })]);
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { preprocess: 'dealer', dealer: full.dealer.link() })]);
   assert.equal(rc.status, 'rejected');
   assert.equal(rs.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /malformed message: offline: stem\.relu: garbled tables: expected \d+ bytes .*got 1000/);
@@ -163,7 +163,7 @@ test('TCP (server and dealer): a client that disconnects mid-protocol stops neit
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);
-    const results = await Promise.all(xs.map(async (x) => runClient(await connectTcp('127.0.0.1', l.port), x, { dealer: link })));
+    const results = await Promise.all(xs.map(async (x) => runClient(await connectTcp('127.0.0.1', l.port), x, { preprocess: 'dealer', dealer: link })));
     results.forEach((r, i) => {
       const ref = referenceForward(full.m, quantize(xs[i]!, full.m.plan.fixed.f));
       assert.deepEqual(r64ToBig(r.out), r64ToBig(ref.out), `client ${i}`);
