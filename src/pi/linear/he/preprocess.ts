@@ -55,6 +55,8 @@ export class HePreprocessor implements Preprocessor {
   private sk: SecretKey | null = null;
   private pk: ServerPublicKey | null = null;
   private computeMs = 0;
+  /** Coefficients decrypted (client) or sent for decryption (server) in this session: the flooding covers 2^sessionCoeffBits. */
+  private decrypted = 0;
   private readonly params: HeParams;
   private readonly cost: CostModel;
 
@@ -64,6 +66,12 @@ export class HePreprocessor implements Preprocessor {
   }
 
   lastComputeMs(): number { return this.computeMs; }
+
+  private count(shape: LinearShape): void {
+    this.decrypted += shape.outSize;
+    const max = 2 ** this.params.sessionCoeffBits;
+    if (this.decrypted > max) throw new Error(`he: ${shape.name}: the session would decrypt ${this.decrypted} coefficients, more than the flooding covers (${max})`);
+  }
 
   private getEngine(): Promise<HeEngine> {
     return (this.engine ??= HeEngine.create(this.params));
@@ -81,6 +89,7 @@ export class HePreprocessor implements Preprocessor {
     }
     const g = geometryOf(shape);
     if (c.lo.length !== shape.inSize) throw new Error(`he: ${shape.name}: input share has ${c.lo.length} elements, expected ${shape.inSize}`);
+    this.count(shape);
     const pk = this.o.packing?.(shape, g) ?? choosePacking(g, p.n, p.primes.length, p.c1Bits, p.c0Bits, (taps) => budgetFits(p, taps, shape.maxWeight).ok, this.cost, shape.name).pk;
     const layout = new ConvLayout(g, pk, p.n, shape.name);
     const plains: SparsePlain[] = [];
@@ -128,6 +137,7 @@ export class HePreprocessor implements Preprocessor {
     }
     const g = geometryOf(shape);
     const weights = weightsOf(layer, shape);
+    this.count(shape);
     const what = `he upload for ${shape.name}`;
     const msg = await ctx.peer.recvBytes(what);
     let t = now();
@@ -194,13 +204,19 @@ export class HePreprocessor implements Preprocessor {
   }
 }
 
+/** Layers whose weights were checked against a bound (the check scans every weight once). */
+const checked = new WeakMap<RingLinear, number>();
+
 /** The layer's integer weights, checked against the public bound the noise budget assumes. */
 function weightsOf(layer: RingLinear, shape: LinearShape): Float64Array {
   if (!(layer instanceof RingConv2d) && !(layer instanceof RingFc)) throw new Error(`he: ${shape.name}: unsupported linear layer`);
   if ((layer instanceof RingConv2d) !== !!shape.geom) throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
   const w = layer.weight;
-  for (let i = 0; i < w.length; i++) {
-    if (!(Math.abs(w[i]!) <= shape.maxWeight)) throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
+  if (checked.get(layer) !== shape.maxWeight) {
+    for (let i = 0; i < w.length; i++) {
+      if (!(Math.abs(w[i]!) <= shape.maxWeight)) throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
+    }
+    checked.set(layer, shape.maxWeight);
   }
   return w;
 }
