@@ -106,9 +106,10 @@ export class HeEngine {
   f64(ptr: number, len: number): Float64Array { return new Float64Array(this.x.memory.buffer, ptr, len); }
   big64(ptr: number, len: number): BigUint64Array { return new BigUint64Array(this.x.memory.buffer, ptr, len); }
 
-  poly(primes = this.L): Poly {
+  /** A polynomial of `primes` residue blocks, zeroed unless the caller overwrites it all (`zero` false). */
+  poly(primes = this.L, zero = true): Poly {
     const ptr = this.alloc(4 * primes * this.n);
-    this.u32(ptr, primes * this.n).fill(0);
+    if (zero) this.u32(ptr, primes * this.n).fill(0);
     return { ptr, primes };
   }
   /** The residues of prime i of `a`. */

@@ -207,12 +207,11 @@ export class ConvLayout {
 
   /**
    * Kernel polynomial (input group ig, output group og) as small integers, from weights [O, C / groups, kh, kw]
-   * (row-major); null when it has no weight.
+   * (row-major), into `out` (n zeros, e.g. a view of the engine's memory); null when it has no weight.
    */
-  kernel(ig: number, og: number, w: ArrayLike<number>): Int32Array | null {
+  kernel(ig: number, og: number, w: ArrayLike<number>, out: Int32Array = new Int32Array(this.n)): Int32Array | null {
     if (!this.live[ig]![og]) return null;
     const { g, pp, pk } = this, nph = pp.phases.length, cin = g.C / g.groups, cout = g.O / g.groups;
-    const out = new Int32Array(this.n);
     for (let ol = 0; ol < pk.on; ol++) {
       const o = og * pk.on + ol;
       if (o >= g.O) break;

@@ -72,7 +72,7 @@ export async function encryptUploads(e: HeEngine, sk: SecretKey, seed: Uint8Arra
   const as = await Promise.all(plains.map((_, j) => xof.uniform(j, e.params.primes, e.n)));
   return plains.map((pt, j) => {
     const m = e.mark();
-    const c0 = e.poly(), a = e.poly();
+    const c0 = e.poly(e.L, false), a = e.poly(e.L, false);
     e.small(c0, e.putSmall(sampleCbd(e.n, e.params.eta)), false);
     e.addDelta(c0, putU64(e, pt.lo, pt.hi), putU32(e, pt.idx), pt.idx.length);
     e.forward(c0);
@@ -125,9 +125,9 @@ export interface FullCt {
  */
 export function evaluate(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number): FullCt {
   const n = e.n;
-  const c0 = e.poly(), c1 = e.poly();
+  const c0 = e.poly(e.L, false), c1 = e.poly(e.L, false); // written whole by dot
   const m = e.mark();
-  const u = e.poly();
+  const u = e.poly(e.L, false);
   e.small(u, e.putSmall(sampleTernary(n)), false);
   e.forward(u);
   e.dot(c0, c1, [...terms.map(([ct, k]) => [ct.c0, ct.a, k] as [Poly, Poly, Poly]), [pk.p0, pk.a, u]]);
@@ -169,7 +169,7 @@ export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [Input
 export function decryptResponse(e: HeEngine, sk: SecretKey, ct: ResponseCt, keep: Uint32Array): { lo: Uint32Array; hi: Uint32Array } {
   const m = e.mark(), n = e.n, D = e.params.decPrimes;
   const w = putU32(e, ct.c1);
-  const prod = e.poly(D);
+  const prod = e.poly(D, false);
   e.reduceWide(prod, w);
   e.forward(prod);
   e.mul(prod, prod, { ptr: sk.sNtt.ptr, primes: D });

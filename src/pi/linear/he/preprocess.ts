@@ -159,7 +159,7 @@ export class HePreprocessor implements Preprocessor {
     const base = e.mark();
     try {
       const inputs: InputCt[] = up.c0s.map((c0, j) => {
-        const a = e.poly(), c = e.poly();
+        const a = e.poly(e.L, false), c = e.poly(e.L, false);
         e.words(c).set(c0);
         e.words(a).set(as[j]!);
         return { c0: c, a };
@@ -169,11 +169,13 @@ export class HePreprocessor implements Preprocessor {
         t = now();
         const m = e.mark();
         const kernels: (Poly | null)[] = [];
+        const scratch = e.alloc(4 * n);
         for (let ig = 0; ig < L.inGroups; ig++) {
-          const k = L.kernel(ig, og, weights);
-          if (!k) { kernels.push(null); continue; }
-          const poly = e.poly();
-          e.small(poly, e.putSmall(k), false);
+          if (!L.live[ig]![og]) { kernels.push(null); continue; }
+          const poly = e.poly(e.L, false), k = e.i32(scratch, n);
+          k.fill(0);
+          L.kernel(ig, og, weights, k);
+          e.small(poly, scratch, false);
           e.forward(poly);
           kernels.push(poly);
         }
