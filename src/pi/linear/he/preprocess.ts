@@ -14,7 +14,7 @@ import { randomFill, randomSeed, Xof } from '../../he/sample.js';
 import { readPublicKey, readResponses, readUpload, writePublicKey, writeResponses, writeUpload, type ResponseCts } from '../../he/serialize.js';
 import type { Poly } from '../../he/kernels.js';
 import type { R64 } from '../../fixed.js';
-import { RingConv2d, RingFc, type RingLinear } from '../ring.js';
+import type { ConvGeometry, RingLinear } from '../ring.js';
 import type { LinearShape, PreprocessContext, Preprocessor } from '../index.js';
 
 const now = () => globalThis.performance.now();
@@ -209,11 +209,18 @@ export class HePreprocessor implements Preprocessor {
 /** Layers whose weights were checked against a bound (the check scans every weight once). */
 const checked = new WeakMap<RingLinear, number>();
 
-/** The layer's integer weights, checked against the public bound the noise budget assumes. */
+/** The layer's integer weights, checked against the public bound the noise budget assumes. Ring layers are typed
+ * by their fields (RingConv2d: weight and geometry g; RingFc: weight), not imported: this module stays free of the
+ * tensor engine, for the browser client. */
 function weightsOf(layer: RingLinear, shape: LinearShape): Float64Array {
-  if (!(layer instanceof RingConv2d) && !(layer instanceof RingFc)) throw new Error(`he: ${shape.name}: unsupported linear layer`);
-  if ((layer instanceof RingConv2d) !== !!shape.geom) throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
-  const w = layer.weight;
+  const l = layer as RingLinear & { weight?: unknown; g?: ConvGeometry };
+  if (!(l.weight instanceof Float64Array)) throw new Error(`he: ${shape.name}: the server's layer has no integer weights`);
+  if (!!l.g !== !!shape.geom) throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
+  const w = l.weight;
+  const g = shape.geom, want = g ? g.outShape[0] * (g.inShape[0] / g.groups) * g.kernel ** 2 : shape.inSize * shape.outSize;
+  if (w.length !== want) {
+    throw new Error(`he: ${shape.name}: ${w.length} weights do not match the plan's shape`);
+  }
   if (checked.get(layer) !== shape.maxWeight) {
     for (let i = 0; i < w.length; i++) {
       if (!(Math.abs(w[i]!) <= shape.maxWeight)) throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
