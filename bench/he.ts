@@ -5,7 +5,9 @@
 //               against computing stride 1 and keeping every other output
 //   --run       every secret linear layer through HePreprocessor (client and server in this process, one thread):
 //               per layer wall, each party's compute, process CPU time and bytes; checked against the ring layers
-// Usage: node dist/bench/he.js [--config full|C100_230K|C100_115K|C100_12K] [--kernels [--seal]] [--plan] [--run]
+//   --layer C,H,O,k,s,p   with --run: one conv (random 16-bit weights) instead of the model, e.g. Cheetah's
+//               ResNet50 layer 256,14,256,3,1,1
+// Usage: node dist/bench/he.js [--config full|C100_230K|C100_115K|C100_12K] [--kernels [--seal]] [--plan] [--run [--layer ...]]
 import { parseArgs } from 'node:util';
 import { countSpec } from '../src/cli/count.js';
 import { serverModelRandom } from '../src/pi/bench.js';
@@ -17,8 +19,9 @@ import { HeEngine } from '../src/pi/he/kernels.js';
 import { HE_PARAMS as P, noiseBudget } from '../src/pi/he/params.js';
 import { choosePacking, convGeometry, fcGeometry, kernelTaps, type LinearGeometry } from '../src/pi/he/layout.js';
 import type { LinearShape } from '../src/pi/linear/index.js';
+import { RingConv2d, type ConvGeometry, type RingLinear } from '../src/pi/linear/ring.js';
 
-const { values: a } = parseArgs({ options: { config: { type: 'string', default: 'full' }, kernels: { type: 'boolean' }, seal: { type: 'boolean' }, plan: { type: 'boolean' }, run: { type: 'boolean' } } });
+const { values: a } = parseArgs({ options: { config: { type: 'string', default: 'full' }, kernels: { type: 'boolean' }, seal: { type: 'boolean' }, plan: { type: 'boolean' }, run: { type: 'boolean' }, layer: { type: 'string' } } });
 if (!a.kernels && !a.plan && !a.run) throw new Error('give --kernels, --plan and/or --run');
 
 /** Minimum time of f in microseconds over `reps` batches of `inner` calls. */
@@ -73,7 +76,17 @@ if (a.kernels) {
 
 const { spec } = a.config === 'full' ? countSpec({ arch: 'resnet18', input: 32, classes: 100 }) : countSpec({ preset: a.config, input: 32, classes: 100 });
 const model = serverModelRandom(spec, 0);
-const shapes = linearShapes(model.plan);
+let shapes = linearShapes(model.plan);
+const layers = new Map<number, RingLinear>(shapes.map((s) => [s.op, model.secret[s.op]!.linear]));
+if (a.layer) {
+  const [C, H, O, k, st, p] = a.layer.split(',').map(Number) as [number, number, number, number, number, number];
+  const Ho = Math.floor((H + 2 * p - k) / st) + 1;
+  const geom: ConvGeometry = { inShape: [C, H, H], outShape: [O, Ho, Ho], kernel: k, stride: st, padding: p, dilation: 1, groups: 1 };
+  let seed = 1;
+  const w = Float64Array.from({ length: O * C * k * k }, () => Math.floor(((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296) * 65535) - 32767);
+  shapes = [{ op: 1e6, name: `conv ${a.layer}`, inSize: C * H * H, outSize: O * Ho * Ho, geom, maxWeight: 2 ** 15 - 1 }];
+  layers.set(1e6, new RingConv2d('layer', w, geom));
+}
 const geometry = (s: LinearShape): LinearGeometry => (s.geom ? convGeometry(s.geom) : fcGeometry(s.inSize, s.outSize));
 const fits = (s: LinearShape) => (taps: number) => noiseBudget(P, taps * s.maxWeight).marginBits > 0;
 
@@ -107,7 +120,7 @@ if (a.run) {
   let serverMs = 0, clientMs = 0, bytes = 0;
   const rows = [];
   for (const s of shapes) {
-    const c = r64Random(s.inSize), layer = model.secret[s.op]!.linear;
+    const c = r64Random(s.inSize), layer = layers.get(s.op)!;
     const b0 = cc.stats(), t0 = performance.now(), u0 = process.cpuUsage();
     const [sv, y] = await Promise.all([srv.server({ peer: sc, dealer: null }, s, layer), cli.client({ peer: cc, dealer: null }, s, c)]);
     const u = process.cpuUsage(u0), b = cc.stats();
@@ -124,3 +137,4 @@ if (a.run) {
   console.log(`${a.config}: HE wall ${((performance.now() - t00) / 1e3).toFixed(2)} s, CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (both parties and the checks against the ring layers), server ${(serverMs / 1e3).toFixed(2)} s, client ${(clientMs / 1e3).toFixed(2)} s, ${bytes.toFixed(1)} MB, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 }
 model.dispose();
+layers.get(1e6)?.dispose();
