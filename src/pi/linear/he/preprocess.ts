@@ -141,17 +141,18 @@ export class HePreprocessor implements Preprocessor {
     const what = `he upload for ${shape.name}`;
     const msg = await ctx.peer.recvBytes(what);
     let t = now();
-    let layout: ConvLayout | null = null, floodBits = 0;
+    // the packing the client declares, checked: ring capacity, noise budget, memory
+    const chosen: { layout?: ConvLayout; floodBits: number } = { floodBits: 0 };
     const up = readUpload(msg, p, shape.op, what, (pk) => {
       const l = new ConvLayout(g, pk, n, what);
       const b = budgetFits(p, l.kernelTaps, shape.maxWeight);
       if (!b.ok) throw new Error(`${what}: packing ${JSON.stringify(pk)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits, flooding ${b.floodBits} bits)`);
       if (2 * l.uploads * 4 * n * p.primes.length > this.cost.memory) throw new Error(`${what}: packing ${JSON.stringify(pk)} needs ${l.uploads} input ciphertexts, over the memory bound`);
-      layout = l;
-      floodBits = b.floodBits;
+      chosen.layout = l;
+      chosen.floodBits = b.floodBits;
       return l.uploads;
     });
-    const L = layout as unknown as ConvLayout;
+    const L = chosen.layout!, floodBits = chosen.floodBits;
     const xof = await Xof.create(up.seed);
     const as = await Promise.all(up.c0s.map((_, j) => xof.uniform(j, p.primes, n)));
     // s uniform in Z_2^64; the responses carry -s.
