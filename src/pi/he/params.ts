@@ -11,7 +11,7 @@
 //                     statistical distance to a reply without weight-dependent noise is <= 2^-statBits for a whole
 //                     session of at most 2^sessionCoeffBits decrypted coefficients
 //   modulus switching to 2^c0Bits (c0) and 2^c1Bits (c1), decryption modulo 2^K, K = c1Bits:
-//     2^K E/q + 2^(K-c0Bits) (1/2 + 2^-19) + n (1/2 + 2^-19) < 2^(K-65)   (decryption rounds x / 2^(K-64) correctly)
+//     2^K E/q + 2^(K-c0Bits) (1/2 + 2^-17) + n (1/2 + 2^-17) < 2^(K-65)   (decryption rounds x / 2^(K-64) correctly)
 
 /** An RLWE parameter set (fixed by its id on the wire). */
 export interface HeParams {
@@ -110,7 +110,7 @@ export function noiseBudget(p: HeParams, kernelL1: number): NoiseBudget {
   const floodBits = Math.ceil(p.statBits + p.sessionCoeffBits + Math.log2(weightNoise));
   const rerand = (2 * p.n + 1) * p.eta;
   const totalAtQ = weightNoise + rerand + 2 ** (floodBits - 1);
-  const K = p.c1Bits, round = 0.5 + 2 ** -19;
+  const K = p.c1Bits, round = 0.5 + 2 ** -17; // the switch rounds a float64 sum of six terms < 2^30 each: error < 2^-18
   const decryptNoise = 2 ** (K - log2q(p)) * totalAtQ + 2 ** (K - p.c0Bits) * round + p.n * round;
   const decryptLimit = 2 ** (K - 65);
   return { weightNoise, floodBits, totalAtQ, decryptNoise, decryptLimit, marginBits: Math.log2(decryptLimit / decryptNoise) };

@@ -294,7 +294,8 @@ export function reduceWide(out: usize, wide: usize, n: i32, L: i32, cst: usize):
 // From q = p_0 ... p_(L-1) (residues) to 2^k (64 < k <= 96): c -> round(2^k c / q) mod 2^k. With y_i = c_i qt_i mod
 // p_i, sum_i y_i q/p_i = c + v q for an integer v, so 2^k c / q = sum_i y_i 2^k / p_i (mod 2^k); with
 // 2^k / p_i = I_i + F_i (integer and fraction) the result is sum_i y_i I_i + round(sum_i y_i F_i). The fraction is
-// summed in float64: its error (< 2^-19) moves the rounding by at most that much (|error| <= 1/2 + 2^-19).
+// summed in float64: its error (six products and additions below 2^33: < 2^-18) moves the rounding by at most
+// that much (|error| <= 1/2 + 2^-18).
 // Table at `msw`, per prime 16 bytes: I_i low u32, I_i high u32, F_i f64.
 
 /** out[3j..3j+2] = limbs of round(2^k c / q) mod 2^k for c at positions idx[j] (all 0..count-1 when idx = 0). */
