@@ -9,6 +9,7 @@
 //               ResNet50 layer 256,14,256,3,1,1
 // Usage: node dist/bench/he.js [--config full|C100_230K|C100_115K|C100_12K] [--kernels [--seal]] [--plan] [--run [--layer ...]]
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { countSpec } from '../src/cli/count.js';
 import { serverModelRandom } from '../src/pi/bench.js';
 import { linearShapes } from '../src/pi/linear/dealer/dealer.js';
@@ -49,6 +50,19 @@ if (a.kernels) {
     'product term, both components, one prime (us)': minUs(() => e.dot(o0, o1, terms), 30, 3) / 15 / P.primes.length,
     'switching N coefficients to 2^78 (us)': minUs(() => e.modSwitch(w, x, 0, P.n, 1), 30, 3),
   };
+  // one 60-bit prime instead of two 30-bit ones: WebAssembly has no 64x64 -> 128 multiply and no 64-bit SIMD multiply
+  const asc = (await import('assemblyscript/asc')).default;
+  let bin: Uint8Array | null = null;
+  const src = fileURLToPath(new URL('../../bench/asm/ntt60.ts', import.meta.url));
+  const r = await asc.main([src, '-O3', '--runtime', 'stub', '--noAssert', '--outFile', 'n60.wasm'], { writeFile: (name: string, c: string | Uint8Array) => { if (name.endsWith('.wasm') && typeof c !== 'string') bin = c; } });
+  if (r.error || !bin) throw new Error(`asc: ${r.error?.message ?? 'no output'}`);
+  const wasm = (globalThis as unknown as { WebAssembly: { instantiate(b: Uint8Array, i: object): Promise<{ instance: { exports: unknown } }> } }).WebAssembly;
+  const n60 = (await wasm.instantiate(bin!, {})).instance.exports as { memory: { grow(p: number): number; buffer: ArrayBuffer }; fwd60(a: number, t: number, n: number, p: bigint): void };
+  n60.memory.grow(100);
+  const p60 = (1n << 60n) - (1n << 14n) + 1n, mem = new BigUint64Array(n60.memory.buffer);
+  for (let i = 0; i < 2 * P.n; i++) mem[(1 << 20) / 8 + i] = BigInt(i * 12345 + 1) % p60;
+  for (let i = 0; i < P.n; i++) mem[(2 << 20) / 8 + i] = (BigInt(i) * 99991n) % p60;
+  rows['scalar NTT, one 60-bit prime (us)'] = minUs(() => n60.fwd60(2 << 20, 1 << 20, P.n, p60));
   console.table(Object.entries(rows).map(([k, v]) => ({ kernel: k, us: +v.toFixed(1) })));
   if (a.seal) {
     // node-seal's typings resolve to its web build here; the calls below are its documented API.
@@ -74,6 +88,7 @@ if (a.kernels) {
   }
 }
 
+if (!a.plan && !a.run) process.exit(0);
 const { spec } = a.config === 'full' ? countSpec({ arch: 'resnet18', input: 32, classes: 100 }) : countSpec({ preset: a.config, input: 32, classes: 100 });
 const model = serverModelRandom(spec, 0);
 let shapes = linearShapes(model.plan);
