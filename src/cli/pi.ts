@@ -1,6 +1,8 @@
-// deepreduce pi keygen | dealer | serve | query | bench: two-party private inference (Delphi-style) with a trusted
-// dealer as a third party for the linear layers' preprocessing (see docs/pi.md). Every link is TLS with a verified
-// server; plain TCP between client and server only with --insecure, which both sides announce loudly.
+// deepreduce pi keygen | dealer | serve | query | bench: two-party private inference (Delphi-style). The linear
+// layers' preprocessing is homomorphic encryption between client and server (--preprocess he, the default: two
+// parties only) or a trusted dealer as a third party (--preprocess dealer). See docs/pi.md and docs/pi-he.md. Every
+// link is TLS with a verified server; plain TCP between client and server only with --insecure, which both sides
+// announce loudly.
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../util/fs.js';
@@ -13,7 +15,7 @@ import {
   calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
 } from '../pi/bench.js';
 import type { PublicPlan, ServerModel } from '../pi/plan.js';
-import { PREPROCESSORS } from '../pi/linear/index.js';
+import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../pi/linear/index.js';
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -134,9 +136,16 @@ function dealerOptions(c: Command): Command {
     .option('--dealer-pin <sha256>', "the SHA-256 fingerprint of the dealer's certificate, to verify it");
 }
 
-/** The link to the dealer (TLS; `own`: the server's certificate and key, its credential for the server role). */
-function dealerLink(o: DealerFlags, own: { cert: string; key: string } | null, role: 'server' | 'client'): DealerLink | undefined {
-  if (!o.dealer) return undefined;
+/**
+ * The link to the dealer for `--preprocess dealer` (required there, refused otherwise): TLS; `own` is the server's
+ * certificate and key, its credential for the server role.
+ */
+function dealerLink(o: DealerFlags, own: { cert: string; key: string } | null, role: 'server' | 'client', preprocess: string): DealerLink | undefined {
+  if (preprocess !== 'dealer') {
+    if (o.dealer || o.dealerCert || o.dealerPin) throw new InvalidArgumentError(`--dealer, --dealer-cert and --dealer-pin are only for --preprocess dealer (this ${role} uses '${preprocess}')`);
+    return undefined;
+  }
+  if (!o.dealer) throw new InvalidArgumentError(`--preprocess dealer needs the dealer's address: --dealer HOST:PORT (start one with 'deepreduce pi dealer')`);
   const t = trust(o.dealerCert, o.dealerPin, '--dealer-cert', '--dealer-pin');
   if (!t) throw new Error("--dealer needs a way to verify the dealer: --dealer-cert FILE or --dealer-pin SHA256");
   if (role === 'server' && !own) throw new Error('the server authenticates to the dealer with its certificate: give --cert FILE --key FILE');
@@ -145,7 +154,7 @@ function dealerLink(o: DealerFlags, own: { cert: string; key: string } | null, r
 }
 
 export function registerPiCommands(program: Command): Command {
-  const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, secret-shared linear layers, over TLS (docs/pi.md)');
+  const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, linear layers preprocessed by homomorphic encryption, over TLS (docs/pi.md)');
 
   pi.command('keygen')
     .description('make an EC P-256 key and a self-signed certificate for a server or dealer (key.pem, cert.pem, cert.sha256 in DIR)')
@@ -206,7 +215,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--cert <file>', "the server's certificate (deepreduce pi keygen)")
     .option('--key <file>', "the server's private key")
     .option('--insecure', 'plain TCP to clients, no TLS (loud warning; benchmarks and debugging only)')
-    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (dealer: trusted third party, see docs/pi.md)`, 'dealer')
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (he: client and server only, docs/pi-he.md; dealer: trusted third party, docs/pi.md)`, DEFAULT_PREPROCESS)
     .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
@@ -215,13 +224,13 @@ export function registerPiCommands(program: Command): Command {
       const own = ownIdentity(o, 'the server');
       if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
       const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
-      if (o.preprocess === 'dealer' && !o.dealer) throw new Error("--preprocess dealer needs the dealer's address: --dealer HOST:PORT (start one with 'deepreduce pi dealer')");
+      const dealer = dealerLink(o, own, 'server', o.preprocess);
       if (o.insecure) warnInsecure('serve');
       const model = serverModel(o);
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
       const mode = o.insecure ? 'INSECURE plain TCP' : 'TLS';
       const l = await servePi(model, {
-        port: o.port, host: o.host, security, preprocess: o.preprocess, batch: o.batch, dealer: dealerLink(o, own, 'server'),
+        port: o.port, host: o.host, security, preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}),
         deadlines: deadlines(o), maxSessions: o.maxSessions, maxPending: o.maxPending,
         onSession: (r, ch) => {
           const t = r.phases, m = r.memory;
@@ -248,7 +257,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--dataset <name>', 'take the image from this dataset\'s test split')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
-    .option('--preprocess <name>', 'offline correlations (must match the server)', 'dealer')
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (must match the server)`, DEFAULT_PREPROCESS)
     .option('--json', 'print JSON (logits, per-op costs)')))
     .action(async (o: DealerFlags & DeadlineFlags & { connect: { host: string; port: number }; serverCert?: string; pin?: string; insecure?: boolean; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
       if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
@@ -256,7 +265,7 @@ export function registerPiCommands(program: Command): Command {
       if (t && o.insecure) throw new Error('--insecure with --server-cert/--pin: choose one');
       if (!t && !o.insecure) throw new Error("refusing to connect without a way to verify the server: give --server-cert FILE or --pin SHA256 (the server's keygen prints both), or --insecure for plain TCP");
       const security: ClientSecurity = t ? { tls: t } : { insecure: true };
-      if (o.preprocess === 'dealer' && !o.dealer) throw new Error("--preprocess dealer needs the dealer's address: --dealer HOST:PORT");
+      const dealer = dealerLink(o, null, 'client', o.preprocess);
       if (o.insecure) warnInsecure('query');
       let label: number | undefined;
       const image = (plan: PublicPlan) => {
@@ -267,7 +276,7 @@ export function registerPiCommands(program: Command): Command {
       };
       const dl = deadlines(o);
       const ch = await connectChannel(o.connect.host, o.connect.port, security, { timeoutMs: dl.helloMs ?? DEFAULT_DEADLINES.helloMs });
-      const r = await runClient(ch, image, { preprocess: o.preprocess, dealer: dealerLink(o, null, 'client'), deadlines: dl });
+      const r = await runClient(ch, image, { preprocess: o.preprocess, ...(dealer ? { dealer } : {}), deadlines: dl });
       ch.close();
       const rep = piReport(r), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
@@ -277,7 +286,8 @@ export function registerPiCommands(program: Command): Command {
       }
     });
 
-  modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP), the dealer in process: per-op and per-phase time, bytes, rounds'))
+  modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP; a dealer in process for --preprocess dealer): per-op and per-phase time, bytes, rounds'))
+    .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')}`, DEFAULT_PREPROCESS)
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
@@ -285,7 +295,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--insecure', 'plain TCP instead of TLS between client and server')
     .option('--calibrate <file>', 'write { perRelu_s, perMac_s, perLayer_s } measured here (read by the reduce cost model)')
     .option('--json', 'print JSON')
-    .action(async (o: ModelOpts & { dataset?: string; index: number; data?: string; batch?: number; insecure?: boolean; calibrate?: string; json?: boolean }) => {
+    .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; insecure?: boolean; calibrate?: string; json?: boolean }) => {
       const model = serverModel(o);
       try {
         const rep = await benchOnce(model, o);
@@ -302,19 +312,20 @@ let benchIdentity: Promise<TlsIdentity> | null = null;
 
 /**
  * One query against an in-process server on 127.0.0.1 over TLS (or plain TCP with `insecure`; both parties in this
- * process, one thread), with an in-process dealer (channel pairs to each party; its traffic is reported as
- * preprocessing bytes).
+ * process, one thread); for `--preprocess dealer` an in-process dealer (channel pairs to each party; its traffic is
+ * reported as preprocessing bytes).
  */
-export async function benchOnce(model: ServerModel, o: { dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean }): Promise<PiReport> {
+export async function benchOnce(model: ServerModel, o: { preprocess?: string; dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean }): Promise<PiReport> {
   const errors: Error[] = [];
-  const dealer = new Dealer(model, { onError: (e) => errors.push(e) });
+  const preprocess = o.preprocess ?? DEFAULT_PREPROCESS;
+  const dealer = preprocess === 'dealer' ? new Dealer(model, { onError: (e) => errors.push(e) }) : null;
   let security: ServerSecurity = { insecure: true }, client: ClientSecurity = { insecure: true };
   if (!o.insecure) {
     const id = await (benchIdentity ??= generateIdentity());
     security = { tls: { cert: id.cert, key: id.key } };
     client = { tls: { pin: id.fingerprint } };
   }
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, dealer: dealer.link(), onError: (e) => errors.push(e) });
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
@@ -323,7 +334,7 @@ export async function benchOnce(model: ServerModel, o: { dataset?: string; index
       return Float32Array.from({ length: plan.ops[0]!.size }, () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()));
     };
     const ch = await connectChannel('127.0.0.1', l.port, client);
-    const r = await runClient(ch, image, { dealer: dealer.link() });
+    const r = await runClient(ch, image, { preprocess, ...(dealer ? { dealer: dealer.link() } : {}) });
     ch.close();
     if (errors.length) throw errors[0]!;
     return piReport(r);

@@ -106,6 +106,8 @@ export interface OpRow {
   serverOnlineMs: number;
   /** Dealer traffic for the op (client <-> dealer and dealer -> server), not in the offline/online bytes. */
   prepBytes: number;
+  /** Each party's own compute inside the preprocessor for the op (HE encryption / evaluation / decryption), ms. */
+  heMs: { client: number; server: number };
 }
 
 export interface PiReport {
@@ -115,6 +117,9 @@ export interface PiReport {
   phases: Record<Phase, { ms: number; cToS: number; sToC: number; rounds: number; prep: number }>;
   /** Preprocessing bytes per dealer link and direction, whole session (hellos included). */
   preprocessing: { clientToDealer: number; dealerToClient: number; serverToDealer: number; dealerToServer: number };
+  /** The linear layers' offline steps (HE: their traffic is all HE traffic, the public key included): each party's
+   * own compute, bytes each way between client and server, the client's wall time. */
+  linear: { clientMs: number; serverMs: number; cToS: number; sToC: number; wallMs: number };
   ops: OpRow[];
   logits: number[];
 }
@@ -127,13 +132,14 @@ export function piReport(r: ClientResult): PiReport {
     if (e.phase === 'setup') return;
     const key = `${e.op}:${e.name}`;
     let row = rows.get(key);
-    if (!row) rows.set(key, (row = { op: e.op, name: e.name, kind: e.kind, relus: e.relus, macs: e.macs, offline: z(), online: z(), serverOnlineMs: 0, prepBytes: 0 }));
+    if (!row) rows.set(key, (row = { op: e.op, name: e.name, kind: e.kind, relus: e.relus, macs: e.macs, offline: z(), online: z(), serverOnlineMs: 0, prepBytes: 0, heMs: { client: 0, server: 0 } }));
     const p = row[e.phase];
     p.ms += e.ms;
     p.cToS += e.bytesSent;
     p.sToC += e.bytesRecv;
     p.rounds += e.rounds;
     row.prepBytes += e.prepSent + e.prepRecv;
+    row.heMs.client += e.computeMs ?? 0;
   };
   r.client.entries.forEach(add);
   for (const e of r.server.entries) {
@@ -142,6 +148,7 @@ export function piReport(r: ClientResult): PiReport {
     if (!row) continue;
     if (e.phase === 'online') row.serverOnlineMs += e.ms;
     row.prepBytes += e.prepSent + e.prepRecv;
+    row.heMs.server += e.computeMs ?? 0;
   }
   const ph = (p: Phase) => {
     const c = r.client.phases[p], s = r.server.phases[p];
@@ -149,11 +156,17 @@ export function piReport(r: ClientResult): PiReport {
   };
   const sum = (rep: PartyReport, k: 'prepSent' | 'prepRecv') => (['setup', 'offline', 'online'] as Phase[]).reduce((a, p) => a + rep.phases[p][k], 0);
   const { arch, relus, culledSites, macs, fixed, digest } = r.plan;
+  const ops = [...rows.values()], lin = ops.filter((o) => o.kind === 'conv' || o.kind === 'fc');
+  const total = (f: (o: OpRow) => number) => lin.reduce((a, o) => a + f(o), 0);
   return {
     plan: { arch, relus, culledSites, macs, fixed, digest },
     phases: { setup: ph('setup'), offline: ph('offline'), online: ph('online') },
     preprocessing: { clientToDealer: sum(r.client, 'prepSent'), dealerToClient: sum(r.client, 'prepRecv'), serverToDealer: sum(r.server, 'prepSent'), dealerToServer: sum(r.server, 'prepRecv') },
-    ops: [...rows.values()],
+    linear: {
+      clientMs: total((o) => o.heMs.client), serverMs: total((o) => o.heMs.server), cToS: total((o) => o.offline.cToS), sToC: total((o) => o.offline.sToC),
+      wallMs: total((o) => o.offline.ms),
+    },
+    ops,
     logits: Array.from(r.logits),
   };
 }
@@ -168,18 +181,22 @@ function table(headers: string[], rows: string[][]): string {
 }
 
 export function formatPiReport(p: PiReport): string {
+  const he = (o: { client: number; server: number }) => (o.client + o.server ? `${ms(o.client)}/${ms(o.server)}` : '');
   const rows = p.ops.map((o) => [
     o.name, o.kind, o.relus ? o.relus.toLocaleString('en-US') : '', o.macs ? (o.macs / 1e6).toFixed(2) : '',
-    ms(o.offline.ms), mb(o.offline.cToS), mb(o.offline.sToC), String(o.offline.rounds), o.prepBytes ? mb(o.prepBytes) : '',
+    ms(o.offline.ms), mb(o.offline.cToS), mb(o.offline.sToC), String(o.offline.rounds), he(o.heMs), o.prepBytes ? mb(o.prepBytes) : '',
     ms(o.online.ms), ms(o.serverOnlineMs), mb(o.online.cToS), mb(o.online.sToC), String(o.online.rounds),
   ]);
   const ph = (n: Phase) => p.phases[n];
   for (const n of ['setup', 'offline', 'online'] as Phase[]) {
-    rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), mb(ph(n).prep), '', '', '', '', '']);
+    rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), n === 'offline' ? he({ client: p.linear.clientMs, server: p.linear.serverMs }) : '', mb(ph(n).prep), '', '', '', '', '']);
   }
   const head = `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (garbled), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
     `fixed point Z_2^64, f=${p.plan.fixed.f}, weights <= ${p.plan.fixed.weightFrac} fractional bits`;
-  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n`;
+  const lin = p.linear;
+  const heLine = lin.clientMs + lin.serverMs ? `linear layers offline: HE compute client ${ms(lin.clientMs)} ms, server ${ms(lin.serverMs)} ms; ` +
+    `HE traffic ${mb(lin.cToS)} MB client->server, ${mb(lin.sToC)} MB server->client\n` : '';
+  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'HE ms c/s', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n${heLine}`;
 }
 
 /**

@@ -10,12 +10,14 @@
 //            client never holds decode bits, so it learns nothing; the server sees only values masked by c or r.
 //   output:  the server sends its share of the logits; the client adds its own.
 // How a kept ReLU is computed is the ReLU protocol's business (relu/: gc, ...); how the linear layers' offline
-// correlations are made is the preprocessor's (linear/: dealer, ...).
-// Messages, in order (C = client, S = server, D = dealer, a third party: linear/dealer/dealer.ts):
-//   setup:   C hello (JSON, with a random session id), S plan (JSON); C and S each open their own channel to D and
-//            send it the session id; 128 base OTs (OT extension setup)
-//   offline: per conv/fc the preprocessor's messages (dealer: D -> S s, C -> D c, D -> C M c - s; nothing between
-//            C and S); per ReLU batch C OT matrix, S garbled tables (no decode bits)
+// correlations are made is the preprocessor's (linear/: he, the default, and dealer).
+// Messages, in order (C = client, S = server, D = dealer, a third party only with dealer preprocessing:
+// linear/dealer/dealer.ts):
+//   setup:   C hello (JSON, with a random session id), S plan (JSON); for dealer, C and S each open their own channel
+//            to D and send it the session id; 128 base OTs (OT extension setup)
+//   offline: per conv/fc the preprocessor's messages (he: C -> S its public key before the first layer, C -> S the
+//            encrypted share c, S -> C Enc(M c - s) per output group; dealer: D -> S s, C -> D c, D -> C M c - s,
+//            nothing between C and S); per ReLU batch C OT matrix, S garbled tables (no decode bits)
 //   online:  C input share; per ReLU op S labels of a (one message, a part per batch), C colour bits;
 //            S output share; S its per-op report (JSON)
 // Every state has a frame limit (a small one before the hello / the plan, then the largest message the plan and
@@ -27,10 +29,10 @@ import { diffStats } from './transport/channel.js';
 import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
-import { makePreprocessor, type LinearShape, type PreprocessContext, type Preprocessor } from './linear/index.js';
-import { checkSessionId, joinDealer, linearShapes, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
+import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
+import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
 import { makeReluProtocol } from './relu/registry.js';
-import type { ReluClient, ReluServer, ReluSite } from './relu/index.js';
+import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 
@@ -76,6 +78,8 @@ export interface StatEntry {
   /** Bytes on this party's channel to the dealer (third-party preprocessing), not included in bytesSent/bytesRecv. */
   prepSent: number;
   prepRecv: number;
+  /** This party's own compute inside the preprocessor (HE), when it measures it; part of `ms`. */
+  computeMs?: number;
 }
 
 /** A party's memory for its session: peaks of what its channels buffered and of the protocol state it held. */
@@ -148,13 +152,13 @@ class Recorder {
     const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s), dd = diffStats(this.dstats(), b.d);
     this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv };
   }
-  async step<T>(phase: Phase, op: number, name: string, kind: string, cost: { relus?: number; macs?: number }, fn: () => Promise<T> | T): Promise<T> {
+  async step<T>(phase: Phase, op: number, name: string, kind: string, cost: { relus?: number; macs?: number }, fn: () => Promise<T> | T, computeMs?: () => number | undefined): Promise<T> {
     const s0 = this.ch.stats(), d0 = this.dstats(), t0 = performance.now();
     const r = await fn();
-    const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0);
+    const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0), c = computeMs?.();
     this.entries.push({
       phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
-      relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv,
+      relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv, ...(c !== undefined ? { computeMs: c } : {}),
     });
     this.state.hold(this.held());
     return r;
@@ -194,7 +198,7 @@ export interface SessionHooks {
 }
 
 export interface SessionOptions {
-  /** Preprocessor name (both sides must agree), default 'dealer'. */
+  /** Preprocessor name (both sides must agree), default DEFAULT_PREPROCESS ('he'). */
   preprocess?: string;
   /** ReLU protocol name (both sides must agree), default 'gc'. */
   relu?: string;
@@ -229,12 +233,6 @@ function macsOf(plan: PublicPlan, i: number): number {
   return 0;
 }
 
-function linearShape(plan: PublicPlan, i: number): LinearShape {
-  const o = plan.ops[i]!;
-  if (o.op !== 'conv' && o.op !== 'fc') throw new Error(`plan op ${i} is not a secret linear layer`);
-  return { op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size };
-}
-
 interface Hello { protocol: string; preprocess: string; relu: string; session: string }
 
 const reluSite = (plan: PublicPlan, i: number): ReluSite => {
@@ -250,11 +248,12 @@ const reportMaxBytes = (plan: PublicPlan): number => 2048 * (2 * plan.ops.length
 
 /**
  * The largest message each way of a session with this plan and options: the frame limits once the plan is known.
- * An error frame always fits.
+ * `prep` is this party's preprocessor of the session (its client half knows the packings it will ask for). An error
+ * frame always fits.
  */
-export function sessionLimits(plan: PublicPlan, batch: number, relu: string, preprocess: string): { toServer: number; toClient: number } {
-  const rl = makeReluProtocol(relu).maxMessageBytes(reluSites(plan), { batch });
-  const pl = makePreprocessor(preprocess).maxMessageBytes(linearShapes(plan));
+export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtocol, prep: Preprocessor): { toServer: number; toClient: number } {
+  const rl = relu.maxMessageBytes(reluSites(plan), { batch });
+  const pl = prep.maxMessageBytes(linearShapes(plan));
   const last = plan.ops[plan.ops.length - 1]!;
   return {
     toServer: Math.max(ERROR_FRAME_MAX, rl.toServer, pl.toServer, 8 * plan.ops[0]!.size),
@@ -305,10 +304,10 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     const batch = o.batch ?? DEFAULT_BATCH;
     const prepS: (R64 | null)[] = plan.ops.map(() => null);
     const vals: R64[] = [];
-    let relu: ReluServer | null = null;
-    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + r64Bytes(prepS) + r64Bytes(vals));
+    let relu: ReluServer | null = null, held: Preprocessor | null = null;
+    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals));
     const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
-    const prep: Preprocessor = named('client hello', () => makePreprocessor(hello.preprocess));
+    const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess)));
     if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
     const reluProto = named('client hello', () => makeReluProtocol(hello.relu));
     if (o.relu && o.relu !== reluProto.name) throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
@@ -316,7 +315,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       release = o.admit();
       if (!release) throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running');
     }
-    const lim = sessionLimits(plan, batch, reluProto.name, prep.name);
+    const lim = sessionLimits(plan, batch, reluProto, prep);
     ch.setLimits(limitsFor(lim.toServer, 'in a session'));
     clock.enter('the setup phase', dl.setupMs);
     rec.begin('setup');
@@ -339,7 +338,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'conv' || op.op === 'fc') {
-        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear));
+        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear), () => prep.lastComputeMs?.());
       } else if (op.op === 'relu') {
         await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i)));
       }
@@ -479,8 +478,8 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
   return guarded(ch0, 'client', async (ch, adopt) => {
     const cv: R64[] = [];
     let relu: ReluClient | null = null;
-    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + r64Bytes(cv));
-    const prep = makePreprocessor(o.preprocess ?? 'dealer');
+    const prep = makePreprocessor(o.preprocess ?? DEFAULT_PREPROCESS);
+    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv));
     const reluProto = makeReluProtocol(o.relu ?? 'gc');
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();
@@ -492,7 +491,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const plan = checkPlan(got.plan, `${ch.name}: plan`, o.planBounds);
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
-    const lim = sessionLimits(plan, batch, reluProto.name, prep.name);
+    const lim = sessionLimits(plan, batch, reluProto, prep);
     ch.setLimits(limitsFor(lim.toClient, 'in a session'));
     clock.enter('the setup phase', dl.setupMs);
     o.hooks?.onPhase?.('setup');
@@ -521,7 +520,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
           if (c0.lo.length !== op.size) throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
           cv.push(c0);
         } else if (op.op === 'conv' || op.op === 'fc') {
-          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!)));
+          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!), () => prep.lastComputeMs?.()));
         } else if (op.op === 'relu') {
           cv.push(await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i), cv[op.input]!)));
         } else cv.push(localOp(pub, i, cv, 'client'));

@@ -14,6 +14,7 @@ import { checkDatasetName, loadDataset, makeBatch } from '../data/index.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { generateIdentity } from '../pi/transport/tls.js';
+import { DEFAULT_PREPROCESS } from '../pi/linear/index.js';
 import { packageVersion } from '../util/version.js';
 import { cheapestAtLeast, paretoFront } from './pareto.js';
 import type { ReduceResults } from './pipeline.js';
@@ -36,8 +37,8 @@ export interface PiRunOptions {
   extra?: { serve?: string[]; query?: string[]; dealer?: string[] };
 }
 
-/** The protocol the demo and `reduce --measure-pi` measure by default. */
-export const DEFAULT_PI_OPTIONS: PiRunOptions = { preprocess: 'dealer' };
+/** The protocol the demo and `reduce --measure-pi` measure by default: the CLI's (two parties, HE preprocessing). */
+export const DEFAULT_PI_OPTIONS: PiRunOptions = { preprocess: DEFAULT_PREPROCESS };
 
 /** TLS files of the parties: the server's, and the dealer's (for 'dealer' preprocessing). */
 interface Identities { server: { cert: string; key: string }; dealer?: { cert: string; key: string } }

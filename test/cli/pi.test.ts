@@ -1,4 +1,5 @@
-// deepreduce pi from the command line: keygen, then a dealer, a server and a query over TLS (random weights); the
+// deepreduce pi from the command line: keygen, then a dealer, a server and a query over TLS (random weights) with
+// --preprocess dealer (the three-party option; the default, he, is tested in test/pi/linear/he/cli.test.ts); the
 // query refuses an unverified or wrongly pinned server; --insecure is announced loudly.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,27 +47,27 @@ test('keygen, dealer, serve and query over TLS; refusals of unverified servers; 
     '--server-cert', join(dir, 'server', 'cert.pem')]);
   const dealerAt = `127.0.0.1:${dealer.port}`;
   const server = await start(['pi', 'serve', ...model, '--port', '0', '--cert', join(dir, 'server', 'cert.pem'), '--key', join(dir, 'server', 'key.pem'),
-    '--dealer', dealerAt, '--dealer-pin', fp('dealer')]);
+    '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer')]);
   assert.match(server.err(), /over TLS/);
   const at = `127.0.0.1:${server.port}`;
 
-  const q = run('pi', 'query', '--connect', at, '--pin', fp('server'), '--dealer', dealerAt, '--dealer-cert', join(dir, 'dealer', 'cert.pem'), '--input', input, '--json');
+  const q = run('pi', 'query', '--connect', at, '--pin', fp('server'), '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-cert', join(dir, 'dealer', 'cert.pem'), '--input', input, '--json');
   assert.equal(q.status, 0, q.stderr);
   const r = JSON.parse(q.stdout) as { predicted: number; logits: number[] };
   assert.equal(r.logits.length, 10);
   assert.equal(r.predicted, r.logits.indexOf(Math.max(...r.logits)));
 
-  const noTrust = run('pi', 'query', '--connect', at, '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input);
+  const noTrust = run('pi', 'query', '--connect', at, '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input);
   assert.notEqual(noTrust.status, 0);
   assert.match(noTrust.stderr, /refusing to connect without a way to verify the server: give --server-cert FILE or --pin SHA256/);
-  const wrongPin = run('pi', 'query', '--connect', at, '--pin', fp('dealer'), '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input);
+  const wrongPin = run('pi', 'query', '--connect', at, '--pin', fp('dealer'), '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input);
   assert.notEqual(wrongPin.status, 0);
   assert.match(wrongPin.stderr, new RegExp(`the server's certificate has fingerprint ${fp('server')}, not the pinned ${fp('dealer')}`));
 
-  const insecure = await start(['pi', 'serve', ...model, '--port', '0', '--insecure', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--cert', join(dir, 'server', 'cert.pem'), '--key', join(dir, 'server', 'key.pem')]);
+  const insecure = await start(['pi', 'serve', ...model, '--port', '0', '--insecure', '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--cert', join(dir, 'server', 'cert.pem'), '--key', join(dir, 'server', 'key.pem')]);
   assert.match(insecure.err(), /WARNING: --insecure: plain TCP without TLS/);
   assert.match(insecure.err(), /over INSECURE plain TCP/);
-  const qi = run('pi', 'query', '--connect', `127.0.0.1:${insecure.port}`, '--insecure', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input, '--json');
+  const qi = run('pi', 'query', '--connect', `127.0.0.1:${insecure.port}`, '--insecure', '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input, '--json');
   assert.equal(qi.status, 0, qi.stderr);
   assert.match(qi.stderr, /WARNING: --insecure/);
   assert.deepEqual((JSON.parse(qi.stdout) as { logits: number[] }).logits, r.logits);

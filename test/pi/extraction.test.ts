@@ -9,7 +9,8 @@ import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan, type ServerModel } from '../../src/pi/plan.js';
 import { r64Add, r64FromBytes, r64ToBig, r64ToBytes, type R64 } from '../../src/pi/fixed.js';
-import { Dealer, DEALER_PROTOCOL, linearShapes, modelFingerprint, tcpDealerLink, type DealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { Dealer, DEALER_PROTOCOL, modelFingerprint, tcpDealerLink, type DealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { linearShapes } from '../../src/pi/linear/index.js';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { connectTls } from '../../src/pi/transport/tcp.js';
 import { runClient, servePi } from '../../src/pi/protocol.js';
@@ -123,7 +124,7 @@ async function clientBytes(clientLink: DealerLink, port: number, pin: string): P
   const frames: Uint8Array[] = [];
   const tap = (ch: Channel) => { const recv = ch.recv.bind(ch); ch.recv = async () => { const x = await recv(); frames.push(x); return x; }; return ch; };
   const ch = tap(await connectTls('127.0.0.1', port, { pin }));
-  const err = await runClient(ch, new Float32Array(C * H * W), { dealer: async (role) => tap(await clientLink(role)) }).then(() => '', (e: Error) => e.message);
+  const err = await runClient(ch, new Float32Array(C * H * W), { preprocess: 'dealer', dealer: async (role) => tap(await clientLink(role)) }).then(() => '', (e: Error) => e.message);
   return { frames, error: err };
 }
 
@@ -140,7 +141,7 @@ test('no fingerprint or digest reaches a client: a dealer with other weights, an
   const dl = await other.listen({ port: 0, tls: { cert: D.cert, key: D.key, clientAuth: { pins: [S.fingerprint] } } });
   const serverLink = tcpDealerLink('127.0.0.1', dl.port, { pin: D.fingerprint, cert: S.cert, key: S.key });
   const clientLink = tcpDealerLink('127.0.0.1', dl.port, { pin: D.fingerprint });
-  const l = await servePi(m, { port: 0, security: serverSecurity(S), dealer: serverLink, onError: () => {} });
+  const l = await servePi(m, { port: 0, security: serverSecurity(S), preprocess: 'dealer', dealer: serverLink, onError: () => {} });
   try {
     const { frames, error } = await clientBytes(clientLink, l.port, S.fingerprint);
     assert.match(error, /reported (MISMATCH|ABORTED)|peer closed the connection/);

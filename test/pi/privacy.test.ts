@@ -1,12 +1,16 @@
 // Privacy of the client's image against the server, as tests that a leak fails (docs/pi.md, "What the tests show").
-// The server's view is everything it receives (from the client and the dealer), recorded frame by frame.
-//  (1) Fixed randomness (client, server, dealer), two images: everything before the online phase is byte-identical.
+// The server's view is everything it receives (from the client and, for dealer preprocessing, the dealer), recorded
+// frame by frame. Sessions use the default preprocessing (he) unless a test names dealer.
+//  (1) Fixed randomness (client, server, dealer), two images: everything before the online phase is byte-identical
+//      (he: the client's public key and its encrypted shares included; dealer: the dealer's shares).
 //  (2) Coupled masks (c0' = c0 + x' - x, r_i' = r_i + y'_i - y_i): the online input share and every online value of
-//      the server are byte-identical.
+//      the server are byte-identical. Offline, only frames that carry the client's shares differ: the OT matrices
+//      (3) and, for he, the encrypted shares (RLWE: (7)).
 //  (3) What no coupling covers (the OT matrices depend on the client's shares): uniform, image-independent and
 //      uncorrelated with the client's choice bits, over fresh randomness.
 //  (4) The online frames over fresh randomness: uniform, and the same distribution for two images.
-//  (5) The client's masks are fresh per session; (6) the garbler's delta is fresh per session.
+//  (5) The client's masks and HE keys are fresh per session; (6) the garbler's delta is fresh per session.
+//  (7) he: the encrypted shares look uniform whatever they encrypt (an all-zero input mask included).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
@@ -15,7 +19,11 @@ import { compilePlan, referenceForward } from '../../src/pi/plan.js';
 import { quantize, r64ToBig, type R64 } from '../../src/pi/fixed.js';
 import { seededClientRandomness, seededRandom, serverRandomness } from '../../src/pi/random.js';
 import { gcServerDelta } from '../../src/pi/relu/gc/protocol.js';
-import { coupledClientRandomness, shareBytes, simulate, type SimResult } from './helpers/simulation.js';
+import { randomR64, systemRandom, type ClientRandomness } from '../../src/pi/random.js';
+import { HE_PARAMS } from '../../src/pi/he/params.js';
+import { sampleCbd } from '../../src/pi/he/sample.js';
+import { writeUpload } from '../../src/pi/he/serialize.js';
+import { coupledClientRandomness, heKind, shareBytes, simulate, type SimResult } from './helpers/simulation.js';
 import { totalBytes, transcriptDifference, type Frame } from './helpers/transcript.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
 
@@ -38,31 +46,59 @@ function checkCorrect(r: SimResult, x: Float32Array): void {
 /** Sessions shared by the tests (each runs once, when first needed). */
 const once = <T>(f: () => Promise<T>) => { let p: Promise<T> | null = null; return () => (p ??= f()); };
 const fixedA = once(() => simulate({ model, image: imageA, client: seededClientRandomness('c1'), ...fixed('1') }));
+const fixedDealerA = once(() => simulate({ model, image: imageA, client: seededClientRandomness('c1'), ...fixed('1'), preprocess: 'dealer' }));
 const freshA = once(() => simulate({ model, image: imageA }));
 const freshConst = once(() => simulate({ model, image: new Float32Array(n).fill(3) }));
 const freshA2 = once(() => simulate({ model, image: imageA }));
 
-test('(1) fixed randomness, two images: the whole pre-online transcript (hello, base OTs, OT matrices, dealer shares) is byte-identical', async () => {
-  const a = await fixedA();
-  const b = await simulate({ model, image: imageB, client: seededClientRandomness('c1'), ...fixed('1') });
-  checkCorrect(a, imageA);
-  checkCorrect(b, imageB);
-  const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
-  // Every kind of frame is in it: the hello, base-OT points, one OT matrix per ReLU op, s per linear layer.
-  const relus = model.plan.ops.filter((o) => o.op === 'relu').length, linears = model.plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length;
-  assert.equal(pa.filter((f) => f.channel === 'client').length, 2 + relus);
-  assert.equal(pa.filter((f) => f.channel === 'dealer').length, linears);
-  assert.ok(totalBytes(pa) > 100_000, `${totalBytes(pa)} bytes before the online phase`);
-  assert.equal(transcriptDifference(pa, pb), null);
-  // The online phase is where the image enters: there the transcripts differ (so the comparison above is not vacuous).
-  assert.notEqual(transcriptDifference(a.server.received(['online']), b.server.received(['online'])), null);
-});
+const relus = model.plan.ops.filter((o) => o.op === 'relu').length, linears = model.plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length;
 
-test('(2) coupled masks: the online input share and every online value of the server are byte-identical for two images', async () => {
-  const a = await fixedA();
-  const b = await simulate({ model, image: imageB, client: coupledClientRandomness('c1', model, imageA, imageB), ...fixed('1') });
-  checkCorrect(a, imageA);
-  checkCorrect(b, imageB);
+for (const prep of ['he', 'dealer'] as const) {
+  const base = prep === 'he' ? fixedA : fixedDealerA;
+  const what = prep === 'he' ? 'HE public key and encrypted shares' : 'dealer shares';
+
+  test(`(1) ${prep}: fixed randomness, two images: the whole pre-online transcript (hello, base OTs, OT matrices, ${what}) is byte-identical`, async () => {
+    const a = await base();
+    const b = await simulate({ model, image: imageB, client: seededClientRandomness('c1'), ...fixed('1'), preprocess: prep });
+    checkCorrect(a, imageA);
+    checkCorrect(b, imageB);
+    const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
+    // Every kind of frame is in it: the hello, base-OT points, one OT matrix per ReLU op; he: the public key and one
+    // upload per linear layer from the client; dealer: s per linear layer from the dealer.
+    const fromClient = pa.filter((f) => f.channel === 'client');
+    if (prep === 'he') {
+      assert.equal(fromClient.length, 2 + relus + 1 + linears);
+      assert.equal(fromClient.filter((f) => heKind(f) === 'publicKey').length, 1);
+      assert.equal(fromClient.filter((f) => heKind(f) === 'upload').length, linears);
+      assert.equal(pa.filter((f) => f.channel === 'dealer').length, 0);
+    } else {
+      assert.equal(fromClient.length, 2 + relus);
+      assert.equal(pa.filter((f) => f.channel === 'dealer').length, linears);
+    }
+    assert.ok(totalBytes(pa) > 100_000, `${totalBytes(pa)} bytes before the online phase`);
+    assert.equal(transcriptDifference(pa, pb), null);
+    // The online phase is where the image enters: there the transcripts differ (so the comparison above is not vacuous).
+    assert.notEqual(transcriptDifference(a.server.received(['online']), b.server.received(['online'])), null);
+  });
+
+  test(`(2) ${prep}: coupled masks: the online input share and every online value of the server are byte-identical for two images`, async () => {
+    const a = await base();
+    const b = await simulate({ model, image: imageB, client: coupledClientRandomness('c1', model, imageA, imageB), ...fixed('1'), preprocess: prep });
+    checkCorrect(a, imageA);
+    checkCorrect(b, imageB);
+    coupledOnline(a, b);
+    // Offline, the frames that carry the client's shares differ (OT matrices; he: the encrypted shares, whose
+    // indistinguishability is RLWE's, not byte-identity); everything else is byte-identical, the public key included.
+    const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
+    assert.equal(pa.length, pb.length);
+    const differ = pa.flatMap((f, i) => (transcriptDifference([f], [pb[i]!]) === null ? [] : [heKind(f) ?? (f.phase === 'offline' && f.channel === 'client' ? 'OT matrix' : `frame ${i}`)]));
+    assert.deepEqual([...new Set(differ)].sort(), prep === 'he' ? ['OT matrix', 'upload'] : ['OT matrix']);
+    pa.forEach((f, i) => assert.equal(f.bytes.length, pb[i]!.bytes.length, `frame ${i}: length`));
+  });
+}
+
+/** The coupled runs' online views: the input share and every online share of the server are byte-identical. */
+function coupledOnline(a: SimResult, b: SimResult): void {
   const inA = a.server.received(['online'], 'client')[0]!, inB = b.server.received(['online'], 'client')[0]!;
   assert.equal(inA.bytes.length, 8 * n);
   assert.equal(transcriptDifference([inA], [inB]), null);
@@ -74,7 +110,7 @@ test('(2) coupled masks: the online input share and every online value of the se
   }
   // The logits differ: the coupling changed the image, not the computation.
   assert.notDeepEqual(r64ToBig(a.client.out), r64ToBig(b.client.out));
-});
+}
 
 /** The OT choice bits of a GC ReLU op as the client packs them: its share b (low `width` bits) then its mask r (64). */
 function choiceBits(b: R64, r: R64, width: number): Uint8Array {
@@ -98,8 +134,11 @@ function columnAgreement(u: Uint8Array, c: Uint8Array): number[] {
   return out;
 }
 
+/** The client's offline frames other than HE messages: one OT matrix per ReLU batch. */
+const otFrames = (r: SimResult) => r.server.received(['offline'], 'client').filter((f) => heKind(f) === null);
+
 function otMatrices(r: SimResult): { u: Uint8Array; c: Uint8Array }[] {
-  const frames = r.server.received(['offline'], 'client');
+  const frames = otFrames(r);
   const sites = model.plan.ops.map((o, i) => ({ o, i })).filter(({ o }) => o.op === 'relu');
   assert.equal(frames.length, sites.length, 'one OT matrix per ReLU op (one batch each)');
   return sites.map(({ o, i }, k) => {
@@ -110,7 +149,7 @@ function otMatrices(r: SimResult): { u: Uint8Array; c: Uint8Array }[] {
 
 test('(3) OT matrices, which no coupling covers: uniform, the same distribution for two images, uncorrelated with the choice bits', async () => {
   const runs = [await freshA(), await freshConst()];
-  const hists = runs.map((r) => byteHistogram(r.server.received(['offline'], 'client').map((f) => f.bytes)));
+  const hists = runs.map((r) => byteHistogram(otFrames(r).map((f) => f.bytes)));
   for (const h of hists) {
     assert.ok(chiSquareUniform(h) < CHI2_255_BOUND, `chi2 ${chiSquareUniform(h).toFixed(1)}`);
     const bal = bitBalance(h);
@@ -144,7 +183,7 @@ test('(4) online frames over fresh randomness: uniform bytes, the same distribut
   assert.ok(chiSquareTwoSample(hists[0]!, hists[1]!) < CHI2_255_BOUND);
 });
 
-test('(5) the client\'s masks are fresh per session: the same image twice gives unrelated input shares and OT matrices', async () => {
+test('(5) the client\'s masks and HE keys are fresh per session: the same image twice gives unrelated input shares, OT matrices and ciphertexts', async () => {
   const [a, b] = [await freshA(), await freshA2()];
   const sa = a.server.received(['online'], 'client')[0]!.bytes, sb = b.server.received(['online'], 'client')[0]!.bytes;
   let same = 0, sameWords = 0;
@@ -153,9 +192,14 @@ test('(5) the client\'s masks are fresh per session: the same image twice gives 
   // Independent uniform bytes agree with probability 1/256: 1,536 bytes give 6 on average.
   assert.ok(same < 30, `${same} of ${sa.length} bytes of the two input shares agree`);
   assert.equal(sameWords, 0);
-  const ua = a.server.received(['offline'], 'client')[0]!.bytes, ub = b.server.received(['offline'], 'client')[0]!.bytes;
+  const ua = otFrames(a)[0]!.bytes, ub = otFrames(b)[0]!.bytes;
   assert.equal(ua.length, ub.length);
   assert.notDeepEqual(ua, ub);
+  // The HE public key (fresh secret key) and every upload (fresh errors and seeds) differ too.
+  const he = (r: SimResult) => r.server.received(['offline'], 'client').filter((f) => heKind(f) !== null);
+  const ha = he(a), hb = he(b);
+  assert.equal(ha.length, 1 + linears);
+  ha.forEach((f, i) => assert.notEqual(transcriptDifference([f], [hb[i]!]), null, `HE frame ${i} (${heKind(f)}) repeats`));
   // And so are the session ids (in the hello).
   assert.notEqual(transcriptDifference(a.server.received(['hello']), b.server.received(['hello'])), null);
 });
@@ -173,4 +217,27 @@ test('(6) the garbler\'s delta is fresh per session (read through a test hook on
     for (let k = 0; k < 16; k++) for (let x = deltas[i]![k]! ^ deltas[j]![k]!; x; x >>= 1) diff += x & 1;
     assert.ok(diff > 127 / 2 - 6 * Math.sqrt(127) / 2, `deltas of sessions ${i} and ${j}: only ${diff} of 127 bits differ`);
   }
+});
+
+test('(7) he: the encrypted shares look uniform whatever they encrypt, an all-zero input mask included', async () => {
+  // With c0 = 0 the input share is the image itself (this run only looks at the uploads): the first layer's upload
+  // encrypts zeros, the others encrypt the client's random shares.
+  const zero: ClientRandomness = { inputMask: (k) => ({ lo: new Uint32Array(k), hi: new Uint32Array(k) }), reluMask: (site) => randomR64(systemRandom, site.size), bytes: systemRandom };
+  const runs = [await simulate({ model, image: imageA, client: zero }), await freshA()];
+  // upload payloads: past the 16-byte header, the packing (16) and the seed (16), 30-bit residues of c0
+  const payloads = runs.map((r) => r.server.received(['offline'], 'client').filter((f) => heKind(f) === 'upload').map((f) => f.bytes.subarray(48)));
+  const hists = payloads.map((p) => byteHistogram(p));
+  for (const h of hists) {
+    assert.ok(chiSquareUniform(h) < CHI2_255_BOUND, `chi2 ${chiSquareUniform(h).toFixed(1)}`);
+    const bal = bitBalance(h);
+    assert.ok(Math.abs(bal.ones - 0.5) < bal.tolerance, `bit balance ${bal.ones}`);
+  }
+  // the first layer's upload alone: zeros encrypted vs a random mask encrypted
+  const first = payloads.map((p) => byteHistogram([p[0]!]));
+  assert.ok(chiSquareTwoSample(first[0]!, first[1]!) < CHI2_255_BOUND, `two-sample chi2 ${chiSquareTwoSample(first[0]!, first[1]!).toFixed(1)}`);
+  // The check has power: an upload of zeros without the RLWE mask (c0 = e, errors in [-21, 21]) is far from uniform.
+  const P = HE_PARAMS, err = sampleCbd(P.n, P.eta, systemRandom), c0 = new Uint32Array(P.primes.length * P.n);
+  P.primes.forEach((q, i) => err.forEach((x, k) => { c0[i * P.n + k] = x < 0 ? q + x : x; }));
+  const bare = writeUpload(P, 0, { th: 1, tw: 1, cw: 1, on: 1 }, new Uint8Array(16), [c0]).subarray(48);
+  assert.ok(chiSquareUniform(byteHistogram([bare])) > 10 * CHI2_255_BOUND);
 });

@@ -4,6 +4,9 @@ import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGr
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { compilePlan, referenceForward, type ServerModel } from '../../src/pi/plan.js';
 import { HELLO_MAX_BYTES, PROTOCOL, runClient, serveClient, servePi, sessionLimits } from '../../src/pi/protocol.js';
+import { linearShapes, makePreprocessor } from '../../src/pi/linear/index.js';
+import { HE_PARAMS } from '../../src/pi/he/params.js';
+import { makeReluProtocol } from '../../src/pi/relu/registry.js';
 import { parseErrorFrame } from '../../src/pi/wire.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 import { Dealer, tcpDealerLink } from '../../src/pi/linear/dealer/dealer.js';
@@ -35,7 +38,7 @@ const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => 
 
 async function query(md: { m: ServerModel; dealer: Dealer }, x: Float32Array) {
   const [s, c] = channelPair();
-  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { dealer: md.dealer.link() })]);
+  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { preprocess: 'dealer', dealer: md.dealer.link() })]);
   return { server, client };
 }
 
@@ -97,7 +100,7 @@ test('a truncated message gives a clear error on both sides', async () => {
   const send = s.send.bind(s);
   let done = false;
   s.send = (d: Uint8Array) => send(!done && d.byteLength > 100000 ? ((done = true), d.subarray(0, 1000)) : d);
-  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { dealer: full.dealer.link() })]);
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { preprocess: 'dealer', dealer: full.dealer.link() })]);
   assert.equal(rc.status, 'rejected');
   assert.equal(rs.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /malformed message: offline: stem\.relu: garbled tables: expected \d+ bytes .*got 1000/);
@@ -121,7 +124,7 @@ test('TLS (server and dealer): a client that disconnects mid-protocol stops neit
   const dl = await dealer.listen({ port: 0, tls: { cert: D.cert, key: D.key, clientAuth: { pins: [S.fingerprint] } } });
   const serverLink = tcpDealerLink('127.0.0.1', dl.port, { pin: D.fingerprint, cert: S.cert, key: S.key });
   const clientLink = tcpDealerLink('127.0.0.1', dl.port, { ca: D.cert });
-  const l = await servePi(full.m, { port: 0, security: serverSecurity(S), dealer: serverLink, onError: (e) => errors.push(e.message) });
+  const l = await servePi(full.m, { port: 0, security: serverSecurity(S), preprocess: 'dealer', dealer: serverLink, onError: (e) => errors.push(e.message) });
   try {
     assert.equal(l.server.address() && typeof l.server.address() === 'object' ? (l.server.address() as { address: string }).address : '', '127.0.0.1');
     const quitter = await connectTls('127.0.0.1', l.port, { pin: S.fingerprint });
@@ -129,7 +132,7 @@ test('TLS (server and dealer): a client that disconnects mid-protocol stops neit
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);
-    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { dealer: clientLink })));
+    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { preprocess: 'dealer', dealer: clientLink })));
     results.forEach((r, i) => {
       const ref = referenceForward(full.m, quantize(xs[i]!, full.m.plan.fixed.f));
       assert.deepEqual(r64ToBig(r.out), r64ToBig(ref.out), `client ${i}`);
@@ -154,7 +157,7 @@ test("the client's own error text never crosses: a NaN pixel at index 37 reaches
   tap(s, seen);
   const x = image(9);
   x[37] = NaN;
-  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, x, { dealer: full.dealer.link() })]);
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m), runClient(c, x)]);
   assert.equal(rc.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /client: input: value\[37\] = NaN/);
   assert.equal(rs.status, 'rejected');
@@ -170,11 +173,36 @@ test('frame limits per state: a hello above 4 KiB, then a frame above what the p
   await assert.rejects(srv, (e: PiError) => e.code === 'LIMIT' && /frame of 4097 bytes exceeds the limit of 4096 bytes before the hello/.test(e.message));
   assert.equal(parseErrorFrame(await c.recv())?.code, 'LIMIT');
 
-  const lim = sessionLimits(full.m.plan, 16384, 'gc', 'dealer');
+  const lim = sessionLimits(full.m.plan, 16384, makeReluProtocol('gc'), makePreprocessor('dealer'));
   assert.ok(lim.toServer >= 8 * full.m.plan.ops[0]!.size && lim.toServer < 1 << 20, `${lim.toServer} bytes`);
   const [s2, c2] = channelPair();
   const srv2 = serveClient(s2, full.m, { dealer: full.dealer.link() });
   c2.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ef'.repeat(16) });
+  await c2.recv(); // the plan
+  c2.send(new Uint8Array(lim.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+});
+
+test('frame limits with he: the client\'s limit is its largest response exactly, the server\'s covers every upload it accepts', async () => {
+  const he = makePreprocessor('he'), gc = makeReluProtocol('gc');
+  const lim = sessionLimits(full.m.plan, 16384, gc, he), pl = he.maxMessageBytes(linearShapes(full.m.plan));
+  const heFrame = (m: Uint8Array) => m.byteLength >= 16 && new DataView(m.buffer, m.byteOffset).getUint32(0, true) === HE_PARAMS.id;
+  const [s, c] = channelPair();
+  const toServer: Uint8Array[] = [], toClient: Uint8Array[] = [];
+  tap(s, toServer);
+  tap(c, toClient);
+  const x = image(11);
+  const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x)]);
+  assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
+  const largest = (fs: Uint8Array[]) => Math.max(...fs.filter(heFrame).map((f) => f.byteLength));
+  assert.equal(largest(toClient), pl.toClient);
+  assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.toServer}`);
+  for (const f of toServer) assert.ok(f.byteLength <= lim.toServer);
+  for (const f of toClient) assert.ok(f.byteLength <= lim.toClient);
+  // one byte more than the limit fails the session with LIMIT
+  const [s2, c2] = channelPair();
+  const srv2 = serveClient(s2, full.m);
+  c2.sendJson({ protocol: PROTOCOL, preprocess: 'he', relu: 'gc', session: 'ad'.repeat(16) });
   await c2.recv(); // the plan
   c2.send(new Uint8Array(lim.toServer + 1));
   await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));

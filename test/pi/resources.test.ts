@@ -1,7 +1,7 @@
 // Bounded resources on loopback: hostile connections (a 1 GiB length prefix, random bytes) cost the server almost no
 // memory while an honest client gets its answer; silent connections are closed at the hello deadline; a client that
 // stalls after the offline phase is dropped at the online deadline and its session's memory is freed; sessions past
-// --max-sessions are refused with BUSY.
+// --max-sessions are refused with BUSY. Sessions use the default preprocessing (he: client and server only).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -13,7 +13,6 @@ import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan, referenceForward } from '../../src/pi/plan.js';
 import { quantize, r64ToBig } from '../../src/pi/fixed.js';
 import { PROTOCOL, runClient, servePi, type Deadlines, type PiServer, type ServeOptions } from '../../src/pi/protocol.js';
-import { Dealer } from '../../src/pi/linear/dealer/dealer.js';
 import { connectChannel, type ClientSecurity } from '../../src/pi/transport/tcp.js';
 import { framePrefix } from '../../src/pi/transport/channel.js';
 import { parseErrorFrame, PeerError } from '../../src/pi/wire.js';
@@ -25,7 +24,6 @@ const gc = runInNewContext('gc') as () => void;
 
 manualSeed(9);
 const model = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] })).eval());
-const dealer = new Dealer(model, { onError: () => {} });
 after(() => model.dispose());
 const image = Float32Array.from({ length: 192 }, (_, i) => Math.sin(i * 0.7) * 2);
 const reference = referenceForward(model, quantize(image, model.plan.fixed.f));
@@ -35,7 +33,7 @@ async function serve(o: Partial<ServeOptions> & { deadlines?: Partial<Deadlines>
   const S = await identity('server');
   const errors: Error[] = [], refused: string[] = [];
   const l = await servePi(model, {
-    port: 0, security: insecure ? { insecure: true } : serverSecurity(S), dealer: dealer.link(),
+    port: 0, security: insecure ? { insecure: true } : serverSecurity(S),
     onError: (e) => errors.push(e), onRefused: (why) => refused.push(why), ...o,
   });
   const client: ClientSecurity = insecure ? { insecure: true } : pinned(S);
@@ -43,7 +41,7 @@ async function serve(o: Partial<ServeOptions> & { deadlines?: Partial<Deadlines>
 }
 
 async function honest(l: PiServer, sec: ClientSecurity) {
-  const r = await runClient(await connectChannel('127.0.0.1', l.port, sec), image, { dealer: dealer.link() });
+  const r = await runClient(await connectChannel('127.0.0.1', l.port, sec), image);
   assert.deepEqual(r64ToBig(r.out), r64ToBig(reference.out), 'bit-exact logits');
   assert.equal(argmax(r.logits), argmax(reference.logits), 'the right class');
   return r;
@@ -155,7 +153,7 @@ test('a client that stalls after the offline phase is dropped at the online dead
     const send = ch.send.bind(ch);
     ch.send = (d: Uint8Array) => { if (d.byteLength !== 8 * 192) send(d); }; // never sends its input share
     const t0 = Date.now();
-    const run = runClient(ch, image, { dealer: dealer.link() });
+    const run = runClient(ch, image);
     let held = 0;
     for (let i = 0; i < 400 && !held; i++) {
       await new Promise((r) => setTimeout(r, 10));
@@ -181,9 +179,9 @@ test('past --max-sessions a client is refused with BUSY; the slot frees when the
   try {
     // The holder says hello and then nothing (it never answers the base OTs).
     const holder = await connectChannel('127.0.0.1', l.port, client);
-    holder.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'cd'.repeat(16) });
+    holder.sendJson({ protocol: PROTOCOL, preprocess: 'he', relu: 'gc', session: 'cd'.repeat(16) });
     await holder.recv(); // the plan
-    const busy = runClient(await connectChannel('127.0.0.1', l.port, client), image, { dealer: dealer.link() });
+    const busy = runClient(await connectChannel('127.0.0.1', l.port, client), image);
     await assert.rejects(busy, (e: PeerError) => e.code === 'BUSY' && /the server reported BUSY \(too many sessions, try again later\)/.test(e.message));
     for (let i = 0; i < 200 && l.sessions().length; i++) await new Promise((r) => setTimeout(r, 10));
     await honest(l, client);

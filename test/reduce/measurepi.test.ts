@@ -66,7 +66,8 @@ test('the teacher and the recommended model run under two-party PI in separate p
       assert.equal(p.agree, 1, `${x.id}: secure top-1 equals the float model's`);
       assert.deepEqual(p.images.map((i) => i.index), [0]);
       assert.ok(p.offlineS.mean > 0 && p.onlineS.mean > 0 && p.onlineBytes.mean > 0 && p.bytes.mean > p.onlineBytes.mean, x.id);
-      assert.ok(p.dealerBytes.mean > 0, 'the dealer preprocessed the linear layers');
+      assert.equal(p.options.preprocess, 'he');
+      assert.equal(p.dealerBytes.mean, 0, 'two parties only: no dealer');
       assert.equal(p.relus, x.relus);
     }
     assert.ok(m.models[0]!.pi.bytes.mean > m.models[1]!.pi.bytes.mean, 'fewer ReLUs, fewer bytes');
@@ -86,6 +87,18 @@ test('the teacher and the recommended model run under two-party PI in separate p
     assert.equal((html.match(/class="estimate"/g) ?? []).length, 2, 'one estimate bar per model');
     assert.equal((html.match(/<g class="measured">/g) ?? []).length, 4, 'latency and bytes bars per model');
     assert.match(html, /<tr class="recommended"><td [^>]*>★ small<\/td>/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('--pi-preprocess dealer: a dealer process (the third party, over TLS) preprocesses the linear layers', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'dr-mpi-dealer-'));
+  try {
+    const dir = modelDir(join(out, 'm'), specFor('resnet20', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 8 }), 0.9);
+    const p = await measurePi(dir, 1, { preprocess: 'dealer' }, { dataset: 'mnist', dataDir: data });
+    assert.equal(p.agree, 1);
+    assert.ok(p.dealerBytes.mean > 0, 'the dealer preprocessed the linear layers');
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

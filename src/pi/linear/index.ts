@@ -1,4 +1,5 @@
 // Linear layers: offline correlations for the secret linear layers, behind one interface.
+//   he/      homomorphic encryption between client and server (two parties; the default)
 //   dealer/  a trusted third party (three parties)
 // Offline correlations for the secret linear layers. For layer M and the client's share c of its input (known
 // offline, independent of the image), the server must end up with a random s and the client with M c - s.
@@ -7,9 +8,11 @@
 // returns Enc(M c - s) there) and `dealer` (this party's own channel to a third party, for the dealer).
 import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
-import type { RingLinear } from './ring.js';
+import type { PublicPlan } from '../plan.js';
+import type { ConvGeometry, RingLinear } from './ring.js';
 import type { Random } from '../random.js';
 import { DealerPreprocessor } from './dealer/preprocess.js';
+import { HePreprocessor } from './he/preprocess.js';
 
 /** What both sides know about one secret linear layer (public). */
 export interface LinearShape {
@@ -17,7 +20,22 @@ export interface LinearShape {
   name: string;
   inSize: number;
   outSize: number;
+  /** The conv's geometry (absent for fc). */
+  geom?: ConvGeometry;
+  /** Bound on |weight| (the plan's weight bits: 2^(weightBits-1) - 1). */
+  maxWeight: number;
 }
+
+/** The secret linear layer at plan op i, as both sides (and the dealer) see it. */
+export function linearShape(plan: PublicPlan, i: number): LinearShape {
+  const o = plan.ops[i]!;
+  if (o.op !== 'conv' && o.op !== 'fc') throw new Error(`plan op ${i} is not a secret linear layer`);
+  const maxWeight = 2 ** (plan.fixed.weightBits - 1) - 1;
+  return { op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size, maxWeight, ...(o.op === 'conv' ? { geom: o.geom } : {}) };
+}
+
+/** The secret linear layers in plan order: the preprocessors' work list, the same on every side. */
+export const linearShapes = (plan: PublicPlan): LinearShape[] => plan.ops.flatMap((o, i) => (o.op === 'conv' || o.op === 'fc' ? [linearShape(plan, i)] : []));
 
 export interface PreprocessContext {
   /** The server-client channel. */
@@ -42,11 +60,19 @@ export interface Preprocessor {
    * frame limits; each receive still checks the exact size it expects.
    */
   maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number };
+  /** This party's own compute time (ms) in its last server() / client() call, for preprocessors that measure it. */
+  lastComputeMs?(): number;
+  /** Bytes of session state this party's preprocessor holds now (HE: its engine's memory, keys included). */
+  heldBytes?(): number;
 }
 
-export const PREPROCESSORS = ['dealer'] as const;
+export const PREPROCESSORS = ['he', 'dealer'] as const;
+/** Two parties by default: the dealer is a third party, chosen explicitly. */
+export const DEFAULT_PREPROCESS = 'he';
 
+/** A new preprocessor (one per session: it may keep session state, e.g. HE keys). */
 export function makePreprocessor(name: string): Preprocessor {
+  if (name === 'he') return new HePreprocessor();
   if (name === 'dealer') return new DealerPreprocessor();
   throw new Error(`unknown preprocessor '${name}'; valid: ${PREPROCESSORS.join(', ')}`);
 }

@@ -97,8 +97,11 @@ export class RingConv2d implements RingLinear {
   readonly macs: number;
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
-  /** `bound`: a public bound on |w| to plan the limbs for (default the largest |w|), so the time reveals nothing. */
-  constructor(readonly name: string, weight: Float64Array, readonly g: ConvGeometry, bound?: number) {
+  /**
+   * `weight`: integer weights [Cout, Cin/groups, k, k] (kept: HE preprocessing encodes them). `bound`: a public bound
+   * on |w| to plan the limbs for (default the largest |w|), so the time reveals nothing.
+   */
+  constructor(readonly name: string, readonly weight: Float64Array, readonly g: ConvGeometry, bound?: number) {
     const [ci] = g.inShape, [co] = g.outShape;
     const terms = (ci / g.groups) * g.kernel * g.kernel;
     if (weight.length !== co * terms) throw new Error(`${name}: ${weight.length} weights, expected ${co}x${ci / g.groups}x${g.kernel}x${g.kernel}`);
@@ -132,8 +135,8 @@ export class RingFc implements RingLinear {
   readonly macs: number;
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
-  /** `bound`: as for RingConv2d. */
-  constructor(readonly name: string, weight: Float64Array, readonly inSize: number, readonly outSize: number, bound?: number) {
+  /** `weight`: integer weights [out, in] (kept: HE preprocessing encodes them). `bound`: as for RingConv2d. */
+  constructor(readonly name: string, readonly weight: Float64Array, readonly inSize: number, readonly outSize: number, bound?: number) {
     if (weight.length !== inSize * outSize) throw new Error(`${name}: ${weight.length} weights, expected ${outSize}x${inSize}`);
     this.limb = limbPlan(checkBound(maxAbsOf(weight, name), bound, name), inSize, name);
     this.macs = inSize * outSize;

@@ -1,6 +1,7 @@
 // The server's view of a session, for simulation-style privacy tests: one in-process session (client, server and, for
 // dealer preprocessing, a dealer) with injected randomness, recording everything the server receives, its online
-// shares, and the client's offline shares. Reusable for any ReLU protocol / preprocessor (`relu`, `preprocess`).
+// shares, and the client's offline shares. Reusable for any ReLU protocol / preprocessor (`relu`, `preprocess`; the
+// session defaults: gc and he).
 //
 // Coupling (coupledClientRandomness): for images x and x', the client's masks for x' are those for x shifted by the
 // plaintext differences: c0' = c0 + (x' - x) and r_i' = r_i + (y'_i - y_i) for every kept ReLU op i (y from
@@ -14,7 +15,10 @@ import { referenceForward, type ServerModel } from '../../../src/pi/plan.js';
 import { quantize, r64Add, r64Sub, type R64 } from '../../../src/pi/fixed.js';
 import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
 import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
-import { Transcript } from './transcript.js';
+import { DEFAULT_PREPROCESS } from '../../../src/pi/linear/index.js';
+import { HE_KIND } from '../../../src/pi/he/serialize.js';
+import { HE_PARAMS } from '../../../src/pi/he/params.js';
+import { Transcript, type Frame } from './transcript.js';
 
 export interface SimOptions {
   model: ServerModel;
@@ -42,7 +46,7 @@ export interface SimResult {
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
-  const preprocess = o.preprocess ?? 'dealer';
+  const preprocess = o.preprocess ?? DEFAULT_PREPROCESS;
   const dealer = preprocess === 'dealer' ? new Dealer(o.model, { ...(o.dealer ? { random: o.dealer } : {}), onError: () => {} }) : null;
   const t = new Transcript();
   const serverValues = new Map<number, R64>(), clientValues = new Map<number, R64>();
@@ -87,3 +91,13 @@ export const shareBytes = (v: R64): Uint8Array => {
   out.set(new Uint8Array(v.hi.buffer, v.hi.byteOffset, v.hi.byteLength), v.lo.byteLength);
   return out;
 };
+
+/** The HE message kind of a frame ('publicKey', 'upload', 'responses'), or null for any other frame. */
+export function heKind(f: Frame): keyof typeof HE_KIND | null {
+  const b = f.bytes;
+  if (b.length < 16) return null;
+  const v = new DataView(b.buffer, b.byteOffset, 16);
+  if (v.getUint32(0, true) !== HE_PARAMS.id) return null;
+  const k = v.getUint32(4, true);
+  return (Object.keys(HE_KIND) as (keyof typeof HE_KIND)[]).find((n) => HE_KIND[n] === k) ?? null;
+}

@@ -24,7 +24,7 @@ import { Prg } from '../../crypto/prg.js';
 import { systemRandom, type Random } from '../../random.js';
 import type { PublicPlan, ServerModel } from '../../plan.js';
 import { dealLayer } from './preprocess.js';
-import type { LinearShape } from '../index.js';
+import { linearShapes, type LinearShape } from '../index.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvJsonChecked, type ErrorCode } from '../../wire.js';
 
 export const DEALER_PROTOCOL = 'deepreduce-pi-dealer/2'; // 2: the server role is authenticated; coded errors
@@ -50,15 +50,6 @@ export function checkSessionId(id: unknown, what: string): string {
     throw malformed(`${what}: malformed session id ${JSON.stringify(id)?.slice(0, 80)} (expected 32 lowercase hex digits)`);
   }
   return id;
-}
-
-/** The secret linear layers as (shape, layer) in plan order: the dealer's work list, the same on every side. */
-export function linearShapes(plan: PublicPlan): LinearShape[] {
-  const out: LinearShape[] = [];
-  plan.ops.forEach((o, i) => {
-    if (o.op === 'conv' || o.op === 'fc') out.push({ op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size });
-  });
-  return out;
 }
 
 const fingerprints = new WeakMap<ServerModel, string>();

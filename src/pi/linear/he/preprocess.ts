@@ -1,0 +1,292 @@
+// `--preprocess he`: the linear layers' offline correlations between client and server alone, with the RLWE scheme of
+// src/pi/he (docs/pi-he.md). The client holds the secret key. Per secret linear layer M, in plan order:
+//   client: the packing (cost model), symmetric encryptions of its input share c in the layout (one message)
+//   server: for each output ciphertext sum_g Enc(c_g) k_g - s, re-randomised, flooded, switched down, only the kept
+//           coefficients of c0 (one message per output group); it keeps s (uniform in Z_2^64 per output)
+//   client: decrypts M c - s
+// The first layer's message is preceded by the client's public key (once per session). Everything either side
+// receives is checked (header, packing, sizes, residues); a fault is a MALFORMED error naming the message (the peer
+// is told the code only, wire.ts). All coins (the client's key, errors and seeds; the server's s, re-randomisation and
+// flooding) come from the party's injected randomness (ctx.random), so tests can fix them.
+import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
+import { HeEngine } from '../../he/kernels.js';
+import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, polyphase, type CostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
+import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
+import { randomSeed, Xof } from '../../he/sample.js';
+import {
+  publicKeyBytes, readPublicKey, readResponses, readUpload, responsesBytes, uploadBytes, writePublicKey, writeResponses, writeUpload, type ResponseCts,
+} from '../../he/serialize.js';
+import type { Poly } from '../../he/kernels.js';
+import type { R64 } from '../../fixed.js';
+import { randomR64 } from '../../random.js';
+import { malformed } from '../../transport/errors.js';
+import type { Channel } from '../../transport/channel.js';
+import type { ConvGeometry, RingLinear } from '../ring.js';
+import type { LinearShape, PreprocessContext, Preprocessor } from '../index.js';
+
+const now = () => globalThis.performance.now();
+
+/** Lets other sessions and I/O run between output groups (a macrotask, not a microtask). */
+const yieldToLoop = () => new Promise<void>((r) => {
+  const si = (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate;
+  if (si) si(r);
+  else setTimeout(r, 0);
+});
+
+function geometryOf(shape: LinearShape): LinearGeometry {
+  const g = shape.geom ? convGeometry(shape.geom) : fcGeometry(shape.inSize, shape.outSize);
+  if (g.C * g.H * g.W !== shape.inSize || g.O * g.Ho * g.Wo !== shape.outSize) {
+    throw new Error(`he: ${shape.name}: geometry ${g.C}x${g.H}x${g.W} -> ${g.O}x${g.Ho}x${g.Wo} does not match ${shape.inSize} -> ${shape.outSize} elements`);
+  }
+  return g;
+}
+
+/** A received message parsed by `read`; a fault in it is MALFORMED (the peer is told the code, we keep the details). */
+function parsed<T>(ch: Channel, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    throw malformed(`${ch.name}: malformed message: ${(e as Error).message}`);
+  }
+}
+
+/** The packing's noise budget holds and its flooding fits the kernels (<= 128 bits). */
+function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean; floodBits: number; marginBits: number } {
+  const b = noiseBudget(p, taps * maxWeight);
+  return { ok: b.marginBits > 0 && b.floodBits <= 128, floodBits: b.floodBits, marginBits: b.marginBits };
+}
+
+export interface HeOptions {
+  params?: HeParams;
+  /** The client's cost model for choosing packings. */
+  cost?: CostModel;
+  /** The client's packing per layer instead of the cost model's (the server checks whatever it receives). */
+  packing?: (shape: LinearShape, g: LinearGeometry) => Packing;
+}
+
+export class HePreprocessor implements Preprocessor {
+  readonly name = 'he';
+  readonly needsDealer = false;
+  private engine: Promise<HeEngine> | null = null;
+  private created: HeEngine | null = null;
+  private sk: SecretKey | null = null;
+  private pk: ServerPublicKey | null = null;
+  private computeMs = 0;
+  /** Coefficients decrypted (client) or sent for decryption (server) in this session: the flooding covers 2^sessionCoeffBits. */
+  private decrypted = 0;
+  private readonly params: HeParams;
+  private readonly cost: CostModel;
+
+  constructor(private readonly o: HeOptions = {}) {
+    this.params = o.params ?? HE_PARAMS;
+    this.cost = o.cost ?? DEFAULT_COST;
+  }
+
+  lastComputeMs(): number { return this.computeMs; }
+
+  /** The client's packing of a layer: its option's, else the cost model's (cached: maxMessageBytes and client() ask). */
+  private readonly packings = new Map<string, Packing>();
+  private packingOf(shape: LinearShape, g: LinearGeometry): Packing {
+    const p = this.params, key = `${shape.op}:${shape.name}`;
+    let pk = this.packings.get(key);
+    if (!pk) {
+      pk = this.o.packing?.(shape, g) ?? choosePacking(g, p.n, p.primes.length, p.c1Bits, p.c0Bits, (taps) => budgetFits(p, taps, shape.maxWeight).ok, this.cost, shape.name).pk;
+      this.packings.set(key, pk);
+    }
+    return pk;
+  }
+
+  /**
+   * Most input ciphertexts the server accepts for a layer, whatever packing the client declares: one output pixel
+   * and one phase channel per ciphertext at most, and within the memory bound the server checks.
+   */
+  private maxUploads(g: LinearGeometry, name: string): number {
+    return Math.min(g.Ho * g.Wo * polyphase(g, name).cp, Math.floor(this.cost.memory / (2 * 4 * this.params.n * this.params.primes.length)));
+  }
+
+  /**
+   * Frame limits: to the server, the public key and the largest upload any acceptable packing gives; to the client,
+   * the largest response message of its own packings (a server-side instance reports those of the default cost model,
+   * which it never receives).
+   */
+  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number } {
+    if (!shapes.length) return { toServer: 0, toClient: 0 };
+    const p = this.params;
+    let toServer = publicKeyBytes(p), toClient = 0;
+    for (const shape of shapes) {
+      const g = geometryOf(shape);
+      toServer = Math.max(toServer, uploadBytes(p, this.maxUploads(g, shape.name)));
+      const L = new ConvLayout(g, this.packingOf(shape, g), p.n, shape.name);
+      for (let og = 0; og < L.outGroups; og++) {
+        toClient = Math.max(toClient, responsesBytes(p, Array.from({ length: L.tiles }, (_, t) => L.output(t, og).idx.length)));
+      }
+    }
+    return { toServer, toClient };
+  }
+
+  private count(shape: LinearShape): void {
+    this.decrypted += shape.outSize;
+    const max = 2 ** this.params.sessionCoeffBits;
+    if (this.decrypted > max) throw new Error(`he: ${shape.name}: the session would decrypt ${this.decrypted} coefficients, more than the flooding covers (${max})`);
+  }
+
+  private getEngine(): Promise<HeEngine> {
+    return (this.engine ??= HeEngine.create(this.params).then((e) => (this.created = e)));
+  }
+
+  heldBytes(): number { return this.created?.memoryBytes ?? 0; }
+
+  // ---------------------------------------------------------------------------------------------- client
+
+  async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
+    const p = this.params, e = await this.getEngine();
+    let t = now(), ms = 0;
+    if (!this.sk) {
+      const { sk, pk } = await keyGen(e, ctx.random);
+      this.sk = sk;
+      ctx.peer.send(writePublicKey(p, pk.seed, pk.p0));
+    }
+    const g = geometryOf(shape);
+    if (c.lo.length !== shape.inSize) throw new Error(`he: ${shape.name}: input share has ${c.lo.length} elements, expected ${shape.inSize}`);
+    this.count(shape);
+    const pk = this.packingOf(shape, g);
+    const layout = new ConvLayout(g, pk, p.n, shape.name);
+    const plains: SparsePlain[] = [];
+    for (let tile = 0; tile < layout.tiles; tile++) {
+      for (let ig = 0; ig < layout.inGroups; ig++) {
+        const { idx, src } = layout.input(tile, ig);
+        plains.push({ idx, lo: src.map((s) => c.lo[s]!), hi: src.map((s) => c.hi[s]!) });
+      }
+    }
+    const seed = randomSeed(ctx.random);
+    const c0s = await encryptUploads(e, this.sk, seed, plains, ctx.random);
+    ctx.peer.send(writeUpload(p, shape.op, pk, seed, c0s));
+    ms += now() - t;
+
+    const out: R64 = { lo: new Uint32Array(shape.outSize), hi: new Uint32Array(shape.outSize) };
+    const kept = Array.from({ length: layout.responses }, (_, j) => layout.output(j % layout.tiles, Math.floor(j / layout.tiles)));
+    const what = `he responses for ${shape.name}`;
+    for (let got = 0; got < layout.responses;) {
+      const msg = await ctx.peer.recvBytes(what);
+      t = now();
+      const cts = parsed(ctx.peer, () => readResponses(msg, p, shape.op, what, got, layout.responses - got, (j) => kept[j]!.idx.length));
+      cts.forEach((ct, k) => {
+        const { idx, src } = kept[got + k]!;
+        const v = decryptResponse(e, this.sk!, ct, idx);
+        for (let j = 0; j < src.length; j++) { out.lo[src[j]!] = v.lo[j]!; out.hi[src[j]!] = v.hi[j]!; }
+      });
+      got += cts.length;
+      ms += now() - t;
+    }
+    this.computeMs = ms;
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------- server
+
+  async server(ctx: PreprocessContext, shape: LinearShape, layer: RingLinear): Promise<R64> {
+    const p = this.params, e = await this.getEngine(), n = p.n;
+    let ms = 0;
+    if (!this.pk) {
+      const what = 'he public key';
+      const m = await ctx.peer.recvBytes(what);
+      const d = parsed(ctx.peer, () => readPublicKey(m, p, what));
+      const t = now();
+      this.pk = await loadPublicKey(e, d);
+      ms += now() - t;
+    }
+    const g = geometryOf(shape);
+    const weights = weightsOf(layer, shape);
+    this.count(shape);
+    const what = `he upload for ${shape.name}`;
+    const msg = await ctx.peer.recvBytes(what);
+    let t = now();
+    // the packing the client declares, checked: ring capacity, noise budget, memory
+    const chosen: { layout?: ConvLayout; floodBits: number } = { floodBits: 0 };
+    const up = parsed(ctx.peer, () => readUpload(msg, p, shape.op, what, (pk) => {
+      const l = new ConvLayout(g, pk, n, what);
+      const b = budgetFits(p, l.kernelTaps, shape.maxWeight);
+      if (!b.ok) throw new Error(`${what}: packing ${JSON.stringify(pk)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits, flooding ${b.floodBits} bits)`);
+      if (2 * l.uploads * 4 * n * p.primes.length > this.cost.memory) throw new Error(`${what}: packing ${JSON.stringify(pk)} needs ${l.uploads} input ciphertexts, over the memory bound`);
+      chosen.layout = l;
+      chosen.floodBits = b.floodBits;
+      return l.uploads;
+    }));
+    const L = chosen.layout!, floodBits = chosen.floodBits;
+    const xof = await Xof.create(up.seed);
+    const as = await Promise.all(up.c0s.map((_, j) => xof.uniform(j, p.primes, n)));
+    // s uniform in Z_2^64; the responses carry -s.
+    const s = randomR64(ctx.random, shape.outSize), sLo = s.lo, sHi = s.hi;
+    const base = e.mark();
+    try {
+      const inputs: InputCt[] = up.c0s.map((c0, j) => {
+        const a = e.poly(e.L, false), c = e.poly(e.L, false);
+        e.words(c).set(c0);
+        e.words(a).set(as[j]!);
+        return { c0: c, a };
+      });
+      ms += now() - t;
+      for (let og = 0; og < L.outGroups; og++) {
+        t = now();
+        const m = e.mark();
+        const kernels: (Poly | null)[] = [];
+        const scratch = e.alloc(4 * n);
+        for (let ig = 0; ig < L.inGroups; ig++) {
+          if (!L.live[ig]![og]) { kernels.push(null); continue; }
+          const poly = e.poly(e.L, false), k = e.i32(scratch, n);
+          k.fill(0);
+          L.kernel(ig, og, weights, k);
+          e.small(poly, scratch, false);
+          e.forward(poly);
+          kernels.push(poly);
+        }
+        const cts: ResponseCts[] = [];
+        for (let tile = 0; tile < L.tiles; tile++) {
+          const terms: [InputCt, Poly][] = [];
+          kernels.forEach((k, ig) => { if (k) terms.push([inputs[tile * L.inGroups + ig]!, k]); });
+          const { idx, src } = L.output(tile, og);
+          const mLo = new Uint32Array(src.length), mHi = new Uint32Array(src.length);
+          for (let j = 0; j < src.length; j++) {
+            // -s mod 2^64
+            const lo = sLo[src[j]!]!, hi = sHi[src[j]!]!;
+            mLo[j] = -lo >>> 0;
+            mHi[j] = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
+          }
+          cts.push(respond(e, this.pk, terms, idx, mLo, mHi, floodBits, ctx.random));
+        }
+        e.release(m);
+        ctx.peer.send(writeResponses(p, shape.op, og * L.tiles, cts));
+        ms += now() - t;
+        await yieldToLoop();
+      }
+    } finally {
+      e.release(base);
+    }
+    this.computeMs = ms;
+    return s;
+  }
+}
+
+/** Layers whose weights were checked against a bound (the check scans every weight once). */
+const checked = new WeakMap<RingLinear, number>();
+
+/** The layer's integer weights, checked against the public bound the noise budget assumes. Ring layers are typed
+ * by their fields (RingConv2d: weight and geometry g; RingFc: weight), not imported: this module stays free of the
+ * tensor engine, for the browser client. */
+function weightsOf(layer: RingLinear, shape: LinearShape): Float64Array {
+  const l = layer as RingLinear & { weight?: unknown; g?: ConvGeometry };
+  if (!(l.weight instanceof Float64Array)) throw new Error(`he: ${shape.name}: the server's layer has no integer weights`);
+  if (!!l.g !== !!shape.geom) throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
+  const w = l.weight;
+  const g = shape.geom, want = g ? g.outShape[0] * (g.inShape[0] / g.groups) * g.kernel ** 2 : shape.inSize * shape.outSize;
+  if (w.length !== want) {
+    throw new Error(`he: ${shape.name}: ${w.length} weights do not match the plan's shape`);
+  }
+  if (checked.get(layer) !== shape.maxWeight) {
+    for (let i = 0; i < w.length; i++) {
+      if (!(Math.abs(w[i]!) <= shape.maxWeight)) throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
+    }
+    checked.set(layer, shape.maxWeight);
+  }
+  return w;
+}
