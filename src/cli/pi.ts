@@ -9,7 +9,8 @@ import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
 import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/transport/tcp.js';
 import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/transport/tls.js';
-import { DEFAULT_DEADLINES, DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, runClient, servePi, type Deadlines } from '../pi/protocol.js';
+import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../pi/protocol.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi } from '../pi/serve.js';
 import { Dealer, tcpDealerLink, type DealerLink } from '../pi/linear/dealer/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,

@@ -7,7 +7,8 @@ import { manualSeed } from '../engine/index.js';
 import { buildNetwork, type NetSpec } from '../models/index.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { loadDataset, makeBatch, checkDatasetName } from '../data/index.js';
-import { compilePlan, type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
+import { compilePlan } from './compile.js';
+import { type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from './protocol.js';
 
 /** A server model from a trained model directory (with its input transform). */

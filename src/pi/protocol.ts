@@ -23,14 +23,12 @@
 // Every state has a frame limit (a small one before the hello / the plan, then the largest message the plan and
 // options imply, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
 // that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).
-import { performance } from 'node:perf_hooks';
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
-import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
-import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
+import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
 import { makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
@@ -56,6 +54,9 @@ export interface Deadlines {
 }
 
 export const DEFAULT_DEADLINES: Deadlines = { helloMs: 10_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000 };
+
+/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered. */
+export const limitsFor = (max: number, state: string) => ({ maxFrameBytes: max, maxBufferedBytes: 2 * max + 65536, state });
 
 /** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
 export const HELLO_MAX_BYTES = 4096;
@@ -261,8 +262,6 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
   };
 }
 
-/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered. */
-const limitsFor = (max: number, state: string) => ({ maxFrameBytes: max, maxBufferedBytes: 2 * max + 65536, state });
 
 function needDealer(o: SessionOptions): DealerLink {
   if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
@@ -384,60 +383,6 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     clock.stop();
     release?.();
   });
-}
-
-export interface ServeOptions extends ServerSessionOptions {
-  port: number;
-  /** Listen address (default 127.0.0.1). */
-  host?: string;
-  /** TLS (certificate and key), or plain TCP only when `{ insecure: true }` is given. */
-  security: ServerSecurity;
-  /** Sessions past the hello at once; more are refused with BUSY (default 4). */
-  maxSessions?: number;
-  /** Connections that have not yet sent their hello (default 64); more are closed at once. */
-  maxPending?: number;
-  onSession?: (r: PartyReport, ch: Channel) => void;
-  onError?: (e: Error, ch: Channel) => void;
-  /** A connection refused before it became a session (TLS handshake failed, too many connections). */
-  onRefused?: (why: string) => void;
-}
-
-export interface PiServer extends TcpListener {
-  /** Sessions in progress (including connections still in their hello). */
-  sessions(): SessionState[];
-}
-
-export const DEFAULT_MAX_SESSIONS = 4;
-export const DEFAULT_MAX_PENDING = 64;
-
-/** Serves clients concurrently over TLS (or TCP); a failing session is reported and closed, the listener goes on. */
-export async function servePi(model: ServerModel, o: ServeOptions): Promise<PiServer> {
-  if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
-  const maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS, maxPending = o.maxPending ?? DEFAULT_MAX_PENDING;
-  const live = new Set<SessionState>();
-  let running = 0;
-  const admit = () => {
-    if (running >= maxSessions) return null;
-    running++;
-    let done = false;
-    return () => { if (!done) { done = true; running--; } };
-  };
-  const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
-  const l = await listenTcp({
-    port: o.port, host: o.host ?? '127.0.0.1', ...('tls' in o.security ? { tls: o.security.tls } : {}),
-    handshakeMs: dl.helloMs, maxConnections: maxSessions + maxPending, onError: o.onError, onRefused: o.onRefused,
-    limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
-  }, async (ch) => {
-    let st: SessionState | null = null;
-    const hooks: SessionHooks = { ...o.hooks, onStart: (s) => { st = s; live.add(s); o.hooks?.onStart?.(s); } };
-    try {
-      const r = await serveClient(ch, model, { ...o, hooks, admit });
-      o.onSession?.(r, ch);
-    } finally {
-      if (st) live.delete(st);
-    }
-  });
-  return Object.assign(l, { sessions: () => [...live] });
 }
 
 // ------------------------------------------------------------------------------------------------ client
