@@ -30,10 +30,10 @@ const browserBackend = {
   },
 };
 
-export async function bundleWeb({ outdir = out, minify = true, write = true } = {}) {
-  mkdirSync(outdir, { recursive: true });
+export async function bundleWeb({ entry = join(root, 'src', 'web', 'main.ts'), outdir = out, minify = true, write = true } = {}) {
+  if (write) mkdirSync(outdir, { recursive: true });
   const r = await build({
-    entryPoints: [join(root, 'src', 'web', 'main.ts')],
+    entryPoints: [entry],
     bundle: true, platform: 'browser', format: 'esm', target: ['chrome110', 'firefox115', 'safari16'],
     outfile: join(outdir, 'app.js'), minify, sourcemap: true, metafile: true, write, logLevel: 'silent',
     plugins: [browserBackend], legalComments: 'linked',

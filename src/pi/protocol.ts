@@ -140,7 +140,7 @@ class Recorder {
   readonly phases = {} as PartyReport['phases'];
   /** This party's channel to the dealer, once open (its traffic is counted apart). */
   dealer: Channel | null = null;
-  constructor(private readonly ch: Channel, readonly role: 'server' | 'client', private readonly state: SessionState, private readonly held: () => number) {}
+  constructor(private readonly ch: Channel, readonly role: 'server' | 'client', private readonly state: SessionState, private readonly held: () => number, private readonly onStep?: (e: StatEntry) => void) {}
   private dstats(): ChannelStats {
     return this.dealer ? this.dealer.stats() : noStats;
   }
@@ -157,10 +157,12 @@ class Recorder {
     const s0 = this.ch.stats(), d0 = this.dstats(), t0 = performance.now();
     const r = await fn();
     const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0), c = computeMs?.();
-    this.entries.push({
+    const e: StatEntry = {
       phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
       relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv, ...(c !== undefined ? { computeMs: c } : {}),
-    });
+    };
+    this.entries.push(e);
+    this.onStep?.(e);
     this.state.hold(this.held());
     return r;
   }
@@ -196,6 +198,8 @@ export interface SessionHooks {
   onValue?(op: number, value: R64): void;
   /** The session's live state (servePi lists these). */
   onStart?(state: SessionState): void;
+  /** Each measured step as it ends (a linear layer's preprocessing, a ReLU op's offline or online part, ...). */
+  onStep?(e: StatEntry): void;
 }
 
 export interface SessionOptions {
@@ -304,7 +308,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     const prepS: (R64 | null)[] = plan.ops.map(() => null);
     const vals: R64[] = [];
     let relu: ReluServer | null = null, held: Preprocessor | null = null;
-    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals));
+    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals), o.hooks?.onStep);
     const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
     const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess)));
     if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
@@ -424,7 +428,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const cv: R64[] = [];
     let relu: ReluClient | null = null;
     const prep = makePreprocessor(o.preprocess ?? DEFAULT_PREPROCESS);
-    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv));
+    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv), o.hooks?.onStep);
     const reluProto = makeReluProtocol(o.relu ?? 'gc');
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();

@@ -3,6 +3,7 @@
 import type { Channel } from './transport/channel.js';
 import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
 import type { ServerModel } from './plan.js';
+import type { ServerRandomness } from './random.js';
 import { modelFingerprint } from './linear/dealer/link.js';
 import {
   DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor, serveClient,
@@ -13,6 +14,8 @@ export interface PoolOptions extends ServerSessionOptions {
   /** Sessions past the hello at once; more are refused with BUSY (default 4). */
   maxSessions?: number;
   onSession?: (r: PartyReport, ch: Channel) => void;
+  /** Each session's coins (tests fix them per session); default `random`, else the system CSPRNG. */
+  randomFor?: () => ServerRandomness;
 }
 
 export const DEFAULT_MAX_SESSIONS = 4;
@@ -23,7 +26,8 @@ export class SessionPool {
   private readonly live = new Set<SessionState>();
   private running = 0;
   readonly maxSessions: number;
-  constructor(readonly model: ServerModel, private readonly o: PoolOptions) {
+  constructor(readonly model: ServerModel, readonly options: PoolOptions) {
+    const o = options;
     if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
     this.maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
   }
@@ -40,10 +44,11 @@ export class SessionPool {
   /** Serves one session on `ch` (the caller closes the channel); throws what serveClient throws. */
   async run(ch: Channel): Promise<void> {
     let st: SessionState | null = null;
-    const hooks: SessionHooks = { ...this.o.hooks, onStart: (s) => { st = s; this.live.add(s); this.o.hooks?.onStart?.(s); } };
+    const hooks: SessionHooks = { ...this.options.hooks, onStart: (s) => { st = s; this.live.add(s); this.options.hooks?.onStart?.(s); } };
     try {
-      const r = await serveClient(ch, this.model, { ...this.o, hooks, admit: this.admit });
-      this.o.onSession?.(r, ch);
+      const random = this.options.randomFor?.() ?? this.options.random;
+      const r = await serveClient(ch, this.model, { ...this.options, hooks, admit: this.admit, ...(random ? { random } : {}) });
+      this.options.onSession?.(r, ch);
     } finally {
       if (st) this.live.delete(st);
     }
