@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const pngFile = join(dir, 'image.png');
   writeFileSync(pngFile, PNG.sync.write(png));
   const server = spawn(process.execPath, [cli, 'pi', 'serve', '--preset', a.preset!, '--input', a.input!, '--classes', a.classes!, '--port', '0', '--web', '--web-port', '0',
-    '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), '--max-sessions', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), '--max-sessions', '2', ...(a.relu ? ['--relu', a.relu] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   server.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
   const browser = await launchBrowser(id.cert);
   try {
@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     }
     const node: Phases[] = [], web: Phases[] = [];
     const classes: number[][] = [];
+    const held: number[] = [];
     for (let r = 0; r < Number(a.runs); r++) {
       const c = await runCli(port, id.fingerprint, pngFile, a.relu);
       node.push(c.phases);
@@ -91,9 +92,10 @@ async function main(): Promise<void> {
       await page.waitForSelector('body[data-state="ready"]');
       await page.getByRole('button', { name: 'Classify privately' }).click();
       await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 1_200_000 });
-      const res = await page.evaluate('globalThis.piResult') as { class: number; phases: Phases } | undefined;
+      const res = await page.evaluate('globalThis.piResult') as { class: number; phases: Phases; memory: { peakHeldBytes: number } } | undefined;
       if (!res) throw new Error(`the page failed: ${await page.locator('#run-error').textContent()}`);
       web.push(res.phases);
+      held.push(res.memory.peakHeldBytes);
       classes.push([c.cls, res.class]);
       process.stderr.write(`[bench] run ${r + 1}: node ${PHASES.map((p) => c.phases[p].ms.toFixed(0)).join('/')} ms, browser ${PHASES.map((p) => res.phases[p].ms.toFixed(0)).join('/')} ms (setup/offline/online)\n`);
     }
@@ -103,13 +105,14 @@ async function main(): Promise<void> {
       return { phase: p, nodeMs: n, browserMs: w, ratio: w / n };
     });
     console.log(`model ${a.preset} ${a.input}x${a.input}, ${a.classes} classes, relu ${a.relu ?? 'the page default'}; ${a.runs} runs (medians); classes node/browser: ${classes.map((c) => c.join('/')).join(', ')}`);
+    console.log(`browser client's protocol state at peak: ${(median(held) / 1e6).toFixed(1)} MB`);
     console.log('phase      node ms   browser ms   browser/node');
     for (const r of rows) console.log(`${r.phase.padEnd(9)} ${r.nodeMs.toFixed(0).padStart(8)} ${r.browserMs.toFixed(0).padStart(12)} ${r.ratio.toFixed(2).padStart(14)}`);
     if (crypto) {
       console.log('\nAES in the browser (MB/s): bytes  noble-ECB  noble-CTR  WebCrypto-CTR');
       for (const c of crypto) console.log(`${String(c.bytes).padStart(36)} ${c.nobleEcbMBs.toFixed(0).padStart(10)} ${c.nobleCtrMBs.toFixed(0).padStart(10)} ${c.webcryptoCtrMBs.toFixed(0).padStart(14)}`);
     }
-    if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ preset: a.preset, input: side, classes: Number(a.classes), relu: a.relu ?? null, runs: Number(a.runs), rows, node, browser: web, predicted: classes, crypto }, null, 2)}\n`);
+    if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ preset: a.preset, input: side, classes: Number(a.classes), relu: a.relu ?? null, runs: Number(a.runs), rows, node, browser: web, predicted: classes, browserHeldBytes: held, crypto }, null, 2)}\n`);
   } finally {
     await browser.close();
     server.kill('SIGTERM');

@@ -78,10 +78,11 @@ function showResult(r: ClientResult): void {
   const ph = r.client.phases;
   const sent = ph.setup.bytesSent + ph.offline.bytesSent + ph.online.bytesSent, recv = ph.setup.bytesRecv + ph.offline.bytesRecv + ph.online.bytesRecv;
   show('cost', `Latency: ${sec(ph.setup.ms + ph.offline.ms + ph.online.ms)} (setup ${sec(ph.setup.ms)}, offline ${sec(ph.offline.ms)}, online ${sec(ph.online.ms)}); ` +
-    `sent ${mb(sent)}, received ${mb(recv)} (online: ${mb(ph.online.bytesSent)} sent, ${mb(ph.online.bytesRecv)} received).`);
+    `sent ${mb(sent)}, received ${mb(recv)} (online: ${mb(ph.online.bytesSent)} sent, ${mb(ph.online.bytesRecv)} received); ` +
+    `protocol state held in this page at peak: ${mb(r.client.memory.peakHeldBytes)}.`);
   show('server-saw', serverSaw());
   $('result').hidden = false;
-  (window as unknown as { piResult: unknown }).piResult = { class: top, name: names[top], logits: Array.from(r.logits), phases: ph };
+  (window as unknown as { piResult: unknown }).piResult = { class: top, name: names[top], logits: Array.from(r.logits), phases: ph, memory: r.client.memory };
 }
 
 function progress(p: Progress): void {
