@@ -88,6 +88,8 @@ async function main(): Promise<void> {
     for (let r = 0; r < Number(a.runs); r++) {
       const c = await runCli(port, id.fingerprint, pngFile, a.relu);
       node.push(c.phases);
+      await page.goto(url); // a fresh page per run (choosing the same file again fires no change event)
+      await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
       await page.setInputFiles('#file', pngFile);
       await page.waitForSelector('body[data-state="ready"]');
       await page.getByRole('button', { name: 'Classify privately' }).click();
