@@ -9,9 +9,12 @@ import { drawInput, InputError, pixelsOf } from './picture.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
-/** Test-only switches (named on the page when set): fixed client randomness, and a crafted short input share. */
-const seed = params.get('seed') ?? undefined;
-const shortInput = params.get('craft') === 'short-input';
+/**
+ * Test-only switches, honoured only when the server runs with test hooks (a link with ?seed= must not make a real
+ * user's masks predictable) and named on the page when set: fixed client randomness, a crafted short input share.
+ */
+let seed: string | undefined;
+let shortInput = false;
 
 let info: ModelInfo;
 let spec: InputSpec;
@@ -145,6 +148,10 @@ async function main(): Promise<void> {
   if (!res.ok) throw new Error(`the server did not describe its model (HTTP ${res.status})`);
   info = await res.json() as ModelInfo;
   spec = { shape: info.input.shape, mean: info.input.mean, std: info.input.std };
+  if (info.testHooks) {
+    seed = params.get('seed') ?? undefined;
+    shortInput = params.get('craft') === 'short-input';
+  }
   $('model-line').textContent = `Model: ${info.arch}, ${info.relus.toLocaleString('en-US')} ReLUs (${info.relu} ReLU protocol, ${info.preprocess} preprocessing), ` +
     `input ${info.input.shape.join('x')}, ${info.classes} classes${info.input.dataset ? ` (${info.input.dataset})` : ''}.`;
   if (seed !== undefined || shortInput) show('test-mode', `Test mode: ${[seed !== undefined ? `fixed client randomness (seed '${seed}'), NOT private` : '', shortInput ? 'crafted short input share' : ''].filter(Boolean).join('; ')}.`);

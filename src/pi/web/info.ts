@@ -12,4 +12,6 @@ export interface ModelInfo {
   preprocess: string;
   relu: string;
   gallery: { url: string; label: number }[];
+  /** The page honours its test-only parameters (?seed=, ?craft=) only when the server says so (tests); never from the CLI. */
+  testHooks: boolean;
 }

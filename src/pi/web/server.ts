@@ -72,6 +72,8 @@ export interface WebOptions {
   gallery?: GalleryImage[];
   /** Origins allowed to open a session besides https://127.0.0.1:PORT, https://localhost:PORT and https://HOST:PORT. */
   origins?: string[];
+  /** Test servers only: let the page honour ?seed= (fixed client coins, not private) and ?craft= (a crafted client). */
+  testHooks?: boolean;
   /** WebSocket connections before their hello (default 64); more are refused (503). */
   maxPending?: number;
   onError?: (e: Error, ch: Channel) => void;
@@ -113,6 +115,7 @@ const publicInfo = (plan: PublicPlan, o: WebOptions): ModelInfo => ({
   relus: plan.relus, culledSites: plan.culledSites, digest: plan.digest,
   preprocess: o.preprocess, relu: o.relu,
   gallery: (o.gallery ?? []).map((g, i) => ({ url: `/gallery/${i}.png`, label: g.label })),
+  testHooks: o.testHooks ?? false,
 });
 
 export async function serveWeb(o: WebOptions): Promise<WebServer> {

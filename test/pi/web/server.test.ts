@@ -109,6 +109,7 @@ test('static routes: the page, the model info, 404 and 405; every response carri
   assert.equal(j.classes, 10);
   assert.equal(j.digest, model.plan.digest);
   assert.equal(j.relu, 'gc');
+  assert.equal((j as unknown as { testHooks: boolean }).testHooks, false, 'a server without test hooks: the page ignores ?seed=');
   assert.equal((await get('/nope.js')).status, 404);
   assert.equal((await get('/', 'POST')).status, 405);
   for (const r of [page, info]) {

@@ -60,7 +60,7 @@ before(async () => {
     },
   });
   tcp = await servePi(model, { port: 0, security: serverSecurity(S), pool, onError: (e) => errors.push(e.message) });
-  web = await serveWeb({ port: 0, tls: { cert: S.cert, key: S.key }, pool, preprocess: 'he', relu: 'gc', gallery, onError: (e) => errors.push(e.message) });
+  web = await serveWeb({ port: 0, tls: { cert: S.cert, key: S.key }, pool, preprocess: 'he', relu: 'gc', gallery, testHooks: true, onError: (e) => errors.push(e.message) });
   browser = await launchBrowser(S.cert);
 });
 
