@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { countRelus, type ReluCount } from '../models/count.js';
-import { loadMask } from '../models/mask.js';
+import { loadMask } from '../models/maskfile.js';
 import { getPreset, presetNames, presetSpec } from '../models/presets.js';
 import { ARCH_NAMES, specFor, validateSpec, type NetSpec } from '../models/spec.js';
 

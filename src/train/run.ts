@@ -7,7 +7,8 @@ import { buildNetwork, countRelus, loadMask, maskFromDocument, presetSpec, specF
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type TrainOptions } from './trainer.js';
-import { loadModelDir, saveModelDir } from './modeldir.js';
+import { loadModelDir, saveModelDir, type InputTransform } from './modeldir.js';
+import { learnMasks, type MaskLearningOptions, type MaskSnapshot } from '../reduce/snl.js';
 
 export interface TrainConfig {
   arch: string;
@@ -31,6 +32,11 @@ export interface TrainConfig {
   limitTest?: number;
   out: string;
   resume?: boolean;
+  /**
+   * Learn fine-grained ReLU masks instead of training (src/reduce/snl.ts): starts from `init` with KD from
+   * `teacher` and writes one model directory per budget (`out/budget-<B>/`, weights and exact partial mask).
+   */
+  learnMask?: MaskLearningOptions;
 }
 
 export interface TrainSummary {
@@ -42,6 +48,8 @@ export interface TrainSummary {
   /** training (all epochs, across resumes) plus the final evaluation */
   seconds: number;
   kd: boolean;
+  /** Mask learning only: each budget's mask, before fine-tuning. */
+  snapshots?: MaskSnapshot[];
 }
 
 export const defaultTrainConfig = (over: Partial<TrainConfig> & Pick<TrainConfig, 'dataset' | 'out'>): TrainConfig => ({
@@ -77,14 +85,27 @@ export async function trainModel(c: TrainConfig): Promise<TrainSummary> {
     }
     const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
     writeFileAtomic(join(c.out, 'config.json'), `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`);
-    const result = await fit(net, data, { ...c.options, kd: teacher ? c.options.kd ?? { temperature: 4, lambda: 0.9 } : undefined }, c.out, { resume: c.resume, teacher });
-    const tEval = Date.now();
-    const ev = await evaluate(net, data);
-    const relus = countRelus(spec).total;
-    const input = {
+    const input: InputTransform = {
       dataset, mean: data.augment.mean, std: data.augment.std, classNames: data.classNames,
       ...(data.augment.padTo !== undefined && data.augment.padTo !== data.trainSet.h ? { padFrom: data.trainSet.h } : {}),
     };
+    const kd = c.options.kd ?? { temperature: 4, lambda: 0.9 };
+    if (c.learnMask) {
+      if (!teacher) throw new Error(`${c.out}: learnMask needs a teacher (masks are learned with KD)`);
+      const r = await learnMasks(net, spec, data, teacher, c.learnMask, {
+        out: c.out, input, batchSize: c.batchSize, seed: c.options.seed, threads: c.options.threads, quiet: c.options.quiet, kd,
+      });
+      const last = r.snapshots[r.snapshots.length - 1]!;
+      const summary: TrainSummary = { out: c.out, arch: spec.arch, relus: last.relus, test_acc: last.acc, epochs: [], seconds: r.seconds, kd: true, snapshots: r.snapshots };
+      writeFileAtomic(join(c.out, 'result.json'), `${JSON.stringify(summary, null, 2)}\n`);
+      teacher.dispose();
+      net.dispose();
+      return summary;
+    }
+    const result = await fit(net, data, { ...c.options, kd: teacher ? kd : undefined }, c.out, { resume: c.resume, teacher });
+    const tEval = Date.now();
+    const ev = await evaluate(net, data);
+    const relus = countRelus(spec).total;
     saveModelDir(c.out, net, input, { test_acc: ev.acc, relus });
     const summary: TrainSummary = {
       out: c.out, arch: spec.arch, relus, test_acc: ev.acc, epochs: result.epochs,
