@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '../reduce/pipeline.js';
 import { trainModel, type TrainConfig } from '../train/run.js';
+import { addMethodOptions, methodConfig } from './reduce-methods.js';
 
 const num = (v: string) => {
   const n = Number(v);
@@ -12,9 +13,9 @@ const num = (v: string) => {
 const nums = (v: string) => v.split(',').map(num);
 
 export function registerReduceCommands(program: Command): void {
-  program
+  const cmd = program
     .command('reduce')
-    .description('run DeepReDuce: baseline, criticality, culling/thinning/reshaping candidates, KD, Pareto report')
+    .description('run DeepReDuce (baseline, criticality, culling/thinning/reshaping candidates, KD) and, with --method, ReLU balancing, the stage-subset search and learned masks; one Pareto report')
     .option('--arch <name>', 'architecture', 'resnet18')
     .option('--alpha <x>', 'width multiplier of the baseline', num, 1)
     .option('--dataset <name>', 'dataset', 'fashion-mnist')
@@ -43,7 +44,8 @@ export function registerReduceCommands(program: Command): void {
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
     .option('--finetune-limit-train <n>', 'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)', num)
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
-    .option('--json', 'print results.json')
+    .option('--json', 'print results.json');
+  addMethodOptions(cmd)
     .action(async (o: Record<string, any>) => {
       const [b, cr, ca, ft] = nums(o.epochs);
       const c: ReduceConfig = defaultReduceConfig({
@@ -52,6 +54,7 @@ export function registerReduceCommands(program: Command): void {
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
+        ...methodConfig(o),
       });
       const r = await reduce(c);
       if (o.json) console.log(JSON.stringify(r));

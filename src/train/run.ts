@@ -18,6 +18,9 @@ export interface TrainConfig {
   alpha?: number;
   rho?: number;
   blocks?: number[];
+  /** Stage widths and stem width before alpha (e.g. ReLU-balanced widths); default: the arch's. */
+  widths?: number[];
+  stemWidth?: number;
   dataset: string;
   dataDir?: string;
   /** Pad 28x28 images to 32x32 (default true). */
@@ -64,7 +67,7 @@ export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [
     if (c.arch && c.arch !== p.arch) throw new Error(`preset ${c.preset} is a ${p.arch}, not ${c.arch}`);
     return { ...p, ...shape, ...(c.alpha !== undefined ? { alpha: c.alpha } : {}) };
   }
-  const spec = specFor(c.arch, { alpha: c.alpha, rho: c.rho, blocks: c.blocks, ...shape });
+  const spec = specFor(c.arch, { alpha: c.alpha, rho: c.rho, blocks: c.blocks, widths: c.widths, stemWidth: c.stemWidth, ...shape });
   if (c.maskFile) return { ...spec, mask: loadMask(c.maskFile, spec) };
   if (c.mask) return { ...spec, mask: maskFromDocument(c.mask, spec, 'config.mask') };
   return spec;
