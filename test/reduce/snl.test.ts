@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/engine/index.js';
@@ -55,7 +58,6 @@ test('mask learning reaches every budget exactly, in order, without overshooting
       learnMask: { budgets, granularity: 'element', reachEpochs: 6, maxEpochs: 12, maskLr: 0.05, weightLr: 0.01, penalty: 1e-3, penaltyStep: 1.2, threshold: 0.01 },
     }));
     const snaps = r.snapshots!;
-    console.log(JSON.stringify(snaps.map(({ dir: _, ...s }) => s)));
     assert.deepEqual(snaps.map((s) => s.budget), budgets);
     for (let i = 1; i < snaps.length; i++) assert.ok(snaps[i]!.step >= snaps[i - 1]!.step);
     for (const s of snaps) {
@@ -69,6 +71,38 @@ test('mask learning reaches every budget exactly, in order, without overshooting
     assert.ok(snaps.some((s) => s.reached), JSON.stringify(snaps));
     const doc = JSON.parse(readFileSync(join(snaps[2]!.dir, 'mask.json'), 'utf8'));
     assert.ok(Object.values(doc.partial as Record<string, { relus: number }>).reduce((t, p) => t + p.relus, 0) <= 77);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a killed mask phase resumes from its checkpoint and gives the uninterrupted run\'s masks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dr-snl-resume-'));
+  const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const run = (cfg: string) => new Promise<void>((res, rej) => spawn(process.execPath, [cli, 'train-config', cfg], { stdio: 'ignore' }).on('exit', (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))));
+  try {
+    const options = { ...defaultTrainOptions, epochs: 2, lr: 0.05, quiet: true, threads: 1 };
+    const common = { arch: 'resnet20', alpha: 0.25, dataset: 'mnist', dataDir: data, batchSize: 30, options };
+    writeFileSync(join(dir, 'teacher.json'), JSON.stringify({ ...common, out: join(dir, 'teacher') }));
+    await run(join(dir, 'teacher.json'));
+    const learn = (out: string) => ({
+      ...common, out, teacher: join(dir, 'teacher'), init: join(dir, 'teacher'),
+      learnMask: { budgets: [500, 120], granularity: 'element', reachEpochs: 10, maxEpochs: 20, maskLr: 0.05, weightLr: 0.01, penalty: 1e-3, penaltyStep: 1.1, threshold: 0.01 },
+    });
+    for (const name of ['a', 'b']) writeFileSync(join(dir, `${name}.json`), JSON.stringify(learn(join(dir, name))));
+    await run(join(dir, 'a.json'));
+    // b: killed once its first checkpoint is written, then run again
+    const p = spawn(process.execPath, [cli, 'train-config', join(dir, 'b.json')], { stdio: 'ignore' });
+    const state = join(dir, 'b', 'mask-state', 'state.json');
+    for (let i = 0; i < 2400 && !existsSync(state) && p.exitCode === null; i++) await sleep(25);
+    p.kill('SIGKILL');
+    await new Promise((res) => (p.exitCode !== null ? res(null) : p.on('exit', res)));
+    assert.ok(!existsSync(join(dir, 'b', 'result.json')), 'killed before the end');
+    await run(join(dir, 'b.json'));
+    const ra = JSON.parse(readFileSync(join(dir, 'a', 'result.json'), 'utf8')), rb = JSON.parse(readFileSync(join(dir, 'b', 'result.json'), 'utf8'));
+    const strip = (r: { snapshots: { dir: string }[] }) => r.snapshots.map(({ dir: _, ...q }) => q);
+    assert.deepEqual(strip(rb), strip(ra));
+    for (const b of [500, 120]) assert.equal(readFileSync(join(dir, 'b', `budget-${b}`, 'mask.json'), 'utf8'), readFileSync(join(dir, 'a', `budget-${b}`, 'mask.json'), 'utf8'), `budget ${b}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
