@@ -2,9 +2,10 @@
 // "Selective Network Linearization for Efficient Private Inference", ICML 2022). Every ReLU element (or channel)
 // gets a mask parameter g in [0, 1], y = x + g * (relu(x) - x), trained with the weights under KD plus an L1
 // penalty mu * sum(g). SNL raises mu by 1.1x per epoch until the count of g above a threshold fits the budget; here
-// mu follows a target count that falls geometrically from all ReLUs to the smallest budget over a planned number of
-// steps (raised while the count is above target, lowered below it), the count is checked every step so a budget is
-// caught at the step it is reached, and each budget's mask is cut by top-k to exactly that many ReLUs.
+// mu keeps the L1 mass sum(g) on a target that falls geometrically from all ReLUs to the smallest budget over a
+// planned number of steps (and on at that rate until the count gets there): raised while the mass is above the
+// target, lowered below it. The count is checked every step so a budget is caught at the step it is reached, and
+// each budget's mask is cut by top-k to exactly that many ReLUs.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
@@ -67,9 +68,9 @@ export interface MaskLearningResult {
   snapshots: MaskSnapshot[];
 }
 
-/** The target count at a step: geometric from `start` to `end` over `steps`, then `end`. */
+/** The target at a step: geometric from `start`, reaching `end` after `steps` and falling on at the same rate. */
 export function targetCount(start: number, end: number, step: number, steps: number): number {
-  return start * (end / start) ** Math.min(1, step / Math.max(steps, 1));
+  return start * (end / start) ** (step / Math.max(steps, 1));
 }
 
 /** Bang-bang control of the L1 coefficient: up while the count is above target, down below it. */
@@ -197,6 +198,8 @@ export async function learnMasks(
   const adam = new Adam(gates.map((q) => q.g), o.maskLr);
   const stateDir = join(ctx.out, 'mask-state');
   const count = () => noGrad(() => tidy(() => gates.reduce((t, q) => t + q.g.gt(o.threshold).sum().item() * q.perParam, 0)));
+  // The L1 mass: what the penalty acts on, so it answers at once (the count lags by the steps a gate takes to fall).
+  const mass = () => noGrad(() => tidy(() => gates.reduce((t, q) => t + q.g.sum().item() * q.perParam, 0)));
 
   let st: MaskState;
   if (existsSync(join(stateDir, 'state.json'))) {
@@ -279,9 +282,10 @@ export async function learnMasks(
         st.step++;
         st.batch = k;
         const n = count();
-        const target = Math.max(smallest, targetCount(st.startCount, smallest, st.step, reachSteps));
-        st.mu = nextPenalty(st.mu, n, target, o.penaltyStep);
-        prog.update(seen, `ReLUs ${Math.round(n)} (target ${Math.round(target)}) mu ${st.mu.toExponential(2)} loss ${loss.toFixed(3)}`);
+        const m = mass();
+        const target = targetCount(st.startCount, smallest, st.step, reachSteps);
+        st.mu = nextPenalty(st.mu, m, target, o.penaltyStep);
+        prog.update(seen, `ReLUs ${Math.round(n)} mask mass ${Math.round(m)} (target ${Math.round(target)}) mu ${st.mu.toExponential(2)} loss ${loss.toFixed(3)}`);
         // Every budget the count has reached at this step (never later: a budget is not overshot).
         let took = false;
         while (st.snapshots.length < budgets.length && n <= budgets[st.snapshots.length]!) {
