@@ -13,7 +13,7 @@ import { criticality, type CriticalityResult } from './criticality.js';
 import { estimateLatency, loadCostModel, type CostModel } from './costmodel.js';
 import { runJobs, type Job } from './jobs.js';
 import {
-  balancedChoices, balancedId, balancedSpec, defaultMethodOptions, snlCost, snlMaskDir, snlMaskJob, subsetRows,
+  balancedChoices, balancedId, balancedSpec, defaultMethodOptions, METHOD_LABELS, snlCost, snlMaskDir, snlMaskJob, subsetRows,
   type Method, type MethodOptions,
 } from './methods.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
@@ -375,8 +375,13 @@ export function summaryLines(r: ReduceResults): string[] {
     `criticality order (least critical first): ${r.summary.criticalityOrder.map((s) => `stage ${s}`).join(', ')} ` +
       `(${r.criticality.stages.map((s) => `stage ${s.stage}: ${pct(s.acc)}, score ${s.score.toFixed(3)}`).join('; ')}; all-linear ${pct(r.criticality.linear.acc)})`,
     `Pareto front (ReLUs, accuracy): ${r.summary.paretoPoints} points: ` +
-      r.front.map((id) => r.candidates.find((c) => c.id === id)!).map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}`).join(', '),
+      r.front.map((id) => r.candidates.find((c) => c.id === id)!).map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)} (${c.method})`).join(', '),
   ];
+  // one line per method when the run has several
+  for (const m of r.config.methods.length > 1 ? r.config.methods : []) {
+    const pts = r.candidates.filter((c) => c.method === m && c.kd === r.config.kd).sort((a, b) => a.relus - b.relus);
+    lines.push(`${METHOD_LABELS[m]}: ${pts.length ? pts.map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}${c.maskAcc !== undefined ? ` (${pct(c.maskAcc)} before fine-tuning)` : ''}`).join(', ') : 'no candidate'}`);
+  }
   const iso = r.summary.isoAccuracy;
   lines.push(iso
     ? `ReLU reduction at <= 1 point accuracy loss: ${iso.reduction.toFixed(2)}x (${iso.id}: ${iso.relus.toLocaleString('en-US')} ReLUs, ${pct(iso.acc)} vs ${pct(r.baseline.acc)})`

@@ -241,6 +241,8 @@ export async function learnMasks(
     const mask = topKMask(baseMask, scores, budget);
     const dir = join(ctx.out, `budget-${budget}`);
     applyMask(net, mask);
+    // The BN statistics were gathered under soft gates; the exact mask's are re-estimated (no weight changes).
+    await recalibrateBatchNorm(net, data, layout, 32, 1_000_000 + st.snapshots.length);
     const ev = await evaluate(net, data, layout);
     const relus = Object.values(mask.partial ?? {}).reduce((t, p) => t + p.elements.length, 0) + mask.kept.reduce((t, s) => t + shapes.get(s)!.reduce((a, b) => a * b, 1), 0);
     saveModelDir(dir, net, ctx.input, { test_acc: ev.acc, relus }, { ...spec, mask });
@@ -313,5 +315,16 @@ export async function learnMasks(
   } finally {
     opt.dispose();
     adam.dispose();
+  }
+}
+
+/** Re-estimates BN running statistics under the current mask: `batches` forward passes in training mode, no gradients. */
+async function recalibrateBatchNorm(net: Network, data: TrainData, layout: 'channels_last', batches: number, epoch: number): Promise<void> {
+  net.train();
+  let k = 0;
+  for await (const b of data.train(epoch)) {
+    noGrad(() => tidy(() => void net.forward(tensor(b.x, b.shape).contiguous(layout))));
+    await tick();
+    if (++k >= batches) break;
   }
 }
