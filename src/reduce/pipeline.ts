@@ -184,6 +184,8 @@ function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, ex
 
 /** Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. */
 export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<ReduceResults> {
+  const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');
+  if (budgetDriven.length && !c.methodOptions.budgets.length) throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,... or --budget N)`);
   mkdirSync(c.out, { recursive: true });
   writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
   const costModel = loadCostModel(c.costModel);
@@ -301,8 +303,6 @@ function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: 
 /** Candidates of the budget-driven methods (balanced widths, subset search, learned masks) and the subset table. */
 export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: ReduceConfig, existing: Candidate[]): { candidates: Candidate[]; subsetSearch: SubsetRow[] } {
   const o = c.methodOptions;
-  const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');
-  if (budgetDriven.length && !o.budgets.length) throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,...)`);
   const out: Candidate[] = [];
   const ids = new Set(existing.map((k) => k.id));
   if (c.methods.includes('balanced')) {

@@ -29,6 +29,28 @@ test('ReLU balancing: equal ReLUs per kept stage (or the ratio) within the budge
   assert.deepEqual(parseMethods('all'), ['deepreduce', 'balanced', 'subsets', 'snl']);
 });
 
+test('the reduce CLI: budgets default to --budget; budget-driven methods without budgets fail before training; bad values are named', async () => {
+  const { Command } = await import('commander');
+  const { registerReduceCommands } = await import('../../src/cli/reduce.js');
+  const { addMethodOptions, methodConfig } = await import('../../src/cli/reduce-methods.js');
+  const parsed = addMethodOptions(new Command('x').exitOverride()).option('--budget <n>', '', Number).parse(['--method', 'all', '--budget', '500', '--snl-reach-epochs', '2'], { from: 'user' }).opts();
+  const mc = methodConfig(parsed);
+  assert.deepEqual([mc.methods, mc.methodOptions.budgets, mc.methodOptions.snl.reachEpochs, mc.methodOptions.snl.maxEpochs], [['deepreduce', 'balanced', 'subsets', 'snl'], [500], 2, 2]);
+  const out = mkdtempSync(join(tmpdir(), 'dr-methods-cli-'));
+  try {
+    const program = new Command('deepreduce').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    registerReduceCommands(program);
+    await assert.rejects(program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl,balanced'], { from: 'user' }),
+      /--method snl,balanced needs ReLU budgets/);
+    await assert.rejects(program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl', '--budgets', '10,x'], { from: 'user' }),
+      /--budgets must be positive integers, got '10,x'/);
+    await assert.rejects(program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'cryptonas'], { from: 'user' }),
+      /unknown method\(s\) cryptonas/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('subset search: every subset within the budget, ranked by criticality gain, not by the culling order', () => {
   const crit = { stages: [1, 2, 3, 4].map((stage, i) => ({ stage, relus: 1, acc: 0, gain: [0.1, 0.5, 0.45, 0.3][i]!, score: 0 })), order: [1, 4, 3, 2], floorAcc: 0, fullAcc: 1 };
   const cfg = (kept: number[], relus: number) => ({ kept, culled: [1, 2, 3, 4].filter((s) => !kept.includes(s)), thinned: true, alpha: 1, rho: 1, relus, macs: 10, flops: 20 });
