@@ -146,7 +146,8 @@ export function applyMask(net: Network, mask: ReluMask): void {
     s.enabled = keepSet.has(s.site) || !!p;
     if (p) {
       s.kept = p.elements;
-      s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').to('bool'))));
+      // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
+      s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
     }
   }
 }
