@@ -3,8 +3,9 @@
 // learned fine-grained masks (SNL) at the target budgets. Prints the time plan (in epochs of 60,000 images), the
 // criticality order, the front and how each target is met.
 //   node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1] [--epochs 5,2,3,3] [--budgets 6144,12288,28672]
-//     [--snl-finetune-epochs 3] [--teacher DIR] [--cost-model FILE] [--no-torch]
+//     [--snl-finetune-epochs 3] [--snl-reach-epochs 1] [--teacher DIR] [--cost-model FILE] [--no-torch] [--plan]
 // --epochs: baseline, criticality, candidates from scratch, candidates fine-tuned from the teacher.
+// --plan: print the time plan and stop.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ const { values: a } = parseArgs({
     teacher: { type: 'string' },
     'cost-model': { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
+    plan: { type: 'boolean', default: false },
   },
 });
 const [baseline, criticality, candidate, finetune] = a.epochs!.split(',').map(Number) as [number, number, number, number | undefined];
@@ -51,7 +53,7 @@ const config = defaultReduceConfig({
   methods: [...METHODS],
   methodOptions: defaultMethodOptions({
     budgets, balanceCulls: [1], balanceThinning: [true], balanceRhos: [1], subsetTop: 1,
-    snl: { ...defaultMaskLearning, reachEpochs: reach, maxEpochs: reach * 1.5, finetuneEpochs: snlFinetune },
+    snl: { ...defaultMaskLearning, reachEpochs: reach, maxEpochs: reach * 2, finetuneEpochs: snlFinetune },
   }),
 });
 
@@ -74,13 +76,15 @@ const plan: [string, number][] = [
   ['DeepReDuce: 4 at rho 0.5 from scratch, + no-KD ablation', 4 * E(candidate, lim.cand, half + kd) + E(candidate, lim.cand, half)],
   [`CryptoNAS-balanced: ${bal.length} from scratch (MACs x${bal.map((x) => x.toFixed(2)).join(', x')})`, bal.reduce((t, x) => t + E(candidate, lim.cand, x + kd), 0)],
   ['subset search: at most one new per budget (rho 1 bound)', budgets.length * E(ft, lim.ft, 1 + kd)],
-  ['learned masks: mask phase', E(reach * 1.5, 60000, 1.2 + kd)],
+  // the mask phase ends when the smallest budget is reached (~reach epochs), at the latest after maxEpochs
+  [`learned masks: mask phase (${reach} to ${config.methodOptions.snl.maxEpochs} epochs)`, E(config.methodOptions.snl.maxEpochs, 60000, 1.2 + kd)],
   [`learned masks: ${budgets.length} KD fine-tunes`, budgets.length * E(snlFinetune, lim.ft, 1.1 + kd)],
 ];
 const total = plan.reduce((t, [, e]) => t + e, 0);
 console.log('time plan (E = one epoch of 60,000 images of the baseline, ~95 s at 2 threads on an idle machine; upper bounds):');
 for (const [what, e] of plan) console.log(`  ${what.padEnd(72)} ${e.toFixed(1).padStart(5)} E`);
 console.log(`  ${'total (+5% for the test-set evaluations)'.padEnd(72)} ${total.toFixed(1).padStart(5)} E = ~${((total * 1.05 * 95) / 60).toFixed(0)} min`);
+if (a.plan) process.exit(0);
 
 const t0 = Date.now();
 const r = await reduce(config, (s) => console.log(s));
