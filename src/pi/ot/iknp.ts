@@ -64,7 +64,16 @@ export class OtExtSender {
     if (s.length !== 16) throw new Error(`OtExtSender.setup: delta must be 16 bytes, got ${s.length}`);
     const bits = Array.from({ length: KAPPA }, (_, i) => (s[i >>> 3] >>> (i & 7)) & 1);
     const keys = await baseOtReceive(ch, bits);
-    return new OtExtSender(ch, s, keys.map((k) => new Prg(k)));
+    return OtExtSender.fromBase(ch, s, keys);
+  }
+
+  /**
+   * From 128 random OTs already held as their receiver (e.g. drawn from another extension, so that a session runs
+   * its base OTs once): choices = the bits of `delta`, keys k_{delta_i}.
+   */
+  static fromBase(ch: Channel, delta: Uint8Array, keys: Uint8Array[]): OtExtSender {
+    if (delta.length !== 16 || keys.length !== KAPPA) throw new Error(`OtExtSender.fromBase: need 16 bytes of delta and ${KAPPA} keys, got ${delta.length} and ${keys.length}`);
+    return new OtExtSender(ch, Uint8Array.from(delta), keys.map((k) => new Prg(k)));
   }
 
   /** One extension batch: receives u and returns the rows q_j (4 words each, padded count). */
@@ -131,6 +140,12 @@ export class OtExtReceiver {
   /** Runs the 128 base OTs as their sender. */
   static async setup(ch: Channel): Promise<OtExtReceiver> {
     const { k0, k1 } = await baseOtSend(ch, KAPPA);
+    return OtExtReceiver.fromBase(ch, k0, k1);
+  }
+
+  /** From 128 random OTs already held as their sender (both keys of each). */
+  static fromBase(ch: Channel, k0: Uint8Array[], k1: Uint8Array[]): OtExtReceiver {
+    if (k0.length !== KAPPA || k1.length !== KAPPA) throw new Error(`OtExtReceiver.fromBase: need ${KAPPA} key pairs, got ${k0.length} / ${k1.length}`);
     return new OtExtReceiver(ch, k0.map((k) => new Prg(k)), k1.map((k) => new Prg(k)));
   }
 

@@ -1,0 +1,289 @@
+// KK13 1-out-of-N OT extension (Kolesnikov-Kumaresan 2013), semi-honest: IKNP with the repetition code replaced by
+// the 256-bit Walsh-Hadamard code (codeword of i: bit k = parity(i & k), minimum distance 128), on 256 base OTs.
+// N <= 256 messages per OT for 32 bytes of extension matrix per OT.
+//
+// Roles: the sender holds s (256 bits) and the base-OT keys k_{s_i}; the receiver holds both keys k0_i, k1_i and a
+// choice r_j < N per OT. Per batch of m OTs the receiver sends one message u (32 bytes per OT, in ROW form:
+// u_j = t_j ⊕ g_j ⊕ C(r_j), where t, g are the transposed PRG columns of k0, k1), after which
+//   sender rows q_j = t_j ⊕ (C(r_j) ∧ s),   receiver rows t_j.
+// Sending rows rather than columns lets both parties transpose only their own PRG columns (the transpose is
+// linear: the sender XORs u_j ∧ s in row form). The pad of message i is H(q_j ⊕ (C(i) ∧ s), j, i); the receiver
+// knows only H(t_j, j, r_j): for i ≠ r_j the unknown part (C(i) ⊕ C(r_j)) ∧ s covers >= 128 secret bits of s.
+// H: a 256-bit input hashed by two chained tweakable CR hashes on fixed-key AES,
+//   H(x, j, i) = H128(x_lo ⊕ H128(x_hi, (j, i, 1)), (j, i, 2)),   H128(y, t) = π(σ(y) ⊕ t) ⊕ σ(y) ⊕ t
+// (the form of crypto/aes.ts, domain DOMAIN_KK), j a per-session OT counter.
+//
+// Flavours: random OT (sender gets all N pads, receiver its one), chosen-message OT (the sender masks N messages
+// with the pads and sends them), both with 1..16-byte outputs. Both parties must run the same sequence of calls.
+import type { Channel } from '../transport/channel.js';
+import { Prg } from '../crypto/prg.js';
+import { fixedKeyAes } from '../crypto/aes.js';
+import { randomBytes } from '../crypto/random.js';
+import { baseOtReceive, baseOtSend } from './baseot.js';
+import { transpose128 } from './transpose.js';
+
+/** Code length = base OTs = extension-matrix bits per OT. */
+export const KK_CODE_BITS = 256;
+export const KK_MAX_N = 256;
+const DOMAIN_KK = 0x4b4b0000;
+
+/** Walsh-Hadamard codewords: codeword i at words [8i, 8i+8), bit k = bit (k & 31) of word k >>> 5. */
+const WH = (() => {
+  const t = new Int32Array(KK_MAX_N * 8);
+  for (let i = 0; i < KK_MAX_N; i++) {
+    for (let k = 0; k < KK_CODE_BITS; k++) {
+      let v = i & k, p = 0;
+      while (v) { p ^= 1; v &= v - 1; }
+      if (p) t[8 * i + (k >>> 5)] |= 1 << (k & 31);
+    }
+  }
+  return t;
+})();
+
+const pad32 = (m: number) => Math.ceil(m / 32) * 32;
+
+function i32(u8: Uint8Array): Int32Array {
+  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
+  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
+function checkCount(m: number, what: string): void {
+  if (!Number.isInteger(m) || m < 1 || m > 2 ** 28) throw new Error(`${what}: OT count m=${m} must be an integer in [1, 2^28]`);
+}
+
+function checkN(N: number, what: string): void {
+  if (!Number.isInteger(N) || N < 2 || N > KK_MAX_N) throw new Error(`${what}: N=${N} messages per OT must be an integer in [2, ${KK_MAX_N}]`);
+}
+
+function checkBytes(bytes: number, what: string): void {
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > 16) throw new Error(`${what}: output of ${bytes} bytes must be 1..16`);
+}
+
+class Counter {
+  private next = 0;
+  take(m: number): number {
+    const t = this.next;
+    if (t + m > 2 ** 32) throw new Error('KK13 OT extension: more than 2^32 OTs in one session; start a new session');
+    this.next += m;
+    return t;
+  }
+}
+
+/** Blocks per AES call (node:crypto runs fastest on ~16K blocks at once). */
+const SLICE_BLOCKS = 16384;
+
+/**
+ * Shared tail of H: given the inner inputs v (4 words per block, already σ(x_hi) ⊕ tweak1) and the low halves
+ * lo of x (4 words per block), writes the first `bytes` bytes of H per block into out.
+ */
+function hashTail(v: Int32Array, lo: Int32Array, count: number, t0: Int32Array, t1: Int32Array, out: Uint8Array, bytes: number): void {
+  const e = fixedKeyAes(v, count);
+  for (let k = 0; k < count; k++) {
+    const q = 4 * k;
+    const l0 = lo[q]! ^ e[q]! ^ v[q]!, l1 = lo[q + 1]! ^ e[q + 1]! ^ v[q + 1]!;
+    const l2 = lo[q + 2]! ^ e[q + 2]! ^ v[q + 2]!, l3 = lo[q + 3]! ^ e[q + 3]! ^ v[q + 3]!;
+    v[q] = l2 ^ t0[k]!;
+    v[q + 1] = l3 ^ t1[k]!;
+    v[q + 2] = l2 ^ l0 ^ 2;
+    v[q + 3] = l3 ^ l1 ^ DOMAIN_KK;
+  }
+  const f = fixedKeyAes(v, count);
+  for (let w = 0; w < 4 * count; w++) f[w] ^= v[w]!;
+  const fb = new Uint8Array(f.buffer, f.byteOffset, 16 * count);
+  if (bytes === 1) for (let k = 0; k < count; k++) out[k] = fb[16 * k]!;
+  else for (let k = 0; k < count; k++) for (let b = 0; b < bytes; b++) out[k * bytes + b] = fb[16 * k + b]!;
+}
+
+/** One sender batch: rows q_j (8 words each) for OTs first .. first+m-1 of the session. */
+export interface KkSendBatch {
+  m: number;
+  first: number;
+  q: Int32Array;
+}
+
+/** One receiver batch: rows t_j and the choices. */
+export interface KkRecvBatch {
+  m: number;
+  first: number;
+  t: Int32Array;
+  choices: Uint8Array;
+}
+
+export class KkSender {
+  private readonly counter = new Counter();
+  /** C(i) ∧ s for every i < 256, 8 words each. */
+  private readonly cs: Int32Array;
+  private readonly s32: Int32Array;
+
+  private constructor(private readonly ch: Channel, s: Uint8Array, private readonly prgs: Prg[]) {
+    this.s32 = new Int32Array(s.slice().buffer);
+    this.cs = new Int32Array(KK_MAX_N * 8);
+    for (let i = 0; i < KK_MAX_N; i++) for (let w = 0; w < 8; w++) this.cs[8 * i + w] = WH[8 * i + w]! & this.s32[w]!;
+  }
+
+  /** 256 base OTs (as their receiver, choices = the bits of a fresh random s). */
+  static async setup(ch: Channel): Promise<KkSender> {
+    const s = randomBytes(32);
+    const keys = await baseOtReceive(ch, Array.from({ length: KK_CODE_BITS }, (_, i) => (s[i >>> 3]! >>> (i & 7)) & 1));
+    return KkSender.fromBase(ch, s, keys);
+  }
+
+  /** From 256 random OTs already held as their receiver: choices s (32 bytes, bit i = bit i&7 of byte i>>3), keys k_{s_i}. */
+  static fromBase(ch: Channel, s: Uint8Array, keys: Uint8Array[]): KkSender {
+    if (s.length !== 32 || keys.length !== KK_CODE_BITS) throw new Error(`KkSender: need 32 bytes of s and ${KK_CODE_BITS} keys, got ${s.length} and ${keys.length}`);
+    return new KkSender(ch, s, keys.map((k) => new Prg(k)));
+  }
+
+  /** Receives the receiver's matrix for m OTs. */
+  async extend(m: number): Promise<KkSendBatch> {
+    checkCount(m, 'KkSender.extend');
+    const M = pad32(m), cb = M >>> 3, half = 128 * (cb >>> 2);
+    const u = i32(await this.ch.recvBytes('KK13 OT extension matrix', 32 * m));
+    const g = new Uint8Array(KK_CODE_BITS * cb);
+    for (let i = 0; i < KK_CODE_BITS; i++) this.prgs[i]!.fill(g.subarray(i * cb, (i + 1) * cb));
+    const G = i32(g);
+    const g0 = transpose128(G.subarray(0, half), M), g1 = transpose128(G.subarray(half), M);
+    const q = new Int32Array(8 * m), s = this.s32;
+    for (let j = 0; j < m; j++) {
+      const r = 8 * j, h = 4 * j;
+      for (let w = 0; w < 4; w++) {
+        q[r + w] = g0[h + w]! ^ (u[r + w]! & s[w]!);
+        q[r + 4 + w] = g1[h + w]! ^ (u[r + 4 + w]! & s[4 + w]!);
+      }
+    }
+    return { m, first: this.counter.take(m), q };
+  }
+
+  /** Pads of all N messages of every OT in the batch: `bytes` bytes each, at ((j * N) + i) * bytes. */
+  pads(b: KkSendBatch, N: number, bytes: number): Uint8Array {
+    checkN(N, 'KkSender.pads');
+    checkBytes(bytes, 'KkSender.pads');
+    const out = new Uint8Array(b.m * N * bytes), cs = this.cs, q = b.q;
+    const per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
+    for (let j0 = 0; j0 < b.m; j0 += per) {
+      const cnt = Math.min(per, b.m - j0), count = cnt * N;
+      const v = new Int32Array(4 * count), lo = new Int32Array(4 * count), t0 = new Int32Array(count), t1 = new Int32Array(count);
+      for (let jj = 0; jj < cnt; jj++) {
+        const r = 8 * (j0 + jj), tw = b.first + j0 + jj;
+        for (let i = 0; i < N; i++) {
+          const k = jj * N + i, p = 4 * k, c = 8 * i;
+          const h0 = q[r + 4]! ^ cs[c + 4]!, h1 = q[r + 5]! ^ cs[c + 5]!, h2 = q[r + 6]! ^ cs[c + 6]!, h3 = q[r + 7]! ^ cs[c + 7]!;
+          lo[p] = q[r]! ^ cs[c]!;
+          lo[p + 1] = q[r + 1]! ^ cs[c + 1]!;
+          lo[p + 2] = q[r + 2]! ^ cs[c + 2]!;
+          lo[p + 3] = q[r + 3]! ^ cs[c + 3]!;
+          t0[k] = tw;
+          t1[k] = i;
+          v[p] = h2 ^ tw;
+          v[p + 1] = h3 ^ i;
+          v[p + 2] = h2 ^ h0 ^ 1;
+          v[p + 3] = h3 ^ h1 ^ DOMAIN_KK;
+        }
+      }
+      hashTail(v, lo, count, t0, t1, out.subarray(j0 * N * bytes), bytes);
+    }
+    return out;
+  }
+
+  /** m random OTs: all N pads of each (`bytes` bytes each, at ((j * N) + i) * bytes); the receiver learns pad r_j. */
+  async sendRandom(m: number, N: number, bytes: number): Promise<Uint8Array> {
+    return this.pads(await this.extend(m), N, bytes);
+  }
+
+  /** m chosen-message OTs: msgs holds N messages of `bytes` bytes per OT (same layout as the pads). */
+  async sendChosen(msgs: Uint8Array, m: number, N: number, bytes: number): Promise<void> {
+    if (msgs.byteLength !== m * N * bytes) throw new Error(`KkSender.sendChosen: ${msgs.byteLength} bytes of messages, expected ${m} OTs x ${N} x ${bytes}`);
+    const p = await this.sendRandom(m, N, bytes);
+    for (let k = 0; k < p.length; k++) p[k] ^= msgs[k]!;
+    this.ch.send(p);
+  }
+}
+
+export class KkReceiver {
+  private readonly counter = new Counter();
+  private constructor(private readonly ch: Channel, private readonly prg0: Prg[], private readonly prg1: Prg[]) {}
+
+  /** 256 base OTs as their sender. */
+  static async setup(ch: Channel): Promise<KkReceiver> {
+    const { k0, k1 } = await baseOtSend(ch, KK_CODE_BITS);
+    return KkReceiver.fromBase(ch, k0, k1);
+  }
+
+  /** From 256 random OTs already held as their sender (both keys of each). */
+  static fromBase(ch: Channel, k0: Uint8Array[], k1: Uint8Array[]): KkReceiver {
+    if (k0.length !== KK_CODE_BITS || k1.length !== KK_CODE_BITS) throw new Error(`KkReceiver: need ${KK_CODE_BITS} key pairs, got ${k0.length} / ${k1.length}`);
+    return new KkReceiver(ch, k0.map((k) => new Prg(k)), k1.map((k) => new Prg(k)));
+  }
+
+  /** Sends the matrix for choices[0..m) (each < N) and returns the rows t_j. */
+  extend(choices: Uint8Array, m: number, N: number): KkRecvBatch {
+    checkCount(m, 'KkReceiver.extend');
+    checkN(N, 'KkReceiver.extend');
+    if (choices.length < m) throw new Error(`KkReceiver.extend: ${choices.length} choices for m=${m} OTs`);
+    for (let j = 0; j < m; j++) if (choices[j]! >= N) throw new Error(`KkReceiver.extend: choice ${choices[j]} of OT ${j} is not below N=${N}`);
+    const M = pad32(m), cb = M >>> 3, half = 128 * (cb >>> 2);
+    const t = new Uint8Array(KK_CODE_BITS * cb), x = new Uint8Array(KK_CODE_BITS * cb);
+    for (let i = 0; i < KK_CODE_BITS; i++) {
+      this.prg0[i]!.fill(t.subarray(i * cb, (i + 1) * cb));
+      this.prg1[i]!.fill(x.subarray(i * cb, (i + 1) * cb));
+    }
+    const T = i32(t), X = i32(x);
+    for (let w = 0; w < X.length; w++) X[w] ^= T[w]!;
+    const t0 = transpose128(T.subarray(0, half), M), t1 = transpose128(T.subarray(half), M);
+    const x0 = transpose128(X.subarray(0, half), M), x1 = transpose128(X.subarray(half), M);
+    const rows = new Int32Array(8 * m), u = new Int32Array(8 * m);
+    for (let j = 0; j < m; j++) {
+      const r = 8 * j, h = 4 * j, c = 8 * choices[j]!;
+      for (let w = 0; w < 4; w++) {
+        rows[r + w] = t0[h + w]!;
+        rows[r + 4 + w] = t1[h + w]!;
+        u[r + w] = x0[h + w]! ^ WH[c + w]!;
+        u[r + 4 + w] = x1[h + w]! ^ WH[c + 4 + w]!;
+      }
+    }
+    this.ch.send(new Uint8Array(u.buffer));
+    return { m, first: this.counter.take(m), t: rows, choices: choices.slice(0, m) };
+  }
+
+  /** The pad of the chosen message of every OT in the batch (`bytes` bytes each). */
+  pads(b: KkRecvBatch, bytes: number): Uint8Array {
+    checkBytes(bytes, 'KkReceiver.pads');
+    const out = new Uint8Array(b.m * bytes), t = b.t;
+    for (let j0 = 0; j0 < b.m; j0 += SLICE_BLOCKS) {
+      const count = Math.min(SLICE_BLOCKS, b.m - j0);
+      const v = new Int32Array(4 * count), lo = new Int32Array(4 * count), t0 = new Int32Array(count), t1 = new Int32Array(count);
+      for (let k = 0; k < count; k++) {
+        const r = 8 * (j0 + k), p = 4 * k, tw = b.first + j0 + k, i = b.choices[j0 + k]!;
+        const h0 = t[r + 4]!, h1 = t[r + 5]!, h2 = t[r + 6]!, h3 = t[r + 7]!;
+        lo[p] = t[r]!;
+        lo[p + 1] = t[r + 1]!;
+        lo[p + 2] = t[r + 2]!;
+        lo[p + 3] = t[r + 3]!;
+        t0[k] = tw;
+        t1[k] = i;
+        v[p] = h2 ^ tw;
+        v[p + 1] = h3 ^ i;
+        v[p + 2] = h2 ^ h0 ^ 1;
+        v[p + 3] = h3 ^ h1 ^ DOMAIN_KK;
+      }
+      hashTail(v, lo, count, t0, t1, out.subarray(j0 * bytes), bytes);
+    }
+    return out;
+  }
+
+  /** m random OTs: the pad of message choices[j] of each. */
+  async receiveRandom(choices: Uint8Array, m: number, N: number, bytes: number): Promise<Uint8Array> {
+    return this.pads(this.extend(choices, m, N), bytes);
+  }
+
+  /** m chosen-message OTs: message choices[j] of each (`bytes` bytes). */
+  async receiveChosen(choices: Uint8Array, m: number, N: number, bytes: number): Promise<Uint8Array> {
+    const p = this.pads(this.extend(choices, m, N), bytes);
+    const y = await this.ch.recvBytes('KK13 masked messages', m * N * bytes);
+    for (let j = 0; j < m; j++) {
+      const o = (j * N + choices[j]!) * bytes;
+      for (let b = 0; b < bytes; b++) p[j * bytes + b] ^= y[o + b]!;
+    }
+    return p;
+  }
+}
