@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
+import { otRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
+import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
+import { r64Add, r64FromBig, r64Shr, r64ToBig, truncClientShare, type R64 } from '../../src/pi/fixed.js';
+import { reluShiftClear } from '../../src/pi/plan.js';
+import { randBig } from './helpers.js';
+
+const M = 1n << 64n;
+
+/** x values at the edges of a site's range, then random ones; b uniform (the session's client shares are). */
+function inputs(width: number, shift: number, nRandom: number): { x: bigint[]; a: R64; b: R64 } {
+  const H = 1n << BigInt(width - 1), F = 1n << BigInt(shift);
+  const edge = [0n, 1n, -1n, 2n, -2n, F, -F, F - 1n, -(F - 1n), F + 1n, -F - 1n, H - F - 1n, -H, -H + 1n, H / 2n, -H / 2n];
+  const x = [...edge, ...Array.from({ length: nRandom }, () => (randBig(width) % (2n * H - F)) - H)];
+  const b = x.map(() => randBig(64));
+  const a = x.map((v, i) => (((v - b[i]!) % M) + M) % M);
+  return { x, a: r64FromBig(a), b: r64FromBig(b) };
+}
+
+// One session per batch size (its set-up runs the base OTs); sites get distinct op indices.
+const sessions = new Map<number, Promise<[Channel, Channel, ReluServer, ReluClient]>>();
+let nextOp = 0;
+function session(batch: number) {
+  let p = sessions.get(batch);
+  if (!p) {
+    const [s, c] = channelPair();
+    p = Promise.all([otRelu.server(s, { batch }), otRelu.client(c, { batch })]).then(([S, C]) => [s, c, S, C]);
+    sessions.set(batch, p);
+  }
+  return p;
+}
+
+async function runSite(site0: ReluSite, a: R64, b: R64, batch = 16384) {
+  const [s, c, S, C] = await session(batch);
+  const site = { ...site0, op: nextOp++ };
+  s.resetStats(); c.resetStats();
+  const [, r] = await Promise.all([S.offline(site), C.offline(site, b)]);
+  const off = { s: s.resetStats(), c: c.resetStats() };
+  const [z] = await Promise.all([S.online(site, a), C.online(site)]);
+  const on = { s: s.resetStats(), c: c.resetStats() };
+  return { y: r64Add(z, r), off, on };
+}
+
+test('ReLU by OT: y = ReLU(a\' + b\') exactly, within [0, +1] ULP of ReLU(x) >> shift, at the range edges; several widths, chunked offline', async () => {
+  // (45, 12): the plan's sites (32-bit comparison, 3 levels); (64, 0): 63 bits, 4 levels (the server ends the
+  // comparison); (14, 12): 1 bit, no AND level; (20, 0): no truncation.
+  for (const [width, shift, batch] of [[45, 12, 16384], [45, 12, 64], [64, 0, 16384], [14, 12, 64], [20, 0, 16384], [33, 5, 16384]] as const) {
+    const { x, a, b } = inputs(width, shift, 300);
+    const site: ReluSite = { op: 1, name: 'stage1.block0.relu1', size: x.length, width, shift };
+    const { y } = await runSite(site, a, b, batch);
+    const got = r64ToBig(y);
+    const exact = r64ToBig(reluShiftClear(r64FromBig(x), shift));
+    const xt = r64ToBig(r64Add(r64Shr(a, shift), truncClientShare(b, shift)));
+    x.forEach((v, i) => {
+      const t = xt[i]!;
+      assert.equal(got[i], t > 0n ? t : 0n, `w=${width} s=${shift}: x=${v}: ReLU of the truncated shares`);
+      const d = got[i]! - exact[i]!;
+      assert.ok(d === 0n || d === 1n, `w=${width} s=${shift}: x=${v}: ${got[i]} vs exact ${exact[i]}`);
+    });
+  }
+});
+
+test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online flights', async () => {
+  const n = 4096, site: ReluSite = { op: 3, name: 'stem.relu', size: n, width: 45, shift: 12 };
+  const { a, b } = inputs(45, 12, n - 16);
+  const { off, on } = await runSite(site, a, b);
+  const shape = siteShape(site);
+  assert.equal(shape.leaves, 8);
+  // Offline: KK13 matrix 32 B per leaf; IKNP 16 B per OT: 7 triple units + 1 mux OT per element, each direction.
+  assert.equal(off.c.bytesSent, 32 * 8 * n + 16 * 7 * n + 16 * n);
+  assert.equal(off.s.bytesSent, 16 * 7 * n + 16 * n);
+  // Online: leaf tables 30 B, openings 2 x 18 bits, mux choice bits 2 x 1 bit, mux messages 2 x 8 B, re-share 8 B.
+  assert.equal(on.s.bytesSent, 30 * n + (18 * n) / 8 + n / 8 + 8 * n);
+  assert.equal(on.c.bytesSent, (18 * n) / 8 + n / 8 + 16 * n);
+  assert.equal(on.s.rounds, 6);
+  assert.equal(on.c.rounds, 6);
+  const total = (off.c.bytesSent + off.s.bytesSent + on.s.bytesSent + on.c.bytesSent) / n;
+  assert.ok(total <= 700, `${total} B per ReLU`);
+});
+
+test('malformed or truncated ReLU messages are named; online before offline is refused', async () => {
+  const n = 100, site: ReluSite = { op: 5, name: 'stage2.block0.relu2', size: n, width: 45, shift: 12 };
+  const { a, b } = inputs(45, 12, n - 16);
+  for (const cut of ['mux', 'reshare'] as const) {
+    const [s, c] = channelPair();
+    const [S, C] = await Promise.all([otRelu.server(s, { batch: 16384 }), otRelu.client(c, { batch: 16384 })]);
+    await Promise.all([S.offline(site), C.offline(site, b)]);
+    // The client's mux choice corrections (the first message after the comparison), or its last message, lose a byte.
+    const send = c.send.bind(c);
+    let k = 0;
+    const victim = cut === 'mux' ? 3 : 4;
+    c.send = (d: Uint8Array) => send(++k === victim ? d.subarray(1) : d);
+    const ps = S.online(site, a);
+    void C.online(site).catch(() => {});
+    await assert.rejects(ps, cut === 'mux'
+      ? /malformed message: online: stage2\.block0\.relu2: mux choice corrections: expected 13 bytes, got 12/
+      : /malformed message: online: stage2\.block0\.relu2: mux message and re-share: expected 1600 bytes, got 1599/);
+    s.close();
+  }
+  const [s, c] = channelPair();
+  const [S] = await Promise.all([otRelu.server(s, { batch: 16384 }), otRelu.client(c, { batch: 16384 })]);
+  await assert.rejects(S.online(site, a), /relu ot: stage2\.block0\.relu2: online before offline/);
+});
