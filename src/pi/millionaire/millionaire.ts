@@ -23,7 +23,7 @@ import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { OtSession } from '../ot/session.js';
 import { randomWords } from '../crypto/random.js';
-import { bitWords, clampBits, getBit, xorBits, type Bits } from '../bits.js';
+import { bitWords, clampBits, xorBits, type Bits } from '../bits.js';
 import { recvChecked } from '../wire.js';
 
 export interface Combine {
@@ -107,12 +107,16 @@ export interface MillClientCorr {
   triples: TripleShares[];
 }
 
-/** Digit j of each value (bits [j*d, (j+1)*d), cut at `bits`). */
-function digitAt(x: R64, i: number, pos: number, d: number, bits: number): number {
-  const w = Math.min(d, bits - pos), mask = (1 << w) - 1, lo = x.lo[i]!, hi = x.hi[i]!;
-  if (pos >= 32) return (hi >>> (pos - 32)) & mask;
-  if (pos + w <= 32) return (lo >>> pos) & mask;
-  return ((lo >>> pos) | (hi << (32 - pos))) & mask;
+/** The digits of every value, leaf-major (digit j of value i at j * n + i; bits [j*d, (j+1)*d), cut at `bits`). */
+function digits(x: R64, shape: CompareShape): Uint8Array {
+  const n = x.lo.length, { leaves, digit: d, bits } = shape, out = new Uint8Array(leaves * n);
+  for (let j = 0; j < leaves; j++) {
+    const pos = j * d, mask = (1 << Math.min(d, bits - pos)) - 1, o = j * n;
+    if (pos >= 32) for (let i = 0; i < n; i++) out[o + i] = (x.hi[i]! >>> (pos - 32)) & mask;
+    else if (pos + d <= 32) for (let i = 0; i < n; i++) out[o + i] = (x.lo[i]! >>> pos) & mask;
+    else for (let i = 0; i < n; i++) out[o + i] = ((x.lo[i]! >>> pos) | (x.hi[i]! << (32 - pos))) & mask;
+  }
+  return out;
 }
 
 const randomBits = (n: number) => clampBits(randomWords(bitWords(n)), n);
@@ -199,9 +203,8 @@ export async function millionaireOfflineServer(ots: OtSession, shape: CompareSha
 export async function millionaireOfflineClient(ots: OtSession, shape: CompareShape, y: R64): Promise<MillClientCorr> {
   const kk = ots.kkReceiver;
   if (!kk) throw new Error('millionaire: the client needs the KK13 receiver of the OT session');
-  const n = y.lo.length, { N, leaves: L, digit, bits } = shape;
-  const choices = new Uint8Array(L * n);
-  for (let j = 0; j < L; j++) for (let i = 0; i < n; i++) choices[j * n + i] = digitAt(y, i, j * digit, digit, bits);
+  const n = y.lo.length, { N, leaves: L } = shape;
+  const choices = digits(y, shape);
   // Message order as the server receives them: the triples' matrix (A), then the leaves' (KK13).
   const pending = makeTriples(ots, shape, n);
   const p = kk.pads(kk.extend(choices, L * n, N), 1);
@@ -272,18 +275,17 @@ function complete(shape: CompareShape, level: number, nodes: Node[], triples: Tr
 
 /** The server's leaf tables: per leaf N bits of gt per element, then (if needed) N bits of eq. */
 function leafTables(shape: CompareShape, corr: MillServerCorr, x: R64): Uint32Array {
-  const { N, digit, bits } = shape, n = corr.n, per = Math.ceil((n * N) / 32);
-  const out = new Uint32Array(tableWords(shape, n));
+  const { N } = shape, n = corr.n, per = Math.ceil((n * N) / 32);
+  const out = new Uint32Array(tableWords(shape, n)), xd = digits(x, shape);
   const maskN = (1 << N) - 1;
   let base = 0;
   for (let j = 0; j < shape.leaves; j++) {
-    const pads = corr.pads[j]!, gt0 = corr.gt[j]!, eq0 = corr.eq[j], pos = j * digit;
+    const pads = corr.pads[j]!, gt0 = corr.gt[j]!, eq0 = corr.eq[j], o = j * n;
     const eqBase = base + per;
     for (let i = 0; i < n; i++) {
-      const xd = digitAt(x, i, pos, digit, bits), p = pads[i]!, bit = i * N, w = bit >>> 5, sh = bit & 31;
-      const g = (((1 << xd) - 1) ^ (getBit(gt0, i) ? maskN : 0) ^ p) & maskN;
-      out[base + w] |= g << sh;
-      if (eq0) out[eqBase + w] |= (((1 << xd) ^ (getBit(eq0, i) ? maskN : 0) ^ (p >>> N)) & maskN) << sh;
+      const d = xd[o + i]!, p = pads[i]!, bit = i * N, w = bit >>> 5, sh = bit & 31, sw = i >>> 5, sb = i & 31;
+      out[base + w] |= ((((1 << d) - 1) ^ -((gt0[sw]! >>> sb) & 1) ^ p) & maskN) << sh;
+      if (eq0) out[eqBase + w] |= (((1 << d) ^ -((eq0[sw]! >>> sb) & 1) ^ (p >>> N)) & maskN) << sh;
     }
     base += eq0 ? 2 * per : per;
   }
@@ -292,13 +294,13 @@ function leafTables(shape: CompareShape, corr: MillServerCorr, x: R64): Uint32Ar
 
 /** The client's leaf shares from the tables: bit y_j of each chunk ⊕ its pad bit. */
 function leafShares(shape: CompareShape, corr: MillClientCorr, y: R64, tables: Uint32Array): Node[] {
-  const { N, digit, bits } = shape, n = corr.n, per = Math.ceil((n * N) / 32), W = bitWords(n);
+  const { N } = shape, n = corr.n, per = Math.ceil((n * N) / 32), W = bitWords(n), yd = digits(y, shape);
   const nodes: Node[] = [];
   let base = 0;
   for (let j = 0; j < shape.leaves; j++) {
-    const hasEq = shape.leafEq[j]!, gt = corr.pgt[j]!.slice(), eq = hasEq ? corr.peq[j]!.slice() : null, pos = j * digit;
+    const hasEq = shape.leafEq[j]!, gt = corr.pgt[j]!.slice(), eq = hasEq ? corr.peq[j]!.slice() : null, o = j * n;
     for (let i = 0; i < n; i++) {
-      const yd = digitAt(y, i, pos, digit, bits), bit = i * N + yd, w = bit >>> 5, sh = bit & 31;
+      const bit = i * N + yd[o + i]!, w = bit >>> 5, sh = bit & 31;
       gt[i >>> 5] ^= ((tables[base + w]! >>> sh) & 1) << (i & 31);
       if (eq) eq[i >>> 5] ^= ((tables[base + per + w]! >>> sh) & 1) << (i & 31);
     }

@@ -73,25 +73,36 @@ class Counter {
 const SLICE_BLOCKS = 16384;
 
 /**
- * Shared tail of H: given the inner inputs v (4 words per block, already σ(x_hi) ⊕ tweak1) and the low halves
- * lo of x (4 words per block), writes the first `bytes` bytes of H per block into out.
+ * H for `count` blocks given, per block, the inner input v = σ(x_hi) ⊕ (j, i, 1, DOMAIN_KK) and the outer input's
+ * known part w = σ(x_lo) ⊕ (j, i, 2, DOMAIN_KK) (4 words each). σ is linear, so the outer input is
+ * w ⊕ σ(π(v) ⊕ v). Writes the first `bytes` bytes of H per block into out; v is overwritten.
  */
-function hashTail(v: Int32Array, lo: Int32Array, count: number, t0: Int32Array, t1: Int32Array, out: Uint8Array, bytes: number): void {
+function hashBlocks(v: Int32Array, w: Int32Array, count: number, out: Uint8Array, bytes: number): void {
   const e = fixedKeyAes(v, count);
-  for (let k = 0; k < count; k++) {
-    const q = 4 * k;
-    const l0 = lo[q]! ^ e[q]! ^ v[q]!, l1 = lo[q + 1]! ^ e[q + 1]! ^ v[q + 1]!;
-    const l2 = lo[q + 2]! ^ e[q + 2]! ^ v[q + 2]!, l3 = lo[q + 3]! ^ e[q + 3]! ^ v[q + 3]!;
-    v[q] = l2 ^ t0[k]!;
-    v[q + 1] = l3 ^ t1[k]!;
-    v[q + 2] = l2 ^ l0 ^ 2;
-    v[q + 3] = l3 ^ l1 ^ DOMAIN_KK;
+  for (let q = 0; q < 4 * count; q += 4) {
+    const h0 = e[q]! ^ v[q]!, h1 = e[q + 1]! ^ v[q + 1]!, h2 = e[q + 2]! ^ v[q + 2]!, h3 = e[q + 3]! ^ v[q + 3]!;
+    v[q] = w[q]! ^ h2;
+    v[q + 1] = w[q + 1]! ^ h3;
+    v[q + 2] = w[q + 2]! ^ h2 ^ h0;
+    v[q + 3] = w[q + 3]! ^ h3 ^ h1;
   }
   const f = fixedKeyAes(v, count);
-  for (let w = 0; w < 4 * count; w++) f[w] ^= v[w]!;
+  if (bytes === 1) {
+    for (let k = 0; k < count; k++) out[k] = (f[4 * k]! ^ v[4 * k]!) & 255;
+    return;
+  }
+  for (let q = 0; q < 4 * count; q++) f[q] ^= v[q]!;
   const fb = new Uint8Array(f.buffer, f.byteOffset, 16 * count);
-  if (bytes === 1) for (let k = 0; k < count; k++) out[k] = fb[16 * k]!;
-  else for (let k = 0; k < count; k++) for (let b = 0; b < bytes; b++) out[k * bytes + b] = fb[16 * k + b]!;
+  for (let k = 0; k < count; k++) for (let b = 0; b < bytes; b++) out[k * bytes + b] = fb[16 * k + b]!;
+}
+
+/** σ(x) ⊕ t for 4 words at x[o..o+3], into out[p..p+3]. */
+function sigmaInto(x: Int32Array, o: number, t0: number, t1: number, t2: number, t3: number, out: Int32Array, p: number): void {
+  const x0 = x[o]!, x1 = x[o + 1]!, x2 = x[o + 2]!, x3 = x[o + 3]!;
+  out[p] = x2 ^ t0;
+  out[p + 1] = x3 ^ t1;
+  out[p + 2] = x2 ^ x0 ^ t2;
+  out[p + 3] = x3 ^ x1 ^ t3;
 }
 
 /** One sender batch: rows q_j (8 words each) for OTs first .. first+m-1 of the session. */
@@ -111,14 +122,21 @@ export interface KkRecvBatch {
 
 export class KkSender {
   private readonly counter = new Counter();
-  /** C(i) ∧ s for every i < 256, 8 words each. */
-  private readonly cs: Int32Array;
   private readonly s32: Int32Array;
+  /** Per message i: σ((C(i) ∧ s)_hi) ⊕ (0, i, 1, DOMAIN_KK) and σ((C(i) ∧ s)_lo) ⊕ (0, i, 2, DOMAIN_KK). */
+  private readonly inner: Int32Array;
+  private readonly outer: Int32Array;
 
   private constructor(private readonly ch: Channel, s: Uint8Array, private readonly prgs: Prg[]) {
     this.s32 = new Int32Array(s.slice().buffer);
-    this.cs = new Int32Array(KK_MAX_N * 8);
-    for (let i = 0; i < KK_MAX_N; i++) for (let w = 0; w < 8; w++) this.cs[8 * i + w] = WH[8 * i + w]! & this.s32[w]!;
+    const cs = new Int32Array(KK_MAX_N * 8);
+    for (let i = 0; i < KK_MAX_N; i++) for (let w = 0; w < 8; w++) cs[8 * i + w] = WH[8 * i + w]! & this.s32[w]!;
+    this.inner = new Int32Array(KK_MAX_N * 4);
+    this.outer = new Int32Array(KK_MAX_N * 4);
+    for (let i = 0; i < KK_MAX_N; i++) {
+      sigmaInto(cs, 8 * i + 4, 0, i, 1, DOMAIN_KK, this.inner, 4 * i);
+      sigmaInto(cs, 8 * i, 0, i, 2, DOMAIN_KK, this.outer, 4 * i);
+    }
   }
 
   /** 256 base OTs (as their receiver, choices = the bits of a fresh random s). */
@@ -158,29 +176,24 @@ export class KkSender {
   pads(b: KkSendBatch, N: number, bytes: number): Uint8Array {
     checkN(N, 'KkSender.pads');
     checkBytes(bytes, 'KkSender.pads');
-    const out = new Uint8Array(b.m * N * bytes), cs = this.cs, q = b.q;
+    const out = new Uint8Array(b.m * N * bytes), q = b.q, ci = this.inner, co = this.outer;
     const per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
+    const sq = new Int32Array(8);
     for (let j0 = 0; j0 < b.m; j0 += per) {
       const cnt = Math.min(per, b.m - j0), count = cnt * N;
-      const v = new Int32Array(4 * count), lo = new Int32Array(4 * count), t0 = new Int32Array(count), t1 = new Int32Array(count);
+      const v = new Int32Array(4 * count), w = new Int32Array(4 * count);
       for (let jj = 0; jj < cnt; jj++) {
+        // σ is linear: σ(q ⊕ c) ⊕ t = (σ(q) ⊕ (j, 0, 0, 0)) ⊕ (σ(c) ⊕ (0, i, stage, DOMAIN_KK)).
         const r = 8 * (j0 + jj), tw = b.first + j0 + jj;
-        for (let i = 0; i < N; i++) {
-          const k = jj * N + i, p = 4 * k, c = 8 * i;
-          const h0 = q[r + 4]! ^ cs[c + 4]!, h1 = q[r + 5]! ^ cs[c + 5]!, h2 = q[r + 6]! ^ cs[c + 6]!, h3 = q[r + 7]! ^ cs[c + 7]!;
-          lo[p] = q[r]! ^ cs[c]!;
-          lo[p + 1] = q[r + 1]! ^ cs[c + 1]!;
-          lo[p + 2] = q[r + 2]! ^ cs[c + 2]!;
-          lo[p + 3] = q[r + 3]! ^ cs[c + 3]!;
-          t0[k] = tw;
-          t1[k] = i;
-          v[p] = h2 ^ tw;
-          v[p + 1] = h3 ^ i;
-          v[p + 2] = h2 ^ h0 ^ 1;
-          v[p + 3] = h3 ^ h1 ^ DOMAIN_KK;
+        sigmaInto(q, r + 4, tw, 0, 0, 0, sq, 0);
+        sigmaInto(q, r, tw, 0, 0, 0, sq, 4);
+        const a0 = sq[0]!, a1 = sq[1]!, a2 = sq[2]!, a3 = sq[3]!, c0 = sq[4]!, c1 = sq[5]!, c2 = sq[6]!, c3 = sq[7]!;
+        for (let i = 0, p = 4 * jj * N; i < 4 * N; i += 4, p += 4) {
+          v[p] = a0 ^ ci[i]!; v[p + 1] = a1 ^ ci[i + 1]!; v[p + 2] = a2 ^ ci[i + 2]!; v[p + 3] = a3 ^ ci[i + 3]!;
+          w[p] = c0 ^ co[i]!; w[p + 1] = c1 ^ co[i + 1]!; w[p + 2] = c2 ^ co[i + 2]!; w[p + 3] = c3 ^ co[i + 3]!;
         }
       }
-      hashTail(v, lo, count, t0, t1, out.subarray(j0 * N * bytes), bytes);
+      hashBlocks(v, w, count, out.subarray(j0 * N * bytes), bytes);
     }
     return out;
   }
@@ -251,22 +264,13 @@ export class KkReceiver {
     const out = new Uint8Array(b.m * bytes), t = b.t;
     for (let j0 = 0; j0 < b.m; j0 += SLICE_BLOCKS) {
       const count = Math.min(SLICE_BLOCKS, b.m - j0);
-      const v = new Int32Array(4 * count), lo = new Int32Array(4 * count), t0 = new Int32Array(count), t1 = new Int32Array(count);
+      const v = new Int32Array(4 * count), w = new Int32Array(4 * count);
       for (let k = 0; k < count; k++) {
-        const r = 8 * (j0 + k), p = 4 * k, tw = b.first + j0 + k, i = b.choices[j0 + k]!;
-        const h0 = t[r + 4]!, h1 = t[r + 5]!, h2 = t[r + 6]!, h3 = t[r + 7]!;
-        lo[p] = t[r]!;
-        lo[p + 1] = t[r + 1]!;
-        lo[p + 2] = t[r + 2]!;
-        lo[p + 3] = t[r + 3]!;
-        t0[k] = tw;
-        t1[k] = i;
-        v[p] = h2 ^ tw;
-        v[p + 1] = h3 ^ i;
-        v[p + 2] = h2 ^ h0 ^ 1;
-        v[p + 3] = h3 ^ h1 ^ DOMAIN_KK;
+        const r = 8 * (j0 + k), tw = b.first + j0 + k, i = b.choices[j0 + k]!;
+        sigmaInto(t, r + 4, tw, i, 1, DOMAIN_KK, v, 4 * k);
+        sigmaInto(t, r, tw, i, 2, DOMAIN_KK, w, 4 * k);
       }
-      hashTail(v, lo, count, t0, t1, out.subarray(j0 * bytes), bytes);
+      hashBlocks(v, w, count, out.subarray(j0 * bytes), bytes);
     }
     return out;
   }
