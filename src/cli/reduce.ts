@@ -43,6 +43,8 @@ export function registerReduceCommands(program: Command): void {
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
     .option('--finetune-limit-train <n>', 'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)', num)
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
+    .option('--relu <name>', 'ReLU protocol the latency estimate assumes: gc, ot', 'gc')
+    .option('--link <profile>', 'link the latency estimate assumes: lan, wan, none or BANDWIDTH,RTT (e.g. 3gbit,0.3ms)', 'none')
     .option('--json', 'print results.json')
     .action(async (o: Record<string, any>) => {
       const [b, cr, ca, ft] = nums(o.epochs);
@@ -52,6 +54,7 @@ export function registerReduceCommands(program: Command): void {
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
+        relu: o.relu, link: o.link,
       });
       const r = await reduce(c);
       if (o.json) console.log(JSON.stringify(r));

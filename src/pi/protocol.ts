@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { listenTcp, type TcpListener } from './transport/tcp.js';
+import { shapeChannel, type LinkProfile } from './transport/shaping.js';
 import {
   dequantize, quantize, r64Add, r64FromBytes, r64Random, r64Sub, r64ToBytes, type R64,
 } from './fixed.js';
@@ -206,6 +207,8 @@ export function serveClient(ch0: Channel, model: ServerModel, o: SessionOptions 
 export interface ServeOptions extends SessionOptions {
   port: number;
   host?: string;
+  /** Shapes the server's sends to each client as over this link (benchmarks; null or absent: no shaping). */
+  link?: LinkProfile | null;
   onSession?: (r: PartyReport, ch: Channel) => void;
   onError?: (e: Error, ch: Channel) => void;
 }
@@ -214,7 +217,7 @@ export interface ServeOptions extends SessionOptions {
 export function servePi(model: ServerModel, o: ServeOptions): Promise<TcpListener> {
   if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
   return listenTcp({ port: o.port, host: o.host, onError: o.onError }, async (ch) => {
-    const r = await serveClient(ch, model, o);
+    const r = await serveClient(shapeChannel(ch, o.link ?? null), model, o);
     o.onSession?.(r, ch);
     ch.close();
   });

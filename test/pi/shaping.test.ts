@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
-import { describeLink, parseLink, shapeChannel, LINK_PROFILES } from '../../src/pi/transport/shaping.js';
+import { describeLink, parseLink, parseLinks, shapeChannel, LINK_PROFILES } from '../../src/pi/transport/shaping.js';
 
 test('link profiles: lan, wan, none and BANDWIDTH,RTT; bad specs are named', () => {
   assert.deepEqual(parseLink('lan'), { name: 'lan', bandwidth: 3e9, rttMs: 0.3 });
@@ -12,6 +12,7 @@ test('link profiles: lan, wan, none and BANDWIDTH,RTT; bad specs are named', () 
   assert.deepEqual(parseLink('3gbit,0.3ms'), { name: '3gbit,0.3ms', bandwidth: 3e9, rttMs: 0.3 });
   assert.deepEqual(parseLink('100mbps, 250us'), { name: '100mbps,250us', bandwidth: 1e8, rttMs: 0.25 });
   assert.equal(describeLink(LINK_PROFILES.wan!), 'wan: 400 Mbit/s, 40 ms RTT');
+  assert.deepEqual(parseLinks('lan,3gbit,0.3ms,none').map((l) => l?.name ?? null), ['lan', '3gbit,0.3ms', null]);
   for (const bad of ['fast', '3gbit', '3ghz,1ms', '0gbit,1ms', '1gbit,-1ms']) assert.throws(() => parseLink(bad), /link '.*': expected lan, wan, none or BANDWIDTH,RTT/);
 });
 

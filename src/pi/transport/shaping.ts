@@ -39,6 +39,16 @@ export function parseLink(spec: string): LinkProfile | null {
   return { name: `${m![1]}${m![2]},${m![3]}${m![4]}`, bandwidth, rttMs };
 }
 
+/** A list of profiles, e.g. 'lan,wan,none' or 'lan,3gbit,0.3ms' (a custom profile's two parts stay together). */
+export function parseLinks(spec: string): (LinkProfile | null)[] {
+  const t = spec.split(',').map((x) => x.trim()), out: (LinkProfile | null)[] = [];
+  for (let i = 0; i < t.length; i++) {
+    if (/^[\d.]/.test(t[i]!) && i + 1 < t.length) { out.push(parseLink(`${t[i]},${t[i + 1]}`)); i++; }
+    else out.push(parseLink(t[i]!));
+  }
+  return out;
+}
+
 /** A readable form for reports: '3 Gbit/s, 0.3 ms RTT'. */
 export function describeLink(l: LinkProfile | null): string {
   if (!l) return 'no shaping';
