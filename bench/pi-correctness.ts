@@ -2,7 +2,8 @@
 // the fixed-point plaintext reference (max |diff| in ULPs of the output scale) and top-1 agreement with the float
 // model. Images are split over --jobs processes (each runs client, server and dealer for its share).
 // Usage: node dist/bench/pi-correctness.js --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]
-//        [--data DIR] [--json]
+//        [--data DIR] [--relu gc|ot] [--json]
+// gc is bit-exact with all ReLUs kept; ot adds 0 or +1 ULP (2^-f) per kept ReLU (local truncation, docs/pi.md).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -15,14 +16,17 @@ import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport/channel.js';
 import { Dealer } from '../src/pi/linear/dealer/dealer.js';
 import { quantize, r64ToBig } from '../src/pi/fixed.js';
+import { makeReluProtocol } from '../src/pi/relu/registry.js';
 
 const { values: a } = parseArgs({
   options: {
     model: { type: 'string' }, n: { type: 'string', default: '1000' }, from: { type: 'string', default: '0' }, jobs: { type: 'string', default: '1' },
     dataset: { type: 'string', default: 'fashion-mnist' }, data: { type: 'string' }, json: { type: 'boolean' }, part: { type: 'boolean' },
+    relu: { type: 'string', default: 'gc' },
   },
 });
-if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]');
+if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist] [--relu gc|ot]');
+const RELU = makeReluProtocol(a.relu!).name;
 const N = Number(a.n), FROM = Number(a.from), JOBS = Math.max(1, Math.min(Number(a.jobs), N));
 if (!Number.isInteger(N) || N < 1 || !Number.isInteger(FROM) || FROM < 0 || !Number.isInteger(JOBS)) throw new Error('--n, --from and --jobs must be integers (n, jobs >= 1)');
 
@@ -50,7 +54,7 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
   for (let i = from; i < from + n; i++) {
     const { x, label } = datasetImage(plan, a.dataset!, i, a.data);
     const [s, cl] = channelPair();
-    const [, r] = await Promise.all([serveClient(s, model, { dealer: dealer.link() }), runClient(cl, x, { dealer: dealer.link() })]);
+    const [, r] = await Promise.all([serveClient(s, model, { dealer: dealer.link(), relu: RELU }), runClient(cl, x, { dealer: dealer.link(), relu: RELU })]);
     const ref = referenceForward(model, quantize(x, plan.fixed.f));
     const sec = r64ToBig(r.out), rf = r64ToBig(ref.out);
     sec.forEach((v, k) => { const d = v > rf[k]! ? v - rf[k]! : rf[k]! - v; if (d > maxUlp) maxUlp = d; });
@@ -90,7 +94,7 @@ async function runJobs(): Promise<Part> {
   const t0 = Date.now();
   const parts = await Promise.all(Array.from({ length: JOBS }, (_, j) => {
     const from = FROM + Math.floor((j * N) / JOBS), n = FROM + Math.floor(((j + 1) * N) / JOBS) - from;
-    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--part', ...(a.data ? ['--data', a.data] : [])];
+    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--relu', RELU, '--part', ...(a.data ? ['--data', a.data] : [])];
     // One libtorch thread per process: the processes are the parallelism.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
     let out = '', err = '';
@@ -119,7 +123,7 @@ if (a.part) {
     if (!a.json && (d % 10 === 0 || d === N)) process.stderr.write(`\r${d}/${N} images, max diff ${p.maxUlp} ULPs, top-1 agreement with float ${(100 * p.agreeFloat / d).toFixed(2)}%   `);
   });
   const res = {
-    model: a.model, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
+    model: a.model, relu: RELU, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
     maxDiffUlps: Number(part.maxUlp), maxDiffLogits: Number(part.maxUlp) / 2 ** part.outputScale,
     top1AgreementFloat: part.agreeFloat / N, top1AgreementReference: part.agreeRef / N, secureAccuracy: part.correct / N,
     // headroom: largest |x| bits at a ReLU minus the circuit width (must be < -1); largest |x| bits at a local truncation

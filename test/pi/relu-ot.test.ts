@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { otRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
 import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
-import { r64Add, r64FromBig, r64Shr, r64ToBig, truncClientShare, type R64 } from '../../src/pi/fixed.js';
+import { r64Add, r64FromBig, r64Shr, r64ToBig, r64ToBytes, truncClientShare, type R64 } from '../../src/pi/fixed.js';
+import { byteHistogram, chi2TwoSample, chi2Uniform, CHI2_255_BOUND, leakedWords, onesFraction, secretWords, Transcript } from './transcript.js';
 import { reluShiftClear } from '../../src/pi/plan.js';
 import { randBig } from './helpers.js';
 
@@ -102,4 +103,47 @@ test('malformed or truncated ReLU messages are named; online before offline is r
   const [s, c] = channelPair();
   const [S] = await Promise.all([otRelu.server(s, { batch: 16384 }), otRelu.client(c, { batch: 16384 })]);
   await assert.rejects(S.online(site, a), /relu ot: stage2\.block0\.relu2: online before offline/);
+});
+
+test("the server's view: OT matrices and values padded by the client's randomness; no client share or plain value; independent of the input", async () => {
+  const [s, c, S, C] = await session(16384);
+  const tr = new Transcript(s);
+  const n = 2000, views: Uint8Array[][] = [];
+  const agree = { e: 0, z: 0 };
+  for (const kind of ['zero', 'large'] as const) {
+    const x = Array.from({ length: n }, (_, i) => (kind === 'zero' ? 0n : (i % 2 ? 1n : -1n) * (randBig(43) | (1n << 40n))));
+    const b = r64FromBig(x.map(() => randBig(64)));
+    const a = r64FromBig(x.map((v, i) => BigInt.asUintN(64, v - r64ToBig(b)[i]!)));
+    const site: ReluSite = { op: nextOp++, name: `privacy.${kind}`, size: n, width: 45, shift: 12 };
+    tr.label = `${kind}/offline`;
+    const [, r] = await Promise.all([S.offline(site), C.offline(site, b)]);
+    tr.label = `${kind}/online`;
+    const [z] = await Promise.all([S.online(site, a), C.online(site)]);
+    const y = r64Add(z, r);
+    const online = tr.bytes(`${kind}/online`), all = [...tr.bytes(`${kind}/offline`), ...online];
+    // No word of the client's shares (b, b', r, its mux share y - z... = r + its re-share) nor of x, x' and y.
+    const xt = r64Add(r64Shr(a, 12), truncClientShare(b, 12));
+    const secrets = secretWords(b, truncClientShare(b, 12), r, r64FromBig(x), xt, y);
+    assert.ok(secrets.size >= 3 * n - 10, `${secrets.size} secret words`);
+    assert.deepEqual(leakedWords(all, secrets), []);
+    // The check would see a leak: the client's share b sent as is.
+    assert.equal(leakedWords([r64ToBytes(b)], secrets).length, n);
+    // Online, the server receives the client's openings (2 flights), its choice corrections, its mux message and
+    // re-share: uniform bytes, the same distribution for both inputs.
+    assert.equal(online.length, 4);
+    const h = byteHistogram(online);
+    assert.ok(chi2Uniform(h) < CHI2_255_BOUND, `${kind}: chi2 ${chi2Uniform(h).toFixed(1)}`);
+    assert.ok(Math.abs(onesFraction(all) - 0.5) < 0.002, `${kind}: ones ${onesFraction(all)}`);
+    views.push(online);
+    // The choice corrections e1 = d1 ⊕ ρ (2nd online frame) carry nothing of DReLU(x); nor the re-share of y.
+    const e1 = online[2]!, zs = online[3]!.subarray(8 * n), yb = r64ToBytes(y);
+    for (let i = 0; i < n; i++) {
+      if (((e1[i >>> 3]! >>> (i & 7)) & 1) === (x[i]! >= 0n ? 1 : 0)) agree.e++;
+      if ((zs[8 * i]! & 1) === (yb[8 * i]! & 1)) agree.z++;
+    }
+  }
+  const chi = chi2TwoSample(byteHistogram(views[0]!), byteHistogram(views[1]!));
+  assert.ok(chi < CHI2_255_BOUND, `two-sample chi2 ${chi.toFixed(1)}`);
+  for (const [k, v] of Object.entries(agree)) assert.ok(Math.abs(v / (2 * n) - 0.5) < 0.04, `${k}: agreement with the plain value ${v / (2 * n)}`);
+  void c;
 });
