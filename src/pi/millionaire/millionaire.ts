@@ -180,16 +180,11 @@ export async function millionaireOfflineServer(ots: OtSession, shape: CompareSha
   if (!kk) throw new Error('millionaire: the server needs the KK13 sender of the OT session');
   const { N, leaves: L } = shape;
   const triples = makeTriples(ots, shape, n);
-  const p = kk.pads(await kk.extend(L * n), N, 1);
+  const p = kk.padPlanes(await kk.extend(L * n), N, 2);
   const pads: Uint32Array[] = [];
   for (let j = 0; j < L; j++) {
     const v = new Uint32Array(n);
-    for (let i = 0; i < n; i++) {
-      const o = (j * n + i) * N;
-      let g = 0, e = 0;
-      for (let k = 0; k < N; k++) { const b = p[o + k]!; g |= (b & 1) << k; e |= ((b >>> 1) & 1) << k; }
-      v[i] = (g | (e << N)) >>> 0;
-    }
+    for (let i = 0, o = 2 * j * n; i < n; i++, o += 2) v[i] = p[o]! | (p[o + 1]! << N);
     pads.push(v);
   }
   return {

@@ -17,7 +17,8 @@
 // with the pads and sends them), both with 1..16-byte outputs. Both parties must run the same sequence of calls.
 import type { Channel } from '../transport/channel.js';
 import { Prg } from '../crypto/prg.js';
-import { fixedKeyAes } from '../crypto/aes.js';
+import { fixedKeyAes, fixedKeyAesBytes } from '../crypto/aes.js';
+import { gcKernels } from '../kernels.js';
 import { randomBytes } from '../crypto/random.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';
 import { transpose128 } from './transpose.js';
@@ -77,7 +78,7 @@ const SLICE_BLOCKS = 16384;
  * known part w = σ(x_lo) ⊕ (j, i, 2, DOMAIN_KK) (4 words each). σ is linear, so the outer input is
  * w ⊕ σ(π(v) ⊕ v). Writes the first `bytes` bytes of H per block into out; v is overwritten.
  */
-function hashBlocks(v: Int32Array, w: Int32Array, count: number, out: Uint8Array, bytes: number): void {
+function hashBlocks(v: Int32Array, w: Int32Array, count: number, out: Uint8Array | null, bytes: number): Int32Array {
   const e = fixedKeyAes(v, count);
   for (let q = 0; q < 4 * count; q += 4) {
     const h0 = e[q]! ^ v[q]!, h1 = e[q + 1]! ^ v[q + 1]!, h2 = e[q + 2]! ^ v[q + 2]!, h3 = e[q + 3]! ^ v[q + 3]!;
@@ -87,13 +88,31 @@ function hashBlocks(v: Int32Array, w: Int32Array, count: number, out: Uint8Array
     v[q + 3] = w[q + 3]! ^ h3 ^ h1;
   }
   const f = fixedKeyAes(v, count);
+  if (!out) {
+    for (let q = 0; q < 4 * count; q += 4) f[q] ^= v[q]!;
+    return f;
+  }
   if (bytes === 1) {
     for (let k = 0; k < count; k++) out[k] = (f[4 * k]! ^ v[4 * k]!) & 255;
-    return;
+    return f;
   }
   for (let q = 0; q < 4 * count; q++) f[q] ^= v[q]!;
   const fb = new Uint8Array(f.buffer, f.byteOffset, 16 * count);
   for (let k = 0; k < count; k++) for (let b = 0; b < bytes; b++) out[k * bytes + b] = fb[16 * k + b]!;
+  return f;
+}
+
+/** A 4-byte-aligned word view of node's output (copied when misaligned). */
+function words32(b: Uint8Array): Int32Array {
+  const a = (b.byteOffset & 3) === 0 ? b : b.slice();
+  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
+/** Scratch for the hash inputs, reused across calls (fresh memory is slow to touch). */
+let scratch = new Int32Array(0);
+function scratchWords(n: number): Int32Array {
+  if (scratch.length < n) scratch = new Int32Array(n);
+  return scratch;
 }
 
 /** σ(x) ⊕ t for 4 words at x[o..o+3], into out[p..p+3]. */
@@ -123,19 +142,17 @@ export interface KkRecvBatch {
 export class KkSender {
   private readonly counter = new Counter();
   private readonly s32: Int32Array;
-  /** Per message i: σ((C(i) ∧ s)_hi) ⊕ (0, i, 1, DOMAIN_KK) and σ((C(i) ∧ s)_lo) ⊕ (0, i, 2, DOMAIN_KK). */
-  private readonly inner: Int32Array;
-  private readonly outer: Int32Array;
+  /** Per message i (8 words): σ((C(i) ∧ s)_hi) ⊕ (0, i, 1, DOMAIN_KK), then σ((C(i) ∧ s)_lo) ⊕ (0, i, 2, DOMAIN_KK). */
+  private readonly tab: Int32Array;
 
   private constructor(private readonly ch: Channel, s: Uint8Array, private readonly prgs: Prg[]) {
     this.s32 = new Int32Array(s.slice().buffer);
     const cs = new Int32Array(KK_MAX_N * 8);
     for (let i = 0; i < KK_MAX_N; i++) for (let w = 0; w < 8; w++) cs[8 * i + w] = WH[8 * i + w]! & this.s32[w]!;
-    this.inner = new Int32Array(KK_MAX_N * 4);
-    this.outer = new Int32Array(KK_MAX_N * 4);
+    this.tab = new Int32Array(KK_MAX_N * 8);
     for (let i = 0; i < KK_MAX_N; i++) {
-      sigmaInto(cs, 8 * i + 4, 0, i, 1, DOMAIN_KK, this.inner, 4 * i);
-      sigmaInto(cs, 8 * i, 0, i, 2, DOMAIN_KK, this.outer, 4 * i);
+      sigmaInto(cs, 8 * i + 4, 0, i, 1, DOMAIN_KK, this.tab, 8 * i);
+      sigmaInto(cs, 8 * i, 0, i, 2, DOMAIN_KK, this.tab, 8 * i + 4);
     }
   }
 
@@ -176,26 +193,62 @@ export class KkSender {
   pads(b: KkSendBatch, N: number, bytes: number): Uint8Array {
     checkN(N, 'KkSender.pads');
     checkBytes(bytes, 'KkSender.pads');
-    const out = new Uint8Array(b.m * N * bytes), q = b.q, ci = this.inner, co = this.outer;
-    const per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
-    const sq = new Int32Array(8);
-    for (let j0 = 0; j0 < b.m; j0 += per) {
-      const cnt = Math.min(per, b.m - j0), count = cnt * N;
-      const v = new Int32Array(4 * count), w = new Int32Array(4 * count);
-      for (let jj = 0; jj < cnt; jj++) {
-        // σ is linear: σ(q ⊕ c) ⊕ t = (σ(q) ⊕ (j, 0, 0, 0)) ⊕ (σ(c) ⊕ (0, i, stage, DOMAIN_KK)).
-        const r = 8 * (j0 + jj), tw = b.first + j0 + jj;
-        sigmaInto(q, r + 4, tw, 0, 0, 0, sq, 0);
-        sigmaInto(q, r, tw, 0, 0, 0, sq, 4);
-        const a0 = sq[0]!, a1 = sq[1]!, a2 = sq[2]!, a3 = sq[3]!, c0 = sq[4]!, c1 = sq[5]!, c2 = sq[6]!, c3 = sq[7]!;
-        for (let i = 0, p = 4 * jj * N; i < 4 * N; i += 4, p += 4) {
-          v[p] = a0 ^ ci[i]!; v[p + 1] = a1 ^ ci[i + 1]!; v[p + 2] = a2 ^ ci[i + 2]!; v[p + 3] = a3 ^ ci[i + 3]!;
-          w[p] = c0 ^ co[i]!; w[p + 1] = c1 ^ co[i + 1]!; w[p + 2] = c2 ^ co[i + 2]!; w[p + 3] = c3 ^ co[i + 3]!;
+    const out = new Uint8Array(b.m * N * bytes);
+    this.hashAll(b, N, bytes > 4 ? 4 : 1, (j0, cnt, h) => {
+      const hb = new Uint8Array(h.buffer, h.byteOffset, 16 * cnt * N), o = j0 * N * bytes;
+      for (let k = 0; k < cnt * N; k++) for (let x = 0; x < bytes; x++) out[o + k * bytes + x] = hb[16 * k + x]!;
+    });
+    return out;
+  }
+
+  /**
+   * The low `planes` bits of every pad as bit planes (N <= 32): word j * planes + k has bit i = bit k of the pad of
+   * message i of OT j (e.g. a comparison leaf's N gt pads and N eq pads in two words).
+   */
+  padPlanes(b: KkSendBatch, N: number, planes: number): Uint32Array {
+    checkN(N, 'KkSender.padPlanes');
+    if (N > 32 || !Number.isInteger(planes) || planes < 1 || planes > 8) throw new Error(`KkSender.padPlanes: N=${N} must be <= 32 and planes=${planes} 1..8`);
+    const out = new Uint32Array(b.m * planes);
+    this.hashAll(b, N, 1, (j0, cnt, h) => {
+      for (let jj = 0, k = 0; jj < cnt; jj++) {
+        const o = (j0 + jj) * planes;
+        if (planes === 2) {
+          let p0 = 0, p1 = 0;
+          for (let i = 0; i < N; i++, k++) { const x = h[4 * k]!; p0 |= (x & 1) << i; p1 |= ((x >>> 1) & 1) << i; }
+          out[o] = p0;
+          out[o + 1] = p1;
+        } else {
+          for (let i = 0; i < N; i++, k++) {
+            const x = h[4 * k]!;
+            for (let p = 0; p < planes; p++) out[o + p] |= ((x >>> p) & 1) << i;
+          }
         }
       }
-      hashBlocks(v, w, count, out.subarray(j0 * N * bytes), bytes);
-    }
+    });
     return out;
+  }
+
+  /**
+   * Hashes the batch's N pads per OT slice by slice: the XOR and σ work runs in WebAssembly (kernels kkpre, kkmid),
+   * AES in node:crypto. `each` gets the first `words` words of each 16-byte pad (4 words per block).
+   */
+  private hashAll(b: KkSendBatch, N: number, words: 1 | 4, each: (j0: number, cnt: number, h: Int32Array) => void): void {
+    const K = gcKernels(), per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
+    const TAB = 64, Q = TAB + 32 * KK_MAX_N, V = Q + 32 * per, W = V + 16 * per * N, E = W + 16 * per * N;
+    K.ensure(E + 16 * per * N);
+    const h = scratchWords(4 * per * N);
+    for (let j0 = 0; j0 < b.m; j0 += per) {
+      const cnt = Math.min(per, b.m - j0), count = cnt * N, m32 = K.i32;
+      m32.set(this.tab.subarray(0, 8 * N), TAB >>> 2);
+      m32.set(b.q.subarray(8 * j0, 8 * (j0 + cnt)), Q >>> 2);
+      K.kkpre(Q, TAB, V, W, cnt, N, (b.first + j0) | 0);
+      K.u8.set(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count)), E);
+      K.kkmid(V, E, W, count);
+      const f = words32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))), v = V >>> 2;
+      if (words === 1) for (let q = 0; q < 4 * count; q += 4) h[q] = f[q]! ^ m32[v + q]!;
+      else for (let q = 0; q < 4 * count; q++) h[q] = f[q]! ^ m32[v + q]!;
+      each(j0, cnt, h);
+    }
   }
 
   /** m random OTs: all N pads of each (`bytes` bytes each, at ((j * N) + i) * bytes); the receiver learns pad r_j. */
@@ -261,10 +314,10 @@ export class KkReceiver {
   /** The pad of the chosen message of every OT in the batch (`bytes` bytes each). */
   pads(b: KkRecvBatch, bytes: number): Uint8Array {
     checkBytes(bytes, 'KkReceiver.pads');
-    const out = new Uint8Array(b.m * bytes), t = b.t;
+    const out = new Uint8Array(b.m * bytes), t = b.t, buf = scratchWords(8 * SLICE_BLOCKS);
     for (let j0 = 0; j0 < b.m; j0 += SLICE_BLOCKS) {
       const count = Math.min(SLICE_BLOCKS, b.m - j0);
-      const v = new Int32Array(4 * count), w = new Int32Array(4 * count);
+      const v = buf.subarray(0, 4 * count), w = buf.subarray(4 * SLICE_BLOCKS, 4 * SLICE_BLOCKS + 4 * count);
       for (let k = 0; k < count; k++) {
         const r = 8 * (j0 + k), tw = b.first + j0 + k, i = b.choices[j0 + k]!;
         sigmaInto(t, r + 4, tw, i, 1, DOMAIN_KK, v, 4 * k);
