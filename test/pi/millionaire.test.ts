@@ -31,10 +31,12 @@ async function run(bits: number, digit: number, nRandom: number) {
   const { x, y } = cases(bits, nRandom);
   const n = x.length;
   const [sc, cc] = await Promise.all([millionaireOfflineServer(S, shape, n), millionaireOfflineClient(C, shape, r64FromBig(y))]);
-  const s0 = sCh.stats(), c0 = cCh.stats();
+  sCh.resetStats();
+  cCh.resetStats();
   const [zs, zc] = await Promise.all([compare(sCh, 'server', shape, sc, r64FromBig(x), 'test'), compare(cCh, 'client', shape, cc, r64FromBig(y), 'test')]);
   for (let i = 0; i < n; i++) assert.equal(getBit(zs, i) ^ getBit(zc, i), x[i]! > y[i]! ? 1 : 0, `bits=${bits} digit=${digit}: x=${x[i]} y=${y[i]}`);
-  return { shape, n, server: { sent: sCh.stats().bytesSent - s0.bytesSent, rounds: sCh.stats().rounds - s0.rounds }, client: { sent: cCh.stats().bytesSent - c0.bytesSent, rounds: cCh.stats().rounds - c0.rounds } };
+  const st = sCh.stats(), ct = cCh.stats();
+  return { shape, n, server: { sent: st.bytesSent, rounds: st.rounds }, client: { sent: ct.bytesSent, rounds: ct.rounds } };
 }
 
 test('compare shape: radix 16 on 32 bits has 8 leaves, 3 levels, 4 correlated pairs and 3 single triples', () => {

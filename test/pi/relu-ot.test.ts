@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
-import { otRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
+import { otOnlineRelu, otRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
 import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
 import { r64Add, r64FromBig, r64Shr, r64ToBig, r64ToBytes, truncClientShare, type R64 } from '../../src/pi/fixed.js';
 import { byteHistogram, chi2TwoSample, chi2Uniform, CHI2_255_BOUND, leakedWords, onesFraction, secretWords, Transcript } from './transcript.js';
@@ -79,6 +79,25 @@ test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online
   assert.equal(on.c.rounds, 6);
   const total = (off.c.bytesSent + off.s.bytesSent + on.s.bytesSent + on.c.bytesSent) / n;
   assert.ok(total <= 700, `${total} B per ReLU`);
+});
+
+test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (one more flight)", async () => {
+  const n = 300, site: ReluSite = { op: 0, name: 'stage3.block1.relu2', size: n, width: 45, shift: 12 };
+  const { x, a, b } = inputs(45, 12, n - 16);
+  const [s, c] = channelPair();
+  const [S, C] = await Promise.all([otOnlineRelu.server(s, { batch: 64 }), otOnlineRelu.client(c, { batch: 64 })]);
+  s.resetStats(); c.resetStats();
+  const [, r] = await Promise.all([S.offline(site), C.offline(site, b)]);
+  assert.equal(s.stats().bytesSent + c.stats().bytesSent, 0);
+  const [z] = await Promise.all([S.online(site, a), C.online(site)]);
+  const y = r64ToBig(r64Add(z, r)), exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
+  y.forEach((v, i) => assert.ok(v - exact[i]! === 0n || v - exact[i]! === 1n, `x=${x[i]}: ${v} vs ${exact[i]}`));
+  assert.equal(c.stats().rounds, 7);
+  // The whole site in one OT batch online: the bytes of 'ot' offline and online together.
+  const ot = await runSite(site, a, b);
+  assert.equal(c.stats().bytesSent, ot.off.c.bytesSent + ot.on.c.bytesSent);
+  assert.equal(s.stats().bytesSent, ot.off.s.bytesSent + ot.on.s.bytesSent);
+  s.close();
 });
 
 test('malformed or truncated ReLU messages are named; online before offline is refused', async () => {

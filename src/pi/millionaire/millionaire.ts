@@ -153,69 +153,95 @@ function unitTriples(a: Bits, s0: Uint8Array, s1: Uint8Array, r: Uint8Array, fir
   return { a, b: t0.b, c: t0.c, b2: t1?.b ?? null, c2: t1?.c ?? null };
 }
 
-/**
- * Triples for n comparisons: one random OT per unit in each IKNP direction (both parties call it concurrently). It
- * sends this party's receiver matrix before it waits for the other's, so callers must start it before any other
- * receive of the same flight.
- */
-async function makeTriples(ots: OtSession, shape: CompareShape, n: number): Promise<TripleShares[]> {
-  const W = bitWords(n), P = 32 * W, m = shape.units * P;
-  if (!m) return [];
-  const a = randomBits(m);
-  const recv = ots.receiver.receiveRandom(new Uint8Array(a.buffer, 0, m >>> 3), m); // sends its matrix now
-  const { m0, m1 } = await ots.sender.sendRandom(m);
-  const r = await recv;
-  const out: TripleShares[] = [];
+/** Random OTs per triple unit and direction: one per element, each unit padded to whole words. */
+const tripleOts = (shape: CompareShape, n: number) => shape.units * 32 * bitWords(n);
+
+/** Triple shares from this party's random OTs: `a` its choices as receiver, r its pads, s0 / s1 its pads as sender. */
+function triplesFrom(shape: CompareShape, n: number, a: Bits, r: Uint8Array, s0: Uint8Array, s1: Uint8Array): TripleShares[] {
+  const W = bitWords(n), P = 32 * W, out: TripleShares[] = [];
   let u = 0;
   for (const l of shape.levels) for (const c of l.combines) {
-    out.push(unitTriples(clampBits(a.slice(u * W, (u + 1) * W), n), m0, m1, r, u * P, n, c.eq));
+    out.push(unitTriples(clampBits(a.slice(u * W, (u + 1) * W), n), s0, s1, r, u * P, n, c.eq));
     u++;
   }
   return out;
 }
 
-/** Offline, server: KK13 pads for every leaf, its random leaf shares, the triples. */
-export async function millionaireOfflineServer(ots: OtSession, shape: CompareShape, n: number): Promise<MillServerCorr> {
-  const kk = ots.kkSender;
-  if (!kk) throw new Error('millionaire: the server needs the KK13 sender of the OT session');
-  const { N, leaves: L } = shape;
-  const triples = makeTriples(ots, shape, n);
-  const p = kk.padPlanes(await kk.extend(L * n), N, 2);
-  const pads: Uint32Array[] = [];
-  for (let j = 0; j < L; j++) {
-    const v = new Uint32Array(n);
-    for (let i = 0, o = 2 * j * n; i < n; i++, o += 2) v[i] = p[o]! | (p[o + 1]! << N);
-    pads.push(v);
-  }
-  return {
-    n, pads, triples: await triples,
-    gt: Array.from({ length: L }, () => randomBits(n)),
-    eq: shape.leafEq.map((e) => (e ? randomBits(n) : null)),
-  };
+/** The first step of the offline part: this party's OT matrices, sent at once; `millionaireReceive` completes it. */
+export interface MillPending {
+  role: 'server' | 'client';
+  n: number;
+  /** Choices (the a's of the triples) and pads as receiver in this party's IKNP receiver extension. */
+  a: Bits;
+  r: Promise<Uint8Array> | null;
+  /** Client: its KK13 pad bits (gt, eq) per leaf. */
+  leaf: { pgt: Bits[]; peq: (Bits | null)[] } | null;
 }
 
-/** Offline, client: KK13 with its digits of y as choices, the triples. */
-export async function millionaireOfflineClient(ots: OtSession, shape: CompareShape, y: R64): Promise<MillClientCorr> {
-  const kk = ots.kkReceiver;
-  if (!kk) throw new Error('millionaire: the client needs the KK13 receiver of the OT session');
-  const n = y.lo.length, { N, leaves: L } = shape;
-  const choices = digits(y, shape);
-  // Message order as the server receives them: the triples' matrix (A), then the leaves' (KK13).
-  const pending = makeTriples(ots, shape, n);
-  const p = kk.pads(kk.extend(choices, L * n, N), 1);
-  const triples = await pending;
-  const pgt: Bits[] = [], peq: (Bits | null)[] = [];
-  for (let j = 0; j < L; j++) {
-    const g = new Uint32Array(bitWords(n)), e = new Uint32Array(bitWords(n));
-    for (let i = 0; i < n; i++) {
-      const b = p[j * n + i]!;
-      g[i >>> 5] |= (b & 1) << (i & 31);
-      e[i >>> 5] |= ((b >>> 1) & 1) << (i & 31);
+/**
+ * Offline, step 1 (sends, never waits): the server its triples' receiver matrix (IKNP B); the client the leaves'
+ * KK13 matrix with its digits of y as choices, then its triples' receiver matrix (IKNP A).
+ */
+export function millionaireSend(ots: OtSession, shape: CompareShape, role: 'server' | 'client', n: number, y?: R64): MillPending {
+  let leaf: MillPending['leaf'] = null;
+  if (role === 'client') {
+    const kk = ots.kkReceiver;
+    if (!kk || !y) throw new Error('millionaire: the client needs the KK13 receiver of the OT session and its values y');
+    if (y.lo.length !== n) throw new Error(`millionaire: ${y.lo.length} values for ${n} comparisons`);
+    const { N, leaves: L } = shape;
+    const p = kk.pads(kk.extend(digits(y, shape), L * n, N), 1);
+    const pgt: Bits[] = [], peq: (Bits | null)[] = [];
+    for (let j = 0; j < L; j++) {
+      const g = new Uint32Array(bitWords(n)), e = new Uint32Array(bitWords(n));
+      for (let i = 0; i < n; i++) {
+        const b = p[j * n + i]!;
+        g[i >>> 5] |= (b & 1) << (i & 31);
+        e[i >>> 5] |= ((b >>> 1) & 1) << (i & 31);
+      }
+      pgt.push(g);
+      peq.push(shape.leafEq[j] ? e : null);
     }
-    pgt.push(g);
-    peq.push(shape.leafEq[j] ? e : null);
+    leaf = { pgt, peq };
+  } else if (!ots.kkSender) throw new Error('millionaire: the server needs the KK13 sender of the OT session');
+  const m = tripleOts(shape, n), a = randomBits(m);
+  const r = m ? ots.receiver.receiveRandom(new Uint8Array(a.buffer, 0, m >>> 3), m) : null;
+  return { role, n, a, r, leaf };
+}
+
+/**
+ * Offline, step 2 (receives): the server the leaves' KK13 matrix and the triples' (IKNP A), the client the triples'
+ * (IKNP B); returns this party's correlations for `compare`.
+ */
+export async function millionaireReceive(ots: OtSession, shape: CompareShape, p: MillPending): Promise<MillServerCorr | MillClientCorr> {
+  const n = p.n, { N, leaves: L } = shape;
+  let leaves: { pads: Uint32Array[]; gt: Bits[]; eq: (Bits | null)[] } | null = null;
+  if (p.role === 'server') {
+    const planes = ots.kkSender!.padPlanes(await ots.kkSender!.extend(L * n), N, 2);
+    const pads: Uint32Array[] = [];
+    for (let j = 0; j < L; j++) {
+      const v = new Uint32Array(n);
+      for (let i = 0, o = 2 * j * n; i < n; i++, o += 2) v[i] = planes[o]! | (planes[o + 1]! << N);
+      pads.push(v);
+    }
+    leaves = { pads, gt: Array.from({ length: L }, () => randomBits(n)), eq: shape.leafEq.map((e) => (e ? randomBits(n) : null)) };
   }
-  return { n, pgt, peq, triples };
+  const m = tripleOts(shape, n);
+  let triples: TripleShares[] = [];
+  if (m) {
+    const { m0, m1 } = await ots.sender.sendRandom(m);
+    triples = triplesFrom(shape, n, p.a, await p.r!, m0, m1);
+  }
+  return leaves ? { n, ...leaves, triples } : { n, ...p.leaf!, triples };
+}
+
+/** Offline, server: both steps (KK13 pads for every leaf, its random leaf shares, the triples). */
+export async function millionaireOfflineServer(ots: OtSession, shape: CompareShape, n: number): Promise<MillServerCorr> {
+  return (await millionaireReceive(ots, shape, millionaireSend(ots, shape, 'server', n))) as MillServerCorr;
+}
+
+/** Offline, client: both steps (KK13 with its digits of y as choices, the triples). */
+export async function millionaireOfflineClient(ots: OtSession, shape: CompareShape, y: R64): Promise<MillClientCorr> {
+  return (await millionaireReceive(ots, shape, millionaireSend(ots, shape, 'client', y.lo.length, y))) as MillClientCorr;
 }
 
 interface Node { gt: Bits; eq: Bits | null }

@@ -1,9 +1,9 @@
 // The ReLU protocols by their `--relu` name.
 import type { ReluProtocol } from './index.js';
 import { gcRelu } from './gc/protocol.js';
-import { otRelu } from './ot/protocol.js';
+import { otOnlineRelu, otRelu } from './ot/protocol.js';
 
-const PROTOCOLS: Record<string, ReluProtocol> = { gc: gcRelu, ot: otRelu };
+const PROTOCOLS: Record<string, ReluProtocol> = { gc: gcRelu, ot: otRelu, 'ot-online': otOnlineRelu };
 
 export const RELU_PROTOCOLS = Object.keys(PROTOCOLS);
 

@@ -13,7 +13,9 @@
 // and triples, and one random OT per element in each IKNP direction for the mux. Online, with Λ tree levels
 // (Λ = 3 for the plan's 32-bit comparisons), flights alternate: the comparison's Λ + 1, then the mux's two and the
 // re-share, which ride on them: Λ + 3 flights per ReLU op when the client ends the comparison (odd Λ), Λ + 4 else.
-// The client's storage between offline and online is its correlations (~30 B per ReLU) and references to b and r.
+// Protocol 'ot' makes the correlations offline and keeps them (the client ~30 B per ReLU, the server ~60 B);
+// 'ot-online' makes them at the start of each ReLU op's online call (one more flight: the OT matrices both ways before
+// the comparison), so that neither party keeps anything between the phases beyond the shares b and r.
 import type { Channel } from '../../transport/channel.js';
 import { r64Add, r64Shr, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
 import { bitWords, bitsBytes, bitsFromBytes, clampBits, getBit, type Bits } from '../../bits.js';
@@ -23,7 +25,7 @@ import {
   cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64, type RotReceiver64, type RotSender64,
 } from '../../ot/cot.js';
 import {
-  compare, compareShape, lastSender, millionaireOfflineClient, millionaireOfflineServer,
+  compare, compareShape, lastSender, millionaireReceive, millionaireSend,
   type CompareShape, type MillClientCorr, type MillServerCorr, type TripleShares,
 } from '../../millionaire/millionaire.js';
 import { recvChecked } from '../../wire.js';
@@ -38,9 +40,9 @@ export function siteShape(site: ReluSite): CompareShape {
   return compareShape(w - 1, OT_RELU_DIGIT);
 }
 
-/** Chunks of the site for the offline OT batches: multiples of 32 elements so that packed bits join by words. */
+/** Chunks of the site for the OT batches: multiples of 32 elements so that packed bits join by words. */
 function chunks(n: number, batch: number): [number, number][] {
-  const size = Math.max(32, Math.floor(batch / 32) * 32), out: [number, number][] = [];
+  const size = Math.max(32, Math.ceil(batch / 32) * 32), out: [number, number][] = [];
   for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
   return out;
 }
@@ -127,20 +129,29 @@ interface ServerSite {
   muxR: RotReceiver64;
 }
 
+/** When the OT correlations of a site are made: in its offline call (stored until online) or at its online call. */
+export type Precompute = 'offline' | 'online';
+
 class OtServer implements ReluServer {
-  private readonly sites = new Map<number, ServerSite>();
-  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number) {}
+  private readonly sites = new Map<number, ServerSite | null>();
+  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute) {}
 
   async offline(site: ReluSite): Promise<void> {
+    this.sites.set(site.op, this.when === 'offline' ? await this.prepare(site, this.batch) : null);
+  }
+
+  /** The site's correlations: one OT batch per chunk (the whole site in one when online). */
+  private async prepare(site: ReluSite, batch: number): Promise<ServerSite> {
     const shape = siteShape(site);
     const parts: ServerSite[] = [];
-    for (const [s, e] of chunks(site.size, this.batch)) {
-      const mill = millionaireOfflineServer(this.ots, shape, e - s); // sends B's triple matrix, then waits
+    for (const [s, e] of chunks(site.size, batch)) {
+      // Sends first (B's matrices: triples, mux), then receives (KK13's, A's: triples, mux): one flight each way.
+      const pending = millionaireSend(this.ots, shape, 'server', e - s);
       const muxR = rotReceive64(this.ots.receiver, e - s);
-      const muxS = rotSend64(this.ots.sender, e - s);
-      parts.push({ mill: await mill, muxR: await muxR, muxS: await muxS });
+      const mill = (await millionaireReceive(this.ots, shape, pending)) as MillServerCorr;
+      parts.push({ mill, muxS: await rotSend64(this.ots.sender, e - s), muxR: await muxR });
     }
-    this.sites.set(site.op, {
+    return {
       mill: {
         n: site.size,
         pads: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.pads[j]!))),
@@ -150,12 +161,12 @@ class OtServer implements ReluServer {
       },
       muxS: { r0: joinR(parts.map((p) => p.muxS.r0)), r1: joinR(parts.map((p) => p.muxS.r1)) },
       muxR: { choice: joinWords(parts.map((p) => p.muxR.choice)), r: joinR(parts.map((p) => p.muxR.r)) },
-    });
+    };
   }
 
   async online(site: ReluSite, a: R64): Promise<R64> {
-    const st = this.sites.get(site.op);
-    if (!st) throw new Error(`relu ot: ${site.name}: online before offline`);
+    if (!this.sites.has(site.op)) throw new Error(`relu ot: ${site.name}: online before offline`);
+    const st = this.sites.get(site.op) ?? (await this.prepare(site, site.size));
     this.sites.delete(site.op);
     const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
     const x = r64Shr(a, site.shift);
@@ -186,14 +197,18 @@ class OtServer implements ReluServer {
   }
 }
 
-interface ClientSite {
-  b: R64;
-  r: R64;
+interface ClientCorr {
   mill: MillClientCorr;
   /** OT1: the client receives with choice d1. */
   muxR: RotReceiver64;
   /** OT2: the client sends to the server's choice d0. */
   muxS: RotSender64;
+}
+
+interface ClientSite {
+  b: R64;
+  r: R64;
+  corr: ClientCorr | null;
 }
 
 /** The client's truncated share b' and its comparison input: the complement of b' (low w−1 bits are read). */
@@ -205,21 +220,27 @@ function clientInputs(b: R64, shift: number): { bt: R64; y: R64 } {
 
 class OtClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
-  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number) {}
+  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute) {}
 
   async offline(site: ReluSite, b: R64): Promise<R64> {
+    const corr = this.when === 'offline' ? await this.prepare(site, b, this.batch) : null;
+    const r = randomR64(site.size);
+    this.sites.set(site.op, { b, r, corr });
+    return r;
+  }
+
+  private async prepare(site: ReluSite, b: R64, batch: number): Promise<ClientCorr> {
     const shape = siteShape(site);
     const { y } = clientInputs(b, site.shift);
-    const parts: { mill: MillClientCorr; muxR: RotReceiver64; muxS: RotSender64 }[] = [];
-    for (const [s, e] of chunks(site.size, this.batch)) {
-      const mill = millionaireOfflineClient(this.ots, shape, sliceR(y, s, e)); // sends A's and KK13's matrices
+    const parts: ClientCorr[] = [];
+    for (const [s, e] of chunks(site.size, batch)) {
+      // Sends first (KK13's and A's matrices: leaves, triples, mux), then receives (B's: triples, mux).
+      const pending = millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e));
       const muxR = rotReceive64(this.ots.receiver, e - s);
-      const muxS = rotSend64(this.ots.sender, e - s);
-      parts.push({ mill: await mill, muxR: await muxR, muxS: await muxS });
+      const mill = (await millionaireReceive(this.ots, shape, pending)) as MillClientCorr;
+      parts.push({ mill, muxS: await rotSend64(this.ots.sender, e - s), muxR: await muxR });
     }
-    const r = randomR64(site.size);
-    this.sites.set(site.op, {
-      b, r,
+    return {
       mill: {
         n: site.size,
         pgt: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.pgt[j]!))),
@@ -228,14 +249,14 @@ class OtClient implements ReluClient {
       },
       muxR: { choice: joinWords(parts.map((p) => p.muxR.choice)), r: joinR(parts.map((p) => p.muxR.r)) },
       muxS: { r0: joinR(parts.map((p) => p.muxS.r0)), r1: joinR(parts.map((p) => p.muxS.r1)) },
-    });
-    return r;
+    };
   }
 
   async online(site: ReluSite): Promise<void> {
-    const st = this.sites.get(site.op);
-    if (!st) throw new Error(`relu ot: ${site.name}: online before offline`);
+    const site0 = this.sites.get(site.op);
+    if (!site0) throw new Error(`relu ot: ${site.name}: online before offline`);
     this.sites.delete(site.op);
+    const st = { ...site0, ...(site0.corr ?? (await this.prepare(site, site0.b, site.size))) };
     const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
     const { bt, y } = clientInputs(st.b, site.shift);
     const root = await compare(this.ch, 'client', shape, st.mill, y, what);
@@ -261,12 +282,19 @@ class OtClient implements ReluClient {
   }
 }
 
-export const otRelu: ReluProtocol = {
-  name: 'ot',
-  async server(ch: Channel, o: ReluOptions): Promise<ReluServer> {
-    return new OtServer(ch, await otSession(ch, 'server'), o.batch);
-  },
-  async client(ch: Channel, o: ReluOptions): Promise<ReluClient> {
-    return new OtClient(ch, await otSession(ch, 'client'), o.batch);
-  },
-};
+function otProtocol(name: string, when: Precompute): ReluProtocol {
+  return {
+    name,
+    async server(ch: Channel, o: ReluOptions): Promise<ReluServer> {
+      return new OtServer(ch, await otSession(ch, 'server'), o.batch, when);
+    },
+    async client(ch: Channel, o: ReluOptions): Promise<ReluClient> {
+      return new OtClient(ch, await otSession(ch, 'client'), o.batch, when);
+    },
+  };
+}
+
+/** Correlations made offline and kept until online (~30 B per ReLU at the client, ~60 B at the server). */
+export const otRelu = otProtocol('ot', 'offline');
+/** Correlations made at each ReLU op's online call: nothing kept between the phases (SCI's setting); one more flight. */
+export const otOnlineRelu = otProtocol('ot-online', 'online');
