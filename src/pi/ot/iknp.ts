@@ -36,6 +36,13 @@ function rowsBytes(rows: Int32Array, m: number): Uint8Array {
   return new Uint8Array(rows.buffer, rows.byteOffset, 16 * m);
 }
 
+/** The PRG columns of one extension batch, in memory reused across batches (fresh pages are slow to touch here). */
+let cols = new Uint8Array(0);
+function columns(n: number): Uint8Array {
+  if (cols.length < n) cols = new Uint8Array(n);
+  return cols.subarray(0, n);
+}
+
 class Tweaks {
   private next = 0;
   take(m: number): number {
@@ -80,7 +87,7 @@ export class OtExtSender {
   private async extend(m: number, what: string): Promise<Int32Array> {
     const M = padded(m), colBytes = M >>> 3;
     const u = i32(await this.ch.recvBytes(`${what}: OT extension matrix`, KAPPA * colBytes));
-    const q = new Uint8Array(KAPPA * colBytes);
+    const q = columns(KAPPA * colBytes);
     for (let i = 0; i < KAPPA; i++) this.prgs[i].fill(q.subarray(i * colBytes, (i + 1) * colBytes));
     const Q = i32(q), cw = colBytes >>> 2;
     for (let i = 0; i < KAPPA; i++) {
@@ -157,7 +164,7 @@ export class OtExtReceiver {
     const c = new Uint8Array(colBytes);
     c.set(choices.subarray(0, Math.ceil(m / 8)));
     if (m & 7) c[m >>> 3] &= (1 << (m & 7)) - 1;
-    const t = new Uint8Array(KAPPA * colBytes), u = new Uint8Array(KAPPA * colBytes);
+    const t = columns(KAPPA * colBytes), u = new Uint8Array(KAPPA * colBytes);
     for (let i = 0; i < KAPPA; i++) {
       this.prg0[i].fill(t.subarray(i * colBytes, (i + 1) * colBytes));
       this.prg1[i].fill(u.subarray(i * colBytes, (i + 1) * colBytes));

@@ -108,12 +108,14 @@ function words32(b: Uint8Array): Int32Array {
   return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
 }
 
-/** Scratch for the hash inputs, reused across calls (fresh memory is slow to touch). */
-let scratch = new Int32Array(0);
-function scratchWords(n: number): Int32Array {
-  if (scratch.length < n) scratch = new Int32Array(n);
-  return scratch;
+/** Scratch buffers, reused across calls (fresh memory is slow to touch); each slot is used by one step at a time. */
+const scratch = new Map<string, Int32Array>();
+function scratchWords(n: number, slot = 'hash'): Int32Array {
+  let b = scratch.get(slot);
+  if (!b || b.length < n) scratch.set(slot, (b = new Int32Array(n)));
+  return b;
 }
+const scratchBytes = (n: number, slot: string) => { const w = scratchWords((n + 3) >>> 2, slot); return new Uint8Array(w.buffer, 0, n); };
 
 /** σ(x) ⊕ t for 4 words at x[o..o+3], into out[p..p+3]. */
 function sigmaInto(x: Int32Array, o: number, t0: number, t1: number, t2: number, t3: number, out: Int32Array, p: number): void {
@@ -174,10 +176,11 @@ export class KkSender {
     checkCount(m, 'KkSender.extend');
     const M = pad32(m), cb = M >>> 3, half = 128 * (cb >>> 2);
     const u = i32(await this.ch.recvBytes('KK13 OT extension matrix', 32 * m));
-    const g = new Uint8Array(KK_CODE_BITS * cb);
+    const g = scratchBytes(KK_CODE_BITS * cb, 'cols0');
     for (let i = 0; i < KK_CODE_BITS; i++) this.prgs[i]!.fill(g.subarray(i * cb, (i + 1) * cb));
     const G = i32(g);
-    const g0 = transpose128(G.subarray(0, half), M), g1 = transpose128(G.subarray(half), M);
+    const g0 = transpose128(G.subarray(0, half), M, scratchWords(4 * M, 'rows0'));
+    const g1 = transpose128(G.subarray(half), M, scratchWords(4 * M, 'rows1'));
     const q = new Int32Array(8 * m), s = this.s32;
     for (let j = 0; j < m; j++) {
       const r = 8 * j, h = 4 * j;
@@ -288,15 +291,17 @@ export class KkReceiver {
     if (choices.length < m) throw new Error(`KkReceiver.extend: ${choices.length} choices for m=${m} OTs`);
     for (let j = 0; j < m; j++) if (choices[j]! >= N) throw new Error(`KkReceiver.extend: choice ${choices[j]} of OT ${j} is not below N=${N}`);
     const M = pad32(m), cb = M >>> 3, half = 128 * (cb >>> 2);
-    const t = new Uint8Array(KK_CODE_BITS * cb), x = new Uint8Array(KK_CODE_BITS * cb);
+    const t = scratchBytes(KK_CODE_BITS * cb, 'cols0'), x = scratchBytes(KK_CODE_BITS * cb, 'cols1');
     for (let i = 0; i < KK_CODE_BITS; i++) {
       this.prg0[i]!.fill(t.subarray(i * cb, (i + 1) * cb));
       this.prg1[i]!.fill(x.subarray(i * cb, (i + 1) * cb));
     }
     const T = i32(t), X = i32(x);
     for (let w = 0; w < X.length; w++) X[w] ^= T[w]!;
-    const t0 = transpose128(T.subarray(0, half), M), t1 = transpose128(T.subarray(half), M);
-    const x0 = transpose128(X.subarray(0, half), M), x1 = transpose128(X.subarray(half), M);
+    const t0 = transpose128(T.subarray(0, half), M, scratchWords(4 * M, 'rows0'));
+    const t1 = transpose128(T.subarray(half), M, scratchWords(4 * M, 'rows1'));
+    const x0 = transpose128(X.subarray(0, half), M, scratchWords(4 * M, 'rows2'));
+    const x1 = transpose128(X.subarray(half), M, scratchWords(4 * M, 'rows3'));
     const rows = new Int32Array(8 * m), u = new Int32Array(8 * m);
     for (let j = 0; j < m; j++) {
       const r = 8 * j, h = 4 * j, c = 8 * choices[j]!;

@@ -3,7 +3,7 @@
 // OTs. The base OTs seed the server-to-client IKNP extension (A: server sends); 128 of A's random OTs seed the
 // client-to-server one (B: client sends, its Δ = its choice bits in A); 256 of B's random OTs seed KK13 (server
 // sends, its s = its choice bits in B). A random OT from an extension is as good a base OT as a fresh one
-// (semi-honest), and this replaces 384 public-key base OTs (~0.6 s of CPU per party) by ~6 KB of extension traffic.
+// (semi-honest), and this replaces 384 public-key base OTs (about 1.4 s of CPU for both parties) by ~6 KB of extension traffic.
 //
 // Messages: the base OTs (A: S -> C, then C -> S), A's matrix for 128 OTs (C -> S), B's matrix for 256 OTs (S -> C).
 import type { Channel } from '../transport/channel.js';
