@@ -93,8 +93,8 @@ test("'ot-online': the same result with nothing prepared offline; the OT matrice
   const y = r64ToBig(r64Add(z, r)), exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
   y.forEach((v, i) => assert.ok(v - exact[i]! === 0n || v - exact[i]! === 1n, `x=${x[i]}: ${v} vs ${exact[i]}`));
   assert.equal(c.stats().rounds, 7);
-  // The whole site in one OT batch online: the bytes of 'ot' offline and online together.
-  const ot = await runSite(site, a, b);
+  // The OT matrices move online: the bytes of 'ot' (same batch size) offline and online together.
+  const ot = await runSite(site, a, b, 64);
   assert.equal(c.stats().bytesSent, ot.off.c.bytesSent + ot.on.c.bytesSent);
   assert.equal(s.stats().bytesSent, ot.off.s.bytesSent + ot.on.s.bytesSent);
   s.close();

@@ -15,7 +15,8 @@
 // re-share, which ride on them: Λ + 3 flights per ReLU op when the client ends the comparison (odd Λ), Λ + 4 else.
 // Protocol 'ot' makes the correlations offline and keeps them (the client ~30 B per ReLU, the server ~60 B);
 // 'ot-online' makes them at the start of each ReLU op's online call (one more flight: the OT matrices both ways before
-// the comparison), so that neither party keeps anything between the phases beyond the shares b and r.
+// the comparison), so that neither party keeps anything between the phases beyond the shares b and r. Either way a
+// site's OT matrices go in chunks of `batch` ReLUs (bounded messages and memory), all sent before any is received.
 import type { Channel } from '../../transport/channel.js';
 import { r64Add, r64Shr, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
 import { bitWords, bitsBytes, bitsFromBytes, clampBits, getBit, type Bits } from '../../bits.js';
@@ -140,16 +141,18 @@ class OtServer implements ReluServer {
     this.sites.set(site.op, this.when === 'offline' ? await this.prepare(site, this.batch) : null);
   }
 
-  /** The site's correlations: one OT batch per chunk (the whole site in one when online). */
+  /** The site's correlations: one OT batch per chunk of `batch` ReLUs, all sent before any is received. */
   private async prepare(site: ReluSite, batch: number): Promise<ServerSite> {
     const shape = siteShape(site);
+    // Every chunk's sends first (B's matrices: triples, mux), then its receives (KK13's, A's: triples, mux): one
+    // flight each way per site, one message per matrix and chunk.
+    const sent = chunks(site.size, batch).map(([s, e]) => ({
+      n: e - s, pending: millionaireSend(this.ots, shape, 'server', e - s), muxR: rotReceive64(this.ots.receiver, e - s),
+    }));
     const parts: ServerSite[] = [];
-    for (const [s, e] of chunks(site.size, batch)) {
-      // Sends first (B's matrices: triples, mux), then receives (KK13's, A's: triples, mux): one flight each way.
-      const pending = millionaireSend(this.ots, shape, 'server', e - s);
-      const muxR = rotReceive64(this.ots.receiver, e - s);
-      const mill = (await millionaireReceive(this.ots, shape, pending)) as MillServerCorr;
-      parts.push({ mill, muxS: await rotSend64(this.ots.sender, e - s), muxR: await muxR });
+    for (const c of sent) {
+      const mill = (await millionaireReceive(this.ots, shape, c.pending)) as MillServerCorr;
+      parts.push({ mill, muxS: await rotSend64(this.ots.sender, c.n), muxR: await c.muxR });
     }
     return {
       mill: {
@@ -166,7 +169,7 @@ class OtServer implements ReluServer {
 
   async online(site: ReluSite, a: R64): Promise<R64> {
     if (!this.sites.has(site.op)) throw new Error(`relu ot: ${site.name}: online before offline`);
-    const st = this.sites.get(site.op) ?? (await this.prepare(site, site.size));
+    const st = this.sites.get(site.op) ?? (await this.prepare(site, this.batch));
     this.sites.delete(site.op);
     const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
     const x = r64Shr(a, site.shift);
@@ -232,13 +235,14 @@ class OtClient implements ReluClient {
   private async prepare(site: ReluSite, b: R64, batch: number): Promise<ClientCorr> {
     const shape = siteShape(site);
     const { y } = clientInputs(b, site.shift);
+    // Every chunk's sends first (KK13's and A's matrices: leaves, triples, mux), then its receives (B's).
+    const sent = chunks(site.size, batch).map(([s, e]) => ({
+      n: e - s, pending: millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e)), muxR: rotReceive64(this.ots.receiver, e - s),
+    }));
     const parts: ClientCorr[] = [];
-    for (const [s, e] of chunks(site.size, batch)) {
-      // Sends first (KK13's and A's matrices: leaves, triples, mux), then receives (B's: triples, mux).
-      const pending = millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e));
-      const muxR = rotReceive64(this.ots.receiver, e - s);
-      const mill = (await millionaireReceive(this.ots, shape, pending)) as MillClientCorr;
-      parts.push({ mill, muxS: await rotSend64(this.ots.sender, e - s), muxR: await muxR });
+    for (const c of sent) {
+      const mill = (await millionaireReceive(this.ots, shape, c.pending)) as MillClientCorr;
+      parts.push({ mill, muxS: await rotSend64(this.ots.sender, c.n), muxR: await c.muxR });
     }
     return {
       mill: {
@@ -256,7 +260,7 @@ class OtClient implements ReluClient {
     const site0 = this.sites.get(site.op);
     if (!site0) throw new Error(`relu ot: ${site.name}: online before offline`);
     this.sites.delete(site.op);
-    const st = { ...site0, ...(site0.corr ?? (await this.prepare(site, site0.b, site.size))) };
+    const st = { ...site0, ...(site0.corr ?? (await this.prepare(site, site0.b, this.batch))) };
     const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
     const { bt, y } = clientInputs(st.b, site.shift);
     const root = await compare(this.ch, 'client', shape, st.mill, y, what);
