@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
-import { KkReceiver, KkSender } from '../../src/pi/ot/kkot.js';
+import { KK_CODE_BITS, KK_MAX_N, kkCodeword, KkReceiver, KkSender } from '../../src/pi/ot/kkot.js';
 import { otSession } from '../../src/pi/ot/session.js';
 import { cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64 } from '../../src/pi/ot/cot.js';
 import { randomBytes } from '../../src/pi/crypto/random.js';
@@ -58,6 +58,20 @@ test('KK13 1-out-of-N: random and chosen-message OT for N = 2, 16, 256, edge cho
   assert.ok(Math.abs(ones(views[0]!.map((x, i) => x ^ views[1]![i]!)) - 0.5) < 0.003);
   assert.throws(() => R.extend(Uint8Array.of(16), 1, 16), /choice 16 of OT 0 is not below N=16/);
   assert.throws(() => R.extend(new Uint8Array(2), 3, 16), /2 choices for m=3/);
+});
+
+test('KK13 code: 256 Walsh-Hadamard codewords, every two at distance exactly 128 (the security parameter)', () => {
+  const pop = (x: number) => { let c = 0; for (x >>>= 0; x; x &= x - 1) c++; return c; };
+  let min = 256, max = 0;
+  const cw = Array.from({ length: KK_MAX_N }, (_, i) => kkCodeword(i));
+  for (let i = 0; i < KK_MAX_N; i++) for (let j = i + 1; j < KK_MAX_N; j++) {
+    let d = 0;
+    for (let w = 0; w < 8; w++) d += pop(cw[i]![w]! ^ cw[j]![w]!);
+    min = Math.min(min, d); max = Math.max(max, d);
+  }
+  assert.equal(min, 128);
+  assert.equal(max, 128);
+  assert.equal(KK_CODE_BITS, 256);
 });
 
 test('KK13: a matrix of the wrong size is named', async () => {

@@ -41,6 +41,9 @@ const WH = (() => {
   return t;
 })();
 
+/** Codeword i (8 words): the security of KK13 rests on every two codewords differing in >= 128 bits (κ = 128). */
+export const kkCodeword = (i: number): Int32Array => WH.slice(8 * i, 8 * i + 8);
+
 const pad32 = (m: number) => Math.ceil(m / 32) * 32;
 
 function i32(u8: Uint8Array): Int32Array {
