@@ -81,7 +81,7 @@ test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online
   assert.ok(total <= 700, `${total} B per ReLU`);
 });
 
-test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (one more flight)", async () => {
+test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (one more flight for an op alone)", async () => {
   const n = 300, site: ReluSite = { op: 0, name: 'stage3.block1.relu2', size: n, width: 45, shift: 12 };
   const { x, a, b } = inputs(45, 12, n - 16);
   const [s, c] = channelPair();

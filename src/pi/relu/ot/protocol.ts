@@ -14,8 +14,9 @@
 // (Λ = 3 for the plan's 32-bit comparisons), flights alternate: the comparison's Λ + 1, then the mux's two and the
 // re-share, which ride on them: Λ + 3 flights per ReLU op when the client ends the comparison (odd Λ), Λ + 4 else.
 // Protocol 'ot' makes the correlations offline and keeps them (the client ~30 B per ReLU, the server ~60 B);
-// 'ot-online' makes them at the start of each ReLU op's online call (one more flight: the OT matrices both ways before
-// the comparison), so that neither party keeps anything between the phases beyond the shares b and r. Either way a
+// 'ot-online' makes them at the start of each ReLU op's online call, so that neither party keeps anything between the
+// phases beyond the shares b and r (the OT matrices go both ways before the comparison: one more flight for an op
+// alone, none in a session, where the client's matrices follow its re-share of the previous op). Either way a
 // site's OT matrices go in chunks of `batch` ReLUs (bounded messages and memory), all sent before any is received.
 import type { Channel } from '../../transport/channel.js';
 import { r64Add, r64Shr, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
@@ -300,5 +301,5 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
 
 /** Correlations made offline and kept until online (~30 B per ReLU at the client, ~60 B at the server). */
 export const otRelu = otProtocol('ot', 'offline');
-/** Correlations made at each ReLU op's online call: nothing kept between the phases (SCI's setting); one more flight. */
+/** Correlations made at each ReLU op's online call: nothing kept between the phases (SCI's setting). */
 export const otOnlineRelu = otProtocol('ot-online', 'online');
