@@ -296,17 +296,22 @@ function complete(shape: CompareShape, level: number, nodes: Node[], triples: Tr
 
 /** The server's leaf tables: per leaf N bits of gt per element, then (if needed) N bits of eq. */
 function leafTables(shape: CompareShape, corr: MillServerCorr, x: R64): Uint32Array {
-  const { N } = shape, n = corr.n, per = Math.ceil((n * N) / 32);
+  const { N } = shape, n = corr.n, per = Math.ceil((n * N) / 32), k = 32 / N;
   const out = new Uint32Array(tableWords(shape, n)), xd = digits(x, shape);
   const maskN = (1 << N) - 1;
   let base = 0;
   for (let j = 0; j < shape.leaves; j++) {
-    const pads = corr.pads[j]!, gt0 = corr.gt[j]!, eq0 = corr.eq[j], o = j * n;
-    const eqBase = base + per;
-    for (let i = 0; i < n; i++) {
-      const d = xd[o + i]!, p = pads[i]!, bit = i * N, w = bit >>> 5, sh = bit & 31, sw = i >>> 5, sb = i & 31;
-      out[base + w] |= ((((1 << d) - 1) ^ -((gt0[sw]! >>> sb) & 1) ^ p) & maskN) << sh;
-      if (eq0) out[eqBase + w] |= (((1 << d) ^ -((eq0[sw]! >>> sb) & 1) ^ (p >>> N)) & maskN) << sh;
+    const pads = corr.pads[j]!, gt0 = corr.gt[j]!, eq0 = corr.eq[j], o = j * n, eqBase = base + per;
+    // k = 32 / N elements per output word, accumulated in registers and stored once.
+    for (let w = 0; w < per; w++) {
+      let g = 0, e = 0;
+      for (let q = 0, i = w * k; q < k && i < n; q++, i++) {
+        const d = xd[o + i]!, p = pads[i]!, sw = i >>> 5, sb = i & 31;
+        g |= ((((1 << d) - 1) ^ -((gt0[sw]! >>> sb) & 1) ^ p) & maskN) << (q * N);
+        if (eq0) e |= (((1 << d) ^ -((eq0[sw]! >>> sb) & 1) ^ (p >>> N)) & maskN) << (q * N);
+      }
+      out[base + w] = g;
+      if (eq0) out[eqBase + w] = e;
     }
     base += eq0 ? 2 * per : per;
   }
@@ -319,16 +324,22 @@ function leafShares(shape: CompareShape, corr: MillClientCorr, y: R64, tables: U
   const nodes: Node[] = [];
   let base = 0;
   for (let j = 0; j < shape.leaves; j++) {
-    const hasEq = shape.leafEq[j]!, gt = corr.pgt[j]!.slice(), eq = hasEq ? corr.peq[j]!.slice() : null, o = j * n;
-    for (let i = 0; i < n; i++) {
-      const bit = i * N + yd[o + i]!, w = bit >>> 5, sh = bit & 31;
-      gt[i >>> 5] ^= ((tables[base + w]! >>> sh) & 1) << (i & 31);
-      if (eq) eq[i >>> 5] ^= ((tables[base + per + w]! >>> sh) & 1) << (i & 31);
+    const hasEq = shape.leafEq[j]!, pg = corr.pgt[j]!, pe = hasEq ? corr.peq[j]! : null, o = j * n;
+    const gt = new Uint32Array(W), eq = hasEq ? new Uint32Array(W) : null;
+    // 32 elements' bits accumulated in registers per output word.
+    for (let w = 0; w < W; w++) {
+      let g = 0, e = 0;
+      for (let q = 0, i = 32 * w; q < 32 && i < n; q++, i++) {
+        const bit = i * N + yd[o + i]!, tw = bit >>> 5, sh = bit & 31;
+        g |= ((tables[base + tw]! >>> sh) & 1) << q;
+        if (eq) e |= ((tables[base + per + tw]! >>> sh) & 1) << q;
+      }
+      gt[w] = g ^ pg[w]!;
+      if (eq) eq[w] = e ^ pe![w]!;
     }
     nodes.push({ gt: clampBits(gt, n), eq: eq && clampBits(eq, n) });
     base += hasEq ? 2 * per : per;
   }
-  if (nodes.some((nd) => nd.gt.length !== W)) throw new Error('millionaire: leaf share size');
   return nodes;
 }
 
