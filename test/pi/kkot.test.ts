@@ -44,7 +44,7 @@ test('KK13 1-out-of-N: random and chosen-message OT for N = 2, 16, 256, edge cho
   const c1 = Uint8Array.from({ length: 500 }, (_, j) => j % 16);
   const [p1, g1] = await Promise.all([S.sendRandom(500, 16, 1), R.receiveRandom(c1, 500, 16, 1)]);
   for (let j = 0; j < 500; j++) assert.equal(g1[j], p1[16 * j + c1[j]!]);
-  // The sender's view: the row-form matrix is 32 bytes per OT and uniform whatever the choices.
+  // The sender's view: the matrix is 32 bytes per OT and uniform whatever the choices.
   const m = 4096, views: Uint8Array[] = [];
   for (const v of [0, 15]) {
     const before = seen.length;
@@ -77,9 +77,9 @@ test('KK13 code: 256 Walsh-Hadamard codewords, every two at distance exactly 128
 test('KK13: a matrix of the wrong size is named', async () => {
   const [s, r] = channelPair();
   const [S] = await Promise.all([KkSender.setup(s), KkReceiver.setup(r)]);
-  const p = S.extend(10);
+  const p = S.extend(10); // padded to 32 OTs: 256 columns of 4 bytes
   r.send(new Uint8Array(32 * 9));
-  await assert.rejects(p, /KK13 OT extension matrix: expected 320 bytes, got 288/);
+  await assert.rejects(p, /KK13 OT extension matrix: expected 1024 bytes, got 288/);
 });
 
 test('OT session: one batch of base OTs seeds IKNP both ways and KK13; both parties send and receive', async () => {

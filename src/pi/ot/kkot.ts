@@ -3,12 +3,13 @@
 // N <= 256 messages per OT for 32 bytes of extension matrix per OT.
 //
 // Roles: the sender holds s (256 bits) and the base-OT keys k_{s_i}; the receiver holds both keys k0_i, k1_i and a
-// choice r_j < N per OT. Per batch of m OTs the receiver sends one message u (32 bytes per OT, in ROW form:
-// u_j = t_j ⊕ g_j ⊕ C(r_j), where t, g are the transposed PRG columns of k0, k1), after which
-//   sender rows q_j = t_j ⊕ (C(r_j) ∧ s),   receiver rows t_j.
-// Sending rows rather than columns lets both parties transpose only their own PRG columns (the transpose is
-// linear: the sender XORs u_j ∧ s in row form). The pad of message i is H(q_j ⊕ (C(i) ∧ s), j, i); the receiver
-// knows only H(t_j, j, r_j): for i ≠ r_j the unknown part (C(i) ⊕ C(r_j)) ∧ s covers >= 128 secret bits of s.
+// choice r_j < N per OT. Per batch of m OTs (padded to M, a multiple of 32) the receiver sends one message u of 256
+// columns, u^i = G(k0_i) ⊕ G(k1_i) ⊕ c^i (32 bytes per OT), c^i_j = C(r_j)_i = parity(r_j & i): column i is the XOR
+// of the choices' bit planes b in i, so the code needs no transpose. Then q^i = G(k_{s_i}) ⊕ s_i·u^i, and after each
+// party transposes its columns
+//   sender rows q_j = t_j ⊕ (C(r_j) ∧ s),   receiver rows t_j (t^i = G(k0_i)).
+// The pad of message i is H(q_j ⊕ (C(i) ∧ s), j, i); the receiver knows only H(t_j, j, r_j): for i ≠ r_j the
+// unknown part (C(i) ⊕ C(r_j)) ∧ s covers >= 128 secret bits of s.
 // H: a 256-bit input hashed by two chained tweakable CR hashes on fixed-key AES,
 //   H(x, j, i) = H128(x_lo ⊕ H128(x_hi, (j, i, 1)), (j, i, 2)),   H128(y, t) = π(σ(y) ⊕ t) ⊕ σ(y) ⊕ t
 // (the form of crypto/aes.ts, domain DOMAIN_KK), j a per-session OT counter.
@@ -136,11 +137,12 @@ export interface KkSendBatch {
   q: Int32Array;
 }
 
-/** One receiver batch: rows t_j and the choices. */
+/** One receiver batch: rows t_j (low and high 128 bits, 4 words each) and the choices. */
 export interface KkRecvBatch {
   m: number;
   first: number;
-  t: Int32Array;
+  t0: Int32Array;
+  t1: Int32Array;
   choices: Uint8Array;
 }
 
@@ -177,21 +179,19 @@ export class KkSender {
   /** Receives the receiver's matrix for m OTs. */
   async extend(m: number): Promise<KkSendBatch> {
     checkCount(m, 'KkSender.extend');
-    const M = pad32(m), cb = M >>> 3, half = 128 * (cb >>> 2);
-    const u = i32(await this.ch.recvBytes('KK13 OT extension matrix', 32 * m));
+    const M = pad32(m), cb = M >>> 3, cw = cb >>> 2, half = 128 * cw;
+    const u = i32(await this.ch.recvBytes('KK13 OT extension matrix', KK_CODE_BITS * cb));
     const g = scratchBytes(KK_CODE_BITS * cb, 'cols0');
     for (let i = 0; i < KK_CODE_BITS; i++) this.prgs[i]!.fill(g.subarray(i * cb, (i + 1) * cb));
-    const G = i32(g);
-    const g0 = transpose128(G.subarray(0, half), M, scratchWords(4 * M, 'rows0'));
-    const g1 = transpose128(G.subarray(half), M, scratchWords(4 * M, 'rows1'));
-    const q = new Int32Array(8 * m), s = this.s32;
-    for (let j = 0; j < m; j++) {
-      const r = 8 * j, h = 4 * j;
-      for (let w = 0; w < 4; w++) {
-        q[r + w] = g0[h + w]! ^ (u[r + w]! & s[w]!);
-        q[r + 4 + w] = g1[h + w]! ^ (u[r + 4 + w]! & s[4 + w]!);
-      }
+    const G = i32(g), s = this.s32;
+    for (let i = 0; i < KK_CODE_BITS; i++) {
+      if (!((s[i >>> 5]! >>> (i & 31)) & 1)) continue;
+      for (let w = i * cw; w < (i + 1) * cw; w++) G[w] ^= u[w]!;
     }
+    const q0 = transpose128(G.subarray(0, half), M, scratchWords(4 * M, 'rows0'));
+    const q1 = transpose128(G.subarray(half), M, scratchWords(4 * M, 'rows1'));
+    const q = new Int32Array(8 * m);
+    for (let j = 0; j < m; j++) q.set(q0.subarray(4 * j, 4 * j + 4), 8 * j), q.set(q1.subarray(4 * j, 4 * j + 4), 8 * j + 4);
     return { m, first: this.counter.take(m), q };
   }
 
@@ -293,43 +293,48 @@ export class KkReceiver {
     checkN(N, 'KkReceiver.extend');
     if (choices.length < m) throw new Error(`KkReceiver.extend: ${choices.length} choices for m=${m} OTs`);
     for (let j = 0; j < m; j++) if (choices[j]! >= N) throw new Error(`KkReceiver.extend: choice ${choices[j]} of OT ${j} is not below N=${N}`);
-    const M = pad32(m), cb = M >>> 3, half = 128 * (cb >>> 2);
-    const t = scratchBytes(KK_CODE_BITS * cb, 'cols0'), x = scratchBytes(KK_CODE_BITS * cb, 'cols1');
+    const M = pad32(m), cb = M >>> 3, cw = cb >>> 2, half = 128 * cw;
+    // The code's columns: one per pattern p of the choices' bits (p < 2^bits), p = (p & (p - 1)) + its lowest bit.
+    const bits = 32 - Math.clz32(N - 1), P = 1 << bits, code = scratchWords(P * cw, 'code');
+    code.fill(0, 0, cw);
+    for (let b = 0; b < bits; b++) {
+      const plane = code.subarray((1 << b) * cw, ((1 << b) + 1) * cw);
+      plane.fill(0);
+      for (let j = 0; j < m; j++) plane[j >>> 5] |= ((choices[j]! >>> b) & 1) << (j & 31);
+    }
+    for (let p = 3; p < P; p++) {
+      if (!(p & (p - 1))) continue;
+      const lo = p & -p, o = p * cw, a = (p ^ lo) * cw, c = lo * cw;
+      for (let w = 0; w < cw; w++) code[o + w] = code[a + w]! ^ code[c + w]!;
+    }
+    const t = scratchBytes(KK_CODE_BITS * cb, 'cols0'), u = new Uint8Array(KK_CODE_BITS * cb);
     for (let i = 0; i < KK_CODE_BITS; i++) {
       this.prg0[i]!.fill(t.subarray(i * cb, (i + 1) * cb));
-      this.prg1[i]!.fill(x.subarray(i * cb, (i + 1) * cb));
+      this.prg1[i]!.fill(u.subarray(i * cb, (i + 1) * cb));
     }
-    const T = i32(t), X = i32(x);
-    for (let w = 0; w < X.length; w++) X[w] ^= T[w]!;
-    const t0 = transpose128(T.subarray(0, half), M, scratchWords(4 * M, 'rows0'));
-    const t1 = transpose128(T.subarray(half), M, scratchWords(4 * M, 'rows1'));
-    const x0 = transpose128(X.subarray(0, half), M, scratchWords(4 * M, 'rows2'));
-    const x1 = transpose128(X.subarray(half), M, scratchWords(4 * M, 'rows3'));
-    const rows = new Int32Array(8 * m), u = new Int32Array(8 * m);
-    for (let j = 0; j < m; j++) {
-      const r = 8 * j, h = 4 * j, c = 8 * choices[j]!;
-      for (let w = 0; w < 4; w++) {
-        rows[r + w] = t0[h + w]!;
-        rows[r + 4 + w] = t1[h + w]!;
-        u[r + w] = x0[h + w]! ^ WH[c + w]!;
-        u[r + 4 + w] = x1[h + w]! ^ WH[c + 4 + w]!;
-      }
+    const T = i32(t), U = new Int32Array(u.buffer);
+    for (let i = 0; i < KK_CODE_BITS; i++) {
+      const o = i * cw, c = (i & (P - 1)) * cw;
+      for (let w = 0; w < cw; w++) U[o + w] ^= T[o + w]! ^ code[c + w]!;
     }
-    this.ch.send(new Uint8Array(u.buffer));
-    return { m, first: this.counter.take(m), t: rows, choices: choices.slice(0, m) };
+    this.ch.send(u);
+    return {
+      m, first: this.counter.take(m), choices: choices.slice(0, m),
+      t0: transpose128(T.subarray(0, half), M), t1: transpose128(T.subarray(half), M),
+    };
   }
 
   /** The pad of the chosen message of every OT in the batch (`bytes` bytes each). */
   pads(b: KkRecvBatch, bytes: number): Uint8Array {
     checkBytes(bytes, 'KkReceiver.pads');
-    const out = new Uint8Array(b.m * bytes), t = b.t, buf = scratchWords(8 * SLICE_BLOCKS);
+    const out = new Uint8Array(b.m * bytes), buf = scratchWords(8 * SLICE_BLOCKS);
     for (let j0 = 0; j0 < b.m; j0 += SLICE_BLOCKS) {
       const count = Math.min(SLICE_BLOCKS, b.m - j0);
       const v = buf.subarray(0, 4 * count), w = buf.subarray(4 * SLICE_BLOCKS, 4 * SLICE_BLOCKS + 4 * count);
       for (let k = 0; k < count; k++) {
-        const r = 8 * (j0 + k), tw = b.first + j0 + k, i = b.choices[j0 + k]!;
-        sigmaInto(t, r + 4, tw, i, 1, DOMAIN_KK, v, 4 * k);
-        sigmaInto(t, r, tw, i, 2, DOMAIN_KK, w, 4 * k);
+        const r = 4 * (j0 + k), tw = b.first + j0 + k, i = b.choices[j0 + k]!;
+        sigmaInto(b.t1, r, tw, i, 1, DOMAIN_KK, v, 4 * k);
+        sigmaInto(b.t0, r, tw, i, 2, DOMAIN_KK, w, 4 * k);
       }
       hashBlocks(v, w, count, out.subarray(j0 * bytes), bytes);
     }
