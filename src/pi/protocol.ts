@@ -27,11 +27,12 @@ import { performance } from 'node:perf_hooks';
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
+import { shapeChannel, type LinkProfile } from './transport/shaping.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
-import { makeReluProtocol } from './relu/registry.js';
+import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
@@ -200,7 +201,7 @@ export interface SessionHooks {
 export interface SessionOptions {
   /** Preprocessor name (both sides must agree), default DEFAULT_PREPROCESS ('he'). */
   preprocess?: string;
-  /** ReLU protocol name (both sides must agree), default 'gc'. */
+  /** ReLU protocol name (the client asks for it, a server given one accepts only it), default DEFAULT_RELU ('ot'). */
   relu?: string;
   /** ReLUs per batch (GC: one OT batch, one tables message); default 16384. */
   batch?: number;
@@ -247,22 +248,25 @@ const reluSites = (plan: PublicPlan): ReluSite[] => plan.ops.flatMap((o, i) => (
 const reportMaxBytes = (plan: PublicPlan): number => 2048 * (2 * plan.ops.length + 8);
 
 /**
- * The largest message each way of a session with this plan and options: the frame limits once the plan is known.
- * `prep` is this party's preprocessor of the session (its client half knows the packings it will ask for). An error
- * frame always fits.
+ * The largest message each way of a session with this plan and options (the frame limits once the plan is known), and
+ * the most bytes a receiver may legitimately hold unread (its buffer limit: two messages, or two of the ReLU
+ * protocol's flights of several messages). `prep` is this party's preprocessor of the session (its client half knows
+ * the packings it will ask for). An error frame always fits.
  */
-export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtocol, prep: Preprocessor): { toServer: number; toClient: number } {
+export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtocol, prep: Preprocessor): { toServer: number; toClient: number; bufferToServer: number; bufferToClient: number } {
   const rl = relu.maxMessageBytes(reluSites(plan), { batch });
   const pl = prep.maxMessageBytes(linearShapes(plan));
   const last = plan.ops[plan.ops.length - 1]!;
+  const toServer = Math.max(ERROR_FRAME_MAX, rl.toServer, pl.toServer, 8 * plan.ops[0]!.size);
+  const toClient = Math.max(ERROR_FRAME_MAX, rl.toClient, pl.toClient, 8 * last.size, reportMaxBytes(plan));
   return {
-    toServer: Math.max(ERROR_FRAME_MAX, rl.toServer, pl.toServer, 8 * plan.ops[0]!.size),
-    toClient: Math.max(ERROR_FRAME_MAX, rl.toClient, pl.toClient, 8 * last.size, reportMaxBytes(plan)),
+    toServer, toClient,
+    bufferToServer: 2 * Math.max(toServer, rl.flightToServer ?? 0) + 65536, bufferToClient: 2 * Math.max(toClient, rl.flightToClient ?? 0) + 65536,
   };
 }
 
-/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered. */
-const limitsFor = (max: number, state: string) => ({ maxFrameBytes: max, maxBufferedBytes: 2 * max + 65536, state });
+/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered (or `buffered`). */
+const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({ maxFrameBytes: max, maxBufferedBytes: buffered, state });
 
 function needDealer(o: SessionOptions): DealerLink {
   if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
@@ -316,7 +320,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       if (!release) throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running');
     }
     const lim = sessionLimits(plan, batch, reluProto, prep);
-    ch.setLimits(limitsFor(lim.toServer, 'in a session'));
+    ch.setLimits(limitsFor(lim.toServer, 'in a session', lim.bufferToServer));
     clock.enter('the setup phase', dl.setupMs);
     rec.begin('setup');
     o.hooks?.onPhase?.('setup');
@@ -396,6 +400,8 @@ export interface ServeOptions extends ServerSessionOptions {
   maxSessions?: number;
   /** Connections that have not yet sent their hello (default 64); more are closed at once. */
   maxPending?: number;
+  /** Shapes what the server receives from each client as over this link (benchmarks; null or absent: no shaping). */
+  link?: LinkProfile | null;
   onSession?: (r: PartyReport, ch: Channel) => void;
   onError?: (e: Error, ch: Channel) => void;
   /** A connection refused before it became a session (TLS handshake failed, too many connections). */
@@ -431,7 +437,7 @@ export async function servePi(model: ServerModel, o: ServeOptions): Promise<PiSe
     let st: SessionState | null = null;
     const hooks: SessionHooks = { ...o.hooks, onStart: (s) => { st = s; live.add(s); o.hooks?.onStart?.(s); } };
     try {
-      const r = await serveClient(ch, model, { ...o, hooks, admit });
+      const r = await serveClient(shapeChannel(ch, o.link ?? null), model, { ...o, hooks, admit });
       o.onSession?.(r, ch);
     } finally {
       if (st) live.delete(st);
@@ -480,7 +486,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     let relu: ReluClient | null = null;
     const prep = makePreprocessor(o.preprocess ?? DEFAULT_PREPROCESS);
     const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv));
-    const reluProto = makeReluProtocol(o.relu ?? 'gc');
+    const reluProto = makeReluProtocol(o.relu ?? DEFAULT_RELU);
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();
     rec.begin('setup');
@@ -492,7 +498,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
     const lim = sessionLimits(plan, batch, reluProto, prep);
-    ch.setLimits(limitsFor(lim.toClient, 'in a session'));
+    ch.setLimits(limitsFor(lim.toClient, 'in a session', lim.bufferToClient));
     clock.enter('the setup phase', dl.setupMs);
     o.hooks?.onPhase?.('setup');
     const in0 = plan.ops[0]!;

@@ -1,3 +1,5 @@
+// The whole protocol with the GC ReLU (--relu gc, named in every session here; protocol-ot.test.ts runs the default ot):
+// bit-exact results, culled sites, faults, TLS, limits and memory.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGraph, specFor, type NetSpec } from '../../src/models/index.js';
@@ -38,7 +40,7 @@ const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => 
 
 async function query(md: { m: ServerModel; dealer: Dealer }, x: Float32Array) {
   const [s, c] = channelPair();
-  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { preprocess: 'dealer', dealer: md.dealer.link() })]);
+  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { preprocess: 'dealer', relu: 'gc', dealer: md.dealer.link() })]);
   return { server, client };
 }
 
@@ -100,7 +102,7 @@ test('a truncated message gives a clear error on both sides', async () => {
   const send = s.send.bind(s);
   let done = false;
   s.send = (d: Uint8Array) => send(!done && d.byteLength > 100000 ? ((done = true), d.subarray(0, 1000)) : d);
-  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { preprocess: 'dealer', dealer: full.dealer.link() })]);
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { preprocess: 'dealer', relu: 'gc', dealer: full.dealer.link() })]);
   assert.equal(rc.status, 'rejected');
   assert.equal(rs.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /malformed message: offline: stem\.relu: garbled tables: expected \d+ bytes .*got 1000/);
@@ -132,7 +134,7 @@ test('TLS (server and dealer): a client that disconnects mid-protocol stops neit
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);
-    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { preprocess: 'dealer', dealer: clientLink })));
+    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { preprocess: 'dealer', relu: 'gc', dealer: clientLink })));
     results.forEach((r, i) => {
       const ref = referenceForward(full.m, quantize(xs[i]!, full.m.plan.fixed.f));
       assert.deepEqual(r64ToBig(r.out), r64ToBig(ref.out), `client ${i}`);
@@ -192,7 +194,7 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   tap(s, toServer);
   tap(c, toClient);
   const x = image(11);
-  const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x)]);
+  const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x, { relu: 'gc' })]);
   assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
   const largest = (fs: Uint8Array[]) => Math.max(...fs.filter(heFrame).map((f) => f.byteLength));
   assert.equal(largest(toClient), pl.toClient);

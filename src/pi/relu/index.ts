@@ -59,7 +59,9 @@ export interface ReluProtocol {
   client(ch: Channel, o: ReluClientOptions): Promise<ReluClient>;
   /**
    * The largest message each way of a session over `sites` (set-up included): the receivers' frame limits. Each
-   * receive still checks the exact size it expects.
+   * receive still checks the exact size it expects. `flightTo*`: where a protocol sends several messages before the
+   * receiver reads any (the OT protocol's matrices of a site's chunks), the most bytes of one such flight; the
+   * receiver's buffer limit covers two of them (absent: one message is a flight).
    */
-  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): { toServer: number; toClient: number };
+  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): { toServer: number; toClient: number; flightToServer?: number; flightToClient?: number };
 }
