@@ -90,20 +90,28 @@ test('culled mask over OT: culled sites cost nothing; logits within the error of
   culled.float(x).forEach((v, i) => assert.ok(Math.abs(v - client.logits[i]!) < 0.02, `logit ${i}: float ${v} secure ${client.logits[i]}`));
 });
 
+const sitesOf = (m: ServerModel) => m.plan.ops.flatMap((o, i) => (o.op === 'relu' ? [{ op: i, name: o.name, size: o.size, width: o.width, shift: o.shift }] : []));
+type Phase = 'setup' | 'offline' | 'online';
+
 // Batches of 96 ReLUs cut every site into chunks: a flight of several matrices each way.
 for (const [relu, batch] of [['ot', 96], ['ot-online', 96]] as const) {
-  test(`${relu} (batch ${batch}): right results; the largest message each way is the frame limit exactly; the buffer limit covers two flights`, async () => {
+  test(`${relu} (batch ${batch}): right results; per phase, the largest message each way is the frame limit exactly; the buffer limit covers two flights`, async () => {
     const lim = sessionLimits(full.m.plan, batch, makeReluProtocol(relu), makePreprocessor('dealer'));
-    const rl = makeReluProtocol(relu).maxMessageBytes(full.m.plan.ops.flatMap((o, i) => (o.op === 'relu' ? [{ op: i, name: o.name, size: o.size, width: o.width, shift: o.shift }] : [])), { batch });
+    const rl = makeReluProtocol(relu).maxMessageBytes(sitesOf(full.m), { batch });
     const [s, c] = channelPair();
-    const toServer: number[] = [], toClient: number[] = [];
-    const taps = (ch: Channel, into: number[]) => { const r = ch.recv.bind(ch); ch.recv = async () => { const m = await r(); into.push(m.byteLength); return m; }; };
-    taps(s, toServer);
-    taps(c, toClient);
+    // Each frame with the phase its receiver was in when it read it.
+    const toServer: [Phase, number][] = [], toClient: [Phase, number][] = [];
+    const phase = { server: 'setup' as Phase | 'hello' | 'done', client: 'setup' as Phase | 'hello' | 'done' };
+    const taps = (ch: Channel, into: [Phase, number][], who: 'server' | 'client') => {
+      const r = ch.recv.bind(ch);
+      ch.recv = async () => { const m = await r(); const p = phase[who]; if (p !== 'hello' && p !== 'done') into.push([p, m.byteLength]); return m; };
+    };
+    taps(s, toServer, 'server');
+    taps(c, toClient, 'client');
     const x = image(3), opts = { ...OT(relu, full), batch };
     let half: ReluClient | null = null, heldAtOnline = -1;
-    const hooks: SessionHooks = { onRelu: (h) => { half = h as ReluClient; }, onPhase: (p) => { if (p === 'online') heldAtOnline = half!.heldBytes(); } };
-    const [, r] = await Promise.all([serveClient(s, full.m, opts), runClient(c, x, { ...opts, hooks })]);
+    const hooks: SessionHooks = { onRelu: (h) => { half = h as ReluClient; }, onPhase: (p) => { phase.client = p; if (p === 'online') heldAtOnline = half!.heldBytes(); } };
+    const [, r] = await Promise.all([serveClient(s, full.m, { ...opts, hooks: { onPhase: (p) => { phase.server = p; } } }), runClient(c, x, { ...opts, hooks })]);
     const ref = referenceForward(full.m, quantize(x, full.m.plan.fixed.f));
     assert.ok(maxUlps(r64ToBig(r.out), r64ToBig(ref.out)) < within(r.scale));
     // 'ot-online' makes its correlations at each op's online call: nothing offline, one more flight where the
@@ -117,15 +125,63 @@ for (const [relu, batch] of [['ot', 96], ['ot-online', 96]] as const) {
     // 'ot-online' nothing.
     if (relu === 'ot') assert.ok(heldAtOnline > 20 * full.m.plan.relus && heldAtOnline < 60 * full.m.plan.relus, `${heldAtOnline} bytes held`);
     else assert.equal(heldAtOnline, 0);
-    // The ReLU protocol's bound is attained (the input share and the report are other messages of the session).
+    // Per phase, the ReLU protocol's bound is attained (dealer preprocessing: nothing else on the peer channel but the
+    // input share, the output share and the report, online) and every frame is within the phase's limit.
     const input = 8 * full.m.plan.ops[0]!.size;
-    assert.equal(Math.max(...toServer.filter((n) => n !== input)), Math.max(rl.toServer, 0), 'client -> server');
-    assert.ok(Math.max(...toClient) <= lim.toClient);
-    assert.ok(toClient.includes(rl.toClient), `${rl.toClient} bytes: no message of that size to the client`);
-    for (const n of toServer) assert.ok(n <= lim.toServer);
-    assert.ok(lim.bufferToServer >= 2 * (rl.flightToServer ?? 0) && lim.bufferToClient >= 2 * (rl.flightToClient ?? 0));
+    for (const p of ['setup', 'offline', 'online'] as const) {
+      const ts = toServer.filter(([q, n]) => q === p && n !== input).map(([, n]) => n), tc = toClient.filter(([q]) => q === p).map(([, n]) => n);
+      assert.equal(Math.max(0, ...ts), rl[p].toServer, `${p}: client -> server`);
+      if (rl[p].toClient) assert.ok(tc.includes(rl[p].toClient), `${p}: no message of ${rl[p].toClient} bytes to the client`);
+      else assert.equal(tc.length, 0, `${p}: messages to the client`);
+      for (const [q, n] of toServer) if (q === p) assert.ok(n <= lim[p].toServer, `${p}: ${n} bytes to the server`);
+      for (const [q, n] of toClient) if (q === p) assert.ok(n <= lim[p].toClient, `${p}: ${n} bytes to the client`);
+      assert.ok(lim[p].bufferToServer >= 2 * (rl[p].flightToServer ?? 0) && lim[p].bufferToClient >= 2 * (rl[p].flightToClient ?? 0));
+    }
+    // The online limit to the server is the OT messages' bound exactly (here above the input share and an error frame).
+    assert.ok(rl.online.toServer > Math.max(input, 1024));
+    assert.equal(lim.online.toServer, rl.online.toServer);
+    assert.equal(lim.offline.toServer, Math.max(rl.offline.toServer, rl.online.toServer));
   });
 }
+
+/** A session whose client sends, in place of its first ReLU message of `phase`, `bytes` zero bytes. */
+async function oversize(phase: 'offline' | 'online', bytes: number, o: { relu: string; preprocess: string; dealer?: ReturnType<Dealer['link']> }) {
+  const [s, c] = channelPair();
+  const send = c.send.bind(c), input = 8 * full.m.plan.ops[0]!.size;
+  let now = '', done = false;
+  c.send = (d: Uint8Array) => {
+    const swap = !done && now === phase && d.byteLength !== input;
+    if (swap) done = true;
+    send(swap ? new Uint8Array(bytes) : d);
+  };
+  const hooks: SessionHooks = { onPhase: (p) => { now = p; } };
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, o), runClient(c, image(8), { ...o, hooks })]);
+  assert.ok(done, `the client sent a ReLU message in the ${phase} phase`);
+  assert.equal(rs.status, 'rejected');
+  assert.equal(rc.status, 'rejected');
+  return { server: (rs as PromiseRejectedResult).reason as PiError, client: (rc as PromiseRejectedResult).reason as PiError };
+}
+
+test('an OT frame one byte above its phase\'s limit is refused with LIMIT: online (he, the default), offline (dealer)', async () => {
+  const sites = sitesOf(full.m);
+  // Online, he + ot: the limit is the OT online messages' bound; the client's first comparison flight is replaced.
+  const he = sessionLimits(full.m.plan, 16384, makeReluProtocol('ot'), makePreprocessor('he'));
+  assert.equal(he.online.toServer, makeReluProtocol('ot').maxMessageBytes(sites, { batch: 16384 }).online.toServer);
+  const on = await oversize('online', he.online.toServer + 1, { relu: 'ot', preprocess: 'he' });
+  assert.equal(on.server.code, 'LIMIT');
+  assert.match(on.server.message, new RegExp(`frame of ${he.online.toServer + 1} bytes exceeds the limit of ${he.online.toServer} bytes in the online phase`));
+  assert.equal(on.client.code, 'LIMIT');
+  assert.match(on.client.message, /the server reported LIMIT \(message exceeds the size limit\)/);
+  // A frame of exactly the limit passes the limit and is refused by the exact size the receive expects.
+  const at = await oversize('online', he.online.toServer, { relu: 'ot', preprocess: 'he' });
+  assert.equal(at.server.code, 'MALFORMED');
+  // Offline, dealer + ot: the limit is the largest OT matrix (KK13's); the client's first matrix is replaced.
+  const dl = sessionLimits(full.m.plan, 16384, makeReluProtocol('ot'), makePreprocessor('dealer'));
+  assert.equal(dl.offline.toServer, makeReluProtocol('ot').maxMessageBytes(sites, { batch: 16384 }).offline.toServer);
+  const off = await oversize('offline', dl.offline.toServer + 1, OT('ot', full));
+  assert.equal(off.server.code, 'LIMIT');
+  assert.match(off.server.message, new RegExp(`frame of ${dl.offline.toServer + 1} bytes exceeds the limit of ${dl.offline.toServer} bytes in the offline phase`));
+});
 
 test("the server's online view over OT is uniform and the same for a zero image and another", async () => {
   const views: { frames: Uint8Array[]; server?: PartyReport }[] = [{ frames: firstView }, await onlineView(new Float32Array(192))];

@@ -176,13 +176,13 @@ test('frame limits per state: a hello above 4 KiB, then a frame above what the p
   assert.equal(parseErrorFrame(await c.recv())?.code, 'LIMIT');
 
   const lim = sessionLimits(full.m.plan, 16384, makeReluProtocol('gc'), makePreprocessor('dealer'));
-  assert.ok(lim.toServer >= 8 * full.m.plan.ops[0]!.size && lim.toServer < 1 << 20, `${lim.toServer} bytes`);
+  assert.ok(lim.setup.toServer >= 8 * full.m.plan.ops[0]!.size && lim.setup.toServer < 1 << 20, `${lim.setup.toServer} bytes`);
   const [s2, c2] = channelPair();
   const srv2 = serveClient(s2, full.m, { dealer: full.dealer.link() });
   c2.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ef'.repeat(16) });
   await c2.recv(); // the plan
-  c2.send(new Uint8Array(lim.toServer + 1));
-  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+  c2.send(new Uint8Array(lim.setup.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.setup.toServer + 1} bytes exceeds the limit of ${lim.setup.toServer} bytes in the setup phase`).test(e.message));
 });
 
 test('frame limits with he: the client\'s limit is its largest response exactly, the server\'s covers every upload it accepts', async () => {
@@ -198,16 +198,16 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
   const largest = (fs: Uint8Array[]) => Math.max(...fs.filter(heFrame).map((f) => f.byteLength));
   assert.equal(largest(toClient), pl.toClient);
-  assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.toServer}`);
-  for (const f of toServer) assert.ok(f.byteLength <= lim.toServer);
-  for (const f of toClient) assert.ok(f.byteLength <= lim.toClient);
+  assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.offline.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.offline.toServer}`);
+  for (const f of toServer) assert.ok(f.byteLength <= lim.setup.toServer);
+  for (const f of toClient) assert.ok(f.byteLength <= lim.setup.toClient);
   // one byte more than the limit fails the session with LIMIT
   const [s2, c2] = channelPair();
   const srv2 = serveClient(s2, full.m);
   c2.sendJson({ protocol: PROTOCOL, preprocess: 'he', relu: 'gc', session: 'ad'.repeat(16) });
   await c2.recv(); // the plan
-  c2.send(new Uint8Array(lim.toServer + 1));
-  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+  c2.send(new Uint8Array(lim.setup.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.setup.toServer + 1} bytes exceeds the limit of ${lim.setup.toServer} bytes in the setup phase`).test(e.message));
 });
 
 test('each party reports its memory: peak bytes buffered and the protocol state it held', async () => {

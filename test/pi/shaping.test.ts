@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
+import { PiError } from '../../src/pi/transport/errors.js';
 import { describeLink, parseLink, parseLinks, shapeChannel, LINK_PROFILES } from '../../src/pi/transport/shaping.js';
 
 test('link profiles: lan, wan, none and BANDWIDTH,RTT; bad specs are named', () => {
@@ -75,4 +76,43 @@ test('shaping over TCP, both directions', async () => {
     c.close();
     await l.close();
   }
+});
+
+test('a shaped channel keeps the channel\'s limits, idle timeout and abort: LIMIT, TIMEOUT, bytes on the link count as buffered', async () => {
+  const link = parseLink('80kbit,1ms')!; // 10 bytes per millisecond
+  // Frame limit, set on the shaped channel, refused when the prefix arrives.
+  const [x1, y1] = channelPair();
+  const a1 = shapeChannel(x1, link), b1 = shapeChannel(y1, link);
+  b1.setLimits({ maxFrameBytes: 100, state: 'in a test' });
+  assert.equal(b1.limits.maxFrameBytes, 100);
+  a1.send(new Uint8Array(101));
+  await assert.rejects(b1.recv(), (e: PiError) => e.code === 'LIMIT' && /frame of 101 bytes exceeds the limit of 100 bytes in a test/.test(e.message));
+  // Bytes on the simulated link and unread count against the buffer limit.
+  const [x2, y2] = channelPair();
+  const a2 = shapeChannel(x2, link), b2 = shapeChannel(y2, link);
+  b2.setLimits({ maxBufferedBytes: 150, state: 'in a test' });
+  a2.send(new Uint8Array(60));
+  a2.send(new Uint8Array(60));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(b2.memory().bufferedIn, 120, 'two frames on the link');
+  a2.send(new Uint8Array(60));
+  await assert.rejects(b2.recv(), (e: PiError) => e.code === 'LIMIT' && /180 bytes received and not read exceed the limit of 150 bytes in a test/.test(e.message));
+  // A frame on a slow link is activity: 3,000 bytes take 300 ms against an idle timeout of 100 ms.
+  const [x3, y3] = channelPair();
+  const a3 = shapeChannel(x3, link), b3 = shapeChannel(y3, link);
+  b3.setLimits({ idleMs: 100 });
+  const t0 = performance.now();
+  a3.send(new Uint8Array(3000));
+  assert.equal((await b3.recv()).byteLength, 3000);
+  assert.ok(performance.now() - t0 >= 290, `${(performance.now() - t0).toFixed(0)} ms`);
+  // A silent peer times out.
+  await assert.rejects(b3.recv(), (e: PiError) => e.code === 'TIMEOUT' && /idle timeout 0.1 s/.test(e.message));
+  // abort() fails the shaped channel's waits and the inner channel's.
+  const [x4, y4] = channelPair();
+  const b4 = shapeChannel(y4, link);
+  const waiting = b4.recv();
+  b4.abort(new PiError('TIMEOUT', 'test: deadline'));
+  await assert.rejects(waiting, /test: deadline/);
+  await assert.rejects(y4.flush(), /test: deadline/);
+  for (const c of [a1, b1, a2, b2, a3, b3, b4, x4]) c.close();
 });

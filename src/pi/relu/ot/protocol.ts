@@ -31,7 +31,7 @@ import {
 } from '../../millionaire/millionaire.js';
 import { recvChecked } from '../../wire.js';
 import type { ClientRandomness } from '../../random.js';
-import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
 
 /** Radix of the comparison's leaves: 1-out-of-16 OT on 4-bit digits. */
 export const OT_RELU_DIGIT = 4;
@@ -317,36 +317,51 @@ class OtClient implements ReluClient {
 const pad128 = (m: number) => Math.ceil(m / 128) * 128;
 const pad32 = (m: number) => Math.ceil(m / 32) * 32;
 
+interface Bounds { toServer: number; toClient: number; flightToServer: number; flightToClient: number }
+
+const noBounds = (): Bounds => ({ toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 });
+
+function widen(into: Bounds, b: Bounds): void {
+  into.toServer = Math.max(into.toServer, b.toServer);
+  into.toClient = Math.max(into.toClient, b.toClient);
+  into.flightToServer = Math.max(into.flightToServer, b.flightToServer);
+  into.flightToClient = Math.max(into.flightToClient, b.flightToClient);
+}
+
 /**
- * The messages of one site each way: the largest one, and the bytes of its correlations' flight (every chunk's
- * matrices, sent before the receiver reads any). Mirrors prepare() and online() message by message.
+ * The messages of one site each way: its correlations' (the OT matrices of every chunk, one flight each way: all sent
+ * before the receiver reads any) and its comparison's and multiplexer's. Mirrors prepare() and online() message by
+ * message.
  */
-function siteMessages(site: ReluSite, batch: number): { toServer: number; toClient: number; flightToServer: number; flightToClient: number } {
-  const shape = siteShape(site), n = site.size, L = shape.leaves;
-  let toServer = 0, toClient = 0, flightToServer = 0, flightToClient = 0;
+function siteMessages(site: ReluSite, batch: number): { corr: Bounds; online: Bounds } {
+  const shape = siteShape(site), n = site.size, L = shape.leaves, corr = noBounds();
   for (const [s, e] of chunks(n, batch)) {
     const ne = e - s, m = tripleOts(shape, ne);
     // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
     const kk = 32 * pad32(L * ne), triA = m ? 16 * pad128(m) : 0, muxA = 16 * pad128(ne);
     // server -> client: IKNP B's matrices (triples, mux)
     const triB = triA, muxB = muxA;
-    toServer = Math.max(toServer, kk, triA, muxA);
-    toClient = Math.max(toClient, triB, muxB);
-    flightToServer += kk + triA + muxA;
-    flightToClient += triB + muxB;
+    corr.toServer = Math.max(corr.toServer, kk, triA, muxA);
+    corr.toClient = Math.max(corr.toClient, triB, muxB);
+    corr.flightToServer += kk + triA + muxA;
+    corr.flightToClient += triB + muxB;
   }
-  // Online: the comparison's flights (leaf tables with the server's first openings, then openings), then the
-  // multiplexer's choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
-  const f = onlineFlightWords(shape, n), bits = (n + 7) >>> 3;
-  f.forEach((w, k) => { if (k % 2 === 0) toClient = Math.max(toClient, 4 * w); else toServer = Math.max(toServer, 4 * w); });
+  // The comparison's flights (leaf tables with the server's first openings, then openings), then the multiplexer's
+  // choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
+  const online = noBounds(), f = onlineFlightWords(shape, n), bits = (n + 7) >>> 3;
+  f.forEach((w, k) => { if (k % 2 === 0) online.toClient = Math.max(online.toClient, 4 * w); else online.toServer = Math.max(online.toServer, 4 * w); });
   if (lastSender(shape) === 'client') {
-    toServer = Math.max(toServer, bits, 16 * n);
-    toClient = Math.max(toClient, bits + 8 * n);
+    online.toServer = Math.max(online.toServer, bits, 16 * n);
+    online.toClient = Math.max(online.toClient, bits + 8 * n);
   } else {
-    toClient = Math.max(toClient, bits, 8 * n);
-    toServer = Math.max(toServer, bits + 8 * n, 8 * n);
+    online.toClient = Math.max(online.toClient, bits, 8 * n);
+    online.toServer = Math.max(online.toServer, bits + 8 * n, 8 * n);
   }
-  return { toServer, toClient, flightToServer: Math.max(flightToServer, toServer), flightToClient: Math.max(flightToClient, toClient) };
+  online.flightToServer = online.toServer;
+  online.flightToClient = online.toClient;
+  corr.flightToServer = Math.max(corr.flightToServer, corr.toServer);
+  corr.flightToClient = Math.max(corr.flightToClient, corr.toClient);
+  return { corr, online };
 }
 
 function otProtocol(name: string, when: Precompute): ReluProtocol {
@@ -358,16 +373,16 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
     async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
       return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when, o.random);
     },
-    maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions) {
-      const out = { ...OT_SESSION_MAX_BYTES, flightToServer: OT_SESSION_MAX_BYTES.toServer, flightToClient: OT_SESSION_MAX_BYTES.toClient };
+    maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
+      const setup = { ...OT_SESSION_MAX_BYTES, flightToServer: OT_SESSION_MAX_BYTES.toServer, flightToClient: OT_SESSION_MAX_BYTES.toClient };
+      const offline = noBounds(), online = noBounds();
       for (const site of sites) {
         const m = siteMessages(site, o.batch);
-        out.toServer = Math.max(out.toServer, m.toServer);
-        out.toClient = Math.max(out.toClient, m.toClient);
-        out.flightToServer = Math.max(out.flightToServer, m.flightToServer);
-        out.flightToClient = Math.max(out.flightToClient, m.flightToClient);
+        // 'ot' sends the OT matrices in the site's offline call, 'ot-online' in its online call.
+        widen(when === 'offline' ? offline : online, m.corr);
+        widen(online, m.online);
       }
-      return out;
+      return { setup, offline, online };
     },
   };
 }
