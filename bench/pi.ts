@@ -2,7 +2,7 @@
 // random weights): the full ReLU mask and the DeepReDuce presets, per linear-layer preprocessing (`--preprocess he`:
 // client and server only; `dealer`: a trusted third party), ReLU protocol (`--relu gc,ot`), link profile (`--link
 // none,lan,wan`: each party shapes what it receives, so both directions are shaped; the dealer's links are not) and
-// transport (`--links tls,insecure`), all in one table. Each party is its own process on this machine: the server
+// transport (`--transport tls,insecure`), all in one table. Each party is its own process on this machine: the server
 // (`deepreduce pi serve`, one per combination so that its peak memory is that combination's), the client (this
 // script with --client, one process per session) and, for dealer, the dealer (`deepreduce pi dealer`). TLS is 1.3
 // with fresh identities (the client pins the server's certificate; the dealer admits only the server's certificate);
@@ -10,8 +10,9 @@
 // repetitions (medians), so that drift of the machine hits both alike. Peak memory per party is each process's peak
 // RSS (/proc/PID/status VmHWM for the server and the dealer; the client's own maxRSS); CPU time per party from
 // /proc/PID/stat (server, dealer) and process.cpuUsage (client).
-// Usage: node dist/bench/pi.js [--configs C100_12K,C100_115K,C100_230K,full] [--preprocess he] [--relu gc,ot]
-//        [--link none,lan,wan] [--links tls] [--repeat 1] [--out FILE.json] [--calibrate FILE]
+// Usage: node dist/bench/pi.js [--configs C100_12K,C100_115K,C100_230K,full] [--preprocess he,dealer] [--relu gc,ot,ot-online]
+//        [--link none,lan,wan] [--transport tls,insecure] [--repeat 1] [--out FILE.json] [--calibrate FILE]
+// Defaults: every config, he, gc and ot, every link profile, TLS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,7 @@ const { values: a } = parseArgs({
   options: {
     configs: { type: 'string', default: 'C100_12K,C100_115K,C100_230K,full' }, preprocess: { type: 'string', default: 'he' },
     relu: { type: 'string', default: 'gc,ot' }, link: { type: 'string', default: 'none,lan,wan' },
-    links: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' },
+    transport: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' },
     // child mode: run the client of one session and print { report, peakMB, cpuMs }
     client: { type: 'string' }, pin: { type: 'string' }, insecure: { type: 'boolean' }, dealer: { type: 'string' }, 'dealer-cert': { type: 'string' },
     seed: { type: 'string', default: '1' },
@@ -61,8 +62,8 @@ if (a.client) {
   process.exit(0);
 }
 
-const transports = a.links!.split(',');
-for (const l of transports) if (l !== 'tls' && l !== 'insecure') throw new Error(`--links: '${l}' is neither tls nor insecure`);
+const transports = a.transport!.split(',');
+for (const l of transports) if (l !== 'tls' && l !== 'insecure') throw new Error(`--transport: '${l}' is neither tls nor insecure`);
 const preps = a.preprocess!.split(',');
 for (const p of preps) if (!(PREPROCESSORS as readonly string[]).includes(p)) throw new Error(`--preprocess: '${p}' is not one of ${PREPROCESSORS.join(', ')}`);
 const relus = a.relu!.split(',').map((r) => makeReluProtocol(r.trim()).name);
