@@ -7,7 +7,7 @@ import { cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rot
 import { systemRandom } from '../../src/pi/random.js';
 
 const randomBytes = (n: number) => systemRandom.bytes(n);
-import { newBits, setBit } from '../../src/pi/bits.js';
+import { getBit, newBits, setBit } from '../../src/pi/bits.js';
 import { r64FromBig, r64ToBig } from '../../src/pi/fixed.js';
 
 function tap(ch: Channel): Uint8Array[] {
@@ -125,4 +125,13 @@ test('additive COT over Z_2^64 from random OT: x0 + b*delta for edge correlation
       assert.equal(BigInt.asUintN(64, XB[j]!), want, `OT ${j}`);
     }
   }
+  // What the sender sees of the receiver's choice, e = b ⊕ ρ, is padded by the random choice ρ: for all-one choices
+  // about half of e is 1 (a fixed ρ would send b itself).
+  const big = 4096, [, pr] = await Promise.all([rotSend64(S.sender, big), rotReceive64(C.receiver, big, systemRandom)]);
+  const ones = newBits(big);
+  for (let j = 0; j < big; j++) setBit(ones, j, 1);
+  const e = cotChoiceCorrection(pr, ones);
+  let k = 0;
+  for (let j = 0; j < big; j++) k += getBit(e, j);
+  assert.ok(Math.abs(k - big / 2) < 6 * Math.sqrt(big) / 2, `${k} of ${big} choice corrections are 1 for all-one choices`);
 });

@@ -80,3 +80,30 @@ test('a truncated comparison flight is named', async () => {
   await assert.rejects(pc, /malformed message: online: s1: comparison flight 1: expected \d+ bytes/);
   sCh.close();
 });
+
+test("the client's level-1 openings, XORed with the server's own leaf shares, are uncorrelated with the leaves' comparisons", async () => {
+  // The server knows its leaf shares gt0, eq0; the client opens eq_hi ⊕ a1 and gt_lo ⊕ b1 (its triple shares, from
+  // random OT choices and pads). Without those pads the server would read [x_j = y_j] and [x_j > y_j] of every digit.
+  const [sCh, cCh] = channelPair(); // its own session: the test above leaves the shared one broken
+  const [S, C] = await Promise.all([otSession(sCh, 'server', systemRandom), otSession(cCh, 'client', systemRandom)]);
+  const shape = compareShape(32, 4), n = 4096, W = Math.ceil(n / 32);
+  const xs = Array.from({ length: n }, () => randBig(32)), ys = xs.map((v, i) => (i % 2 ? v : randBig(32))); // half equal: eq is often 1
+  const [sc, cc] = await Promise.all([millionaireOfflineServer(S, shape, n), millionaireOfflineClient(C, shape, r64FromBig(ys))]);
+  const recv = sCh.recv.bind(sCh), got: Uint8Array[] = [];
+  sCh.recv = async () => { const m = await recv(); got.push(m.slice()); return m; };
+  await Promise.all([compare(sCh, 'server', shape, sc, r64FromBig(xs), 'test'), compare(cCh, 'client', shape, cc, r64FromBig(ys), 'test')]);
+  const open = new Uint32Array(got[0]!.slice().buffer); // flight 2: the client's level-1 openings first
+  const digit = (v: bigint, j: number) => Number((v >> BigInt(4 * j)) & 15n);
+  let o = 0, worst = 0;
+  const check = (words: Uint32Array, share: Uint32Array, truth: (i: number) => number) => {
+    let agree = 0;
+    for (let i = 0; i < n; i++) agree += (((words[i >>> 5]! ^ share[i >>> 5]!) >>> (i & 31)) & 1) === truth(i) ? 1 : 0;
+    worst = Math.max(worst, Math.abs(agree - n / 2) / (Math.sqrt(n) / 2));
+  };
+  for (const c of shape.levels[0]!.combines) {
+    check(open.subarray(o, o + W), sc.eq[c.hi]!, (i) => (digit(xs[i]!, c.hi) === digit(ys[i]!, c.hi) ? 1 : 0));
+    check(open.subarray(o + W, o + 2 * W), sc.gt[c.lo]!, (i) => (digit(xs[i]!, c.lo) > digit(ys[i]!, c.lo) ? 1 : 0));
+    o += (c.eq ? 3 : 2) * W;
+  }
+  assert.ok(worst < 6, `an opening agrees with the leaf comparisons ${worst.toFixed(1)} sigma away from one half`);
+});

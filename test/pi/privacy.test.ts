@@ -5,10 +5,12 @@
 //  (1) Fixed randomness (client, server, dealer), two images: everything before the online phase is byte-identical
 //      (he: the client's public key and its encrypted shares included; dealer: the dealer's shares; ot: its KK13 and
 //      IKNP matrices; ot-online: the matrices it sends online too).
-//  (2) gc, coupled masks (c0' = c0 + x' - x, r_i' = r_i + y'_i - y_i): the online input share and every online value
-//      of the server are byte-identical. Offline, only frames that carry the client's shares differ: the OT matrices
-//      (3) and, for he, the encrypted shares (RLWE: (7)). Not for ot: its local truncation makes y depend on the
-//      share split (+1 ULP or not), so the coupled run is not the reference bit for bit; (4) and (8) cover ot online.
+//  (2) Coupled masks (c0' = c0 + x' - x, r_i' = r_i + y'_i - y_i; gc: y the reference's ReLU outputs; ot: the OT
+//      ReLU's actual outputs, ReLU of the locally truncated shares, helpers/simulation.ts): the online input share and
+//      every online value of the server are byte-identical. Offline, only frames that carry the client's shares
+//      differ: gc the OT matrices, ot the KK13 matrices (3), and for he the encrypted shares (RLWE: (7)). Online, the
+//      OT ReLU's own messages differ (padded by the client's coins: (4), (8); the pads themselves: millionaire.test.ts
+//      and kkot.test.ts).
 //  (3) What no coupling covers (the OT matrices depend on the client's shares): uniform, image-independent and
 //      uncorrelated with the client's choice bits, over fresh randomness (gc: IKNP columns against b and r; ot: the
 //      KK13 columns against the codewords of its comparison digits, and its IKNP matrices of random choices).
@@ -16,6 +18,11 @@
 //  (5) The client's masks and HE keys are fresh per session; (6) the garbler's delta is fresh per session.
 //  (7) he: the encrypted shares look uniform whatever they encrypt (an all-zero input mask included).
 //  (8) No word of any of the client's shares, nor of a plain value, at any byte offset of the server's view (gc, ot).
+// Mutations tried on the OT ReLU (each applied by hand, then reverted; docs/pi.md lists them): the client's re-share
+// sent unmasked (its share s1 instead of s1 - r) fails (2) he, ot at 'op 2 (stem.relu)' (the server's ReLU output
+// share became the plain y); the multiplexer's random choice fixed to 0 (e1 = d1) and the client's triple choices
+// fixed to 0 (its openings = its shares) keep results right and pass (1)-(8), and fail kkot.test.ts ('4096 of 4096
+// choice corrections are 1') and millionaire.test.ts ('64.0 sigma away from one half').
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
@@ -28,7 +35,7 @@ import { randomR64, systemRandom, type ClientRandomness } from '../../src/pi/ran
 import { HE_PARAMS } from '../../src/pi/he/params.js';
 import { sampleCbd } from '../../src/pi/he/sample.js';
 import { writeUpload } from '../../src/pi/he/serialize.js';
-import { coupledClientRandomness, heKind, shareBytes, simulate, type SimResult } from './helpers/simulation.js';
+import { coupledClientRandomness, coupledOtClientRandomness, heKind, shareBytes, simulate, type SimResult } from './helpers/simulation.js';
 import { leakedWords, secretWords, totalBytes, transcriptDifference, type Frame } from './helpers/transcript.js';
 import { siteShape } from '../../src/pi/relu/ot/protocol.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
@@ -47,6 +54,13 @@ const fixed = (seed: string) => ({ server: serverRandomness(seededRandom(`${seed
 
 function checkCorrect(r: SimResult, x: Float32Array): void {
   assert.deepEqual(r64ToBig(r.client.out), r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out));
+}
+
+/** ot: the logits within the local truncation's error of the reference (0 or +1 ULP of 2^-f per kept ReLU, amplified). */
+function checkClose(r: SimResult, x: Float32Array): void {
+  const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out), out = r64ToBig(r.client.out);
+  const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
+  assert.ok(d < 2 ** (r.client.scale - 8), `max diff ${d} ULPs of the logits`);
 }
 
 /** Sessions shared by the tests (each runs once, when first needed). */
@@ -129,6 +143,31 @@ for (const prep of ['he', 'dealer'] as const) {
     pa.forEach((f, i) => assert.equal(f.bytes.length, pb[i]!.bytes.length, `frame ${i}: length`));
   });
 }
+
+test('(2) he, ot: coupled masks (r shifted by the OT ReLU\'s actual outputs): the online input share and every online value of the server are byte-identical for two images', async () => {
+  const a = await fixedA['he/ot']();
+  const cp = coupledOtClientRandomness('c1', model, a, imageA, imageB);
+  const b = await simulate({ model, image: imageB, client: cp.random, onClientValue: cp.observe, ...fixed('1'), preprocess: 'he', relu: 'ot' });
+  // First the view (a leak that also breaks the result, e.g. an unmasked re-share, is then reported as a leak).
+  coupledOnline(a, b);
+  checkClose(a, imageA);
+  checkClose(b, imageB);
+  // Offline, exactly the frames that carry the client's shares differ: the KK13 matrices (their choices are the
+  // digits of its truncated share b') and the HE uploads. The IKNP matrices (choices: random bits from the client's
+  // coins, the same in both runs), the public key and the set-up are byte-identical.
+  const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
+  assert.equal(pa.length, pb.length);
+  let ot = 0;
+  const kinds = pa.map((f) => heKind(f) ?? (f.phase === 'offline' && f.channel === 'client' ? (ot++ % 3 === 0 ? 'KK13 matrix' : 'IKNP matrix') : `${f.phase} frame`));
+  const differ = pa.flatMap((f, i) => (transcriptDifference([f], [pb[i]!]) === null ? [] : [kinds[i]!]));
+  assert.deepEqual([...new Set(differ)].sort(), ['KK13 matrix', 'upload']);
+  assert.equal(differ.filter((k) => k === 'KK13 matrix').length, relus);
+  assert.ok(kinds.filter((k) => k === 'IKNP matrix').length === 2 * relus);
+  pa.forEach((f, i) => assert.equal(f.bytes.length, pb[i]!.bytes.length, `frame ${i}: length`));
+  // Online, the ReLU ops' own messages (openings, choice corrections, multiplexer messages, re-shares) differ: they
+  // carry the client's changed shares under its pads; (4) and (8) check them.
+  assert.equal(a.server.received(['online'], 'client').length, 1 + 4 * relus);
+});
 
 /** The coupled runs' online views: the input share and every online share of the server are byte-identical. */
 function coupledOnline(a: SimResult, b: SimResult): void {
