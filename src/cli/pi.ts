@@ -1,7 +1,8 @@
 // deepreduce pi keygen | dealer | serve | query | bench: two-party private inference (Delphi-style). The linear
 // layers' preprocessing is homomorphic encryption between client and server (--preprocess he, the default: two
-// parties only) or a trusted dealer as a third party (--preprocess dealer). See docs/pi.md and docs/pi-he.md. Every
-// link is TLS with a verified server; plain TCP between client and server only with --insecure, which both sides
+// parties only) or a trusted dealer as a third party (--preprocess dealer); the ReLUs' protocol is OT (--relu ot, the
+// default; ot-online) or garbled circuits (--relu gc). See docs/pi.md and docs/pi-he.md. --link shapes the transport
+// to a link profile (benchmarks). Every link is TLS with a verified server; plain TCP between client and server only with --insecure, which both sides
 // announce loudly.
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -179,7 +180,7 @@ function dealerLink(o: DealerFlags, own: { cert: string; key: string } | null, r
 }
 
 export function registerPiCommands(program: Command): Command {
-  const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, linear layers preprocessed by homomorphic encryption, over TLS (docs/pi.md)');
+  const pi = program.command('pi').description('two-party private inference: ReLUs by OT (or garbled circuits), linear layers preprocessed by homomorphic encryption, over TLS (docs/pi.md)');
 
   pi.command('keygen')
     .description('make an EC P-256 key and a self-signed certificate for a server or dealer (key.pem, cert.pem, cert.sha256 in DIR)')
@@ -243,7 +244,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (he: client and server only, docs/pi-he.md; dealer: trusted third party, docs/pi.md)`, DEFAULT_PREPROCESS)
     .option('--relu <name>', `accept only this ReLU protocol (${RELU_PROTOCOLS.join(', ')}; default: whichever the client asks for)`, reluOption)
     .option('--link <profile>', 'shape what the server receives as over lan, wan, none or BANDWIDTH,RTT (e.g. 3gbit,0.3ms); the client shapes the other direction with its own --link', linkOption, null)
-    .option('--batch <n>', 'ReLUs per offline batch (garbled tables / OT extension)', posInt('--batch'))
+    .option('--batch <n>', 'ReLUs per batch (one garbled-tables message / one chunk of OT matrices)', posInt('--batch'))
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--json', 'one JSON line per session')
@@ -321,7 +322,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
-    .option('--batch <n>', 'ReLUs per offline batch (garbled tables / OT extension)', posInt('--batch'))
+    .option('--batch <n>', 'ReLUs per batch (one garbled-tables message / one chunk of OT matrices)', posInt('--batch'))
     .option('--relu <list>', `ReLU protocols to run, side by side: ${RELU_PROTOCOLS.join(',')}`, listOf(reluOption), [DEFAULT_RELU])
     .option('--link <list>', 'link profiles to run under (both directions shaped): lan, wan, none, BANDWIDTH,RTT', linkList, [null])
     .option('--insecure', 'plain TCP instead of TLS between client and server')
