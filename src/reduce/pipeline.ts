@@ -10,7 +10,8 @@ import type { TrainConfig, TrainSummary } from '../train/run.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { criticality, type CriticalityResult } from './criticality.js';
-import { estimateLatency, loadCostModel, type CostModel } from './costmodel.js';
+import { estimateLatency, loadCostModel, type CostModel, type LatencyContext } from './costmodel.js';
+import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
 import { queueRunner } from '../queue/runner.js';
 import {
@@ -19,7 +20,7 @@ import {
 } from './methods.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
 import { renderReport } from './report.js';
-import { measureRunPi, type MeasurePiConfig } from './measurepi.js';
+import { DEFAULT_PI_OPTIONS, measureRunPi, type MeasurePiConfig } from './measurepi.js';
 import type { MeasuredPi } from './report-pi.js';
 import type { SubsetRow } from './subsets.js';
 
@@ -66,6 +67,10 @@ export interface ReduceConfig {
   /** Images for candidates fine-tuned from the teacher (default: candidateLimitTrain). */
   finetuneLimitTrain?: number;
   costModel?: string;
+  /** The latency model's ReLU protocol ('gc', 'ot') and link profile ('lan', 'wan', 'none', 'BANDWIDTH,RTT');
+   * default: those of DEFAULT_PI_OPTIONS (the measured runs'), ot over lan. */
+  relu?: string;
+  link?: string;
   quiet?: boolean;
   /** After the run, measure private inference of the teacher and the front or the recommended model. */
   measurePi?: MeasurePiConfig;
@@ -116,6 +121,8 @@ export interface ReduceResults {
   version: string;
   config: ReduceConfig;
   costModel: CostModel;
+  /** What latency_s assumes: the ReLU protocol and the link. */
+  latencyModel: { relu: string; link: string };
   baseline: { relus: number; macs: number; flops: number; acc: number; latency_s: number; dir: string; blocks: number[] };
   criticality: CriticalityResult & { linear: { acc: number; dir: string } };
   candidates: CandidateResult[];
@@ -199,13 +206,17 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   mkdirSync(c.out, { recursive: true });
   writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
   const costModel = loadCostModel(c.costModel);
+  const ctx: LatencyContext = { relu: c.relu ?? DEFAULT_PI_OPTIONS.relu!, link: parseLink(c.link ?? DEFAULT_PI_OPTIONS.link!) };
+  estimateLatency(costModel, 0, 0, 0, ctx); // an unknown protocol fails now, not after the trainings
   const dataset: DatasetName = checkDatasetName(c.dataset);
   // Shape the network for the data (classes, channels, padded input size).
   const probe = openData(dataset, { dir: c.dataDir, batchSize: c.batchSize, padTo32: true, limitTrain: 1, limitTest: 1 });
   const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
-  const latency = (relus: number, macs: number, spec: NetSpec) => estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2);
+  // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights.
+  const latency = (relus: number, macs: number, spec: NetSpec) =>
+    estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2, ctx, countRelus(spec).sites.filter((x) => x.relus > 0).length);
   const runner: JobRunner = c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;
@@ -274,7 +285,8 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const all = [...cands, ...(ablation ? [ablation] : [])].filter((k) => r3.has(k.id));
   const results: CandidateResult[] = all.map((k) => {
     const r = r3.get(k.id)!;
-    const spec = specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
+    const spec0 = k.widths ? balancedSpec(base, k.widths, k.rho) : specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
+    const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
     const maskAcc = k.method === 'snl' ? snapshots.get(k.budget!) : undefined;
     return { ...k, acc: r.test_acc, ...(maskAcc !== undefined ? { maskAcc } : {}), latency_s: latency(k.relus, k.macs, spec), seconds: r.seconds, dir: join(c.out, 'candidates', k.id) };
   });
@@ -284,7 +296,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const iso = cheapestAtLeast(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })), baseline.test_acc - 0.01);
   const abl = ablation && drSmallest && r3.has(drSmallest.id) && r3.has(ablation.id) ? { id: drSmallest.id, relus: drSmallest.relus, kdAcc: r3.get(drSmallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
   const out: ReduceResults = {
-    version: packageVersion(), config: c, costModel,
+    version: packageVersion(), config: c, costModel, latencyModel: { relu: ctx.relu, link: describeLink(ctx.link) },
     baseline: { relus: baseCount.total, macs: baseCount.macs, flops: baseCount.flops, blocks: base.blocks, acc: baseline.test_acc, latency_s: latency(baseCount.total, baseCount.macs, base), dir: baseDir },
     criticality: { ...crit, linear: { acc: linearAcc, dir: join(c.out, 'criticality', 'linear') } },
     candidates: results,
@@ -416,6 +428,7 @@ export function summaryLines(r: ReduceResults): string[] {
   lines.push(iso
     ? `ReLU reduction at <= 1 point accuracy loss: ${iso.reduction.toFixed(2)}x (${iso.id}: ${iso.relus.toLocaleString('en-US')} ReLUs, ${pct(iso.acc)} vs ${pct(r.baseline.acc)})`
     : 'no candidate stays within 1 point of the baseline');
+  lines.push(`estimated latency (latency_s): ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}; baseline ${r.baseline.latency_s.toFixed(3)} s`);
   const k = r.summary.kdAblation;
   if (k) lines.push(`KD vs no KD at the smallest budget (${k.id}, ${k.relus.toLocaleString('en-US')} ReLUs): ${pct(k.kdAcc)} vs ${pct(k.noKdAcc)} (${k.kdAcc >= k.noKdAcc ? '+' : ''}${(100 * (k.kdAcc - k.noKdAcc)).toFixed(2)} points)`);
   for (const f of r.failed) lines.push(`FAILED ${f.id} (${f.attempts} attempt${f.attempts > 1 ? 's' : ''}): ${f.error}`);
@@ -448,5 +461,6 @@ export function writeResults(dir: string, r: ReduceResults): void {
         c.thinned === row.thinned && c.alpha === r.config.baseAlpha * row.alpha && c.rho === row.rho && c.blocks.join() === r.baseline.blocks.join());
       return t ? { ...row, trained: { id: t.id, acc: t.acc } } : row;
     }),
+    latencyModel: `ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}, cost model ${r.costModel.source}`,
   }));
 }

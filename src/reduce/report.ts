@@ -31,6 +31,8 @@ export interface ReportInput {
   measuredPi?: MeasuredPi;
   /** With the candidate that trained each configuration, if one did. */
   subsetSearch?: (SubsetRow & { trained?: { id: string; acc: number } })[];
+  /** What the latency estimates assume (ReLU protocol, link, cost model). */
+  latencyModel?: string;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -128,7 +130,7 @@ export function renderReport(r: ReportInput): string {
   if (withLat.length) {
     const lf = new Set(paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id));
     const scale = 1000; // milliseconds on the axis
-    latChart = scatterSvg('Accuracy vs estimated PI latency', 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
+    latChart = scatterSvg(`Accuracy vs estimated PI latency${r.latencyModel ? ` (${r.latencyModel})` : ''}`, 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
       { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
       { label: 'Pareto front', color: '#d62728', line: true, points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)) },
     ]);
