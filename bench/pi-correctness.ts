@@ -3,7 +3,8 @@
 // model. Images are split over --jobs processes (each runs client and server, and the dealer for --preprocess
 // dealer, for its share).
 // Usage: node dist/bench/pi-correctness.js --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]
-//        [--preprocess he|dealer] [--data DIR] [--json]
+//        [--preprocess he|dealer] [--relu ot|gc] [--data DIR] [--json]
+// gc is bit-exact with all ReLUs kept; ot adds 0 or +1 ULP (2^-f) per kept ReLU (local truncation, docs/pi.md).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -16,16 +17,18 @@ import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport/channel.js';
 import { Dealer } from '../src/pi/linear/dealer/dealer.js';
 import { quantize, r64ToBig } from '../src/pi/fixed.js';
+import { DEFAULT_RELU, makeReluProtocol } from '../src/pi/relu/registry.js';
 
 const { values: a } = parseArgs({
   options: {
     model: { type: 'string' }, n: { type: 'string', default: '1000' }, from: { type: 'string', default: '0' }, jobs: { type: 'string', default: '1' },
     dataset: { type: 'string', default: 'fashion-mnist' }, data: { type: 'string' }, json: { type: 'boolean' }, part: { type: 'boolean' },
-    preprocess: { type: 'string', default: 'he' },
+    preprocess: { type: 'string', default: 'he' }, relu: { type: 'string', default: DEFAULT_RELU },
   },
 });
 if (a.preprocess !== 'he' && a.preprocess !== 'dealer') throw new Error(`--preprocess must be he or dealer, got '${a.preprocess}'`);
-if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]');
+if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist] [--preprocess he|dealer] [--relu ot|gc]');
+const RELU = makeReluProtocol(a.relu!).name;
 const N = Number(a.n), FROM = Number(a.from), JOBS = Math.max(1, Math.min(Number(a.jobs), N));
 if (!Number.isInteger(N) || N < 1 || !Number.isInteger(FROM) || FROM < 0 || !Number.isInteger(JOBS)) throw new Error('--n, --from and --jobs must be integers (n, jobs >= 1)');
 
@@ -44,7 +47,7 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
   // For --preprocess dealer the trusted dealer (a third party; in this process over channel pairs, as are the client
   // and the server).
   const dealer = a.preprocess === 'dealer' ? new Dealer(model) : null;
-  const opts = () => ({ preprocess: a.preprocess, ...(dealer ? { dealer: dealer.link() } : {}) });
+  const opts = () => ({ preprocess: a.preprocess, relu: RELU, ...(dealer ? { dealer: dealer.link() } : {}) });
   const [c, h, w] = plan.ops[0]!.shape as [number, number, number];
   const argmax = (v: ArrayLike<number>) => { let b = 0; for (let i = 1; i < v.length; i++) if (v[i]! > v[b]!) b = i; return b; };
   let maxUlp = 0n;
@@ -95,7 +98,7 @@ async function runJobs(): Promise<Part> {
   const t0 = Date.now();
   const parts = await Promise.all(Array.from({ length: JOBS }, (_, j) => {
     const from = FROM + Math.floor((j * N) / JOBS), n = FROM + Math.floor(((j + 1) * N) / JOBS) - from;
-    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--preprocess', a.preprocess!, '--part', ...(a.data ? ['--data', a.data] : [])];
+    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--preprocess', a.preprocess!, '--relu', RELU, '--part', ...(a.data ? ['--data', a.data] : [])];
     // One libtorch thread per process: the processes are the parallelism.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
     let out = '', err = '';
@@ -124,7 +127,7 @@ if (a.part) {
     if (!a.json && (d % 10 === 0 || d === N)) process.stderr.write(`\r${d}/${N} images, max diff ${p.maxUlp} ULPs, top-1 agreement with float ${(100 * p.agreeFloat / d).toFixed(2)}%   `);
   });
   const res = {
-    model: a.model, preprocess: a.preprocess, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
+    model: a.model, preprocess: a.preprocess, relu: RELU, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
     maxDiffUlps: Number(part.maxUlp), maxDiffLogits: Number(part.maxUlp) / 2 ** part.outputScale,
     top1AgreementFloat: part.agreeFloat / N, top1AgreementReference: part.agreeRef / N, secureAccuracy: part.correct / N,
     // headroom: largest |x| bits at a ReLU minus the circuit width (must be < -1); largest |x| bits at a local truncation

@@ -1,7 +1,8 @@
 {
   "variables": {
     "libtorch%": "<!(echo ${LIBTORCH:-})",
-    "dnnl%": "<!(test -f /usr/include/oneapi/dnnl/dnnl.hpp && echo 1 || echo 0)"
+    "dnnl%": "<!(test -f /usr/include/oneapi/dnnl/dnnl.hpp && echo 1 || echo 0)",
+    "cuda%": "<!(test -n \"${LIBTORCH:-}\" && test -f \"${LIBTORCH:-}/lib/libtorch_cuda.so\" && echo 1 || echo 0)"
   },
   "targets": [
     {
@@ -19,7 +20,8 @@
           "conditions": [["dnnl==1", { "defines": ["DEEPREDUCE_DNNL"], "libraries": ["-ldnnl"] }]]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
-          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"],
+          "conditions": [["cuda==1", { "libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"] }]]
         }]
       ]
     }

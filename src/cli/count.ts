@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { countRelus, type ReluCount } from '../models/count.js';
-import { loadMask } from '../models/mask.js';
+import { loadMask } from '../models/maskfile.js';
 import { getPreset, presetNames, presetSpec } from '../models/presets.js';
 import { ARCH_NAMES, specFor, validateSpec, type NetSpec } from '../models/spec.js';
 
@@ -41,14 +41,14 @@ function table(headers: string[], rows: string[][], right: boolean[]): string {
   return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
-/** The human-readable report: per site, per stage, total, MACs per layer. */
+/** The human-readable report: per site (partial sites with their kept count), per stage, total, MACs per layer, FLOPs. */
 export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): string {
   const head =
     `${spec.arch} (${spec.family}, ${spec.blockType} blocks ${spec.blocks.join(',')}, alpha ${spec.alpha}, rho ${spec.rho}), ` +
     `input ${spec.inChannels}x${spec.inputSize}x${spec.inputSize}, ${spec.numClasses} classes; ${maskSource}`;
   const sites = table(
     ['site', 'shape', 'elements', 'kept', 'ReLUs'],
-    c.sites.map((s) => [s.site, dims(s.shape), num(s.relus), s.enabled ? 'yes' : 'no', num(s.enabled ? s.relus : 0)]),
+    c.sites.map((s) => [s.site, dims(s.shape), num(s.elements), s.partial ? 'partial' : s.enabled ? 'yes' : 'no', num(s.enabled ? s.relus : 0)]),
     [false, false, true, false, true],
   );
   const stages = table(
@@ -61,7 +61,9 @@ export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): st
     [...c.layers.map((l) => [l.name, l.op, dims(l.inShape), dims(l.outShape), num(l.macs)]), ['total', '', '', '', num(c.macs)]],
     [false, false, false, false, true],
   );
-  return `${head}\n\nReLU sites\n${sites}\n\nReLUs per stage\n${stages}\n\nMACs per layer\n${layers}\n\nReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)})  MACs: ${num(c.macs)}\n`;
+  const partial = c.sites.filter((s) => s.partial).length;
+  return `${head}\n\nReLU sites\n${sites}\n\nReLUs per stage\n${stages}\n\nMACs per layer\n${layers}\n\n` +
+    `ReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)}${partial ? `; ${partial} partial site${partial > 1 ? 's' : ''}` : ''})  MACs: ${num(c.macs)}  FLOPs: ${num(c.flops)}\n`;
 }
 
 const posInt = (name: string) => (v: string) => {
@@ -85,7 +87,7 @@ export function registerCountCommand(program: Command, io: { out?: (s: string) =
     .option('--arch <name>', `architecture: ${ARCH_NAMES.join(', ')}`)
     .option('--input <n>', 'input height = width', posInt('--input'))
     .addOption(new Option('--preset <name>', `DeepReDuce configuration: ${presetNames().join(', ')}`).conflicts('mask'))
-    .option('--mask <file>', 'JSON mask { "arch", "kept" | "removed" }')
+    .option('--mask <file>', 'JSON mask { "arch", "kept" | "removed", "partial"? } (docs/models.md)')
     .option('--alpha <a>', 'width multiplier', posNum('--alpha'))
     .option('--rho <r>', 'stem stride = 1/rho', posNum('--rho'))
     .option('--classes <n>', 'number of classes', posInt('--classes'))
@@ -96,7 +98,8 @@ export function registerCountCommand(program: Command, io: { out?: (s: string) =
       const c = countRelus(spec);
       if (o.json) {
         const { mask, ...rest } = spec;
-        out(`${JSON.stringify({ spec: rest, mask: maskSource, kept: mask?.kept ?? null, ...c }, null, 2)}\n`);
+        const partial = mask?.partial ? Object.fromEntries(Object.entries(mask.partial).map(([site, p]) => [site, p.elements.length])) : null;
+        out(`${JSON.stringify({ spec: rest, mask: maskSource, kept: mask?.kept ?? null, partial, ...c }, null, 2)}\n`);
       } else out(formatCount(c, spec, maskSource));
     });
 }

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, writeResults } from '../reduce/pipeline.js';
-import { measureRunPi, pickRecommended, type MeasurePiConfig } from '../reduce/measurepi.js';
+import { linkName, measureRunPi, pickRecommended, type MeasurePiConfig } from '../reduce/measurepi.js';
 import { measuredPiLines } from '../reduce/report-pi.js';
 import { readTrainResult, trainModel } from '../train/run.js';
 import { defaultTrainOptions } from '../train/trainer.js';
@@ -75,8 +75,9 @@ export function registerDemoCommand(program: Command): void {
     say(`3. pick the smallest network within ${o.tolerance} point${o.tolerance === 1 ? '' : 's'} of the teacher's ${(100 * r.baseline.acc).toFixed(2)}% ` +
       `(each accuracy on ${o.limitTest.toLocaleString('en-US')} test images, standard error ~${(100 * se).toFixed(1)} points): ` +
       (pick.recommended ?? `none is; measuring the most accurate candidate, ${pick.measure}, instead`) + ` (${el()})`);
-    say(`4. private inference on ${o.piImages} test images per model: a server process${measure.options.preprocess === 'dealer' ? ', a dealer process (trusted third party)' : ''} ` +
-      `and one client process per image (${el()})`);
+    const po = measure.options, over = po.tls === 'insecure' ? 'plain TCP' : 'TLS';
+    say(`4. private inference (${po.preprocess} preprocessing, ${po.relu} ReLUs, ${linkName(po)}, ${over}) on ${o.piImages} test images per model: ` +
+      `a server process${po.preprocess === 'dealer' ? ', a dealer process (trusted third party)' : ''} and one client process per image (${el()})`);
     r.config.measurePi = measure;
     r.measuredPi = await measureRunPi(r, measure, (s) => say(`   ${s}`));
     writeResults(o.out, r);

@@ -1,7 +1,8 @@
 // deepreduce pi keygen | dealer | serve | query | bench: two-party private inference (Delphi-style). The linear
 // layers' preprocessing is homomorphic encryption between client and server (--preprocess he, the default: two
-// parties only) or a trusted dealer as a third party (--preprocess dealer). See docs/pi.md and docs/pi-he.md. Every
-// link is TLS with a verified server; plain TCP between client and server only with --insecure, which both sides
+// parties only) or a trusted dealer as a third party (--preprocess dealer); the ReLUs' protocol is OT (--relu ot, the
+// default; ot-online) or garbled circuits (--relu gc). See docs/pi.md and docs/pi-he.md. --link shapes the transport
+// to a link profile (benchmarks). Every link is TLS with a verified server; plain TCP between client and server only with --insecure, which both sides
 // announce loudly.
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -12,13 +13,16 @@ import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/tra
 import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../pi/protocol.js';
 import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from '../pi/serve.js';
 import { datasetGallery, serveWeb, type WebServer } from '../pi/web/server.js';
+import { WEB_RELU } from '../pi/web/info.js';
 import type { Channel } from '../pi/transport/channel.js';
 import { Dealer, tcpDealerLink, type DealerLink } from '../pi/linear/dealer/dealer.js';
 import {
-  calibrate, datasetImage, fileImage, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
+  calibrate, datasetImage, fileImage, formatComparison, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
 } from '../pi/bench.js';
 import type { PublicPlan, ServerModel } from '../pi/plan.js';
 import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../pi/linear/index.js';
+import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../pi/relu/registry.js';
+import { describeLink, parseLink, parseLinks, shapeChannel, type LinkProfile } from '../pi/transport/shaping.js';
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -75,6 +79,29 @@ const parseHostPort = (name: string) => (s: string): { host: string; port: numbe
 
 const out = (s: string) => void process.stdout.write(s);
 
+const linkOption = (v: string): LinkProfile | null => {
+  try {
+    return parseLink(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+};
+const reluOption = (v: string): string => {
+  try {
+    return makeReluProtocol(v).name;
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+};
+const listOf = <T>(one: (v: string) => T) => (v: string): T[] => v.split(',').map((x) => one(x.trim()));
+const linkList = (v: string): (LinkProfile | null)[] => {
+  try {
+    return parseLinks(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+};
+
 function argmax(v: ArrayLike<number>): number {
   let b = 0;
   for (let i = 1; i < v.length; i++) if (v[i]! > v[b]!) b = i;
@@ -97,8 +124,6 @@ interface WebFlags {
   origin?: string[];
 }
 
-/** The ReLU protocol the page asks for: the one whose client keeps browser memory small. */
-const WEB_RELU = 'gc';
 
 interface TlsFlags {
   cert?: string;
@@ -169,7 +194,7 @@ function dealerLink(o: DealerFlags, own: { cert: string; key: string } | null, r
 }
 
 export function registerPiCommands(program: Command): Command {
-  const pi = program.command('pi').description('two-party private inference: garbled-circuit ReLUs, linear layers preprocessed by homomorphic encryption, over TLS (docs/pi.md)');
+  const pi = program.command('pi').description('two-party private inference: ReLUs by OT (or garbled circuits), linear layers preprocessed by homomorphic encryption, over TLS (docs/pi.md)');
 
   pi.command('keygen')
     .description('make an EC P-256 key and a self-signed certificate for a server or dealer (key.pem, cert.pem, cert.sha256 in DIR)')
@@ -231,7 +256,9 @@ export function registerPiCommands(program: Command): Command {
     .option('--key <file>', "the server's private key")
     .option('--insecure', 'plain TCP to clients, no TLS (loud warning; benchmarks and debugging only)')
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (he: client and server only, docs/pi-he.md; dealer: trusted third party, docs/pi.md)`, DEFAULT_PREPROCESS)
-    .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
+    .option('--relu <name>', `accept only this ReLU protocol (${RELU_PROTOCOLS.join(', ')}; default: whichever the client asks for)`, reluOption)
+    .option('--link <profile>', 'shape what the server receives as over lan, wan, none or BANDWIDTH,RTT (e.g. 3gbit,0.3ms); the client shapes the other direction with its own --link', linkOption, null)
+    .option('--batch <n>', 'ReLUs per batch (one garbled-tables message / one chunk of OT matrices)', posInt('--batch'))
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--json', 'one JSON line per session')
@@ -241,7 +268,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--gallery-dataset <name>', 'dataset of the gallery images (default: the model\'s)')
     .option('--data <dir>', 'dataset folder for the gallery')
     .option('--origin <url...>', 'more origins allowed to open sessions from a page (default: the server\'s own https origins)')
-    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & { port: number; host: string; preprocess: string; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean }) => {
+    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean }) => {
       const own = ownIdentity(o, 'the server');
       if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
       const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
@@ -253,6 +280,7 @@ export function registerPiCommands(program: Command): Command {
       if (o.web && !own) throw new Error('--web needs --cert FILE --key FILE: browsers reach the page and its WebSocket over HTTPS only');
       const pool = new SessionPool(model, {
         preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: deadlines(o), maxSessions: o.maxSessions,
+        ...(o.relu ? { relu: o.relu } : {}), link: o.link,
         onSession: (r, ch) => {
           const t = r.phases, m = r.memory;
           out(o.json ? `${JSON.stringify({ client: ch.name, link: mode, ...t, memory: m })}\n`
@@ -263,14 +291,15 @@ export function registerPiCommands(program: Command): Command {
       const onError = (e: Error, ch: Channel) => process.stderr.write(`[pi] ${ch.name}: session failed: ${e.message}\n`);
       const onRefused = (why: string) => process.stderr.write(`[pi] refused a connection: ${why}\n`);
       const l = await servePi(model, { port: o.port, host: o.host, security, pool, maxPending: o.maxPending, onError, onRefused });
-      process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}\n`);
+      process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}; ` +
+        `preprocessing ${o.preprocess}; ReLU protocol ${o.relu ?? RELU_PROTOCOLS.join(' or ')}; link: ${describeLink(o.link)}\n`);
       let web: WebServer | null = null;
       if (o.web) {
         const ds = o.galleryDataset ?? model.plan.input.dataset;
         if (o.gallery > 0 && !ds) process.stderr.write('[pi] no gallery: the model names no dataset (give --gallery-dataset NAME)\n');
         const gallery = o.gallery > 0 && ds ? datasetGallery(ds, o.gallery, o.data) : [];
         web = await serveWeb({
-          port: o.webPort, host: o.host, tls: own!, pool, preprocess: o.preprocess, relu: WEB_RELU, gallery,
+          port: o.webPort, host: o.host, tls: own!, pool, preprocess: o.preprocess, relu: o.relu ?? WEB_RELU, gallery,
           ...(o.origin ? { origins: o.origin } : {}), maxPending: o.maxPending, onError, onRefused,
         });
         process.stderr.write(`[pi] browser client on ${web.url} (WSS ${web.url.replace(/^https/, 'wss')}pi; ${gallery.length} gallery images)\n`);
@@ -291,8 +320,10 @@ export function registerPiCommands(program: Command): Command {
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (must match the server)`, DEFAULT_PREPROCESS)
+    .option('--relu <name>', `ReLU protocol: ${RELU_PROTOCOLS.join(', ')}`, reluOption, DEFAULT_RELU)
+    .option('--link <profile>', 'shape what the client receives as over lan, wan, none or BANDWIDTH,RTT (the server shapes the other direction with its own --link)', linkOption, null)
     .option('--json', 'print JSON (logits, per-op costs)')))
-    .action(async (o: DealerFlags & DeadlineFlags & { connect: { host: string; port: number }; serverCert?: string; pin?: string; insecure?: boolean; input?: string; dataset?: string; index: number; data?: string; preprocess: string; json?: boolean }) => {
+    .action(async (o: DealerFlags & DeadlineFlags & { connect: { host: string; port: number }; serverCert?: string; pin?: string; insecure?: boolean; input?: string; dataset?: string; index: number; data?: string; preprocess: string; relu: string; link: LinkProfile | null; json?: boolean }) => {
       if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
       const t = trust(o.serverCert, o.pin, '--server-cert', '--pin');
       if (t && o.insecure) throw new Error('--insecure with --server-cert/--pin: choose one');
@@ -308,10 +339,10 @@ export function registerPiCommands(program: Command): Command {
         return d.x;
       };
       const dl = deadlines(o);
-      const ch = await connectChannel(o.connect.host, o.connect.port, security, { timeoutMs: dl.helloMs ?? DEFAULT_DEADLINES.helloMs });
-      const r = await runClient(ch, image, { preprocess: o.preprocess, ...(dealer ? { dealer } : {}), deadlines: dl });
+      const ch = shapeChannel(await connectChannel(o.connect.host, o.connect.port, security, { timeoutMs: dl.helloMs ?? DEFAULT_DEADLINES.helloMs }), o.link);
+      const r = await runClient(ch, image, { preprocess: o.preprocess, relu: o.relu, ...(dealer ? { dealer } : {}), deadlines: dl });
       ch.close();
-      const rep = piReport(r), cls = argmax(r.logits), names = r.plan.input.classNames;
+      const rep = piReport(r, { relu: o.relu, link: o.link, preprocess: o.preprocess, transport: o.insecure ? 'tcp' : 'tls' }), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
       else {
         out(formatPiReport(rep));
@@ -319,21 +350,31 @@ export function registerPiCommands(program: Command): Command {
       }
     });
 
-  modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP; a dealer in process for --preprocess dealer): per-op and per-phase time, bytes, rounds'))
+  modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP; a dealer in process for --preprocess dealer): per-op and per-phase time, bytes, rounds, per ReLU protocol and link profile'))
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')}`, DEFAULT_PREPROCESS)
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
     .option('--data <dir>', 'dataset folder')
-    .option('--batch <n>', 'ReLUs per garbled batch', posInt('--batch'))
+    .option('--batch <n>', 'ReLUs per batch (one garbled-tables message / one chunk of OT matrices)', posInt('--batch'))
+    .option('--relu <list>', `ReLU protocols to run, side by side: ${RELU_PROTOCOLS.join(',')}`, listOf(reluOption), [DEFAULT_RELU])
+    .option('--link <list>', 'link profiles to run under (both directions shaped): lan, wan, none, BANDWIDTH,RTT', linkList, [null])
     .option('--insecure', 'plain TCP instead of TLS between client and server')
-    .option('--calibrate <file>', 'write { perRelu_s, perMac_s, perLayer_s } measured here (read by the reduce cost model)')
-    .option('--json', 'print JSON')
-    .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; insecure?: boolean; calibrate?: string; json?: boolean }) => {
+    .option('--calibrate <file>', 'write the cost model measured here (per-MAC, per-layer, per-ReLU costs of each protocol; needs --link none) for deepreduce reduce')
+    .option('--json', 'print JSON (one report per protocol and link)')
+    .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; relu: string[]; link: (LinkProfile | null)[]; insecure?: boolean; calibrate?: string; json?: boolean }) => {
       const model = serverModel(o);
       try {
-        const rep = await benchOnce(model, o);
-        if (o.calibrate) writeFileAtomic(o.calibrate, `${JSON.stringify(calibrate([rep]), null, 2)}\n`);
-        out(o.json ? `${JSON.stringify(rep, null, 2)}\n` : formatPiReport(rep));
+        const reps: PiReport[] = [];
+        for (const link of o.link) {
+          for (const relu of o.relu) {
+            const rep = await benchOnce(model, { ...o, relu, link });
+            reps.push(rep);
+            if (!o.json) out(formatPiReport(rep));
+          }
+        }
+        if (o.calibrate) writeFileAtomic(o.calibrate, `${JSON.stringify(calibrate(reps), null, 2)}\n`);
+        if (o.json) out(`${JSON.stringify(reps.length === 1 ? reps[0] : reps, null, 2)}\n`);
+        else if (reps.length > 1) out(formatComparison(reps));
       } finally {
         model.dispose();
       }
@@ -348,9 +389,9 @@ let benchIdentity: Promise<TlsIdentity> | null = null;
  * process, one thread); for `--preprocess dealer` an in-process dealer (channel pairs to each party; its traffic is
  * reported as preprocessing bytes).
  */
-export async function benchOnce(model: ServerModel, o: { preprocess?: string; dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean }): Promise<PiReport> {
+export async function benchOnce(model: ServerModel, o: { preprocess?: string; dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean; relu?: string; link?: LinkProfile | null }): Promise<PiReport> {
   const errors: Error[] = [];
-  const preprocess = o.preprocess ?? DEFAULT_PREPROCESS;
+  const preprocess = o.preprocess ?? DEFAULT_PREPROCESS, relu = o.relu ?? DEFAULT_RELU, link = o.link ?? null;
   const dealer = preprocess === 'dealer' ? new Dealer(model, { onError: (e) => errors.push(e) }) : null;
   let security: ServerSecurity = { insecure: true }, client: ClientSecurity = { insecure: true };
   if (!o.insecure) {
@@ -358,7 +399,7 @@ export async function benchOnce(model: ServerModel, o: { preprocess?: string; da
     security = { tls: { cert: id.cert, key: id.key } };
     client = { tls: { pin: id.fingerprint } };
   }
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, relu, link, ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
@@ -366,11 +407,11 @@ export async function benchOnce(model: ServerModel, o: { preprocess?: string; da
       const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) + 0.5) / 4294967296;
       return Float32Array.from({ length: plan.ops[0]!.size }, () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()));
     };
-    const ch = await connectChannel('127.0.0.1', l.port, client);
-    const r = await runClient(ch, image, { preprocess, ...(dealer ? { dealer: dealer.link() } : {}) });
+    const ch = shapeChannel(await connectChannel('127.0.0.1', l.port, client), link);
+    const r = await runClient(ch, image, { preprocess, relu, ...(dealer ? { dealer: dealer.link() } : {}) });
     ch.close();
     if (errors.length) throw errors[0]!;
-    return piReport(r);
+    return piReport(r, { relu, link, preprocess, transport: o.insecure ? 'tcp' : 'tls' });
   } finally {
     await l.close();
   }

@@ -5,6 +5,8 @@ import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '..
 import { trainModel, type TrainConfig } from '../train/run.js';
 import { measuredPiLines } from '../reduce/report-pi.js';
 import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
+import { addMethodOptions, methodConfig } from './reduce-methods.js';
+import { DEFAULT_PI_OPTIONS } from '../reduce/measurepi.js';
 
 const num = (v: string) => {
   const n = Number(v);
@@ -16,7 +18,7 @@ const nums = (v: string) => v.split(',').map(num);
 export function registerReduceCommands(program: Command): void {
   const cmd = program
     .command('reduce')
-    .description('run DeepReDuce: baseline, criticality, culling/thinning/reshaping candidates, KD, Pareto report')
+    .description('run DeepReDuce (baseline, criticality, culling/thinning/reshaping candidates, KD) and, with --method, ReLU balancing, the stage-subset search and learned masks; one Pareto report')
     .option('--arch <name>', 'architecture', 'resnet18')
     .option('--alpha <x>', 'width multiplier of the baseline', num, 1)
     .option('--dataset <name>', 'dataset', 'fashion-mnist')
@@ -46,8 +48,10 @@ export function registerReduceCommands(program: Command): void {
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
     .option('--finetune-limit-train <n>', 'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)', num)
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
+    .option('--relu <name>', `ReLU protocol the latency estimate assumes: gc, ot (the measured runs follow it unless --pi-relu is given)`, DEFAULT_PI_OPTIONS.relu)
+    .option('--link <profile>', `link the latency estimate assumes: lan, wan, none or BANDWIDTH,RTT, e.g. 3gbit,0.3ms (the measured runs follow it unless --pi-link is given)`, DEFAULT_PI_OPTIONS.link)
     .option('--json', 'print results.json');
-  addMeasurePiOptions(cmd)
+  addMethodOptions(addMeasurePiOptions(cmd))
     .action(async (o: Record<string, any>) => {
       const [b, cr, ca, ft] = nums(o.epochs);
       const c: ReduceConfig = defaultReduceConfig({
@@ -56,7 +60,8 @@ export function registerReduceCommands(program: Command): void {
         thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
         finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, queue: o.queue, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
         limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
-        measurePi: measurePiConfig(o),
+        measurePi: measurePiConfig(o, { relu: o.relu, link: o.link }), relu: o.relu, link: o.link,
+        ...methodConfig(o),
       });
       const r = await reduce(c);
       if (o.json) console.log(JSON.stringify(r));

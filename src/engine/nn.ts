@@ -1,5 +1,5 @@
 import * as F from './functional.js';
-import { Tensor, empty, keep, noGrad, ones, tidy, zeros } from './tensor.js';
+import { Tensor, empty, keep, noGrad, ones, tidy, where, zeros } from './tensor.js';
 
 /** A network layer with named parameters, buffers and children (torch.nn.Module's shape). */
 export abstract class Module {
@@ -180,6 +180,13 @@ export class Linear extends Module {
  */
 export class ReLUSite extends Module {
   static onForward: ((site: ReLUSite, x: Tensor) => void) | null = null;
+  /** Partial site: the elements (flat C*H*W indices, sorted) that stay ReLUs; the others pass through. null: all. */
+  kept: Uint32Array | null = null;
+  /**
+   * Per-element choice between ReLU and identity, broadcast over the batch ([1, C, H, W]): a bool mask (true = ReLU;
+   * the form of `kept`) or float weights g while a mask is learned, y = x + g * (relu(x) - x). Not in the state dict.
+   */
+  gate: Tensor | null = null;
   /** With `inplace`, the ReLU overwrites its input (torchvision's ReLU(inplace=True)): only for inputs nothing else reads. */
   constructor(readonly site: string, public enabled = true, readonly inplace = false) {
     super();
@@ -187,6 +194,7 @@ export class ReLUSite extends Module {
   forward(x: Tensor): Tensor {
     if (ReLUSite.onForward) ReLUSite.onForward(this, x);
     if (!this.enabled) return x;
+    if (this.gate) return this.gate.dtype === 'bool' ? where(this.gate, x.relu(), x) : x.add(x.neg().relu().mul(this.gate));
     return this.inplace ? x.relu_() : x.relu();
   }
 }

@@ -19,6 +19,8 @@ export const ONNX_OUTPUT = 'logits';
 export const ONNX_BATCH_DIM = 'N';
 /** TensorProto.DataType.FLOAT. */
 export const ONNX_FLOAT = 1;
+/** TensorProto.DataType.BOOL (one byte per element in raw_data). */
+export const ONNX_BOOL = 9;
 
 // Plain-object forms of the messages the exporter writes (protobufjs field names, keepCase).
 export interface OnnxAttribute {
@@ -107,9 +109,12 @@ export interface OnnxExportOptions {
 
 export interface OnnxExportSummary {
   nodes: number;
-  /** Relu nodes in graph order: node name (= site), per-image output shape. */
-  relus: { name: string; shape: number[] }[];
-  /** Sum of the Relu outputs' elements per image. */
+  /**
+   * Relu nodes in graph order: node name (= site), per-image output shape, and the ReLUs it stands for: all its
+   * elements, or for a partial site (Relu then Where by a constant mask) the mask's true elements.
+   */
+  relus: { name: string; shape: number[]; relus: number; partial: boolean }[];
+  /** Sum of the Relu nodes' ReLUs per image (= deepreduce count). */
   reluElements: number;
   batchNorms: number;
   foldedBatchNorms: number;
@@ -170,6 +175,10 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
     inits.push(initializer(claim(n, name), t, `node '${n.name}'`));
     return name;
   };
+  const addBool = (n: GraphNode, name: string, dims: number[], flags: Uint8Array) => {
+    inits.push({ name: claim(n, name), dims, data_type: ONNX_BOOL, raw_data: flags });
+    return name;
+  };
   const module = <M>(n: GraphNode, cls: abstract new (...a: never[]) => M): M =>
     n.module instanceof cls ? (n.module as M) : fail(n, `expected a ${cls.name} module, got ${n.module?.constructor.name ?? 'none'}`);
   const emit = (n: GraphNode, op_type: string, input: string[], attribute: OnnxAttribute[] = [], doc?: string) => {
@@ -221,7 +230,23 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
       }
       case 'relu':
         if (typeof n.enabled !== 'boolean' || !n.site) fail(n, 'a relu node needs its site and enabled flag');
-        if (n.enabled) emit(n, 'Relu', [x]);
+        if (n.enabled && n.kept) {
+          // Partial site: Relu on the whole tensor, then Where(mask, relu, x) keeps it on the mask's elements only.
+          const numel = prod(n.outShape);
+          const flags = new Uint8Array(numel);
+          for (const i of n.kept) {
+            if (i >= numel) fail(n, `partial site element ${i} is outside its ${numel} elements`);
+            flags[i] = 1;
+          }
+          const relu = claim(n, `${n.name}.relu`);
+          out.push({ name: n.name, op_type: 'Relu', input: [x], output: [relu], doc_string: `partial site: ${n.kept.length} of ${numel} elements are ReLUs (mask '${n.name}.mask')` });
+          infos.push(valueInfo(relu, n.outShape));
+          const mask = addBool(n, `${n.name}.mask`, [1, ...n.outShape], flags);
+          const output = n.id === last ? ONNX_OUTPUT : claim(n, n.name);
+          out.push({ name: `${n.name}.select`, op_type: 'Where', input: [mask, relu, x], output: [output] });
+          if (n.id !== last) infos.push(valueInfo(output, n.outShape));
+          value[n.id] = output;
+        } else if (n.enabled) emit(n, 'Relu', [x]);
         else alias(n);
         break;
       case 'add':
@@ -276,11 +301,18 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
 export function summarizeOnnx(model: OnnxModel): OnnxExportSummary {
   const g = model.graph;
   const shapes = new Map([...g.value_info, ...g.output].map((v) => [v.name, (v.type.tensor_type.shape?.dim ?? []).slice(1).map((d) => Number(d.dim_value ?? 0))]));
-  const relus = g.node.filter((n) => n.op_type === 'Relu').map((n) => ({ name: n.name, shape: shapes.get(n.output[0]!) ?? [] }));
+  // A Relu whose output a Where selects by a constant bool mask is a partial site: its ReLUs are the mask's trues.
+  const masks = new Map(g.initializer.filter((t) => t.data_type === ONNX_BOOL).map((t) => [t.name, t.raw_data]));
+  const selected = new Map(g.node.filter((n) => n.op_type === 'Where' && masks.has(n.input[0]!)).map((n) => [n.input[1]!, masks.get(n.input[0]!)!]));
+  const relus = g.node.filter((n) => n.op_type === 'Relu').map((n) => {
+    const shape = shapes.get(n.output[0]!) ?? [];
+    const m = selected.get(n.output[0]!);
+    return { name: n.name, shape, relus: m ? m.reduce((a, b) => a + (b ? 1 : 0), 0) : prod(shape), partial: !!m };
+  });
   return {
     nodes: g.node.length,
     relus,
-    reluElements: relus.reduce((a, r) => a + prod(r.shape), 0),
+    reluElements: relus.reduce((a, r) => a + r.relus, 0),
     batchNorms: g.node.filter((n) => n.op_type === 'BatchNormalization').length,
     foldedBatchNorms: g.initializer.filter((t) => t.name.endsWith('.folded_weight')).length,
     initializers: g.initializer.length,

@@ -10,9 +10,13 @@ export interface SiteCount {
   stage: string;
   /** Activation shape per image (CHW). */
   shape: number[];
-  /** Activation elements per image = ReLUs the site costs when kept. */
+  /** Activation elements per image. */
+  elements: number;
+  /** ReLUs per image the site costs when enabled: its elements, or the kept ones of a partial site. */
   relus: number;
   enabled: boolean;
+  /** Kept in part: `relus` of `elements` are ReLUs, the others pass through. */
+  partial: boolean;
 }
 export interface StageCount {
   stage: string;
@@ -35,11 +39,16 @@ export interface ReluCount {
   stages: StageCount[];
   /** ReLUs per image at the kept sites. */
   total: number;
-  /** ReLUs per image if every site were kept. */
+  /** ReLUs per image if every site were kept whole. */
   totalAllSites: number;
   layers: LayerCost[];
   /** Multiply-accumulates per image of convs and linears (BN is foldable, so not counted). */
   macs: number;
+  /**
+   * Floating-point operations per image: 2 per MAC, plus one per output element of every conv (its bias, i.e. the
+   * folded BN) and linear with bias, of every residual add and of every kept ReLU. Pooling is not counted.
+   */
+  flops: number;
 }
 
 const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
@@ -65,7 +74,10 @@ export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
   const inShape = (n: GraphNode) => nodes[n.inputs[0]!]!.outShape;
   const sites: SiteCount[] = nodes
     .filter((n) => n.op === 'relu')
-    .map((n) => ({ site: n.site!, stage: stageOf(n.site!), shape: n.outShape, relus: prod(n.outShape), enabled: n.enabled! }));
+    .map((n) => {
+      const partial = !!(n.enabled && n.kept);
+      return { site: n.site!, stage: stageOf(n.site!), shape: n.outShape, elements: prod(n.outShape), relus: partial ? n.kept!.length : prod(n.outShape), enabled: n.enabled!, partial };
+    });
   const layers: LayerCost[] = nodes
     .filter((n) => n.op === 'conv' || n.op === 'linear')
     .map((n) => {
@@ -74,15 +86,19 @@ export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
       return { name: n.name, op: n.op as 'conv' | 'linear', inShape: inShape(n), outShape: n.outShape, macs };
     });
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const total = sum(sites.filter((s) => s.enabled).map((s) => s.relus));
+  const macs = sum(layers.map((l) => l.macs));
+  const elementwise = sum(nodes.filter((n) => n.op === 'conv' || n.op === 'add' || (n.op === 'linear' && n.attributes.bias)).map((n) => prod(n.outShape)));
   return {
     arch,
     inputSize: nodes[0]!.outShape[1]!,
     sites,
     stages: stagesOf(sites),
-    total: sum(sites.filter((s) => s.enabled).map((s) => s.relus)),
-    totalAllSites: sum(sites.map((s) => s.relus)),
+    total,
+    totalAllSites: sum(sites.map((s) => s.elements)),
     layers,
-    macs: sum(layers.map((l) => l.macs)),
+    macs,
+    flops: 2 * macs + elementwise + total,
   };
 }
 
@@ -91,6 +107,16 @@ export function countRelus(spec: NetSpec): ReluCount {
   const net = buildNetwork(spec);
   try {
     return countGraph(describeNetwork(net), spec.arch);
+  } finally {
+    net.dispose();
+  }
+}
+
+/** Each site's per-image activation shape [C, H, W], by shape inference of spec's network (its mask ignored). */
+export function siteShapes(spec: NetSpec): Map<string, number[]> {
+  const net = buildNetwork({ ...spec, mask: undefined });
+  try {
+    return new Map(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape]));
   } finally {
     net.dispose();
   }
@@ -108,7 +134,9 @@ export function countByForward(net: Network, inputSize = net.spec.inputSize): Fo
   const prevHook = ReLUSite.onForward;
   const modes = [...net.modules()].map(([, m]) => [m, m.training] as const);
   ReLUSite.onForward = (s: ReLUSite, x: Tensor) => {
-    seen.push({ site: s.site, relus: x.numel / x.shape[0]!, enabled: s.enabled });
+    // A partial site's ReLUs are the elements its gate selects.
+    const relus = s.enabled && s.gate ? s.gate.ne(0).sum().item() : x.numel / x.shape[0]!;
+    seen.push({ site: s.site, relus, enabled: s.enabled });
   };
   try {
     net.eval();

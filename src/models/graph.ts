@@ -1,6 +1,6 @@
 import {
   AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, MaxPool2d, Module, ReLUSite, Sequential,
-  noGrad, tidy, type Tensor,
+  noGrad, tidy, where, type Tensor,
 } from '../engine/index.js';
 import type { Network } from './network.js';
 
@@ -21,6 +21,8 @@ export interface GraphNode {
   /** relu nodes only: the site name and whether it is a ReLU (true) or the identity (false) at description time. */
   site?: string;
   enabled?: boolean;
+  /** relu nodes of partial sites: the elements (flat C*H*W indices, sorted) that stay ReLUs; the others pass through. */
+  kept?: Uint32Array;
 }
 
 const outSize = (n: number, k: number, s: number, p: number, d = 1) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
@@ -77,7 +79,7 @@ export class GraphBuilder {
       return node('bn', { channels: m.channels, eps: m.eps }, s);
     }
     if (m instanceof ReLUSite)
-      return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled: m.enabled });
+      return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled: m.enabled, ...(m.enabled && m.kept ? { kept: m.kept } : {}) });
     if (m instanceof MaxPool2d)
       return node('maxpool', { kernel: m.kernel, stride: m.stride, padding: m.padding }, spatial('maxpool', s[0]!, m.kernel, m.stride, m.padding));
     if (m instanceof AvgPool2d)
@@ -146,7 +148,7 @@ export function inplaceNodes(nodes: GraphNode[], foldedBns: ReadonlySet<string>)
   const ok = overwritable(nodes, foldedBns);
   const out = new Map<number, number>();
   for (const n of nodes) {
-    if (!((n.op === 'relu' && n.enabled) || n.op === 'add')) continue;
+    if (!((n.op === 'relu' && n.enabled && !n.kept) || n.op === 'add')) continue;
     const i = n.inputs.find((j) => ok(n, j));
     if (i !== undefined) out.set(n.id, i);
   }
@@ -201,14 +203,15 @@ export function fusionPlan(nodes: GraphNode[], foldedBns: ReadonlySet<string>): 
   for (const c of nodes) {
     if (c.op !== 'conv') continue;
     const a = follow(c.id);
-    if (a.next?.op === 'relu') {
+    // A partial ReLU is a select by its mask, not a post-op.
+    if (a.next?.op === 'relu' && !a.next.kept) {
       plan.set(c.id, { relu: true, sumInplace: false, absorbed: [...a.chain, a.next.id] });
     } else if (a.next?.op === 'add') {
       const d = a.next, other = d.inputs.find((i) => i !== a.last);
       // The other input must exist already (computed earlier) and be a different value.
       if (other === undefined || other > c.id || d.inputs.filter((i) => i === a.last).length !== 1) continue;
       const b = follow(d.id);
-      const relu = b.next?.op === 'relu';
+      const relu = b.next?.op === 'relu' && !b.next.kept;
       plan.set(c.id, { relu, sum: other, sumInplace: ok(d, other), absorbed: [...a.chain, d.id, ...b.chain, ...(relu ? [b.next!.id] : [])] });
     }
   }
@@ -273,7 +276,8 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
       continue;
     }
     // Layout-agnostic ops keep their input's layout; the rest read [N, C, H, W].
-    const keeps = n.op === 'relu' || n.op === 'add' || (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'conv' && fusion.has(n.id));
+    // A partial ReLU's [1, C, H, W] gate needs [N, C, H, W].
+    const keeps = (n.op === 'relu' && !n.kept) || n.op === 'add' || (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'conv' && fusion.has(n.id));
     let outBlocked = keeps && n.inputs.length > 0 && (blocked[n.inputs[0]!] ?? false);
     if (!keeps && n.inputs.length > 0) a = as(n.inputs[0]!, false);
     switch (n.op) {
@@ -305,7 +309,11 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
         break;
       }
       case 'relu':
-        y = !n.enabled ? a : inplace.has(n.id) ? a.relu_() : a.relu();
+        if (n.enabled && n.kept) {
+          const gate = (n.module as ReLUSite).gate;
+          if (gate?.dtype !== 'bool') throw new Error(`runGraph: partial site '${n.name}' has no mask gate (apply the mask to the network)`);
+          y = where(gate, a.relu(), a);
+        } else y = !n.enabled ? a : inplace.has(n.id) ? a.relu_() : a.relu();
         break;
       case 'add': {
         const w = inplace.get(n.id);

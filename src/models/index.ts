@@ -4,6 +4,8 @@ export * from './resnet.js';
 export * from './wrn.js';
 export * from './build.js';
 export * from './mask.js';
+export * from './maskfile.js';
+export * from './partial.js';
 export * from './presets.js';
 export * from './graph.js';
 export * from './count.js';

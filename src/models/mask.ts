@@ -1,22 +1,29 @@
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../util/fs.js';
+import { keep as keepTensor, noGrad, tensor, tidy } from '../engine/index.js';
+import { describeNetwork, type GraphNode } from './graph.js';
 import type { Network } from './network.js';
+import { keptFlags, numelOf, type PartialDocument, type PartialSite } from './partial.js';
 import type { NetSpec } from './spec.js';
 
-/** Which ReLU sites stay ReLUs; every other site of `sites` is the identity. */
+/** Which ReLU sites stay ReLUs, wholly or in part; every other site of `sites` is the identity. */
 export interface ReluMask {
   arch: string;
   /** Every site of the network, in forward order. */
   sites: string[];
-  /** The kept sites, in forward order. */
+  /** The sites kept whole, in forward order. */
   kept: string[];
+  /** Sites kept in part (never also in `kept`): their kept elements, 0 < count < C*H*W. */
+  partial?: Record<string, PartialSite>;
 }
 
-/** The JSON form: `{ "arch", "kept": [...] }` or `{ "arch", "removed": [...] }`. */
+/**
+ * The JSON form: `{ "arch", "kept": [...] }` or `{ "arch", "removed": [...] }` for whole sites, plus `partial`:
+ * `{ site: { shape, relus, channels | bitmap } }` for sites kept in part (in neither list).
+ */
 export interface MaskDocument {
   arch: string;
   kept?: string[];
   removed?: string[];
+  partial?: Record<string, PartialDocument>;
 }
 
 /** Site names a spec's network has, in forward order (the same names Network.sites() carries). */
@@ -44,12 +51,43 @@ export function fullMask(spec: NetSpec): ReluMask {
   return { arch: spec.arch, sites, kept: [...sites] };
 }
 
-/** A mask with the given sites removed (unknown names throw). */
+/** The mask's partial sites that `keepSite` accepts (none left: no `partial` field). */
+function filterPartial(mask: ReluMask, keepSite: (s: string) => boolean): Pick<ReluMask, 'partial'> {
+  const left = Object.entries(mask.partial ?? {}).filter(([s]) => keepSite(s));
+  return left.length ? { partial: Object.fromEntries(left) } : {};
+}
+
+/** Drops the partial field; `{ ...mask, ...rest }` spreads would otherwise carry it over. */
+function whole(mask: ReluMask): ReluMask {
+  return { arch: mask.arch, sites: mask.sites, kept: mask.kept };
+}
+
+/** A mask with the given sites removed, wholly or partly kept before (unknown names throw). */
 export function removeSites(mask: ReluMask, removed: readonly string[]): ReluMask {
   make(mask.arch, mask.sites, removed, 'removeSites');
   const drop = new Set(removed);
-  return { ...mask, kept: mask.kept.filter((s) => !drop.has(s)) };
+  return { ...whole(mask), kept: mask.kept.filter((s) => !drop.has(s)), ...filterPartial(mask, (s) => !drop.has(s)) };
 }
+
+/**
+ * A mask where `site` keeps exactly `elements` (flat C*H*W indices) of its activation of `shape`: all of them make
+ * it a whole kept site, none a removed one.
+ */
+export function setSiteElements(mask: ReluMask, site: string, shape: readonly number[], elements: Uint32Array): ReluMask {
+  make(mask.arch, mask.sites, [site], 'setSiteElements');
+  const numel = numelOf(shape);
+  for (let i = 0; i < elements.length; i++)
+    if (elements[i]! >= numel || (i > 0 && elements[i]! <= elements[i - 1]!))
+      throw new Error(`setSiteElements: site '${site}': element indices must be sorted, unique and below ${numel}`);
+  const others = filterPartial(mask, (s) => s !== site).partial ?? {};
+  const kept = mask.kept.filter((s) => s !== site);
+  if (elements.length === numel) kept.push(site);
+  const partial = elements.length > 0 && elements.length < numel ? { ...others, [site]: { shape: [...shape], elements } } : others;
+  return { arch: mask.arch, sites: mask.sites, kept: mask.sites.filter((s) => kept.includes(s)), ...(Object.keys(partial).length ? { partial } : {}) };
+}
+
+/** Whether a site keeps any ReLU (whole or in part). */
+export const keepsAny = (mask: ReluMask, site: string): boolean => mask.kept.includes(site) || !!mask.partial?.[site];
 
 const stageOf = (site: string): number | null => {
   const m = /^stage(\d+)\./.exec(site);
@@ -65,7 +103,8 @@ function checkStages(mask: ReluMask, stages: readonly number[], what: string): v
 /** Culling: removes every ReLU of the given (1-based) stages. */
 export function cullStages(mask: ReluMask, stages: readonly number[]): ReluMask {
   checkStages(mask, stages, 'cullStages');
-  return { ...mask, kept: mask.kept.filter((s) => !stages.includes(stageOf(s) ?? -1)) };
+  const culled = (s: string) => stages.includes(stageOf(s) ?? -1);
+  return { ...whole(mask), kept: mask.kept.filter((s) => !culled(s)), ...filterPartial(mask, (s) => !culled(s)) };
 }
 
 /** Thinning: in every block of `stages` (default all) keeps only the `keep` site (e.g. relu1) and drops the others. */
@@ -75,49 +114,50 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
   if (!mask.sites.some((s) => inBlock(s) && s.endsWith(`.${keep}`)))
     throw new Error(`thin: ${mask.arch} blocks have no site '${keep}'; valid: ${[...new Set(mask.sites.filter(inBlock).map((s) => s.split('.')[2]))].join(', ')}`);
   const touched = (s: string) => inBlock(s) && (!stages || stages.includes(stageOf(s)!));
-  return { ...mask, kept: mask.kept.filter((s) => !touched(s) || s.endsWith(`.${keep}`)) };
+  const stays = (s: string) => !touched(s) || s.endsWith(`.${keep}`);
+  return { ...whole(mask), kept: mask.kept.filter(stays), ...filterPartial(mask, stays) };
 }
 
-/** Sets every site of net to a ReLU (kept) or the identity (removed). */
+
+/**
+ * Sets every site of net to a ReLU (kept), the identity (removed) or, for a partial site, a ReLU on its kept
+ * elements only (a constant bool gate). Partial sites must have the network's activation shape.
+ */
 export function applyMask(net: Network, mask: ReluMask): void {
   if (mask.arch !== net.spec.arch) throw new Error(`applyMask: mask is for '${mask.arch}', network is '${net.spec.arch}'`);
   const sites = net.sites();
-  make(mask.arch, sites.map((s) => s.site), mask.kept, 'applyMask');
-  const keep = new Set(mask.kept);
-  for (const s of sites) s.enabled = keep.has(s.site);
-}
-
-/** Validates a parsed mask document against spec's sites. */
-export function maskFromDocument(doc: unknown, spec: NetSpec, source = 'mask'): ReluMask {
-  const d = doc as Partial<MaskDocument> | null;
-  const strings = (v: unknown) => Array.isArray(v) && v.every((e) => typeof e === 'string');
-  if (!d || typeof d !== 'object') throw new Error(`${source}: expected an object { arch, kept | removed }`);
-  if (typeof d.arch !== 'string') throw new Error(`${source}: field 'arch' must be a string`);
-  if (d.arch !== spec.arch) throw new Error(`${source}: mask is for '${d.arch}', network is '${spec.arch}'`);
-  if ((d.kept === undefined) === (d.removed === undefined)) throw new Error(`${source}: give exactly one of 'kept' or 'removed'`);
-  const sites = siteNames(spec);
-  if (d.kept !== undefined) {
-    if (!strings(d.kept)) throw new Error(`${source}: field 'kept' must be an array of site names`);
-    return make(spec.arch, sites, d.kept, source);
+  const names = sites.map((s) => s.site);
+  make(mask.arch, names, [...mask.kept, ...Object.keys(mask.partial ?? {})], 'applyMask');
+  const partial = mask.partial ?? {};
+  const both = mask.kept.filter((s) => partial[s]);
+  if (both.length) throw new Error(`applyMask: site(s) ${both.join(', ')} are both kept whole and partial`);
+  const shapes = Object.keys(partial).length ? new Map(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape])) : new Map<string, number[]>();
+  for (const [site, p] of Object.entries(partial)) {
+    const want = shapes.get(site)!;
+    if (p.shape.join() !== want.join()) throw new Error(`applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`);
   }
-  if (!strings(d.removed)) throw new Error(`${source}: field 'removed' must be an array of site names`);
-  make(spec.arch, sites, d.removed!, source);
-  const drop = new Set(d.removed);
-  return { arch: spec.arch, sites, kept: sites.filter((s) => !drop.has(s)) };
-}
-
-export const maskToDocument = (mask: ReluMask): MaskDocument => ({ arch: mask.arch, kept: [...mask.kept] });
-
-export function loadMask(file: string, spec: NetSpec): ReluMask {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`mask ${file}: ${(e as Error).message}`);
+  const keepSet = new Set(mask.kept);
+  for (const s of sites) {
+    const p = partial[s.site];
+    // A float gate belongs to whoever learns it; the bool gates are this function's.
+    if (s.gate?.dtype === 'bool') s.gate.dispose();
+    s.gate = null;
+    s.kept = null;
+    s.enabled = keepSet.has(s.site) || !!p;
+    if (p) {
+      s.kept = p.elements;
+      // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
+      s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
+    }
   }
-  return maskFromDocument(doc, spec, `mask ${file}`);
 }
 
-export function saveMask(file: string, mask: ReluMask): void {
-  writeFileAtomic(file, `${JSON.stringify(maskToDocument(mask), null, 2)}\n`);
+/**
+ * Per site, in forward order: the kept element indices (flat C*H*W, sorted) of a partial site, or null for a site
+ * that is kept whole or removed whole (`enabled` tells which). What a runtime needs to evaluate ReLUs only on the
+ * kept elements and pass the others through.
+ */
+export function keptElements(netOrNodes: Network | GraphNode[]): { site: string; enabled: boolean; shape: number[]; elements: Uint32Array | null }[] {
+  const nodes = Array.isArray(netOrNodes) ? netOrNodes : describeNetwork(netOrNodes);
+  return nodes.filter((n) => n.op === 'relu').map((n) => ({ site: n.site!, enabled: n.enabled!, shape: n.outShape, elements: n.enabled && n.kept ? n.kept : null }));
 }

@@ -11,6 +11,8 @@ import { compilePlan } from './compile.js';
 import { type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from './protocol.js';
 import { imageFitError, inputSpec, prepareImage } from './image.js';
+import { describeLink, type LinkProfile } from './transport/shaping.js';
+import type { CostModel } from '../reduce/costmodel.js';
 
 /** A server model from a trained model directory (with its input transform). */
 export function serverModelFromDir(dir: string, fixed: Partial<FixedPointOptions> = {}): ServerModel {
@@ -98,6 +100,12 @@ export interface OpRow {
 
 export interface PiReport {
   plan: { arch: string; relus: number; culledSites: number; macs: number; fixed: FixedPointOptions; digest: string };
+  /** The ReLU protocol, the link profile (describeLink: 'no shaping' for none), the linear layers' preprocessing and
+   * the transport ('tls' or 'tcp') the session ran under. */
+  relu: string;
+  link: string;
+  preprocess: string;
+  transport: string;
   /** Client wall time per phase (it includes waiting for the server), bytes each way, rounds (client flights);
    * `prep`: the dealer's traffic in the phase (both parties' dealer links, both directions). */
   phases: Record<Phase, { ms: number; cToS: number; sToC: number; rounds: number; prep: number }>;
@@ -111,7 +119,7 @@ export interface PiReport {
 }
 
 /** Per-op rows (client wall time per step; bytes as the client counted them) and phase totals. */
-export function piReport(r: ClientResult): PiReport {
+export function piReport(r: ClientResult, run: { relu: string; link: LinkProfile | null; preprocess: string; transport: string }): PiReport {
   const rows = new Map<string, OpRow>();
   const z = () => ({ ms: 0, cToS: 0, sToC: 0, rounds: 0 });
   const add = (e: StatEntry) => {
@@ -146,6 +154,7 @@ export function piReport(r: ClientResult): PiReport {
   const total = (f: (o: OpRow) => number) => lin.reduce((a, o) => a + f(o), 0);
   return {
     plan: { arch, relus, culledSites, macs, fixed, digest },
+    relu: run.relu, link: describeLink(run.link), preprocess: run.preprocess, transport: run.transport,
     phases: { setup: ph('setup'), offline: ph('offline'), online: ph('online') },
     preprocessing: { clientToDealer: sum(r.client, 'prepSent'), dealerToClient: sum(r.client, 'prepRecv'), serverToDealer: sum(r.server, 'prepSent'), dealerToServer: sum(r.server, 'prepRecv') },
     linear: {
@@ -177,36 +186,60 @@ export function formatPiReport(p: PiReport): string {
   for (const n of ['setup', 'offline', 'online'] as Phase[]) {
     rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), n === 'offline' ? he({ client: p.linear.clientMs, server: p.linear.serverMs }) : '', mb(ph(n).prep), '', '', '', '', '']);
   }
-  const head = `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (garbled), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
-    `fixed point Z_2^64, f=${p.plan.fixed.f}, weights <= ${p.plan.fixed.weightFrac} fractional bits`;
+  const head = `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (ReLU protocol ${p.relu}), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
+    `fixed point Z_2^64, f=${p.plan.fixed.f}, weights <= ${p.plan.fixed.weightFrac} fractional bits; link: ${p.link}`;
   const lin = p.linear;
   const heLine = lin.clientMs + lin.serverMs ? `linear layers offline: HE compute client ${ms(lin.clientMs)} ms, server ${ms(lin.serverMs)} ms; ` +
     `HE traffic ${mb(lin.cToS)} MB client->server, ${mb(lin.sToC)} MB server->client\n` : '';
   return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'HE ms c/s', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n${heLine}`;
 }
 
+/** One line per report (preprocessing, ReLU protocol, link, transport): total and online time, bytes and flights, side by side. */
+export function formatComparison(reps: PiReport[]): string {
+  const rows = reps.map((p) => {
+    const { setup, offline, online } = p.phases;
+    const tot = (x: { cToS: number; sToC: number }) => x.cToS + x.sToC;
+    return [
+      p.relu, p.link, p.preprocess, p.transport, ms(setup.ms + offline.ms + online.ms), ms(online.ms), mb(tot(setup) + tot(offline) + tot(online)), mb(tot(online)),
+      String(setup.rounds + offline.rounds + online.rounds), String(online.rounds),
+    ];
+  });
+  return `${reps[0]!.plan.arch}, ${reps[0]!.plan.relus.toLocaleString('en-US')} ReLUs (client wall time; bytes both ways between client and server):\n` +
+    `${table(['relu', 'link', 'prep', 'transport', 'total ms', 'online ms', 'total MB', 'online MB', 'flights', 'online flights'], rows)}\n`;
+}
+
 /**
- * Cost-model parameters from measured costs (src/reduce/costmodel.ts): perMac_s = (offline client time + online
- * server time of the conv/fc ops) / MACs; perRelu_s = client offline + online time of the ReLU ops, less the server's
- * online linear work the client waits for inside them, / ReLUs; perLayer_s = the rest of the session (setup, local
- * ops, input, output) / the number of conv/fc layers.
+ * Cost-model parameters from measured costs (src/reduce/costmodel.ts), from sessions without link shaping:
+ * perMac_s = (offline client time + online server time of the conv/fc ops) / MACs; per ReLU protocol, compute_s =
+ * client offline + online time of the ReLU ops, less the server's online linear work the client waits for inside
+ * them, / ReLUs, bytes = their client-server bytes / ReLUs, flights = their online flights / ReLU ops;
+ * perLayer_s = the rest of the session (setup, local ops, input, output) / the number of conv/fc layers.
  */
-export function calibrate(reports: PiReport[]): { perRelu_s: number; perMac_s: number; perLayer_s: number; source: string } {
-  let reluT = 0, relus = 0, macT = 0, macs = 0, restT = 0, layers = 0;
-  for (const p of reports) {
+export function calibrate(reports: PiReport[]): CostModel {
+  const timed = reports.filter((p) => p.link === describeLink(null));
+  if (!timed.length) throw new Error('calibration needs a session without link shaping (--link none): shaped times include the link');
+  let macT = 0, macs = 0, restT = 0, layers = 0;
+  const relu = new Map<string, { t: number; relus: number; bytes: number; flights: number; ops: number }>();
+  for (const p of timed) {
     let opT = 0;
+    const r = relu.get(p.relu) ?? { t: 0, relus: 0, bytes: 0, flights: 0, ops: 0 };
     for (const o of p.ops) {
-      if (o.kind === 'relu') { const t = (o.offline.ms + o.online.ms) / 1e3; reluT += t; relus += o.relus; opT += t; }
-      else if (o.kind === 'conv' || o.kind === 'fc') {
+      if (o.kind === 'relu') {
+        const t = (o.offline.ms + o.online.ms) / 1e3;
+        r.t += t; r.relus += o.relus; opT += t; r.ops++; r.flights += o.online.rounds;
+        r.bytes += o.offline.cToS + o.offline.sToC + o.online.cToS + o.online.sToC;
+      } else if (o.kind === 'conv' || o.kind === 'fc') {
         macT += (o.offline.ms + o.serverOnlineMs) / 1e3; macs += o.macs; layers++; opT += o.offline.ms / 1e3;
-        reluT -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
+        r.t -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
       }
     }
+    relu.set(p.relu, r);
     restT += (p.phases.setup.ms + p.phases.offline.ms + p.phases.online.ms) / 1e3 - opT;
   }
   return {
-    perRelu_s: relus ? reluT / relus : 0, perMac_s: macs ? macT / macs : 0, perLayer_s: layers ? Math.max(0, restT) / layers : 0,
-    source: `deepreduce pi bench, ${new Date().toISOString()}, ${reports.map((r) => r.plan.arch).join(', ')}`,
+    perMac_s: macs ? macT / macs : 0, perLayer_s: layers ? Math.max(0, restT) / layers : 0,
+    relu: Object.fromEntries([...relu].filter(([, r]) => r.relus).map(([k, r]) => [k, { compute_s: Math.max(0, r.t) / r.relus, bytes: r.bytes / r.relus, flights: r.flights / r.ops }])),
+    source: `deepreduce pi bench, ${new Date().toISOString()}, ${timed.map((r) => `${r.plan.arch}/${r.relu}`).join(', ')}`,
   };
 }
 

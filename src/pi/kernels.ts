@@ -208,6 +208,31 @@ FNS.encode = {
   ],
 };
 
+// KK13 sender hash inputs (ot/kkot.ts): for each OT row q (32 bytes) and each message i < n, with table rows
+// (CI_i, CO_i) of 32 bytes: v = σ(q_hi) ⊕ (tw, 0, 0, 0) ⊕ CI_i, w = σ(q_lo) ⊕ (tw, 0, 0, 0) ⊕ CO_i; tw counts up
+// from tw0 per row. Params (q, tab, v, w, cnt, n, tw0); locals: 7 k, 8 tp, 9 SH, 10 SL, 11 TW.
+FNS.kkpre = {
+  type: 3, i32: 2, v128: 3,
+  body: loop(4, [
+    ...vzero, ...get(6), ...simd(0x1c, 0), ...set(11),
+    ...xor(sigma(load(0, 16)), get(11)), ...set(9),
+    ...xor(sigma(load(0, 0)), get(11)), ...set(10),
+    ...get(5), ...set(7), ...get(1), ...set(8),
+    ...loop(7, [
+      ...store(2, 0, xor(get(9), load(8, 0))),
+      ...store(3, 0, xor(get(10), load(8, 16))),
+    ], [[2, 16], [3, 16], [8, 32]]),
+  ], [[0, 32], [6, 1]]),
+};
+// Between the two AES calls of the KK13 hash: v = w ⊕ σ(e ⊕ v). Params (v, e, w, n); locals: 4 H.
+FNS.kkmid = {
+  type: 0, i32: 0, v128: 1,
+  body: loop(3, [
+    ...xor(load(1), load(0)), ...set(4),
+    ...store(0, 0, xor(load(2), sigma(get(4)))),
+  ], [[0, 16], [1, 16], [2, 16]]),
+};
+
 function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content];
 }
@@ -242,6 +267,7 @@ type KSetBits = (src: number, dst: number, bit: number, n: number) => void;
 type KDecAcc = (src: number, dec: number, bit: number, out: number, n: number, sh: number) => void;
 type KTr = (cols: number, rows: number, wpc: number) => void;
 type KEnc = (zero: number, out: number, vals: number, n: number, sh: number) => void;
+type KKkPre = (q: number, tab: number, v: number, w: number, cnt: number, n: number, tw0: number) => void;
 
 export interface GcKernels {
   xor: K4;
@@ -256,6 +282,8 @@ export interface GcKernels {
   tr128: KTr;
   /** Garbler input labels; Δ must be at address 0. */
   encode: KEnc;
+  kkpre: KKkPre;
+  kkmid: K4;
   /** Byte view of the module memory (refreshed by ensure). */
   u8: Uint8Array;
   i32: Int32Array;
@@ -282,6 +310,7 @@ export function gcKernels(): GcKernels {
     xor: ex.xor as K4, xorc: ex.xorc as K3,
     gpre: ex.gpre as KPre, gpost: ex.gpost as KPost, epre: ex.epre as KPre, epost: ex.epost as KPost,
     setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc, tr128: ex.tr128 as KTr, encode: ex.encode as KEnc,
+    kkpre: ex.kkpre as KKkPre, kkmid: ex.kkmid as K4,
     u8: new Uint8Array(mem.buffer), i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {
       const have = mem.buffer.byteLength;

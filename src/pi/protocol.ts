@@ -4,24 +4,23 @@
 //   input:   client draws c_0, sends x - c_0 online;
 //   conv/fc: client c_out = M c_in - s (preprocessing), server M (v_in - c_in) + bias + s;
 //   add/pool/flatten: both apply the op to their own shares; culled sites: local share truncation;
-//   ReLU:    the server garbles offline a circuit with inputs a (server share), b (client share) and r (client's
-//            fresh mask); the client gets labels for b and r by correlated OT offline and the labels of a online,
-//            evaluates, and returns the output colour bits; the server decodes z = (ReLU(v) >> shift) - r. The
-//            client never holds decode bits, so it learns nothing; the server sees only values masked by c or r.
+//   ReLU:    the ReLU protocol (relu/: ot, the default, or gc) leaves the server with ReLU(v) >> shift - r and the
+//            client with r, its fresh mask drawn offline; the server sees only values masked by c, r or OT pads.
 //   output:  the server sends its share of the logits; the client adds its own.
-// How a kept ReLU is computed is the ReLU protocol's business (relu/: gc, ...); how the linear layers' offline
+// How a kept ReLU is computed is the ReLU protocol's business (relu/: ot, gc); how the linear layers' offline
 // correlations are made is the preprocessor's (linear/: he, the default, and dealer).
 // Messages, in order (C = client, S = server, D = dealer, a third party only with dealer preprocessing:
 // linear/dealer/dealer.ts):
 //   setup:   C hello (JSON, with a random session id), S plan (JSON); for dealer, C and S each open their own channel
-//            to D and send it the session id; 128 base OTs (OT extension setup)
+//            to D and send it the session id; the ReLU protocol's set-up (128 base OTs, OT extensions)
 //   offline: per conv/fc the preprocessor's messages (he: C -> S its public key before the first layer, C -> S the
 //            encrypted share c, S -> C Enc(M c - s) per output group; dealer: D -> S s, C -> D c, D -> C M c - s,
-//            nothing between C and S); per ReLU batch C OT matrix, S garbled tables (no decode bits)
-//   online:  C input share; per ReLU op S labels of a (one message, a part per batch), C colour bits;
-//            S output share; S its per-op report (JSON)
-// Every state has a frame limit (a small one before the hello / the plan, then the largest message the plan and
-// options imply, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
+//            nothing between C and S); per ReLU op the protocol's offline messages (ot: OT matrices both ways; gc:
+//            C OT matrix, S garbled tables)
+//   online:  C input share; per ReLU op the protocol's online messages (ot: 6 flights; gc: S labels of a, C colour
+//            bits); S output share; S its per-op report (JSON)
+// Every state has a frame limit (a small one before the hello / the plan, then per phase the largest message that
+// phase or a later one implies, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
 // that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
@@ -29,7 +28,7 @@ import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R6
 import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
-import { makeReluProtocol } from './relu/registry.js';
+import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
@@ -55,8 +54,8 @@ export interface Deadlines {
 
 export const DEFAULT_DEADLINES: Deadlines = { helloMs: 10_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000 };
 
-/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered. */
-export const limitsFor = (max: number, state: string) => ({ maxFrameBytes: max, maxBufferedBytes: 2 * max + 65536, state });
+/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered (or `buffered`). */
+export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({ maxFrameBytes: max, maxBufferedBytes: buffered, state });
 
 /** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
 export const HELLO_MAX_BYTES = 4096;
@@ -205,7 +204,7 @@ export interface SessionHooks {
 export interface SessionOptions {
   /** Preprocessor name (both sides must agree), default DEFAULT_PREPROCESS ('he'). */
   preprocess?: string;
-  /** ReLU protocol name (both sides must agree), default 'gc'. */
+  /** ReLU protocol name (the client asks for it, a server given one accepts only it), default DEFAULT_RELU ('ot'). */
   relu?: string;
   /** ReLUs per batch (GC: one OT batch, one tables message); default 16384. */
   batch?: number;
@@ -251,21 +250,56 @@ const reluSites = (plan: PublicPlan): ReluSite[] => plan.ops.flatMap((o, i) => (
 /** Upper bound on the server's report (JSON): a few entries per op, names of at most 256 characters. */
 const reportMaxBytes = (plan: PublicPlan): number => 2048 * (2 * plan.ops.length + 8);
 
+/** A receiver's limits in one phase: the largest frame each way and the most bytes each may hold unread. */
+export interface PhaseLimits {
+  toServer: number;
+  toClient: number;
+  bufferToServer: number;
+  bufferToClient: number;
+}
+
+const PHASES: readonly Phase[] = ['setup', 'offline', 'online'];
+
 /**
- * The largest message each way of a session with this plan and options: the frame limits once the plan is known.
- * `prep` is this party's preprocessor of the session (its client half knows the packings it will ask for). An error
- * frame always fits.
+ * The frame limits of each phase of a session with this plan and options: the largest message each way that phase
+ * or a later one can bring (the peer may run a phase ahead: e.g. the client's input share can arrive while the server
+ * finishes its offline phase, so a phase's limit covers every later phase's messages; the online limit is the online
+ * messages exactly), and the most bytes a receiver may legitimately hold unread (its buffer limit: two messages, or
+ * two of the ReLU protocol's flights of several messages). `prep` is this party's preprocessor of the session (its
+ * client half knows the packings it will ask for); its messages are all offline. An error frame always fits.
  */
-export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtocol, prep: Preprocessor): { toServer: number; toClient: number } {
+export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtocol, prep: Preprocessor): Record<Phase, PhaseLimits> {
   const rl = relu.maxMessageBytes(reluSites(plan), { batch });
   const pl = prep.maxMessageBytes(linearShapes(plan));
   const last = plan.ops[plan.ops.length - 1]!;
-  return {
-    toServer: Math.max(ERROR_FRAME_MAX, rl.toServer, pl.toServer, 8 * plan.ops[0]!.size),
-    toClient: Math.max(ERROR_FRAME_MAX, rl.toClient, pl.toClient, 8 * last.size, reportMaxBytes(plan)),
+  // What each phase alone brings each way (frames, flights).
+  const own: Record<Phase, { toServer: number; toClient: number; flightToServer: number; flightToClient: number }> = {
+    setup: { toServer: rl.setup.toServer, toClient: rl.setup.toClient, flightToServer: rl.setup.flightToServer ?? 0, flightToClient: rl.setup.flightToClient ?? 0 },
+    offline: {
+      toServer: Math.max(rl.offline.toServer, pl.toServer), toClient: Math.max(rl.offline.toClient, pl.toClient),
+      flightToServer: rl.offline.flightToServer ?? 0, flightToClient: rl.offline.flightToClient ?? 0,
+    },
+    online: {
+      toServer: Math.max(rl.online.toServer, 8 * plan.ops[0]!.size), toClient: Math.max(rl.online.toClient, 8 * last.size, reportMaxBytes(plan)),
+      flightToServer: rl.online.flightToServer ?? 0, flightToClient: rl.online.flightToClient ?? 0,
+    },
   };
+  const out = {} as Record<Phase, PhaseLimits>;
+  PHASES.forEach((p, k) => {
+    const later = PHASES.slice(k).map((q) => own[q]);
+    const max = (f: (b: typeof own.setup) => number) => Math.max(...later.map(f));
+    const toServer = Math.max(ERROR_FRAME_MAX, max((b) => b.toServer)), toClient = Math.max(ERROR_FRAME_MAX, max((b) => b.toClient));
+    out[p] = {
+      toServer, toClient,
+      bufferToServer: 2 * Math.max(toServer, max((b) => b.flightToServer)) + 65536, bufferToClient: 2 * Math.max(toClient, max((b) => b.flightToClient)) + 65536,
+    };
+  });
+  return out;
 }
 
+/** The receive limits of a phase for this party (the server receives what goes to the server). */
+const phaseLimits = (lim: Record<Phase, PhaseLimits>, p: Phase, role: 'server' | 'client') =>
+  role === 'server' ? limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer) : limitsFor(lim[p].toClient, `in the ${p} phase`, lim[p].bufferToClient);
 
 function needDealer(o: SessionOptions): DealerLink {
   if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
@@ -319,7 +353,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       if (!release) throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running');
     }
     const lim = sessionLimits(plan, batch, reluProto, prep);
-    ch.setLimits(limitsFor(lim.toServer, 'in a session'));
+    ch.setLimits(phaseLimits(lim, 'setup', 'server'));
     clock.enter('the setup phase', dl.setupMs);
     rec.begin('setup');
     o.hooks?.onPhase?.('setup');
@@ -336,6 +370,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     rec.end('setup');
 
     clock.enter('the offline phase', dl.offlineMs);
+    ch.setLimits(phaseLimits(lim, 'offline', 'server'));
     rec.begin('offline');
     o.hooks?.onPhase?.('offline');
     for (let i = 0; i < plan.ops.length; i++) {
@@ -349,6 +384,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     rec.end('offline');
 
     clock.enter('the online phase', dl.onlineMs);
+    ch.setLimits(phaseLimits(lim, 'online', 'server'));
     rec.begin('online');
     o.hooks?.onPhase?.('online');
     const pub = new PublicOps(plan);
@@ -429,7 +465,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     let relu: ReluClient | null = null;
     const prep = makePreprocessor(o.preprocess ?? DEFAULT_PREPROCESS);
     const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv), o.hooks?.onStep);
-    const reluProto = makeReluProtocol(o.relu ?? 'gc');
+    const reluProto = makeReluProtocol(o.relu ?? DEFAULT_RELU);
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();
     rec.begin('setup');
@@ -441,7 +477,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
     const lim = sessionLimits(plan, batch, reluProto, prep);
-    ch.setLimits(limitsFor(lim.toClient, 'in a session'));
+    ch.setLimits(phaseLimits(lim, 'setup', 'client'));
     clock.enter('the setup phase', dl.setupMs);
     o.hooks?.onPhase?.('setup');
     const in0 = plan.ops[0]!;
@@ -458,6 +494,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     rec.end('setup');
 
     clock.enter('the offline phase', dl.offlineMs);
+    ch.setLimits(phaseLimits(lim, 'offline', 'client'));
     rec.begin('offline');
     o.hooks?.onPhase?.('offline');
     const pub = new PublicOps(plan);
@@ -481,6 +518,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     rec.end('offline');
 
     clock.enter('the online phase', dl.onlineMs);
+    ch.setLimits(phaseLimits(lim, 'online', 'client'));
     rec.begin('online');
     o.hooks?.onPhase?.('online');
     await rec.step('online', 0, 'input', 'input', {}, () => ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))));

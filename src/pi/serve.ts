@@ -2,6 +2,7 @@
 // listens on (TCP/TLS here, WebSocket in web/server.ts), so CLI and browser clients count against one cap. Node only.
 import type { Channel } from './transport/channel.js';
 import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
+import { shapeChannel, type LinkProfile } from './transport/shaping.js';
 import type { ServerModel } from './plan.js';
 import type { ServerRandomness } from './random.js';
 import { modelFingerprint } from './linear/dealer/link.js';
@@ -14,6 +15,8 @@ export interface PoolOptions extends ServerSessionOptions {
   /** Sessions past the hello at once; more are refused with BUSY (default 4). */
   maxSessions?: number;
   onSession?: (r: PartyReport, ch: Channel) => void;
+  /** Shapes what the server receives from each client as over this link (benchmarks; null or absent: no shaping). */
+  link?: LinkProfile | null;
   /** Each session's coins (tests fix them per session); default `random`, else the system CSPRNG. */
   randomFor?: () => ServerRandomness;
 }
@@ -47,7 +50,7 @@ export class SessionPool {
     const hooks: SessionHooks = { ...this.options.hooks, onStart: (s) => { st = s; this.live.add(s); this.options.hooks?.onStart?.(s); } };
     try {
       const random = this.options.randomFor?.() ?? this.options.random;
-      const r = await serveClient(ch, this.model, { ...this.options, hooks, admit: this.admit, ...(random ? { random } : {}) });
+      const r = await serveClient(shapeChannel(ch, this.options.link ?? null), this.model, { ...this.options, hooks, admit: this.admit, ...(random ? { random } : {}) });
       this.options.onSession?.(r, ch);
     } finally {
       if (st) this.live.delete(st);

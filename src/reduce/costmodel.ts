@@ -1,42 +1,82 @@
 import { existsSync, readFileSync } from 'node:fs';
+import type { LinkProfile } from '../pi/transport/shaping.js';
+
+/** Costs of one ReLU under a ReLU protocol (src/pi/relu/<name>). */
+export interface ReluCost {
+  /** CPU seconds per ReLU, offline + online, both parties. */
+  compute_s: number;
+  /** Bytes per ReLU between client and server, all phases, both directions. */
+  bytes: number;
+  /** Online flights (one-way message latencies) per kept ReLU op. */
+  flights: number;
+}
 
 /**
- * PI latency model: seconds = relus * perRelu + macs * perMac + layers * perLayer.
- * perRelu covers garbling, OT and evaluation of one ReLU circuit (offline + online); perMac the linear layers
- * on shares (online) plus their preprocessing; perLayer the round trips. Defaults come from the costs measured
- * on this machine (../shared/reference/private-inference.md); `deepreduce pi bench --calibrate FILE` writes
- * measured values that replace them.
+ * PI latency model for a ReLU protocol over a link:
+ *   seconds = relus * (compute + bytes * 8 / bandwidth) + reluOps * flights * RTT / 2 + macs * perMac + layers * perLayer
+ * (without a link profile only the compute terms). perMac covers the linear layers on shares and their
+ * preprocessing, perLayer the rest per layer (local ops, framing). Defaults come from the costs measured on this
+ * machine (docs/pi.md, docs/pi-crypto.md); `deepreduce pi bench --relu gc,ot --calibrate FILE` writes measured
+ * values that replace them.
  */
 export interface CostModel {
-  perRelu_s: number;
   perMac_s: number;
   perLayer_s: number;
+  relu: Record<string, ReluCost>;
   source: string;
 }
 
+export interface LatencyContext {
+  relu: string;
+  link: LinkProfile | null;
+}
+
 export const defaultCostModel: CostModel = {
-  // ~30K ReLU/s garble + ~35K ReLU/s evaluate for the 41-bit field prototype => ~62 us per ReLU in total.
-  perRelu_s: 62e-6,
   // ~0.5 G MAC/s for share arithmetic in JS.
   perMac_s: 2e-9,
   // one loopback round trip plus framing per layer.
   perLayer_s: 50e-6,
-  source: 'defaults from ../shared/reference/private-inference.md',
+  relu: {
+    // garbled circuits: the field prototype's ~62 us per ReLU; 6,920 B (docs/pi-crypto.md); labels, colour bits.
+    gc: { compute_s: 62e-6, bytes: 6920, flights: 2 },
+    // OT (millionaires' protocol + multiplexer): 571 B, Λ + 3 = 6 flights for 32-bit comparisons (docs/pi.md).
+    ot: { compute_s: 30e-6, bytes: 571, flights: 6 },
+  },
+  source: 'defaults (docs/pi.md, docs/pi-crypto.md)',
 };
 
+function num(j: Record<string, unknown>, k: string, file: string, where = ''): number {
+  const v = j[k];
+  if (typeof v !== 'number' || !(v >= 0)) throw new Error(`cost model ${file}: field '${where}${k}' must be a non-negative number`);
+  return v;
+}
+
+/** A calibration file, or the defaults. Files of the earlier form {perRelu_s, perMac_s, perLayer_s} describe gc. */
 export function loadCostModel(file?: string): CostModel {
   if (!file || !existsSync(file)) return defaultCostModel;
-  let j: Partial<CostModel>;
+  let j: Record<string, unknown>;
   try {
-    j = JSON.parse(readFileSync(file, 'utf8')) as Partial<CostModel>;
+    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new Error(`cost model ${file}: not valid JSON (${(e as Error).message})`);
   }
-  for (const k of ['perRelu_s', 'perMac_s', 'perLayer_s'] as const)
-    if (typeof j[k] !== 'number' || !(j[k]! >= 0)) throw new Error(`cost model ${file}: field '${k}' must be a non-negative number`);
-  return { perRelu_s: j.perRelu_s!, perMac_s: j.perMac_s!, perLayer_s: j.perLayer_s!, source: file };
+  const relu: Record<string, ReluCost> = { ...defaultCostModel.relu };
+  if (j.relu !== undefined) {
+    if (!j.relu || typeof j.relu !== 'object') throw new Error(`cost model ${file}: field 'relu' must be an object of per-protocol costs`);
+    for (const [name, c] of Object.entries(j.relu as Record<string, Record<string, unknown>>)) {
+      if (!c || typeof c !== 'object') throw new Error(`cost model ${file}: field 'relu.${name}' must be an object`);
+      relu[name] = { compute_s: num(c, 'compute_s', file, `relu.${name}.`), bytes: num(c, 'bytes', file, `relu.${name}.`), flights: num(c, 'flights', file, `relu.${name}.`) };
+    }
+  } else {
+    relu.gc = { ...relu.gc!, compute_s: num(j, 'perRelu_s', file) };
+  }
+  return { perMac_s: num(j, 'perMac_s', file), perLayer_s: num(j, 'perLayer_s', file), relu, source: file };
 }
 
-export function estimateLatency(m: CostModel, relus: number, macs: number, layers: number): number {
-  return relus * m.perRelu_s + macs * m.perMac_s + layers * m.perLayer_s;
+/** Estimated seconds of one inference; `reluOps` = kept ReLU ops (sites), which pay the online flights. */
+export function estimateLatency(m: CostModel, relus: number, macs: number, layers: number, ctx: LatencyContext = { relu: 'gc', link: null }, reluOps = layers): number {
+  const r = m.relu[ctx.relu];
+  if (!r) throw new Error(`cost model ${m.source}: no costs for ReLU protocol '${ctx.relu}' (has ${Object.keys(m.relu).join(', ')})`);
+  const wire = ctx.link ? relus * ((r.bytes * 8) / ctx.link.bandwidth) + (relus ? reluOps : 0) * r.flights * (ctx.link.rttMs / 2e3) : 0;
+  return relus * r.compute_s + wire + macs * m.perMac_s + layers * m.perLayer_s;
 }

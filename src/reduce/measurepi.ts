@@ -14,7 +14,9 @@ import { checkDatasetName, loadDataset, makeBatch } from '../data/index.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { generateIdentity } from '../pi/transport/tls.js';
+import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { DEFAULT_PREPROCESS } from '../pi/linear/index.js';
+import { DEFAULT_RELU } from '../pi/relu/registry.js';
 import { packageVersion } from '../util/version.js';
 import { cheapestAtLeast, paretoFront } from './pareto.js';
 import type { ReduceResults } from './pipeline.js';
@@ -37,8 +39,12 @@ export interface PiRunOptions {
   extra?: { serve?: string[]; query?: string[]; dealer?: string[] };
 }
 
-/** The protocol the demo and `reduce --measure-pi` measure by default: the CLI's (two parties, HE preprocessing). */
-export const DEFAULT_PI_OPTIONS: PiRunOptions = { preprocess: DEFAULT_PREPROCESS };
+/**
+ * The protocol the demo and `reduce --measure-pi` measure by default, and the one the reduce latency estimate assumes:
+ * the CLI's defaults (two parties, HE preprocessing, the OT ReLU, TLS with fresh identities) with the transport shaped
+ * to the LAN profile (3 Gbit/s, 0.3 ms RTT), so that the measured latency and the estimate describe the same link.
+ */
+export const DEFAULT_PI_OPTIONS: PiRunOptions = { preprocess: DEFAULT_PREPROCESS, relu: DEFAULT_RELU, link: 'lan' };
 
 /** TLS files of the parties: the server's, and the dealer's (for 'dealer' preprocessing). */
 interface Identities { server: { cert: string; key: string }; dealer?: { cert: string; key: string } }
@@ -79,8 +85,11 @@ async function makeIdentities(dir: string, o: PiRunOptions): Promise<Identities 
 
 const needsDealer = (o: PiRunOptions) => o.preprocess === 'dealer';
 
-/** What a link profile means in the reports. */
-export const linkName = (o: PiRunOptions) => o.link ?? 'loopback, unshaped';
+/** What a link profile means in the reports, e.g. 'lan: 3 Gbit/s, 0.3 ms RTT' (the parties talk over loopback). */
+export function linkName(o: PiRunOptions): string {
+  const l = o.link === undefined ? null : parseLink(o.link);
+  return l ? describeLink(l) : 'loopback, unshaped';
+}
 
 interface Stat { mean: number; min: number; max: number }
 

@@ -10,13 +10,19 @@ import type { TrainConfig, TrainSummary } from '../train/run.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { criticality, type CriticalityResult } from './criticality.js';
-import { estimateLatency, loadCostModel, type CostModel } from './costmodel.js';
+import { estimateLatency, loadCostModel, type CostModel, type LatencyContext } from './costmodel.js';
+import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
 import { queueRunner } from '../queue/runner.js';
+import {
+  balancedChoices, balancedId, balancedSpec, defaultMethodOptions, METHOD_LABELS, snlCost, snlMaskDir, snlMaskJob, subsetRows,
+  type Method, type MethodOptions,
+} from './methods.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
 import { renderReport } from './report.js';
-import { measureRunPi, type MeasurePiConfig } from './measurepi.js';
+import { DEFAULT_PI_OPTIONS, measureRunPi, type MeasurePiConfig } from './measurepi.js';
 import type { MeasuredPi } from './report-pi.js';
+import type { SubsetRow } from './subsets.js';
 
 export interface ReduceConfig {
   arch: string;
@@ -61,19 +67,28 @@ export interface ReduceConfig {
   /** Images for candidates fine-tuned from the teacher (default: candidateLimitTrain). */
   finetuneLimitTrain?: number;
   costModel?: string;
+  /** The latency model's ReLU protocol ('gc', 'ot') and link profile ('lan', 'wan', 'none', 'BANDWIDTH,RTT');
+   * default: those of DEFAULT_PI_OPTIONS (the measured runs'), ot over lan. */
+  relu?: string;
+  link?: string;
   quiet?: boolean;
   /** After the run, measure private inference of the teacher and the front or the recommended model. */
   measurePi?: MeasurePiConfig;
+  /** Which methods make candidates (default DeepReDuce only). */
+  methods: Method[];
+  /** Budgets and options of the budget-driven methods (balanced, subsets, snl). */
+  methodOptions: MethodOptions;
 }
 
 export const defaultReduceConfig = (over: Partial<ReduceConfig> & Pick<ReduceConfig, 'out' | 'dataset'>): ReduceConfig => ({
   arch: 'resnet18', baseAlpha: 1, epochs: { baseline: 5, criticality: 2, candidate: 5 }, alphas: [1, 0.5], rhos: [1, 0.5],
   thinning: [false, true], depth: true, maxCulled: 2, thinOnly: true, kd: true, fromTeacher: true, finetuneLr: 0.02, kdAblation: true, jobs: 1,
-  batchSize: 128, lr: 0.1, seed: 0, ...over,
+  batchSize: 128, lr: 0.1, seed: 0, methods: ['deepreduce'], methodOptions: defaultMethodOptions(), ...over,
 });
 
 export interface Candidate {
   id: string;
+  method: Method;
   description: string;
   culled: number[];
   thinned: boolean;
@@ -82,12 +97,21 @@ export interface Candidate {
   blocks: number[];
   relus: number;
   macs: number;
+  /** See countRelus: 2 per MAC plus bias, residual and ReLU operations. */
+  flops: number;
   kd: boolean;
-  init: 'teacher' | 'scratch';
+  /** 'teacher': fine-tuned from the teacher's weights; 'mask': from the weights of a learned mask's step. */
+  init: 'teacher' | 'scratch' | 'mask';
+  /** Balanced candidates: channels per stage (alpha 1). */
+  widths?: number[];
+  /** Budget-driven candidates: the budget they were made for. */
+  budget?: number;
 }
 
 export interface CandidateResult extends Candidate {
   acc: number;
+  /** Learned masks: accuracy of the exact mask before fine-tuning. */
+  maskAcc?: number;
   latency_s: number;
   seconds: number;
   dir: string;
@@ -97,11 +121,15 @@ export interface ReduceResults {
   version: string;
   config: ReduceConfig;
   costModel: CostModel;
-  baseline: { relus: number; macs: number; acc: number; latency_s: number; dir: string };
+  /** What latency_s assumes: the ReLU protocol and the link. */
+  latencyModel: { relu: string; link: string };
+  baseline: { relus: number; macs: number; flops: number; acc: number; latency_s: number; dir: string; blocks: number[] };
   criticality: CriticalityResult & { linear: { acc: number; dir: string } };
   candidates: CandidateResult[];
   /** Trainings that failed for good, with their errors (their candidates are left out of the fronts). */
   failed: JobFailure[];
+  /** The stage-subset search: every subset's best configuration per budget, its score and whether it was trained. */
+  subsetSearch: SubsetRow[];
   front: string[];
   latencyFront: string[];
   summary: {
@@ -151,7 +179,7 @@ export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceCon
             const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
             const id = `${k ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : 'thin'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`;
             out.push({
-              id, culled, thinned, alpha: base.alpha * a, rho, blocks, relus: cnt.total, macs: cnt.macs, kd: c.kd,
+              id, method: 'deepreduce', culled, thinned, alpha: base.alpha * a, rho, blocks, relus: cnt.total, macs: cnt.macs, flops: cnt.flops, kd: c.kd,
               init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
               description: `${k ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}${thinned ? ', thinned' : ''}` : 'no stage culled, thinned'}, alpha x${a}, rho ${rho}${blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`}`,
             });
@@ -173,16 +201,22 @@ function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, ex
 
 /** Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. */
 export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<ReduceResults> {
+  const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');
+  if (budgetDriven.length && !c.methodOptions.budgets.length) throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,... or --budget N)`);
   mkdirSync(c.out, { recursive: true });
   writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
   const costModel = loadCostModel(c.costModel);
+  const ctx: LatencyContext = { relu: c.relu ?? DEFAULT_PI_OPTIONS.relu!, link: parseLink(c.link ?? DEFAULT_PI_OPTIONS.link!) };
+  estimateLatency(costModel, 0, 0, 0, ctx); // an unknown protocol fails now, not after the trainings
   const dataset: DatasetName = checkDatasetName(c.dataset);
   // Shape the network for the data (classes, channels, padded input size).
   const probe = openData(dataset, { dir: c.dataDir, batchSize: c.batchSize, padTo32: true, limitTrain: 1, limitTest: 1 });
   const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
-  const latency = (relus: number, macs: number, spec: NetSpec) => estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2);
+  // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights.
+  const latency = (relus: number, macs: number, spec: NetSpec) =>
+    estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2, ctx, countRelus(spec).sites.filter((x) => x.relus > 0).length);
   const runner: JobRunner = c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;
@@ -216,28 +250,32 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const crit = criticality(profiles, linearAcc, Math.max(baseline.test_acc, ...profiles.map((p) => p.acc)));
   log(`criticality order (least critical first): ${crit.order.map((s) => `stage${s}`).join(', ')}`);
 
-  // 3. candidates and 4. KD training.
-  const cands = enumerateCandidates(base, crit.order, c);
+  // 3. candidates of every method and 4. KD training.
+  const dr = c.methods.includes('deepreduce') ? enumerateCandidates(base, crit.order, c) : [];
+  const { candidates: more, subsetSearch } = budgetCandidates(base, crit, c, dr);
+  const cands = [...dr, ...more];
   if (!cands.length) throw new Error(`no candidate fits the budget of ${c.budget} ReLUs`);
-  const smallest = cands.reduce((a, b) => (b.relus < a.relus ? b : a));
-  const step3: Job[] = cands.map((k) => {
-    const spec0 = specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
-    const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
-    const fromTeacher = k.init === 'teacher';
-    return {
-      id: k.id,
-      config: jobFor(c, join(c.out, 'candidates', k.id), spec, trainOptions(c, fromTeacher ? c.epochs.finetune ?? c.epochs.candidate : c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd), {
-        ...(k.kd ? { teacher: baseDir } : {}), ...(fromTeacher ? { init: baseDir } : {}),
-      }, (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain),
-    };
-  });
+  // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate.
+  let snapshots = new Map<number, number>();
+  if (c.methods.includes('snl')) {
+    const job = snlMaskJob(base, c.methodOptions, jobFor(c, '', base, trainOptions(c, 0, c.lr, true)), c.out, baseDir);
+    log(`step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs`);
+    finished = 0;
+    const o = await runner.run([job], note(1));
+    if (o.failed.length) failStage(c, o.failed);
+    const r = o.results.get(job.id)!;
+    snapshots = new Map((r.snapshots ?? []).map((q) => [q.budget, q.acc]));
+  }
+  const step3: Job[] = cands.map((k) => candidateJob(c, base, baseDir, k));
+  const drSmallest = dr.length ? dr.reduce((a, b) => (b.relus < a.relus ? b : a)) : null;
   let ablation: Candidate | null = null;
-  if (c.kd && c.kdAblation) {
-    ablation = { ...smallest, id: `${smallest.id}-nokd`, kd: false, description: `${smallest.description}, no KD` };
-    const j = step3.find((s) => s.id === smallest.id)!;
+  if (c.kd && c.kdAblation && drSmallest) {
+    ablation = { ...drSmallest, id: `${drSmallest.id}-nokd`, kd: false, description: `${drSmallest.description}, no KD` };
+    const j = step3.find((s) => s.id === drSmallest.id)!;
     step3.push({ id: ablation.id, config: { ...j.config, teacher: undefined, out: join(c.out, 'candidates', ablation.id), options: trainOptions(c, c.epochs.candidate, j.config.options.lr, false) } });
   }
-  log(`step 3-4: ${step3.length} candidates (${cands.filter((k) => k.init === 'teacher').length} fine-tuned from the teacher, ${c.kd ? 'with' : 'without'} KD)`);
+  log(`step 3-4: ${step3.length} candidates (${c.methods.map((m) => `${cands.filter((k) => k.method === m).length} ${m}`).join(', ')}; ` +
+    `${cands.filter((k) => k.init !== 'scratch').length} fine-tuned from the teacher or a learned mask, ${c.kd ? 'with' : 'without'} KD)`);
   finished = 0;
   const o3 = await runner.run(step3, note(step3.length));
   const r3 = o3.results;
@@ -247,20 +285,23 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const all = [...cands, ...(ablation ? [ablation] : [])].filter((k) => r3.has(k.id));
   const results: CandidateResult[] = all.map((k) => {
     const r = r3.get(k.id)!;
-    const spec = specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
-    return { ...k, acc: r.test_acc, latency_s: latency(k.relus, k.macs, spec), seconds: r.seconds, dir: join(c.out, 'candidates', k.id) };
+    const spec0 = k.widths ? balancedSpec(base, k.widths, k.rho) : specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
+    const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
+    const maskAcc = k.method === 'snl' ? snapshots.get(k.budget!) : undefined;
+    return { ...k, acc: r.test_acc, ...(maskAcc !== undefined ? { maskAcc } : {}), latency_s: latency(k.relus, k.macs, spec), seconds: r.seconds, dir: join(c.out, 'candidates', k.id) };
   });
   const kdOnly = results.filter((r) => r.kd === c.kd);
   const front = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })));
   const latFront = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.latency_s, acc: r.acc })));
   const iso = cheapestAtLeast(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })), baseline.test_acc - 0.01);
-  const abl = ablation && r3.has(smallest.id) && r3.has(ablation.id) ? { id: smallest.id, relus: smallest.relus, kdAcc: r3.get(smallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
+  const abl = ablation && drSmallest && r3.has(drSmallest.id) && r3.has(ablation.id) ? { id: drSmallest.id, relus: drSmallest.relus, kdAcc: r3.get(drSmallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
   const out: ReduceResults = {
-    version: packageVersion(), config: c, costModel,
-    baseline: { relus: baseCount.total, macs: baseCount.macs, acc: baseline.test_acc, latency_s: latency(baseCount.total, baseCount.macs, base), dir: baseDir },
+    version: packageVersion(), config: c, costModel, latencyModel: { relu: ctx.relu, link: describeLink(ctx.link) },
+    baseline: { relus: baseCount.total, macs: baseCount.macs, flops: baseCount.flops, blocks: base.blocks, acc: baseline.test_acc, latency_s: latency(baseCount.total, baseCount.macs, base), dir: baseDir },
     criticality: { ...crit, linear: { acc: linearAcc, dir: join(c.out, 'criticality', 'linear') } },
     candidates: results,
     failed,
+    subsetSearch,
     front: front.map((p) => p.id),
     latencyFront: latFront.map((p) => p.id),
     summary: {
@@ -287,6 +328,78 @@ function failStage(c: ReduceConfig, failed: JobFailure[]): never {
     [...byError].map(([e, ids]) => `${ids.join(', ')}: ${e}`).join('; '));
 }
 
+/** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration, as enumerateCandidates makes it. */
+function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: boolean, a: number, rho: number, method: Method, budget?: number): Candidate {
+  const spec0 = specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho });
+  const cnt = countRelus({ ...spec0, mask: candidateMask(spec0, culled, thinned) });
+  const sameShape = a === 1 && rho === base.rho;
+  return {
+    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}`, method, culled, thinned, alpha: base.alpha * a, rho,
+    blocks: base.blocks, relus: cnt.total, macs: cnt.macs, flops: cnt.flops, kd: c.kd, init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
+    description: `${culled.length ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}` : 'no stage culled'}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}` +
+      (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
+    ...(budget !== undefined ? { budget } : {}),
+  };
+}
+
+/** Candidates of the budget-driven methods (balanced widths, subset search, learned masks) and the subset table. */
+export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: ReduceConfig, existing: Candidate[]): { candidates: Candidate[]; subsetSearch: SubsetRow[] } {
+  const o = c.methodOptions;
+  const out: Candidate[] = [];
+  const ids = new Set(existing.map((k) => k.id));
+  if (c.methods.includes('balanced')) {
+    for (const b of balancedChoices(base, crit.order, o)) {
+      const spec = balancedSpec(base, b.widths, b.rho);
+      const cnt = countRelus({ ...spec, mask: candidateMask(spec, b.culled, b.thinned) });
+      out.push({
+        id: balancedId(b), method: 'balanced', culled: b.culled, thinned: b.thinned, alpha: 1, rho: b.rho, blocks: base.blocks, relus: cnt.total,
+        macs: cnt.macs, flops: cnt.flops, kd: c.kd, init: 'scratch', widths: b.widths, budget: b.budget,
+        description: `ReLU-balanced widths ${b.widths.join(',')} for ${b.budget.toLocaleString('en-US')}${b.culled.length ? `, cull stage${b.culled.length > 1 ? 's' : ''} ${b.culled.join(',')}` : ''}${b.thinned ? ', thinned' : ''}, rho ${b.rho}`,
+      });
+    }
+  }
+  let subsetSearch: SubsetRow[] = [];
+  if (c.methods.includes('subsets')) {
+    subsetSearch = subsetRows(base, crit, { ...o, thinning: c.thinning, alphas: c.alphas, rhos: c.rhos }, (spec, culled, thinned) => candidateMask(spec, culled, thinned));
+    for (const row of subsetSearch.filter((r) => r.chosen)) {
+      const k = drCandidate(base, c, row.culled, row.thinned, row.alpha, row.rho, 'subsets', row.budget);
+      if (ids.has(k.id)) continue; // already trained as a DeepReDuce (or another budget's) candidate
+      ids.add(k.id);
+      out.push(k);
+    }
+  }
+  if (c.methods.includes('snl')) {
+    for (const budget of o.budgets) {
+      const cost = snlCost(base, budget);
+      out.push({
+        id: `snl-${budget}`, method: 'snl', culled: [], thinned: false, alpha: base.alpha, rho: base.rho, blocks: base.blocks, relus: budget, ...cost,
+        kd: c.kd, init: 'mask', budget, description: `learned ${o.snl.granularity} masks (SNL) for exactly ${budget.toLocaleString('en-US')} ReLUs, fine-tuned ${o.snl.finetuneEpochs} epochs`,
+      });
+    }
+  }
+  return { candidates: out, subsetSearch };
+}
+
+/** The training of a candidate of any method, as a job. */
+function candidateJob(c: ReduceConfig, base: NetSpec, baseDir: string, k: Candidate): Job {
+  const out = join(c.out, 'candidates', k.id);
+  const teacher = k.kd ? { teacher: baseDir } : {};
+  if (k.method === 'snl') {
+    const dir = snlMaskDir(c.out, k.budget!);
+    const o = trainOptions(c, c.methodOptions.snl.finetuneEpochs, c.finetuneLr, k.kd);
+    return { id: k.id, config: { ...jobFor(c, out, { ...base, mask: undefined }, o, { ...teacher, init: dir, maskFile: join(dir, 'mask.json') }, c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain) } };
+  }
+  const spec0 = k.widths ? balancedSpec(base, k.widths, k.rho) : specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
+  const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
+  const fromTeacher = k.init === 'teacher';
+  const o = trainOptions(c, fromTeacher ? c.epochs.finetune ?? c.epochs.candidate : c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd);
+  return {
+    id: k.id,
+    config: jobFor(c, out, spec, o, { ...teacher, ...(fromTeacher ? { init: baseDir } : {}), ...(k.widths ? { widths: spec.widths, stemWidth: spec.stemWidth } : {}) },
+      (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain),
+  };
+}
+
 function readBaseline(dir: string): TrainSummary {
   const f = join(dir, 'result.json');
   if (existsSync(f)) return JSON.parse(readFileSync(f, 'utf8')) as TrainSummary;
@@ -304,12 +417,18 @@ export function summaryLines(r: ReduceResults): string[] {
     `criticality order (least critical first): ${r.summary.criticalityOrder.map((s) => `stage ${s}`).join(', ')} ` +
       `(${r.criticality.stages.map((s) => `stage ${s.stage}: ${pct(s.acc)}, score ${s.score.toFixed(3)}`).join('; ')}; all-linear ${pct(r.criticality.linear.acc)})`,
     `Pareto front (ReLUs, accuracy): ${r.summary.paretoPoints} points: ` +
-      r.front.map((id) => r.candidates.find((c) => c.id === id)!).map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}`).join(', '),
+      r.front.map((id) => r.candidates.find((c) => c.id === id)!).map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)} (${c.method})`).join(', '),
   ];
+  // one line per method when the run has several
+  for (const m of r.config.methods.length > 1 ? r.config.methods : []) {
+    const pts = r.candidates.filter((c) => c.method === m && c.kd === r.config.kd).sort((a, b) => a.relus - b.relus);
+    lines.push(`${METHOD_LABELS[m]}: ${pts.length ? pts.map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}${c.maskAcc !== undefined ? ` (${pct(c.maskAcc)} before fine-tuning)` : ''}`).join(', ') : 'no candidate'}`);
+  }
   const iso = r.summary.isoAccuracy;
   lines.push(iso
     ? `ReLU reduction at <= 1 point accuracy loss: ${iso.reduction.toFixed(2)}x (${iso.id}: ${iso.relus.toLocaleString('en-US')} ReLUs, ${pct(iso.acc)} vs ${pct(r.baseline.acc)})`
     : 'no candidate stays within 1 point of the baseline');
+  lines.push(`estimated latency (latency_s): ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}; baseline ${r.baseline.latency_s.toFixed(3)} s`);
   const k = r.summary.kdAblation;
   if (k) lines.push(`KD vs no KD at the smallest budget (${k.id}, ${k.relus.toLocaleString('en-US')} ReLUs): ${pct(k.kdAcc)} vs ${pct(k.noKdAcc)} (${k.kdAcc >= k.noKdAcc ? '+' : ''}${(100 * (k.kdAcc - k.noKdAcc)).toFixed(2)} points)`);
   for (const f of r.failed) lines.push(`FAILED ${f.id} (${f.attempts} attempt${f.attempts > 1 ? 's' : ''}): ${f.error}`);
@@ -319,18 +438,29 @@ export function summaryLines(r: ReduceResults): string[] {
 /** Writes results.json, results.csv and report.html. */
 export function writeResults(dir: string, r: ReduceResults): void {
   writeFileAtomic(join(dir, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
-  const head = 'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds';
+  const head = 'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds,method,flops,budget,widths,mask_acc';
   const front = new Set(r.front);
   const rows = r.candidates.map((c) =>
-    [c.id, `"${c.description}"`, c.relus, c.macs, c.alpha, c.rho, `"${c.blocks.join(',')}"`, `"${c.culled.join(',')}"`, c.thinned, c.kd, c.init, c.acc.toFixed(6), c.latency_s.toFixed(6), front.has(c.id), c.seconds.toFixed(1)].join(','));
-  writeFileAtomic(join(dir, 'results.csv'), [head, `baseline,"all ReLUs",${r.baseline.relus},${r.baseline.macs},${r.config.baseAlpha},1,,,false,false,scratch,${r.baseline.acc.toFixed(6)},${r.baseline.latency_s.toFixed(6)},false,`, ...rows].join('\n') + '\n');
+    [c.id, `"${c.description}"`, c.relus, c.macs, c.alpha, c.rho, `"${c.blocks.join(',')}"`, `"${c.culled.join(',')}"`, c.thinned, c.kd, c.init, c.acc.toFixed(6), c.latency_s.toFixed(6), front.has(c.id), c.seconds.toFixed(1),
+      c.method, c.flops, c.budget ?? '', `"${c.widths?.join(',') ?? ''}"`, c.maskAcc?.toFixed(6) ?? ''].join(','));
+  const b = r.baseline;
+  writeFileAtomic(join(dir, 'results.csv'), [head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",`, ...rows].join('\n') + '\n');
   writeFileAtomic(join(dir, 'report.html'), renderReport({
     title: `DeepReDuce: ${r.config.arch} (alpha ${r.config.baseAlpha}) on ${r.config.dataset}`,
     config: r.config as unknown as Record<string, unknown>,
     baseline: r.baseline,
     criticality: r.criticality,
-    candidates: r.candidates.map((c) => ({ id: c.id, relus: c.relus, acc: c.acc, latency_s: c.latency_s, kd: c.kd, description: c.description })),
+    candidates: r.candidates.map((c) => ({
+      id: c.id, relus: c.relus, acc: c.acc, latency_s: c.latency_s, kd: c.kd, description: c.description, method: c.method, macs: c.macs, flops: c.flops,
+      ...(c.maskAcc !== undefined ? { maskAcc: c.maskAcc } : {}),
+    })),
     summary: summaryLines(r),
     measuredPi: r.measuredPi,
+    subsetSearch: r.subsetSearch.map((row) => {
+      const t = r.candidates.find((c) => (c.method === 'deepreduce' || c.method === 'subsets') && c.kd === r.config.kd && c.culled.join() === row.culled.join() &&
+        c.thinned === row.thinned && c.alpha === r.config.baseAlpha * row.alpha && c.rho === row.rho && c.blocks.join() === r.baseline.blocks.join());
+      return t ? { ...row, trained: { id: t.id, acc: t.acc } } : row;
+    }),
+    latencyModel: `ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}, cost model ${r.costModel.source}`,
   }));
 }

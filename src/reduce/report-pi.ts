@@ -107,7 +107,8 @@ export function measuredPiLines(m: MeasuredPi): string[] {
 function describeProtocol(m: MeasuredPi): string {
   const o = m.options;
   const parts = [`preprocessing ${o.preprocess}${o.preprocess === 'dealer' ? ' (a trusted third party: dealer, server and client processes)' : ''}`,
-    `ReLU protocol ${o.relu ?? '(pi default)'}`, `link ${m.link}`, o.tls === 'insecure' ? 'plain TCP (--insecure)' : o.tls ? 'TLS, server certificate verified' : 'no TLS'];
+    `ReLU protocol ${o.relu ?? '(pi default)'}`, `link ${m.link}`,
+    o.tls === 'insecure' ? 'plain TCP (--insecure)' : `TLS 1.3, the server's certificate verified (${o.tls ? 'given certificate' : 'fresh identities per measurement'})`];
   return parts.join('; ');
 }
 

@@ -2,6 +2,8 @@
 import { paretoFront } from './pareto.js';
 import type { CriticalityResult } from './criticality.js';
 import { measuredPiSection, type MeasuredPi } from './report-pi.js';
+import { markerSvg, styleOf, subsetSection, type Marker } from './report-methods.js';
+import type { SubsetRow } from './subsets.js';
 
 export interface ReportCandidate {
   id: string;
@@ -10,17 +12,27 @@ export interface ReportCandidate {
   latency_s?: number;
   kd: boolean;
   description: string;
+  /** The method that made it (one marker per method); default deepreduce. */
+  method?: string;
+  macs?: number;
+  flops?: number;
+  /** Learned masks: accuracy before fine-tuning. */
+  maskAcc?: number;
 }
 
 export interface ReportInput {
   title: string;
   config: Record<string, unknown>;
-  baseline: { relus: number; acc: number; latency_s?: number };
+  baseline: { relus: number; acc: number; latency_s?: number; macs?: number; flops?: number };
   criticality?: CriticalityResult;
   candidates: ReportCandidate[];
   summary: string[];
   /** Latency and bytes of real private-inference runs (reduce --measure-pi). */
   measuredPi?: MeasuredPi;
+  /** With the candidate that trained each configuration, if one did. */
+  subsetSearch?: (SubsetRow & { trained?: { id: string; acc: number } })[];
+  /** What the latency estimates assume (ReLU protocol, link, cost model). */
+  latencyModel?: string;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -31,6 +43,7 @@ interface Series {
   color: string;
   points: { x: number; y: number; label: string }[];
   line?: boolean;
+  marker?: Marker;
 }
 
 /** A scatter/line chart with a log-scale x axis, as an SVG string. */
@@ -75,9 +88,9 @@ export function scatterSvg(title: string, xLabel: string, yLabel: string, series
       const pts = [...s.points].sort((a, b) => a.x - b.x).map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ');
       parts.push(`<polyline class="front" points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
     }
-    for (const p of s.points)
-      parts.push(`<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="${s.line ? 5 : 4}" fill="${s.line ? 'none' : s.color}" stroke="${s.color}"><title>${esc(p.label)}</title></circle>`);
-    parts.push(`<rect x="${w - m.r - 150}" y="${m.t + 4 + si * 16}" width="10" height="10" fill="${s.color}"/><text x="${w - m.r - 135}" y="${m.t + 13 + si * 16}">${esc(s.label)}</text>`);
+    for (const p of s.points) parts.push(markerSvg(s.marker ?? 'circle', X(p.x), Y(p.y), s.line ? 5 : 4, s.line ? 'none' : s.color, s.color, esc(p.label)));
+    parts.push(markerSvg(s.marker ?? 'circle', w - m.r - 165, m.t + 9 + si * 16, 5, s.color, s.color, esc(s.label)));
+    parts.push(`<text x="${w - m.r - 155}" y="${m.t + 13 + si * 16}">${esc(s.label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
@@ -106,8 +119,9 @@ export function renderReport(r: ReportInput): string {
   const pts = r.candidates.map((c) => ({ id: c.id, cost: c.relus, acc: c.acc * 100 }));
   const front = new Set(paretoFront(pts).map((p) => p.id));
   const dot = (c: ReportCandidate, x: number) => ({ x, y: c.acc * 100, label: `${c.id}: ${fmtInt(c.relus)} ReLUs, ${(c.acc * 100).toFixed(2)}%${c.kd ? ' (KD)' : ''}` });
+  const methods = [...new Set(r.candidates.map((c) => c.method ?? 'deepreduce'))];
   const reluChart = scatterSvg('Accuracy vs ReLU count', 'ReLUs per image (log scale)', 'test accuracy (%)', [
-    { label: 'candidates', color: '#999', points: r.candidates.map((c) => dot(c, c.relus)) },
+    ...methods.map((m) => ({ ...styleOf(m), points: r.candidates.filter((c) => (c.method ?? 'deepreduce') === m).map((c) => dot(c, c.relus)) })),
     { label: 'Pareto front', color: '#d62728', line: true, points: r.candidates.filter((c) => front.has(c.id)).map((c) => dot(c, c.relus)) },
     { label: 'baseline (all ReLUs)', color: '#1f77b4', points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }] },
   ]);
@@ -116,7 +130,7 @@ export function renderReport(r: ReportInput): string {
   if (withLat.length) {
     const lf = new Set(paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id));
     const scale = 1000; // milliseconds on the axis
-    latChart = scatterSvg('Accuracy vs estimated PI latency', 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
+    latChart = scatterSvg(`Accuracy vs estimated PI latency${r.latencyModel ? ` (${r.latencyModel})` : ''}`, 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
       { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
       { label: 'Pareto front', color: '#d62728', line: true, points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)) },
     ]);
@@ -124,8 +138,10 @@ export function renderReport(r: ReportInput): string {
   const crit = r.criticality
     ? barSvg('Stage criticality (higher = keep)', r.criticality.stages.map((s) => ({ label: `stage ${s.stage}`, value: s.score, note: `acc ${(s.acc * 100).toFixed(2)}%, ${fmtInt(s.relus)} ReLUs, gain ${s.gain.toFixed(3)}` })))
     : '';
+  const num = (v: number | undefined) => (v !== undefined ? fmtInt(v) : '');
   const rows = [...r.candidates].sort((a, b) => a.relus - b.relus).map((c) =>
-    `<tr${front.has(c.id) ? ' class="front"' : ''}><td>${esc(c.id)}</td><td>${esc(c.description)}</td><td>${fmtInt(c.relus)}</td><td>${(c.acc * 100).toFixed(2)}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`).join('\n');
+    `<tr${front.has(c.id) ? ' class="front"' : ''}><td>${esc(c.id)}</td><td>${esc(c.description)}</td><td>${esc(styleOf(c.method).label)}</td><td>${fmtInt(c.relus)}</td><td>${num(c.macs)}</td><td>${num(c.flops)}</td>` +
+    `<td>${(c.acc * 100).toFixed(2)}${c.maskAcc !== undefined ? ` (${(c.maskAcc * 100).toFixed(2)} before fine-tuning)` : ''}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`).join('\n');
   const critRows = r.criticality
     ? r.criticality.stages.map((s) => `<tr><td>stage ${s.stage}</td><td>${fmtInt(s.relus)}</td><td>${(s.acc * 100).toFixed(2)}</td><td>${s.gain.toFixed(3)}</td><td>${s.score.toFixed(4)}</td></tr>`).join('\n')
     : '';
@@ -143,9 +159,10 @@ ${r.measuredPi ? measuredPiSection(r.measuredPi) : ''}
 ${r.criticality ? `<p>Culling order (least critical first): ${r.criticality.order.map((s) => `stage ${s}`).join(', ')}. All-linear floor ${(r.criticality.floorAcc * 100).toFixed(2)}%, all-ReLU baseline ${(r.criticality.fullAcc * 100).toFixed(2)}%.</p>` : '<p>not profiled</p>'}
 ${crit}
 <table><tr><th>stage</th><th>ReLUs</th><th>acc (%) with ReLUs only here</th><th>gain</th><th>score</th></tr>${critRows}</table>
+${subsetSection(r.subsetSearch ?? [])}
 <h2>Candidates</h2>
-<table><tr><th>id</th><th>configuration</th><th>ReLUs</th><th>acc (%)</th><th>est. latency (s)</th><th>KD</th><th>front</th></tr>
-<tr><td>baseline</td><td>all ReLUs (teacher)</td><td>${fmtInt(r.baseline.relus)}</td><td>${(r.baseline.acc * 100).toFixed(2)}</td><td>${r.baseline.latency_s?.toFixed(3) ?? ''}</td><td></td><td></td></tr>
+<table><tr><th>id</th><th>configuration</th><th>method</th><th>ReLUs</th><th>MACs</th><th>FLOPs</th><th>acc (%)</th><th>est. latency (s)</th><th>KD</th><th>front</th></tr>
+<tr><td>baseline</td><td>all ReLUs (teacher)</td><td></td><td>${fmtInt(r.baseline.relus)}</td><td>${num(r.baseline.macs)}</td><td>${num(r.baseline.flops)}</td><td>${(r.baseline.acc * 100).toFixed(2)}</td><td>${r.baseline.latency_s?.toFixed(3) ?? ''}</td><td></td><td></td></tr>
 ${rows}</table>
 <h2>Configuration</h2>
 <pre>${esc(JSON.stringify(r.config, null, 2))}</pre>

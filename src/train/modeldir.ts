@@ -40,14 +40,15 @@ export interface ModelInfo {
   metrics?: Record<string, unknown>;
 }
 
-export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>): void {
-  const { mask, ...rest } = net.spec;
+/** Writes a model directory; `spec` (default net.spec) names the network, e.g. with a mask just learned on it. */
+export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>, spec: NetSpec = net.spec): void {
+  const { mask, ...rest } = spec;
   const info: ModelInfo = {
     format: 'deepreduce-model', version: packageVersion(), spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) },
     input: { ...input, preprocess: inputRecipe(input, net.spec.inputSize) },
     ...(metrics ? { metrics } : {}),
   };
-  saveSafetensors(join(dir, 'model.safetensors'), net.stateDict(), { format: 'pt', arch: net.spec.arch });
+  saveSafetensors(join(dir, 'model.safetensors'), net.stateDict(), { format: 'pt', arch: spec.arch });
   if (mask) saveMask(join(dir, 'mask.json'), mask);
   writeFileAtomic(join(dir, 'model.json'), `${JSON.stringify(info, null, 2)}\n`);
 }

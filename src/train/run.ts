@@ -7,7 +7,8 @@ import { buildNetwork, countRelus, loadMask, maskFromDocument, presetSpec, specF
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type StepProgress, type TrainOptions } from './trainer.js';
-import { loadModelDir, saveModelDir } from './modeldir.js';
+import { loadModelDir, saveModelDir, type InputTransform } from './modeldir.js';
+import { learnMasks, type MaskLearningOptions, type MaskSnapshot } from '../reduce/snl.js';
 
 export interface TrainConfig {
   arch: string;
@@ -17,6 +18,9 @@ export interface TrainConfig {
   alpha?: number;
   rho?: number;
   blocks?: number[];
+  /** Stage widths and stem width before alpha (e.g. ReLU-balanced widths); default: the arch's. */
+  widths?: number[];
+  stemWidth?: number;
   dataset: string;
   dataDir?: string;
   /** Pad 28x28 images to 32x32 (default true). */
@@ -31,6 +35,11 @@ export interface TrainConfig {
   limitTest?: number;
   out: string;
   resume?: boolean;
+  /**
+   * Learn fine-grained ReLU masks instead of training (src/reduce/snl.ts): starts from `init` with KD from
+   * `teacher` and writes one model directory per budget (`out/budget-<B>/`, weights and exact partial mask).
+   */
+  learnMask?: MaskLearningOptions;
 }
 
 export interface TrainSummary {
@@ -42,6 +51,8 @@ export interface TrainSummary {
   /** training (all epochs, across resumes) plus the final evaluation */
   seconds: number;
   kd: boolean;
+  /** Mask learning only: each budget's mask, before fine-tuning. */
+  snapshots?: MaskSnapshot[];
 }
 
 export const defaultTrainConfig = (over: Partial<TrainConfig> & Pick<TrainConfig, 'dataset' | 'out'>): TrainConfig => ({
@@ -56,7 +67,7 @@ export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [
     if (c.arch && c.arch !== p.arch) throw new Error(`preset ${c.preset} is a ${p.arch}, not ${c.arch}`);
     return { ...p, ...shape, ...(c.alpha !== undefined ? { alpha: c.alpha } : {}) };
   }
-  const spec = specFor(c.arch, { alpha: c.alpha, rho: c.rho, blocks: c.blocks, ...shape });
+  const spec = specFor(c.arch, { alpha: c.alpha, rho: c.rho, blocks: c.blocks, widths: c.widths, stemWidth: c.stemWidth, ...shape });
   if (c.maskFile) return { ...spec, mask: loadMask(c.maskFile, spec) };
   if (c.mask) return { ...spec, mask: maskFromDocument(c.mask, spec, 'config.mask') };
   return spec;
@@ -86,14 +97,27 @@ export async function trainModel(c: TrainConfig, hooks: TrainHooks = {}): Promis
     }
     const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
     writeFileAtomic(join(c.out, 'config.json'), `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`);
-    const result = await fit(net, data, { ...c.options, kd: teacher ? c.options.kd ?? { temperature: 4, lambda: 0.9 } : undefined }, c.out, { resume: c.resume, teacher, ...hooks });
-    const tEval = Date.now();
-    const ev = await evaluate(net, data);
-    const relus = countRelus(spec).total;
-    const input = {
+    const input: InputTransform = {
       dataset, mean: data.augment.mean, std: data.augment.std, classNames: data.classNames,
       ...(data.augment.padTo !== undefined && data.augment.padTo !== data.trainSet.h ? { padFrom: data.trainSet.h } : {}),
     };
+    const kd = c.options.kd ?? { temperature: 4, lambda: 0.9 };
+    if (c.learnMask) {
+      if (!teacher) throw new Error(`${c.out}: learnMask needs a teacher (masks are learned with KD)`);
+      const r = await learnMasks(net, spec, data, teacher, c.learnMask, {
+        out: c.out, input, batchSize: c.batchSize, seed: c.options.seed, threads: c.options.threads, quiet: c.options.quiet, kd,
+      });
+      const last = r.snapshots[r.snapshots.length - 1]!;
+      const summary: TrainSummary = { out: c.out, arch: spec.arch, relus: last.relus, test_acc: last.acc, epochs: [], seconds: r.seconds, kd: true, snapshots: r.snapshots };
+      writeFileAtomic(join(c.out, 'result.json'), `${JSON.stringify(summary, null, 2)}\n`);
+      teacher.dispose();
+      net.dispose();
+      return summary;
+    }
+    const result = await fit(net, data, { ...c.options, kd: teacher ? kd : undefined }, c.out, { resume: c.resume, teacher, ...hooks });
+    const tEval = Date.now();
+    const ev = await evaluate(net, data);
+    const relus = countRelus(spec).total;
     saveModelDir(c.out, net, input, { test_acc: ev.acc, relus });
     const summary: TrainSummary = {
       out: c.out, arch: spec.arch, relus, test_acc: ev.acc, epochs: result.epochs,

@@ -1,13 +1,16 @@
 """Loads deepreduce model directories into PyTorch and prints their logits as JSON.
 
-usage: torch_models.py INPUTS_DIR MODEL_DIR...   (INPUTS_DIR/<basename of MODEL_DIR>.safetensors holds 'x')
+usage: torch_models.py INPUTS_DIR MODEL_DIR...   (INPUTS_DIR/<basename of MODEL_DIR>.safetensors holds 'x', and
+'y' for labelled images: then the model's accuracy is printed instead of its logits)
 
 The modules mirror torchvision's resnet.py (conv1, bn1, layer1.0.conv1, layer1.0.downsample.0, fc, ...) with one
-module per ReLU site, nn.ReLU where the mask keeps the site and nn.Identity where it removes it; WRN mirrors
+module per ReLU site, nn.ReLU where the mask keeps the site, nn.Identity where it removes it, and PartialReLU
+(torch.where(mask, relu(x), x)) where it keeps some elements (mask.json `partial`: channels or bitmap); WRN mirrors
 deepreduce's own layout. Weights load with load_state_dict(strict=True). If torchvision is installed, a model
 directory of resnet18-imagenet at alpha 1 with every site kept also loads into torchvision.models.resnet18 itself.
 Debian has no `safetensors` Python package, so the format is parsed here (json + struct + torch.frombuffer).
 """
+import base64
 import importlib.util
 import json
 import math
@@ -48,7 +51,37 @@ def conv1x1(i, o, stride=1):
     return nn.Conv2d(i, o, 1, stride, bias=False)
 
 
+class PartialReLU(nn.Module):
+    """A partial ReLU site: ReLU on the mask's elements, identity elsewhere (mask: bool [C, H, W])."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer('mask', mask, persistent=False)  # not in the state dict, as in deepreduce
+
+    def forward(self, x):
+        return torch.where(self.mask, torch.relu(x), x)
+
+
+def partial_mask(doc, site):
+    """Decodes a mask.json partial entry: {shape, relus, channels | bitmap} (see docs/models.md)."""
+    c, h, w = doc['shape']
+    numel = c * h * w
+    if 'channels' in doc:
+        flags = torch.zeros(c, dtype=torch.bool)
+        flags[torch.tensor(doc['channels'], dtype=torch.long)] = True
+        mask = flags[:, None, None].expand(c, h, w).clone()
+    else:
+        raw = torch.frombuffer(bytearray(base64.b64decode(doc['bitmap'])), dtype=torch.uint8)
+        bits = (raw[:, None] >> torch.arange(8, dtype=torch.uint8)) & 1  # bit i of byte k = element 8k + i
+        mask = bits.flatten()[:numel].bool().reshape(c, h, w)
+    if int(mask.sum()) != doc['relus']:
+        raise SystemExit(f'partial site {site}: relus {doc["relus"]} but the mask keeps {int(mask.sum())}')
+    return mask
+
+
 def relu_site(kept, name):
+    if name in kept.partial:
+        return PartialReLU(partial_mask(kept.partial[name], name))
     return nn.ReLU() if name in kept else nn.Identity()
 
 
@@ -167,17 +200,21 @@ class WideResNet(nn.Module):
 
 def build(spec):
     mask = spec.get('mask')
-    kept = set(mask['kept']) if mask and 'kept' in mask else None
     if mask and 'removed' in mask:
         raise SystemExit('expected a mask with "kept" (saveModelDir writes that form)')
-    if kept is None:
-        kept = _AllSites()
+    kept = _Kept(mask)
     return WideResNet(spec, kept) if spec['family'] == 'wrn' else ResNet(spec, kept)
 
 
-class _AllSites:
-    def __contains__(self, _):
-        return True
+class _Kept:
+    """The sites a mask keeps whole (every site without a mask), and its partial sites."""
+
+    def __init__(self, mask):
+        self.whole = set(mask['kept']) if mask else None
+        self.partial = mask.get('partial', {}) if mask else {}
+
+    def __contains__(self, site):
+        return self.whole is None or site in self.whole
 
 
 def main():
@@ -190,13 +227,20 @@ def main():
         with open(os.path.join(d, 'model.json')) as f:
             spec = json.load(f)['spec']
         sd = load_safetensors(os.path.join(d, 'model.safetensors'))
-        x = load_safetensors(os.path.join(inputs_dir, f'{name}.safetensors'))['x']
+        inputs = load_safetensors(os.path.join(inputs_dir, f'{name}.safetensors'))
+        x = inputs['x']
         model = build(spec)
         # strict: every key of both sides matches (BN's num_batches_tracked, which deepreduce does not store,
         # is filled in by BatchNorm's loader for a state dict without version metadata)
         model.load_state_dict(sd, strict=True)
         entry = {'keys': len(sd)}
         with torch.no_grad():
+            if 'y' in inputs:  # labelled images: accuracy (in chunks), not logits
+                pred = torch.cat([model.eval()(c).argmax(1) for c in x.split(500)])
+                entry['acc'] = (pred == inputs['y'].long()).float().mean().item()
+                entry['images'] = len(pred)
+                result['models'][name] = entry
+                continue
             entry['logits'] = model.eval()(x).flatten().tolist()
             if has_tv and spec['family'] == 'resnet-imagenet' and spec['alpha'] == 1 and spec['blocks'] == [2, 2, 2, 2] and not spec.get('mask'):
                 import torchvision

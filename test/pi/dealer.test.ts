@@ -58,7 +58,7 @@ async function session(server: SessionOptions, client: SessionOptions, x = image
   const [s, c] = channelPair();
   edit?.s?.(s);
   edit?.c?.(c);
-  return Promise.allSettled([serveClient(s, m, server), runClient(c, x, { preprocess: 'dealer', ...client })]);
+  return Promise.allSettled([serveClient(s, m, server), runClient(c, x, { preprocess: 'dealer', relu: 'gc', ...client })]);
 }
 
 async function expectGoodSession(d: Dealer, seed: number): Promise<void> {

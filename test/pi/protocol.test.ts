@@ -1,3 +1,5 @@
+// The whole protocol with the GC ReLU (--relu gc, named in every session here; protocol-ot.test.ts runs the default ot):
+// bit-exact results, culled sites, faults, TLS, limits and memory.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGraph, specFor, type NetSpec } from '../../src/models/index.js';
@@ -40,7 +42,7 @@ const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => 
 
 async function query(md: { m: ServerModel; dealer: Dealer }, x: Float32Array) {
   const [s, c] = channelPair();
-  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { preprocess: 'dealer', dealer: md.dealer.link() })]);
+  const [server, client] = await Promise.all([serveClient(s, md.m, { dealer: md.dealer.link() }), runClient(c, x, { preprocess: 'dealer', relu: 'gc', dealer: md.dealer.link() })]);
   return { server, client };
 }
 
@@ -102,7 +104,7 @@ test('a truncated message gives a clear error on both sides', async () => {
   const send = s.send.bind(s);
   let done = false;
   s.send = (d: Uint8Array) => send(!done && d.byteLength > 100000 ? ((done = true), d.subarray(0, 1000)) : d);
-  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { preprocess: 'dealer', dealer: full.dealer.link() })]);
+  const [rs, rc] = await Promise.allSettled([serveClient(s, full.m, { dealer: full.dealer.link() }), runClient(c, image(4), { preprocess: 'dealer', relu: 'gc', dealer: full.dealer.link() })]);
   assert.equal(rc.status, 'rejected');
   assert.equal(rs.status, 'rejected');
   assert.match((rc as PromiseRejectedResult).reason.message, /malformed message: offline: stem\.relu: garbled tables: expected \d+ bytes .*got 1000/);
@@ -134,7 +136,7 @@ test('TLS (server and dealer): a client that disconnects mid-protocol stops neit
     await quitter.recv(); // the plan
     quitter.close();
     const xs = [5, 6, 7, 8].map(image);
-    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { preprocess: 'dealer', dealer: clientLink })));
+    const results = await Promise.all(xs.map(async (x) => runClient(await connectTls('127.0.0.1', l.port, { ca: S.cert }), x, { preprocess: 'dealer', relu: 'gc', dealer: clientLink })));
     results.forEach((r, i) => {
       const ref = referenceForward(full.m, quantize(xs[i]!, full.m.plan.fixed.f));
       assert.deepEqual(r64ToBig(r.out), r64ToBig(ref.out), `client ${i}`);
@@ -176,13 +178,13 @@ test('frame limits per state: a hello above 4 KiB, then a frame above what the p
   assert.equal(parseErrorFrame(await c.recv())?.code, 'LIMIT');
 
   const lim = sessionLimits(full.m.plan, 16384, makeReluProtocol('gc'), makePreprocessor('dealer'));
-  assert.ok(lim.toServer >= 8 * full.m.plan.ops[0]!.size && lim.toServer < 1 << 20, `${lim.toServer} bytes`);
+  assert.ok(lim.setup.toServer >= 8 * full.m.plan.ops[0]!.size && lim.setup.toServer < 1 << 20, `${lim.setup.toServer} bytes`);
   const [s2, c2] = channelPair();
   const srv2 = serveClient(s2, full.m, { dealer: full.dealer.link() });
   c2.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'ef'.repeat(16) });
   await c2.recv(); // the plan
-  c2.send(new Uint8Array(lim.toServer + 1));
-  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+  c2.send(new Uint8Array(lim.setup.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.setup.toServer + 1} bytes exceeds the limit of ${lim.setup.toServer} bytes in the setup phase`).test(e.message));
 });
 
 test('frame limits with he: the client\'s limit is its largest response exactly, the server\'s covers every upload it accepts', async () => {
@@ -194,20 +196,20 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   tap(s, toServer);
   tap(c, toClient);
   const x = image(11);
-  const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x)]);
+  const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x, { relu: 'gc' })]);
   assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
   const largest = (fs: Uint8Array[]) => Math.max(...fs.filter(heFrame).map((f) => f.byteLength));
   assert.equal(largest(toClient), pl.toClient);
-  assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.toServer}`);
-  for (const f of toServer) assert.ok(f.byteLength <= lim.toServer);
-  for (const f of toClient) assert.ok(f.byteLength <= lim.toClient);
+  assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.offline.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.offline.toServer}`);
+  for (const f of toServer) assert.ok(f.byteLength <= lim.setup.toServer);
+  for (const f of toClient) assert.ok(f.byteLength <= lim.setup.toClient);
   // one byte more than the limit fails the session with LIMIT
   const [s2, c2] = channelPair();
   const srv2 = serveClient(s2, full.m);
   c2.sendJson({ protocol: PROTOCOL, preprocess: 'he', relu: 'gc', session: 'ad'.repeat(16) });
   await c2.recv(); // the plan
-  c2.send(new Uint8Array(lim.toServer + 1));
-  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.toServer + 1} bytes exceeds the limit of ${lim.toServer} bytes in a session`).test(e.message));
+  c2.send(new Uint8Array(lim.setup.toServer + 1));
+  await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.setup.toServer + 1} bytes exceeds the limit of ${lim.setup.toServer} bytes in the setup phase`).test(e.message));
 });
 
 test('each party reports its memory: peak bytes buffered and the protocol state it held', async () => {

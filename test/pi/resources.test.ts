@@ -42,8 +42,10 @@ async function serve(o: Partial<ServeOptions> & { deadlines?: Partial<Deadlines>
 }
 
 async function honest(l: PiServer, sec: ClientSecurity) {
+  // The default ReLU protocol (ot) adds 0 or 1 ULP per kept ReLU: a few hundred ULPs of the logits at most.
   const r = await runClient(await connectChannel('127.0.0.1', l.port, sec), image);
-  assert.deepEqual(r64ToBig(r.out), r64ToBig(reference.out), 'bit-exact logits');
+  const got = r64ToBig(r.out), want = r64ToBig(reference.out);
+  got.forEach((v, i) => assert.ok((v > want[i]! ? v - want[i]! : want[i]! - v) < 2n ** BigInt(r.scale - 8), `logit ${i}: ${v} vs ${want[i]}`));
   assert.equal(argmax(r.logits), argmax(reference.logits), 'the right class');
   return r;
 }
@@ -176,7 +178,9 @@ test('a client that stalls after the offline phase is dropped at the online dead
 });
 
 test('past --max-sessions a client is refused with BUSY; the slot frees when the holder is dropped', async () => {
-  const { l, errors, client } = await serve({ maxSessions: 1, deadlines: { setupMs: 600 } });
+  // The setup deadline also bounds the honest client's own set-up (base OTs for both parties in this one process):
+  // 1.5 s leaves room on a loaded machine.
+  const { l, errors, client } = await serve({ maxSessions: 1, deadlines: { setupMs: 1500 } });
   try {
     // The holder says hello and then nothing (it never answers the base OTs).
     const holder = await connectChannel('127.0.0.1', l.port, client);
@@ -188,7 +192,7 @@ test('past --max-sessions a client is refused with BUSY; the slot frees when the
     await honest(l, client);
     const log = errors.map((e) => e.message).join('\n');
     assert.match(log, /refused a session: the maximum number of sessions is running/);
-    assert.match(log, /the setup phase took longer than its deadline of 0\.6 s/);
+    assert.match(log, /the setup phase took longer than its deadline of 1\.5 s/);
     holder.close();
   } finally {
     await l.close();

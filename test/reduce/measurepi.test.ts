@@ -73,6 +73,10 @@ test('the teacher and the recommended model run under two-party PI in separate p
     assert.ok(m.models[0]!.pi.bytes.mean > m.models[1]!.pi.bytes.mean, 'fewer ReLUs, fewer bytes');
     assert.ok(lines.some((l) => /pi small: 1\/1 images/.test(l)), lines.join('\n'));
     assert.match(measuredPiLines(m).join('\n'), /recommended: small, .* fewer ReLUs; measured [\d.]+x faster in total/);
+    // The default protocol, named in the summary and the report: two parties, he, the OT ReLU, the LAN profile, TLS.
+    assert.deepEqual([m.options.preprocess, m.options.relu, m.options.link, m.options.tls], ['he', 'ot', 'lan', undefined]);
+    const protocol = "preprocessing he; ReLU protocol ot; link lan: 3 Gbit/s, 0.3 ms RTT; TLS 1.3, the server's certificate verified (fresh identities per measurement)";
+    assert.ok(measuredPiLines(m)[0]!.includes(protocol), measuredPiLines(m)[0]);
 
     // Cached: measuring again reads <out>/pi/*.json and starts nothing.
     const cache = join(out, 'pi', 'small.json');
@@ -87,6 +91,7 @@ test('the teacher and the recommended model run under two-party PI in separate p
     assert.equal((html.match(/class="estimate"/g) ?? []).length, 2, 'one estimate bar per model');
     assert.equal((html.match(/<g class="measured">/g) ?? []).length, 4, 'latency and bytes bars per model');
     assert.match(html, /<tr class="recommended"><td [^>]*>★ small<\/td>/);
+    assert.ok(html.includes(`Protocol: ${protocol}.`), 'the report names the protocol and link');
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

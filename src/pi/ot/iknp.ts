@@ -36,6 +36,13 @@ function rowsBytes(rows: Int32Array, m: number): Uint8Array {
   return new Uint8Array(rows.buffer, rows.byteOffset, 16 * m);
 }
 
+/** The PRG columns of one extension batch, in memory reused across batches (fresh pages are slow to touch here). */
+let cols = new Uint8Array(0);
+function columns(n: number): Uint8Array {
+  if (cols.length < n) cols = new Uint8Array(n);
+  return cols.subarray(0, n);
+}
+
 class Tweaks {
   private next = 0;
   take(m: number): number {
@@ -65,14 +72,23 @@ export class OtExtSender {
     if (s.length !== 16) throw new Error(`OtExtSender.setup: delta must be 16 bytes, got ${s.length}`);
     const bits = Array.from({ length: KAPPA }, (_, i) => (s[i >>> 3] >>> (i & 7)) & 1);
     const keys = await baseOtReceive(ch, bits, rand);
-    return new OtExtSender(ch, s, keys.map((k) => new Prg(k)));
+    return OtExtSender.fromBase(ch, s, keys);
+  }
+
+  /**
+   * From 128 random OTs already held as their receiver (e.g. drawn from another extension, so that a session runs
+   * its base OTs once): choices = the bits of `delta`, keys k_{delta_i}.
+   */
+  static fromBase(ch: Channel, delta: Uint8Array, keys: Uint8Array[]): OtExtSender {
+    if (delta.length !== 16 || keys.length !== KAPPA) throw new Error(`OtExtSender.fromBase: need 16 bytes of delta and ${KAPPA} keys, got ${delta.length} and ${keys.length}`);
+    return new OtExtSender(ch, Uint8Array.from(delta), keys.map((k) => new Prg(k)));
   }
 
   /** One extension batch: receives u and returns the rows q_j (4 words each, padded count). */
   private async extend(m: number, what: string): Promise<Int32Array> {
     const M = padded(m), colBytes = M >>> 3;
     const u = i32(await this.ch.recvBytes(`${what}: OT extension matrix`, KAPPA * colBytes));
-    const q = new Uint8Array(KAPPA * colBytes);
+    const q = columns(KAPPA * colBytes);
     for (let i = 0; i < KAPPA; i++) this.prgs[i].fill(q.subarray(i * colBytes, (i + 1) * colBytes));
     const Q = i32(q), cw = colBytes >>> 2;
     for (let i = 0; i < KAPPA; i++) {
@@ -132,6 +148,12 @@ export class OtExtReceiver {
   /** Runs the 128 base OTs as their sender; `random`: the source of every coin drawn here. */
   static async setup(ch: Channel, opts: { random?: Random } = {}): Promise<OtExtReceiver> {
     const { k0, k1 } = await baseOtSend(ch, KAPPA, opts.random ?? systemRandom);
+    return OtExtReceiver.fromBase(ch, k0, k1);
+  }
+
+  /** From 128 random OTs already held as their sender (both keys of each). */
+  static fromBase(ch: Channel, k0: Uint8Array[], k1: Uint8Array[]): OtExtReceiver {
+    if (k0.length !== KAPPA || k1.length !== KAPPA) throw new Error(`OtExtReceiver.fromBase: need ${KAPPA} key pairs, got ${k0.length} / ${k1.length}`);
     return new OtExtReceiver(ch, k0.map((k) => new Prg(k)), k1.map((k) => new Prg(k)));
   }
 
@@ -143,7 +165,7 @@ export class OtExtReceiver {
     const c = new Uint8Array(colBytes);
     c.set(choices.subarray(0, Math.ceil(m / 8)));
     if (m & 7) c[m >>> 3] &= (1 << (m & 7)) - 1;
-    const t = new Uint8Array(KAPPA * colBytes), u = new Uint8Array(KAPPA * colBytes);
+    const t = columns(KAPPA * colBytes), u = new Uint8Array(KAPPA * colBytes);
     for (let i = 0; i < KAPPA; i++) {
       this.prg0[i].fill(t.subarray(i * colBytes, (i + 1) * colBytes));
       this.prg1[i].fill(u.subarray(i * colBytes, (i + 1) * colBytes));

@@ -9,13 +9,15 @@ const SLICE_WORDS = 4096;
 
 /**
  * cols: 128 columns of m bits each, column i at words [i*m/32, (i+1)*m/32). m must be a multiple of 32.
- * Returns m rows of 128 bits (4 words each), row j at words [4j, 4j+4).
+ * Returns m rows of 128 bits (4 words each), row j at words [4j, 4j+4), in `into` when given (reused memory is
+ * faster than fresh: first touches of new pages are slow here).
  */
-export function transpose128(cols: Int32Array, m: number): Int32Array {
+export function transpose128(cols: Int32Array, m: number, into?: Int32Array): Int32Array {
   if (m % 32 !== 0) throw new Error(`transpose128: m=${m} must be a multiple of 32`);
   const wpc = m >>> 5;
   if (cols.length < 128 * wpc) throw new Error(`transpose128: ${cols.length} words hold fewer than 128 columns of ${m} bits`);
-  const rows = new Int32Array(4 * m);
+  if (into && into.length < 4 * m) throw new Error(`transpose128: output of ${into.length} words for ${m} rows`);
+  const rows = into ?? new Int32Array(4 * m);
   const K = gcKernels();
   const S = Math.min(SLICE_WORDS, wpc);
   const IN = 64, OUT = IN + 128 * S * 4;

@@ -3,7 +3,8 @@
 // a (server) and b (client), x = a + b mod 2^64, the protocol leaves the server with y - r and the client with r,
 // where y = ReLU(x) >> shift and r is the client's fresh output share, drawn offline by the protocol's client half.
 //   gc/  garbled circuits (Delphi): the server garbles offline, the client evaluates online.
-//   ot/  OT-based comparison (CrypTFlow2/SCI millionaires' protocol) and OT multiplexer, all online.
+//   ot/  OT-based comparison (CrypTFlow2/SCI millionaires' protocol) and OT multiplexer; OT correlations offline
+//        ('ot') or at each op's online call ('ot-online').
 import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { ClientRandomness, ServerRandomness } from '../random.js';
@@ -52,14 +53,31 @@ export interface ReluClientOptions extends ReluOptions {
   random: ClientRandomness;
 }
 
+/**
+ * The largest message each way in one phase of a session (the receivers' frame limits; each receive still checks the
+ * exact size it expects). `flightTo*`: where a protocol sends several messages before the receiver reads any (the OT
+ * protocol's matrices of a site's chunks), the most bytes of one such flight; the receiver's buffer limit covers two
+ * of them (absent: one message is a flight).
+ */
+export interface MessageBounds {
+  toServer: number;
+  toClient: number;
+  flightToServer?: number;
+  flightToClient?: number;
+}
+
+/** Message bounds per phase: `setup` (server() / client()), `offline` and `online` (the halves' calls). */
+export interface PhaseBounds {
+  setup: MessageBounds;
+  offline: MessageBounds;
+  online: MessageBounds;
+}
+
 /** A ReLU protocol: `server` / `client` run its session set-up (e.g. base OTs) on the peer channel. */
 export interface ReluProtocol {
   readonly name: string;
   server(ch: Channel, o: ReluServerOptions): Promise<ReluServer>;
   client(ch: Channel, o: ReluClientOptions): Promise<ReluClient>;
-  /**
-   * The largest message each way of a session over `sites` (set-up included): the receivers' frame limits. Each
-   * receive still checks the exact size it expects.
-   */
-  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): { toServer: number; toClient: number };
+  /** The largest messages (and flights) each way of a session over `sites`, per phase. */
+  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds;
 }

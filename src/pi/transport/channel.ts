@@ -239,6 +239,14 @@ export abstract class ChannelBase implements Channel {
   protected abstract outstanding(): number;
   /** Stop taking input after a fatal receive error (too large a frame or too much buffered). */
   protected onFatalInput(): void {}
+  /** Bytes received and held outside the inbox and the frame reader (a decorator's own queue), for the limits. */
+  protected heldElsewhere(): number {
+    return 0;
+  }
+  /** Whether bytes from the peer are on their way now (a decorator's simulated link): a wait is then not idle. */
+  protected inFlight(): boolean {
+    return false;
+  }
 
   send(data: Uint8Array): void {
     if (!(data instanceof Uint8Array)) throw new Error(`${this.name}: send() takes a Uint8Array`);
@@ -298,7 +306,7 @@ export abstract class ChannelBase implements Channel {
   }
 
   memory(): ChannelMemory {
-    return { bufferedIn: this.inboxBytes + this.reader.held, peakIn: this.peakIn, bufferedOut: this.outstanding(), peakOut: this.peakOut };
+    return { bufferedIn: this.inboxBytes + this.reader.held + this.heldElsewhere(), peakIn: this.peakIn, bufferedOut: this.outstanding(), peakOut: this.peakOut };
   }
 
   stats(): ChannelStats {
@@ -328,6 +336,7 @@ export abstract class ChannelBase implements Channel {
     const check = () => {
       this.idleTimer = null;
       if (!this.waiters.length || this.failure) return;
+      if (this.inFlight()) this.lastActivity = Date.now();
       const quiet = Date.now() - this.lastActivity;
       if (quiet >= this.lim.idleMs) {
         this.fail(new PiError('TIMEOUT', `${this.name}: no data from the peer for ${(quiet / 1e3).toFixed(1)} s (idle timeout ${(this.lim.idleMs / 1e3).toFixed(1)} s)${this.where()}`));
@@ -350,8 +359,9 @@ export abstract class ChannelBase implements Channel {
     this.checkBuffered();
   }
 
-  private checkBuffered(): void {
-    const held = this.inboxBytes + this.reader.held;
+  /** Fails the channel (LIMIT) when more than maxBufferedBytes are held unread; tracks the peak. */
+  protected checkBuffered(): void {
+    const held = this.inboxBytes + this.reader.held + this.heldElsewhere();
     if (held > this.peakIn) this.peakIn = held;
     if (held > this.lim.maxBufferedBytes && !this.failure) {
       this.fail(new PiError('LIMIT', `${this.name}: ${held} bytes received and not read exceed the limit of ${this.lim.maxBufferedBytes} bytes${this.where()}`));

@@ -15,3 +15,10 @@ export interface ModelInfo {
   /** The page honours its test-only parameters (?seed=, ?craft=) only when the server says so (tests); never from the CLI. */
   testHooks: boolean;
 }
+
+/**
+ * The ReLU protocol the page asks for unless the server fixes one (`pi serve --relu`): the OT ReLU keeps the client's
+ * protocol state at a few MB (C100_12K: 3.7 MB at peak against 79.5 MB of garbled tables with gc; docs/pi-web.md),
+ * and 'ot' keeps the online phase shorter than 'ot-online' for about the same state.
+ */
+export const WEB_RELU = 'ot';

@@ -7,13 +7,15 @@
 // plaintext differences: c0' = c0 + (x' - x) and r_i' = r_i + (y'_i - y_i) for every kept ReLU op i (y from
 // referenceForward). The shift is a bijection that preserves the uniform distribution of the masks, so if the server's
 // online view is byte-identical under it, that view has the same distribution for every image. It needs the secure
-// computation to equal the reference bit for bit (all ReLUs kept, or culled sites without local truncation).
+// computation to equal the reference bit for bit (all ReLUs kept, or culled sites without local truncation): the GC
+// ReLU. The OT ReLU truncates shares locally (its output is 0 or +1 ULP from the reference, depending on the split),
+// so its coupling (coupledOtClientRandomness) shifts r_i by the difference of the protocol's actual outputs instead.
 import { Dealer } from '../../../src/pi/linear/dealer/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
 import { referenceForward } from '../../../src/pi/compile.js';
 import { type ServerModel } from '../../../src/pi/plan.js';
-import { quantize, r64Add, r64Sub, type R64 } from '../../../src/pi/fixed.js';
+import { quantize, r64Add, r64FromBig, r64Shr, r64Sub, r64ToBig, truncClientShare, type R64 } from '../../../src/pi/fixed.js';
 import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
 import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
 import { DEFAULT_PREPROCESS } from '../../../src/pi/linear/index.js';
@@ -31,6 +33,8 @@ export interface SimOptions {
   relu?: string;
   preprocess?: string;
   batch?: number;
+  /** Called with the client's share of each op as it computes it (offline, in plan order). */
+  onClientValue?: (op: number, v: R64) => void;
 }
 
 export interface SimResult {
@@ -62,7 +66,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     }),
     runClient(c, o.image, {
       ...common, ...(o.client ? { random: o.client } : {}), ...(dealer ? { dealer: dealer.link() } : {}),
-      hooks: { onValue: (i, v) => clientValues.set(i, v), onRelu: (r) => { reluClient = r as ReluClient; } },
+      hooks: { onValue: (i, v) => { clientValues.set(i, v); o.onClientValue?.(i, v); }, onRelu: (r) => { reluClient = r as ReluClient; } },
     }),
   ]);
   return { server: t, serverValues, clientValues, client, serverReport, reluServer, reluClient };
@@ -101,4 +105,43 @@ export function heKind(f: Frame): keyof typeof HE_KIND | null {
   if (v.getUint32(0, true) !== HE_PARAMS.id) return null;
   const k = v.getUint32(4, true);
   return (Object.keys(HE_KIND) as (keyof typeof HE_KIND)[]).find((n) => HE_KIND[n] === k) ?? null;
+}
+
+/**
+ * The OT ReLU's output y for shares a (server) and b (client) of a site: ReLU of the locally truncated shares
+ * a' = a >> shift (logical), b' = -((-b) >> shift), with the sign read from bit w - 1 of a' + b' (w = width - shift),
+ * as relu/ot computes it.
+ */
+export function otReluOutput(a: R64, b: R64, width: number, shift: number): R64 {
+  const x = r64ToBig(r64Add(r64Shr(a, shift), truncClientShare(b, shift))), w = BigInt(width - shift - 1);
+  return r64FromBig(Array.from(x, (v) => ((BigInt.asUintN(64, v) >> w) & 1n ? 0n : v)));
+}
+
+/**
+ * The coupling for the OT ReLU. For image `x2`, the client's masks are those of seededClientRandomness(seed) in the
+ * run `first` (image `x`, the same seed, the server's randomness fixed) shifted so that every share the server holds
+ * online is the same: c0' = c0 + (x2 - x), and at each kept ReLU op r' = r + (y' - y), with y, y' the protocol's
+ * actual outputs (otReluOutput) from the server's input share a (the same in both runs, by induction over the ops)
+ * and the client's b (run `first`) and b' (run 2: `observe` sees it as the client computes it, before r' is drawn).
+ * A bijection on (c0, r) for the given run, so it preserves their uniform distribution like the GC coupling.
+ */
+export function coupledOtClientRandomness(seed: string, model: ServerModel, first: SimResult, x: Float32Array, x2: Float32Array): { random: ClientRandomness; observe: (op: number, v: R64) => void } {
+  const seen = new Map<number, R64>();
+  const dx = r64Sub(quantize(x2, model.plan.ops[0]!.scale), quantize(x, model.plan.ops[0]!.scale));
+  for (const o of model.plan.ops) if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally`);
+  const base = seededClientRandomness(seed);
+  return {
+    observe: (op, v) => seen.set(op, v),
+    random: {
+      inputMask: (n) => r64Add(base.inputMask(n), dx),
+      reluMask: (site) => {
+        const op = model.plan.ops[site.op]!;
+        if (op.op !== 'relu') throw new Error(`coupling: op ${site.op} is not a kept ReLU`);
+        const a = first.serverValues.get(op.input)!, b = first.clientValues.get(op.input)!, b2 = seen.get(op.input);
+        if (!b2) throw new Error(`coupling: the client's share of op ${op.input} was not observed before ${site.name}'s mask`);
+        return r64Add(base.reluMask(site), r64Sub(otReluOutput(a, b2, site.width, site.shift), otReluOutput(a, b, site.width, site.shift)));
+      },
+      bytes: base.bytes,
+    },
+  };
 }

@@ -1,7 +1,9 @@
 // A recorder of what one party of a session receives (and, on request, sends), frame by frame, labelled with the
-// channel and the party's protocol phase when it read the frame. Protocol-agnostic: it wraps Channel.recv/send, so
-// it records the GC and OT ReLU protocols, HE or dealer preprocessing, and a browser client's channel alike.
+// channel and the party's protocol phase when it read the frame (or a label the test sets, for protocol pieces run
+// without a session). Protocol-agnostic: it wraps Channel.recv/send, so it records the GC and OT ReLU protocols, HE
+// or dealer preprocessing, and a browser client's channel alike. Also: the search for secret words in frames.
 import type { Channel } from '../../../src/pi/transport/channel.js';
+import type { R64 } from '../../../src/pi/fixed.js';
 import type { DealerLink } from '../../../src/pi/linear/dealer/dealer.js';
 import type { SessionHooks } from '../../../src/pi/protocol.js';
 
@@ -17,6 +19,11 @@ export interface Frame {
 export class Transcript {
   readonly frames: Frame[] = [];
   private phase = 'hello';
+
+  /** Labels the frames recorded from now on (instead of session hooks, e.g. 'offline' around one ReLU op). */
+  label(phase: string): void {
+    this.phase = phase;
+  }
 
   /** Session hooks for the recording party (they label frames with its phase); `more` are kept. */
   hooks(more: SessionHooks = {}): SessionHooks {
@@ -71,3 +78,28 @@ export function transcriptDifference(a: readonly Frame[], b: readonly Frame[]): 
 }
 
 export const totalBytes = (fs: readonly Frame[]): number => fs.reduce((s, f) => s + f.bytes.length, 0);
+
+const key = (lo: number, hi: number) => `${hi >>> 0}:${lo >>> 0}`;
+
+/** Secret 64-bit words (ring elements) to look for; values with little entropy (|v| < 2^16) are left out. */
+export function secretWords(...vs: R64[]): Set<string> {
+  const s = new Set<string>();
+  for (const v of vs) {
+    for (let i = 0; i < v.lo.length; i++) {
+      const hi = v.hi[i]! | 0, lo = v.lo[i]!;
+      if ((hi === 0 && lo < 65536) || (hi === -1 && lo > 0xffff0000)) continue;
+      s.add(key(lo, hi));
+    }
+  }
+  return s;
+}
+
+/** Occurrences of any secret word at ANY byte offset of the frames (little-endian, as r64ToBytes writes). */
+export function leakedWords(frames: readonly Uint8Array[], secrets: Set<string>): { frame: number; offset: number }[] {
+  const hits: { frame: number; offset: number }[] = [];
+  frames.forEach((f, k) => {
+    const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
+    for (let o = 0; o + 8 <= f.byteLength; o++) if (secrets.has(key(dv.getUint32(o, true), dv.getUint32(o + 4, true)))) hits.push({ frame: k, offset: o });
+  });
+  return hits;
+}

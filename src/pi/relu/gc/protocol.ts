@@ -15,7 +15,7 @@ import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
 import type { ClientRandomness } from '../../random.js';
 import { delphiReluCircuit } from './circuit.js';
-import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
 
 function batches(n: number, size: number): [number, number][] {
   const out: [number, number][] = [];
@@ -200,18 +200,21 @@ export const gcRelu: ReluProtocol = {
   async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
     return new GcClient(ch, await OtExtReceiver.setup(ch, { random: o.random.bytes }), o.batch, o.random);
   },
-  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions) {
-    let toServer = BASE_OT_BYTES, toClient = 32;
+  maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
+    // Set-up: the 128 base OTs (the receiver's points; the sender's one point).
+    const offline = { toServer: 0, toClient: 0 }, online = { toServer: 0, toClient: 0 };
     for (const site of sites) {
       const c = delphiReluCircuit(site.width, site.shift), sizes = batchSizes(site.size, o.batch);
       const nb = Math.max(...sizes);
-      // OT matrix per batch (128 rows of the padded OT count), colour bits per site.
-      toServer = Math.max(toServer, 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128, 8 * site.size);
-      // Tables per batch; labels of the server's share per site (one part per batch).
+      // Offline: the OT matrix per batch (128 rows of the padded OT count); the tables per batch.
+      offline.toServer = Math.max(offline.toServer, 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128);
+      offline.toClient = Math.max(offline.toClient, HEADER_BYTES + c.numAnd * nb * 32);
+      // Online: the labels of the server's share per site (one part per batch); the colour bits per site.
       const labels = pad8(4 + 4 * sizes.length) + sizes.reduce((a, n) => a + pad8(site.width * n * 16), 0);
-      toClient = Math.max(toClient, HEADER_BYTES + c.numAnd * nb * 32, labels);
+      online.toClient = Math.max(online.toClient, labels);
+      online.toServer = Math.max(online.toServer, 8 * site.size);
     }
-    return { toServer, toClient };
+    return { setup: { toServer: BASE_OT_BYTES, toClient: 32 }, offline, online };
   },
 };
 

@@ -49,10 +49,12 @@ test('two processes only, over TLS: `pi keygen`, `pi serve --model DIR --port 0`
       if (server.child.exitCode !== null) break;
     }
     assert.ok(port > 0, `server did not start: ${stderr}`);
-    assert.match(stderr, /over TLS/);
+    assert.match(stderr, /over TLS; preprocessing he; ReLU protocol gc or ot or ot-online; link: no shaping/);
     const q = await run(['pi', 'query', '--connect', `127.0.0.1:${port}`, '--server-cert', join(keys, 'cert.pem'), '--dataset', 'fashion-mnist', '--index', '3', '--json'], 120000).done;
     assert.equal(q.code, 0, q.err);
-    const res = JSON.parse(q.out) as { predicted: number; label: number; logits: number[]; linear: { cToS: number; sToC: number; serverMs: number; clientMs: number } };
+    const res = JSON.parse(q.out) as { predicted: number; label: number; logits: number[]; linear: { cToS: number; sToC: number; serverMs: number; clientMs: number }; relu: string; preprocess: string; transport: string; link: string };
+    // the defaults: he preprocessing, OT ReLUs, TLS, no link shaping
+    assert.deepEqual([res.preprocess, res.relu, res.transport, res.link], ['he', 'ot', 'tls', 'no shaping']);
     // the logits are the fixed-point reference's, within the local truncation error of the culled sites
     const m = serverModelFromDir(dir);
     try {

@@ -1,0 +1,393 @@
+// ReLU by OT (CrypTFlow2/SCI structure): local truncation, DReLU by the millionaires' protocol, ReLU by an OT
+// multiplexer, then a re-share to the client's offline output share r.
+//   (1) truncate: server a' = a >> shift (logical), client b' = −((−b) >> shift): a' + b' = floor(x / 2^shift) or
+//       one more, except with probability ~2^(l+1−64) for |x| < 2^l (fixed.ts, as at culled sites);
+//   (2) DReLU: with w = width − shift, x' = a' + b' read mod 2^w, MSB(x') = a'_{w−1} ⊕ b'_{w−1} ⊕ carry, where
+//       carry = [a'_low > 2^(w−1) − 1 − b'_low] over the low w−1 bits: the millionaires' protocol with the server's
+//       a'_low against the client's complement of b'_low (known offline); DReLU = 1 ⊕ MSB, XOR-shared (d0, d1);
+//   (3) ReLU = DReLU · x' by two additive COTs over Z_2^64, one per direction: the server sends (its correlation
+//       (1 − 2 d0) a') to the client's choice d1, the client (1 − 2 d1) b' to the server's choice d0; each COT is a
+//       random OT from offline, derandomized online (choice correction e = d ⊕ ρ, then one 8-byte message);
+//   (4) re-share: the client sends its mux share − r (padded by r), so the server holds y − r and the client r.
+// Offline (per batch of the site; inputs: none for the server, b for the client): the millionaire's KK13 leaves
+// and triples, and one random OT per element in each IKNP direction for the mux. Online, with Λ tree levels
+// (Λ = 3 for the plan's 32-bit comparisons), flights alternate: the comparison's Λ + 1, then the mux's two and the
+// re-share, which ride on them: Λ + 3 flights per ReLU op when the client ends the comparison (odd Λ), Λ + 4 else.
+// Protocol 'ot' makes the correlations offline and keeps them (the client ~30 B per ReLU, the server ~60 B);
+// 'ot-online' makes them at the start of each ReLU op's online call, so that neither party keeps anything between the
+// phases beyond the shares b and r (the OT matrices go both ways before the comparison: one more flight for an op
+// alone, none in a session, where the client's matrices follow its re-share of the previous op). Either way a
+// site's OT matrices go in chunks of `batch` ReLUs (bounded messages and memory), all sent before any is received.
+import type { Channel } from '../../transport/channel.js';
+import { r64Add, r64Shr, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
+import { bitWords, bitsBytes, bitsFromBytes, clampBits, getBit, type Bits } from '../../bits.js';
+import { OT_SESSION_MAX_BYTES, otSession, type OtSession } from '../../ot/session.js';
+import {
+  cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64, type RotReceiver64, type RotSender64,
+} from '../../ot/cot.js';
+import {
+  compare, compareShape, lastSender, millionaireReceive, millionaireSend, onlineFlightWords, tripleOts,
+  type CompareShape, type MillClientCorr, type MillServerCorr, type TripleShares,
+} from '../../millionaire/millionaire.js';
+import { recvChecked } from '../../wire.js';
+import type { ClientRandomness } from '../../random.js';
+import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+
+/** Radix of the comparison's leaves: 1-out-of-16 OT on 4-bit digits. */
+export const OT_RELU_DIGIT = 4;
+
+export function siteShape(site: ReluSite): CompareShape {
+  const w = site.width - site.shift;
+  if (w < 2) throw new Error(`relu ot: ${site.name}: width ${site.width} - shift ${site.shift} leaves no sign bit to compare`);
+  return compareShape(w - 1, OT_RELU_DIGIT);
+}
+
+/** Chunks of the site for the OT batches: multiples of 32 elements so that packed bits join by words. */
+function chunks(n: number, batch: number): [number, number][] {
+  const size = Math.max(32, Math.ceil(batch / 32) * 32), out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
+const sliceR = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
+
+function joinR(parts: R64[]): R64 {
+  const n = parts.reduce((a, p) => a + p.lo.length, 0), out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  let o = 0;
+  for (const p of parts) { out.lo.set(p.lo, o); out.hi.set(p.hi, o); o += p.lo.length; }
+  return out;
+}
+
+function joinWords<T extends Uint32Array | null>(parts: T[]): T {
+  if (parts[0] === null) return null as T;
+  const out = new Uint32Array(parts.reduce((a, p) => a + p!.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p!, o); o += p!.length; }
+  return out as T;
+}
+
+function joinTriples(parts: TripleShares[][]): TripleShares[] {
+  return parts[0]!.map((_, u) => ({
+    a: joinWords(parts.map((p) => p[u]!.a)), b: joinWords(parts.map((p) => p[u]!.b)), c: joinWords(parts.map((p) => p[u]!.c)),
+    b2: joinWords(parts.map((p) => p[u]!.b2)), c2: joinWords(parts.map((p) => p[u]!.c2)),
+  }));
+}
+
+/** Bit k of each value, packed. */
+function bitOf(x: R64, k: number): Bits {
+  const n = x.lo.length, v = new Uint32Array(bitWords(n)), src = k < 32 ? x.lo : x.hi, sh = k & 31;
+  for (let i = 0; i < n; i++) v[i >>> 5] |= ((src[i]! >>> sh) & 1) << (i & 31);
+  return v;
+}
+
+/** (1 − 2d) · x: x where d = 0, −x where d = 1. */
+function signed(d: Bits, x: R64): R64 {
+  const n = x.lo.length, out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) {
+    if (getBit(d, i)) { out.lo[i] = -x.lo[i]!; out.hi[i] = ~x.hi[i]! + (x.lo[i] === 0 ? 1 : 0); }
+    else { out.lo[i] = x.lo[i]!; out.hi[i] = x.hi[i]!; }
+  }
+  return out;
+}
+
+/** d · x − x0: the COT sender's mux share. */
+function senderShare(d: Bits, x: R64, x0: R64): R64 {
+  const n = x.lo.length, out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) {
+    const xl = getBit(d, i) ? x.lo[i]! : 0, xh = getBit(d, i) ? x.hi[i]! : 0;
+    const l = xl - x0.lo[i]!;
+    out.lo[i] = l;
+    out.hi[i] = xh - x0.hi[i]! - (l < 0 ? 1 : 0);
+  }
+  return out;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.byteLength; }
+  return out;
+}
+
+/** A received message of choice corrections (n bits) and/or ring values (n each), in that order. */
+async function recvMux(ch: Channel, what: string, n: number, bits: boolean, rings: number): Promise<{ e: Bits | null; v: R64[] }> {
+  const nb = bits ? (n + 7) >>> 3 : 0, m = await recvChecked(ch, what, nb + 8 * n * rings);
+  const e = bits ? bitsFromBytes(m.subarray(0, nb), n, `${ch.name}: malformed message: ${what}`) : null;
+  const v: R64[] = [];
+  for (let k = 0; k < rings; k++) v.push(r64FromBytes(m.subarray(nb + 8 * n * k, nb + 8 * n * (k + 1)), n, `${ch.name}: ${what}`));
+  return { e, v };
+}
+
+/** A promise awaited after others: if one of those fails first, that failure is the one reported. */
+function awaitedLater<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+/** Bytes of the typed arrays in a correlation record (what a party holds between the phases). */
+function heldIn(x: unknown): number {
+  if (ArrayBuffer.isView(x)) return x.byteLength;
+  if (Array.isArray(x)) return x.reduce((a: number, v) => a + heldIn(v), 0);
+  if (x && typeof x === 'object') return Object.values(x).reduce((a: number, v) => a + heldIn(v), 0);
+  return 0;
+}
+
+interface ServerSite {
+  mill: MillServerCorr;
+  /** OT1: the server sends to the client's choice d1. */
+  muxS: RotSender64;
+  /** OT2: the server receives with choice d0. */
+  muxR: RotReceiver64;
+}
+
+/** When the OT correlations of a site are made: in its offline call (stored until online) or at its online call. */
+export type Precompute = 'offline' | 'online';
+
+class OtServer implements ReluServer {
+  private readonly sites = new Map<number, ServerSite | null>();
+  private held = 0;
+  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute) {}
+
+  heldBytes(): number {
+    return this.held;
+  }
+
+  async offline(site: ReluSite): Promise<void> {
+    const st = this.when === 'offline' ? await this.prepare(site, this.batch) : null;
+    this.sites.set(site.op, st);
+    this.held += heldIn(st);
+  }
+
+  /** The site's correlations: one OT batch per chunk of `batch` ReLUs, all sent before any is received. */
+  private async prepare(site: ReluSite, batch: number): Promise<ServerSite> {
+    const shape = siteShape(site);
+    // Every chunk's sends first (B's matrices: triples, mux), then its receives (KK13's, A's: triples, mux): one
+    // flight each way per site, one message per matrix and chunk.
+    const sent = chunks(site.size, batch).map(([s, e]) => ({
+      n: e - s, pending: millionaireSend(this.ots, shape, 'server', e - s), muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
+    }));
+    const parts: ServerSite[] = [];
+    for (const c of sent) {
+      const mill = (await millionaireReceive(this.ots, shape, c.pending)) as MillServerCorr;
+      parts.push({ mill, muxS: await rotSend64(this.ots.sender, c.n), muxR: await c.muxR });
+    }
+    return {
+      mill: {
+        n: site.size,
+        pads: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.pads[j]!))),
+        gt: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.gt[j]!))),
+        eq: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.eq[j]!))),
+        triples: shape.units ? joinTriples(parts.map((p) => p.mill.triples)) : [],
+      },
+      muxS: { r0: joinR(parts.map((p) => p.muxS.r0)), r1: joinR(parts.map((p) => p.muxS.r1)) },
+      muxR: { choice: joinWords(parts.map((p) => p.muxR.choice)), r: joinR(parts.map((p) => p.muxR.r)) },
+    };
+  }
+
+  async online(site: ReluSite, a: R64): Promise<R64> {
+    if (!this.sites.has(site.op)) throw new Error(`relu ot: ${site.name}: online before offline`);
+    const kept = this.sites.get(site.op) ?? null;
+    this.sites.delete(site.op);
+    this.held -= heldIn(kept);
+    const st = kept ?? (await this.prepare(site, this.batch));
+    const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
+    const x = r64Shr(a, site.shift);
+    const root = await compare(this.ch, 'server', shape, st.mill, x, what);
+    // d0 = 1 ⊕ MSB_{w−1}(a') ⊕ carry0
+    const d = bitOf(x, w - 1);
+    for (let k = 0; k < d.length; k++) d[k] = ~(d[k]! ^ root[k]!);
+    clampBits(d, n);
+    const delta = signed(d, x);
+    let share: R64, mR: R64;
+    if (lastSender(shape) === 'client') {
+      const e1 = (await recvMux(this.ch, `${what}: mux choice corrections`, n, true, 0)).e!;
+      const s = cotSendOnline(st.muxS, e1, delta);
+      share = senderShare(d, x, s.x0);
+      this.ch.send(concatBytes([bitsBytes(cotChoiceCorrection(st.muxR, d), n), r64ToBytes(s.y)]));
+      const [yB, z] = (await recvMux(this.ch, `${what}: mux message and re-share`, n, false, 2)).v as [R64, R64];
+      mR = r64Add(cotReceiveOnline(st.muxR, d, yB), z);
+    } else {
+      this.ch.send(bitsBytes(cotChoiceCorrection(st.muxR, d), n));
+      const { e, v } = await recvMux(this.ch, `${what}: mux choice corrections and message`, n, true, 1);
+      const s = cotSendOnline(st.muxS, e!, delta);
+      share = senderShare(d, x, s.x0);
+      this.ch.send(r64ToBytes(s.y));
+      const z = (await recvMux(this.ch, `${what}: re-share`, n, false, 1)).v[0]!;
+      mR = r64Add(cotReceiveOnline(st.muxR, d, v[0]!), z);
+    }
+    return r64Add(share, mR);
+  }
+}
+
+interface ClientCorr {
+  mill: MillClientCorr;
+  /** OT1: the client receives with choice d1. */
+  muxR: RotReceiver64;
+  /** OT2: the client sends to the server's choice d0. */
+  muxS: RotSender64;
+}
+
+interface ClientSite {
+  /** The input share and the output share r (the session holds both as its own shares; not counted as held here). */
+  b: R64;
+  r: R64;
+  corr: ClientCorr | null;
+}
+
+/** The client's truncated share b' and its comparison input: the complement of b' (low w−1 bits are read). */
+function clientInputs(b: R64, shift: number): { bt: R64; y: R64 } {
+  const bt = truncClientShare(b, shift), n = bt.lo.length, y: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) { y.lo[i] = ~bt.lo[i]!; y.hi[i] = ~bt.hi[i]!; }
+  return { bt, y };
+}
+
+class OtClient implements ReluClient {
+  private readonly sites = new Map<number, ClientSite>();
+  private held = 0;
+  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute, private readonly random: ClientRandomness) {}
+
+  heldBytes(): number {
+    return this.held;
+  }
+
+  async offline(site: ReluSite, b: R64): Promise<R64> {
+    const r = this.random.reluMask(site);
+    if (r.lo.length !== site.size) throw new Error(`relu ot: ${site.name}: the randomness gave ${r.lo.length} mask elements, expected ${site.size}`);
+    const corr = this.when === 'offline' ? await this.prepare(site, b, this.batch) : null;
+    this.sites.set(site.op, { b, r, corr });
+    this.held += heldIn(corr);
+    return r;
+  }
+
+  private async prepare(site: ReluSite, b: R64, batch: number): Promise<ClientCorr> {
+    const shape = siteShape(site);
+    const { y } = clientInputs(b, site.shift);
+    // Every chunk's sends first (KK13's and A's matrices: leaves, triples, mux), then its receives (B's).
+    const sent = chunks(site.size, batch).map(([s, e]) => ({
+      n: e - s, pending: millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e)), muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
+    }));
+    const parts: ClientCorr[] = [];
+    for (const c of sent) {
+      const mill = (await millionaireReceive(this.ots, shape, c.pending)) as MillClientCorr;
+      parts.push({ mill, muxS: await rotSend64(this.ots.sender, c.n), muxR: await c.muxR });
+    }
+    return {
+      mill: {
+        n: site.size,
+        pgt: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.pgt[j]!))),
+        peq: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.peq[j]!))),
+        triples: shape.units ? joinTriples(parts.map((p) => p.mill.triples)) : [],
+      },
+      muxR: { choice: joinWords(parts.map((p) => p.muxR.choice)), r: joinR(parts.map((p) => p.muxR.r)) },
+      muxS: { r0: joinR(parts.map((p) => p.muxS.r0)), r1: joinR(parts.map((p) => p.muxS.r1)) },
+    };
+  }
+
+  async online(site: ReluSite): Promise<void> {
+    const site0 = this.sites.get(site.op);
+    if (!site0) throw new Error(`relu ot: ${site.name}: online before offline`);
+    this.sites.delete(site.op);
+    this.held -= heldIn(site0.corr);
+    const st = { ...site0, ...(site0.corr ?? (await this.prepare(site, site0.b, this.batch))) };
+    const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
+    const { bt, y } = clientInputs(st.b, site.shift);
+    const root = await compare(this.ch, 'client', shape, st.mill, y, what);
+    // d1 = MSB_{w−1}(b') ⊕ carry1
+    const d = bitOf(bt, w - 1);
+    for (let k = 0; k < d.length; k++) d[k] = d[k]! ^ root[k]!;
+    clampBits(d, n);
+    const delta = signed(d, bt);
+    if (lastSender(shape) === 'client') {
+      this.ch.send(bitsBytes(cotChoiceCorrection(st.muxR, d), n));
+      const { e, v } = await recvMux(this.ch, `${what}: mux choice corrections and message`, n, true, 1);
+      const s = cotSendOnline(st.muxS, e!, delta);
+      const share = r64Add(senderShare(d, bt, s.x0), cotReceiveOnline(st.muxR, d, v[0]!));
+      this.ch.send(concatBytes([r64ToBytes(s.y), r64ToBytes(r64Sub(share, st.r))]));
+    } else {
+      const e0 = (await recvMux(this.ch, `${what}: mux choice corrections`, n, true, 0)).e!;
+      const s = cotSendOnline(st.muxS, e0, delta);
+      this.ch.send(concatBytes([bitsBytes(cotChoiceCorrection(st.muxR, d), n), r64ToBytes(s.y)]));
+      const yA = (await recvMux(this.ch, `${what}: mux message`, n, false, 1)).v[0]!;
+      const share = r64Add(senderShare(d, bt, s.x0), cotReceiveOnline(st.muxR, d, yA));
+      this.ch.send(r64ToBytes(r64Sub(share, st.r)));
+    }
+  }
+}
+
+const pad128 = (m: number) => Math.ceil(m / 128) * 128;
+const pad32 = (m: number) => Math.ceil(m / 32) * 32;
+
+interface Bounds { toServer: number; toClient: number; flightToServer: number; flightToClient: number }
+
+const noBounds = (): Bounds => ({ toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 });
+
+function widen(into: Bounds, b: Bounds): void {
+  into.toServer = Math.max(into.toServer, b.toServer);
+  into.toClient = Math.max(into.toClient, b.toClient);
+  into.flightToServer = Math.max(into.flightToServer, b.flightToServer);
+  into.flightToClient = Math.max(into.flightToClient, b.flightToClient);
+}
+
+/**
+ * The messages of one site each way: its correlations' (the OT matrices of every chunk, one flight each way: all sent
+ * before the receiver reads any) and its comparison's and multiplexer's. Mirrors prepare() and online() message by
+ * message.
+ */
+function siteMessages(site: ReluSite, batch: number): { corr: Bounds; online: Bounds } {
+  const shape = siteShape(site), n = site.size, L = shape.leaves, corr = noBounds();
+  for (const [s, e] of chunks(n, batch)) {
+    const ne = e - s, m = tripleOts(shape, ne);
+    // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
+    const kk = 32 * pad32(L * ne), triA = m ? 16 * pad128(m) : 0, muxA = 16 * pad128(ne);
+    // server -> client: IKNP B's matrices (triples, mux)
+    const triB = triA, muxB = muxA;
+    corr.toServer = Math.max(corr.toServer, kk, triA, muxA);
+    corr.toClient = Math.max(corr.toClient, triB, muxB);
+    corr.flightToServer += kk + triA + muxA;
+    corr.flightToClient += triB + muxB;
+  }
+  // The comparison's flights (leaf tables with the server's first openings, then openings), then the multiplexer's
+  // choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
+  const online = noBounds(), f = onlineFlightWords(shape, n), bits = (n + 7) >>> 3;
+  f.forEach((w, k) => { if (k % 2 === 0) online.toClient = Math.max(online.toClient, 4 * w); else online.toServer = Math.max(online.toServer, 4 * w); });
+  if (lastSender(shape) === 'client') {
+    online.toServer = Math.max(online.toServer, bits, 16 * n);
+    online.toClient = Math.max(online.toClient, bits + 8 * n);
+  } else {
+    online.toClient = Math.max(online.toClient, bits, 8 * n);
+    online.toServer = Math.max(online.toServer, bits + 8 * n, 8 * n);
+  }
+  online.flightToServer = online.toServer;
+  online.flightToClient = online.toClient;
+  corr.flightToServer = Math.max(corr.flightToServer, corr.toServer);
+  corr.flightToClient = Math.max(corr.flightToClient, corr.toClient);
+  return { corr, online };
+}
+
+function otProtocol(name: string, when: Precompute): ReluProtocol {
+  return {
+    name,
+    async server(ch: Channel, o: ReluServerOptions): Promise<ReluServer> {
+      return new OtServer(ch, await otSession(ch, 'server', o.random.bytes), o.batch, when);
+    },
+    async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
+      return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when, o.random);
+    },
+    maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
+      const setup = { ...OT_SESSION_MAX_BYTES, flightToServer: OT_SESSION_MAX_BYTES.toServer, flightToClient: OT_SESSION_MAX_BYTES.toClient };
+      const offline = noBounds(), online = noBounds();
+      for (const site of sites) {
+        const m = siteMessages(site, o.batch);
+        // 'ot' sends the OT matrices in the site's offline call, 'ot-online' in its online call.
+        widen(when === 'offline' ? offline : online, m.corr);
+        widen(online, m.online);
+      }
+      return { setup, offline, online };
+    },
+  };
+}
+
+/** Correlations made offline and kept until online (~30 B per ReLU at the client, ~60 B at the server). */
+export const otRelu = otProtocol('ot', 'offline');
+/** Correlations made at each ReLU op's online call: nothing kept between the phases (SCI's setting). */
+export const otOnlineRelu = otProtocol('ot-online', 'online');

@@ -1,0 +1,107 @@
+// The reduction methods besides DeepReDuce's criticality-ordered culling, as candidates and trainings of one
+// `deepreduce reduce` run: CryptoNAS ReLU balancing, the stage-subset search, and learned fine-grained masks (SNL).
+// Every training is a TrainConfig that the job runner executes.
+import { join } from 'node:path';
+import { countRelus, scaleWidth, specFor, type NetSpec } from '../models/index.js';
+import type { TrainConfig } from '../train/run.js';
+import { balancedWidths } from './balance.js';
+import type { CriticalityResult } from './criticality.js';
+import { defaultMaskLearning, type MaskLearningOptions } from './snl.js';
+import { searchSubsets, subsetConfigs, type SubsetRow } from './subsets.js';
+
+export const METHODS = ['deepreduce', 'balanced', 'subsets', 'snl'] as const;
+export type Method = (typeof METHODS)[number];
+
+export const METHOD_LABELS: Record<Method, string> = {
+  deepreduce: 'DeepReDuce (criticality order)',
+  balanced: 'CryptoNAS-balanced widths',
+  subsets: 'stage-subset search',
+  snl: 'learned masks (SNL)',
+};
+
+/** `deepreduce,snl` or `all`; unknown names throw with the valid ones. */
+export function parseMethods(list: string): Method[] {
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 1 && names[0] === 'all') return [...METHODS];
+  const bad = names.filter((n) => !(METHODS as readonly string[]).includes(n));
+  if (bad.length || !names.length) throw new Error(`--method: unknown method(s) ${bad.join(', ') || '(none)'}; valid: ${METHODS.join(', ')}, all`);
+  return [...new Set(names)] as Method[];
+}
+
+/** What a budget-driven method needs besides the DeepReDuce options. */
+export interface MethodOptions {
+  /** ReLU budgets for balancing, the subset search and learned masks. */
+  budgets: number[];
+  /** Per-stage ReLU ratio for balancing (default equal). */
+  balanceRatio?: number[];
+  /** Balanced candidates: culled-stage counts (from the criticality order) and thinning / rho options. */
+  balanceCulls: number[];
+  balanceThinning: boolean[];
+  balanceRhos: number[];
+  /** Subset search: how many subsets per budget are trained. */
+  subsetTop: number;
+  /** Learned masks: the mask phase (budgets come from `budgets`) and the fine-tuning epochs after it. */
+  snl: Omit<MaskLearningOptions, 'budgets'> & { finetuneEpochs: number };
+}
+
+export const defaultMethodOptions = (over: Partial<MethodOptions> = {}): MethodOptions => ({
+  budgets: [], balanceCulls: [1], balanceThinning: [true], balanceRhos: [1], subsetTop: 1,
+  snl: { ...defaultMaskLearning, finetuneEpochs: 3 }, ...over,
+});
+
+/** A balanced candidate's network: alpha 1 with explicit channels, the baseline's stem width. */
+export function balancedSpec(base: NetSpec, widths: number[], rho: number): NetSpec {
+  return specFor(base.arch, { ...base, mask: undefined, alpha: 1, widths, stemWidth: scaleWidth(base.stemWidth ?? base.widths[0]!, base.alpha), rho });
+}
+
+export interface BalancedChoice {
+  budget: number;
+  culled: number[];
+  thinned: boolean;
+  rho: number;
+  widths: number[];
+}
+
+/** Balanced widths for each budget x culled set (the first k stages of the culling order) x thinning x rho; infeasible ones are left out. */
+export function balancedChoices(base: NetSpec, order: number[], o: MethodOptions): BalancedChoice[] {
+  const out: BalancedChoice[] = [];
+  for (const budget of o.budgets)
+    for (const k of o.balanceCulls) {
+      if (k >= order.length) continue;
+      const culled = order.slice(0, k).sort((a, b) => a - b);
+      for (const thinned of o.balanceThinning)
+        for (const rho of o.balanceRhos) {
+          const widths = balancedWidths(base, culled, thinned, rho, budget, o.balanceRatio);
+          if (widths) out.push({ budget, culled, thinned, rho, widths });
+        }
+    }
+  return out;
+}
+
+export const balancedId = (b: BalancedChoice): string =>
+  `bal${b.budget}-${b.culled.length ? `cull${b.culled.join('')}` : 'all'}${b.thinned ? '-thin' : ''}-r${b.rho}`;
+
+/** The subset search's table and the configurations it chose. */
+export function subsetRows(base: NetSpec, crit: CriticalityResult, o: MethodOptions & { thinning: boolean[]; alphas: number[]; rhos: number[] }, mask: (spec: NetSpec, culled: number[], thinned: boolean) => NetSpec['mask']): SubsetRow[] {
+  return searchSubsets(subsetConfigs(base, o, mask), crit, o.budgets, o.subsetTop);
+}
+
+/** The mask-learning job: from the teacher's weights, one exact mask per budget (`<out>/snl/mask/budget-<B>/`). */
+export function snlMaskJob(base: NetSpec, o: MethodOptions, job: Omit<TrainConfig, 'out' | 'arch'>, out: string, teacherDir: string): { id: string; config: TrainConfig } {
+  const { finetuneEpochs: _, ...learn } = o.snl;
+  return {
+    id: 'snl/mask',
+    config: {
+      ...job, arch: base.arch, alpha: base.alpha, rho: base.rho, blocks: base.blocks, mask: undefined,
+      teacher: teacherDir, init: teacherDir, out: join(out, 'snl', 'mask'), learnMask: { ...learn, budgets: [...o.budgets] },
+    },
+  };
+}
+
+export const snlMaskDir = (out: string, budget: number): string => join(out, 'snl', 'mask', `budget-${budget}`);
+
+/** MACs are the baseline's (masks change no linear layer); FLOPs count `relus` ReLUs instead of all. */
+export function snlCost(base: NetSpec, relus: number): { macs: number; flops: number } {
+  const c = countRelus({ ...base, mask: undefined });
+  return { macs: c.macs, flops: c.flops - c.total + relus };
+}
