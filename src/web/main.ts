@@ -53,7 +53,7 @@ function serverSaw(): string {
     ? 'for the ReLUs, OT-extension messages on its random masks and the colour bits of garbled outputs it cannot decode'
     : 'for the ReLUs, oblivious-transfer and comparison messages on values masked by random shares';
   const prep = info.preprocess === 'he'
-    ? 'the client\'s homomorphic-encryption public key and ciphertexts of random masks (one per linear layer, made before the image was chosen)'
+    ? 'the client\'s homomorphic-encryption public key and ciphertexts of random masks (one per linear layer, drawn independently of the image)'
     : 'nothing of the preprocessing (a dealer handled it)';
   return `What the server saw: ${prep}; ${relu}; and, online, the image minus a uniformly random mask (8 bytes per input value in Z_2^64). ` +
     'It never saw the image, any activation or the result: the logits were added up from shares in this page.';
