@@ -29,16 +29,18 @@ const cli = join(here, '../src/cli/main.js');
 const PHASES: Phase[] = ['setup', 'offline', 'online'];
 type Phases = Record<Phase, { ms: number }>;
 
-function waitLine(p: ChildProcess, re: RegExp, what: string): Promise<RegExpMatchArray> {
+/** Resolves with the first match of `re` in everything `p` has written to stderr so far or writes later. */
+function waitLine(p: ChildProcess, log: { text: string }, re: RegExp, what: string): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within 600 s:\n${buf}`)), 600_000);
-    p.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = buf.match(re);
-      if (m) { clearTimeout(t); resolve(m); }
-    });
-    p.once('exit', (c) => { clearTimeout(t); reject(new Error(`${what} exited (${c}):\n${buf}`)); });
+    const t0 = Date.now();
+    const poll = () => {
+      const m = log.text.match(re);
+      if (m) return resolve(m);
+      if (p.exitCode !== null) return reject(new Error(`${what} exited (${p.exitCode}):\n${log.text}`));
+      if (Date.now() - t0 > 600_000) return reject(new Error(`${what}: no line matching ${re} within 600 s:\n${log.text}`));
+      setTimeout(poll, 100);
+    };
+    poll();
   });
 }
 
@@ -69,11 +71,12 @@ async function main(): Promise<void> {
   writeFileSync(pngFile, PNG.sync.write(png));
   const server = spawn(process.execPath, [cli, 'pi', 'serve', '--preset', a.preset!, '--input', a.input!, '--classes', a.classes!, '--port', '0', '--web', '--web-port', '0',
     '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), '--max-sessions', '2', ...(a.relu ? ['--relu', a.relu] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  server.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
+  const log = { text: '' };
+  server.stderr!.on('data', (d: Buffer) => { log.text += d.toString(); process.stderr.write(d); });
   const browser = await launchBrowser(id.cert);
   try {
-    const port = Number((await waitLine(server, /serving .* on 127\.0\.0\.1:(\d+) over TLS/, 'pi serve'))[1]);
-    const url = (await waitLine(server, /browser client on (https:\/\/\S+\/)/, 'pi serve --web'))[1]!;
+    const port = Number((await waitLine(server, log, /serving .* on 127\.0\.0\.1:(\d+) over TLS/, 'pi serve'))[1]);
+    const url = (await waitLine(server, log, /browser client on (https:\/\/\S+\/)/, 'pi serve --web'))[1]!;
     const page = await browser.context.newPage();
     await page.goto(url);
     await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
