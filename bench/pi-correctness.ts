@@ -12,7 +12,7 @@ import { noGrad, tensor, tidy } from '../src/engine/index.js';
 import { describeNetwork, runGraph } from '../src/models/index.js';
 import { loadModelDir } from '../src/train/modeldir.js';
 import { serverModelFromDir, datasetImage } from '../src/pi/bench.js';
-import { referenceForward } from '../src/pi/plan.js';
+import { referenceForward } from '../src/pi/compile.js';
 import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport/channel.js';
 import { Dealer } from '../src/pi/linear/dealer/dealer.js';

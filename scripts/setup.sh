@@ -13,6 +13,8 @@ if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ]; then ne
 /usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1 || need+=(python3-torchvision)
 # Redis: the job queue of `deepreduce reduce --queue` / `deepreduce worker` (its tests start a throwaway server).
 [ -x /usr/bin/redis-server ] || need+=(redis-server)
+# Chromium: the browser client's tests (test/pi/web, playwright-core drives it headless).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "[setup] installing Debian packages: ${need[*]}"
@@ -33,3 +35,6 @@ fi
 bash scripts/build-native.sh
 echo "[setup] tsc"
 npx tsc -p tsconfig.json
+# The browser client: type-checked with the DOM library, then bundled for the browser (dist/web; fails on any Node import).
+npx tsc -p src/web/tsconfig.json
+node scripts/build-web.mjs

@@ -10,7 +10,11 @@ import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
 import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/transport/tcp.js';
 import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/transport/tls.js';
-import { DEFAULT_DEADLINES, DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, runClient, servePi, type Deadlines } from '../pi/protocol.js';
+import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../pi/protocol.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from '../pi/serve.js';
+import { datasetGallery, serveWeb, type WebServer } from '../pi/web/server.js';
+import { WEB_RELU } from '../pi/web/info.js';
+import type { Channel } from '../pi/transport/channel.js';
 import { Dealer, tcpDealerLink, type DealerLink } from '../pi/linear/dealer/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatComparison, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
@@ -110,6 +114,16 @@ const INSECURE_WARNING =
   '!!! Use it only on a machine you control, for benchmarks and debugging.\n';
 
 const warnInsecure = (who: string) => process.stderr.write(`[pi ${who}]\n${INSECURE_WARNING}`);
+
+interface WebFlags {
+  web?: boolean;
+  webPort: number;
+  gallery: number;
+  galleryDataset?: string;
+  data?: string;
+  origin?: string[];
+}
+
 
 interface TlsFlags {
   cert?: string;
@@ -248,7 +262,13 @@ export function registerPiCommands(program: Command): Command {
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--json', 'one JSON line per session')
-    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean }) => {
+    .option('--web', 'also serve the browser client: the page, a gallery and a WSS endpoint over HTTPS with the server certificate (docs/pi-web.md)')
+    .option('--web-port <n>', 'HTTPS port of --web (0: any free port, printed)', nonNegInt('--web-port'), 0)
+    .option('--gallery <n>', 'test images the page offers (from the model\'s dataset or --gallery-dataset)', nonNegInt('--gallery'), 12)
+    .option('--gallery-dataset <name>', 'dataset of the gallery images (default: the model\'s)')
+    .option('--data <dir>', 'dataset folder for the gallery')
+    .option('--origin <url...>', 'more origins allowed to open sessions from a page (default: the server\'s own https origins)')
+    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean }) => {
       const own = ownIdentity(o, 'the server');
       if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
       const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
@@ -257,21 +277,34 @@ export function registerPiCommands(program: Command): Command {
       const model = serverModel(o);
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
       const mode = o.insecure ? 'INSECURE plain TCP' : 'TLS';
-      const l = await servePi(model, {
-        port: o.port, host: o.host, security, preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}),
-        deadlines: deadlines(o), maxSessions: o.maxSessions, maxPending: o.maxPending, ...(o.relu ? { relu: o.relu } : {}), link: o.link,
+      if (o.web && !own) throw new Error('--web needs --cert FILE --key FILE: browsers reach the page and its WebSocket over HTTPS only');
+      const pool = new SessionPool(model, {
+        preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: deadlines(o), maxSessions: o.maxSessions,
+        ...(o.relu ? { relu: o.relu } : {}), link: o.link,
         onSession: (r, ch) => {
           const t = r.phases, m = r.memory;
           out(o.json ? `${JSON.stringify({ client: ch.name, link: mode, ...t, memory: m })}\n`
             : `[pi] ${ch.name} (${mode}): offline ${t.offline.ms.toFixed(0)} ms, online ${t.online.ms.toFixed(0)} ms, sent ${((t.offline.bytesSent + t.online.bytesSent) / 1e6).toFixed(1)} MB; ` +
               `memory: ${(m.peakHeldBytes / 1e6).toFixed(1)} MB of protocol state at peak (${m.peakHeldIn}), buffered ${(m.peakBufferedIn / 1e6).toFixed(1)} MB in / ${(m.peakBufferedOut / 1e6).toFixed(1)} MB out at peak\n`);
         },
-        onError: (e, ch) => process.stderr.write(`[pi] ${ch.name}: session failed: ${e.message}\n`),
-        onRefused: (why) => process.stderr.write(`[pi] refused a connection: ${why}\n`),
       });
+      const onError = (e: Error, ch: Channel) => process.stderr.write(`[pi] ${ch.name}: session failed: ${e.message}\n`);
+      const onRefused = (why: string) => process.stderr.write(`[pi] refused a connection: ${why}\n`);
+      const l = await servePi(model, { port: o.port, host: o.host, security, pool, maxPending: o.maxPending, onError, onRefused });
       process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}; ` +
         `preprocessing ${o.preprocess}; ReLU protocol ${o.relu ?? RELU_PROTOCOLS.join(' or ')}; link: ${describeLink(o.link)}\n`);
-      const stop = () => { void l.close().then(() => { model.dispose(); process.exit(0); }); };
+      let web: WebServer | null = null;
+      if (o.web) {
+        const ds = o.galleryDataset ?? model.plan.input.dataset;
+        if (o.gallery > 0 && !ds) process.stderr.write('[pi] no gallery: the model names no dataset (give --gallery-dataset NAME)\n');
+        const gallery = o.gallery > 0 && ds ? datasetGallery(ds, o.gallery, o.data) : [];
+        web = await serveWeb({
+          port: o.webPort, host: o.host, tls: own!, pool, preprocess: o.preprocess, relu: o.relu ?? WEB_RELU, gallery,
+          ...(o.origin ? { origins: o.origin } : {}), maxPending: o.maxPending, onError, onRefused,
+        });
+        process.stderr.write(`[pi] browser client on ${web.url} (WSS ${web.url.replace(/^https/, 'wss')}pi; ${gallery.length} gallery images)\n`);
+      }
+      const stop = () => { void Promise.all([l.close(), web?.close()]).then(() => { model.dispose(); process.exit(0); }); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

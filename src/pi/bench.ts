@@ -7,8 +7,10 @@ import { manualSeed } from '../engine/index.js';
 import { buildNetwork, type NetSpec } from '../models/index.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { loadDataset, makeBatch, checkDatasetName } from '../data/index.js';
-import { compilePlan, type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
+import { compilePlan } from './compile.js';
+import { type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from './protocol.js';
+import { imageFitError, inputSpec, prepareImage } from './image.js';
 import { describeLink, type LinkProfile } from './transport/shaping.js';
 import type { CostModel } from '../reduce/costmodel.js';
 
@@ -73,25 +75,9 @@ export function fileImage(plan: PublicPlan, file: string): Float32Array {
 
 function pngImage(plan: PublicPlan, file: string): Float32Array {
   const png = PNG.sync.read(readFileSync(file));
-  const [c, H, W] = plan.ops[0]!.shape as [number, number, number];
-  const { mean, std } = plan.input;
-  if (png.width > W || png.height > H || (W - png.width) % 2 || (H - png.height) % 2) {
-    throw new Error(`${file}: ${png.width}x${png.height} image cannot be padded symmetrically to the model's ${W}x${H}`);
-  }
-  const ox = (W - png.width) / 2, oy = (H - png.height) / 2;
-  const x = new Float32Array(c * H * W);
-  for (let ch = 0; ch < c; ch++) {
-    const zero = (0 - mean[ch]!) / std[ch]!;
-    x.fill(zero, ch * H * W, (ch + 1) * H * W);
-    for (let y = 0; y < png.height; y++) {
-      for (let xx = 0; xx < png.width; xx++) {
-        const p = 4 * (y * png.width + xx);
-        const v = c === 1 ? (png.data[p]! * 0.299 + png.data[p + 1]! * 0.587 + png.data[p + 2]! * 0.114) : png.data[p + Math.min(ch, 2)]!;
-        x[(ch * H + y + oy) * W + xx + ox] = (v / 255 - mean[ch]!) / std[ch]!;
-      }
-    }
-  }
-  return x;
+  const why = imageFitError(inputSpec(plan), png);
+  if (why) throw new Error(`${file}: ${why}`);
+  return prepareImage(inputSpec(plan), png);
 }
 
 // ------------------------------------------------------------------------------------------------ reports

@@ -6,7 +6,7 @@
 // - local truncation of additive shares (SecureML): the server shifts its share s logically, the client computes
 //   -((-c) >> d). If v = s + c with |v| < 2^l and c uniform, the result is floor(v / 2^d) or floor(v / 2^d) + 1,
 //   except with probability about 2^(l+1-64) per element (when s + c wraps), where it is off by about 2^(64-d).
-import { randomFillSync } from 'node:crypto';
+import { systemRandom } from './random.js';
 
 export interface R64 {
   lo: Uint32Array;
@@ -18,13 +18,8 @@ const TWO32 = 4294967296;
 export const r64Zeros = (n: number): R64 => ({ lo: new Uint32Array(n), hi: new Uint32Array(n) });
 
 export function r64Random(n: number): R64 {
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
-  // randomFillSync takes at most 2^31-1 bytes per call.
-  for (let o = 0; o < n; o += 1 << 28) {
-    randomFillSync(lo.subarray(o, Math.min(n, o + (1 << 28))));
-    randomFillSync(hi.subarray(o, Math.min(n, o + (1 << 28))));
-  }
-  return { lo, hi };
+  const b = systemRandom.bytes(8 * n);
+  return { lo: new Uint32Array(b.buffer, 0, n), hi: new Uint32Array(b.buffer, 4 * n, n) };
 }
 
 export const r64Clone = (a: R64): R64 => ({ lo: a.lo.slice(), hi: a.hi.slice() });

@@ -2,7 +2,7 @@
 // batched AES (garbling), input encoding, output decoding, and the IKNP bit transpose. Plain JS typed-array
 // loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in about that time. The module is
 // assembled below from opcodes (no toolchain needed) and validated by WebAssembly.Module at load; AES itself
-// stays in node:crypto (AES-NI), fed from the module's memory.
+// stays in the crypto backend (node:crypto with AES-NI in Node), fed from the module's memory.
 //
 // Memory layout (byte offsets, chosen by the caller except the first 32 bytes):
 //   0: Δ   16: σ(Δ)   tw: per-instance tweak blocks (0, id lo, id hi, DOMAIN_GC)
@@ -237,7 +237,7 @@ function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content];
 }
 const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const name = (s: string) => [...uleb(s.length), ...Array.from(Buffer.from(s, 'utf8'))];
+const name = (s: string) => [...uleb(s.length), ...Array.from(new TextEncoder().encode(s))];
 
 function assemble(): Uint8Array {
   const names = Object.keys(FNS);

@@ -22,15 +22,12 @@
 // Every state has a frame limit (a small one before the hello / the plan, then per phase the largest message that
 // phase or a later one implies, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
 // that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).
-import { performance } from 'node:perf_hooks';
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
-import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
-import { shapeChannel, type LinkProfile } from './transport/shaping.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
-import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/dealer.js';
+import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
 import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
@@ -56,6 +53,9 @@ export interface Deadlines {
 }
 
 export const DEFAULT_DEADLINES: Deadlines = { helloMs: 10_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000 };
+
+/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered (or `buffered`). */
+export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({ maxFrameBytes: max, maxBufferedBytes: buffered, state });
 
 /** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
 export const HELLO_MAX_BYTES = 4096;
@@ -139,7 +139,7 @@ class Recorder {
   readonly phases = {} as PartyReport['phases'];
   /** This party's channel to the dealer, once open (its traffic is counted apart). */
   dealer: Channel | null = null;
-  constructor(private readonly ch: Channel, readonly role: 'server' | 'client', private readonly state: SessionState, private readonly held: () => number) {}
+  constructor(private readonly ch: Channel, readonly role: 'server' | 'client', private readonly state: SessionState, private readonly held: () => number, private readonly onStep?: (e: StatEntry) => void) {}
   private dstats(): ChannelStats {
     return this.dealer ? this.dealer.stats() : noStats;
   }
@@ -156,10 +156,12 @@ class Recorder {
     const s0 = this.ch.stats(), d0 = this.dstats(), t0 = performance.now();
     const r = await fn();
     const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0), c = computeMs?.();
-    this.entries.push({
+    const e: StatEntry = {
       phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
       relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv, ...(c !== undefined ? { computeMs: c } : {}),
-    });
+    };
+    this.entries.push(e);
+    this.onStep?.(e);
     this.state.hold(this.held());
     return r;
   }
@@ -195,6 +197,8 @@ export interface SessionHooks {
   onValue?(op: number, value: R64): void;
   /** The session's live state (servePi lists these). */
   onStart?(state: SessionState): void;
+  /** Each measured step as it ends (a linear layer's preprocessing, a ReLU op's offline or online part, ...). */
+  onStep?(e: StatEntry): void;
 }
 
 export interface SessionOptions {
@@ -293,9 +297,6 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
   return out;
 }
 
-/** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered (or `buffered`). */
-const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({ maxFrameBytes: max, maxBufferedBytes: buffered, state });
-
 /** The receive limits of a phase for this party (the server receives what goes to the server). */
 const phaseLimits = (lim: Record<Phase, PhaseLimits>, p: Phase, role: 'server' | 'client') =>
   role === 'server' ? limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer) : limitsFor(lim[p].toClient, `in the ${p} phase`, lim[p].bufferToClient);
@@ -341,7 +342,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     const prepS: (R64 | null)[] = plan.ops.map(() => null);
     const vals: R64[] = [];
     let relu: ReluServer | null = null, held: Preprocessor | null = null;
-    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals));
+    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals), o.hooks?.onStep);
     const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
     const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess)));
     if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
@@ -424,62 +425,6 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
   });
 }
 
-export interface ServeOptions extends ServerSessionOptions {
-  port: number;
-  /** Listen address (default 127.0.0.1). */
-  host?: string;
-  /** TLS (certificate and key), or plain TCP only when `{ insecure: true }` is given. */
-  security: ServerSecurity;
-  /** Sessions past the hello at once; more are refused with BUSY (default 4). */
-  maxSessions?: number;
-  /** Connections that have not yet sent their hello (default 64); more are closed at once. */
-  maxPending?: number;
-  /** Shapes what the server receives from each client as over this link (benchmarks; null or absent: no shaping). */
-  link?: LinkProfile | null;
-  onSession?: (r: PartyReport, ch: Channel) => void;
-  onError?: (e: Error, ch: Channel) => void;
-  /** A connection refused before it became a session (TLS handshake failed, too many connections). */
-  onRefused?: (why: string) => void;
-}
-
-export interface PiServer extends TcpListener {
-  /** Sessions in progress (including connections still in their hello). */
-  sessions(): SessionState[];
-}
-
-export const DEFAULT_MAX_SESSIONS = 4;
-export const DEFAULT_MAX_PENDING = 64;
-
-/** Serves clients concurrently over TLS (or TCP); a failing session is reported and closed, the listener goes on. */
-export async function servePi(model: ServerModel, o: ServeOptions): Promise<PiServer> {
-  if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
-  const maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS, maxPending = o.maxPending ?? DEFAULT_MAX_PENDING;
-  const live = new Set<SessionState>();
-  let running = 0;
-  const admit = () => {
-    if (running >= maxSessions) return null;
-    running++;
-    let done = false;
-    return () => { if (!done) { done = true; running--; } };
-  };
-  const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
-  const l = await listenTcp({
-    port: o.port, host: o.host ?? '127.0.0.1', ...('tls' in o.security ? { tls: o.security.tls } : {}),
-    handshakeMs: dl.helloMs, maxConnections: maxSessions + maxPending, onError: o.onError, onRefused: o.onRefused,
-    limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
-  }, async (ch) => {
-    let st: SessionState | null = null;
-    const hooks: SessionHooks = { ...o.hooks, onStart: (s) => { st = s; live.add(s); o.hooks?.onStart?.(s); } };
-    try {
-      const r = await serveClient(shapeChannel(ch, o.link ?? null), model, { ...o, hooks, admit });
-      o.onSession?.(r, ch);
-    } finally {
-      if (st) live.delete(st);
-    }
-  });
-  return Object.assign(l, { sessions: () => [...live] });
-}
-
 // ------------------------------------------------------------------------------------------------ client
 
 export interface ClientResult {
@@ -519,7 +464,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const cv: R64[] = [];
     let relu: ReluClient | null = null;
     const prep = makePreprocessor(o.preprocess ?? DEFAULT_PREPROCESS);
-    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv));
+    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv), o.hooks?.onStep);
     const reluProto = makeReluProtocol(o.relu ?? DEFAULT_RELU);
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();

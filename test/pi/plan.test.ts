@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed, noGrad } from '../../src/engine/index.js';
-import { checkPlan, compilePlan, DEFAULT_PLAN_BOUNDS, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
+import { compilePlan } from '../../src/pi/compile.js';
+import { checkPlan, DEFAULT_PLAN_BOUNDS, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 
 const spec = specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] });

@@ -4,25 +4,14 @@
 //
 // Blocks are 16 bytes, handled as 4 little-endian uint32 words w0..w3 (w0 = low word).
 // xR = (w0, w1), xL = (w2, w3), so σ(x) = (w2, w3, w2 ^ w0, w3 ^ w1).
-// node:crypto is called once per batch: one call on thousands of blocks runs ~200x faster than per block.
-import { createCipheriv, type Cipher } from 'node:crypto';
+// The backend (node:crypto in Node, @noble/ciphers in the browser) is called once per batch: one call on thousands of
+// blocks runs ~200x faster than per block in node:crypto.
+import { cryptoBackend } from './backend.js';
 
-/** Public fixed AES key for π (any public constant works; this is the SHA-256 prefix of "deepreduce/pi/fixed-key"). */
-export const FIXED_KEY = Uint8Array.from([
-  0x18, 0x19, 0xeb, 0xfb, 0xb3, 0x2c, 0xfc, 0xc6, 0xa3, 0xe2, 0x10, 0xdf, 0x1e, 0xaa, 0xe2, 0x84,
-]);
+export { FIXED_KEY } from './fixedkey.js';
 
 /** Largest batch (in blocks) handed to OpenSSL at once; ~16K blocks is the measured sweet spot. */
 export const AES_BATCH_BLOCKS = 16384;
-
-let fixed: Cipher | null = null;
-function fixedCipher(): Cipher {
-  if (!fixed) {
-    fixed = createCipheriv('aes-128-ecb', FIXED_KEY, null);
-    fixed.setAutoPadding(false);
-  }
-  return fixed;
-}
 
 function asWords(buf: Uint8Array): Int32Array {
   if ((buf.byteOffset & 3) === 0) return new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
@@ -31,18 +20,18 @@ function asWords(buf: Uint8Array): Int32Array {
 
 /**
  * π applied to `nBlocks` blocks of `words` (4 words per block, starting at word 0).
- * Returns a fresh array (node allocates the output of `update`; there is no in-place variant).
+ * Returns a fresh array (neither backend has an in-place variant).
  */
 export function fixedKeyAes(words: Int32Array | Uint32Array, nBlocks: number = words.length >>> 2): Int32Array {
   if (nBlocks * 4 > words.length) throw new Error(`fixedKeyAes: ${nBlocks} blocks requested but input holds ${words.length >>> 2}`);
   const bytes = new Uint8Array(words.buffer, words.byteOffset, nBlocks * 16);
-  return asWords(fixedCipher().update(bytes));
+  return asWords(cryptoBackend.fixedKeyAes(bytes));
 }
 
-/** π on whole 16-byte blocks of `bytes` (e.g. a view into WebAssembly memory); returns node's output buffer. */
+/** π on whole 16-byte blocks of `bytes` (e.g. a view into WebAssembly memory); returns a fresh array. */
 export function fixedKeyAesBytes(bytes: Uint8Array): Uint8Array {
   if (bytes.byteLength % 16) throw new Error(`fixedKeyAesBytes: ${bytes.byteLength} bytes is not a whole number of blocks`);
-  return fixedCipher().update(bytes);
+  return cryptoBackend.fixedKeyAes(bytes);
 }
 
 /** Tweak domains keep the garbling and OT hash inputs disjoint even under one Δ. */

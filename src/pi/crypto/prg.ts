@@ -1,26 +1,20 @@
-// Seeded PRG: AES-128-CTR keystream (OpenSSL, AES-NI), a stream cipher on a 16-byte seed.
-import { createCipheriv, randomBytes, type Cipher } from 'node:crypto';
-
-const ZERO_IV = new Uint8Array(16);
-const ZERO_CHUNK = new Uint8Array(1 << 18); // node allocates each output; fewer, larger calls are faster
+// Seeded PRG: AES-128-CTR keystream on a 16-byte seed (the platform's backend: OpenSSL in Node, noble in the browser).
+import { cryptoBackend, type KeyStream } from './backend.js';
+import { systemRandom } from '../random.js';
 
 export class Prg {
-  private readonly ctr: Cipher;
+  private readonly ctr: KeyStream;
 
-  /** `seed`: 16 bytes; a fresh random seed from crypto.randomBytes when omitted. */
+  /** `seed`: 16 bytes; a fresh random seed from the system CSPRNG when omitted. */
   constructor(seed?: Uint8Array) {
-    const key = seed ?? randomBytes(16);
+    const key = seed ?? systemRandom.bytes(16);
     if (key.length !== 16) throw new Error(`Prg: seed must be 16 bytes, got ${key.length}`);
-    this.ctr = createCipheriv('aes-128-ctr', key, ZERO_IV);
+    this.ctr = cryptoBackend.aesCtr(key);
   }
 
   /** Fills `out` with the next out.length keystream bytes (the stream continues across calls). */
   fill(out: Uint8Array): Uint8Array {
-    for (let off = 0; off < out.length; off += ZERO_CHUNK.length) {
-      const n = Math.min(ZERO_CHUNK.length, out.length - off);
-      out.set(this.ctr.update(n === ZERO_CHUNK.length ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, n)), off);
-    }
-    return out;
+    return this.ctr.fill(out);
   }
 
   bytes(n: number): Uint8Array {

@@ -1,6 +1,6 @@
 // Boolean circuits in a compact form (typed arrays of gate op / inputs / output) and a builder with
 // constant folding, dead-gate removal and wire-slot reuse (so a garbling chunk touches little memory).
-import { createHash } from 'node:crypto';
+import { cryptoBackend, toHex } from '../crypto/backend.js';
 import { splitRing, joinRing, joinRingBig, ringLength, type RingValues } from './ring.js';
 
 export const OP_XOR = 0;
@@ -194,10 +194,11 @@ export class CircuitBuilder {
       return r;
     });
     const inputs: InputGroup[] = this.groups.map((g) => ({ name: g.name, party: g.party, wires: Uint32Array.from(g.wires) }));
-    const h = createHash('sha256');
-    h.update(JSON.stringify({ name, inputs: inputs.map((g) => [g.name, g.party, g.wires.length]), outputs: outputs.map((g) => [g.name, Array.from(g.wires)]) }));
-    for (const arr of [op, in0, in1, out]) h.update(new Uint8Array(arr.buffer));
-    return { name, numSlots, inputs, outputs, numOutputWires: offset, op, in0, in1, out, numAnd: nAnd, numXor: nXor, numNot: nNot, digest: h.digest('hex') };
+    const digest = toHex(cryptoBackend.sha256(
+      JSON.stringify({ name, inputs: inputs.map((g) => [g.name, g.party, g.wires.length]), outputs: outputs.map((g) => [g.name, Array.from(g.wires)]) }),
+      ...[op, in0, in1, out].map((arr) => new Uint8Array(arr.buffer)),
+    ));
+    return { name, numSlots, inputs, outputs, numOutputWires: offset, op, in0, in1, out, numAnd: nAnd, numXor: nXor, numNot: nNot, digest };
   }
 }
 

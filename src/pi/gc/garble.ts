@@ -8,7 +8,8 @@
 // its lsb. Hash tweaks are the words (2*andIndex + side, instanceId lo, instanceId hi, DOMAIN_GC) with
 // instanceId = tweakBase + i, where tweakBase counts all instances garbled under this Garbler's Δ, so no
 // tweak repeats (and none equals an OT tweak, whose last word is DOMAIN_OT).
-import { randomBytes } from 'node:crypto';
+import { systemRandom } from '../random.js';
+import { fromHex, toHex } from '../crypto/backend.js';
 import { fixedKeyAesBytes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js';
 import { gcKernels, type GcKernels } from '../kernels.js';
 import { Prg } from '../crypto/prg.js';
@@ -57,7 +58,7 @@ function headerFor(c: Circuit, n: number, tweakBase: number, out: Uint8Array): v
   dv.setUint32(12, Math.floor(tweakBase / TWO32), true);
   dv.setUint32(16, c.numAnd, true);
   dv.setUint32(20, c.numOutputWires, true);
-  out.set(Buffer.from(c.digest.slice(0, 16), 'hex'), 24);
+  out.set(fromHex(c.digest.slice(0, 16)), 24);
 }
 
 function allocMaterial(c: Circuit, n: number, tweakBase: number): GarbledMaterial {
@@ -81,7 +82,7 @@ export function parseMaterial(c: Circuit, msg: Uint8Array): GarbledMaterial {
   const n = dv.getUint32(4, true);
   const tweakBase = dv.getUint32(8, true) + dv.getUint32(12, true) * TWO32;
   const nAnd = dv.getUint32(16, true), nOut = dv.getUint32(20, true);
-  const digest = Buffer.from(bytes.subarray(24, 32)).toString('hex');
+  const digest = toHex(bytes.subarray(24, 32));
   if (digest !== c.digest.slice(0, 16) || nAnd !== c.numAnd || nOut !== c.numOutputWires) {
     throw new Error(`parseMaterial(${c.name}): message is for another circuit (digest ${digest}, ${nAnd} ANDs, ${nOut} outputs; expected ${c.digest.slice(0, 16)}, ${c.numAnd}, ${c.numOutputWires})`);
   }
@@ -114,7 +115,7 @@ export class Garbler {
   private nextInstance = 0;
 
   constructor(opts: GarblerOptions = {}) {
-    const d = Uint8Array.from(opts.delta ?? randomBytes(16));
+    const d = Uint8Array.from(opts.delta ?? systemRandom.bytes(16));
     if (d.length !== 16) throw new Error(`Garbler: delta must be 16 bytes, got ${d.length}`);
     d[0] |= 1;
     this.delta = d;

@@ -7,6 +7,8 @@
 import { F, tensor, tidy, type Tensor } from '../../engine/index.js';
 import type { R64 } from '../fixed.js';
 
+export { ringChannelSum } from './pool.js';
+
 const TWO32 = 4294967296;
 
 export interface ConvGeometry {
@@ -153,22 +155,3 @@ export class RingFc implements RingLinear {
   }
 }
 
-/** Sum over each channel's H x W plane (global average pooling without the divide). */
-export function ringChannelSum(x: R64, shape: readonly number[]): R64 {
-  const [c, h, w] = shape as [number, number, number];
-  const hw = h * w;
-  if (x.lo.length !== c * hw) throw new Error(`ringChannelSum: ${x.lo.length} elements for shape [${shape}]`);
-  const lo = new Uint32Array(c), hi = new Uint32Array(c);
-  for (let ch = 0; ch < c; ch++) {
-    let l = 0, hsum = 0;
-    for (let i = ch * hw; i < (ch + 1) * hw; i++) {
-      l += x.lo[i];
-      hsum += x.hi[i];
-    }
-    // l < 2^32 * hw and hsum < 2^32 * hw stay exact doubles for hw < 2^21.
-    const carry = Math.floor(l / TWO32);
-    lo[ch] = l >>> 0;
-    hi[ch] = (hsum + carry) >>> 0;
-  }
-  return { lo, hi };
-}

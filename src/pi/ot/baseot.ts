@@ -2,7 +2,7 @@
 // with one sender key A for all OTs and the OT index, A and B hashed into every key. Semi-honest.
 // Output is random OT: the sender gets (k0_i, k1_i), the receiver gets k_{c_i} (16 bytes each).
 // Two messages: A (sender -> receiver), then all B_i (receiver -> sender).
-import { createHash } from 'node:crypto';
+import { cryptoBackend } from '../crypto/backend.js';
 import { ristretto255 } from '@noble/curves/ed25519';
 import type { Channel } from '../transport/channel.js';
 import { systemRandom, type Random } from '../random.js';
@@ -21,7 +21,7 @@ function randomScalar(rand: Random): bigint {
 function kdf(i: number, A: Uint8Array, B: Uint8Array, P: Pt): Uint8Array {
   const idx = new Uint8Array(4);
   new DataView(idx.buffer).setUint32(0, i, true);
-  return new Uint8Array(createHash('sha256').update('deepreduce/pi/co-ot').update(idx).update(A).update(B).update(P.toBytes()).digest().subarray(0, 16));
+  return cryptoBackend.sha256('deepreduce/pi/co-ot', idx, A, B, P.toBytes()).slice(0, 16);
 }
 
 function decodePoint(bytes: Uint8Array, what: string): Pt {

@@ -13,7 +13,8 @@
 import { Dealer } from '../../../src/pi/linear/dealer/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
-import { referenceForward, type ServerModel } from '../../../src/pi/plan.js';
+import { referenceForward } from '../../../src/pi/compile.js';
+import { type ServerModel } from '../../../src/pi/plan.js';
 import { quantize, r64Add, r64FromBig, r64Shr, r64Sub, r64ToBig, truncClientShare, type R64 } from '../../../src/pi/fixed.js';
 import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
 import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
