@@ -240,6 +240,7 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           const inp = src(n);
           checkNoDiv(inp, n);
           const s = ops[inp]!.scale, shift = Math.max(0, s - fx.f);
+          if (n.enabled && n.kept) throw new Error(`unsupported for PI: ReLU site ${n.site} is partial (${n.kept.length} of ${size} elements kept); the plan cannot carry partial sites yet and would compute ReLU on every element`);
           if (n.enabled) {
             const width = s + fx.reluIntBits + 1;
             if (width > 64) throw new Error(`plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`);
