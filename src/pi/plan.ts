@@ -11,15 +11,19 @@
 //   otherwise it is folded into the next conv/fc's weights.
 // - kept ReLU sites: one garbled circuit per element, truncating by scale - f exactly inside the circuit.
 // - culled ReLU sites: nothing, except local share truncation by scale - f when the scale exceeds f.
+// - partial ReLU sites (learned masks below the site level): a relu op whose `kept` lists the kept elements (a
+//   channel list or a bitmap, models/partial.ts); the protocol runs on those only, the others are a culled site's
+//   identity with local truncation. The mask is public: it is part of the architecture the client receives.
 // - maxpool: unsupported (a comparison tree per window would need its own circuits).
 import { createHash } from 'node:crypto';
 import type { BatchNorm2d, Conv2d, Linear } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '../models/index.js';
 import {
-  quantize, r64Add, r64FromInts, r64MaxBits, r64Sar, r64Shl, truncClientShare, truncServerShare, type R64,
+  quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, r64Shl, truncClientShare, truncServerShare, type R64,
 } from './fixed.js';
 import { RingConv2d, RingFc, ringChannelSum, type ConvGeometry, type RingLinear } from './linear/ring.js';
 import { malformed } from './transport/errors.js';
+import { decodePartial, encodePartial } from '../models/partial.js';
 
 export interface FixedPointOptions {
   /** Fractional bits of activations (the scale after every ReLU / culled site and of the input). */
@@ -52,10 +56,35 @@ export type PlanOp =
   | (OpBase & { op: 'gap'; input: number })
   | (OpBase & { op: 'avgpool'; input: number; geom: ConvGeometry })
   | (OpBase & { op: 'flatten'; input: number })
-  /** A kept ReLU site: garbled circuit of width `width` reading x mod 2^width, output (ReLU(x) >> shift). */
-  | (OpBase & { op: 'relu'; input: number; width: number; shift: number })
+  /** A kept ReLU site: the ReLU protocol reads x mod 2^width, output (ReLU(x) >> shift); with `kept`, only on those
+   *  elements (a partial site), the others pass through as at a culled site. */
+  | (OpBase & { op: 'relu'; input: number; width: number; shift: number; kept?: PlanKept })
   /** A culled site: identity, with local share truncation by `shift` (0: nothing at all). */
   | (OpBase & { op: 'cull'; input: number; shift: number });
+
+/**
+ * The kept elements of a partial site (models/partial.ts's JSON form without the shape, which is the op's):
+ * `relus` of them, as whole channels or as a bitmap (base64, one bit per element in flat C*H*W order, LSB first).
+ */
+export type PlanKept = { relus: number; channels: number[] } | { relus: number; bitmap: string };
+
+type ReluOp = Extract<PlanOp, { op: 'relu' }>;
+
+/** ReLUs a relu op evaluates: its kept count for a partial site, else its size. */
+export const reluCount = (o: ReluOp): number => o.kept?.relus ?? o.size;
+
+const keptCache = new WeakMap<ReluOp, Uint32Array>();
+
+/** The sorted flat indices a partial relu op keeps (decoded once per op object), or null when it keeps all. */
+export function reluElements(o: ReluOp): Uint32Array | null {
+  if (!o.kept) return null;
+  let e = keptCache.get(o);
+  if (!e) {
+    e = decodePartial({ shape: o.shape, ...o.kept }, o.shape, `plan: ReLU site ${o.name}`).elements;
+    keptCache.set(o, e);
+  }
+  return e;
+}
 
 /** Everything public: the client receives it from the server and runs the same plan on its shares. */
 export interface PublicPlan {
@@ -64,7 +93,7 @@ export interface PublicPlan {
   fixed: FixedPointOptions;
   ops: PlanOp[];
   input: { mean: number[]; std: number[]; padFrom?: number; dataset?: string; classNames?: string[] };
-  /** Kept ReLUs (garbled circuits), culled sites, multiply-accumulates of the secret layers. */
+  /** Kept ReLUs (partial sites: their kept elements), culled sites, multiply-accumulates of the secret layers. */
   relus: number;
   culledSites: number;
   macs: number;
@@ -240,12 +269,17 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           const inp = src(n);
           checkNoDiv(inp, n);
           const s = ops[inp]!.scale, shift = Math.max(0, s - fx.f);
-          if (n.enabled && n.kept) throw new Error(`unsupported for PI: ReLU site ${n.site} is partial (${n.kept.length} of ${size} elements kept); the plan cannot carry partial sites yet and would compute ReLU on every element`);
           if (n.enabled) {
             const width = s + fx.reluIntBits + 1;
             if (width > 64) throw new Error(`plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`);
             if (width < shift + 2) throw new Error(`plan: ReLU site ${n.site}: circuit width ${width} too small for shift ${shift}`);
-            toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, shape, size, scale: s - shift }));
+            let kept: PlanKept | undefined;
+            if (n.kept) {
+              if (!(n.kept.length > 0 && n.kept.length < size)) throw new Error(`plan: partial ReLU site ${n.site} keeps ${n.kept.length} of ${size} elements (must be 1..${size - 1})`);
+              const { shape: _, ...doc } = encodePartial({ shape, elements: n.kept });
+              kept = doc as PlanKept;
+            }
+            toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, ...(kept ? { kept } : {}), shape, size, scale: s - shift }));
           } else {
             toPlan.set(n.id, push({ op: 'cull', name: n.site!, input: inp, shift, shape, size, scale: s - shift }));
           }
@@ -300,7 +334,7 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
 function finishPlan(arch: string, fixed: FixedPointOptions, ops: PlanOp[], input: PublicPlan['input']): PublicPlan {
   let relus = 0, culledSites = 0, macs = 0;
   for (const o of ops) {
-    if (o.op === 'relu') relus += o.size;
+    if (o.op === 'relu') relus += reluCount(o);
     else if (o.op === 'cull') culledSites++;
     else if (o.op === 'conv') macs += o.size * (o.geom.inShape[0] / o.geom.groups) * o.geom.kernel ** 2;
     else if (o.op === 'fc') macs += o.size * o.inSize;
@@ -340,7 +374,7 @@ const OP_KEYS: Record<PlanOp['op'], string[]> = {
   gap: ['input'],
   avgpool: ['input', 'geom'],
   flatten: ['input'],
-  relu: ['input', 'width', 'shift'],
+  relu: ['input', 'width', 'shift', 'kept'],
   cull: ['input', 'shift'],
 };
 const BASE_KEYS = ['op', 'name', 'shape', 'size', 'scale'];
@@ -475,9 +509,14 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
         const width = int(o.width, 2, 64, `${w}.width`);
         if (width !== x.scale + reluIntBits + 1) bad(`${w}: width ${width} is not scale ${x.scale} + ${reluIntBits} integer bits + sign`);
         if (width < shift + 2) bad(`${w}: width ${width} too small for shift ${shift}`);
-        relus += size;
-        if (relus > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
         op = { op: 'relu', ...base, input: o.input as number, width, shift };
+        if (o.kept !== undefined) {
+          op.kept = checkKept(o.kept, base.name, shape, size, `${w} (ReLU site ${base.name.slice(0, 256)})`, bad);
+          // The plan returned is the received object: decode its kept elements once, here.
+          keptCache.set(o as unknown as ReluOp, decodePartial({ shape, ...op.kept }, shape, '').elements);
+        }
+        relus += reluCount(op);
+        if (relus > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
         break;
       }
     }
@@ -504,6 +543,33 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
   const d = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   if (d !== digest) bad(`digest ${String(digest).slice(0, 40)} does not match its content (${d})`);
   return plan as unknown as PublicPlan;
+}
+
+/**
+ * A received partial site's `kept`: sizes bounded by the op's shape before anything is decoded (a channel list of at
+ * most C distinct indices, a bitmap of exactly ceil(size / 8) bytes), every index in range, and `relus` in
+ * 1..size - 1 equal to the count the list or bitmap gives.
+ */
+function checkKept(v: unknown, site: string, shape: number[], size: number, w: string, bad: (why: string) => never): PlanKept {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) bad(`${w}: kept is not an object`);
+  const k = v as Record<string, unknown>;
+  for (const key of Object.keys(k)) if (!['relus', 'channels', 'bitmap'].includes(key)) bad(`${w}: kept has an unexpected field '${key.slice(0, 40)}'`);
+  const relus = k.relus;
+  if (typeof relus !== 'number' || !Number.isInteger(relus) || relus < 1 || relus >= size) bad(`${w}: kept.relus = ${JSON.stringify(relus)?.slice(0, 40)} is not an integer in [1, ${size - 1}] (a partial site keeps some but not all of its ${size} elements)`);
+  if ((k.channels === undefined) === (k.bitmap === undefined)) bad(`${w}: kept needs exactly one of 'channels' or 'bitmap'`);
+  if (k.channels !== undefined) {
+    if (shape.length !== 3) bad(`${w}: a channel list needs a [C, H, W] site, not [${shape}]`);
+    if (!Array.isArray(k.channels) || k.channels.length > shape[0]!) bad(`${w}: kept.channels is not an array of at most ${shape[0]} channel indices`);
+  } else {
+    const b64 = 4 * Math.ceil(Math.ceil(size / 8) / 3);
+    if (typeof k.bitmap !== 'string' || k.bitmap.length !== b64) bad(`${w}: kept.bitmap is not a base64 string of ${b64} characters (${size} bits)`);
+  }
+  try {
+    decodePartial({ shape, ...k }, shape, `ReLU site ${site.slice(0, 256)}`);
+  } catch (e) {
+    bad(`${w}: ${(e as Error).message}`);
+  }
+  return (k.channels !== undefined ? { relus, channels: [...(k.channels as number[])] } : { relus, bitmap: k.bitmap as string }) as PlanKept;
 }
 
 /** Public ring ops of a plan (pooling) that both parties apply to their own shares. */
@@ -595,9 +661,17 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
           break;
         }
         case 'relu': {
-          const x = vals[o.input]!;
-          reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x), width: o.width });
-          vals.push(reluShiftClear(x, o.shift));
+          const x = vals[o.input]!, el = reluElements(o);
+          if (!el) {
+            reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x), width: o.width });
+            vals.push(reluShiftClear(x, o.shift));
+            break;
+          }
+          // A partial site: ReLU on the kept elements, the others an exact shift (what a culled site does).
+          const xk = r64Gather(x, el);
+          reluBits.push({ op: i, name: o.name, bits: r64MaxBits(xk), width: o.width });
+          if (o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(x) });
+          vals.push(r64Scatter(r64Sar(x, o.shift), el, reluShiftClear(xk, o.shift)));
           break;
         }
         default:
