@@ -184,8 +184,8 @@ async function costComparison(p: Part) {
     const c = counts(plan.ops);
     sm.dispose();
     const m = measured(reps);
-    const est = estimateOnline(cm, plan.relus, plan.macs, c.layers, RELU, c.reluOps) * 1e3;
-    const estRelu = (plan.relus * r.perRelu_s + c.reluOps * r.perOp_s) * 1e3;
+    const est = estimateOnline(cm, plan.relus, plan.macs, c.layers, RELU) * 1e3;
+    const estRelu = plan.relus * r.perRelu_s * 1e3;
     return {
       model, images: reps.length, relus: plan.relus, reluOps: c.reluOps, macs: plan.macs,
       measuredOnlineMs: m.onlineMs, estimatedOnlineMs: est, ratio: m.onlineMs / est,
@@ -194,7 +194,7 @@ async function costComparison(p: Part) {
   };
   return {
     fittedOn: FIT, fitEvery: FIT_EVERY,
-    online: { perReluUs: r.perRelu_s * 1e6, perReluOpMs: r.perOp_s * 1e3, perMacNs: cm.online!.perMac_s * 1e9, perLayerMs: cm.online!.perLayer_s * 1e3 },
+    online: { perReluUs: r.perRelu_s * 1e6, perMacNs: cm.online!.perMac_s * 1e9, perLayerMs: cm.online!.perLayer_s * 1e3 },
     models: [await row(a.model!, p.reports), ...await Promise.all(FIT.map((f) => row(f, p.fitReports.filter((x) => x.model === f).map((x) => x.report))))],
   };
 }

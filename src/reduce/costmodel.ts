@@ -9,9 +9,9 @@ export interface ReluCost {
   bytes: number;
   /** Online flights (one-way message latencies) per kept ReLU op. */
   flights: number;
-  /** Online seconds without a link: per kept ReLU and per kept ReLU op (the server's ReLU steps, fitted by least
-   *  squares over the calibration sessions' ReLU ops). Only in calibrated models. */
-  online?: { perRelu_s: number; perOp_s: number };
+  /** Online seconds per kept ReLU without a link (the server's online ReLU steps / their ReLUs in the calibration
+   *  sessions). Only in calibrated models. */
+  online?: { perRelu_s: number };
 }
 
 /**
@@ -75,7 +75,7 @@ export function loadCostModel(file?: string): CostModel {
       if (c.online !== undefined) {
         const o = c.online as Record<string, unknown>;
         if (!o || typeof o !== 'object') throw new Error(`cost model ${file}: field 'relu.${name}.online' must be an object`);
-        relu[name]!.online = { perRelu_s: num(o, 'perRelu_s', file, `relu.${name}.online.`), perOp_s: num(o, 'perOp_s', file, `relu.${name}.online.`) };
+        relu[name]!.online = { perRelu_s: num(o, 'perRelu_s', file, `relu.${name}.online.`) };
       }
     }
   } else {
@@ -100,11 +100,13 @@ export function estimateLatency(m: CostModel, relus: number, macs: number, layer
 
 /**
  * Estimated online seconds of one inference without a link (a calibrated model's online terms):
- *   relus * perRelu + reluOps * perOp + macs * online.perMac + layers * online.perLayer.
- * `relus` counts kept elements (partial sites: their kept count), `reluOps` the ops with any kept ReLU.
+ *   relus * perRelu + macs * online.perMac + layers * online.perLayer,
+ * `relus` counting kept elements (a partial site: its kept count). Like estimateLatency it has no per-op compute
+ * term: each ReLU op also costs a fixed ~0.3-0.5 ms of flights and framing online (docs/pi.md, "Partial ReLU
+ * sites"), which site-level models' ops of thousands of ReLUs fold into perRelu.
  */
-export function estimateOnline(m: CostModel, relus: number, macs: number, layers: number, relu: string, reluOps: number): number {
+export function estimateOnline(m: CostModel, relus: number, macs: number, layers: number, relu: string): number {
   const r = m.relu[relu];
   if (!r?.online || !m.online) throw new Error(`cost model ${m.source}: no online costs for ReLU protocol '${relu}' (calibrate with 'deepreduce pi bench --calibrate FILE')`);
-  return relus * r.online.perRelu_s + reluOps * r.online.perOp_s + macs * m.online.perMac_s + layers * m.online.perLayer_s;
+  return relus * r.online.perRelu_s + macs * m.online.perMac_s + layers * m.online.perLayer_s;
 }
