@@ -3,16 +3,23 @@
 // model. Images are split over --jobs processes (each runs client and server, and the dealer for --preprocess
 // dealer, for its share).
 // Usage: node dist/bench/pi-correctness.js --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]
-//        [--preprocess he|dealer] [--relu ot|gc] [--data DIR] [--json]
+//        [--preprocess he|dealer] [--relu ot|gc] [--data DIR] [--fit DIR,DIR [--fit-every 5]] [--f 12] [--weight-frac 12] [--json]
 // gc is bit-exact with all ReLUs kept; ot adds 0 or +1 ULP (2^-f) per kept ReLU (local truncation, docs/pi.md).
+// Partial sites (learned masks) pass their other elements through with the same local truncation.
+// --fit: site-level models (same images, every --fit-every'th, interleaved with the model's sessions so that both see
+// the same machine load) to which the cost model's online terms are fitted (calibrate(), src/pi/bench.ts); the
+// output compares the model's measured online time with that estimate for its kept ReLUs.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadavg } from 'node:os';
 import { noGrad, tensor, tidy } from '../src/engine/index.js';
 import { describeNetwork, runGraph } from '../src/models/index.js';
 import { loadModelDir } from '../src/train/modeldir.js';
-import { serverModelFromDir, datasetImage } from '../src/pi/bench.js';
+import { calibrate, datasetImage, piReport, serverModelFromDir, type PiReport } from '../src/pi/bench.js';
 import { referenceForward } from '../src/pi/compile.js';
+import { defaultFixedPoint, type PublicPlan } from '../src/pi/plan.js';
+import { estimateOnline } from '../src/reduce/costmodel.js';
 import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport/channel.js';
 import { Dealer } from '../src/pi/linear/dealer/dealer.js';
@@ -24,6 +31,7 @@ const { values: a } = parseArgs({
     model: { type: 'string' }, n: { type: 'string', default: '1000' }, from: { type: 'string', default: '0' }, jobs: { type: 'string', default: '1' },
     dataset: { type: 'string', default: 'fashion-mnist' }, data: { type: 'string' }, json: { type: 'boolean' }, part: { type: 'boolean' },
     preprocess: { type: 'string', default: 'he' }, relu: { type: 'string', default: DEFAULT_RELU },
+    fit: { type: 'string' }, 'fit-every': { type: 'string', default: '5' }, f: { type: 'string' }, 'weight-frac': { type: 'string' },
   },
 });
 if (a.preprocess !== 'he' && a.preprocess !== 'dealer') throw new Error(`--preprocess must be he or dealer, got '${a.preprocess}'`);
@@ -31,16 +39,25 @@ if (!a.model) throw new Error('usage: pi-correctness --model DIR [--n 1000] [--f
 const RELU = makeReluProtocol(a.relu!).name;
 const N = Number(a.n), FROM = Number(a.from), JOBS = Math.max(1, Math.min(Number(a.jobs), N));
 if (!Number.isInteger(N) || N < 1 || !Number.isInteger(FROM) || FROM < 0 || !Number.isInteger(JOBS)) throw new Error('--n, --from and --jobs must be integers (n, jobs >= 1)');
+// The fixed-point format (plan.ts; defaults f = 12, weightFrac = 12), for every model of the run.
+const FIXED = { ...(a.f !== undefined ? { f: Number(a.f) } : {}), ...(a['weight-frac'] !== undefined ? { weightFrac: Number(a['weight-frac']) } : {}) };
+const FIT = a.fit ? a.fit.split(',').filter(Boolean) : [], FIT_EVERY = Number(a['fit-every']);
+if (!Number.isInteger(FIT_EVERY) || FIT_EVERY < 1) throw new Error(`--fit-every must be an integer >= 1, got '${a['fit-every']}'`);
 
 /** Sums over a range of images; merged across processes. */
 interface Part {
   images: number; maxUlp: string; agreeFloat: number; agreeRef: number; correct: number;
   maxReluBits: number; maxCullBits: number; onlineMs: number; offlineMs: number;
   relus: number; culledSites: number; outputScale: number;
+  /** The model's sessions' reports (for its measured online ReLU time) and the --fit models' reports. */
+  reports: PiReport[];
+  fitReports: { model: string; report: PiReport }[];
 }
 
+const run = { relu: RELU, link: null, preprocess: a.preprocess!, transport: 'in-process pair' };
+
 async function runRange(from: number, n: number, progress: (done: number, p: Part) => void): Promise<Part> {
-  const model = serverModelFromDir(a.model!);
+  const model = serverModelFromDir(a.model!, FIXED);
   const { net } = loadModelDir(a.model!);
   const nodes = describeNetwork(net);
   const plan = model.plan;
@@ -53,8 +70,19 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
   let maxUlp = 0n;
   const p: Part = {
     images: 0, maxUlp: '0', agreeFloat: 0, agreeRef: 0, correct: 0, maxReluBits: -64, maxCullBits: 0, onlineMs: 0, offlineMs: 0,
-    relus: plan.relus, culledSites: plan.culledSites, outputScale: plan.ops[plan.ops.length - 1]!.scale,
+    relus: plan.relus, culledSites: plan.culledSites, outputScale: plan.ops[plan.ops.length - 1]!.scale, reports: [], fitReports: [],
   };
+  const fits = FIT.map((dir) => ({ dir, model: serverModelFromDir(dir, FIXED) }));
+  const fitDealers = fits.map((f) => (a.preprocess === 'dealer' ? new Dealer(f.model) : null));
+  if (fits.length) {
+    // One uncounted session per model first, so that neither side of the comparison pays the JIT's warm-up.
+    const { x } = datasetImage(plan, a.dataset!, from, a.data);
+    for (const [m, d] of [[model, dealer] as const, ...fits.map((f, k) => [f.model, fitDealers[k]!] as const)]) {
+      const o = () => ({ preprocess: a.preprocess, relu: RELU, ...(d ? { dealer: d.link() } : {}) });
+      const [ws, wc] = channelPair();
+      await Promise.all([serveClient(ws, m, o()), runClient(wc, x, o())]);
+    }
+  }
   for (let i = from; i < from + n; i++) {
     const { x, label } = datasetImage(plan, a.dataset!, i, a.data);
     const [s, cl] = channelPair();
@@ -71,11 +99,21 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
     if (ps === label) p.correct++;
     p.onlineMs += r.client.phases.online.ms;
     p.offlineMs += r.client.phases.offline.ms;
+    p.reports.push(piReport(r, run));
+    if ((i - FROM) % FIT_EVERY === 0) {
+      for (const [k, f] of fits.entries()) {
+        const d = fitDealers[k], o = () => ({ preprocess: a.preprocess, relu: RELU, ...(d ? { dealer: d.link() } : {}) });
+        const [fs, fc] = channelPair();
+        const [, fr] = await Promise.all([serveClient(fs, f.model, o()), runClient(fc, x, o())]);
+        p.fitReports.push({ model: f.dir, report: piReport(fr, run) });
+      }
+    }
     p.images++;
     p.maxUlp = maxUlp.toString();
     progress(p.images, p);
   }
   model.dispose();
+  for (const f of fits) f.model.dispose();
   net.dispose();
   return p;
 }
@@ -87,6 +125,8 @@ function merge(parts: Part[]): Part {
     m.onlineMs += p.onlineMs; m.offlineMs += p.offlineMs;
     m.maxReluBits = Math.max(m.maxReluBits, p.maxReluBits); m.maxCullBits = Math.max(m.maxCullBits, p.maxCullBits);
     if (BigInt(p.maxUlp) > BigInt(m.maxUlp)) m.maxUlp = p.maxUlp;
+    m.reports = [...m.reports, ...p.reports];
+    m.fitReports = [...m.fitReports, ...p.fitReports];
   }
   return m;
 }
@@ -98,7 +138,9 @@ async function runJobs(): Promise<Part> {
   const t0 = Date.now();
   const parts = await Promise.all(Array.from({ length: JOBS }, (_, j) => {
     const from = FROM + Math.floor((j * N) / JOBS), n = FROM + Math.floor(((j + 1) * N) / JOBS) - from;
-    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--preprocess', a.preprocess!, '--relu', RELU, '--part', ...(a.data ? ['--data', a.data] : [])];
+    const args = [me, '--model', a.model!, '--from', String(from), '--n', String(n), '--dataset', a.dataset!, '--preprocess', a.preprocess!, '--relu', RELU, '--part', ...(a.data ? ['--data', a.data] : []),
+      ...(FIT.length ? ['--fit', FIT.join(','), '--fit-every', String(FIT_EVERY)] : []), ...(a.f !== undefined ? ['--f', a.f] : []),
+      ...(a['weight-frac'] !== undefined ? ['--weight-frac', a['weight-frac']] : [])];
     // One libtorch thread per process: the processes are the parallelism.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
     let out = '', err = '';
@@ -117,7 +159,48 @@ async function runJobs(): Promise<Part> {
   return merge(parts);
 }
 
-const t0 = Date.now();
+const fixedFormat = () => ({ ...defaultFixedPoint, ...FIXED });
+
+/** Kept ReLU ops and conv/fc layers of a plan (the cost model's counts). */
+const counts = (plan: PublicPlan['ops']) => ({
+  reluOps: plan.filter((o) => o.op === 'relu').length, layers: plan.filter((o) => o.op === 'conv' || o.op === 'fc').length,
+});
+
+/** Mean measured online time (client wall) and the server's ReLU steps online, per image, ms. */
+function measured(reps: PiReport[]): { onlineMs: number; reluOnlineMs: number } {
+  const n = reps.length;
+  return {
+    onlineMs: reps.reduce((s, r) => s + r.phases.online.ms, 0) / n,
+    reluOnlineMs: reps.reduce((s, r) => s + r.ops.filter((o) => o.kind === 'relu').reduce((t, o) => t + o.serverOnlineMs, 0), 0) / n,
+  };
+}
+
+/** The cost model fitted on the --fit models' sessions; its online estimate against the measured time, per model. */
+async function costComparison(p: Part) {
+  const cm = calibrate(p.fitReports.map((f) => f.report));
+  const r = cm.relu[RELU]!.online!;
+  const row = async (model: string, reps: PiReport[]) => {
+    const sm = serverModelFromDir(model, FIXED);
+    const { plan } = sm;
+    const c = counts(plan.ops);
+    sm.dispose();
+    const m = measured(reps);
+    const est = estimateOnline(cm, plan.relus, plan.macs, c.layers, RELU) * 1e3;
+    const estRelu = plan.relus * r.perRelu_s * 1e3;
+    return {
+      model, images: reps.length, relus: plan.relus, reluOps: c.reluOps, macs: plan.macs,
+      measuredOnlineMs: m.onlineMs, estimatedOnlineMs: est, ratio: m.onlineMs / est,
+      measuredReluOnlineMs: m.reluOnlineMs, estimatedReluOnlineMs: estRelu, reluRatio: m.reluOnlineMs / estRelu,
+    };
+  };
+  return {
+    fittedOn: FIT, fitEvery: FIT_EVERY,
+    online: { perReluUs: r.perRelu_s * 1e6, perMacNs: cm.online!.perMac_s * 1e9, perLayerMs: cm.online!.perLayer_s * 1e3 },
+    models: [await row(a.model!, p.reports), ...await Promise.all(FIT.map((f) => row(f, p.fitReports.filter((x) => x.model === f).map((x) => x.report))))],
+  };
+}
+
+const t0 = Date.now(), load0 = loadavg();
 let part: Part;
 if (a.part) {
   part = await runRange(FROM, N, (d) => process.stderr.write(`progress ${d}\n`));
@@ -127,13 +210,14 @@ if (a.part) {
     if (!a.json && (d % 10 === 0 || d === N)) process.stderr.write(`\r${d}/${N} images, max diff ${p.maxUlp} ULPs, top-1 agreement with float ${(100 * p.agreeFloat / d).toFixed(2)}%   `);
   });
   const res = {
-    model: a.model, preprocess: a.preprocess, relu: RELU, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
+    model: a.model, preprocess: a.preprocess, relu: RELU, fixed: { f: fixedFormat().f, weightFrac: fixedFormat().weightFrac }, images: `${FROM}..${FROM + N - 1}`, relus: part.relus, culledSites: part.culledSites, outputScale: part.outputScale,
     maxDiffUlps: Number(part.maxUlp), maxDiffLogits: Number(part.maxUlp) / 2 ** part.outputScale,
     top1AgreementFloat: part.agreeFloat / N, top1AgreementReference: part.agreeRef / N, secureAccuracy: part.correct / N,
     // headroom: largest |x| bits at a ReLU minus the circuit width (must be < -1); largest |x| bits at a local truncation
     reluHeadroomBits: -part.maxReluBits, maxCullBits: part.maxCullBits, meanOfflineMs: part.offlineMs / N, meanOnlineMs: part.onlineMs / N,
-    jobs: JOBS, wallS: (Date.now() - t0) / 1e3,
+    jobs: JOBS, wallS: (Date.now() - t0) / 1e3, loadAverage: { start: load0.map((v) => Number(v.toFixed(2))), end: loadavg().map((v) => Number(v.toFixed(2))) },
+    ...(FIT.length ? { costModel: await costComparison(part) } : {}),
   };
   process.stderr.write('\n');
-  process.stdout.write(a.json ? `${JSON.stringify(res, null, 2)}\n` : Object.entries(res).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+  process.stdout.write(a.json ? `${JSON.stringify(res, null, 2)}\n` : Object.entries(res).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n') + '\n');
 }

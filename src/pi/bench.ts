@@ -214,31 +214,41 @@ export function formatComparison(reps: PiReport[]): string {
  * client offline + online time of the ReLU ops, less the server's online linear work the client waits for inside
  * them, / ReLUs, bytes = their client-server bytes / ReLUs, flights = their online flights / ReLU ops;
  * perLayer_s = the rest of the session (setup, local ops, input, output) / the number of conv/fc layers.
+ * Online terms: per protocol, perRelu_s = the server's online time of the ReLU ops / their ReLUs; online.perMac_s = the server's online conv/fc time / MACs; online.perLayer_s = the rest of the client's
+ * online phase / conv/fc layers.
  */
 export function calibrate(reports: PiReport[]): CostModel {
   const timed = reports.filter((p) => p.link === describeLink(null));
   if (!timed.length) throw new Error('calibration needs a session without link shaping (--link none): shaped times include the link');
   let macT = 0, macs = 0, restT = 0, layers = 0;
-  const relu = new Map<string, { t: number; relus: number; bytes: number; flights: number; ops: number }>();
+  let onMacT = 0, onRestT = 0;
+  const relu = new Map<string, { t: number; relus: number; bytes: number; flights: number; ops: number; online: number }>();
   for (const p of timed) {
-    let opT = 0;
-    const r = relu.get(p.relu) ?? { t: 0, relus: 0, bytes: 0, flights: 0, ops: 0 };
+    let opT = 0, onT = 0;
+    const r = relu.get(p.relu) ?? { t: 0, relus: 0, bytes: 0, flights: 0, ops: 0, online: 0 };
     for (const o of p.ops) {
       if (o.kind === 'relu') {
         const t = (o.offline.ms + o.online.ms) / 1e3;
         r.t += t; r.relus += o.relus; opT += t; r.ops++; r.flights += o.online.rounds;
         r.bytes += o.offline.cToS + o.offline.sToC + o.online.cToS + o.online.sToC;
+        r.online += o.serverOnlineMs / 1e3;
+        onT += o.serverOnlineMs / 1e3;
       } else if (o.kind === 'conv' || o.kind === 'fc') {
         macT += (o.offline.ms + o.serverOnlineMs) / 1e3; macs += o.macs; layers++; opT += o.offline.ms / 1e3;
         r.t -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
+        onMacT += o.serverOnlineMs / 1e3; onT += o.serverOnlineMs / 1e3;
       }
     }
     relu.set(p.relu, r);
     restT += (p.phases.setup.ms + p.phases.offline.ms + p.phases.online.ms) / 1e3 - opT;
+    onRestT += p.phases.online.ms / 1e3 - onT;
   }
   return {
     perMac_s: macs ? macT / macs : 0, perLayer_s: layers ? Math.max(0, restT) / layers : 0,
-    relu: Object.fromEntries([...relu].filter(([, r]) => r.relus).map(([k, r]) => [k, { compute_s: Math.max(0, r.t) / r.relus, bytes: r.bytes / r.relus, flights: r.flights / r.ops }])),
+    online: { perMac_s: macs ? onMacT / macs : 0, perLayer_s: layers ? Math.max(0, onRestT) / layers : 0 },
+    relu: Object.fromEntries([...relu].filter(([, r]) => r.relus).map(([k, r]) => [k, {
+      compute_s: Math.max(0, r.t) / r.relus, bytes: r.bytes / r.relus, flights: r.flights / r.ops, online: { perRelu_s: r.online / r.relus },
+    }])),
     source: `deepreduce pi bench, ${new Date().toISOString()}, ${timed.map((r) => `${r.plan.arch}/${r.relu}`).join(', ')}`,
   };
 }

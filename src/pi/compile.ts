@@ -2,10 +2,11 @@
 // plaintext reference of a plan. Server only: it reads the network's weights through libtorch.
 import type { BatchNorm2d, Conv2d, Linear } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '../models/index.js';
-import { quantize, r64Add, r64FromInts, r64MaxBits, type R64 } from './fixed.js';
+import { quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, type R64 } from './fixed.js';
+import { encodePartial } from '../models/partial.js';
 import { RingConv2d, RingFc, type ConvGeometry } from './linear/ring.js';
 import {
-  addChannelBias, defaultFixedPoint, localOp, planDigest, PublicOps, reluShiftClear,
+  addChannelBias, defaultFixedPoint, localOp, planDigest, PublicOps, reluCount, reluElements, reluShiftClear, type PlanKept,
   type FixedPointOptions, type PlanOp, type PublicPlan, type SecretLayer, type ServerModel, type WeightQuantization,
 } from './plan.js';
 
@@ -154,7 +155,13 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
             const width = s + fx.reluIntBits + 1;
             if (width > 64) throw new Error(`plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`);
             if (width < shift + 2) throw new Error(`plan: ReLU site ${n.site}: circuit width ${width} too small for shift ${shift}`);
-            toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, shape, size, scale: s - shift }));
+            let kept: PlanKept | undefined;
+            if (n.kept) {
+              if (!(n.kept.length > 0 && n.kept.length < size)) throw new Error(`plan: partial ReLU site ${n.site} keeps ${n.kept.length} of ${size} elements (must be 1..${size - 1})`);
+              const { shape: _, ...doc } = encodePartial({ shape, elements: n.kept });
+              kept = doc as PlanKept;
+            }
+            toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, ...(kept ? { kept } : {}), shape, size, scale: s - shift }));
           } else {
             toPlan.set(n.id, push({ op: 'cull', name: n.site!, input: inp, shift, shape, size, scale: s - shift }));
           }
@@ -209,7 +216,7 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
 function finishPlan(arch: string, fixed: FixedPointOptions, ops: PlanOp[], input: PublicPlan['input']): PublicPlan {
   let relus = 0, culledSites = 0, macs = 0;
   for (const o of ops) {
-    if (o.op === 'relu') relus += o.size;
+    if (o.op === 'relu') relus += reluCount(o);
     else if (o.op === 'cull') culledSites++;
     else if (o.op === 'conv') macs += o.size * (o.geom.inShape[0] / o.geom.groups) * o.geom.kernel ** 2;
     else if (o.op === 'fc') macs += o.size * o.inSize;
@@ -251,9 +258,17 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
           break;
         }
         case 'relu': {
-          const x = vals[o.input]!;
-          reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x), width: o.width });
-          vals.push(reluShiftClear(x, o.shift));
+          const x = vals[o.input]!, el = reluElements(o);
+          if (!el) {
+            reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x), width: o.width });
+            vals.push(reluShiftClear(x, o.shift));
+            break;
+          }
+          // A partial site: ReLU on the kept elements, the others an exact shift (what a culled site does).
+          const xk = r64Gather(x, el);
+          reluBits.push({ op: i, name: o.name, bits: r64MaxBits(xk), width: o.width });
+          if (o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(x) });
+          vals.push(r64Scatter(r64Sar(x, o.shift), el, reluShiftClear(xk, o.shift)));
           break;
         }
         default:

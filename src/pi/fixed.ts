@@ -213,3 +213,17 @@ export function r64FromBytes(b: Uint8Array, n: number, what: string): R64 {
   }
   return { lo, hi };
 }
+
+/** The elements of `a` at `idx` (a partial ReLU site's kept elements), in index order. */
+export function r64Gather(a: R64, idx: Uint32Array): R64 {
+  const n = idx.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  for (let k = 0; k < n; k++) { const i = idx[k]!; lo[k] = a.lo[i]!; hi[k] = a.hi[i]!; }
+  return { lo, hi };
+}
+
+/** Writes `v` (one element per index) into `into` at `idx`, in place; returns `into`. */
+export function r64Scatter(into: R64, idx: Uint32Array, v: R64): R64 {
+  if (v.lo.length !== idx.length) throw new Error(`r64Scatter: ${v.lo.length} values for ${idx.length} indices`);
+  for (let k = 0; k < idx.length; k++) { const i = idx[k]!; into.lo[i] = v.lo[k]!; into.hi[i] = v.hi[k]!; }
+  return into;
+}

@@ -13,12 +13,16 @@
 //   otherwise it is folded into the next conv/fc's weights.
 // - kept ReLU sites: one garbled circuit per element, truncating by scale - f exactly inside the circuit.
 // - culled ReLU sites: nothing, except local share truncation by scale - f when the scale exceeds f.
+// - partial ReLU sites (learned masks below the site level): a relu op whose `kept` lists the kept elements (a
+//   channel list or a bitmap, models/partial.ts); the protocol runs on those only, the others are a culled site's
+//   identity with local truncation. The mask is public: it is part of the architecture the client receives.
 // - maxpool: unsupported (a comparison tree per window would need its own circuits).
 import { r64Add, r64Sar, r64Shl, truncClientShare, truncServerShare, type R64 } from './fixed.js';
 import type { ConvGeometry, RingLinear } from './linear/ring.js';
 import { ringAvgPool, ringChannelSum } from './linear/pool.js';
 import { cryptoBackend, toHex } from './crypto/backend.js';
 import { malformed } from './transport/errors.js';
+import { decodePartial } from '../models/partial.js';
 
 export interface FixedPointOptions {
   /** Fractional bits of activations (the scale after every ReLU / culled site and of the input). */
@@ -52,9 +56,34 @@ export type PlanOp =
   | (OpBase & { op: 'avgpool'; input: number; geom: ConvGeometry })
   | (OpBase & { op: 'flatten'; input: number })
   /** A kept ReLU site: garbled circuit of width `width` reading x mod 2^width, output (ReLU(x) >> shift). */
-  | (OpBase & { op: 'relu'; input: number; width: number; shift: number })
+  /** With `kept`, only on those elements (a partial site); the others pass through as at a culled site. */
+  | (OpBase & { op: 'relu'; input: number; width: number; shift: number; kept?: PlanKept })
   /** A culled site: identity, with local share truncation by `shift` (0: nothing at all). */
   | (OpBase & { op: 'cull'; input: number; shift: number });
+
+/**
+ * The kept elements of a partial site (models/partial.ts's JSON form without the shape, which is the op's):
+ * `relus` of them, as whole channels or as a bitmap (base64, one bit per element in flat C*H*W order, LSB first).
+ */
+export type PlanKept = { relus: number; channels: number[] } | { relus: number; bitmap: string };
+
+type ReluOp = Extract<PlanOp, { op: 'relu' }>;
+
+/** ReLUs a relu op evaluates: its kept count for a partial site, else its size. */
+export const reluCount = (o: ReluOp): number => o.kept?.relus ?? o.size;
+
+const keptCache = new WeakMap<ReluOp, Uint32Array>();
+
+/** The sorted flat indices a partial relu op keeps (decoded once per op object), or null when it keeps all. */
+export function reluElements(o: ReluOp): Uint32Array | null {
+  if (!o.kept) return null;
+  let e = keptCache.get(o);
+  if (!e) {
+    e = decodePartial({ shape: o.shape, ...o.kept }, o.shape, `plan: ReLU site ${o.name}`).elements;
+    keptCache.set(o, e);
+  }
+  return e;
+}
 
 /** Everything public: the client receives it from the server and runs the same plan on its shares. */
 export interface PublicPlan {
@@ -63,7 +92,7 @@ export interface PublicPlan {
   fixed: FixedPointOptions;
   ops: PlanOp[];
   input: { mean: number[]; std: number[]; padFrom?: number; dataset?: string; classNames?: string[] };
-  /** Kept ReLUs (garbled circuits), culled sites, multiply-accumulates of the secret layers. */
+  /** Kept ReLUs (partial sites: their kept elements), culled sites, multiply-accumulates of the secret layers. */
   relus: number;
   culledSites: number;
   macs: number;
@@ -133,7 +162,7 @@ const OP_KEYS: Record<PlanOp['op'], string[]> = {
   gap: ['input'],
   avgpool: ['input', 'geom'],
   flatten: ['input'],
-  relu: ['input', 'width', 'shift'],
+  relu: ['input', 'width', 'shift', 'kept'],
   cull: ['input', 'shift'],
 };
 const BASE_KEYS = ['op', 'name', 'shape', 'size', 'scale'];
@@ -268,9 +297,14 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
         const width = int(o.width, 2, 64, `${w}.width`);
         if (width !== x.scale + reluIntBits + 1) bad(`${w}: width ${width} is not scale ${x.scale} + ${reluIntBits} integer bits + sign`);
         if (width < shift + 2) bad(`${w}: width ${width} too small for shift ${shift}`);
-        relus += size;
-        if (relus > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
         op = { op: 'relu', ...base, input: o.input as number, width, shift };
+        if (o.kept !== undefined) {
+          op.kept = checkKept(o.kept, base.name, shape, size, `${w} (ReLU site ${base.name.slice(0, 256)})`, bad);
+          // The plan returned is the received object: decode its kept elements once, here.
+          keptCache.set(o as unknown as ReluOp, decodePartial({ shape, ...op.kept }, shape, '').elements);
+        }
+        relus += reluCount(op);
+        if (relus > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
         break;
       }
     }
@@ -297,6 +331,33 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
   const d = planDigest(body);
   if (d !== digest) bad(`digest ${String(digest).slice(0, 40)} does not match its content (${d})`);
   return plan as unknown as PublicPlan;
+}
+
+/**
+ * A received partial site's `kept`: sizes bounded by the op's shape before anything is decoded (a channel list of at
+ * most C distinct indices, a bitmap of exactly ceil(size / 8) bytes), every index in range, and `relus` in
+ * 1..size - 1 equal to the count the list or bitmap gives.
+ */
+function checkKept(v: unknown, site: string, shape: number[], size: number, w: string, bad: (why: string) => never): PlanKept {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) bad(`${w}: kept is not an object`);
+  const k = v as Record<string, unknown>;
+  for (const key of Object.keys(k)) if (!['relus', 'channels', 'bitmap'].includes(key)) bad(`${w}: kept has an unexpected field '${key.slice(0, 40)}'`);
+  const relus = k.relus;
+  if (typeof relus !== 'number' || !Number.isInteger(relus) || relus < 1 || relus >= size) bad(`${w}: kept.relus = ${JSON.stringify(relus)?.slice(0, 40)} is not an integer in [1, ${size - 1}] (a partial site keeps some but not all of its ${size} elements)`);
+  if ((k.channels === undefined) === (k.bitmap === undefined)) bad(`${w}: kept needs exactly one of 'channels' or 'bitmap'`);
+  if (k.channels !== undefined) {
+    if (shape.length !== 3) bad(`${w}: a channel list needs a [C, H, W] site, not [${shape}]`);
+    if (!Array.isArray(k.channels) || k.channels.length > shape[0]!) bad(`${w}: kept.channels is not an array of at most ${shape[0]} channel indices`);
+  } else {
+    const b64 = 4 * Math.ceil(Math.ceil(size / 8) / 3);
+    if (typeof k.bitmap !== 'string' || k.bitmap.length !== b64) bad(`${w}: kept.bitmap is not a base64 string of ${b64} characters (${size} bits)`);
+  }
+  try {
+    decodePartial({ shape, ...k }, shape, `ReLU site ${site.slice(0, 256)}`);
+  } catch (e) {
+    bad(`${w}: ${(e as Error).message}`);
+  }
+  return (k.channels !== undefined ? { relus, channels: [...(k.channels as number[])] } : { relus, bitmap: k.bitmap as string }) as PlanKept;
 }
 
 /** Public ring ops of a plan (pooling) that both parties apply to their own shares. */

@@ -6,6 +6,8 @@
 //   add/pool/flatten: both apply the op to their own shares; culled sites: local share truncation;
 //   ReLU:    the ReLU protocol (relu/: ot, the default, or gc) leaves the server with ReLU(v) >> shift - r and the
 //            client with r, its fresh mask drawn offline; the server sees only values masked by c, r or OT pads.
+//            A partial site (plan op with `kept`) runs the protocol on its kept elements only; the others are
+//            truncated locally as at a culled site (relu/partial.ts).
 //   output:  the server sends its share of the logits; the client adds its own.
 // How a kept ReLU is computed is the ReLU protocol's business (relu/: ot, gc); how the linear layers' offline
 // correlations are made is the preprocessor's (linear/: he, the default, and dealer).
@@ -25,11 +27,12 @@
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
-import { addChannelBias, checkPlan, localOp, PublicOps, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
+import { addChannelBias, checkPlan, localOp, PublicOps, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
 import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
+import { clientOfflinePartial, serverOnlinePartial } from './relu/partial.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 
@@ -242,7 +245,8 @@ interface Hello { protocol: string; preprocess: string; relu: string; session: s
 const reluSite = (plan: PublicPlan, i: number): ReluSite => {
   const o = plan.ops[i]!;
   if (o.op !== 'relu') throw new Error(`plan op ${i} is not a kept ReLU`);
-  return { op: i, name: o.name, size: o.size, width: o.width, shift: o.shift };
+  // A partial site: the protocol sees only its kept elements (relu/partial.ts).
+  return { op: i, name: o.name, size: reluCount(o), width: o.width, shift: o.shift };
 };
 
 const reluSites = (plan: PublicPlan): ReluSite[] => plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : []));
@@ -378,7 +382,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       if (op.op === 'conv' || op.op === 'fc') {
         prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear), () => prep.lastComputeMs?.());
       } else if (op.op === 'relu') {
-        await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i)));
+        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
       }
     }
     rec.end('offline');
@@ -403,7 +407,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
             return v;
           }));
         } else if (op.op === 'relu') {
-          vals.push(await rec.step('online', i, op.name, 'relu', { relus: op.size }, () => relu!.online(reluSite(plan, i), vals[op.input]!)));
+          vals.push(await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!)));
         } else {
           vals.push(localOp(pub, i, vals, 'server'));
         }
@@ -508,7 +512,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
         } else if (op.op === 'conv' || op.op === 'fc') {
           cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!), () => prep.lastComputeMs?.()));
         } else if (op.op === 'relu') {
-          cv.push(await rec.step('offline', i, op.name, 'relu', { relus: op.size }, () => relu!.offline(reluSite(plan, i), cv[op.input]!)));
+          cv.push(await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!)));
         } else cv.push(localOp(pub, i, cv, 'client'));
         o.hooks?.onValue?.(i, cv[i]!);
       }
@@ -525,7 +529,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op !== 'relu') continue;
-      await rec.step('online', i, op.name, 'relu', { relus: op.size }, () => relu!.online(reluSite(plan, i)));
+      await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
     }
     const last = plan.ops[plan.ops.length - 1]!;
     const out = await rec.step('online', -1, 'output', 'output', {}, async () =>

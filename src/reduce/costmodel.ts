@@ -9,6 +9,9 @@ export interface ReluCost {
   bytes: number;
   /** Online flights (one-way message latencies) per kept ReLU op. */
   flights: number;
+  /** Online seconds per kept ReLU without a link (the server's online ReLU steps / their ReLUs in the calibration
+   *  sessions). Only in calibrated models. */
+  online?: { perRelu_s: number };
 }
 
 /**
@@ -23,6 +26,9 @@ export interface CostModel {
   perMac_s: number;
   perLayer_s: number;
   relu: Record<string, ReluCost>;
+  /** Online seconds of the rest (only in calibrated models): the server's linear layers per MAC, and the session's
+   *  other online work (input, output, local ops) per conv/fc layer. */
+  online?: { perMac_s: number; perLayer_s: number };
   source: string;
 }
 
@@ -66,11 +72,22 @@ export function loadCostModel(file?: string): CostModel {
     for (const [name, c] of Object.entries(j.relu as Record<string, Record<string, unknown>>)) {
       if (!c || typeof c !== 'object') throw new Error(`cost model ${file}: field 'relu.${name}' must be an object`);
       relu[name] = { compute_s: num(c, 'compute_s', file, `relu.${name}.`), bytes: num(c, 'bytes', file, `relu.${name}.`), flights: num(c, 'flights', file, `relu.${name}.`) };
+      if (c.online !== undefined) {
+        const o = c.online as Record<string, unknown>;
+        if (!o || typeof o !== 'object') throw new Error(`cost model ${file}: field 'relu.${name}.online' must be an object`);
+        relu[name]!.online = { perRelu_s: num(o, 'perRelu_s', file, `relu.${name}.online.`) };
+      }
     }
   } else {
     relu.gc = { ...relu.gc!, compute_s: num(j, 'perRelu_s', file) };
   }
-  return { perMac_s: num(j, 'perMac_s', file), perLayer_s: num(j, 'perLayer_s', file), relu, source: file };
+  let online: CostModel['online'];
+  if (j.online !== undefined) {
+    const o = j.online as Record<string, unknown>;
+    if (!o || typeof o !== 'object') throw new Error(`cost model ${file}: field 'online' must be an object`);
+    online = { perMac_s: num(o, 'perMac_s', file, 'online.'), perLayer_s: num(o, 'perLayer_s', file, 'online.') };
+  }
+  return { perMac_s: num(j, 'perMac_s', file), perLayer_s: num(j, 'perLayer_s', file), relu, ...(online ? { online } : {}), source: file };
 }
 
 /** Estimated seconds of one inference; `reluOps` = kept ReLU ops (sites), which pay the online flights. */
@@ -79,4 +96,17 @@ export function estimateLatency(m: CostModel, relus: number, macs: number, layer
   if (!r) throw new Error(`cost model ${m.source}: no costs for ReLU protocol '${ctx.relu}' (has ${Object.keys(m.relu).join(', ')})`);
   const wire = ctx.link ? relus * ((r.bytes * 8) / ctx.link.bandwidth) + (relus ? reluOps : 0) * r.flights * (ctx.link.rttMs / 2e3) : 0;
   return relus * r.compute_s + wire + macs * m.perMac_s + layers * m.perLayer_s;
+}
+
+/**
+ * Estimated online seconds of one inference without a link (a calibrated model's online terms):
+ *   relus * perRelu + macs * online.perMac + layers * online.perLayer,
+ * `relus` counting kept elements (a partial site: its kept count). Like estimateLatency it has no per-op compute
+ * term: each ReLU op also costs a fixed ~0.3-0.5 ms of flights and framing online (docs/pi.md, "Partial ReLU
+ * sites"), which site-level models' ops of thousands of ReLUs fold into perRelu.
+ */
+export function estimateOnline(m: CostModel, relus: number, macs: number, layers: number, relu: string): number {
+  const r = m.relu[relu];
+  if (!r?.online || !m.online) throw new Error(`cost model ${m.source}: no online costs for ReLU protocol '${relu}' (calibrate with 'deepreduce pi bench --calibrate FILE')`);
+  return relus * r.online.perRelu_s + macs * m.online.perMac_s + layers * m.online.perLayer_s;
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calibrate, formatComparison, type OpRow, type PiReport } from '../../src/pi/bench.js';
 import { defaultFixedPoint } from '../../src/pi/plan.js';
+import { defaultCostModel, estimateOnline } from '../../src/reduce/costmodel.js';
 
 const op = (name: string, kind: string, o: Partial<OpRow>): OpRow => ({
   op: 0, name, kind, relus: 0, macs: 0, serverOnlineMs: 0, prepBytes: 0, heMs: { client: 0, server: 0 },
@@ -36,4 +37,23 @@ test('calibration: per ReLU protocol compute, bytes and flights from the runs wi
   const t = formatComparison([report('gc', 'no shaping', 40, 1, 2), report('ot', 'lan: 3 Gbit/s, 0.3 ms RTT', 10, 1, 6)]);
   assert.match(t, /gc\s+no shaping\s+he\s+tls/);
   assert.match(t, /ot\s+lan: 3 Gbit\/s, 0\.3 ms RTT\s+he\s+tls/);
+});
+
+test('calibration: online terms per ReLU, per MAC and per layer; the online estimate counts kept ReLUs', () => {
+  const r = report('ot', 'no shaping', 10, 571_000, 6);
+  // Two ReLU ops of 1,000 and 3,000 ReLUs whose server steps took 3 and 7 ms: 2.5 us per ReLU.
+  r.ops = [
+    op('conv1', 'conv', { macs: 1e6, serverOnlineMs: 5 }),
+    op('relu1', 'relu', { relus: 1000, serverOnlineMs: 3 }),
+    op('relu2', 'relu', { relus: 3000, serverOnlineMs: 7 }),
+  ];
+  r.phases.online.ms = 20;
+  const m = calibrate([r]);
+  assert.ok(Math.abs(m.relu.ot!.online!.perRelu_s - 2.5e-6) < 1e-12, JSON.stringify(m.relu.ot!.online));
+  assert.ok(Math.abs(m.online!.perMac_s - 5e-9) < 1e-15);
+  assert.ok(Math.abs(m.online!.perLayer_s - 5e-3) < 1e-12, `${m.online!.perLayer_s}`);
+  // In sample the estimate is the measured online time; a partial model with 2,000 kept ReLUs: 5 + 5 + 5 ms.
+  assert.ok(Math.abs(estimateOnline(m, 4000, 1e6, 1, 'ot') - 0.02) < 1e-12);
+  assert.ok(Math.abs(estimateOnline(m, 2000, 1e6, 1, 'ot') - 0.015) < 1e-12);
+  assert.throws(() => estimateOnline(defaultCostModel, 1, 1, 1, 'ot'), /no online costs for ReLU protocol 'ot'/);
 });

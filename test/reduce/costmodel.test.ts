@@ -32,6 +32,11 @@ test('cost model files: per-protocol form, the earlier gc-only form, bad fields 
     assert.equal(loadCostModel(f).relu.gc!.compute_s, 4e-5);
     writeFileSync(f, JSON.stringify({ perMac_s: 1e-9, perLayer_s: 0, relu: { ot: { compute_s: -1, bytes: 1, flights: 1 } } }));
     assert.throws(() => loadCostModel(f), /field 'relu\.ot\.compute_s' must be a non-negative number/);
+    writeFileSync(f, JSON.stringify({ perMac_s: 1e-9, perLayer_s: 0, online: { perMac_s: 2e-9, perLayer_s: 1e-4 }, relu: { ot: { compute_s: 2e-6, bytes: 571, flights: 6, online: { perRelu_s: 1e-6 } } } }));
+    assert.deepEqual(loadCostModel(f).relu.ot!.online, { perRelu_s: 1e-6 });
+    assert.deepEqual(loadCostModel(f).online, { perMac_s: 2e-9, perLayer_s: 1e-4 });
+    writeFileSync(f, JSON.stringify({ perMac_s: 1e-9, perLayer_s: 0, relu: { ot: { compute_s: 2e-6, bytes: 571, flights: 6, online: { perRelu_s: 'x' } } } }));
+    assert.throws(() => loadCostModel(f), /field 'relu\.ot\.online\.perRelu_s' must be a non-negative number/);
     assert.equal(loadCostModel(join(dir, 'missing.json')), defaultCostModel);
   } finally {
     rmSync(dir, { recursive: true, force: true });
