@@ -123,17 +123,17 @@ export function renderReport(r: ReportInput): string {
   const reluChart = scatterSvg('Accuracy vs ReLU count', 'ReLUs per image (log scale)', 'test accuracy (%)', [
     ...methods.map((m) => ({ ...styleOf(m), points: r.candidates.filter((c) => (c.method ?? 'deepreduce') === m).map((c) => dot(c, c.relus)) })),
     { label: 'Pareto front', color: '#d62728', line: true, points: r.candidates.filter((c) => front.has(c.id)).map((c) => dot(c, c.relus)) },
-    { label: 'baseline (all ReLUs)', color: '#1f77b4', points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }] },
+    { label: 'baseline (all ReLUs)', color: '#000000', points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }] },
   ]);
   const withLat = r.candidates.filter((c) => c.latency_s !== undefined);
   let latChart = '';
   if (withLat.length) {
     const lf = new Set(paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id));
     const scale = 1000; // milliseconds on the axis
-    latChart = scatterSvg(`Accuracy vs estimated PI latency${r.latencyModel ? ` (${r.latencyModel})` : ''}`, 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
+    latChart = scatterSvg('Accuracy vs estimated PI latency', 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
       { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
       { label: 'Pareto front', color: '#d62728', line: true, points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)) },
-    ]);
+    ]) + (r.latencyModel ? `<p>Estimated for ${esc(r.latencyModel)}.</p>` : '');
   }
   const crit = r.criticality
     ? barSvg('Stage criticality (higher = keep)', r.criticality.stages.map((s) => ({ label: `stage ${s.stage}`, value: s.score, note: `acc ${(s.acc * 100).toFixed(2)}%, ${fmtInt(s.relus)} ReLUs, gain ${s.gain.toFixed(3)}` })))
