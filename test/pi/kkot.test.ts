@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
+import { channelPair } from '../../src/pi/transport/channel.js';
 import { KK_CODE_BITS, KK_MAX_N, kkCodeword, KkReceiver, KkSender } from '../../src/pi/ot/kkot.js';
 import { otSession } from '../../src/pi/ot/session.js';
 import { cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64 } from '../../src/pi/ot/cot.js';
@@ -9,23 +9,14 @@ import { systemRandom } from '../../src/pi/random.js';
 const randomBytes = (n: number) => systemRandom.bytes(n);
 import { getBit, newBits, setBit } from '../../src/pi/bits.js';
 import { r64FromBig, r64ToBig } from '../../src/pi/fixed.js';
+import { tapReceived } from './helpers/transcript.js';
 
-function tap(ch: Channel): Uint8Array[] {
-  const seen: Uint8Array[] = [];
-  const recv = ch.recv.bind(ch);
-  ch.recv = async () => {
-    const m = await recv();
-    seen.push(m);
-    return m;
-  };
-  return seen;
-}
 
 const ones = (b: Uint8Array) => { let c = 0; for (const x of b) for (let k = 0; k < 8; k++) c += (x >>> k) & 1; return c / (8 * b.length); };
 
 test('KK13 1-out-of-N: random and chosen-message OT for N = 2, 16, 256, edge choices; the sender sees uniform rows', async () => {
   const [s, r] = channelPair();
-  const seen = tap(s);
+  const seen = tapReceived(s);
   const [S, R] = await Promise.all([KkSender.setup(s), KkReceiver.setup(r)]);
   for (const N of [2, 16, 256]) {
     for (const m of [1, 37, 3000]) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
+import { channelPair } from '../../src/pi/transport/channel.js';
 import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
 import { baseOtSend, baseOtReceive } from '../../src/pi/ot/baseot.js';
 import { OtExtSender, OtExtReceiver } from '../../src/pi/ot/iknp.js';
@@ -9,20 +9,10 @@ import { reluCircuit } from '../../src/pi/gc/relu.js';
 import { Garbler, evaluateRing, parseMaterial } from '../../src/pi/gc/garble.js';
 import { ringToBits } from '../../src/pi/gc/ring.js';
 import { rescaleRef, edgeCases, toF64 } from './helpers.js';
+import { tapReceived } from './helpers/transcript.js';
 
 const bitAt = (bits: Uint8Array, j: number) => (bits[j >>> 3] >>> (j & 7)) & 1;
 
-/** Records every message `ch` hands out (what that party receives). */
-function tap(ch: Channel): Uint8Array[] {
-  const seen: Uint8Array[] = [];
-  const recv = ch.recv.bind(ch);
-  ch.recv = async () => {
-    const m = await recv();
-    seen.push(m);
-    return m;
-  };
-  return seen;
-}
 
 function bitFraction(bytes: Uint8Array): number {
   let ones = 0;
@@ -48,7 +38,7 @@ test('base OT: the receiver gets exactly k_c', async () => {
 
 test('IKNP: correlated, chosen-message and random OT; the sender sees only masked choices', async () => {
   const [s, r] = channelPair();
-  const seenBySender = tap(s);
+  const seenBySender = tapReceived(s);
   const delta = new Uint8Array(randomBytes(16));
   delta[0] |= 1;
   const [S, R] = await Promise.all([OtExtSender.setup(s, { delta }), OtExtReceiver.setup(r)]);

@@ -103,3 +103,15 @@ export function leakedWords(frames: readonly Uint8Array[], secrets: Set<string>)
   });
   return hits;
 }
+
+/** Records every message `ch` hands out (what that endpoint receives), in order. */
+export function tapReceived(ch: Channel): Uint8Array[] {
+  const seen: Uint8Array[] = [];
+  const recv = ch.recv.bind(ch);
+  ch.recv = async () => {
+    const m = await recv();
+    seen.push(m);
+    return m;
+  };
+  return seen;
+}
