@@ -149,7 +149,8 @@ async function runJobs(): Promise<Part> {
       err += d;
       for (const m of String(d).matchAll(/progress (\d+)/g)) done[j] = Number(m[1]);
       const total = done.reduce((s, v) => s + v, 0), el = (Date.now() - t0) / 1e3;
-      if (!a.json) process.stderr.write(`\r${total}/${N} images over ${JOBS} processes, ${(total / el).toFixed(2)} img/s, ETA ${total ? ((N - total) * el / total).toFixed(0) : '?'} s   `);
+      // On stderr with --json too (stdout then holds only the JSON): a long run must show where it is.
+      process.stderr.write(`\r${total}/${N} images over ${JOBS} processes, ${(total / el).toFixed(2)} img/s, ETA ${total ? ((N - total) * el / total).toFixed(0) : '?'} s   `);
     });
     return new Promise<Part>((res, rej) => child.on('close', (code) => {
       if (code !== 0) rej(new Error(`pi-correctness process for images ${from}..${from + n - 1} exited with ${code}:\n${err.replace(/progress \d+\n/g, '')}`));
