@@ -14,9 +14,10 @@ import { makeReluProtocol } from '../../src/pi/relu/registry.js';
 import { parseErrorFrame } from '../../src/pi/wire.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 import { Dealer, tcpDealerLink } from '../../src/pi/linear/dealer/dealer.js';
-import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
+import { channelPair } from '../../src/pi/transport/channel.js';
 import { connectTls } from '../../src/pi/transport/tcp.js';
 import { identity, serverSecurity } from './helpers/tls.js';
+import { tapReceived } from './helpers/transcript.js';
 import { quantize, r64ToBig } from '../../src/pi/fixed.js';
 
 manualSeed(7);
@@ -87,17 +88,6 @@ test('culled mask: culled sites cost nothing; secure logits within the local-tru
   fl.forEach((v, i) => assert.ok(Math.abs(v - client.logits[i]!) < 0.02, `logit ${i}: float ${v} secure ${client.logits[i]}`));
 });
 
-/** Records what one endpoint receives. */
-function tap(ch: Channel, seen: Uint8Array[]): Channel {
-  const recv = ch.recv.bind(ch);
-  ch.recv = async () => {
-    const m = await recv();
-    seen.push(m);
-    return m;
-  };
-  return ch;
-}
-
 test('a truncated message gives a clear error on both sides', async () => {
   const [s, c] = channelPair();
   // The server truncates its first garbled-tables message.
@@ -157,8 +147,7 @@ test('TLS (server and dealer): a client that disconnects mid-protocol stops neit
 
 test("the client's own error text never crosses: a NaN pixel at index 37 reaches the server as INTERNAL only", async () => {
   const [s, c] = channelPair();
-  const seen: Uint8Array[] = [];
-  tap(s, seen);
+  const seen = tapReceived(s);
   const x = image(9);
   x[37] = NaN;
   const [rs, rc] = await Promise.allSettled([serveClient(s, full.m), runClient(c, x)]);
@@ -192,9 +181,7 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   const lim = sessionLimits(full.m.plan, 16384, gc, he), pl = he.maxMessageBytes(linearShapes(full.m.plan));
   const heFrame = (m: Uint8Array) => m.byteLength >= 16 && new DataView(m.buffer, m.byteOffset).getUint32(0, true) === HE_PARAMS.id;
   const [s, c] = channelPair();
-  const toServer: Uint8Array[] = [], toClient: Uint8Array[] = [];
-  tap(s, toServer);
-  tap(c, toClient);
+  const toServer = tapReceived(s), toClient = tapReceived(c);
   const x = image(11);
   const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x, { relu: 'gc' })]);
   assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
