@@ -34,6 +34,7 @@ import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientOfflinePartial, serverOnlinePartial } from './relu/partial.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
+import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 
 export const PROTOCOL = 'deepreduce-pi/4'; // 4: coded error frames, one weight scale, per-state limits
@@ -327,18 +328,27 @@ function named<T>(what: string, make: () => T): T {
   }
 }
 
-// ------------------------------------------------------------------------------------------------ server
-
-/** Serves one client session on `ch`; returns the server's report. Throws (after telling the peer) on any fault. */
-export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOptions = {}): Promise<PartyReport> {
+/**
+ * A session's start, the same for both roles: deadlines, live state, the clock armed for the first message (at most
+ * `firstMax` bytes), and the 'hello' phase announced.
+ */
+function openSession(ch0: Channel, role: 'server' | 'client', o: SessionOptions, firstMax: number, before: string, waiting: string) {
   const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
   const state = new SessionState(ch0.name);
   state.channels.push(ch0);
   o.hooks?.onStart?.(state);
-  const clock = new PhaseClock('server', state);
-  ch0.setLimits({ ...limitsFor(HELLO_MAX_BYTES, 'before the hello'), idleMs: dl.idleMs });
-  clock.enter('the hello', dl.helloMs);
+  const clock = new PhaseClock(role, state);
+  ch0.setLimits({ ...limitsFor(firstMax, before), idleMs: dl.idleMs });
+  clock.enter(waiting, dl.helloMs);
   o.hooks?.onPhase?.('hello');
+  return { dl, state, clock };
+}
+
+// ------------------------------------------------------------------------------------------------ server
+
+/** Serves one client session on `ch`; returns the server's report. Throws (after telling the peer) on any fault. */
+export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOptions = {}): Promise<PartyReport> {
+  const { dl, state, clock } = openSession(ch0, 'server', o, HELLO_MAX_BYTES, 'before the hello', 'the hello');
   let release: (() => void) | null = null;
   return guarded(ch0, 'server', async (ch, adopt) => {
     const { plan, secret } = model;
@@ -449,21 +459,12 @@ function checkReport(r: unknown, what: string): PartyReport {
   return o;
 }
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-
 /**
  * Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects, or a
  * function that makes it from the plan (whose `input` carries the model's normalisation).
  */
 export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: ClientSessionOptions = {}): Promise<ClientResult> {
-  const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
-  const state = new SessionState(ch0.name);
-  state.channels.push(ch0);
-  o.hooks?.onStart?.(state);
-  const clock = new PhaseClock('client', state);
-  ch0.setLimits({ ...limitsFor(PLAN_MAX_BYTES, 'before the plan'), idleMs: dl.idleMs });
-  clock.enter('waiting for the plan', dl.helloMs);
-  o.hooks?.onPhase?.('hello');
+  const { dl, state, clock } = openSession(ch0, 'client', o, PLAN_MAX_BYTES, 'before the plan', 'waiting for the plan');
   return guarded(ch0, 'client', async (ch, adopt) => {
     const cv: R64[] = [];
     let relu: ReluClient | null = null;
@@ -473,7 +474,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();
     rec.begin('setup');
-    const session = hex(random.bytes.bytes(16));
+    const session = toHex(random.bytes.bytes(16));
     ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, relu: reluProto.name, session } satisfies Hello);
     const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
     if (!got || typeof got !== 'object') throw malformed(`${ch.name}: plan message is not an object`);
