@@ -3,14 +3,13 @@
 import type { BatchNorm2d, Conv2d, Linear } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '../models/index.js';
 import { quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, type R64 } from './fixed.js';
-import { encodePartial } from '../models/partial.js';
+import { encodePartial, numelOf } from '../models/partial.js';
 import { RingConv2d, RingFc, type ConvGeometry } from './linear/ring.js';
 import {
   addChannelBias, defaultFixedPoint, localOp, planDigest, PublicOps, reluCount, reluElements, reluShiftClear, type PlanKept,
   type FixedPointOptions, type PlanOp, type PublicPlan, type SecretLayer, type ServerModel, type WeightQuantization,
 } from './plan.js';
 
-const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 /** Integer weights at the fixed scale 2^frac; weights beyond the integer range are clipped and counted. */
@@ -82,7 +81,7 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
     };
 
     for (const n of nodes) {
-      const shape = n.outShape, size = numel(shape);
+      const shape = n.outShape, size = numelOf(shape);
       switch (n.op) {
         case 'input':
           toPlan.set(n.id, push({ op: 'input', name: 'input', shape, size, scale: fx.f }));
