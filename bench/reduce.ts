@@ -3,7 +3,7 @@
 // learned fine-grained masks (SNL) at the target budgets. Prints the time plan (in epochs of 60,000 images), the
 // criticality order, the front and how each target is met.
 //   node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1] [--epochs 5,2,3,3] [--budgets 6144,12288,28672]
-//     [--snl-finetune-epochs 3] [--snl-reach-epochs 1] [--teacher DIR] [--cost-model FILE] [--no-torch] [--plan]
+//     [--snl-finetune-epochs 1,3,6 (one, or one per budget)] [--snl-reach-epochs 1] [--teacher DIR] [--cost-model FILE] [--no-torch] [--plan]
 //     [--queue redis://HOST:PORT/NAME: the trainings on that queue's workers (bench/queue.js runs both ways)]
 //     [--limit-test N, --baseline-limit-train N: fewer images, for a quick check]
 // --epochs: baseline, criticality, candidates from scratch, candidates fine-tuned from the teacher.
@@ -31,7 +31,7 @@ const { values: a } = parseArgs({
     'finetune-limit-train': { type: 'string', default: '60000' },
     epochs: { type: 'string', default: '5,2,3,3' },
     budgets: { type: 'string', default: '6144,12288,28672' },
-    'snl-finetune-epochs': { type: 'string', default: '3' },
+    'snl-finetune-epochs': { type: 'string', default: '1,3,6' },
     'snl-reach-epochs': { type: 'string', default: String(defaultMaskLearning.reachEpochs) },
     teacher: { type: 'string' },
     'cost-model': { type: 'string' },
@@ -44,7 +44,12 @@ const { values: a } = parseArgs({
 });
 const [baseline, criticality, candidate, finetune] = a.epochs!.split(',').map(Number) as [number, number, number, number | undefined];
 const budgets = a.budgets!.split(',').map(Number);
-const snlFinetune = Number(a['snl-finetune-epochs']);
+const snlFt = a['snl-finetune-epochs']!.split(',').map(Number);
+if (!snlFt.every((x) => Number.isInteger(x) && x >= 0) || (snlFt.length > 1 && snlFt.length !== budgets.length)) {
+  throw new Error(`--snl-finetune-epochs: '${a['snl-finetune-epochs']}' must be one non-negative integer or one per budget (${budgets.length})`);
+}
+const snlFinetune = snlFt.length === 1 ? snlFt[0]! : snlFt;
+const snlEpochsTotal = snlFt.length === 1 ? snlFt[0]! * budgets.length : snlFt.reduce((x, y) => x + y, 0);
 const reach = Number(a['snl-reach-epochs']);
 const lim = { crit: Number(a['criticality-limit-train']), cand: Number(a['limit-train']), ft: Number(a['finetune-limit-train']) };
 const config = defaultReduceConfig({
@@ -85,7 +90,7 @@ const plan: [string, number][] = [
   ['subset search: at most one new per budget (rho 1 bound)', budgets.length * E(ft, lim.ft, 1 + kd)],
   // the mask phase ends when the smallest budget is reached (~reach epochs), at the latest after maxEpochs
   [`learned masks: mask phase (${reach} to ${config.methodOptions.snl.maxEpochs} epochs)`, E(config.methodOptions.snl.maxEpochs, 60000, 1.2 + kd)],
-  [`learned masks: ${budgets.length} KD fine-tunes`, budgets.length * E(snlFinetune, lim.ft, 1.1 + kd)],
+  [`learned masks: ${budgets.length} KD fine-tunes (${snlFt.join(', ')} epochs)`, E(snlEpochsTotal, lim.ft, 1.1 + kd)],
 ];
 const total = plan.reduce((t, [, e]) => t + e, 0);
 console.log('time plan (E = one epoch of 60,000 images of the baseline, ~95 s at 2 threads on an idle machine; upper bounds):');

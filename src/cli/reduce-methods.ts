@@ -38,13 +38,15 @@ export function addMethodOptions(cmd: Command): Command {
     .option('--snl-mask-lr <x>', 'Adam learning rate of the mask parameters', one('--snl-mask-lr', (x) => x > 0, '> 0'), d.maskLr)
     .option('--snl-weight-lr <x>', 'SGD learning rate of the weights during the mask phase', one('--snl-weight-lr', (x) => x >= 0, '>= 0'), d.weightLr)
     .option('--snl-penalty <x>', 'initial L1 coefficient per ReLU', one('--snl-penalty', (x) => x > 0, '> 0'), d.penalty)
-    .option('--snl-finetune-epochs <n>', 'KD fine-tuning epochs of each learned mask', one('--snl-finetune-epochs', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'), 3);
+    .option('--snl-finetune-epochs <list>', 'KD fine-tuning epochs of each learned mask: one value, or one per budget', numbers('--snl-finetune-epochs', (x) => Number.isInteger(x) && x >= 0, 'non-negative integers'), [3]);
 }
 
 /** The methods and their options from parsed CLI options. */
 export function methodConfig(o: Record<string, any>): { methods: Method[]; methodOptions: MethodOptions } {
   const methods = parseMethods(o.method);
   const budgets: number[] = o.budgets ?? (o.budget !== undefined ? [o.budget] : []);
+  const ft: number[] = o.snlFinetuneEpochs;
+  if (ft.length > 1 && ft.length !== budgets.length) throw new InvalidArgumentError(`--snl-finetune-epochs: ${ft.length} values for ${budgets.length} budgets; give one value or one per budget`);
   return {
     methods,
     methodOptions: defaultMethodOptions({
@@ -52,7 +54,7 @@ export function methodConfig(o: Record<string, any>): { methods: Method[]; metho
       ...(o.balanceRatio ? { balanceRatio: o.balanceRatio } : {}),
       snl: {
         ...defaultMaskLearning, granularity: o.snlGranularity, reachEpochs: o.snlReachEpochs, maxEpochs: Math.max(o.snlMaxEpochs, o.snlReachEpochs),
-        maskLr: o.snlMaskLr, weightLr: o.snlWeightLr, penalty: o.snlPenalty, finetuneEpochs: o.snlFinetuneEpochs,
+        maskLr: o.snlMaskLr, weightLr: o.snlWeightLr, penalty: o.snlPenalty, finetuneEpochs: ft.length === 1 ? ft[0]! : ft,
       },
     }),
   };

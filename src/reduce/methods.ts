@@ -40,8 +40,18 @@ export interface MethodOptions {
   balanceRhos: number[];
   /** Subset search: how many subsets per budget are trained. */
   subsetTop: number;
-  /** Learned masks: the mask phase (budgets come from `budgets`) and the fine-tuning epochs after it. */
-  snl: Omit<MaskLearningOptions, 'budgets'> & { finetuneEpochs: number };
+  /** Learned masks: the mask phase (budgets come from `budgets`) and the fine-tuning epochs after it: one number for
+   * every budget, or one per budget in the order of `budgets` (a larger budget has more to recover). */
+  snl: Omit<MaskLearningOptions, 'budgets'> & { finetuneEpochs: number | number[] };
+}
+
+/** The KD fine-tuning epochs of the learned mask for `budget`. */
+export function snlFinetuneEpochs(o: MethodOptions, budget: number): number {
+  const e = o.snl.finetuneEpochs;
+  if (typeof e === 'number') return e;
+  const i = o.budgets.indexOf(budget);
+  if (e.length !== o.budgets.length || i < 0) throw new Error(`snl fine-tune epochs: ${e.length} values for ${o.budgets.length} budgets (${o.budgets.join(', ')}); give one value or one per budget`);
+  return e[i]!;
 }
 
 export const defaultMethodOptions = (over: Partial<MethodOptions> = {}): MethodOptions => ({

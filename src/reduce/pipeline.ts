@@ -15,7 +15,7 @@ import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
 import { queueRunner } from '../queue/runner.js';
 import {
-  balancedChoices, balancedId, balancedSpec, defaultMethodOptions, METHOD_LABELS, snlCost, snlMaskDir, snlMaskJob, subsetRows,
+  balancedChoices, balancedId, balancedSpec, defaultMethodOptions, METHOD_LABELS, snlCost, snlFinetuneEpochs, snlMaskDir, snlMaskJob, subsetRows,
   type Method, type MethodOptions,
 } from './methods.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
@@ -373,7 +373,7 @@ export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: Redu
       const cost = snlCost(base, budget);
       out.push({
         id: `snl-${budget}`, method: 'snl', culled: [], thinned: false, alpha: base.alpha, rho: base.rho, blocks: base.blocks, relus: budget, ...cost,
-        kd: c.kd, init: 'mask', budget, description: `learned ${o.snl.granularity} masks (SNL) for exactly ${budget.toLocaleString('en-US')} ReLUs, fine-tuned ${o.snl.finetuneEpochs} epochs`,
+        kd: c.kd, init: 'mask', budget, description: `learned ${o.snl.granularity} masks (SNL) for exactly ${budget.toLocaleString('en-US')} ReLUs, fine-tuned ${snlFinetuneEpochs(o, budget)} epochs`,
       });
     }
   }
@@ -386,7 +386,7 @@ function candidateJob(c: ReduceConfig, base: NetSpec, baseDir: string, k: Candid
   const teacher = k.kd ? { teacher: baseDir } : {};
   if (k.method === 'snl') {
     const dir = snlMaskDir(c.out, k.budget!);
-    const o = trainOptions(c, c.methodOptions.snl.finetuneEpochs, c.finetuneLr, k.kd);
+    const o = trainOptions(c, snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
     return { id: k.id, config: { ...jobFor(c, out, { ...base, mask: undefined }, o, { ...teacher, init: dir, maskFile: join(dir, 'mask.json') }, c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain) } };
   }
   const spec0 = k.widths ? balancedSpec(base, k.widths, k.rho) : specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });

@@ -7,7 +7,7 @@ import { parse } from 'parse5';
 import { writeBands } from '../train/bands.js';
 import { defaultReduceConfig, reduce, type ReduceConfig } from '../../src/reduce/pipeline.js';
 import { balancedWidths } from '../../src/reduce/balance.js';
-import { defaultMethodOptions, parseMethods } from '../../src/reduce/methods.js';
+import { defaultMethodOptions, parseMethods, snlFinetuneEpochs } from '../../src/reduce/methods.js';
 import { searchSubsets } from '../../src/reduce/subsets.js';
 import { countRelus, loadMask, specFor } from '../../src/models/index.js';
 import { loadModelDir } from '../../src/train/modeldir.js';
@@ -36,6 +36,12 @@ test('the reduce CLI: budgets default to --budget; budget-driven methods without
   const parsed = addMethodOptions(new Command('x').exitOverride()).option('--budget <n>', '', Number).parse(['--method', 'all', '--budget', '500', '--snl-reach-epochs', '2'], { from: 'user' }).opts();
   const mc = methodConfig(parsed);
   assert.deepEqual([mc.methods, mc.methodOptions.budgets, mc.methodOptions.snl.reachEpochs, mc.methodOptions.snl.maxEpochs], [['deepreduce', 'balanced', 'subsets', 'snl'], [500], 2, 2]);
+  assert.equal(snlFinetuneEpochs(mc.methodOptions, 500), 3);
+  // fine-tune epochs per budget, in the order of --budgets; a count that fits neither form is named
+  const per = methodConfig(addMethodOptions(new Command('x').exitOverride()).parse(['--method', 'snl', '--budgets', '100,300', '--snl-finetune-epochs', '1,4'], { from: 'user' }).opts());
+  assert.deepEqual([snlFinetuneEpochs(per.methodOptions, 100), snlFinetuneEpochs(per.methodOptions, 300)], [1, 4]);
+  assert.throws(() => methodConfig(addMethodOptions(new Command('x').exitOverride()).parse(['--method', 'snl', '--budgets', '100,300', '--snl-finetune-epochs', '1,4,6'], { from: 'user' }).opts()),
+    /--snl-finetune-epochs: 3 values for 2 budgets/);
   const out = mkdtempSync(join(tmpdir(), 'dr-methods-cli-'));
   try {
     const program = new Command('deepreduce').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
