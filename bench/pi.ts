@@ -12,6 +12,7 @@
 // /proc/PID/stat (server, dealer) and process.cpuUsage (client).
 // Usage: node dist/bench/pi.js [--configs C100_12K,C100_115K,C100_230K,full] [--preprocess he,dealer] [--relu gc,ot,ot-online]
 //        [--link none,lan,wan] [--transport tls,insecure] [--repeat 1] [--out FILE.json] [--calibrate FILE]
+//        [--profile DIR: V8 CPU profiles of every server and client process into DIR (open in Chrome DevTools)]
 // Defaults: every config, he, gc and ot, every link profile, TLS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,7 +34,7 @@ const { values: a } = parseArgs({
   options: {
     configs: { type: 'string', default: 'C100_12K,C100_115K,C100_230K,full' }, preprocess: { type: 'string', default: 'he' },
     relu: { type: 'string', default: 'gc,ot' }, link: { type: 'string', default: 'none,lan,wan' },
-    transport: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' },
+    transport: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' }, profile: { type: 'string' },
     // child mode: run the client of one session and print { report, peakMB, cpuMs }
     client: { type: 'string' }, pin: { type: 'string' }, insecure: { type: 'boolean' }, dealer: { type: 'string' }, 'dealer-cert': { type: 'string' },
     seed: { type: 'string', default: '1' },
@@ -41,6 +42,7 @@ const { values: a } = parseArgs({
 });
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${a.profile}`] : [];
 const hostPort = (s: string) => { const [h, p] = s.split(':'); return { host: h!, port: Number(p) }; };
 
 if (a.client) {
@@ -74,7 +76,7 @@ if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a
 const median = (v: number[]) => { const s = [...v].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
 /** Starts a CLI process that prints "... on HOST:PORT" to stderr when it listens; resolves with it and the port. */
 async function listening(args: string[], what: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, main, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   return new Promise((res, rej) => {
     child.stderr!.on('data', (d: Buffer) => {
@@ -99,7 +101,7 @@ function cpuMs(pid: number): number {
 }
 
 function runChild(args: string[]): Promise<string> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   child.stdout.on('data', (d: Buffer) => { out += d; });
   child.stderr.on('data', (d: Buffer) => { err += d; });
