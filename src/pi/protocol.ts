@@ -29,6 +29,7 @@ import { diffStats } from './transport/channel.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import { addChannelBias, checkPlan, localOp, PublicOps, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
+import type { HeParallel } from './linear/he/preprocess.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
 import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
@@ -223,6 +224,8 @@ export interface ServerSessionOptions extends SessionOptions {
   random?: ServerRandomness;
   /** Admission past the hello: returns a release function, or null when the server is full (BUSY). */
   admit?: () => (() => void) | null;
+  /** Threads for the HE output groups besides the session's own (Node: linear/he/workers.ts HeWorkerPool). */
+  heParallel?: HeParallel;
 }
 
 export interface ClientSessionOptions extends SessionOptions {
@@ -358,7 +361,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     let relu: ReluServer | null = null, held: Preprocessor | null = null;
     const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals), o.hooks?.onStep);
     const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
-    const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess)));
+    const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess, o.heParallel ? { parallel: o.heParallel } : {})));
     if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
     const reluProto = named('client hello', () => makeReluProtocol(hello.relu));
     if (o.relu && o.relu !== reluProto.name) throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);

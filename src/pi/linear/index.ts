@@ -12,7 +12,7 @@ import type { PublicPlan } from '../plan.js';
 import type { ConvGeometry, RingLinear } from './ring.js';
 import type { Random } from '../random.js';
 import { DealerPreprocessor } from './dealer/preprocess.js';
-import { HePreprocessor } from './he/preprocess.js';
+import { HePreprocessor, type HeOptions } from './he/preprocess.js';
 
 /** What both sides know about one secret linear layer (public). */
 export interface LinearShape {
@@ -70,9 +70,9 @@ export const PREPROCESSORS = ['he', 'dealer'] as const;
 /** Two parties by default: the dealer is a third party, chosen explicitly. */
 export const DEFAULT_PREPROCESS = 'he';
 
-/** A new preprocessor (one per session: it may keep session state, e.g. HE keys). */
-export function makePreprocessor(name: string): Preprocessor {
-  if (name === 'he') return new HePreprocessor();
+/** A new preprocessor (one per session: it may keep session state, e.g. HE keys); `he` options for HE. */
+export function makePreprocessor(name: string, he: HeOptions = {}): Preprocessor {
+  if (name === 'he') return new HePreprocessor(he);
   if (name === 'dealer') return new DealerPreprocessor();
   throw new Error(`unknown preprocessor '${name}'; valid: ${PREPROCESSORS.join(', ')}`);
 }

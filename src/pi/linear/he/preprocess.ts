@@ -11,14 +11,14 @@
 import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
 import { HeEngine } from '../../he/kernels.js';
 import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, polyphase, type CostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
-import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
+import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type PublicKeyData, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
 import { randomSeed, Xof } from '../../he/sample.js';
 import {
   publicKeyBytes, readPublicKey, readResponses, readUpload, responsesBytes, uploadBytes, writePublicKey, writeResponses, writeUpload, type ResponseCts,
 } from '../../he/serialize.js';
 import type { Poly } from '../../he/kernels.js';
 import type { R64 } from '../../fixed.js';
-import { randomR64 } from '../../random.js';
+import { randomR64, type Random } from '../../random.js';
 import { malformed } from '../../transport/errors.js';
 import type { Channel } from '../../transport/channel.js';
 import type { ConvGeometry, RingLinear } from '../ring.js';
@@ -62,6 +62,70 @@ export interface HeOptions {
   cost?: CostModel;
   /** The client's packing per layer instead of the cost model's (the server checks whatever it receives). */
   packing?: (shape: LinearShape, g: LinearGeometry) => Packing;
+  /** The server's worker threads for output groups (Node only: linear/he/workers.ts); absent: this thread alone. */
+  parallel?: HeParallel;
+}
+
+/** One secret layer's server work as data, for another thread: everything groupResponses needs. */
+export interface HeLayerJob {
+  name: string;
+  g: LinearGeometry;
+  pk: Packing;
+  weights: Float64Array;
+  /** The uploads: c0 (NTT domain) and the expanded a of each. */
+  c0s: Uint32Array[];
+  as: Uint32Array[];
+  pub: PublicKeyData;
+  /** The server's share s of the layer's outputs (the responses carry -s). */
+  s: R64;
+  floodBits: number;
+  /** Seeds the thread's coins (re-randomisation, errors, flooding) for this layer: 32 bytes of the server's randomness. */
+  seed: Uint8Array;
+}
+
+/** Computes some output groups of a layer elsewhere, with the parameters it was made for. */
+export interface HeParallel {
+  readonly threads: number;
+  /** Each group's responses, in the order of `ogs`. */
+  groups(job: HeLayerJob, ogs: readonly number[]): Promise<ResponseCts[]>[];
+}
+
+/**
+ * The responses of output group `og`: per tile, sum over input groups of upload x kernel (the kernels transformed
+ * here), re-randomised, masked by -s, flooded and switched down (rlwe.ts respond).
+ */
+export function groupResponses(e: HeEngine, pk: ServerPublicKey, L: ConvLayout, weights: Float64Array, inputs: readonly InputCt[], og: number, s: R64, floodBits: number, rand: Random): ResponseCts[] {
+  const n = e.n, m = e.mark();
+  try {
+    const kernels: (Poly | null)[] = [];
+    const scratch = e.alloc(4 * n);
+    for (let ig = 0; ig < L.inGroups; ig++) {
+      if (!L.live[ig]![og]) { kernels.push(null); continue; }
+      const poly = e.poly(e.L, false), k = e.i32(scratch, n);
+      k.fill(0);
+      L.kernel(ig, og, weights, k);
+      e.small(poly, scratch, false);
+      e.forward(poly);
+      kernels.push(poly);
+    }
+    const cts: ResponseCts[] = [];
+    for (let tile = 0; tile < L.tiles; tile++) {
+      const terms: [InputCt, Poly][] = [];
+      kernels.forEach((k, ig) => { if (k) terms.push([inputs[tile * L.inGroups + ig]!, k]); });
+      const { idx, src } = L.output(tile, og);
+      const mLo = new Uint32Array(src.length), mHi = new Uint32Array(src.length);
+      for (let j = 0; j < src.length; j++) {
+        // -s mod 2^64
+        const lo = s.lo[src[j]!]!, hi = s.hi[src[j]!]!;
+        mLo[j] = -lo >>> 0;
+        mHi[j] = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
+      }
+      cts.push(respond(e, pk, terms, idx, mLo, mHi, floodBits, rand));
+    }
+    return cts;
+  } finally {
+    e.release(m);
+  }
 }
 
 export class HePreprocessor implements Preprocessor {
@@ -71,6 +135,7 @@ export class HePreprocessor implements Preprocessor {
   private created: HeEngine | null = null;
   private sk: SecretKey | null = null;
   private pk: ServerPublicKey | null = null;
+  private pub: PublicKeyData | null = null;
   private computeMs = 0;
   /** Coefficients decrypted (client) or sent for decryption (server) in this session: the flooding covers 2^sessionCoeffBits. */
   private decrypted = 0;
@@ -193,6 +258,7 @@ export class HePreprocessor implements Preprocessor {
       const d = parsed(ctx.peer, () => readPublicKey(m, p, what));
       const t = now();
       this.pk = await loadPublicKey(e, d);
+      this.pub = d;
       ms += now() - t;
     }
     const g = geometryOf(shape);
@@ -216,7 +282,21 @@ export class HePreprocessor implements Preprocessor {
     const xof = await Xof.create(up.seed);
     const as = await Promise.all(up.c0s.map((_, j) => xof.uniform(j, p.primes, n)));
     // s uniform in Z_2^64; the responses carry -s.
-    const s = randomR64(ctx.random, shape.outSize), sLo = s.lo, sHi = s.hi;
+    const s = randomR64(ctx.random, shape.outSize);
+    // Output groups are independent: with worker threads, each takes every (T+1)-th group and this thread the rest;
+    // the responses still go out in group order (the client reads them so).
+    const par = this.o.parallel && L.outGroups > 1 ? this.o.parallel : null, T = par ? par.threads + 1 : 1;
+    const remote = new Map<number, Promise<ResponseCts[]>>();
+    if (par) {
+      const ogs = Array.from({ length: L.outGroups }, (_, og) => og).filter((og) => og % T !== 0);
+      // own buffers only: structured cloning a view copies its whole buffer
+      const own = <T extends Uint32Array | Float64Array>(x: T): T => (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : (x.slice() as T));
+      const job: HeLayerJob = {
+        name: shape.name, g, pk: L.pk, weights: own(weights), c0s: up.c0s.map(own), as: as.map(own), pub: { seed: this.pub!.seed.slice(), p0: own(this.pub!.p0) },
+        s: { lo: s.lo.slice(), hi: s.hi.slice() }, floodBits, seed: ctx.random.bytes(32),
+      };
+      par.groups(job, ogs).forEach((pr, k) => { pr.catch(() => {}); remote.set(ogs[k]!, pr); });
+    }
     const base = e.mark();
     try {
       const inputs: InputCt[] = up.c0s.map((c0, j) => {
@@ -228,33 +308,7 @@ export class HePreprocessor implements Preprocessor {
       ms += now() - t;
       for (let og = 0; og < L.outGroups; og++) {
         t = now();
-        const m = e.mark();
-        const kernels: (Poly | null)[] = [];
-        const scratch = e.alloc(4 * n);
-        for (let ig = 0; ig < L.inGroups; ig++) {
-          if (!L.live[ig]![og]) { kernels.push(null); continue; }
-          const poly = e.poly(e.L, false), k = e.i32(scratch, n);
-          k.fill(0);
-          L.kernel(ig, og, weights, k);
-          e.small(poly, scratch, false);
-          e.forward(poly);
-          kernels.push(poly);
-        }
-        const cts: ResponseCts[] = [];
-        for (let tile = 0; tile < L.tiles; tile++) {
-          const terms: [InputCt, Poly][] = [];
-          kernels.forEach((k, ig) => { if (k) terms.push([inputs[tile * L.inGroups + ig]!, k]); });
-          const { idx, src } = L.output(tile, og);
-          const mLo = new Uint32Array(src.length), mHi = new Uint32Array(src.length);
-          for (let j = 0; j < src.length; j++) {
-            // -s mod 2^64
-            const lo = sLo[src[j]!]!, hi = sHi[src[j]!]!;
-            mLo[j] = -lo >>> 0;
-            mHi[j] = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
-          }
-          cts.push(respond(e, this.pk, terms, idx, mLo, mHi, floodBits, ctx.random));
-        }
-        e.release(m);
+        const cts = og % T === 0 ? groupResponses(e, this.pk, L, weights, inputs, og, s, floodBits, ctx.random) : await remote.get(og)!;
         ctx.peer.send(writeResponses(p, shape.op, og * L.tiles, cts));
         ms += now() - t;
         await yieldToLoop();

@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { HePreprocessor, type HeOptions } from '../../../../src/pi/linear/he/preprocess.js';
+import { HePreprocessor, type HeOptions, type HeParallel } from '../../../../src/pi/linear/he/preprocess.js';
+import { HeWorkerPool } from '../../../../src/pi/linear/he/workers.js';
 import { RingConv2d, RingFc, type ConvGeometry, type RingLinear } from '../../../../src/pi/linear/ring.js';
 import { channelPair } from '../../../../src/pi/transport/channel.js';
 import { r64Random, r64Sub, r64ToBig } from '../../../../src/pi/fixed.js';
@@ -33,9 +34,9 @@ function fc(name: string, inSize: number, outSize: number): { shape: LinearShape
 }
 
 /** One layer through the preprocessor: the client's M c - s plus the server's s must equal M c mod 2^64. */
-async function check(l: { shape: LinearShape; layer: RingLinear }, o: HeOptions = {}): Promise<void> {
+async function check(l: { shape: LinearShape; layer: RingLinear }, o: HeOptions = {}, server: HeOptions = {}): Promise<void> {
   const [a, b] = channelPair();
-  const srv = new HePreprocessor(), cli = new HePreprocessor(o);
+  const srv = new HePreprocessor(server), cli = new HePreprocessor(o);
   for (let round = 0; round < 2; round++) { // the second layer of a session reuses the keys
     const c = r64Random(l.shape.inSize);
     const [s, y] = await Promise.all([srv.server({ peer: a, dealer: null, random: systemRandom }, l.shape, l.layer), cli.client({ peer: b, dealer: null, random: systemRandom }, l.shape, c)]);
@@ -62,4 +63,24 @@ test('layers that need several ciphertexts (tiles, input and output groups)', as
   // and with the cost model's own choice for a layer larger than one ciphertext
   const big = conv('3x3, 32 channels at 32x32', 32, 32, 32, 3, 1, 1);
   await check(big);
+});
+
+test('the server\'s worker threads compute some output groups: the same result, responses still in group order; a dead pool fails the layer', async () => {
+  const pool = new HeWorkerPool(2);
+  let dealt = 0;
+  const counting: HeParallel = { threads: pool.threads, groups: (job, ogs) => { dealt += ogs.length; return pool.groups(job, ogs); } };
+  try {
+    const l = conv('3x3, 16 channels at 20x20', 16, 20, 24, 3, 1, 1);
+    const packing = (): Packing => ({ th: 7, tw: 10, cw: 5, on: 3 });
+    const layout = new ConvLayout(convGeometry(l.shape.geom!), packing(), 8192, 'x');
+    assert.ok(layout.outGroups >= 6, `${layout.outGroups} output groups`);
+    await check(l, { packing }, { parallel: counting });
+    // two layers of a session: 2 x (outGroups minus every third group, which this thread keeps)
+    assert.equal(dealt, 2 * (layout.outGroups - Math.ceil(layout.outGroups / 3)));
+    await check(fc('fc 512 -> 100', 512, 100), {}, { parallel: counting });
+  } finally {
+    await pool.close();
+  }
+  const l = conv('3x3, 16 channels at 20x20', 16, 20, 24, 3, 1, 1);
+  await assert.rejects(check(l, { packing: () => ({ th: 7, tw: 10, cw: 5, on: 3 }) }, { parallel: pool }), /HE worker pool closed/);
 });
