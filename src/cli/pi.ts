@@ -11,8 +11,7 @@ import { countSpec } from './count.js';
 import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/transport/tcp.js';
 import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/transport/tls.js';
 import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../pi/protocol.js';
-import { defaultHeThreads, HeWorkerPool } from '../pi/linear/he/workers.js';
-import type { HeParallel } from '../pi/linear/he/preprocess.js';
+import { defaultWorkerThreads, WorkerPool, type ServerWorkers } from '../pi/workers/pool.js';
 import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from '../pi/serve.js';
 import { datasetGallery, serveWeb, type WebServer } from '../pi/web/server.js';
 import { WEB_RELU } from '../pi/web/info.js';
@@ -264,14 +263,14 @@ export function registerPiCommands(program: Command): Command {
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--json', 'one JSON line per session')
-    .option('--he-threads <n>', `worker threads for the HE output groups besides each session's own (0: none) [${defaultHeThreads()}: cores - 1, at most 3]`, nonNegInt('--he-threads'), defaultHeThreads())
+    .option('--worker-threads <n>', `worker threads shared by the sessions for HE output groups and KK13 pads, besides each session's own (0: none) [${defaultWorkerThreads()}: cores - 1, at most 3]`, nonNegInt('--worker-threads'), defaultWorkerThreads())
     .option('--web', 'also serve the browser client: the page, a gallery and a WSS endpoint over HTTPS with the server certificate (docs/pi-web.md)')
     .option('--web-port <n>', 'HTTPS port of --web (0: any free port, printed)', nonNegInt('--web-port'), 0)
     .option('--gallery <n>', 'test images the page offers (from the model\'s dataset or --gallery-dataset)', nonNegInt('--gallery'), 12)
     .option('--gallery-dataset <name>', 'dataset of the gallery images (default: the model\'s)')
     .option('--data <dir>', 'dataset folder for the gallery')
     .option('--origin <url...>', 'more origins allowed to open sessions from a page (default: the server\'s own https origins)')
-    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean; heThreads: number }) => {
+    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean; workerThreads: number }) => {
       const own = ownIdentity(o, 'the server');
       if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
       const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
@@ -281,9 +280,9 @@ export function registerPiCommands(program: Command): Command {
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
       const mode = o.insecure ? 'INSECURE plain TCP' : 'TLS';
       if (o.web && !own) throw new Error('--web needs --cert FILE --key FILE: browsers reach the page and its WebSocket over HTTPS only');
-      const he = o.preprocess === 'he' && o.heThreads > 0 ? new HeWorkerPool(o.heThreads) : null;
+      const workers = o.workerThreads > 0 ? new WorkerPool(o.workerThreads) : null;
       const pool = new SessionPool(model, {
-        ...(he ? { heParallel: he } : {}), preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: deadlines(o), maxSessions: o.maxSessions,
+        ...(workers ? { workers } : {}), preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: deadlines(o), maxSessions: o.maxSessions,
         ...(o.relu ? { relu: o.relu } : {}), link: o.link,
         onSession: (r, ch) => {
           const t = r.phases, m = r.memory;
@@ -308,7 +307,7 @@ export function registerPiCommands(program: Command): Command {
         });
         process.stderr.write(`[pi] browser client on ${web.url} (WSS ${web.url.replace(/^https/, 'wss')}pi; ${gallery.length} gallery images)\n`);
       }
-      const stop = () => { void Promise.all([l.close(), web?.close(), he?.close()]).then(() => { model.dispose(); process.exit(0); }); };
+      const stop = () => { void Promise.all([l.close(), web?.close(), workers?.close()]).then(() => { model.dispose(); process.exit(0); }); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
@@ -363,17 +362,17 @@ export function registerPiCommands(program: Command): Command {
     .option('--relu <list>', `ReLU protocols to run, side by side: ${RELU_PROTOCOLS.join(',')}`, listOf(reluOption), [DEFAULT_RELU])
     .option('--link <list>', 'link profiles to run under (both directions shaped): lan, wan, none, BANDWIDTH,RTT', linkList, [null])
     .option('--insecure', 'plain TCP instead of TLS between client and server')
-    .option('--he-threads <n>', `the server's worker threads for HE output groups (0: none) [${defaultHeThreads()}]`, nonNegInt('--he-threads'), defaultHeThreads())
+    .option('--worker-threads <n>', `the server's worker threads (HE output groups, KK13 pads; 0: none) [${defaultWorkerThreads()}]`, nonNegInt('--worker-threads'), defaultWorkerThreads())
     .option('--calibrate <file>', 'write the cost model measured here (per-MAC, per-layer, per-ReLU costs of each protocol; needs --link none) for deepreduce reduce')
     .option('--json', 'print JSON (one report per protocol and link)')
-    .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; relu: string[]; link: (LinkProfile | null)[]; insecure?: boolean; calibrate?: string; json?: boolean; heThreads: number }) => {
+    .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; relu: string[]; link: (LinkProfile | null)[]; insecure?: boolean; calibrate?: string; json?: boolean; workerThreads: number }) => {
       const model = serverModel(o);
-      const he = o.preprocess === 'he' && o.heThreads > 0 ? new HeWorkerPool(o.heThreads) : null;
+      const workers = o.workerThreads > 0 ? new WorkerPool(o.workerThreads) : null;
       try {
         const reps: PiReport[] = [];
         for (const link of o.link) {
           for (const relu of o.relu) {
-            const rep = await benchOnce(model, { ...o, relu, link, ...(he ? { heParallel: he } : {}) });
+            const rep = await benchOnce(model, { ...o, relu, link, ...(workers ? { workers } : {}) });
             reps.push(rep);
             if (!o.json) out(formatPiReport(rep));
           }
@@ -382,7 +381,7 @@ export function registerPiCommands(program: Command): Command {
         if (o.json) out(`${JSON.stringify(reps.length === 1 ? reps[0] : reps, null, 2)}\n`);
         else if (reps.length > 1) out(formatComparison(reps));
       } finally {
-        await he?.close();
+        await workers?.close();
         model.dispose();
       }
     });
@@ -396,7 +395,7 @@ let benchIdentity: Promise<TlsIdentity> | null = null;
  * process, one thread); for `--preprocess dealer` an in-process dealer (channel pairs to each party; its traffic is
  * reported as preprocessing bytes).
  */
-export async function benchOnce(model: ServerModel, o: { preprocess?: string; dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean; relu?: string; link?: LinkProfile | null; heParallel?: HeParallel }): Promise<PiReport> {
+export async function benchOnce(model: ServerModel, o: { preprocess?: string; dataset?: string; index?: number; data?: string; batch?: number; seed?: number; insecure?: boolean; relu?: string; link?: LinkProfile | null; workers?: ServerWorkers }): Promise<PiReport> {
   const errors: Error[] = [];
   const preprocess = o.preprocess ?? DEFAULT_PREPROCESS, relu = o.relu ?? DEFAULT_RELU, link = o.link ?? null;
   const dealer = preprocess === 'dealer' ? new Dealer(model, { onError: (e) => errors.push(e) }) : null;
@@ -406,7 +405,7 @@ export async function benchOnce(model: ServerModel, o: { preprocess?: string; da
     security = { tls: { cert: id.cert, key: id.key } };
     client = { tls: { pin: id.fingerprint } };
   }
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, relu, link, ...(o.heParallel ? { heParallel: o.heParallel } : {}), ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, relu, link, ...(o.workers ? { workers: o.workers } : {}), ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;

@@ -30,6 +30,7 @@ import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R6
 import { addChannelBias, checkPlan, localOp, PublicOps, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
 import type { HeParallel } from './linear/he/preprocess.js';
+import type { KkPlanesHelper } from './ot/kkot.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
 import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
@@ -224,8 +225,8 @@ export interface ServerSessionOptions extends SessionOptions {
   random?: ServerRandomness;
   /** Admission past the hello: returns a release function, or null when the server is full (BUSY). */
   admit?: () => (() => void) | null;
-  /** Threads for the HE output groups besides the session's own (Node: linear/he/workers.ts HeWorkerPool). */
-  heParallel?: HeParallel;
+  /** The server's worker threads, shared by its sessions (Node: pi/workers WorkerPool): HE output groups, KK13 pads. */
+  workers?: HeParallel & KkPlanesHelper;
 }
 
 export interface ClientSessionOptions extends SessionOptions {
@@ -361,7 +362,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     let relu: ReluServer | null = null, held: Preprocessor | null = null;
     const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals), o.hooks?.onStep);
     const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
-    const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess, o.heParallel ? { parallel: o.heParallel } : {})));
+    const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess, o.workers ? { parallel: o.workers } : {})));
     if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
     const reluProto = named('client hello', () => makeReluProtocol(hello.relu));
     if (o.relu && o.relu !== reluProto.name) throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
@@ -382,7 +383,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       state.channels.push(d);
       ctx.dealer = rec.dealer = adopt(d);
     }
-    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.server(ch, { batch, random }));
+    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.server(ch, { batch, random, workers: o.workers ?? null }));
     o.hooks?.onRelu?.(relu);
     rec.end('setup');
 

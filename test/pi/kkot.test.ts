@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair } from '../../src/pi/transport/channel.js';
-import { KK_CODE_BITS, KK_MAX_N, kkCodeword, KkReceiver, KkSender } from '../../src/pi/ot/kkot.js';
+import { KK_CODE_BITS, KK_MAX_N, kkCodeword, KkReceiver, KkSender, type KkPlanesHelper } from '../../src/pi/ot/kkot.js';
+import { WorkerPool } from '../../src/pi/workers/pool.js';
 import { otSession } from '../../src/pi/ot/session.js';
 import { cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64 } from '../../src/pi/ot/cot.js';
 import { systemRandom } from '../../src/pi/random.js';
@@ -126,3 +127,30 @@ test('additive COT over Z_2^64 from random OT: x0 + b*delta for edge correlation
   for (let j = 0; j < big; j++) k += getBit(e, j);
   assert.ok(Math.abs(k - big / 2) < 6 * Math.sqrt(big) / 2, `${k} of ${big} choice corrections are 1 for all-one choices`);
 });
+
+test('KK13 pad planes: a batch hashed in two slices (the second on a server worker thread) equals it hashed whole', async () => {
+  const [a] = channelPair();
+  const s = systemRandom.bytes(32), keys = Array.from({ length: KK_CODE_BITS }, () => systemRandom.bytes(16));
+  const kk = KkSender.fromBase(a, s, keys);
+  const m = 5000, q = new Int32Array(systemRandom.bytes(32 * m).buffer), batch = { m, first: 77, q };
+  const whole = kk.padPlanes(batch, 16, 2);
+  const pool = new WorkerPool(1);
+  try {
+    let asked = 0;
+    const helper: KkPlanesHelper = { kkPlanes: (...args) => { asked++; return pool.kkPlanes(...args); } };
+    assert.deepEqual(await kk.padPlanesShared(batch, 16, 2, helper), whole);
+    assert.equal(asked, 1);
+    // a small batch stays on this thread
+    const small = { m: 100, first: 77, q: q.slice(0, 800) };
+    assert.deepEqual(await kk.padPlanesShared(small, 16, 2, helper), kk.padPlanes(small, 16, 2));
+    assert.equal(asked, 1);
+    // the slice's OT counter matters: the second half hashed at the wrong counter differs
+    const h = m >>> 1, shifted = await pool.kkPlanes(tableOf(kk), q.slice(8 * h), 77 + h + 1, m - h, 16, 2);
+    assert.notDeepEqual(shifted, whole.subarray(2 * h));
+  } finally {
+    await pool.close();
+  }
+});
+
+/** The sender's σ((C(i) ∧ s)) table (private; read for the slice test). */
+const tableOf = (kk: KkSender) => (kk as unknown as { tab: Int32Array }).tab;

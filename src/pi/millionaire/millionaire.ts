@@ -218,7 +218,7 @@ export async function millionaireReceive(ots: OtSession, shape: CompareShape, p:
   const n = p.n, { N, leaves: L } = shape;
   let leaves: { pads: Uint32Array[]; gt: Bits[]; eq: (Bits | null)[] } | null = null;
   if (p.role === 'server') {
-    const planes = ots.kkSender!.padPlanes(await ots.kkSender!.extend(L * n), N, 2);
+    const planes = await ots.kkSender!.padPlanesShared(await ots.kkSender!.extend(L * n), N, 2, ots.kkHelper ?? null);
     const pads: Uint32Array[] = [];
     for (let j = 0; j < L; j++) {
       const v = new Uint32Array(n);

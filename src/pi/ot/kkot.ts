@@ -130,6 +130,62 @@ function sigmaInto(x: Int32Array, o: number, t0: number, t1: number, t2: number,
   out[p + 3] = x3 ^ x1 ^ t3;
 }
 
+/** Computes the low bit planes of KK13 pads for a slice of a sender batch (another thread: the server's workers). */
+export interface KkPlanesHelper {
+  kkPlanes(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, planes: number): Promise<Uint32Array>;
+}
+
+/**
+ * The low `planes` bits of the N pads of OTs first .. first+m-1 (rows q, 8 words each; `tab` the sender's
+ * σ((C(i) ∧ s)) table) as bit planes: word j * planes + k has bit i = bit k of the pad of message i of OT j.
+ */
+export function kkPadPlanes(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, planes: number): Uint32Array {
+  checkN(N, 'KkSender.padPlanes');
+  if (N > 32 || !Number.isInteger(planes) || planes < 1 || planes > 8) throw new Error(`KkSender.padPlanes: N=${N} must be <= 32 and planes=${planes} 1..8`);
+  if (tab.length !== KK_MAX_N * 8 || q.length < 8 * m) throw new Error(`KkSender.padPlanes: table of ${tab.length} words, ${q.length} row words for ${m} OTs`);
+  const out = new Uint32Array(m * planes);
+  hashPads(tab, q, first, m, N, 1, (j0, cnt, h) => {
+    for (let jj = 0, k = 0; jj < cnt; jj++) {
+      const o = (j0 + jj) * planes;
+      if (planes === 2) {
+        let p0 = 0, p1 = 0;
+        for (let i = 0; i < N; i++, k++) { const x = h[4 * k]!; p0 |= (x & 1) << i; p1 |= ((x >>> 1) & 1) << i; }
+        out[o] = p0;
+        out[o + 1] = p1;
+      } else {
+        for (let i = 0; i < N; i++, k++) {
+          const x = h[4 * k]!;
+          for (let p = 0; p < planes; p++) out[o + p] |= ((x >>> p) & 1) << i;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+/**
+ * Hashes the N pads of OTs first .. first+m-1 slice by slice: the XOR and σ work runs in WebAssembly (kernels kkpre,
+ * kkmid), AES in node:crypto. `each` gets the first `words` words of each 16-byte pad (4 words per block).
+ */
+function hashPads(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, words: 1 | 4, each: (j0: number, cnt: number, h: Int32Array) => void): void {
+  const K = gcKernels(), per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
+  const TAB = 64, Q = TAB + 32 * KK_MAX_N, V = Q + 32 * per, W = V + 16 * per * N, E = W + 16 * per * N;
+  K.ensure(E + 16 * per * N);
+  const h = scratchWords(4 * per * N);
+  for (let j0 = 0; j0 < m; j0 += per) {
+    const cnt = Math.min(per, m - j0), count = cnt * N, m32 = K.i32;
+    m32.set(tab.subarray(0, 8 * N), TAB >>> 2);
+    m32.set(q.subarray(8 * j0, 8 * (j0 + cnt)), Q >>> 2);
+    K.kkpre(Q, TAB, V, W, cnt, N, (first + j0) | 0);
+    K.u8.set(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count)), E);
+    K.kkmid(V, E, W, count);
+    const f = words32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))), v = V >>> 2;
+    if (words === 1) for (let x = 0; x < 4 * count; x += 4) h[x] = f[x]! ^ m32[v + x]!;
+    else for (let x = 0; x < 4 * count; x++) h[x] = f[x]! ^ m32[v + x]!;
+    each(j0, cnt, h);
+  }
+}
+
 /** One sender batch: rows q_j (8 words each) for OTs first .. first+m-1 of the session. */
 export interface KkSendBatch {
   m: number;
@@ -200,7 +256,7 @@ export class KkSender {
     checkN(N, 'KkSender.pads');
     checkBytes(bytes, 'KkSender.pads');
     const out = new Uint8Array(b.m * N * bytes);
-    this.hashAll(b, N, bytes > 4 ? 4 : 1, (j0, cnt, h) => {
+    hashPads(this.tab, b.q, b.first, b.m, N, bytes > 4 ? 4 : 1, (j0, cnt, h) => {
       const hb = new Uint8Array(h.buffer, h.byteOffset, 16 * cnt * N), o = j0 * N * bytes;
       for (let k = 0; k < cnt * N; k++) for (let x = 0; x < bytes; x++) out[o + k * bytes + x] = hb[16 * k + x]!;
     });
@@ -212,49 +268,21 @@ export class KkSender {
    * message i of OT j (e.g. a comparison leaf's N gt pads and N eq pads in two words).
    */
   padPlanes(b: KkSendBatch, N: number, planes: number): Uint32Array {
-    checkN(N, 'KkSender.padPlanes');
-    if (N > 32 || !Number.isInteger(planes) || planes < 1 || planes > 8) throw new Error(`KkSender.padPlanes: N=${N} must be <= 32 and planes=${planes} 1..8`);
-    const out = new Uint32Array(b.m * planes);
-    this.hashAll(b, N, 1, (j0, cnt, h) => {
-      for (let jj = 0, k = 0; jj < cnt; jj++) {
-        const o = (j0 + jj) * planes;
-        if (planes === 2) {
-          let p0 = 0, p1 = 0;
-          for (let i = 0; i < N; i++, k++) { const x = h[4 * k]!; p0 |= (x & 1) << i; p1 |= ((x >>> 1) & 1) << i; }
-          out[o] = p0;
-          out[o + 1] = p1;
-        } else {
-          for (let i = 0; i < N; i++, k++) {
-            const x = h[4 * k]!;
-            for (let p = 0; p < planes; p++) out[o + p] |= ((x >>> p) & 1) << i;
-          }
-        }
-      }
-    });
-    return out;
+    return kkPadPlanes(this.tab, b.q, b.first, b.m, N, planes);
   }
 
   /**
-   * Hashes the batch's N pads per OT slice by slice: the XOR and σ work runs in WebAssembly (kernels kkpre, kkmid),
-   * AES in node:crypto. `each` gets the first `words` words of each 16-byte pad (4 words per block).
+   * padPlanes with the batch's second half hashed by `helper` (another thread) while this thread hashes the first:
+   * the same result. Small batches stay here.
    */
-  private hashAll(b: KkSendBatch, N: number, words: 1 | 4, each: (j0: number, cnt: number, h: Int32Array) => void): void {
-    const K = gcKernels(), per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
-    const TAB = 64, Q = TAB + 32 * KK_MAX_N, V = Q + 32 * per, W = V + 16 * per * N, E = W + 16 * per * N;
-    K.ensure(E + 16 * per * N);
-    const h = scratchWords(4 * per * N);
-    for (let j0 = 0; j0 < b.m; j0 += per) {
-      const cnt = Math.min(per, b.m - j0), count = cnt * N, m32 = K.i32;
-      m32.set(this.tab.subarray(0, 8 * N), TAB >>> 2);
-      m32.set(b.q.subarray(8 * j0, 8 * (j0 + cnt)), Q >>> 2);
-      K.kkpre(Q, TAB, V, W, cnt, N, (b.first + j0) | 0);
-      K.u8.set(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count)), E);
-      K.kkmid(V, E, W, count);
-      const f = words32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))), v = V >>> 2;
-      if (words === 1) for (let q = 0; q < 4 * count; q += 4) h[q] = f[q]! ^ m32[v + q]!;
-      else for (let q = 0; q < 4 * count; q++) h[q] = f[q]! ^ m32[v + q]!;
-      each(j0, cnt, h);
-    }
+  async padPlanesShared(b: KkSendBatch, N: number, planes: number, helper: KkPlanesHelper | null): Promise<Uint32Array> {
+    if (!helper || b.m < 4096) return this.padPlanes(b, N, planes);
+    const h = b.m >>> 1;
+    const remote = helper.kkPlanes(this.tab, b.q.slice(8 * h, 8 * b.m), b.first + h, b.m - h, N, planes);
+    const out = new Uint32Array(b.m * planes);
+    out.set(kkPadPlanes(this.tab, b.q, b.first, h, N, planes));
+    out.set(await remote, h * planes);
+    return out;
   }
 
   /** m random OTs: all N pads of each (`bytes` bytes each, at ((j * N) + i) * bytes); the receiver learns pad r_j. */

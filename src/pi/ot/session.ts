@@ -9,7 +9,7 @@
 import type { Channel } from '../transport/channel.js';
 import type { Random } from '../random.js';
 import { OtExtReceiver, OtExtSender } from './iknp.js';
-import { KK_CODE_BITS, KkReceiver, KkSender } from './kkot.js';
+import { KK_CODE_BITS, KkReceiver, KkSender, type KkPlanesHelper } from './kkot.js';
 
 export type OtRole = 'server' | 'client';
 
@@ -24,6 +24,8 @@ export interface OtSession {
   kkReceiver: KkReceiver | null;
   /** This party's coins for everything drawn on top of the session (the random OTs' choices, shares, triples). */
   random: Random;
+  /** Server: another thread that hashes half of each large KK13 batch (the server's workers); null: this one alone. */
+  kkHelper?: KkPlanesHelper | null;
 }
 
 const split16 = (b: Uint8Array, n: number) => Array.from({ length: n }, (_, i) => b.slice(16 * i, 16 * i + 16));
@@ -35,14 +37,14 @@ export const OT_SESSION_MAX_BYTES = { toServer: 16 * 128, toClient: 32 * 128 };
  * Runs this party's half of the session's OT set-up (both parties call it concurrently, with their roles). Every coin
  * (base-OT scalars, Δ of A, Δ of B, the KK13 s) comes from `random`, which the session keeps for later draws.
  */
-export async function otSession(ch: Channel, role: OtRole, random: Random): Promise<OtSession> {
+export async function otSession(ch: Channel, role: OtRole, random: Random, kkHelper: KkPlanesHelper | null = null): Promise<OtSession> {
   if (role === 'server') {
     const a = await OtExtSender.setup(ch, { random });
     const { m0, m1 } = await a.sendRandom(128);
     const b = OtExtReceiver.fromBase(ch, split16(m0, 128), split16(m1, 128));
     const s = random.bytes(KK_CODE_BITS / 8);
     const keys = await b.receiveRandom(s, KK_CODE_BITS);
-    return { sender: a, receiver: b, kkSender: KkSender.fromBase(ch, s, split16(keys, KK_CODE_BITS)), kkReceiver: null, random };
+    return { sender: a, receiver: b, kkSender: KkSender.fromBase(ch, s, split16(keys, KK_CODE_BITS)), kkReceiver: null, random, kkHelper };
   }
   const a = await OtExtReceiver.setup(ch, { random });
   const deltaB = random.bytes(16);

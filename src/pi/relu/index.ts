@@ -8,6 +8,7 @@
 import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { ClientRandomness, ServerRandomness } from '../random.js';
+import type { KkPlanesHelper } from '../ot/kkot.js';
 
 /** One kept ReLU op of the plan (or the kept part of a partially masked site), public to both parties. */
 export interface ReluSite {
@@ -48,6 +49,8 @@ export interface ReluOptions {
 /** Every coin a half draws comes from `random` (tests fix or couple it; the client's masks r are reluMask()). */
 export interface ReluServerOptions extends ReluOptions {
   random: ServerRandomness;
+  /** The server's worker threads (Node: pi/workers), for protocols that split their work. */
+  workers?: KkPlanesHelper | null;
 }
 export interface ReluClientOptions extends ReluOptions {
   random: ClientRandomness;

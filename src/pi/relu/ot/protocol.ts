@@ -368,7 +368,7 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
   return {
     name,
     async server(ch: Channel, o: ReluServerOptions): Promise<ReluServer> {
-      return new OtServer(ch, await otSession(ch, 'server', o.random.bytes), o.batch, when);
+      return new OtServer(ch, await otSession(ch, 'server', o.random.bytes, o.workers ?? null), o.batch, when);
     },
     async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
       return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when, o.random);

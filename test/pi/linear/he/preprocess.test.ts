@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { HePreprocessor, type HeOptions, type HeParallel } from '../../../../src/pi/linear/he/preprocess.js';
-import { HeWorkerPool } from '../../../../src/pi/linear/he/workers.js';
+import { WorkerPool } from '../../../../src/pi/workers/pool.js';
 import { RingConv2d, RingFc, type ConvGeometry, type RingLinear } from '../../../../src/pi/linear/ring.js';
 import { channelPair } from '../../../../src/pi/transport/channel.js';
 import { r64Random, r64Sub, r64ToBig } from '../../../../src/pi/fixed.js';
@@ -66,7 +66,7 @@ test('layers that need several ciphertexts (tiles, input and output groups)', as
 });
 
 test('the server\'s worker threads compute some output groups: the same result, responses still in group order; a dead pool fails the layer', async () => {
-  const pool = new HeWorkerPool(2);
+  const pool = new WorkerPool(2);
   let dealt = 0;
   const counting: HeParallel = { threads: pool.threads, groups: (job, ogs) => { dealt += ogs.length; return pool.groups(job, ogs); } };
   try {
@@ -82,5 +82,5 @@ test('the server\'s worker threads compute some output groups: the same result, 
     await pool.close();
   }
   const l = conv('3x3, 16 channels at 20x20', 16, 20, 24, 3, 1, 1);
-  await assert.rejects(check(l, { packing: () => ({ th: 7, tw: 10, cw: 5, on: 3 }) }, { parallel: pool }), /HE worker pool closed/);
+  await assert.rejects(check(l, { packing: () => ({ th: 7, tw: 10, cw: 5, on: 3 }) }, { parallel: pool }), /server worker pool closed/);
 });
