@@ -295,7 +295,7 @@ export function registerPiCommands(program: Command): Command {
       const onRefused = (why: string) => process.stderr.write(`[pi] refused a connection: ${why}\n`);
       const l = await servePi(model, { port: o.port, host: o.host, security, pool, maxPending: o.maxPending, onError, onRefused });
       process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}; ` +
-        `preprocessing ${o.preprocess}; ReLU protocol ${o.relu ?? RELU_PROTOCOLS.join(' or ')}; link: ${describeLink(o.link)}\n`);
+        `preprocessing ${o.preprocess}; ReLU protocol ${o.relu ?? RELU_PROTOCOLS.join(' or ')}; link: ${describeLink(o.link)}; worker threads: ${o.workerThreads}\n`);
       let web: WebServer | null = null;
       if (o.web) {
         const ds = o.galleryDataset ?? model.plan.input.dataset;

@@ -9,6 +9,7 @@ import { compilePlan, referenceForward } from '../../src/pi/compile.js';
 import type { ServerModel } from '../../src/pi/plan.js';
 import { PROTOCOL, runClient, serveClient, sessionLimits, type PartyReport, type SessionHooks } from '../../src/pi/protocol.js';
 import { servePi } from '../../src/pi/serve.js';
+import { WorkerPool } from '../../src/pi/workers/pool.js';
 import { Dealer } from '../../src/pi/linear/dealer/dealer.js';
 import { makePreprocessor } from '../../src/pi/linear/index.js';
 import { makeReluProtocol } from '../../src/pi/relu/registry.js';
@@ -261,5 +262,30 @@ test('TLS with the defaults (he, ot): a client that leaves in the middle of a Re
     assert.equal(sessions, 2);
   } finally {
     await l.close();
+  }
+});
+
+test('the server\'s worker threads (HE groups, KK13 pads) give the same results; two sessions share one pool', async () => {
+  // 16x16 input: the first stage's sites have 1,024 ReLUs, so their KK13 batches (8 leaves each) go half to a worker
+  const spec = specFor('resnet20', { alpha: 0.25, inputSize: 16, numClasses: 10 });
+  const net = buildNetwork(spec).eval(), m = compilePlan(net);
+  net.dispose();
+  const pool = new WorkerPool(1);
+  let kk = 0;
+  const workers = { threads: pool.threads, groups: pool.groups.bind(pool), kkPlanes: (...a: Parameters<WorkerPool['kkPlanes']>) => { kk++; return pool.kkPlanes(...a); } };
+  try {
+    const xs = [1, 2].map((k) => Float32Array.from({ length: 3 * 256 }, (_, i) => Math.sin(k * 1000 + i * 1.7) * 2));
+    const rs = await Promise.all(xs.map(async (x) => {
+      const [s, c] = channelPair();
+      return (await Promise.all([serveClient(s, m, { workers }), runClient(c, x)]))[1];
+    }));
+    rs.forEach((r, i) => {
+      const ref = referenceForward(m, quantize(xs[i]!, m.plan.fixed.f));
+      assert.ok(maxUlps(r64ToBig(r.out), r64ToBig(ref.out)) < within(r.scale), `session ${i}`);
+    });
+    assert.ok(kk >= 2, `${kk} KK13 slices on the worker`);
+  } finally {
+    await pool.close();
+    m.dispose();
   }
 });
