@@ -13,10 +13,11 @@
 // Usage: node dist/bench/pi.js [--configs C100_12K,C100_115K,C100_230K,full] [--preprocess he,dealer] [--relu gc,ot,ot-online]
 //        [--link none,lan,wan] [--transport tls,insecure] [--repeat 1] [--out FILE.json] [--calibrate FILE]
 //        [--profile DIR: V8 CPU profiles of every server and client process into DIR (open in Chrome DevTools)]
+//        [--worker-threads N: the server's worker threads (pi serve --worker-threads; default its own: cores - 1)]
 // Defaults: every config, he, gc and ot, every link profile, TLS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,7 +35,7 @@ const { values: a } = parseArgs({
   options: {
     configs: { type: 'string', default: 'C100_12K,C100_115K,C100_230K,full' }, preprocess: { type: 'string', default: 'he' },
     relu: { type: 'string', default: 'gc,ot' }, link: { type: 'string', default: 'none,lan,wan' },
-    transport: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' }, profile: { type: 'string' },
+    transport: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' }, profile: { type: 'string' }, 'worker-threads': { type: 'string' },
     // child mode: run the client of one session and print { report, peakMB, cpuMs }
     client: { type: 'string' }, pin: { type: 'string' }, insecure: { type: 'boolean' }, dealer: { type: 'string' }, 'dealer-cert': { type: 'string' },
     seed: { type: 'string', default: '1' },
@@ -148,7 +149,7 @@ try {
               for (const tr of transports) {
                 const tls = tr === 'tls' ? [] : ['--insecure'];
                 const s = await listening(['pi', 'serve', ...spec, '--port', '0', '--cert', server.cert, '--key', server.key, ...tls, '--preprocess', prep,
-                  '--relu', relu, '--link', link, ...dealerFlags], 'pi serve');
+                  '--relu', relu, '--link', link, ...dealerFlags, ...(a['worker-threads'] ? ['--worker-threads', a['worker-threads']] : [])], 'pi serve');
                 procs.push(s.child);
                 servers.set(tr, s);
               }
@@ -229,7 +230,7 @@ if (transports.length === 2) {
   process.stdout.write('TLS overhead (median TLS wall / CPU time of all parties vs plain TCP between client and server, %):\n');
   console.table(overhead);
 }
-if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ date: new Date().toISOString(), rows, reports: results }, null, 2)}\n`);
+if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ date: new Date().toISOString(), serverWorkerThreads: a['worker-threads'] ?? 'default (cores - 1)', loadAverage: loadavg(), rows, reports: results }, null, 2)}\n`);
 // The reduce cost model: per ReLU protocol, from the unshaped runs of the default preprocessing (he, if run) over the
 // first transport (calibrate() refuses shaped runs: their times include the link).
 const calPrep = preps.includes('he') ? 'he' : preps[0];
