@@ -247,7 +247,11 @@ export class KkSender {
     const q0 = transpose128(G.subarray(0, half), M, scratchWords(4 * M, 'rows0'));
     const q1 = transpose128(G.subarray(half), M, scratchWords(4 * M, 'rows1'));
     const q = new Int32Array(8 * m);
-    for (let j = 0; j < m; j++) q.set(q0.subarray(4 * j, 4 * j + 4), 8 * j), q.set(q1.subarray(4 * j, 4 * j + 4), 8 * j + 4);
+    // rows interleaved: low 128 bits then high 128 bits of each (a plain loop: a subarray per row was 2 allocations per OT)
+    for (let j = 0, a = 0, o = 0; j < m; j++, a += 4, o += 8) {
+      q[o] = q0[a]!; q[o + 1] = q0[a + 1]!; q[o + 2] = q0[a + 2]!; q[o + 3] = q0[a + 3]!;
+      q[o + 4] = q1[a]!; q[o + 5] = q1[a + 1]!; q[o + 6] = q1[a + 2]!; q[o + 7] = q1[a + 3]!;
+    }
     return { m, first: this.counter.take(m), q };
   }
 
