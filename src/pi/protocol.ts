@@ -286,7 +286,7 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
     setup: { toServer: rl.setup.toServer, toClient: rl.setup.toClient, flightToServer: rl.setup.flightToServer ?? 0, flightToClient: rl.setup.flightToClient ?? 0 },
     offline: {
       toServer: Math.max(rl.offline.toServer, pl.toServer), toClient: Math.max(rl.offline.toClient, pl.toClient),
-      flightToServer: rl.offline.flightToServer ?? 0, flightToClient: rl.offline.flightToClient ?? 0,
+      flightToServer: rl.offline.flightToServer ?? 0, flightToClient: Math.max(rl.offline.flightToClient ?? 0, pl.flightToClient ?? 0),
     },
     online: {
       toServer: Math.max(rl.online.toServer, 8 * plan.ops[0]!.size), toClient: Math.max(rl.online.toClient, 8 * last.size, reportMaxBytes(plan)),

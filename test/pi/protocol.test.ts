@@ -187,6 +187,12 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
   const largest = (fs: Uint8Array[]) => Math.max(...fs.filter(heFrame).map((f) => f.byteLength));
   assert.equal(largest(toClient), pl.toClient);
+  // a layer's responses come as one flight (the server does not wait between groups): the client's buffer holds two
+  const perOp = new Map<number, number>();
+  for (const f of toClient.filter(heFrame)) { const op = new DataView(f.buffer, f.byteOffset).getUint32(8, true); perOp.set(op, (perOp.get(op) ?? 0) + f.byteLength); }
+  const flight = Math.max(...perOp.values());
+  assert.equal(flight, pl.flightToClient);
+  assert.ok(lim.offline.bufferToClient >= 2 * flight, `flight ${flight}, buffer ${lim.offline.bufferToClient}`);
   assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.offline.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.offline.toServer}`);
   for (const f of toServer) assert.ok(f.byteLength <= lim.setup.toServer);
   for (const f of toClient) assert.ok(f.byteLength <= lim.setup.toClient);

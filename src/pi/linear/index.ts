@@ -57,9 +57,10 @@ export interface Preprocessor {
   client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64>;
   /**
    * The largest message each way on the server-client channel over these layers (0: none), for the receivers'
-   * frame limits; each receive still checks the exact size it expects.
+   * frame limits, and the largest run of messages one party sends without waiting (a flight: HE's responses of a
+   * layer, one per output group), for their buffer limits; each receive still checks the exact size it expects.
    */
-  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number };
+  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToClient?: number };
   /** This party's own compute time (ms) in its last server() / client() call, for preprocessors that measure it. */
   lastComputeMs?(): number;
   /** Bytes of session state this party's preprocessor holds now (HE: its engine's memory, keys included). */

@@ -174,19 +174,24 @@ export class HePreprocessor implements Preprocessor {
    * the largest response message of its own packings (a server-side instance reports those of the default cost model,
    * which it never receives).
    */
-  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number } {
-    if (!shapes.length) return { toServer: 0, toClient: 0 };
+  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToClient: number } {
+    if (!shapes.length) return { toServer: 0, toClient: 0, flightToClient: 0 };
     const p = this.params;
-    let toServer = publicKeyBytes(p), toClient = 0;
+    let toServer = publicKeyBytes(p), toClient = 0, flightToClient = 0;
     for (const shape of shapes) {
       const g = geometryOf(shape);
       toServer = Math.max(toServer, uploadBytes(p, this.maxUploads(g, shape.name)));
       const L = new ConvLayout(g, this.packingOf(shape, g), p.n, shape.name);
+      // the server sends a layer's groups without waiting (faster still with worker threads): one flight
+      let layer = 0;
       for (let og = 0; og < L.outGroups; og++) {
-        toClient = Math.max(toClient, responsesBytes(p, Array.from({ length: L.tiles }, (_, t) => L.output(t, og).idx.length)));
+        const b = responsesBytes(p, Array.from({ length: L.tiles }, (_, t) => L.output(t, og).idx.length));
+        toClient = Math.max(toClient, b);
+        layer += b;
       }
+      flightToClient = Math.max(flightToClient, layer);
     }
-    return { toServer, toClient };
+    return { toServer, toClient, flightToClient };
   }
 
   private count(shape: LinearShape): void {

@@ -38,9 +38,11 @@ async function check(l: { shape: LinearShape; layer: RingLinear }, o: HeOptions 
   const [a, b] = channelPair();
   const srv = new HePreprocessor(server), cli = new HePreprocessor(o);
   for (let round = 0; round < 2; round++) { // the second layer of a session reuses the keys
-    const c = r64Random(l.shape.inSize);
+    const c = r64Random(l.shape.inSize), got0 = b.stats().bytesRecv;
     const [s, y] = await Promise.all([srv.server({ peer: a, dealer: null, random: systemRandom }, l.shape, l.layer), cli.client({ peer: b, dealer: null, random: systemRandom }, l.shape, c)]);
     assert.deepEqual(r64ToBig(y), r64ToBig(r64Sub(l.layer.apply(c), s)), `${l.shape.name}, round ${round}`);
+    // the layer's responses are one flight, which the client's buffer limit is sized for
+    assert.equal(b.stats().bytesRecv - got0, cli.maxMessageBytes([l.shape]).flightToClient, `${l.shape.name}: response bytes`);
     assert.ok(srv.lastComputeMs() > 0 && cli.lastComputeMs() > 0);
   }
 }
