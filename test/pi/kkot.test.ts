@@ -128,7 +128,7 @@ test('additive COT over Z_2^64 from random OT: x0 + b*delta for edge correlation
   assert.ok(Math.abs(k - big / 2) < 6 * Math.sqrt(big) / 2, `${k} of ${big} choice corrections are 1 for all-one choices`);
 });
 
-test('KK13 pad planes: a batch hashed in two slices (the second on a server worker thread) equals it hashed whole', async () => {
+test('KK13 pad planes: a batch hashed in two slices (the second on a server worker thread) equals it hashed whole; without the pool, here', async () => {
   const [a] = channelPair();
   const s = systemRandom.bytes(32), keys = Array.from({ length: KK_CODE_BITS }, () => systemRandom.bytes(16));
   const kk = KkSender.fromBase(a, s, keys);
@@ -150,6 +150,8 @@ test('KK13 pad planes: a batch hashed in two slices (the second on a server work
   } finally {
     await pool.close();
   }
+  // a closed pool: this thread hashes it all
+  assert.deepEqual(await kk.padPlanesShared(batch, 16, 2, pool), whole);
 });
 
 /** The sender's σ((C(i) ∧ s)) table (private; read for the slice test). */

@@ -132,6 +132,8 @@ function sigmaInto(x: Int32Array, o: number, t0: number, t1: number, t2: number,
 
 /** Computes the low bit planes of KK13 pads for a slice of a sender batch (another thread: the server's workers). */
 export interface KkPlanesHelper {
+  /** False when the helper's threads are gone (the batch is then hashed here alone). */
+  readonly alive?: boolean;
   kkPlanes(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, planes: number): Promise<Uint32Array>;
 }
 
@@ -280,7 +282,7 @@ export class KkSender {
    * the same result. Small batches stay here.
    */
   async padPlanesShared(b: KkSendBatch, N: number, planes: number, helper: KkPlanesHelper | null): Promise<Uint32Array> {
-    if (!helper || b.m < 4096) return this.padPlanes(b, N, planes);
+    if (!helper || helper.alive === false || b.m < 4096) return this.padPlanes(b, N, planes);
     const h = b.m >>> 1;
     const remote = helper.kkPlanes(this.tab, b.q.slice(8 * h, 8 * b.m), b.first + h, b.m - h, N, planes);
     const out = new Uint32Array(b.m * planes);

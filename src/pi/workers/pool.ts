@@ -37,6 +37,9 @@ export class WorkerPool implements ServerWorkers {
   private ids = 0;
   private dead: Error | null = null;
 
+  /** False once a worker has failed or the pool is closed: sessions then do all their work on their own thread. */
+  get alive(): boolean { return !this.dead; }
+
   constructor(readonly threads: number, readonly params: HeParams = HE_PARAMS) {
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`worker threads must be a positive integer, got ${threads}`);
     for (let i = 0; i < threads; i++) {

@@ -86,6 +86,8 @@ export interface HeLayerJob {
 /** Computes some output groups of a layer elsewhere, with the parameters it was made for. */
 export interface HeParallel {
   readonly threads: number;
+  /** False when the threads are gone (the layer is then computed here alone). */
+  readonly alive?: boolean;
   /** Each group's responses, in the order of `ogs`. */
   groups(job: HeLayerJob, ogs: readonly number[]): Promise<ResponseCts[]>[];
 }
@@ -290,7 +292,7 @@ export class HePreprocessor implements Preprocessor {
     const s = randomR64(ctx.random, shape.outSize);
     // Output groups are independent: with worker threads, each takes every (T+1)-th group and this thread the rest;
     // the responses still go out in group order (the client reads them so).
-    const par = this.o.parallel && L.outGroups > 1 ? this.o.parallel : null, T = par ? par.threads + 1 : 1;
+    const par = this.o.parallel && this.o.parallel.alive !== false && L.outGroups > 1 ? this.o.parallel : null, T = par ? par.threads + 1 : 1;
     const remote = new Map<number, Promise<ResponseCts[]>>();
     if (par) {
       const ogs = Array.from({ length: L.outGroups }, (_, og) => og).filter((og) => og % T !== 0);
