@@ -125,7 +125,6 @@ interface WebFlags {
   origin?: string[];
 }
 
-
 interface TlsFlags {
   cert?: string;
   key?: string;

@@ -2,10 +2,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HeEngine } from '../he/kernels.js';
 import { ConvLayout } from '../he/layout.js';
-import { loadPublicKey, type InputCt } from '../he/rlwe.js';
+import { loadPublicKey } from '../he/rlwe.js';
 import type { HeParams } from '../he/params.js';
 import { seededRandom } from '../random.js';
-import { groupResponses } from '../linear/he/preprocess.js';
+import { groupResponses, loadInputs } from '../linear/he/preprocess.js';
 import { kkPadPlanes } from '../ot/kkot.js';
 import type { WorkerReply, WorkerRequest } from './pool.js';
 
@@ -30,12 +30,7 @@ async function run(r: WorkerRequest): Promise<void> {
   try {
     const L = new ConvLayout(job.g, job.pk, params.n, job.name);
     const pk = await loadPublicKey(e, job.pub);
-    const inputs: InputCt[] = job.c0s.map((c0, j) => {
-      const a = e.poly(e.L, false), c = e.poly(e.L, false);
-      e.words(c).set(c0);
-      e.words(a).set(job.as[j]!);
-      return { c0: c, a };
-    });
+    const inputs = loadInputs(e, job.c0s, job.as);
     // the layer's coins: a ChaCha20 stream from the 32 bytes the session drew for it
     const rand = seededRandom(job.seed);
     for (const og of ogs) {

@@ -62,7 +62,7 @@ export interface HeOptions {
   cost?: CostModel;
   /** The client's packing per layer instead of the cost model's (the server checks whatever it receives). */
   packing?: (shape: LinearShape, g: LinearGeometry) => Packing;
-  /** The server's worker threads for output groups (Node only: linear/he/workers.ts); absent: this thread alone. */
+  /** The server's worker threads for output groups (Node only: pi/workers); absent: this thread alone. */
   parallel?: HeParallel;
 }
 
@@ -90,6 +90,16 @@ export interface HeParallel {
   readonly alive?: boolean;
   /** Each group's responses, in the order of `ogs`. */
   groups(job: HeLayerJob, ogs: readonly number[]): Promise<ResponseCts[]>[];
+}
+
+/** The uploads (c0 and the expanded a of each, NTT domain) copied into the engine's scratch memory. */
+export function loadInputs(e: HeEngine, c0s: readonly Uint32Array[], as: readonly Uint32Array[]): InputCt[] {
+  return c0s.map((c0, j) => {
+    const a = e.poly(e.L, false), c = e.poly(e.L, false);
+    e.words(c).set(c0);
+    e.words(a).set(as[j]!);
+    return { c0: c, a };
+  });
 }
 
 /**
@@ -306,12 +316,7 @@ export class HePreprocessor implements Preprocessor {
     }
     const base = e.mark();
     try {
-      const inputs: InputCt[] = up.c0s.map((c0, j) => {
-        const a = e.poly(e.L, false), c = e.poly(e.L, false);
-        e.words(c).set(c0);
-        e.words(a).set(as[j]!);
-        return { c0: c, a };
-      });
+      const inputs = loadInputs(e, up.c0s, as);
       ms += now() - t;
       for (let og = 0; og < L.outGroups; og++) {
         t = now();
