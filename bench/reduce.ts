@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { saveSafetensors, tensor } from '../src/engine/index.js';
 import { loadDataset, makeBatch } from '../src/data/index.js';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceResults } from '../src/reduce/pipeline.js';
-import { balancedSpec, defaultMethodOptions, METHODS } from '../src/reduce/methods.js';
+import { balancedSpec, defaultMethodOptions, METHODS, snlFinetuneEpochs, snlFinetuneOption } from '../src/reduce/methods.js';
 import { balancedWidths } from '../src/reduce/balance.js';
 import { countRelus, specFor, type NetSpec } from '../src/models/index.js';
 import { defaultMaskLearning } from '../src/reduce/snl.js';
@@ -44,12 +44,7 @@ const { values: a } = parseArgs({
 });
 const [baseline, criticality, candidate, finetune] = a.epochs!.split(',').map(Number) as [number, number, number, number | undefined];
 const budgets = a.budgets!.split(',').map(Number);
-const snlFt = a['snl-finetune-epochs']!.split(',').map(Number);
-if (!snlFt.every((x) => Number.isInteger(x) && x >= 0) || (snlFt.length > 1 && snlFt.length !== budgets.length)) {
-  throw new Error(`--snl-finetune-epochs: '${a['snl-finetune-epochs']}' must be one non-negative integer or one per budget (${budgets.length})`);
-}
-const snlFinetune = snlFt.length === 1 ? snlFt[0]! : snlFt;
-const snlEpochsTotal = snlFt.length === 1 ? snlFt[0]! * budgets.length : snlFt.reduce((x, y) => x + y, 0);
+const snlFinetune = snlFinetuneOption(a['snl-finetune-epochs']!.split(',').map(Number), budgets);
 const reach = Number(a['snl-reach-epochs']);
 const lim = { crit: Number(a['criticality-limit-train']), cand: Number(a['limit-train']), ft: Number(a['finetune-limit-train']) };
 const config = defaultReduceConfig({
@@ -81,6 +76,7 @@ const half = rel(specFor('resnet18', { ...base, rho: 0.5 }));
 // the balanced widths if stage 1 is the least critical (the order is known only after the criticality runs)
 const bal = budgets.map((b) => balancedWidths(base, [1], true, 1, b)).filter((w): w is number[] => !!w).map((w) => rel(balancedSpec(base, w, 1)));
 const ft = finetune ?? candidate;
+const snlEpochs = budgets.map((b) => snlFinetuneEpochs(config.methodOptions, b));
 const plan: [string, number][] = [
   ['baseline (teacher)', a.teacher ? 0 : E(baseline, 60000)],
   ['criticality (4 stages + all-linear)', 5 * E(criticality, lim.crit)],
@@ -90,7 +86,7 @@ const plan: [string, number][] = [
   ['subset search: at most one new per budget (rho 1 bound)', budgets.length * E(ft, lim.ft, 1 + kd)],
   // the mask phase ends when the smallest budget is reached (~reach epochs), at the latest after maxEpochs
   [`learned masks: mask phase (${reach} to ${config.methodOptions.snl.maxEpochs} epochs)`, E(config.methodOptions.snl.maxEpochs, 60000, 1.2 + kd)],
-  [`learned masks: ${budgets.length} KD fine-tunes (${snlFt.join(', ')} epochs)`, E(snlEpochsTotal, lim.ft, 1.1 + kd)],
+  [`learned masks: ${budgets.length} KD fine-tunes (${snlEpochs.join(', ')} epochs)`, E(snlEpochs.reduce((x, y) => x + y, 0), lim.ft, 1.1 + kd)],
 ];
 const total = plan.reduce((t, [, e]) => t + e, 0);
 console.log('time plan (E = one epoch of 60,000 images of the baseline, ~95 s at 2 threads on an idle machine; upper bounds):');

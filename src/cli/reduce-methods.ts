@@ -1,7 +1,7 @@
 // `deepreduce reduce` options of the methods besides DeepReDuce (see src/reduce/methods.ts).
 import { InvalidArgumentError, type Command } from 'commander';
 import { defaultMaskLearning } from '../reduce/snl.js';
-import { defaultMethodOptions, parseMethods, type Method, type MethodOptions } from '../reduce/methods.js';
+import { defaultMethodOptions, parseMethods, snlFinetuneOption, type Method, type MethodOptions } from '../reduce/methods.js';
 
 const numbers = (name: string, ok: (v: number) => boolean, what: string) => (v: string) => {
   const xs = v.split(',').map((s) => Number(s.trim()));
@@ -45,8 +45,6 @@ export function addMethodOptions(cmd: Command): Command {
 export function methodConfig(o: Record<string, any>): { methods: Method[]; methodOptions: MethodOptions } {
   const methods = parseMethods(o.method);
   const budgets: number[] = o.budgets ?? (o.budget !== undefined ? [o.budget] : []);
-  const ft: number[] = o.snlFinetuneEpochs;
-  if (ft.length > 1 && ft.length !== budgets.length) throw new InvalidArgumentError(`--snl-finetune-epochs: ${ft.length} values for ${budgets.length} budgets; give one value or one per budget`);
   return {
     methods,
     methodOptions: defaultMethodOptions({
@@ -54,7 +52,7 @@ export function methodConfig(o: Record<string, any>): { methods: Method[]; metho
       ...(o.balanceRatio ? { balanceRatio: o.balanceRatio } : {}),
       snl: {
         ...defaultMaskLearning, granularity: o.snlGranularity, reachEpochs: o.snlReachEpochs, maxEpochs: Math.max(o.snlMaxEpochs, o.snlReachEpochs),
-        maskLr: o.snlMaskLr, weightLr: o.snlWeightLr, penalty: o.snlPenalty, finetuneEpochs: ft.length === 1 ? ft[0]! : ft,
+        maskLr: o.snlMaskLr, weightLr: o.snlWeightLr, penalty: o.snlPenalty, finetuneEpochs: snlFinetuneOption(o.snlFinetuneEpochs, budgets),
       },
     }),
   };

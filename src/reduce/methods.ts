@@ -45,6 +45,13 @@ export interface MethodOptions {
   snl: Omit<MaskLearningOptions, 'budgets'> & { finetuneEpochs: number | number[] };
 }
 
+/** `--snl-finetune-epochs` values as the options hold them: one number, or one per budget (other counts are named). */
+export function snlFinetuneOption(values: readonly number[], budgets: readonly number[]): number | number[] {
+  if (!values.length || !values.every((x) => Number.isInteger(x) && x >= 0)) throw new Error(`--snl-finetune-epochs: '${values.join(',')}' must be non-negative integers`);
+  if (values.length > 1 && values.length !== budgets.length) throw new Error(`--snl-finetune-epochs: ${values.length} values for ${budgets.length} budgets; give one value or one per budget`);
+  return values.length === 1 ? values[0]! : [...values];
+}
+
 /** The KD fine-tuning epochs of the learned mask for `budget`. */
 export function snlFinetuneEpochs(o: MethodOptions, budget: number): number {
   const e = o.snl.finetuneEpochs;
