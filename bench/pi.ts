@@ -14,6 +14,7 @@
 //        [--link none,lan,wan] [--transport tls,insecure] [--repeat 1] [--out FILE.json] [--calibrate FILE]
 //        [--profile DIR: V8 CPU profiles of every server and client process into DIR (open in Chrome DevTools)]
 //        [--worker-threads N: the server's worker threads (pi serve --worker-threads; default its own: cores - 1)]
+//        [--v8-concurrent-marking: the parties keep V8's concurrent marking (src/util/v8.ts turns it off)]
 // Defaults: every config, he, gc and ot, every link profile, TLS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +31,7 @@ import { runClient } from '../src/pi/protocol.js';
 import { tcpDealerLink } from '../src/pi/linear/dealer/dealer.js';
 import { PREPROCESSORS } from '../src/pi/linear/index.js';
 import { makeReluProtocol } from '../src/pi/relu/registry.js';
+import { applyV8Settings } from '../src/util/v8.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -38,9 +40,13 @@ const { values: a } = parseArgs({
     transport: { type: 'string', default: 'tls' }, repeat: { type: 'string', default: '1' }, out: { type: 'string' }, calibrate: { type: 'string' }, profile: { type: 'string' }, 'worker-threads': { type: 'string' },
     // child mode: run the client of one session and print { report, peakMB, cpuMs }
     client: { type: 'string' }, pin: { type: 'string' }, insecure: { type: 'boolean' }, dealer: { type: 'string' }, 'dealer-cert': { type: 'string' },
-    seed: { type: 'string', default: '1' },
+    seed: { type: 'string', default: '1' }, 'v8-concurrent-marking': { type: 'boolean' },
   },
 });
+
+// The parties inherit the choice through the environment (applyV8Settings reads it in each process).
+if (a['v8-concurrent-marking']) process.env.DEEPREDUCE_V8_CONCURRENT_MARKING = '1';
+applyV8Settings();
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${a.profile}`] : [];
@@ -230,7 +236,7 @@ if (transports.length === 2) {
   process.stdout.write('TLS overhead (median TLS wall / CPU time of all parties vs plain TCP between client and server, %):\n');
   console.table(overhead);
 }
-if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ date: new Date().toISOString(), serverWorkerThreads: a['worker-threads'] ?? 'default (cores - 1)', loadAverage: loadavg(), rows, reports: results }, null, 2)}\n`);
+if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ date: new Date().toISOString(), serverWorkerThreads: a['worker-threads'] ?? 'default (cores - 1)', v8ConcurrentMarking: !!a['v8-concurrent-marking'], loadAverage: loadavg(), rows, reports: results }, null, 2)}\n`);
 // The reduce cost model: per ReLU protocol, from the unshaped runs of the default preprocessing (he, if run) over the
 // first transport (calibrate() refuses shaped runs: their times include the link).
 const calPrep = preps.includes('he') ? 'he' : preps[0];

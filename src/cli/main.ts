@@ -9,6 +9,9 @@ import { registerReduceCommands } from './reduce.js';
 import { registerExportCommand } from './export.js';
 import { registerPiCommands } from './pi.js';
 import { registerQueueCommands } from './queue.js';
+import { applyV8Settings } from '../util/v8.js';
+
+applyV8Settings();
 
 const program = new Command()
   .name('deepreduce')
