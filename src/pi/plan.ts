@@ -372,6 +372,11 @@ export class PublicOps {
   dispose(): void {}
 }
 
+/** The ops an op reads, by index (none for the input). */
+export function opInputs(o: PlanOp): number[] {
+  return o.op === 'input' ? [] : o.op === 'add' ? [...o.inputs] : [o.input];
+}
+
 /** Applies a share-local op (everything but conv / fc / relu) to one party's values. */
 export function localOp(pub: PublicOps, i: number, vals: R64[], role: 'server' | 'client' | 'clear'): R64 {
   const o = pub.plan.ops[i]!;

@@ -15,10 +15,11 @@
 // linear/dealer/dealer.ts):
 //   setup:   C hello (JSON, with a random session id), S plan (JSON); for dealer, C and S each open their own channel
 //            to D and send it the session id; the ReLU protocol's set-up (128 base OTs, OT extensions)
-//   offline: per conv/fc the preprocessor's messages (he: C -> S its public key before the first layer, C -> S the
-//            encrypted share c, S -> C Enc(M c - s) per output group; dealer: D -> S s, C -> D c, D -> C M c - s,
-//            nothing between C and S); per ReLU op the protocol's offline messages (ot: OT matrices both ways; gc:
-//            C OT matrix, S garbled tables)
+//   offline: first per conv/fc the preprocessor's messages (he: C -> S its public key before the first layer, C -> S
+//            the encrypted share c, S -> C Enc(M c - s) per output group, the client one layer ahead: it sends the
+//            next layer's c before it reads this layer's responses where its share allows; dealer: D -> S s, C -> D c,
+//            D -> C M c - s, nothing between C and S); then per ReLU op the protocol's offline messages (ot: OT
+//            matrices both ways; gc: C OT matrix, S garbled tables)
 //   online:  C input share; per ReLU op the protocol's online messages (ot: 6 flights; gc: S labels of a, C colour
 //            bits); S output share; S its per-op report (JSON)
 // Every state has a frame limit (a small one before the hello / the plan, then per phase the largest message that
@@ -27,19 +28,19 @@
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
-import { addChannelBias, checkPlan, localOp, PublicOps, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
-import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PreprocessContext, type Preprocessor } from './linear/index.js';
+import { addChannelBias, checkPlan, localOp, opInputs, PublicOps, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
+import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PendingLinear, type PreprocessContext, type Preprocessor } from './linear/index.js';
 import type { HeParallel } from './linear/he/preprocess.js';
 import type { KkPlanesHelper } from './ot/kkot.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
 import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
-import { clientOfflinePartial, serverOnlinePartial } from './relu/partial.js';
+import { clientOfflinePartial, clientPartialShare, serverOnlinePartial } from './relu/partial.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 
-export const PROTOCOL = 'deepreduce-pi/4'; // 4: coded error frames, one weight scale, per-state limits
+export const PROTOCOL = 'deepreduce-pi/5'; // 5: the linear layers' offline messages before the ReLUs', one layer ahead
 
 export type Phase = 'setup' | 'offline' | 'online';
 
@@ -286,7 +287,7 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
     setup: { toServer: rl.setup.toServer, toClient: rl.setup.toClient, flightToServer: rl.setup.flightToServer ?? 0, flightToClient: rl.setup.flightToClient ?? 0 },
     offline: {
       toServer: Math.max(rl.offline.toServer, pl.toServer), toClient: Math.max(rl.offline.toClient, pl.toClient),
-      flightToServer: rl.offline.flightToServer ?? 0, flightToClient: Math.max(rl.offline.flightToClient ?? 0, pl.flightToClient ?? 0),
+      flightToServer: Math.max(rl.offline.flightToServer ?? 0, pl.flightToServer ?? 0), flightToClient: Math.max(rl.offline.flightToClient ?? 0, pl.flightToClient ?? 0),
     },
     online: {
       toServer: Math.max(rl.online.toServer, 8 * plan.ops[0]!.size), toClient: Math.max(rl.online.toClient, 8 * last.size, reportMaxBytes(plan)),
@@ -391,13 +392,15 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     ch.setLimits(phaseLimits(lim, 'offline', 'server'));
     rec.begin('offline');
     o.hooks?.onPhase?.('offline');
+    // The linear layers first, then the ReLU ops (the client's order: runClient).
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
-      if (op.op === 'conv' || op.op === 'fc') {
-        prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear), () => prep.lastComputeMs?.());
-      } else if (op.op === 'relu') {
-        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
-      }
+      if (op.op !== 'conv' && op.op !== 'fc') continue;
+      prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear), () => prep.lastComputeMs?.());
+    }
+    for (let i = 0; i < plan.ops.length; i++) {
+      const op = plan.ops[i]!;
+      if (op.op === 'relu') await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
     }
     rec.end('offline');
 
@@ -464,6 +467,56 @@ function checkReport(r: unknown, what: string): PartyReport {
 }
 
 /**
+ * The client's offline share of every value of the plan, into cv. Linear layers go one ahead: a layer's upload
+ * leaves as soon as its input share is known, before the previous layer's answer is read (at most two layers
+ * unread), so the server computes one layer while the client encrypts the next and decrypts the last. A kept ReLU
+ * site's output share is its mask r, drawn here in plan order (the order random.reluMask always saw); share-local
+ * ops are computed when first needed. Returns the masks by op index, for the ReLU protocol's offline part.
+ */
+async function clientShares(plan: PublicPlan, pub: PublicOps, cv: R64[], rec: Recorder, prep: Preprocessor, ctx: PreprocessContext, random: ClientRandomness): Promise<(R64 | null)[]> {
+  const masks: (R64 | null)[] = plan.ops.map(() => null);
+  const pending: { i: number; answer: PendingLinear }[] = [];
+  const finishOldest = async () => {
+    const p = pending.shift();
+    if (!p) throw new Error("client: a linear layer's answer was needed before its upload");
+    const op = plan.ops[p.i]!;
+    cv[p.i] = await rec.step('offline', p.i, op.name, op.op, { macs: macsOf(plan, p.i) }, () => p.answer.finish(), () => prep.lastComputeMs?.());
+  };
+  const value = async (k: number): Promise<R64> => {
+    while (!cv[k]) {
+      const op = plan.ops[k]!;
+      if (op.op === 'conv' || op.op === 'fc') {
+        await finishOldest();
+      } else {
+        for (const j of opInputs(op)) await value(j);
+        cv[k] = localOp(pub, k, cv, 'client');
+      }
+    }
+    return cv[k]!;
+  };
+  for (let i = 0; i < plan.ops.length; i++) {
+    const op = plan.ops[i]!;
+    if (op.op === 'input') {
+      const c0 = random.inputMask(op.size);
+      if (c0.lo.length !== op.size) throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
+      cv[i] = c0;
+    } else if (op.op === 'conv' || op.op === 'fc') {
+      const c = await value(op.input);
+      while (pending.length >= 2) await finishOldest();
+      const answer = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.clientStart(ctx, linearShape(plan, i), c), () => prep.lastComputeMs?.());
+      pending.push({ i, answer });
+    } else if (op.op === 'relu') {
+      const site = reluSite(plan, i), r = random.reluMask(site), kept = reluElements(op);
+      masks[i] = r;
+      cv[i] = kept ? clientPartialShare(site, kept, await value(op.input), r) : r;
+    }
+  }
+  while (pending.length) await finishOldest();
+  for (let i = 0; i < plan.ops.length; i++) await value(i);
+  return masks;
+}
+
+/**
  * Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects, or a
  * function that makes it from the plan (whose `input` carries the model's normalisation).
  */
@@ -508,18 +561,12 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     o.hooks?.onPhase?.('offline');
     const pub = new PublicOps(plan);
     try {
+      const masks = await clientShares(plan, pub, cv, rec, prep, ctx, random);
+      plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
       for (let i = 0; i < plan.ops.length; i++) {
         const op = plan.ops[i]!;
-        if (op.op === 'input') {
-          const c0 = random.inputMask(op.size);
-          if (c0.lo.length !== op.size) throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
-          cv.push(c0);
-        } else if (op.op === 'conv' || op.op === 'fc') {
-          cv.push(await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.client(ctx, linearShape(plan, i), cv[op.input]!), () => prep.lastComputeMs?.()));
-        } else if (op.op === 'relu') {
-          cv.push(await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!)));
-        } else cv.push(localOp(pub, i, cv, 'client'));
-        o.hooks?.onValue?.(i, cv[i]!);
+        if (op.op !== 'relu') continue;
+        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!));
       }
     } finally {
       pub.dispose();

@@ -147,7 +147,7 @@ for (const prep of ['he', 'dealer'] as const) {
 test('(2) he, ot: coupled masks (r shifted by the OT ReLU\'s actual outputs): the online input share and every online value of the server are byte-identical for two images', async () => {
   const a = await fixedA['he/ot']();
   const cp = coupledOtClientRandomness('c1', model, a, imageA, imageB);
-  const b = await simulate({ model, image: imageB, client: cp.random, onClientValue: cp.observe, ...fixed('1'), preprocess: 'he', relu: 'ot' });
+  const b = await simulate({ model, image: imageB, client: cp, ...fixed('1'), preprocess: 'he', relu: 'ot' });
   // First the view (a leak that also breaks the result, e.g. an unmasked re-share, is then reported as a leak).
   coupledOnline(a, b);
   checkClose(a, imageA);

@@ -37,6 +37,12 @@ export function linearShape(plan: PublicPlan, i: number): LinearShape {
 /** The secret linear layers in plan order: the preprocessors' work list, the same on every side. */
 export const linearShapes = (plan: PublicPlan): LinearShape[] => plan.ops.flatMap((o, i) => (o.op === 'conv' || o.op === 'fc' ? [linearShape(plan, i)] : []));
 
+/** A layer whose client half has sent its messages (clientStart) and not yet read the answer. */
+export interface PendingLinear {
+  /** Reads the answer: M c - s. */
+  finish(): Promise<R64>;
+}
+
 export interface PreprocessContext {
   /** The server-client channel. */
   peer: Channel;
@@ -56,11 +62,17 @@ export interface Preprocessor {
   /** Client side: returns M c - s for its input share c. */
   client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64>;
   /**
+   * Client side in two steps: sends what the layer needs from the client; finish() reads M c - s. A session starts the
+   * next layer before it finishes this one where its share allows (protocol.ts), so that the server computes while the
+   * client encrypts and decrypts.
+   */
+  clientStart(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<PendingLinear>;
+  /**
    * The largest message each way on the server-client channel over these layers (0: none), for the receivers'
    * frame limits, and the largest run of messages one party sends without waiting (a flight: HE's responses of a
-   * layer, one per output group), for their buffer limits; each receive still checks the exact size it expects.
+   * layer, one per output group; the client's key and two layers' uploads), for their buffer limits; each receive still checks the exact size it expects.
    */
-  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToClient?: number };
+  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToServer?: number; flightToClient?: number };
   /** This party's own compute time (ms) in its last server() / client() call, for preprocessors that measure it. */
   lastComputeMs?(): number;
   /** Bytes of session state this party's preprocessor holds now (HE: its engine's memory, keys included). */

@@ -33,8 +33,11 @@ export interface ReluServer {
 }
 
 export interface ReluClient {
-  /** Offline: the client's input share b (known offline) -> its output share r (drawn here). */
-  offline(site: ReluSite, b: R64): Promise<R64>;
+  /**
+   * Offline: the client's input share b (known offline) and its output share r (the session draws it, in plan order;
+   * absent: drawn here by random.reluMask) -> r.
+   */
+  offline(site: ReluSite, b: R64, r?: R64): Promise<R64>;
   /** Online: the client's half of the site's protocol. */
   online(site: ReluSite): Promise<void>;
   /** Bytes of protocol state held now between calls (e.g. garbled tables kept from offline to online). */

@@ -12,9 +12,12 @@ export async function serverOnlinePartial(relu: ReluServer, site: ReluSite, elem
   return r64Scatter(truncServerShare(a, site.shift), elements, z);
 }
 
-/** Offline, client: its share b of the whole site -> its output share (the protocol's fresh r on kept elements). */
-export async function clientOfflinePartial(relu: ReluClient, site: ReluSite, elements: Uint32Array | null, b: R64): Promise<R64> {
-  if (!elements) return relu.offline(site, b);
-  const r = await relu.offline(site, r64Gather(b, elements));
+/** Offline, client: its output share of a partial site, from its input share b and the kept elements' masks r. */
+export function clientPartialShare(site: ReluSite, elements: Uint32Array, b: R64, r: R64): R64 {
   return r64Scatter(truncClientShare(b, site.shift), elements, r);
+}
+
+/** Offline, client: the protocol's offline part on the kept elements of its input share b, with their masks r. */
+export async function clientOfflinePartial(relu: ReluClient, site: ReluSite, elements: Uint32Array | null, b: R64, r: R64): Promise<void> {
+  await relu.offline(site, elements ? r64Gather(b, elements) : b, r);
 }

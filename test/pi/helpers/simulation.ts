@@ -14,7 +14,7 @@ import { Dealer } from '../../../src/pi/linear/dealer/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
 import { referenceForward } from '../../../src/pi/compile.js';
-import { type ServerModel } from '../../../src/pi/plan.js';
+import { localOp, PublicOps, type ServerModel } from '../../../src/pi/plan.js';
 import { quantize, r64Add, r64FromBig, r64Shr, r64Sub, r64ToBig, truncClientShare, type R64 } from '../../../src/pi/fixed.js';
 import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
 import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
@@ -122,26 +122,36 @@ export function otReluOutput(a: R64, b: R64, width: number, shift: number): R64 
  * run `first` (image `x`, the same seed, the server's randomness fixed) shifted so that every share the server holds
  * online is the same: c0' = c0 + (x2 - x), and at each kept ReLU op r' = r + (y' - y), with y, y' the protocol's
  * actual outputs (otReluOutput) from the server's input share a (the same in both runs, by induction over the ops)
- * and the client's b (run `first`) and b' (run 2: `observe` sees it as the client computes it, before r' is drawn).
+ * and the client's b (run `first`) and b' = b + d. The client draws r' before it knows b' (its linear layers run
+ * ahead), so d is derived here: the difference of the client's shares, through the ops from c0' - c0 and each
+ * r' - r (a conv's share M c - s moves by M (c' - c): s is the server's, the same in both runs).
  * A bijection on (c0, r) for the given run, so it preserves their uniform distribution like the GC coupling.
  */
-export function coupledOtClientRandomness(seed: string, model: ServerModel, first: SimResult, x: Float32Array, x2: Float32Array): { random: ClientRandomness; observe: (op: number, v: R64) => void } {
-  const seen = new Map<number, R64>();
-  const dx = r64Sub(quantize(x2, model.plan.ops[0]!.scale), quantize(x, model.plan.ops[0]!.scale));
-  for (const o of model.plan.ops) if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally`);
+export function coupledOtClientRandomness(seed: string, model: ServerModel, first: SimResult, x: Float32Array, x2: Float32Array): ClientRandomness {
+  const plan = model.plan, pub = new PublicOps(plan);
+  const delta: R64[] = [r64Sub(quantize(x2, plan.ops[0]!.scale), quantize(x, plan.ops[0]!.scale))];
+  for (const o of plan.ops) if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally`);
   const base = seededClientRandomness(seed);
+  /** d for ops up to k: ReLU ops' from their masks (drawn in plan order), the others from their inputs. */
+  const through = (k: number) => {
+    for (let i = delta.length; i <= k; i++) {
+      const o = plan.ops[i]!;
+      if (o.op === 'relu') throw new Error(`coupling: ${o.name}'s mask was not drawn before op ${k}`);
+      delta.push(o.op === 'conv' || o.op === 'fc' ? model.secret[i]!.linear.apply(delta[o.input]!) : localOp(pub, i, delta, 'clear'));
+    }
+    return delta[k]!;
+  };
   return {
-    observe: (op, v) => seen.set(op, v),
-    random: {
-      inputMask: (n) => r64Add(base.inputMask(n), dx),
-      reluMask: (site) => {
-        const op = model.plan.ops[site.op]!;
-        if (op.op !== 'relu') throw new Error(`coupling: op ${site.op} is not a kept ReLU`);
-        const a = first.serverValues.get(op.input)!, b = first.clientValues.get(op.input)!, b2 = seen.get(op.input);
-        if (!b2) throw new Error(`coupling: the client's share of op ${op.input} was not observed before ${site.name}'s mask`);
-        return r64Add(base.reluMask(site), r64Sub(otReluOutput(a, b2, site.width, site.shift), otReluOutput(a, b, site.width, site.shift)));
-      },
-      bytes: base.bytes,
+    inputMask: (n) => r64Add(base.inputMask(n), delta[0]!),
+    reluMask: (site) => {
+      const op = plan.ops[site.op]!;
+      if (op.op !== 'relu' || op.kept) throw new Error(`coupling: op ${site.op} is not a whole kept ReLU`);
+      const a = first.serverValues.get(op.input)!, b = first.clientValues.get(op.input)!, b2 = r64Add(b, through(op.input));
+      through(site.op - 1);
+      const d = r64Sub(otReluOutput(a, b2, site.width, site.shift), otReluOutput(a, b, site.width, site.shift));
+      delta.push(d);
+      return r64Add(base.reluMask(site), d);
     },
+    bytes: base.bytes,
   };
 }

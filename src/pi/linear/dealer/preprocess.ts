@@ -4,7 +4,7 @@ import { r64FromBytes, r64Sub, r64ToBytes, type R64 } from '../../fixed.js';
 import { randomR64, type Random } from '../../random.js';
 import type { RingLinear } from '../ring.js';
 import { recvChecked } from '../../wire.js';
-import type { LinearShape, PreprocessContext, Preprocessor } from '../index.js';
+import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from '../index.js';
 
 function dealerOf(ctx: PreprocessContext, role: string): Channel {
   if (!ctx.dealer) throw new Error(`${role}: preprocessing 'dealer' needs a channel to the dealer, and this session has none`);
@@ -26,6 +26,11 @@ export class DealerPreprocessor implements Preprocessor {
   async server(ctx: PreprocessContext, shape: LinearShape): Promise<R64> {
     const what = `dealer: s for ${shape.name}`;
     return r64FromBytes(await recvChecked(dealerOf(ctx, 'server'), what, 8 * shape.outSize), shape.outSize, what);
+  }
+  /** The whole exchange (the dealer's channel is not the peer's: nothing to overlap there). */
+  async clientStart(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<PendingLinear> {
+    const y = await this.client(ctx, shape, c);
+    return { finish: async () => y };
   }
   async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
     const d = dealerOf(ctx, 'client');

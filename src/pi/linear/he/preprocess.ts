@@ -22,7 +22,7 @@ import { randomR64, type Random } from '../../random.js';
 import { malformed } from '../../transport/errors.js';
 import type { Channel } from '../../transport/channel.js';
 import type { ConvGeometry, RingLinear } from '../ring.js';
-import type { LinearShape, PreprocessContext, Preprocessor } from '../index.js';
+import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from '../index.js';
 
 const now = () => globalThis.performance.now();
 
@@ -182,17 +182,18 @@ export class HePreprocessor implements Preprocessor {
   }
 
   /**
-   * Frame limits: to the server, the public key and the largest upload any acceptable packing gives; to the client,
-   * the largest response message of its own packings (a server-side instance reports those of the default cost model,
+   * Frame limits: to the server, the public key and the largest upload any acceptable packing gives (a flight: the key
+   * and two uploads); to the client, the largest response message of its own packings (a server-side instance reports those of the default cost model,
    * which it never receives).
    */
-  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToClient: number } {
-    if (!shapes.length) return { toServer: 0, toClient: 0, flightToClient: 0 };
+  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToServer: number; flightToClient: number } {
+    if (!shapes.length) return { toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 };
     const p = this.params;
-    let toServer = publicKeyBytes(p), toClient = 0, flightToClient = 0;
+    let toServer = publicKeyBytes(p), toClient = 0, flightToClient = 0, upload = 0;
     for (const shape of shapes) {
       const g = geometryOf(shape);
-      toServer = Math.max(toServer, uploadBytes(p, this.maxUploads(g, shape.name)));
+      upload = Math.max(upload, uploadBytes(p, this.maxUploads(g, shape.name)));
+      toServer = Math.max(toServer, upload);
       const L = new ConvLayout(g, this.packingOf(shape, g), p.n, shape.name);
       // the server sends a layer's groups without waiting (faster still with worker threads): one flight
       let layer = 0;
@@ -203,7 +204,8 @@ export class HePreprocessor implements Preprocessor {
       }
       flightToClient = Math.max(flightToClient, layer);
     }
-    return { toServer, toClient, flightToClient };
+    // the client runs one layer ahead (protocol.ts): the key and two layers' uploads may arrive before the server reads
+    return { toServer, toClient, flightToServer: publicKeyBytes(p) + 2 * upload, flightToClient };
   }
 
   private count(shape: LinearShape): void {
@@ -221,8 +223,16 @@ export class HePreprocessor implements Preprocessor {
   // ---------------------------------------------------------------------------------------------- client
 
   async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
+    const started = await this.clientStart(ctx, shape, c), ms = this.computeMs;
+    const out = await started.finish();
+    this.computeMs += ms;
+    return out;
+  }
+
+  /** Encrypts the layer's input share and sends it; finish() reads and decrypts the responses. */
+  async clientStart(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<PendingLinear> {
     const p = this.params, e = await this.getEngine();
-    let t = now(), ms = 0;
+    const t = now();
     if (!this.sk) {
       const { sk, pk } = await keyGen(e, ctx.random);
       this.sk = sk;
@@ -243,8 +253,13 @@ export class HePreprocessor implements Preprocessor {
     const seed = randomSeed(ctx.random);
     const c0s = await encryptUploads(e, this.sk, seed, plains, ctx.random);
     ctx.peer.send(writeUpload(p, shape.op, pk, seed, c0s));
-    ms += now() - t;
+    this.computeMs = now() - t;
+    return { finish: () => this.clientFinish(ctx, shape, layout) };
+  }
 
+  private async clientFinish(ctx: PreprocessContext, shape: LinearShape, layout: ConvLayout): Promise<R64> {
+    const p = this.params, e = await this.getEngine();
+    let t = now(), ms = 0;
     const out: R64 = { lo: new Uint32Array(shape.outSize), hi: new Uint32Array(shape.outSize) };
     const kept = Array.from({ length: layout.responses }, (_, j) => layout.output(j % layout.tiles, Math.floor(j / layout.tiles)));
     const what = `he responses for ${shape.name}`;

@@ -141,9 +141,9 @@ class GcClient implements ReluClient {
     return this.held;
   }
 
-  async offline(site: ReluSite, x: R64): Promise<R64> {
+  async offline(site: ReluSite, x: R64, mask?: R64): Promise<R64> {
     const c = delphiReluCircuit(site.width, site.shift), w = site.width;
-    const r = this.random.reluMask(site);
+    const r = mask ?? this.random.reluMask(site);
     if (r.lo.length !== site.size) throw new Error(`relu gc: ${site.name}: the randomness gave ${r.lo.length} mask elements, expected ${site.size}`);
     const st: ClientSite = { c, mats: [], labels: [] };
     for (const [s, e] of batches(site.size, this.batch)) {

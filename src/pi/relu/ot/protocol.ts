@@ -250,8 +250,8 @@ class OtClient implements ReluClient {
     return this.held;
   }
 
-  async offline(site: ReluSite, b: R64): Promise<R64> {
-    const r = this.random.reluMask(site);
+  async offline(site: ReluSite, b: R64, mask?: R64): Promise<R64> {
+    const r = mask ?? this.random.reluMask(site);
     if (r.lo.length !== site.size) throw new Error(`relu ot: ${site.name}: the randomness gave ${r.lo.length} mask elements, expected ${site.size}`);
     const corr = this.when === 'offline' ? await this.prepare(site, b, this.batch) : null;
     this.sites.set(site.op, { b, r, corr });
