@@ -81,7 +81,25 @@ test('full mask over ot: logits within the local-truncation error of the referen
   assert.ok(bytes / full.m.plan.relus < 700, `${(bytes / full.m.plan.relus).toFixed(1)} B per ReLU`);
   // 'ot' keeps its correlations from offline to online (~30 B per ReLU at the client, counted as held state).
   assert.equal(client.client.memory.peakHeldIn, 'offline');
+  checkOneAhead(client.client, true);
 });
+
+/**
+ * The client's offline steps: every linear layer twice (its upload, then its answer), at most one layer ahead, and
+ * the ReLU ops after the last answer. `ahead`: every layer's input share is known without an earlier answer (all
+ * ReLUs kept), so each upload leaves before the previous layer's answer is read.
+ */
+function checkOneAhead(r: PartyReport, ahead: boolean): void {
+  const off = r.entries.filter((e) => e.phase === 'offline' && e.op >= 0);
+  const isLinear = (k: string) => k === 'conv' || k === 'fc';
+  const lin = off.filter((e) => isLinear(e.kind)).map((e) => e.op), layers = [...new Set(lin)];
+  for (const j of layers) assert.equal(lin.filter((x) => x === j).length, 2, `layer ${j}: upload and answer`);
+  for (let k = 2; k < layers.length; k++) assert.ok(lin.indexOf(layers[k]!) > lin.lastIndexOf(layers[k - 2]!), `layer ${layers[k]} went two ahead`);
+  if (ahead) for (let k = 1; k < layers.length; k++) assert.ok(lin.indexOf(layers[k]!) < lin.lastIndexOf(layers[k - 1]!), `layer ${layers[k]}'s upload waited for ${layers[k - 1]}'s answer`);
+  let lastLinear = -1, firstRelu = off.length;
+  off.forEach((e, i) => { if (isLinear(e.kind)) lastLinear = i; else if (e.kind === 'relu') firstRelu = Math.min(firstRelu, i); });
+  assert.ok(firstRelu > lastLinear, 'the ReLU ops come after the linear layers');
+}
 
 test('culled mask over OT: culled sites cost nothing; logits within the error of the reference', async () => {
   const p = culled.m.plan, x = image(2);
@@ -91,6 +109,7 @@ test('culled mask over OT: culled sites cost nothing; logits within the error of
   const d = maxUlps(r64ToBig(client.out), r64ToBig(ref.out));
   assert.ok(d < within(client.scale), `max diff ${d} ULPs`);
   culled.float(x).forEach((v, i) => assert.ok(Math.abs(v - client.logits[i]!) < 0.02, `logit ${i}: float ${v} secure ${client.logits[i]}`));
+  checkOneAhead(client.client, false);
 });
 
 const sitesOf = (m: ServerModel) => m.plan.ops.flatMap((o, i) => (o.op === 'relu' ? [{ op: i, name: o.name, size: o.size, width: o.width, shift: o.shift }] : []));
