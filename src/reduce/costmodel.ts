@@ -38,17 +38,19 @@ export interface LatencyContext {
 }
 
 export const defaultCostModel: CostModel = {
-  // ~0.5 G MAC/s for share arithmetic in JS.
-  perMac_s: 2e-9,
-  // one loopback round trip plus framing per layer.
-  perLayer_s: 50e-6,
+  // The calibration of 2026-11-26 on this 2-core machine (bench/pi.ts --link none rows of docs/pi.md's GC-and-OT table:
+  // ResNet18 32x32 full, C100_230K and C100_12K, he preprocessing, TLS), rounded.
+  // HE preprocessing and the online linear layers, per MAC.
+  perMac_s: 11e-9,
+  // per conv/fc layer: the session's set-up (base OTs), framing and local ops.
+  perLayer_s: 36e-3,
   relu: {
-    // garbled circuits: the field prototype's ~62 us per ReLU; 6,920 B (docs/pi-crypto.md); labels, colour bits.
-    gc: { compute_s: 62e-6, bytes: 6920, flights: 2 },
+    // garbled circuits: 6,920 B (docs/pi-crypto.md); labels, colour bits.
+    gc: { compute_s: 53e-6, bytes: 6920, flights: 2 },
     // OT (millionaires' protocol + multiplexer): 571 B, Λ + 3 = 6 flights for 32-bit comparisons (docs/pi.md).
-    ot: { compute_s: 30e-6, bytes: 571, flights: 6 },
+    ot: { compute_s: 7.7e-6, bytes: 571, flights: 6 },
   },
-  source: 'defaults (docs/pi.md, docs/pi-crypto.md)',
+  source: 'defaults: the calibration of 2026-11-26 (docs/pi.md)',
 };
 
 function num(j: Record<string, unknown>, k: string, file: string, where = ''): number {
