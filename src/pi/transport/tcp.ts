@@ -50,11 +50,23 @@ export class StreamChannel extends ChannelBase {
   }
 
   protected shutdown(): void {
-    // Send what is queued (a last error frame), then close; a peer that never reads does not keep the socket.
+    // Send what is queued (a last error frame), then close once the peer has closed its side too, dropping what it
+    // still sends: closing at once would answer the messages it already has in flight (a client runs a layer ahead)
+    // with a reset, which can destroy the error frame before the peer reads it. A peer that never reads or never
+    // closes does not keep the socket beyond 2 s.
     const s = this.socket;
     const kill = setTimeout(() => s.destroy(), 2000);
     kill.unref();
-    s.end(() => { clearTimeout(kill); s.destroy(); });
+    const done = () => { clearTimeout(kill); s.destroy(); };
+    if (s.readableEnded) {
+      s.end(done);
+      return;
+    }
+    s.removeAllListeners('data');
+    s.on('data', () => {});
+    s.once('end', () => s.end(done));
+    s.end();
+    s.resume();
   }
 
   protected drained(): Promise<void> {
