@@ -33,7 +33,7 @@ export interface SimOptions {
   relu?: string;
   preprocess?: string;
   batch?: number;
-  /** Called with the client's share of each op as it computes it (offline, in plan order). */
+  /** Called with the client's offline share of each op, in plan order, once the client has them all. */
   onClientValue?: (op: number, v: R64) => void;
 }
 
