@@ -10,7 +10,7 @@ import { channelPair } from '../src/pi/transport/channel.js';
 import { makeReluProtocol } from '../src/pi/relu/registry.js';
 import { r64Random } from '../src/pi/fixed.js';
 import type { ReluSite } from '../src/pi/relu/index.js';
-import { clientRandomness, serverRandomness } from '../src/pi/random.js';
+import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../src/pi/random.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -37,7 +37,7 @@ for (const name of a.relu!.split(',')) {
     const b = r64Random(n), x = r64Random(n);
     s.resetStats(); c.resetStats();
     let t = performance.now(), u = cpu();
-    await Promise.all([S.offline(site), C.offline(site, b)]);
+    await Promise.all([S.offline(site), C.offline(site, b, randomR64(systemRandom, n))]);
     off.push(performance.now() - t);
     offCpu.push(cpu() - u);
     const so = s.resetStats(), co = c.resetStats();

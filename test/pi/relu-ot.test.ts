@@ -6,11 +6,13 @@ import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.j
 import { r64Add, r64FromBig, r64Shr, r64ToBig, r64ToBytes, truncClientShare, type R64 } from '../../src/pi/fixed.js';
 import { leakedWords, secretWords, Transcript } from './helpers/transcript.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
-import { clientRandomness, serverRandomness } from '../../src/pi/random.js';
+import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../../src/pi/random.js';
 import { reluShiftClear } from '../../src/pi/plan.js';
 import { randBig } from './helpers.js';
 
 const M = 1n << 64n;
+/** The client's output share of a site (the session draws it in a full run). */
+const mask = (site: ReluSite): R64 => randomR64(systemRandom, site.size);
 const opts = (batch: number) => ({ server: { batch, random: serverRandomness() }, client: { batch, random: clientRandomness() } });
 
 /** x values at the edges of a site's range, then random ones; b uniform (the session's client shares are). */
@@ -40,7 +42,8 @@ async function runSite(site0: ReluSite, a: R64, b: R64, batch = 16384) {
   const [s, c, S, C] = await session(batch);
   const site = { ...site0, op: nextOp++ };
   s.resetStats(); c.resetStats();
-  const [, r] = await Promise.all([S.offline(site), C.offline(site, b)]);
+  const r = mask(site);
+  await Promise.all([S.offline(site), C.offline(site, b, r)]);
   const off = { s: s.resetStats(), c: c.resetStats() };
   const [z] = await Promise.all([S.online(site, a), C.online(site)]);
   const on = { s: s.resetStats(), c: c.resetStats() };
@@ -90,7 +93,8 @@ test("'ot-online': the same result with nothing prepared offline; the OT matrice
   const [s, c] = channelPair();
   const [S, C] = await Promise.all([otOnlineRelu.server(s, opts(64).server), otOnlineRelu.client(c, opts(64).client)]);
   s.resetStats(); c.resetStats();
-  const [, r] = await Promise.all([S.offline(site), C.offline(site, b)]);
+  const r = mask(site);
+  await Promise.all([S.offline(site), C.offline(site, b, r)]);
   assert.equal(s.stats().bytesSent + c.stats().bytesSent, 0);
   const [z] = await Promise.all([S.online(site, a), C.online(site)]);
   const y = r64ToBig(r64Add(z, r)), exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
@@ -109,7 +113,7 @@ test('malformed or truncated ReLU messages are named; online before offline is r
   for (const cut of ['mux', 'reshare'] as const) {
     const [s, c] = channelPair();
     const [S, C] = await Promise.all([otRelu.server(s, opts(16384).server), otRelu.client(c, opts(16384).client)]);
-    await Promise.all([S.offline(site), C.offline(site, b)]);
+    await Promise.all([S.offline(site), C.offline(site, b, mask(site))]);
     // The client's mux choice corrections (the first message after the comparison), or its last message, lose a byte.
     const send = c.send.bind(c);
     let k = 0;
@@ -139,7 +143,8 @@ test("the server's view: OT matrices and values padded by the client's randomnes
     const a = r64FromBig(x.map((v, i) => BigInt.asUintN(64, v - r64ToBig(b)[i]!)));
     const site: ReluSite = { op: nextOp++, name: `privacy.${kind}`, size: n, width: 45, shift: 12 };
     tr.label(`${kind}/offline`);
-    const [, r] = await Promise.all([S.offline(site), C.offline(site, b)]);
+    const r = mask(site);
+    await Promise.all([S.offline(site), C.offline(site, b, r)]);
     tr.label(`${kind}/online`);
     const [z] = await Promise.all([S.online(site, a), C.online(site)]);
     const y = r64Add(z, r);

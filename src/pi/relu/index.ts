@@ -1,7 +1,7 @@
 // ReLU protocols behind one interface. Every protocol keeps the session's invariant: the client's share of every
 // value is known OFFLINE (before the image), the server's is computed ONLINE. For a kept site with input shares
 // a (server) and b (client), x = a + b mod 2^64, the protocol leaves the server with y - r and the client with r,
-// where y = ReLU(x) >> shift and r is the client's fresh output share, drawn offline by the protocol's client half.
+// where y = ReLU(x) >> shift and r is the client's fresh output share, drawn offline by the session (protocol.ts).
 //   gc/  garbled circuits (Delphi): the server garbles offline, the client evaluates online.
 //   ot/  OT-based comparison (CrypTFlow2/SCI millionaires' protocol) and OT multiplexer; OT correlations offline
 //        ('ot') or at each op's online call ('ot-online').
@@ -33,11 +33,8 @@ export interface ReluServer {
 }
 
 export interface ReluClient {
-  /**
-   * Offline: the client's input share b (known offline) and its output share r (the session draws it, in plan order;
-   * absent: drawn here by random.reluMask) -> r.
-   */
-  offline(site: ReluSite, b: R64, r?: R64): Promise<R64>;
+  /** Offline: the client's input share b (known offline) and its output share r (the session draws it, in plan order). */
+  offline(site: ReluSite, b: R64, r: R64): Promise<void>;
   /** Online: the client's half of the site's protocol. */
   online(site: ReluSite): Promise<void>;
   /** Bytes of protocol state held now between calls (e.g. garbled tables kept from offline to online). */
@@ -49,7 +46,7 @@ export interface ReluOptions {
   batch: number;
 }
 
-/** Every coin a half draws comes from `random` (tests fix or couple it; the client's masks r are reluMask()). */
+/** Every coin a half draws comes from `random` (tests fix or couple it; the client's masks r come from the session). */
 export interface ReluServerOptions extends ReluOptions {
   random: ServerRandomness;
   /** The server's worker threads (Node: pi/workers), for protocols that split their work. */

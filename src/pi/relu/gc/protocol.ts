@@ -13,7 +13,6 @@ import { OtExtReceiver, OtExtSender } from '../../ot/iknp.js';
 import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
 import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
-import type { ClientRandomness } from '../../random.js';
 import { delphiReluCircuit } from './circuit.js';
 import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
 
@@ -135,16 +134,15 @@ const clientSiteBytes = (st: ClientSite): number =>
 class GcClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
   private held = 0;
-  constructor(private readonly ch: Channel, private readonly ot: OtExtReceiver, private readonly batch: number, private readonly random: ClientRandomness) {}
+  constructor(private readonly ch: Channel, private readonly ot: OtExtReceiver, private readonly batch: number) {}
 
   heldBytes(): number {
     return this.held;
   }
 
-  async offline(site: ReluSite, x: R64, mask?: R64): Promise<R64> {
+  async offline(site: ReluSite, x: R64, r: R64): Promise<void> {
     const c = delphiReluCircuit(site.width, site.shift), w = site.width;
-    const r = mask ?? this.random.reluMask(site);
-    if (r.lo.length !== site.size) throw new Error(`relu gc: ${site.name}: the randomness gave ${r.lo.length} mask elements, expected ${site.size}`);
+    if (r.lo.length !== site.size) throw new Error(`relu gc: ${site.name}: a mask of ${r.lo.length} elements, expected ${site.size}`);
     const st: ClientSite = { c, mats: [], labels: [] };
     for (const [s, e] of batches(site.size, this.batch)) {
       const nb = e - s, m = nb * (w + 64);
@@ -158,7 +156,6 @@ class GcClient implements ReluClient {
     }
     this.sites.set(site.op, st);
     this.held += clientSiteBytes(st);
-    return r;
   }
 
   async online(site: ReluSite): Promise<void> {
@@ -198,7 +195,7 @@ export const gcRelu: ReluProtocol = {
     return new GcServer(ch, garbler, ot, o.batch);
   },
   async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
-    return new GcClient(ch, await OtExtReceiver.setup(ch, { random: o.random.bytes }), o.batch, o.random);
+    return new GcClient(ch, await OtExtReceiver.setup(ch, { random: o.random.bytes }), o.batch);
   },
   maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
     // Set-up: the 128 base OTs (the receiver's points; the sender's one point).

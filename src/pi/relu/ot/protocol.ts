@@ -30,7 +30,6 @@ import {
   type CompareShape, type MillClientCorr, type MillServerCorr, type TripleShares,
 } from '../../millionaire/millionaire.js';
 import { recvChecked } from '../../wire.js';
-import type { ClientRandomness } from '../../random.js';
 import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
 
 /** Radix of the comparison's leaves: 1-out-of-16 OT on 4-bit digits. */
@@ -244,19 +243,17 @@ function clientInputs(b: R64, shift: number): { bt: R64; y: R64 } {
 class OtClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
   private held = 0;
-  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute, private readonly random: ClientRandomness) {}
+  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute) {}
 
   heldBytes(): number {
     return this.held;
   }
 
-  async offline(site: ReluSite, b: R64, mask?: R64): Promise<R64> {
-    const r = mask ?? this.random.reluMask(site);
-    if (r.lo.length !== site.size) throw new Error(`relu ot: ${site.name}: the randomness gave ${r.lo.length} mask elements, expected ${site.size}`);
+  async offline(site: ReluSite, b: R64, r: R64): Promise<void> {
+    if (r.lo.length !== site.size) throw new Error(`relu ot: ${site.name}: a mask of ${r.lo.length} elements, expected ${site.size}`);
     const corr = this.when === 'offline' ? await this.prepare(site, b, this.batch) : null;
     this.sites.set(site.op, { b, r, corr });
     this.held += heldIn(corr);
-    return r;
   }
 
   private async prepare(site: ReluSite, b: R64, batch: number): Promise<ClientCorr> {
@@ -371,7 +368,7 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
       return new OtServer(ch, await otSession(ch, 'server', o.random.bytes, o.workers ?? null), o.batch, when);
     },
     async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
-      return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when, o.random);
+      return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when);
     },
     maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
       const setup = { ...OT_SESSION_MAX_BYTES, flightToServer: OT_SESSION_MAX_BYTES.toServer, flightToClient: OT_SESSION_MAX_BYTES.toClient };
