@@ -4,7 +4,7 @@ import { HeEngine } from '../he/kernels.js';
 import { ConvLayout } from '../he/layout.js';
 import { loadPublicKey } from '../he/rlwe.js';
 import type { HeParams } from '../he/params.js';
-import { seededRandom } from '../random.js';
+import { Prg } from '../crypto/prg.js';
 import { groupResponses, loadInputs } from '../linear/he/preprocess.js';
 import { kkPadPlanes } from '../ot/kkot.js';
 import type { WorkerReply, WorkerRequest } from './pool.js';
@@ -31,8 +31,8 @@ async function run(r: WorkerRequest): Promise<void> {
     const L = new ConvLayout(job.g, job.pk, params.n, job.name);
     const pk = await loadPublicKey(e, job.pub);
     const inputs = loadInputs(e, job.c0s, job.as);
-    // the layer's coins: a ChaCha20 stream from the 32 bytes the session drew for it
-    const rand = seededRandom(job.seed);
+    // the layer's coins: an AES-CTR stream keyed by the 16 bytes the session drew for it
+    const rand = new Prg(job.seed);
     for (const og of ogs) {
       const cts = groupResponses(e, pk, L, job.weights, inputs, og, job.s, job.floodBits, rand);
       post({ id, og, cts }, cts.flatMap((c) => [c.c1.buffer as ArrayBuffer, c.c0.buffer as ArrayBuffer]));

@@ -79,7 +79,7 @@ export interface HeLayerJob {
   /** The server's share s of the layer's outputs (the responses carry -s). */
   s: R64;
   floodBits: number;
-  /** Seeds the thread's coins (re-randomisation, errors, flooding) for this layer: 32 bytes of the server's randomness. */
+  /** Keys the thread's coins (re-randomisation, errors, flooding) for this layer: 16 bytes of the server's randomness. */
   seed: Uint8Array;
 }
 
@@ -325,7 +325,7 @@ export class HePreprocessor implements Preprocessor {
       const own = <T extends Uint32Array | Float64Array>(x: T): T => (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : (x.slice() as T));
       const job: HeLayerJob = {
         name: shape.name, g, pk: L.pk, weights: own(weights), c0s: up.c0s.map(own), as: as.map(own), pub: { seed: this.pub!.seed.slice(), p0: own(this.pub!.p0) },
-        s: { lo: s.lo.slice(), hi: s.hi.slice() }, floodBits, seed: ctx.random.bytes(32),
+        s: { lo: s.lo.slice(), hi: s.hi.slice() }, floodBits, seed: ctx.random.bytes(16),
       };
       par.groups(job, ogs).forEach((pr, k) => { pr.catch(() => {}); remote.set(ogs[k]!, pr); });
     }
