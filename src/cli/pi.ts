@@ -169,6 +169,14 @@ function deadlines(o: DeadlineFlags): Partial<Deadlines> {
 
 interface DealerFlags { dealer?: { host: string; port: number }; dealerCert?: string; dealerPin?: string }
 
+/** `--worker-threads` of the commands that run a server (serve, bench). */
+function workerOptions(c: Command): Command {
+  return c.option('--worker-threads <n>', `worker threads shared by the server's sessions for HE output groups and KK13 pads, besides each session's own (0: none) [${defaultWorkerThreads()}: cores - 1, at most 3]`, nonNegInt('--worker-threads'), defaultWorkerThreads());
+}
+
+/** The pool of `--worker-threads` (null for 0). */
+const workerPool = (threads: number): WorkerPool | null => (threads > 0 ? new WorkerPool(threads) : null);
+
 function dealerOptions(c: Command): Command {
   return c
     .option('--dealer <host:port>', 'the trusted dealer (deepreduce pi dealer, run by a third party), for --preprocess dealer', parseHostPort('--dealer'))
@@ -249,7 +257,7 @@ export function registerPiCommands(program: Command): Command {
       process.once('SIGTERM', stop);
     });
 
-  dealerOptions(deadlineOptions(modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently, over TLS)'))))
+  workerOptions(dealerOptions(deadlineOptions(modelOptions(pi.command('serve').description('serve private inference for a model (clients concurrently, over TLS)')))))
     .requiredOption('--port <n>', 'TCP port (0: any free port, printed)', nonNegInt('--port'))
     .option('--host <h>', 'listen address (exposing the server beyond this machine takes an explicit address)', '127.0.0.1')
     .option('--cert <file>', "the server's certificate (deepreduce pi keygen)")
@@ -262,7 +270,6 @@ export function registerPiCommands(program: Command): Command {
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--json', 'one JSON line per session')
-    .option('--worker-threads <n>', `worker threads shared by the sessions for HE output groups and KK13 pads, besides each session's own (0: none) [${defaultWorkerThreads()}: cores - 1, at most 3]`, nonNegInt('--worker-threads'), defaultWorkerThreads())
     .option('--web', 'also serve the browser client: the page, a gallery and a WSS endpoint over HTTPS with the server certificate (docs/pi-web.md)')
     .option('--web-port <n>', 'HTTPS port of --web (0: any free port, printed)', nonNegInt('--web-port'), 0)
     .option('--gallery <n>', 'test images the page offers (from the model\'s dataset or --gallery-dataset)', nonNegInt('--gallery'), 12)
@@ -279,7 +286,7 @@ export function registerPiCommands(program: Command): Command {
       for (const w of model.warnings) process.stderr.write(`[pi] warning: ${w}\n`);
       const mode = o.insecure ? 'INSECURE plain TCP' : 'TLS';
       if (o.web && !own) throw new Error('--web needs --cert FILE --key FILE: browsers reach the page and its WebSocket over HTTPS only');
-      const workers = o.workerThreads > 0 ? new WorkerPool(o.workerThreads) : null;
+      const workers = workerPool(o.workerThreads);
       const pool = new SessionPool(model, {
         ...(workers ? { workers } : {}), preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: deadlines(o), maxSessions: o.maxSessions,
         ...(o.relu ? { relu: o.relu } : {}), link: o.link,
@@ -352,7 +359,7 @@ export function registerPiCommands(program: Command): Command {
       }
     });
 
-  modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP; a dealer in process for --preprocess dealer): per-op and per-phase time, bytes, rounds, per ReLU protocol and link profile'))
+  workerOptions(modelOptions(pi.command('bench').description('client and server on this machine over loopback TLS (or --insecure TCP; a dealer in process for --preprocess dealer): per-op and per-phase time, bytes, rounds, per ReLU protocol and link profile')))
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')}`, DEFAULT_PREPROCESS)
     .option('--dataset <name>', 'query with a test image of this dataset (default: a random N(0,1) image)')
     .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
@@ -361,12 +368,11 @@ export function registerPiCommands(program: Command): Command {
     .option('--relu <list>', `ReLU protocols to run, side by side: ${RELU_PROTOCOLS.join(',')}`, listOf(reluOption), [DEFAULT_RELU])
     .option('--link <list>', 'link profiles to run under (both directions shaped): lan, wan, none, BANDWIDTH,RTT', linkList, [null])
     .option('--insecure', 'plain TCP instead of TLS between client and server')
-    .option('--worker-threads <n>', `the server's worker threads (HE output groups, KK13 pads; 0: none) [${defaultWorkerThreads()}]`, nonNegInt('--worker-threads'), defaultWorkerThreads())
     .option('--calibrate <file>', 'write the cost model measured here (per-MAC, per-layer, per-ReLU costs of each protocol; needs --link none) for deepreduce reduce')
     .option('--json', 'print JSON (one report per protocol and link)')
     .action(async (o: ModelOpts & { preprocess: string; dataset?: string; index: number; data?: string; batch?: number; relu: string[]; link: (LinkProfile | null)[]; insecure?: boolean; calibrate?: string; json?: boolean; workerThreads: number }) => {
       const model = serverModel(o);
-      const workers = o.workerThreads > 0 ? new WorkerPool(o.workerThreads) : null;
+      const workers = workerPool(o.workerThreads);
       try {
         const reps: PiReport[] = [];
         for (const link of o.link) {
