@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { PNG } from 'pngjs';
 import { writeFileAtomic } from '../src/util/fs.js';
-import { generateIdentity } from '../src/pi/transport/tls.js';
+import { generateIdentity } from '../src/pi/node/transport/tls.js';
 import type { Phase } from '../src/pi/protocol.js';
 import { launchBrowser } from '../test/pi/web/browser.js';
 import type { CryptoRow } from './web-crypto.js';

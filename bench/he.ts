@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { countSpec } from '../src/cli/count.js';
-import { serverModelRandom } from '../src/pi/bench.js';
+import { serverModelRandom } from '../src/pi/node/bench.js';
 import { linearShapes, type LinearShape } from '../src/pi/linear/index.js';
 import { HePreprocessor } from '../src/pi/linear/he/preprocess.js';
 import { channelPair } from '../src/pi/transport/channel.js';
@@ -20,7 +20,7 @@ import { systemRandom } from '../src/pi/random.js';
 import { HeEngine } from '../src/pi/he/kernels.js';
 import { HE_PARAMS as P, noiseBudget } from '../src/pi/he/params.js';
 import { choosePacking, convGeometry, fcGeometry, kernelTaps, type LinearGeometry } from '../src/pi/he/layout.js';
-import { RingConv2d, type ConvGeometry, type RingLinear } from '../src/pi/linear/ring.js';
+import { RingConv2d, type ConvGeometry, type RingLinear } from '../src/pi/node/ring.js';
 
 const { values: a } = parseArgs({ options: { config: { type: 'string', default: 'full' }, kernels: { type: 'boolean' }, seal: { type: 'boolean' }, plan: { type: 'boolean' }, run: { type: 'boolean' }, layer: { type: 'string' } } });
 if (!a.kernels && !a.plan && !a.run) throw new Error('give --kernels, --plan and/or --run');

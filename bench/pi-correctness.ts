@@ -16,13 +16,13 @@ import { loadavg } from 'node:os';
 import { noGrad, tensor, tidy } from '../src/engine/index.js';
 import { describeNetwork, runGraph } from '../src/models/index.js';
 import { loadModelDir } from '../src/train/modeldir.js';
-import { calibrate, datasetImage, piReport, serverModelFromDir, type PiReport } from '../src/pi/bench.js';
-import { referenceForward } from '../src/pi/compile.js';
+import { calibrate, datasetImage, piReport, serverModelFromDir, type PiReport } from '../src/pi/node/bench.js';
+import { referenceForward } from '../src/pi/node/compile.js';
 import { defaultFixedPoint, type PublicPlan } from '../src/pi/plan.js';
 import { estimateOnline } from '../src/reduce/costmodel.js';
 import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport/channel.js';
-import { Dealer } from '../src/pi/linear/dealer/dealer.js';
+import { Dealer } from '../src/pi/node/dealer.js';
 import { quantize, r64ToBig } from '../src/pi/fixed.js';
 import { DEFAULT_RELU, makeReluProtocol } from '../src/pi/relu/registry.js';
 

@@ -5,7 +5,7 @@
 // Usage: node dist/bench/ring.js [--reps 7] [--json]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { RingConv2d } from '../src/pi/linear/ring.js';
+import { RingConv2d } from '../src/pi/node/ring.js';
 import { randomR64, seededRandom } from '../src/pi/random.js';
 
 const { values: a } = parseArgs({ options: { reps: { type: 'string', default: '7' }, json: { type: 'boolean' } } });

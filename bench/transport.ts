@@ -3,8 +3,8 @@
 // paired rounds (TLS and TCP back to back, medians) because a shared machine drifts.
 // Usage: node dist/bench/transport.js [--mb 256] [--frame-kb 1024] [--rounds 5] [--json]
 import { parseArgs } from 'node:util';
-import { connectChannel, listenTcp, type ClientSecurity, type StreamChannel } from '../src/pi/transport/tcp.js';
-import { generateIdentity } from '../src/pi/transport/tls.js';
+import { connectChannel, listenTcp, type ClientSecurity, type StreamChannel } from '../src/pi/node/transport/tcp.js';
+import { generateIdentity } from '../src/pi/node/transport/tls.js';
 
 const { values: a } = parseArgs({ options: { mb: { type: 'string', default: '256' }, 'frame-kb': { type: 'string', default: '1024' }, rounds: { type: 'string', default: '5' }, json: { type: 'boolean' } } });
 const total = Number(a.mb) * 2 ** 20, frame = Number(a['frame-kb']) * 1024, rounds = Number(a.rounds);

@@ -8,18 +8,18 @@ import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../util/fs.js';
 import { countSpec } from './count.js';
-import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/transport/tcp.js';
-import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/transport/tls.js';
+import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/node/transport/tcp.js';
+import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/node/transport/tls.js';
 import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../pi/protocol.js';
-import { defaultWorkerThreads, WorkerPool, type ServerWorkers } from '../pi/workers/pool.js';
-import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from '../pi/serve.js';
-import { datasetGallery, serveWeb, type WebServer } from '../pi/web/server.js';
+import { defaultWorkerThreads, WorkerPool, type ServerWorkers } from '../pi/node/workers/pool.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from '../pi/node/serve.js';
+import { datasetGallery, serveWeb, type WebServer } from '../pi/node/web/server.js';
 import { WEB_RELU } from '../pi/web/info.js';
 import type { Channel } from '../pi/transport/channel.js';
-import { Dealer, tcpDealerLink, type DealerLink } from '../pi/linear/dealer/dealer.js';
+import { Dealer, tcpDealerLink, type DealerLink } from '../pi/node/dealer.js';
 import {
   calibrate, datasetImage, fileImage, formatComparison, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
-} from '../pi/bench.js';
+} from '../pi/node/bench.js';
 import type { PublicPlan, ServerModel } from '../pi/plan.js';
 import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../pi/linear/index.js';
 import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../pi/relu/registry.js';

@@ -13,7 +13,7 @@ import { noGrad, tensor, tidy } from '../engine/index.js';
 import { checkDatasetName, loadDataset, makeBatch } from '../data/index.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { generateIdentity } from '../pi/transport/tls.js';
+import { generateIdentity } from '../pi/node/transport/tls.js';
 import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { DEFAULT_PREPROCESS } from '../pi/linear/index.js';
 import { DEFAULT_RELU } from '../pi/relu/registry.js';

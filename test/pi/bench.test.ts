@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { calibrate, formatComparison, type OpRow, type PiReport } from '../../src/pi/bench.js';
+import { calibrate, formatComparison, type OpRow, type PiReport } from '../../src/pi/node/bench.js';
 import { defaultFixedPoint } from '../../src/pi/plan.js';
 import { defaultCostModel, estimateOnline } from '../../src/reduce/costmodel.js';
 

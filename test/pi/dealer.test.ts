@@ -5,14 +5,14 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
-import { compilePlan, referenceForward } from '../../src/pi/compile.js';
+import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
 import { type ServerModel } from '../../src/pi/plan.js';
 import { PROTOCOL, runClient, serveClient, type SessionOptions } from '../../src/pi/protocol.js';
-import { Dealer, DEALER_PROTOCOL, type DealerLink } from '../../src/pi/linear/dealer/dealer.js';
+import { Dealer, DEALER_PROTOCOL, type DealerLink } from '../../src/pi/node/dealer.js';
 import { parseErrorFrame } from '../../src/pi/wire.js';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { quantize, r64Add, r64ToBig, type R64 } from '../../src/pi/fixed.js';
-import type { RingLinear } from '../../src/pi/linear/ring.js';
+import type { RingLinear } from '../../src/pi/node/ring.js';
 
 manualSeed(11);
 const m: ServerModel = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10 })).eval());

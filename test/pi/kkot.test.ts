@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair } from '../../src/pi/transport/channel.js';
 import { KK_CODE_BITS, KK_MAX_N, kkCodeword, KkReceiver, KkSender, type KkPlanesHelper } from '../../src/pi/ot/kkot.js';
-import { WorkerPool } from '../../src/pi/workers/pool.js';
+import { WorkerPool } from '../../src/pi/node/workers/pool.js';
 import { otSession } from '../../src/pi/ot/session.js';
 import { cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64 } from '../../src/pi/ot/cot.js';
 import { systemRandom } from '../../src/pi/random.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { channelPair } from '../../src/pi/transport/channel.js';
-import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
+import { connectTcp, listenTcp } from '../../src/pi/node/transport/tcp.js';
 import { baseOtSend, baseOtReceive } from '../../src/pi/ot/baseot.js';
 import { OtExtSender, OtExtReceiver } from '../../src/pi/ot/iknp.js';
 import { reluCircuit } from '../../src/pi/gc/relu.js';

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { buildNetwork, countRelus, describeNetwork, fullMask, removeSites, runGraph, setSiteElements, siteShapes, specFor, type NetSpec, type ReluMask } from '../../src/models/index.js';
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { checkPlan, reluElements, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
-import { compilePlan, referenceForward } from '../../src/pi/compile.js';
+import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
 import { runClient, serveClient, type PartyReport, type SessionHooks } from '../../src/pi/protocol.js';
 import { quantize, r64Add, r64Sar, r64ToBig, type R64 } from '../../src/pi/fixed.js';
 import { reluShiftClear } from '../../src/pi/plan.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed, noGrad } from '../../src/engine/index.js';
-import { compilePlan } from '../../src/pi/compile.js';
+import { compilePlan } from '../../src/pi/node/compile.js';
 import { checkPlan, DEFAULT_PLAN_BOUNDS, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 

@@ -27,7 +27,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
-import { compilePlan, referenceForward } from '../../src/pi/compile.js';
+import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
 import { quantize, r64ToBig, truncClientShare, type R64 } from '../../src/pi/fixed.js';
 import { seededClientRandomness, seededRandom, serverRandomness } from '../../src/pi/random.js';
 import { gcServerDelta } from '../../src/pi/relu/gc/protocol.js';

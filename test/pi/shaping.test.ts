@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
-import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
+import { connectTcp, listenTcp } from '../../src/pi/node/transport/tcp.js';
 import { PiError } from '../../src/pi/transport/errors.js';
 import { describeLink, parseLink, parseLinks, shapeChannel, LINK_PROFILES } from '../../src/pi/transport/shaping.js';
 

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
-import { certFingerprint, checkPin } from '../../src/pi/transport/tls.js';
-import { connectTcp, connectTls, listenTcp, type StreamChannel, type TlsServerConfig } from '../../src/pi/transport/tcp.js';
+import { certFingerprint, checkPin } from '../../src/pi/node/transport/tls.js';
+import { connectTcp, connectTls, listenTcp, type StreamChannel, type TlsServerConfig } from '../../src/pi/node/transport/tcp.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 import { identity } from './helpers/tls.js';
 
@@ -22,7 +22,7 @@ async function tlsServer(cfg: TlsServerConfig, refused: string[] = []) {
 }
 
 test('keygen: EC P-256, self-signed, for localhost, 127.0.0.1, ::1 and the names given; the fingerprint is the DER SHA-256', async () => {
-  const { generateIdentity } = await import('../../src/pi/transport/tls.js');
+  const { generateIdentity } = await import('../../src/pi/node/transport/tls.js');
   const id = await generateIdentity({ names: ['pi.example.org', '10.1.2.3'], days: 30 });
   const c = new X509Certificate(id.cert);
   assert.equal(c.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');

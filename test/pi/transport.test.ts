@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { channelPair, diffStats, FrameReader, framePrefix, type Channel } from '../../src/pi/transport/channel.js';
-import { connectTcp, listenTcp } from '../../src/pi/transport/tcp.js';
+import { connectTcp, listenTcp } from '../../src/pi/node/transport/tcp.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 
 function rawConnect(port: number): Promise<Socket> {

@@ -10,10 +10,10 @@
 // computation to equal the reference bit for bit (all ReLUs kept, or culled sites without local truncation): the GC
 // ReLU. The OT ReLU truncates shares locally (its output is 0 or +1 ULP from the reference, depending on the split),
 // so its coupling (coupledOtClientRandomness) shifts r_i by the difference of the protocol's actual outputs instead.
-import { Dealer } from '../../../src/pi/linear/dealer/dealer.js';
+import { Dealer } from '../../../src/pi/node/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
-import { referenceForward } from '../../../src/pi/compile.js';
+import { referenceForward } from '../../../src/pi/node/compile.js';
 import { localOp, PublicOps, type ServerModel } from '../../../src/pi/plan.js';
 import { quantize, r64Add, r64FromBig, r64Shr, r64Sub, r64ToBig, truncClientShare, type R64 } from '../../../src/pi/fixed.js';
 import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';

@@ -1,6 +1,6 @@
 // TLS identities for tests (EC P-256, self-signed; made once per test process) and the security options built on them.
-import { generateIdentity, type TlsIdentity } from '../../../src/pi/transport/tls.js';
-import type { ClientSecurity, ServerSecurity } from '../../../src/pi/transport/tcp.js';
+import { generateIdentity, type TlsIdentity } from '../../../src/pi/node/transport/tls.js';
+import type { ClientSecurity, ServerSecurity } from '../../../src/pi/node/transport/tcp.js';
 
 const made = new Map<string, Promise<TlsIdentity>>();
 

@@ -4,7 +4,7 @@
 // or dealer preprocessing, and a browser client's channel alike. Also: the search for secret words in frames.
 import type { Channel } from '../../../src/pi/transport/channel.js';
 import type { R64 } from '../../../src/pi/fixed.js';
-import type { DealerLink } from '../../../src/pi/linear/dealer/dealer.js';
+import type { DealerLink } from '../../../src/pi/node/dealer.js';
 import type { SessionHooks } from '../../../src/pi/protocol.js';
 
 export interface Frame {

@@ -7,13 +7,13 @@ import { request } from 'node:https';
 import { WebSocket } from 'ws';
 import { buildNetwork, specFor } from '../../../src/models/index.js';
 import { manualSeed } from '../../../src/engine/index.js';
-import { compilePlan } from '../../../src/pi/compile.js';
+import { compilePlan } from '../../../src/pi/node/compile.js';
 import type { ServerModel } from '../../../src/pi/plan.js';
 import { HELLO_MAX_BYTES, runClient } from '../../../src/pi/protocol.js';
-import { servePi, SessionPool, type PiServer } from '../../../src/pi/serve.js';
-import { CSP, serveWeb, WS_PATH, type WebServer } from '../../../src/pi/web/server.js';
+import { servePi, SessionPool, type PiServer } from '../../../src/pi/node/serve.js';
+import { CSP, serveWeb, WS_PATH, type WebServer } from '../../../src/pi/node/web/server.js';
 import { WsChannel, type WebSocketLike } from '../../../src/pi/transport/ws.js';
-import { connectChannel } from '../../../src/pi/transport/tcp.js';
+import { connectChannel } from '../../../src/pi/node/transport/tcp.js';
 import type { PiError } from '../../../src/pi/wire.js';
 import { identity, pinned, serverSecurity } from '../helpers/tls.js';
 

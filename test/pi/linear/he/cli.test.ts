@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildNetwork, cullStages, fullMask, removeSites, specFor } from '../../../../src/models/index.js';
-import { referenceForward } from '../../../../src/pi/compile.js';
+import { referenceForward } from '../../../../src/pi/node/compile.js';
 import { quantize } from '../../../../src/pi/fixed.js';
 import { saveModelDir } from '../../../../src/train/modeldir.js';
-import { datasetImage, serverModelFromDir } from '../../../../src/pi/bench.js';
+import { datasetImage, serverModelFromDir } from '../../../../src/pi/node/bench.js';
 
 const root = fileURLToPath(new URL('../../../../../', import.meta.url));
 const children: ChildProcess[] = [];

@@ -1,8 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { HePreprocessor, type HeOptions, type HeParallel } from '../../../../src/pi/linear/he/preprocess.js';
-import { WorkerPool } from '../../../../src/pi/workers/pool.js';
-import { RingConv2d, RingFc, type ConvGeometry, type RingLinear } from '../../../../src/pi/linear/ring.js';
+import { WorkerPool } from '../../../../src/pi/node/workers/pool.js';
+import { RingConv2d, RingFc, type ConvGeometry, type RingLinear } from '../../../../src/pi/node/ring.js';
 import { channelPair } from '../../../../src/pi/transport/channel.js';
 import { r64Random, r64Sub, r64ToBig } from '../../../../src/pi/fixed.js';
 import type { LinearShape } from '../../../../src/pi/linear/index.js';

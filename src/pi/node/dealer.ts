@@ -15,18 +15,18 @@
 // M c - s for masks c of its choice, and read the weights. The weights fingerprint goes only from the server to the
 // dealer; errors to the parties carry codes only (wire.ts), never a digest or fingerprint.
 // The dealer serves sessions concurrently; a failing session is reported and the dealer goes on.
-import { channelPair, type Channel } from '../../transport/channel.js';
-import { connectTls, listenTcp, type StreamChannel, type TcpListener, type TlsClientConfig, type TlsServerConfig } from '../../transport/tcp.js';
-import { systemRandom, type Random } from '../../random.js';
-import type { ServerModel } from '../../plan.js';
-import { checkSessionId, DEALER_PROTOCOL, HELLO_MAX_BYTES, SESSION_RE, limitsFor, modelFingerprint, type DealerHello, type DealerLink, type DealerRole } from './link.js';
-import { dealLayer } from './preprocess.js';
-import { linearShapes, type LinearShape } from '../index.js';
-import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvJsonChecked, type ErrorCode } from '../../wire.js';
+import { channelPair, type Channel } from '../transport/channel.js';
+import { connectTls, listenTcp, type StreamChannel, type TcpListener, type TlsClientConfig, type TlsServerConfig } from './transport/tcp.js';
+import { systemRandom, type Random } from '../random.js';
+import type { ServerModel } from '../plan.js';
+import { checkSessionId, DEALER_PROTOCOL, HELLO_MAX_BYTES, SESSION_RE, limitsFor, modelFingerprint, type DealerHello, type DealerLink, type DealerRole } from '../linear/dealer/link.js';
+import { dealLayer } from '../linear/dealer/preprocess.js';
+import { linearShapes, type LinearShape } from '../linear/index.js';
+import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvJsonChecked, type ErrorCode } from '../wire.js';
 
 export {
   checkSessionId, DEALER_PROTOCOL, joinDealer, modelFingerprint, type DealerLink, type DealerRole,
-} from './link.js';
+} from '../linear/dealer/link.js';
 
 export interface DealerSessionInfo {
   session: string;

@@ -7,7 +7,7 @@
 import { F, tensor, tidy, type Tensor } from '../../engine/index.js';
 import type { R64 } from '../fixed.js';
 
-export { ringChannelSum } from './pool.js';
+export { ringChannelSum } from '../linear/pool.js';
 
 const TWO32 = 4294967296;
 

@@ -11,15 +11,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { PNG } from 'pngjs';
-import { loadDataset, checkDatasetName } from '../../data/index.js';
-import type { PublicPlan } from '../plan.js';
-import type { ModelInfo } from './info.js';
+import { loadDataset, checkDatasetName } from '../../../data/index.js';
+import type { PublicPlan } from '../../plan.js';
+import type { ModelInfo } from '../../web/info.js';
 import type { SessionPool } from '../serve.js';
-import type { SessionState } from '../protocol.js';
-import { DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor } from '../protocol.js';
+import type { SessionState } from '../../protocol.js';
+import { DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor } from '../../protocol.js';
 import { DEFAULT_MAX_PENDING } from '../serve.js';
-import { WS_CHUNK, WsChannel, type WebSocketLike } from '../transport/ws.js';
-import type { Channel } from '../transport/channel.js';
+import { WS_CHUNK, WsChannel, type WebSocketLike } from '../../transport/ws.js';
+import type { Channel } from '../../transport/channel.js';
 import type { TlsServerConfig } from '../transport/tcp.js';
 
 /** The WebSocket endpoint's path. */
@@ -93,7 +93,7 @@ export interface WebServer {
 }
 
 /** The bundle's folder: dist/web beside this module's dist/src/pi/web. */
-export const defaultWebRoot = (): string => join(new URL('.', import.meta.url).pathname, '..', '..', '..', 'web');
+export const defaultWebRoot = (): string => join(new URL('.', import.meta.url).pathname, '..', '..', '..', '..', 'web');
 
 function loadStatic(root: string): Map<string, { body: Uint8Array; type: string }> {
   if (!existsSync(join(root, 'index.html')) || !existsSync(join(root, 'app.js'))) {

@@ -1,12 +1,12 @@
 // A server worker thread (pool.ts): HE output groups and KK13 pad planes, one request at a time.
 import { parentPort, workerData } from 'node:worker_threads';
-import { HeEngine } from '../he/kernels.js';
-import { ConvLayout } from '../he/layout.js';
-import { loadPublicKey } from '../he/rlwe.js';
-import type { HeParams } from '../he/params.js';
-import { Prg } from '../crypto/prg.js';
-import { groupResponses, loadInputs } from '../linear/he/preprocess.js';
-import { kkPadPlanes } from '../ot/kkot.js';
+import { HeEngine } from '../../he/kernels.js';
+import { ConvLayout } from '../../he/layout.js';
+import { loadPublicKey } from '../../he/rlwe.js';
+import type { HeParams } from '../../he/params.js';
+import { Prg } from '../../crypto/prg.js';
+import { groupResponses, loadInputs } from '../../linear/he/preprocess.js';
+import { kkPadPlanes } from '../../ot/kkot.js';
 import type { WorkerReply, WorkerRequest } from './pool.js';
 
 const params = (workerData as { params: HeParams }).params;

@@ -3,16 +3,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { PNG } from 'pngjs';
-import { manualSeed } from '../engine/index.js';
-import { buildNetwork, type NetSpec } from '../models/index.js';
-import { loadModelDir } from '../train/modeldir.js';
-import { loadDataset, makeBatch, checkDatasetName } from '../data/index.js';
+import { manualSeed } from '../../engine/index.js';
+import { buildNetwork, type NetSpec } from '../../models/index.js';
+import { loadModelDir } from '../../train/modeldir.js';
+import { loadDataset, makeBatch, checkDatasetName } from '../../data/index.js';
 import { compilePlan } from './compile.js';
-import { type FixedPointOptions, type PublicPlan, type ServerModel } from './plan.js';
-import type { ClientResult, PartyReport, Phase, StatEntry } from './protocol.js';
-import { imageFitError, inputSpec, prepareImage } from './image.js';
-import { describeLink, type LinkProfile } from './transport/shaping.js';
-import type { CostModel } from '../reduce/costmodel.js';
+import { type FixedPointOptions, type PublicPlan, type ServerModel } from '../plan.js';
+import type { ClientResult, PartyReport, Phase, StatEntry } from '../protocol.js';
+import { imageFitError, inputSpec, prepareImage } from '../image.js';
+import { describeLink, type LinkProfile } from '../transport/shaping.js';
+import type { CostModel } from '../../reduce/costmodel.js';
 
 /** A server model from a trained model directory (with its input transform). */
 export function serverModelFromDir(dir: string, fixed: Partial<FixedPointOptions> = {}): ServerModel {

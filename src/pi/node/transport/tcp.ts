@@ -4,8 +4,8 @@
 // Plain TCP exists for --insecure runs and in-process benchmarks; the callers decide, loudly (cli/pi.ts).
 import { createServer, connect, type Socket, type Server } from 'node:net';
 import * as tls from 'node:tls';
-import { ChannelBase, framePrefix, type Channel, type ChannelOptions } from './channel.js';
-import { PiError } from './errors.js';
+import { ChannelBase, framePrefix, type Channel, type ChannelOptions } from '../../transport/channel.js';
+import { PiError } from '../../transport/errors.js';
 import { certFingerprint, checkPin } from './tls.js';
 
 /** Who is on the other end of a channel, as TLS established it. */

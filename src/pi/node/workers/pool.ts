@@ -7,10 +7,10 @@
 // so on this project's 2-core machine one worker uses the core the client leaves idle while it waits.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { ResponseCts } from '../he/serialize.js';
-import { HE_PARAMS, type HeParams } from '../he/params.js';
-import type { HeLayerJob, HeParallel } from '../linear/he/preprocess.js';
-import type { KkPlanesHelper } from '../ot/kkot.js';
+import type { ResponseCts } from '../../he/serialize.js';
+import { HE_PARAMS, type HeParams } from '../../he/params.js';
+import type { HeLayerJob, HeParallel } from '../../linear/he/preprocess.js';
+import type { KkPlanesHelper } from '../../ot/kkot.js';
 
 /** What the pool posts to a worker. */
 export type WorkerRequest =

@@ -1,15 +1,15 @@
 // Serving sessions: a pool that admits sessions up to a cap and tracks the live ones, shared by every medium the server
 // listens on (TCP/TLS here, WebSocket in web/server.ts), so CLI and browser clients count against one cap. Node only.
-import type { Channel } from './transport/channel.js';
+import type { Channel } from '../transport/channel.js';
 import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
-import { shapeChannel, type LinkProfile } from './transport/shaping.js';
-import type { ServerModel } from './plan.js';
-import type { ServerRandomness } from './random.js';
-import { modelFingerprint } from './linear/dealer/link.js';
+import { shapeChannel, type LinkProfile } from '../transport/shaping.js';
+import type { ServerModel } from '../plan.js';
+import type { ServerRandomness } from '../random.js';
+import { modelFingerprint } from '../linear/dealer/link.js';
 import {
   DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor, serveClient,
   type PartyReport, type ServerSessionOptions, type SessionHooks, type SessionState,
-} from './protocol.js';
+} from '../protocol.js';
 
 export interface PoolOptions extends ServerSessionOptions {
   /** Sessions past the hello at once; more are refused with BUSY (default 4). */

@@ -1,14 +1,14 @@
 // Compiles a network into the private-inference plan (plan.ts) and the server's secret layers, and the fixed-point
 // plaintext reference of a plan. Server only: it reads the network's weights through libtorch.
-import type { BatchNorm2d, Conv2d, Linear } from '../engine/index.js';
-import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '../models/index.js';
-import { quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, type R64 } from './fixed.js';
-import { encodePartial, numelOf } from '../models/partial.js';
-import { RingConv2d, RingFc, type ConvGeometry } from './linear/ring.js';
+import type { BatchNorm2d, Conv2d, Linear } from '../../engine/index.js';
+import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '../../models/index.js';
+import { quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, type R64 } from '../fixed.js';
+import { encodePartial, numelOf } from '../../models/partial.js';
+import { RingConv2d, RingFc, type ConvGeometry } from './ring.js';
 import {
   addChannelBias, defaultFixedPoint, localOp, planDigest, PublicOps, reluCount, reluElements, reluShiftClear, type PlanKept,
   type FixedPointOptions, type PlanOp, type PublicPlan, type SecretLayer, type ServerModel, type WeightQuantization,
-} from './plan.js';
+} from '../plan.js';
 
 const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
