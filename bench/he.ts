@@ -20,7 +20,8 @@ import { systemRandom } from '../src/pi/random.js';
 import { HeEngine } from '../src/pi/he/kernels.js';
 import { HE_PARAMS as P, noiseBudget } from '../src/pi/he/params.js';
 import { choosePacking, convGeometry, fcGeometry, kernelTaps, type LinearGeometry } from '../src/pi/he/layout.js';
-import { RingConv2d, type ConvGeometry, type RingLinear } from '../src/pi/node/ring.js';
+import { RingConv2d } from '../src/pi/node/ring.js';
+import type { ConvGeometry, RingLinear } from '../src/pi/ringlinear.js';
 
 const { values: a } = parseArgs({ options: { config: { type: 'string', default: 'full' }, kernels: { type: 'boolean' }, seal: { type: 'boolean' }, plan: { type: 'boolean' }, run: { type: 'boolean' }, layer: { type: 'string' } } });
 if (!a.kernels && !a.plan && !a.run) throw new Error('give --kernels, --plan and/or --run');

@@ -18,7 +18,7 @@
 //   identity with local truncation. The mask is public: it is part of the architecture the client receives.
 // - maxpool: unsupported (a comparison tree per window would need its own circuits).
 import { r64Add, r64Sar, r64Shl, truncClientShare, truncServerShare, type R64 } from './fixed.js';
-import type { ConvGeometry, RingLinear } from './node/ring.js';
+import type { ConvGeometry, RingLinear } from './ringlinear.js';
 import { ringAvgPool, ringChannelSum } from './linear/pool.js';
 import { cryptoBackend, toHex } from './crypto/backend.js';
 import { malformed } from './transport/errors.js';

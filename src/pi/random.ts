@@ -3,7 +3,7 @@
 // fresh. Browser-safe: WebCrypto getRandomValues and ChaCha20 (@noble/ciphers) only.
 import { chacha20 } from '@noble/ciphers/chacha.js';
 import type { R64 } from './fixed.js';
-import type { ReluSite } from './relu/index.js';
+import type { ReluSite } from './relusite.js';
 
 /** A source of random bytes. */
 export interface Random {

@@ -12,7 +12,7 @@ import { Dealer, DEALER_PROTOCOL, type DealerLink } from '../../src/pi/node/deal
 import { parseErrorFrame } from '../../src/pi/wire.js';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { quantize, r64Add, r64ToBig, type R64 } from '../../src/pi/fixed.js';
-import type { RingLinear } from '../../src/pi/node/ring.js';
+import type { RingLinear } from '../../src/pi/ringlinear.js';
 
 manualSeed(11);
 const m: ServerModel = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10 })).eval());

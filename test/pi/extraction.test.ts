@@ -17,7 +17,7 @@ import { connectTls } from '../../src/pi/node/transport/tcp.js';
 import { runClient } from '../../src/pi/protocol.js';
 import { servePi } from '../../src/pi/node/serve.js';
 import { ERROR_CODES, parseErrorFrame } from '../../src/pi/wire.js';
-import type { RingLinear } from '../../src/pi/node/ring.js';
+import type { RingLinear } from '../../src/pi/ringlinear.js';
 import { identity, serverSecurity } from './helpers/tls.js';
 
 manualSeed(13);

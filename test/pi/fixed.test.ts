@@ -4,7 +4,8 @@ import {
   r64Add, r64FromBig, r64Neg, r64Random, r64Sar, r64Shl, r64Shr, r64Sub, r64ToBig, truncClientShare, truncServerShare, quantize, dequantize,
   r64Low, r64FromBytes, r64ToBytes, type R64,
 } from '../../src/pi/fixed.js';
-import { RingConv2d, RingFc, limbPlan, ringChannelSum, type ConvGeometry } from '../../src/pi/node/ring.js';
+import { RingConv2d, RingFc, limbPlan, ringChannelSum } from '../../src/pi/node/ring.js';
+import type { ConvGeometry } from '../../src/pi/ringlinear.js';
 import { delphiReluCircuit } from '../../src/pi/relu/gc/circuit.js';
 import { evalPlainSplit } from '../../src/pi/gc/circuit.js';
 import { joinRingBig } from '../../src/pi/gc/ring.js';

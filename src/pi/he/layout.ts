@@ -14,7 +14,7 @@
 // product term lands there (within a block the input offsets and the tap offsets cannot alias, and the wrap-around
 // of X^n = -1 only reaches lower positions). Output ciphertexts sum the products over the Cp / Cw input groups.
 // Other coefficients hold garbage (other linear combinations of the weights): the server never sends them.
-import type { ConvGeometry } from '../node/ring.js';
+import type { ConvGeometry } from '../ringlinear.js';
 
 /** A secret linear layer as the encoding sees it (a conv, or an fc as a 1x1 conv on a 1x1 image). */
 export interface LinearGeometry {

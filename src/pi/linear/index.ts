@@ -9,7 +9,7 @@
 import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { PublicPlan } from '../plan.js';
-import type { ConvGeometry, RingLinear } from '../node/ring.js';
+import type { ConvGeometry, RingLinear } from '../ringlinear.js';
 import type { Random } from '../random.js';
 import { DealerPreprocessor } from './dealer/preprocess.js';
 import { HePreprocessor, type HeOptions } from './he/preprocess.js';

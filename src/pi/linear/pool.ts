@@ -1,7 +1,7 @@
 // Public pooling on Z_2^64 shares by plain loops (no Node API: the browser client runs it): sums over windows, the
 // divide being a scale change or folded into the next layer (compile.ts).
 import type { R64 } from '../fixed.js';
-import type { ConvGeometry } from '../node/ring.js';
+import type { ConvGeometry } from '../ringlinear.js';
 
 const TWO32 = 4294967296;
 

@@ -4,7 +4,8 @@ import type { BatchNorm2d, Conv2d, Linear } from '../../engine/index.js';
 import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '../../models/index.js';
 import { quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, type R64 } from '../fixed.js';
 import { encodePartial, numelOf } from '../../models/partial.js';
-import { RingConv2d, RingFc, type ConvGeometry } from './ring.js';
+import { RingConv2d, RingFc } from './ring.js';
+import type { ConvGeometry } from '../ringlinear.js';
 import {
   addChannelBias, defaultFixedPoint, localOp, planDigest, PublicOps, reluCount, reluElements, reluShiftClear, type PlanKept,
   type FixedPointOptions, type PlanOp, type PublicPlan, type SecretLayer, type ServerModel, type WeightQuantization,

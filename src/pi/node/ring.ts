@@ -6,20 +6,11 @@
 // on CPU). E.g. 16-bit weights and K = 4608 (512 channels x 3x3) give L = 25, 3 limbs.
 import { F, tensor, tidy, type Tensor } from '../../engine/index.js';
 import type { R64 } from '../fixed.js';
+import type { ConvGeometry, RingLinear } from '../ringlinear.js';
 
 export { ringChannelSum } from '../linear/pool.js';
 
 const TWO32 = 4294967296;
-
-export interface ConvGeometry {
-  inShape: [number, number, number];
-  outShape: [number, number, number];
-  kernel: number;
-  stride: number;
-  padding: number;
-  dilation: number;
-  groups: number;
-}
 
 /** Largest limb width L (<= 31) with (2^L - 1) * maxAbs * K < 2^53, and the limb count covering 64 bits. */
 export function limbPlan(maxAbs: number, terms: number, what: string): { bits: number; limbs: number } {
@@ -63,16 +54,6 @@ export function fromLimbs(y: Float64Array, n: number, bits: number, limbs: numbe
     }
   }
   return { lo, hi };
-}
-
-/** A public or secret integer-weight linear map on ring vectors (conv2d or fully connected; no bias). */
-export interface RingLinear {
-  readonly inSize: number;
-  readonly outSize: number;
-  /** Multiply-accumulates per application (for cost accounting). */
-  readonly macs: number;
-  apply(x: R64): R64;
-  dispose(): void;
 }
 
 function maxAbsOf(w: ArrayLike<number>, what: string): number {

@@ -9,19 +9,9 @@ import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { ClientRandomness, ServerRandomness } from '../random.js';
 import type { KkPlanesHelper } from '../ot/kkot.js';
+import type { ReluSite } from '../relusite.js';
 
-/** One kept ReLU op of the plan (or the kept part of a partially masked site), public to both parties. */
-export interface ReluSite {
-  /** Plan op index (unique per session; protocols key their per-site state by it). */
-  op: number;
-  name: string;
-  /** Elements evaluated. */
-  size: number;
-  /** The protocol reads x mod 2^width as a signed value (|x| < 2^(width-1) by the plan's headroom). */
-  width: number;
-  /** Output rescaling: y = ReLU(x) >> shift (arithmetic). */
-  shift: number;
-}
+export type { ReluSite };
 
 export interface ReluServer {
   /** Offline, input-independent work for one site (e.g. garbling); called in plan order. */

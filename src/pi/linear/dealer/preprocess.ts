@@ -2,7 +2,7 @@
 import type { Channel } from '../../transport/channel.js';
 import { r64FromBytes, r64Sub, r64ToBytes, type R64 } from '../../fixed.js';
 import { randomR64, type Random } from '../../random.js';
-import type { RingLinear } from '../../node/ring.js';
+import type { RingLinear } from '../../ringlinear.js';
 import { recvChecked } from '../../wire.js';
 import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from '../index.js';
 

@@ -21,7 +21,7 @@ import type { R64 } from '../../fixed.js';
 import { randomR64, type Random } from '../../random.js';
 import { malformed } from '../../transport/errors.js';
 import type { Channel } from '../../transport/channel.js';
-import type { ConvGeometry, RingLinear } from '../../node/ring.js';
+import type { ConvGeometry, RingLinear } from '../../ringlinear.js';
 import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from '../index.js';
 
 const now = () => globalThis.performance.now();
