@@ -19,7 +19,7 @@ import { loadModelDir } from '../src/train/modeldir.js';
 import { calibrate, datasetImage, piReport, serverModelFromDir, type PiReport } from '../src/pi/node/bench.js';
 import { referenceForward } from '../src/pi/node/compile.js';
 import { defaultFixedPoint, type PublicPlan } from '../src/pi/plan.js';
-import { estimateOnline } from '../src/reduce/costmodel.js';
+import { estimateOnline } from '../src/pi/node/costmodel.js';
 import { runClient, serveClient } from '../src/pi/protocol.js';
 import { channelPair } from '../src/pi/transport/channel.js';
 import { Dealer } from '../src/pi/node/dealer.js';

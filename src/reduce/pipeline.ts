@@ -10,7 +10,7 @@ import type { TrainConfig, TrainSummary } from '../train/run.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { criticality, type CriticalityResult } from './criticality.js';
-import { estimateLatency, loadCostModel, type CostModel, type LatencyContext } from './costmodel.js';
+import { estimateLatency, loadCostModel, type CostModel, type LatencyContext } from '../pi/node/costmodel.js';
 import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
 import { queueRunner } from '../queue/runner.js';

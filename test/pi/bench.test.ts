@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calibrate, formatComparison, type OpRow, type PiReport } from '../../src/pi/node/bench.js';
 import { defaultFixedPoint } from '../../src/pi/plan.js';
-import { defaultCostModel, estimateOnline } from '../../src/reduce/costmodel.js';
+import { defaultCostModel, estimateOnline } from '../../src/pi/node/costmodel.js';
 
 const op = (name: string, kind: string, o: Partial<OpRow>): OpRow => ({
   op: 0, name, kind, relus: 0, macs: 0, serverOnlineMs: 0, prepBytes: 0, heMs: { client: 0, server: 0 },

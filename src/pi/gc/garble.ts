@@ -1,7 +1,7 @@
 // Half-gates garbling (Zahur-Rosulek-Evans 2015) with free-XOR and point-and-permute, vectorised over
 // n instances of one circuit: each gate is processed for a chunk of instances at once, so the fixed-key
 // AES behind the hash runs on thousands of blocks per call; label arithmetic runs in the WebAssembly SIMD
-// kernels of ../kernels.ts, whose memory holds the chunk's wire labels.
+// kernels of ../crypto/simd.ts, whose memory holds the chunk's wire labels.
 //
 // Labels are 16-byte blocks; a label array for a group of w wires over n instances is w*n*16 bytes,
 // wire-major (label of wire j, instance i at block j*n + i). Δ has lsb 1; the permute bit of a label is
@@ -11,7 +11,7 @@
 import { systemRandom } from '../random.js';
 import { fromHex, toHex } from '../crypto/backend.js';
 import { fixedKeyAesBytes, DOMAIN_GC, AES_BATCH_BLOCKS } from '../crypto/aes.js';
-import { gcKernels, type GcKernels } from '../kernels.js';
+import { gcKernels, type GcKernels } from '../crypto/simd.js';
 import { Prg } from '../crypto/prg.js';
 import { OP_AND, OP_XOR, inputGroup, outputGroup, type Circuit } from './circuit.js';
 import { splitRing, joinRing, joinRingBig, ringLength, type RingValues } from './ring.js';

@@ -12,7 +12,7 @@ import { type FixedPointOptions, type PublicPlan, type ServerModel } from '../pl
 import type { ClientResult, PartyReport, Phase, StatEntry } from '../protocol.js';
 import { imageFitError, inputSpec, prepareImage } from '../image.js';
 import { describeLink, type LinkProfile } from '../transport/shaping.js';
-import type { CostModel } from '../../reduce/costmodel.js';
+import type { CostModel } from './costmodel.js';
 
 /** A server model from a trained model directory (with its input transform). */
 export function serverModelFromDir(dir: string, fixed: Partial<FixedPointOptions> = {}): ServerModel {

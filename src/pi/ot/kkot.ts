@@ -19,7 +19,7 @@
 import type { Channel } from '../transport/channel.js';
 import { Prg } from '../crypto/prg.js';
 import { fixedKeyAes, fixedKeyAesBytes } from '../crypto/aes.js';
-import { gcKernels } from '../kernels.js';
+import { gcKernels } from '../crypto/simd.js';
 import { systemRandom, type Random } from '../random.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';
 import { transpose128 } from './transpose.js';

@@ -2,7 +2,7 @@
 // WebAssembly SIMD kernel tr128 on slices of columns so that module memory stays small.
 // Bit order is little-endian throughout: bit j of a column is bit (j & 31) of word j >>> 5; row j's bit i is
 // bit (i & 31) of its word i >>> 5.
-import { gcKernels } from '../kernels.js';
+import { gcKernels } from '../crypto/simd.js';
 
 /** Column words per slice: 128 x 16 KB in, 2 MB of rows out. */
 const SLICE_WORDS = 4096;

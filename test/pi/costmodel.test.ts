@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultCostModel, estimateLatency, loadCostModel } from '../../src/reduce/costmodel.js';
+import { defaultCostModel, estimateLatency, loadCostModel } from '../../src/pi/node/costmodel.js';
 import { parseLink } from '../../src/pi/transport/shaping.js';
 
 test('latency model: per-protocol compute, bytes over the bandwidth and flights x RTT/2 per ReLU op', () => {

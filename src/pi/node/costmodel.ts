@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { LinkProfile } from '../pi/transport/shaping.js';
+import type { LinkProfile } from '../transport/shaping.js';
 
 /** Costs of one ReLU under a ReLU protocol (src/pi/relu/<name>). */
 export interface ReluCost {
