@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { countSpec } from '../src/cli/count.js';
-import { serverModelRandom } from '../src/pi/node/bench.js';
+import { serverModelRandom } from '../src/pi/node/load.js';
 import { linearShapes, type LinearShape } from '../src/pi/linear/index.js';
 import { HePreprocessor } from '../src/pi/linear/he/preprocess.js';
 import { channelPair } from '../src/pi/transport/channel.js';

@@ -3,7 +3,7 @@
 // weight scale of the PI plan (docs/pi.md, "Fixed point"). Usage:
 //   node dist/bench/pi-weights.js DIR... [--weight-frac 12] [--json]
 import { parseArgs } from 'node:util';
-import { serverModelFromDir } from '../src/pi/node/bench.js';
+import { serverModelFromDir } from '../src/pi/node/load.js';
 
 const { values: a, positionals } = parseArgs({ allowPositionals: true, options: { 'weight-frac': { type: 'string', default: '12' }, json: { type: 'boolean' } } });
 if (!positionals.length) throw new Error('give one or more model directories');

@@ -17,9 +17,8 @@ import { datasetGallery, serveWeb, type WebServer } from '../pi/node/web/server.
 import { WEB_RELU } from '../pi/web/info.js';
 import type { Channel } from '../pi/transport/channel.js';
 import { Dealer, tcpDealerLink, type DealerLink } from '../pi/node/dealer.js';
-import {
-  calibrate, datasetImage, fileImage, formatComparison, formatPiReport, piReport, serverModelFromDir, serverModelRandom, type PiReport,
-} from '../pi/node/bench.js';
+import { calibrate, formatComparison, formatPiReport, piReport, type PiReport } from '../pi/node/bench.js';
+import { datasetImage, fileImage, serverModelFromDir, serverModelRandom } from '../pi/node/load.js';
 import type { PublicPlan, ServerModel } from '../pi/plan.js';
 import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../pi/linear/index.js';
 import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../pi/relu/registry.js';

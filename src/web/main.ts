@@ -3,8 +3,8 @@
 import { ERROR_CODES, PiError, type ErrorCode } from '../pi/transport/errors.js';
 import { prepareImage, type InputSpec, type RgbaImage } from '../pi/image.js';
 import type { ClientResult } from '../pi/protocol.js';
-import type { ModelInfo } from '../pi/web/info.js';
-import { queryPrivately, type Progress } from './session.js';
+import type { WebModelInfo } from '../pi/web/info.js';
+import { queryPrivately, type QueryProgress } from './session.js';
 import { drawInput, InputError, pixelsOf } from './picture.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -16,7 +16,7 @@ const params = new URLSearchParams(location.search);
 let seed: string | undefined;
 let shortInput = false;
 
-let info: ModelInfo;
+let info: WebModelInfo;
 let spec: InputSpec;
 let chosen: RgbaImage | null = null;
 let running = false;
@@ -88,7 +88,7 @@ function showResult(r: ClientResult): void {
   (window as unknown as { piResult: unknown }).piResult = { class: top, name: names[top], logits: Array.from(r.logits), phases: ph, memory: r.client.memory };
 }
 
-function progress(p: Progress): void {
+function progress(p: QueryProgress): void {
   const bar = $<HTMLProgressElement>('progress');
   bar.max = Math.max(1, p.total);
   bar.value = p.done;
@@ -146,7 +146,7 @@ async function classify(): Promise<void> {
 async function main(): Promise<void> {
   const res = await fetch('/model.json');
   if (!res.ok) throw new Error(`the server did not describe its model (HTTP ${res.status})`);
-  info = await res.json() as ModelInfo;
+  info = await res.json() as WebModelInfo;
   spec = { shape: info.input.shape, mean: info.input.mean, std: info.input.std };
   if (info.testHooks) {
     seed = params.get('seed') ?? undefined;

@@ -7,7 +7,7 @@ import { seededClientRandomness, type ClientRandomness } from '../pi/random.js';
 import type { PublicPlan } from '../pi/plan.js';
 import type { Channel } from '../pi/transport/channel.js';
 
-export interface Progress {
+export interface QueryProgress {
   phase: Phase | 'connecting' | 'done';
   /** Steps done and in all (known once the plan has arrived). */
   done: number;
@@ -25,7 +25,7 @@ export interface QueryOptions {
   seed?: string;
   /** Test only: act as a crafted client that sends an input share one element short. */
   shortInput?: boolean;
-  onProgress(p: Progress): void;
+  onProgress(p: QueryProgress): void;
   /** The channel, once open (the page closes it when the user leaves). */
   onChannel?(ch: Channel): void;
 }
@@ -51,7 +51,7 @@ export async function queryPrivately(img: RgbaImage, o: QueryOptions): Promise<C
   const ws = await open(o.url);
   const ch = new WsChannel(ws as unknown as WebSocketLike, { name: 'server' });
   o.onChannel?.(ch);
-  let total = 0, done = 0, phase: Progress['phase'] = 'setup';
+  let total = 0, done = 0, phase: QueryProgress['phase'] = 'setup';
   // The crafted client: the first message of the online phase (the input share) goes out one element short.
   let cut = false;
   if (o.shortInput) {

@@ -231,7 +231,7 @@ export class ConvLayout {
 }
 
 /** Unit costs of the cost model (seconds on this project's 2-core reference machine, idle; bytes/s of the link). */
-export interface CostModel {
+export interface PackingCostModel {
   ntt: number;
   /** One input group's products for one prime of one response (both components). */
   dotTerm: number;
@@ -247,7 +247,7 @@ export interface CostModel {
   memory: number;
 }
 
-export const DEFAULT_COST: CostModel = { ntt: 25e-6, dotTerm: 3e-6, response: 1.2e-3, upload: 0.6e-3, bandwidth: 30e6, memory: 64 * 2 ** 20 };
+export const DEFAULT_COST: PackingCostModel = { ntt: 25e-6, dotTerm: 3e-6, response: 1.2e-3, upload: 0.6e-3, bandwidth: 30e6, memory: 64 * 2 ** 20 };
 
 export interface PackingCost {
   pk: Packing;
@@ -269,7 +269,7 @@ export const responseBytes = (n: number, c1Bits: number, c0Bits: number, kept: n
  * tile count), input group sizes and output group sizes (the largest that fits, and for grouped convs also the
  * sizes aligned with the groups), subject to `fits` (e.g. the noise budget).
  */
-export function choosePacking(g: LinearGeometry, n: number, primes: number, c1Bits: number, c0Bits: number, fits: (kernelTaps: number) => boolean, cost: CostModel = DEFAULT_COST, what = 'layer'): PackingCost {
+export function choosePacking(g: LinearGeometry, n: number, primes: number, c1Bits: number, c0Bits: number, fits: (kernelTaps: number) => boolean, cost: PackingCostModel = DEFAULT_COST, what = 'layer'): PackingCost {
   const pp = polyphase(g, what);
   const sizes = (total: number) => {
     const out = new Set<number>();

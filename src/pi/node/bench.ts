@@ -1,86 +1,9 @@
-// Helpers shared by the pi CLI and the benchmarks: server models from a model directory or a random-weight spec,
-// client images from files or datasets, reports (table / JSON) and the cost-model calibration.
-import { existsSync, readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { PNG } from 'pngjs';
-import { manualSeed } from '../../engine/index.js';
-import { buildNetwork, type NetSpec } from '../../models/index.js';
-import { loadModelDir } from '../../train/modeldir.js';
-import { loadDataset, makeBatch, checkDatasetName } from '../../data/index.js';
-import { compilePlan } from './compile.js';
-import { type FixedPointOptions, type PublicPlan, type ServerModel } from '../plan.js';
+// Reports of `pi bench` and the benchmarks (table / JSON) and the cost-model calibration. The models and images they
+// run on come from load.ts.
+import type { FixedPointOptions, PublicPlan } from '../plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from '../protocol.js';
-import { imageFitError, inputSpec, prepareImage } from '../image.js';
 import { describeLink, type LinkProfile } from '../transport/shaping.js';
 import type { CostModel } from './costmodel.js';
-
-/** A server model from a trained model directory (with its input transform). */
-export function serverModelFromDir(dir: string, fixed: Partial<FixedPointOptions> = {}): ServerModel {
-  const { net, info } = loadModelDir(dir);
-  try {
-    const { dataset, padFrom, mean, std, classNames } = info.input;
-    return compilePlan(net, { ...fixed, input: { dataset, mean, std, ...(padFrom !== undefined ? { padFrom } : {}), ...(classNames ? { classNames } : {}) } });
-  } finally {
-    net.dispose();
-  }
-}
-
-/** A server model with random (seeded) weights for latency benchmarks; inputs normalised with mean 0, std 1. */
-export function serverModelRandom(spec: NetSpec, seed = 0, fixed: Partial<FixedPointOptions> = {}): ServerModel {
-  manualSeed(seed);
-  const net = buildNetwork(spec).eval();
-  try {
-    return compilePlan(net, { ...fixed, input: { mean: new Array(spec.inChannels).fill(0), std: new Array(spec.inChannels).fill(1) } });
-  } finally {
-    net.dispose();
-  }
-}
-
-/** Test image `index` of a dataset, prepared as the plan's input transform says. */
-export function datasetImage(plan: PublicPlan, name: string, index: number, dir?: string): { x: Float32Array; label: number } {
-  const ds = loadDataset(checkDatasetName(name), 'test', dir ? { dir } : {});
-  const [c, h] = plan.ops[0]!.shape as [number, number, number];
-  if (ds.c !== c) throw new Error(`dataset ${name} has ${ds.c}-channel images, the model expects ${c}`);
-  const { mean, std } = plan.input;
-  if (mean.length !== c || std.length !== c) throw new Error(`model input transform has ${mean.length} means / ${std.length} stds for ${c} channels`);
-  const b = makeBatch(ds, [index], { ...(ds.h !== h ? { padTo: h } : {}), crop: 0, flip: false, mean, std }, 0);
-  return { x: b.x, label: b.y[0]! };
-}
-
-/**
- * An input file: `.json` (an array of the preprocessed CHW values), `.bin` (raw little-endian float32, the same
- * values) or `.png` (8-bit image: converted to the model's channel count, zero-padded to its size, normalised
- * with the model's mean/std as in training).
- */
-export function fileImage(plan: PublicPlan, file: string): Float32Array {
-  if (!existsSync(file)) throw new Error(`${file}: input file not found`);
-  const n = plan.ops[0]!.size;
-  const ext = extname(file).toLowerCase();
-  let x: Float32Array;
-  if (ext === '.json') {
-    const j = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    const flat = Array.isArray(j) ? (j as unknown[]).flat(3) : null;
-    if (!flat || !flat.every((v) => typeof v === 'number')) throw new Error(`${file}: expected a JSON array of numbers`);
-    x = Float32Array.from(flat as number[]);
-  } else if (ext === '.bin') {
-    const b = readFileSync(file);
-    if (b.byteLength % 4) throw new Error(`${file}: ${b.byteLength} bytes is not a whole number of float32`);
-    x = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-  } else if (ext === '.png') {
-    x = pngImage(plan, file);
-  } else throw new Error(`${file}: unknown input format '${ext}' (use .json, .bin or .png)`);
-  if (x.length !== n) throw new Error(`${file}: ${x.length} values, the model expects ${n} [${plan.ops[0]!.shape}]`);
-  return x;
-}
-
-function pngImage(plan: PublicPlan, file: string): Float32Array {
-  const png = PNG.sync.read(readFileSync(file));
-  const why = imageFitError(inputSpec(plan), png);
-  if (why) throw new Error(`${file}: ${why}`);
-  return prepareImage(inputSpec(plan), png);
-}
-
-// ------------------------------------------------------------------------------------------------ reports
 
 export interface OpRow {
   op: number;

@@ -1,7 +1,7 @@
 // The public model description the web server gives the page (/model.json); no Node API (the page imports its type).
 
 /** What the page learns before a session: the model's public input transform and size (all of it is in the plan too). */
-export interface ModelInfo {
+export interface WebModelInfo {
   arch: string;
   input: { shape: number[]; mean: number[]; std: number[]; padFrom?: number; dataset?: string; classNames?: string[] };
   classes: number;

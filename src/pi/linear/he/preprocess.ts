@@ -10,7 +10,7 @@
 // flooding) come from the party's injected randomness (ctx.random), so tests can fix them.
 import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
 import { HeEngine } from '../../he/kernels.js';
-import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, polyphase, type CostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
+import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, polyphase, type PackingCostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
 import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type PublicKeyData, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
 import { randomSeed, Xof } from '../../he/sample.js';
 import {
@@ -59,7 +59,7 @@ function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean
 export interface HeOptions {
   params?: HeParams;
   /** The client's cost model for choosing packings. */
-  cost?: CostModel;
+  cost?: PackingCostModel;
   /** The client's packing per layer instead of the cost model's (the server checks whatever it receives). */
   packing?: (shape: LinearShape, g: LinearGeometry) => Packing;
   /** The server's worker threads for output groups (Node only: pi/workers); absent: this thread alone. */
@@ -152,7 +152,7 @@ export class HePreprocessor implements Preprocessor {
   /** Coefficients decrypted (client) or sent for decryption (server) in this session: the flooding covers 2^sessionCoeffBits. */
   private decrypted = 0;
   private readonly params: HeParams;
-  private readonly cost: CostModel;
+  private readonly cost: PackingCostModel;
 
   constructor(private readonly o: HeOptions = {}) {
     this.params = o.params ?? HE_PARAMS;

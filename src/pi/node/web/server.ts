@@ -13,7 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { PNG } from 'pngjs';
 import { loadDataset, checkDatasetName } from '../../../data/index.js';
 import type { PublicPlan } from '../../plan.js';
-import type { ModelInfo } from '../../web/info.js';
+import type { WebModelInfo } from '../../web/info.js';
 import type { SessionPool } from '../serve.js';
 import type { SessionState } from '../../protocol.js';
 import { DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor } from '../../protocol.js';
@@ -108,7 +108,7 @@ function loadStatic(root: string): Map<string, { body: Uint8Array; type: string 
   return files;
 }
 
-const publicInfo = (plan: PublicPlan, o: WebOptions): ModelInfo => ({
+const publicInfo = (plan: PublicPlan, o: WebOptions): WebModelInfo => ({
   arch: plan.arch,
   input: { shape: plan.ops[0]!.shape, ...plan.input },
   classes: plan.ops[plan.ops.length - 1]!.size,

@@ -9,7 +9,7 @@ import { buildNetwork, cullStages, fullMask, removeSites, specFor } from '../../
 import { referenceForward } from '../../../../src/pi/node/compile.js';
 import { quantize } from '../../../../src/pi/fixed.js';
 import { saveModelDir } from '../../../../src/train/modeldir.js';
-import { datasetImage, serverModelFromDir } from '../../../../src/pi/node/bench.js';
+import { datasetImage, serverModelFromDir } from '../../../../src/pi/node/load.js';
 
 const root = fileURLToPath(new URL('../../../../../', import.meta.url));
 const children: ChildProcess[] = [];
