@@ -10,7 +10,7 @@
 // Usage: node dist/bench/he.js [--config full|C100_230K|C100_115K|C100_12K] [--kernels [--seal]] [--plan] [--run [--layer ...]]
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { countSpec } from '../src/cli/count.js';
+import { specFromOptions } from '../src/models/options.js';
 import { serverModelRandom } from '../src/pi/node/load.js';
 import { linearShapes, type LinearShape } from '../src/pi/linear/index.js';
 import { HePreprocessor } from '../src/pi/linear/he/preprocess.js';
@@ -90,7 +90,7 @@ if (a.kernels) {
 }
 
 if (!a.plan && !a.run) process.exit(0);
-const { spec } = a.config === 'full' ? countSpec({ arch: 'resnet18', input: 32, classes: 100 }) : countSpec({ preset: a.config, input: 32, classes: 100 });
+const { spec } = a.config === 'full' ? specFromOptions({ arch: 'resnet18', input: 32, classes: 100 }) : specFromOptions({ preset: a.config, input: 32, classes: 100 });
 const model = serverModelRandom(spec, 0);
 let shapes = linearShapes(model.plan);
 const layers = new Map<number, RingLinear>(shapes.map((s) => [s.op, model.secret[s.op]!.linear]));

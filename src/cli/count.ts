@@ -1,35 +1,11 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { countRelus, type ReluCount } from '../models/count.js';
-import { loadMask } from '../models/maskfile.js';
-import { getPreset, presetNames, presetSpec } from '../models/presets.js';
-import { ARCH_NAMES, specFor, validateSpec, type NetSpec } from '../models/spec.js';
+import { presetNames } from '../models/presets.js';
+import { ARCH_NAMES, type NetSpec } from '../models/spec.js';
+import { specFromOptions, type SpecOptions } from '../models/options.js';
 
-export interface CountOptions {
-  arch?: string;
-  input?: number;
-  preset?: string;
-  mask?: string;
-  alpha?: number;
-  rho?: number;
-  classes?: number;
-  blocks?: number[];
+export interface CountOptions extends SpecOptions {
   json?: boolean;
-}
-
-/** The spec `deepreduce count` measures: a preset or an arch, then the explicit overrides, then --mask. */
-export function countSpec(o: CountOptions): { spec: NetSpec; maskSource: string } {
-  const overrides = { inputSize: o.input, alpha: o.alpha, rho: o.rho, numClasses: o.classes, blocks: o.blocks };
-  if (o.preset) {
-    const p = getPreset(o.preset);
-    if (o.arch && o.arch !== 'resnet18') throw new Error(`--preset ${p.name} is a resnet18 configuration, got --arch ${o.arch}`);
-    if (o.blocks) throw new Error(`--preset ${p.name} fixes the blocks (${p.blocks}); drop --blocks`);
-    const base = presetSpec(p.name);
-    const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-    return { spec: validateSpec({ ...base, ...defined }), maskSource: `preset ${p.name}` };
-  }
-  const spec = specFor(o.arch ?? 'resnet18', overrides);
-  if (!o.mask) return { spec, maskSource: 'all sites kept' };
-  return { spec: { ...spec, mask: loadMask(o.mask, spec) }, maskSource: `mask ${o.mask}` };
 }
 
 const num = (n: number) => n.toLocaleString('en-US');
@@ -94,7 +70,7 @@ export function registerCountCommand(program: Command, io: { out?: (s: string) =
     .option('--blocks <list>', 'blocks per stage, e.g. 2,1,1,1', intList)
     .option('--json', 'print JSON instead of tables')
     .action((o: CountOptions) => {
-      const { spec, maskSource } = countSpec(o);
+      const { spec, maskSource } = specFromOptions(o);
       const c = countRelus(spec);
       if (o.json) {
         const { mask, ...rest } = spec;

@@ -7,7 +7,7 @@ import { registerTrainCommands } from './train.js';
 import { registerDemoCommand } from './demo.js';
 import { registerReduceCommands } from './reduce.js';
 import { registerExportCommand } from './export.js';
-import { registerPiCommands } from './pi.js';
+import { registerPiCommands } from '../pi/node/cli.js';
 import { registerQueueCommands } from './queue.js';
 import { applyV8Settings } from '../util/v8.js';
 

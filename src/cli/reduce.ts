@@ -1,8 +1,6 @@
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '../reduce/pipeline.js';
-import { trainModel, type TrainConfig } from '../train/run.js';
 import { measuredPiLines } from '../reduce/report-pi.js';
 import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
 import { addMethodOptions, methodConfig } from './reduce-methods.js';
@@ -71,18 +69,5 @@ export function registerReduceCommands(program: Command): void {
         console.log(`results: ${join(o.out, 'results.json')}, ${join(o.out, 'results.csv')}, ${join(o.out, 'report.html')}`);
       }
       if (r.failed.length) process.exitCode = 1;
-    });
-
-  // Internal: one training from a JSON config (the pipeline's parallel jobs).
-  program
-    .command('train-config <file>', { hidden: true })
-    .action(async (file: string) => {
-      let c: TrainConfig;
-      try {
-        c = JSON.parse(readFileSync(file, 'utf8')) as TrainConfig;
-      } catch (e) {
-        throw new Error(`${file}: ${(e as Error).message}`);
-      }
-      await trainModel(c);
     });
 }

@@ -33,7 +33,8 @@ export interface JobRunner {
   run(list: Job[], onDone: (job: Job, r: TrainSummary) => void): Promise<JobOutcome>;
 }
 
-const cli = () => fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The training process's own entry (train/entry.ts), not the CLI. */
+const trainEntry = () => fileURLToPath(new URL('../train/entry.js', import.meta.url));
 
 /** Trains one job, resuming its checkpoint if a previous attempt was killed; a finished job is not run again. */
 async function runOne(job: Job, inProcess: boolean, threads: number): Promise<TrainSummary> {
@@ -44,7 +45,7 @@ async function runOne(job: Job, inProcess: boolean, threads: number): Promise<Tr
   const file = join(job.config.out, 'job.json');
   writeFileAtomic(file, JSON.stringify(config));
   await new Promise<void>((resolve, reject) => {
-    const p = spawn(process.execPath, [cli(), 'train-config', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    const p = spawn(process.execPath, [trainEntry(), file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
     let err = '';
     p.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
     p.on('error', reject);

@@ -149,7 +149,8 @@ export interface MeasureOptions {
   log?: (s: string) => void;
 }
 
-const cli = () => fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** A party's process entry (pi/node/main.ts: the `pi` commands alone), not the whole CLI. */
+const piEntry = () => fileURLToPath(new URL('../pi/node/main.js', import.meta.url));
 const stat = (v: number[]): Stat => ({ mean: v.reduce((a, b) => a + b, 0) / v.length, min: Math.min(...v), max: Math.max(...v) });
 const argmax = (v: ArrayLike<number>, off = 0, n = v.length) => {
   let b = 0;
@@ -181,7 +182,7 @@ class Party {
   out = '';
   constructor(readonly name: string, args: string[]) {
     // One libtorch thread per party: the parties share this machine's cores.
-    this.p = spawn(process.execPath, [cli(), 'pi', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
+    this.p = spawn(process.execPath, [piEntry(), 'pi', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
     this.p.stdout!.on('data', (d: Buffer) => void (this.out += d));
     this.p.stderr!.on('data', (d: Buffer) => void (this.err = (this.err + d).slice(-8000)));
   }

@@ -79,8 +79,8 @@ test('mask learning reaches every budget exactly, in order, without overshooting
 
 test('a killed mask phase resumes from its checkpoint and gives the uninterrupted run\'s masks', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dr-snl-resume-'));
-  const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-  const run = (cfg: string) => new Promise<void>((res, rej) => spawn(process.execPath, [cli, 'train-config', cfg], { stdio: 'ignore' }).on('exit', (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))));
+  const entry = fileURLToPath(new URL('../../src/train/entry.js', import.meta.url));
+  const run = (cfg: string) => new Promise<void>((res, rej) => spawn(process.execPath, [entry, cfg], { stdio: 'ignore' }).on('exit', (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))));
   try {
     const options = { ...defaultTrainOptions, epochs: 2, lr: 0.05, quiet: true, threads: 1 };
     const common = { arch: 'resnet20', alpha: 0.25, dataset: 'mnist', dataDir: data, batchSize: 30, options };
@@ -93,7 +93,7 @@ test('a killed mask phase resumes from its checkpoint and gives the uninterrupte
     for (const name of ['a', 'b']) writeFileSync(join(dir, `${name}.json`), JSON.stringify(learn(join(dir, name))));
     await run(join(dir, 'a.json'));
     // b: killed once its first checkpoint is written, then run again
-    const p = spawn(process.execPath, [cli, 'train-config', join(dir, 'b.json')], { stdio: 'ignore' });
+    const p = spawn(process.execPath, [entry, join(dir, 'b.json')], { stdio: 'ignore' });
     const state = join(dir, 'b', 'mask-state', 'state.json');
     for (let i = 0; i < 2400 && !existsSync(state) && p.exitCode === null; i++) await sleep(25);
     p.kill('SIGKILL');

@@ -6,23 +6,23 @@
 // announce loudly.
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { writeFileAtomic } from '../util/fs.js';
-import { countSpec } from './count.js';
-import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from '../pi/node/transport/tcp.js';
-import { checkPin, generateIdentity, readPem, type TlsIdentity } from '../pi/node/transport/tls.js';
-import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../pi/protocol.js';
-import { defaultWorkerThreads, WorkerPool, type ServerWorkers } from '../pi/node/workers/pool.js';
-import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from '../pi/node/serve.js';
-import { datasetGallery, serveWeb, type WebServer } from '../pi/node/web/server.js';
-import { WEB_RELU } from '../pi/web/info.js';
-import type { Channel } from '../pi/transport/channel.js';
-import { Dealer, tcpDealerLink, type DealerLink } from '../pi/node/dealer.js';
-import { calibrate, formatComparison, formatPiReport, piReport, type PiReport } from '../pi/node/bench.js';
-import { datasetImage, fileImage, serverModelFromDir, serverModelRandom } from '../pi/node/load.js';
-import type { PublicPlan, ServerModel } from '../pi/plan.js';
-import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../pi/linear/index.js';
-import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../pi/relu/registry.js';
-import { describeLink, parseLink, parseLinks, shapeChannel, type LinkProfile } from '../pi/transport/shaping.js';
+import { writeFileAtomic } from '../../util/fs.js';
+import { specFromOptions } from '../../models/options.js';
+import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from './transport/tcp.js';
+import { checkPin, generateIdentity, readPem, type TlsIdentity } from './transport/tls.js';
+import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../protocol.js';
+import { defaultWorkerThreads, WorkerPool, type ServerWorkers } from './workers/pool.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from './serve.js';
+import { datasetGallery, serveWeb, type WebServer } from './web/server.js';
+import { WEB_RELU } from '../web/info.js';
+import type { Channel } from '../transport/channel.js';
+import { Dealer, tcpDealerLink, type DealerLink } from './dealer.js';
+import { calibrate, formatComparison, formatPiReport, piReport, type PiReport } from './bench.js';
+import { datasetImage, fileImage, serverModelFromDir, serverModelRandom } from './load.js';
+import type { PublicPlan, ServerModel } from '../plan.js';
+import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../linear/index.js';
+import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../relu/registry.js';
+import { describeLink, parseLink, parseLinks, shapeChannel, type LinkProfile } from '../transport/shaping.js';
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -54,7 +54,7 @@ function serverModel(o: ModelOpts): ServerModel {
     return serverModelFromDir(o.model, fixed);
   }
   if (!o.arch && !o.preset) throw new Error('give --model DIR, or --arch NAME [--preset NAME] for random weights');
-  const { spec } = countSpec({ arch: o.arch, preset: o.preset, input: o.input, classes: o.classes, alpha: o.alpha });
+  const { spec } = specFromOptions({ arch: o.arch, preset: o.preset, input: o.input, classes: o.classes, alpha: o.alpha });
   return serverModelRandom(spec, o.seed, fixed);
 }
 
