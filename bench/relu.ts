@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { channelPair } from '../src/pi/transport/channel.js';
 import { makeReluProtocol } from '../src/pi/relu/registry.js';
-import { r64Random } from '../src/pi/fixed.js';
+import { r64Random } from '../src/pi/random.js';
 import type { ReluSite } from '../src/pi/relu/index.js';
 import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../src/pi/random.js';
 

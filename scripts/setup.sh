@@ -38,9 +38,10 @@ fi
 bash scripts/build-native.sh
 echo "[setup] tsc"
 npx tsc -p tsconfig.json
-# The browser-safe core of src/pi (all but src/pi/node): type-checked with no Node and no DOM typings (src/pi/host.d.ts
-# lists the host API it may use), so a Node-only import there fails here.
-npx tsc -p src/pi/tsconfig.json
+# The layering of src/ (every import points down, no cycle between folders, nothing Node-only in src/pi's core) and
+# the core type-checked with no Node and no DOM typings (src/pi/tsconfig.json; src/pi/host.d.ts lists the host API it
+# may use). Prints the facts; fails naming each violation.
+node scripts/check-structure.mjs
 # The browser client: type-checked with the DOM library, then bundled for the browser (dist/web; fails on any Node import).
 npx tsc -p src/web/tsconfig.json
 node scripts/build-web.mjs

@@ -6,7 +6,6 @@
 // - local truncation of additive shares (SecureML): the server shifts its share s logically, the client computes
 //   -((-c) >> d). If v = s + c with |v| < 2^l and c uniform, the result is floor(v / 2^d) or floor(v / 2^d) + 1,
 //   except with probability about 2^(l+1-64) per element (when s + c wraps), where it is off by about 2^(64-d).
-import { systemRandom } from './random.js';
 
 export interface R64 {
   lo: Uint32Array;
@@ -16,11 +15,6 @@ export interface R64 {
 const TWO32 = 4294967296;
 
 export const r64Zeros = (n: number): R64 => ({ lo: new Uint32Array(n), hi: new Uint32Array(n) });
-
-export function r64Random(n: number): R64 {
-  const b = systemRandom.bytes(8 * n);
-  return { lo: new Uint32Array(b.buffer, 0, n), hi: new Uint32Array(b.buffer, 4 * n, n) };
-}
 
 export const r64Clone = (a: R64): R64 => ({ lo: a.lo.slice(), hi: a.hi.slice() });
 

@@ -57,6 +57,9 @@ export function randomR64(rand: Random, n: number): R64 {
   return { lo: new Uint32Array(b.buffer, 0, n), hi: new Uint32Array(b.buffer, 4 * n, n) };
 }
 
+/** n uniform ring elements from the system CSPRNG (tests and benchmarks; a session draws from its own source). */
+export const r64Random = (n: number): R64 => randomR64(systemRandom, n);
+
 /** The client's randomness: its masks, and a byte source for everything else it draws. */
 export interface ClientRandomness {
   /** c_0, the mask of the input (n ring elements); the server receives x - c_0. */

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  r64Add, r64FromBig, r64Neg, r64Random, r64Sar, r64Shl, r64Shr, r64Sub, r64ToBig, truncClientShare, truncServerShare, quantize, dequantize,
+  r64Add, r64FromBig, r64Neg, r64Sar, r64Shl, r64Shr, r64Sub, r64ToBig, truncClientShare, truncServerShare, quantize, dequantize,
   r64Low, r64FromBytes, r64ToBytes, type R64,
 } from '../../src/pi/fixed.js';
+import { r64Random } from '../../src/pi/random.js';
 import { RingConv2d, RingFc, limbPlan, ringChannelSum } from '../../src/pi/node/ring.js';
 import type { ConvGeometry } from '../../src/pi/ringlinear.js';
 import { delphiReluCircuit } from '../../src/pi/relu/gc/circuit.js';

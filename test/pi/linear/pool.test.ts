@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { ringAvgPool } from '../../../src/pi/linear/pool.js';
 import { RingConv2d } from '../../../src/pi/node/ring.js';
 import type { ConvGeometry } from '../../../src/pi/ringlinear.js';
-import { r64Random } from '../../../src/pi/fixed.js';
+import { r64Random } from '../../../src/pi/random.js';
 
 test('ringAvgPool equals RingConv2d with unit depthwise weights (stride, padding, odd sizes, wrap-around values)', () => {
   const geoms: ConvGeometry[] = [

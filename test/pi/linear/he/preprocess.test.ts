@@ -5,9 +5,9 @@ import { WorkerPool } from '../../../../src/pi/node/workers/pool.js';
 import { RingConv2d, RingFc } from '../../../../src/pi/node/ring.js';
 import type { ConvGeometry, RingLinear } from '../../../../src/pi/ringlinear.js';
 import { channelPair } from '../../../../src/pi/transport/channel.js';
-import { r64Random, r64Sub, r64ToBig } from '../../../../src/pi/fixed.js';
+import { r64Sub, r64ToBig } from '../../../../src/pi/fixed.js';
 import type { LinearShape } from '../../../../src/pi/linear/index.js';
-import { systemRandom } from '../../../../src/pi/random.js';
+import { r64Random, systemRandom } from '../../../../src/pi/random.js';
 import { ConvLayout, convGeometry, type Packing } from '../../../../src/pi/he/layout.js';
 
 const MAXW = 2 ** 15 - 1;
