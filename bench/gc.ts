@@ -79,10 +79,10 @@ async function main() {
   let zeroE: Record<string, Uint8Array> = {}, labelsE: Record<string, Uint8Array> = {};
   for (let i = 0; i < reps; i++) {
     t0 = start();
-    labelsE = split(await R.receiveCorrelated(choices, m));
+    labelsE = split(await R.recvCot(choices, m));
     otRecvMs.push(stop(t0));
     t0 = start();
-    zeroE = split(await S.sendCorrelated(m));
+    zeroE = split(await S.sendCot(m));
     otSendMs.push(stop(t0));
   }
   const otBytes = cs.stats().bytesRecv / reps - 32; // minus the base-OT point; the rest is the u matrices

@@ -5,6 +5,7 @@ import { channelPair } from '../../src/pi/transport/channel.js';
 import { connectTcp, listenTcp } from '../../src/pi/node/transport/tcp.js';
 import { baseOtSend, baseOtReceive } from '../../src/pi/ot/baseot.js';
 import { OtExtSender, OtExtReceiver } from '../../src/pi/ot/iknp.js';
+import { RotReceiver, RotSender } from '../../src/pi/ot/ot.js';
 import { reluCircuit } from '../../src/pi/gc/relu.js';
 import { Garbler, evaluateRing, parseMaterial } from '../../src/pi/gc/garble.js';
 import { ringToBits } from '../../src/pi/gc/ring.js';
@@ -36,17 +37,19 @@ test('base OT: the receiver gets exactly k_c', async () => {
   await assert.rejects(p, /receiver point 0 is not a valid ristretto255 point/);
 });
 
-test('IKNP: correlated, chosen-message and random OT; the sender sees only masked choices', async () => {
+test('IKNP: correlated OT, and chosen-message and random OT on it; the sender sees only masked choices', async () => {
   const [s, r] = channelPair();
   const seenBySender = tapReceived(s);
   const delta = new Uint8Array(randomBytes(16));
   delta[0] |= 1;
-  const [S, R] = await Promise.all([OtExtSender.setup(s, { delta }), OtExtReceiver.setup(r)]);
+  const [cotS, cotR] = await Promise.all([OtExtSender.setup(s, { delta }), OtExtReceiver.setup(r)]);
+  // IKNP is the correlated OT; random and chosen-message OT are hashed on top of it (ot/ot.ts).
+  const S = new RotSender(s, cotS), R = new RotReceiver(r, cotR);
   assert.deepEqual(S.delta, delta);
 
   for (const m of [1, 1000, 50_000]) {
     const c = new Uint8Array(randomBytes(Math.ceil(m / 8)));
-    const [k0, got] = await Promise.all([S.sendCorrelated(m), R.receiveCorrelated(c, m)]);
+    const [k0, got] = await Promise.all([S.sendCot(m), R.recvCot(c, m)]);
     assert.equal(got.length, 16 * m);
     for (let j = 0; j < m; j++) {
       for (let q = 0; q < 16; q++) assert.equal(got[16 * j + q], k0[16 * j + q] ^ (bitAt(c, j) ? delta[q] : 0));
@@ -68,7 +71,7 @@ test('IKNP: correlated, chosen-message and random OT; the sender sees only maske
   const views: Uint8Array[] = [];
   for (const fill of [0, 255]) {
     const before = seenBySender.length;
-    await Promise.all([S.sendCorrelated(m), R.receiveCorrelated(new Uint8Array(m / 8).fill(fill), m)]);
+    await Promise.all([S.sendCot(m), R.recvCot(new Uint8Array(m / 8).fill(fill), m)]);
     assert.equal(seenBySender.length, before + 1);
     views.push(seenBySender[before]);
   }
@@ -77,7 +80,7 @@ test('IKNP: correlated, chosen-message and random OT; the sender sees only maske
   for (const u of [u0, u1]) assert.ok(Math.abs(bitFraction(u) - 0.5) < 0.003, `ones fraction ${bitFraction(u)}`);
   assert.ok(Math.abs(bitFraction(u0.map((x, i) => x ^ u1[i])) - 0.5) < 0.003);
 
-  await assert.rejects(R.receiveCorrelated(new Uint8Array(1), 100), /1 bytes of choice bits for m=100/);
+  await assert.rejects(R.recvCot(new Uint8Array(1), 100), /1 bytes of choice bits for m=100/);
   await assert.rejects(S.sendChosen(new Uint8Array(16), new Uint8Array(32)), /must be equal multiples of 16/);
 });
 
@@ -91,7 +94,7 @@ test('end to end over TCP: client labels by correlated OT, garbled ReLUs, client
     // Server (garbler): offline: OT, garble, send tables and its mask labels; online: its share labels.
     const g = new Garbler();
     const ot = await OtExtSender.setup(ch, { delta: g.delta });
-    const zeroB = await ot.sendCorrelated(k * n);
+    const zeroB = await ot.sendCot(k * n);
     const batch = g.garble(circ, n, { b: zeroB });
     ch.sendParts([batch.material.bytes, g.encode(batch, 'r', toF64(r))]);
     ch.send(g.encode(batch, 'a', toF64(a)));
@@ -102,7 +105,7 @@ test('end to end over TCP: client labels by correlated OT, garbled ReLUs, client
   const ch = await connectTcp('127.0.0.1', l.port);
   // Client (evaluator).
   const ot = await OtExtReceiver.setup(ch);
-  const labelsB = await ot.receiveCorrelated(ringToBits(toF64(b), k), k * n);
+  const labelsB = await ot.recvCot(ringToBits(toF64(b), k), k * n);
   const [mat, labelsR] = await ch.recvParts('garbled ReLUs', 2);
   const material = parseMaterial(circ, mat);
   const labelsA = await ch.recvBytes('server share labels', k * n * 16);

@@ -8,7 +8,7 @@
 import type { R64 } from '../fixed.js';
 import type { Random } from '../random.js';
 import { clampBits, getBit, randomBitWords, type Bits } from '../bits.js';
-import type { OtExtReceiver, OtExtSender } from './iknp.js';
+import type { RotReceiver, RotSender } from './ot.js';
 
 export interface RotSender64 {
   r0: R64;
@@ -31,13 +31,13 @@ function low64(pads: Uint8Array, m: number): R64 {
 }
 
 /** Offline, sender side of m random OTs with 64-bit messages. */
-export async function rotSend64(ot: OtExtSender, m: number): Promise<RotSender64> {
+export async function rotSend64(ot: RotSender, m: number): Promise<RotSender64> {
   const { m0, m1 } = await ot.sendRandom(m);
   return { r0: low64(m0, m), r1: low64(m1, m) };
 }
 
 /** Offline, receiver side: draws the random choices ρ from `rand`. */
-export async function rotReceive64(ot: OtExtReceiver, m: number, rand: Random): Promise<RotReceiver64> {
+export async function rotReceive64(ot: RotReceiver, m: number, rand: Random): Promise<RotReceiver64> {
   const choice = clampBits(randomBitWords(rand, m), m);
   const pads = await ot.receiveRandom(new Uint8Array(choice.buffer, 0, (m + 7) >>> 3), m);
   return { choice, r: low64(pads, m) };

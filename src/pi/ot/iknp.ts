@@ -3,21 +3,17 @@
 // Roles: the OT sender (the garbler / server) holds s (128 bits); the receiver (the evaluator / client) holds
 // choice bits c. Per batch of m OTs the receiver sends one message u (16 bytes per OT), after which
 //   sender rows q_j = t_j ⊕ c_j·s,   receiver rows t_j.
-// Flavours built on it:
-// - correlated OT (COT): sender gets K0_j = q_j, receiver gets K0_j ⊕ c_j·Δ with Δ = s. With the garbler's
-//   free-XOR Δ as s, K0_j are the zero labels of the evaluator's input wires: 16 bytes per label, one message
-//   (as in emp-toolkit's semi-honest 2PC).
-// - chosen-message OT: y_b = m_b ⊕ H(q_j ⊕ b·s, j) sent back; the receiver unmasks y_c with H(t_j, j).
-// - random OT: sender gets H(q_j, j), H(q_j ⊕ s, j); receiver gets H(t_j, j).
-// H is the tweakable CR hash on fixed-key AES (crypto/aes.ts) with tweak j = a per-session OT counter.
+// It is a correlated OT (ot.ts's CotSender / CotReceiver): sender gets K0_j = q_j, receiver gets K0_j ⊕ c_j·Δ with
+// Δ = s. With the garbler's free-XOR Δ as s, K0_j are the zero labels of the evaluator's input wires: 16 bytes per
+// label, one message (as in emp-toolkit's semi-honest 2PC). Random and chosen-message OT on it: ot.ts.
 //
 // Both parties must call the same sequence of operations with the same m.
 import type { Channel } from '../transport/channel.js';
 import { systemRandom, type Random } from '../random.js';
 import { Prg } from '../crypto/prg.js';
-import { crHashBatch, DOMAIN_OT } from '../crypto/aes.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';
 import { transpose128 } from './transpose.js';
+import type { CotExtension, CotReceiver, CotSender } from './ot.js';
 
 const KAPPA = 128;
 
@@ -43,18 +39,7 @@ function columns(n: number): Uint8Array {
   return cols.subarray(0, n);
 }
 
-class Tweaks {
-  private next = 0;
-  take(m: number): number {
-    const t = this.next;
-    if (t + m > 2 ** 32) throw new Error('OT extension: more than 2^32 hashed OTs in one session; start a new session');
-    this.next += m;
-    return t;
-  }
-}
-
-export class OtExtSender {
-  private readonly tweaks = new Tweaks();
+export class OtExtSender implements CotSender {
   private constructor(
     private readonly ch: Channel,
     /** s = Δ, 16 bytes (bit i = bit i&7 of byte i>>3). */
@@ -99,50 +84,14 @@ export class OtExtSender {
   }
 
   /** m correlated OTs: returns K0 (m x 16 bytes); the receiver gets K0_j ⊕ c_j·Δ. */
-  async sendCorrelated(m: number): Promise<Uint8Array> {
-    checkCount(m, 'sendCorrelated');
-    return rowsBytes(await this.extend(m, 'sendCorrelated'), m);
+  async sendCot(m: number): Promise<Uint8Array> {
+    checkCount(m, 'sendCot');
+    return rowsBytes(await this.extend(m, 'sendCot'), m);
   }
 
-  /** m chosen-message OTs of 16-byte messages: m0, m1 are m x 16 bytes; the receiver learns m_{c_j}. */
-  async sendChosen(m0: Uint8Array, m1: Uint8Array): Promise<void> {
-    const m = m0.byteLength / 16;
-    if (!Number.isInteger(m) || m1.byteLength !== m0.byteLength) {
-      throw new Error(`sendChosen: m0 (${m0.byteLength} bytes) and m1 (${m1.byteLength} bytes) must be equal multiples of 16`);
-    }
-    checkCount(m, 'sendChosen');
-    const { h0, h1 } = await this.randomPads(m, 'sendChosen');
-    const a = i32(m0), b = i32(m1);
-    const y = new Int32Array(8 * m);
-    for (let j = 0; j < 4 * m; j++) {
-      y[j] = a[j] ^ h0[j];
-      y[4 * m + j] = b[j] ^ h1[j];
-    }
-    this.ch.send(new Uint8Array(y.buffer));
-  }
-
-  /** m random OTs: returns both 16-byte messages per OT; the receiver learns m_{c_j}. */
-  async sendRandom(m: number): Promise<{ m0: Uint8Array; m1: Uint8Array }> {
-    checkCount(m, 'sendRandom');
-    const { h0, h1 } = await this.randomPads(m, 'sendRandom');
-    return { m0: new Uint8Array(h0.buffer, 0, 16 * m), m1: new Uint8Array(h1.buffer, 0, 16 * m) };
-  }
-
-  private async randomPads(m: number, what: string): Promise<{ h0: Int32Array; h1: Int32Array }> {
-    const q = await this.extend(m, what);
-    const t0 = this.tweaks.take(m);
-    const d = i32(this.delta);
-    const qs = new Int32Array(4 * m);
-    for (let j = 0; j < 4 * m; j++) qs[j] = q[j] ^ d[j & 3];
-    const h0 = new Int32Array(4 * m), h1 = qs;
-    crHashBatch(q, h0, m, t0, 0, 0, DOMAIN_OT);
-    crHashBatch(qs, h1, m, t0, 0, 0, DOMAIN_OT);
-    return { h0, h1 };
-  }
 }
 
-export class OtExtReceiver {
-  private readonly tweaks = new Tweaks();
+export class OtExtReceiver implements CotReceiver {
   private constructor(private readonly ch: Channel, private readonly prg0: Prg[], private readonly prg1: Prg[]) {}
 
   /** Runs the 128 base OTs as their sender; `random`: the source of every coin drawn here. */
@@ -179,32 +128,17 @@ export class OtExtReceiver {
     return transpose128(T, M);
   }
 
-  /** m correlated OTs: returns K0_j ⊕ c_j·Δ (m x 16 bytes). */
-  async receiveCorrelated(choices: Uint8Array, m: number): Promise<Uint8Array> {
-    return rowsBytes(this.extend(choices, m, 'receiveCorrelated'), m);
-  }
-
-  /** m chosen-message OTs: returns m_{c_j} (m x 16 bytes). */
-  async receiveChosen(choices: Uint8Array, m: number): Promise<Uint8Array> {
-    const h = this.pads(choices, m, 'receiveChosen');
-    const y = i32(await this.ch.recvBytes('receiveChosen: masked messages', 32 * m));
-    const out = new Int32Array(4 * m);
-    for (let j = 0; j < m; j++) {
-      const off = ((choices[j >>> 3] >>> (j & 7)) & 1) * 4 * m;
-      for (let w = 4 * j; w < 4 * j + 4; w++) out[w] = y[off + w] ^ h[w];
-    }
-    return new Uint8Array(out.buffer);
-  }
-
-  /** m random OTs: returns the 16-byte message m_{c_j} of each. */
-  async receiveRandom(choices: Uint8Array, m: number): Promise<Uint8Array> {
-    return new Uint8Array(this.pads(choices, m, 'receiveRandom').buffer, 0, 16 * m);
-  }
-
-  private pads(choices: Uint8Array, m: number, what: string): Int32Array {
-    const t = this.extend(choices, m, what);
-    const h = new Int32Array(4 * m);
-    crHashBatch(t, h, m, this.tweaks.take(m), 0, 0, DOMAIN_OT);
-    return h;
+  /** m correlated OTs: returns K0_j ⊕ c_j·Δ (m x 16 bytes); the matrix is sent before this returns. */
+  async recvCot(choices: Uint8Array, m: number): Promise<Uint8Array> {
+    return rowsBytes(this.extend(choices, m, 'recvCot'), m);
   }
 }
+
+/** IKNP as the session's OT extension. */
+export const iknp: CotExtension = {
+  name: 'iknp',
+  sender: (ch, o) => OtExtSender.setup(ch, o),
+  receiver: (ch, o) => OtExtReceiver.setup(ch, o),
+  senderFromBase: (ch, delta, keys) => OtExtSender.fromBase(ch, delta, keys),
+  receiverFromBase: (ch, k0, k1) => OtExtReceiver.fromBase(ch, k0, k1),
+};

@@ -4,20 +4,22 @@
 // client-to-server one (B: client sends, its Δ = its choice bits in A); 256 of B's random OTs seed KK13 (server
 // sends, its s = its choice bits in B). A random OT from an extension is as good a base OT as a fresh one
 // (semi-honest), and this replaces 384 public-key base OTs (about 1.4 s of CPU for both parties) by ~6 KB of extension traffic.
+// A and B are any OT extension (ot.ts's CotExtension; IKNP by default): everything above sees only the interface.
 //
 // Messages: the base OTs (A: S -> C, then C -> S), A's matrix for 128 OTs (C -> S), B's matrix for 256 OTs (S -> C).
 import type { Channel } from '../transport/channel.js';
 import type { Random } from '../random.js';
-import { OtExtReceiver, OtExtSender } from './iknp.js';
+import { iknp } from './iknp.js';
+import { RotReceiver, RotSender, type CotExtension } from './ot.js';
 import { KK_CODE_BITS, KkReceiver, KkSender, type KkPlanesHelper } from './kkot.js';
 
 export type OtRole = 'server' | 'client';
 
 export interface OtSession {
-  /** IKNP with this party as sender (server: A, client: B). */
-  sender: OtExtSender;
-  /** IKNP with this party as receiver (server: B, client: A). */
-  receiver: OtExtReceiver;
+  /** The extension with this party as sender (server: A, client: B), with random and chosen OT on it. */
+  sender: RotSender;
+  /** The extension with this party as receiver (server: B, client: A). */
+  receiver: RotReceiver;
   /** KK13, server side. */
   kkSender: KkSender | null;
   /** KK13, client side. */
@@ -37,19 +39,19 @@ export const OT_SESSION_MAX_BYTES = { toServer: 16 * 128, toClient: 32 * 128 };
  * Runs this party's half of the session's OT set-up (both parties call it concurrently, with their roles). Every coin
  * (base-OT scalars, Δ of A, Δ of B, the KK13 s) comes from `random`, which the session keeps for later draws.
  */
-export async function otSession(ch: Channel, role: OtRole, random: Random, kkHelper: KkPlanesHelper | null = null): Promise<OtSession> {
+export async function otSession(ch: Channel, role: OtRole, random: Random, kkHelper: KkPlanesHelper | null = null, ext: CotExtension = iknp): Promise<OtSession> {
   if (role === 'server') {
-    const a = await OtExtSender.setup(ch, { random });
+    const a = new RotSender(ch, await ext.sender(ch, { random }));
     const { m0, m1 } = await a.sendRandom(128);
-    const b = OtExtReceiver.fromBase(ch, split16(m0, 128), split16(m1, 128));
+    const b = new RotReceiver(ch, ext.receiverFromBase(ch, split16(m0, 128), split16(m1, 128)));
     const s = random.bytes(KK_CODE_BITS / 8);
     const keys = await b.receiveRandom(s, KK_CODE_BITS);
     return { sender: a, receiver: b, kkSender: KkSender.fromBase(ch, s, split16(keys, KK_CODE_BITS)), kkReceiver: null, random, kkHelper };
   }
-  const a = await OtExtReceiver.setup(ch, { random });
+  const a = new RotReceiver(ch, await ext.receiver(ch, { random }));
   const deltaB = random.bytes(16);
   const keys = await a.receiveRandom(deltaB, 128);
-  const b = OtExtSender.fromBase(ch, deltaB, split16(keys, 128));
+  const b = new RotSender(ch, ext.senderFromBase(ch, deltaB, split16(keys, 128)));
   const { m0, m1 } = await b.sendRandom(KK_CODE_BITS);
   return { sender: b, receiver: a, kkSender: null, kkReceiver: KkReceiver.fromBase(ch, split16(m0, KK_CODE_BITS), split16(m1, KK_CODE_BITS)), random };
 }

@@ -9,7 +9,8 @@
 import { Garbler, evaluateDecoded, type GarbledBatch, type GarbledMaterial } from '../../gc/garble.js';
 import { bitsToRing } from '../../gc/ring.js';
 import type { Circuit } from '../../gc/circuit.js';
-import { OtExtReceiver, OtExtSender } from '../../ot/iknp.js';
+import { iknp } from '../../ot/iknp.js';
+import type { CotExtension, CotReceiver, CotSender } from '../../ot/ot.js';
 import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
 import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
@@ -40,6 +41,9 @@ function packBits(x: R64, width: number, out: Uint8Array, offset: number): void 
 function encodeValues(x: R64, width: number): Float64Array | BigUint64Array {
   return width <= 53 ? r64Low(x, width) : BigUint64Array.from(r64ToBig(x), (v) => BigInt.asUintN(64, v));
 }
+
+/** The OT extension for the client's input labels (correlated OT with the garbler's Δ; ot/ot.ts's plug point). */
+const COT: CotExtension = iknp;
 
 const HEADER_BYTES = 32; // garble.ts material header: magic, n, tweakBase (2 words), numAnd, numOutputWires, digest[8]
 const MAGIC = 0x314d4347;
@@ -78,7 +82,7 @@ interface ServerBatch {
 class GcServer implements ReluServer {
   private readonly sites = new Map<number, ServerBatch[]>();
   private held = 0;
-  constructor(private readonly ch: Channel, readonly garbler: Garbler, private readonly ot: OtExtSender, private readonly batch: number) {}
+  constructor(private readonly ch: Channel, readonly garbler: Garbler, private readonly ot: CotSender, private readonly batch: number) {}
 
   heldBytes(): number {
     return this.held;
@@ -89,7 +93,7 @@ class GcServer implements ReluServer {
     const out: ServerBatch[] = [];
     for (const [s, e] of batches(site.size, this.batch)) {
       const nb = e - s;
-      const zero = await this.ot.sendCorrelated(nb * (w + 64));
+      const zero = await this.ot.sendCot(nb * (w + 64));
       const gb = this.garbler.garble(c, nb, { b: zero.subarray(0, w * nb * 16), r: zero.subarray(w * nb * 16) });
       this.ch.send(gb.material.bytes.subarray(0, HEADER_BYTES + c.numAnd * nb * 32));
       // Keep only the labels of 'a' and the decode bits: the server needs nothing else online.
@@ -134,7 +138,7 @@ const clientSiteBytes = (st: ClientSite): number =>
 class GcClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
   private held = 0;
-  constructor(private readonly ch: Channel, private readonly ot: OtExtReceiver, private readonly batch: number) {}
+  constructor(private readonly ch: Channel, private readonly ot: CotReceiver, private readonly batch: number) {}
 
   heldBytes(): number {
     return this.held;
@@ -149,7 +153,7 @@ class GcClient implements ReluClient {
       const bits = new Uint8Array(Math.ceil(m / 8));
       packBits(sliceR(x, s, e), w, bits, 0);
       packBits(sliceR(r, s, e), 64, bits, w * nb);
-      const lab = await this.ot.receiveCorrelated(bits, m);
+      const lab = await this.ot.recvCot(bits, m);
       st.labels.push({ b: lab.subarray(0, w * nb * 16), r: lab.subarray(w * nb * 16) });
       const what = `offline: ${site.name}: garbled tables`;
       st.mats.push(parseTables(c, await recvChecked(this.ch, what), nb, what));
@@ -191,11 +195,11 @@ export const gcRelu: ReluProtocol = {
   async server(ch: Channel, o: ReluServerOptions): Promise<ReluServer> {
     const rand = o.random.bytes;
     const garbler = new Garbler({ delta: rand.bytes(16), seed: rand.bytes(16) }); // a fresh Δ per session
-    const ot = await OtExtSender.setup(ch, { delta: garbler.delta, random: rand });
+    const ot = await COT.sender(ch, { delta: garbler.delta, random: rand });
     return new GcServer(ch, garbler, ot, o.batch);
   },
   async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
-    return new GcClient(ch, await OtExtReceiver.setup(ch, { random: o.random.bytes }), o.batch);
+    return new GcClient(ch, await COT.receiver(ch, { random: o.random.bytes }), o.batch);
   },
   maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
     // Set-up: the 128 base OTs (the receiver's points; the sender's one point).
