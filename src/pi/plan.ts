@@ -360,37 +360,25 @@ function checkKept(v: unknown, site: string, shape: number[], size: number, w: s
   return (k.channels !== undefined ? { relus, channels: [...(k.channels as number[])] } : { relus, bitmap: k.bitmap as string }) as PlanKept;
 }
 
-/** Public ring ops of a plan (pooling) that both parties apply to their own shares. */
-export class PublicOps {
-  constructor(readonly plan: PublicPlan) {}
-  avgpool(i: number, x: R64): R64 {
-    const o = this.plan.ops[i]!;
-    if (o.op !== 'avgpool') throw new Error(`plan op ${i} is ${o.op}, not avgpool`);
-    return ringAvgPool(x, o.geom);
-  }
-  /** Nothing is held (kept for callers that release per-session state). */
-  dispose(): void {}
-}
-
 /** The ops an op reads, by index (none for the input). */
 export function opInputs(o: PlanOp): number[] {
   return o.op === 'input' ? [] : o.op === 'add' ? [...o.inputs] : [o.input];
 }
 
 /** Applies a share-local op (everything but conv / fc / relu) to one party's values. */
-export function localOp(pub: PublicOps, i: number, vals: R64[], role: 'server' | 'client' | 'clear'): R64 {
-  const o = pub.plan.ops[i]!;
+export function localOp(plan: PublicPlan, i: number, vals: R64[], role: 'server' | 'client' | 'clear'): R64 {
+  const o = plan.ops[i]!;
   switch (o.op) {
     case 'add': {
       const [a, b] = o.inputs, [sa, sb] = o.shifts;
       return r64Add(sa ? r64Shl(vals[a]!, sa) : vals[a]!, sb ? r64Shl(vals[b]!, sb) : vals[b]!, o.name);
     }
     case 'gap': {
-      const inShape = pub.plan.ops[o.input]!.shape;
+      const inShape = plan.ops[o.input]!.shape;
       return ringChannelSum(vals[o.input]!, inShape);
     }
     case 'avgpool':
-      return pub.avgpool(i, vals[o.input]!);
+      return ringAvgPool(vals[o.input]!, o.geom);
     case 'flatten':
       return vals[o.input]!;
     case 'cull': {

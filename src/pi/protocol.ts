@@ -28,7 +28,7 @@
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
-import { addChannelBias, checkPlan, localOp, opInputs, PublicOps, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
+import { addChannelBias, checkPlan, localOp, opInputs, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
 import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PendingLinear, type PreprocessContext, type Preprocessor } from './linear/index.js';
 import type { HeParallel } from './linear/he/preprocess.js';
 import type { KkPlanesHelper } from './ot/kkot.js';
@@ -408,30 +408,25 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     ch.setLimits(phaseLimits(lim, 'online', 'server'));
     rec.begin('online');
     o.hooks?.onPhase?.('online');
-    const pub = new PublicOps(plan);
-    try {
-      for (let i = 0; i < plan.ops.length; i++) {
-        const op = plan.ops[i]!;
-        if (op.op === 'input') {
-          vals.push(await rec.step('online', i, 'input', 'input', {}, async () =>
-            r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share')));
-        } else if (op.op === 'conv' || op.op === 'fc') {
-          vals.push(await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
-            const s = secret[i]!;
-            const y = s.linear.apply(vals[op.input]!);
-            const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
-            prepS[i] = null;
-            return v;
-          }));
-        } else if (op.op === 'relu') {
-          vals.push(await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!)));
-        } else {
-          vals.push(localOp(pub, i, vals, 'server'));
-        }
-        o.hooks?.onValue?.(i, vals[i]!);
+    for (let i = 0; i < plan.ops.length; i++) {
+      const op = plan.ops[i]!;
+      if (op.op === 'input') {
+        vals.push(await rec.step('online', i, 'input', 'input', {}, async () =>
+          r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share')));
+      } else if (op.op === 'conv' || op.op === 'fc') {
+        vals.push(await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
+          const s = secret[i]!;
+          const y = s.linear.apply(vals[op.input]!);
+          const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
+          prepS[i] = null;
+          return v;
+        }));
+      } else if (op.op === 'relu') {
+        vals.push(await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!)));
+      } else {
+        vals.push(localOp(plan, i, vals, 'server'));
       }
-    } finally {
-      pub.dispose();
+      o.hooks?.onValue?.(i, vals[i]!);
     }
     await rec.step('online', -1, 'output', 'output', {}, () => ch.send(r64ToBytes(vals[vals.length - 1]!)));
     rec.end('online');
@@ -473,7 +468,7 @@ function checkReport(r: unknown, what: string): PartyReport {
  * site's output share is its mask r, drawn here in plan order (the order random.reluMask always saw); share-local
  * ops are computed when first needed. Returns the masks by op index, for the ReLU protocol's offline part.
  */
-async function clientShares(plan: PublicPlan, pub: PublicOps, cv: R64[], rec: Recorder, prep: Preprocessor, ctx: PreprocessContext, random: ClientRandomness): Promise<(R64 | null)[]> {
+async function clientShares(plan: PublicPlan, cv: R64[], rec: Recorder, prep: Preprocessor, ctx: PreprocessContext, random: ClientRandomness): Promise<(R64 | null)[]> {
   const masks: (R64 | null)[] = plan.ops.map(() => null);
   const pending: { i: number; answer: PendingLinear }[] = [];
   const finishOldest = async () => {
@@ -489,7 +484,7 @@ async function clientShares(plan: PublicPlan, pub: PublicOps, cv: R64[], rec: Re
         await finishOldest();
       } else {
         for (const j of opInputs(op)) await value(j);
-        cv[k] = localOp(pub, k, cv, 'client');
+        cv[k] = localOp(plan, k, cv, 'client');
       }
     }
     return cv[k]!;
@@ -559,17 +554,12 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     ch.setLimits(phaseLimits(lim, 'offline', 'client'));
     rec.begin('offline');
     o.hooks?.onPhase?.('offline');
-    const pub = new PublicOps(plan);
-    try {
-      const masks = await clientShares(plan, pub, cv, rec, prep, ctx, random);
-      plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
-      for (let i = 0; i < plan.ops.length; i++) {
-        const op = plan.ops[i]!;
-        if (op.op !== 'relu') continue;
-        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!));
-      }
-    } finally {
-      pub.dispose();
+    const masks = await clientShares(plan, cv, rec, prep, ctx, random);
+    plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
+    for (let i = 0; i < plan.ops.length; i++) {
+      const op = plan.ops[i]!;
+      if (op.op !== 'relu') continue;
+      await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!));
     }
     rec.end('offline');
 

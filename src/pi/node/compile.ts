@@ -7,7 +7,7 @@ import { encodePartial, numelOf } from '../../models/partial.js';
 import { RingConv2d, RingFc } from './ring.js';
 import type { ConvGeometry } from '../ringlinear.js';
 import {
-  addChannelBias, defaultFixedPoint, localOp, planDigest, PublicOps, reluCount, reluElements, reluShiftClear, type PlanKept,
+  addChannelBias, defaultFixedPoint, localOp, planDigest, reluCount, reluElements, reluShiftClear, type PlanKept,
   type FixedPointOptions, type PlanOp, type PublicPlan, type SecretLayer, type ServerModel, type WeightQuantization,
 } from '../plan.js';
 
@@ -240,10 +240,9 @@ export interface ReferenceResult {
 /** The fixed-point plaintext reference: the plan's integer arithmetic in the clear, with exact truncations. */
 export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
   const { plan, secret } = model;
-  const pub = new PublicOps(plan);
   const vals: R64[] = [];
   const reluBits: ReferenceResult['reluBits'] = [], cullBits: ReferenceResult['cullBits'] = [];
-  try {
+  {
     plan.ops.forEach((o, i) => {
       switch (o.op) {
         case 'input':
@@ -273,11 +272,9 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
         }
         default:
           if (o.op === 'cull' && o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(vals[o.input]!) });
-          vals.push(localOp(pub, i, vals, 'clear'));
+          vals.push(localOp(plan, i, vals, 'clear'));
       }
     });
-  } finally {
-    pub.dispose();
   }
   const out = vals[vals.length - 1]!, last = plan.ops[plan.ops.length - 1]!;
   const logits = new Float64Array(out.lo.length);

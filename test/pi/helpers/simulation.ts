@@ -14,7 +14,7 @@ import { Dealer } from '../../../src/pi/node/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
 import { referenceForward } from '../../../src/pi/node/compile.js';
-import { localOp, PublicOps, type ServerModel } from '../../../src/pi/plan.js';
+import { localOp, type ServerModel } from '../../../src/pi/plan.js';
 import { quantize, r64Add, r64FromBig, r64Shr, r64Sub, r64ToBig, truncClientShare, type R64 } from '../../../src/pi/fixed.js';
 import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
 import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
@@ -128,7 +128,7 @@ export function otReluOutput(a: R64, b: R64, width: number, shift: number): R64 
  * A bijection on (c0, r) for the given run, so it preserves their uniform distribution like the GC coupling.
  */
 export function coupledOtClientRandomness(seed: string, model: ServerModel, first: SimResult, x: Float32Array, x2: Float32Array): ClientRandomness {
-  const plan = model.plan, pub = new PublicOps(plan);
+  const plan = model.plan;
   const delta: R64[] = [r64Sub(quantize(x2, plan.ops[0]!.scale), quantize(x, plan.ops[0]!.scale))];
   for (const o of plan.ops) if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally`);
   const base = seededClientRandomness(seed);
@@ -137,7 +137,7 @@ export function coupledOtClientRandomness(seed: string, model: ServerModel, firs
     for (let i = delta.length; i <= k; i++) {
       const o = plan.ops[i]!;
       if (o.op === 'relu') throw new Error(`coupling: ${o.name}'s mask was not drawn before op ${k}`);
-      delta.push(o.op === 'conv' || o.op === 'fc' ? model.secret[i]!.linear.apply(delta[o.input]!) : localOp(pub, i, delta, 'clear'));
+      delta.push(o.op === 'conv' || o.op === 'fc' ? model.secret[i]!.linear.apply(delta[o.input]!) : localOp(plan, i, delta, 'clear'));
     }
     return delta[k]!;
   };
