@@ -32,7 +32,7 @@ const WEB = { folder: 'web', may: ['pi'] };
  */
 const PI_LAYERS = [
   ['transport'],
-  ['fixed.ts', 'random.ts', 'bits.ts', 'wire.ts', 'relusite.ts', 'ringlinear.ts', 'host.d.ts'],
+  ['fixed.ts', 'random.ts', 'bits.ts', 'wire.ts', 'relusite.ts', 'ringlinear.ts', 'messages.ts', 'registry.ts', 'host.d.ts'],
   ['crypto'],
   ['ot'],
   ['gc', 'he', 'millionaire', 'linear/pool.ts'],

@@ -39,6 +39,7 @@ import { clientOfflinePartial, clientPartialShare, serverOnlinePartial } from '.
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
+import { boundsOf, widest, type MessageBounds } from './messages.js';
 
 export const PROTOCOL = 'deepreduce-pi/5'; // 5: the linear layers' offline messages before the ReLUs', one layer ahead
 
@@ -283,16 +284,11 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
   const pl = prep.maxMessageBytes(linearShapes(plan));
   const last = plan.ops[plan.ops.length - 1]!;
   // What each phase alone brings each way (frames, flights).
-  const own: Record<Phase, { toServer: number; toClient: number; flightToServer: number; flightToClient: number }> = {
-    setup: { toServer: rl.setup.toServer, toClient: rl.setup.toClient, flightToServer: rl.setup.flightToServer ?? 0, flightToClient: rl.setup.flightToClient ?? 0 },
-    offline: {
-      toServer: Math.max(rl.offline.toServer, pl.toServer), toClient: Math.max(rl.offline.toClient, pl.toClient),
-      flightToServer: Math.max(rl.offline.flightToServer ?? 0, pl.flightToServer ?? 0), flightToClient: Math.max(rl.offline.flightToClient ?? 0, pl.flightToClient ?? 0),
-    },
-    online: {
-      toServer: Math.max(rl.online.toServer, 8 * plan.ops[0]!.size), toClient: Math.max(rl.online.toClient, 8 * last.size, reportMaxBytes(plan)),
-      flightToServer: rl.online.flightToServer ?? 0, flightToClient: rl.online.flightToClient ?? 0,
-    },
+  const own: Record<Phase, Required<MessageBounds>> = {
+    setup: widest(rl.setup),
+    offline: widest(rl.offline, pl),
+    // the session's own online messages: the client's input share, the server's output share and report
+    online: widest(rl.online, boundsOf([{ to: 'server', bytes: 8 * plan.ops[0]!.size }, { to: 'client', bytes: 8 * last.size }, { to: 'client', bytes: reportMaxBytes(plan) }])),
   };
   const out = {} as Record<Phase, PhaseLimits>;
   PHASES.forEach((p, k) => {
@@ -310,6 +306,17 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
 /** The receive limits of a phase for this party (the server receives what goes to the server). */
 const phaseLimits = (lim: Record<Phase, PhaseLimits>, p: Phase, role: 'server' | 'client') =>
   role === 'server' ? limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer) : limitsFor(lim[p].toClient, `in the ${p} phase`, lim[p].bufferToClient);
+
+/**
+ * Enters a phase, the same for both roles: its deadline on the clock, this party's receive limits, the recorder
+ * (`begin: false` where the recorder already runs, the client's set-up from its hello on) and the hook.
+ */
+function enterPhase(p: Phase, s: { ch: Channel; role: 'server' | 'client'; lim: Record<Phase, PhaseLimits>; clock: PhaseClock; dl: Deadlines; rec: Recorder; hooks?: SessionHooks | undefined }, begin = true): void {
+  s.clock.enter(`the ${p} phase`, s.dl[`${p}Ms`]);
+  s.ch.setLimits(phaseLimits(s.lim, p, s.role));
+  if (begin) s.rec.begin(p);
+  s.hooks?.onPhase?.(p);
+}
 
 function needDealer(o: SessionOptions): DealerLink {
   if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
@@ -372,10 +379,8 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       if (!release) throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running');
     }
     const lim = sessionLimits(plan, batch, reluProto, prep);
-    ch.setLimits(phaseLimits(lim, 'setup', 'server'));
-    clock.enter('the setup phase', dl.setupMs);
-    rec.begin('setup');
-    o.hooks?.onPhase?.('setup');
+    const phase = { ch, role: 'server', lim, clock, dl, rec, hooks: o.hooks } as const;
+    enterPhase('setup', phase);
     ch.sendJson({ plan, batch });
     const random = o.random ?? serverRandomness();
     const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
@@ -388,10 +393,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     o.hooks?.onRelu?.(relu);
     rec.end('setup');
 
-    clock.enter('the offline phase', dl.offlineMs);
-    ch.setLimits(phaseLimits(lim, 'offline', 'server'));
-    rec.begin('offline');
-    o.hooks?.onPhase?.('offline');
+    enterPhase('offline', phase);
     // The linear layers first, then the ReLU ops (the client's order: runClient).
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
@@ -404,10 +406,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     }
     rec.end('offline');
 
-    clock.enter('the online phase', dl.onlineMs);
-    ch.setLimits(phaseLimits(lim, 'online', 'server'));
-    rec.begin('online');
-    o.hooks?.onPhase?.('online');
+    enterPhase('online', phase);
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'input') {
@@ -534,9 +533,8 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
     const lim = sessionLimits(plan, batch, reluProto, prep);
-    ch.setLimits(phaseLimits(lim, 'setup', 'client'));
-    clock.enter('the setup phase', dl.setupMs);
-    o.hooks?.onPhase?.('setup');
+    const phase = { ch, role: 'client', lim, clock, dl, rec, hooks: o.hooks } as const;
+    enterPhase('setup', phase, false);
     const in0 = plan.ops[0]!;
     const image = typeof imageOrFn === 'function' ? imageOrFn(plan) : imageOrFn;
     if (image.length !== in0.size) throw new Error(`client: image has ${image.length} values, the model expects ${in0.size} [${in0.shape}]`);
@@ -550,10 +548,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     o.hooks?.onRelu?.(relu);
     rec.end('setup');
 
-    clock.enter('the offline phase', dl.offlineMs);
-    ch.setLimits(phaseLimits(lim, 'offline', 'client'));
-    rec.begin('offline');
-    o.hooks?.onPhase?.('offline');
+    enterPhase('offline', phase);
     const masks = await clientShares(plan, cv, rec, prep, ctx, random);
     plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
     for (let i = 0; i < plan.ops.length; i++) {
@@ -563,10 +558,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     }
     rec.end('offline');
 
-    clock.enter('the online phase', dl.onlineMs);
-    ch.setLimits(phaseLimits(lim, 'online', 'client'));
-    rec.begin('online');
-    o.hooks?.onPhase?.('online');
+    enterPhase('online', phase);
     await rec.step('online', 0, 'input', 'input', {}, () => ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))));
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;

@@ -11,6 +11,8 @@ import type { R64 } from '../fixed.js';
 import type { PublicPlan } from '../plan.js';
 import type { ConvGeometry, RingLinear } from '../ringlinear.js';
 import type { Random } from '../random.js';
+import type { MessageBounds } from '../messages.js';
+import { Registry } from '../registry.js';
 import { DealerPreprocessor } from './dealer/preprocess.js';
 import { HePreprocessor, type HeOptions } from './he/preprocess.js';
 
@@ -72,20 +74,18 @@ export interface Preprocessor {
    * frame limits, and the largest run of messages one party sends without waiting (a flight: HE's responses of a
    * layer, one per output group; the client's key and two layers' uploads), for their buffer limits; each receive still checks the exact size it expects.
    */
-  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToServer?: number; flightToClient?: number };
+  maxMessageBytes(shapes: readonly LinearShape[]): MessageBounds;
   /** This party's own compute time (ms) in its last server() / client() call, for preprocessors that measure it. */
   lastComputeMs?(): number;
   /** Bytes of session state this party's preprocessor holds now (HE: its engine's memory, keys included). */
   heldBytes?(): number;
 }
 
-export const PREPROCESSORS = ['he', 'dealer'] as const;
-/** Two parties by default: the dealer is a third party, chosen explicitly. */
-export const DEFAULT_PREPROCESS = 'he';
+/** The preprocessors by their `--preprocess` name; two parties by default: the dealer is a third party, chosen explicitly. */
+export const PREPROCESS_REGISTRY = new Registry<Preprocessor, HeOptions>('preprocessor', { he: (he) => new HePreprocessor(he), dealer: () => new DealerPreprocessor() }, 'he');
+
+export const PREPROCESSORS = PREPROCESS_REGISTRY.names;
+export const DEFAULT_PREPROCESS = PREPROCESS_REGISTRY.defaultName;
 
 /** A new preprocessor (one per session: it may keep session state, e.g. HE keys); `he` options for HE. */
-export function makePreprocessor(name: string, he: HeOptions = {}): Preprocessor {
-  if (name === 'he') return new HePreprocessor(he);
-  if (name === 'dealer') return new DealerPreprocessor();
-  throw new Error(`unknown preprocessor '${name}'; valid: ${PREPROCESSORS.join(', ')}`);
-}
+export const makePreprocessor = (name: string, he: HeOptions = {}): Preprocessor => PREPROCESS_REGISTRY.make(name, he);

@@ -10,6 +10,7 @@ import type { R64 } from '../fixed.js';
 import type { ClientRandomness, ServerRandomness } from '../random.js';
 import type { KkPlanesHelper } from '../ot/kkot.js';
 import type { ReluSite } from '../relusite.js';
+import type { PhaseBounds } from '../messages.js';
 
 export type { ReluSite };
 
@@ -44,26 +45,6 @@ export interface ReluServerOptions extends ReluOptions {
 }
 export interface ReluClientOptions extends ReluOptions {
   random: ClientRandomness;
-}
-
-/**
- * The largest message each way in one phase of a session (the receivers' frame limits; each receive still checks the
- * exact size it expects). `flightTo*`: where a protocol sends several messages before the receiver reads any (the OT
- * protocol's matrices of a site's chunks), the most bytes of one such flight; the receiver's buffer limit covers two
- * of them (absent: one message is a flight).
- */
-export interface MessageBounds {
-  toServer: number;
-  toClient: number;
-  flightToServer?: number;
-  flightToClient?: number;
-}
-
-/** Message bounds per phase: `setup` (server() / client()), `offline` and `online` (the halves' calls). */
-export interface PhaseBounds {
-  setup: MessageBounds;
-  offline: MessageBounds;
-  online: MessageBounds;
 }
 
 /** A ReLU protocol: `server` / `client` run its session set-up (e.g. base OTs) on the peer channel. */

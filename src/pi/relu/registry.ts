@@ -2,16 +2,14 @@
 import type { ReluProtocol } from './index.js';
 import { gcRelu } from './gc/protocol.js';
 import { otOnlineRelu, otRelu } from './ot/protocol.js';
+import { Registry } from '../registry.js';
 
-const PROTOCOLS: Record<string, ReluProtocol> = { gc: gcRelu, ot: otRelu, 'ot-online': otOnlineRelu };
+/** The default is 'ot' (docs/pi.md: why OT). */
+export const RELU_REGISTRY = new Registry<ReluProtocol>('ReLU protocol', { gc: () => gcRelu, ot: () => otRelu, 'ot-online': () => otOnlineRelu }, 'ot');
 
-export const RELU_PROTOCOLS = Object.keys(PROTOCOLS);
+export const RELU_PROTOCOLS = RELU_REGISTRY.names;
 
-/** The protocol a client asks for unless told otherwise (docs/pi.md: why OT). */
-export const DEFAULT_RELU = 'ot';
+/** The protocol a client asks for unless told otherwise. */
+export const DEFAULT_RELU = RELU_REGISTRY.defaultName;
 
-export function makeReluProtocol(name: string): ReluProtocol {
-  const p = PROTOCOLS[name];
-  if (!p) throw new Error(`unknown ReLU protocol '${name}'; valid: ${RELU_PROTOCOLS.join(', ')}`);
-  return p;
-}
+export const makeReluProtocol = (name: string): ReluProtocol => RELU_REGISTRY.make(name);

@@ -15,7 +15,8 @@ import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixe
 import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
 import { delphiReluCircuit } from './circuit.js';
-import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import { boundsOf, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
 
 function batches(n: number, size: number): [number, number][] {
   const out: [number, number][] = [];
@@ -202,20 +203,17 @@ export const gcRelu: ReluProtocol = {
     return new GcClient(ch, await COT.receiver(ch, { random: o.random.bytes }), o.batch);
   },
   maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
-    // Set-up: the 128 base OTs (the receiver's points; the sender's one point).
-    const offline = { toServer: 0, toClient: 0 }, online = { toServer: 0, toClient: 0 };
+    const offline: ScheduledMessage[] = [], online: ScheduledMessage[] = [];
     for (const site of sites) {
       const c = delphiReluCircuit(site.width, site.shift), sizes = batchSizes(site.size, o.batch);
-      const nb = Math.max(...sizes);
-      // Offline: the OT matrix per batch (128 rows of the padded OT count); the tables per batch.
-      offline.toServer = Math.max(offline.toServer, 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128);
-      offline.toClient = Math.max(offline.toClient, HEADER_BYTES + c.numAnd * nb * 32);
+      // Offline, per batch: the OT matrix (128 rows of the padded OT count), then the tables.
+      for (const nb of sizes) offline.push({ to: 'server', bytes: 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128 }, { to: 'client', bytes: HEADER_BYTES + c.numAnd * nb * 32 });
       // Online: the labels of the server's share per site (one part per batch); the colour bits per site.
-      const labels = pad8(4 + 4 * sizes.length) + sizes.reduce((a, n) => a + pad8(site.width * n * 16), 0);
-      online.toClient = Math.max(online.toClient, labels);
-      online.toServer = Math.max(online.toServer, 8 * site.size);
+      online.push({ to: 'client', bytes: pad8(4 + 4 * sizes.length) + sizes.reduce((a, n) => a + pad8(site.width * n * 16), 0) }, { to: 'server', bytes: 8 * site.size });
     }
-    return { setup: { toServer: BASE_OT_BYTES, toClient: 32 }, offline, online };
+    // Set-up: the 128 base OTs (the receiver's points; the sender's one point).
+    const setup: ScheduledMessage[] = [{ to: 'client', bytes: 32 }, { to: 'server', bytes: BASE_OT_BYTES }];
+    return { setup: boundsOf(setup), offline: boundsOf(offline), online: boundsOf(online) };
   },
 };
 

@@ -30,7 +30,8 @@ import {
   type CompareShape, type MillClientCorr, type MillServerCorr, type TripleShares,
 } from '../../millionaire/millionaire.js';
 import { recvChecked } from '../../wire.js';
-import type { PhaseBounds, ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import { boundsOf, widest, type MessageBounds, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
 
 /** Radix of the comparison's leaves: 1-out-of-16 OT on 4-bit digits. */
 export const OT_RELU_DIGIT = 4;
@@ -314,50 +315,30 @@ class OtClient implements ReluClient {
 const pad128 = (m: number) => Math.ceil(m / 128) * 128;
 const pad32 = (m: number) => Math.ceil(m / 32) * 32;
 
-interface Bounds { toServer: number; toClient: number; flightToServer: number; flightToClient: number }
-
-const noBounds = (): Bounds => ({ toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 });
-
-function widen(into: Bounds, b: Bounds): void {
-  into.toServer = Math.max(into.toServer, b.toServer);
-  into.toClient = Math.max(into.toClient, b.toClient);
-  into.flightToServer = Math.max(into.flightToServer, b.flightToServer);
-  into.flightToClient = Math.max(into.flightToClient, b.flightToClient);
-}
-
 /**
- * The messages of one site each way: its correlations' (the OT matrices of every chunk, one flight each way: all sent
- * before the receiver reads any) and its comparison's and multiplexer's. Mirrors prepare() and online() message by
- * message.
+ * The messages of one site, in the order prepare() and online() send them: its correlations' (the OT matrices of every
+ * chunk, one flight each way: all sent before the receiver reads any), then its comparison's and multiplexer's.
  */
-function siteMessages(site: ReluSite, batch: number): { corr: Bounds; online: Bounds } {
-  const shape = siteShape(site), n = site.size, L = shape.leaves, corr = noBounds();
+function siteMessages(site: ReluSite, batch: number): { corr: ScheduledMessage[]; online: ScheduledMessage[] } {
+  const shape = siteShape(site), n = site.size, L = shape.leaves, corr: ScheduledMessage[] = [];
   for (const [s, e] of chunks(n, batch)) {
     const ne = e - s, m = tripleOts(shape, ne);
     // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
     const kk = 32 * pad32(L * ne), triA = m ? 16 * pad128(m) : 0, muxA = 16 * pad128(ne);
     // server -> client: IKNP B's matrices (triples, mux)
     const triB = triA, muxB = muxA;
-    corr.toServer = Math.max(corr.toServer, kk, triA, muxA);
-    corr.toClient = Math.max(corr.toClient, triB, muxB);
-    corr.flightToServer += kk + triA + muxA;
-    corr.flightToClient += triB + muxB;
+    for (const bytes of [kk, triA, muxA]) corr.push({ to: 'server', bytes, flight: 'corr' });
+    for (const bytes of [triB, muxB]) corr.push({ to: 'client', bytes, flight: 'corr' });
   }
   // The comparison's flights (leaf tables with the server's first openings, then openings), then the multiplexer's
   // choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
-  const online = noBounds(), f = onlineFlightWords(shape, n), bits = (n + 7) >>> 3;
-  f.forEach((w, k) => { if (k % 2 === 0) online.toClient = Math.max(online.toClient, 4 * w); else online.toServer = Math.max(online.toServer, 4 * w); });
+  const online: ScheduledMessage[] = [], bits = (n + 7) >>> 3;
+  onlineFlightWords(shape, n).forEach((w, k) => online.push({ to: k % 2 === 0 ? 'client' : 'server', bytes: 4 * w }));
   if (lastSender(shape) === 'client') {
-    online.toServer = Math.max(online.toServer, bits, 16 * n);
-    online.toClient = Math.max(online.toClient, bits + 8 * n);
+    online.push({ to: 'server', bytes: bits }, { to: 'client', bytes: bits + 8 * n }, { to: 'server', bytes: 16 * n });
   } else {
-    online.toClient = Math.max(online.toClient, bits, 8 * n);
-    online.toServer = Math.max(online.toServer, bits + 8 * n, 8 * n);
+    online.push({ to: 'client', bytes: bits }, { to: 'server', bytes: bits + 8 * n }, { to: 'client', bytes: 8 * n }, { to: 'server', bytes: 8 * n });
   }
-  online.flightToServer = online.toServer;
-  online.flightToClient = online.toClient;
-  corr.flightToServer = Math.max(corr.flightToServer, corr.toServer);
-  corr.flightToClient = Math.max(corr.flightToClient, corr.toClient);
   return { corr, online };
 }
 
@@ -371,15 +352,14 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
       return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when);
     },
     maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
-      const setup = { ...OT_SESSION_MAX_BYTES, flightToServer: OT_SESSION_MAX_BYTES.toServer, flightToClient: OT_SESSION_MAX_BYTES.toClient };
-      const offline = noBounds(), online = noBounds();
+      const offline: MessageBounds[] = [], online: MessageBounds[] = [];
       for (const site of sites) {
         const m = siteMessages(site, o.batch);
         // 'ot' sends the OT matrices in the site's offline call, 'ot-online' in its online call.
-        widen(when === 'offline' ? offline : online, m.corr);
-        widen(online, m.online);
+        (when === 'offline' ? offline : online).push(boundsOf(m.corr));
+        online.push(boundsOf(m.online));
       }
-      return { setup, offline, online };
+      return { setup: widest(OT_SESSION_MAX_BYTES), offline: widest(...offline), online: widest(...online) };
     },
   };
 }
