@@ -2,8 +2,8 @@
 // OT (`sendCot` / `recvCot`: the sender gets K0_j, the receiver K0_j ⊕ c_j·Δ for the sender's global Δ), and random
 // and chosen-message OT are built on any COT by hashing (RotSender / RotReceiver below, emp-ot's send_rot /
 // recv_rot). IKNP (iknp.ts) is one COT; a silent OT (Ferret-style) would be another, plugged in where ot/session.ts
-// and the gc ReLU pick the extension (`CotExtension`), with no change to KK13, the millionaires' protocol, the
-// Z_2^64 correlated OT or the ReLU protocols.
+// picks the extension (`SESSION_COT`, a `CotExtension`; the gc ReLU's labels use it too), with no change to KK13,
+// the millionaires' protocol, the Z_2^64 correlated OT or the ReLU protocols.
 import type { Channel } from '../transport/channel.js';
 import type { Random } from '../random.js';
 import { crHashBatch, DOMAIN_OT } from '../crypto/aes.js';

@@ -15,6 +15,9 @@ import { KK_CODE_BITS, KkReceiver, KkSender, type KkPlanesHelper } from './kkot.
 
 export type OtRole = 'server' | 'client';
 
+/** The OT extension of every session (this one and the gc ReLU's labels): the one place a silent OT would plug in. */
+export const SESSION_COT: CotExtension = iknp;
+
 export interface OtSession {
   /** The extension with this party as sender (server: A, client: B), with random and chosen OT on it. */
   sender: RotSender;
@@ -39,7 +42,7 @@ export const OT_SESSION_MAX_BYTES = { toServer: 16 * 128, toClient: 32 * 128 };
  * Runs this party's half of the session's OT set-up (both parties call it concurrently, with their roles). Every coin
  * (base-OT scalars, Δ of A, Δ of B, the KK13 s) comes from `random`, which the session keeps for later draws.
  */
-export async function otSession(ch: Channel, role: OtRole, random: Random, kkHelper: KkPlanesHelper | null = null, ext: CotExtension = iknp): Promise<OtSession> {
+export async function otSession(ch: Channel, role: OtRole, random: Random, kkHelper: KkPlanesHelper | null = null, ext: CotExtension = SESSION_COT): Promise<OtSession> {
   if (role === 'server') {
     const a = new RotSender(ch, await ext.sender(ch, { random }));
     const { m0, m1 } = await a.sendRandom(128);

@@ -9,8 +9,8 @@
 import { Garbler, evaluateDecoded, type GarbledBatch, type GarbledMaterial } from '../../gc/garble.js';
 import { bitsToRing } from '../../gc/ring.js';
 import type { Circuit } from '../../gc/circuit.js';
-import { iknp } from '../../ot/iknp.js';
-import type { CotExtension, CotReceiver, CotSender } from '../../ot/ot.js';
+import { SESSION_COT as COT } from '../../ot/session.js';
+import type { CotReceiver, CotSender } from '../../ot/ot.js';
 import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
 import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
@@ -42,9 +42,6 @@ function packBits(x: R64, width: number, out: Uint8Array, offset: number): void 
 function encodeValues(x: R64, width: number): Float64Array | BigUint64Array {
   return width <= 53 ? r64Low(x, width) : BigUint64Array.from(r64ToBig(x), (v) => BigInt.asUintN(64, v));
 }
-
-/** The OT extension for the client's input labels (correlated OT with the garbler's Δ; ot/ot.ts's plug point). */
-const COT: CotExtension = iknp;
 
 const HEADER_BYTES = 32; // garble.ts material header: magic, n, tweakBase (2 words), numAnd, numOutputWires, digest[8]
 const MAGIC = 0x314d4347;
