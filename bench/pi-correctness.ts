@@ -7,7 +7,7 @@
 // gc is bit-exact with all ReLUs kept; ot adds 0 or +1 ULP (2^-f) per kept ReLU (local truncation, docs/pi.md).
 // Partial sites (learned masks) pass their other elements through with the same local truncation.
 // --fit: site-level models (same images, every --fit-every'th, interleaved with the model's sessions so that both see
-// the same machine load) to which the cost model's online terms are fitted (calibrate(), src/pi/bench.ts); the
+// the same machine load) to which the cost model's online terms are fitted (calibrate(), src/pi/node/bench.ts); the
 // output compares the model's measured online time with that estimate for its kept ReLUs.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
