@@ -83,6 +83,8 @@ const pendingSeen = new Set();
 let imports = 0;
 for (const f of files) {
   const text = readFileSync(join(src, f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  // A process started from below the CLI must have its own entry in its layer (train/entry.ts, pi/node/main.ts).
+  if (top(f) !== 'cli' && /cli\/main\.js/.test(text)) errors.push(`src/${f}: starts the CLI (cli/main.js) from below it; give the child process an entry in its own layer`);
   for (const m of text.matchAll(IMPORT)) {
     const spec = m[1] ?? m[2];
     const from = top(f);
@@ -160,7 +162,7 @@ const folders = new Set(files.map(top));
 console.log(`[structure] src/: ${[...folders].filter((x) => !x.endsWith('.ts')).length} folders, ${files.length} modules, ${imports} relative imports, ${folderEdges.size} edges between folders; order ${LAYERS.join(' < ')}; web on pi's core only`);
 console.log(`[structure] src/pi: ${PI_LAYERS.length} layers of ${PI_LAYERS.flat().length} groups, ${piEdges.size} edges between groups; order ${PI_LAYERS.map((g) => g.join(' | ')).join(' < ')}`);
 if (PENDING.size) console.log(`[structure] pending on another branch (excepted): ${[...PENDING].join(', ')}`);
-if (!errors.some((e) => e.includes('upward') || e.includes('may import only') || e.includes('Node part'))) console.log('[structure] no upward import');
+if (!errors.some((e) => e.includes('upward') || e.includes('may import only') || e.includes('Node part') || e.includes('starts the CLI'))) console.log('[structure] no upward import (nor a child process started through the CLI)');
 if (!errors.some((e) => e.includes('cycle'))) console.log('[structure] no cycle');
 if (!errors.some((e) => e.includes('Node-only'))) console.log('[structure] no Node-only import in pi\'s core (but crypto/platform.ts, which the bundler swaps)');
 

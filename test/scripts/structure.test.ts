@@ -39,6 +39,12 @@ test('an upward import between folders fails (and makes a cycle)', () => {
   assert.doesNotMatch(r.stdout, /no upward import/);
 });
 
+test('a child process started through the CLI from below it fails', () => {
+  const r = mutated('reduce/jobs.ts', "export const viaCli = () => new URL('../cli/main.js', import.meta.url);");
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /src\/reduce\/jobs\.ts: starts the CLI \(cli\/main\.js\) from below it/);
+});
+
 test('an upward import inside pi fails: crypto -> ot', () => {
   const r = mutated('pi/crypto/prg.ts', "import type { OtExtSender } from '../ot/iknp.js';");
   assert.equal(r.status, 1);
