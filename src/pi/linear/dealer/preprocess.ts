@@ -3,6 +3,7 @@ import type { Channel } from '../../transport/channel.js';
 import { r64FromBytes, r64Sub, r64ToBytes, type R64 } from '../../fixed.js';
 import { randomR64, type Random } from '../../random.js';
 import type { RingLinear } from '../../ringlinear.js';
+import type { MessageBounds } from '../../messages.js';
 import { recvChecked } from '../../wire.js';
 import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from '../index.js';
 
@@ -20,7 +21,7 @@ function dealerOf(ctx: PreprocessContext, role: string): Channel {
 export class DealerPreprocessor implements Preprocessor {
   readonly name = 'dealer';
   readonly needsDealer = true;
-  maxMessageBytes(): { toServer: number; toClient: number } {
+  maxMessageBytes(): MessageBounds {
     return { toServer: 0, toClient: 0 }; // nothing between server and client: everything goes through the dealer
   }
   async server(ctx: PreprocessContext, shape: LinearShape): Promise<R64> {
