@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import { HeEngine, type Poly } from '../../../src/pi/he/kernels.js';
-import { HE_PARAMS } from '../../../src/pi/he/params.js';
+import { HE_PARAMS, noiseBudget } from '../../../src/pi/he/params.js';
 import { rnsConstants } from '../../../src/pi/he/rns.js';
-import { decryptResponse, encryptUploads, evaluate, keyGen, loadPublicKey, respond, switchDown, type InputCt } from '../../../src/pi/he/rlwe.js';
+import { decryptResponse, encryptUploads, evaluate, keyGen, loadPublicKey, noiseRegion, regionWords, respond, switchDown, type InputCt } from '../../../src/pi/he/rlwe.js';
 import { randomSeed, sampleCbd, sampleTernary, Xof } from '../../../src/pi/he/sample.js';
-import { systemRandom } from '../../../src/pi/random.js';
+import { systemRandom, type Random } from '../../../src/pi/random.js';
 
 const P = HE_PARAMS, n = P.n, T = 1n << 64n;
 const { q } = rnsConstants(P);
@@ -113,6 +113,46 @@ test('processed ciphertexts decrypt: sum of products with sparse kernels, minus 
   // and before switching, c0 + c1 s holds the same message (evaluate is respond's first half)
   const full = evaluate(s.srv, s.spk, cts.map((c, g) => [c, kernels[g]!]), keep, lo, hi, 0, systemRandom);
   assert.deepEqual(big(...Object.values(decryptResponse(s.cli, s.sk, switchDown(s.srv, full, keep), keep)) as [Uint32Array, Uint32Array]), d);
+});
+
+test('the noise region: W = ceil(q / 2^64) (116 bits); its flooding words are uniform below W (rejection), and a response flooded over it decrypts within 1 of its message', async () => {
+  const { q } = rnsConstants(P), W = (q + T - 1n) / T, r = noiseRegion(P);
+  assert.equal(r.bits, 116);
+  assert.equal(BigInt(r.w[0]!) | (BigInt(r.w[1]!) << 32n) | (BigInt(r.w[2]!) << 64n) | (BigInt(r.w[3]!) << 96n), W);
+  // a source whose first draw is all ones (>= W after masking) must be drawn again
+  let first = true;
+  const ones: Random = { bytes: (k) => { if (first) { first = false; return new Uint8Array(k).fill(0xff); } return systemRandom.bytes(k); } };
+  const words4 = regionWords(r, 1000, ones);
+  let top = 0;
+  for (let j = 0; j < 1000; j++) {
+    const v = BigInt(words4[4 * j]!) | (BigInt(words4[4 * j + 1]!) << 32n) | (BigInt(words4[4 * j + 2]!) << 64n) | (BigInt(words4[4 * j + 3]!) << 96n);
+    assert.ok(v < W, `word ${j} is not below W`);
+    if (v >= W / 2n) top++;
+  }
+  assert.ok(Math.abs(top - 500) < 100, `${top} of 1000 in the upper half`);
+  // a product flooded over the region decrypts to M c - s + carry, carry in {-1, 0, 1}
+  const s = await session();
+  const m = rand64(n);
+  const [ct] = await upload(s, [m]);
+  const k = new Int32Array(n);
+  for (let t = 0; t < 20; t++) k[(t * 401) % n] = ((t * 7919) % 65535) - 32767;
+  const kp = s.srv.poly();
+  s.srv.small(kp, s.srv.putSmall(k), false);
+  s.srv.forward(kp);
+  const keep = Uint32Array.from({ length: 2000 }, (_, j) => (j * 4 + 1) % n);
+  const mask = rand64(keep.length), { lo, hi } = words(mask);
+  const b = noiseBudget(P, 20 * 32767);
+  const d = big(...Object.values(decryptResponse(s.cli, s.sk, respond(s.srv, s.spk, [[ct!, kp]], keep, lo, hi, b.floodBits, systemRandom), keep)) as [Uint32Array, Uint32Array]);
+  let carries = 0;
+  keep.forEach((pos, j) => {
+    let acc = mask[j]!;
+    k.forEach((w, i) => { if (w) acc += pos - i >= 0 ? BigInt(w) * m[pos - i]! : -BigInt(w) * m[pos - i + n]!; });
+    const diff = BigInt.asIntN(64, d[j]! - ((acc % T) + T) % T);
+    assert.ok(diff >= -1n && diff <= 1n, `coefficient ${pos}: off by ${diff}`);
+    if (diff) carries++;
+  });
+  // about E|switching noise| / 2^14: 512 / 16384 for c0's rounding at 2^67, a little more for c1 s
+  assert.ok(carries > 0 && carries < 0.08 * keep.length, `${carries} of ${keep.length} carried`);
 });
 
 test('XOF: AES-128-CTR keystream with counter block (domain, 0, 0, block)', async () => {
