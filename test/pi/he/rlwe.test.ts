@@ -155,6 +155,47 @@ test('the noise region: W = ceil(q / 2^64) (116 bits); its flooding words are un
   assert.ok(carries > 0 && carries < 0.08 * keep.length, `${carries} of ${keep.length} carried`);
 });
 
+test('the server\'s flooding covers exactly the W = ceil(q / t) values of the noise region, not 2^116 (with a fixed mask, V - round(q m / t) stays below W - 2^115)', async () => {
+  const s = await session(), r = noiseRegion(P), W = (q + T - 1n) / T, half = 1n << BigInt(r.bits - 1);
+  const [ct] = await upload(s, [new Array<bigint>(n).fill(0n)]);
+  const zero = s.srv.poly(); // kernel 0: V = round(q m / t) + u e' + e1 + e2 s + F
+  const keep = Uint32Array.from({ length: n }, (_, i) => i);
+  const mask = 0x0123456789abcdefn, lo = new Uint32Array(n).fill(Number(mask & 0xffffffffn)), hi = new Uint32Array(n).fill(Number(mask >> 32n));
+  const delta = roundDiv(q * mask, T);
+  const invs = P.primes.map((p) => { const pb = BigInt(p), Qi = q / pb; let inv = 1n, b = Qi % pb, e = pb - 2n; for (; e > 0n; e >>= 1n, b = (b * b) % pb) if (e & 1n) inv = (inv * b) % pb; return Qi * inv; });
+  let above = 0, below = 0, min = 0n, max = 0n;
+  for (let run = 0; run < 4; run++) {
+    const m = s.srv.mark();
+    const full = evaluate(s.srv, s.spk, [[ct!, zero]], keep, lo, hi, noiseBudget(P, 1).floodBits, systemRandom);
+    const c1 = s.srv.words(full.c1).slice(), c0 = s.srv.words(full.c0).slice();
+    s.srv.release(m);
+    const cm = s.cli.mark(), x = s.cli.poly();
+    s.cli.words(x).set(c1);
+    s.cli.forward(x);
+    s.cli.mul(x, x, s.sk.sNtt);
+    s.cli.inverse(x);
+    const res = P.primes.map((_, i) => s.cli.residues(x, i).slice());
+    s.cli.release(cm);
+    for (let pos = 0; pos < n; pos++) {
+      let v = 0n;
+      P.primes.forEach((p, i) => { v += BigInt((res[i]![pos]! + c0[i * n + pos]!) % p) * invs[i]!; });
+      let d = (v - delta) % q;
+      if (d < 0n) d += q;
+      if (d > q / 2n) d -= q;
+      // the noise besides F is below 2^20: F alone decides on which side of the bounds d falls
+      if (d > W - half + (1n << 20n)) above++;
+      if (d < -half - (1n << 20n)) below++;
+      if (d < min) min = d;
+      if (d > max) max = d;
+    }
+  }
+  // 2^15 samples: a flooding over 2^116 values would put about 2^15 (2^116 - W) / 2^116 = 51 of them above W - 2^115
+  assert.equal(above, 0, `${above} of ${4 * n} flooded values above W - 2^115`);
+  assert.equal(below, 0, `${below} of ${4 * n} flooded values below -2^115`);
+  // and the flooding spans the region (its extremes come within 2^105 of the ends)
+  assert.ok(max > W - half - (1n << 105n) && min < -half + (1n << 105n), `extremes ${min}, ${max}`);
+});
+
 test('XOF: AES-128-CTR keystream with counter block (domain, 0, 0, block)', async () => {
   const seed = randomSeed(systemRandom), xof = await Xof.create(seed);
   const got = await xof.words(7, 64, 3);
