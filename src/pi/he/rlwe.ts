@@ -42,7 +42,7 @@ export function noiseRegion(p: HeParams): NoiseRegion {
 
 /**
  * count x 4 random words, each quadruple (little-endian) a value uniform in [0, W) for the region `r`: bits above
- * r.bits masked off, values >= W drawn again (W > 2^(bits-1): fewer than half are; for the parameter set, 1 in 4,000).
+ * r.bits masked off, values >= W drawn again (W > 2^(bits-1): fewer than half are; for the parameter set, 1 in 640).
  */
 export function regionWords(r: NoiseRegion, count: number, rand: Random): Uint32Array {
   const out = randomFill(new Uint32Array(4 * count), rand);
