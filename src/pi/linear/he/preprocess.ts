@@ -297,8 +297,8 @@ export class HePreprocessor implements Preprocessor {
     const weights = weightsOf(layer, shape);
     this.count(shape);
     const what = `he upload for ${shape.name}`;
-    // The packing is the plan's, computed here: the client's upload must declare exactly it (a packing of the
-    // client's choice could keep coefficients the mask does not cover twice, or ask for more responses than the plan).
+    // The packing is the plan's, computed here: the client's upload must declare exactly it (a packing of the client's
+    // choice would decide which coefficients of c0 are sent and how many responses the server computes and sends).
     const packing = this.packingOf(shape, g), L = new ConvLayout(g, packing, n, what);
     const b = budgetFits(p, L.kernelTaps, shape.maxWeight);
     if (!b.ok) throw new Error(`${what}: the plan's packing ${JSON.stringify(packing)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits)`);
