@@ -41,7 +41,10 @@ import { siteShape } from '../../src/pi/relu/ot/protocol.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
 
 manualSeed(5);
-// All ReLUs kept: the secure result equals the reference bit for bit, which the coupling needs. One block per stage
+// All ReLUs kept: the secure result equals the reference bit for bit (dealer; he up to the carries of its linear layers,
+// docs/pi-he.md), which the coupling needs. The he carries are the same in two coupled runs: the uploads differ by
+// round(q d / t) for the mask difference d, c1 and the server's coins are the same, so each decrypted value moves by
+// exactly M d (the switch's rounding could differ only within 2^-100 of a tie). One block per stage
 // keeps every kind of op (residual adds, downsampling, pooling, fc) at a few seconds for the whole file.
 const model = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] })).eval());
 after(() => model.dispose());
@@ -52,7 +55,12 @@ const PRE_ONLINE = ['hello', 'setup', 'offline'];
 
 const fixed = (seed: string) => ({ server: serverRandomness(seededRandom(`${seed}/server`)), dealer: seededRandom(`${seed}/dealer`) });
 
-function checkCorrect(r: SimResult, x: Float32Array): void {
+/**
+ * gc: dealer preprocessing gives the reference bit for bit; he within the HE linear layers' error (each output may
+ * carry +-1 before its truncation, docs/pi-he.md), amplified by the later layers like checkClose's.
+ */
+function checkCorrect(r: SimResult, x: Float32Array, prep: 'he' | 'dealer'): void {
+  if (prep === 'he') return checkClose(r, x);
   assert.deepEqual(r64ToBig(r.client.out), r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out));
 }
 
@@ -94,8 +102,8 @@ for (const [key, what] of [['he/gc', 'HE public key and encrypted shares'], ['de
     const a = await fixedA[key]();
     const b = await fixedRun(imageB, prep, relu);
     if (relu === 'gc') {
-      checkCorrect(a, imageA);
-      checkCorrect(b, imageB);
+      checkCorrect(a, imageA, prep);
+      checkCorrect(b, imageB, prep);
     }
     const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
     // Every kind of frame is in it: the hello, base-OT points, the OT matrices of every ReLU op; he: the public key
@@ -131,8 +139,8 @@ for (const prep of ['he', 'dealer'] as const) {
   test(`(2) ${prep}, gc: coupled masks: the online input share and every online value of the server are byte-identical for two images`, async () => {
     const a = await fixedA[`${prep}/gc`]();
     const b = await simulate({ model, image: imageB, client: coupledClientRandomness('c1', model, imageA, imageB), ...fixed('1'), preprocess: prep, relu: 'gc' });
-    checkCorrect(a, imageA);
-    checkCorrect(b, imageB);
+    checkCorrect(a, imageA, prep);
+    checkCorrect(b, imageB, prep);
     coupledOnline(a, b);
     // Offline, the frames that carry the client's shares differ (OT matrices; he: the encrypted shares, whose
     // indistinguishability is RLWE's, not byte-identity); everything else is byte-identical, the public key included.

@@ -176,7 +176,7 @@ test('frame limits per state: a hello above 4 KiB, then a frame above what the p
   await assert.rejects(srv2, (e: PiError) => e.code === 'LIMIT' && new RegExp(`frame of ${lim.setup.toServer + 1} bytes exceeds the limit of ${lim.setup.toServer} bytes in the setup phase`).test(e.message));
 });
 
-test('frame limits with he: the client\'s limit is its largest response exactly, the server\'s covers every upload it accepts', async () => {
+test('frame limits with he: the client\'s limit is its largest response exactly, the server\'s the plan\'s largest upload exactly', async () => {
   const he = makePreprocessor('he'), gc = makeReluProtocol('gc');
   const lim = sessionLimits(full.m.plan, 16384, gc, he), pl = he.maxMessageBytes(linearShapes(full.m.plan));
   const heFrame = (m: Uint8Array) => m.byteLength >= 16 && new DataView(m.buffer, m.byteOffset).getUint32(0, true) === HE_PARAMS.id;
@@ -184,7 +184,8 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   const toServer = tapReceived(s), toClient = tapReceived(c);
   const x = image(11);
   const [, r] = await Promise.all([serveClient(s, full.m), runClient(c, x, { relu: 'gc' })]);
-  assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out));
+  // within the HE linear layers' error (a carry of +-1 per output, docs/pi-he.md), amplified like local truncation's
+  assert.ok(ulps(Array.from(r64ToBig(r.out)), Array.from(r64ToBig(referenceForward(full.m, quantize(x, full.m.plan.fixed.f)).out))) < 2 ** (full.m.plan.ops[full.m.plan.ops.length - 1]!.scale - 8));
   const largest = (fs: Uint8Array[]) => Math.max(...fs.filter(heFrame).map((f) => f.byteLength));
   assert.equal(largest(toClient), pl.toClient);
   // a layer's responses come as one flight (the server does not wait between groups): the client's buffer holds two
@@ -193,7 +194,8 @@ test('frame limits with he: the client\'s limit is its largest response exactly,
   const flight = Math.max(...perOp.values());
   assert.equal(flight, pl.flightToClient);
   assert.ok(lim.offline.bufferToClient >= 2 * flight, `flight ${flight}, buffer ${lim.offline.bufferToClient}`);
-  assert.ok(largest(toServer) <= pl.toServer && pl.toServer <= lim.offline.toServer, `${largest(toServer)} <= ${pl.toServer} <= ${lim.offline.toServer}`);
+  // the server accepts the plan's packings only (docs/pi-he.md): its limit is the largest upload of the session
+  assert.ok(largest(toServer) === pl.toServer && pl.toServer <= lim.offline.toServer, `${largest(toServer)} = ${pl.toServer} <= ${lim.offline.toServer}`);
   for (const f of toServer) assert.ok(f.byteLength <= lim.setup.toServer);
   for (const f of toClient) assert.ok(f.byteLength <= lim.setup.toClient);
   // one byte more than the limit fails the session with LIMIT

@@ -2,17 +2,19 @@
 // HomomorphicEncryption.org standard and the worst-case noise analysis that decides the flooding and the response
 // moduli. Plaintexts are polynomials over Z_t with t = 2^64 (the protocol's ring: M c mod 2^64 needs all 64 bits).
 //
-// Noise, worst case, per decrypted coefficient (E_in = eta + 1/2: the upload's error plus its encoding rounding):
+// Noise, worst case, per decrypted coefficient (E_in = eta + 1/2: an honest upload's error plus its encoding rounding):
 //   weight-dependent  E_w  = L1 * E_in, L1 = sum over the products of one response of ||k||_1 (public bound:
 //                            structural non-zeros x the largest weight 2^(weightBits-1) - 1), plus 1/2 (the mask's
 //                            encoding rounding, a function of M c - s as well)
 //   re-randomisation  E_rr = (2n + 1) eta   (u e' + e1 + e2 s with u, s ternary)
-//   flooding          uniform in [-2^(f-1), 2^(f-1)), 2^f >= 2^(statBits + sessionCoeffBits) (E_w + 1/2): the
-//                     statistical distance to a reply without weight-dependent noise is <= 2^-statBits for a whole
-//                     session of at most 2^sessionCoeffBits decrypted coefficients
+//   noise region      every kept coefficient of c0 gets F uniform over W = ceil(q / t) consecutive integers
+//                     (floodBits = the bits of W): with the mask round(q (-s) / t), s uniform in Z_t, the decrypted
+//                     value modulo q is uniform (statistical distance < 3 / (2 W)) whatever the upload, so the
+//                     client's view is independent of the weights (docs/pi-he.md, "Circuit privacy"). It is not
+//                     bounded noise: decryption rounds to M c - s + carry, carry in {-1, 0, 1}.
 //   modulus switching to 2^c0Bits (c0) and 2^c1Bits (c1), decryption modulo 2^K, K = c1Bits:
-//     2^K E/q + 2^(K-c0Bits) (1/2 + 2^-17) + n (1/2 + 2^-17) < 2^(K-65)   (decryption rounds x / 2^(K-64) correctly)
-
+//     E = 2^K (E_w + E_rr) / q + 2^(K-c0Bits) (1/2 + 2^-17) + n (1/2 + 2^-17), and with |F| 2^K / q <= 2^(K-65) (1 + 2^-11)
+//     the decryption round(x / 2^(K-64)) is within 1 of M c - s while E < 3 2^(K-65) - 2^K 2^(floodBits-1) / q.
 /** An RLWE parameter set (fixed by its id on the wire). */
 export interface HeParams {
   /** Wire id: every HE message starts with it. */
@@ -28,7 +30,7 @@ export interface HeParams {
   /** Response moduli 2^c0Bits (the kept coefficients of c0) and 2^c1Bits (c1). */
   readonly c0Bits: number;
   readonly c1Bits: number;
-  /** Statistical security of the flooding, for a whole session. */
+  /** Statistical security of the noise region's flooding, for a whole session. */
   readonly statBits: number;
   /** A session decrypts at most 2^sessionCoeffBits coefficients (the flooding covers them all). */
   readonly sessionCoeffBits: number;
@@ -84,34 +86,39 @@ export function checkParams(p: HeParams): void {
   }
   if (!(p.c0Bits > 64 && p.c0Bits <= p.c1Bits && p.c1Bits <= 96 && p.c1Bits - p.c0Bits < 32)) bad(`response moduli 2^${p.c0Bits}, 2^${p.c1Bits} outside 64 < c0 <= c1 <= 96, c1 - c0 < 32`);
   if (!(p.statBits >= 40)) bad(`statistical security ${p.statBits} bits < 40`);
+  // the noise region's flooding: statistical distance < 3 / (2 W) <= 2^(2 - floodBits) per coefficient
+  const region = Math.ceil(lq - 64);
+  if (!(region - 2 >= p.statBits + p.sessionCoeffBits)) bad(`a noise region of ${region} bits covers 2^${p.sessionCoeffBits} coefficients at ${region - 2 - p.sessionCoeffBits} bits, under ${p.statBits}`);
   // The largest kernel norm any layer may have (weights < 2^15, up to 2^20 taps per output) must fit.
   const n = noiseBudget(p, 2 ** 35);
   if (!(n.marginBits > 0)) bad(`noise budget fails for a kernel L1 norm of 2^35 (margin ${n.marginBits.toFixed(2)} bits)`);
 }
 
 export interface NoiseBudget {
-  /** Weight-dependent noise bound E_w (at q). */
+  /** Weight-dependent noise bound E_w (at q) of an honest upload. */
   weightNoise: number;
-  /** Flooding: uniform in [-2^(floodBits-1), 2^(floodBits-1)). */
+  /** The noise region: each kept coefficient of c0 gets a value uniform over W = ceil(q / t) < 2^floodBits integers. */
   floodBits: number;
-  /** Total noise bound at q. */
+  /** Bound at q of the noise that is not uniform (E_w and the re-randomisation; the region's flooding excluded). */
   totalAtQ: number;
-  /** Noise bound after modulus switching, at 2^K, and the decryption limit 2^(K-65). */
+  /** That noise after modulus switching, at 2^K, and its limit for a decryption within 1 of M c - s. */
   decryptNoise: number;
   decryptLimit: number;
-  /** log2(limit / noise): > 0 means correct decryption in the worst case. */
+  /** log2(limit / noise): > 0 means the decryption is within 1 of M c - s in the worst case. */
   marginBits: number;
 }
 
 /** The worst-case budget of one response whose products have kernel L1 norm `kernelL1` in all (public bound). */
 export function noiseBudget(p: HeParams, kernelL1: number): NoiseBudget {
-  const ein = p.eta + 0.5;
+  const ein = p.eta + 0.5, lq = log2q(p);
   const weightNoise = kernelL1 * ein + 0.5;
-  const floodBits = Math.ceil(p.statBits + p.sessionCoeffBits + Math.log2(weightNoise));
+  const floodBits = Math.ceil(lq - 64);
   const rerand = (2 * p.n + 1) * p.eta;
-  const totalAtQ = weightNoise + rerand + 2 ** (floodBits - 1);
+  const totalAtQ = weightNoise + rerand;
   const K = p.c1Bits, round = 0.5 + 2 ** -17; // the switch rounds a float64 sum of six terms < 2^30 each: error < 2^-18
-  const decryptNoise = 2 ** (K - log2q(p)) * totalAtQ + 2 ** (K - p.c0Bits) * round + p.n * round;
-  const decryptLimit = 2 ** (K - 65);
+  const decryptNoise = 2 ** (K - lq) * totalAtQ + 2 ** (K - p.c0Bits) * round + p.n * round;
+  // x = 2^(K-64) (M c - s) + F 2^K / q + E with |F| <= 2^(floodBits-1): round(x / 2^(K-64)) - (M c - s) is in
+  // {-1, 0, 1} while |F| 2^K / q + E < 3 2^(K-65)
+  const decryptLimit = 3 * 2 ** (K - 65) - 2 ** (K + floodBits - 1 - lq);
   return { weightNoise, floodBits, totalAtQ, decryptNoise, decryptLimit, marginBits: Math.log2(decryptLimit / decryptNoise) };
 }

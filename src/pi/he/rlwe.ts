@@ -5,13 +5,70 @@
 //     domain (the server multiplies without a forward NTT).
 //   public key (client, once per session): (p0, a') = (-a' s + e', a'), a' from a seed.
 //   response (server): sum_g ct_g k_g, minus the mask, plus a public-key encryption of 0 (fresh ternary u:
-//     (u p0 + e1, u a' + e2)), plus flooding on the kept coefficients of c0; switched to 2^c0Bits (kept
-//     coefficients of c0 only) and 2^c1Bits (all of c1).
+//     (u p0 + e1, u a' + e2)), plus, on the kept coefficients of c0, a value uniform over the whole noise region
+//     (W = ceil(q / t) consecutive integers): with the uniform mask the decrypted value modulo q is then uniform
+//     whatever the client uploaded (docs/pi-he.md, "Circuit privacy"); switched to 2^c0Bits (kept coefficients of
+//     c0 only) and 2^c1Bits (all of c1).
 //   decryption (client): x = 2^(K-c0Bits) c0' + c1' s mod 2^K (K = c1Bits; c1' s over the integers by CRT on
-//     decPrimes primes), m = round(x / 2^(K-64)) mod 2^64.
+//     decPrimes primes), m = round(x / 2^(K-64)) mod 2^64: M c - s + carry, carry in {-1, 0, 1} (the noise region is
+//     uniform, so the rounding carries at random).
 import type { HeEngine, Poly } from './kernels.js';
 import { randomFill, randomSeed, sampleCbd, sampleTernary, Xof } from './sample.js';
 import type { Random } from '../random.js';
+import type { HeParams } from './params.js';
+
+/**
+ * The noise region of a coefficient modulo q: W = ceil(q / t) (t = 2^64) as four u32 words (little-endian) and its
+ * bit length (floodBits of the noise budget).
+ */
+export interface NoiseRegion {
+  bits: number;
+  w: Uint32Array;
+}
+
+const regions = new Map<string, NoiseRegion>();
+
+export function noiseRegion(p: HeParams): NoiseRegion {
+  const key = p.primes.join(',');
+  let r = regions.get(key);
+  if (!r) {
+    const q = p.primes.reduce((a, x) => a * BigInt(x), 1n), W = (q + (1n << 64n) - 1n) >> 64n;
+    if (W >> 128n) throw new Error('noise region: q / 2^64 exceeds 128 bits');
+    r = { bits: W.toString(2).length, w: Uint32Array.from({ length: 4 }, (_, i) => Number((W >> BigInt(32 * i)) & 0xffffffffn)) };
+    regions.set(key, r);
+  }
+  return r;
+}
+
+/**
+ * count x 4 random words, each quadruple (little-endian) a value uniform in [0, W) for the region `r`: bits above
+ * r.bits masked off, values >= W drawn again (W > 2^(bits-1): fewer than half are; for the parameter set, 1 in 640).
+ */
+export function regionWords(r: NoiseRegion, count: number, rand: Random): Uint32Array {
+  const out = randomFill(new Uint32Array(4 * count), rand);
+  const masked = (j: number): void => {
+    for (let i = 0; i < 4; i++) {
+      const lim = r.bits - 32 * i;
+      if (lim <= 0) out[4 * j + i] = 0;
+      else if (lim < 32) out[4 * j + i] = (out[4 * j + i]! & (2 ** lim - 1)) >>> 0;
+    }
+  };
+  const below = (j: number): boolean => {
+    for (let i = 3; i >= 0; i--) {
+      const a = out[4 * j + i]!, b = r.w[i]!;
+      if (a !== b) return a < b;
+    }
+    return false;
+  };
+  for (let j = 0; j < count; j++) {
+    masked(j);
+    while (!below(j)) {
+      out.set(randomFill(new Uint32Array(4), rand), 4 * j);
+      masked(j);
+    }
+  }
+  return out;
+}
 
 /** The client's key: s as small integers and in the NTT domain (all primes), in the engine's memory for the session. */
 export interface SecretKey {
@@ -121,9 +178,11 @@ export interface FullCt {
 /**
  * The server's response for one output ciphertext, modulo q: sum_t inputs[t] * kernels[t] (kernels in the NTT
  * domain), plus a public-key encryption of 0 (fresh u, e1, e2), plus round(q m / t) for the mask m (u64 values as
- * lo/hi words, = -s) and uniform flooding in [-2^(floodBits-1), 2^(floodBits-1)) at the kept positions `keep` (no
- * flooding for floodBits = 0). Allocated in the engine's scratch memory (the caller releases it). The re-randomisation
- * and the flooding come from the server's coins `rand`.
+ * lo/hi words, = -s) and flooding at the kept positions `keep`: for floodBits >= the noise region's bits (the noise
+ * budget's floodBits, what the server uses), uniform over the whole region, W = ceil(q / t) consecutive integers
+ * [-2^(bits-1), W - 2^(bits-1)); for smaller floodBits (tests only) uniform in [-2^(floodBits-1), 2^(floodBits-1));
+ * none for 0. Allocated in the engine's scratch memory (the caller releases it). The re-randomisation and the
+ * flooding come from the server's coins `rand`.
  */
 export function evaluate(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number, rand: Random): FullCt {
   const n = e.n;
@@ -139,7 +198,12 @@ export function evaluate(e: HeEngine, pk: ServerPublicKey, terms: readonly [Inpu
   e.small(c0, e.putSmall(sampleCbd(n, e.params.eta, rand)), true);
   const idx = putU32(e, keep);
   e.addDelta(c0, putU64(e, maskLo, maskHi), idx, keep.length);
-  if (floodBits > 0) {
+  const region = noiseRegion(e.params);
+  if (floodBits >= region.bits) {
+    const rnd = e.alloc(16 * keep.length);
+    e.u32(rnd, 4 * keep.length).set(regionWords(region, keep.length, rand));
+    e.addFlood(c0, idx, rnd, keep.length, region.bits);
+  } else if (floodBits > 0) {
     const rnd = e.alloc(16 * keep.length);
     randomFill(e.u32(rnd, 4 * keep.length), rand);
     e.addFlood(c0, idx, rnd, keep.length, floodBits);

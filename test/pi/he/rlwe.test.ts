@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import { HeEngine, type Poly } from '../../../src/pi/he/kernels.js';
-import { HE_PARAMS } from '../../../src/pi/he/params.js';
+import { HE_PARAMS, noiseBudget } from '../../../src/pi/he/params.js';
 import { rnsConstants } from '../../../src/pi/he/rns.js';
-import { decryptResponse, encryptUploads, evaluate, keyGen, loadPublicKey, respond, switchDown, type InputCt } from '../../../src/pi/he/rlwe.js';
+import { decryptResponse, encryptUploads, evaluate, keyGen, loadPublicKey, noiseRegion, regionWords, respond, switchDown, type InputCt } from '../../../src/pi/he/rlwe.js';
 import { randomSeed, sampleCbd, sampleTernary, Xof } from '../../../src/pi/he/sample.js';
-import { systemRandom } from '../../../src/pi/random.js';
+import { systemRandom, type Random } from '../../../src/pi/random.js';
 
 const P = HE_PARAMS, n = P.n, T = 1n << 64n;
 const { q } = rnsConstants(P);
@@ -113,6 +113,88 @@ test('processed ciphertexts decrypt: sum of products with sparse kernels, minus 
   // and before switching, c0 + c1 s holds the same message (evaluate is respond's first half)
   const full = evaluate(s.srv, s.spk, cts.map((c, g) => [c, kernels[g]!]), keep, lo, hi, 0, systemRandom);
   assert.deepEqual(big(...Object.values(decryptResponse(s.cli, s.sk, switchDown(s.srv, full, keep), keep)) as [Uint32Array, Uint32Array]), d);
+});
+
+test('the noise region: W = ceil(q / 2^64) (116 bits); its flooding words are uniform below W (rejection), and a response flooded over it decrypts within 1 of its message', async (t) => {
+  const { q } = rnsConstants(P), W = (q + T - 1n) / T, r = noiseRegion(P);
+  assert.equal(r.bits, 116);
+  assert.equal(BigInt(r.w[0]!) | (BigInt(r.w[1]!) << 32n) | (BigInt(r.w[2]!) << 64n) | (BigInt(r.w[3]!) << 96n), W);
+  // a source whose first draw is all ones (>= W after masking) must be drawn again
+  let first = true;
+  const ones: Random = { bytes: (k) => { if (first) { first = false; return new Uint8Array(k).fill(0xff); } return systemRandom.bytes(k); } };
+  const words4 = regionWords(r, 1000, ones);
+  let top = 0;
+  for (let j = 0; j < 1000; j++) {
+    const v = BigInt(words4[4 * j]!) | (BigInt(words4[4 * j + 1]!) << 32n) | (BigInt(words4[4 * j + 2]!) << 64n) | (BigInt(words4[4 * j + 3]!) << 96n);
+    assert.ok(v < W, `word ${j} is not below W`);
+    if (v >= W / 2n) top++;
+  }
+  assert.ok(Math.abs(top - 500) < 100, `${top} of 1000 in the upper half`);
+  // a product flooded over the region decrypts to M c - s + carry, carry in {-1, 0, 1}
+  const s = await session();
+  const m = rand64(n);
+  const [ct] = await upload(s, [m]);
+  const k = new Int32Array(n);
+  for (let t = 0; t < 20; t++) k[(t * 401) % n] = ((t * 7919) % 65535) - 32767;
+  const kp = s.srv.poly();
+  s.srv.small(kp, s.srv.putSmall(k), false);
+  s.srv.forward(kp);
+  const keep = Uint32Array.from({ length: 2000 }, (_, j) => (j * 4 + 1) % n);
+  const mask = rand64(keep.length), { lo, hi } = words(mask);
+  const b = noiseBudget(P, 20 * 32767);
+  const d = big(...Object.values(decryptResponse(s.cli, s.sk, respond(s.srv, s.spk, [[ct!, kp]], keep, lo, hi, b.floodBits, systemRandom), keep)) as [Uint32Array, Uint32Array]);
+  let carries = 0;
+  keep.forEach((pos, j) => {
+    let acc = mask[j]!;
+    k.forEach((w, i) => { if (w) acc += pos - i >= 0 ? BigInt(w) * m[pos - i]! : -BigInt(w) * m[pos - i + n]!; });
+    const diff = BigInt.asIntN(64, d[j]! - ((acc % T) + T) % T);
+    assert.ok(diff >= -1n && diff <= 1n, `coefficient ${pos}: off by ${diff}`);
+    if (diff) carries++;
+  });
+  // about E|switching noise| / 2^14: 512 / 16384 for c0's rounding at 2^67, a little more for c1 s
+  assert.ok(carries > 0 && carries < 0.08 * keep.length, `${carries} of ${keep.length} carried`);
+  t.diagnostic(`${carries} of ${keep.length} decrypted values carried (off by 1)`);
+});
+
+test('the server\'s flooding covers exactly the W = ceil(q / t) values of the noise region, not 2^116 (with a fixed mask, V - round(q m / t) stays below W - 2^115)', async () => {
+  const s = await session(), r = noiseRegion(P), W = (q + T - 1n) / T, half = 1n << BigInt(r.bits - 1);
+  const [ct] = await upload(s, [new Array<bigint>(n).fill(0n)]);
+  const zero = s.srv.poly(); // kernel 0: V = round(q m / t) + u e' + e1 + e2 s + F
+  const keep = Uint32Array.from({ length: n }, (_, i) => i);
+  const mask = 0x0123456789abcdefn, lo = new Uint32Array(n).fill(Number(mask & 0xffffffffn)), hi = new Uint32Array(n).fill(Number(mask >> 32n));
+  const delta = roundDiv(q * mask, T);
+  const invs = P.primes.map((p) => { const pb = BigInt(p), Qi = q / pb; let inv = 1n, b = Qi % pb, e = pb - 2n; for (; e > 0n; e >>= 1n, b = (b * b) % pb) if (e & 1n) inv = (inv * b) % pb; return Qi * inv; });
+  let above = 0, below = 0, min = 0n, max = 0n;
+  for (let run = 0; run < 4; run++) {
+    const m = s.srv.mark();
+    const full = evaluate(s.srv, s.spk, [[ct!, zero]], keep, lo, hi, noiseBudget(P, 1).floodBits, systemRandom);
+    const c1 = s.srv.words(full.c1).slice(), c0 = s.srv.words(full.c0).slice();
+    s.srv.release(m);
+    const cm = s.cli.mark(), x = s.cli.poly();
+    s.cli.words(x).set(c1);
+    s.cli.forward(x);
+    s.cli.mul(x, x, s.sk.sNtt);
+    s.cli.inverse(x);
+    const res = P.primes.map((_, i) => s.cli.residues(x, i).slice());
+    s.cli.release(cm);
+    for (let pos = 0; pos < n; pos++) {
+      let v = 0n;
+      P.primes.forEach((p, i) => { v += BigInt((res[i]![pos]! + c0[i * n + pos]!) % p) * invs[i]!; });
+      let d = (v - delta) % q;
+      if (d < 0n) d += q;
+      if (d > q / 2n) d -= q;
+      // the noise besides F is below 2^20: F alone decides on which side of the bounds d falls
+      if (d > W - half + (1n << 20n)) above++;
+      if (d < -half - (1n << 20n)) below++;
+      if (d < min) min = d;
+      if (d > max) max = d;
+    }
+  }
+  // 2^15 samples: a flooding over 2^116 values would put about 2^15 (2^116 - W) / 2^116 = 51 of them above W - 2^115
+  assert.equal(above, 0, `${above} of ${4 * n} flooded values above W - 2^115`);
+  assert.equal(below, 0, `${below} of ${4 * n} flooded values below -2^115`);
+  // and the flooding spans the region (its extremes come within 2^105 of the ends)
+  assert.ok(max > W - half - (1n << 105n) && min < -half + (1n << 105n), `extremes ${min}, ${max}`);
 });
 
 test('XOF: AES-128-CTR keystream with counter block (domain, 0, 0, block)', async () => {

@@ -54,7 +54,9 @@ const wsChannel = (ws: WebSocket) => new WsChannel(ws as unknown as WebSocketLik
 test('a WebSocket session gives the logits of a TCP session (same server, same pool)', async () => {
   const viaWs = await runClient(wsChannel(await openWs(ownOrigin())), image, { relu: 'gc' });
   const viaTcp = await runClient(await connectChannel('127.0.0.1', tcp.port, pinned(await identity('web-server-node'))), image, { relu: 'gc' });
-  assert.deepEqual(Array.from(viaWs.logits), Array.from(viaTcp.logits));
+  // equal up to the HE linear layers' error (each output may carry +-1 before truncation, docs/pi-he.md): fresh coins
+  const tol = 2 ** -8;
+  viaWs.logits.forEach((v, i) => assert.ok(Math.abs(v - viaTcp.logits[i]!) < tol, `logit ${i}: ${v} vs ${viaTcp.logits[i]}`));
   assert.ok(viaWs.client.phases.offline.bytesSent > 1000);
 });
 

@@ -1,16 +1,19 @@
 // `--preprocess he`: the linear layers' offline correlations between client and server alone, with the RLWE scheme of
 // src/pi/he (docs/pi-he.md). The client holds the secret key. Per secret linear layer M, in plan order:
-//   client: the packing (cost model), symmetric encryptions of its input share c in the layout (one message)
-//   server: for each output ciphertext sum_g Enc(c_g) k_g - s, re-randomised, flooded, switched down, only the kept
-//           coefficients of c0 (one message per output group); it keeps s (uniform in Z_2^64 per output)
-//   client: decrypts M c - s
+//   both:   the packing, a function of the public plan (the cost model's choice with the defaults); the server
+//           computes it itself and refuses an upload that declares another (MALFORMED, before any work)
+//   client: symmetric encryptions of its input share c in the layout (one message)
+//   server: for each output ciphertext sum_g Enc(c_g) k_g - s, re-randomised, its kept coefficients flooded over the
+//           whole noise region, switched down, only the kept coefficients of c0 (one message per output group); it
+//           keeps s (uniform in Z_2^64 per output, each used once)
+//   client: decrypts M c - s + carry, carry in {-1, 0, 1} (docs/pi-he.md: the linear layers' error)
 // The first layer's message is preceded by the client's public key (once per session). Everything either side
 // receives is checked (header, packing, sizes, residues); a fault is a MALFORMED error naming the message (the peer
 // is told the code only, wire.ts). All coins (the client's key, errors and seeds; the server's s, re-randomisation and
 // flooding) come from the party's injected randomness (ctx.random), so tests can fix them.
 import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
 import { HeEngine } from '../../he/kernels.js';
-import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, polyphase, type PackingCostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
+import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, type PackingCostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
 import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type PublicKeyData, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
 import { randomSeed, Xof } from '../../he/sample.js';
 import {
@@ -50,7 +53,7 @@ function parsed<T>(ch: Channel, read: () => T): T {
   }
 }
 
-/** The packing's noise budget holds and its flooding fits the kernels (<= 128 bits). */
+/** The packing's noise budget holds and the noise region fits the flooding kernel (<= 128 bits). */
 function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean; floodBits: number; marginBits: number } {
   const b = noiseBudget(p, taps * maxWeight);
   return { ok: b.marginBits > 0 && b.floodBits <= 128, floodBits: b.floodBits, marginBits: b.marginBits };
@@ -58,9 +61,12 @@ function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean
 
 export interface HeOptions {
   params?: HeParams;
-  /** The client's cost model for choosing packings. */
+  /**
+   * The cost model for choosing packings. Both parties must use the same (the defaults): the server computes each
+   * layer's packing itself and refuses an upload that declares another.
+   */
   cost?: PackingCostModel;
-  /** The client's packing per layer instead of the cost model's (the server checks whatever it receives). */
+  /** Each layer's packing instead of the cost model's (tests); both parties must set the same, as for `cost`. */
   packing?: (shape: LinearShape, g: LinearGeometry) => Packing;
   /** The server's worker threads for output groups (Node only: pi/workers); absent: this thread alone. */
   parallel?: HeParallel;
@@ -161,7 +167,10 @@ export class HePreprocessor implements Preprocessor {
 
   lastComputeMs(): number { return this.computeMs; }
 
-  /** The client's packing of a layer: its option's, else the cost model's (cached: maxMessageBytes and client() ask). */
+  /**
+   * A layer's packing, a function of the plan (the option's, else the cost model's; cached: maxMessageBytes, client()
+   * and server() ask). The server uses its own, never the one an upload declares.
+   */
   private readonly packings = new Map<string, Packing>();
   private packingOf(shape: LinearShape, g: LinearGeometry): Packing {
     const p = this.params, key = `${shape.op}:${shape.name}`;
@@ -174,17 +183,8 @@ export class HePreprocessor implements Preprocessor {
   }
 
   /**
-   * Most input ciphertexts the server accepts for a layer, whatever packing the client declares: one output pixel
-   * and one phase channel per ciphertext at most, and within the memory bound the server checks.
-   */
-  private maxUploads(g: LinearGeometry, name: string): number {
-    return Math.min(g.Ho * g.Wo * polyphase(g, name).cp, Math.floor(this.cost.memory / (2 * 4 * this.params.n * this.params.primes.length)));
-  }
-
-  /**
-   * Frame limits: to the server, the public key and the largest upload any acceptable packing gives (a flight: the key
-   * and two uploads); to the client, the largest response message of its own packings (a server-side instance reports those of the default cost model,
-   * which it never receives).
+   * Frame limits, from the plan's packings (both parties compute the same): to the server, the public key and the
+   * largest upload (a flight: the key and two uploads); to the client, the largest response message.
    */
   maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToServer: number; flightToClient: number } {
     if (!shapes.length) return { toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 };
@@ -192,9 +192,9 @@ export class HePreprocessor implements Preprocessor {
     let toServer = publicKeyBytes(p), toClient = 0, flightToClient = 0, upload = 0;
     for (const shape of shapes) {
       const g = geometryOf(shape);
-      upload = Math.max(upload, uploadBytes(p, this.maxUploads(g, shape.name)));
-      toServer = Math.max(toServer, upload);
       const L = new ConvLayout(g, this.packingOf(shape, g), p.n, shape.name);
+      upload = Math.max(upload, uploadBytes(p, L.uploads));
+      toServer = Math.max(toServer, upload);
       // the server sends a layer's groups without waiting (faster still with worker threads): one flight
       let layer = 0;
       for (let og = 0; og < L.outGroups; og++) {
@@ -297,20 +297,22 @@ export class HePreprocessor implements Preprocessor {
     const weights = weightsOf(layer, shape);
     this.count(shape);
     const what = `he upload for ${shape.name}`;
+    // The packing is the plan's, computed here: the client's upload must declare exactly it (a packing of the client's
+    // choice would decide which coefficients of c0 are sent and how many responses the server computes and sends).
+    const packing = this.packingOf(shape, g), L = new ConvLayout(g, packing, n, what);
+    const b = budgetFits(p, L.kernelTaps, shape.maxWeight);
+    if (!b.ok) throw new Error(`${what}: the plan's packing ${JSON.stringify(packing)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits)`);
+    if (2 * L.uploads * 4 * n * p.primes.length > this.cost.memory) throw new Error(`${what}: the plan's packing ${JSON.stringify(packing)} needs ${L.uploads} input ciphertexts, over the memory bound`);
+    onceEach(L, shape.outSize, what);
+    const floodBits = b.floodBits;
     const msg = await ctx.peer.recvBytes(what);
     let t = now();
-    // the packing the client declares, checked: ring capacity, noise budget, memory
-    const chosen: { layout?: ConvLayout; floodBits: number } = { floodBits: 0 };
     const up = parsed(ctx.peer, () => readUpload(msg, p, shape.op, what, (pk) => {
-      const l = new ConvLayout(g, pk, n, what);
-      const b = budgetFits(p, l.kernelTaps, shape.maxWeight);
-      if (!b.ok) throw new Error(`${what}: packing ${JSON.stringify(pk)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits, flooding ${b.floodBits} bits)`);
-      if (2 * l.uploads * 4 * n * p.primes.length > this.cost.memory) throw new Error(`${what}: packing ${JSON.stringify(pk)} needs ${l.uploads} input ciphertexts, over the memory bound`);
-      chosen.layout = l;
-      chosen.floodBits = b.floodBits;
-      return l.uploads;
+      if (pk.th !== packing.th || pk.tw !== packing.tw || pk.cw !== packing.cw || pk.on !== packing.on) {
+        throw new Error(`${what}: packing ${JSON.stringify(pk)} is not the plan's ${JSON.stringify(packing)}`);
+      }
+      return L.uploads;
     }));
-    const L = chosen.layout!, floodBits = chosen.floodBits;
     const xof = await Xof.create(up.seed);
     const as = await Promise.all(up.c0s.map((_, j) => xof.uniform(j, p.primes, n)));
     // s uniform in Z_2^64; the responses carry -s.
@@ -324,7 +326,7 @@ export class HePreprocessor implements Preprocessor {
       // own buffers only: structured cloning a view copies its whole buffer
       const own = <T extends Uint32Array | Float64Array>(x: T): T => (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : (x.slice() as T));
       const job: HeLayerJob = {
-        name: shape.name, g, pk: L.pk, weights: own(weights), c0s: up.c0s.map(own), as: as.map(own), pub: { seed: this.pub!.seed.slice(), p0: own(this.pub!.p0) },
+        name: shape.name, g, pk: packing, weights: own(weights), c0s: up.c0s.map(own), as: as.map(own), pub: { seed: this.pub!.seed.slice(), p0: own(this.pub!.p0) },
         s: { lo: s.lo.slice(), hi: s.hi.slice() }, floodBits, seed: ctx.random.bytes(16),
       };
       par.groups(job, ogs).forEach((pr, k) => { pr.catch(() => {}); remote.set(ogs[k]!, pr); });
@@ -346,6 +348,20 @@ export class HePreprocessor implements Preprocessor {
     this.computeMs = ms;
     return s;
   }
+}
+
+/** Every output of the layer is kept by exactly one response coefficient: no value of s masks two coefficients. */
+function onceEach(L: ConvLayout, outSize: number, what: string): void {
+  const seen = new Uint8Array(outSize);
+  for (let og = 0; og < L.outGroups; og++) {
+    for (let tile = 0; tile < L.tiles; tile++) {
+      for (const o of L.output(tile, og).src) {
+        if (!(o < outSize) || seen[o]) throw new Error(`${what}: output ${o} is kept twice or lies outside the layer`);
+        seen[o] = 1;
+      }
+    }
+  }
+  if (seen.indexOf(0) >= 0) throw new Error(`${what}: output ${seen.indexOf(0)} is not kept by any response`);
 }
 
 /** Layers whose weights were checked against a bound (the check scans every weight once). */

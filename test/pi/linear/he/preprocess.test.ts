@@ -34,14 +34,26 @@ function fc(name: string, inSize: number, outSize: number): { shape: LinearShape
   return { shape: { op: 9, name, inSize, outSize, maxWeight: MAXW }, layer };
 }
 
-/** One layer through the preprocessor: the client's M c - s plus the server's s must equal M c mod 2^64. */
+/**
+ * One layer through the preprocessor: the client's M c - s plus the server's s must equal M c mod 2^64 up to the
+ * linear layers' error, a carry in {-1, 0, 1} per output (the noise region is uniform: docs/pi-he.md). Both parties
+ * get the packing option (the server computes the plan's packing itself and refuses another).
+ */
 async function check(l: { shape: LinearShape; layer: RingLinear }, o: HeOptions = {}, server: HeOptions = {}): Promise<void> {
   const [a, b] = channelPair();
-  const srv = new HePreprocessor(server), cli = new HePreprocessor(o);
+  const srv = new HePreprocessor({ ...(o.packing ? { packing: o.packing } : {}), ...server }), cli = new HePreprocessor(o);
   for (let round = 0; round < 2; round++) { // the second layer of a session reuses the keys
     const c = r64Random(l.shape.inSize), got0 = b.stats().bytesRecv;
     const [s, y] = await Promise.all([srv.server({ peer: a, dealer: null, random: systemRandom }, l.shape, l.layer), cli.client({ peer: b, dealer: null, random: systemRandom }, l.shape, c)]);
-    assert.deepEqual(r64ToBig(y), r64ToBig(r64Sub(l.layer.apply(c), s)), `${l.shape.name}, round ${round}`);
+    const want = r64ToBig(r64Sub(l.layer.apply(c), s)), got = r64ToBig(y);
+    let carries = 0;
+    got.forEach((v, i) => {
+      const d = BigInt.asIntN(64, v - want[i]!);
+      assert.ok(d >= -1n && d <= 1n, `${l.shape.name}, round ${round}, output ${i}: off by ${d}`);
+      if (d) carries++;
+    });
+    // the carry's rate: about E|noise| / 2^14 at 2^78 (the switch's rounding, |.| <= 1024 + n / 2): a few percent
+    assert.ok(carries <= Math.max(8, 0.1 * got.length), `${l.shape.name}: ${carries} of ${got.length} outputs off by 1`);
     // the layer's responses are one flight, which the client's buffer limit is sized for
     assert.equal(b.stats().bytesRecv - got0, cli.maxMessageBytes([l.shape]).flightToClient, `${l.shape.name}: response bytes`);
     assert.ok(srv.lastComputeMs() > 0 && cli.lastComputeMs() > 0);

@@ -60,10 +60,13 @@ test('malformed public keys and uploads over TLS: the server names the message, 
       assert.match(errors[k]!, re);
     }
     assert.equal(errors.length, cases.length);
-    // the server still serves: a clean query gives the reference logits bit for bit
+    // the server still serves: a clean query gives the reference logits, within the HE linear layers' error (a carry
+    // of +-1 per output before truncation, docs/pi-he.md; amplified by the later layers, as for local truncation)
     const x = image(2);
     const r = await runClient(await connectChannel('127.0.0.1', l.port, pinned(S)), x, { relu: 'gc' });
-    assert.deepEqual(r64ToBig(r.out), r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out));
+    const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out), out = r64ToBig(r.out);
+    const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
+    assert.ok(d < 2 ** (model.plan.ops[model.plan.ops.length - 1]!.scale - 8), `max diff ${d} ULPs of the logits`);
   } finally {
     await l.close();
   }
