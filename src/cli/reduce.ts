@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '../reduce/pipeline.js';
 import { trainModel, type TrainConfig } from '../train/run.js';
+import { queueRunner } from '../queue/runner.js';
 import { measuredPiLines } from '../reduce/report-pi.js';
 import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
 import { addMethodOptions, methodConfig } from './reduce-methods.js';
@@ -63,7 +64,8 @@ export function registerReduceCommands(program: Command): void {
         measurePi: measurePiConfig(o, { relu: o.relu, link: o.link }), relu: o.relu, link: o.link,
         ...methodConfig(o),
       });
-      const r = await reduce(c);
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const r = await reduce(c, log, c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : undefined);
       if (o.json) console.log(JSON.stringify(r));
       else {
         for (const l of summaryLines(r)) console.log(l);

@@ -1,13 +1,31 @@
+import { Module } from '../engine/index.js';
+import { describeNetwork } from './graph.js';
 import { applyMask } from './mask.js';
 import type { Network } from './network.js';
 import { ResNet } from './resnet.js';
-import { validateSpec, type NetSpec } from './spec.js';
+import { FAMILIES, validateSpec, type NetSpec } from './spec.js';
 import { WideResNet } from './wrn.js';
+
+const builders = new Map<string, (spec: NetSpec) => Network>([
+  ['resnet-cifar', (s) => new ResNet(s)],
+  ['resnet-imagenet', (s) => new ResNet(s)],
+  ['resnet-thin', (s) => new ResNet(s)],
+  ['wrn', (s) => new WideResNet(s)],
+]);
+
+/**
+ * Makes a new family buildable everywhere (count, train, reduce, export, PI): `build` constructs its Network, whose
+ * forward (Block.run) is its one definition; site names, shapes and the graph are traced from it.
+ */
+export function registerFamily(family: string, build: (spec: NetSpec) => Network): void {
+  builders.set(family, build);
+  FAMILIES.add(family);
+}
 
 /** Builds the network of spec (torchvision initialisation) and applies spec.mask if any. */
 export function buildNetwork(spec: NetSpec): Network {
   validateSpec(spec);
-  const net = spec.family === 'wrn' ? new WideResNet(spec) : new ResNet(spec);
+  const net = builders.get(spec.family)!(spec);
   try {
     if (spec.mask) applyMask(net, spec.mask);
   } catch (e) {
@@ -16,3 +34,17 @@ export function buildNetwork(spec: NetSpec): Network {
   }
   return net;
 }
+
+/** Spec's network without weights (Module.withoutWeights) and without its mask: for tracing its graph and shapes only. */
+export function shapeNetwork(spec: NetSpec): Network {
+  validateSpec(spec);
+  return Module.withoutWeights(() => builders.get(spec.family)!(spec));
+}
+
+/** Each site's per-image activation shape [C, H, W], in forward order, traced without weights (the mask ignored). */
+export function siteShapes(spec: NetSpec): Map<string, number[]> {
+  return new Map(describeNetwork(shapeNetwork(spec), null).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape]));
+}
+
+/** Site names a spec's network has, in forward order (the names Network.sites() carries). */
+export const siteNames = (spec: NetSpec): string[] => [...siteShapes(spec).keys()];

@@ -1,4 +1,5 @@
-import { keep as keepTensor, noGrad, tensor, tidy } from '../engine/index.js';
+import { keep as keepTensor, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
+import { siteNames } from './build.js';
 import { describeNetwork, type GraphNode } from './graph.js';
 import type { Network } from './network.js';
 import { keptFlags, numelOf, type PartialDocument, type PartialSite } from './partial.js';
@@ -24,15 +25,6 @@ export interface MaskDocument {
   kept?: string[];
   removed?: string[];
   partial?: Record<string, PartialDocument>;
-}
-
-/** Site names a spec's network has, in forward order (the same names Network.sites() carries). */
-export function siteNames(spec: NetSpec): string[] {
-  const perBlock = spec.blockType === 'bottleneck' ? ['relu1', 'relu2', 'relu3'] : ['relu1', 'relu2'];
-  const blocks = spec.blocks.flatMap((n, s) =>
-    Array.from({ length: n }, (_, b) => perBlock.map((r) => `stage${s + 1}.block${b}.${r}`)).flat(),
-  );
-  return spec.family === 'wrn' ? [...blocks, 'head.relu'] : ['stem.relu', ...blocks];
 }
 
 const validList = (names: readonly string[]) => names.join(', ');
@@ -120,35 +112,41 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
 
 
 /**
- * Sets every site of net to a ReLU (kept), the identity (removed) or, for a partial site, a ReLU on its kept
- * elements only (a constant bool gate). Partial sites must have the network's activation shape.
+ * Puts mask in force on net (`net.mask`, which its graph follows) and sets every site for the forward: a ReLU
+ * (kept), the identity (removed) or, for a partial site, a ReLU on its kept elements only (a constant bool gate).
+ * Partial sites must have the network's activation shape. `learned` gives sites a float gate g instead while
+ * masks are learned (train/snl.ts: y = x + g * (relu(x) - x)); they must be kept by the mask.
  */
-export function applyMask(net: Network, mask: ReluMask): void {
-  if (mask.arch !== net.spec.arch) throw new Error(`applyMask: mask is for '${mask.arch}', network is '${net.spec.arch}'`);
-  const sites = net.sites();
-  const names = sites.map((s) => s.site);
-  make(mask.arch, names, [...mask.kept, ...Object.keys(mask.partial ?? {})], 'applyMask');
-  const partial = mask.partial ?? {};
-  const both = mask.kept.filter((s) => partial[s]);
-  if (both.length) throw new Error(`applyMask: site(s) ${both.join(', ')} are both kept whole and partial`);
-  const shapes = Object.keys(partial).length ? new Map(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape])) : new Map<string, number[]>();
-  for (const [site, p] of Object.entries(partial)) {
-    const want = shapes.get(site)!;
-    if (p.shape.join() !== want.join()) throw new Error(`applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`);
-  }
+export function applyMask(net: Network, mask: ReluMask, learned?: ReadonlyMap<string, Tensor>): void {
+  checkMask(net, mask);
+  const sites = net.sites(), partial = mask.partial ?? {};
   const keepSet = new Set(mask.kept);
+  const off = [...(learned?.keys() ?? [])].filter((s) => !keepsAny(mask, s));
+  if (off.length) throw new Error(`applyMask: learned gate(s) for ${off.join(', ')}, which the mask removes`);
   for (const s of sites) {
     const p = partial[s.site];
     // A float gate belongs to whoever learns it; the bool gates are this function's.
     if (s.gate?.dtype === 'bool') s.gate.dispose();
-    s.gate = null;
-    s.kept = null;
     s.enabled = keepSet.has(s.site) || !!p;
-    if (p) {
-      s.kept = p.elements;
-      // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
-      s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
-    }
+    s.gate = learned?.get(s.site) ?? null;
+    // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
+    if (p && !s.gate) s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
+  }
+  net.mask = mask;
+}
+
+/** Throws unless mask fits net: its arch, known sites, none both whole and partial, partial shapes the network's. */
+export function checkMask(net: Network, mask: ReluMask): void {
+  if (mask.arch !== net.spec.arch) throw new Error(`applyMask: mask is for '${mask.arch}', network is '${net.spec.arch}'`);
+  const names = net.sites().map((s) => s.site);
+  make(mask.arch, names, [...mask.kept, ...Object.keys(mask.partial ?? {})], 'applyMask');
+  const partial = mask.partial ?? {};
+  const both = mask.kept.filter((s) => partial[s]);
+  if (both.length) throw new Error(`applyMask: site(s) ${both.join(', ')} are both kept whole and partial`);
+  const shapes = Object.keys(partial).length ? new Map(describeNetwork(net, null).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape])) : new Map<string, number[]>();
+  for (const [site, p] of Object.entries(partial)) {
+    const want = shapes.get(site)!;
+    if (p.shape.join() !== want.join()) throw new Error(`applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`);
   }
 }
 

@@ -6,7 +6,7 @@ import { countRelus, scaleWidth, specFor, type NetSpec } from '../models/index.j
 import type { TrainConfig } from '../train/run.js';
 import { balancedWidths } from './balance.js';
 import type { CriticalityResult } from './criticality.js';
-import { defaultMaskLearning, type MaskLearningOptions } from './snl.js';
+import { defaultMaskLearning, type MaskLearningOptions } from '../train/snl.js';
 import { searchSubsets, subsetConfigs, type SubsetRow } from './subsets.js';
 
 export const METHODS = ['deepreduce', 'balanced', 'subsets', 'snl'] as const;
