@@ -24,15 +24,14 @@ export abstract class Module {
   }
   protected param(name: string, init: () => Tensor): Tensor {
     if (Module.#shapesOnly) return undefined as unknown as Tensor;
-    const t = init();
-    keep(t).setRequiresGrad(true);
+    const t = keep(init()).setRequiresGrad(true);
     this.#params.set(name, t);
     return t;
   }
   protected buffer(name: string, init: () => Tensor): Tensor {
     if (Module.#shapesOnly) return undefined as unknown as Tensor;
-    const t = init();
-    this.#buffers.set(name, keep(t));
+    const t = keep(init());
+    this.#buffers.set(name, t);
     return t;
   }
   protected child<M extends Module>(name: string, m: M): M {

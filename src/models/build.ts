@@ -6,12 +6,9 @@ import { ResNet } from './resnet.js';
 import { FAMILIES, validateSpec, type NetSpec } from './spec.js';
 import { WideResNet } from './wrn.js';
 
-const builders = new Map<string, (spec: NetSpec) => Network>([
-  ['resnet-cifar', (s) => new ResNet(s)],
-  ['resnet-imagenet', (s) => new ResNet(s)],
-  ['resnet-thin', (s) => new ResNet(s)],
-  ['wrn', (s) => new WideResNet(s)],
-]);
+const builders = new Map<string, (spec: NetSpec) => Network>(
+  [...FAMILIES].map((f) => [f, (s: NetSpec) => (f === 'wrn' ? new WideResNet(s) : new ResNet(s))]),
+);
 
 /**
  * Makes a new family buildable everywhere (count, train, reduce, export, PI): `build` constructs its Network, whose
@@ -22,10 +19,11 @@ export function registerFamily(family: string, build: (spec: NetSpec) => Network
   FAMILIES.add(family);
 }
 
+const construct = (spec: NetSpec): Network => builders.get(validateSpec(spec).family)!(spec);
+
 /** Builds the network of spec (torchvision initialisation) and applies spec.mask if any. */
 export function buildNetwork(spec: NetSpec): Network {
-  validateSpec(spec);
-  const net = builders.get(spec.family)!(spec);
+  const net = construct(spec);
   try {
     if (spec.mask) applyMask(net, spec.mask);
   } catch (e) {
@@ -36,10 +34,7 @@ export function buildNetwork(spec: NetSpec): Network {
 }
 
 /** Spec's network without weights (Module.withoutWeights) and without its mask: for tracing its graph and shapes only. */
-export function shapeNetwork(spec: NetSpec): Network {
-  validateSpec(spec);
-  return Module.withoutWeights(() => builders.get(spec.family)!(spec));
-}
+export const shapeNetwork = (spec: NetSpec): Network => Module.withoutWeights(() => construct(spec));
 
 /** Each site's per-image activation shape [C, H, W], in forward order, traced without weights (the mask ignored). */
 export function siteShapes(spec: NetSpec): Map<string, number[]> {

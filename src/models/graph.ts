@@ -31,10 +31,7 @@ const outSize = (n: number, k: number, s: number, p: number, d = 1) => Math.floo
 /** Shape inference while a network's forward is traced (no tensors are touched); relu nodes follow `mask`. */
 export class GraphBuilder {
   readonly nodes: GraphNode[] = [];
-  private readonly keptWhole: Set<string> | null;
-  constructor(private readonly mask: ReluMask | null = null) {
-    this.keptWhole = mask && new Set(mask.kept);
-  }
+  constructor(private readonly mask: ReluMask | null = null) {}
 
   shape(id: number): number[] {
     return this.node(id).outShape;
@@ -84,7 +81,7 @@ export class GraphBuilder {
     }
     if (m instanceof ReLUSite) {
       const p = this.mask?.partial?.[m.site];
-      const enabled = !this.keptWhole || this.keptWhole.has(m.site) || !!p;
+      const enabled = !this.mask || this.mask.kept.includes(m.site) || !!p;
       return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled, ...(p ? { kept: p.elements } : {}) });
     }
     if (m instanceof MaxPool2d)
@@ -124,11 +121,9 @@ export function describeNetwork(net: Network, mask: ReluMask | null = net.mask):
       if (!(m instanceof Block)) return g.layer(path(m), m, x);
       const outer = scope;
       scope = path(m);
-      try {
-        return m.run(f, x);
-      } finally {
-        scope = outer;
-      }
+      const y = m.run(f, x);
+      scope = outer;
+      return y;
     },
     { add: (a: number, b: number) => g.add(within('add'), a, b), flatten: (x: number) => g.layer(within('flatten'), new Flatten(), x) },
   );

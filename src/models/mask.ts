@@ -1,6 +1,6 @@
 import { keep as keepTensor, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
 import { siteNames } from './build.js';
-import { describeNetwork, type GraphNode } from './graph.js';
+import { describeNetwork } from './graph.js';
 import type { Network } from './network.js';
 import { keptFlags, numelOf, type PartialDocument, type PartialSite } from './partial.js';
 import type { NetSpec } from './spec.js';
@@ -43,22 +43,17 @@ export function fullMask(spec: NetSpec): ReluMask {
   return { arch: spec.arch, sites, kept: [...sites] };
 }
 
-/** The mask's partial sites that `keepSite` accepts (none left: no `partial` field). */
-function filterPartial(mask: ReluMask, keepSite: (s: string) => boolean): Pick<ReluMask, 'partial'> {
-  const left = Object.entries(mask.partial ?? {}).filter(([s]) => keepSite(s));
-  return left.length ? { partial: Object.fromEntries(left) } : {};
-}
-
-/** Drops the partial field; `{ ...mask, ...rest }` spreads would otherwise carry it over. */
-function whole(mask: ReluMask): ReluMask {
-  return { arch: mask.arch, sites: mask.sites, kept: mask.kept };
+/** The mask with only the kept (whole or partial) sites that `stays` accepts (none partial left: no `partial` field). */
+export function restrict(mask: ReluMask, stays: (site: string) => boolean): ReluMask {
+  const left = Object.entries(mask.partial ?? {}).filter(([s]) => stays(s));
+  return { arch: mask.arch, sites: mask.sites, kept: mask.kept.filter(stays), ...(left.length ? { partial: Object.fromEntries(left) } : {}) };
 }
 
 /** A mask with the given sites removed, wholly or partly kept before (unknown names throw). */
 export function removeSites(mask: ReluMask, removed: readonly string[]): ReluMask {
   make(mask.arch, mask.sites, removed, 'removeSites');
   const drop = new Set(removed);
-  return { ...whole(mask), kept: mask.kept.filter((s) => !drop.has(s)), ...filterPartial(mask, (s) => !drop.has(s)) };
+  return restrict(mask, (s) => !drop.has(s));
 }
 
 /**
@@ -71,7 +66,7 @@ export function setSiteElements(mask: ReluMask, site: string, shape: readonly nu
   for (let i = 0; i < elements.length; i++)
     if (elements[i]! >= numel || (i > 0 && elements[i]! <= elements[i - 1]!))
       throw new Error(`setSiteElements: site '${site}': element indices must be sorted, unique and below ${numel}`);
-  const others = filterPartial(mask, (s) => s !== site).partial ?? {};
+  const others = restrict(mask, (s) => s !== site).partial ?? {};
   const kept = mask.kept.filter((s) => s !== site);
   if (elements.length === numel) kept.push(site);
   const partial = elements.length > 0 && elements.length < numel ? { ...others, [site]: { shape: [...shape], elements } } : others;
@@ -81,7 +76,8 @@ export function setSiteElements(mask: ReluMask, site: string, shape: readonly nu
 /** Whether a site keeps any ReLU (whole or in part). */
 export const keepsAny = (mask: ReluMask, site: string): boolean => mask.kept.includes(site) || !!mask.partial?.[site];
 
-const stageOf = (site: string): number | null => {
+/** The 1-based stage of a `stage{s}.` site, null for others (stem, head). */
+export const stageOf = (site: string): number | null => {
   const m = /^stage(\d+)\./.exec(site);
   return m ? Number(m[1]) : null;
 };
@@ -96,7 +92,7 @@ function checkStages(mask: ReluMask, stages: readonly number[], what: string): v
 export function cullStages(mask: ReluMask, stages: readonly number[]): ReluMask {
   checkStages(mask, stages, 'cullStages');
   const culled = (s: string) => stages.includes(stageOf(s) ?? -1);
-  return { ...whole(mask), kept: mask.kept.filter((s) => !culled(s)), ...filterPartial(mask, (s) => !culled(s)) };
+  return restrict(mask, (s) => !culled(s));
 }
 
 /** Thinning: in every block of `stages` (default all) keeps only the `keep` site (e.g. relu1) and drops the others. */
@@ -107,7 +103,7 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
     throw new Error(`thin: ${mask.arch} blocks have no site '${keep}'; valid: ${[...new Set(mask.sites.filter(inBlock).map((s) => s.split('.')[2]))].join(', ')}`);
   const touched = (s: string) => inBlock(s) && (!stages || stages.includes(stageOf(s)!));
   const stays = (s: string) => !touched(s) || s.endsWith(`.${keep}`);
-  return { ...whole(mask), kept: mask.kept.filter(stays), ...filterPartial(mask, stays) };
+  return restrict(mask, stays);
 }
 
 
@@ -148,14 +144,4 @@ export function checkMask(net: Network, mask: ReluMask): void {
     const want = shapes.get(site)!;
     if (p.shape.join() !== want.join()) throw new Error(`applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`);
   }
-}
-
-/**
- * Per site, in forward order: the kept element indices (flat C*H*W, sorted) of a partial site, or null for a site
- * that is kept whole or removed whole (`enabled` tells which). What a runtime needs to evaluate ReLUs only on the
- * kept elements and pass the others through.
- */
-export function keptElements(netOrNodes: Network | GraphNode[]): { site: string; enabled: boolean; shape: number[]; elements: Uint32Array | null }[] {
-  const nodes = Array.isArray(netOrNodes) ? netOrNodes : describeNetwork(netOrNodes);
-  return nodes.filter((n) => n.op === 'relu').map((n) => ({ site: n.site!, enabled: n.enabled!, shape: n.outShape, elements: n.enabled && n.kept ? n.kept : null }));
 }

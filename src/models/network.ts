@@ -14,10 +14,7 @@ export interface Flow<V> {
 }
 
 /** The flow of training and eager inference: the modules' own forward on tensors. */
-export const eager: Flow<Tensor> = Object.assign((m: Module, x: Tensor) => m.forward(x), {
-  add: (a: Tensor, b: Tensor) => a.add(b),
-  flatten: (x: Tensor) => x.flatten(1),
-});
+export const eager: Flow<Tensor> = Object.assign((m: Module, x: Tensor) => m.forward(x), { add: (a: Tensor, b: Tensor) => a.add(b), flatten: (x: Tensor) => x.flatten(1) });
 
 /** A module whose forward is written once over a Flow: run on tensors, traced into a graph (describeNetwork). */
 export abstract class Block extends Module {

@@ -3,7 +3,7 @@
 // so a killed run resumes where it stopped.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { countRelus, cullStages, fullMask, maskToDocument, removeSites, specFor, thin, type NetSpec, type ReluMask } from '../models/index.js';
+import { countRelus, cullStages, fullMask, maskToDocument, removeSites, restrict, specFor, stageOf, thin, type NetSpec, type ReluMask } from '../models/index.js';
 import { openData, checkDatasetName, type DatasetName } from '../data/index.js';
 import { defaultTrainOptions, type TrainOptions } from '../train/trainer.js';
 import type { TrainConfig, TrainSummary } from '../train/run.js';
@@ -143,13 +143,9 @@ export interface ReduceResults {
 }
 
 const stageCount = (spec: NetSpec) => spec.blocks.length;
-const stageOfSite = (s: string) => (/^stage(\d+)\./.exec(s) ? Number(/^stage(\d+)\./.exec(s)![1]) : null);
 
 /** A mask keeping ReLUs only in `stage` (all other sites identities); stage 0 keeps none (all-linear). */
-export function onlyStageMask(spec: NetSpec, stage: number): ReluMask {
-  const m = fullMask(spec);
-  return { ...m, kept: m.kept.filter((s) => stageOfSite(s) === stage) };
-}
+export const onlyStageMask = (spec: NetSpec, stage: number): ReluMask => restrict(fullMask(spec), (s) => stageOf(s) === stage);
 
 /** The DeepReDuce candidate mask: stem ReLU removed, stages culled, optionally thinned (relu1 kept). */
 export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean): ReluMask {
@@ -183,14 +179,7 @@ export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceCon
             const key = JSON.stringify([culled, thinned, a, rho, blocks]);
             if (seen.has(key)) continue;
             seen.add(key);
-            const spec = drSpec(specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks }), culled, thinned);
-            const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
-            const id = `${k ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : 'thin'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`;
-            out.push({
-              id, method: 'deepreduce', culled, thinned, alpha: base.alpha * a, rho, blocks, ...costOf(spec), kd: c.kd,
-              init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
-              description: `${k ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}${thinned ? ', thinned' : ''}` : 'no stage culled, thinned'}, alpha x${a}, rho ${rho}${blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`}`,
-            });
+            out.push(drCandidate(base, c, culled, thinned, a, rho, 'deepreduce', undefined, blocks));
           }
   }
   return c.budget !== undefined ? out.filter((x) => x.relus <= c.budget!) : out;
@@ -268,7 +257,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate.
   let snapshots = new Map<number, number>();
   if (c.methods.includes('snl')) {
-    const job = snlMaskJob(base, c.methodOptions, jobFor(c, '', base, trainOptions(c, 0, c.lr, true)), c.out, baseDir);
+    const job = snlMaskJob(c.methodOptions, jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)), c.out, baseDir);
     log(`step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs`);
     finished = 0;
     const o = await runner.run([job], note(1));
@@ -336,15 +325,15 @@ function failStage(c: ReduceConfig, failed: JobFailure[]): never {
     [...byError].map(([e, ids]) => `${ids.join(', ')}: ${e}`).join('; '));
 }
 
-/** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration, as enumerateCandidates makes it. */
-function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: boolean, a: number, rho: number, method: Method, budget?: number): Candidate {
-  const spec = drSpec(specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho }), culled, thinned);
-  const sameShape = a === 1 && rho === base.rho;
+/** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration. */
+function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: boolean, a: number, rho: number, method: Method, budget?: number, blocks = base.blocks): Candidate {
+  const spec = drSpec(specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks }), culled, thinned);
+  const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
   return {
-    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}`, method, culled, thinned, alpha: base.alpha * a, rho,
-    blocks: base.blocks, ...costOf(spec), kd: c.kd, init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
+    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`,
+    method, culled, thinned, alpha: base.alpha * a, rho, blocks, ...costOf(spec), kd: c.kd, init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
     description: `${culled.length ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}` : 'no stage culled'}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}` +
-      (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
+      (blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`) + (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
     ...(budget !== undefined ? { budget } : {}),
   };
 }
