@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLUSite, Sequential, manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import {
-  Block, Network, buildNetwork, countByForward, countRelus, cullStages, fullMask, registerFamily, removeSites, siteNames, validateSpec,
+  Block, Network, buildNetwork, countByForward, countRelus, cullStages, fullMask, registerFamily, removeSites, shapeNetwork, siteNames, specFor, validateSpec,
   type Flow, type NetSpec,
 } from '../../src/models/index.js';
 import { defaultTrainOptions, fit, type Batch } from '../../src/train/trainer.js';
@@ -86,6 +86,8 @@ test('count: site names, shapes and ReLUs traced from the one forward, equal to 
   assert.equal(c.macs, 2304 + 18432 + 4608 + 9216 + 512 + 24);
   const masked = { ...spec, mask: cullStages(removeSites(fullMask(spec), ['stem.relu']), [1]) };
   assert.equal(countRelus(masked).total, 256);
+  // counted without weights: the network traced has no tensors at all
+  assert.equal(shapeNetwork(specFor('resnet50-imagenet', { alpha: 4 })).stateDict().size, 0);
   for (const s of [spec, masked]) {
     const net = buildNetwork(s);
     try {
