@@ -27,13 +27,11 @@ export interface MaskDocument {
   partial?: Record<string, PartialDocument>;
 }
 
-const validList = (names: readonly string[]) => names.join(', ');
-
 function make(arch: string, sites: string[], kept: Iterable<string>, where: string): ReluMask {
   const keep = new Set(kept);
   const valid = new Set(sites);
   const unknown = [...keep].filter((k) => !valid.has(k));
-  if (unknown.length) throw new Error(`${where}: unknown ReLU site(s) ${unknown.join(', ')} for ${arch}; valid: ${validList(sites)}`);
+  if (unknown.length) throw new Error(`${where}: unknown ReLU site(s) ${unknown.join(', ')} for ${arch}; valid: ${sites.join(', ')}`);
   return { arch, sites: [...sites], kept: sites.filter((s) => keep.has(s)) };
 }
 
@@ -106,7 +104,6 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
   return restrict(mask, stays);
 }
 
-
 /**
  * Puts mask in force on net (`net.mask`, which its graph follows) and sets every site for the forward: a ReLU
  * (kept), the identity (removed) or, for a partial site, a ReLU on its kept elements only (a constant bool gate).
@@ -115,11 +112,10 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
  */
 export function applyMask(net: Network, mask: ReluMask, learned?: ReadonlyMap<string, Tensor>): void {
   checkMask(net, mask);
-  const sites = net.sites(), partial = mask.partial ?? {};
-  const keepSet = new Set(mask.kept);
+  const partial = mask.partial ?? {}, keepSet = new Set(mask.kept);
   const off = [...(learned?.keys() ?? [])].filter((s) => !keepsAny(mask, s));
   if (off.length) throw new Error(`applyMask: learned gate(s) for ${off.join(', ')}, which the mask removes`);
-  for (const s of sites) {
+  for (const s of net.sites()) {
     const p = partial[s.site];
     // A float gate belongs to whoever learns it; the bool gates are this function's.
     if (s.gate?.dtype === 'bool') s.gate.dispose();

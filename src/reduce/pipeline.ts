@@ -196,8 +196,10 @@ function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, ex
   };
 }
 
-/** Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. */
-/** Runs the pipeline; its trainings go to `runner` (with `c.queue`: the queue's, src/queue/runner.ts) or local processes. */
+/**
+ * Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. The trainings
+ * go to `runner` (with `c.queue`: that queue's, src/queue/runner.ts), or else to local processes.
+ */
 export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`), runner?: JobRunner): Promise<ReduceResults> {
   if (c.queue && !runner) throw new Error(`reduce: config.queue is ${c.queue}; pass that queue's JobRunner (queueRunner, src/queue/runner.ts)`);
   const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');

@@ -238,7 +238,7 @@ export async function learnMasks(
     await recalibrateBatchNorm(net, data, layout, 32, 1_000_000 + st.snapshots.length);
     const ev = await evaluate(net, data, layout);
     const relus = Object.values(mask.partial ?? {}).reduce((t, p) => t + p.elements.length, 0) + mask.kept.reduce((t, s) => t + shapes.get(s)!.reduce((a, b) => a * b, 1), 0);
-    saveModelDir(dir, net, ctx.input, { test_acc: ev.acc, relus }, { ...spec, mask });
+    saveModelDir(dir, net, ctx.input, { test_acc: ev.acc, relus });
     attach();
     const snap: MaskSnapshot = { budget, relus, step: st.step, epoch: st.step / stepsPerEpoch, reached, thresholdCount, penalty: st.mu, acc: ev.acc, dir };
     st.snapshots.push(snap);
