@@ -8,12 +8,8 @@ import { measuredPiLines } from '../reduce/report-pi.js';
 import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
 import { addMethodOptions, methodConfig } from './reduce-methods.js';
 import { DEFAULT_PI_OPTIONS } from '../reduce/measurepi.js';
+import { num } from './train.js';
 
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`not a number: '${v}'`);
-  return n;
-};
 const nums = (v: string) => v.split(',').map(num);
 
 export function registerReduceCommands(program: Command): void {

@@ -113,8 +113,14 @@ export function describeNetwork(net: Network, mask: ReluMask | null = net.mask):
     if (p === undefined) throw new Error(`graph: ${net.spec.arch}'s forward applies a ${m.constructor.name} that is not a registered child module`);
     return p;
   };
+  // An add or flatten is named in its block's scope: `layer1.0.add`, then `layer1.0.add1`, ... for more in one block.
   let scope = '';
-  const within = (name: string) => (scope ? `${scope}.${name}` : name);
+  const used = new Map<string, number>();
+  const within = (name: string) => {
+    const base = scope ? `${scope}.${name}` : name, k = used.get(base) ?? 0;
+    used.set(base, k + 1);
+    return k ? `${base}${k}` : base;
+  };
   const f: Flow<number> = Object.assign(
     (m: Module, x: number): number => {
       if (m instanceof Sequential) return m.layers.reduce((y, c) => f(c, y), x);
