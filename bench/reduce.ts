@@ -16,10 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { saveSafetensors, tensor } from '../src/engine/index.js';
 import { loadDataset, makeBatch } from '../src/data/index.js';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceResults } from '../src/reduce/pipeline.js';
+import { queueRunner } from '../src/queue/runner.js';
 import { balancedSpec, defaultMethodOptions, METHODS, snlFinetuneEpochs, snlFinetuneOption } from '../src/reduce/methods.js';
 import { balancedWidths } from '../src/reduce/balance.js';
 import { countRelus, specFor, type NetSpec } from '../src/models/index.js';
-import { defaultMaskLearning } from '../src/reduce/snl.js';
+import { defaultMaskLearning } from '../src/train/snl.js';
 import { bestWithin } from '../src/reduce/pareto.js';
 
 const { values: a } = parseArgs({
@@ -95,7 +96,8 @@ console.log(`  ${'total (+5% for the test-set evaluations)'.padEnd(72)} ${total.
 if (a.plan) process.exit(0);
 
 const t0 = Date.now();
-const r = await reduce(config, (s) => console.log(s));
+const log = (s: string) => console.log(s);
+const r = await reduce(config, log, config.queue ? queueRunner(config.queue, config.out, { quiet: config.quiet, log }) : undefined);
 console.log('');
 for (const l of summaryLines(r)) console.log(l);
 targets(r);

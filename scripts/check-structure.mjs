@@ -45,12 +45,6 @@ const PI_LAYERS = [
 /** The one Node module in the core: the bundler swaps it for platform.browser.ts (scripts/build-web.mjs). */
 const CORE_NODE_EXCEPTION = 'crypto/platform.ts';
 
-/**
- * Upward imports another branch removes (models/reduce/train work, merged separately): listed so that this branch's
- * tests pass until then. Each entry must still exist (a stale entry fails), so the list only shrinks.
- */
-const PENDING = new Set(['train/run.ts -> reduce/snl.ts', 'reduce/pipeline.ts -> queue/runner.ts']);
-
 const src = join(root, 'src');
 function walk(d, out = []) {
   for (const f of readdirSync(d)) {
@@ -79,7 +73,6 @@ const piGroup = (f) => {
 const errors = [];
 const folderEdges = new Map(); // 'a -> b' -> first file import
 const piEdges = new Map();
-const pendingSeen = new Set();
 let imports = 0;
 for (const f of files) {
   const text = readFileSync(join(src, f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
@@ -101,7 +94,6 @@ for (const f of files) {
     if (from !== to) {
       const key = `${from} -> ${to}`;
       const edge = `${f} -> ${target}`;
-      if (PENDING.has(edge)) { pendingSeen.add(edge); continue; }
       if (!folderEdges.has(key)) folderEdges.set(key, edge);
       if (from === WEB.folder) {
         if (!WEB.may.includes(to)) errors.push(`src/${f}: web may import only ${WEB.may.join(', ')}, not ${to} ('${spec}')`);
@@ -127,7 +119,6 @@ for (const f of files) {
     }
   }
 }
-for (const e of PENDING) if (!pendingSeen.has(e)) errors.push(`scripts/check-structure.mjs: the pending exception '${e}' no longer occurs; delete it`);
 
 /** Cycles of a directed graph given as 'a -> b' keys (Tarjan's strongly connected components of size > 1). */
 function cycles(edgeKeys) {
@@ -161,7 +152,6 @@ for (const c of cycles(piEdges.keys())) errors.push(`import cycle between groups
 const folders = new Set(files.map(top));
 console.log(`[structure] src/: ${[...folders].filter((x) => !x.endsWith('.ts')).length} folders, ${files.length} modules, ${imports} relative imports, ${folderEdges.size} edges between folders; order ${LAYERS.join(' < ')}; web on pi's core only`);
 console.log(`[structure] src/pi: ${PI_LAYERS.length} layers of ${PI_LAYERS.flat().length} groups, ${piEdges.size} edges between groups; order ${PI_LAYERS.map((g) => g.join(' | ')).join(' < ')}`);
-if (PENDING.size) console.log(`[structure] pending on another branch (excepted): ${[...PENDING].join(', ')}`);
 if (!errors.some((e) => e.includes('upward') || e.includes('may import only') || e.includes('Node part') || e.includes('starts the CLI'))) console.log('[structure] no upward import (nor a child process started through the CLI)');
 if (!errors.some((e) => e.includes('cycle'))) console.log('[structure] no cycle');
 if (!errors.some((e) => e.includes('Node-only'))) console.log('[structure] no Node-only import in pi\'s core (but crypto/platform.ts, which the bundler swaps)');

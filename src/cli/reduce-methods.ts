@@ -1,6 +1,6 @@
 // `deepreduce reduce` options of the methods besides DeepReDuce (see src/reduce/methods.ts).
 import { InvalidArgumentError, type Command } from 'commander';
-import { defaultMaskLearning } from '../reduce/snl.js';
+import { defaultMaskLearning } from '../train/snl.js';
 import { defaultMethodOptions, parseMethods, snlFinetuneOption, type Method, type MethodOptions } from '../reduce/methods.js';
 
 const numbers = (name: string, ok: (v: number) => boolean, what: string) => (v: string) => {

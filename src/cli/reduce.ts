@@ -1,16 +1,13 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '../reduce/pipeline.js';
+import { queueRunner } from '../queue/runner.js';
 import { measuredPiLines } from '../reduce/report-pi.js';
 import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
 import { addMethodOptions, methodConfig } from './reduce-methods.js';
 import { DEFAULT_PI_OPTIONS } from '../reduce/measurepi.js';
+import { num } from './train.js';
 
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`not a number: '${v}'`);
-  return n;
-};
 const nums = (v: string) => v.split(',').map(num);
 
 export function registerReduceCommands(program: Command): void {
@@ -61,7 +58,8 @@ export function registerReduceCommands(program: Command): void {
         measurePi: measurePiConfig(o, { relu: o.relu, link: o.link }), relu: o.relu, link: o.link,
         ...methodConfig(o),
       });
-      const r = await reduce(c);
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const r = await reduce(c, log, c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : undefined);
       if (o.json) console.log(JSON.stringify(r));
       else {
         for (const l of summaryLines(r)) console.log(l);

@@ -6,7 +6,7 @@ import { trainModel, type TrainConfig } from '../train/run.js';
 import { loadModelDir } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 
-const num = (v: string) => {
+export const num = (v: string): number => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new Error(`not a number: '${v}'`);
   return n;

@@ -10,13 +10,28 @@ export abstract class Module {
 
   abstract forward(x: Tensor): Tensor;
 
-  protected param(name: string, t: Tensor): Tensor {
-    keep(t).setRequiresGrad(true);
+  /** While > 0 (withoutWeights), modules are built without tensors: for shapes and graphs only, never to run. A
+   * parameter is then undefined (an optional bias left out stays null, so `bias !== null` still says it has one). */
+  static #shapesOnly = 0;
+  /** Builds modules with no parameters or buffers: their configuration (channels, kernels) without any allocation. */
+  static withoutWeights<T>(build: () => T): T {
+    Module.#shapesOnly++;
+    try {
+      return build();
+    } finally {
+      Module.#shapesOnly--;
+    }
+  }
+  protected param(name: string, init: () => Tensor): Tensor {
+    if (Module.#shapesOnly) return undefined as unknown as Tensor;
+    const t = keep(init()).setRequiresGrad(true);
     this.#params.set(name, t);
     return t;
   }
-  protected buffer(name: string, t: Tensor): Tensor {
-    this.#buffers.set(name, keep(t));
+  protected buffer(name: string, init: () => Tensor): Tensor {
+    if (Module.#shapesOnly) return undefined as unknown as Tensor;
+    const t = keep(init());
+    this.#buffers.set(name, t);
     return t;
   }
   protected child<M extends Module>(name: string, m: M): M {
@@ -127,8 +142,8 @@ export class Conv2d extends Module {
     this.padding = c.padding ?? 0;
     this.dilation = c.dilation ?? 1;
     this.groups = c.groups ?? 1;
-    this.weight = this.param('weight', kaimingNormalFanOut([outChannels, inChannels / this.groups, kernel, kernel]));
-    this.bias = c.bias ? this.param('bias', zeros([outChannels])) : null;
+    this.weight = this.param('weight', () => kaimingNormalFanOut([outChannels, inChannels / this.groups, kernel, kernel]));
+    this.bias = c.bias ? this.param('bias', () => zeros([outChannels])) : null;
   }
   forward(x: Tensor): Tensor {
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
@@ -142,10 +157,10 @@ export class BatchNorm2d extends Module {
   readonly runningVar: Tensor;
   constructor(readonly channels: number, readonly eps = 1e-5, readonly momentum = 0.1) {
     super();
-    this.weight = this.param('weight', ones([channels]));
-    this.bias = this.param('bias', zeros([channels]));
-    this.runningMean = this.buffer('running_mean', zeros([channels]));
-    this.runningVar = this.buffer('running_var', ones([channels]));
+    this.weight = this.param('weight', () => ones([channels]));
+    this.bias = this.param('bias', () => zeros([channels]));
+    this.runningMean = this.buffer('running_mean', () => zeros([channels]));
+    this.runningVar = this.buffer('running_var', () => ones([channels]));
   }
   forward(x: Tensor): Tensor {
     return F.batchNorm(x, {
@@ -166,8 +181,8 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.param('weight', noGrad(() => empty([outFeatures, inFeatures]).uniform_(-bound, bound)));
-    this.bias = bias ? this.param('bias', noGrad(() => empty([outFeatures]).uniform_(-bound, bound))) : null;
+    this.weight = this.param('weight', () => noGrad(() => empty([outFeatures, inFeatures]).uniform_(-bound, bound)));
+    this.bias = bias ? this.param('bias', () => noGrad(() => empty([outFeatures]).uniform_(-bound, bound))) : null;
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
@@ -180,8 +195,6 @@ export class Linear extends Module {
  */
 export class ReLUSite extends Module {
   static onForward: ((site: ReLUSite, x: Tensor) => void) | null = null;
-  /** Partial site: the elements (flat C*H*W indices, sorted) that stay ReLUs; the others pass through. null: all. */
-  kept: Uint32Array | null = null;
   /**
    * Per-element choice between ReLU and identity, broadcast over the batch ([1, C, H, W]): a bool mask (true = ReLU;
    * the form of `kept`) or float weights g while a mask is learned, y = x + g * (relu(x) - x). Not in the state dict.

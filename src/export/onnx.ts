@@ -6,6 +6,7 @@ import protobuf from 'protobufjs';
 import { BatchNorm2d, Conv2d, Linear, tidy, type Tensor } from '../engine/index.js';
 import { describeNetwork, foldBatchNorm, type FoldedConv, type GraphNode } from '../models/graph.js';
 import type { Network } from '../models/network.js';
+import { FAMILIES } from '../models/spec.js';
 import { inputRecipe, loadModelDir, readModelInfo } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
@@ -341,8 +342,6 @@ export function exportOnnx(net: Network, o: OnnxExportOptions = {}): OnnxExport 
   }
 }
 
-const FAMILIES: readonly string[] = ['resnet-cifar', 'resnet-imagenet', 'resnet-thin', 'wrn'];
-
 export interface ModelDirExport extends OnnxExport {
   arch: string;
   out: string;
@@ -355,8 +354,8 @@ export interface ModelDirExport extends OnnxExport {
 export function exportModelDirToOnnx(dir: string, out: string, o: Omit<OnnxExportOptions, 'metadata'> = {}): ModelDirExport {
   const info = readModelInfo(dir);
   const family = (info.spec as { family?: unknown }).family;
-  if (typeof family !== 'string' || !FAMILIES.includes(family))
-    throw new Error(`${join(dir, 'model.json')}: field 'spec.family' is ${JSON.stringify(family)}, which the exporter does not support (supported: ${FAMILIES.join(', ')})`);
+  if (typeof family !== 'string' || !FAMILIES.has(family))
+    throw new Error(`${join(dir, 'model.json')}: field 'spec.family' is ${JSON.stringify(family)}, which the exporter does not support (supported: ${[...FAMILIES].join(', ')})`);
   const { net } = loadModelDir(dir);
   try {
     // The recipe is rebuilt from the transform, so files exported from older model directories state it too.

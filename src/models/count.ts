@@ -1,5 +1,6 @@
 import { ReLUSite, noGrad, randn, tidy, type Tensor } from '../engine/index.js';
-import { buildNetwork } from './build.js';
+import { shapeNetwork } from './build.js';
+import { checkMask } from './mask.js';
 import { describeNetwork, type GraphNode } from './graph.js';
 import type { Network } from './network.js';
 import type { NetSpec } from './spec.js';
@@ -102,24 +103,11 @@ export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
   };
 }
 
-/** ReLUs per site/stage/total and MACs per layer of spec (with its mask), by shape inference — no forward pass. */
+/** ReLUs per site/stage/total and MACs per layer of spec (with its mask), traced without weights — no forward pass. */
 export function countRelus(spec: NetSpec): ReluCount {
-  const net = buildNetwork(spec);
-  try {
-    return countGraph(describeNetwork(net), spec.arch);
-  } finally {
-    net.dispose();
-  }
-}
-
-/** Each site's per-image activation shape [C, H, W], by shape inference of spec's network (its mask ignored). */
-export function siteShapes(spec: NetSpec): Map<string, number[]> {
-  const net = buildNetwork({ ...spec, mask: undefined });
-  try {
-    return new Map(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape]));
-  } finally {
-    net.dispose();
-  }
+  const net = shapeNetwork(spec);
+  if (spec.mask) checkMask(net, spec.mask);
+  return countGraph(describeNetwork(net, spec.mask ?? null), spec.arch);
 }
 
 export interface ForwardCount {

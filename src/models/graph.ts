@@ -2,7 +2,8 @@ import {
   AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, MaxPool2d, Module, ReLUSite, Sequential,
   noGrad, tidy, where, type Tensor,
 } from '../engine/index.js';
-import type { Network } from './network.js';
+import type { ReluMask } from './mask.js';
+import { Block, type Flow, type Network } from './network.js';
 
 export type GraphOp = 'input' | 'conv' | 'bn' | 'relu' | 'add' | 'maxpool' | 'avgpool' | 'gap' | 'flatten' | 'linear';
 
@@ -18,18 +19,19 @@ export interface GraphNode {
   module: Module | null;
   attributes: Record<string, number>;
   outShape: number[];
-  /** relu nodes only: the site name and whether it is a ReLU (true) or the identity (false) at description time. */
+  /** relu nodes only: the site name and whether the mask described keeps it (a ReLU) or removes it (the identity). */
   site?: string;
   enabled?: boolean;
-  /** relu nodes of partial sites: the elements (flat C*H*W indices, sorted) that stay ReLUs; the others pass through. */
+  /** relu nodes of partial sites: the mask's kept elements (flat C*H*W indices, sorted); the others pass through. */
   kept?: Uint32Array;
 }
 
 const outSize = (n: number, k: number, s: number, p: number, d = 1) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
 
-/** Shape inference while a network describes its own topology (no tensors are touched). */
+/** Shape inference while a network's forward is traced (no tensors are touched); relu nodes follow `mask`. */
 export class GraphBuilder {
   readonly nodes: GraphNode[] = [];
+  constructor(private readonly mask: ReluMask | null = null) {}
 
   shape(id: number): number[] {
     return this.node(id).outShape;
@@ -55,7 +57,7 @@ export class GraphBuilder {
     return this.push({ op: 'add', inputs: [a, b], name, module: null, attributes: {}, outShape: sa });
   }
 
-  /** Appends module m applied to node x; a Sequential becomes its chain of children (`path.0`, `path.1`, ...). */
+  /** Appends the leaf module m (conv, bn, ReLU site, pooling, flatten, linear) applied to node x. */
   layer(path: string, m: Module, x: number): number {
     const s = this.shape(x);
     const spatial = (what: string, c: number, k: number, st: number, p: number, d = 1): number[] => {
@@ -67,19 +69,21 @@ export class GraphBuilder {
     const node = (op: GraphOp, attributes: Record<string, number>, outShape: number[]) =>
       this.push({ op, inputs: [x], name: path, module: m, attributes, outShape });
 
-    if (m instanceof Sequential) return m.layers.reduce((y, c, i) => this.layer(`${path}.${i}`, c, y), x);
     if (m instanceof Conv2d) {
       if (s[0] !== m.inChannels) throw new Error(`graph: conv '${path}' expects ${m.inChannels} channels, got [${s}]`);
       const { kernel, stride, padding, dilation, groups } = m;
-      const attrs = { kernel, stride, padding, dilation, groups, inChannels: m.inChannels, outChannels: m.outChannels, bias: m.bias ? 1 : 0 };
+      const attrs = { kernel, stride, padding, dilation, groups, inChannels: m.inChannels, outChannels: m.outChannels, bias: m.bias !== null ? 1 : 0 };
       return node('conv', attrs, spatial('conv', m.outChannels, kernel, stride, padding, dilation));
     }
     if (m instanceof BatchNorm2d) {
       if (s[0] !== m.channels) throw new Error(`graph: bn '${path}' has ${m.channels} channels, input [${s}]`);
       return node('bn', { channels: m.channels, eps: m.eps }, s);
     }
-    if (m instanceof ReLUSite)
-      return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled: m.enabled, ...(m.enabled && m.kept ? { kept: m.kept } : {}) });
+    if (m instanceof ReLUSite) {
+      const p = this.mask?.partial?.[m.site];
+      const enabled = !this.mask || this.mask.kept.includes(m.site) || !!p;
+      return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled, ...(p ? { kept: p.elements } : {}) });
+    }
     if (m instanceof MaxPool2d)
       return node('maxpool', { kernel: m.kernel, stride: m.stride, padding: m.padding }, spatial('maxpool', s[0]!, m.kernel, m.stride, m.padding));
     if (m instanceof AvgPool2d)
@@ -91,17 +95,45 @@ export class GraphBuilder {
     if (m instanceof Flatten) return node('flatten', {}, [s.reduce((a, b) => a * b, 1)]);
     if (m instanceof Linear) {
       if (s.length !== 1 || s[0] !== m.inFeatures) throw new Error(`graph: linear '${path}' expects [${m.inFeatures}], got [${s}]`);
-      return node('linear', { inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias ? 1 : 0 }, [m.outFeatures]);
+      return node('linear', { inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias !== null ? 1 : 0 }, [m.outFeatures]);
     }
     throw new Error(`graph: module '${path}' (${m.constructor.name}) has no graph description`);
   }
 }
 
-/** The network as a list of nodes in topological (= forward) order; the last node is the output. */
-export function describeNetwork(net: Network): GraphNode[] {
-  const g = new GraphBuilder();
-  const { inChannels, inputSize } = net.spec;
-  net.describe(g, g.input([inChannels, inputSize, inputSize]));
+/**
+ * The network as a list of nodes in topological (= forward) order, the last node the output: its forward traced
+ * (Block.run on graph nodes), with names from the module tree; relu nodes follow `mask` (default: the network's).
+ */
+export function describeNetwork(net: Network, mask: ReluMask | null = net.mask): GraphNode[] {
+  const g = new GraphBuilder(mask);
+  const paths = new Map<Module, string>([...net.modules()].map(([p, m]) => [m, p]));
+  const path = (m: Module): string => {
+    const p = paths.get(m);
+    if (p === undefined) throw new Error(`graph: ${net.spec.arch}'s forward applies a ${m.constructor.name} that is not a registered child module`);
+    return p;
+  };
+  // An add or flatten is named in its block's scope: `layer1.0.add`, then `layer1.0.add1`, ... for more in one block.
+  let scope = '';
+  const used = new Map<string, number>();
+  const within = (name: string) => {
+    const base = scope ? `${scope}.${name}` : name, k = used.get(base) ?? 0;
+    used.set(base, k + 1);
+    return k ? `${base}${k}` : base;
+  };
+  const f: Flow<number> = Object.assign(
+    (m: Module, x: number): number => {
+      if (m instanceof Sequential) return m.layers.reduce((y, c) => f(c, y), x);
+      if (!(m instanceof Block)) return g.layer(path(m), m, x);
+      const outer = scope;
+      scope = path(m);
+      const y = m.run(f, x);
+      scope = outer;
+      return y;
+    },
+    { add: (a: number, b: number) => g.add(within('add'), a, b), flatten: (x: number) => g.layer(within('flatten'), new Flatten(), x) },
+  );
+  net.run(f, g.input([net.spec.inChannels, net.spec.inputSize, net.spec.inputSize]));
   return g.nodes;
 }
 

@@ -1,5 +1,6 @@
-import { keep as keepTensor, noGrad, tensor, tidy } from '../engine/index.js';
-import { describeNetwork, type GraphNode } from './graph.js';
+import { keep as keepTensor, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
+import { siteNames } from './build.js';
+import { describeNetwork } from './graph.js';
 import type { Network } from './network.js';
 import { keptFlags, numelOf, type PartialDocument, type PartialSite } from './partial.js';
 import type { NetSpec } from './spec.js';
@@ -26,22 +27,11 @@ export interface MaskDocument {
   partial?: Record<string, PartialDocument>;
 }
 
-/** Site names a spec's network has, in forward order (the same names Network.sites() carries). */
-export function siteNames(spec: NetSpec): string[] {
-  const perBlock = spec.blockType === 'bottleneck' ? ['relu1', 'relu2', 'relu3'] : ['relu1', 'relu2'];
-  const blocks = spec.blocks.flatMap((n, s) =>
-    Array.from({ length: n }, (_, b) => perBlock.map((r) => `stage${s + 1}.block${b}.${r}`)).flat(),
-  );
-  return spec.family === 'wrn' ? [...blocks, 'head.relu'] : ['stem.relu', ...blocks];
-}
-
-const validList = (names: readonly string[]) => names.join(', ');
-
 function make(arch: string, sites: string[], kept: Iterable<string>, where: string): ReluMask {
   const keep = new Set(kept);
   const valid = new Set(sites);
   const unknown = [...keep].filter((k) => !valid.has(k));
-  if (unknown.length) throw new Error(`${where}: unknown ReLU site(s) ${unknown.join(', ')} for ${arch}; valid: ${validList(sites)}`);
+  if (unknown.length) throw new Error(`${where}: unknown ReLU site(s) ${unknown.join(', ')} for ${arch}; valid: ${sites.join(', ')}`);
   return { arch, sites: [...sites], kept: sites.filter((s) => keep.has(s)) };
 }
 
@@ -51,22 +41,17 @@ export function fullMask(spec: NetSpec): ReluMask {
   return { arch: spec.arch, sites, kept: [...sites] };
 }
 
-/** The mask's partial sites that `keepSite` accepts (none left: no `partial` field). */
-function filterPartial(mask: ReluMask, keepSite: (s: string) => boolean): Pick<ReluMask, 'partial'> {
-  const left = Object.entries(mask.partial ?? {}).filter(([s]) => keepSite(s));
-  return left.length ? { partial: Object.fromEntries(left) } : {};
-}
-
-/** Drops the partial field; `{ ...mask, ...rest }` spreads would otherwise carry it over. */
-function whole(mask: ReluMask): ReluMask {
-  return { arch: mask.arch, sites: mask.sites, kept: mask.kept };
+/** The mask with only the kept (whole or partial) sites that `stays` accepts (none partial left: no `partial` field). */
+export function restrict(mask: ReluMask, stays: (site: string) => boolean): ReluMask {
+  const left = Object.entries(mask.partial ?? {}).filter(([s]) => stays(s));
+  return { arch: mask.arch, sites: mask.sites, kept: mask.kept.filter(stays), ...(left.length ? { partial: Object.fromEntries(left) } : {}) };
 }
 
 /** A mask with the given sites removed, wholly or partly kept before (unknown names throw). */
 export function removeSites(mask: ReluMask, removed: readonly string[]): ReluMask {
   make(mask.arch, mask.sites, removed, 'removeSites');
   const drop = new Set(removed);
-  return { ...whole(mask), kept: mask.kept.filter((s) => !drop.has(s)), ...filterPartial(mask, (s) => !drop.has(s)) };
+  return restrict(mask, (s) => !drop.has(s));
 }
 
 /**
@@ -79,7 +64,7 @@ export function setSiteElements(mask: ReluMask, site: string, shape: readonly nu
   for (let i = 0; i < elements.length; i++)
     if (elements[i]! >= numel || (i > 0 && elements[i]! <= elements[i - 1]!))
       throw new Error(`setSiteElements: site '${site}': element indices must be sorted, unique and below ${numel}`);
-  const others = filterPartial(mask, (s) => s !== site).partial ?? {};
+  const others = restrict(mask, (s) => s !== site).partial ?? {};
   const kept = mask.kept.filter((s) => s !== site);
   if (elements.length === numel) kept.push(site);
   const partial = elements.length > 0 && elements.length < numel ? { ...others, [site]: { shape: [...shape], elements } } : others;
@@ -89,7 +74,8 @@ export function setSiteElements(mask: ReluMask, site: string, shape: readonly nu
 /** Whether a site keeps any ReLU (whole or in part). */
 export const keepsAny = (mask: ReluMask, site: string): boolean => mask.kept.includes(site) || !!mask.partial?.[site];
 
-const stageOf = (site: string): number | null => {
+/** The 1-based stage of a `stage{s}.` site, null for others (stem, head). */
+export const stageOf = (site: string): number | null => {
   const m = /^stage(\d+)\./.exec(site);
   return m ? Number(m[1]) : null;
 };
@@ -104,7 +90,7 @@ function checkStages(mask: ReluMask, stages: readonly number[], what: string): v
 export function cullStages(mask: ReluMask, stages: readonly number[]): ReluMask {
   checkStages(mask, stages, 'cullStages');
   const culled = (s: string) => stages.includes(stageOf(s) ?? -1);
-  return { ...whole(mask), kept: mask.kept.filter((s) => !culled(s)), ...filterPartial(mask, (s) => !culled(s)) };
+  return restrict(mask, (s) => !culled(s));
 }
 
 /** Thinning: in every block of `stages` (default all) keeps only the `keep` site (e.g. relu1) and drops the others. */
@@ -115,49 +101,43 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
     throw new Error(`thin: ${mask.arch} blocks have no site '${keep}'; valid: ${[...new Set(mask.sites.filter(inBlock).map((s) => s.split('.')[2]))].join(', ')}`);
   const touched = (s: string) => inBlock(s) && (!stages || stages.includes(stageOf(s)!));
   const stays = (s: string) => !touched(s) || s.endsWith(`.${keep}`);
-  return { ...whole(mask), kept: mask.kept.filter(stays), ...filterPartial(mask, stays) };
+  return restrict(mask, stays);
 }
 
-
 /**
- * Sets every site of net to a ReLU (kept), the identity (removed) or, for a partial site, a ReLU on its kept
- * elements only (a constant bool gate). Partial sites must have the network's activation shape.
+ * Puts mask in force on net (`net.mask`, which its graph follows) and sets every site for the forward: a ReLU
+ * (kept), the identity (removed) or, for a partial site, a ReLU on its kept elements only (a constant bool gate).
+ * Partial sites must have the network's activation shape. `learned` gives sites a float gate g instead while
+ * masks are learned (train/snl.ts: y = x + g * (relu(x) - x)); they must be kept by the mask.
  */
-export function applyMask(net: Network, mask: ReluMask): void {
+export function applyMask(net: Network, mask: ReluMask, learned?: ReadonlyMap<string, Tensor>): void {
+  checkMask(net, mask);
+  const partial = mask.partial ?? {}, keepSet = new Set(mask.kept);
+  const off = [...(learned?.keys() ?? [])].filter((s) => !keepsAny(mask, s));
+  if (off.length) throw new Error(`applyMask: learned gate(s) for ${off.join(', ')}, which the mask removes`);
+  for (const s of net.sites()) {
+    const p = partial[s.site];
+    // A float gate belongs to whoever learns it; the bool gates are this function's.
+    if (s.gate?.dtype === 'bool') s.gate.dispose();
+    s.enabled = keepSet.has(s.site) || !!p;
+    s.gate = learned?.get(s.site) ?? null;
+    // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
+    if (p && !s.gate) s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
+  }
+  net.mask = mask;
+}
+
+/** Throws unless mask fits net: its arch, known sites, none both whole and partial, partial shapes the network's. */
+export function checkMask(net: Network, mask: ReluMask): void {
   if (mask.arch !== net.spec.arch) throw new Error(`applyMask: mask is for '${mask.arch}', network is '${net.spec.arch}'`);
-  const sites = net.sites();
-  const names = sites.map((s) => s.site);
+  const names = net.sites().map((s) => s.site);
   make(mask.arch, names, [...mask.kept, ...Object.keys(mask.partial ?? {})], 'applyMask');
   const partial = mask.partial ?? {};
   const both = mask.kept.filter((s) => partial[s]);
   if (both.length) throw new Error(`applyMask: site(s) ${both.join(', ')} are both kept whole and partial`);
-  const shapes = Object.keys(partial).length ? new Map(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape])) : new Map<string, number[]>();
+  const shapes = Object.keys(partial).length ? new Map(describeNetwork(net, null).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape])) : new Map<string, number[]>();
   for (const [site, p] of Object.entries(partial)) {
     const want = shapes.get(site)!;
     if (p.shape.join() !== want.join()) throw new Error(`applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`);
   }
-  const keepSet = new Set(mask.kept);
-  for (const s of sites) {
-    const p = partial[s.site];
-    // A float gate belongs to whoever learns it; the bool gates are this function's.
-    if (s.gate?.dtype === 'bool') s.gate.dispose();
-    s.gate = null;
-    s.kept = null;
-    s.enabled = keepSet.has(s.site) || !!p;
-    if (p) {
-      s.kept = p.elements;
-      // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
-      s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
-    }
-  }
-}
-
-/**
- * Per site, in forward order: the kept element indices (flat C*H*W, sorted) of a partial site, or null for a site
- * that is kept whole or removed whole (`enabled` tells which). What a runtime needs to evaluate ReLUs only on the
- * kept elements and pass the others through.
- */
-export function keptElements(netOrNodes: Network | GraphNode[]): { site: string; enabled: boolean; shape: number[]; elements: Uint32Array | null }[] {
-  const nodes = Array.isArray(netOrNodes) ? netOrNodes : describeNetwork(netOrNodes);
-  return nodes.filter((n) => n.op === 'relu').map((n) => ({ site: n.site!, enabled: n.enabled!, shape: n.outShape, elements: n.enabled && n.kept ? n.kept : null }));
 }

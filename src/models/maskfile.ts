@@ -2,8 +2,8 @@
 // lists or bitmaps with their counts. Partial sites are checked against the network's activation shapes.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/fs.js';
-import { siteShapes } from './count.js';
-import { siteNames, type MaskDocument, type ReluMask } from './mask.js';
+import { siteShapes } from './build.js';
+import type { MaskDocument, ReluMask } from './mask.js';
 import { decodePartial, encodePartial, type PartialSite } from './partial.js';
 import type { NetSpec } from './spec.js';
 
@@ -21,17 +21,15 @@ export function maskFromDocument(doc: unknown, spec: NetSpec, source = 'mask'): 
   if (!strings(names)) throw new Error(`${source}: field '${list}' must be an array of site names`);
   if (d.partial !== undefined && (typeof d.partial !== 'object' || d.partial === null || Array.isArray(d.partial)))
     throw new Error(`${source}: field 'partial' must be an object { site: { shape, relus, channels | bitmap } }`);
-  const sites = siteNames(spec);
+  const shapes = siteShapes(spec);
+  const sites = [...shapes.keys()];
   const partialNames = Object.keys(d.partial ?? {});
   const unknown = [...names!, ...partialNames].filter((s) => !sites.includes(s));
   if (unknown.length) throw new Error(`${source}: unknown ReLU site(s) ${[...new Set(unknown)].join(', ')} for ${spec.arch}; valid: ${sites.join(', ')}`);
   const twice = partialNames.filter((s) => names!.includes(s));
   if (twice.length) throw new Error(`${source}: site(s) ${twice.join(', ')} are listed in '${list}' and in 'partial'; a partial site belongs in 'partial' only`);
   const partial: Record<string, PartialSite> = {};
-  if (partialNames.length) {
-    const shapes = siteShapes(spec);
-    for (const s of partialNames) partial[s] = decodePartial(d.partial![s], shapes.get(s)!, `${source}: partial site '${s}'`);
-  }
+  for (const s of partialNames) partial[s] = decodePartial(d.partial![s], shapes.get(s)!, `${source}: partial site '${s}'`);
   const listed = new Set(names);
   const wholeKept = sites.filter((s) => (list === 'kept' ? listed.has(s) : !listed.has(s) && !partial[s]));
   // A "partial" site keeping every element is a whole site; one keeping none is removed.

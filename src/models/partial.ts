@@ -9,16 +9,14 @@ export interface PartialSite {
 }
 
 /**
- * The JSON form of a partial site: its shape, the count of kept elements, and either `channels` (whole channels
- * kept, every position) or `bitmap` (base64 of one bit per element in flat C*H*W order, bit i in byte i >> 3 at
- * position i & 7, least significant first; unused high bits of the last byte are 0).
+ * The kept elements in JSON: `relus` of them, as whole channels (every position) or as `bitmap` (base64 of one bit
+ * per element in flat C*H*W order, bit i in byte i >> 3 at position i & 7, least significant first; unused high
+ * bits of the last byte are 0). A PI plan's partial relu op carries this form as is (its shape is the op's).
  */
-export interface PartialDocument {
-  shape: number[];
-  relus: number;
-  channels?: number[];
-  bitmap?: string;
-}
+export type KeptDocument = { relus: number; channels: number[] } | { relus: number; bitmap: string };
+
+/** The JSON form of a partial site in a mask file: its shape and its kept elements. */
+export type PartialDocument = KeptDocument & { shape: number[] };
 
 export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -82,7 +80,7 @@ export function encodePartial(p: PartialSite): PartialDocument {
  * and `relus` the count they give.
  */
 export function decodePartial(doc: unknown, expected: readonly number[], where: string): PartialSite {
-  const d = doc as Partial<PartialDocument> | null;
+  const d = doc as { shape?: unknown; relus?: unknown; channels?: unknown; bitmap?: unknown } | null;
   if (!d || typeof d !== 'object' || Array.isArray(d)) throw new Error(`${where}: expected an object { shape, relus, channels | bitmap }`);
   if (!Array.isArray(d.shape) || !d.shape.every((v) => Number.isInteger(v) && v > 0))
     throw new Error(`${where}: field 'shape' must be the site's [C, H, W] as positive integers`);

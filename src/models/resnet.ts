@@ -1,6 +1,5 @@
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLUSite, Sequential, type Tensor } from '../engine/index.js';
-import type { GraphBuilder } from './graph.js';
-import { Network, conv1x1, conv3x3, type Describable } from './network.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLUSite, Sequential } from '../engine/index.js';
+import { Block, Network, conv1x1, conv3x3, type Flow } from './network.js';
 import { scaleWidth, stemStride, type NetSpec } from './spec.js';
 
 // torchvision's resnet.py, with each ReLU a named, maskable ReLUSite. Module names follow torchvision so that
@@ -9,7 +8,7 @@ import { scaleWidth, stemStride, type NetSpec } from './spec.js';
 const shortcut = (i: number, o: number, stride: number) => new Sequential(conv1x1(i, o, stride), new BatchNorm2d(o));
 
 /** conv3x3-BN-relu1-conv3x3-BN, + shortcut, relu2 after the add. */
-export class BasicBlock extends Module implements Describable {
+export class BasicBlock extends Block {
   static readonly expansion = 1;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -28,20 +27,14 @@ export class BasicBlock extends Module implements Describable {
     this.downsample = stride !== 1 || inC !== width ? this.child('downsample', shortcut(inC, width, stride)) : null;
     this.relu2 = this.child('relu2', new ReLUSite(`${site}.relu2`, true, true));
   }
-  forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(this.relu1.forward(this.bn1.forward(this.conv1.forward(x)))));
-    return this.relu2.forward(out.add(this.downsample ? this.downsample.forward(x) : x));
-  }
-  describe(g: GraphBuilder, x: number, p: string): number {
-    let out = g.layer(`${p}.relu1`, this.relu1, g.layer(`${p}.bn1`, this.bn1, g.layer(`${p}.conv1`, this.conv1, x)));
-    out = g.layer(`${p}.bn2`, this.bn2, g.layer(`${p}.conv2`, this.conv2, out));
-    const id = this.downsample ? g.layer(`${p}.downsample`, this.downsample, x) : x;
-    return g.layer(`${p}.relu2`, this.relu2, g.add(`${p}.add`, out, id));
+  run<V>(f: Flow<V>, x: V): V {
+    const out = f(this.bn2, f(this.conv2, f(this.relu1, f(this.bn1, f(this.conv1, x)))));
+    return f(this.relu2, f.add(out, this.downsample ? f(this.downsample, x) : x));
   }
 }
 
 /** torchvision v1.5 bottleneck (stride on the 3x3): relu1 after conv1, relu2 after conv2, relu3 after the add. */
-export class Bottleneck extends Module implements Describable {
+export class Bottleneck extends Block {
   static readonly expansion = 4;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -67,18 +60,11 @@ export class Bottleneck extends Module implements Describable {
     this.downsample = stride !== 1 || inC !== outC ? this.child('downsample', shortcut(inC, outC, stride)) : null;
     this.relu3 = this.child('relu3', new ReLUSite(`${site}.relu3`, true, true));
   }
-  forward(x: Tensor): Tensor {
-    let out = this.relu1.forward(this.bn1.forward(this.conv1.forward(x)));
-    out = this.relu2.forward(this.bn2.forward(this.conv2.forward(out)));
-    out = this.bn3.forward(this.conv3.forward(out));
-    return this.relu3.forward(out.add(this.downsample ? this.downsample.forward(x) : x));
-  }
-  describe(g: GraphBuilder, x: number, p: string): number {
-    let out = g.layer(`${p}.relu1`, this.relu1, g.layer(`${p}.bn1`, this.bn1, g.layer(`${p}.conv1`, this.conv1, x)));
-    out = g.layer(`${p}.relu2`, this.relu2, g.layer(`${p}.bn2`, this.bn2, g.layer(`${p}.conv2`, this.conv2, out)));
-    out = g.layer(`${p}.bn3`, this.bn3, g.layer(`${p}.conv3`, this.conv3, out));
-    const id = this.downsample ? g.layer(`${p}.downsample`, this.downsample, x) : x;
-    return g.layer(`${p}.relu3`, this.relu3, g.add(`${p}.add`, out, id));
+  run<V>(f: Flow<V>, x: V): V {
+    let out = f(this.relu1, f(this.bn1, f(this.conv1, x)));
+    out = f(this.relu2, f(this.bn2, f(this.conv2, out)));
+    out = f(this.bn3, f(this.conv3, out));
+    return f(this.relu3, f.add(out, this.downsample ? f(this.downsample, x) : x));
   }
 }
 
@@ -97,7 +83,7 @@ export class ResNet extends Network {
   constructor(spec: NetSpec) {
     super(spec);
     const w = (c: number) => scaleWidth(c, spec.alpha);
-    const Block = spec.blockType === 'bottleneck' ? Bottleneck : BasicBlock;
+    const Unit = spec.blockType === 'bottleneck' ? Bottleneck : BasicBlock;
     const imagenet = spec.family === 'resnet-imagenet';
     const k = imagenet ? 7 : 3;
     let inC = w(spec.stemWidth ?? spec.widths[0]!);
@@ -106,28 +92,20 @@ export class ResNet extends Network {
     this.relu = this.child('relu', new ReLUSite('stem.relu', true, true));
     this.maxpool = imagenet ? this.child('maxpool', new MaxPool2d(3, 2, 1)) : null;
     this.layers = spec.widths.map((width, s) => {
-      const blocks: Module[] = [];
+      const blocks: Block[] = [];
       for (let b = 0; b < spec.blocks[s]!; b++) {
-        blocks.push(new Block(`stage${s + 1}.block${b}`, inC, w(width), b === 0 && s > 0 ? 2 : 1));
-        inC = w(width) * Block.expansion;
+        blocks.push(new Unit(`stage${s + 1}.block${b}`, inC, w(width), b === 0 && s > 0 ? 2 : 1));
+        inC = w(width) * Unit.expansion;
       }
       return this.child(`layer${s + 1}`, new Sequential(...blocks));
     });
     this.avgpool = this.child('avgpool', new AdaptiveAvgPool2d(1));
     this.fc = this.child('fc', new Linear(inC, spec.numClasses));
   }
-  forward(x: Tensor): Tensor {
-    let y = this.relu.forward(this.bn1.forward(this.conv1.forward(x)));
-    if (this.maxpool) y = this.maxpool.forward(y);
-    for (const layer of this.layers) y = layer.forward(y);
-    return this.fc.forward(this.avgpool.forward(y).flatten(1));
-  }
-  describe(g: GraphBuilder, x: number): number {
-    let y = g.layer('relu', this.relu, g.layer('bn1', this.bn1, g.layer('conv1', this.conv1, x)));
-    if (this.maxpool) y = g.layer('maxpool', this.maxpool, y);
-    this.layers.forEach((layer, s) => {
-      layer.layers.forEach((b, i) => (y = (b as BasicBlock | Bottleneck).describe(g, y, `layer${s + 1}.${i}`)));
-    });
-    return g.layer('fc', this.fc, g.layer('flatten', new Flatten(), g.layer('avgpool', this.avgpool, y)));
+  run<V>(f: Flow<V>, x: V): V {
+    let y = f(this.relu, f(this.bn1, f(this.conv1, x)));
+    if (this.maxpool) y = f(this.maxpool, y);
+    for (const layer of this.layers) y = f(layer, y);
+    return f(this.fc, f.flatten(f(this.avgpool, y)));
   }
 }

@@ -1,6 +1,9 @@
 import type { ReluMask } from './mask.js';
 
-export type Family = 'resnet-cifar' | 'resnet-imagenet' | 'resnet-thin' | 'wrn';
+/** The built-in families, and any registered with registerFamily (build.ts). */
+export type Family = 'resnet-cifar' | 'resnet-imagenet' | 'resnet-thin' | 'wrn' | (string & {});
+/** Every family a network can be built for, in registration order (registerFamily adds to it). */
+export const FAMILIES = new Set<string>(['resnet-cifar', 'resnet-imagenet', 'resnet-thin', 'wrn']);
 export type BlockType = 'basic' | 'bottleneck';
 
 /** Everything that determines a network's shapes and ReLU sites. */
@@ -76,8 +79,7 @@ export function validateSpec(s: NetSpec): NetSpec {
   const bad = (field: string, why: string): never => {
     throw new Error(`spec '${s.arch}': ${field} ${why}`);
   };
-  const families: Family[] = ['resnet-cifar', 'resnet-imagenet', 'resnet-thin', 'wrn'];
-  if (!families.includes(s.family)) bad('family', `must be one of ${families.join(', ')}, got '${s.family}'`);
+  if (!FAMILIES.has(s.family)) bad('family', `must be one of ${[...FAMILIES].join(', ')}, got '${s.family}'`);
   if (!s.blocks.length || !s.blocks.every(posInt)) bad('blocks', `must be positive integers, got [${s.blocks}]`);
   if (s.widths.length !== s.blocks.length) bad('widths', `has ${s.widths.length} stages but blocks has ${s.blocks.length}`);
   if (!s.widths.every(posInt)) bad('widths', `must be positive integers, got [${s.widths}]`);

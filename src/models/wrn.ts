@@ -1,13 +1,12 @@
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLUSite, Sequential, type Tensor } from '../engine/index.js';
-import type { GraphBuilder } from './graph.js';
-import { Network, conv1x1, conv3x3, type Describable } from './network.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLUSite, Sequential } from '../engine/index.js';
+import { Block, Network, conv1x1, conv3x3, type Flow } from './network.js';
 import { scaleWidth, stemStride, type NetSpec } from './spec.js';
 
 // Wide ResNet (Zagoruyko & Komodakis 2016), pre-activation blocks, no dropout. Sites: `stage{s}.block{b}.relu1`
 // (BN-ReLU on the block input), `.relu2` (between the convs), and `head.relu` (after the final BN).
 
 /** bn1-relu1-conv1-bn2-relu2-conv2 + shortcut; where the shape changes the 1x1 shortcut reads relu1's output. */
-export class WideBasic extends Module implements Describable {
+export class WideBasic extends Block {
   readonly bn1: BatchNorm2d;
   readonly relu1: ReLUSite;
   readonly conv1: Conv2d;
@@ -25,16 +24,10 @@ export class WideBasic extends Module implements Describable {
     this.conv2 = this.child('conv2', conv3x3(outC, outC));
     this.downsample = stride !== 1 || inC !== outC ? this.child('downsample', conv1x1(inC, outC, stride)) : null;
   }
-  forward(x: Tensor): Tensor {
-    const a = this.relu1.forward(this.bn1.forward(x));
-    const out = this.conv2.forward(this.relu2.forward(this.bn2.forward(this.conv1.forward(a))));
-    return out.add(this.downsample ? this.downsample.forward(a) : x);
-  }
-  describe(g: GraphBuilder, x: number, p: string): number {
-    const a = g.layer(`${p}.relu1`, this.relu1, g.layer(`${p}.bn1`, this.bn1, x));
-    let out = g.layer(`${p}.relu2`, this.relu2, g.layer(`${p}.bn2`, this.bn2, g.layer(`${p}.conv1`, this.conv1, a)));
-    out = g.layer(`${p}.conv2`, this.conv2, out);
-    return g.add(`${p}.add`, out, this.downsample ? g.layer(`${p}.downsample`, this.downsample, a) : x);
+  run<V>(f: Flow<V>, x: V): V {
+    const a = f(this.relu1, f(this.bn1, x));
+    const out = f(this.conv2, f(this.relu2, f(this.bn2, f(this.conv1, a))));
+    return f.add(out, this.downsample ? f(this.downsample, a) : x);
   }
 }
 
@@ -52,7 +45,7 @@ export class WideResNet extends Network {
     let inC = w(spec.stemWidth ?? 16);
     this.conv1 = this.child('conv1', new Conv2d(spec.inChannels, inC, 3, { stride: stemStride(spec), padding: 1, bias: false }));
     this.layers = spec.widths.map((width, s) => {
-      const blocks: Module[] = [];
+      const blocks: Block[] = [];
       for (let b = 0; b < spec.blocks[s]!; b++) {
         blocks.push(new WideBasic(`stage${s + 1}.block${b}`, inC, w(width), b === 0 && s > 0 ? 2 : 1));
         inC = w(width);
@@ -64,18 +57,10 @@ export class WideResNet extends Network {
     this.avgpool = this.child('avgpool', new AdaptiveAvgPool2d(1));
     this.fc = this.child('fc', new Linear(inC, spec.numClasses));
   }
-  forward(x: Tensor): Tensor {
-    let y = this.conv1.forward(x);
-    for (const layer of this.layers) y = layer.forward(y);
-    y = this.relu.forward(this.bn.forward(y));
-    return this.fc.forward(this.avgpool.forward(y).flatten(1));
-  }
-  describe(g: GraphBuilder, x: number): number {
-    let y = g.layer('conv1', this.conv1, x);
-    this.layers.forEach((layer, s) => {
-      layer.layers.forEach((b, i) => (y = (b as WideBasic).describe(g, y, `layer${s + 1}.${i}`)));
-    });
-    y = g.layer('relu', this.relu, g.layer('bn', this.bn, y));
-    return g.layer('fc', this.fc, g.layer('flatten', new Flatten(), g.layer('avgpool', this.avgpool, y)));
+  run<V>(f: Flow<V>, x: V): V {
+    let y = f(this.conv1, x);
+    for (const layer of this.layers) y = f(layer, y);
+    y = f(this.relu, f(this.bn, y));
+    return f(this.fc, f.flatten(f(this.avgpool, y)));
   }
 }

@@ -22,7 +22,7 @@ import type { ConvGeometry, RingLinear } from './ringlinear.js';
 import { ringAvgPool, ringChannelSum } from './linear/pool.js';
 import { cryptoBackend, toHex } from './crypto/backend.js';
 import { malformed } from './transport/errors.js';
-import { decodePartial } from '../models/partial.js';
+import { decodePartial, type KeptDocument } from '../models/partial.js';
 
 export interface FixedPointOptions {
   /** Fractional bits of activations (the scale after every ReLU / culled site and of the input). */
@@ -61,11 +61,8 @@ export type PlanOp =
   /** A culled site: identity, with local share truncation by `shift` (0: nothing at all). */
   | (OpBase & { op: 'cull'; input: number; shift: number });
 
-/**
- * The kept elements of a partial site (models/partial.ts's JSON form without the shape, which is the op's):
- * `relus` of them, as whole channels or as a bitmap (base64, one bit per element in flat C*H*W order, LSB first).
- */
-export type PlanKept = { relus: number; channels: number[] } | { relus: number; bitmap: string };
+/** The kept elements of a partial site: the mask document's form (models/partial.ts), the shape being the op's. */
+export type PlanKept = KeptDocument;
 
 type ReluOp = Extract<PlanOp, { op: 'relu' }>;
 

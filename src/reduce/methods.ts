@@ -6,7 +6,7 @@ import { countRelus, scaleWidth, specFor, type NetSpec } from '../models/index.j
 import type { TrainConfig } from '../train/run.js';
 import { balancedWidths } from './balance.js';
 import type { CriticalityResult } from './criticality.js';
-import { defaultMaskLearning, type MaskLearningOptions } from './snl.js';
+import { defaultMaskLearning, type MaskLearningOptions } from '../train/snl.js';
 import { searchSubsets, subsetConfigs, type SubsetRow } from './subsets.js';
 
 export const METHODS = ['deepreduce', 'balanced', 'subsets', 'snl'] as const;
@@ -103,16 +103,13 @@ export function subsetRows(base: NetSpec, crit: CriticalityResult, o: MethodOpti
   return searchSubsets(subsetConfigs(base, o, mask), crit, o.budgets, o.subsetTop);
 }
 
-/** The mask-learning job: from the teacher's weights, one exact mask per budget (`<out>/snl/mask/budget-<B>/`). */
-export function snlMaskJob(base: NetSpec, o: MethodOptions, job: Omit<TrainConfig, 'out' | 'arch'>, out: string, teacherDir: string): { id: string; config: TrainConfig } {
+/**
+ * The mask-learning job (`job`: the teacher's network, no mask): from the teacher's weights, one exact mask per
+ * budget (`<out>/snl/mask/budget-<B>/`).
+ */
+export function snlMaskJob(o: MethodOptions, job: TrainConfig, out: string, teacherDir: string): { id: string; config: TrainConfig } {
   const { finetuneEpochs: _, ...learn } = o.snl;
-  return {
-    id: 'snl/mask',
-    config: {
-      ...job, arch: base.arch, alpha: base.alpha, rho: base.rho, blocks: base.blocks, mask: undefined,
-      teacher: teacherDir, init: teacherDir, out: join(out, 'snl', 'mask'), learnMask: { ...learn, budgets: [...o.budgets] },
-    },
-  };
+  return { id: 'snl/mask', config: { ...job, teacher: teacherDir, init: teacherDir, out: join(out, 'snl', 'mask'), learnMask: { ...learn, budgets: [...o.budgets] } } };
 }
 
 export const snlMaskDir = (out: string, budget: number): string => join(out, 'snl', 'mask', `budget-${budget}`);

@@ -3,7 +3,7 @@
 // so a killed run resumes where it stopped.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { countRelus, cullStages, fullMask, maskToDocument, removeSites, specFor, thin, type NetSpec, type ReluMask } from '../models/index.js';
+import { countRelus, cullStages, fullMask, maskToDocument, removeSites, restrict, specFor, stageOf, thin, type NetSpec, type ReluMask } from '../models/index.js';
 import { openData, checkDatasetName, type DatasetName } from '../data/index.js';
 import { defaultTrainOptions, type TrainOptions } from '../train/trainer.js';
 import type { TrainConfig, TrainSummary } from '../train/run.js';
@@ -13,7 +13,6 @@ import { criticality, type CriticalityResult } from './criticality.js';
 import { estimateLatency, loadCostModel, type CostModel, type LatencyContext } from '../pi/node/costmodel.js';
 import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
-import { queueRunner } from '../queue/runner.js';
 import {
   balancedChoices, balancedId, balancedSpec, defaultMethodOptions, METHOD_LABELS, snlCost, snlFinetuneEpochs, snlMaskDir, snlMaskJob, subsetRows,
   type Method, type MethodOptions,
@@ -88,6 +87,8 @@ export const defaultReduceConfig = (over: Partial<ReduceConfig> & Pick<ReduceCon
 
 export interface Candidate {
   id: string;
+  /** The network it trains, mask included (learned masks: none; the mask file comes from the mask phase). */
+  spec: NetSpec;
   method: Method;
   description: string;
   culled: number[];
@@ -108,7 +109,7 @@ export interface Candidate {
   budget?: number;
 }
 
-export interface CandidateResult extends Candidate {
+export interface CandidateResult extends Omit<Candidate, 'spec'> {
   acc: number;
   /** Learned masks: accuracy of the exact mask before fine-tuning. */
   maskAcc?: number;
@@ -142,13 +143,9 @@ export interface ReduceResults {
 }
 
 const stageCount = (spec: NetSpec) => spec.blocks.length;
-const stageOfSite = (s: string) => (/^stage(\d+)\./.exec(s) ? Number(/^stage(\d+)\./.exec(s)![1]) : null);
 
 /** A mask keeping ReLUs only in `stage` (all other sites identities); stage 0 keeps none (all-linear). */
-export function onlyStageMask(spec: NetSpec, stage: number): ReluMask {
-  const m = fullMask(spec);
-  return { ...m, kept: m.kept.filter((s) => stageOfSite(s) === stage) };
-}
+export const onlyStageMask = (spec: NetSpec, stage: number): ReluMask => restrict(fullMask(spec), (s) => stageOf(s) === stage);
 
 /** The DeepReDuce candidate mask: stem ReLU removed, stages culled, optionally thinned (relu1 kept). */
 export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean): ReluMask {
@@ -156,6 +153,15 @@ export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean)
   if (thinned) m = thin(m, 'relu1');
   return m;
 }
+
+/** spec's ReLUs, MACs and FLOPs, as a candidate states them. */
+function costOf(spec: NetSpec): Pick<Candidate, 'spec' | 'relus' | 'macs' | 'flops'> {
+  const cnt = countRelus(spec);
+  return { spec, relus: cnt.total, macs: cnt.macs, flops: cnt.flops };
+}
+
+/** The DeepReDuce candidate network of spec's shape (its mask ignored): candidateMask applied. */
+const drSpec = (spec: NetSpec, culled: number[], thinned: boolean): NetSpec => ({ ...spec, mask: candidateMask({ ...spec, mask: undefined }, culled, thinned) });
 
 /** Enumerates candidates from the culling order; none keeps fewer than one stage of ReLUs, and none is unreduced. */
 export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceConfig): Candidate[] {
@@ -173,16 +179,7 @@ export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceCon
             const key = JSON.stringify([culled, thinned, a, rho, blocks]);
             if (seen.has(key)) continue;
             seen.add(key);
-            const spec0 = specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks });
-            const spec = { ...spec0, mask: candidateMask(spec0, culled, thinned) };
-            const cnt = countRelus(spec);
-            const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
-            const id = `${k ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : 'thin'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`;
-            out.push({
-              id, method: 'deepreduce', culled, thinned, alpha: base.alpha * a, rho, blocks, relus: cnt.total, macs: cnt.macs, flops: cnt.flops, kd: c.kd,
-              init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
-              description: `${k ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}${thinned ? ', thinned' : ''}` : 'no stage culled, thinned'}, alpha x${a}, rho ${rho}${blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`}`,
-            });
+            out.push(drCandidate(base, c, culled, thinned, a, rho, 'deepreduce', undefined, blocks));
           }
   }
   return c.budget !== undefined ? out.filter((x) => x.relus <= c.budget!) : out;
@@ -199,8 +196,12 @@ function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, ex
   };
 }
 
-/** Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. */
-export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<ReduceResults> {
+/**
+ * Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. The trainings
+ * go to `runner` (with `c.queue`: that queue's, src/queue/runner.ts), or else to local processes.
+ */
+export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`), runner?: JobRunner): Promise<ReduceResults> {
+  if (c.queue && !runner) throw new Error(`reduce: config.queue is ${c.queue}; pass that queue's JobRunner (queueRunner, src/queue/runner.ts)`);
   const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');
   if (budgetDriven.length && !c.methodOptions.budgets.length) throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,... or --budget N)`);
   mkdirSync(c.out, { recursive: true });
@@ -217,7 +218,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights.
   const latency = (relus: number, macs: number, spec: NetSpec) =>
     estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2, ctx, countRelus(spec).sites.filter((x) => x.relus > 0).length);
-  const runner: JobRunner = c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : localRunner(c.jobs);
+  runner ??= localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;
   const note = (total: number) => (job: Job, r: TrainSummary) => {
@@ -258,7 +259,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate.
   let snapshots = new Map<number, number>();
   if (c.methods.includes('snl')) {
-    const job = snlMaskJob(base, c.methodOptions, jobFor(c, '', base, trainOptions(c, 0, c.lr, true)), c.out, baseDir);
+    const job = snlMaskJob(c.methodOptions, jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)), c.out, baseDir);
     log(`step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs`);
     finished = 0;
     const o = await runner.run([job], note(1));
@@ -266,7 +267,7 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
     const r = o.results.get(job.id)!;
     snapshots = new Map((r.snapshots ?? []).map((q) => [q.budget, q.acc]));
   }
-  const step3: Job[] = cands.map((k) => candidateJob(c, base, baseDir, k));
+  const step3: Job[] = cands.map((k) => candidateJob(c, baseDir, k));
   const drSmallest = dr.length ? dr.reduce((a, b) => (b.relus < a.relus ? b : a)) : null;
   let ablation: Candidate | null = null;
   if (c.kd && c.kdAblation && drSmallest) {
@@ -283,10 +284,8 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
 
   // 5. Pareto fronts, over the candidates that trained.
   const all = [...cands, ...(ablation ? [ablation] : [])].filter((k) => r3.has(k.id));
-  const results: CandidateResult[] = all.map((k) => {
+  const results: CandidateResult[] = all.map(({ spec, ...k }) => {
     const r = r3.get(k.id)!;
-    const spec0 = k.widths ? balancedSpec(base, k.widths, k.rho) : specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
-    const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
     const maskAcc = k.method === 'snl' ? snapshots.get(k.budget!) : undefined;
     return { ...k, acc: r.test_acc, ...(maskAcc !== undefined ? { maskAcc } : {}), latency_s: latency(k.relus, k.macs, spec), seconds: r.seconds, dir: join(c.out, 'candidates', k.id) };
   });
@@ -328,16 +327,15 @@ function failStage(c: ReduceConfig, failed: JobFailure[]): never {
     [...byError].map(([e, ids]) => `${ids.join(', ')}: ${e}`).join('; '));
 }
 
-/** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration, as enumerateCandidates makes it. */
-function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: boolean, a: number, rho: number, method: Method, budget?: number): Candidate {
-  const spec0 = specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho });
-  const cnt = countRelus({ ...spec0, mask: candidateMask(spec0, culled, thinned) });
-  const sameShape = a === 1 && rho === base.rho;
+/** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration. */
+function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: boolean, a: number, rho: number, method: Method, budget?: number, blocks = base.blocks): Candidate {
+  const spec = drSpec(specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks }), culled, thinned);
+  const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
   return {
-    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}`, method, culled, thinned, alpha: base.alpha * a, rho,
-    blocks: base.blocks, relus: cnt.total, macs: cnt.macs, flops: cnt.flops, kd: c.kd, init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
+    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`,
+    method, culled, thinned, alpha: base.alpha * a, rho, blocks, ...costOf(spec), kd: c.kd, init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
     description: `${culled.length ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}` : 'no stage culled'}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}` +
-      (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
+      (blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`) + (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
     ...(budget !== undefined ? { budget } : {}),
   };
 }
@@ -349,11 +347,9 @@ export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: Redu
   const ids = new Set(existing.map((k) => k.id));
   if (c.methods.includes('balanced')) {
     for (const b of balancedChoices(base, crit.order, o)) {
-      const spec = balancedSpec(base, b.widths, b.rho);
-      const cnt = countRelus({ ...spec, mask: candidateMask(spec, b.culled, b.thinned) });
       out.push({
-        id: balancedId(b), method: 'balanced', culled: b.culled, thinned: b.thinned, alpha: 1, rho: b.rho, blocks: base.blocks, relus: cnt.total,
-        macs: cnt.macs, flops: cnt.flops, kd: c.kd, init: 'scratch', widths: b.widths, budget: b.budget,
+        id: balancedId(b), method: 'balanced', culled: b.culled, thinned: b.thinned, alpha: 1, rho: b.rho, blocks: base.blocks,
+        ...costOf(drSpec(balancedSpec(base, b.widths, b.rho), b.culled, b.thinned)), kd: c.kd, init: 'scratch', widths: b.widths, budget: b.budget,
         description: `ReLU-balanced widths ${b.widths.join(',')} for ${b.budget.toLocaleString('en-US')}${b.culled.length ? `, cull stage${b.culled.length > 1 ? 's' : ''} ${b.culled.join(',')}` : ''}${b.thinned ? ', thinned' : ''}, rho ${b.rho}`,
       });
     }
@@ -372,7 +368,7 @@ export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: Redu
     for (const budget of o.budgets) {
       const cost = snlCost(base, budget);
       out.push({
-        id: `snl-${budget}`, method: 'snl', culled: [], thinned: false, alpha: base.alpha, rho: base.rho, blocks: base.blocks, relus: budget, ...cost,
+        id: `snl-${budget}`, spec: { ...base, mask: undefined }, method: 'snl', culled: [], thinned: false, alpha: base.alpha, rho: base.rho, blocks: base.blocks, relus: budget, ...cost,
         kd: c.kd, init: 'mask', budget, description: `learned ${o.snl.granularity} masks (SNL) for exactly ${budget.toLocaleString('en-US')} ReLUs, fine-tuned ${snlFinetuneEpochs(o, budget)} epochs`,
       });
     }
@@ -381,16 +377,15 @@ export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: Redu
 }
 
 /** The training of a candidate of any method, as a job. */
-function candidateJob(c: ReduceConfig, base: NetSpec, baseDir: string, k: Candidate): Job {
+function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
   const out = join(c.out, 'candidates', k.id);
   const teacher = k.kd ? { teacher: baseDir } : {};
   if (k.method === 'snl') {
     const dir = snlMaskDir(c.out, k.budget!);
     const o = trainOptions(c, snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
-    return { id: k.id, config: { ...jobFor(c, out, { ...base, mask: undefined }, o, { ...teacher, init: dir, maskFile: join(dir, 'mask.json') }, c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain) } };
+    return { id: k.id, config: { ...jobFor(c, out, k.spec, o, { ...teacher, init: dir, maskFile: join(dir, 'mask.json') }, c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain) } };
   }
-  const spec0 = k.widths ? balancedSpec(base, k.widths, k.rho) : specFor(base.arch, { ...base, alpha: k.alpha, rho: k.rho, blocks: k.blocks });
-  const spec = { ...spec0, mask: candidateMask(spec0, k.culled, k.thinned) };
+  const spec = k.spec;
   const fromTeacher = k.init === 'teacher';
   const o = trainOptions(c, fromTeacher ? c.epochs.finetune ?? c.epochs.candidate : c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd);
   return {

@@ -30,8 +30,8 @@ export function markerSvg(m: Marker, x: number, y: number, r: number, fill: stri
   }
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmtInt = (n: number) => n.toLocaleString('en-US');
+export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const fmtInt = (n: number) => n.toLocaleString('en-US');
 
 /** The subset search: per budget every subset's largest configuration within it, its score and rank. */
 export function subsetSection(rows: (SubsetRow & { trained?: { id: string; acc: number } })[]): string {

@@ -1,6 +1,7 @@
 // The report's measured private-inference section: latency and bytes from real two-party runs (measurepi.ts)
 // beside the cost model's estimates, with the recommended model marked. Inline SVG, no scripts.
 import type { PiMeasurement, PiRunOptions } from './measurepi.js';
+import { esc, fmtInt } from './report-methods.js';
 
 export interface MeasuredModel {
   id: string;
@@ -29,8 +30,6 @@ export interface MeasuredPi {
   models: MeasuredModel[];
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmtInt = (n: number) => n.toLocaleString('en-US');
 const mb = (b: number) => (b / 1e6).toFixed(b < 1e7 ? 2 : 1);
 
 interface Segment { value: number; color: string; label: string }

@@ -2,7 +2,7 @@
 import { paretoFront } from './pareto.js';
 import type { CriticalityResult } from './criticality.js';
 import { measuredPiSection, type MeasuredPi } from './report-pi.js';
-import { markerSvg, styleOf, subsetSection, type Marker } from './report-methods.js';
+import { esc, fmtInt, markerSvg, styleOf, subsetSection, type Marker } from './report-methods.js';
 import type { SubsetRow } from './subsets.js';
 
 export interface ReportCandidate {
@@ -35,8 +35,6 @@ export interface ReportInput {
   latencyModel?: string;
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmtInt = (n: number) => n.toLocaleString('en-US');
 
 interface Series {
   label: string;

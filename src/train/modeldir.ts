@@ -40,15 +40,15 @@ export interface ModelInfo {
   metrics?: Record<string, unknown>;
 }
 
-/** Writes a model directory; `spec` (default net.spec) names the network, e.g. with a mask just learned on it. */
-export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>, spec: NetSpec = net.spec): void {
-  const { mask, ...rest } = spec;
+/** Writes a model directory: the network's spec with the mask in force (`net.mask`, e.g. one just learned on it). */
+export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>): void {
+  const { mask: _, ...rest } = net.spec, mask = net.mask;
   const info: ModelInfo = {
     format: 'deepreduce-model', version: packageVersion(), spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) },
     input: { ...input, preprocess: inputRecipe(input, net.spec.inputSize) },
     ...(metrics ? { metrics } : {}),
   };
-  saveSafetensors(join(dir, 'model.safetensors'), net.stateDict(), { format: 'pt', arch: spec.arch });
+  saveSafetensors(join(dir, 'model.safetensors'), net.stateDict(), { format: 'pt', arch: rest.arch });
   if (mask) saveMask(join(dir, 'mask.json'), mask);
   writeFileAtomic(join(dir, 'model.json'), `${JSON.stringify(info, null, 2)}\n`);
 }

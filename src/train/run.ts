@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type StepProgress, type TrainOptions } from './trainer.js';
 import { loadModelDir, saveModelDir, type InputTransform } from './modeldir.js';
-import { learnMasks, type MaskLearningOptions, type MaskSnapshot } from '../reduce/snl.js';
+import { learnMasks, type MaskLearningOptions, type MaskSnapshot } from './snl.js';
 
 export interface TrainConfig {
   arch: string;
@@ -36,7 +36,7 @@ export interface TrainConfig {
   out: string;
   resume?: boolean;
   /**
-   * Learn fine-grained ReLU masks instead of training (src/reduce/snl.ts): starts from `init` with KD from
+   * Learn fine-grained ReLU masks instead of training (src/train/snl.ts): starts from `init` with KD from
    * `teacher` and writes one model directory per budget (`out/budget-<B>/`, weights and exact partial mask).
    */
   learnMask?: MaskLearningOptions;

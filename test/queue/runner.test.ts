@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { writeBands } from '../train/bands.js';
 import { defaultReduceConfig, reduce, type ReduceConfig, type ReduceResults } from '../../src/reduce/pipeline.js';
 import { queueStatus } from '../../src/queue/status.js';
+import { queueRunner } from '../../src/queue/runner.js';
 import { alive, cli, startRedis, startWorker, waitFor, type WorkerProcess } from './helpers.js';
 
 // Both runs train with one thread, so their numbers can be compared exactly (the workers get --threads 1).
@@ -56,7 +57,8 @@ test('a reduce on two queue workers writes what a local run writes; a killed wor
   workers.push(startWorker(url), startWorker(url));
   const run = join(tmp, 'queued');
   const log: string[] = [];
-  const queued = reduce(config(run, { queue: url }), (s) => log.push(s));
+  const push = (s: string) => log.push(s);
+  const queued = reduce(config(run, { queue: url }), push, queueRunner(url, run, { quiet: true, log: push }));
   let settled = false;
   queued.then(() => (settled = true), () => (settled = true));
 

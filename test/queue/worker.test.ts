@@ -27,7 +27,7 @@ after(async () => {
 
 /** Starts a reduce on a queue no worker serves yet and resolves once its first stage (5 trainings) is waiting. */
 async function submitted(queue: string, c: ReduceConfig): Promise<{ outcome: Promise<Error> }> {
-  const outcome = reduce({ ...c, queue: redis.url(queue) }, () => {}).then(() => new Error('the run did not fail'), (e: Error) => e);
+  const outcome = reduce({ ...c, queue: redis.url(queue) }, () => {}, queueRunner(redis.url(queue), c.out, { quiet: true, log: () => {} })).then(() => new Error('the run did not fail'), (e: Error) => e);
   await waitFor(async () => (await queueStatus(redis.url(queue))).counts.waiting === 5, `5 jobs waiting on '${queue}'`, 60_000, 100);
   return { outcome };
 }

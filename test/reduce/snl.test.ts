@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/engine/index.js';
 import { countRelus, fullMask, loadMask, removeSites, specFor, type PartialSite } from '../../src/models/index.js';
-import { nextPenalty, targetCount, topKMask } from '../../src/reduce/snl.js';
+import { nextPenalty, targetCount, topKMask } from '../../src/train/snl.js';
 import { trainModel, defaultTrainConfig, type TrainConfig } from '../../src/train/run.js';
 import { defaultTrainOptions } from '../../src/train/trainer.js';
 import { writeBands } from '../train/bands.js';

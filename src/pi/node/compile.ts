@@ -155,11 +155,13 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
             const width = s + fx.reluIntBits + 1;
             if (width > 64) throw new Error(`plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`);
             if (width < shift + 2) throw new Error(`plan: ReLU site ${n.site}: circuit width ${width} too small for shift ${shift}`);
+            // The mask's own partial site, in its document form.
+            const p = net.mask?.partial?.[n.site!];
             let kept: PlanKept | undefined;
-            if (n.kept) {
-              if (!(n.kept.length > 0 && n.kept.length < size)) throw new Error(`plan: partial ReLU site ${n.site} keeps ${n.kept.length} of ${size} elements (must be 1..${size - 1})`);
-              const { shape: _, ...doc } = encodePartial({ shape, elements: n.kept });
-              kept = doc as PlanKept;
+            if (p) {
+              if (!(p.elements.length > 0 && p.elements.length < size)) throw new Error(`plan: partial ReLU site ${n.site} keeps ${p.elements.length} of ${size} elements (must be 1..${size - 1})`);
+              const { shape: _, ...doc } = encodePartial(p);
+              kept = doc;
             }
             toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, ...(kept ? { kept } : {}), shape, size, scale: s - shift }));
           } else {

@@ -13,11 +13,11 @@ import {
   SGD, keep, labels, loadSafetensors, manualSeed, noGrad, ones, rngState, saveSafetensors, setNumThreads, setRngState, tensor, tidy, zeros,
   type Tensor,
 } from '../engine/index.js';
-import { describeNetwork, setSiteElements, applyMask, type Network, type NetSpec, type ReluMask } from '../models/index.js';
-import { kdLoss } from '../train/kd.js';
-import { saveModelDir, type InputTransform } from '../train/modeldir.js';
-import { Progress } from '../train/progress.js';
-import { evaluate, setLayout, type TrainData } from '../train/trainer.js';
+import { applyMask, fullMask, keepsAny, keptFlags, setSiteElements, siteShapes, type Network, type NetSpec, type ReluMask } from '../models/index.js';
+import { kdLoss } from './kd.js';
+import { saveModelDir, type InputTransform } from './modeldir.js';
+import { Progress } from './progress.js';
+import { evaluate, setLayout, type TrainData } from './trainer.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 
@@ -171,25 +171,18 @@ export async function learnMasks(
   if (!(o.reachEpochs > 0) || !(o.maxEpochs >= o.reachEpochs)) throw new Error(`learnMask: need 0 < reachEpochs <= maxEpochs, got ${o.reachEpochs}, ${o.maxEpochs}`);
   if (ctx.threads) setNumThreads(ctx.threads);
   const log = (s: string) => { if (!ctx.quiet) process.stderr.write(`${s}\n`); };
-  const baseMask: ReluMask = spec.mask ?? { arch: spec.arch, sites: net.sites().map((s) => s.site), kept: net.sites().map((s) => s.site) };
-  const shapes = new Map(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape]));
-  const siteOf = new Map(net.sites().map((s) => [s.site, s]));
-  const gates: Gate[] = net.sites().filter((s) => s.enabled).map((s) => {
-    const shape = shapes.get(s.site)!;
+  const baseMask: ReluMask = spec.mask ?? fullMask(spec);
+  const shapes = siteShapes(spec);
+  const gates: Gate[] = baseMask.sites.filter((s) => keepsAny(baseMask, s)).map((site) => {
+    const shape = shapes.get(site)!, p = baseMask.partial?.[site];
     const [c, h, w] = shape as [number, number, number];
     const pshape = o.granularity === 'element' ? [1, c, h, w] : [1, c, 1, 1];
     // Start at 1 (a ReLU), or at a partial site's own 0/1 mask.
-    const init = s.gate?.dtype === 'bool' && o.granularity === 'element' ? noGrad(() => tidy(() => s.gate!.to('float32').contiguous('channels_last'))) : tidy(() => ones(pshape).contiguous('channels_last'));
-    return { site: s.site, shape, g: keep(init).setRequiresGrad(true), perParam: o.granularity === 'element' ? 1 : h * w };
+    const init = tidy(() => (p && o.granularity === 'element' ? tensor(keptFlags(p), pshape, 'uint8').to('float32') : ones(pshape)).contiguous('channels_last'));
+    return { site, shape, g: keep(init).setRequiresGrad(true), perParam: o.granularity === 'element' ? 1 : h * w };
   });
   if (!gates.length) throw new Error('learnMask: the start mask keeps no ReLU site');
-  const attach = () => {
-    for (const q of gates) {
-      const s = siteOf.get(q.site)!;
-      if (s.gate?.dtype === 'bool') s.gate.dispose();
-      Object.assign(s, { gate: q.g, kept: null, enabled: true });
-    }
-  };
+  const attach = () => applyMask(net, baseMask, new Map(gates.map((q) => [q.site, q.g])));
   attach();
   const layout = 'channels_last';
   setLayout(net, layout);
@@ -245,7 +238,7 @@ export async function learnMasks(
     await recalibrateBatchNorm(net, data, layout, 32, 1_000_000 + st.snapshots.length);
     const ev = await evaluate(net, data, layout);
     const relus = Object.values(mask.partial ?? {}).reduce((t, p) => t + p.elements.length, 0) + mask.kept.reduce((t, s) => t + shapes.get(s)!.reduce((a, b) => a * b, 1), 0);
-    saveModelDir(dir, net, ctx.input, { test_acc: ev.acc, relus }, { ...spec, mask });
+    saveModelDir(dir, net, ctx.input, { test_acc: ev.acc, relus });
     attach();
     const snap: MaskSnapshot = { budget, relus, step: st.step, epoch: st.step / stepsPerEpoch, reached, thresholdCount, penalty: st.mu, acc: ev.acc, dir };
     st.snapshots.push(snap);
