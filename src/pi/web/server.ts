@@ -17,10 +17,10 @@ import type { ModelInfo } from './info.js';
 import type { SessionPool } from '../serve.js';
 import type { SessionState } from '../protocol.js';
 import { DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor } from '../protocol.js';
-import { DEFAULT_MAX_PENDING } from '../serve.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_PER_ADDRESS } from '../serve.js';
 import { WS_CHUNK, WsChannel, type WebSocketLike } from '../transport/ws.js';
 import type { Channel } from '../transport/channel.js';
-import type { TlsServerConfig } from '../transport/tcp.js';
+import { AddressCount, type TlsServerConfig } from '../transport/tcp.js';
 
 /** The WebSocket endpoint's path. */
 export const WS_PATH = '/pi';
@@ -76,6 +76,8 @@ export interface WebOptions {
   testHooks?: boolean;
   /** WebSocket connections before their hello (default 64); more are refused (503). */
   maxPending?: number;
+  /** WebSocket connections from one address at once (default 32); more are refused (503). */
+  maxPerAddress?: number;
   onError?: (e: Error, ch: Channel) => void;
   onRefused?: (why: string) => void;
 }
@@ -148,6 +150,7 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_CHUNK, perMessageDeflate: false });
   let open = 0;
+  const perAddress = new AddressCount(o.maxPerAddress ?? DEFAULT_MAX_PER_ADDRESS);
   let origins: Set<string> = new Set();
   const refuse = (socket: Duplex, status: number, why: string) => {
     onRefused(why);
@@ -159,15 +162,27 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
     const origin = req.headers.origin;
     if (!origin || !origins.has(origin)) return refuse(socket, 403, `WebSocket upgrade from origin ${String(origin).slice(0, 100)} (allowed: ${[...origins].join(', ')})`);
     if (open >= maxOpen) return refuse(socket, 503, `more than ${maxOpen} WebSocket connections`);
+    const address = req.socket.remoteAddress ?? '?';
+    const release = perAddress.take(address);
+    if (!release) return refuse(socket, 503, `more than ${perAddress.max} WebSocket connections from ${address}`);
+    // Counted until the socket closes, on every path: `ws` answers some upgrades itself (an invalid key: 400) and
+    // never calls back; the close of the underlying socket always comes.
     open++;
+    let counted = true;
+    const uncount = () => { if (counted) { counted = false; open--; release(); } };
+    socket.once('close', uncount);
+    // An upgrade that never completes (a client that stops mid-handshake) holds its count only until the hello deadline.
+    const stall = setTimeout(() => socket.destroy(), dl.helloMs);
+    stall.unref();
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      clearTimeout(stall);
       const ch = new WsChannel(ws as unknown as WebSocketLike, {
-        name: `wss ${req.socket.remoteAddress}:${req.socket.remotePort}`, limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
+        name: `wss ${address}:${req.socket.remotePort}`, limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
       });
       Promise.resolve()
-        .then(() => o.pool.run(ch))
+        .then(() => o.pool.run(ch, { address, medium: 'wss' }))
         .catch((e) => onError(e instanceof Error ? e : new Error(String(e)), ch))
-        .finally(() => { ch.close(); open--; });
+        .finally(() => { ch.close(); });
     });
   });
 
