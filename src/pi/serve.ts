@@ -81,7 +81,7 @@ export interface SessionEnd {
 export interface PoolOptions extends ServerSessionOptions {
   /** Sessions past the hello at once; more are refused with BUSY (default 4). */
   maxSessions?: number;
-  /** Sessions past the hello at once from one address (default: maxSessions). */
+  /** Sessions past the hello at once from one address (default: half of maxSessions, rounded up). */
   maxSessionsPerAddress?: number;
   /** Per-client query budget and rate (default: none). */
   budget?: ClientBudgetOptions;
@@ -115,7 +115,8 @@ export class SessionPool {
     const o = options;
     if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
     this.maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
-    this.maxPerAddress = o.maxSessionsPerAddress ?? this.maxSessions;
+    // One address alone never takes every slot (hello-only sessions from one attacker would hold them all).
+    this.maxPerAddress = o.maxSessionsPerAddress ?? Math.max(1, Math.ceil(this.maxSessions / 2));
     this.budget = o.budget && (o.budget.queries !== undefined || o.budget.perMinute !== undefined) ? new ClientBudget(o.budget) : null;
   }
 
