@@ -108,7 +108,7 @@ test('70 silent connections from one address do not lock out a client from anoth
 });
 
 test('two hello-only sessions free their slots at the setup idle deadline; an honest client is then served', async () => {
-  const { l, client, errors } = await serve({ maxSessions: 2, deadlines: { setupIdleMs: 2000 } });
+  const { l, client, errors } = await serve({ maxSessions: 2, maxSessionsPerAddress: 2, deadlines: { setupIdleMs: 2000 } });
   try {
     const holders = await Promise.all([0, 1].map(async () => {
       const ch = await connectChannel('127.0.0.1', l.port, client);
