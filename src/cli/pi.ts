@@ -351,6 +351,7 @@ export function registerPiCommands(program: Command): Command {
           ...(o.origin ? { origins: o.origin } : {}), maxPending: o.maxPending, ...(o.maxPerAddress ? { maxPerAddress: o.maxPerAddress } : {}), onError, onRefused,
         });
         process.stderr.write(`[pi] browser client on ${web.url} (WSS ${web.url.replace(/^https/, 'wss')}pi; ${gallery.length} gallery images)\n`);
+        process.stderr.write(`[pi] page index.html ${web.integrity.index} (its scripts and styles carry SRI hashes; ${web.url}integrity.json lists them)\n`);
       }
       let ms: MetricsServer | null = null;
       if (o.metricsPort !== undefined) {

@@ -5,6 +5,7 @@
 // allowed Origin (the server's own https origins by default), so another site's page cannot drive a session from a
 // visitor's browser. Every response carries a Content-Security-Policy that allows only this origin.
 import { createServer, type Server } from 'node:https';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -84,6 +85,8 @@ export interface WebOptions {
 
 export interface WebServer {
   readonly port: number;
+  /** The served page's SHA-256 and the SRI hashes of its code (also at /integrity.json). */
+  readonly integrity: { index: string; files: Record<string, string> };
   /** https://HOST:PORT/ */
   readonly url: string;
   readonly server: Server;
@@ -106,8 +109,33 @@ function loadStatic(root: string): Map<string, { body: Uint8Array; type: string 
     const type = TYPES[extname(f)];
     if (type) files.set(`/${f}`, { body: readFileSync(join(root, f)), type });
   }
+  const index = files.get('/index.html')!;
+  files.set('/index.html', { ...index, body: new TextEncoder().encode(withIntegrity(new TextDecoder().decode(index.body), files)) });
   files.set('/', files.get('/index.html')!);
   return files;
+}
+
+/** Subresource Integrity value (sha384, base64) of some bytes. */
+export const sriHash = (b: Uint8Array): string => `sha384-${createHash('sha384').update(b).digest('base64')}`;
+
+/**
+ * The page with an `integrity` attribute on each script and style sheet it loads from this server: the browser then
+ * runs them only if they hash to what the page says, so the page's one SHA-256 (printed at start, /integrity.json)
+ * pins all of its code (docs/pi-web.md, "What the page trusts").
+ */
+export function withIntegrity(html: string, files: Map<string, { body: Uint8Array }>): string {
+  return html.replace(/<(script|link)\b([^>]*?)\s(src|href)="(\/[^"]+)"([^>]*)>/g, (tag, el: string, pre: string, attr: string, path: string, post: string) => {
+    const f = files.get(path);
+    if (!f || /integrity=/.test(tag)) return tag;
+    return `<${el}${pre} ${attr}="${path}" integrity="${sriHash(f.body)}"${post}>`;
+  });
+}
+
+/** What pins the page: the SHA-256 of the served index.html and the SRI hash of every file it loads. */
+export function pageIntegrity(files: Map<string, { body: Uint8Array }>): { index: string; files: Record<string, string> } {
+  const out: Record<string, string> = {};
+  for (const [path, f] of files) if (/\.(js|css)$/.test(path)) out[path] = sriHash(f.body);
+  return { index: `sha256-${createHash('sha256').update(files.get('/index.html')!.body).digest('hex')}`, files: out };
 }
 
 const publicInfo = (plan: PublicPlan, o: WebOptions): ModelInfo => ({
@@ -129,6 +157,8 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   const onError = o.onError ?? ((e, ch) => process.stderr.write(`[pi] ${ch.name}: ${e.message}\n`));
   files.set('/model.json', { body: new TextEncoder().encode(JSON.stringify(publicInfo(o.pool.model.plan, o))), type: TYPES['.json']! });
   (o.gallery ?? []).forEach((g, i) => files.set(`/gallery/${i}.png`, { body: g.png, type: TYPES['.png']! }));
+  const integrity = pageIntegrity(files);
+  files.set('/integrity.json', { body: new TextEncoder().encode(`${JSON.stringify(integrity, null, 2)}\n`), type: TYPES['.json']! });
 
   const headers = (type: string, length: number) => ({
     'Content-Type': type, 'Content-Length': String(length), 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff',
@@ -196,7 +226,7 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   const hostPart = host.includes(':') ? `[${host}]` : host;
   origins = new Set([`https://${hostPart}:${port}`, `https://127.0.0.1:${port}`, `https://localhost:${port}`, ...(o.origins ?? [])]);
   return {
-    port, url: `https://${hostPart}:${port}/`, server,
+    port, url: `https://${hostPart}:${port}/`, server, integrity,
     sessions: () => o.pool.sessions(),
     get connections() { return open; },
     close: () => new Promise<void>((res) => {

@@ -65,3 +65,23 @@ test('200 upgrades with an invalid Sec-WebSocket-Key (400), then a valid WebSock
   for (let i = 0; i < 200 && web.connections; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(web.connections, 0);
 });
+
+test('the served page pins its code: an integrity attribute (sha384) on each script and style sheet, listed at /integrity.json', async () => {
+  const { createHash } = await import('node:crypto');
+  const get = (path: string) => new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+    request({ host: '127.0.0.1', port: web.port, path, ca: cert, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(parts) }));
+    }).on('error', reject).end();
+  });
+  const page = (await get('/')).body.toString();
+  const app = (await get('/app.js')).body, css = (await get('/style.css')).body;
+  const sri = (b: Buffer) => `sha384-${createHash('sha384').update(b).digest('base64')}`;
+  assert.match(page, new RegExp(`<script type="module" src="/app\\.js" integrity="${sri(app).replace(/[+/]/g, '\\$&')}">`));
+  assert.match(page, new RegExp(`<link rel="stylesheet" href="/style\\.css" integrity="${sri(css).replace(/[+/]/g, '\\$&')}">`));
+  const listed = JSON.parse((await get('/integrity.json')).body.toString()) as { index: string; files: Record<string, string> };
+  assert.equal(listed.files['/app.js'], sri(app));
+  assert.equal(listed.index, `sha256-${createHash('sha256').update(page).digest('hex')}`);
+  assert.deepEqual(listed, web.integrity);
+});
