@@ -30,6 +30,8 @@ const HELP = `Usage: node dist/bench/soak.js (--model DIR | --arch NAME [--alpha
   --sequential N      sessions one after another (default 100; RSS after the 50th and the last)
   --concurrent N      clients started together against --max-sessions (default 8)
   --max-sessions N    the server's session cap (default 4)
+  --per-address N     the server's --max-sessions-per-address (default: the cap, the server's default). The hostile
+                      hello-only sessions come from one address: below the cap they cannot hold every slot
   --hostile N         hostile connections of each kind held during the honest client's sessions (default 50)
   --honest K          honest sessions timed idle and under each hostile kind (default 5)
   --out FILE          write the JSON there (default: stdout)
@@ -38,7 +40,7 @@ const HELP = `Usage: node dist/bench/soak.js (--model DIR | --arch NAME [--alpha
 const { values: a } = parseArgs({
   options: {
     model: { type: 'string' }, arch: { type: 'string' }, alpha: { type: 'string' }, input: { type: 'string' }, classes: { type: 'string' },
-    sequential: { type: 'string', default: '100' }, concurrent: { type: 'string', default: '8' }, 'max-sessions': { type: 'string', default: '4' },
+    sequential: { type: 'string', default: '100' }, concurrent: { type: 'string', default: '8' }, 'max-sessions': { type: 'string', default: '4' }, 'per-address': { type: 'string' },
     hostile: { type: 'string', default: '50' }, honest: { type: 'string', default: '5' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 });
@@ -49,6 +51,7 @@ const int = (name: string, v: string | undefined) => {
   if (!Number.isInteger(n) || n < 0) { process.stderr.write(`--${name} must be an integer >= 0, got '${v}'\n`); process.exit(2); }
   return n;
 };
+const PER = a['per-address'] === undefined ? null : int('per-address', a['per-address']);
 const N = int('sequential', a.sequential), C = int('concurrent', a.concurrent), MAX = int('max-sessions', a['max-sessions']), H = int('hostile', a.hostile), K = Math.max(1, int('honest', a.honest));
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
@@ -60,7 +63,7 @@ const sec: ClientSecurity = { tls: { pin: id.fingerprint } };
 const modelArgs = a.model ? ['--model', a.model] : ['--arch', a.arch!, ...(a.alpha ? ['--alpha', a.alpha] : []), ...(a.input ? ['--input', a.input] : []), ...(a.classes ? ['--classes', a.classes] : [])];
 
 const server: ChildProcess = spawn(process.execPath, [cli, 'pi', 'serve', ...modelArgs, '--port', '0', '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'),
-  '--web', '--web-port', '0', '--gallery', '0', '--max-sessions', String(MAX), '--metrics-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  '--web', '--web-port', '0', '--gallery', '0', '--max-sessions', String(MAX), ...(PER ? ['--max-sessions-per-address', String(PER)] : []), '--metrics-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
 let err = '';
 const ports = await new Promise<{ pi: number; web: number }>((resolve, reject) => {
   const t = setTimeout(() => reject(new Error(`pi serve did not start within 120 s:\n${err}`)), 120_000);
@@ -164,7 +167,7 @@ for (const [kind, open] of [['silentTcp', silent], ['helloOnly', helloOnly], ['b
   hostile[kind] = { ...r, serverRssMB: rssMB(), serverRssBeforeMB: rss0 };
 }
 
-const result = { server: { maxSessions: MAX, model: a.model ?? a.arch }, sequential: { ...seq, p50Ms: pct(seq.latencyMs, 0.5), p95Ms: pct(seq.latencyMs, 0.95), latencyMs: undefined }, concurrent: { ...conc, latencyMs: undefined }, hostile };
+const result = { server: { maxSessions: MAX, maxSessionsPerAddress: PER ?? MAX, model: a.model ?? a.arch }, sequential: { ...seq, p50Ms: pct(seq.latencyMs, 0.5), p95Ms: pct(seq.latencyMs, 0.95), latencyMs: undefined }, concurrent: { ...conc, latencyMs: undefined }, hostile };
 const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const hk = (k: string) => hostile[k] as { p50Ms: number; p95Ms: number; failures: number };
 process.stderr.write(

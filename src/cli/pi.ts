@@ -287,7 +287,7 @@ export function registerPiCommands(program: Command): Command {
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
     .option('--max-per-address <n>', `connections (TCP/TLS, and WebSocket) from one address at once; more are closed at once [${DEFAULT_MAX_PER_ADDRESS}]`, posInt('--max-per-address'))
-    .option('--max-sessions-per-address <n>', 'sessions past the hello from one address at once; more are refused (BUSY) [half of --max-sessions, rounded up]', posInt('--max-sessions-per-address'))
+    .option('--max-sessions-per-address <n>', 'sessions past the hello from one address at once; more are refused (BUSY); below --max-sessions on an open network, so that one address cannot hold every slot [--max-sessions]', posInt('--max-sessions-per-address'))
     .option('--setup-idle-timeout <s>', `seconds a client may stay silent in the setup phase (a hello-only client frees its slot) [${DEFAULT_DEADLINES.setupIdleMs / 1e3}]`, seconds('--setup-idle-timeout'))
     .option('--online-idle-timeout <s>', `seconds a client may stay silent in the online phase [${DEFAULT_DEADLINES.onlineIdleMs / 1e3}]`, seconds('--online-idle-timeout'))
     .option('--client-budget <n>', 'sessions one client (its verified certificate, else its address) may start in all; more are refused (AUTH)', posInt('--client-budget'))

@@ -84,6 +84,42 @@ test('a channel with unsent bytes above half its outgoing bound waits for them t
   }
 });
 
+test('a server loop answering each request with 1 MiB, against a peer that sends 300 requests and reads nothing: RSS < +150 MB, dropped at the idle timeout', async () => {
+  const srv = createServer((s) => {
+    // The peer: 300 requests at once, then it never reads (its socket stays paused).
+    s.pause();
+    const req = Buffer.from([0, 0, 0, 1, 1]);
+    s.write(Buffer.concat(Array.from({ length: 300 }, () => req)));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const port = (srv.address() as { port: number }).port;
+    const sock = await new Promise<Socket>((res) => { const s = connect({ host: '127.0.0.1', port }, () => res(s)); });
+    // The server side: the bound a plan would give (twice what the client may hold unread), a short idle timeout.
+    const ch = new StreamChannel(sock, { limits: { maxBufferedOut: 32 << 20, idleMs: 500 } });
+    const base = process.memoryUsage.rss();
+    let peak = base, answered = 0;
+    const t = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 10);
+    let err: unknown = null;
+    try {
+      for (;;) {
+        await ch.recv();
+        ch.send(new Uint8Array(1 << 20).fill(answered & 255)); // fresh pages: each answer costs real memory
+        answered++;
+        if (answered >= 300) break;
+      }
+    } catch (e) { err = e; }
+    clearInterval(t);
+    peak = Math.max(peak, process.memoryUsage.rss());
+    assert.ok(err instanceof PiError && err.code === 'TIMEOUT', `answered ${answered} requests: ${String(err)}`);
+    assert.ok(answered < 300, 'the server stopped answering a peer that reads nothing');
+    assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
+    ch.close();
+  } finally {
+    srv.close();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------- finding 4
 
 test('70 silent connections from one address do not lock out a client from another; they are dropped at the hello deadline', async () => {
@@ -150,7 +186,7 @@ test('a client stalled after the offline phase frees its slot at the online idle
   }
 });
 
-test('per-address session limit: a second session from the same address is BUSY, one from another address is not', async () => {
+test('per-address session limit: a second session from the same address is BUSY', async () => {
   const { l, client } = await serve({ maxSessions: 4, maxSessionsPerAddress: 1, deadlines: { setupIdleMs: 3000 } });
   try {
     const holder = await connectChannel('127.0.0.1', l.port, client);

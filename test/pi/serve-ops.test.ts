@@ -84,7 +84,7 @@ test('metrics and health: sessions by outcome, errors by code, phase durations, 
 });
 
 test('draining: a live session finishes, a new one is refused with BUSY, drain() resolves when the last ends', async () => {
-  const { l, client } = await serve({ maxSessions: 2 });
+  const { l, client } = await serve({ maxSessions: 2, maxSessionsPerAddress: 2 });
   try {
     const live = runClient(await connectChannel('127.0.0.1', l.port, client), image);
     for (let i = 0; i < 3000 && l.pool.admitted === 0; i++) await sleep(5);
