@@ -63,7 +63,8 @@ if (a.client) {
   const ch = shapeChannel(await connectChannel(host, port, security), link);
   const dealer = a.dealer ? hostPort(a.dealer) : null;
   const dl = dealer ? tcpDealerLink(dealer.host, dealer.port, { ca: readPem(a['dealer-cert']!, 'certificate', '--dealer-cert') }) : null;
-  const r = await runClient(ch, image, { preprocess: a.preprocess, relu: a.relu, ...(dl ? { dealer: dl } : {}) });
+  // timings: the server (run with --report-timings below) sends its own per-op times, which the report needs.
+  const r = await runClient(ch, image, { preprocess: a.preprocess, relu: a.relu, timings: true, ...(dl ? { dealer: dl } : {}) });
   ch.close();
   const u = process.cpuUsage(cpu0);
   const report = piReport(r, { relu: a.relu!, link, preprocess: a.preprocess!, transport: a.insecure ? 'tcp' : 'tls' });
@@ -154,7 +155,7 @@ try {
               const servers = new Map<string, { child: ChildProcess; port: number }>();
               for (const tr of transports) {
                 const tls = tr === 'tls' ? [] : ['--insecure'];
-                const s = await listening(['pi', 'serve', ...spec, '--port', '0', '--cert', server.cert, '--key', server.key, ...tls, '--preprocess', prep,
+                const s = await listening(['pi', 'serve', ...spec, '--port', '0', '--report-timings', '--cert', server.cert, '--key', server.key, ...tls, '--preprocess', prep,
                   '--relu', relu, '--link', link, ...dealerFlags, ...(a['worker-threads'] ? ['--worker-threads', a['worker-threads']] : [])], 'pi serve');
                 procs.push(s.child);
                 servers.set(tr, s);

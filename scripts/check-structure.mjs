@@ -38,7 +38,7 @@ const PI_LAYERS = [
   ['gc', 'he', 'millionaire', 'linear/pool.ts'],
   ['plan.ts'],
   ['relu', 'linear'],
-  ['protocol.ts'],
+  ['protocol.ts', 'retry.ts'],
   ['image.ts', 'web'],
   ['node'],
 ];

@@ -58,9 +58,13 @@ export interface Deadlines {
   onlineMs: number;
   /** A wait for the peer with no byte arriving. */
   idleMs: number;
+  /** Server: the idle timeout in the setup phase (a client that said hello and then nothing frees its slot). */
+  setupIdleMs: number;
+  /** Server: the idle timeout in the online phase (a client stalled after the offline phase frees its slot). */
+  onlineIdleMs: number;
 }
 
-export const DEFAULT_DEADLINES: Deadlines = { helloMs: 10_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000 };
+export const DEFAULT_DEADLINES: Deadlines = { helloMs: 5_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000, setupIdleMs: 5_000, onlineIdleMs: 10_000 };
 
 /** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered (or `buffered`). */
 export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({ maxFrameBytes: max, maxBufferedBytes: buffered, state });
@@ -227,6 +231,10 @@ export interface ServerSessionOptions extends SessionOptions {
   random?: ServerRandomness;
   /** Admission past the hello: returns a release function, or null when the server is full (BUSY). */
   admit?: () => (() => void) | null;
+  /** The retry hint a BUSY refusal carries (ms). */
+  retryHintMs?: () => number;
+  /** Send the client its per-op and per-phase timings and memory peaks in the report when it asks (default: never). */
+  reportTimings?: boolean;
   /** The server's worker threads, shared by its sessions (Node: pi/workers WorkerPool): HE output groups, KK13 pads. */
   workers?: HeParallel & KkPlanesHelper;
 }
@@ -236,6 +244,8 @@ export interface ClientSessionOptions extends SessionOptions {
   random?: ClientRandomness;
   /** Bounds on the plan a server may send (default DEFAULT_PLAN_BOUNDS). */
   planBounds?: PlanBounds;
+  /** Ask the server for its timings in the report (a server gives them only with reportTimings; zeros otherwise). */
+  timings?: boolean;
 }
 
 const DEFAULT_BATCH = 16384;
@@ -247,7 +257,7 @@ function macsOf(plan: PublicPlan, i: number): number {
   return 0;
 }
 
-interface Hello { protocol: string; preprocess: string; relu: string; session: string }
+interface Hello { protocol: string; preprocess: string; relu: string; session: string; timings?: boolean }
 
 const reluSite = (plan: PublicPlan, i: number): ReluSite => {
   const o = plan.ops[i]!;
@@ -303,9 +313,13 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
   return out;
 }
 
-/** The receive limits of a phase for this party (the server receives what goes to the server). */
+/**
+ * The receive limits of a phase for this party (the server receives what goes to the server). The server's unsent
+ * bytes are bounded by the plan too: twice what the client may hold unread (past it the client is not reading).
+ */
 const phaseLimits = (lim: Record<Phase, PhaseLimits>, p: Phase, role: 'server' | 'client') =>
-  role === 'server' ? limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer) : limitsFor(lim[p].toClient, `in the ${p} phase`, lim[p].bufferToClient);
+  role === 'server' ? { ...limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer), maxBufferedOut: 2 * lim[p].bufferToClient }
+    : limitsFor(lim[p].toClient, `in the ${p} phase`, lim[p].bufferToClient);
 
 /**
  * Enters a phase, the same for both roles: its deadline on the clock, this party's receive limits, the recorder
@@ -313,7 +327,9 @@ const phaseLimits = (lim: Record<Phase, PhaseLimits>, p: Phase, role: 'server' |
  */
 function enterPhase(p: Phase, s: { ch: Channel; role: 'server' | 'client'; lim: Record<Phase, PhaseLimits>; clock: PhaseClock; dl: Deadlines; rec: Recorder; hooks?: SessionHooks | undefined }, begin = true): void {
   s.clock.enter(`the ${p} phase`, s.dl[`${p}Ms`]);
-  s.ch.setLimits(phaseLimits(s.lim, p, s.role));
+  // The server's idle deadline is short where a stalled client holds a slot for nothing (setup, online).
+  const idle = { setup: s.dl.setupIdleMs, offline: s.dl.idleMs, online: s.dl.onlineIdleMs }[p];
+  s.ch.setLimits(s.role === 'server' ? { ...phaseLimits(s.lim, p, s.role), idleMs: idle } : phaseLimits(s.lim, p, s.role));
   if (begin) s.rec.begin(p);
   s.hooks?.onPhase?.(p);
 }
@@ -327,9 +343,25 @@ function checkHello(h: unknown): Hello {
   if (!h || typeof h !== 'object' || Array.isArray(h)) throw malformed('client hello: not a JSON object');
   const o = h as Record<string, unknown>;
   if (o.protocol !== PROTOCOL) throw new PiError('PROTOCOL', `client speaks protocol '${String(o.protocol).slice(0, 40)}', expected '${PROTOCOL}'`);
-  for (const k of Object.keys(o)) if (!['protocol', 'preprocess', 'relu', 'session'].includes(k)) throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
+  for (const k of Object.keys(o)) if (!['protocol', 'preprocess', 'relu', 'session', 'timings'].includes(k)) throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
   if (typeof o.preprocess !== 'string' || typeof o.relu !== 'string') throw malformed('client hello: preprocess and relu must be names');
-  return { protocol: PROTOCOL, preprocess: o.preprocess, relu: o.relu, session: checkSessionId(o.session, 'client hello') };
+  if (o.timings !== undefined && typeof o.timings !== 'boolean') throw malformed('client hello: timings must be a boolean');
+  return { protocol: PROTOCOL, preprocess: o.preprocess, relu: o.relu, session: checkSessionId(o.session, 'client hello'), timings: o.timings === true };
+}
+
+/**
+ * The server's report as the client gets it unless both agree on timings: bytes and rounds (the client sees them
+ * anyway), no durations, no compute times, no memory peaks (they tell the client about the server's load and other
+ * sessions).
+ */
+function withoutTimings(r: PartyReport): PartyReport {
+  const phases = {} as PartyReport['phases'];
+  for (const [p, v] of Object.entries(r.phases)) phases[p as Phase] = { ...v, ms: 0 };
+  return {
+    role: r.role, phases,
+    entries: r.entries.map(({ computeMs: _c, ...e }) => ({ ...e, ms: 0 })),
+    memory: { peakBufferedIn: 0, peakBufferedOut: 0, peakHeldBytes: 0, peakHeldIn: 'setup' },
+  };
 }
 
 function named<T>(what: string, make: () => T): T {
@@ -376,7 +408,10 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     if (o.relu && o.relu !== reluProto.name) throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
     if (o.admit) {
       release = o.admit();
-      if (!release) throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running');
+      if (!release) {
+        const retryMs = o.retryHintMs?.();
+        throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running', retryMs !== undefined ? { retryMs } : {});
+      }
     }
     const lim = sessionLimits(plan, batch, reluProto, prep);
     const phase = { ch, role: 'server', lim, clock, dl, rec, hooks: o.hooks } as const;
@@ -431,7 +466,7 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     rec.end('online');
     o.hooks?.onPhase?.('done');
     const report = rec.report();
-    ch.sendJson(report);
+    ch.sendJson(o.reportTimings && hello.timings ? report : withoutTimings(report));
     await ch.flush();
     return report;
   }).finally(() => {
@@ -526,7 +561,7 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     const random = o.random ?? clientRandomness();
     rec.begin('setup');
     const session = toHex(random.bytes.bytes(16));
-    ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, relu: reluProto.name, session } satisfies Hello);
+    ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, relu: reluProto.name, session, ...(o.timings ? { timings: true } : {}) } satisfies Hello);
     const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
     if (!got || typeof got !== 'object') throw malformed(`${ch.name}: plan message is not an object`);
     const plan = checkPlan(got.plan, `${ch.name}: plan`, o.planBounds);

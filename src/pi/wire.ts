@@ -14,16 +14,20 @@ export const ERROR_FRAME_MAX = 256;
 
 export type PartyRole = 'server' | 'client' | 'dealer';
 
-/** The bytes of an error frame for `code`. */
-export function errorFrameBytes(code: ErrorCode, from: PartyRole): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ pi_error: { code, message: ERROR_CODES[code], from } }));
+/** The most a BUSY error frame may ask a client to wait before it tries again. */
+export const MAX_RETRY_MS = 60_000;
+
+/** The bytes of an error frame for `code` (BUSY may carry a retry hint in whole milliseconds). */
+export function errorFrameBytes(code: ErrorCode, from: PartyRole, retryMs?: number): Uint8Array {
+  const hint = code === 'BUSY' && retryMs !== undefined ? { retry_ms: Math.min(MAX_RETRY_MS, Math.max(0, Math.round(retryMs))) } : {};
+  return new TextEncoder().encode(JSON.stringify({ pi_error: { code, message: ERROR_CODES[code], from, ...hint } }));
 }
 
 /** The error a frame reports (code and sender role), null for a data message; MALFORMED for a garbled error frame. */
-export function parseErrorFrame(m: Uint8Array): { code: ErrorCode; from: string } | null {
+export function parseErrorFrame(m: Uint8Array): { code: ErrorCode; from: string; retryMs?: number } | null {
   if (m.byteLength < PREFIX.length || m.byteLength > ERROR_FRAME_MAX) return null;
   for (let i = 0; i < PREFIX.length; i++) if (m[i] !== PREFIX[i]) return null;
-  let j: { pi_error?: { code?: unknown; from?: unknown } };
+  let j: { pi_error?: { code?: unknown; from?: unknown; retry_ms?: unknown } };
   try {
     j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(m)) as typeof j;
   } catch {
@@ -31,19 +35,21 @@ export function parseErrorFrame(m: Uint8Array): { code: ErrorCode; from: string 
   }
   const e = j?.pi_error;
   const from = e?.from === 'server' || e?.from === 'client' || e?.from === 'dealer' ? e.from : 'peer';
-  return { code: isErrorCode(e?.code) ? e.code : 'MALFORMED', from };
+  const code = isErrorCode(e?.code) ? e.code : 'MALFORMED', r = e?.retry_ms;
+  const retry = code === 'BUSY' && typeof r === 'number' && Number.isFinite(r) ? { retryMs: Math.min(MAX_RETRY_MS, Math.max(0, r)) } : {};
+  return { code, from, ...retry };
 }
 
 /** An error the peer on `from` reported (not re-sent to it). */
 export class PeerError extends PiError {
-  constructor(code: ErrorCode, message: string, readonly from: Channel) {
-    super(code, message);
+  constructor(code: ErrorCode, message: string, readonly from: Channel, retryMs?: number) {
+    super(code, message, retryMs !== undefined ? { retryMs } : {});
     this.name = 'PeerError';
   }
 }
 
-function peerError(ch: Channel, e: { code: ErrorCode; from: string }, what: string): PeerError {
-  return new PeerError(e.code, `${ch.name}: the ${e.from} reported ${e.code} (${ERROR_CODES[e.code]}) while we waited for ${what}`, ch);
+function peerError(ch: Channel, e: { code: ErrorCode; from: string; retryMs?: number }, what: string): PeerError {
+  return new PeerError(e.code, `${ch.name}: the ${e.from} reported ${e.code} (${ERROR_CODES[e.code]}) while we waited for ${what}`, ch, e.retryMs);
 }
 
 /** The next message, checked for an error frame from the peer and (if given) its length. */
@@ -140,7 +146,7 @@ export async function guarded<T>(ch: Channel, role: PartyRole, fn: (ch: Channel,
     for (const c of [ch, ...extra]) {
       if (c.closed || (err instanceof PeerError && err.from === c)) continue;
       try {
-        c.send(errorFrameBytes(code, role));
+        c.send(errorFrameBytes(code, role, err instanceof PeerError ? undefined : (err as PiError).retryMs));
         await Promise.race([c.flush(), new Promise((r) => { const t = setTimeout(r, 1000); (t as { unref?: () => void }).unref?.(); })]);
       } catch {
         // the peer is gone already

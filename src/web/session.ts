@@ -6,6 +6,7 @@ import { inputSpec, prepareImage, type RgbaImage } from '../pi/image.js';
 import { seededClientRandomness, type ClientRandomness } from '../pi/random.js';
 import type { PublicPlan } from '../pi/plan.js';
 import type { Channel } from '../pi/transport/channel.js';
+import { DEFAULT_RETRY, retryBusy } from '../pi/retry.js';
 
 export interface QueryProgress {
   phase: Phase | 'connecting' | 'done';
@@ -28,6 +29,8 @@ export interface QueryOptions {
   onProgress(p: QueryProgress): void;
   /** The channel, once open (the page closes it when the user leaves). */
   onChannel?(ch: Channel): void;
+  /** Tries in all while the server answers BUSY (default DEFAULT_RETRY.attempts); it waits the server's hint, with backoff. */
+  attempts?: number;
 }
 
 function open(url: string): Promise<WebSocket> {
@@ -46,7 +49,16 @@ export function stepCount(plan: PublicPlan): number {
   return 1 + lin + relu + 1 + relu + 1;
 }
 
-export async function queryPrivately(img: RgbaImage, o: QueryOptions): Promise<ClientResult> {
+/** One private query; a server at its session cap (BUSY) is asked again, a fresh session each time, up to `attempts`. */
+export function queryPrivately(img: RgbaImage, o: QueryOptions): Promise<ClientResult> {
+  const attempts = o.attempts ?? DEFAULT_RETRY.attempts;
+  return retryBusy(() => queryOnce(img, o), {
+    attempts,
+    onRetry: (_e, k, wait) => o.onProgress({ phase: 'connecting', done: 0, total: 0, step: `the server is busy: trying again in ${Math.ceil(wait / 1e3)} s (${k} of ${attempts})` }),
+  });
+}
+
+async function queryOnce(img: RgbaImage, o: QueryOptions): Promise<ClientResult> {
   o.onProgress({ phase: 'connecting', done: 0, total: 0, step: 'opening the secure WebSocket' });
   const ws = await open(o.url);
   const ch = new WsChannel(ws as unknown as WebSocketLike, { name: 'server' });

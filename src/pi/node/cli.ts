@@ -12,7 +12,10 @@ import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClien
 import { checkPin, generateIdentity, readPem, type TlsIdentity } from './transport/tls.js';
 import { DEFAULT_DEADLINES, runClient, type Deadlines } from '../protocol.js';
 import { defaultWorkerThreads, WorkerPool, type ServerWorkers } from './workers/pool.js';
-import { DEFAULT_MAX_PENDING, DEFAULT_MAX_SESSIONS, servePi, SessionPool } from './serve.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS, servePi, SessionPool, type SessionEnd } from './serve.js';
+import { ServeMetrics, serveMetrics, type MetricsServer } from './metrics.js';
+import { DEFAULT_RETRY, retryBusy } from '../retry.js';
+import { appendFileSync } from 'node:fs';
 import { datasetGallery, serveWeb, type WebServer } from './web/server.js';
 import { WEB_RELU } from '../web/info.js';
 import type { Channel } from '../transport/channel.js';
@@ -122,6 +125,20 @@ interface WebFlags {
   galleryDataset?: string;
   data?: string;
   origin?: string[];
+}
+
+interface ServeFlags {
+  maxPerAddress?: number;
+  maxSessionsPerAddress?: number;
+  setupIdleTimeout?: number;
+  onlineIdleTimeout?: number;
+  clientBudget?: number;
+  clientRate?: number;
+  reportTimings?: boolean;
+  metricsPort?: number;
+  metricsHost: string;
+  drainTimeout: number;
+  auditLog?: string;
 }
 
 interface TlsFlags {
@@ -268,14 +285,25 @@ export function registerPiCommands(program: Command): Command {
     .option('--batch <n>', 'ReLUs per batch (one garbled-tables message / one chunk of OT matrices)', posInt('--batch'))
     .option('--max-sessions <n>', `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`, posInt('--max-sessions'))
     .option('--max-pending <n>', `connections still before their hello; more are closed at once [${DEFAULT_MAX_PENDING}]`, posInt('--max-pending'))
-    .option('--json', 'one JSON line per session')
+    .option('--max-per-address <n>', `connections (TCP/TLS, and WebSocket) from one address at once; more are closed at once [${DEFAULT_MAX_PER_ADDRESS}]`, posInt('--max-per-address'))
+    .option('--max-sessions-per-address <n>', 'sessions past the hello from one address at once; more are refused (BUSY); below --max-sessions on an open network, so that one address cannot hold every slot [--max-sessions]', posInt('--max-sessions-per-address'))
+    .option('--setup-idle-timeout <s>', `seconds a client may stay silent in the setup phase (a hello-only client frees its slot) [${DEFAULT_DEADLINES.setupIdleMs / 1e3}]`, seconds('--setup-idle-timeout'))
+    .option('--online-idle-timeout <s>', `seconds a client may stay silent in the online phase [${DEFAULT_DEADLINES.onlineIdleMs / 1e3}]`, seconds('--online-idle-timeout'))
+    .option('--client-budget <n>', 'sessions one client (its verified certificate, else its address) may start in all; more are refused (AUTH)', posInt('--client-budget'))
+    .option('--client-rate <n>', 'sessions one client may start per minute; more are refused (BUSY, with the wait)', posInt('--client-rate'))
+    .option('--report-timings', "send a client that asks for them the server's per-op timings and memory peaks in its report (default: bytes and rounds only)")
+    .option('--metrics-port <n>', 'serve Prometheus metrics (/metrics) and a health check (/healthz) over plain HTTP on this port (0: any free port, printed)', nonNegInt('--metrics-port'))
+    .option('--metrics-host <h>', 'listen address of --metrics-port', '127.0.0.1')
+    .option('--drain-timeout <s>', 'on SIGTERM/SIGINT: seconds to let live sessions finish (new ones are refused) before exiting', seconds('--drain-timeout'), 30)
+    .option('--audit-log <file>', 'append one JSON line per session (client identity, address, outcome, phase reached, duration, bytes) to FILE')
+    .option('--json', 'one JSON line per session on stdout, every outcome (the audit line, with per-phase times and memory for finished sessions)')
     .option('--web', 'also serve the browser client: the page, a gallery and a WSS endpoint over HTTPS with the server certificate (docs/pi-web.md)')
     .option('--web-port <n>', 'HTTPS port of --web (0: any free port, printed)', nonNegInt('--web-port'), 0)
     .option('--gallery <n>', 'test images the page offers (from the model\'s dataset or --gallery-dataset)', nonNegInt('--gallery'), 12)
     .option('--gallery-dataset <name>', 'dataset of the gallery images (default: the model\'s)')
     .option('--data <dir>', 'dataset folder for the gallery')
     .option('--origin <url...>', 'more origins allowed to open sessions from a page (default: the server\'s own https origins)')
-    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean; workerThreads: number }) => {
+    .action(async (o: ModelOpts & TlsFlags & DealerFlags & DeadlineFlags & WebFlags & ServeFlags & { port: number; host: string; preprocess: string; relu?: string; link: LinkProfile | null; batch?: number; maxSessions?: number; maxPending?: number; json?: boolean; workerThreads: number }) => {
       const own = ownIdentity(o, 'the server');
       if (!own && !o.insecure) throw new Error('give --cert FILE --key FILE (deepreduce pi keygen --out DIR makes them), or --insecure for plain TCP');
       const security: ServerSecurity = o.insecure ? { insecure: true } : { tls: own! };
@@ -286,19 +314,30 @@ export function registerPiCommands(program: Command): Command {
       const mode = o.insecure ? 'INSECURE plain TCP' : 'TLS';
       if (o.web && !own) throw new Error('--web needs --cert FILE --key FILE: browsers reach the page and its WebSocket over HTTPS only');
       const workers = workerPool(o.workerThreads);
+      const metrics = new ServeMetrics();
+      const dls: Partial<Deadlines> = { ...deadlines(o), ...(o.setupIdleTimeout ? { setupIdleMs: Math.round(o.setupIdleTimeout * 1e3) } : {}), ...(o.onlineIdleTimeout ? { onlineIdleMs: Math.round(o.onlineIdleTimeout * 1e3) } : {}) };
+      const onEnd = (e: SessionEnd) => {
+        metrics.session(e);
+        const line = JSON.stringify({ time: new Date().toISOString(), link: mode, ...e });
+        if (o.auditLog) appendFileSync(o.auditLog, `${line}\n`);
+        if (o.json) out(`${line}\n`);
+      };
       const pool = new SessionPool(model, {
-        ...(workers ? { workers } : {}), preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: deadlines(o), maxSessions: o.maxSessions,
-        ...(o.relu ? { relu: o.relu } : {}), link: o.link,
+        ...(workers ? { workers } : {}), preprocess: o.preprocess, batch: o.batch, ...(dealer ? { dealer } : {}), deadlines: dls, maxSessions: o.maxSessions,
+        ...(o.maxSessionsPerAddress ? { maxSessionsPerAddress: o.maxSessionsPerAddress } : {}),
+        ...(o.clientBudget || o.clientRate ? { budget: { ...(o.clientBudget ? { queries: o.clientBudget } : {}), ...(o.clientRate ? { perMinute: o.clientRate } : {}) } } : {}),
+        reportTimings: !!o.reportTimings,
+        ...(o.relu ? { relu: o.relu } : {}), link: o.link, onEnd,
         onSession: (r, ch) => {
+          if (o.json) return; // the onEnd line carries it
           const t = r.phases, m = r.memory;
-          out(o.json ? `${JSON.stringify({ client: ch.name, link: mode, ...t, memory: m })}\n`
-            : `[pi] ${ch.name} (${mode}): offline ${t.offline.ms.toFixed(0)} ms, online ${t.online.ms.toFixed(0)} ms, sent ${((t.offline.bytesSent + t.online.bytesSent) / 1e6).toFixed(1)} MB; ` +
+          out(`[pi] ${ch.name} (${mode}): offline ${t.offline.ms.toFixed(0)} ms, online ${t.online.ms.toFixed(0)} ms, sent ${((t.offline.bytesSent + t.online.bytesSent) / 1e6).toFixed(1)} MB; ` +
               `memory: ${(m.peakHeldBytes / 1e6).toFixed(1)} MB of protocol state at peak (${m.peakHeldIn}), buffered ${(m.peakBufferedIn / 1e6).toFixed(1)} MB in / ${(m.peakBufferedOut / 1e6).toFixed(1)} MB out at peak\n`);
         },
       });
       const onError = (e: Error, ch: Channel) => process.stderr.write(`[pi] ${ch.name}: session failed: ${e.message}\n`);
-      const onRefused = (why: string) => process.stderr.write(`[pi] refused a connection: ${why}\n`);
-      const l = await servePi(model, { port: o.port, host: o.host, security, pool, maxPending: o.maxPending, onError, onRefused });
+      const onRefused = (why: string) => { metrics.refusedConnection(why); process.stderr.write(`[pi] refused a connection: ${why}\n`); };
+      const l = await servePi(model, { port: o.port, host: o.host, security, pool, maxPending: o.maxPending, ...(o.maxPerAddress ? { maxPerAddress: o.maxPerAddress } : {}), onError, onRefused });
       process.stderr.write(`[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}; ` +
         `preprocessing ${o.preprocess}; ReLU protocol ${o.relu ?? RELU_PROTOCOLS.join(' or ')}; link: ${describeLink(o.link)}; worker threads: ${o.workerThreads}\n`);
       let web: WebServer | null = null;
@@ -308,13 +347,33 @@ export function registerPiCommands(program: Command): Command {
         const gallery = o.gallery > 0 && ds ? datasetGallery(ds, o.gallery, o.data) : [];
         web = await serveWeb({
           port: o.webPort, host: o.host, tls: own!, pool, preprocess: o.preprocess, relu: o.relu ?? WEB_RELU, gallery,
-          ...(o.origin ? { origins: o.origin } : {}), maxPending: o.maxPending, onError, onRefused,
+          ...(o.origin ? { origins: o.origin } : {}), maxPending: o.maxPending, ...(o.maxPerAddress ? { maxPerAddress: o.maxPerAddress } : {}), onError, onRefused,
         });
         process.stderr.write(`[pi] browser client on ${web.url} (WSS ${web.url.replace(/^https/, 'wss')}pi; ${gallery.length} gallery images)\n`);
+        process.stderr.write(`[pi] page index.html ${web.integrity.index} (its scripts and styles carry SRI hashes; ${web.url}integrity.json lists them)\n`);
       }
-      const stop = () => { void Promise.all([l.close(), web?.close(), workers?.close()]).then(() => { model.dispose(); process.exit(0); }); };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      let ms: MetricsServer | null = null;
+      if (o.metricsPort !== undefined) {
+        ms = await serveMetrics({ port: o.metricsPort, host: o.metricsHost, metrics, pool, connections: () => l.connections + (web?.connections ?? 0) });
+        process.stderr.write(`[pi] metrics on http://${o.metricsHost}:${ms.port}/metrics, health on /healthz\n`);
+      }
+      // Drain: no new connections, new sessions refused (BUSY), live sessions finish within --drain-timeout; then exit.
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`[pi] ${sig}: draining ${pool.admitted} live session(s) (at most ${o.drainTimeout} s)\n`);
+        l.server.close();
+        web?.server.close();
+        void pool.drain(o.drainTimeout * 1e3).then(async (done) => {
+          if (!done) process.stderr.write(`[pi] drain deadline passed with ${pool.admitted} session(s) still running; closing them\n`);
+          await Promise.race([Promise.all([web?.close(), workers?.close(), ms?.close()]), new Promise((r) => setTimeout(r, 2000))]);
+          model.dispose();
+          process.exit(0);
+        });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
     });
 
   dealerOptions(deadlineOptions(pi.command('query')
@@ -330,8 +389,10 @@ export function registerPiCommands(program: Command): Command {
     .option('--preprocess <name>', `offline correlations: ${PREPROCESSORS.join(', ')} (must match the server)`, DEFAULT_PREPROCESS)
     .option('--relu <name>', `ReLU protocol: ${RELU_PROTOCOLS.join(', ')}`, reluOption, DEFAULT_RELU)
     .option('--link <profile>', 'shape what the client receives as over lan, wan, none or BANDWIDTH,RTT (the server shapes the other direction with its own --link)', linkOption, null)
+    .option('--retries <n>', `tries in all while the server answers BUSY (it suggests when; exponential backoff with jitter, each wait at most 30 s) [${DEFAULT_RETRY.attempts}]`, posInt('--retries'), DEFAULT_RETRY.attempts)
+    .option('--timings', "ask for the server's per-op timings in its report (a server gives them only with --report-timings)")
     .option('--json', 'print JSON (logits, per-op costs)')))
-    .action(async (o: DealerFlags & DeadlineFlags & { connect: { host: string; port: number }; serverCert?: string; pin?: string; insecure?: boolean; input?: string; dataset?: string; index: number; data?: string; preprocess: string; relu: string; link: LinkProfile | null; json?: boolean }) => {
+    .action(async (o: DealerFlags & DeadlineFlags & { connect: { host: string; port: number }; serverCert?: string; pin?: string; insecure?: boolean; input?: string; dataset?: string; index: number; data?: string; preprocess: string; relu: string; link: LinkProfile | null; retries: number; timings?: boolean; json?: boolean }) => {
       if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
       const t = trust(o.serverCert, o.pin, '--server-cert', '--pin');
       if (t && o.insecure) throw new Error('--insecure with --server-cert/--pin: choose one');
@@ -347,9 +408,14 @@ export function registerPiCommands(program: Command): Command {
         return d.x;
       };
       const dl = deadlines(o);
-      const ch = shapeChannel(await connectChannel(o.connect.host, o.connect.port, security, { timeoutMs: dl.helloMs ?? DEFAULT_DEADLINES.helloMs }), o.link);
-      const r = await runClient(ch, image, { preprocess: o.preprocess, relu: o.relu, ...(dealer ? { dealer } : {}), deadlines: dl });
-      ch.close();
+      const r = await retryBusy(async () => {
+        const ch = shapeChannel(await connectChannel(o.connect.host, o.connect.port, security, { timeoutMs: dl.helloMs ?? DEFAULT_DEADLINES.helloMs }), o.link);
+        try {
+          return await runClient(ch, image, { preprocess: o.preprocess, relu: o.relu, ...(dealer ? { dealer } : {}), deadlines: dl, ...(o.timings ? { timings: true } : {}) });
+        } finally {
+          ch.close();
+        }
+      }, { attempts: o.retries, onRetry: (e, k, wait) => process.stderr.write(`[pi query] the server is busy (try ${k} of ${o.retries}); trying again in ${(wait / 1e3).toFixed(1)} s\n`) });
       const rep = piReport(r, { relu: o.relu, link: o.link, preprocess: o.preprocess, transport: o.insecure ? 'tcp' : 'tls' }), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
       else {
@@ -409,7 +475,8 @@ export async function benchOnce(model: ServerModel, o: { preprocess?: string; da
     security = { tls: { cert: id.cert, key: id.key } };
     client = { tls: { pin: id.fingerprint } };
   }
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, relu, link, ...(o.workers ? { workers: o.workers } : {}), ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
+  // The benchmark measures the server too: its report carries its timings (reportTimings; the client asks).
+  const l = await servePi(model, { port: 0, host: '127.0.0.1', security, batch: o.batch, preprocess, relu, link, reportTimings: true, ...(o.workers ? { workers: o.workers } : {}), ...(dealer ? { dealer: dealer.link() } : {}), onError: (e) => errors.push(e) });
   try {
     const image = (plan: PublicPlan) => {
       if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
@@ -418,7 +485,7 @@ export async function benchOnce(model: ServerModel, o: { preprocess?: string; da
       return Float32Array.from({ length: plan.ops[0]!.size }, () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()));
     };
     const ch = shapeChannel(await connectChannel('127.0.0.1', l.port, client), link);
-    const r = await runClient(ch, image, { preprocess, relu, ...(dealer ? { dealer: dealer.link() } : {}) });
+    const r = await runClient(ch, image, { preprocess, relu, timings: true, ...(dealer ? { dealer: dealer.link() } : {}) });
     ch.close();
     if (errors.length) throw errors[0]!;
     return piReport(r, { relu, link, preprocess, transport: o.insecure ? 'tcp' : 'tls' });

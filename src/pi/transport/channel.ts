@@ -36,12 +36,18 @@ export interface ChannelLimits {
   maxBufferedBytes: number;
   /** A recv() that waits this long without any byte arriving fails (TIMEOUT); 0: no idle timeout. */
   idleMs: number;
+  /**
+   * Most bytes written and not yet handed to the medium (a peer that does not read): a send() past it fails the
+   * channel (LIMIT), and a recv() while more than half of it is unsent first waits for it to drain (at most idleMs, then
+   * TIMEOUT), so a sender that answers each request never runs ahead of a peer that does not read. Infinity: no bound.
+   */
+  maxBufferedOut: number;
   /** The protocol state the limits belong to, named in errors (e.g. 'before the hello'; '' for none). */
   state: string;
 }
 
-/** Defaults of a bare channel (the protocols set tighter ones): 1 GiB frames, no idle timeout. */
-export const DEFAULT_LIMITS: ChannelLimits = { maxFrameBytes: 1 << 30, maxBufferedBytes: 2 ** 31, idleMs: 0, state: '' };
+/** Defaults of a bare channel (the protocols set tighter ones): 1 GiB frames, no idle timeout, no outgoing bound. */
+export const DEFAULT_LIMITS: ChannelLimits = { maxFrameBytes: 1 << 30, maxBufferedBytes: 2 ** 31, idleMs: 0, maxBufferedOut: Infinity, state: '' };
 
 /** Bytes a channel holds now and at its peak: received but unread (in), and written but not yet sent (out). */
 export interface ChannelMemory {
@@ -256,6 +262,12 @@ export abstract class ChannelBase implements Channel {
       throw f instanceof PiError ? new PiError(f.code, msg, { cause: f }) : new Error(msg, { cause: f });
     }
     if (data.byteLength > 0xffffffff) throw new Error(`${this.name}: message of ${data.byteLength} bytes does not fit a frame`);
+    const unsent = this.outstanding();
+    if (unsent + 4 + data.byteLength > this.lim.maxBufferedOut) {
+      const e = new PiError('LIMIT', `${this.name}: ${unsent} bytes not yet taken by the peer and a message of ${data.byteLength} bytes exceed the outgoing limit of ${this.lim.maxBufferedOut} bytes${this.where()}`);
+      this.fail(e);
+      throw e;
+    }
     if (this.lastDir !== 1) { this.counters.rounds++; this.lastDir = 1; }
     this.counters.msgsSent++;
     this.counters.bytesSent += data.byteLength;
@@ -265,6 +277,33 @@ export abstract class ChannelBase implements Channel {
   }
 
   recv(): Promise<Uint8Array> {
+    const bound = this.lim.maxBufferedOut;
+    if (bound !== Infinity && !this.failure && this.outstanding() > bound / 2) return this.drainThenRecv();
+    return this.recvNow();
+  }
+
+  /** Waits until what was sent has drained (at most idleMs), then receives. */
+  private async drainThenRecv(): Promise<Uint8Array> {
+    const idle = this.lim.idleMs;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const stuck = new Promise<never>((_, reject) => {
+      if (!idle) return;
+      timer = setTimeout(() => {
+        const e = new PiError('TIMEOUT', `${this.name}: the peer read nothing for ${(idle / 1e3).toFixed(1)} s with ${this.outstanding()} bytes unsent (idle timeout)${this.where()}`);
+        this.fail(e);
+        reject(e);
+      }, idle);
+    });
+    stuck.catch(() => {});
+    try {
+      await Promise.race([this.flush(), stuck]);
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    return this.recvNow();
+  }
+
+  private recvNow(): Promise<Uint8Array> {
     const m = this.inbox.shift();
     if (m) {
       this.inboxBytes -= m.byteLength;

@@ -31,9 +31,12 @@ export const isErrorCode = (c: unknown): c is ErrorCode => typeof c === 'string'
 
 /** A local error with the code the peer is told; `message` holds the local details. */
 export class PiError extends Error {
-  constructor(readonly code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** BUSY: when to try again (ms), as the refusing party suggests; sent in the error frame. */
+  readonly retryMs?: number;
+  constructor(readonly code: ErrorCode, message: string, options?: { cause?: unknown; retryMs?: number }) {
     super(message, options);
     this.name = 'PiError';
+    if (options?.retryMs !== undefined) this.retryMs = options.retryMs;
   }
 }
 

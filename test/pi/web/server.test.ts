@@ -104,7 +104,7 @@ function get(path: string, method = 'GET'): Promise<{ status: number; headers: R
 test('static routes: the page, the model info, 404 and 405; every response carries the CSP', async () => {
   const page = await get('/');
   assert.equal(page.status, 200);
-  assert.match(page.body, /<script type="module" src="\/app\.js">/);
+  assert.match(page.body, /<script type="module" src="\/app\.js" integrity="sha384-[A-Za-z0-9+/=]+">/);
   const info = await get('/model.json');
   const j = JSON.parse(info.body) as { input: { shape: number[] }; classes: number; digest: string; relu: string };
   assert.deepEqual(j.input.shape, [3, 8, 8]);

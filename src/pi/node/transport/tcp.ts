@@ -6,7 +6,7 @@ import { createServer, connect, type Socket, type Server } from 'node:net';
 import * as tls from 'node:tls';
 import { ChannelBase, framePrefix, type Channel, type ChannelOptions } from '../../transport/channel.js';
 import { PiError } from '../../transport/errors.js';
-import { certFingerprint, checkPin } from './tls.js';
+import { certFingerprint, certValidityProblem, checkPin } from './tls.js';
 
 /** Who is on the other end of a channel, as TLS established it. */
 export interface PeerIdentity {
@@ -170,6 +170,12 @@ export function connectTls(host: string, port: number, cfg: TlsClientConfig, opt
         reject(new PiError('AUTH', `${what}: the server's certificate has fingerprint ${fp ?? '(none)'}, not the pinned ${pin}`));
         return;
       }
+      const invalid = pin && raw ? certValidityProblem(raw) : null;
+      if (invalid) {
+        s.destroy();
+        reject(new PiError('AUTH', `${what}: the server's pinned certificate is refused: ${invalid}`));
+        return;
+      }
       resolve(new StreamChannel(s, { ...opts, name: opts.name ?? `tls ${host}:${port}`, peer: { fingerprint: fp, verified: true } }));
     });
   });
@@ -213,6 +219,8 @@ export interface ListenOptions extends ChannelOptions {
   handshakeMs?: number;
   /** Open connections beyond this are closed at once (default 256). */
   maxConnections?: number;
+  /** Open connections from one address beyond this are closed at once (default: maxConnections). */
+  maxPerAddress?: number;
   /** A handler that threw (default: stderr). The listener keeps serving. */
   onError?: (err: Error, ch: Channel) => void;
   /** A connection dropped before it became a channel (TLS handshake failed, too many connections). */
@@ -223,8 +231,29 @@ function peerIdentity(s: tls.TLSSocket, cfg: TlsServerConfig): PeerIdentity {
   const raw = s.getPeerCertificate()?.raw;
   const fingerprint = raw ? certFingerprint(raw) : null;
   const byCa = !!cfg.clientAuth?.ca && s.authorized;
-  const byPin = !!fingerprint && !!cfg.clientAuth?.pins?.includes(fingerprint);
+  const byPin = !!fingerprint && !!cfg.clientAuth?.pins?.includes(fingerprint) && certValidityProblem(raw!) === null;
   return { fingerprint, verified: !!fingerprint && (byCa || byPin) };
+}
+
+/** Counts what each address holds (connections, sessions) against a bound; take() gives a release, or null when full. */
+export class AddressCount {
+  private readonly held = new Map<string, number>();
+  constructor(readonly max: number) {}
+  take(address: string | undefined): (() => void) | null {
+    const a = address ?? '?', n = this.held.get(a) ?? 0;
+    if (n >= this.max) return null;
+    this.held.set(a, n + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const m = (this.held.get(a) ?? 1) - 1;
+      if (m) this.held.set(a, m); else this.held.delete(a);
+    };
+  }
+  count(address: string): number {
+    return this.held.get(address) ?? 0;
+  }
 }
 
 /**
@@ -255,14 +284,23 @@ export function listenTcp(opts: ListenOptions, handler: (ch: StreamChannel) => P
     ts.on('tlsClientError', (e, s) => { s.destroy(); onRefused(`TLS handshake failed: ${e.message}`); });
     server = ts;
   } else {
-    server = createServer((s) => run(s));
+    server = createServer(); // run from the 'connection' handler below, after the per-address check
   }
   server.maxConnections = opts.maxConnections ?? 256;
-  server.on('drop', () => onRefused(`more than ${server.maxConnections} connections`));
+  server.on('drop', (d?: { remoteAddress?: string }) => onRefused(`more than ${server.maxConnections} connections (from ${d?.remoteAddress ?? '?'})`));
   let open = 0;
+  const perAddress = new AddressCount(opts.maxPerAddress ?? server.maxConnections);
+  // 'connection' comes before the TLS handshake: the count holds for every connection, handshaking or not.
   server.on('connection', (s: Socket) => {
+    const release = perAddress.take(s.remoteAddress);
+    if (!release) {
+      onRefused(`more than ${perAddress.max} connections from ${s.remoteAddress}`);
+      s.destroy();
+      return;
+    }
     open++;
-    s.once('close', () => open--);
+    s.once('close', () => { open--; release(); });
+    if (!cfg) run(s);
   });
   return new Promise((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`listen on ${host}:${opts.port}: ${e.message}`)));

@@ -21,6 +21,18 @@ export function certFingerprint(cert: Uint8Array | string): string {
   return createHash('sha256').update(der).digest('hex');
 }
 
+/**
+ * Why a certificate (DER) is not valid now ('expired on ...', 'not yet valid (from ...)'), or null. A pin replaces the
+ * chain check, not the validity period: an expired pinned certificate is refused as --server-cert refuses it.
+ */
+export function certValidityProblem(der: Uint8Array, now = Date.now()): string | null {
+  const c = new X509Certificate(der);
+  const from = Date.parse(c.validFrom), to = Date.parse(c.validTo);
+  if (!(now >= from)) return `the certificate is not yet valid (valid from ${c.validFrom})`;
+  if (!(now <= to)) return `the certificate expired on ${c.validTo}`;
+  return null;
+}
+
 /** A SHA-256 pin as 64 lowercase hex digits (':' and case ignored); throws naming `what` otherwise. */
 export function checkPin(pin: string, what: string): string {
   const p = pin.replace(/:/g, '').toLowerCase();
@@ -38,14 +50,14 @@ function altNames(names: string[]): x509.SubjectAlternativeNameExtension {
  * A fresh EC P-256 key and a self-signed certificate valid for `days` (default 365), usable as a TLS server and
  * client certificate, for localhost, 127.0.0.1, ::1 and `names`.
  */
-export async function generateIdentity(o: { names?: string[]; days?: number; commonName?: string } = {}): Promise<TlsIdentity> {
+export async function generateIdentity(o: { names?: string[]; days?: number; commonName?: string; notBefore?: Date } = {}): Promise<TlsIdentity> {
   const crypto = webcrypto;
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const days = o.days ?? 365;
   if (!(Number.isInteger(days) && days >= 1 && days <= 3650)) throw new Error(`keygen: days ${days} must be an integer in [1, 3650]`);
   for (const n of o.names ?? []) if (!isIP(n) && !/^[A-Za-z0-9*]([A-Za-z0-9.-]{0,252})$/.test(n)) throw new Error(`keygen: '${n}' is neither an IP address nor a DNS name`);
-  const notBefore = new Date(Date.now() - 60_000);
+  const notBefore = o.notBefore ?? new Date(Date.now() - 60_000); // tests make expired / future certificates with it
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '7'),
     name: `CN=${o.commonName ?? 'deepreduce-pi'}`,

@@ -5,6 +5,7 @@
 // allowed Origin (the server's own https origins by default), so another site's page cannot drive a session from a
 // visitor's browser. Every response carries a Content-Security-Policy that allows only this origin.
 import { createServer, type Server } from 'node:https';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,10 +18,10 @@ import type { WebModelInfo } from '../../web/info.js';
 import type { SessionPool } from '../serve.js';
 import type { SessionState } from '../../protocol.js';
 import { DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor } from '../../protocol.js';
-import { DEFAULT_MAX_PENDING } from '../serve.js';
+import { DEFAULT_MAX_PENDING, DEFAULT_MAX_PER_ADDRESS } from '../serve.js';
 import { WS_CHUNK, WsChannel, type WebSocketLike } from '../../transport/ws.js';
 import type { Channel } from '../../transport/channel.js';
-import type { TlsServerConfig } from '../transport/tcp.js';
+import { AddressCount, type TlsServerConfig } from '../transport/tcp.js';
 
 /** The WebSocket endpoint's path. */
 export const WS_PATH = '/pi';
@@ -76,12 +77,16 @@ export interface WebOptions {
   testHooks?: boolean;
   /** WebSocket connections before their hello (default 64); more are refused (503). */
   maxPending?: number;
+  /** WebSocket connections from one address at once (default 32); more are refused (503). */
+  maxPerAddress?: number;
   onError?: (e: Error, ch: Channel) => void;
   onRefused?: (why: string) => void;
 }
 
 export interface WebServer {
   readonly port: number;
+  /** The served page's SHA-256 and the SRI hashes of its code (also at /integrity.json). */
+  readonly integrity: { index: string; files: Record<string, string> };
   /** https://HOST:PORT/ */
   readonly url: string;
   readonly server: Server;
@@ -104,8 +109,33 @@ function loadStatic(root: string): Map<string, { body: Uint8Array; type: string 
     const type = TYPES[extname(f)];
     if (type) files.set(`/${f}`, { body: readFileSync(join(root, f)), type });
   }
+  const index = files.get('/index.html')!;
+  files.set('/index.html', { ...index, body: new TextEncoder().encode(withIntegrity(new TextDecoder().decode(index.body), files)) });
   files.set('/', files.get('/index.html')!);
   return files;
+}
+
+/** Subresource Integrity value (sha384, base64) of some bytes. */
+export const sriHash = (b: Uint8Array): string => `sha384-${createHash('sha384').update(b).digest('base64')}`;
+
+/**
+ * The page with an `integrity` attribute on each script and style sheet it loads from this server: the browser then
+ * runs them only if they hash to what the page says, so the page's one SHA-256 (printed at start, /integrity.json)
+ * pins all of its code (docs/pi-web.md, "What the page trusts").
+ */
+export function withIntegrity(html: string, files: Map<string, { body: Uint8Array }>): string {
+  return html.replace(/<(script|link)\b([^>]*?)\s(src|href)="(\/[^"]+)"([^>]*)>/g, (tag, el: string, pre: string, attr: string, path: string, post: string) => {
+    const f = files.get(path);
+    if (!f || /integrity=/.test(tag)) return tag;
+    return `<${el}${pre} ${attr}="${path}" integrity="${sriHash(f.body)}"${post}>`;
+  });
+}
+
+/** What pins the page: the SHA-256 of the served index.html and the SRI hash of every file it loads. */
+export function pageIntegrity(files: Map<string, { body: Uint8Array }>): { index: string; files: Record<string, string> } {
+  const out: Record<string, string> = {};
+  for (const [path, f] of files) if (/\.(js|css)$/.test(path)) out[path] = sriHash(f.body);
+  return { index: `sha256-${createHash('sha256').update(files.get('/index.html')!.body).digest('hex')}`, files: out };
 }
 
 const publicInfo = (plan: PublicPlan, o: WebOptions): WebModelInfo => ({
@@ -127,6 +157,8 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   const onError = o.onError ?? ((e, ch) => process.stderr.write(`[pi] ${ch.name}: ${e.message}\n`));
   files.set('/model.json', { body: new TextEncoder().encode(JSON.stringify(publicInfo(o.pool.model.plan, o))), type: TYPES['.json']! });
   (o.gallery ?? []).forEach((g, i) => files.set(`/gallery/${i}.png`, { body: g.png, type: TYPES['.png']! }));
+  const integrity = pageIntegrity(files);
+  files.set('/integrity.json', { body: new TextEncoder().encode(`${JSON.stringify(integrity, null, 2)}\n`), type: TYPES['.json']! });
 
   const headers = (type: string, length: number) => ({
     'Content-Type': type, 'Content-Length': String(length), 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff',
@@ -148,6 +180,7 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_CHUNK, perMessageDeflate: false });
   let open = 0;
+  const perAddress = new AddressCount(o.maxPerAddress ?? DEFAULT_MAX_PER_ADDRESS);
   let origins: Set<string> = new Set();
   const refuse = (socket: Duplex, status: number, why: string) => {
     onRefused(why);
@@ -159,15 +192,27 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
     const origin = req.headers.origin;
     if (!origin || !origins.has(origin)) return refuse(socket, 403, `WebSocket upgrade from origin ${String(origin).slice(0, 100)} (allowed: ${[...origins].join(', ')})`);
     if (open >= maxOpen) return refuse(socket, 503, `more than ${maxOpen} WebSocket connections`);
+    const address = req.socket.remoteAddress ?? '?';
+    const release = perAddress.take(address);
+    if (!release) return refuse(socket, 503, `more than ${perAddress.max} WebSocket connections from ${address}`);
+    // Counted until the socket closes, on every path: `ws` answers some upgrades itself (an invalid key: 400) and
+    // never calls back; the close of the underlying socket always comes.
     open++;
+    let counted = true;
+    const uncount = () => { if (counted) { counted = false; open--; release(); } };
+    socket.once('close', uncount);
+    // An upgrade that never completes (a client that stops mid-handshake) holds its count only until the hello deadline.
+    const stall = setTimeout(() => socket.destroy(), dl.helloMs);
+    stall.unref();
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      clearTimeout(stall);
       const ch = new WsChannel(ws as unknown as WebSocketLike, {
-        name: `wss ${req.socket.remoteAddress}:${req.socket.remotePort}`, limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
+        name: `wss ${address}:${req.socket.remotePort}`, limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
       });
       Promise.resolve()
-        .then(() => o.pool.run(ch))
+        .then(() => o.pool.run(ch, { address, medium: 'wss' }))
         .catch((e) => onError(e instanceof Error ? e : new Error(String(e)), ch))
-        .finally(() => { ch.close(); open--; });
+        .finally(() => { ch.close(); });
     });
   });
 
@@ -181,7 +226,7 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   const hostPart = host.includes(':') ? `[${host}]` : host;
   origins = new Set([`https://${hostPart}:${port}`, `https://127.0.0.1:${port}`, `https://localhost:${port}`, ...(o.origins ?? [])]);
   return {
-    port, url: `https://${hostPart}:${port}/`, server,
+    port, url: `https://${hostPart}:${port}/`, server, integrity,
     sessions: () => o.pool.sessions(),
     get connections() { return open; },
     close: () => new Promise<void>((res) => {
