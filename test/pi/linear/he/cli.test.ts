@@ -65,7 +65,9 @@ test('two processes only, over TLS: `pi keygen`, `pi serve --model DIR --port 0`
     } finally {
       m.dispose();
     }
-    assert.ok(res.linear.cToS > 0 && res.linear.sToC > 0 && res.linear.serverMs > 0 && res.linear.clientMs > 0, JSON.stringify(res.linear));
+    assert.ok(res.linear.cToS > 0 && res.linear.sToC > 0 && res.linear.clientMs > 0, JSON.stringify(res.linear));
+    // the server sends no timings unless the client asks (--timings) and the server allows it (--report-timings)
+    assert.equal(res.linear.serverMs, 0, JSON.stringify(res.linear));
     // and the dealer's flags are refused without --preprocess dealer
     const stray = await run(['pi', 'query', '--connect', `127.0.0.1:${port}`, '--server-cert', join(keys, 'cert.pem'), '--dealer', '127.0.0.1:1', '--dataset', 'fashion-mnist'], 30000).done;
     assert.notEqual(stray.code, 0);
