@@ -221,5 +221,5 @@ if (a.part) {
     ...(FIT.length ? { costModel: await costComparison(part) } : {}),
   };
   process.stderr.write('\n');
-  process.stdout.write(a.json ? `${JSON.stringify(res, null, 2)}\n` : Object.entries(res).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n') + '\n');
+  process.stdout.write(a.json ? `${JSON.stringify(res, null, 2)}\n` : `${Object.entries(res).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('\n')}\n`);
 }

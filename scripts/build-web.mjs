@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'web');
-const src = join(root, 'src') + '/';
+const src = `${join(root, 'src')}/`;
 const builtins = new Set(builtinModules);
 
 /** The crypto backend chosen at load: the browser one in place of node:crypto (src/pi/crypto/backend.ts). */

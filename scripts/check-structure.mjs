@@ -65,7 +65,7 @@ const piGroup = (f) => {
   const p = f.slice('pi/'.length);
   let best = null;
   PI_LAYERS.forEach((g, layer) => g.forEach((prefix) => {
-    if ((p === prefix || p.startsWith(prefix + '/')) && (!best || prefix.length > best.prefix.length)) best = { prefix, layer };
+    if ((p === prefix || p.startsWith(`${prefix}/`)) && (!best || prefix.length > best.prefix.length)) best = { prefix, layer };
   }));
   return best;
 };

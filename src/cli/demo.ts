@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, writeResults } from '../reduce/pipeline.js';
 import { linkName, measureRunPi, pickRecommended, type MeasurePiConfig } from '../reduce/measurepi.js';

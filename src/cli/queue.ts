@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { defaultThreads } from '../engine/index.js';
 import { startWorker } from '../queue/worker.js';
 import { queueStatus, statusLines } from '../queue/status.js';

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { join } from 'node:path';
 import { checkDatasetName, openData } from '../data/index.js';
 import { defaultTrainOptions, evaluate } from '../train/trainer.js';
@@ -103,7 +103,7 @@ export function registerTrainCommands(program: Command): void {
           const w = Math.max(...names.map((n) => n.length), 5);
           for (const p of perClass) console.log(`  ${p.class!.padEnd(w)}  ${(100 * p.acc).toFixed(1).padStart(5)}%`);
           console.log('confusion (rows: true, columns: predicted):');
-          for (const row of ev.confusion) console.log('  ' + row.map((v) => String(v).padStart(5)).join(''));
+          for (const row of ev.confusion) console.log(`  ${row.map((v) => String(v).padStart(5)).join('')}`);
         }
       } finally {
         await data.close();

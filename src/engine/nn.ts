@@ -1,5 +1,5 @@
 import * as F from './functional.js';
-import { Tensor, empty, keep, noGrad, ones, tidy, where, zeros } from './tensor.js';
+import { type Tensor, empty, keep, noGrad, ones, tidy, where, zeros } from './tensor.js';
 
 /** A network layer with named parameters, buffers and children (torch.nn.Module's shape). */
 export abstract class Module {

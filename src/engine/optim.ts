@@ -1,4 +1,4 @@
-import { Tensor, keep, noGrad, tidy, zeros } from './tensor.js';
+import { type Tensor, keep, noGrad, tidy, zeros } from './tensor.js';
 
 export interface SGDOptions {
   lr: number;

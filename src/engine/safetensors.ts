@@ -2,7 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then raw little-endian data.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/fs.js';
-import { Tensor, tensor, tidy, type DType, type TypedArray } from './tensor.js';
+import { type Tensor, tensor, tidy, type DType, type TypedArray } from './tensor.js';
 
 const TO_ST: Partial<Record<DType, string>> = {
   float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',

@@ -157,7 +157,7 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
     throw new Error(`onnx export of '${o.name}': node #${n.id} '${n.name}' (${String(n.op)}): ${msg}`);
   };
   const first = nodes[0];
-  if (!first || first.op !== 'input') throw new Error(`onnx export of '${o.name}': the graph must start with an input node`);
+  if (first?.op !== 'input') throw new Error(`onnx export of '${o.name}': the graph must start with an input node`);
   if (first.outShape.length !== 3) fail(first, `input shape [${first.outShape}] is not CHW`);
   const folded = new Map((o.folded ?? []).map((f) => [f.conv, f]));
   const foldedBns = new Set((o.folded ?? []).map((f) => f.bn));

@@ -1,5 +1,5 @@
 import {
-  AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, MaxPool2d, Module, ReLUSite, Sequential,
+  AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, MaxPool2d, type Module, ReLUSite, Sequential,
   noGrad, tidy, where, type Tensor,
 } from '../engine/index.js';
 import type { ReluMask } from './mask.js';

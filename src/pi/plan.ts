@@ -198,7 +198,7 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
   ops.forEach((raw, i) => {
     const o = obj(raw, `op ${i}`);
     const kind = o.op as PlanOp['op'];
-    if (typeof kind !== 'string' || !Object.prototype.hasOwnProperty.call(OP_KEYS, kind)) bad(`op ${i}: unknown op ${JSON.stringify(o.op)?.slice(0, 40)}`);
+    if (typeof kind !== 'string' || !Object.hasOwn(OP_KEYS, kind)) bad(`op ${i}: unknown op ${JSON.stringify(o.op)?.slice(0, 40)}`);
     const w = `op ${i} (${kind})`;
     keys(o, [...BASE_KEYS, ...OP_KEYS[kind]], w);
     str(o.name, 256, `${w}.name`);

@@ -439,7 +439,7 @@ export function writeResults(dir: string, r: ReduceResults): void {
     [c.id, `"${c.description}"`, c.relus, c.macs, c.alpha, c.rho, `"${c.blocks.join(',')}"`, `"${c.culled.join(',')}"`, c.thinned, c.kd, c.init, c.acc.toFixed(6), c.latency_s.toFixed(6), front.has(c.id), c.seconds.toFixed(1),
       c.method, c.flops, c.budget ?? '', `"${c.widths?.join(',') ?? ''}"`, c.maskAcc?.toFixed(6) ?? ''].join(','));
   const b = r.baseline;
-  writeFileAtomic(join(dir, 'results.csv'), [head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",`, ...rows].join('\n') + '\n');
+  writeFileAtomic(join(dir, 'results.csv'), `${[head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",`, ...rows].join('\n')}\n`);
   writeFileAtomic(join(dir, 'report.html'), renderReport({
     title: `DeepReDuce: ${r.config.arch} (alpha ${r.config.baseAlpha}) on ${r.config.dataset}`,
     config: r.config as unknown as Record<string, unknown>,

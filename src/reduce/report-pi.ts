@@ -89,7 +89,7 @@ export function measuredPiLines(m: MeasuredPi): string[] {
   });
   const head = ['model', 'ReLUs', 'plaintext acc', 'secure = plaintext', 'secure correct', 'offline s', 'online s', 'total s', 'estimated s', 'MB', 'online MB', 'speed-up total / online'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => '  ' + r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  const line = (r: string[]) => `  ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')}`;
   const out = [
     `measured private inference: ${m.images} ${m.dataset} test images (#${m.from}-${m.from + m.images - 1}) per model, ${describeProtocol(m)}; per image, client wall time, bytes client <-> server`,
     line(head), ...rows.map(line),

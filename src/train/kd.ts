@@ -1,4 +1,4 @@
-import { F, Tensor } from '../engine/index.js';
+import { F, type Tensor } from '../engine/index.js';
 
 export interface KDOptions {
   /** Softmax temperature (Hinton); 4 in the DeepReDuce/SNL recipes. */

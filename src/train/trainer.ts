@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'nod
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
-  F, Module, SGD, Tensor, tensor, labels, tidy, noGrad, manualSeed, rngState, setRngState, setNumThreads,
+  F, type Module, SGD, type Tensor, tensor, labels, tidy, noGrad, manualSeed, rngState, setRngState, setNumThreads,
   saveSafetensors, loadSafetensors, cosineSchedule, stepSchedule, withWarmup, type Schedule,
 } from '../engine/index.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -174,7 +174,7 @@ export async function fit(
     history.push(...st.history);
     start = ptr.epoch;
     // metrics.jsonl may hold a line for an epoch whose checkpoint was not completed: rewrite it from the checkpoint.
-    writeFileAtomic(metricsFile, history.map((m) => JSON.stringify(m) + '\n').join(''));
+    writeFileAtomic(metricsFile, history.map((m) => `${JSON.stringify(m)}\n`).join(''));
     log(`resuming after epoch ${start}`);
   } else {
     manualSeed(o.seed);
@@ -226,7 +226,7 @@ export async function fit(
       test_loss: ev.loss, test_acc: ev.acc, img_s: imgS, seconds: (Date.now() - t0) / 1000,
     };
     history.push(m);
-    appendFileSync(metricsFile, JSON.stringify(m) + '\n');
+    appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
     saveCheckpoint(out, epoch + 1, model, opt, history);
     log(`epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)} acc ${(100 * m.train_acc).toFixed(2)}% | test acc ${(100 * m.test_acc).toFixed(2)}% | ${m.img_s.toFixed(0)} img/s | ${m.seconds.toFixed(1)} s`);
   }

@@ -97,7 +97,7 @@ export const tinyColour = (wnid: string): [number, number, number] =>
 export function writeTinyImageNet(dir: string): string {
   const root = join(dir, 'tiny-imagenet-200');
   mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, 'wnids.txt'), TINY_WNIDS.join('\n') + '\n');
+  writeFileSync(join(root, 'wnids.txt'), `${TINY_WNIDS.join('\n')}\n`);
   writeFileSync(join(root, 'words.txt'), 'n01\tred thing\nn02\tgreen thing\nn03\tblue thing\nn99\tunused\n');
   for (const w of TINY_WNIDS) {
     const d = join(root, 'train', w, 'images');
@@ -108,7 +108,7 @@ export function writeTinyImageNet(dir: string): string {
   mkdirSync(join(root, 'val', 'images'), { recursive: true });
   const val = ['n03', 'n01', 'n02', 'n01'];
   val.forEach((w, i) => jpegFile(join(root, 'val', 'images', `val_${i}.JPEG`), 8, 8, tinyColour(w)));
-  writeFileSync(join(root, 'val', 'val_annotations.txt'), val.map((w, i) => `val_${i}.JPEG\t${w}\t0\t0\t7\t7`).join('\n') + '\n');
+  writeFileSync(join(root, 'val', 'val_annotations.txt'), `${val.map((w, i) => `val_${i}.JPEG\t${w}\t0\t0\t7\t7`).join('\n')}\n`);
   return root;
 }
 

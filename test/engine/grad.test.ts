@@ -1,7 +1,7 @@
 // Gradients from libtorch's autograd against central finite differences, in float64.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, Tensor, tensor, tidy, manualSeed, randn, labels, noGrad } from '../../src/engine/index.js';
+import { F, type Tensor, tensor, tidy, manualSeed, randn, labels, noGrad } from '../../src/engine/index.js';
 
 function checkGrad(inputs: Tensor[], f: (xs: Tensor[]) => Tensor, tol = 1e-6): void {
   tidy(() => {

@@ -4,11 +4,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Identity, type Tensor } from '../../src/engine/index.js';
+import { Identity, } from '../../src/engine/index.js';
 import { Network, buildNetwork, describeNetwork, fullMask, removeSites, specFor, type Flow, type GraphNode, type NetSpec } from '../../src/models/index.js';
 import { saveModelDir } from '../../src/train/modeldir.js';
 import { registerExportCommand } from '../../src/cli/export.js';
-import { decodeOnnx, exportModelDirToOnnx, exportOnnx, graphToOnnx } from '../../src/export/onnx.js';
+import { decodeOnnx, exportOnnx, graphToOnnx } from '../../src/export/onnx.js';
 import { makeNet, maxAbsDiff, ortLogits, ourLogits, randomInput, session } from './helpers.js';
 
 async function run(...args: string[]): Promise<string> {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
-import { type ServerModel } from '../../src/pi/plan.js';
+import type { ServerModel } from '../../src/pi/plan.js';
 import { PROTOCOL, runClient, serveClient, type SessionOptions } from '../../src/pi/protocol.js';
 import { Dealer, DEALER_PROTOCOL, type DealerLink } from '../../src/pi/node/dealer.js';
 import { parseErrorFrame } from '../../src/pi/wire.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { buildNetwork, specFor } from '../../src/models/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { compilePlan } from '../../src/pi/node/compile.js';
-import { type ServerModel } from '../../src/pi/plan.js';
+import type { ServerModel } from '../../src/pi/plan.js';
 import { r64Add, r64FromBytes, r64ToBig, r64ToBytes, type R64 } from '../../src/pi/fixed.js';
 import { Dealer, DEALER_PROTOCOL, modelFingerprint, tcpDealerLink, type DealerLink } from '../../src/pi/node/dealer.js';
 import { linearShapes } from '../../src/pi/linear/index.js';

@@ -89,7 +89,7 @@ test('checkPlan refuses a wrong partial entry, naming the op and the site', () =
     [CHANNELS, (o) => { o.kept.relus = 256; }, /kept\.relus = 256 is not an integer in \[1, 255\]/],
     [BITMAP, (o) => { o.kept.relus += 1; }, /but the bitmap keep/],
     [BITMAP, (o) => { o.kept.bitmap = o.kept.bitmap.slice(4); }, new RegExp(`kept\\.bitmap is not a base64 string of \\d+ characters \\(${n} bits\\)`)],
-    [BITMAP, (o) => { o.kept.bitmap = '!' + o.kept.bitmap.slice(1); }, /'bitmap' is not base64/],
+    [BITMAP, (o) => { o.kept.bitmap = `!${o.kept.bitmap.slice(1)}`; }, /'bitmap' is not base64/],
     [BITMAP, (o) => { o.kept.channels = [0]; }, /exactly one of 'channels' or 'bitmap'/],
     [BITMAP, (o) => { o.kept.extra = 1; }, /kept has an unexpected field 'extra'/],
     [BITMAP, (o) => { o.kept = [1]; }, /kept is not an object/],

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { buildNetwork, cullStages, describeNetwork, fullMask, removeSites, runGraph, specFor, type NetSpec } from '../../src/models/index.js';
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
-import { type ServerModel } from '../../src/pi/plan.js';
+import type { ServerModel } from '../../src/pi/plan.js';
 import { HELLO_MAX_BYTES, PROTOCOL, runClient, serveClient, sessionLimits } from '../../src/pi/protocol.js';
 import { servePi } from '../../src/pi/node/serve.js';
 import { linearShapes, makePreprocessor } from '../../src/pi/linear/index.js';

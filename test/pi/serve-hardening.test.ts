@@ -15,7 +15,7 @@ import { servePi, type ServeOptions } from '../../src/pi/node/serve.js';
 import { connectChannel, connectTls, StreamChannel } from '../../src/pi/node/transport/tcp.js';
 import { generateIdentity } from '../../src/pi/node/transport/tls.js';
 import { retryBusy } from '../../src/pi/retry.js';
-import { PiError, PeerError } from '../../src/pi/wire.js';
+import { PiError, type PeerError } from '../../src/pi/wire.js';
 import { identity, pinned, serverSecurity } from './helpers/tls.js';
 
 manualSeed(9);

@@ -12,7 +12,7 @@ import { ClientBudget, servePi, type SessionEnd, type ServeOptions } from '../..
 import { ServeMetrics, serveMetrics } from '../../src/pi/node/metrics.js';
 import { retryWaitMs } from '../../src/pi/retry.js';
 import { connectChannel } from '../../src/pi/node/transport/tcp.js';
-import { PiError, type PeerError } from '../../src/pi/wire.js';
+import type { PiError, PeerError } from '../../src/pi/wire.js';
 import { identity, pinned, serverSecurity } from './helpers/tls.js';
 
 manualSeed(9);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { manualSeed, tidy, tensor, labels, Module } from '../../src/engine/index.js';
+import { manualSeed, tidy, tensor, labels, type Module } from '../../src/engine/index.js';
 import { fit, evaluate, defaultTrainOptions, type TrainOptions } from '../../src/train/trainer.js';
 import { kdLoss } from '../../src/train/kd.js';
 import { tinyNet, syntheticData } from './synthetic.js';

@@ -37,7 +37,7 @@ const simd = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
 const load = (ptr: number, off = 0) => [...get(ptr), ...simd(0x00, 4, ...uleb(off))];
 const loadAbs = (addr: number) => [...i32c(0), ...simd(0x00, 4, ...uleb(addr))];
 const store = (ptr: number, off: number, value: number[]) => [...get(ptr), ...value, ...simd(0x0b, 4, ...uleb(off))];
-const xor = (...xs: number[][]) => xs.reduce((acc, x) => [...acc, ...x, ...simd(0x51)]);
+const xor = (...xs: number[][]) => xs.slice(1).reduce((acc, x) => acc.concat(x, simd(0x51)), xs[0]!);
 const and = (x: number[], y: number[]) => [...x, ...y, ...simd(0x4e)];
 const vzero = simd(0x0c, ...new Array(16).fill(0));
 // σ(x) = (xL ⊕ xR, xL) on 64-bit halves: low half <- bytes 8..15, high half <- bytes 8..15 ⊕ bytes 0..7.

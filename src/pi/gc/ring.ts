@@ -29,7 +29,7 @@ const TWO32 = 4294967296;
 export function splitRing(values: RingValues, k: number): { lo: Uint32Array; hi: Uint32Array } {
   checkRingBits(k, 'splitRing');
   const n = ringLength(values);
-  let lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n), hi = new Uint32Array(n);
   if (isWords(values)) {
     lo.set(values.lo);
     hi.set(values.hi);

@@ -233,7 +233,7 @@ export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [Input
 
 /** Decrypts a response at its kept positions: the values (lo/hi words) in the order of `keep`. */
 export function decryptResponse(e: HeEngine, sk: SecretKey, ct: ResponseCt, keep: Uint32Array): { lo: Uint32Array; hi: Uint32Array } {
-  const m = e.mark(), n = e.n, D = e.params.decPrimes;
+  const m = e.mark(), D = e.params.decPrimes;
   const w = putU32(e, ct.c1);
   const prod = e.poly(D, false);
   e.reduceWide(prod, w);

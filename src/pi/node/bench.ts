@@ -1,6 +1,6 @@
 // Reports of `pi bench` and the benchmarks (table / JSON) and the cost-model calibration. The models and images they
 // run on come from load.ts.
-import type { FixedPointOptions, PublicPlan } from '../plan.js';
+import type { FixedPointOptions, } from '../plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from '../protocol.js';
 import { describeLink, type LinkProfile } from '../transport/shaping.js';
 import type { CostModel } from './costmodel.js';
@@ -94,7 +94,7 @@ const ms = (t: number) => t.toFixed(t < 10 ? 2 : 0);
 
 function table(headers: string[], rows: string[][]): string {
   const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => '  ' + r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd();
+  const line = (r: string[]) => `  ${r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd()}`;
   return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 

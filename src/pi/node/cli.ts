@@ -415,7 +415,7 @@ export function registerPiCommands(program: Command): Command {
         } finally {
           ch.close();
         }
-      }, { attempts: o.retries, onRetry: (e, k, wait) => process.stderr.write(`[pi query] the server is busy (try ${k} of ${o.retries}); trying again in ${(wait / 1e3).toFixed(1)} s\n`) });
+      }, { attempts: o.retries, onRetry: (_e, k, wait) => process.stderr.write(`[pi query] the server is busy (try ${k} of ${o.retries}); trying again in ${(wait / 1e3).toFixed(1)} s\n`) });
       const rep = piReport(r, { relu: o.relu, link: o.link, preprocess: o.preprocess, transport: o.insecure ? 'tcp' : 'tls' }), cls = argmax(r.logits), names = r.plan.input.classNames;
       if (o.json) out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
       else {

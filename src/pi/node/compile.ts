@@ -244,7 +244,6 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
   const { plan, secret } = model;
   const vals: R64[] = [];
   const reluBits: ReferenceResult['reluBits'] = [], cullBits: ReferenceResult['cullBits'] = [];
-  {
     plan.ops.forEach((o, i) => {
       switch (o.op) {
         case 'input':
@@ -277,7 +276,6 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
           vals.push(localOp(plan, i, vals, 'clear'));
       }
     });
-  }
   const out = vals[vals.length - 1]!, last = plan.ops[plan.ops.length - 1]!;
   const logits = new Float64Array(out.lo.length);
   const p = 2 ** -last.scale;

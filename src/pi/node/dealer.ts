@@ -22,7 +22,7 @@ import type { ServerModel } from '../plan.js';
 import { checkSessionId, DEALER_PROTOCOL, HELLO_MAX_BYTES, SESSION_RE, limitsFor, modelFingerprint, type DealerHello, type DealerLink, type DealerRole } from '../linear/dealer/link.js';
 import { dealLayer } from '../linear/dealer/preprocess.js';
 import { linearShapes, type LinearShape } from '../linear/index.js';
-import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvJsonChecked, type ErrorCode } from '../wire.js';
+import { guarded, malformed, PiError, recvJsonChecked, type ErrorCode } from '../wire.js';
 
 export {
   checkSessionId, DEALER_PROTOCOL, joinDealer, modelFingerprint, type DealerLink, type DealerRole,
@@ -181,7 +181,10 @@ export class Dealer {
   /** Ends a session that has not started: drops its parked party, or remembers why for a party still to come. */
   private failSession(session: string, code: ErrorCode, why: string): void {
     const w = this.waiting.get(session);
-    if (w) return w.drop(code, why);
+    if (w) {
+      w.drop(code, why);
+      return;
+    }
     const now = Date.now();
     for (const [id, f] of this.failed) {
       if (now - f.at < 2 * this.pairTimeoutMs && this.failed.size < 10000) break;

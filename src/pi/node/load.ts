@@ -57,7 +57,7 @@ export function fileImage(plan: PublicPlan, file: string): Float32Array {
   if (ext === '.json') {
     const j = JSON.parse(readFileSync(file, 'utf8')) as unknown;
     const flat = Array.isArray(j) ? (j as unknown[]).flat(3) : null;
-    if (!flat || !flat.every((v) => typeof v === 'number')) throw new Error(`${file}: expected a JSON array of numbers`);
+    if (!flat?.every((v) => typeof v === 'number')) throw new Error(`${file}: expected a JSON array of numbers`);
     x = Float32Array.from(flat as number[]);
   } else if (ext === '.bin') {
     const b = readFileSync(file);
