@@ -20,8 +20,13 @@ import type { CryptoRow } from './web-crypto.js';
 
 const { values: a } = parseArgs({
   options: {
-    preset: { type: 'string', default: 'C100_12K' }, input: { type: 'string', default: '32' }, classes: { type: 'string', default: '100' },
-    runs: { type: 'string', default: '3' }, relu: { type: 'string' }, out: { type: 'string' }, 'no-crypto': { type: 'boolean' },
+    preset: { type: 'string', default: 'C100_12K' },
+    input: { type: 'string', default: '32' },
+    classes: { type: 'string', default: '100' },
+    runs: { type: 'string', default: '3' },
+    relu: { type: 'string' },
+    out: { type: 'string' },
+    'no-crypto': { type: 'boolean' },
   },
 });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -37,7 +42,8 @@ function waitLine(p: ChildProcess, log: { text: string }, re: RegExp, what: stri
       const m = log.text.match(re);
       if (m) return resolve(m);
       if (p.exitCode !== null) return reject(new Error(`${what} exited (${p.exitCode}):\n${log.text}`));
-      if (Date.now() - t0 > 600_000) return reject(new Error(`${what}: no line matching ${re} within 600 s:\n${log.text}`));
+      if (Date.now() - t0 > 600_000)
+        return reject(new Error(`${what}: no line matching ${re} within 600 s:\n${log.text}`));
       setTimeout(poll, 100);
     };
     poll();
@@ -46,9 +52,27 @@ function waitLine(p: ChildProcess, log: { text: string }, re: RegExp, what: stri
 
 function runCli(port: number, pin: string, png: string, relu?: string): Promise<{ phases: Phases; cls: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cli, 'pi', 'query', '--connect', `127.0.0.1:${port}`, '--pin', pin, '--input', png, '--json', ...(relu ? ['--relu', relu] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(
+      process.execPath,
+      [
+        cli,
+        'pi',
+        'query',
+        '--connect',
+        `127.0.0.1:${port}`,
+        '--pin',
+        pin,
+        '--input',
+        png,
+        '--json',
+        ...(relu ? ['--relu', relu] : []),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     p.on('exit', (c) => {
       if (c !== 0) return reject(new Error(`pi query exited with ${c}`));
       const j = JSON.parse(out) as { predicted: number; phases: Phases };
@@ -69,10 +93,38 @@ async function main(): Promise<void> {
   for (let i = 0; i < png.data.length; i++) png.data[i] = i % 4 === 3 ? 255 : (i * 2654435761) >>> 24;
   const pngFile = join(dir, 'image.png');
   writeFileSync(pngFile, PNG.sync.write(png));
-  const server = spawn(process.execPath, [cli, 'pi', 'serve', '--preset', a.preset!, '--input', a.input!, '--classes', a.classes!, '--port', '0', '--web', '--web-port', '0',
-    '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), '--max-sessions', '2', ...(a.relu ? ['--relu', a.relu] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(
+    process.execPath,
+    [
+      cli,
+      'pi',
+      'serve',
+      '--preset',
+      a.preset!,
+      '--input',
+      a.input!,
+      '--classes',
+      a.classes!,
+      '--port',
+      '0',
+      '--web',
+      '--web-port',
+      '0',
+      '--cert',
+      join(dir, 'cert.pem'),
+      '--key',
+      join(dir, 'key.pem'),
+      '--max-sessions',
+      '2',
+      ...(a.relu ? ['--relu', a.relu] : []),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const log = { text: '' };
-  server.stderr!.on('data', (d: Buffer) => { log.text += d.toString(); process.stderr.write(d); });
+  server.stderr!.on('data', (d: Buffer) => {
+    log.text += d.toString();
+    process.stderr.write(d);
+  });
   const browser = await launchBrowser(id.cert);
   try {
     const port = Number((await waitLine(server, log, /serving .* on 127\.0\.0\.1:(\d+) over TLS/, 'pi serve'))[1]);
@@ -82,10 +134,18 @@ async function main(): Promise<void> {
     await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
     let crypto: CryptoRow[] | null = null;
     if (!a['no-crypto']) {
-      const b = await build({ entryPoints: [join(here, '../../bench/web-crypto.ts')], bundle: true, platform: 'browser', format: 'iife', globalName: 'webCryptoBench', write: false });
-      crypto = await page.evaluate(`${b.outputFiles[0]!.text}\nwebCryptoBench.run()`) as CryptoRow[];
+      const b = await build({
+        entryPoints: [join(here, '../../bench/web-crypto.ts')],
+        bundle: true,
+        platform: 'browser',
+        format: 'iife',
+        globalName: 'webCryptoBench',
+        write: false,
+      });
+      crypto = (await page.evaluate(`${b.outputFiles[0]!.text}\nwebCryptoBench.run()`)) as CryptoRow[];
     }
-    const node: Phases[] = [], web: Phases[] = [];
+    const node: Phases[] = [],
+      web: Phases[] = [];
     const classes: number[][] = [];
     const held: number[] = [];
     for (let r = 0; r < Number(a.runs); r++) {
@@ -97,27 +157,44 @@ async function main(): Promise<void> {
       await page.waitForSelector('body[data-state="ready"]');
       await page.getByRole('button', { name: 'Classify privately' }).click();
       await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 1_200_000 });
-      const res = await page.evaluate('globalThis.piResult') as { class: number; phases: Phases; memory: { peakHeldBytes: number } } | undefined;
+      const res = (await page.evaluate('globalThis.piResult')) as
+        | { class: number; phases: Phases; memory: { peakHeldBytes: number } }
+        | undefined;
       if (!res) throw new Error(`the page failed: ${await page.locator('#run-error').textContent()}`);
       web.push(res.phases);
       held.push(res.memory.peakHeldBytes);
       classes.push([c.cls, res.class]);
-      process.stderr.write(`[bench] run ${r + 1}: node ${PHASES.map((p) => c.phases[p].ms.toFixed(0)).join('/')} ms, browser ${PHASES.map((p) => res.phases[p].ms.toFixed(0)).join('/')} ms (setup/offline/online)\n`);
+      process.stderr.write(
+        `[bench] run ${r + 1}: node ${PHASES.map((p) => c.phases[p].ms.toFixed(0)).join('/')} ms, browser ${PHASES.map((p) => res.phases[p].ms.toFixed(0)).join('/')} ms (setup/offline/online)\n`,
+      );
     }
     const rows = [...PHASES, 'total' as const].map((p) => {
       const pick = (x: Phases) => (p === 'total' ? PHASES.reduce((s, q) => s + x[q].ms, 0) : x[p].ms);
-      const n = median(node.map(pick)), w = median(web.map(pick));
+      const n = median(node.map(pick)),
+        w = median(web.map(pick));
       return { phase: p, nodeMs: n, browserMs: w, ratio: w / n };
     });
-    console.log(`model ${a.preset} ${a.input}x${a.input}, ${a.classes} classes, relu ${a.relu ?? 'the page default'}; ${a.runs} runs (medians); classes node/browser: ${classes.map((c) => c.join('/')).join(', ')}`);
+    console.log(
+      `model ${a.preset} ${a.input}x${a.input}, ${a.classes} classes, relu ${a.relu ?? 'the page default'}; ${a.runs} runs (medians); classes node/browser: ${classes.map((c) => c.join('/')).join(', ')}`,
+    );
     console.log(`browser client's protocol state at peak: ${(median(held) / 1e6).toFixed(1)} MB`);
     console.log('phase      node ms   browser ms   browser/node');
-    for (const r of rows) console.log(`${r.phase.padEnd(9)} ${r.nodeMs.toFixed(0).padStart(8)} ${r.browserMs.toFixed(0).padStart(12)} ${r.ratio.toFixed(2).padStart(14)}`);
+    for (const r of rows)
+      console.log(
+        `${r.phase.padEnd(9)} ${r.nodeMs.toFixed(0).padStart(8)} ${r.browserMs.toFixed(0).padStart(12)} ${r.ratio.toFixed(2).padStart(14)}`,
+      );
     if (crypto) {
       console.log('\nAES in the browser (MB/s): bytes  noble-ECB  noble-CTR  WebCrypto-CTR');
-      for (const c of crypto) console.log(`${String(c.bytes).padStart(36)} ${c.nobleEcbMBs.toFixed(0).padStart(10)} ${c.nobleCtrMBs.toFixed(0).padStart(10)} ${c.webcryptoCtrMBs.toFixed(0).padStart(14)}`);
+      for (const c of crypto)
+        console.log(
+          `${String(c.bytes).padStart(36)} ${c.nobleEcbMBs.toFixed(0).padStart(10)} ${c.nobleCtrMBs.toFixed(0).padStart(10)} ${c.webcryptoCtrMBs.toFixed(0).padStart(14)}`,
+        );
     }
-    if (a.out) writeFileAtomic(a.out, `${JSON.stringify({ preset: a.preset, input: side, classes: Number(a.classes), relu: a.relu ?? null, runs: Number(a.runs), rows, node, browser: web, predicted: classes, browserHeldBytes: held, crypto }, null, 2)}\n`);
+    if (a.out)
+      writeFileAtomic(
+        a.out,
+        `${JSON.stringify({ preset: a.preset, input: side, classes: Number(a.classes), relu: a.relu ?? null, runs: Number(a.runs), rows, node, browser: web, predicted: classes, browserHeldBytes: held, crypto }, null, 2)}\n`,
+      );
   } finally {
     await browser.close();
     server.kill('SIGTERM');
@@ -125,4 +202,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

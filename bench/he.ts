@@ -23,7 +23,16 @@ import { choosePacking, convGeometry, fcGeometry, kernelTaps, type LinearGeometr
 import { RingConv2d } from '../src/pi/node/ring.js';
 import type { ConvGeometry, RingLinear } from '../src/pi/ringlinear.js';
 
-const { values: a } = parseArgs({ options: { config: { type: 'string', default: 'full' }, kernels: { type: 'boolean' }, seal: { type: 'boolean' }, plan: { type: 'boolean' }, run: { type: 'boolean' }, layer: { type: 'string' } } });
+const { values: a } = parseArgs({
+  options: {
+    config: { type: 'string', default: 'full' },
+    kernels: { type: 'boolean' },
+    seal: { type: 'boolean' },
+    plan: { type: 'boolean' },
+    run: { type: 'boolean' },
+    layer: { type: 'string' },
+  },
+});
 if (!a.kernels && !a.plan && !a.run) throw new Error('give --kernels, --plan and/or --run');
 
 /** Minimum time of f in microseconds over `reps` batches of `inner` calls. */
@@ -40,10 +49,16 @@ function minUs(f: () => void, reps = 100, inner = 10): number {
 if (a.kernels) {
   const e = await HeEngine.create(P);
   const x = e.poly();
-  P.primes.forEach((p, i) => e.residues(x, i).forEach((_, k, r) => { r[k] = (k * 2654435761) % p; }));
+  P.primes.forEach((p, i) =>
+    e.residues(x, i).forEach((_, k, r) => {
+      r[k] = (k * 2654435761) % p;
+    }),
+  );
   const one = { ptr: x.ptr, primes: 1 };
   const terms = Array.from({ length: 15 }, () => [e.poly(), e.poly(), e.poly()] as [typeof x, typeof x, typeof x]);
-  const o0 = e.poly(), o1 = e.poly(), w = e.alloc(12 * P.n);
+  const o0 = e.poly(),
+    o1 = e.poly(),
+    w = e.alloc(12 * P.n);
   const rows: Record<string, number> = {
     'forward NTT, one prime (us)': minUs(() => e.forward(one)),
     'inverse NTT, one prime (us)': minUs(() => e.inverse(one)),
@@ -55,12 +70,24 @@ if (a.kernels) {
   const asc = (await import('assemblyscript/asc')).default;
   let bin: Uint8Array | null = null;
   const src = fileURLToPath(new URL('../../bench/asm/ntt60.ts', import.meta.url));
-  const r = await asc.main([src, '-O3', '--runtime', 'stub', '--noAssert', '--outFile', 'n60.wasm'], { writeFile: (name: string, c: string | Uint8Array) => { if (name.endsWith('.wasm') && typeof c !== 'string') bin = c; } });
+  const r = await asc.main([src, '-O3', '--runtime', 'stub', '--noAssert', '--outFile', 'n60.wasm'], {
+    writeFile: (name: string, c: string | Uint8Array) => {
+      if (name.endsWith('.wasm') && typeof c !== 'string') bin = c;
+    },
+  });
   if (r.error || !bin) throw new Error(`asc: ${r.error?.message ?? 'no output'}`);
-  const wasm = (globalThis as unknown as { WebAssembly: { instantiate(b: Uint8Array, i: object): Promise<{ instance: { exports: unknown } }> } }).WebAssembly;
-  const n60 = (await wasm.instantiate(bin!, {})).instance.exports as { memory: { grow(p: number): number; buffer: ArrayBuffer }; fwd60(a: number, t: number, n: number, p: bigint): void };
+  const wasm = (
+    globalThis as unknown as {
+      WebAssembly: { instantiate(b: Uint8Array, i: object): Promise<{ instance: { exports: unknown } }> };
+    }
+  ).WebAssembly;
+  const n60 = (await wasm.instantiate(bin!, {})).instance.exports as {
+    memory: { grow(p: number): number; buffer: ArrayBuffer };
+    fwd60(a: number, t: number, n: number, p: bigint): void;
+  };
   n60.memory.grow(100);
-  const p60 = (1n << 60n) - (1n << 14n) + 1n, mem = new BigUint64Array(n60.memory.buffer);
+  const p60 = (1n << 60n) - (1n << 14n) + 1n,
+    mem = new BigUint64Array(n60.memory.buffer);
   for (let i = 0; i < 2 * P.n; i++) mem[(1 << 20) / 8 + i] = BigInt(i * 12345 + 1) % p60;
   for (let i = 0; i < P.n; i++) mem[(2 << 20) / 8 + i] = (BigInt(i) * 99991n) % p60;
   rows['scalar NTT, one 60-bit prime (us)'] = minUs(() => n60.fwd60(2 << 20, 1 << 20, P.n, p60));
@@ -74,33 +101,69 @@ if (a.kernels) {
     parms.setCoeffModulus(seal.CoeffModulus.Create(P.n, Int32Array.from(P.primes.map(() => 30))));
     parms.setPlainModulus(seal.PlainModulus.Batching(P.n, 20)); // SEAL's plain modulus is at most 60 bits: no 2^64
     const ctx = seal.Context(parms, true, seal.SecurityLevel.tc128);
-    const kg = seal.KeyGenerator(ctx), enc = seal.Encryptor(ctx, kg.createPublicKey(), kg.secretKey()), ev = seal.Evaluator(ctx);
+    const kg = seal.KeyGenerator(ctx),
+      enc = seal.Encryptor(ctx, kg.createPublicKey(), kg.secretKey()),
+      ev = seal.Evaluator(ctx);
     const pt = seal.BatchEncoder(ctx).encode(Int32Array.from({ length: P.n }, (_, i) => i % 100))!;
-    const ct = enc.encryptSymmetric(pt)!, ptN = seal.PlainText(), out = seal.CipherText();
+    const ct = enc.encryptSymmetric(pt)!,
+      ptN = seal.PlainText(),
+      out = seal.CipherText();
     ev.plainTransformToNtt(pt, ctx.firstParmsId, ptN);
     const ctN = ct.clone();
     ev.cipherTransformToNtt(ctN, ctN);
     console.table([
-      { op: 'plaintext to NTT, six primes', seal_us: +minUs(() => ev.plainTransformToNtt(pt, ctx.firstParmsId, ptN), 10, 5).toFixed(0) },
-      { op: 'ciphertext x plaintext, NTT domain', seal_us: +minUs(() => ev.multiplyPlain(ctN, ptN, out), 10, 5).toFixed(0) },
-      { op: 'ciphertext from NTT (12 inverse NTTs)', seal_us: +minUs(() => { const c = ctN.clone(); ev.cipherTransformFromNtt(c, c); }, 10, 5).toFixed(0) },
+      {
+        op: 'plaintext to NTT, six primes',
+        seal_us: +minUs(() => ev.plainTransformToNtt(pt, ctx.firstParmsId, ptN), 10, 5).toFixed(0),
+      },
+      {
+        op: 'ciphertext x plaintext, NTT domain',
+        seal_us: +minUs(() => ev.multiplyPlain(ctN, ptN, out), 10, 5).toFixed(0),
+      },
+      {
+        op: 'ciphertext from NTT (12 inverse NTTs)',
+        seal_us: +minUs(
+          () => {
+            const c = ctN.clone();
+            ev.cipherTransformFromNtt(c, c);
+          },
+          10,
+          5,
+        ).toFixed(0),
+      },
       { op: 'symmetric encryption', seal_us: +minUs(() => enc.encryptSymmetric(pt), 10, 5).toFixed(0) },
     ]);
   }
 }
 
 if (!a.plan && !a.run) process.exit(0);
-const { spec } = a.config === 'full' ? specFromOptions({ arch: 'resnet18', input: 32, classes: 100 }) : specFromOptions({ preset: a.config, input: 32, classes: 100 });
+const { spec } =
+  a.config === 'full'
+    ? specFromOptions({ arch: 'resnet18', input: 32, classes: 100 })
+    : specFromOptions({ preset: a.config, input: 32, classes: 100 });
 const model = serverModelRandom(spec, 0);
 let shapes = linearShapes(model.plan);
 const layers = new Map<number, RingLinear>(shapes.map((s) => [s.op, model.secret[s.op]!.linear]));
 if (a.layer) {
   const [C, H, O, k, st, p] = a.layer.split(',').map(Number) as [number, number, number, number, number, number];
   const Ho = Math.floor((H + 2 * p - k) / st) + 1;
-  const geom: ConvGeometry = { inShape: [C, H, H], outShape: [O, Ho, Ho], kernel: k, stride: st, padding: p, dilation: 1, groups: 1 };
+  const geom: ConvGeometry = {
+    inShape: [C, H, H],
+    outShape: [O, Ho, Ho],
+    kernel: k,
+    stride: st,
+    padding: p,
+    dilation: 1,
+    groups: 1,
+  };
   let seed = 1;
-  const w = Float64Array.from({ length: O * C * k * k }, () => Math.floor(((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296) * 65535) - 32767);
-  shapes = [{ op: 1e6, name: `conv ${a.layer}`, inSize: C * H * H, outSize: O * Ho * Ho, geom, maxWeight: 2 ** 15 - 1 }];
+  const w = Float64Array.from(
+    { length: O * C * k * k },
+    () => Math.floor(((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296) * 65535) - 32767,
+  );
+  shapes = [
+    { op: 1e6, name: `conv ${a.layer}`, inSize: C * H * H, outSize: O * Ho * Ho, geom, maxWeight: 2 ** 15 - 1 },
+  ];
   layers.set(1e6, new RingConv2d('layer', w, geom));
 }
 const geometry = (s: LinearShape): LinearGeometry => (s.geom ? convGeometry(s.geom) : fcGeometry(s.inSize, s.outSize));
@@ -108,15 +171,23 @@ const fits = (s: LinearShape) => (taps: number) => noiseBudget(P, taps * s.maxWe
 
 if (a.plan) {
   const rows = shapes.map((s) => {
-    const g = geometry(s), c = choosePacking(g, P.n, P.primes.length, P.c1Bits, P.c0Bits, fits(s));
+    const g = geometry(s),
+      c = choosePacking(g, P.n, P.primes.length, P.c1Bits, P.c0Bits, fits(s));
     const b = noiseBudget(P, kernelTaps(g, c.pk.on) * s.maxWeight);
     const row: Record<string, unknown> = {
-      layer: s.name, packing: `${c.pk.th}x${c.pk.tw} cw ${c.pk.cw} on ${c.pk.on}`, uploads: c.uploads, responses: c.responses, kernelPolys: c.kernelPolys,
-      MB: +(c.bytes / 1e6).toFixed(2), floodBits: b.floodBits, margin: +b.marginBits.toFixed(2),
+      layer: s.name,
+      packing: `${c.pk.th}x${c.pk.tw} cw ${c.pk.cw} on ${c.pk.on}`,
+      uploads: c.uploads,
+      responses: c.responses,
+      kernelPolys: c.kernelPolys,
+      MB: +(c.bytes / 1e6).toFixed(2),
+      floodBits: b.floodBits,
+      margin: +b.marginBits.toFixed(2),
     };
     if (g.stride > 1) {
       // stride 1 everywhere, then only every s-th output kept (the others need not be sent)
-      const hs = g.H + 2 * g.pad - g.dilation * (g.kh - 1), ws = g.W + 2 * g.pad - g.dilation * (g.kw - 1);
+      const hs = g.H + 2 * g.pad - g.dilation * (g.kh - 1),
+        ws = g.W + 2 * g.pad - g.dilation * (g.kw - 1);
       const s1 = choosePacking({ ...g, stride: 1, Ho: hs, Wo: ws }, P.n, P.primes.length, P.c1Bits, P.c0Bits, fits(s));
       const dropped = Math.ceil((g.O * (hs * ws - g.Ho * g.Wo) * P.c0Bits) / 8);
       row.stride1_MB = +((s1.bytes - dropped) / 1e6).toFixed(2);
@@ -126,21 +197,37 @@ if (a.plan) {
   });
   console.table(rows);
   const sum = (k: string) => rows.reduce((t, r) => t + (r[k] as number), 0);
-  console.log(`${a.config}: ${sum('kernelPolys')} kernel polynomials, ${sum('uploads')} uploads, ${sum('responses')} responses, ${sum('MB').toFixed(1)} MB + public key ${(P.n * 6 * 30 / 8 / 1e6).toFixed(2)} MB`);
+  console.log(
+    `${a.config}: ${sum('kernelPolys')} kernel polynomials, ${sum('uploads')} uploads, ${sum('responses')} responses, ${sum('MB').toFixed(1)} MB + public key ${((P.n * 6 * 30) / 8 / 1e6).toFixed(2)} MB`,
+  );
 }
 
 if (a.run) {
   const [sc, cc] = channelPair();
-  const srv = new HePreprocessor(), cli = new HePreprocessor();
-  const cpu0 = process.cpuUsage(), t00 = performance.now();
-  let serverMs = 0, clientMs = 0, bytes = 0, checkUs = 0;
+  const srv = new HePreprocessor(),
+    cli = new HePreprocessor();
+  const cpu0 = process.cpuUsage(),
+    t00 = performance.now();
+  let serverMs = 0,
+    clientMs = 0,
+    bytes = 0,
+    checkUs = 0;
   const rows = [];
   for (const s of shapes) {
-    const c = r64Random(s.inSize), layer = layers.get(s.op)!;
-    const b0 = cc.stats(), t0 = performance.now(), u0 = process.cpuUsage();
-    const [sv, y] = await Promise.all([srv.server({ peer: sc, dealer: null, random: systemRandom }, s, layer), cli.client({ peer: cc, dealer: null, random: systemRandom }, s, c)]);
-    const u = process.cpuUsage(u0), b = cc.stats(), k0 = process.cpuUsage();
-    const want = r64ToBig(r64Sub(layer.apply(c), sv)), got = r64ToBig(y);
+    const c = r64Random(s.inSize),
+      layer = layers.get(s.op)!;
+    const b0 = cc.stats(),
+      t0 = performance.now(),
+      u0 = process.cpuUsage();
+    const [sv, y] = await Promise.all([
+      srv.server({ peer: sc, dealer: null, random: systemRandom }, s, layer),
+      cli.client({ peer: cc, dealer: null, random: systemRandom }, s, c),
+    ]);
+    const u = process.cpuUsage(u0),
+      b = cc.stats(),
+      k0 = process.cpuUsage();
+    const want = r64ToBig(r64Sub(layer.apply(c), sv)),
+      got = r64ToBig(y);
     if (!want.every((v, i) => v === got[i])) throw new Error(`${s.name}: HE result differs from the ring layer`);
     const k = process.cpuUsage(k0);
     checkUs += k.user + k.system;
@@ -148,11 +235,20 @@ if (a.run) {
     clientMs += cli.lastComputeMs();
     const mb = (b.bytesSent - b0.bytesSent + b.bytesRecv - b0.bytesRecv) / 1e6;
     bytes += mb;
-    rows.push({ layer: s.name, wall_ms: Math.round(performance.now() - t0), cpu_ms: Math.round((u.user + u.system) / 1e3), server_ms: Math.round(srv.lastComputeMs()), client_ms: Math.round(cli.lastComputeMs()), MB: +mb.toFixed(2) });
+    rows.push({
+      layer: s.name,
+      wall_ms: Math.round(performance.now() - t0),
+      cpu_ms: Math.round((u.user + u.system) / 1e3),
+      server_ms: Math.round(srv.lastComputeMs()),
+      client_ms: Math.round(cli.lastComputeMs()),
+      MB: +mb.toFixed(2),
+    });
   }
   console.table(rows);
   const cpu = process.cpuUsage(cpu0);
-  console.log(`${a.config}: HE wall ${((performance.now() - t00) / 1e3).toFixed(2)} s, CPU ${((cpu.user + cpu.system - checkUs) / 1e6).toFixed(2)} s (both parties; the checks against the ring layers excluded), server ${(serverMs / 1e3).toFixed(2)} s, client ${(clientMs / 1e3).toFixed(2)} s, ${bytes.toFixed(1)} MB, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  console.log(
+    `${a.config}: HE wall ${((performance.now() - t00) / 1e3).toFixed(2)} s, CPU ${((cpu.user + cpu.system - checkUs) / 1e6).toFixed(2)} s (both parties; the checks against the ring layers excluded), server ${(serverMs / 1e3).toFixed(2)} s, client ${(clientMs / 1e3).toFixed(2)} s, ${bytes.toFixed(1)} MB, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+  );
 }
 model.dispose();
 layers.get(1e6)?.dispose();

@@ -23,7 +23,13 @@ const batchSize = Number(a.batch);
 let t = performance.now();
 const ds = loadDataset('fashion-mnist', 'train', { dir: a.data });
 const loadS = (performance.now() - t) / 1000;
-const o: LoaderOptions = { batchSize, seed: 0, augment: defaultAugment('fashion-mnist', ds, { padTo32: true }), workers: Number(a.workers), prefetch: 4 };
+const o: LoaderOptions = {
+  batchSize,
+  seed: 0,
+  augment: defaultAugment('fashion-mnist', ds, { padTo32: true }),
+  workers: Number(a.workers),
+  prefetch: 4,
+};
 
 // main-thread path, for reference (what the loader would cost the training thread without a worker)
 t = performance.now();
@@ -46,7 +52,9 @@ const loaderImgS = perEpoch.length > 1 ? Math.max(...perEpoch.slice(1)) : perEpo
 // ResNet-20 training img/s on the same loader's batches (same batch size, all cores for libtorch).
 async function trainRate(steps: number): Promise<number> {
   manualSeed(0);
-  const net = buildNetwork(specFor('resnet20', { numClasses: ds.numClasses, inChannels: ds.c, inputSize: loader.shape[1] }));
+  const net = buildNetwork(
+    specFor('resnet20', { numClasses: ds.numClasses, inChannels: ds.c, inputSize: loader.shape[1] }),
+  );
   const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
   const train = new DataLoader(ds, o);
   let n = 0;
@@ -71,17 +79,31 @@ const trainImgS: number | null = await trainRate(Number(a['train-steps']));
 
 const ratio = trainImgS ? loaderImgS / trainImgS : null;
 const result = {
-  dataset: 'fashion-mnist/train', images: ds.n, shape: [batchSize, ...loader.shape], augment: o.augment, workers: o.workers,
-  load_s: +loadS.toFixed(3), sync_img_s: Math.round(syncImgS), loader_img_s_per_epoch: perEpoch.map(Math.round), loader_img_s: Math.round(loaderImgS),
-  train_img_s: trainImgS, ratio: ratio && +ratio.toFixed(1),
+  dataset: 'fashion-mnist/train',
+  images: ds.n,
+  shape: [batchSize, ...loader.shape],
+  augment: o.augment,
+  workers: o.workers,
+  load_s: +loadS.toFixed(3),
+  sync_img_s: Math.round(syncImgS),
+  loader_img_s_per_epoch: perEpoch.map(Math.round),
+  loader_img_s: Math.round(loaderImgS),
+  train_img_s: trainImgS,
+  ratio: ratio && +ratio.toFixed(1),
 };
 if (a.json) console.log(JSON.stringify(result));
 else {
-  console.log(`Fashion-MNIST train (${ds.n} images) read in ${loadS.toFixed(2)} s; batches ${result.shape.join('x')}, crop 4 + flip + normalise`);
+  console.log(
+    `Fashion-MNIST train (${ds.n} images) read in ${loadS.toFixed(2)} s; batches ${result.shape.join('x')}, crop 4 + flip + normalise`,
+  );
   console.log(`main-thread batch making:  ${result.sync_img_s} img/s`);
-  console.log(`worker loader:             ${result.loader_img_s} img/s (per epoch: ${result.loader_img_s_per_epoch.join(', ')})`);
-  console.log(trainImgS === null
-    ? 'ResNet-20 training:        not measured'
-    : `ResNet-20 training:        ${Math.round(trainImgS)} img/s -> loader is ${ratio!.toFixed(1)}x faster (need >= 10x)`);
+  console.log(
+    `worker loader:             ${result.loader_img_s} img/s (per epoch: ${result.loader_img_s_per_epoch.join(', ')})`,
+  );
+  console.log(
+    trainImgS === null
+      ? 'ResNet-20 training:        not measured'
+      : `ResNet-20 training:        ${Math.round(trainImgS)} img/s -> loader is ${ratio!.toFixed(1)}x faster (need >= 10x)`,
+  );
 }
 if (ratio !== null && ratio < 10) process.exitCode = 1;

@@ -15,7 +15,11 @@ import { defaultThreads } from '../src/engine/index.js';
 import { checkRedis, KEY_PREFIX, parseQueueUrl } from '../src/queue/connection.js';
 import type { TrainSummary } from '../src/train/run.js';
 
-const own = new Map<string, string>([['--out', 'runs/bench-queue'], ['--workers', '2'], ['--redis', '']]);
+const own = new Map<string, string>([
+  ['--out', 'runs/bench-queue'],
+  ['--workers', '2'],
+  ['--redis', ''],
+]);
 const pass: string[] = [];
 for (let i = 2; i < process.argv.length; i++) {
   const k = process.argv[i]!;
@@ -25,21 +29,28 @@ for (let i = 2; i < process.argv.length; i++) {
 }
 const out = own.get('--out')!;
 const n = Number(own.get('--workers'));
-if (!Number.isInteger(n) || n < 1) throw new Error(`--workers: expected a whole number >= 1, got '${own.get('--workers')}'`);
-if (existsSync(out)) throw new Error(`${out} exists: a rerun would resume its trainings instead of timing them; remove it or pick another --out`);
+if (!Number.isInteger(n) || n < 1)
+  throw new Error(`--workers: expected a whole number >= 1, got '${own.get('--workers')}'`);
+if (existsSync(out))
+  throw new Error(
+    `${out} exists: a rerun would resume its trainings instead of timing them; remove it or pick another --out`,
+  );
 mkdirSync(out, { recursive: true });
 const reduceJs = fileURLToPath(new URL('./reduce.js', import.meta.url));
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const threads = Math.max(1, Math.floor(defaultThreads() / n));
 const procs = new Set<ChildProcess>();
-process.on('exit', () => { for (const p of procs) p.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const p of procs) p.kill('SIGKILL');
+});
 
 /** Runs a command with its output prefixed; resolves with its wall time in seconds. */
 async function timed(label: string, args: string[]): Promise<number> {
   const t0 = Date.now();
   const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(p);
-  for (const s of [p.stdout!, p.stderr!]) s.on('data', (b: Buffer) => process.stdout.write(b.toString().replace(/^(?=.)/gm, `[${label}] `)));
+  for (const s of [p.stdout!, p.stderr!])
+    s.on('data', (b: Buffer) => process.stdout.write(b.toString().replace(/^(?=.)/gm, `[${label}] `)));
   const code = await new Promise<number | null>((res) => p.on('exit', res));
   procs.delete(p);
   if (code !== 0) throw new Error(`${label}: ${args.join(' ')} exited with ${code}`);
@@ -66,7 +77,11 @@ if (!base) {
       s.close(() => res(p));
     });
   });
-  redis = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  redis = spawn(
+    '/usr/bin/redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   procs.add(redis);
   base = `redis://127.0.0.1:${port}`;
 }
@@ -74,11 +89,17 @@ const url = `${base.replace(/\/$/, '')}/bench-queue-${process.pid}`;
 const addr = parseQueueUrl(url);
 await checkRedis(addr, 10_000);
 
-console.log(`reduce bench preset, --jobs ${n} then ${n} queue workers (${threads} threads each) on ${url}; options: ${pass.join(' ') || '(preset)'}`);
+console.log(
+  `reduce bench preset, --jobs ${n} then ${n} queue workers (${threads} threads each) on ${url}; options: ${pass.join(' ') || '(preset)'}`,
+);
 const local = await timed('local', [reduceJs, '--jobs', String(n), '--out', join(out, 'local'), ...pass]);
 
 const workers = Array.from({ length: n }, (_, i) => {
-  const p = spawn(process.execPath, [cli, 'worker', '--queue', url, '--threads', String(threads), '--name', `bench-${i + 1}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(
+    process.execPath,
+    [cli, 'worker', '--queue', url, '--threads', String(threads), '--name', `bench-${i + 1}`],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   procs.add(p);
   let log = '';
   for (const s of [p.stdout!, p.stderr!]) s.on('data', (b: Buffer) => (log += b.toString()));
@@ -86,7 +107,8 @@ const workers = Array.from({ length: n }, (_, i) => {
 });
 const t0 = Date.now();
 while (workers.some((w) => !w.log().includes('worker bench-'))) {
-  if (workers.some((w) => w.p.exitCode !== null) || Date.now() - t0 > 60_000) throw new Error(`a worker did not start:\n${workers.map((w) => w.log()).join('\n')}`);
+  if (workers.some((w) => w.p.exitCode !== null) || Date.now() - t0 > 60_000)
+    throw new Error(`a worker did not start:\n${workers.map((w) => w.log()).join('\n')}`);
   await sleep(100);
 }
 const queued = await timed('queue', [reduceJs, '--queue', url, '--out', join(out, 'queue'), ...pass]);
@@ -104,7 +126,8 @@ const outside = jobs.map((j) => (j.finishedOn! - j.processedOn!) / 1000 - (j.ret
 const gaps: number[] = [];
 for (const w of new Set(jobs.map((j) => j.processedBy))) {
   const mine = jobs.filter((j) => j.processedBy === w).sort((x, y) => x.processedOn! - y.processedOn!);
-  for (let i = 1; i < mine.length; i++) if (mine[i]!.timestamp <= mine[i - 1]!.finishedOn!) gaps.push(mine[i]!.processedOn! - mine[i - 1]!.finishedOn!);
+  for (let i = 1; i < mine.length; i++)
+    if (mine[i]!.timestamp <= mine[i - 1]!.finishedOn!) gaps.push(mine[i]!.processedOn! - mine[i - 1]!.finishedOn!);
 }
 await q.obliterate({ force: true });
 await q.close();
@@ -112,17 +135,27 @@ if (redis) redis.kill();
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 const figures = {
-  workers: n, threads, options: pass,
-  wall_s: { local: local, queue: queued }, overhead_s: queued - local, overhead_pct: (100 * (queued - local)) / local,
+  workers: n,
+  threads,
+  options: pass,
+  wall_s: { local: local, queue: queued },
+  overhead_s: queued - local,
+  overhead_pct: (100 * (queued - local)) / local,
   training_s: { local: trainingSeconds(join(out, 'local')), queue: trainingSeconds(join(out, 'queue')) },
-  queue_jobs: jobs.length, outside_training_s_per_job: mean(outside), dispatch_ms: { mean: mean(gaps), max: Math.max(0, ...gaps), n: gaps.length },
+  queue_jobs: jobs.length,
+  outside_training_s_per_job: mean(outside),
+  dispatch_ms: { mean: mean(gaps), max: Math.max(0, ...gaps), n: gaps.length },
 };
 writeFileSync(join(out, 'bench-queue.json'), `${JSON.stringify(figures, null, 2)}\n`);
 const min = (s: number) => `${(s / 60).toFixed(1)} min`;
 console.log('');
 console.log(`--jobs ${n}:           ${min(local)} wall; trainings' own time ${min(figures.training_s.local)}`);
 console.log(`queue, ${n} workers:    ${min(queued)} wall; trainings' own time ${min(figures.training_s.queue)}`);
-console.log(`queue overhead:      ${figures.overhead_s >= 0 ? '+' : ''}${figures.overhead_s.toFixed(1)} s wall (${figures.overhead_pct >= 0 ? '+' : ''}${figures.overhead_pct.toFixed(1)}%)`);
-console.log(`per queue job:       ${figures.outside_training_s_per_job.toFixed(1)} s outside training (process start, data, save), ` +
-  `next waiting job started ${figures.dispatch_ms.mean.toFixed(0)} ms (max ${figures.dispatch_ms.max.toFixed(0)} ms) after a worker freed (${gaps.length} hand-overs); ${jobs.length} jobs`);
+console.log(
+  `queue overhead:      ${figures.overhead_s >= 0 ? '+' : ''}${figures.overhead_s.toFixed(1)} s wall (${figures.overhead_pct >= 0 ? '+' : ''}${figures.overhead_pct.toFixed(1)}%)`,
+);
+console.log(
+  `per queue job:       ${figures.outside_training_s_per_job.toFixed(1)} s outside training (process start, data, save), ` +
+    `next waiting job started ${figures.dispatch_ms.mean.toFixed(0)} ms (max ${figures.dispatch_ms.max.toFixed(0)} ms) after a worker freed (${gaps.length} hand-overs); ${jobs.length} jobs`,
+);
 console.log(`figures: ${join(out, 'bench-queue.json')}`);

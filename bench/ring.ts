@@ -11,13 +11,33 @@ import { randomR64, seededRandom } from '../src/pi/random.js';
 const { values: a } = parseArgs({ options: { reps: { type: 'string', default: '7' }, json: { type: 'boolean' } } });
 const reps = Number(a.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer, got '${a.reps}'`);
-const blas = [...new Set(readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => /blas/.test(l)).map((l) => l.split(/\s+/).pop()!))];
+const blas = [
+  ...new Set(
+    readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((l) => /blas/.test(l))
+      .map((l) => l.split(/\s+/).pop()!),
+  ),
+];
 const rand = seededRandom('bench/ring');
-const rows = ([[64, 32], [128, 16], [256, 8], [512, 4]] as const).map(([C, H]) => {
-  const bound = 32767, w = new Float64Array(C * C * 9);
+const rows = (
+  [
+    [64, 32],
+    [128, 16],
+    [256, 8],
+    [512, 4],
+  ] as const
+).map(([C, H]) => {
+  const bound = 32767,
+    w = new Float64Array(C * C * 9);
   const b = rand.bytes(2 * w.length);
-  for (let i = 0; i < w.length; i++) w[i] = ((b[2 * i]! << 8) | b[2 * i + 1]!) % (2 * bound + 1) - bound;
-  const conv = new RingConv2d(`${C}x${H}x${H}`, w, { inShape: [C, H, H], outShape: [C, H, H], kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1 }, bound);
+  for (let i = 0; i < w.length; i++) w[i] = (((b[2 * i]! << 8) | b[2 * i + 1]!) % (2 * bound + 1)) - bound;
+  const conv = new RingConv2d(
+    `${C}x${H}x${H}`,
+    w,
+    { inShape: [C, H, H], outShape: [C, H, H], kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1 },
+    bound,
+  );
   const x = randomR64(rand, C * H * H);
   conv.apply(x);
   let best = Infinity;

@@ -39,20 +39,43 @@ const HELP = `Usage: node dist/bench/soak.js (--model DIR | --arch NAME [--alpha
 
 const { values: a } = parseArgs({
   options: {
-    model: { type: 'string' }, arch: { type: 'string' }, alpha: { type: 'string' }, input: { type: 'string' }, classes: { type: 'string' },
-    sequential: { type: 'string', default: '100' }, concurrent: { type: 'string', default: '8' }, 'max-sessions': { type: 'string', default: '4' }, 'per-address': { type: 'string' },
-    hostile: { type: 'string', default: '50' }, honest: { type: 'string', default: '5' }, out: { type: 'string' }, help: { type: 'boolean' },
+    model: { type: 'string' },
+    arch: { type: 'string' },
+    alpha: { type: 'string' },
+    input: { type: 'string' },
+    classes: { type: 'string' },
+    sequential: { type: 'string', default: '100' },
+    concurrent: { type: 'string', default: '8' },
+    'max-sessions': { type: 'string', default: '4' },
+    'per-address': { type: 'string' },
+    hostile: { type: 'string', default: '50' },
+    honest: { type: 'string', default: '5' },
+    out: { type: 'string' },
+    help: { type: 'boolean' },
   },
 });
-if (a.help) { process.stdout.write(`${HELP}\n`); process.exit(0); }
-if (!a.model === !a.arch) { process.stderr.write(`give exactly one of --model DIR and --arch NAME\n${HELP}\n`); process.exit(2); }
+if (a.help) {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
+}
+if (!a.model === !a.arch) {
+  process.stderr.write(`give exactly one of --model DIR and --arch NAME\n${HELP}\n`);
+  process.exit(2);
+}
 const int = (name: string, v: string | undefined) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) { process.stderr.write(`--${name} must be an integer >= 0, got '${v}'\n`); process.exit(2); }
+  if (!Number.isInteger(n) || n < 0) {
+    process.stderr.write(`--${name} must be an integer >= 0, got '${v}'\n`);
+    process.exit(2);
+  }
   return n;
 };
 const PER = a['per-address'] === undefined ? null : int('per-address', a['per-address']);
-const N = int('sequential', a.sequential), C = int('concurrent', a.concurrent), MAX = int('max-sessions', a['max-sessions']), H = int('hostile', a.hostile), K = Math.max(1, int('honest', a.honest));
+const N = int('sequential', a.sequential),
+  C = int('concurrent', a.concurrent),
+  MAX = int('max-sessions', a['max-sessions']),
+  H = int('hostile', a.hostile),
+  K = Math.max(1, int('honest', a.honest));
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'dr-soak-'));
@@ -60,21 +83,60 @@ const id = await generateIdentity({ commonName: 'soak' });
 writeFileSync(join(dir, 'cert.pem'), id.cert);
 writeFileSync(join(dir, 'key.pem'), id.key, { mode: 0o600 });
 const sec: ClientSecurity = { tls: { pin: id.fingerprint } };
-const modelArgs = a.model ? ['--model', a.model] : ['--arch', a.arch!, ...(a.alpha ? ['--alpha', a.alpha] : []), ...(a.input ? ['--input', a.input] : []), ...(a.classes ? ['--classes', a.classes] : [])];
+const modelArgs = a.model
+  ? ['--model', a.model]
+  : [
+      '--arch',
+      a.arch!,
+      ...(a.alpha ? ['--alpha', a.alpha] : []),
+      ...(a.input ? ['--input', a.input] : []),
+      ...(a.classes ? ['--classes', a.classes] : []),
+    ];
 
-const server: ChildProcess = spawn(process.execPath, [cli, 'pi', 'serve', ...modelArgs, '--port', '0', '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'),
-  '--web', '--web-port', '0', '--gallery', '0', '--max-sessions', String(MAX), ...(PER ? ['--max-sessions-per-address', String(PER)] : []), '--metrics-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+const server: ChildProcess = spawn(
+  process.execPath,
+  [
+    cli,
+    'pi',
+    'serve',
+    ...modelArgs,
+    '--port',
+    '0',
+    '--cert',
+    join(dir, 'cert.pem'),
+    '--key',
+    join(dir, 'key.pem'),
+    '--web',
+    '--web-port',
+    '0',
+    '--gallery',
+    '0',
+    '--max-sessions',
+    String(MAX),
+    ...(PER ? ['--max-sessions-per-address', String(PER)] : []),
+    '--metrics-port',
+    '0',
+  ],
+  { stdio: ['ignore', 'ignore', 'pipe'] },
+);
 let err = '';
 const ports = await new Promise<{ pi: number; web: number }>((resolve, reject) => {
   const t = setTimeout(() => reject(new Error(`pi serve did not start within 120 s:\n${err}`)), 120_000);
   server.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
-    const p = / on 127\.0\.0\.1:(\d+) over/.exec(err), w = /browser client on https:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-    if (p && w) { clearTimeout(t); resolve({ pi: Number(p[1]), web: Number(w[1]) }); }
+    const p = / on 127\.0\.0\.1:(\d+) over/.exec(err),
+      w = /browser client on https:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
+    if (p && w) {
+      clearTimeout(t);
+      resolve({ pi: Number(p[1]), web: Number(w[1]) });
+    }
   });
   server.once('exit', (code) => reject(new Error(`pi serve exited with ${code}:\n${err}`)));
 });
-const stopServer = () => { if (server.exitCode === null) server.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); };
+const stopServer = () => {
+  if (server.exitCode === null) server.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+};
 process.on('exit', stopServer);
 
 const rssMB = (): number => {
@@ -82,20 +144,32 @@ const rssMB = (): number => {
   return m ? Number(m[1]) / 1024 : NaN;
 };
 let seed = 1;
-const image = (plan: { ops: { size: number }[] }) => Float32Array.from({ length: plan.ops[0]!.size }, () => {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return (seed / 2 ** 32) * 4 - 2;
-});
+const image = (plan: { ops: { size: number }[] }) =>
+  Float32Array.from({ length: plan.ops[0]!.size }, () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed / 2 ** 32) * 4 - 2;
+  });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => { if (!xs.length) return NaN; const s = [...xs].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]!; };
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+};
 
 /** One honest session (retrying BUSY); its latency in ms. */
 async function honest(): Promise<number> {
   const t0 = performance.now();
-  await retryBusy(async () => {
-    const ch = await connectChannel('127.0.0.1', ports.pi, sec);
-    try { await runClient(ch, image); } finally { ch.close(); }
-  }, { attempts: 20 });
+  await retryBusy(
+    async () => {
+      const ch = await connectChannel('127.0.0.1', ports.pi, sec);
+      try {
+        await runClient(ch, image);
+      } finally {
+        ch.close();
+      }
+    },
+    { attempts: 20 },
+  );
   return performance.now() - t0;
 }
 
@@ -103,39 +177,92 @@ const log = (m: string) => process.stderr.write(`[soak] ${m}\n`);
 log(`server on ${ports.pi} (page ${ports.web}); sequential ${N}`);
 // ---------------------------------------------------------------------------------------- sequential
 const rssStart = rssMB();
-const seq = { sessions: N, failures: 0, errors: [] as string[], rssStartMB: rssStart, rssAfter50MB: NaN, rssAfterLastMB: NaN, latencyMs: [] as number[] };
+const seq = {
+  sessions: N,
+  failures: 0,
+  errors: [] as string[],
+  rssStartMB: rssStart,
+  rssAfter50MB: NaN,
+  rssAfterLastMB: NaN,
+  latencyMs: [] as number[],
+};
 for (let i = 0; i < N; i++) {
-  try { seq.latencyMs.push(await honest()); } catch (e) { seq.failures++; if (seq.errors.length < 5) seq.errors.push((e as Error).message); }
+  try {
+    seq.latencyMs.push(await honest());
+  } catch (e) {
+    seq.failures++;
+    if (seq.errors.length < 5) seq.errors.push((e as Error).message);
+  }
   if (i === 49) seq.rssAfter50MB = rssMB();
 }
 seq.rssAfterLastMB = rssMB();
 
 // ---------------------------------------------------------------------------------------- concurrent
 log(`concurrent ${C}`);
-const conc = { clients: C, maxSessions: MAX, failures: 0, errors: [] as string[], p50Ms: NaN, p95Ms: NaN, latencyMs: [] as number[] };
-await Promise.all(Array.from({ length: C }, () => honest().then((ms) => { conc.latencyMs.push(ms); }, (e: Error) => { conc.failures++; if (conc.errors.length < 5) conc.errors.push(e.message); })));
+const conc = {
+  clients: C,
+  maxSessions: MAX,
+  failures: 0,
+  errors: [] as string[],
+  p50Ms: NaN,
+  p95Ms: NaN,
+  latencyMs: [] as number[],
+};
+await Promise.all(
+  Array.from({ length: C }, () =>
+    honest().then(
+      (ms) => {
+        conc.latencyMs.push(ms);
+      },
+      (e: Error) => {
+        conc.failures++;
+        if (conc.errors.length < 5) conc.errors.push(e.message);
+      },
+    ),
+  ),
+);
 conc.p50Ms = pct(conc.latencyMs, 0.5);
 conc.p95Ms = pct(conc.latencyMs, 0.95);
 
 // ---------------------------------------------------------------------------------------- hostile
 log(`hostile ${H} per kind`);
-const fromAttacker = (port: number): Promise<Socket> => new Promise((res, rej) => {
-  const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, () => res(s));
-  s.once('error', rej);
-});
+const fromAttacker = (port: number): Promise<Socket> =>
+  new Promise((res, rej) => {
+    const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, () => res(s));
+    s.once('error', rej);
+  });
 /** Keeps `n` connections of one kind open (re-opening what the server drops) until stop() is called. */
 function hold(n: number, open: () => Promise<void>) {
   let on = true;
-  const loops = Array.from({ length: n }, async () => { while (on) { await open().catch(() => sleep(50)); } });
-  return { stop: async () => { on = false; await Promise.all(loops); } };
+  const loops = Array.from({ length: n }, async () => {
+    while (on) {
+      await open().catch(() => sleep(50));
+    }
+  });
+  return {
+    stop: async () => {
+      on = false;
+      await Promise.all(loops);
+    },
+  };
 }
-const silent = () => fromAttacker(ports.pi).then((s) => new Promise<void>((r) => { s.on('error', () => {}); s.once('close', () => r()); setTimeout(() => s.destroy(), 30_000).unref(); }));
+const silent = () =>
+  fromAttacker(ports.pi).then(
+    (s) =>
+      new Promise<void>((r) => {
+        s.on('error', () => {});
+        s.once('close', () => r());
+        setTimeout(() => s.destroy(), 30_000).unref();
+      }),
+  );
 const helloOnly = async () => {
   // A TLS session from the attacker's address: the hello, then nothing (the server drops it at the setup idle deadline).
   const raw = await fromAttacker(ports.pi);
   await new Promise<void>((resolve) => {
     const s = tlsConnect({ socket: raw, rejectUnauthorized: false }, () => {
-      const h = Buffer.from(JSON.stringify({ protocol: PROTOCOL, preprocess: 'he', relu: 'ot', session: 'ab'.repeat(16) }));
+      const h = Buffer.from(
+        JSON.stringify({ protocol: PROTOCOL, preprocess: 'he', relu: 'ot', session: 'ab'.repeat(16) }),
+      );
       const len = Buffer.alloc(4);
       len.writeUInt32BE(h.length);
       s.write(Buffer.concat([len, h]));
@@ -145,19 +272,52 @@ const helloOnly = async () => {
     s.once('close', () => resolve());
   });
 };
-const badUpgrade = () => new Promise<void>((resolve) => {
-  const req = request({
-    host: '127.0.0.1', port: ports.web, path: WS_PATH, localAddress: '127.0.0.2', rejectUnauthorized: false, agent: false,
-    headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'bad', Origin: `https://127.0.0.1:${ports.web}` },
+const badUpgrade = () =>
+  new Promise<void>((resolve) => {
+    const req = request({
+      host: '127.0.0.1',
+      port: ports.web,
+      path: WS_PATH,
+      localAddress: '127.0.0.2',
+      rejectUnauthorized: false,
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'bad',
+        Origin: `https://127.0.0.1:${ports.web}`,
+      },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.once('end', () => resolve());
+    });
+    req.on('upgrade', (_r, s) => {
+      s.destroy();
+      resolve();
+    });
+    req.on('error', () => resolve());
+    req.end();
   });
-  req.on('response', (res) => { res.resume(); res.once('end', () => resolve()); });
-  req.on('upgrade', (_r, s) => { s.destroy(); resolve(); });
-  req.on('error', () => resolve());
-  req.end();
-});
-const timeHonest = async () => { const xs: number[] = []; const errs: string[] = []; for (let i = 0; i < K; i++) { try { xs.push(await honest()); } catch (e) { errs.push((e as Error).message); } } return { p50Ms: pct(xs, 0.5), p95Ms: pct(xs, 0.95), failures: errs.length, errors: errs.slice(0, 3) }; };
+const timeHonest = async () => {
+  const xs: number[] = [];
+  const errs: string[] = [];
+  for (let i = 0; i < K; i++) {
+    try {
+      xs.push(await honest());
+    } catch (e) {
+      errs.push((e as Error).message);
+    }
+  }
+  return { p50Ms: pct(xs, 0.5), p95Ms: pct(xs, 0.95), failures: errs.length, errors: errs.slice(0, 3) };
+};
 const hostile: Record<string, unknown> = { perKind: H, idle: await timeHonest() };
-for (const [kind, open] of [['silentTcp', silent], ['helloOnly', helloOnly], ['badUpgrades', badUpgrade]] as const) {
+for (const [kind, open] of [
+  ['silentTcp', silent],
+  ['helloOnly', helloOnly],
+  ['badUpgrades', badUpgrade],
+] as const) {
   log(`  ${kind}`);
   const h = hold(H, open);
   await sleep(500);
@@ -167,16 +327,23 @@ for (const [kind, open] of [['silentTcp', silent], ['helloOnly', helloOnly], ['b
   hostile[kind] = { ...r, serverRssMB: rssMB(), serverRssBeforeMB: rss0 };
 }
 
-const result = { server: { maxSessions: MAX, maxSessionsPerAddress: PER ?? MAX, model: a.model ?? a.arch }, sequential: { ...seq, p50Ms: pct(seq.latencyMs, 0.5), p95Ms: pct(seq.latencyMs, 0.95), latencyMs: undefined }, concurrent: { ...conc, latencyMs: undefined }, hostile };
+const result = {
+  server: { maxSessions: MAX, maxSessionsPerAddress: PER ?? MAX, model: a.model ?? a.arch },
+  sequential: { ...seq, p50Ms: pct(seq.latencyMs, 0.5), p95Ms: pct(seq.latencyMs, 0.95), latencyMs: undefined },
+  concurrent: { ...conc, latencyMs: undefined },
+  hostile,
+};
 const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const hk = (k: string) => hostile[k] as { p50Ms: number; p95Ms: number; failures: number };
 process.stderr.write(
   `soak of pi serve (${result.server.model}, --max-sessions ${MAX})\n` +
-  `  sequential: ${N} sessions, ${seq.failures} failed; server RSS ${f(rssStart)} MB at start, ${f(seq.rssAfter50MB)} MB after the 50th, ${f(seq.rssAfterLastMB)} MB after the last; latency p50 ${f(result.sequential.p50Ms)} ms\n` +
-  `  concurrent: ${C} clients against ${MAX} slots (retrying BUSY), ${conc.failures} failed; latency p50 ${f(conc.p50Ms)} ms, p95 ${f(conc.p95Ms)} ms\n` +
-  `  hostile (${H} of each kind, from 127.0.0.2): honest p50 idle ${f(hk('idle').p50Ms)} ms; silent TCP ${f(hk('silentTcp').p50Ms)} ms; hello-only ${f(hk('helloOnly').p50Ms)} ms; bad upgrades ${f(hk('badUpgrades').p50Ms)} ms; ` +
-  `honest failures ${['silentTcp', 'helloOnly', 'badUpgrades'].map((k) => hk(k).failures).join('/')}\n`);
+    `  sequential: ${N} sessions, ${seq.failures} failed; server RSS ${f(rssStart)} MB at start, ${f(seq.rssAfter50MB)} MB after the 50th, ${f(seq.rssAfterLastMB)} MB after the last; latency p50 ${f(result.sequential.p50Ms)} ms\n` +
+    `  concurrent: ${C} clients against ${MAX} slots (retrying BUSY), ${conc.failures} failed; latency p50 ${f(conc.p50Ms)} ms, p95 ${f(conc.p95Ms)} ms\n` +
+    `  hostile (${H} of each kind, from 127.0.0.2): honest p50 idle ${f(hk('idle').p50Ms)} ms; silent TCP ${f(hk('silentTcp').p50Ms)} ms; hello-only ${f(hk('helloOnly').p50Ms)} ms; bad upgrades ${f(hk('badUpgrades').p50Ms)} ms; ` +
+    `honest failures ${['silentTcp', 'helloOnly', 'badUpgrades'].map((k) => hk(k).failures).join('/')}\n`,
+);
 const json = `${JSON.stringify(result, null, 2)}\n`;
-if (a.out) writeFileSync(a.out, json); else process.stdout.write(json);
+if (a.out) writeFileSync(a.out, json);
+else process.stdout.write(json);
 stopServer();
 process.exit(0);

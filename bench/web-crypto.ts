@@ -3,12 +3,20 @@
 // ECB for fixed-key AES, CTR for the PRG) at the batch sizes the protocol uses.
 import { ctr, ecb } from '@noble/ciphers/aes.js';
 
-export interface CryptoRow { bytes: number; nobleEcbMBs: number; nobleCtrMBs: number; webcryptoCtrMBs: number }
+export interface CryptoRow {
+  bytes: number;
+  nobleEcbMBs: number;
+  nobleCtrMBs: number;
+  webcryptoCtrMBs: number;
+}
 
 async function rate(bytes: number, f: () => unknown): Promise<number> {
   const t0 = performance.now();
   let n = 0;
-  while (performance.now() - t0 < 300 || n < 3) { await f(); n++; }
+  while (performance.now() - t0 < 300 || n < 3) {
+    await f();
+    n++;
+  }
   return (n * bytes) / ((performance.now() - t0) / 1e3) / 1e6;
 }
 
@@ -24,7 +32,9 @@ export async function run(): Promise<CryptoRow[]> {
       bytes,
       nobleEcbMBs: await rate(bytes, () => ecb(key, { disablePadding: true }).encrypt(data)),
       nobleCtrMBs: await rate(bytes, () => ctr(key, counter).encrypt(data)),
-      webcryptoCtrMBs: await rate(bytes, () => globalThis.crypto.subtle.encrypt({ name: 'AES-CTR', counter, length: 64 }, wk, data)),
+      webcryptoCtrMBs: await rate(bytes, () =>
+        globalThis.crypto.subtle.encrypt({ name: 'AES-CTR', counter, length: 64 }, wk, data),
+      ),
     });
   }
   return rows;

@@ -17,26 +17,50 @@ const browserBackend = {
   name: 'browser-crypto-backend',
   setup(b) {
     const platform = join(src, 'pi', 'crypto', 'platform.js');
-    b.onResolve({ filter: /platform\.js$/ }, (a) => (join(a.resolveDir, a.path) === platform ? { path: platform.replace(/\.js$/, '.browser.ts') } : undefined));
+    b.onResolve({ filter: /platform\.js$/ }, (a) =>
+      join(a.resolveDir, a.path) === platform ? { path: platform.replace(/\.js$/, '.browser.ts') } : undefined,
+    );
     // NodeNext sources import './x.js' for './x.ts'.
-    b.onResolve({ filter: /^\.\.?\/.*\.js$/ }, (a) => (a.importer.startsWith(src) ? { path: join(a.resolveDir, a.path.replace(/\.js$/, '.ts')) } : undefined));
+    b.onResolve({ filter: /^\.\.?\/.*\.js$/ }, (a) =>
+      a.importer.startsWith(src) ? { path: join(a.resolveDir, a.path.replace(/\.js$/, '.ts')) } : undefined,
+    );
     b.onResolve({ filter: /.*/ }, (a) => {
       const bare = a.path.replace(/^node:/, '').split('/')[0];
       if (a.path.startsWith('node:') || builtins.has(bare)) {
-        return { errors: [{ text: `the browser client imports the Node builtin '${a.path}' (from ${a.importer.slice(root.length + 1)})` }] };
+        return {
+          errors: [
+            {
+              text: `the browser client imports the Node builtin '${a.path}' (from ${a.importer.slice(root.length + 1)})`,
+            },
+          ],
+        };
       }
       return undefined;
     });
   },
 };
 
-export async function bundleWeb({ entry = join(root, 'src', 'web', 'main.ts'), outdir = out, minify = true, write = true } = {}) {
+export async function bundleWeb({
+  entry = join(root, 'src', 'web', 'main.ts'),
+  outdir = out,
+  minify = true,
+  write = true,
+} = {}) {
   if (write) mkdirSync(outdir, { recursive: true });
   const r = await build({
     entryPoints: [entry],
-    bundle: true, platform: 'browser', format: 'esm', target: ['chrome110', 'firefox115', 'safari16'],
-    outfile: join(outdir, 'app.js'), minify, sourcemap: true, metafile: true, write, logLevel: 'silent',
-    plugins: [browserBackend], legalComments: 'linked',
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: ['chrome110', 'firefox115', 'safari16'],
+    outfile: join(outdir, 'app.js'),
+    minify,
+    sourcemap: true,
+    metafile: true,
+    write,
+    logLevel: 'silent',
+    plugins: [browserBackend],
+    legalComments: 'linked',
   });
   if (write) for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'src', 'web', f), join(outdir, f));
   return r;

@@ -20,7 +20,14 @@ export function count(o: SpecOptions): ReluCount {
 }
 
 // ---------------------------------------------------------------------------------------------- training, reduction
-export { trainModel as train, defaultTrainConfig, readTrainResult, type TrainConfig, type TrainHooks, type TrainSummary } from './train/run.js';
+export {
+  trainModel as train,
+  defaultTrainConfig,
+  readTrainResult,
+  type TrainConfig,
+  type TrainHooks,
+  type TrainSummary,
+} from './train/run.js';
 export { loadModelDir, type ModelInfo } from './train/modeldir.js';
 export { reduce, defaultReduceConfig, summaryLines, type ReduceConfig, type ReduceResults } from './reduce/pipeline.js';
 export { exportModelDirToOnnx as exportOnnx, type ModelDirExport, type OnnxExportOptions } from './export/onnx.js';
@@ -30,7 +37,14 @@ export { serverModelFromDir, serverModelRandom, datasetImage, fileImage } from '
 export { servePi, SessionPool, type PiServer, type ServeOptions } from './pi/node/serve.js';
 export { generateIdentity, certFingerprint, type TlsIdentity } from './pi/node/transport/tls.js';
 export { connectChannel, type ClientSecurity, type ServerSecurity } from './pi/node/transport/tcp.js';
-export { runClient, serveClient, type ClientResult, type ClientSessionOptions, type ServerSessionOptions, type PartyReport } from './pi/protocol.js';
+export {
+  runClient,
+  serveClient,
+  type ClientResult,
+  type ClientSessionOptions,
+  type ServerSessionOptions,
+  type PartyReport,
+} from './pi/protocol.js';
 export type { PublicPlan, ServerModel } from './pi/plan.js';
 export { RELU_PROTOCOLS, DEFAULT_RELU } from './pi/relu/registry.js';
 export { PREPROCESSORS, DEFAULT_PREPROCESS } from './pi/linear/index.js';
@@ -42,7 +56,10 @@ export { estimateLatency, loadCostModel, defaultCostModel, type CostModel } from
  * or a function of the plan that makes it) and closes the connection.
  */
 export async function query(
-  host: string, port: number, image: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), security: ClientSecurity,
+  host: string,
+  port: number,
+  image: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>),
+  security: ClientSecurity,
   o: ClientSessionOptions & { connect?: ConnectOptions } = {},
 ): Promise<ClientResult> {
   const { connect, ...session } = o;

@@ -13,7 +13,11 @@ const dims = (s: number[]) => s.join('x');
 
 function table(headers: string[], rows: string[][], right: boolean[]): string {
   const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `  ${r.map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd()}`;
+  const line = (r: string[]) =>
+    `  ${r
+      .map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
+      .join('  ')
+      .trimEnd()}`;
   return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
@@ -24,22 +28,36 @@ export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): st
     `input ${spec.inChannels}x${spec.inputSize}x${spec.inputSize}, ${spec.numClasses} classes; ${maskSource}`;
   const sites = table(
     ['site', 'shape', 'elements', 'kept', 'ReLUs'],
-    c.sites.map((s) => [s.site, dims(s.shape), num(s.elements), s.partial ? 'partial' : s.enabled ? 'yes' : 'no', num(s.enabled ? s.relus : 0)]),
+    c.sites.map((s) => [
+      s.site,
+      dims(s.shape),
+      num(s.elements),
+      s.partial ? 'partial' : s.enabled ? 'yes' : 'no',
+      num(s.enabled ? s.relus : 0),
+    ]),
     [false, false, true, false, true],
   );
   const stages = table(
     ['stage', 'kept', 'ReLUs'],
-    [...c.stages.map((s) => [s.stage, `${s.kept}/${s.sites}`, num(s.relus)]), ['total', `${c.sites.filter((s) => s.enabled).length}/${c.sites.length}`, num(c.total)]],
+    [
+      ...c.stages.map((s) => [s.stage, `${s.kept}/${s.sites}`, num(s.relus)]),
+      ['total', `${c.sites.filter((s) => s.enabled).length}/${c.sites.length}`, num(c.total)],
+    ],
     [false, true, true],
   );
   const layers = table(
     ['layer', 'op', 'in', 'out', 'MACs'],
-    [...c.layers.map((l) => [l.name, l.op, dims(l.inShape), dims(l.outShape), num(l.macs)]), ['total', '', '', '', num(c.macs)]],
+    [
+      ...c.layers.map((l) => [l.name, l.op, dims(l.inShape), dims(l.outShape), num(l.macs)]),
+      ['total', '', '', '', num(c.macs)],
+    ],
     [false, false, false, false, true],
   );
   const partial = c.sites.filter((s) => s.partial).length;
-  return `${head}\n\nReLU sites\n${sites}\n\nReLUs per stage\n${stages}\n\nMACs per layer\n${layers}\n\n` +
-    `ReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)}${partial ? `; ${partial} partial site${partial > 1 ? 's' : ''}` : ''})  MACs: ${num(c.macs)}  FLOPs: ${num(c.flops)}\n`;
+  return (
+    `${head}\n\nReLU sites\n${sites}\n\nReLUs per stage\n${stages}\n\nMACs per layer\n${layers}\n\n` +
+    `ReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)}${partial ? `; ${partial} partial site${partial > 1 ? 's' : ''}` : ''})  MACs: ${num(c.macs)}  FLOPs: ${num(c.flops)}\n`
+  );
 }
 
 const posInt = (name: string) => (v: string) => {
@@ -59,7 +77,9 @@ export function registerCountCommand(program: Command, io: { out?: (s: string) =
   const out = io.out ?? ((s: string) => void process.stdout.write(s));
   return program
     .command('count')
-    .description('count ReLUs (per site, per stage, total) and MACs per layer of a network, a preset or a masked network')
+    .description(
+      'count ReLUs (per site, per stage, total) and MACs per layer of a network, a preset or a masked network',
+    )
     .option('--arch <name>', `architecture: ${ARCH_NAMES.join(', ')}`)
     .option('--input <n>', 'input height = width', posInt('--input'))
     .addOption(new Option('--preset <name>', `DeepReDuce configuration: ${presetNames().join(', ')}`).conflicts('mask'))
@@ -74,7 +94,9 @@ export function registerCountCommand(program: Command, io: { out?: (s: string) =
       const c = countRelus(spec);
       if (o.json) {
         const { mask, ...rest } = spec;
-        const partial = mask?.partial ? Object.fromEntries(Object.entries(mask.partial).map(([site, p]) => [site, p.elements.length])) : null;
+        const partial = mask?.partial
+          ? Object.fromEntries(Object.entries(mask.partial).map(([site, p]) => [site, p.elements.length]))
+          : null;
         out(`${JSON.stringify({ spec: rest, mask: maskSource, kept: mask?.kept ?? null, partial, ...c }, null, 2)}\n`);
       } else out(formatCount(c, spec, maskSource));
     });

@@ -18,18 +18,25 @@ export function dataInfo(name: DatasetName, o: { dir?: string; labels?: 'fine' |
   const train = loadDataset(name, 'train', o);
   let test: Dataset | null = null;
   // an image folder without train/ and test/ has only a train split
-  if (!(name === 'folder' && o.dir && train.source === o.dir)) test = loadDataset(name, 'test', { ...o, classNames: train.classNames });
+  if (!(name === 'folder' && o.dir && train.source === o.dir))
+    test = loadDataset(name, 'test', { ...o, classNames: train.classNames });
   const split = (d: Dataset) => ({ n: d.n, source: d.source, mean: d.mean, std: d.std });
   return {
-    name, dir: datasetDir(name, o.dir), shape: [train.c, train.h, train.w], numClasses: train.numClasses, classNames: train.classNames,
-    train: split(train), test: test && split(test),
+    name,
+    dir: datasetDir(name, o.dir),
+    shape: [train.c, train.h, train.w],
+    numClasses: train.numClasses,
+    classNames: train.classNames,
+    train: split(train),
+    test: test && split(test),
   };
 }
 
 function formatInfo(i: DataInfo): string {
   const f = (v: number[]) => v.map((x) => x.toFixed(4)).join(', ');
   const names = i.classNames ?? [];
-  const shown = names.length > 20 ? `${names.slice(0, 20).join(', ')}, ... (${names.length - 20} more)` : names.join(', ');
+  const shown =
+    names.length > 20 ? `${names.slice(0, 20).join(', ')}, ... (${names.length - 20} more)` : names.join(', ');
   return [
     `${i.name}  (${i.dir})`,
     `  train: ${i.train.n} images${i.test ? `, test: ${i.test.n} images` : ' (no test split)'}`,
@@ -49,11 +56,17 @@ export function registerDataCommands(program: Command): void {
     .command('fetch')
     .description(`download, verify (md5) and extract a dataset: ${FETCHABLE.join(' | ')}`)
     .argument('<dataset>', FETCHABLE.join(' | '))
-    .option('--dir <DIR>', 'dataset folder (default: $DEEPREDUCE_DATA or ~/.cache/deepreduce/datasets, then /<dataset>)')
+    .option(
+      '--dir <DIR>',
+      'dataset folder (default: $DEEPREDUCE_DATA or ~/.cache/deepreduce/datasets, then /<dataset>)',
+    )
     .action(async (name: string, opts: { dir?: string }, cmd: Command) => {
       if (!isFetchable(name)) cmd.error(`error: cannot fetch '${name}' (fetchable: ${FETCHABLE.join(', ')})`);
       try {
-        const r = await fetchDataset(name as (typeof FETCHABLE)[number], { dir: opts.dir, log: (l) => process.stderr.write(`${l}\n`) });
+        const r = await fetchDataset(name as (typeof FETCHABLE)[number], {
+          dir: opts.dir,
+          log: (l) => process.stderr.write(`${l}\n`),
+        });
         process.stdout.write(`${name}: ready in ${r.dir}\n`);
       } catch (e) {
         cmd.error(`error: ${(e as Error).message}`);
@@ -64,12 +77,16 @@ export function registerDataCommands(program: Command): void {
     .command('info')
     .description('sizes, classes, image shape and per-channel mean/std of a dataset')
     .argument('<dataset>', DATASET_NAMES.join(' | '))
-    .option('--data <DIR>', 'dataset folder (default: /usr/share/datasets/fashion-mnist for fashion-mnist, else the fetch folder)')
+    .option(
+      '--data <DIR>',
+      'dataset folder (default: /usr/share/datasets/fashion-mnist for fashion-mnist, else the fetch folder)',
+    )
     .option('--labels <kind>', 'CIFAR-100 labels: fine | coarse', 'fine')
     .option('--json', 'print JSON')
     .action((name: string, opts: { data?: string; labels: string; json?: boolean }, cmd: Command) => {
       try {
-        if (opts.labels !== 'fine' && opts.labels !== 'coarse') throw new Error(`--labels must be fine or coarse, got '${opts.labels}'`);
+        if (opts.labels !== 'fine' && opts.labels !== 'coarse')
+          throw new Error(`--labels must be fine or coarse, got '${opts.labels}'`);
         const info = dataInfo(checkDatasetName(name), { dir: opts.data, labels: opts.labels });
         process.stdout.write(opts.json ? `${JSON.stringify(info, null, 2)}\n` : `${formatInfo(info)}\n`);
       } catch (e) {

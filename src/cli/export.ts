@@ -15,7 +15,9 @@ export function registerExportCommand(program: Command, io: { out?: (s: string) 
   const print = io.out ?? ((s: string) => void process.stdout.write(s));
   return program
     .command('export')
-    .description('export a model directory to ONNX: removed ReLU sites emit no Relu node, BN kept or folded, batch dimension N')
+    .description(
+      'export a model directory to ONNX: removed ReLU sites emit no Relu node, BN kept or folded, batch dimension N',
+    )
     .requiredOption('--model <dir>', 'model directory (model.json + model.safetensors)')
     .addOption(new Option('--format <format>', 'output format').choices(['onnx']).default('onnx'))
     .requiredOption('--out <file>', 'output file, e.g. model.onnx')
@@ -23,7 +25,9 @@ export function registerExportCommand(program: Command, io: { out?: (s: string) 
     .action((o: ExportOptions) => {
       const e = exportModelDirToOnnx(o.model, o.out, { foldBn: o.foldBn ?? false });
       const s = e.summary;
-      const bn = o.foldBn ? `${s.foldedBatchNorms} BN folded, ${s.batchNorms} kept` : `${s.batchNorms} BatchNormalization`;
+      const bn = o.foldBn
+        ? `${s.foldedBatchNorms} BN folded, ${s.batchNorms} kept`
+        : `${s.batchNorms} BatchNormalization`;
       print(
         `wrote ${o.out}: ${e.arch}, ONNX opset ${ONNX_OPSET}, ${s.nodes} nodes, ${s.relus.length} Relu (${num(s.reluElements)} ReLUs/image), ` +
           `${bn}, ${num(s.parameters)} parameters, ${num(e.bytes.length)} bytes\n`,

@@ -21,16 +21,33 @@ export function registerQueueCommands(program: Command): void {
     .requiredOption('--queue <url>', 'the queue: redis://HOST:PORT/NAME (password in DEEPREDUCE_REDIS_PASSWORD)')
     .option('--device <name>', 'cpu or cuda:N (needs the addon built against a CUDA LibTorch)', 'cpu')
     .option('--concurrency <k>', 'trainings at once, each in its own process', posInt('--concurrency'), 1)
-    .option('--threads <t>', 'libtorch threads per training (default: cores, or DEEPREDUCE_THREADS, / concurrency)', posInt('--threads'))
+    .option(
+      '--threads <t>',
+      'libtorch threads per training (default: cores, or DEEPREDUCE_THREADS, / concurrency)',
+      posInt('--threads'),
+    )
     .option('--name <name>', 'worker name in queue status and job logs (default HOST/PID)')
-    .option('--lock-duration <s>', 'job lock lifetime: a dead worker\'s job is taken over after about this (default 60)', seconds('--lock-duration'))
-    .option('--stalled-interval <s>', 'how often workers look for jobs whose worker died (default 30)', seconds('--stalled-interval'))
+    .option(
+      '--lock-duration <s>',
+      "job lock lifetime: a dead worker's job is taken over after about this (default 60)",
+      seconds('--lock-duration'),
+    )
+    .option(
+      '--stalled-interval <s>',
+      'how often workers look for jobs whose worker died (default 30)',
+      seconds('--stalled-interval'),
+    )
     .action(async (o: Record<string, any>) => {
       const log = (s: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${s}`);
       const w = await startWorker({
-        queue: o.queue, device: o.device, concurrency: o.concurrency, threads: o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.concurrency)),
-        name: o.name, log,
-        ...(o.lockDuration ? { lockDurationMs: 1000 * o.lockDuration } : {}), ...(o.stalledInterval ? { stalledIntervalMs: 1000 * o.stalledInterval } : {}),
+        queue: o.queue,
+        device: o.device,
+        concurrency: o.concurrency,
+        threads: o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.concurrency)),
+        name: o.name,
+        log,
+        ...(o.lockDuration ? { lockDurationMs: 1000 * o.lockDuration } : {}),
+        ...(o.stalledInterval ? { stalledIntervalMs: 1000 * o.stalledInterval } : {}),
       });
       let stopping = false;
       const stop = (sig: string) => {
@@ -38,10 +55,13 @@ export function registerQueueCommands(program: Command): void {
         if (stopping) process.exit(1);
         stopping = true;
         log(`${sig}: stopping; running trainings go back to the queue`);
-        w.close().then(() => process.exit(0), (e: Error) => {
-          log(`stopping: ${e.message}`);
-          process.exit(1);
-        });
+        w.close().then(
+          () => process.exit(0),
+          (e: Error) => {
+            log(`stopping: ${e.message}`);
+            process.exit(1);
+          },
+        );
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));

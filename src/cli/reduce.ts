@@ -13,7 +13,9 @@ const nums = (v: string) => v.split(',').map(num);
 export function registerReduceCommands(program: Command): void {
   const cmd = program
     .command('reduce')
-    .description('run DeepReDuce (baseline, criticality, culling/thinning/reshaping candidates, KD) and, with --method, ReLU balancing, the stage-subset search and learned masks; one Pareto report')
+    .description(
+      'run DeepReDuce (baseline, criticality, culling/thinning/reshaping candidates, KD) and, with --method, ReLU balancing, the stage-subset search and learned masks; one Pareto report',
+    )
     .option('--arch <name>', 'architecture', 'resnet18')
     .option('--alpha <x>', 'width multiplier of the baseline', num, 1)
     .option('--dataset <name>', 'dataset', 'fashion-mnist')
@@ -21,7 +23,11 @@ export function registerReduceCommands(program: Command): void {
     .requiredOption('--out <dir>', 'run directory (resumable)')
     .option('--budget <relus>', 'drop candidates with more ReLUs than this', num)
     .option('--teacher <dir>', 'use this trained all-ReLU model as baseline and teacher')
-    .option('--epochs <list>', 'epochs for baseline,criticality,candidates[,candidates fine-tuned from the teacher]', '5,2,5')
+    .option(
+      '--epochs <list>',
+      'epochs for baseline,criticality,candidates[,candidates fine-tuned from the teacher]',
+      '5,2,5',
+    )
     .option('--alphas <list>', 'candidate width multipliers (relative to --alpha)', '1,0.5')
     .option('--rhos <list>', 'candidate input-resolution scales', '1,0.5')
     .option('--no-thinning', 'do not try thinned candidates')
@@ -29,11 +35,14 @@ export function registerReduceCommands(program: Command): void {
     .option('--no-depth', 'do not try fewer blocks')
     .option('--max-culled <n>', 'cull at most this many stages', num, 2)
     .option('--no-kd', 'train candidates without knowledge distillation (ablation)')
-    .option('--from-scratch', 'never start candidates from the teacher\'s weights')
+    .option('--from-scratch', "never start candidates from the teacher's weights")
     .option('--finetune-lr <x>', 'learning rate when fine-tuning from the teacher', num, 0.02)
     .option('--no-kd-ablation', 'skip the no-KD run of the smallest candidate')
     .option('--jobs <n>', 'trainings in parallel (processes)', num, 1)
-    .option('--queue <url>', 'run the trainings on this queue\'s workers instead (redis://HOST:PORT/NAME; docs/queue.md)')
+    .option(
+      '--queue <url>',
+      "run the trainings on this queue's workers instead (redis://HOST:PORT/NAME; docs/queue.md)",
+    )
     .option('--batch-size <n>', 'batch size', num, 128)
     .option('--lr <x>', 'learning rate (from scratch)', num, 0.1)
     .option('--seed <n>', 'seed', num, 0)
@@ -41,31 +50,75 @@ export function registerReduceCommands(program: Command): void {
     .option('--limit-test <n>', 'use only the first N test images', num)
     .option('--criticality-limit-train <n>', 'training images for the criticality runs', num)
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
-    .option('--finetune-limit-train <n>', 'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)', num)
+    .option(
+      '--finetune-limit-train <n>',
+      'training images for candidates fine-tuned from the teacher (default: --candidate-limit-train)',
+      num,
+    )
     .option('--cost-model <file>', 'PI cost model JSON (from deepreduce pi bench --calibrate)')
-    .option('--relu <name>', `ReLU protocol the latency estimate assumes: gc, ot (the measured runs follow it unless --pi-relu is given)`, DEFAULT_PI_OPTIONS.relu)
-    .option('--link <profile>', `link the latency estimate assumes: lan, wan, none or BANDWIDTH,RTT, e.g. 3gbit,0.3ms (the measured runs follow it unless --pi-link is given)`, DEFAULT_PI_OPTIONS.link)
+    .option(
+      '--relu <name>',
+      `ReLU protocol the latency estimate assumes: gc, ot (the measured runs follow it unless --pi-relu is given)`,
+      DEFAULT_PI_OPTIONS.relu,
+    )
+    .option(
+      '--link <profile>',
+      `link the latency estimate assumes: lan, wan, none or BANDWIDTH,RTT, e.g. 3gbit,0.3ms (the measured runs follow it unless --pi-link is given)`,
+      DEFAULT_PI_OPTIONS.link,
+    )
     .option('--json', 'print results.json');
-  addMethodOptions(addMeasurePiOptions(cmd))
-    .action(async (o: Record<string, any>) => {
-      const [b, cr, ca, ft] = nums(o.epochs);
-      const c: ReduceConfig = defaultReduceConfig({
-        arch: o.arch, baseAlpha: o.alpha, dataset: o.dataset, dataDir: o.data, out: o.out, budget: o.budget, teacher: o.teacher,
-        epochs: { baseline: b ?? 5, criticality: cr ?? 2, candidate: ca ?? 5, ...(ft !== undefined ? { finetune: ft } : {}) }, alphas: nums(o.alphas), rhos: nums(o.rhos),
-        thinning: o.thinning ? [false, true] : [false], depth: o.depth, maxCulled: o.maxCulled, thinOnly: o.thinOnly, kd: o.kd, fromTeacher: !o.fromScratch,
-        finetuneLr: o.finetuneLr, kdAblation: o.kdAblation && o.kd, jobs: o.jobs, queue: o.queue, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
-        limitTrain: o.limitTrain, limitTest: o.limitTest, criticalityLimitTrain: o.criticalityLimitTrain, candidateLimitTrain: o.candidateLimitTrain, finetuneLimitTrain: o.finetuneLimitTrain, costModel: o.costModel,
-        measurePi: measurePiConfig(o, { relu: o.relu, link: o.link }), relu: o.relu, link: o.link,
-        ...methodConfig(o),
-      });
-      const log = (s: string) => process.stderr.write(`${s}\n`);
-      const r = await reduce(c, log, c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : undefined);
-      if (o.json) console.log(JSON.stringify(r));
-      else {
-        for (const l of summaryLines(r)) console.log(l);
-        for (const l of r.measuredPi ? measuredPiLines(r.measuredPi) : []) console.log(l);
-        console.log(`results: ${join(o.out, 'results.json')}, ${join(o.out, 'results.csv')}, ${join(o.out, 'report.html')}`);
-      }
-      if (r.failed.length) process.exitCode = 1;
+  addMethodOptions(addMeasurePiOptions(cmd)).action(async (o: Record<string, any>) => {
+    const [b, cr, ca, ft] = nums(o.epochs);
+    const c: ReduceConfig = defaultReduceConfig({
+      arch: o.arch,
+      baseAlpha: o.alpha,
+      dataset: o.dataset,
+      dataDir: o.data,
+      out: o.out,
+      budget: o.budget,
+      teacher: o.teacher,
+      epochs: {
+        baseline: b ?? 5,
+        criticality: cr ?? 2,
+        candidate: ca ?? 5,
+        ...(ft !== undefined ? { finetune: ft } : {}),
+      },
+      alphas: nums(o.alphas),
+      rhos: nums(o.rhos),
+      thinning: o.thinning ? [false, true] : [false],
+      depth: o.depth,
+      maxCulled: o.maxCulled,
+      thinOnly: o.thinOnly,
+      kd: o.kd,
+      fromTeacher: !o.fromScratch,
+      finetuneLr: o.finetuneLr,
+      kdAblation: o.kdAblation && o.kd,
+      jobs: o.jobs,
+      queue: o.queue,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      seed: o.seed,
+      limitTrain: o.limitTrain,
+      limitTest: o.limitTest,
+      criticalityLimitTrain: o.criticalityLimitTrain,
+      candidateLimitTrain: o.candidateLimitTrain,
+      finetuneLimitTrain: o.finetuneLimitTrain,
+      costModel: o.costModel,
+      measurePi: measurePiConfig(o, { relu: o.relu, link: o.link }),
+      relu: o.relu,
+      link: o.link,
+      ...methodConfig(o),
     });
+    const log = (s: string) => process.stderr.write(`${s}\n`);
+    const r = await reduce(c, log, c.queue ? queueRunner(c.queue, c.out, { quiet: c.quiet, log }) : undefined);
+    if (o.json) console.log(JSON.stringify(r));
+    else {
+      for (const l of summaryLines(r)) console.log(l);
+      for (const l of r.measuredPi ? measuredPiLines(r.measuredPi) : []) console.log(l);
+      console.log(
+        `results: ${join(o.out, 'results.json')}, ${join(o.out, 'results.csv')}, ${join(o.out, 'report.html')}`,
+      );
+    }
+    if (r.failed.length) process.exitCode = 1;
+  });
 }

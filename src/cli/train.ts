@@ -11,16 +11,21 @@ export const num = (v: string): number => {
   if (!Number.isFinite(n)) throw new Error(`not a number: '${v}'`);
   return n;
 };
-const ints = (v: string) => v.split(',').map((s) => {
-  const n = Number(s);
-  if (!Number.isInteger(n)) throw new Error(`not a list of integers: '${v}'`);
-  return n;
-});
+const ints = (v: string) =>
+  v.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n)) throw new Error(`not a list of integers: '${v}'`);
+    return n;
+  });
 
 /** Options shared by `train` and the pipeline's trainings. */
 export function addTrainingOptions(cmd: Command): Command {
   return cmd
-    .option('--dataset <name>', 'dataset (fashion-mnist, mnist, cifar10, cifar100, tiny-imagenet, folder)', 'fashion-mnist')
+    .option(
+      '--dataset <name>',
+      'dataset (fashion-mnist, mnist, cifar10, cifar100, tiny-imagenet, folder)',
+      'fashion-mnist',
+    )
     .option('--data <dir>', 'dataset folder (default: Debian Fashion-MNIST or the fetch folder)')
     .option('--epochs <n>', 'epochs', num, defaultTrainOptions.epochs)
     .option('--batch-size <n>', 'batch size', num, 128)
@@ -28,7 +33,9 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--momentum <x>', 'SGD momentum', num, defaultTrainOptions.momentum)
     .option('--no-nesterov', 'plain (not Nesterov) momentum')
     .option('--weight-decay <x>', 'weight decay', num, defaultTrainOptions.weightDecay)
-    .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['cosine', 'step', 'constant']).default('cosine'))
+    .addOption(
+      new Option('--schedule <s>', 'learning-rate schedule').choices(['cosine', 'step', 'constant']).default('cosine'),
+    )
     .option('--warmup <epochs>', 'linear warm-up epochs', num, 0)
     .option('--label-smoothing <x>', 'label smoothing', num, 0)
     .option('--seed <n>', 'seed (data order, augmentation, initialisation)', num, 0)
@@ -45,12 +52,34 @@ type Opts = Record<string, any>;
 
 export function trainConfigFrom(o: Opts): TrainConfig {
   return {
-    arch: o.arch, preset: o.preset, maskFile: o.mask, alpha: o.alpha, rho: o.rho, blocks: o.blocks,
-    dataset: o.dataset, dataDir: o.data, pad32: o.pad32, batchSize: o.batchSize, teacher: o.teacher, init: o.init,
-    limitTrain: o.limitTrain, limitTest: o.limitTest, out: o.out, resume: o.resume,
+    arch: o.arch,
+    preset: o.preset,
+    maskFile: o.mask,
+    alpha: o.alpha,
+    rho: o.rho,
+    blocks: o.blocks,
+    dataset: o.dataset,
+    dataDir: o.data,
+    pad32: o.pad32,
+    batchSize: o.batchSize,
+    teacher: o.teacher,
+    init: o.init,
+    limitTrain: o.limitTrain,
+    limitTest: o.limitTest,
+    out: o.out,
+    resume: o.resume,
     options: {
-      epochs: o.epochs, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay, schedule: o.schedule,
-      warmupEpochs: o.warmup, labelSmoothing: o.labelSmoothing, seed: o.seed, threads: o.threads, quiet: o.quiet,
+      epochs: o.epochs,
+      lr: o.lr,
+      momentum: o.momentum,
+      nesterov: o.nesterov,
+      weightDecay: o.weightDecay,
+      schedule: o.schedule,
+      warmupEpochs: o.warmup,
+      labelSmoothing: o.labelSmoothing,
+      seed: o.seed,
+      threads: o.threads,
+      quiet: o.quiet,
       kd: { temperature: o.kdT, lambda: o.kdLambda },
     },
   };
@@ -68,14 +97,17 @@ export function registerTrainCommands(program: Command): void {
       .option('--rho <x>', 'input-resolution scale (stem stride 1/rho)', num)
       .option('--blocks <list>', 'blocks per stage, e.g. 2,1,1,1', ints)
       .option('--teacher <dir>', 'trained teacher model directory (knowledge distillation)')
-      .option('--init <dir>', 'start from this model directory\'s weights')
+      .option('--init <dir>', "start from this model directory's weights")
       .requiredOption('--out <dir>', 'output directory (model, metrics, checkpoints)')
       .option('--resume', 'continue from the newest checkpoint in --out')
       .option('--json', 'print the summary as JSON'),
   ).action(async (o: Opts) => {
     const s = await trainModel(trainConfigFrom(o));
     if (o.json) console.log(JSON.stringify(s));
-    else console.log(`${s.arch}: ${s.relus.toLocaleString('en-US')} ReLUs, test accuracy ${(100 * s.test_acc).toFixed(2)}% after ${s.epochs.length} epochs (${s.seconds.toFixed(0)} s) -> ${s.out}`);
+    else
+      console.log(
+        `${s.arch}: ${s.relus.toLocaleString('en-US')} ReLUs, test accuracy ${(100 * s.test_acc).toFixed(2)}% after ${s.epochs.length} epochs (${s.seconds.toFixed(0)} s) -> ${s.out}`,
+      );
   });
 
   program
@@ -89,17 +121,39 @@ export function registerTrainCommands(program: Command): void {
     .action(async (o: Opts) => {
       const { net, info } = loadModelDir(o.model);
       const data = openData(checkDatasetName(o.dataset ?? info.input.dataset), {
-        dir: o.data, batchSize: 256, padTo32: info.input.padFrom !== undefined, limitTest: o.limitTest, augment: { mean: info.input.mean, std: info.input.std },
+        dir: o.data,
+        batchSize: 256,
+        padTo32: info.input.padFrom !== undefined,
+        limitTest: o.limitTest,
+        augment: { mean: info.input.mean, std: info.input.std },
       });
       try {
         const ev = await evaluate(net, data);
         const names = data.classNames ?? ev.confusion.map((_, i) => String(i));
-        const perClass = ev.confusion.map((row, i) => ({ class: names[i], acc: row[i]! / Math.max(1, row.reduce((a, b) => a + b, 0)) }));
-        const result = { model: o.model, dataset: data.name, n: data.testSize, acc: ev.acc, loss: ev.loss, perClass, confusion: ev.confusion };
+        const perClass = ev.confusion.map((row, i) => ({
+          class: names[i],
+          acc:
+            row[i]! /
+            Math.max(
+              1,
+              row.reduce((a, b) => a + b, 0),
+            ),
+        }));
+        const result = {
+          model: o.model,
+          dataset: data.name,
+          n: data.testSize,
+          acc: ev.acc,
+          loss: ev.loss,
+          perClass,
+          confusion: ev.confusion,
+        };
         writeFileAtomic(join(o.model, 'eval.json'), `${JSON.stringify(result, null, 2)}\n`);
         if (o.json) console.log(JSON.stringify(result));
         else {
-          console.log(`${o.model} on ${data.name} (${data.testSize} images): accuracy ${(100 * ev.acc).toFixed(2)}%, loss ${ev.loss.toFixed(4)}`);
+          console.log(
+            `${o.model} on ${data.name} (${data.testSize} images): accuracy ${(100 * ev.acc).toFixed(2)}%, loss ${ev.loss.toFixed(4)}`,
+          );
           const w = Math.max(...names.map((n) => n.length), 5);
           for (const p of perClass) console.log(`  ${p.class!.padEnd(w)}  ${(100 * p.acc).toFixed(1).padStart(5)}%`);
           console.log('confusion (rows: true, columns: predicted):');

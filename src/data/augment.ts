@@ -30,7 +30,8 @@ export function checkAugment(src: { c: number; h: number; w: number }, aug: Augm
   if (aug.mean.length !== src.c || aug.std.length !== src.c)
     throw new Error(`normalisation has ${aug.mean.length} means / ${aug.std.length} stds for ${src.c}-channel images`);
   for (const s of aug.std) if (!(s > 0)) throw new Error(`normalisation std ${s} must be > 0`);
-  if (aug.crop !== undefined && !(Number.isInteger(aug.crop) && aug.crop >= 0)) throw new Error(`crop padding ${aug.crop} must be an integer >= 0`);
+  if (aug.crop !== undefined && !(Number.isInteger(aug.crop) && aug.crop >= 0))
+    throw new Error(`crop padding ${aug.crop} must be an integer >= 0`);
   outputShape(src, aug);
 }
 
@@ -39,7 +40,12 @@ export function checkAugment(src: { c: number; h: number; w: number }, aug: Augm
  * (draws per image, in order: crop dy, crop dx, flip), then normalised. Pure function of its inputs, so a worker
  * and the main thread produce identical bytes.
  */
-export function makeBatch(src: ImageSource, indices: ArrayLike<number>, aug: AugmentOptions, seed: number): { x: Float32Array; y: Int32Array } {
+export function makeBatch(
+  src: ImageSource,
+  indices: ArrayLike<number>,
+  aug: AugmentOptions,
+  seed: number,
+): { x: Float32Array; y: Int32Array } {
   const [c, H, W] = outputShape(src, aug);
   const { h, w, images } = src;
   const n = indices.length;
@@ -51,7 +57,8 @@ export function makeBatch(src: ImageSource, indices: ArrayLike<number>, aug: Aug
   const ex = (W - w) / 2;
   // pixel -> normalised value, one table per channel
   const lut = new Float32Array(c * 256);
-  for (let ch = 0; ch < c; ch++) for (let v = 0; v < 256; v++) lut[ch * 256 + v] = (v / 255 - aug.mean[ch]!) / aug.std[ch]!;
+  for (let ch = 0; ch < c; ch++)
+    for (let v = 0; v < 256; v++) lut[ch * 256 + v] = (v / 255 - aug.mean[ch]!) / aug.std[ch]!;
   for (let b = 0; b < n; b++) {
     const idx = indices[b]!;
     if (!(idx >= 0 && idx < src.n)) throw new RangeError(`image index ${idx} is outside [0, ${src.n})`);
@@ -71,7 +78,7 @@ export function makeBatch(src: ImageSource, indices: ArrayLike<number>, aug: Aug
       const L = ch * 256;
       const pad = lut[L]!;
       const sbase = (idx * c + ch) * h * w;
-      const obase = ((b * c + ch) * H) * W;
+      const obase = (b * c + ch) * H * W;
       for (let r = 0; r < H; r++) {
         const sy = r + oy;
         const o = obase + r * W;

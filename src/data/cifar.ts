@@ -3,7 +3,18 @@ import { join } from 'node:path';
 import { makeDataset, sharedBytes, sharedInt32, type Dataset } from './dataset.js';
 import { isDir, readBytes, readLines } from './files.js';
 
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+export const CIFAR10_CLASSES = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+];
 const PIXELS = 3 * 32 * 32;
 
 /** The folder holding the binary files: `dir` itself or the folder the official tarball unpacks to. */
@@ -51,12 +62,24 @@ function readRecords(files: string[], labelBytes: number, label: number, limits:
 /** CIFAR-10 binary version: `data_batch_1..5.bin` (train) or `test_batch.bin` (test). */
 export function readCifar10(dir: string, split: 'train' | 'test'): Dataset {
   const root = locate(dir, 'cifar-10-batches-bin', split === 'train' ? 'data_batch_1.bin' : 'test_batch.bin');
-  const files = split === 'train' ? [1, 2, 3, 4, 5].map((k) => join(root, `data_batch_${k}.bin`)) : [join(root, 'test_batch.bin')];
+  const files =
+    split === 'train' ? [1, 2, 3, 4, 5].map((k) => join(root, `data_batch_${k}.bin`)) : [join(root, 'test_batch.bin')];
   const { images, labels, n } = readRecords(files, 1, 0, [10]);
   const meta = join(root, 'batches.meta.txt');
   const classNames = existsSync(meta) ? readLines(meta, 'CIFAR-10 class names') : CIFAR10_CLASSES;
   if (classNames.length !== 10) throw new Error(`${meta}: expected 10 class names, found ${classNames.length}`);
-  return makeDataset({ name: `cifar10/${split}`, images, labels, n, c: 3, h: 32, w: 32, numClasses: 10, classNames, source: root });
+  return makeDataset({
+    name: `cifar10/${split}`,
+    images,
+    labels,
+    n,
+    c: 3,
+    h: 32,
+    w: 32,
+    numClasses: 10,
+    classNames,
+    source: root,
+  });
 }
 
 /** CIFAR-100 binary version: `train.bin` / `test.bin`, records `[coarse, fine, 3072 pixels]`; fine labels by default. */
@@ -69,9 +92,19 @@ export function readCifar100(dir: string, split: 'train' | 'test', labelKind: 'f
   let classNames: string[] | undefined;
   if (existsSync(namesFile)) {
     classNames = readLines(namesFile, 'CIFAR-100 class names');
-    if (classNames.length !== numClasses) throw new Error(`${namesFile}: expected ${numClasses} class names, found ${classNames.length}`);
+    if (classNames.length !== numClasses)
+      throw new Error(`${namesFile}: expected ${numClasses} class names, found ${classNames.length}`);
   }
   return makeDataset({
-    name: `cifar100${labelKind === 'coarse' ? '-coarse' : ''}/${split}`, images, labels, n, c: 3, h: 32, w: 32, numClasses, classNames, source: root,
+    name: `cifar100${labelKind === 'coarse' ? '-coarse' : ''}/${split}`,
+    images,
+    labels,
+    n,
+    c: 3,
+    h: 32,
+    w: 32,
+    numClasses,
+    classNames,
+    source: root,
   });
 }

@@ -38,12 +38,19 @@ export function channelStats(images: Uint8Array, n: number, c: number, hw: numbe
       const off = (i * c + ch) * hw;
       for (let p = off, end = off + hw; p < end; p++) counts[images[p]!]!++;
       // flush before a 32-bit bin could overflow
-      if ((i & 0xfff) === 0xfff) for (let v = 0; v < 256; v++) { hist[v]! += counts[v]!; counts[v] = 0; }
+      if ((i & 0xfff) === 0xfff)
+        for (let v = 0; v < 256; v++) {
+          hist[v]! += counts[v]!;
+          counts[v] = 0;
+        }
     }
     for (let v = 0; v < 256; v++) hist[v]! += counts[v]!;
     let total = 0;
     let s = 0;
-    for (let v = 0; v < 256; v++) { total += hist[v]!; s += hist[v]! * v; }
+    for (let v = 0; v < 256; v++) {
+      total += hist[v]!;
+      s += hist[v]! * v;
+    }
     const m = total ? s / total : 0;
     let q = 0;
     for (let v = 0; v < 256; v++) q += hist[v]! * (v - m) * (v - m);
@@ -57,11 +64,14 @@ export function channelStats(images: Uint8Array, n: number, c: number, hw: numbe
 export function makeDataset(o: Omit<Dataset, 'mean' | 'std'>): Dataset {
   const { n, c, h, w } = o;
   if (o.images.length !== n * c * h * w)
-    throw new Error(`${o.source}: ${o.name} has ${o.images.length} image bytes, expected n*c*h*w = ${n}*${c}*${h}*${w}`);
+    throw new Error(
+      `${o.source}: ${o.name} has ${o.images.length} image bytes, expected n*c*h*w = ${n}*${c}*${h}*${w}`,
+    );
   if (o.labels.length !== n) throw new Error(`${o.source}: ${o.name} has ${o.labels.length} labels for ${n} images`);
   for (let i = 0; i < n; i++) {
     const y = o.labels[i]!;
-    if (y < 0 || y >= o.numClasses) throw new Error(`${o.source}: ${o.name} label ${y} of image ${i} is outside [0, ${o.numClasses})`);
+    if (y < 0 || y >= o.numClasses)
+      throw new Error(`${o.source}: ${o.name} label ${y} of image ${i} is outside [0, ${o.numClasses})`);
   }
   return { ...o, ...channelStats(o.images, n, c, h * w) };
 }

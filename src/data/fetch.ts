@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -24,15 +33,36 @@ const FASHION = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
 
 /** Official sources and their published MD5s. */
 export const SOURCES: Record<FetchableName, RemoteFile[]> = {
-  cifar10: [{ url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz', file: 'cifar-10-binary.tar.gz', md5: 'c32a1d4ab5d03f1284b67883e8d87530', extract: 'tar.gz' }],
-  cifar100: [{ url: 'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz', file: 'cifar-100-binary.tar.gz', md5: '03b5dce01913d631647c71ecec9e9cb8', extract: 'tar.gz' }],
+  cifar10: [
+    {
+      url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
+      file: 'cifar-10-binary.tar.gz',
+      md5: 'c32a1d4ab5d03f1284b67883e8d87530',
+      extract: 'tar.gz',
+    },
+  ],
+  cifar100: [
+    {
+      url: 'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
+      file: 'cifar-100-binary.tar.gz',
+      md5: '03b5dce01913d631647c71ecec9e9cb8',
+      extract: 'tar.gz',
+    },
+  ],
   'fashion-mnist': [
     { file: 'train-images-idx3-ubyte.gz', md5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d' },
     { file: 'train-labels-idx1-ubyte.gz', md5: '25c81989df183df01b3e8a0aad5dffbe' },
     { file: 't10k-images-idx3-ubyte.gz', md5: 'bef4ecab320f06d8554ea6380940ec79' },
     { file: 't10k-labels-idx1-ubyte.gz', md5: 'bb300cfdad3c16e7a12a480ee83cd310' },
   ].map((f) => ({ ...f, url: FASHION + f.file, extract: 'gz' as const })),
-  'tiny-imagenet': [{ url: 'http://cs231n.stanford.edu/tiny-imagenet-200.zip', file: 'tiny-imagenet-200.zip', md5: '90528d7ca1a48142e341f4ef8d21d0de', extract: 'zip' }],
+  'tiny-imagenet': [
+    {
+      url: 'http://cs231n.stanford.edu/tiny-imagenet-200.zip',
+      file: 'tiny-imagenet-200.zip',
+      md5: '90528d7ca1a48142e341f4ef8d21d0de',
+      extract: 'zip',
+    },
+  ],
 };
 
 /** The subset of `fetch` used here, so tests can inject a local one. */
@@ -59,7 +89,16 @@ export async function md5File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'UND_ERR_CONNECT_TIMEOUT']);
+const NETWORK_CODES = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNREFUSED',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 function describeFetchError(e: unknown): string {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -72,7 +111,12 @@ function describeFetchError(e: unknown): string {
  * Downloads `url` to `dest`, verifying its MD5 before the file appears (temp file + fsync + rename). A mismatch
  * deletes the download and throws.
  */
-export async function downloadFile(url: string, dest: string, md5: string, o: { fetch?: FetchLike; progress?: boolean } = {}): Promise<void> {
+export async function downloadFile(
+  url: string,
+  dest: string,
+  md5: string,
+  o: { fetch?: FetchLike; progress?: boolean } = {},
+): Promise<void> {
   const fetchImpl = o.fetch ?? ((u: string) => fetch(u));
   let res: Response;
   try {
@@ -87,9 +131,16 @@ export async function downloadFile(url: string, dest: string, md5: string, o: { 
   mkdirSync(dirname(dest), { recursive: true });
   const tmp = `${dest}.part-${process.pid}`;
   const total = Number(res.headers.get('content-length')) || 0;
-  const bar = o.progress !== false && process.stderr.isTTY && total > 0
-    ? new cliProgress.SingleBar({ format: `${basename(dest)} [{bar}] {percentage}% {value}/{total} bytes | ETA {eta_formatted}`, stream: process.stderr }, cliProgress.Presets.shades_classic)
-    : null;
+  const bar =
+    o.progress !== false && process.stderr.isTTY && total > 0
+      ? new cliProgress.SingleBar(
+          {
+            format: `${basename(dest)} [{bar}] {percentage}% {value}/{total} bytes | ETA {eta_formatted}`,
+            stream: process.stderr,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
   bar?.start(total, 0);
   const h = createHash('md5');
   const fh = await open(tmp, 'w');
@@ -121,7 +172,8 @@ export async function downloadFile(url: string, dest: string, md5: string, o: { 
 /** A zip entry name that stays inside the extraction folder. */
 function safeEntry(archive: string, name: string): string {
   const n = normalize(name);
-  if (isAbsolute(n) || n === '..' || n.startsWith(`..${sep}`)) throw new Error(`${archive}: archive entry '${name}' points outside the extraction folder`);
+  if (isAbsolute(n) || n === '..' || n.startsWith(`..${sep}`))
+    throw new Error(`${archive}: archive entry '${name}' points outside the extraction folder`);
   return n;
 }
 
@@ -165,7 +217,10 @@ export async function extractArchive(archive: string, kind: RemoteFile['extract'
  * Extraction goes to a staging folder whose entries are renamed into place, then a marker records it, so an
  * interrupted fetch never leaves a half-extracted dataset that looks complete.
  */
-export async function fetchDataset(name: FetchableName, o: FetchOptions = {}): Promise<{ dir: string; files: string[] }> {
+export async function fetchDataset(
+  name: FetchableName,
+  o: FetchOptions = {},
+): Promise<{ dir: string; files: string[] }> {
   const dir = o.dir ?? join(dataRoot(), name);
   const log = o.log ?? (() => {});
   const sources = o.sources ?? SOURCES[name];

@@ -32,5 +32,9 @@ export function requireDir(path: string, what: string): void {
 
 /** Non-empty trimmed lines of a text file. */
 export function readLines(path: string, what: string): string[] {
-  return Buffer.from(readBytes(path, what)).toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  return Buffer.from(readBytes(path, what))
+    .toString('utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
 }

@@ -6,7 +6,18 @@ import { readMaybeGz } from './files.js';
 export const IDX_IMAGES_MAGIC = 2051;
 export const IDX_LABELS_MAGIC = 2049;
 
-export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 function u32be(b: Uint8Array, off: number): number {
@@ -17,11 +28,17 @@ function u32be(b: Uint8Array, off: number): number {
 export function parseIdx(path: string, bytes: Uint8Array, magic: number): { dims: number[]; data: Uint8Array } {
   const ndims = magic & 0xff;
   const header = 4 + 4 * ndims;
-  if (bytes.length < 4) throw new Error(`${path}: truncated IDX file: ${bytes.length} bytes, the magic number needs 4 (byte offset 0)`);
+  if (bytes.length < 4)
+    throw new Error(`${path}: truncated IDX file: ${bytes.length} bytes, the magic number needs 4 (byte offset 0)`);
   const got = u32be(bytes, 0);
   if (got !== magic)
-    throw new Error(`${path}: wrong IDX magic number ${got} (0x${got.toString(16).padStart(8, '0')}) at byte offset 0, expected ${magic}`);
-  if (bytes.length < header) throw new Error(`${path}: truncated IDX header: ${bytes.length} bytes, header needs ${header} (byte offset ${bytes.length})`);
+    throw new Error(
+      `${path}: wrong IDX magic number ${got} (0x${got.toString(16).padStart(8, '0')}) at byte offset 0, expected ${magic}`,
+    );
+  if (bytes.length < header)
+    throw new Error(
+      `${path}: truncated IDX header: ${bytes.length} bytes, header needs ${header} (byte offset ${bytes.length})`,
+    );
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(u32be(bytes, 4 + 4 * i));
   const need = dims.reduce((a, b) => a * b, 1);
@@ -34,7 +51,10 @@ export function parseIdx(path: string, bytes: Uint8Array, magic: number): { dims
         ` (item ${item} of ${dims[0]} incomplete)`,
     );
   }
-  if (have > need) throw new Error(`${path}: IDX file has ${have - need} unexpected trailing bytes after byte offset ${header + need}`);
+  if (have > need)
+    throw new Error(
+      `${path}: IDX file has ${have - need} unexpected trailing bytes after byte offset ${header + need}`,
+    );
   return { dims, data: bytes.subarray(header) };
 }
 
@@ -42,7 +62,8 @@ export function parseIdx(path: string, bytes: Uint8Array, magic: number): { dims
 export function findIdxFiles(dir: string, prefix: 'train' | 't10k'): { images: string; labels: string } {
   const find = (kind: 'images' | 'labels', nd: 1 | 3): string => {
     const names = [`${prefix}-${kind}-idx${nd}-ubyte`, `${prefix}-${kind}.idx${nd}-ubyte`];
-    for (const base of names) for (const ext of ['', '.gz']) if (existsSync(join(dir, base + ext))) return join(dir, base + ext);
+    for (const base of names)
+      for (const ext of ['', '.gz']) if (existsSync(join(dir, base + ext))) return join(dir, base + ext);
     throw new Error(`${join(dir, names[0]!)}(.gz): IDX ${kind} file not found`);
   };
   return { images: find('images', 3), labels: find('labels', 1) };
@@ -61,12 +82,24 @@ export function readIdxPair(
   const labels = sharedInt32(n);
   for (let i = 0; i < n; i++) {
     const y = lb.data[i]!;
-    if (y >= o.numClasses) throw new Error(`${labelsPath}: label ${y} at byte offset ${8 + i} is outside [0, ${o.numClasses})`);
+    if (y >= o.numClasses)
+      throw new Error(`${labelsPath}: label ${y} at byte offset ${8 + i} is outside [0, ${o.numClasses})`);
     labels[i] = y;
   }
   const images = sharedBytes(n * h * w);
   images.set(im.data);
-  return makeDataset({ name: o.name, images, labels, n, c: 1, h, w, numClasses: o.numClasses, classNames: o.classNames, source: imagesPath });
+  return makeDataset({
+    name: o.name,
+    images,
+    labels,
+    n,
+    c: 1,
+    h,
+    w,
+    numClasses: o.numClasses,
+    classNames: o.classNames,
+    source: imagesPath,
+  });
 }
 
 /** MNIST or Fashion-MNIST split from a folder of IDX files. */

@@ -9,8 +9,11 @@ const IMAGE_EXT = /\.(png|jpe?g)$/i;
 /** Class folders of `dir`, sorted by name. */
 export function classFolders(dir: string): string[] {
   requireDir(dir, 'image');
-  const classes = readdirSync(dir).filter((f) => !f.startsWith('.') && statSync(join(dir, f)).isDirectory()).sort();
-  if (!classes.length) throw new Error(`${dir}: no class sub-folders (expected one folder of PNG/JPEG images per class)`);
+  const classes = readdirSync(dir)
+    .filter((f) => !f.startsWith('.') && statSync(join(dir, f)).isDirectory())
+    .sort();
+  if (!classes.length)
+    throw new Error(`${dir}: no class sub-folders (expected one folder of PNG/JPEG images per class)`);
   return classes;
 }
 
@@ -24,12 +27,15 @@ export function readImageFolder(dir: string, o: { name?: string; classNames?: st
   const classNames = o.classNames ?? found;
   if (o.classNames) {
     const extra = found.filter((f) => !classNames.includes(f));
-    if (extra.length) throw new Error(`${join(dir, extra[0]!)}: class folder not among the ${classNames.length} training classes`);
+    if (extra.length)
+      throw new Error(`${join(dir, extra[0]!)}: class folder not among the ${classNames.length} training classes`);
   }
   const items: { path: string; label: number }[] = [];
   for (const cls of found) {
     const d = join(dir, cls);
-    const files = readdirSync(d).filter((f) => IMAGE_EXT.test(f)).sort();
+    const files = readdirSync(d)
+      .filter((f) => IMAGE_EXT.test(f))
+      .sort();
     if (!files.length) throw new Error(`${d}: class folder has no PNG/JPEG images`);
     for (const f of files) items.push({ path: join(d, f), label: classNames.indexOf(cls) });
   }
@@ -39,7 +45,9 @@ export function readImageFolder(dir: string, o: { name?: string; classNames?: st
     const img = decodeImageFile(it.path);
     const ref = decoded[0];
     if (ref && (img.width !== ref.width || img.height !== ref.height))
-      throw new Error(`${it.path}: image is ${img.width}x${img.height}, expected ${ref.width}x${ref.height} like ${items[0]!.path} (all images must be the same size)`);
+      throw new Error(
+        `${it.path}: image is ${img.width}x${img.height}, expected ${ref.width}x${ref.height} like ${items[0]!.path} (all images must be the same size)`,
+      );
     gray &&= isGray(img);
     decoded.push(img);
   }
@@ -52,6 +60,15 @@ export function readImageFolder(dir: string, o: { name?: string; classNames?: st
     labels[i] = items[i]!.label;
   });
   return makeDataset({
-    name: o.name ?? basename(dir), images, labels, n: items.length, c, h, w, numClasses: classNames.length, classNames, source: dir,
+    name: o.name ?? basename(dir),
+    images,
+    labels,
+    n: items.length,
+    c,
+    h,
+    w,
+    numClasses: classNames.length,
+    classNames,
+    source: dir,
   });
 }

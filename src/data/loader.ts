@@ -47,7 +47,8 @@ export function batchSeed(seed: number, epoch: number, k: number): number {
 }
 
 function checkOptions(src: ImageSource, o: LoaderOptions): void {
-  if (!(Number.isInteger(o.batchSize) && o.batchSize > 0)) throw new Error(`batchSize ${o.batchSize} must be a positive integer`);
+  if (!(Number.isInteger(o.batchSize) && o.batchSize > 0))
+    throw new Error(`batchSize ${o.batchSize} must be a positive integer`);
   checkAugment(src, o.augment);
 }
 
@@ -104,7 +105,8 @@ export class DataLoader {
   constructor(src: ImageSource, o: LoaderOptions) {
     checkOptions(src, o);
     if (o.prefetch !== undefined && !(o.prefetch >= 1)) throw new Error(`prefetch ${o.prefetch} must be >= 1`);
-    if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1)) throw new Error(`workers ${o.workers} must be an integer >= 1`);
+    if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1))
+      throw new Error(`workers ${o.workers} must be an integer >= 1`);
     // Workers get shared memory; a dataset built on ordinary buffers is copied once here.
     this.#src = { ...src, images: shared(src.images), labels: shared(src.labels) };
     this.#o = o;

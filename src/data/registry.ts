@@ -40,7 +40,8 @@ export function isDigits(name: DatasetName): boolean {
 /** The folder a dataset is read from: `dir` when given, else Debian's Fashion-MNIST or the fetch root. */
 export function datasetDir(name: DatasetName, dir?: string): string {
   if (dir) return dir;
-  if (name === 'folder') throw new Error(`dataset 'folder' needs --data DIR (a folder of class folders, or with train/ and test/ inside)`);
+  if (name === 'folder')
+    throw new Error(`dataset 'folder' needs --data DIR (a folder of class folders, or with train/ and test/ inside)`);
   if (name === 'fashion-mnist' && existsSync(DEBIAN_FASHION_MNIST)) return DEBIAN_FASHION_MNIST;
   return join(dataRoot(), name);
 }
@@ -59,7 +60,8 @@ export interface LoadOptions {
  */
 export function loadDataset(name: DatasetName, split: Split, o: LoadOptions = {}): Dataset {
   const dir = datasetDir(name, o.dir);
-  if (!o.dir && !isDir(dir)) throw new Error(`${dir}: dataset folder not found; run 'deepreduce data fetch ${name}' or pass --data DIR`);
+  if (!o.dir && !isDir(dir))
+    throw new Error(`${dir}: dataset folder not found; run 'deepreduce data fetch ${name}' or pass --data DIR`);
   switch (name) {
     case 'cifar10':
       return readCifar10(dir, split);
@@ -72,7 +74,10 @@ export function loadDataset(name: DatasetName, split: Split, o: LoadOptions = {}
       return readTinyImageNet(dir, split);
     case 'folder': {
       const sub = folderSplitDir(dir, split);
-      return readImageFolder(sub, { name: `folder/${split}`, classNames: split === 'test' ? o.classNames ?? classFolders(folderSplitDir(dir, 'train')) : o.classNames });
+      return readImageFolder(sub, {
+        name: `folder/${split}`,
+        classNames: split === 'test' ? (o.classNames ?? classFolders(folderSplitDir(dir, 'train'))) : o.classNames,
+      });
     }
   }
 }
@@ -80,7 +85,9 @@ export function loadDataset(name: DatasetName, split: Split, o: LoadOptions = {}
 function folderSplitDir(dir: string, split: Split): string {
   if (!isDir(join(dir, 'train'))) {
     if (split === 'train') return dir;
-    throw new Error(`${join(dir, 'test')}: image folder has no train/ and test/ sub-folders, so there is no test split`);
+    throw new Error(
+      `${join(dir, 'test')}: image folder has no train/ and test/ sub-folders, so there is no test split`,
+    );
   }
   if (split === 'train') return join(dir, 'train');
   for (const s of ['test', 'val']) if (isDir(join(dir, s))) return join(dir, s);
@@ -91,7 +98,11 @@ function folderSplitDir(dir: string, split: Split): string {
  * The standard training recipe for a dataset: random crop with 4 px padding, flips except for digits,
  * 28x28 padded to 32x32 when `padTo32`, normalised with the training split's statistics `stats`.
  */
-export function defaultAugment(name: DatasetName, stats: { mean: number[]; std: number[]; h: number; w: number }, o: { padTo32?: boolean } = {}): AugmentOptions {
+export function defaultAugment(
+  name: DatasetName,
+  stats: { mean: number[]; std: number[]; h: number; w: number },
+  o: { padTo32?: boolean } = {},
+): AugmentOptions {
   return {
     ...(o.padTo32 && stats.h === 28 && stats.w === 28 ? { padTo: 32 } : {}),
     crop: 4,
@@ -103,7 +114,13 @@ export function defaultAugment(name: DatasetName, stats: { mean: number[]; std: 
 
 /** Evaluation transform: the same padding and normalisation, no randomness. */
 export function evalAugment(train: AugmentOptions): AugmentOptions {
-  return { ...(train.padTo !== undefined ? { padTo: train.padTo } : {}), crop: 0, flip: false, mean: train.mean, std: train.std };
+  return {
+    ...(train.padTo !== undefined ? { padTo: train.padTo } : {}),
+    crop: 0,
+    flip: false,
+    mean: train.mean,
+    std: train.std,
+  };
 }
 
 export interface OpenOptions extends LoadOptions {
@@ -148,13 +165,30 @@ export function openData(name: DatasetName, o: OpenOptions): OpenedData {
     );
   const augment: AugmentOptions = { ...defaultAugment(name, trainSet, o), ...o.augment };
   const lo: LoaderOptions = {
-    batchSize: o.batchSize, seed: o.seed ?? 0, shuffle: true, dropLast: o.dropLast ?? false, augment, prefetch: o.prefetch, workers: o.workers,
+    batchSize: o.batchSize,
+    seed: o.seed ?? 0,
+    shuffle: true,
+    dropLast: o.dropLast ?? false,
+    augment,
+    prefetch: o.prefetch,
+    workers: o.workers,
   };
   const loader = new DataLoader(trainSet, lo);
-  const testOpts: LoaderOptions = { batchSize: o.testBatchSize ?? o.batchSize, shuffle: false, augment: evalAugment(augment) };
+  const testOpts: LoaderOptions = {
+    batchSize: o.testBatchSize ?? o.batchSize,
+    shuffle: false,
+    augment: evalAugment(augment),
+  };
   return {
-    name, trainSet, testSet, trainSize: trainSet.n, testSize: testSet.n,
-    numClasses: trainSet.numClasses, classNames: trainSet.classNames, augment, shape: loader.shape,
+    name,
+    trainSet,
+    testSet,
+    trainSize: trainSet.n,
+    testSize: testSet.n,
+    numClasses: trainSet.numClasses,
+    classNames: trainSet.classNames,
+    augment,
+    shape: loader.shape,
     train: (epoch) => loader.epoch(epoch),
     test: () => syncBatches(testSet, testOpts),
     close: () => loader.close(),

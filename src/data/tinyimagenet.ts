@@ -9,7 +9,9 @@ function locate(dir: string): string {
   if (existsSync(join(dir, 'wnids.txt'))) return dir;
   if (existsSync(join(dir, 'tiny-imagenet-200', 'wnids.txt'))) return join(dir, 'tiny-imagenet-200');
   if (!isDir(dir)) throw new Error(`${dir}: dataset folder not found`);
-  throw new Error(`${join(dir, 'wnids.txt')}: TinyImageNet class list not found (nor in ${join(dir, 'tiny-imagenet-200')})`);
+  throw new Error(
+    `${join(dir, 'wnids.txt')}: TinyImageNet class list not found (nor in ${join(dir, 'tiny-imagenet-200')})`,
+  );
 }
 
 /**
@@ -30,7 +32,9 @@ export function readTinyImageNet(dir: string, split: 'train' | 'test'): Dataset 
     wnids.forEach((wnid, label) => {
       const d = join(root, 'train', wnid, 'images');
       requireDir(d, `TinyImageNet train images of class ${wnid}`);
-      const files = readdirSync(d).filter((f) => /\.jpe?g$/i.test(f)).sort();
+      const files = readdirSync(d)
+        .filter((f) => /\.jpe?g$/i.test(f))
+        .sort();
       if (!files.length) throw new Error(`${d}: no JPEG images for class ${wnid}`);
       for (const f of files) items.push({ path: join(d, f), label });
     });
@@ -41,7 +45,9 @@ export function readTinyImageNet(dir: string, split: 'train' | 'test'): Dataset 
       const [file, wnid] = line.split(/\s+/);
       const label = wnid === undefined ? undefined : classOf.get(wnid);
       if (!file || label === undefined)
-        throw new Error(`${ann}: line ${i + 1}: ${wnid === undefined ? 'expected "<file> <wnid> ..."' : `class ${wnid} is not in ${wnidsFile}`}`);
+        throw new Error(
+          `${ann}: line ${i + 1}: ${wnid === undefined ? 'expected "<file> <wnid> ..."' : `class ${wnid} is not in ${wnidsFile}`}`,
+        );
       items.push({ path: join(root, 'val', 'images', file), label });
     });
   }
@@ -49,7 +55,9 @@ export function readTinyImageNet(dir: string, split: 'train' | 'test'): Dataset 
   const words = join(root, 'words.txt');
   let classNames: string[] = wnids;
   if (existsSync(words)) {
-    const byId = new Map(readLines(words, 'TinyImageNet class names').map((l) => [l.split('\t')[0]!, l.split('\t')[1] ?? '']));
+    const byId = new Map(
+      readLines(words, 'TinyImageNet class names').map((l) => [l.split('\t')[0]!, l.split('\t')[1] ?? '']),
+    );
     classNames = wnids.map((w) => byId.get(w) || w);
   }
 
@@ -66,6 +74,15 @@ export function readTinyImageNet(dir: string, split: 'train' | 'test'): Dataset 
     labels[i] = it.label;
   });
   return makeDataset({
-    name: `tiny-imagenet/${split}`, images, labels, n: items.length, c: 3, h, w, numClasses: wnids.length, classNames, source: root,
+    name: `tiny-imagenet/${split}`,
+    images,
+    labels,
+    n: items.length,
+    c: 3,
+    h,
+    w,
+    numClasses: wnids.length,
+    classNames,
+    source: root,
   });
 }

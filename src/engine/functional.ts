@@ -13,7 +13,15 @@ export interface Conv2dOptions {
 
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
   return new Tensor(
-    native.conv2d(x.handle, w.handle, opt(b), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1),
+    native.conv2d(
+      x.handle,
+      w.handle,
+      opt(b),
+      pair(o.stride ?? 1),
+      pair(o.padding ?? 0),
+      pair(o.dilation ?? 1),
+      o.groups ?? 1,
+    ),
   );
 }
 
@@ -42,8 +50,21 @@ export const hasFusedConv = (): boolean => native.dnnlVersion() !== '';
  */
 export function conv2dFused(x: Tensor, w: Tensor, b: Tensor | null = null, o: FusedConvOptions = {}): Tensor {
   return new Tensor(
-    native.conv2dFused(x.handle, w.handle, opt(b), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1,
-      o.relu ?? false, opt(o.sum), o.sumInplace ?? false, o.algorithm ?? 'direct', o.srcBlocked ?? false, o.dstBlocked ?? false),
+    native.conv2dFused(
+      x.handle,
+      w.handle,
+      opt(b),
+      pair(o.stride ?? 1),
+      pair(o.padding ?? 0),
+      pair(o.dilation ?? 1),
+      o.groups ?? 1,
+      o.relu ?? false,
+      opt(o.sum),
+      o.sumInplace ?? false,
+      o.algorithm ?? 'direct',
+      o.srcBlocked ?? false,
+      o.dstBlocked ?? false,
+    ),
   );
 }
 
@@ -53,15 +74,23 @@ export const hasWinograd = (): boolean => native.dnnlHasWinograd() as boolean;
 /** [N, C, H, W] -> oneDNN's nChw16c as a contiguous [N, C/16, H, W, 16] tensor (C divisible by 16). */
 export function toBlocked16(x: Tensor): Tensor {
   const [n, c, h, w] = x.shape as [number, number, number, number];
-  if (x.shape.length !== 4 || c % 16 !== 0) throw new Error(`toBlocked16: need [N, C, H, W] with C divisible by 16, got [${x.shape.join(', ')}]`);
-  return x.reshape([n, c / 16, 16, h, w]).permute([0, 1, 3, 4, 2]).contiguous();
+  if (x.shape.length !== 4 || c % 16 !== 0)
+    throw new Error(`toBlocked16: need [N, C, H, W] with C divisible by 16, got [${x.shape.join(', ')}]`);
+  return x
+    .reshape([n, c / 16, 16, h, w])
+    .permute([0, 1, 3, 4, 2])
+    .contiguous();
 }
 
 /** The inverse of toBlocked16: a channels-last [N, C, H, W] tensor. */
 export function fromBlocked16(x: Tensor): Tensor {
   const [n, cb, h, w] = x.shape as [number, number, number, number];
-  if (x.shape.length !== 5 || x.shape[4] !== 16) throw new Error(`fromBlocked16: need [N, C/16, H, W, 16], got [${x.shape.join(', ')}]`);
-  return x.permute([0, 2, 3, 1, 4]).reshape([n, h, w, cb * 16]).permute([0, 3, 1, 2]);
+  if (x.shape.length !== 5 || x.shape[4] !== 16)
+    throw new Error(`fromBlocked16: need [N, C/16, H, W, 16], got [${x.shape.join(', ')}]`);
+  return x
+    .permute([0, 2, 3, 1, 4])
+    .reshape([n, h, w, cb * 16])
+    .permute([0, 3, 1, 2]);
 }
 
 /** Frees the cached fused-convolution primitives (and the weights they hold). */
@@ -86,7 +115,16 @@ export interface BatchNormArgs {
 /** Batch norm; in training mode it also updates the running statistics in place. */
 export function batchNorm(x: Tensor, a: BatchNormArgs): Tensor {
   return new Tensor(
-    native.batchNorm(x.handle, opt(a.weight), opt(a.bias), opt(a.runningMean), opt(a.runningVar), a.training, a.momentum ?? 0.1, a.eps ?? 1e-5),
+    native.batchNorm(
+      x.handle,
+      opt(a.weight),
+      opt(a.bias),
+      opt(a.runningMean),
+      opt(a.runningVar),
+      a.training,
+      a.momentum ?? 0.1,
+      a.eps ?? 1e-5,
+    ),
   );
 }
 
@@ -96,11 +134,21 @@ export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   return new Tensor(native.dropout(x.handle, p, training));
 }
 
-export function avgPool2d(x: Tensor, kernel: number | [number, number], stride?: number | [number, number], padding: number | [number, number] = 0): Tensor {
+export function avgPool2d(
+  x: Tensor,
+  kernel: number | [number, number],
+  stride?: number | [number, number],
+  padding: number | [number, number] = 0,
+): Tensor {
   return new Tensor(native.avgPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), false, true));
 }
 
-export function maxPool2d(x: Tensor, kernel: number | [number, number], stride?: number | [number, number], padding: number | [number, number] = 0): Tensor {
+export function maxPool2d(
+  x: Tensor,
+  kernel: number | [number, number],
+  stride?: number | [number, number],
+  padding: number | [number, number] = 0,
+): Tensor {
   return new Tensor(native.maxPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), [1, 1], false));
 }
 
@@ -109,7 +157,11 @@ export function adaptiveAvgPool2d(x: Tensor, out: number | [number, number]): Te
 }
 
 /** Cross-entropy of logits [N, C] against int64 targets [N]. */
-export function crossEntropy(logits: Tensor, target: Tensor, o: { reduction?: Reduction; labelSmoothing?: number } = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  target: Tensor,
+  o: { reduction?: Reduction; labelSmoothing?: number } = {},
+): Tensor {
   return new Tensor(native.crossEntropy(logits.handle, target.handle, o.reduction ?? 'mean', o.labelSmoothing ?? 0));
 }
 

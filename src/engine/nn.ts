@@ -77,7 +77,9 @@ export abstract class Module {
       const missing = [...own.keys()].filter((k) => !src.has(k));
       const extra = [...src.keys()].filter((k) => !own.has(k));
       if (missing.length || extra.length)
-        throw new Error(`state dict mismatch${where}: missing [${missing.join(', ')}], unexpected [${extra.join(', ')}]`);
+        throw new Error(
+          `state dict mismatch${where}: missing [${missing.join(', ')}], unexpected [${extra.join(', ')}]`,
+        );
     }
     noGrad(() =>
       tidy(() => {
@@ -85,7 +87,9 @@ export abstract class Module {
           const v = src.get(k);
           if (!v) continue;
           if (JSON.stringify(v.shape) !== JSON.stringify(t.shape))
-            throw new Error(`state dict${where}: '${k}' has shape ${JSON.stringify(v.shape)}, expected ${JSON.stringify(t.shape)}`);
+            throw new Error(
+              `state dict${where}: '${k}' has shape ${JSON.stringify(v.shape)}, expected ${JSON.stringify(t.shape)}`,
+            );
           t.copy_(v.dtype === t.dtype ? v : v.to(t.dtype));
         }
       }),
@@ -136,17 +140,29 @@ export class Conv2d extends Module {
   readonly padding: number;
   readonly dilation: number;
   readonly groups: number;
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, c: Conv2dConfig = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernel: number,
+    c: Conv2dConfig = {},
+  ) {
     super();
     this.stride = c.stride ?? 1;
     this.padding = c.padding ?? 0;
     this.dilation = c.dilation ?? 1;
     this.groups = c.groups ?? 1;
-    this.weight = this.param('weight', () => kaimingNormalFanOut([outChannels, inChannels / this.groups, kernel, kernel]));
+    this.weight = this.param('weight', () =>
+      kaimingNormalFanOut([outChannels, inChannels / this.groups, kernel, kernel]),
+    );
     this.bias = c.bias ? this.param('bias', () => zeros([outChannels])) : null;
   }
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    return F.conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      dilation: this.dilation,
+      groups: this.groups,
+    });
   }
 }
 
@@ -155,7 +171,11 @@ export class BatchNorm2d extends Module {
   readonly bias: Tensor;
   readonly runningMean: Tensor;
   readonly runningVar: Tensor;
-  constructor(readonly channels: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+  constructor(
+    readonly channels: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
+  ) {
     super();
     this.weight = this.param('weight', () => ones([channels]));
     this.bias = this.param('bias', () => zeros([channels]));
@@ -178,7 +198,11 @@ export class BatchNorm2d extends Module {
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    bias = true,
+  ) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
     this.weight = this.param('weight', () => noGrad(() => empty([outFeatures, inFeatures]).uniform_(-bound, bound)));
@@ -201,13 +225,18 @@ export class ReLUSite extends Module {
    */
   gate: Tensor | null = null;
   /** With `inplace`, the ReLU overwrites its input (torchvision's ReLU(inplace=True)): only for inputs nothing else reads. */
-  constructor(readonly site: string, public enabled = true, readonly inplace = false) {
+  constructor(
+    readonly site: string,
+    public enabled = true,
+    readonly inplace = false,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
     if (ReLUSite.onForward) ReLUSite.onForward(this, x);
     if (!this.enabled) return x;
-    if (this.gate) return this.gate.dtype === 'bool' ? where(this.gate, x.relu(), x) : x.add(x.neg().relu().mul(this.gate));
+    if (this.gate)
+      return this.gate.dtype === 'bool' ? where(this.gate, x.relu(), x) : x.add(x.neg().relu().mul(this.gate));
     return this.inplace ? x.relu_() : x.relu();
   }
 }
@@ -234,7 +263,11 @@ export class AdaptiveAvgPool2d extends Module {
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernel: number, readonly stride: number, readonly padding = 0) {
+  constructor(
+    readonly kernel: number,
+    readonly stride: number,
+    readonly padding = 0,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -243,7 +276,11 @@ export class MaxPool2d extends Module {
 }
 
 export class AvgPool2d extends Module {
-  constructor(readonly kernel: number, readonly stride: number = kernel, readonly padding = 0) {
+  constructor(
+    readonly kernel: number,
+    readonly stride: number = kernel,
+    readonly padding = 0,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {

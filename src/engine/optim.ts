@@ -17,7 +17,10 @@ export class SGD {
   readonly dampening: number;
   readonly #buffers = new Map<Tensor, Tensor>();
 
-  constructor(readonly params: Tensor[], o: SGDOptions) {
+  constructor(
+    readonly params: Tensor[],
+    o: SGDOptions,
+  ) {
     this.lr = o.lr;
     this.momentum = o.momentum ?? 0;
     this.nesterov = o.nesterov ?? false;
@@ -71,7 +74,9 @@ export class SGD {
         const b = sd.get(`momentum_buffer.${i}`);
         if (!b) return;
         if (JSON.stringify(b.shape) !== JSON.stringify(p.shape))
-          throw new Error(`optimizer state: momentum_buffer.${i} has shape ${JSON.stringify(b.shape)}, parameter has ${JSON.stringify(p.shape)}`);
+          throw new Error(
+            `optimizer state: momentum_buffer.${i} has shape ${JSON.stringify(b.shape)}, parameter has ${JSON.stringify(p.shape)}`,
+          );
         const t = keep(zeros(p.shape, p.dtype, p.device));
         t.copy_(b);
         this.#buffers.set(p, t);
@@ -88,15 +93,24 @@ export class SGD {
 export type Schedule = (epoch: number) => number;
 
 /** Cosine annealing from base to min over total epochs (per-step when given fractional epochs). */
-export const cosineSchedule = (base: number, total: number, min = 0): Schedule => (e) =>
-  min + 0.5 * (base - min) * (1 + Math.cos(Math.PI * Math.min(e, total) / total));
+export const cosineSchedule =
+  (base: number, total: number, min = 0): Schedule =>
+  (e) =>
+    min + 0.5 * (base - min) * (1 + Math.cos((Math.PI * Math.min(e, total)) / total));
 
 /** Multiply by gamma at each milestone epoch. */
-export const stepSchedule = (base: number, milestones: number[], gamma = 0.1): Schedule => (e) =>
-  base * gamma ** milestones.filter((m) => e >= m).length;
+export const stepSchedule =
+  (base: number, milestones: number[], gamma = 0.1): Schedule =>
+  (e) =>
+    base * gamma ** milestones.filter((m) => e >= m).length;
 
 /** Linear warm-up from 0 over `warmup` epochs, then the inner schedule (shifted). */
-export const withWarmup = (inner: Schedule, warmup: number): Schedule => (e) =>
-  warmup > 0 && e < warmup ? (inner(0) * e) / warmup : inner(e - warmup);
+export const withWarmup =
+  (inner: Schedule, warmup: number): Schedule =>
+  (e) =>
+    warmup > 0 && e < warmup ? (inner(0) * e) / warmup : inner(e - warmup);
 
-export const constantSchedule = (lr: number): Schedule => () => lr;
+export const constantSchedule =
+  (lr: number): Schedule =>
+  () =>
+    lr;

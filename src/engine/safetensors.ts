@@ -5,7 +5,14 @@ import { writeFileAtomic } from '../util/fs.js';
 import { type Tensor, tensor, tidy, type DType, type TypedArray } from './tensor.js';
 
 const TO_ST: Partial<Record<DType, string>> = {
-  float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float32: 'F32',
+  float64: 'F64',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 const FROM_ST: Record<string, { dtype: DType; bytes: number; make: (b: ArrayBuffer, n: number) => TypedArray }> = {
   F32: { dtype: 'float32', bytes: 4, make: (b, n) => new Float32Array(b, 0, n) },
@@ -19,8 +26,13 @@ const FROM_ST: Record<string, { dtype: DType; bytes: number; make: (b: ArrayBuff
 };
 
 /** Serialises tensors (in name order) to safetensors bytes. */
-export function encodeSafetensors(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array {
-  const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+export function encodeSafetensors(
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   const blobs: Uint8Array[] = [];
@@ -48,7 +60,11 @@ export function encodeSafetensors(tensors: Map<string, Tensor> | Record<string, 
   return out;
 }
 
-export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
+export function saveSafetensors(
+  path: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
@@ -81,10 +97,15 @@ export function decodeSafetensors(buf: Uint8Array, source = '<buffer>'): Safeten
     if (!spec) fail(`tensor '${name}' has unsupported dtype ${info?.dtype}`);
     const shape = info.shape as number[];
     const [b, e] = info.data_offsets as [number, number];
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor '${name}' has an invalid shape`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      fail(`tensor '${name}' has an invalid shape`);
     const count = shape.reduce((a, d) => a * d, 1);
-    if (!(b >= 0 && e >= b && e <= dataLen)) fail(`tensor '${name}' data_offsets [${b}, ${e}] fall outside the data (${dataLen} bytes)`);
-    if (e - b !== count * spec!.bytes) fail(`tensor '${name}' has ${e - b} bytes, shape ${JSON.stringify(shape)} ${info.dtype} needs ${count * spec!.bytes}`);
+    if (!(b >= 0 && e >= b && e <= dataLen))
+      fail(`tensor '${name}' data_offsets [${b}, ${e}] fall outside the data (${dataLen} bytes)`);
+    if (e - b !== count * spec!.bytes)
+      fail(
+        `tensor '${name}' has ${e - b} bytes, shape ${JSON.stringify(shape)} ${info.dtype} needs ${count * spec!.bytes}`,
+      );
     const copy = new Uint8Array(e - b); // aligned copy for the typed view (Buffer.slice would share the pool)
     copy.set(buf.subarray(dataStart + b, dataStart + e));
     tensors.set(name, tensor(spec!.make(copy.buffer, count), shape, spec!.dtype));

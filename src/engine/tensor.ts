@@ -1,6 +1,16 @@
 import { native, defaultThreads, type NativeTensor } from './native.js';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType =
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'bfloat16'
+  | 'int64'
+  | 'int32'
+  | 'int16'
+  | 'int8'
+  | 'uint8'
+  | 'bool';
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array;
 export type Reduction = 'mean' | 'sum' | 'none' | 'batchmean';
 
@@ -37,10 +47,11 @@ export function tidy<T>(fn: () => T): T {
   collect(result, keep);
   for (const t of scope) if (!keep.has(t)) t.dispose();
   const parent = scopes[scopes.length - 1];
-  for (const t of keep) if (scope.has(t)) {
-    if (parent) parent.add(t);
-    else native.accountExternal(t.handle);
-  }
+  for (const t of keep)
+    if (scope.has(t)) {
+      if (parent) parent.add(t);
+      else native.accountExternal(t.handle);
+    }
   return result;
 }
 
@@ -423,7 +434,8 @@ export const scalar = (v: number, dtype: DType = 'float32'): Tensor => new Tenso
 export const zeros = (shape: number[], dtype: DType = 'float32', device?: string): Tensor =>
   new Tensor(device ? native.zeros(shape, dtype, device) : native.zeros(shape, dtype));
 export const ones = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.ones(shape, dtype));
-export const full = (shape: number[], v: number, dtype: DType = 'float32'): Tensor => new Tensor(native.full(shape, v, dtype));
+export const full = (shape: number[], v: number, dtype: DType = 'float32'): Tensor =>
+  new Tensor(native.full(shape, v, dtype));
 export const empty = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.empty(shape, dtype));
 export const randn = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.randn(shape, dtype));
 export const rand = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.rand(shape, dtype));
@@ -435,9 +447,22 @@ export const arange = (start: number, end: number, step = 1, dtype: DType = 'flo
 export const labels = (y: Int32Array | Uint8Array | Uint16Array | number[]): Tensor =>
   tensor(BigInt64Array.from(Array.from(y as ArrayLike<number>, (v) => BigInt(v))), [y.length]);
 
-export const cat = (ts: Tensor[], dim = 0): Tensor => new Tensor(native.cat(ts.map((t) => t.handle), dim));
-export const stack = (ts: Tensor[], dim = 0): Tensor => new Tensor(native.stack(ts.map((t) => t.handle), dim));
-export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor => new Tensor(native.where(cond.handle, a.handle, b.handle));
+export const cat = (ts: Tensor[], dim = 0): Tensor =>
+  new Tensor(
+    native.cat(
+      ts.map((t) => t.handle),
+      dim,
+    ),
+  );
+export const stack = (ts: Tensor[], dim = 0): Tensor =>
+  new Tensor(
+    native.stack(
+      ts.map((t) => t.handle),
+      dim,
+    ),
+  );
+export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor =>
+  new Tensor(native.where(cond.handle, a.handle, b.handle));
 
 // ---------------------------------------------------------------------------------------------
 // Runtime

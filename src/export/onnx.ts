@@ -145,14 +145,22 @@ function initializer(name: string, t: Tensor, where: string): OnnxTensor {
   if (t.dtype !== 'float32') throw new Error(`onnx export: ${where}: tensor '${name}' is ${t.dtype}, expected float32`);
   const a = tidy(() => t.contiguous().toArray() as Float32Array);
   // raw_data is little-endian; copy so the bytes own their buffer
-  return { name, dims: t.shape, data_type: ONNX_FLOAT, raw_data: new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)) };
+  return {
+    name,
+    dims: t.shape,
+    data_type: ONNX_FLOAT,
+    raw_data: new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)),
+  };
 }
 
 /**
  * Builds the ONNX model of a graph description. `folded` (from foldBatchNorm) replaces those convs' weights and
  * drops their BNs. Every node's output value is named after the node; the last one is `logits`.
  */
-export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: FoldedConv[]; metadata?: Record<string, string> }): OnnxModel {
+export function graphToOnnx(
+  nodes: GraphNode[],
+  o: { name: string; folded?: FoldedConv[]; metadata?: Record<string, string> },
+): OnnxModel {
   const fail = (n: GraphNode, msg: string): never => {
     throw new Error(`onnx export of '${o.name}': node #${n.id} '${n.name}' (${String(n.op)}): ${msg}`);
   };
@@ -181,10 +189,19 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
     return name;
   };
   const module = <M>(n: GraphNode, cls: abstract new (...a: never[]) => M): M =>
-    n.module instanceof cls ? (n.module as M) : fail(n, `expected a ${cls.name} module, got ${n.module?.constructor.name ?? 'none'}`);
+    n.module instanceof cls
+      ? (n.module as M)
+      : fail(n, `expected a ${cls.name} module, got ${n.module?.constructor.name ?? 'none'}`);
   const emit = (n: GraphNode, op_type: string, input: string[], attribute: OnnxAttribute[] = [], doc?: string) => {
     const output = n.id === last ? ONNX_OUTPUT : claim(n, n.name);
-    out.push({ name: n.name, op_type, input, output: [output], ...(attribute.length ? { attribute } : {}), ...(doc ? { doc_string: doc } : {}) });
+    out.push({
+      name: n.name,
+      op_type,
+      input,
+      output: [output],
+      ...(attribute.length ? { attribute } : {}),
+      ...(doc ? { doc_string: doc } : {}),
+    });
     if (n.id !== last) infos.push(valueInfo(output, n.outShape));
     value[n.id] = output;
   };
@@ -193,7 +210,11 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
   };
   const pool = (n: GraphNode) => {
     const a = n.attributes;
-    return [ints('kernel_shape', [a.kernel!, a.kernel!]), ints('strides', [a.stride!, a.stride!]), ints('pads', [a.padding!, a.padding!, a.padding!, a.padding!])];
+    return [
+      ints('kernel_shape', [a.kernel!, a.kernel!]),
+      ints('strides', [a.stride!, a.stride!]),
+      ints('pads', [a.padding!, a.padding!, a.padding!, a.padding!]),
+    ];
   };
 
   for (const n of nodes) {
@@ -209,8 +230,11 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
         const m = module(n, Conv2d);
         const f = folded.get(n.name);
         const attrs = [
-          ints('kernel_shape', [m.kernel, m.kernel]), ints('strides', [m.stride, m.stride]),
-          ints('pads', [m.padding, m.padding, m.padding, m.padding]), ints('dilations', [m.dilation, m.dilation]), int('group', m.groups),
+          ints('kernel_shape', [m.kernel, m.kernel]),
+          ints('strides', [m.stride, m.stride]),
+          ints('pads', [m.padding, m.padding, m.padding, m.padding]),
+          ints('dilations', [m.dilation, m.dilation]),
+          int('group', m.groups),
         ];
         const inputs = f
           ? [x, addInit(n, `${n.name}.folded_weight`, f.weight), addInit(n, `${n.name}.folded_bias`, f.bias)]
@@ -224,8 +248,16 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
           alias(n);
           break;
         }
-        const inputs = [x, ...(['weight', 'bias', 'running_mean', 'running_var'] as const).map((k) =>
-          addInit(n, `${n.name}.${k}`, { weight: m.weight, bias: m.bias, running_mean: m.runningMean, running_var: m.runningVar }[k]))];
+        const inputs = [
+          x,
+          ...(['weight', 'bias', 'running_mean', 'running_var'] as const).map((k) =>
+            addInit(
+              n,
+              `${n.name}.${k}`,
+              { weight: m.weight, bias: m.bias, running_mean: m.runningMean, running_var: m.runningVar }[k],
+            ),
+          ),
+        ];
         emit(n, 'BatchNormalization', inputs, [float('epsilon', m.eps)]);
         break;
       }
@@ -240,7 +272,13 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
             flags[i] = 1;
           }
           const relu = claim(n, `${n.name}.relu`);
-          out.push({ name: n.name, op_type: 'Relu', input: [x], output: [relu], doc_string: `partial site: ${n.kept.length} of ${numel} elements are ReLUs (mask '${n.name}.mask')` });
+          out.push({
+            name: n.name,
+            op_type: 'Relu',
+            input: [x],
+            output: [relu],
+            doc_string: `partial site: ${n.kept.length} of ${numel} elements are ReLUs (mask '${n.name}.mask')`,
+          });
           infos.push(valueInfo(relu, n.outShape));
           const mask = addBool(n, `${n.name}.mask`, [1, ...n.outShape], flags);
           const output = n.id === last ? ONNX_OUTPUT : claim(n, n.name);
@@ -269,7 +307,11 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
         break;
       case 'linear': {
         const m = module(n, Linear);
-        const inputs = [x, addInit(n, `${n.name}.weight`, m.weight), ...(m.bias ? [addInit(n, `${n.name}.bias`, m.bias)] : [])];
+        const inputs = [
+          x,
+          addInit(n, `${n.name}.weight`, m.weight),
+          ...(m.bias ? [addInit(n, `${n.name}.bias`, m.bias)] : []),
+        ];
         emit(n, 'Gemm', inputs, [int('transB', 1)]);
         break;
       }
@@ -278,7 +320,8 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
     }
   }
   // the last node was an identity (removed site, folded BN): name its value
-  if (value[last] !== ONNX_OUTPUT) out.push({ name: 'output', op_type: 'Identity', input: [value[last]!], output: [ONNX_OUTPUT] });
+  if (value[last] !== ONNX_OUTPUT)
+    out.push({ name: 'output', op_type: 'Identity', input: [value[last]!], output: [ONNX_OUTPUT] });
 
   return {
     ir_version: ONNX_IR_VERSION,
@@ -294,22 +337,35 @@ export function graphToOnnx(nodes: GraphNode[], o: { name: string; folded?: Fold
       output: [valueInfo(ONNX_OUTPUT, nodes[last]!.outShape)],
       value_info: infos,
     },
-    ...(o.metadata && Object.keys(o.metadata).length ? { metadata_props: Object.entries(o.metadata).map(([key, v]) => ({ key, value: v })) } : {}),
+    ...(o.metadata && Object.keys(o.metadata).length
+      ? { metadata_props: Object.entries(o.metadata).map(([key, v]) => ({ key, value: v })) }
+      : {}),
   };
 }
 
 /** What an exported model contains, read back from its graph (Relu shapes from value_info). */
 export function summarizeOnnx(model: OnnxModel): OnnxExportSummary {
   const g = model.graph;
-  const shapes = new Map([...g.value_info, ...g.output].map((v) => [v.name, (v.type.tensor_type.shape?.dim ?? []).slice(1).map((d) => Number(d.dim_value ?? 0))]));
+  const shapes = new Map(
+    [...g.value_info, ...g.output].map((v) => [
+      v.name,
+      (v.type.tensor_type.shape?.dim ?? []).slice(1).map((d) => Number(d.dim_value ?? 0)),
+    ]),
+  );
   // A Relu whose output a Where selects by a constant bool mask is a partial site: its ReLUs are the mask's trues.
   const masks = new Map(g.initializer.filter((t) => t.data_type === ONNX_BOOL).map((t) => [t.name, t.raw_data]));
-  const selected = new Map(g.node.filter((n) => n.op_type === 'Where' && masks.has(n.input[0]!)).map((n) => [n.input[1]!, masks.get(n.input[0]!)!]));
-  const relus = g.node.filter((n) => n.op_type === 'Relu').map((n) => {
-    const shape = shapes.get(n.output[0]!) ?? [];
-    const m = selected.get(n.output[0]!);
-    return { name: n.name, shape, relus: m ? m.reduce((a, b) => a + (b ? 1 : 0), 0) : prod(shape), partial: !!m };
-  });
+  const selected = new Map(
+    g.node
+      .filter((n) => n.op_type === 'Where' && masks.has(n.input[0]!))
+      .map((n) => [n.input[1]!, masks.get(n.input[0]!)!]),
+  );
+  const relus = g.node
+    .filter((n) => n.op_type === 'Relu')
+    .map((n) => {
+      const shape = shapes.get(n.output[0]!) ?? [];
+      const m = selected.get(n.output[0]!);
+      return { name: n.name, shape, relus: m ? m.reduce((a, b) => a + (b ? 1 : 0), 0) : prod(shape), partial: !!m };
+    });
   return {
     nodes: g.node.length,
     relus,
@@ -351,16 +407,25 @@ export interface ModelDirExport extends OnnxExport {
  * Exports a model directory (model.json + model.safetensors) to an ONNX file, written atomically. The spec and
  * input transform travel as metadata_props `deepreduce.spec` / `deepreduce.input` (JSON).
  */
-export function exportModelDirToOnnx(dir: string, out: string, o: Omit<OnnxExportOptions, 'metadata'> = {}): ModelDirExport {
+export function exportModelDirToOnnx(
+  dir: string,
+  out: string,
+  o: Omit<OnnxExportOptions, 'metadata'> = {},
+): ModelDirExport {
   const info = readModelInfo(dir);
   const family = (info.spec as { family?: unknown }).family;
   if (typeof family !== 'string' || !FAMILIES.has(family))
-    throw new Error(`${join(dir, 'model.json')}: field 'spec.family' is ${JSON.stringify(family)}, which the exporter does not support (supported: ${[...FAMILIES].join(', ')})`);
+    throw new Error(
+      `${join(dir, 'model.json')}: field 'spec.family' is ${JSON.stringify(family)}, which the exporter does not support (supported: ${[...FAMILIES].join(', ')})`,
+    );
   const { net } = loadModelDir(dir);
   try {
     // The recipe is rebuilt from the transform, so files exported from older model directories state it too.
     const input = { ...info.input, preprocess: inputRecipe(info.input, info.spec.inputSize) };
-    const e = exportOnnx(net, { ...o, metadata: { 'deepreduce.spec': JSON.stringify(info.spec), 'deepreduce.input': JSON.stringify(input) } });
+    const e = exportOnnx(net, {
+      ...o,
+      metadata: { 'deepreduce.spec': JSON.stringify(info.spec), 'deepreduce.input': JSON.stringify(input) },
+    });
     writeFileAtomic(out, e.bytes);
     return { ...e, arch: net.spec.arch, out };
   } finally {

@@ -38,7 +38,11 @@ export const shapeNetwork = (spec: NetSpec): Network => Module.withoutWeights(()
 
 /** Each site's per-image activation shape [C, H, W], in forward order, traced without weights (the mask ignored). */
 export function siteShapes(spec: NetSpec): Map<string, number[]> {
-  return new Map(describeNetwork(shapeNetwork(spec), null).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape]));
+  return new Map(
+    describeNetwork(shapeNetwork(spec), null)
+      .filter((n) => n.op === 'relu')
+      .map((n) => [n.site!, n.outShape]),
+  );
 }
 
 /** Site names a spec's network has, in forward order (the names Network.sites() carries). */

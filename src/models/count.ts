@@ -77,19 +77,34 @@ export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
     .filter((n) => n.op === 'relu')
     .map((n) => {
       const partial = !!(n.enabled && n.kept);
-      return { site: n.site!, stage: stageOf(n.site!), shape: n.outShape, elements: prod(n.outShape), relus: partial ? n.kept!.length : prod(n.outShape), enabled: n.enabled!, partial };
+      return {
+        site: n.site!,
+        stage: stageOf(n.site!),
+        shape: n.outShape,
+        elements: prod(n.outShape),
+        relus: partial ? n.kept!.length : prod(n.outShape),
+        enabled: n.enabled!,
+        partial,
+      };
     });
   const layers: LayerCost[] = nodes
     .filter((n) => n.op === 'conv' || n.op === 'linear')
     .map((n) => {
       const a = n.attributes;
-      const macs = n.op === 'conv' ? prod(n.outShape) * (a.inChannels! / a.groups!) * a.kernel! * a.kernel! : a.inFeatures! * a.outFeatures!;
+      const macs =
+        n.op === 'conv'
+          ? prod(n.outShape) * (a.inChannels! / a.groups!) * a.kernel! * a.kernel!
+          : a.inFeatures! * a.outFeatures!;
       return { name: n.name, op: n.op as 'conv' | 'linear', inShape: inShape(n), outShape: n.outShape, macs };
     });
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const total = sum(sites.filter((s) => s.enabled).map((s) => s.relus));
   const macs = sum(layers.map((l) => l.macs));
-  const elementwise = sum(nodes.filter((n) => n.op === 'conv' || n.op === 'add' || (n.op === 'linear' && n.attributes.bias)).map((n) => prod(n.outShape)));
+  const elementwise = sum(
+    nodes
+      .filter((n) => n.op === 'conv' || n.op === 'add' || (n.op === 'linear' && n.attributes.bias))
+      .map((n) => prod(n.outShape)),
+  );
   return {
     arch,
     inputSize: nodes[0]!.outShape[1]!,
@@ -134,5 +149,9 @@ export function countByForward(net: Network, inputSize = net.spec.inputSize): Fo
     for (const [m, t] of modes) m.training = t;
   }
   const kept = seen.filter((s) => s.enabled);
-  return { sites: kept.map(({ site, relus }) => ({ site, relus })), stages: stagesOf(seen), total: kept.reduce((a, s) => a + s.relus, 0) };
+  return {
+    sites: kept.map(({ site, relus }) => ({ site, relus })),
+    stages: stagesOf(seen),
+    total: kept.reduce((a, s) => a + s.relus, 0),
+  };
 }

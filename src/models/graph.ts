@@ -1,6 +1,19 @@
 import {
-  AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, MaxPool2d, type Module, ReLUSite, Sequential,
-  noGrad, tidy, where, type Tensor,
+  AdaptiveAvgPool2d,
+  AvgPool2d,
+  BatchNorm2d,
+  Conv2d,
+  F,
+  Flatten,
+  Linear,
+  MaxPool2d,
+  type Module,
+  ReLUSite,
+  Sequential,
+  noGrad,
+  tidy,
+  where,
+  type Tensor,
 } from '../engine/index.js';
 import type { ReluMask } from './mask.js';
 import { Block, type Flow, type Network } from './network.js';
@@ -26,7 +39,8 @@ export interface GraphNode {
   kept?: Uint32Array;
 }
 
-const outSize = (n: number, k: number, s: number, p: number, d = 1) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
+const outSize = (n: number, k: number, s: number, p: number, d = 1) =>
+  Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
 
 /** Shape inference while a network's forward is traced (no tensors are touched); relu nodes follow `mask`. */
 export class GraphBuilder {
@@ -52,7 +66,8 @@ export class GraphBuilder {
   }
 
   add(name: string, a: number, b: number): number {
-    const sa = this.shape(a), sb = this.shape(b);
+    const sa = this.shape(a),
+      sb = this.shape(b);
     if (sa.join() !== sb.join()) throw new Error(`graph: add '${name}' of shapes [${sa}] and [${sb}]`);
     return this.push({ op: 'add', inputs: [a, b], name, module: null, attributes: {}, outShape: sa });
   }
@@ -62,8 +77,10 @@ export class GraphBuilder {
     const s = this.shape(x);
     const spatial = (what: string, c: number, k: number, st: number, p: number, d = 1): number[] => {
       if (s.length !== 3) throw new Error(`graph: ${what} '${path}' needs a CHW input, got [${s}]`);
-      const h = outSize(s[1]!, k, st, p, d), w = outSize(s[2]!, k, st, p, d);
-      if (h < 1 || w < 1) throw new Error(`graph: ${what} '${path}' (kernel ${k}, stride ${st}, padding ${p}) on [${s}] gives ${h}x${w}`);
+      const h = outSize(s[1]!, k, st, p, d),
+        w = outSize(s[2]!, k, st, p, d);
+      if (h < 1 || w < 1)
+        throw new Error(`graph: ${what} '${path}' (kernel ${k}, stride ${st}, padding ${p}) on [${s}] gives ${h}x${w}`);
       return [c, h, w];
     };
     const node = (op: GraphOp, attributes: Record<string, number>, outShape: number[]) =>
@@ -72,7 +89,16 @@ export class GraphBuilder {
     if (m instanceof Conv2d) {
       if (s[0] !== m.inChannels) throw new Error(`graph: conv '${path}' expects ${m.inChannels} channels, got [${s}]`);
       const { kernel, stride, padding, dilation, groups } = m;
-      const attrs = { kernel, stride, padding, dilation, groups, inChannels: m.inChannels, outChannels: m.outChannels, bias: m.bias !== null ? 1 : 0 };
+      const attrs = {
+        kernel,
+        stride,
+        padding,
+        dilation,
+        groups,
+        inChannels: m.inChannels,
+        outChannels: m.outChannels,
+        bias: m.bias !== null ? 1 : 0,
+      };
       return node('conv', attrs, spatial('conv', m.outChannels, kernel, stride, padding, dilation));
     }
     if (m instanceof BatchNorm2d) {
@@ -82,20 +108,42 @@ export class GraphBuilder {
     if (m instanceof ReLUSite) {
       const p = this.mask?.partial?.[m.site];
       const enabled = !this.mask || this.mask.kept.includes(m.site) || !!p;
-      return this.push({ op: 'relu', inputs: [x], name: m.site, module: m, attributes: {}, outShape: s, site: m.site, enabled, ...(p ? { kept: p.elements } : {}) });
+      return this.push({
+        op: 'relu',
+        inputs: [x],
+        name: m.site,
+        module: m,
+        attributes: {},
+        outShape: s,
+        site: m.site,
+        enabled,
+        ...(p ? { kept: p.elements } : {}),
+      });
     }
     if (m instanceof MaxPool2d)
-      return node('maxpool', { kernel: m.kernel, stride: m.stride, padding: m.padding }, spatial('maxpool', s[0]!, m.kernel, m.stride, m.padding));
+      return node(
+        'maxpool',
+        { kernel: m.kernel, stride: m.stride, padding: m.padding },
+        spatial('maxpool', s[0]!, m.kernel, m.stride, m.padding),
+      );
     if (m instanceof AvgPool2d)
-      return node('avgpool', { kernel: m.kernel, stride: m.stride, padding: m.padding }, spatial('avgpool', s[0]!, m.kernel, m.stride, m.padding));
+      return node(
+        'avgpool',
+        { kernel: m.kernel, stride: m.stride, padding: m.padding },
+        spatial('avgpool', s[0]!, m.kernel, m.stride, m.padding),
+      );
     if (m instanceof AdaptiveAvgPool2d) {
-      if (m.out !== 1) throw new Error(`graph: '${path}': only global average pooling (output 1) is described, got ${m.out}`);
+      if (m.out !== 1)
+        throw new Error(`graph: '${path}': only global average pooling (output 1) is described, got ${m.out}`);
       return node('gap', { output: 1 }, [s[0]!, 1, 1]);
     }
     if (m instanceof Flatten) return node('flatten', {}, [s.reduce((a, b) => a * b, 1)]);
     if (m instanceof Linear) {
-      if (s.length !== 1 || s[0] !== m.inFeatures) throw new Error(`graph: linear '${path}' expects [${m.inFeatures}], got [${s}]`);
-      return node('linear', { inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias !== null ? 1 : 0 }, [m.outFeatures]);
+      if (s.length !== 1 || s[0] !== m.inFeatures)
+        throw new Error(`graph: linear '${path}' expects [${m.inFeatures}], got [${s}]`);
+      return node('linear', { inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias !== null ? 1 : 0 }, [
+        m.outFeatures,
+      ]);
     }
     throw new Error(`graph: module '${path}' (${m.constructor.name}) has no graph description`);
   }
@@ -110,14 +158,18 @@ export function describeNetwork(net: Network, mask: ReluMask | null = net.mask):
   const paths = new Map<Module, string>([...net.modules()].map(([p, m]) => [m, p]));
   const path = (m: Module): string => {
     const p = paths.get(m);
-    if (p === undefined) throw new Error(`graph: ${net.spec.arch}'s forward applies a ${m.constructor.name} that is not a registered child module`);
+    if (p === undefined)
+      throw new Error(
+        `graph: ${net.spec.arch}'s forward applies a ${m.constructor.name} that is not a registered child module`,
+      );
     return p;
   };
   // An add or flatten is named in its block's scope: `layer1.0.add`, then `layer1.0.add1`, ... for more in one block.
   let scope = '';
   const used = new Map<string, number>();
   const within = (name: string) => {
-    const base = scope ? `${scope}.${name}` : name, k = used.get(base) ?? 0;
+    const base = scope ? `${scope}.${name}` : name,
+      k = used.get(base) ?? 0;
     used.set(base, k + 1);
     return k ? `${base}${k}` : base;
   };
@@ -131,7 +183,10 @@ export function describeNetwork(net: Network, mask: ReluMask | null = net.mask):
       scope = outer;
       return y;
     },
-    { add: (a: number, b: number) => g.add(within('add'), a, b), flatten: (x: number) => g.layer(within('flatten'), new Flatten(), x) },
+    {
+      add: (a: number, b: number) => g.add(within('add'), a, b),
+      flatten: (x: number) => g.layer(within('flatten'), new Flatten(), x),
+    },
   );
   net.run(f, g.input([net.spec.inChannels, net.spec.inputSize, net.spec.inputSize]));
   return g.nodes;
@@ -158,7 +213,8 @@ export function foldBatchNorm(netOrNodes: Network | GraphNode[]): FoldedConv[] {
     if (bnNode.op !== 'bn') continue;
     const convNode = nodes[bnNode.inputs[0]!]!;
     if (convNode.op !== 'conv' || consumers.get(convNode.id) !== 1) continue;
-    const conv = convNode.module as Conv2d, bn = bnNode.module as BatchNorm2d;
+    const conv = convNode.module as Conv2d,
+      bn = bnNode.module as BatchNorm2d;
     const folded = noGrad(() =>
       tidy(() => {
         const scale = bn.weight.mul(bn.runningVar.add(bn.eps).rsqrt());
@@ -189,14 +245,18 @@ export function inplaceNodes(nodes: GraphNode[], foldedBns: ReadonlySet<string>)
 
 /** Whether node n may overwrite its input i in place (see inplaceNodes). */
 function overwritable(nodes: GraphNode[], foldedBns: ReadonlySet<string>): (n: GraphNode, i: number) => boolean {
-  const alias = (n: GraphNode) => (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'relu' && !n.enabled) || n.op === 'flatten';
+  const alias = (n: GraphNode) =>
+    (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'relu' && !n.enabled) || n.op === 'flatten';
   // owner: the node whose output tensor a value is; an in-place write starts a new version (its own id).
   const owner: number[] = [];
   const readers = new Map<number, number>();
   for (const n of nodes) for (const i of n.inputs) if (!alias(n)) readers.set(i, (readers.get(i) ?? 0) + 1);
   for (const n of nodes) owner[n.id] = alias(n) ? owner[n.inputs[0]!]! : n.id;
-  const readersOf = (o: number) => nodes.reduce((t, v) => t + (owner[v.id] === o ? readers.get(v.id) ?? 0 : 0), 0);
-  return (n, i) => nodes[owner[i]!]!.op !== 'input' && owner[i] !== owner[n.inputs.find((j) => j !== i) ?? -1] && readersOf(owner[i]!) === 1;
+  const readersOf = (o: number) => nodes.reduce((t, v) => t + (owner[v.id] === o ? (readers.get(v.id) ?? 0) : 0), 0);
+  return (n, i) =>
+    nodes[owner[i]!]!.op !== 'input' &&
+    owner[i] !== owner[n.inputs.find((j) => j !== i) ?? -1] &&
+    readersOf(owner[i]!) === 1;
 }
 
 /** How runGraph runs one convolution fused with what follows it (oneDNN post-ops). */
@@ -239,12 +299,18 @@ export function fusionPlan(nodes: GraphNode[], foldedBns: ReadonlySet<string>): 
     if (a.next?.op === 'relu' && !a.next.kept) {
       plan.set(c.id, { relu: true, sumInplace: false, absorbed: [...a.chain, a.next.id] });
     } else if (a.next?.op === 'add') {
-      const d = a.next, other = d.inputs.find((i) => i !== a.last);
+      const d = a.next,
+        other = d.inputs.find((i) => i !== a.last);
       // The other input must exist already (computed earlier) and be a different value.
       if (other === undefined || other > c.id || d.inputs.filter((i) => i === a.last).length !== 1) continue;
       const b = follow(d.id);
       const relu = b.next?.op === 'relu' && !b.next.kept;
-      plan.set(c.id, { relu, sum: other, sumInplace: ok(d, other), absorbed: [...a.chain, d.id, ...b.chain, ...(relu ? [b.next!.id] : [])] });
+      plan.set(c.id, {
+        relu,
+        sum: other,
+        sumInplace: ok(d, other),
+        absorbed: [...a.chain, d.id, ...b.chain, ...(relu ? [b.next!.id] : [])],
+      });
     }
   }
   return plan;
@@ -268,8 +334,16 @@ export interface RunGraphOptions {
  * than direct at 32 and 64 channels, 1.4x slower at 16 (bench/train-throughput; docs/CONVENTIONS.md).
  */
 export function winogradPays(m: Conv2d): boolean {
-  return m.kernel === 3 && m.stride === 1 && m.dilation === 1 && m.groups === 1 && m.inChannels >= 32 && m.outChannels >= 32 &&
-    m.inChannels % 16 === 0 && m.outChannels % 16 === 0;
+  return (
+    m.kernel === 3 &&
+    m.stride === 1 &&
+    m.dilation === 1 &&
+    m.groups === 1 &&
+    m.inChannels >= 32 &&
+    m.outChannels >= 32 &&
+    m.inChannels % 16 === 0 &&
+    m.outChannels % 16 === 0
+  );
 }
 
 /**
@@ -309,7 +383,11 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
     }
     // Layout-agnostic ops keep their input's layout; the rest read [N, C, H, W].
     // A partial ReLU's [1, C, H, W] gate needs [N, C, H, W].
-    const keeps = (n.op === 'relu' && !n.kept) || n.op === 'add' || (n.op === 'bn' && foldedBns.has(n.name)) || (n.op === 'conv' && fusion.has(n.id));
+    const keeps =
+      (n.op === 'relu' && !n.kept) ||
+      n.op === 'add' ||
+      (n.op === 'bn' && foldedBns.has(n.name)) ||
+      (n.op === 'conv' && fusion.has(n.id));
     let outBlocked = keeps && n.inputs.length > 0 && (blocked[n.inputs[0]!] ?? false);
     if (!keeps && n.inputs.length > 0) a = as(n.inputs[0]!, false);
     switch (n.op) {
@@ -317,7 +395,9 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
         y = x;
         break;
       case 'conv': {
-        const m = n.module as Conv2d, f = byConv.get(n.name), p = fusion.get(n.id);
+        const m = n.module as Conv2d,
+          f = byConv.get(n.name),
+          p = fusion.get(n.id);
         const opts = { stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups };
         const [w, b] = f ? [f.weight, f.bias] : [m.weight, m.bias];
         if (p) {
@@ -326,7 +406,13 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
           outBlocked = srcBlocked && m.outChannels % 16 === 0;
           const algorithm = wino ? 'winograd' : o.fuse === 'auto' ? 'auto' : 'direct';
           y = F.conv2dFused(as(n.inputs[0]!, srcBlocked), w, b, {
-            ...opts, relu: p.relu, sum: p.sum === undefined ? null : as(p.sum, outBlocked), sumInplace: p.sumInplace, algorithm, srcBlocked, dstBlocked: outBlocked,
+            ...opts,
+            relu: p.relu,
+            sum: p.sum === undefined ? null : as(p.sum, outBlocked),
+            sumInplace: p.sumInplace,
+            algorithm,
+            srcBlocked,
+            dstBlocked: outBlocked,
           });
         } else {
           y = F.conv2d(a, w, b, opts);
@@ -337,13 +423,21 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
         const m = n.module as BatchNorm2d;
         y = foldedBns.has(n.name)
           ? a
-          : F.batchNorm(a, { weight: m.weight, bias: m.bias, runningMean: m.runningMean, runningVar: m.runningVar, training: false, eps: m.eps });
+          : F.batchNorm(a, {
+              weight: m.weight,
+              bias: m.bias,
+              runningMean: m.runningMean,
+              runningVar: m.runningVar,
+              training: false,
+              eps: m.eps,
+            });
         break;
       }
       case 'relu':
         if (n.enabled && n.kept) {
           const gate = (n.module as ReLUSite).gate;
-          if (gate?.dtype !== 'bool') throw new Error(`runGraph: partial site '${n.name}' has no mask gate (apply the mask to the network)`);
+          if (gate?.dtype !== 'bool')
+            throw new Error(`runGraph: partial site '${n.name}' has no mask gate (apply the mask to the network)`);
           y = where(gate, a.relu(), a);
         } else y = !n.enabled ? a : inplace.has(n.id) ? a.relu_() : a.relu();
         break;
@@ -375,7 +469,8 @@ export function runGraph(nodes: GraphNode[], x: Tensor, o: RunGraphOptions = {})
     }
     vals.push(y);
     blocked.push(outBlocked);
-    if (o.profile) o.profile.set(`${n.op} ${n.name}`, (o.profile.get(`${n.op} ${n.name}`) ?? 0) + performance.now() - t0);
+    if (o.profile)
+      o.profile.set(`${n.op} ${n.name}`, (o.profile.get(`${n.op} ${n.name}`) ?? 0) + performance.now() - t0);
   }
   if (vals.length === 0) throw new Error('runGraph: empty graph');
   return as(vals.length - 1, false);

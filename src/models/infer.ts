@@ -36,7 +36,15 @@ export function compileInference(net: Network, o: InferenceOptions = {}): Compil
     return { ...f, weight, bias: keep(f.bias) };
   });
   const run = ((x: Tensor) =>
-    inferenceMode(() => tidy(() => runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, { folded, inplace: true, fuse: fuse !== false && x.device === 'cpu' && x.dtype === 'float32' ? fuse : false })))) as CompiledInference;
+    inferenceMode(() =>
+      tidy(() =>
+        runGraph(nodes, layout === 'channels_last' ? x.contiguous(layout) : x, {
+          folded,
+          inplace: true,
+          fuse: fuse !== false && x.device === 'cpu' && x.dtype === 'float32' ? fuse : false,
+        }),
+      ),
+    )) as CompiledInference;
   run.dispose = () => {
     if (fuse) F.clearFusedConvCache();
     for (const f of folded) {

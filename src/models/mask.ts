@@ -31,7 +31,8 @@ function make(arch: string, sites: string[], kept: Iterable<string>, where: stri
   const keep = new Set(kept);
   const valid = new Set(sites);
   const unknown = [...keep].filter((k) => !valid.has(k));
-  if (unknown.length) throw new Error(`${where}: unknown ReLU site(s) ${unknown.join(', ')} for ${arch}; valid: ${sites.join(', ')}`);
+  if (unknown.length)
+    throw new Error(`${where}: unknown ReLU site(s) ${unknown.join(', ')} for ${arch}; valid: ${sites.join(', ')}`);
   return { arch, sites: [...sites], kept: sites.filter((s) => keep.has(s)) };
 }
 
@@ -44,7 +45,12 @@ export function fullMask(spec: NetSpec): ReluMask {
 /** The mask with only the kept (whole or partial) sites that `stays` accepts (none partial left: no `partial` field). */
 export function restrict(mask: ReluMask, stays: (site: string) => boolean): ReluMask {
   const left = Object.entries(mask.partial ?? {}).filter(([s]) => stays(s));
-  return { arch: mask.arch, sites: mask.sites, kept: mask.kept.filter(stays), ...(left.length ? { partial: Object.fromEntries(left) } : {}) };
+  return {
+    arch: mask.arch,
+    sites: mask.sites,
+    kept: mask.kept.filter(stays),
+    ...(left.length ? { partial: Object.fromEntries(left) } : {}),
+  };
 }
 
 /** A mask with the given sites removed, wholly or partly kept before (unknown names throw). */
@@ -58,7 +64,12 @@ export function removeSites(mask: ReluMask, removed: readonly string[]): ReluMas
  * A mask where `site` keeps exactly `elements` (flat C*H*W indices) of its activation of `shape`: all of them make
  * it a whole kept site, none a removed one.
  */
-export function setSiteElements(mask: ReluMask, site: string, shape: readonly number[], elements: Uint32Array): ReluMask {
+export function setSiteElements(
+  mask: ReluMask,
+  site: string,
+  shape: readonly number[],
+  elements: Uint32Array,
+): ReluMask {
   make(mask.arch, mask.sites, [site], 'setSiteElements');
   const numel = numelOf(shape);
   for (let i = 0; i < elements.length; i++)
@@ -67,8 +78,14 @@ export function setSiteElements(mask: ReluMask, site: string, shape: readonly nu
   const others = restrict(mask, (s) => s !== site).partial ?? {};
   const kept = mask.kept.filter((s) => s !== site);
   if (elements.length === numel) kept.push(site);
-  const partial = elements.length > 0 && elements.length < numel ? { ...others, [site]: { shape: [...shape], elements } } : others;
-  return { arch: mask.arch, sites: mask.sites, kept: mask.sites.filter((s) => kept.includes(s)), ...(Object.keys(partial).length ? { partial } : {}) };
+  const partial =
+    elements.length > 0 && elements.length < numel ? { ...others, [site]: { shape: [...shape], elements } } : others;
+  return {
+    arch: mask.arch,
+    sites: mask.sites,
+    kept: mask.sites.filter((s) => kept.includes(s)),
+    ...(Object.keys(partial).length ? { partial } : {}),
+  };
 }
 
 /** Whether a site keeps any ReLU (whole or in part). */
@@ -83,7 +100,8 @@ export const stageOf = (site: string): number | null => {
 function checkStages(mask: ReluMask, stages: readonly number[], what: string): void {
   const have = [...new Set(mask.sites.map(stageOf).filter((s): s is number => s !== null))];
   const bad = stages.filter((s) => !have.includes(s));
-  if (bad.length) throw new Error(`${what}: ${mask.arch} has no stage ${bad.join(', ')}; valid stages: ${have.join(', ')}`);
+  if (bad.length)
+    throw new Error(`${what}: ${mask.arch} has no stage ${bad.join(', ')}; valid stages: ${have.join(', ')}`);
 }
 
 /** Culling: removes every ReLU of the given (1-based) stages. */
@@ -98,7 +116,9 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
   if (stages) checkStages(mask, stages, 'thin');
   const inBlock = (s: string) => /^stage\d+\.block\d+\./.test(s);
   if (!mask.sites.some((s) => inBlock(s) && s.endsWith(`.${keep}`)))
-    throw new Error(`thin: ${mask.arch} blocks have no site '${keep}'; valid: ${[...new Set(mask.sites.filter(inBlock).map((s) => s.split('.')[2]))].join(', ')}`);
+    throw new Error(
+      `thin: ${mask.arch} blocks have no site '${keep}'; valid: ${[...new Set(mask.sites.filter(inBlock).map((s) => s.split('.')[2]))].join(', ')}`,
+    );
   const touched = (s: string) => inBlock(s) && (!stages || stages.includes(stageOf(s)!));
   const stays = (s: string) => !touched(s) || s.endsWith(`.${keep}`);
   return restrict(mask, stays);
@@ -112,7 +132,8 @@ export function thin(mask: ReluMask, keep: 'relu1' | 'relu2' | 'relu3', stages?:
  */
 export function applyMask(net: Network, mask: ReluMask, learned?: ReadonlyMap<string, Tensor>): void {
   checkMask(net, mask);
-  const partial = mask.partial ?? {}, keepSet = new Set(mask.kept);
+  const partial = mask.partial ?? {},
+    keepSet = new Set(mask.kept);
   const off = [...(learned?.keys() ?? [])].filter((s) => !keepsAny(mask, s));
   if (off.length) throw new Error(`applyMask: learned gate(s) for ${off.join(', ')}, which the mask removes`);
   for (const s of net.sites()) {
@@ -122,22 +143,41 @@ export function applyMask(net: Network, mask: ReluMask, learned?: ReadonlyMap<st
     s.enabled = keepSet.has(s.site) || !!p;
     s.gate = learned?.get(s.site) ?? null;
     // channels_last like the activations (the default layout): a mismatched gate made training steps ~1.6x slower
-    if (p && !s.gate) s.gate = keepTensor(noGrad(() => tidy(() => tensor(keptFlags(p), [1, ...p.shape], 'uint8').contiguous('channels_last').to('bool'))));
+    if (p && !s.gate)
+      s.gate = keepTensor(
+        noGrad(() =>
+          tidy(() =>
+            tensor(keptFlags(p), [1, ...p.shape], 'uint8')
+              .contiguous('channels_last')
+              .to('bool'),
+          ),
+        ),
+      );
   }
   net.mask = mask;
 }
 
 /** Throws unless mask fits net: its arch, known sites, none both whole and partial, partial shapes the network's. */
 export function checkMask(net: Network, mask: ReluMask): void {
-  if (mask.arch !== net.spec.arch) throw new Error(`applyMask: mask is for '${mask.arch}', network is '${net.spec.arch}'`);
+  if (mask.arch !== net.spec.arch)
+    throw new Error(`applyMask: mask is for '${mask.arch}', network is '${net.spec.arch}'`);
   const names = net.sites().map((s) => s.site);
   make(mask.arch, names, [...mask.kept, ...Object.keys(mask.partial ?? {})], 'applyMask');
   const partial = mask.partial ?? {};
   const both = mask.kept.filter((s) => partial[s]);
   if (both.length) throw new Error(`applyMask: site(s) ${both.join(', ')} are both kept whole and partial`);
-  const shapes = Object.keys(partial).length ? new Map(describeNetwork(net, null).filter((n) => n.op === 'relu').map((n) => [n.site!, n.outShape])) : new Map<string, number[]>();
+  const shapes = Object.keys(partial).length
+    ? new Map(
+        describeNetwork(net, null)
+          .filter((n) => n.op === 'relu')
+          .map((n) => [n.site!, n.outShape]),
+      )
+    : new Map<string, number[]>();
   for (const [site, p] of Object.entries(partial)) {
     const want = shapes.get(site)!;
-    if (p.shape.join() !== want.join()) throw new Error(`applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`);
+    if (p.shape.join() !== want.join())
+      throw new Error(
+        `applyMask: partial site '${site}' has shape [${p.shape.join(', ')}], the network's site is [${want.join(', ')}]`,
+      );
   }
 }

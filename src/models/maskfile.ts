@@ -15,7 +15,8 @@ export function maskFromDocument(doc: unknown, spec: NetSpec, source = 'mask'): 
   if (!d || typeof d !== 'object') throw new Error(`${source}: expected an object { arch, kept | removed, partial? }`);
   if (typeof d.arch !== 'string') throw new Error(`${source}: field 'arch' must be a string`);
   if (d.arch !== spec.arch) throw new Error(`${source}: mask is for '${d.arch}', network is '${spec.arch}'`);
-  if ((d.kept === undefined) === (d.removed === undefined)) throw new Error(`${source}: give exactly one of 'kept' or 'removed'`);
+  if ((d.kept === undefined) === (d.removed === undefined))
+    throw new Error(`${source}: give exactly one of 'kept' or 'removed'`);
   const list = d.kept !== undefined ? 'kept' : 'removed';
   const names = d[list];
   if (!strings(names)) throw new Error(`${source}: field '${list}' must be an array of site names`);
@@ -25,22 +26,37 @@ export function maskFromDocument(doc: unknown, spec: NetSpec, source = 'mask'): 
   const sites = [...shapes.keys()];
   const partialNames = Object.keys(d.partial ?? {});
   const unknown = [...names!, ...partialNames].filter((s) => !sites.includes(s));
-  if (unknown.length) throw new Error(`${source}: unknown ReLU site(s) ${[...new Set(unknown)].join(', ')} for ${spec.arch}; valid: ${sites.join(', ')}`);
+  if (unknown.length)
+    throw new Error(
+      `${source}: unknown ReLU site(s) ${[...new Set(unknown)].join(', ')} for ${spec.arch}; valid: ${sites.join(', ')}`,
+    );
   const twice = partialNames.filter((s) => names!.includes(s));
-  if (twice.length) throw new Error(`${source}: site(s) ${twice.join(', ')} are listed in '${list}' and in 'partial'; a partial site belongs in 'partial' only`);
+  if (twice.length)
+    throw new Error(
+      `${source}: site(s) ${twice.join(', ')} are listed in '${list}' and in 'partial'; a partial site belongs in 'partial' only`,
+    );
   const partial: Record<string, PartialSite> = {};
-  for (const s of partialNames) partial[s] = decodePartial(d.partial![s], shapes.get(s)!, `${source}: partial site '${s}'`);
+  for (const s of partialNames)
+    partial[s] = decodePartial(d.partial![s], shapes.get(s)!, `${source}: partial site '${s}'`);
   const listed = new Set(names);
   const wholeKept = sites.filter((s) => (list === 'kept' ? listed.has(s) : !listed.has(s) && !partial[s]));
   // A "partial" site keeping every element is a whole site; one keeping none is removed.
-  const kept = sites.filter((s) => wholeKept.includes(s) || (partial[s] && partial[s].elements.length === partial[s].shape.reduce((a, b) => a * b, 1)));
+  const kept = sites.filter(
+    (s) =>
+      wholeKept.includes(s) ||
+      (partial[s] && partial[s].elements.length === partial[s].shape.reduce((a, b) => a * b, 1)),
+  );
   const part = Object.entries(partial).filter(([s, p]) => p.elements.length > 0 && !kept.includes(s));
   return { arch: spec.arch, sites, kept, ...(part.length ? { partial: Object.fromEntries(part) } : {}) };
 }
 
 export const maskToDocument = (mask: ReluMask): MaskDocument => {
   const partial = Object.entries(mask.partial ?? {});
-  return { arch: mask.arch, kept: [...mask.kept], ...(partial.length ? { partial: Object.fromEntries(partial.map(([s, p]) => [s, encodePartial(p)])) } : {}) };
+  return {
+    arch: mask.arch,
+    kept: [...mask.kept],
+    ...(partial.length ? { partial: Object.fromEntries(partial.map(([s, p]) => [s, encodePartial(p)])) } : {}),
+  };
 };
 
 export function loadMask(file: string, spec: NetSpec): ReluMask {

@@ -14,7 +14,10 @@ export interface Flow<V> {
 }
 
 /** The flow of training and eager inference: the modules' own forward on tensors. */
-export const eager: Flow<Tensor> = Object.assign((m: Module, x: Tensor) => m.forward(x), { add: (a: Tensor, b: Tensor) => a.add(b), flatten: (x: Tensor) => x.flatten(1) });
+export const eager: Flow<Tensor> = Object.assign((m: Module, x: Tensor) => m.forward(x), {
+  add: (a: Tensor, b: Tensor) => a.add(b),
+  flatten: (x: Tensor) => x.flatten(1),
+});
 
 /** A module whose forward is written once over a Flow: run on tensors, traced into a graph (describeNetwork). */
 export abstract class Block extends Module {
@@ -37,5 +40,6 @@ export abstract class Network extends Block {
   }
 }
 
-export const conv3x3 = (i: number, o: number, stride = 1): Conv2d => new Conv2d(i, o, 3, { stride, padding: 1, bias: false });
+export const conv3x3 = (i: number, o: number, stride = 1): Conv2d =>
+  new Conv2d(i, o, 3, { stride, padding: 1, bias: false });
 export const conv1x1 = (i: number, o: number, stride = 1): Conv2d => new Conv2d(i, o, 1, { stride, bias: false });

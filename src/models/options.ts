@@ -20,7 +20,8 @@ export function specFromOptions(o: SpecOptions): { spec: NetSpec; maskSource: st
   const overrides = { inputSize: o.input, alpha: o.alpha, rho: o.rho, numClasses: o.classes, blocks: o.blocks };
   if (o.preset) {
     const p = getPreset(o.preset);
-    if (o.arch && o.arch !== 'resnet18') throw new Error(`--preset ${p.name} is a resnet18 configuration, got --arch ${o.arch}`);
+    if (o.arch && o.arch !== 'resnet18')
+      throw new Error(`--preset ${p.name} is a resnet18 configuration, got --arch ${o.arch}`);
     if (o.blocks) throw new Error(`--preset ${p.name} fixes the blocks (${p.blocks}); drop --blocks`);
     const base = presetSpec(p.name);
     const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));

@@ -81,19 +81,28 @@ export function encodePartial(p: PartialSite): PartialDocument {
  */
 export function decodePartial(doc: unknown, expected: readonly number[], where: string): PartialSite {
   const d = doc as { shape?: unknown; relus?: unknown; channels?: unknown; bitmap?: unknown } | null;
-  if (!d || typeof d !== 'object' || Array.isArray(d)) throw new Error(`${where}: expected an object { shape, relus, channels | bitmap }`);
+  if (!d || typeof d !== 'object' || Array.isArray(d))
+    throw new Error(`${where}: expected an object { shape, relus, channels | bitmap }`);
   if (!Array.isArray(d.shape) || !d.shape.every((v) => Number.isInteger(v) && v > 0))
     throw new Error(`${where}: field 'shape' must be the site's [C, H, W] as positive integers`);
-  if (d.shape.join() !== expected.join()) throw new Error(`${where}: shape [${d.shape.join(', ')}] does not match the network's site, which is [${expected.join(', ')}]`);
-  if ((d.channels === undefined) === (d.bitmap === undefined)) throw new Error(`${where}: give exactly one of 'channels' or 'bitmap'`);
+  if (d.shape.join() !== expected.join())
+    throw new Error(
+      `${where}: shape [${d.shape.join(', ')}] does not match the network's site, which is [${expected.join(', ')}]`,
+    );
+  if ((d.channels === undefined) === (d.bitmap === undefined))
+    throw new Error(`${where}: give exactly one of 'channels' or 'bitmap'`);
   const shape = [...expected];
   const numel = numelOf(shape);
   let elements: Uint32Array;
   if (d.channels !== undefined) {
-    const c = shape[0]!, plane = numel / c;
+    const c = shape[0]!,
+      plane = numel / c;
     if (!Array.isArray(d.channels)) throw new Error(`${where}: field 'channels' must be an array of channel indices`);
     const bad = d.channels.filter((v) => !Number.isInteger(v) || v < 0 || v >= c);
-    if (bad.length) throw new Error(`${where}: channel index ${bad.slice(0, 5).join(', ')} out of range (the site has ${c} channels, 0..${c - 1})`);
+    if (bad.length)
+      throw new Error(
+        `${where}: channel index ${bad.slice(0, 5).join(', ')} out of range (the site has ${c} channels, 0..${c - 1})`,
+      );
     const seen = new Set<number>();
     for (const v of d.channels) {
       if (seen.has(v)) throw new Error(`${where}: channel ${v} is listed twice`);
@@ -106,12 +115,17 @@ export function decodePartial(doc: unknown, expected: readonly number[], where: 
     if (typeof d.bitmap !== 'string') throw new Error(`${where}: field 'bitmap' must be a base64 string`);
     const bytes = fromBase64(d.bitmap, where);
     const want = Math.ceil(numel / 8);
-    if (bytes.length !== want) throw new Error(`${where}: bitmap holds ${bytes.length} bytes, the site's ${numel} elements need ${want}`);
-    if (numel % 8 && bytes[want - 1]! >> (numel % 8)) throw new Error(`${where}: bitmap sets bits past the site's ${numel} elements`);
+    if (bytes.length !== want)
+      throw new Error(`${where}: bitmap holds ${bytes.length} bytes, the site's ${numel} elements need ${want}`);
+    if (numel % 8 && bytes[want - 1]! >> (numel % 8))
+      throw new Error(`${where}: bitmap sets bits past the site's ${numel} elements`);
     const flags = new Uint8Array(numel);
     for (let i = 0; i < numel; i++) flags[i] = (bytes[i >> 3]! >> (i & 7)) & 1;
     elements = elementsOf(flags);
   }
-  if (d.relus !== elements.length) throw new Error(`${where}: 'relus' is ${JSON.stringify(d.relus)} but the ${d.channels !== undefined ? 'channels' : 'bitmap'} keep ${elements.length} elements`);
+  if (d.relus !== elements.length)
+    throw new Error(
+      `${where}: 'relus' is ${JSON.stringify(d.relus)} but the ${d.channels !== undefined ? 'channels' : 'bitmap'} keep ${elements.length} elements`,
+    );
   return { shape, elements };
 }

@@ -14,11 +14,33 @@ export interface Preset {
 }
 
 const B = [2, 2, 2, 2];
-const c100 = (name: string, relus: number, alpha: number, rho: number, culled: number[], thinned: boolean, blocks = B): Preset => ({
-  name, dataset: 'cifar100', relus, alpha, rho, culled, thinned, blocks,
+const c100 = (
+  name: string,
+  relus: number,
+  alpha: number,
+  rho: number,
+  culled: number[],
+  thinned: boolean,
+  blocks = B,
+): Preset => ({
+  name,
+  dataset: 'cifar100',
+  relus,
+  alpha,
+  rho,
+  culled,
+  thinned,
+  blocks,
 });
 const tiny = (name: string, relus: number, alpha: number, rho: number, culled: number[], thinned: boolean): Preset => ({
-  name, dataset: 'tinyimagenet', relus, alpha, rho, culled, thinned, blocks: B,
+  name,
+  dataset: 'tinyimagenet',
+  relus,
+  alpha,
+  rho,
+  culled,
+  thinned,
+  blocks: B,
 });
 
 export const PRESETS: readonly Preset[] = [
@@ -56,7 +78,13 @@ export function getPreset(name: string): Preset {
 export function presetSpec(name: string): NetSpec {
   const p = getPreset(name);
   const c = p.dataset === 'cifar100';
-  const spec = specFor('resnet18', { alpha: p.alpha, rho: p.rho, blocks: p.blocks, numClasses: c ? 100 : 200, inputSize: c ? 32 : 64 });
+  const spec = specFor('resnet18', {
+    alpha: p.alpha,
+    rho: p.rho,
+    blocks: p.blocks,
+    numClasses: c ? 100 : 200,
+    inputSize: c ? 32 : 64,
+  });
   let mask = cullStages(removeSites(fullMask(spec), ['stem.relu']), p.culled);
   if (p.thinned) mask = thin(mask, c ? 'relu1' : 'relu2');
   return { ...spec, mask };

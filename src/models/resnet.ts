@@ -87,7 +87,10 @@ export class ResNet extends Network {
     const imagenet = spec.family === 'resnet-imagenet';
     const k = imagenet ? 7 : 3;
     let inC = w(spec.stemWidth ?? spec.widths[0]!);
-    this.conv1 = this.child('conv1', new Conv2d(spec.inChannels, inC, k, { stride: stemStride(spec), padding: (k - 1) / 2, bias: false }));
+    this.conv1 = this.child(
+      'conv1',
+      new Conv2d(spec.inChannels, inC, k, { stride: stemStride(spec), padding: (k - 1) / 2, bias: false }),
+    );
     this.bn1 = this.child('bn1', new BatchNorm2d(inC));
     this.relu = this.child('relu', new ReLUSite('stem.relu', true, true));
     this.maxpool = imagenet ? this.child('maxpool', new MaxPool2d(3, 2, 1)) : null;

@@ -30,14 +30,30 @@ export interface NetSpec {
 type Base = Omit<NetSpec, 'arch' | 'alpha' | 'rho' | 'inChannels' | 'mask'> & { rho?: number };
 
 const cifar = (blocks: number[], blockType: BlockType = 'basic'): Base => ({
-  family: 'resnet-cifar', blockType, blocks, widths: [64, 128, 256, 512], numClasses: 100, inputSize: 32,
+  family: 'resnet-cifar',
+  blockType,
+  blocks,
+  widths: [64, 128, 256, 512],
+  numClasses: 100,
+  inputSize: 32,
 });
 // rho 0.5 is the ImageNet layout's native stride-2 stem.
 const imagenet = (blocks: number[], blockType: BlockType = 'basic'): Base => ({
-  family: 'resnet-imagenet', blockType, blocks, widths: [64, 128, 256, 512], numClasses: 1000, inputSize: 224, rho: 0.5,
+  family: 'resnet-imagenet',
+  blockType,
+  blocks,
+  widths: [64, 128, 256, 512],
+  numClasses: 1000,
+  inputSize: 224,
+  rho: 0.5,
 });
 const thin = (n: number): Base => ({
-  family: 'resnet-thin', blockType: 'basic', blocks: [n, n, n], widths: [16, 32, 64], numClasses: 100, inputSize: 32,
+  family: 'resnet-thin',
+  blockType: 'basic',
+  blocks: [n, n, n],
+  widths: [16, 32, 64],
+  numClasses: 100,
+  inputSize: 32,
 });
 
 const ARCHS: Record<string, Base> = {
@@ -56,10 +72,20 @@ const ARCHS: Record<string, Base> = {
 function wrn(arch: string): Base | undefined {
   const m = /^wrn-(\d+)-(\d+)$/.exec(arch);
   if (!m) return undefined;
-  const d = Number(m[1]), k = Number(m[2]);
-  if ((d - 4) % 6 !== 0 || d < 10 || k < 1) throw new Error(`arch '${arch}': WRN depth must be 6n+4 (>= 10) and width >= 1`);
+  const d = Number(m[1]),
+    k = Number(m[2]);
+  if ((d - 4) % 6 !== 0 || d < 10 || k < 1)
+    throw new Error(`arch '${arch}': WRN depth must be 6n+4 (>= 10) and width >= 1`);
   const n = (d - 4) / 6;
-  return { family: 'wrn', blockType: 'basic', blocks: [n, n, n], widths: [16 * k, 32 * k, 64 * k], stemWidth: 16, numClasses: 100, inputSize: 32 };
+  return {
+    family: 'wrn',
+    blockType: 'basic',
+    blocks: [n, n, n],
+    widths: [16 * k, 32 * k, 64 * k],
+    stemWidth: 16,
+    numClasses: 100,
+    inputSize: 32,
+  };
 }
 
 export const ARCH_NAMES: readonly string[] = [...Object.keys(ARCHS), 'wrn-22-8', 'wrn-<6n+4>-<k>'];
@@ -81,13 +107,16 @@ export function validateSpec(s: NetSpec): NetSpec {
   };
   if (!FAMILIES.has(s.family)) bad('family', `must be one of ${[...FAMILIES].join(', ')}, got '${s.family}'`);
   if (!s.blocks.length || !s.blocks.every(posInt)) bad('blocks', `must be positive integers, got [${s.blocks}]`);
-  if (s.widths.length !== s.blocks.length) bad('widths', `has ${s.widths.length} stages but blocks has ${s.blocks.length}`);
+  if (s.widths.length !== s.blocks.length)
+    bad('widths', `has ${s.widths.length} stages but blocks has ${s.blocks.length}`);
   if (!s.widths.every(posInt)) bad('widths', `must be positive integers, got [${s.widths}]`);
-  if (s.stemWidth !== undefined && !posInt(s.stemWidth)) bad('stemWidth', `must be a positive integer, got ${s.stemWidth}`);
+  if (s.stemWidth !== undefined && !posInt(s.stemWidth))
+    bad('stemWidth', `must be a positive integer, got ${s.stemWidth}`);
   if (!(s.alpha > 0) || !Number.isFinite(s.alpha)) bad('alpha', `must be > 0, got ${s.alpha}`);
   if (!(s.rho > 0) || !posInt(Math.round(1 / s.rho)) || Math.abs(1 / s.rho - Math.round(1 / s.rho)) > 1e-9)
     bad('rho', `must be 1/k for an integer stride k, got ${s.rho}`);
-  for (const f of ['numClasses', 'inputSize', 'inChannels'] as const) if (!posInt(s[f])) bad(f, `must be a positive integer, got ${s[f]}`);
+  for (const f of ['numClasses', 'inputSize', 'inChannels'] as const)
+    if (!posInt(s[f])) bad(f, `must be a positive integer, got ${s[f]}`);
   if (s.blockType === 'bottleneck' && s.family !== 'resnet-cifar' && s.family !== 'resnet-imagenet')
     bad('blockType', `'bottleneck' needs family resnet-cifar or resnet-imagenet, got ${s.family}`);
   return s;

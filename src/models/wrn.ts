@@ -43,7 +43,10 @@ export class WideResNet extends Network {
     super(spec);
     const w = (c: number) => scaleWidth(c, spec.alpha);
     let inC = w(spec.stemWidth ?? 16);
-    this.conv1 = this.child('conv1', new Conv2d(spec.inChannels, inC, 3, { stride: stemStride(spec), padding: 1, bias: false }));
+    this.conv1 = this.child(
+      'conv1',
+      new Conv2d(spec.inChannels, inC, 3, { stride: stemStride(spec), padding: 1, bias: false }),
+    );
     this.layers = spec.widths.map((width, s) => {
       const blocks: Block[] = [];
       for (let b = 0; b < spec.blocks[s]!; b++) {

@@ -19,8 +19,13 @@ export function setBit(v: Bits, i: number, b: number): void {
 
 /** Whole words of random bits for n elements from `rand` (the bits at and above n are not cleared: clampBits). */
 export function randomBitWords(rand: Random, n: number): Bits {
-  const w = bitWords(n), b = rand.bytes(4 * w);
-  return new Uint32Array((b.byteOffset & 3) === 0 && b.byteLength === 4 * w ? b.buffer.slice(b.byteOffset, b.byteOffset + 4 * w) : b.slice().buffer);
+  const w = bitWords(n),
+    b = rand.bytes(4 * w);
+  return new Uint32Array(
+    (b.byteOffset & 3) === 0 && b.byteLength === 4 * w
+      ? b.buffer.slice(b.byteOffset, b.byteOffset + 4 * w)
+      : b.slice().buffer,
+  );
 }
 
 /** Clears the bits at and above n (after filling whole words with random or complemented bits). */
@@ -36,7 +41,8 @@ export function xorBits(a: Bits, b: Bits): Bits {
 }
 
 /** The bytes of a bit vector of n elements (ceil(n / 8) bytes), for sending. */
-export const bitsBytes = (v: Bits, n: number): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, (n + 7) >>> 3).slice();
+export const bitsBytes = (v: Bits, n: number): Uint8Array =>
+  new Uint8Array(v.buffer, v.byteOffset, (n + 7) >>> 3).slice();
 
 /** A received bit vector of n elements; `what` names the message in errors (MALFORMED). High bits beyond n must be zero. */
 export function bitsFromBytes(b: Uint8Array, n: number, what: string): Bits {
@@ -44,6 +50,6 @@ export function bitsFromBytes(b: Uint8Array, n: number, what: string): Bits {
   if (b.byteLength !== len) throw malformed(`${what}: expected ${len} bytes (${n} bits), got ${b.byteLength}`);
   const v = newBits(n);
   new Uint8Array(v.buffer).set(b);
-  if ((n & 7) && (b[len - 1]! >>> (n & 7))) throw malformed(`${what}: bits set beyond the ${n} elements`);
+  if (n & 7 && b[len - 1]! >>> (n & 7)) throw malformed(`${what}: bits set beyond the ${n} elements`);
   return v;
 }

@@ -24,7 +24,9 @@ function check2(a: R64, b: R64, what: string): void {
 
 export function r64Add(a: R64, b: R64, what = 'r64Add'): R64 {
   check2(a, b, what);
-  const n = a.lo.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const n = a.lo.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const s = a.lo[i] + b.lo[i];
     lo[i] = s;
@@ -35,7 +37,9 @@ export function r64Add(a: R64, b: R64, what = 'r64Add'): R64 {
 
 export function r64Sub(a: R64, b: R64, what = 'r64Sub'): R64 {
   check2(a, b, what);
-  const n = a.lo.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const n = a.lo.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const s = a.lo[i] - b.lo[i];
     lo[i] = s;
@@ -45,7 +49,9 @@ export function r64Sub(a: R64, b: R64, what = 'r64Sub'): R64 {
 }
 
 export function r64Neg(a: R64): R64 {
-  const n = a.lo.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const n = a.lo.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     lo[i] = -a.lo[i];
     hi[i] = ~a.hi[i] + (a.lo[i] === 0 ? 1 : 0);
@@ -58,7 +64,8 @@ export function r64Shl(a: R64, d: number): R64 {
   checkShift(d, 'r64Shl');
   const n = a.lo.length;
   if (d === 0) return r64Clone(a);
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   if (d < 32) {
     for (let i = 0; i < n; i++) {
       hi[i] = (a.hi[i] << d) | (a.lo[i] >>> (32 - d));
@@ -79,7 +86,8 @@ export function r64Shr(a: R64, d: number): R64 {
   checkShift(d, 'r64Shr');
   const n = a.lo.length;
   if (d === 0) return r64Clone(a);
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   if (d < 32) {
     for (let i = 0; i < n; i++) {
       lo[i] = (a.lo[i] >>> d) | (a.hi[i] << (32 - d));
@@ -96,7 +104,8 @@ export function r64Sar(a: R64, d: number): R64 {
   checkShift(d, 'r64Sar');
   const n = a.lo.length;
   if (d === 0) return r64Clone(a);
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   if (d < 32) {
     for (let i = 0; i < n; i++) {
       lo[i] = (a.lo[i] >>> d) | (a.hi[i] << (32 - d));
@@ -119,7 +128,9 @@ export const truncClientShare = (c: R64, d: number): R64 => (d === 0 ? r64Clone(
 
 /** Ring elements from integer doubles (|v| < 2^53; negatives wrap). */
 export function r64FromInts(v: ArrayLike<number>, what = 'r64FromInts'): R64 {
-  const n = v.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const n = v.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const x = v[i];
     if (!Number.isSafeInteger(x)) throw new Error(`${what}: value[${i}] = ${x} is not an integer in (-2^53, 2^53)`);
@@ -139,14 +150,16 @@ export function quantize(x: ArrayLike<number>, scale: number, what = 'quantize')
 
 /** Signed value of each element as a double (exact when |v| < 2^53). */
 export function r64Signed(a: R64): Float64Array {
-  const n = a.lo.length, out = new Float64Array(n);
+  const n = a.lo.length,
+    out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = (a.hi[i] | 0) * TWO32 + a.lo[i];
   return out;
 }
 
 /** Signed value / 2^scale (fixed-point decode). */
 export function dequantize(a: R64, scale: number): Float64Array {
-  const out = r64Signed(a), p = 2 ** -scale;
+  const out = r64Signed(a),
+    p = 2 ** -scale;
   for (let i = 0; i < out.length; i++) out[i] *= p;
   return out;
 }
@@ -154,8 +167,10 @@ export function dequantize(a: R64, scale: number): Float64Array {
 /** v mod 2^w as doubles (w <= 53): the low bits a garbled circuit of width w reads. */
 export function r64Low(a: R64, w: number): Float64Array {
   if (!Number.isInteger(w) || w < 1 || w > 53) throw new Error(`r64Low: width ${w} must be in [1, 53]`);
-  const n = a.lo.length, out = new Float64Array(n);
-  const hm = w <= 32 ? 0 : 2 ** (w - 32) - 1, lm = w >= 32 ? TWO32 : 2 ** w;
+  const n = a.lo.length,
+    out = new Float64Array(n);
+  const hm = w <= 32 ? 0 : 2 ** (w - 32) - 1,
+    lm = w >= 32 ? TWO32 : 2 ** w;
   for (let i = 0; i < n; i++) out[i] = (a.hi[i] & hm) * TWO32 + (w >= 32 ? a.lo[i] : a.lo[i] % lm);
   return out;
 }
@@ -177,7 +192,9 @@ export function r64ToBig(a: R64): BigInt64Array {
 }
 
 export function r64FromBig(v: ArrayLike<bigint>): R64 {
-  const n = v.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const n = v.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const u = BigInt.asUintN(64, v[i]);
     lo[i] = Number(u & 0xffffffffn);
@@ -188,7 +205,8 @@ export function r64FromBig(v: ArrayLike<bigint>): R64 {
 
 /** 8 bytes per element, little-endian (lo word, hi word): the wire format of shares. */
 export function r64ToBytes(a: R64): Uint8Array {
-  const n = a.lo.length, w = new Uint32Array(2 * n);
+  const n = a.lo.length,
+    w = new Uint32Array(2 * n);
   for (let i = 0; i < n; i++) {
     w[2 * i] = a.lo[i];
     w[2 * i + 1] = a.hi[i];
@@ -197,10 +215,12 @@ export function r64ToBytes(a: R64): Uint8Array {
 }
 
 export function r64FromBytes(b: Uint8Array, n: number, what: string): R64 {
-  if (b.byteLength !== 8 * n) throw new Error(`${what}: expected ${8 * n} bytes (${n} ring elements), got ${b.byteLength}`);
+  if (b.byteLength !== 8 * n)
+    throw new Error(`${what}: expected ${8 * n} bytes (${n} ring elements), got ${b.byteLength}`);
   const a = (b.byteOffset & 3) === 0 ? b : b.slice();
   const w = new Uint32Array(a.buffer, a.byteOffset, 2 * n);
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     lo[i] = w[2 * i];
     hi[i] = w[2 * i + 1];
@@ -210,14 +230,24 @@ export function r64FromBytes(b: Uint8Array, n: number, what: string): R64 {
 
 /** The elements of `a` at `idx` (a partial ReLU site's kept elements), in index order. */
 export function r64Gather(a: R64, idx: Uint32Array): R64 {
-  const n = idx.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
-  for (let k = 0; k < n; k++) { const i = idx[k]!; lo[k] = a.lo[i]!; hi[k] = a.hi[i]!; }
+  const n = idx.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
+  for (let k = 0; k < n; k++) {
+    const i = idx[k]!;
+    lo[k] = a.lo[i]!;
+    hi[k] = a.hi[i]!;
+  }
   return { lo, hi };
 }
 
 /** Writes `v` (one element per index) into `into` at `idx`, in place; returns `into`. */
 export function r64Scatter(into: R64, idx: Uint32Array, v: R64): R64 {
   if (v.lo.length !== idx.length) throw new Error(`r64Scatter: ${v.lo.length} values for ${idx.length} indices`);
-  for (let k = 0; k < idx.length; k++) { const i = idx[k]!; into.lo[i] = v.lo[k]!; into.hi[i] = v.hi[k]!; }
+  for (let k = 0; k < idx.length; k++) {
+    const i = idx[k]!;
+    into.lo[i] = v.lo[k]!;
+    into.hi[i] = v.hi[k]!;
+  }
   return into;
 }

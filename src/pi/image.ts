@@ -17,7 +17,11 @@ export interface InputSpec {
   std: readonly number[];
 }
 
-export const inputSpec = (plan: PublicPlan): InputSpec => ({ shape: plan.ops[0]!.shape, mean: plan.input.mean, std: plan.input.std });
+export const inputSpec = (plan: PublicPlan): InputSpec => ({
+  shape: plan.ops[0]!.shape,
+  mean: plan.input.mean,
+  std: plan.input.std,
+});
 
 /** Why `img` cannot be the model's input (too large, or not paddable symmetrically), or null. */
 export function imageFitError(spec: InputSpec, img: { width: number; height: number }): string | null {
@@ -32,11 +36,15 @@ export function imageFitError(spec: InputSpec, img: { width: number; height: num
 export function prepareImage(spec: InputSpec, img: RgbaImage): Float32Array {
   const why = imageFitError(spec, img);
   if (why) throw new Error(why);
-  if (img.data.length !== 4 * img.width * img.height) throw new Error(`image data has ${img.data.length} bytes for ${img.width}x${img.height} RGBA`);
+  if (img.data.length !== 4 * img.width * img.height)
+    throw new Error(`image data has ${img.data.length} bytes for ${img.width}x${img.height} RGBA`);
   const [c, H, W] = spec.shape as [number, number, number];
   const { mean, std } = spec;
-  if (mean.length !== c || std.length !== c) throw new Error(`model input transform has ${mean.length} means / ${std.length} stds for ${c} channels`);
-  const ox = (W - img.width) / 2, oy = (H - img.height) / 2, px = img.data;
+  if (mean.length !== c || std.length !== c)
+    throw new Error(`model input transform has ${mean.length} means / ${std.length} stds for ${c} channels`);
+  const ox = (W - img.width) / 2,
+    oy = (H - img.height) / 2,
+    px = img.data;
   const x = new Float32Array(c * H * W);
   for (let ch = 0; ch < c; ch++) {
     const zero = (0 - mean[ch]!) / std[ch]!;
@@ -44,7 +52,7 @@ export function prepareImage(spec: InputSpec, img: RgbaImage): Float32Array {
     for (let y = 0; y < img.height; y++) {
       for (let xx = 0; xx < img.width; xx++) {
         const p = 4 * (y * img.width + xx);
-        const v = c === 1 ? (px[p]! * 0.299 + px[p + 1]! * 0.587 + px[p + 2]! * 0.114) : px[p + Math.min(ch, 2)]!;
+        const v = c === 1 ? px[p]! * 0.299 + px[p + 1]! * 0.587 + px[p + 2]! * 0.114 : px[p + Math.min(ch, 2)]!;
         x[(ch * H + y + oy) * W + xx + ox] = (v / 255 - mean[ch]!) / std[ch]!;
       }
     }

@@ -145,11 +145,17 @@ export interface PlanBounds {
 }
 
 export const DEFAULT_PLAN_BOUNDS: PlanBounds = {
-  maxOps: 4096, maxOpElements: 1 << 24, maxTotalElements: 1 << 26, maxRelus: 1 << 23, maxDim: 65536, maxKernel: 31,
+  maxOps: 4096,
+  maxOpElements: 1 << 24,
+  maxTotalElements: 1 << 26,
+  maxRelus: 1 << 23,
+  maxDim: 65536,
+  maxKernel: 31,
 };
 
 /** The digest of a plan's body (everything but the digest): SHA-256 of its JSON, 16 hex digits. */
-export const planDigest = (body: Omit<PublicPlan, 'digest'>): string => toHex(cryptoBackend.sha256(JSON.stringify(body))).slice(0, 16);
+export const planDigest = (body: Omit<PublicPlan, 'digest'>): string =>
+  toHex(cryptoBackend.sha256(JSON.stringify(body))).slice(0, 16);
 
 const OP_KEYS: Record<PlanOp['op'], string[]> = {
   input: [],
@@ -165,7 +171,8 @@ const OP_KEYS: Record<PlanOp['op'], string[]> = {
 const BASE_KEYS = ['op', 'name', 'shape', 'size', 'scale'];
 const GEOM_KEYS = ['inShape', 'outShape', 'kernel', 'stride', 'padding', 'dilation', 'groups'];
 
-const convOut = (n: number, k: number, s: number, p: number, d: number) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
+const convOut = (n: number, k: number, s: number, p: number, d: number) =>
+  Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
 
 /**
  * Checks a plan received from a peer: every field's type and range, op references pointing backwards, shapes and
@@ -173,15 +180,22 @@ const convOut = (n: number, k: number, s: number, p: number, d: number) => Math.
  * within 64 bits), sizes within `bounds`, totals and digest. Throws MALFORMED naming the op and field.
  */
 export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT_PLAN_BOUNDS): PublicPlan {
-  const bad = (why: string): never => { throw malformed(`${what}: malformed plan: ${why}`); };
-  const obj = (v: unknown, w: string): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : bad(`${w} is not an object`));
+  const bad = (why: string): never => {
+    throw malformed(`${what}: malformed plan: ${why}`);
+  };
+  const obj = (v: unknown, w: string): Record<string, unknown> =>
+    v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : bad(`${w} is not an object`);
   const keys = (o: Record<string, unknown>, allowed: string[], w: string) => {
     for (const k of Object.keys(o)) if (!allowed.includes(k)) bad(`${w} has an unexpected field '${k.slice(0, 40)}'`);
   };
   const int = (v: unknown, lo: number, hi: number, w: string): number =>
-    (typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi ? v : bad(`${w} = ${JSON.stringify(v)?.slice(0, 40)} is not an integer in [${lo}, ${hi}]`));
-  const str = (v: unknown, max: number, w: string): string => (typeof v === 'string' && v.length <= max ? v : bad(`${w} is not a string of at most ${max} characters`));
-  const arr = (v: unknown, lo: number, hi: number, w: string): unknown[] => (Array.isArray(v) && v.length >= lo && v.length <= hi ? v : bad(`${w} is not an array of ${lo}..${hi} entries`));
+    typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi
+      ? v
+      : bad(`${w} = ${JSON.stringify(v)?.slice(0, 40)} is not an integer in [${lo}, ${hi}]`);
+  const str = (v: unknown, max: number, w: string): string =>
+    typeof v === 'string' && v.length <= max ? v : bad(`${w} is not a string of at most ${max} characters`);
+  const arr = (v: unknown, lo: number, hi: number, w: string): unknown[] =>
+    Array.isArray(v) && v.length >= lo && v.length <= hi ? v : bad(`${w} is not an array of ${lo}..${hi} entries`);
   const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
   const plan = obj(p, 'the plan');
@@ -190,15 +204,21 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
   str(plan.arch, 64, 'arch');
   const fx = obj(plan.fixed, 'fixed');
   keys(fx, ['f', 'weightFrac', 'weightBits', 'reluIntBits'], 'fixed');
-  const f = int(fx.f, 0, 24, 'fixed.f'), weightBits = int(fx.weightBits, 2, 16, 'fixed.weightBits');
-  const weightFrac = int(fx.weightFrac, 0, weightBits - 2, 'fixed.weightFrac'), reluIntBits = int(fx.reluIntBits, 1, 62, 'fixed.reluIntBits');
+  const f = int(fx.f, 0, 24, 'fixed.f'),
+    weightBits = int(fx.weightBits, 2, 16, 'fixed.weightBits');
+  const weightFrac = int(fx.weightFrac, 0, weightBits - 2, 'fixed.weightFrac'),
+    reluIntBits = int(fx.reluIntBits, 1, 62, 'fixed.reluIntBits');
   const ops = arr(plan.ops, 1, bounds.maxOps, 'ops');
-  let total = 0, relus = 0, culled = 0, macs = 0;
+  let total = 0,
+    relus = 0,
+    culled = 0,
+    macs = 0;
   const checked: PlanOp[] = [];
   ops.forEach((raw, i) => {
     const o = obj(raw, `op ${i}`);
     const kind = o.op as PlanOp['op'];
-    if (typeof kind !== 'string' || !Object.hasOwn(OP_KEYS, kind)) bad(`op ${i}: unknown op ${JSON.stringify(o.op)?.slice(0, 40)}`);
+    if (typeof kind !== 'string' || !Object.hasOwn(OP_KEYS, kind))
+      bad(`op ${i}: unknown op ${JSON.stringify(o.op)?.slice(0, 40)}`);
     const w = `op ${i} (${kind})`;
     keys(o, [...BASE_KEYS, ...OP_KEYS[kind]], w);
     str(o.name, 256, `${w}.name`);
@@ -213,17 +233,35 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
     const geom = (v: unknown, inShape: number[], groupsOf?: number): ConvGeometry => {
       const g = obj(v, `${w}.geom`);
       keys(g, GEOM_KEYS, `${w}.geom`);
-      const kernel = int(g.kernel, 1, bounds.maxKernel, `${w}.geom.kernel`), stride = int(g.stride, 1, bounds.maxKernel, `${w}.geom.stride`);
-      const padding = int(g.padding, 0, bounds.maxKernel, `${w}.geom.padding`), dilation = int(g.dilation, 1, bounds.maxKernel, `${w}.geom.dilation`);
-      const gin = arr(g.inShape, 3, 3, `${w}.geom.inShape`) as number[], gout = arr(g.outShape, 3, 3, `${w}.geom.outShape`) as number[];
-      if (inShape.length !== 3 || !same(gin, inShape)) bad(`${w}: geom.inShape [${gin}] is not its input's shape [${inShape}]`);
+      const kernel = int(g.kernel, 1, bounds.maxKernel, `${w}.geom.kernel`),
+        stride = int(g.stride, 1, bounds.maxKernel, `${w}.geom.stride`);
+      const padding = int(g.padding, 0, bounds.maxKernel, `${w}.geom.padding`),
+        dilation = int(g.dilation, 1, bounds.maxKernel, `${w}.geom.dilation`);
+      const gin = arr(g.inShape, 3, 3, `${w}.geom.inShape`) as number[],
+        gout = arr(g.outShape, 3, 3, `${w}.geom.outShape`) as number[];
+      if (inShape.length !== 3 || !same(gin, inShape))
+        bad(`${w}: geom.inShape [${gin}] is not its input's shape [${inShape}]`);
       if (!same(gout, shape)) bad(`${w}: geom.outShape [${gout}] is not its shape [${shape}]`);
       const groups = int(g.groups, 1, bounds.maxDim, `${w}.geom.groups`);
-      if (inShape[0]! % groups || shape[0]! % groups) bad(`${w}: ${groups} groups do not divide ${inShape[0]} -> ${shape[0]} channels`);
-      if (groupsOf !== undefined && (groups !== groupsOf || shape[0] !== inShape[0])) bad(`${w}: pooling must keep the ${inShape[0]} channels, one group each`);
-      const oh = convOut(inShape[1]!, kernel, stride, padding, dilation), ow = convOut(inShape[2]!, kernel, stride, padding, dilation);
-      if (oh !== shape[1] || ow !== shape[2]) bad(`${w}: kernel ${kernel}, stride ${stride}, padding ${padding}, dilation ${dilation} on [${inShape}] give ${oh}x${ow}, not [${shape}]`);
-      return { inShape: gin as ConvGeometry['inShape'], outShape: gout as ConvGeometry['outShape'], kernel, stride, padding, dilation, groups };
+      if (inShape[0]! % groups || shape[0]! % groups)
+        bad(`${w}: ${groups} groups do not divide ${inShape[0]} -> ${shape[0]} channels`);
+      if (groupsOf !== undefined && (groups !== groupsOf || shape[0] !== inShape[0]))
+        bad(`${w}: pooling must keep the ${inShape[0]} channels, one group each`);
+      const oh = convOut(inShape[1]!, kernel, stride, padding, dilation),
+        ow = convOut(inShape[2]!, kernel, stride, padding, dilation);
+      if (oh !== shape[1] || ow !== shape[2])
+        bad(
+          `${w}: kernel ${kernel}, stride ${stride}, padding ${padding}, dilation ${dilation} on [${inShape}] give ${oh}x${ow}, not [${shape}]`,
+        );
+      return {
+        inShape: gin as ConvGeometry['inShape'],
+        outShape: gout as ConvGeometry['outShape'],
+        kernel,
+        stride,
+        padding,
+        dilation,
+        groups,
+      };
     };
     const base = { name: o.name as string, shape, size, scale };
     let op: PlanOp;
@@ -236,47 +274,65 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
       case 'conv': {
         const x = ref(o.input, 'input');
         const g = geom(o.geom, x.shape);
-        if (scale !== x.scale + weightFrac) bad(`${w}: scale ${scale} is not its input's ${x.scale} + weightFrac ${weightFrac}`);
+        if (scale !== x.scale + weightFrac)
+          bad(`${w}: scale ${scale} is not its input's ${x.scale} + weightFrac ${weightFrac}`);
         macs += size * (g.inShape[0] / g.groups) * g.kernel ** 2;
         op = { op: 'conv', ...base, input: o.input as number, geom: g };
         break;
       }
       case 'fc': {
         const x = ref(o.input, 'input');
-        if (int(o.inSize, 1, bounds.maxOpElements, `${w}.inSize`) !== x.size) bad(`${w}: inSize ${String(o.inSize)} is not its input's size ${x.size}`);
+        if (int(o.inSize, 1, bounds.maxOpElements, `${w}.inSize`) !== x.size)
+          bad(`${w}: inSize ${String(o.inSize)} is not its input's size ${x.size}`);
         if (shape.length !== 1) bad(`${w}: shape [${shape}] is not a vector`);
-        if (scale !== x.scale + weightFrac) bad(`${w}: scale ${scale} is not its input's ${x.scale} + weightFrac ${weightFrac}`);
+        if (scale !== x.scale + weightFrac)
+          bad(`${w}: scale ${scale} is not its input's ${x.scale} + weightFrac ${weightFrac}`);
         macs += size * x.size;
         op = { op: 'fc', ...base, input: o.input as number, inSize: x.size };
         break;
       }
       case 'add': {
-        const ins = arr(o.inputs, 2, 2, `${w}.inputs`), sh = arr(o.shifts, 2, 2, `${w}.shifts`);
-        const a = ref(ins[0], 'inputs[0]'), b = ref(ins[1], 'inputs[1]');
-        if (!same(a.shape, shape) || !same(b.shape, shape)) bad(`${w}: inputs of shapes [${a.shape}] and [${b.shape}] for [${shape}]`);
+        const ins = arr(o.inputs, 2, 2, `${w}.inputs`),
+          sh = arr(o.shifts, 2, 2, `${w}.shifts`);
+        const a = ref(ins[0], 'inputs[0]'),
+          b = ref(ins[1], 'inputs[1]');
+        if (!same(a.shape, shape) || !same(b.shape, shape))
+          bad(`${w}: inputs of shapes [${a.shape}] and [${b.shape}] for [${shape}]`);
         const s0 = Math.max(a.scale, b.scale);
-        if (scale !== s0 || sh[0] !== s0 - a.scale || sh[1] !== s0 - b.scale) bad(`${w}: scale ${scale} / shifts ${JSON.stringify(sh)} do not align input scales ${a.scale} and ${b.scale}`);
-        op = { op: 'add', ...base, inputs: [ins[0] as number, ins[1] as number], shifts: [sh[0] as number, sh[1] as number] };
+        if (scale !== s0 || sh[0] !== s0 - a.scale || sh[1] !== s0 - b.scale)
+          bad(
+            `${w}: scale ${scale} / shifts ${JSON.stringify(sh)} do not align input scales ${a.scale} and ${b.scale}`,
+          );
+        op = {
+          op: 'add',
+          ...base,
+          inputs: [ins[0] as number, ins[1] as number],
+          shifts: [sh[0] as number, sh[1] as number],
+        };
         break;
       }
       case 'gap': {
         const x = ref(o.input, 'input');
-        if (x.shape.length !== 3 || !same(shape, [x.shape[0]!, 1, 1])) bad(`${w}: shape [${shape}] for an input of [${x.shape}]`);
+        if (x.shape.length !== 3 || !same(shape, [x.shape[0]!, 1, 1]))
+          bad(`${w}: shape [${shape}] for an input of [${x.shape}]`);
         const area = x.shape[1]! * x.shape[2]!;
-        if (scale !== x.scale + (isPow2(area) ? Math.log2(area) : 0)) bad(`${w}: scale ${scale} for an area of ${area} at scale ${x.scale}`);
+        if (scale !== x.scale + (isPow2(area) ? Math.log2(area) : 0))
+          bad(`${w}: scale ${scale} for an area of ${area} at scale ${x.scale}`);
         op = { op: 'gap', ...base, input: o.input as number };
         break;
       }
       case 'avgpool': {
         const x = ref(o.input, 'input');
         const g = geom(o.geom, x.shape, x.shape[0]);
-        if (scale !== x.scale + (isPow2(g.kernel ** 2) ? Math.log2(g.kernel ** 2) : 0)) bad(`${w}: scale ${scale} for a ${g.kernel}x${g.kernel} pool at scale ${x.scale}`);
+        if (scale !== x.scale + (isPow2(g.kernel ** 2) ? Math.log2(g.kernel ** 2) : 0))
+          bad(`${w}: scale ${scale} for a ${g.kernel}x${g.kernel} pool at scale ${x.scale}`);
         op = { op: 'avgpool', ...base, input: o.input as number, geom: g };
         break;
       }
       case 'flatten': {
         const x = ref(o.input, 'input');
-        if (shape.length !== 1 || size !== x.size || scale !== x.scale) bad(`${w}: [${shape}] at scale ${scale} is not its input [${x.shape}] at ${x.scale} flattened`);
+        if (shape.length !== 1 || size !== x.size || scale !== x.scale)
+          bad(`${w}: [${shape}] at scale ${scale} is not its input [${x.shape}] at ${x.scale} flattened`);
         op = { op: 'flatten', ...base, input: o.input as number };
         break;
       }
@@ -285,14 +341,16 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
         const x = ref(o.input, 'input');
         if (!same(shape, x.shape)) bad(`${w}: shape [${shape}] is not its input's [${x.shape}]`);
         const shift = int(o.shift, 0, 62, `${w}.shift`);
-        if (shift !== Math.max(0, x.scale - f) || scale !== x.scale - shift) bad(`${w}: shift ${shift} / scale ${scale} do not bring scale ${x.scale} to f = ${f}`);
+        if (shift !== Math.max(0, x.scale - f) || scale !== x.scale - shift)
+          bad(`${w}: shift ${shift} / scale ${scale} do not bring scale ${x.scale} to f = ${f}`);
         if (kind === 'cull') {
           culled++;
           op = { op: 'cull', ...base, input: o.input as number, shift };
           break;
         }
         const width = int(o.width, 2, 64, `${w}.width`);
-        if (width !== x.scale + reluIntBits + 1) bad(`${w}: width ${width} is not scale ${x.scale} + ${reluIntBits} integer bits + sign`);
+        if (width !== x.scale + reluIntBits + 1)
+          bad(`${w}: width ${width} is not scale ${x.scale} + ${reluIntBits} integer bits + sign`);
         if (width < shift + 2) bad(`${w}: width ${width} too small for shift ${shift}`);
         op = { op: 'relu', ...base, input: o.input as number, width, shift };
         if (o.kept !== undefined) {
@@ -307,22 +365,30 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
     }
     checked.push(op);
   });
-  const inp = checked[0]!, last = checked[checked.length - 1]!;
+  const inp = checked[0]!,
+    last = checked[checked.length - 1]!;
   const input = obj(plan.input, 'input');
   keys(input, ['mean', 'std', 'padFrom', 'dataset', 'classNames'], 'input');
   const c = inp.shape[0]!;
   // mean/std: one per input channel, or none (a plan without normalisation, e.g. random weights in tests).
-  const nums = (v: unknown, w: string, pos: boolean) => arr(v, 0, c, w).forEach((x, k, all) => {
-    if (all.length !== c) bad(`${w} has ${all.length} entries for ${c} channels`);
-    if (typeof x !== 'number' || !Number.isFinite(x) || (pos && !(x > 0))) bad(`${w}[${k}] = ${JSON.stringify(x)} is not a ${pos ? 'positive ' : ''}finite number`);
-  });
+  const nums = (v: unknown, w: string, pos: boolean) =>
+    arr(v, 0, c, w).forEach((x, k, all) => {
+      if (all.length !== c) bad(`${w} has ${all.length} entries for ${c} channels`);
+      if (typeof x !== 'number' || !Number.isFinite(x) || (pos && !(x > 0)))
+        bad(`${w}[${k}] = ${JSON.stringify(x)} is not a ${pos ? 'positive ' : ''}finite number`);
+    });
   nums(input.mean, 'input.mean', false);
   nums(input.std, 'input.std', true);
   if (input.padFrom !== undefined) int(input.padFrom, 1, inp.shape[1]!, 'input.padFrom');
   if (input.dataset !== undefined) str(input.dataset, 64, 'input.dataset');
-  if (input.classNames !== undefined) arr(input.classNames, last.size, last.size, 'input.classNames').forEach((n, k) => str(n, 256, `input.classNames[${k}]`));
+  if (input.classNames !== undefined)
+    arr(input.classNames, last.size, last.size, 'input.classNames').forEach((n, k) =>
+      str(n, 256, `input.classNames[${k}]`),
+    );
   if (plan.relus !== relus || plan.culledSites !== culled || plan.macs !== macs) {
-    bad(`totals (relus ${String(plan.relus)}, culled sites ${String(plan.culledSites)}, MACs ${String(plan.macs)}) do not match the ops (${relus}, ${culled}, ${macs})`);
+    bad(
+      `totals (relus ${String(plan.relus)}, culled sites ${String(plan.culledSites)}, MACs ${String(plan.macs)}) do not match the ops (${relus}, ${culled}, ${macs})`,
+    );
   }
   const { digest, ...body } = plan as unknown as PublicPlan;
   const d = planDigest(body);
@@ -335,26 +401,44 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
  * most C distinct indices, a bitmap of exactly ceil(size / 8) bytes), every index in range, and `relus` in
  * 1..size - 1 equal to the count the list or bitmap gives.
  */
-function checkKept(v: unknown, site: string, shape: number[], size: number, w: string, bad: (why: string) => never): PlanKept {
+function checkKept(
+  v: unknown,
+  site: string,
+  shape: number[],
+  size: number,
+  w: string,
+  bad: (why: string) => never,
+): PlanKept {
   if (!v || typeof v !== 'object' || Array.isArray(v)) bad(`${w}: kept is not an object`);
   const k = v as Record<string, unknown>;
-  for (const key of Object.keys(k)) if (!['relus', 'channels', 'bitmap'].includes(key)) bad(`${w}: kept has an unexpected field '${key.slice(0, 40)}'`);
+  for (const key of Object.keys(k))
+    if (!['relus', 'channels', 'bitmap'].includes(key)) bad(`${w}: kept has an unexpected field '${key.slice(0, 40)}'`);
   const relus = k.relus;
-  if (typeof relus !== 'number' || !Number.isInteger(relus) || relus < 1 || relus >= size) bad(`${w}: kept.relus = ${JSON.stringify(relus)?.slice(0, 40)} is not an integer in [1, ${size - 1}] (a partial site keeps some but not all of its ${size} elements)`);
-  if ((k.channels === undefined) === (k.bitmap === undefined)) bad(`${w}: kept needs exactly one of 'channels' or 'bitmap'`);
+  if (typeof relus !== 'number' || !Number.isInteger(relus) || relus < 1 || relus >= size)
+    bad(
+      `${w}: kept.relus = ${JSON.stringify(relus)?.slice(0, 40)} is not an integer in [1, ${size - 1}] (a partial site keeps some but not all of its ${size} elements)`,
+    );
+  if ((k.channels === undefined) === (k.bitmap === undefined))
+    bad(`${w}: kept needs exactly one of 'channels' or 'bitmap'`);
   if (k.channels !== undefined) {
     if (shape.length !== 3) bad(`${w}: a channel list needs a [C, H, W] site, not [${shape}]`);
-    if (!Array.isArray(k.channels) || k.channels.length > shape[0]!) bad(`${w}: kept.channels is not an array of at most ${shape[0]} channel indices`);
+    if (!Array.isArray(k.channels) || k.channels.length > shape[0]!)
+      bad(`${w}: kept.channels is not an array of at most ${shape[0]} channel indices`);
   } else {
     const b64 = 4 * Math.ceil(Math.ceil(size / 8) / 3);
-    if (typeof k.bitmap !== 'string' || k.bitmap.length !== b64) bad(`${w}: kept.bitmap is not a base64 string of ${b64} characters (${size} bits)`);
+    if (typeof k.bitmap !== 'string' || k.bitmap.length !== b64)
+      bad(`${w}: kept.bitmap is not a base64 string of ${b64} characters (${size} bits)`);
   }
   try {
     decodePartial({ shape, ...k }, shape, `ReLU site ${site.slice(0, 256)}`);
   } catch (e) {
     bad(`${w}: ${(e as Error).message}`);
   }
-  return (k.channels !== undefined ? { relus, channels: [...(k.channels as number[])] } : { relus, bitmap: k.bitmap as string }) as PlanKept;
+  return (
+    k.channels !== undefined
+      ? { relus, channels: [...(k.channels as number[])] }
+      : { relus, bitmap: k.bitmap as string }
+  ) as PlanKept;
 }
 
 /** The ops an op reads, by index (none for the input). */
@@ -367,7 +451,8 @@ export function localOp(plan: PublicPlan, i: number, vals: R64[], role: 'server'
   const o = plan.ops[i]!;
   switch (o.op) {
     case 'add': {
-      const [a, b] = o.inputs, [sa, sb] = o.shifts;
+      const [a, b] = o.inputs,
+        [sa, sb] = o.shifts;
       return r64Add(sa ? r64Shl(vals[a]!, sa) : vals[a]!, sb ? r64Shl(vals[b]!, sb) : vals[b]!, o.name);
     }
     case 'gap': {
@@ -381,7 +466,11 @@ export function localOp(plan: PublicPlan, i: number, vals: R64[], role: 'server'
     case 'cull': {
       const x = vals[o.input]!;
       if (o.shift === 0) return x;
-      return role === 'server' ? truncServerShare(x, o.shift) : role === 'client' ? truncClientShare(x, o.shift) : r64Sar(x, o.shift);
+      return role === 'server'
+        ? truncServerShare(x, o.shift)
+        : role === 'client'
+          ? truncClientShare(x, o.shift)
+          : r64Sar(x, o.shift);
     }
     default:
       throw new Error(`plan op ${i} (${o.op} '${o.name}') is not share-local`);
@@ -390,19 +479,27 @@ export function localOp(plan: PublicPlan, i: number, vals: R64[], role: 'server'
 
 /** ReLU then arithmetic shift in the clear on 64-bit values: the reference of a kept site. */
 export function reluShiftClear(x: R64, shift: number): R64 {
-  const n = x.lo.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const n = x.lo.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    if ((x.hi[i] | 0) >= 0) { lo[i] = x.lo[i]; hi[i] = x.hi[i]; }
+    if ((x.hi[i] | 0) >= 0) {
+      lo[i] = x.lo[i];
+      hi[i] = x.hi[i];
+    }
   }
   return r64Sar({ lo, hi }, shift);
 }
 
 /** y + bias[channel] for a CHW tensor (bias one ring value per channel). */
 export function addChannelBias(y: R64, bias: R64, shape: readonly number[]): R64 {
-  const c = shape[0]!, hw = y.lo.length / c;
-  const lo = new Uint32Array(y.lo.length), hi = new Uint32Array(y.lo.length);
+  const c = shape[0]!,
+    hw = y.lo.length / c;
+  const lo = new Uint32Array(y.lo.length),
+    hi = new Uint32Array(y.lo.length);
   for (let ch = 0; ch < c; ch++) {
-    const bl = bias.lo[ch]!, bh = bias.hi[ch]!;
+    const bl = bias.lo[ch]!,
+      bh = bias.hi[ch]!;
     for (let i = ch * hw; i < (ch + 1) * hw; i++) {
       const s = y.lo[i]! + bl;
       lo[i] = s;

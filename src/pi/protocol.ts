@@ -28,8 +28,26 @@
 import type { Channel, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
-import { addChannelBias, checkPlan, localOp, opInputs, reluCount, reluElements, type PlanBounds, type PublicPlan, type ServerModel } from './plan.js';
-import { DEFAULT_PREPROCESS, linearShape, linearShapes, makePreprocessor, type PendingLinear, type PreprocessContext, type Preprocessor } from './linear/index.js';
+import {
+  addChannelBias,
+  checkPlan,
+  localOp,
+  opInputs,
+  reluCount,
+  reluElements,
+  type PlanBounds,
+  type PublicPlan,
+  type ServerModel,
+} from './plan.js';
+import {
+  DEFAULT_PREPROCESS,
+  linearShape,
+  linearShapes,
+  makePreprocessor,
+  type PendingLinear,
+  type PreprocessContext,
+  type Preprocessor,
+} from './linear/index.js';
 import type { HeParallel } from './linear/he/preprocess.js';
 import type { KkPlanesHelper } from './ot/kkot.js';
 import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from './linear/dealer/link.js';
@@ -64,10 +82,22 @@ export interface Deadlines {
   onlineIdleMs: number;
 }
 
-export const DEFAULT_DEADLINES: Deadlines = { helloMs: 5_000, setupMs: 60_000, offlineMs: 600_000, onlineMs: 120_000, idleMs: 60_000, setupIdleMs: 5_000, onlineIdleMs: 10_000 };
+export const DEFAULT_DEADLINES: Deadlines = {
+  helloMs: 5_000,
+  setupMs: 60_000,
+  offlineMs: 600_000,
+  onlineMs: 120_000,
+  idleMs: 60_000,
+  setupIdleMs: 5_000,
+  onlineIdleMs: 10_000,
+};
 
 /** Receive limits for a channel whose largest legitimate frame is `max`: at most two such frames buffered (or `buffered`). */
-export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({ maxFrameBytes: max, maxBufferedBytes: buffered, state });
+export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536) => ({
+  maxFrameBytes: max,
+  maxBufferedBytes: buffered,
+  state,
+});
 
 /** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
 export const HELLO_MAX_BYTES = 4096;
@@ -110,13 +140,17 @@ export interface PartyReport {
   role: 'server' | 'client';
   entries: StatEntry[];
   /** Wall time per phase as this party saw it, its bytes / rounds with the other party, and its dealer bytes. */
-  phases: Record<Phase, { ms: number; bytesSent: number; bytesRecv: number; rounds: number; prepSent: number; prepRecv: number }>;
+  phases: Record<
+    Phase,
+    { ms: number; bytesSent: number; bytesRecv: number; rounds: number; prepSent: number; prepRecv: number }
+  >;
   memory: SessionMemory;
 }
 
 const noStats: ChannelStats = { bytesSent: 0, bytesRecv: 0, msgsSent: 0, msgsRecv: 0, rounds: 0 };
 
-const r64Bytes = (vs: readonly (R64 | null | undefined)[]): number => vs.reduce((a, v) => a + (v ? 8 * v.lo.length : 0), 0);
+const r64Bytes = (vs: readonly (R64 | null | undefined)[]): number =>
+  vs.reduce((a, v) => a + (v ? 8 * v.lo.length : 0), 0);
 
 /** A session in progress, as its server sees it (servePi lists them; the log and the report take their peaks). */
 export class SessionState {
@@ -130,17 +164,30 @@ export class SessionState {
   constructor(readonly peer: string) {}
   /** Bytes buffered now on the session's channels (received unread, written unsent). */
   buffered(): { in: number; out: number } {
-    let i = 0, o = 0;
-    for (const c of this.channels) { const m = c.memory(); i += m.bufferedIn; o += m.bufferedOut; }
+    let i = 0,
+      o = 0;
+    for (const c of this.channels) {
+      const m = c.memory();
+      i += m.bufferedIn;
+      o += m.bufferedOut;
+    }
     return { in: i, out: o };
   }
   hold(bytes: number): void {
     this.heldBytes = bytes;
-    if (bytes > this.peakHeldBytes && this.phase !== 'hello') { this.peakHeldBytes = bytes; this.peakHeldIn = this.phase; }
+    if (bytes > this.peakHeldBytes && this.phase !== 'hello') {
+      this.peakHeldBytes = bytes;
+      this.peakHeldIn = this.phase;
+    }
   }
   memory(): SessionMemory {
-    let pi = 0, po = 0;
-    for (const c of this.channels) { const m = c.memory(); pi += m.peakIn; po += m.peakOut; }
+    let pi = 0,
+      po = 0;
+    for (const c of this.channels) {
+      const m = c.memory();
+      pi += m.peakIn;
+      po += m.peakOut;
+    }
     return { peakBufferedIn: pi, peakBufferedOut: po, peakHeldBytes: this.peakHeldBytes, peakHeldIn: this.peakHeldIn };
   }
 }
@@ -151,7 +198,13 @@ class Recorder {
   readonly phases = {} as PartyReport['phases'];
   /** This party's channel to the dealer, once open (its traffic is counted apart). */
   dealer: Channel | null = null;
-  constructor(private readonly ch: Channel, readonly role: 'server' | 'client', private readonly state: SessionState, private readonly held: () => number, private readonly onStep?: (e: StatEntry) => void) {}
+  constructor(
+    private readonly ch: Channel,
+    readonly role: 'server' | 'client',
+    private readonly state: SessionState,
+    private readonly held: () => number,
+    private readonly onStep?: (e: StatEntry) => void,
+  ) {}
   private dstats(): ChannelStats {
     return this.dealer ? this.dealer.stats() : noStats;
   }
@@ -161,16 +214,48 @@ class Recorder {
   }
   end(p: Phase): void {
     this.state.hold(this.held());
-    const b = this.phaseStart.get(p)!, d = diffStats(this.ch.stats(), b.s), dd = diffStats(this.dstats(), b.d);
-    this.phases[p] = { ms: performance.now() - b.t, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv };
+    const b = this.phaseStart.get(p)!,
+      d = diffStats(this.ch.stats(), b.s),
+      dd = diffStats(this.dstats(), b.d);
+    this.phases[p] = {
+      ms: performance.now() - b.t,
+      bytesSent: d.bytesSent,
+      bytesRecv: d.bytesRecv,
+      rounds: d.rounds,
+      prepSent: dd.bytesSent,
+      prepRecv: dd.bytesRecv,
+    };
   }
-  async step<T>(phase: Phase, op: number, name: string, kind: string, cost: { relus?: number; macs?: number }, fn: () => Promise<T> | T, computeMs?: () => number | undefined): Promise<T> {
-    const s0 = this.ch.stats(), d0 = this.dstats(), t0 = performance.now();
+  async step<T>(
+    phase: Phase,
+    op: number,
+    name: string,
+    kind: string,
+    cost: { relus?: number; macs?: number },
+    fn: () => Promise<T> | T,
+    computeMs?: () => number | undefined,
+  ): Promise<T> {
+    const s0 = this.ch.stats(),
+      d0 = this.dstats(),
+      t0 = performance.now();
     const r = await fn();
-    const d = diffStats(this.ch.stats(), s0), dd = diffStats(this.dstats(), d0), c = computeMs?.();
+    const d = diffStats(this.ch.stats(), s0),
+      dd = diffStats(this.dstats(), d0),
+      c = computeMs?.();
     const e: StatEntry = {
-      phase, op, name, kind, ms: performance.now() - t0, bytesSent: d.bytesSent, bytesRecv: d.bytesRecv, rounds: d.rounds,
-      relus: cost.relus ?? 0, macs: cost.macs ?? 0, prepSent: dd.bytesSent, prepRecv: dd.bytesRecv, ...(c !== undefined ? { computeMs: c } : {}),
+      phase,
+      op,
+      name,
+      kind,
+      ms: performance.now() - t0,
+      bytesSent: d.bytesSent,
+      bytesRecv: d.bytesRecv,
+      rounds: d.rounds,
+      relus: cost.relus ?? 0,
+      macs: cost.macs ?? 0,
+      prepSent: dd.bytesSent,
+      prepRecv: dd.bytesRecv,
+      ...(c !== undefined ? { computeMs: c } : {}),
     };
     this.entries.push(e);
     this.onStep?.(e);
@@ -185,11 +270,17 @@ class Recorder {
 /** Arms one deadline at a time; when it passes, every channel of the session fails with TIMEOUT. */
 class PhaseClock {
   private timer: ReturnType<typeof setTimeout> | null = null;
-  constructor(private readonly role: string, private readonly state: SessionState) {}
+  constructor(
+    private readonly role: string,
+    private readonly state: SessionState,
+  ) {}
   enter(what: string, ms: number): void {
     this.stop();
     this.timer = setTimeout(() => {
-      const err = new PiError('TIMEOUT', `${this.role}: ${what} took longer than its deadline of ${(ms / 1e3).toFixed(1)} s`);
+      const err = new PiError(
+        'TIMEOUT',
+        `${this.role}: ${what} took longer than its deadline of ${(ms / 1e3).toFixed(1)} s`,
+      );
       for (const c of this.state.channels) c.abort(err);
     }, ms);
   }
@@ -257,7 +348,13 @@ function macsOf(plan: PublicPlan, i: number): number {
   return 0;
 }
 
-interface Hello { protocol: string; preprocess: string; relu: string; session: string; timings?: boolean }
+interface Hello {
+  protocol: string;
+  preprocess: string;
+  relu: string;
+  session: string;
+  timings?: boolean;
+}
 
 const reluSite = (plan: PublicPlan, i: number): ReluSite => {
   const o = plan.ops[i]!;
@@ -266,7 +363,8 @@ const reluSite = (plan: PublicPlan, i: number): ReluSite => {
   return { op: i, name: o.name, size: reluCount(o), width: o.width, shift: o.shift };
 };
 
-const reluSites = (plan: PublicPlan): ReluSite[] => plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : []));
+const reluSites = (plan: PublicPlan): ReluSite[] =>
+  plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : []));
 
 /** Upper bound on the server's report (JSON): a few entries per op, names of at most 256 characters. */
 const reportMaxBytes = (plan: PublicPlan): number => 2048 * (2 * plan.ops.length + 8);
@@ -289,7 +387,12 @@ const PHASES: readonly Phase[] = ['setup', 'offline', 'online'];
  * two of the ReLU protocol's flights of several messages). `prep` is this party's preprocessor of the session (its
  * client half knows the packings it will ask for); its messages are all offline. An error frame always fits.
  */
-export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtocol, prep: Preprocessor): Record<Phase, PhaseLimits> {
+export function sessionLimits(
+  plan: PublicPlan,
+  batch: number,
+  relu: ReluProtocol,
+  prep: Preprocessor,
+): Record<Phase, PhaseLimits> {
   const rl = relu.maxMessageBytes(reluSites(plan), { batch });
   const pl = prep.maxMessageBytes(linearShapes(plan));
   const last = plan.ops[plan.ops.length - 1]!;
@@ -298,16 +401,44 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
     setup: widest(rl.setup),
     offline: widest(rl.offline, pl),
     // the session's own online messages: the client's input share, the server's output share and report
-    online: widest(rl.online, boundsOf([{ to: 'server', bytes: 8 * plan.ops[0]!.size }, { to: 'client', bytes: 8 * last.size }, { to: 'client', bytes: reportMaxBytes(plan) }])),
+    online: widest(
+      rl.online,
+      boundsOf([
+        { to: 'server', bytes: 8 * plan.ops[0]!.size },
+        { to: 'client', bytes: 8 * last.size },
+        { to: 'client', bytes: reportMaxBytes(plan) },
+      ]),
+    ),
   };
   const out = {} as Record<Phase, PhaseLimits>;
   PHASES.forEach((p, k) => {
     const later = PHASES.slice(k).map((q) => own[q]);
     const max = (f: (b: typeof own.setup) => number) => Math.max(...later.map(f));
-    const toServer = Math.max(ERROR_FRAME_MAX, max((b) => b.toServer)), toClient = Math.max(ERROR_FRAME_MAX, max((b) => b.toClient));
+    const toServer = Math.max(
+        ERROR_FRAME_MAX,
+        max((b) => b.toServer),
+      ),
+      toClient = Math.max(
+        ERROR_FRAME_MAX,
+        max((b) => b.toClient),
+      );
     out[p] = {
-      toServer, toClient,
-      bufferToServer: 2 * Math.max(toServer, max((b) => b.flightToServer)) + 65536, bufferToClient: 2 * Math.max(toClient, max((b) => b.flightToClient)) + 65536,
+      toServer,
+      toClient,
+      bufferToServer:
+        2 *
+          Math.max(
+            toServer,
+            max((b) => b.flightToServer),
+          ) +
+        65536,
+      bufferToClient:
+        2 *
+          Math.max(
+            toClient,
+            max((b) => b.flightToClient),
+          ) +
+        65536,
     };
   });
   return out;
@@ -318,35 +449,70 @@ export function sessionLimits(plan: PublicPlan, batch: number, relu: ReluProtoco
  * bytes are bounded by the plan too: twice what the client may hold unread (past it the client is not reading).
  */
 const phaseLimits = (lim: Record<Phase, PhaseLimits>, p: Phase, role: 'server' | 'client') =>
-  role === 'server' ? { ...limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer), maxBufferedOut: 2 * lim[p].bufferToClient }
+  role === 'server'
+    ? {
+        ...limitsFor(lim[p].toServer, `in the ${p} phase`, lim[p].bufferToServer),
+        maxBufferedOut: 2 * lim[p].bufferToClient,
+      }
     : limitsFor(lim[p].toClient, `in the ${p} phase`, lim[p].bufferToClient);
 
 /**
  * Enters a phase, the same for both roles: its deadline on the clock, this party's receive limits, the recorder
  * (`begin: false` where the recorder already runs, the client's set-up from its hello on) and the hook.
  */
-function enterPhase(p: Phase, s: { ch: Channel; role: 'server' | 'client'; lim: Record<Phase, PhaseLimits>; clock: PhaseClock; dl: Deadlines; rec: Recorder; hooks?: SessionHooks | undefined }, begin = true): void {
+function enterPhase(
+  p: Phase,
+  s: {
+    ch: Channel;
+    role: 'server' | 'client';
+    lim: Record<Phase, PhaseLimits>;
+    clock: PhaseClock;
+    dl: Deadlines;
+    rec: Recorder;
+    hooks?: SessionHooks | undefined;
+  },
+  begin = true,
+): void {
   s.clock.enter(`the ${p} phase`, s.dl[`${p}Ms`]);
   // The server's idle deadline is short where a stalled client holds a slot for nothing (setup, online).
   const idle = { setup: s.dl.setupIdleMs, offline: s.dl.idleMs, online: s.dl.onlineIdleMs }[p];
-  s.ch.setLimits(s.role === 'server' ? { ...phaseLimits(s.lim, p, s.role), idleMs: idle } : phaseLimits(s.lim, p, s.role));
+  s.ch.setLimits(
+    s.role === 'server' ? { ...phaseLimits(s.lim, p, s.role), idleMs: idle } : phaseLimits(s.lim, p, s.role),
+  );
   if (begin) s.rec.begin(p);
   s.hooks?.onPhase?.(p);
 }
 
 function needDealer(o: SessionOptions): DealerLink {
-  if (!o.dealer) throw new Error(`preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`);
+  if (!o.dealer)
+    throw new Error(
+      `preprocessing 'dealer' needs the dealer's address (--dealer HOST:PORT; start one with 'deepreduce pi dealer')`,
+    );
   return o.dealer;
 }
 
 function checkHello(h: unknown): Hello {
   if (!h || typeof h !== 'object' || Array.isArray(h)) throw malformed('client hello: not a JSON object');
   const o = h as Record<string, unknown>;
-  if (o.protocol !== PROTOCOL) throw new PiError('PROTOCOL', `client speaks protocol '${String(o.protocol).slice(0, 40)}', expected '${PROTOCOL}'`);
-  for (const k of Object.keys(o)) if (!['protocol', 'preprocess', 'relu', 'session', 'timings'].includes(k)) throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
-  if (typeof o.preprocess !== 'string' || typeof o.relu !== 'string') throw malformed('client hello: preprocess and relu must be names');
-  if (o.timings !== undefined && typeof o.timings !== 'boolean') throw malformed('client hello: timings must be a boolean');
-  return { protocol: PROTOCOL, preprocess: o.preprocess, relu: o.relu, session: checkSessionId(o.session, 'client hello'), timings: o.timings === true };
+  if (o.protocol !== PROTOCOL)
+    throw new PiError(
+      'PROTOCOL',
+      `client speaks protocol '${String(o.protocol).slice(0, 40)}', expected '${PROTOCOL}'`,
+    );
+  for (const k of Object.keys(o))
+    if (!['protocol', 'preprocess', 'relu', 'session', 'timings'].includes(k))
+      throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
+  if (typeof o.preprocess !== 'string' || typeof o.relu !== 'string')
+    throw malformed('client hello: preprocess and relu must be names');
+  if (o.timings !== undefined && typeof o.timings !== 'boolean')
+    throw malformed('client hello: timings must be a boolean');
+  return {
+    protocol: PROTOCOL,
+    preprocess: o.preprocess,
+    relu: o.relu,
+    session: checkSessionId(o.session, 'client hello'),
+    timings: o.timings === true,
+  };
 }
 
 /**
@@ -358,7 +524,8 @@ function withoutTimings(r: PartyReport): PartyReport {
   const phases = {} as PartyReport['phases'];
   for (const [p, v] of Object.entries(r.phases)) phases[p as Phase] = { ...v, ms: 0 };
   return {
-    role: r.role, phases,
+    role: r.role,
+    phases,
     entries: r.entries.map(({ computeMs: _c, ...e }) => ({ ...e, ms: 0 })),
     memory: { peakBufferedIn: 0, peakBufferedOut: 0, peakHeldBytes: 0, peakHeldIn: 'setup' },
   };
@@ -376,7 +543,14 @@ function named<T>(what: string, make: () => T): T {
  * A session's start, the same for both roles: deadlines, live state, the clock armed for the first message (at most
  * `firstMax` bytes), and the 'hello' phase announced.
  */
-function openSession(ch0: Channel, role: 'server' | 'client', o: SessionOptions, firstMax: number, before: string, waiting: string) {
+function openSession(
+  ch0: Channel,
+  role: 'server' | 'client',
+  o: SessionOptions,
+  firstMax: number,
+  before: string,
+  waiting: string,
+) {
   const dl = { ...DEFAULT_DEADLINES, ...o.deadlines };
   const state = new SessionState(ch0.name);
   state.channels.push(ch0);
@@ -399,18 +573,33 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     const batch = o.batch ?? DEFAULT_BATCH;
     const prepS: (R64 | null)[] = plan.ops.map(() => null);
     const vals: R64[] = [];
-    let relu: ReluServer | null = null, held: Preprocessor | null = null;
-    const rec = new Recorder(ch, 'server', state, () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals), o.hooks?.onStep);
+    let relu: ReluServer | null = null,
+      held: Preprocessor | null = null;
+    const rec = new Recorder(
+      ch,
+      'server',
+      state,
+      () => (relu?.heldBytes() ?? 0) + (held?.heldBytes?.() ?? 0) + r64Bytes(prepS) + r64Bytes(vals),
+      o.hooks?.onStep,
+    );
     const hello = checkHello(await recvJsonChecked<unknown>(ch, 'hello'));
-    const prep: Preprocessor = (held = named('client hello', () => makePreprocessor(hello.preprocess, o.workers ? { parallel: o.workers } : {})));
-    if (o.preprocess && o.preprocess !== prep.name) throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
+    const prep: Preprocessor = (held = named('client hello', () =>
+      makePreprocessor(hello.preprocess, o.workers ? { parallel: o.workers } : {}),
+    ));
+    if (o.preprocess && o.preprocess !== prep.name)
+      throw new PiError('PROTOCOL', `client asks for preprocessing '${prep.name}', this server uses '${o.preprocess}'`);
     const reluProto = named('client hello', () => makeReluProtocol(hello.relu));
-    if (o.relu && o.relu !== reluProto.name) throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
+    if (o.relu && o.relu !== reluProto.name)
+      throw new PiError('PROTOCOL', `client asks for ReLU protocol '${reluProto.name}', this server uses '${o.relu}'`);
     if (o.admit) {
       release = o.admit();
       if (!release) {
         const retryMs = o.retryHintMs?.();
-        throw new PiError('BUSY', 'server: refused a session: the maximum number of sessions is running', retryMs !== undefined ? { retryMs } : {});
+        throw new PiError(
+          'BUSY',
+          'server: refused a session: the maximum number of sessions is running',
+          retryMs !== undefined ? { retryMs } : {},
+        );
       }
     }
     const lim = sessionLimits(plan, batch, reluProto, prep);
@@ -420,11 +609,19 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     const random = o.random ?? serverRandomness();
     const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
     if (prep.needsDealer) {
-      const d = await joinDealer(needDealer(o), 'server', hello.session, { plan, weights: modelFingerprint(model) }, dl.idleMs);
+      const d = await joinDealer(
+        needDealer(o),
+        'server',
+        hello.session,
+        { plan, weights: modelFingerprint(model) },
+        dl.idleMs,
+      );
       state.channels.push(d);
       ctx.dealer = rec.dealer = adopt(d);
     }
-    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.server(ch, { batch, random, workers: o.workers ?? null }));
+    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () =>
+      reluProto.server(ch, { batch, random, workers: o.workers ?? null }),
+    );
     o.hooks?.onRelu?.(relu);
     rec.end('setup');
 
@@ -433,11 +630,20 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op !== 'conv' && op.op !== 'fc') continue;
-      prepS[i] = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear), () => prep.lastComputeMs?.());
+      prepS[i] = await rec.step(
+        'offline',
+        i,
+        op.name,
+        op.op,
+        { macs: macsOf(plan, i) },
+        () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear),
+        () => prep.lastComputeMs?.(),
+      );
     }
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
-      if (op.op === 'relu') await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
+      if (op.op === 'relu')
+        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
     }
     rec.end('offline');
 
@@ -445,18 +651,27 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'input') {
-        vals.push(await rec.step('online', i, 'input', 'input', {}, async () =>
-          r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share')));
+        vals.push(
+          await rec.step('online', i, 'input', 'input', {}, async () =>
+            r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share'),
+          ),
+        );
       } else if (op.op === 'conv' || op.op === 'fc') {
-        vals.push(await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
-          const s = secret[i]!;
-          const y = s.linear.apply(vals[op.input]!);
-          const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
-          prepS[i] = null;
-          return v;
-        }));
+        vals.push(
+          await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
+            const s = secret[i]!;
+            const y = s.linear.apply(vals[op.input]!);
+            const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
+            prepS[i] = null;
+            return v;
+          }),
+        );
       } else if (op.op === 'relu') {
-        vals.push(await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!)));
+        vals.push(
+          await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+            serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!),
+          ),
+        );
       } else {
         vals.push(localOp(plan, i, vals, 'server'));
       }
@@ -489,8 +704,13 @@ export interface ClientResult {
 
 function checkReport(r: unknown, what: string): PartyReport {
   const o = r as PartyReport;
-  const ok = !!o && typeof o === 'object' && Array.isArray(o.entries) && !!o.phases && typeof o.phases === 'object'
-    && (['setup', 'offline', 'online'] as Phase[]).every((p) => o.phases[p] && typeof o.phases[p].ms === 'number');
+  const ok =
+    !!o &&
+    typeof o === 'object' &&
+    Array.isArray(o.entries) &&
+    !!o.phases &&
+    typeof o.phases === 'object' &&
+    (['setup', 'offline', 'online'] as Phase[]).every((p) => o.phases[p] && typeof o.phases[p].ms === 'number');
   if (!ok) throw malformed(`${what}: not a session report`);
   return o;
 }
@@ -502,14 +722,29 @@ function checkReport(r: unknown, what: string): PartyReport {
  * site's output share is its mask r, drawn here in plan order (the order random.reluMask always saw); share-local
  * ops are computed when first needed. Returns the masks by op index, for the ReLU protocol's offline part.
  */
-async function clientShares(plan: PublicPlan, cv: R64[], rec: Recorder, prep: Preprocessor, ctx: PreprocessContext, random: ClientRandomness): Promise<(R64 | null)[]> {
+async function clientShares(
+  plan: PublicPlan,
+  cv: R64[],
+  rec: Recorder,
+  prep: Preprocessor,
+  ctx: PreprocessContext,
+  random: ClientRandomness,
+): Promise<(R64 | null)[]> {
   const masks: (R64 | null)[] = plan.ops.map(() => null);
   const pending: { i: number; answer: PendingLinear }[] = [];
   const finishOldest = async () => {
     const p = pending.shift();
     if (!p) throw new Error("client: a linear layer's answer was needed before its upload");
     const op = plan.ops[p.i]!;
-    cv[p.i] = await rec.step('offline', p.i, op.name, op.op, { macs: macsOf(plan, p.i) }, () => p.answer.finish(), () => prep.lastComputeMs?.());
+    cv[p.i] = await rec.step(
+      'offline',
+      p.i,
+      op.name,
+      op.op,
+      { macs: macsOf(plan, p.i) },
+      () => p.answer.finish(),
+      () => prep.lastComputeMs?.(),
+    );
   };
   const value = async (k: number): Promise<R64> => {
     while (!cv[k]) {
@@ -527,15 +762,26 @@ async function clientShares(plan: PublicPlan, cv: R64[], rec: Recorder, prep: Pr
     const op = plan.ops[i]!;
     if (op.op === 'input') {
       const c0 = random.inputMask(op.size);
-      if (c0.lo.length !== op.size) throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
+      if (c0.lo.length !== op.size)
+        throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
       cv[i] = c0;
     } else if (op.op === 'conv' || op.op === 'fc') {
       const c = await value(op.input);
       while (pending.length >= 2) await finishOldest();
-      const answer = await rec.step('offline', i, op.name, op.op, { macs: macsOf(plan, i) }, () => prep.clientStart(ctx, linearShape(plan, i), c), () => prep.lastComputeMs?.());
+      const answer = await rec.step(
+        'offline',
+        i,
+        op.name,
+        op.op,
+        { macs: macsOf(plan, i) },
+        () => prep.clientStart(ctx, linearShape(plan, i), c),
+        () => prep.lastComputeMs?.(),
+      );
       pending.push({ i, answer });
     } else if (op.op === 'relu') {
-      const site = reluSite(plan, i), r = random.reluMask(site), kept = reluElements(op);
+      const site = reluSite(plan, i),
+        r = random.reluMask(site),
+        kept = reluElements(op);
       masks[i] = r;
       cv[i] = kept ? clientPartialShare(site, kept, await value(op.input), r) : r;
     }
@@ -549,37 +795,57 @@ async function clientShares(plan: PublicPlan, cv: R64[], rec: Recorder, prep: Pr
  * Runs a query: `image` is the preprocessed (normalised, padded) CHW float image the plan's input expects, or a
  * function that makes it from the plan (whose `input` carries the model's normalisation).
  */
-export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>), o: ClientSessionOptions = {}): Promise<ClientResult> {
+export function runClient(
+  ch0: Channel,
+  imageOrFn: ArrayLike<number> | ((plan: PublicPlan) => ArrayLike<number>),
+  o: ClientSessionOptions = {},
+): Promise<ClientResult> {
   const { dl, state, clock } = openSession(ch0, 'client', o, PLAN_MAX_BYTES, 'before the plan', 'waiting for the plan');
   return guarded(ch0, 'client', async (ch, adopt) => {
     const cv: R64[] = [];
     let relu: ReluClient | null = null;
     const prep = makePreprocessor(o.preprocess ?? DEFAULT_PREPROCESS);
-    const rec = new Recorder(ch, 'client', state, () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv), o.hooks?.onStep);
+    const rec = new Recorder(
+      ch,
+      'client',
+      state,
+      () => (relu?.heldBytes() ?? 0) + (prep.heldBytes?.() ?? 0) + r64Bytes(cv),
+      o.hooks?.onStep,
+    );
     const reluProto = makeReluProtocol(o.relu ?? DEFAULT_RELU);
     const link = prep.needsDealer ? needDealer(o) : null;
     const random = o.random ?? clientRandomness();
     rec.begin('setup');
     const session = toHex(random.bytes.bytes(16));
-    ch.sendJson({ protocol: PROTOCOL, preprocess: prep.name, relu: reluProto.name, session, ...(o.timings ? { timings: true } : {}) } satisfies Hello);
+    ch.sendJson({
+      protocol: PROTOCOL,
+      preprocess: prep.name,
+      relu: reluProto.name,
+      session,
+      ...(o.timings ? { timings: true } : {}),
+    } satisfies Hello);
     const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
     if (!got || typeof got !== 'object') throw malformed(`${ch.name}: plan message is not an object`);
     const plan = checkPlan(got.plan, `${ch.name}: plan`, o.planBounds);
     const batch = got.batch;
-    if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH) throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
+    if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
+      throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
     const lim = sessionLimits(plan, batch, reluProto, prep);
     const phase = { ch, role: 'client', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase, false);
     const in0 = plan.ops[0]!;
     const image = typeof imageOrFn === 'function' ? imageOrFn(plan) : imageOrFn;
-    if (image.length !== in0.size) throw new Error(`client: image has ${image.length} values, the model expects ${in0.size} [${in0.shape}]`);
+    if (image.length !== in0.size)
+      throw new Error(`client: image has ${image.length} values, the model expects ${in0.size} [${in0.shape}]`);
     const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
     if (link) {
       const d = await joinDealer(link, 'client', session, { plan }, dl.idleMs);
       state.channels.push(d);
       ctx.dealer = rec.dealer = adopt(d);
     }
-    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () => reluProto.client(ch, { batch, random }));
+    relu = await rec.step('setup', -1, `${reluProto.name} set-up`, 'ot', {}, () =>
+      reluProto.client(ch, { batch, random }),
+    );
     o.hooks?.onRelu?.(relu);
     rec.end('setup');
 
@@ -589,12 +855,16 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op !== 'relu') continue;
-      await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!));
+      await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+        clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
+      );
     }
     rec.end('offline');
 
     enterPhase('online', phase);
-    await rec.step('online', 0, 'input', 'input', {}, () => ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))));
+    await rec.step('online', 0, 'input', 'input', {}, () =>
+      ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))),
+    );
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
       if (op.op !== 'relu') continue;
@@ -602,7 +872,11 @@ export function runClient(ch0: Channel, imageOrFn: ArrayLike<number> | ((plan: P
     }
     const last = plan.ops[plan.ops.length - 1]!;
     const out = await rec.step('online', -1, 'output', 'output', {}, async () =>
-      r64Add(r64FromBytes(await recvChecked(ch, 'online: output share', 8 * last.size), last.size, 'online: output share'), cv[cv.length - 1]!));
+      r64Add(
+        r64FromBytes(await recvChecked(ch, 'online: output share', 8 * last.size), last.size, 'online: output share'),
+        cv[cv.length - 1]!,
+      ),
+    );
     rec.end('online');
     const server = checkReport(await recvJsonChecked<unknown>(ch, 'server report'), `${ch.name}: server report`);
     o.hooks?.onPhase?.('done');

@@ -29,7 +29,9 @@ export function seededRandom(seed: Uint8Array | string): Random {
   const key = new Uint8Array(32);
   key.set(s);
   const nonce = new Uint8Array(12);
-  let counter = 0, buf = new Uint8Array(0), pos = 0;
+  let counter = 0,
+    buf = new Uint8Array(0),
+    pos = 0;
   return {
     bytes(n: number): Uint8Array {
       const out = new Uint8Array(n);

@@ -18,8 +18,14 @@ export interface RetryOptions {
 export const DEFAULT_RETRY = { attempts: 8, baseMs: 500, maxWaitMs: 30_000 } as const;
 
 /** The wait before try `attempt + 1` after a BUSY refusal (with its hint, if any). */
-export function retryWaitMs(attempt: number, hintMs: number | undefined, o: RetryOptions = {}, random = Math.random): number {
-  const base = o.baseMs ?? DEFAULT_RETRY.baseMs, max = o.maxWaitMs ?? DEFAULT_RETRY.maxWaitMs;
+export function retryWaitMs(
+  attempt: number,
+  hintMs: number | undefined,
+  o: RetryOptions = {},
+  random = Math.random,
+): number {
+  const base = o.baseMs ?? DEFAULT_RETRY.baseMs,
+    max = o.maxWaitMs ?? DEFAULT_RETRY.maxWaitMs;
   const backoff = base * 2 ** Math.min(attempt - 1, 20);
   return Math.round(Math.min(max, Math.max(hintMs ?? 0, backoff) * (0.75 + 0.5 * random())));
 }

@@ -3,7 +3,15 @@
 // with a code from transport/errors.ts and that code's fixed generic text, so the peer reports the cause instead of
 // a bare disconnect while nothing local (values, indices, sizes, digests, stack) crosses. The receiver shows its own
 // text for the code, never the peer's words.
-import { unpackParts, u32View, parseJson, type Channel, type ChannelLimits, type ChannelMemory, type ChannelStats } from './transport/channel.js';
+import {
+  unpackParts,
+  u32View,
+  parseJson,
+  type Channel,
+  type ChannelLimits,
+  type ChannelMemory,
+  type ChannelStats,
+} from './transport/channel.js';
 import { codeOf, ERROR_CODES, isErrorCode, malformed, PiError, type ErrorCode } from './transport/errors.js';
 
 export { ERROR_CODES, PiError, codeOf, malformed, type ErrorCode };
@@ -19,7 +27,10 @@ export const MAX_RETRY_MS = 60_000;
 
 /** The bytes of an error frame for `code` (BUSY may carry a retry hint in whole milliseconds). */
 export function errorFrameBytes(code: ErrorCode, from: PartyRole, retryMs?: number): Uint8Array {
-  const hint = code === 'BUSY' && retryMs !== undefined ? { retry_ms: Math.min(MAX_RETRY_MS, Math.max(0, Math.round(retryMs))) } : {};
+  const hint =
+    code === 'BUSY' && retryMs !== undefined
+      ? { retry_ms: Math.min(MAX_RETRY_MS, Math.max(0, Math.round(retryMs))) }
+      : {};
   return new TextEncoder().encode(JSON.stringify({ pi_error: { code, message: ERROR_CODES[code], from, ...hint } }));
 }
 
@@ -35,21 +46,35 @@ export function parseErrorFrame(m: Uint8Array): { code: ErrorCode; from: string;
   }
   const e = j?.pi_error;
   const from = e?.from === 'server' || e?.from === 'client' || e?.from === 'dealer' ? e.from : 'peer';
-  const code = isErrorCode(e?.code) ? e.code : 'MALFORMED', r = e?.retry_ms;
-  const retry = code === 'BUSY' && typeof r === 'number' && Number.isFinite(r) ? { retryMs: Math.min(MAX_RETRY_MS, Math.max(0, r)) } : {};
+  const code = isErrorCode(e?.code) ? e.code : 'MALFORMED',
+    r = e?.retry_ms;
+  const retry =
+    code === 'BUSY' && typeof r === 'number' && Number.isFinite(r)
+      ? { retryMs: Math.min(MAX_RETRY_MS, Math.max(0, r)) }
+      : {};
   return { code, from, ...retry };
 }
 
 /** An error the peer on `from` reported (not re-sent to it). */
 export class PeerError extends PiError {
-  constructor(code: ErrorCode, message: string, readonly from: Channel, retryMs?: number) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly from: Channel,
+    retryMs?: number,
+  ) {
     super(code, message, retryMs !== undefined ? { retryMs } : {});
     this.name = 'PeerError';
   }
 }
 
 function peerError(ch: Channel, e: { code: ErrorCode; from: string; retryMs?: number }, what: string): PeerError {
-  return new PeerError(e.code, `${ch.name}: the ${e.from} reported ${e.code} (${ERROR_CODES[e.code]}) while we waited for ${what}`, ch, e.retryMs);
+  return new PeerError(
+    e.code,
+    `${ch.name}: the ${e.from} reported ${e.code} (${ERROR_CODES[e.code]}) while we waited for ${what}`,
+    ch,
+    e.retryMs,
+  );
 }
 
 /** The next message, checked for an error frame from the peer and (if given) its length. */
@@ -73,30 +98,65 @@ export async function recvJsonChecked<T>(ch: Channel, what: string): Promise<T> 
  */
 class CheckedChannel implements Channel {
   constructor(private readonly ch: Channel) {}
-  get name(): string { return this.ch.name; }
-  get closed(): boolean { return this.ch.closed; }
-  get limits(): Readonly<ChannelLimits> { return this.ch.limits; }
-  send(d: Uint8Array): void { this.ch.send(d); }
-  recv(): Promise<Uint8Array> { return recvChecked(this.ch, 'the next message'); }
-  flush(): Promise<void> { return this.ch.flush(); }
-  close(): void { this.ch.close(); }
-  abort(err: Error): void { this.ch.abort(err); }
-  setLimits(l: Partial<ChannelLimits>): void { this.ch.setLimits(l); }
-  memory(): ChannelMemory { return this.ch.memory(); }
-  stats(): ChannelStats { return this.ch.stats(); }
-  resetStats(): ChannelStats { return this.ch.resetStats(); }
-  recvBytes(what: string, expectedLength?: number): Promise<Uint8Array> { return recvChecked(this.ch, what, expectedLength); }
-  sendU32Array(a: Uint32Array): void { this.ch.sendU32Array(a); }
+  get name(): string {
+    return this.ch.name;
+  }
+  get closed(): boolean {
+    return this.ch.closed;
+  }
+  get limits(): Readonly<ChannelLimits> {
+    return this.ch.limits;
+  }
+  send(d: Uint8Array): void {
+    this.ch.send(d);
+  }
+  recv(): Promise<Uint8Array> {
+    return recvChecked(this.ch, 'the next message');
+  }
+  flush(): Promise<void> {
+    return this.ch.flush();
+  }
+  close(): void {
+    this.ch.close();
+  }
+  abort(err: Error): void {
+    this.ch.abort(err);
+  }
+  setLimits(l: Partial<ChannelLimits>): void {
+    this.ch.setLimits(l);
+  }
+  memory(): ChannelMemory {
+    return this.ch.memory();
+  }
+  stats(): ChannelStats {
+    return this.ch.stats();
+  }
+  resetStats(): ChannelStats {
+    return this.ch.resetStats();
+  }
+  recvBytes(what: string, expectedLength?: number): Promise<Uint8Array> {
+    return recvChecked(this.ch, what, expectedLength);
+  }
+  sendU32Array(a: Uint32Array): void {
+    this.ch.sendU32Array(a);
+  }
   async recvU32Array(what: string, expectedLength?: number): Promise<Uint32Array> {
     const m = await recvChecked(this.ch, what, expectedLength === undefined ? undefined : 4 * expectedLength);
     return u32View(m, `${this.name}: malformed message: ${what}`);
   }
-  sendJson(v: unknown): void { this.ch.sendJson(v); }
-  recvJson<T = unknown>(what: string): Promise<T> { return recvJsonChecked<T>(this.ch, what); }
-  sendParts(parts: readonly Uint8Array[]): void { this.ch.sendParts(parts); }
+  sendJson(v: unknown): void {
+    this.ch.sendJson(v);
+  }
+  recvJson<T = unknown>(what: string): Promise<T> {
+    return recvJsonChecked<T>(this.ch, what);
+  }
+  sendParts(parts: readonly Uint8Array[]): void {
+    this.ch.sendParts(parts);
+  }
   async recvParts(what: string, expectedCount?: number): Promise<Uint8Array[]> {
     const parts = unpackParts(await recvChecked(this.ch, what), `${this.name}: malformed message: ${what}`);
-    if (expectedCount !== undefined && parts.length !== expectedCount) throw malformed(`${this.name}: malformed message: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
+    if (expectedCount !== undefined && parts.length !== expectedCount)
+      throw malformed(`${this.name}: malformed message: ${what}: expected ${expectedCount} parts, got ${parts.length}`);
     return parts;
   }
 }
@@ -111,7 +171,12 @@ async function queuedPeerError(chs: Channel[], local: Error): Promise<PeerError 
     next.catch(() => {});
     const m = await Promise.race([next, Promise.resolve(null)]).catch(() => null);
     const err = m && parseErrorFrame(m);
-    if (err) return new PeerError(err.code, `${c.name}: the ${err.from} reported ${err.code} (${ERROR_CODES[err.code]}) (here: ${local.message})`, c);
+    if (err)
+      return new PeerError(
+        err.code,
+        `${c.name}: the ${err.from} reported ${err.code} (${ERROR_CODES[err.code]}) (here: ${local.message})`,
+        c,
+      );
   }
   return null;
 }
@@ -130,7 +195,11 @@ function detach(e: unknown): void {
  * the failure's code (ABORTED when another party's error caused it), except the one that reported the error or
  * disconnected; all are closed, and the error, with its local details, is rethrown.
  */
-export async function guarded<T>(ch: Channel, role: PartyRole, fn: (ch: Channel, adopt: (other: Channel) => Channel) => Promise<T>): Promise<T> {
+export async function guarded<T>(
+  ch: Channel,
+  role: PartyRole,
+  fn: (ch: Channel, adopt: (other: Channel) => Channel) => Promise<T>,
+): Promise<T> {
   const extra: Channel[] = [];
   const adopt = (other: Channel): Channel => {
     extra.push(other);
@@ -147,7 +216,13 @@ export async function guarded<T>(ch: Channel, role: PartyRole, fn: (ch: Channel,
       if (c.closed || (err instanceof PeerError && err.from === c)) continue;
       try {
         c.send(errorFrameBytes(code, role, err instanceof PeerError ? undefined : (err as PiError).retryMs));
-        await Promise.race([c.flush(), new Promise((r) => { const t = setTimeout(r, 1000); (t as { unref?: () => void }).unref?.(); })]);
+        await Promise.race([
+          c.flush(),
+          new Promise((r) => {
+            const t = setTimeout(r, 1000);
+            (t as { unref?: () => void }).unref?.();
+          }),
+        ]);
       } catch {
         // the peer is gone already
       }

@@ -3,7 +3,8 @@
 import { trainModel, type TrainConfig } from '../train/run.js';
 import { isRetryable, type ChildMessage } from './spec.js';
 
-const send = (m: ChildMessage): Promise<void> => new Promise((res) => (process.connected ? process.send!(m, () => res()) : res()));
+const send = (m: ChildMessage): Promise<void> =>
+  new Promise((res) => (process.connected ? process.send!(m, () => res()) : res()));
 
 if (!process.send) {
   process.stderr.write('deepreduce: this is the training process of `deepreduce worker`; it is not run directly\n');

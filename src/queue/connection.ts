@@ -23,17 +23,25 @@ export function parseQueueUrl(url: string): QueueAddress {
   } catch {
     throw new Error(`--queue ${url}: not a URL; expected redis://HOST:PORT/NAME`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`--queue ${url}: the scheme must be redis:// or rediss://, not ${u.protocol}//`);
-  if (u.password) throw new Error(`--queue ${url}: put the Redis password in ${PASSWORD_ENV}, not in the URL (the URL is written to the run's files)`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new Error(`--queue ${url}: the scheme must be redis:// or rediss://, not ${u.protocol}//`);
+  if (u.password)
+    throw new Error(
+      `--queue ${url}: put the Redis password in ${PASSWORD_ENV}, not in the URL (the URL is written to the run's files)`,
+    );
   if (!u.hostname) throw new Error(`--queue ${url}: no host; expected redis://HOST:PORT/NAME`);
   const name = decodeURIComponent(u.pathname.replace(/^\//, ''));
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(name))
-    throw new Error(`--queue ${url}: the queue name (the path, e.g. redis://host:6379/reduce) must be 1-100 letters, digits, '.', '_' or '-'; got '${name}'`);
+    throw new Error(
+      `--queue ${url}: the queue name (the path, e.g. redis://host:6379/reduce) must be 1-100 letters, digits, '.', '_' or '-'; got '${name}'`,
+    );
   const password = process.env[PASSWORD_ENV];
   return {
-    url, name,
+    url,
+    name,
     connection: {
-      host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port ? Number(u.port) : 6379,
+      host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: u.port ? Number(u.port) : 6379,
       ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
       ...(password ? { password } : {}),
       ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {}),
@@ -51,8 +59,12 @@ export async function checkRedis(a: QueueAddress, timeoutMs = 5_000): Promise<vo
   const t0 = Date.now();
   for (;;) {
     const client = new Redis({
-      ...a.connection, lazyConnect: true, connectTimeout: Math.max(100, timeoutMs - (Date.now() - t0)), maxRetriesPerRequest: 0,
-      enableOfflineQueue: false, retryStrategy: () => null,
+      ...a.connection,
+      lazyConnect: true,
+      connectTimeout: Math.max(100, timeoutMs - (Date.now() - t0)),
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
     });
     // The socket's error (ECONNREFUSED, ENOTFOUND) says more than the rejected connect ('Connection is closed').
     let cause: Error | null = null;
@@ -64,7 +76,9 @@ export async function checkRedis(a: QueueAddress, timeoutMs = 5_000): Promise<vo
     } catch (e) {
       // A reply (wrong password, no permission) will not change by waiting.
       if ((e as Error).name === 'ReplyError' || Date.now() - t0 + 250 >= timeoutMs)
-        throw new Error(`cannot reach Redis at ${a.url} (queue '${a.name}') within ${Math.ceil((Date.now() - t0) / 1000)} s: ${(cause ?? (e as Error)).message}`);
+        throw new Error(
+          `cannot reach Redis at ${a.url} (queue '${a.name}') within ${Math.ceil((Date.now() - t0) / 1000)} s: ${(cause ?? (e as Error)).message}`,
+        );
       await sleep(250);
     } finally {
       client.disconnect();

@@ -20,7 +20,14 @@ const abs = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : r
 
 /** Workers on other machines resolve paths against nothing of ours: every path a job names is made absolute. */
 function absolutePaths(c: TrainConfig): TrainConfig {
-  return { ...c, out: abs(c.out)!, dataDir: abs(c.dataDir), teacher: abs(c.teacher), init: abs(c.init), maskFile: abs(c.maskFile) };
+  return {
+    ...c,
+    out: abs(c.out)!,
+    dataDir: abs(c.dataDir),
+    teacher: abs(c.teacher),
+    init: abs(c.init),
+    maskFile: abs(c.maskFile),
+  };
 }
 
 /** Runs a reduce's trainings on the queue at `url`; `run` is the run directory every worker must see. */
@@ -63,7 +70,11 @@ export function queueRunner(url: string, run: string, o: QueueRunnerOptions = {}
             if (state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
             await old.remove();
           }
-          await queue.add(job.id, { kind: 'deepreduce-train', run: runDir, token, id: job.id, config }, { ...JOB_OPTIONS, jobId });
+          await queue.add(
+            job.id,
+            { kind: 'deepreduce-train', run: runDir, token, id: job.id, config },
+            { ...JOB_OPTIONS, jobId },
+          );
         }
         while (pending.size) {
           const running: { id: string; progress: JobProgress | null }[] = [];
@@ -73,14 +84,23 @@ export function queueRunner(url: string, run: string, o: QueueRunnerOptions = {}
             const j = (await queue.getJob(jobId)) as QueueJob<TrainJobData, TrainSummary> | undefined;
             const state = j ? await j.getState() : 'unknown';
             if (!j || state === 'unknown') {
-              failed.push({ id: job.id, dir: out, error: `job ${jobId} was removed from the queue before it finished`, attempts: 0 });
+              failed.push({
+                id: job.id,
+                dir: out,
+                error: `job ${jobId} was removed from the queue before it finished`,
+                attempts: 0,
+              });
               pending.delete(jobId);
             } else if (state === 'completed') {
               pending.delete(jobId);
               const r = readTrainResult(out);
               if (!r) {
-                failed.push({ id: job.id, dir: out, attempts: j.attemptsMade,
-                  error: `a worker finished ${job.id}, but ${join(out, 'result.json')} is not visible here: the run directory must be on storage this machine and every worker share` });
+                failed.push({
+                  id: job.id,
+                  dir: out,
+                  attempts: j.attemptsMade,
+                  error: `a worker finished ${job.id}, but ${join(out, 'result.json')} is not visible here: the run directory must be on storage this machine and every worker share`,
+                });
                 continue;
               }
               results.set(job.id, r);
@@ -88,8 +108,16 @@ export function queueRunner(url: string, run: string, o: QueueRunnerOptions = {}
             } else if (state === 'failed') {
               pending.delete(jobId);
               failed.push({ id: job.id, dir: out, error: j.failedReason ?? 'failed', attempts: j.attemptsMade });
-              display.pause(() => log(`  ${job.id} FAILED after ${j.attemptsMade} attempt${j.attemptsMade === 1 ? '' : 's'}: ${j.failedReason}`));
-            } else if (state === 'active') running.push({ id: job.id, progress: typeof j.progress === 'object' ? (j.progress as unknown as JobProgress) : null });
+              display.pause(() =>
+                log(
+                  `  ${job.id} FAILED after ${j.attemptsMade} attempt${j.attemptsMade === 1 ? '' : 's'}: ${j.failedReason}`,
+                ),
+              );
+            } else if (state === 'active')
+              running.push({
+                id: job.id,
+                progress: typeof j.progress === 'object' ? (j.progress as unknown as JobProgress) : null,
+              });
             else if (state === 'delayed') retrying++;
             else waiting++;
           }

@@ -71,7 +71,10 @@ export function ensureRunMarker(run: string, queue: string): string {
     throw new Error(`${file}: field 'token' is missing or malformed (remove the file to start a new queue run)`);
   }
   const token = randomBytes(16).toString('hex');
-  writeFileAtomic(file, `${JSON.stringify({ token, queue, created: new Date().toISOString(), host: hostname() }, null, 2)}\n`);
+  writeFileAtomic(
+    file,
+    `${JSON.stringify({ token, queue, created: new Date().toISOString(), host: hostname() }, null, 2)}\n`,
+  );
   return token;
 }
 
@@ -91,20 +94,39 @@ export function checkRunDir(run: string, token: string, worker: string): void {
   try {
     m = JSON.parse(readFileSync(file, 'utf8')) as { token?: unknown };
   } catch (e) {
-    throw new Error(`worker ${worker} cannot see the run directory ${run} (${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): ${shared}`);
+    throw new Error(
+      `worker ${worker} cannot see the run directory ${run} (${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): ${shared}`,
+    );
   }
   if (m.token !== token)
-    throw new Error(`worker ${worker}: ${run} here is not the run directory the job was submitted from (${MARKER} has another token): ${shared}`);
+    throw new Error(
+      `worker ${worker}: ${run} here is not the run directory the job was submitted from (${MARKER} has another token): ${shared}`,
+    );
   const probe = join(run, `.write-probe-${hostname()}-${process.pid}`);
   try {
     writeFileSync(probe, worker);
     unlinkSync(probe);
   } catch (e) {
-    throw new Error(`worker ${worker} cannot write to the run directory ${run} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): ${shared}, writable by the workers`);
+    throw new Error(
+      `worker ${worker} cannot write to the run directory ${run} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): ${shared}, writable by the workers`,
+    );
   }
 }
 
-const TRANSIENT_CODES = new Set(['EIO', 'ESTALE', 'ENOSPC', 'EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'ENOMEM', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH']);
+const TRANSIENT_CODES = new Set([
+  'EIO',
+  'ESTALE',
+  'ENOSPC',
+  'EAGAIN',
+  'EBUSY',
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 /**
  * Whether a training error may go away on another attempt: I/O trouble of shared storage, exhausted file handles or
@@ -118,9 +140,11 @@ export function isRetryable(e: unknown): boolean {
 }
 
 export const fmtDuration = (s: number): string =>
-  s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
-  : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`
-  : `${Math.max(0, Math.round(s))}s`;
+  s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`
+      : `${Math.max(0, Math.round(s))}s`;
 
 /** "epoch 2/5, 31%, ETA 4m10s" */
 export function progressText(p: JobProgress | null | undefined): string {

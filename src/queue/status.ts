@@ -25,17 +25,43 @@ export async function queueStatus(url: string, limit = 20): Promise<QueueStatus>
     const c = await q.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
     const at = (t: number | undefined) => (t ? new Date(t).toISOString() : null);
     const [active, waiting, delayed, failed, completed] = await Promise.all([
-      q.getJobs(['active'], 0, limit - 1), q.getJobs(['waiting', 'prioritized'], 0, limit - 1, true), q.getJobs(['delayed'], 0, limit - 1),
-      q.getJobs(['failed'], 0, limit - 1), q.getJobs(['completed'], 0, limit - 1),
+      q.getJobs(['active'], 0, limit - 1),
+      q.getJobs(['waiting', 'prioritized'], 0, limit - 1, true),
+      q.getJobs(['delayed'], 0, limit - 1),
+      q.getJobs(['failed'], 0, limit - 1),
+      q.getJobs(['completed'], 0, limit - 1),
     ]);
     return {
-      queue: a.name, url: a.url, workers: await q.getWorkersCount(),
-      counts: { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), running: c.active ?? 0, retrying: c.delayed ?? 0, done: c.completed ?? 0, failed: c.failed ?? 0 },
-      running: active.map((j) => ({ job: j.id!, progress: typeof j.progress === 'object' ? (j.progress as unknown as JobProgress) : null })),
+      queue: a.name,
+      url: a.url,
+      workers: await q.getWorkersCount(),
+      counts: {
+        waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+        running: c.active ?? 0,
+        retrying: c.delayed ?? 0,
+        done: c.completed ?? 0,
+        failed: c.failed ?? 0,
+      },
+      running: active.map((j) => ({
+        job: j.id!,
+        progress: typeof j.progress === 'object' ? (j.progress as unknown as JobProgress) : null,
+      })),
       waiting: waiting.map((j) => j.id!),
       retrying: delayed.map((j) => ({ job: j.id!, attempts: j.attemptsMade, reason: j.failedReason ?? '' })),
-      failed: failed.map((j) => ({ job: j.id!, attempts: j.attemptsMade, reason: j.failedReason ?? '', finished: at(j.finishedOn) })),
-      done: completed.map((j) => ({ job: j.id!, acc: typeof (j.returnvalue as TrainSummary | null)?.test_acc === 'number' ? (j.returnvalue as TrainSummary).test_acc : null, finished: at(j.finishedOn) })),
+      failed: failed.map((j) => ({
+        job: j.id!,
+        attempts: j.attemptsMade,
+        reason: j.failedReason ?? '',
+        finished: at(j.finishedOn),
+      })),
+      done: completed.map((j) => ({
+        job: j.id!,
+        acc:
+          typeof (j.returnvalue as TrainSummary | null)?.test_acc === 'number'
+            ? (j.returnvalue as TrainSummary).test_acc
+            : null,
+        finished: at(j.finishedOn),
+      })),
     };
   } finally {
     await q.close();
@@ -47,10 +73,37 @@ export function statusLines(s: QueueStatus): string[] {
   const more = (shown: number, total: number) => (total > shown ? [`  ... and ${total - shown} more`] : []);
   return [
     `queue '${s.queue}' at ${s.url}: ${n.waiting} waiting, ${n.running} running, ${n.retrying} to retry, ${n.done} done, ${n.failed} failed; ${s.workers} worker connection${s.workers === 1 ? '' : 's'}`,
-    ...(s.running.length ? ['running:', ...s.running.map((r) => `  ${r.job}: ${progressText(r.progress)}${r.progress ? ` on ${r.progress.worker} (attempt ${r.progress.attempt})` : ''}`), ...more(s.running.length, n.running)] : []),
+    ...(s.running.length
+      ? [
+          'running:',
+          ...s.running.map(
+            (r) =>
+              `  ${r.job}: ${progressText(r.progress)}${r.progress ? ` on ${r.progress.worker} (attempt ${r.progress.attempt})` : ''}`,
+          ),
+          ...more(s.running.length, n.running),
+        ]
+      : []),
     ...(s.waiting.length ? ['waiting:', ...s.waiting.map((j) => `  ${j}`), ...more(s.waiting.length, n.waiting)] : []),
-    ...(s.retrying.length ? ['to retry:', ...s.retrying.map((r) => `  ${r.job}: attempt ${r.attempts} failed: ${r.reason}`), ...more(s.retrying.length, n.retrying)] : []),
-    ...(s.failed.length ? ['failed:', ...s.failed.map((f) => `  ${f.job} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'}): ${f.reason}`), ...more(s.failed.length, n.failed)] : []),
-    ...(s.done.length ? ['done (newest first):', ...s.done.map((d) => `  ${d.job}${d.acc !== null ? `: ${(100 * d.acc).toFixed(2)}%` : ''}`), ...more(s.done.length, n.done)] : []),
+    ...(s.retrying.length
+      ? [
+          'to retry:',
+          ...s.retrying.map((r) => `  ${r.job}: attempt ${r.attempts} failed: ${r.reason}`),
+          ...more(s.retrying.length, n.retrying),
+        ]
+      : []),
+    ...(s.failed.length
+      ? [
+          'failed:',
+          ...s.failed.map((f) => `  ${f.job} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'}): ${f.reason}`),
+          ...more(s.failed.length, n.failed),
+        ]
+      : []),
+    ...(s.done.length
+      ? [
+          'done (newest first):',
+          ...s.done.map((d) => `  ${d.job}${d.acc !== null ? `: ${(100 * d.acc).toFixed(2)}%` : ''}`),
+          ...more(s.done.length, n.done),
+        ]
+      : []),
   ];
 }

@@ -36,8 +36,16 @@ type TrainJob = Job<TrainJobData, TrainSummary>;
 
 function checkJobData(job: TrainJob): TrainJobData {
   const d = job.data as Partial<TrainJobData> | undefined;
-  if (d?.kind !== 'deepreduce-train' || typeof d.run !== 'string' || typeof d.token !== 'string' || typeof d.id !== 'string' || typeof d.config?.out !== 'string')
-    throw new UnrecoverableError(`job ${job.id}: not a deepreduce training job (fields kind, run, token, id, config.out)`);
+  if (
+    d?.kind !== 'deepreduce-train' ||
+    typeof d.run !== 'string' ||
+    typeof d.token !== 'string' ||
+    typeof d.id !== 'string' ||
+    typeof d.config?.out !== 'string'
+  )
+    throw new UnrecoverableError(
+      `job ${job.id}: not a deepreduce training job (fields kind, run, token, id, config.out)`,
+    );
   return d as TrainJobData;
 }
 
@@ -51,8 +59,15 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   /** Trains one job in a child process; resolves with its summary, or rejects with a retryable or final error. */
   async function train(job: TrainJob, d: TrainJobData, signal?: AbortSignal): Promise<TrainSummary> {
     const attempt = job.attemptsStarted;
-    const config: TrainConfig = { ...d.config, resume: true, options: { ...d.config.options, threads: o.threads, device, quiet: true } };
-    const child = spawn(process.execPath, [childScript()], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, OMP_NUM_THREADS: String(o.threads) } });
+    const config: TrainConfig = {
+      ...d.config,
+      resume: true,
+      options: { ...d.config.options, threads: o.threads, device, quiet: true },
+    };
+    const child = spawn(process.execPath, [childScript()], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { ...process.env, OMP_NUM_THREADS: String(o.threads) },
+    });
     o.log(`${d.id}: attempt ${attempt}, training process ${child.pid}`);
     void job.log(`attempt ${attempt} on ${name} (training process ${child.pid})`).catch(() => {});
     let stderr = '';
@@ -75,7 +90,14 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         const rate = (done - start.done) / Math.max(1e-3, (now - start.t) / 1000);
         if (now - sent < PROGRESS_EVERY_MS && m.seen < m.total) return;
         sent = now;
-        const p: JobProgress = { worker: name, attempt, epoch: m.epoch + 1, epochs: m.epochs, fraction: total ? done / total : 0, eta_s: rate > 0 ? (total - done) / rate : null };
+        const p: JobProgress = {
+          worker: name,
+          attempt,
+          epoch: m.epoch + 1,
+          epochs: m.epochs,
+          fraction: total ? done / total : 0,
+          eta_s: rate > 0 ? (total - done) / rate : null,
+        };
         void job.updateProgress(p).catch(() => {});
       } else outcome = m;
     });
@@ -90,31 +112,41 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     if (end?.type === 'error') throw end.retryable ? new Error(end.message) : new UnrecoverableError(end.message);
     if (signal?.aborted) throw new Error(`the training was stopped: ${String(signal.reason ?? 'cancelled')}`);
     // Killed (out of memory, by hand) or crashed in native code: another attempt may succeed.
-    throw new Error(`the training process ended by ${sig ?? `exit ${code}`} without a result${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
+    throw new Error(
+      `the training process ended by ${sig ?? `exit ${code}`} without a result${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+    );
   }
 
-  const worker = new Worker<TrainJobData, TrainSummary>(a.name, async (job, token, signal) => {
-    const d = checkJobData(job);
-    try {
-      checkRunDir(d.run, d.token, name);
-    } catch (e) {
-      throw new UnrecoverableError((e as Error).message);
-    }
-    const done = readTrainResult(d.config.out);
-    if (done) return done;
-    try {
-      return await train(job, d, signal);
-    } catch (e) {
-      if (!closing || !token) throw e;
-      // Shutting down: hand the job back untouched; the next worker resumes its checkpoint.
-      await job.moveToWait(token);
-      throw new WaitingError();
-    }
-  }, {
-    connection: a.connection, prefix: KEY_PREFIX, name, concurrency: o.concurrency,
-    lockDuration: o.lockDurationMs ?? LOCK_DEFAULTS.lockDurationMs, stalledInterval: o.stalledIntervalMs ?? LOCK_DEFAULTS.stalledIntervalMs,
-    maxStalledCount: LOCK_DEFAULTS.maxStalledCount,
-  });
+  const worker = new Worker<TrainJobData, TrainSummary>(
+    a.name,
+    async (job, token, signal) => {
+      const d = checkJobData(job);
+      try {
+        checkRunDir(d.run, d.token, name);
+      } catch (e) {
+        throw new UnrecoverableError((e as Error).message);
+      }
+      const done = readTrainResult(d.config.out);
+      if (done) return done;
+      try {
+        return await train(job, d, signal);
+      } catch (e) {
+        if (!closing || !token) throw e;
+        // Shutting down: hand the job back untouched; the next worker resumes its checkpoint.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+    },
+    {
+      connection: a.connection,
+      prefix: KEY_PREFIX,
+      name,
+      concurrency: o.concurrency,
+      lockDuration: o.lockDurationMs ?? LOCK_DEFAULTS.lockDurationMs,
+      stalledInterval: o.stalledIntervalMs ?? LOCK_DEFAULTS.stalledIntervalMs,
+      maxStalledCount: LOCK_DEFAULTS.maxStalledCount,
+    },
+  );
   // Redis errors repeat while the server is away (the worker reconnects by itself): say so once a minute at most.
   let lastError = 0;
   worker.on('error', (e) => {
@@ -123,11 +155,24 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     o.log(`queue error (${a.url}): ${e.message}`);
   });
   // Another worker may take over a job whose lock this one lost: stop training it here.
-  worker.on('lockRenewalFailed', (ids: string[]) => { for (const id of ids) worker.cancelJob(id, 'the job lock was lost'); });
-  worker.on('completed', (job, r) => o.log(`${job.data.id}: done, ${(100 * r.test_acc).toFixed(2)}% (${join(job.data.config.out, 'result.json')})`));
-  worker.on('failed', (job, e) => job && o.log(`${job.data.id}: attempt ${job.attemptsStarted} failed${e instanceof UnrecoverableError ? ' for good' : ''}: ${e.message}`));
+  worker.on('lockRenewalFailed', (ids: string[]) => {
+    for (const id of ids) worker.cancelJob(id, 'the job lock was lost');
+  });
+  worker.on('completed', (job, r) =>
+    o.log(`${job.data.id}: done, ${(100 * r.test_acc).toFixed(2)}% (${join(job.data.config.out, 'result.json')})`),
+  );
+  worker.on(
+    'failed',
+    (job, e) =>
+      job &&
+      o.log(
+        `${job.data.id}: attempt ${job.attemptsStarted} failed${e instanceof UnrecoverableError ? ' for good' : ''}: ${e.message}`,
+      ),
+  );
   await worker.waitUntilReady();
-  o.log(`worker ${name}: queue '${a.name}' at ${a.url}, device ${device}, ${o.concurrency} training${o.concurrency > 1 ? 's' : ''} at once, ${o.threads} thread${o.threads > 1 ? 's' : ''} each`);
+  o.log(
+    `worker ${name}: queue '${a.name}' at ${a.url}, device ${device}, ${o.concurrency} training${o.concurrency > 1 ? 's' : ''} at once, ${o.threads} thread${o.threads > 1 ? 's' : ''} each`,
+  );
   return {
     name,
     async close() {

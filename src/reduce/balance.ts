@@ -7,12 +7,22 @@
 import { scaleWidth, siteShapes, specFor, type NetSpec } from '../models/index.js';
 
 /** Channels per stage (alpha 1) that split `budget` ReLUs over the kept stages in the ratio `ratio`, or null if a kept stage would get no channel. */
-export function balancedWidths(base: NetSpec, culled: readonly number[], thinned: boolean, rho: number, budget: number, ratio?: readonly number[]): number[] | null {
+export function balancedWidths(
+  base: NetSpec,
+  culled: readonly number[],
+  thinned: boolean,
+  rho: number,
+  budget: number,
+  ratio?: readonly number[],
+): number[] | null {
   if (base.blockType !== 'basic' || base.family === 'wrn')
-    throw new Error(`ReLU balancing: supports basic-block ResNets (resnet-cifar, resnet-imagenet, resnet-thin), got ${base.arch} (${base.family}, ${base.blockType})`);
+    throw new Error(
+      `ReLU balancing: supports basic-block ResNets (resnet-cifar, resnet-imagenet, resnet-thin), got ${base.arch} (${base.family}, ${base.blockType})`,
+    );
   const n = base.blocks.length;
   const r = ratio ?? new Array<number>(n).fill(1);
-  if (r.length !== n || !r.every((v) => v > 0 && Number.isFinite(v))) throw new Error(`--balance-ratio: needs ${n} positive values (one per stage), got [${r.join(', ')}]`);
+  if (r.length !== n || !r.every((v) => v > 0 && Number.isFinite(v)))
+    throw new Error(`--balance-ratio: needs ${n} positive values (one per stage), got [${r.join(', ')}]`);
   const kept = base.blocks.map((_, i) => i + 1).filter((s) => !culled.includes(s));
   if (!kept.length) return null;
   const shapes = siteShapes(specFor(base.arch, { ...base, rho, mask: undefined }));

@@ -45,11 +45,16 @@ async function runOne(job: Job, inProcess: boolean, threads: number): Promise<Tr
   const file = join(job.config.out, 'job.json');
   writeFileAtomic(file, JSON.stringify(config));
   await new Promise<void>((resolve, reject) => {
-    const p = spawn(process.execPath, [trainEntry(), file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    const p = spawn(process.execPath, [trainEntry(), file], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+    });
     let err = '';
     p.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
     p.on('error', reject);
-    p.on('exit', (code, sig) => (code === 0 ? resolve() : reject(new Error(`training ${job.id} failed (${sig ?? `exit ${code}`}): ${err.trim()}`))));
+    p.on('exit', (code, sig) =>
+      code === 0 ? resolve() : reject(new Error(`training ${job.id} failed (${sig ?? `exit ${code}`}): ${err.trim()}`)),
+    );
   });
   const r = readTrainResult(job.config.out);
   if (!r) throw new Error(`training ${job.id} exited without ${join(job.config.out, 'result.json')}`);

@@ -47,7 +47,10 @@ export interface PiRunOptions {
 export const DEFAULT_PI_OPTIONS: PiRunOptions = { preprocess: DEFAULT_PREPROCESS, relu: DEFAULT_RELU, link: 'lan' };
 
 /** TLS files of the parties: the server's, and the dealer's (for 'dealer' preprocessing). */
-interface Identities { server: { cert: string; key: string }; dealer?: { cert: string; key: string } }
+interface Identities {
+  server: { cert: string; key: string };
+  dealer?: { cert: string; key: string };
+}
 
 /** The flags each process gets for these options (besides its model, addresses and --json). */
 export function piArgs(role: 'dealer' | 'serve' | 'query', o: PiRunOptions, ids?: Identities): string[] {
@@ -75,7 +78,8 @@ async function makeIdentities(dir: string, o: PiRunOptions): Promise<Identities 
   if (o.tls === 'insecure') return undefined;
   const make = async (name: string) => {
     const id = await generateIdentity({ names: ['localhost', '127.0.0.1'] });
-    const cert = join(dir, `${name}.cert.pem`), key = join(dir, `${name}.key.pem`);
+    const cert = join(dir, `${name}.cert.pem`),
+      key = join(dir, `${name}.key.pem`);
     writeFileAtomic(cert, id.cert);
     writeFileAtomic(key, id.key, 0o600);
     return { cert, key };
@@ -91,7 +95,11 @@ export function linkName(o: PiRunOptions): string {
   return l ? describeLink(l) : 'loopback, unshaped';
 }
 
-interface Stat { mean: number; min: number; max: number }
+interface Stat {
+  mean: number;
+  min: number;
+  max: number;
+}
 
 export interface PiImage {
   index: number;
@@ -151,7 +159,11 @@ export interface MeasureOptions {
 
 /** A party's process entry (pi/node/main.ts: the `pi` commands alone), not the whole CLI. */
 const piEntry = () => fileURLToPath(new URL('../pi/node/main.js', import.meta.url));
-const stat = (v: number[]): Stat => ({ mean: v.reduce((a, b) => a + b, 0) / v.length, min: Math.min(...v), max: Math.max(...v) });
+const stat = (v: number[]): Stat => ({
+  mean: v.reduce((a, b) => a + b, 0) / v.length,
+  min: Math.min(...v),
+  max: Math.max(...v),
+});
 const argmax = (v: ArrayLike<number>, off = 0, n = v.length) => {
   let b = 0;
   for (let i = 1; i < n; i++) if (v[off + i]! > v[off + b]!) b = i;
@@ -159,14 +171,25 @@ const argmax = (v: ArrayLike<number>, off = 0, n = v.length) => {
 };
 
 /** Top-1 of the float model and the labels for test images [from, from + n), prepared as in training. */
-function plaintextTop1(dir: string, dataset: string, from: number, n: number, dataDir?: string): { plain: number[]; labels: number[] } {
+function plaintextTop1(
+  dir: string,
+  dataset: string,
+  from: number,
+  n: number,
+  dataDir?: string,
+): { plain: number[]; labels: number[] } {
   const { net, info } = loadModelDir(dir);
   try {
     const ds = loadDataset(checkDatasetName(dataset), 'test', dataDir ? { dir: dataDir } : {});
     if (from + n > ds.n) throw new Error(`${dataset}: asked for test images ${from}..${from + n - 1}, it has ${ds.n}`);
     const idx = Array.from({ length: n }, (_, i) => from + i);
     const s = net.spec.inputSize;
-    const b = makeBatch(ds, idx, { ...(ds.h !== s ? { padTo: s } : {}), mean: info.input.mean, std: info.input.std }, 0);
+    const b = makeBatch(
+      ds,
+      idx,
+      { ...(ds.h !== s ? { padTo: s } : {}), mean: info.input.mean, std: info.input.std },
+      0,
+    );
     const k = net.spec.numClasses;
     const logits = tidy(() => noGrad(() => net.forward(tensor(b.x, [n, ds.c, s, s])).toArray() as Float32Array));
     return { plain: idx.map((_, i) => argmax(logits, i * k, k)), labels: Array.from(b.y) };
@@ -180,9 +203,15 @@ class Party {
   readonly p: ChildProcess;
   err = '';
   out = '';
-  constructor(readonly name: string, args: string[]) {
+  constructor(
+    readonly name: string,
+    args: string[],
+  ) {
     // One libtorch thread per party: the parties share this machine's cores.
-    this.p = spawn(process.execPath, [piEntry(), 'pi', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEEPREDUCE_THREADS: '1' } });
+    this.p = spawn(process.execPath, [piEntry(), 'pi', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DEEPREDUCE_THREADS: '1' },
+    });
     this.p.stdout!.on('data', (d: Buffer) => void (this.out += d));
     this.p.stderr!.on('data', (d: Buffer) => void (this.err = (this.err + d).slice(-8000)));
   }
@@ -190,13 +219,26 @@ class Party {
   /** Resolves with the port once the process says it listens ("... on HOST:PORT"). */
   listening(timeoutS: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => fail(new Error(`${this.name} did not start listening within ${timeoutS} s: ${this.err.trim()}`)), timeoutS * 1e3);
-      const fail = (e: Error) => { clearTimeout(t); this.p.stderr!.off('data', check); reject(e); };
+      const t = setTimeout(
+        () => fail(new Error(`${this.name} did not start listening within ${timeoutS} s: ${this.err.trim()}`)),
+        timeoutS * 1e3,
+      );
+      const fail = (e: Error) => {
+        clearTimeout(t);
+        this.p.stderr!.off('data', check);
+        reject(e);
+      };
       const check = () => {
         const m = / on [^\s]*:(\d+)\b/.exec(this.err);
-        if (m) { clearTimeout(t); this.p.stderr!.off('data', check); this.p.off('exit', exited); resolve(Number(m[1])); }
+        if (m) {
+          clearTimeout(t);
+          this.p.stderr!.off('data', check);
+          this.p.off('exit', exited);
+          resolve(Number(m[1]));
+        }
       };
-      const exited = (code: number | null, sig: string | null) => fail(new Error(`${this.name} exited (${sig ?? `exit ${code}`}) before listening: ${this.err.trim()}`));
+      const exited = (code: number | null, sig: string | null) =>
+        fail(new Error(`${this.name} exited (${sig ?? `exit ${code}`}) before listening: ${this.err.trim()}`));
       this.p.stderr!.on('data', check);
       this.p.once('exit', exited);
       check();
@@ -206,8 +248,14 @@ class Party {
   /** Resolves with stdout when the process exits 0 within the deadline. */
   done(timeoutS: number): Promise<string> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => { this.p.kill('SIGKILL'); reject(new Error(`${this.name} took longer than ${timeoutS} s: ${this.err.trim()}`)); }, timeoutS * 1e3);
-      this.p.once('error', (e) => { clearTimeout(t); reject(e); });
+      const t = setTimeout(() => {
+        this.p.kill('SIGKILL');
+        reject(new Error(`${this.name} took longer than ${timeoutS} s: ${this.err.trim()}`));
+      }, timeoutS * 1e3);
+      this.p.once('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
       this.p.once('close', (code, sig) => {
         clearTimeout(t);
         if (code === 0) resolve(this.out);
@@ -247,9 +295,16 @@ function measurementKey(dir: string, o: PiRunOptions, dataset: string, from: num
  * each image by its own client process against one server process (and one dealer process for 'dealer'), and
  * compares each secure top-1 with the float model's.
  */
-export async function measurePi(dir: string, n: number, options: PiRunOptions, m: MeasureOptions): Promise<PiMeasurement> {
-  if (!Number.isInteger(n) || n < 1) throw new Error(`measure PI: the number of images must be an integer >= 1, got ${n}`);
-  if (!existsSync(join(dir, 'model.json'))) throw new Error(`measure PI: ${dir} is not a model directory (model.json missing)`);
+export async function measurePi(
+  dir: string,
+  n: number,
+  options: PiRunOptions,
+  m: MeasureOptions,
+): Promise<PiMeasurement> {
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`measure PI: the number of images must be an integer >= 1, got ${n}`);
+  if (!existsSync(join(dir, 'model.json')))
+    throw new Error(`measure PI: ${dir} is not a model directory (model.json missing)`);
   const from = m.from ?? 0;
   const key = measurementKey(dir, options, m.dataset, from, n);
   if (m.cache && existsSync(m.cache)) {
@@ -259,9 +314,12 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
   const label = m.label ?? dir;
   const log = m.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const { plain, labels } = plaintextTop1(dir, m.dataset, from, n, m.dataDir);
-  const startS = m.startTimeoutS ?? 120, queryS = m.queryTimeoutS ?? 600;
+  const startS = m.startTimeoutS ?? 120,
+    queryS = m.queryTimeoutS ?? 600;
   const parties: Party[] = [];
-  const stopAll = () => { for (const p of parties) p.p.kill('SIGKILL'); };
+  const stopAll = () => {
+    for (const p of parties) p.p.kill('SIGKILL');
+  };
   process.once('exit', stopAll);
   const tlsDir = mkdtempSync(join(tmpdir(), 'dr-pi-tls-'));
   try {
@@ -269,11 +327,31 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
     const host = '127.0.0.1';
     let dealerAt: string[] = [];
     if (needsDealer(options)) {
-      const d = new Party(`pi dealer (${label})`, ['dealer', '--model', dir, '--port', '0', '--host', host, ...piArgs('dealer', options, ids)]);
+      const d = new Party(`pi dealer (${label})`, [
+        'dealer',
+        '--model',
+        dir,
+        '--port',
+        '0',
+        '--host',
+        host,
+        ...piArgs('dealer', options, ids),
+      ]);
       parties.push(d);
       dealerAt = ['--dealer', `${host}:${await d.listening(startS)}`];
     }
-    const s = new Party(`pi serve (${label})`, ['serve', '--model', dir, '--port', '0', '--host', host, ...dealerAt, '--json', ...piArgs('serve', options, ids)]);
+    const s = new Party(`pi serve (${label})`, [
+      'serve',
+      '--model',
+      dir,
+      '--port',
+      '0',
+      '--host',
+      host,
+      ...dealerAt,
+      '--json',
+      ...piArgs('serve', options, ids),
+    ]);
     parties.push(s);
     const port = await s.listening(startS);
     const images: PiImage[] = [];
@@ -282,8 +360,17 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
     let shown = 0;
     for (let i = 0; i < n; i++) {
       const q = new Party(`pi query (${label}, test image ${from + i})`, [
-        'query', '--connect', `${host}:${port}`, ...dealerAt, '--dataset', m.dataset, '--index', String(from + i),
-        ...(m.dataDir ? ['--data', m.dataDir] : []), '--json', ...piArgs('query', options, ids),
+        'query',
+        '--connect',
+        `${host}:${port}`,
+        ...dealerAt,
+        '--dataset',
+        m.dataset,
+        '--index',
+        String(from + i),
+        ...(m.dataDir ? ['--data', m.dataDir] : []),
+        '--json',
+        ...piArgs('query', options, ids),
       ]);
       parties.push(q);
       let r: QueryJson;
@@ -297,26 +384,46 @@ export async function measurePi(dir: string, n: number, options: PiRunOptions, m
       relus = r.plan.relus;
       const bytes = (['setup', 'offline', 'online'] as const).reduce((a, k) => a + ph[k].cToS + ph[k].sToC, 0);
       images.push({
-        index: from + i, label: labels[i]!, secure: r.predicted, plain: plain[i]!,
-        setupS: ph.setup.ms / 1e3, offlineS: ph.offline.ms / 1e3, onlineS: ph.online.ms / 1e3,
-        bytes, onlineBytes: ph.online.cToS + ph.online.sToC, dealerBytes: ph.setup.prep + ph.offline.prep + ph.online.prep,
+        index: from + i,
+        label: labels[i]!,
+        secure: r.predicted,
+        plain: plain[i]!,
+        setupS: ph.setup.ms / 1e3,
+        offlineS: ph.offline.ms / 1e3,
+        onlineS: ph.online.ms / 1e3,
+        bytes,
+        onlineBytes: ph.online.cToS + ph.online.sToC,
+        dealerBytes: ph.setup.prep + ph.offline.prep + ph.online.prep,
       });
       const el = (Date.now() - t0) / 1e3;
       if (i + 1 === n || el - shown >= 10) {
         shown = el;
-        log(`  pi ${label}: ${i + 1}/${n} images, ${(el / (i + 1)).toFixed(1)} s/image, ETA ${((n - i - 1) * el / (i + 1)).toFixed(0)} s ` +
-          `(last: offline ${(ph.offline.ms / 1e3).toFixed(2)} s, online ${(ph.online.ms / 1e3).toFixed(2)} s, top-1 ${r.predicted} secure / ${plain[i]} plaintext)`);
+        log(
+          `  pi ${label}: ${i + 1}/${n} images, ${(el / (i + 1)).toFixed(1)} s/image, ETA ${(((n - i - 1) * el) / (i + 1)).toFixed(0)} s ` +
+            `(last: offline ${(ph.offline.ms / 1e3).toFixed(2)} s, online ${(ph.online.ms / 1e3).toFixed(2)} s, top-1 ${r.predicted} secure / ${plain[i]} plaintext)`,
+        );
       }
     }
     const res: PiMeasurement = {
-      model: dir, relus, options, link: linkName(options), from, n,
+      model: dir,
+      relus,
+      options,
+      link: linkName(options),
+      from,
+      n,
       agree: images.filter((x) => x.secure === x.plain).length,
       secureCorrect: images.filter((x) => x.secure === x.label).length,
       plainCorrect: images.filter((x) => x.plain === x.label).length,
-      setupS: stat(images.map((x) => x.setupS)), offlineS: stat(images.map((x) => x.offlineS)), onlineS: stat(images.map((x) => x.onlineS)),
-      bytes: stat(images.map((x) => x.bytes)), dealerBytes: stat(images.map((x) => x.dealerBytes)),
-      onlineBytes: stat(images.map((x) => x.onlineBytes)), images,
-      machine: { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', threadsPerParty: 1 }, version: packageVersion(), key,
+      setupS: stat(images.map((x) => x.setupS)),
+      offlineS: stat(images.map((x) => x.offlineS)),
+      onlineS: stat(images.map((x) => x.onlineS)),
+      bytes: stat(images.map((x) => x.bytes)),
+      dealerBytes: stat(images.map((x) => x.dealerBytes)),
+      onlineBytes: stat(images.map((x) => x.onlineBytes)),
+      images,
+      machine: { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', threadsPerParty: 1 },
+      version: packageVersion(),
+      key,
     };
     if (m.cache) writeFileAtomic(m.cache, `${JSON.stringify(res, null, 2)}\n`);
     return res;
@@ -340,7 +447,10 @@ export interface MeasurePiConfig {
 /** The smallest candidate within `tolerance` of the teacher (or null), and the model to measure beside the teacher. */
 export function pickRecommended(r: ReduceResults, tolerance: number): { recommended: string | null; measure: string } {
   const pool = r.candidates.filter((x) => x.kd === r.config.kd);
-  const rec = cheapestAtLeast(pool.map((x) => ({ id: x.id, cost: x.relus, acc: x.acc })), r.baseline.acc - tolerance);
+  const rec = cheapestAtLeast(
+    pool.map((x) => ({ id: x.id, cost: x.relus, acc: x.acc })),
+    r.baseline.acc - tolerance,
+  );
   const best = pool.reduce((a, b) => (b.acc > a.acc ? b : a), pool[0]!);
   return { recommended: rec?.id ?? null, measure: rec?.id ?? best.id };
 }
@@ -350,26 +460,67 @@ export function pickRecommended(r: ReduceResults, tolerance: number): { recommen
  * re-run measures only what changed). Without a model within the tolerance, 'recommended' measures the most
  * accurate candidate and recommends none.
  */
-export async function measureRunPi(r: ReduceResults, c: MeasurePiConfig, log: (s: string) => void): Promise<MeasuredPi> {
+export async function measureRunPi(
+  r: ReduceResults,
+  c: MeasurePiConfig,
+  log: (s: string) => void,
+): Promise<MeasuredPi> {
   const pool = r.candidates.filter((x) => x.kd === r.config.kd);
   const pick = pickRecommended(r, c.tolerance);
-  const ids = c.models === 'front' ? paretoFront(pool.map((x) => ({ id: x.id, cost: x.relus, acc: x.acc }))).map((p) => p.id) : [pick.measure];
+  const ids =
+    c.models === 'front'
+      ? paretoFront(pool.map((x) => ({ id: x.id, cost: x.relus, acc: x.acc }))).map((p) => p.id)
+      : [pick.measure];
   const chosen = [
-    { id: 'teacher', description: 'all ReLUs (the baseline, teacher of the candidates)', relus: r.baseline.relus, acc: r.baseline.acc, estimatedS: r.baseline.latency_s, dir: r.baseline.dir },
-    ...ids.map((id) => r.candidates.find((x) => x.id === id)!).sort((a, b) => b.relus - a.relus)
-      .map((x) => ({ id: x.id, description: x.description, relus: x.relus, acc: x.acc, estimatedS: x.latency_s, dir: x.dir })),
+    {
+      id: 'teacher',
+      description: 'all ReLUs (the baseline, teacher of the candidates)',
+      relus: r.baseline.relus,
+      acc: r.baseline.acc,
+      estimatedS: r.baseline.latency_s,
+      dir: r.baseline.dir,
+    },
+    ...ids
+      .map((id) => r.candidates.find((x) => x.id === id)!)
+      .sort((a, b) => b.relus - a.relus)
+      .map((x) => ({
+        id: x.id,
+        description: x.description,
+        relus: x.relus,
+        acc: x.acc,
+        estimatedS: x.latency_s,
+        dir: x.dir,
+      })),
   ];
-  log(`measured private inference: ${chosen.length} models x ${c.images} test images (${chosen.map((x) => x.id).join(', ')})`);
+  log(
+    `measured private inference: ${chosen.length} models x ${c.images} test images (${chosen.map((x) => x.id).join(', ')})`,
+  );
   const models: MeasuredModel[] = [];
   for (const x of chosen) {
     const pi = await measurePi(x.dir, c.images, c.options, {
-      dataset: r.config.dataset, dataDir: r.config.dataDir, cache: join(r.config.out, 'pi', `${x.id}.json`), label: x.id, log,
+      dataset: r.config.dataset,
+      dataDir: r.config.dataDir,
+      cache: join(r.config.out, 'pi', `${x.id}.json`),
+      label: x.id,
+      log,
     });
     models.push({ id: x.id, description: x.description, relus: x.relus, acc: x.acc, estimatedS: x.estimatedS, pi });
   }
-  const testSize = loadDataset(checkDatasetName(r.config.dataset), 'test', r.config.dataDir ? { dir: r.config.dataDir } : {}).n;
+  const testSize = loadDataset(
+    checkDatasetName(r.config.dataset),
+    'test',
+    r.config.dataDir ? { dir: r.config.dataDir } : {},
+  ).n;
   return {
-    options: c.options, link: linkName(c.options), dataset: r.config.dataset, from: 0, images: c.images, testImages: Math.min(testSize, r.config.limitTest ?? testSize),
-    tolerance: c.tolerance, recommended: pick.recommended, costModel: r.costModel.source, models,
+    options: c.options,
+    link: linkName(c.options),
+    dataset: r.config.dataset,
+    from: 0,
+    images: c.images,
+    testImages: Math.min(testSize, r.config.limitTest ?? testSize),
+    tolerance: c.tolerance,
+    recommended: pick.recommended,
+    costModel: r.costModel.source,
+    models,
   };
 }

@@ -21,10 +21,14 @@ export const METHOD_LABELS: Record<Method, string> = {
 
 /** `deepreduce,snl` or `all`; unknown names throw with the valid ones. */
 export function parseMethods(list: string): Method[] {
-  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 1 && names[0] === 'all') return [...METHODS];
   const bad = names.filter((n) => !(METHODS as readonly string[]).includes(n));
-  if (bad.length || !names.length) throw new Error(`--method: unknown method(s) ${bad.join(', ') || '(none)'}; valid: ${METHODS.join(', ')}, all`);
+  if (bad.length || !names.length)
+    throw new Error(`--method: unknown method(s) ${bad.join(', ') || '(none)'}; valid: ${METHODS.join(', ')}, all`);
   return [...new Set(names)] as Method[];
 }
 
@@ -47,8 +51,12 @@ export interface MethodOptions {
 
 /** `--snl-finetune-epochs` values as the options hold them: one number, or one per budget (other counts are named). */
 export function snlFinetuneOption(values: readonly number[], budgets: readonly number[]): number | number[] {
-  if (!values.length || !values.every((x) => Number.isInteger(x) && x >= 0)) throw new Error(`--snl-finetune-epochs: '${values.join(',')}' must be non-negative integers`);
-  if (values.length > 1 && values.length !== budgets.length) throw new Error(`--snl-finetune-epochs: ${values.length} values for ${budgets.length} budgets; give one value or one per budget`);
+  if (!values.length || !values.every((x) => Number.isInteger(x) && x >= 0))
+    throw new Error(`--snl-finetune-epochs: '${values.join(',')}' must be non-negative integers`);
+  if (values.length > 1 && values.length !== budgets.length)
+    throw new Error(
+      `--snl-finetune-epochs: ${values.length} values for ${budgets.length} budgets; give one value or one per budget`,
+    );
   return values.length === 1 ? values[0]! : [...values];
 }
 
@@ -57,18 +65,33 @@ export function snlFinetuneEpochs(o: MethodOptions, budget: number): number {
   const e = o.snl.finetuneEpochs;
   if (typeof e === 'number') return e;
   const i = o.budgets.indexOf(budget);
-  if (e.length !== o.budgets.length || i < 0) throw new Error(`snl fine-tune epochs: ${e.length} values for ${o.budgets.length} budgets (${o.budgets.join(', ')}); give one value or one per budget`);
+  if (e.length !== o.budgets.length || i < 0)
+    throw new Error(
+      `snl fine-tune epochs: ${e.length} values for ${o.budgets.length} budgets (${o.budgets.join(', ')}); give one value or one per budget`,
+    );
   return e[i]!;
 }
 
 export const defaultMethodOptions = (over: Partial<MethodOptions> = {}): MethodOptions => ({
-  budgets: [], balanceCulls: [1], balanceThinning: [true], balanceRhos: [1], subsetTop: 1,
-  snl: { ...defaultMaskLearning, finetuneEpochs: 3 }, ...over,
+  budgets: [],
+  balanceCulls: [1],
+  balanceThinning: [true],
+  balanceRhos: [1],
+  subsetTop: 1,
+  snl: { ...defaultMaskLearning, finetuneEpochs: 3 },
+  ...over,
 });
 
 /** A balanced candidate's network: alpha 1 with explicit channels, the baseline's stem width. */
 export function balancedSpec(base: NetSpec, widths: number[], rho: number): NetSpec {
-  return specFor(base.arch, { ...base, mask: undefined, alpha: 1, widths, stemWidth: scaleWidth(base.stemWidth ?? base.widths[0]!, base.alpha), rho });
+  return specFor(base.arch, {
+    ...base,
+    mask: undefined,
+    alpha: 1,
+    widths,
+    stemWidth: scaleWidth(base.stemWidth ?? base.widths[0]!, base.alpha),
+    rho,
+  });
 }
 
 export interface BalancedChoice {
@@ -99,7 +122,12 @@ export const balancedId = (b: BalancedChoice): string =>
   `bal${b.budget}-${b.culled.length ? `cull${b.culled.join('')}` : 'all'}${b.thinned ? '-thin' : ''}-r${b.rho}`;
 
 /** The subset search's table and the configurations it chose. */
-export function subsetRows(base: NetSpec, crit: CriticalityResult, o: MethodOptions & { thinning: boolean[]; alphas: number[]; rhos: number[] }, mask: (spec: NetSpec, culled: number[], thinned: boolean) => NetSpec['mask']): SubsetRow[] {
+export function subsetRows(
+  base: NetSpec,
+  crit: CriticalityResult,
+  o: MethodOptions & { thinning: boolean[]; alphas: number[]; rhos: number[] },
+  mask: (spec: NetSpec, culled: number[], thinned: boolean) => NetSpec['mask'],
+): SubsetRow[] {
   return searchSubsets(subsetConfigs(base, o, mask), crit, o.budgets, o.subsetTop);
 }
 
@@ -107,9 +135,23 @@ export function subsetRows(base: NetSpec, crit: CriticalityResult, o: MethodOpti
  * The mask-learning job (`job`: the teacher's network, no mask): from the teacher's weights, one exact mask per
  * budget (`<out>/snl/mask/budget-<B>/`).
  */
-export function snlMaskJob(o: MethodOptions, job: TrainConfig, out: string, teacherDir: string): { id: string; config: TrainConfig } {
+export function snlMaskJob(
+  o: MethodOptions,
+  job: TrainConfig,
+  out: string,
+  teacherDir: string,
+): { id: string; config: TrainConfig } {
   const { finetuneEpochs: _, ...learn } = o.snl;
-  return { id: 'snl/mask', config: { ...job, teacher: teacherDir, init: teacherDir, out: join(out, 'snl', 'mask'), learnMask: { ...learn, budgets: [...o.budgets] } } };
+  return {
+    id: 'snl/mask',
+    config: {
+      ...job,
+      teacher: teacherDir,
+      init: teacherDir,
+      out: join(out, 'snl', 'mask'),
+      learnMask: { ...learn, budgets: [...o.budgets] },
+    },
+  };
 }
 
 export const snlMaskDir = (out: string, budget: number): string => join(out, 'snl', 'mask', `budget-${budget}`);

@@ -3,7 +3,19 @@
 // so a killed run resumes where it stopped.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { countRelus, cullStages, fullMask, maskToDocument, removeSites, restrict, specFor, stageOf, thin, type NetSpec, type ReluMask } from '../models/index.js';
+import {
+  countRelus,
+  cullStages,
+  fullMask,
+  maskToDocument,
+  removeSites,
+  restrict,
+  specFor,
+  stageOf,
+  thin,
+  type NetSpec,
+  type ReluMask,
+} from '../models/index.js';
 import { openData, checkDatasetName, type DatasetName } from '../data/index.js';
 import { defaultTrainOptions, type TrainOptions } from '../train/trainer.js';
 import type { TrainConfig, TrainSummary } from '../train/run.js';
@@ -14,8 +26,18 @@ import { estimateLatency, loadCostModel, type CostModel, type LatencyContext } f
 import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { localRunner, type Job, type JobFailure, type JobRunner } from './jobs.js';
 import {
-  balancedChoices, balancedId, balancedSpec, defaultMethodOptions, METHOD_LABELS, snlCost, snlFinetuneEpochs, snlMaskDir, snlMaskJob, subsetRows,
-  type Method, type MethodOptions,
+  balancedChoices,
+  balancedId,
+  balancedSpec,
+  defaultMethodOptions,
+  METHOD_LABELS,
+  snlCost,
+  snlFinetuneEpochs,
+  snlMaskDir,
+  snlMaskJob,
+  subsetRows,
+  type Method,
+  type MethodOptions,
 } from './methods.js';
 import { paretoFront, cheapestAtLeast } from './pareto.js';
 import { renderReport } from './report.js';
@@ -79,10 +101,29 @@ export interface ReduceConfig {
   methodOptions: MethodOptions;
 }
 
-export const defaultReduceConfig = (over: Partial<ReduceConfig> & Pick<ReduceConfig, 'out' | 'dataset'>): ReduceConfig => ({
-  arch: 'resnet18', baseAlpha: 1, epochs: { baseline: 5, criticality: 2, candidate: 5 }, alphas: [1, 0.5], rhos: [1, 0.5],
-  thinning: [false, true], depth: true, maxCulled: 2, thinOnly: true, kd: true, fromTeacher: true, finetuneLr: 0.02, kdAblation: true, jobs: 1,
-  batchSize: 128, lr: 0.1, seed: 0, methods: ['deepreduce'], methodOptions: defaultMethodOptions(), ...over,
+export const defaultReduceConfig = (
+  over: Partial<ReduceConfig> & Pick<ReduceConfig, 'out' | 'dataset'>,
+): ReduceConfig => ({
+  arch: 'resnet18',
+  baseAlpha: 1,
+  epochs: { baseline: 5, criticality: 2, candidate: 5 },
+  alphas: [1, 0.5],
+  rhos: [1, 0.5],
+  thinning: [false, true],
+  depth: true,
+  maxCulled: 2,
+  thinOnly: true,
+  kd: true,
+  fromTeacher: true,
+  finetuneLr: 0.02,
+  kdAblation: true,
+  jobs: 1,
+  batchSize: 128,
+  lr: 0.1,
+  seed: 0,
+  methods: ['deepreduce'],
+  methodOptions: defaultMethodOptions(),
+  ...over,
 });
 
 export interface Candidate {
@@ -124,7 +165,15 @@ export interface ReduceResults {
   costModel: CostModel;
   /** What latency_s assumes: the ReLU protocol and the link. */
   latencyModel: { relu: string; link: string };
-  baseline: { relus: number; macs: number; flops: number; acc: number; latency_s: number; dir: string; blocks: number[] };
+  baseline: {
+    relus: number;
+    macs: number;
+    flops: number;
+    acc: number;
+    latency_s: number;
+    dir: string;
+    blocks: number[];
+  };
   criticality: CriticalityResult & { linear: { acc: number; dir: string } };
   candidates: CandidateResult[];
   /** Trainings that failed for good, with their errors (their candidates are left out of the fronts). */
@@ -145,7 +194,8 @@ export interface ReduceResults {
 const stageCount = (spec: NetSpec) => spec.blocks.length;
 
 /** A mask keeping ReLUs only in `stage` (all other sites identities); stage 0 keeps none (all-linear). */
-export const onlyStageMask = (spec: NetSpec, stage: number): ReluMask => restrict(fullMask(spec), (s) => stageOf(s) === stage);
+export const onlyStageMask = (spec: NetSpec, stage: number): ReluMask =>
+  restrict(fullMask(spec), (s) => stageOf(s) === stage);
 
 /** The DeepReDuce candidate mask: stem ReLU removed, stages culled, optionally thinned (relu1 kept). */
 export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean): ReluMask {
@@ -161,7 +211,10 @@ function costOf(spec: NetSpec): Pick<Candidate, 'spec' | 'relus' | 'macs' | 'flo
 }
 
 /** The DeepReDuce candidate network of spec's shape (its mask ignored): candidateMask applied. */
-const drSpec = (spec: NetSpec, culled: number[], thinned: boolean): NetSpec => ({ ...spec, mask: candidateMask({ ...spec, mask: undefined }, culled, thinned) });
+const drSpec = (spec: NetSpec, culled: number[], thinned: boolean): NetSpec => ({
+  ...spec,
+  mask: candidateMask({ ...spec, mask: undefined }, culled, thinned),
+});
 
 /** Enumerates candidates from the culling order; none keeps fewer than one stage of ReLUs, and none is unreduced. */
 export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceConfig): Candidate[] {
@@ -186,13 +239,38 @@ export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceCon
 }
 
 function trainOptions(c: ReduceConfig, epochs: number, lr = c.lr, kd = false): TrainOptions {
-  return { ...defaultTrainOptions, epochs, lr, seed: c.seed, quiet: true, ...(kd ? { kd: { temperature: 4, lambda: 0.9 } } : {}) };
+  return {
+    ...defaultTrainOptions,
+    epochs,
+    lr,
+    seed: c.seed,
+    quiet: true,
+    ...(kd ? { kd: { temperature: 4, lambda: 0.9 } } : {}),
+  };
 }
 
-function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, extra: Partial<TrainConfig> = {}, limitTrain = c.limitTrain): TrainConfig {
+function jobFor(
+  c: ReduceConfig,
+  dir: string,
+  spec: NetSpec,
+  o: TrainOptions,
+  extra: Partial<TrainConfig> = {},
+  limitTrain = c.limitTrain,
+): TrainConfig {
   return {
-    arch: spec.arch, alpha: spec.alpha, rho: spec.rho, blocks: spec.blocks, ...(spec.mask ? { mask: maskToDocument(spec.mask) } : {}),
-    dataset: c.dataset, dataDir: c.dataDir, batchSize: c.batchSize, options: o, out: dir, limitTrain, limitTest: c.limitTest, ...extra,
+    arch: spec.arch,
+    alpha: spec.alpha,
+    rho: spec.rho,
+    blocks: spec.blocks,
+    ...(spec.mask ? { mask: maskToDocument(spec.mask) } : {}),
+    dataset: c.dataset,
+    dataDir: c.dataDir,
+    batchSize: c.batchSize,
+    options: o,
+    out: dir,
+    limitTrain,
+    limitTest: c.limitTest,
+    ...extra,
   };
 }
 
@@ -200,31 +278,57 @@ function jobFor(c: ReduceConfig, dir: string, spec: NetSpec, o: TrainOptions, ex
  * Runs (or resumes) the whole method and writes results.json, results.csv and report.html into c.out. The trainings
  * go to `runner` (with `c.queue`: that queue's, src/queue/runner.ts), or else to local processes.
  */
-export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`), runner?: JobRunner): Promise<ReduceResults> {
-  if (c.queue && !runner) throw new Error(`reduce: config.queue is ${c.queue}; pass that queue's JobRunner (queueRunner, src/queue/runner.ts)`);
+export async function reduce(
+  c: ReduceConfig,
+  log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+  runner?: JobRunner,
+): Promise<ReduceResults> {
+  if (c.queue && !runner)
+    throw new Error(
+      `reduce: config.queue is ${c.queue}; pass that queue's JobRunner (queueRunner, src/queue/runner.ts)`,
+    );
   const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');
-  if (budgetDriven.length && !c.methodOptions.budgets.length) throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,... or --budget N)`);
+  if (budgetDriven.length && !c.methodOptions.budgets.length)
+    throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,... or --budget N)`);
   mkdirSync(c.out, { recursive: true });
   writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
   const costModel = loadCostModel(c.costModel);
-  const ctx: LatencyContext = { relu: c.relu ?? DEFAULT_PI_OPTIONS.relu!, link: parseLink(c.link ?? DEFAULT_PI_OPTIONS.link!) };
+  const ctx: LatencyContext = {
+    relu: c.relu ?? DEFAULT_PI_OPTIONS.relu!,
+    link: parseLink(c.link ?? DEFAULT_PI_OPTIONS.link!),
+  };
   estimateLatency(costModel, 0, 0, 0, ctx); // an unknown protocol fails now, not after the trainings
   const dataset: DatasetName = checkDatasetName(c.dataset);
   // Shape the network for the data (classes, channels, padded input size).
-  const probe = openData(dataset, { dir: c.dataDir, batchSize: c.batchSize, padTo32: true, limitTrain: 1, limitTest: 1 });
+  const probe = openData(dataset, {
+    dir: c.dataDir,
+    batchSize: c.batchSize,
+    padTo32: true,
+    limitTrain: 1,
+    limitTest: 1,
+  });
   const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
   // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights.
   const latency = (relus: number, macs: number, spec: NetSpec) =>
-    estimateLatency(costModel, relus, macs, spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2, ctx, countRelus(spec).sites.filter((x) => x.relus > 0).length);
+    estimateLatency(
+      costModel,
+      relus,
+      macs,
+      spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2,
+      ctx,
+      countRelus(spec).sites.filter((x) => x.relus > 0).length,
+    );
   runner ??= localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;
   const note = (total: number) => (job: Job, r: TrainSummary) => {
     finished++;
     const el = (Date.now() - t0) / 1000;
-    log(`  [${finished}/${total}] ${job.id}: ${(100 * r.test_acc).toFixed(2)}% with ${r.relus.toLocaleString('en-US')} ReLUs (${r.seconds.toFixed(0)} s; ${el.toFixed(0)} s elapsed)`);
+    log(
+      `  [${finished}/${total}] ${job.id}: ${(100 * r.test_acc).toFixed(2)}% with ${r.relus.toLocaleString('en-US')} ReLUs (${r.seconds.toFixed(0)} s; ${el.toFixed(0)} s elapsed)`,
+    );
   };
 
   // 1. baseline (teacher) and 2. criticality: independent trainings, run together.
@@ -235,7 +339,17 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   for (let k = 0; k <= nStages; k++) {
     const spec = { ...base, mask: onlyStageMask(base, k) };
     const id = k === 0 ? 'linear' : `stage${k}`;
-    step1.push({ id: `criticality/${id}`, config: jobFor(c, join(c.out, 'criticality', id), spec, trainOptions(c, c.epochs.criticality), {}, c.criticalityLimitTrain ?? c.limitTrain) });
+    step1.push({
+      id: `criticality/${id}`,
+      config: jobFor(
+        c,
+        join(c.out, 'criticality', id),
+        spec,
+        trainOptions(c, c.epochs.criticality),
+        {},
+        c.criticalityLimitTrain ?? c.limitTrain,
+      ),
+    });
   }
   log(`step 1-2: baseline and criticality (${step1.length} trainings, ${runner.describe})`);
   const { results: r1, failed } = await runner.run(step1, note(step1.length));
@@ -243,7 +357,9 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const baseline = c.teacher ? readBaseline(c.teacher) : r1.get('baseline')!;
   const baseCount = countRelus(base);
   const profiles = Array.from({ length: nStages }, (_, i) => ({
-    stage: i + 1, relus: countRelus({ ...base, mask: onlyStageMask(base, i + 1) }).total, acc: r1.get(`criticality/stage${i + 1}`)!.test_acc,
+    stage: i + 1,
+    relus: countRelus({ ...base, mask: onlyStageMask(base, i + 1) }).total,
+    acc: r1.get(`criticality/stage${i + 1}`)!.test_acc,
   }));
   // The criticality runs train shorter than the baseline: their own all-ReLU reference is the best stage run or
   // the baseline, whichever is higher, so gains stay within 0..1.
@@ -259,7 +375,12 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate.
   let snapshots = new Map<number, number>();
   if (c.methods.includes('snl')) {
-    const job = snlMaskJob(c.methodOptions, jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)), c.out, baseDir);
+    const job = snlMaskJob(
+      c.methodOptions,
+      jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)),
+      c.out,
+      baseDir,
+    );
     log(`step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs`);
     finished = 0;
     const o = await runner.run([job], note(1));
@@ -271,12 +392,27 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const drSmallest = dr.length ? dr.reduce((a, b) => (b.relus < a.relus ? b : a)) : null;
   let ablation: Candidate | null = null;
   if (c.kd && c.kdAblation && drSmallest) {
-    ablation = { ...drSmallest, id: `${drSmallest.id}-nokd`, kd: false, description: `${drSmallest.description}, no KD` };
+    ablation = {
+      ...drSmallest,
+      id: `${drSmallest.id}-nokd`,
+      kd: false,
+      description: `${drSmallest.description}, no KD`,
+    };
     const j = step3.find((s) => s.id === drSmallest.id)!;
-    step3.push({ id: ablation.id, config: { ...j.config, teacher: undefined, out: join(c.out, 'candidates', ablation.id), options: trainOptions(c, c.epochs.candidate, j.config.options.lr, false) } });
+    step3.push({
+      id: ablation.id,
+      config: {
+        ...j.config,
+        teacher: undefined,
+        out: join(c.out, 'candidates', ablation.id),
+        options: trainOptions(c, c.epochs.candidate, j.config.options.lr, false),
+      },
+    });
   }
-  log(`step 3-4: ${step3.length} candidates (${c.methods.map((m) => `${cands.filter((k) => k.method === m).length} ${m}`).join(', ')}; ` +
-    `${cands.filter((k) => k.init !== 'scratch').length} fine-tuned from the teacher or a learned mask, ${c.kd ? 'with' : 'without'} KD)`);
+  log(
+    `step 3-4: ${step3.length} candidates (${c.methods.map((m) => `${cands.filter((k) => k.method === m).length} ${m}`).join(', ')}; ` +
+      `${cands.filter((k) => k.init !== 'scratch').length} fine-tuned from the teacher or a learned mask, ${c.kd ? 'with' : 'without'} KD)`,
+  );
   finished = 0;
   const o3 = await runner.run(step3, note(step3.length));
   const r3 = o3.results;
@@ -287,16 +423,45 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
   const results: CandidateResult[] = all.map(({ spec, ...k }) => {
     const r = r3.get(k.id)!;
     const maskAcc = k.method === 'snl' ? snapshots.get(k.budget!) : undefined;
-    return { ...k, acc: r.test_acc, ...(maskAcc !== undefined ? { maskAcc } : {}), latency_s: latency(k.relus, k.macs, spec), seconds: r.seconds, dir: join(c.out, 'candidates', k.id) };
+    return {
+      ...k,
+      acc: r.test_acc,
+      ...(maskAcc !== undefined ? { maskAcc } : {}),
+      latency_s: latency(k.relus, k.macs, spec),
+      seconds: r.seconds,
+      dir: join(c.out, 'candidates', k.id),
+    };
   });
   const kdOnly = results.filter((r) => r.kd === c.kd);
   const front = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })));
   const latFront = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.latency_s, acc: r.acc })));
-  const iso = cheapestAtLeast(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })), baseline.test_acc - 0.01);
-  const abl = ablation && drSmallest && r3.has(drSmallest.id) && r3.has(ablation.id) ? { id: drSmallest.id, relus: drSmallest.relus, kdAcc: r3.get(drSmallest.id)!.test_acc, noKdAcc: r3.get(ablation.id)!.test_acc } : null;
+  const iso = cheapestAtLeast(
+    kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })),
+    baseline.test_acc - 0.01,
+  );
+  const abl =
+    ablation && drSmallest && r3.has(drSmallest.id) && r3.has(ablation.id)
+      ? {
+          id: drSmallest.id,
+          relus: drSmallest.relus,
+          kdAcc: r3.get(drSmallest.id)!.test_acc,
+          noKdAcc: r3.get(ablation.id)!.test_acc,
+        }
+      : null;
   const out: ReduceResults = {
-    version: packageVersion(), config: c, costModel, latencyModel: { relu: ctx.relu, link: describeLink(ctx.link) },
-    baseline: { relus: baseCount.total, macs: baseCount.macs, flops: baseCount.flops, blocks: base.blocks, acc: baseline.test_acc, latency_s: latency(baseCount.total, baseCount.macs, base), dir: baseDir },
+    version: packageVersion(),
+    config: c,
+    costModel,
+    latencyModel: { relu: ctx.relu, link: describeLink(ctx.link) },
+    baseline: {
+      relus: baseCount.total,
+      macs: baseCount.macs,
+      flops: baseCount.flops,
+      blocks: base.blocks,
+      acc: baseline.test_acc,
+      latency_s: latency(baseCount.total, baseCount.macs, base),
+      dir: baseDir,
+    },
     criticality: { ...crit, linear: { acc: linearAcc, dir: join(c.out, 'criticality', 'linear') } },
     candidates: results,
     failed,
@@ -320,43 +485,92 @@ export async function reduce(c: ReduceConfig, log: (s: string) => void = (s) => 
 
 /** The baseline or a criticality training failed: nothing after it can run. results.json lists the failures. */
 function failStage(c: ReduceConfig, failed: JobFailure[]): never {
-  writeFileAtomic(join(c.out, 'results.json'), `${JSON.stringify({ version: packageVersion(), config: c, failed }, null, 2)}\n`);
+  writeFileAtomic(
+    join(c.out, 'results.json'),
+    `${JSON.stringify({ version: packageVersion(), config: c, failed }, null, 2)}\n`,
+  );
   const byError = new Map<string, string[]>();
   for (const f of failed) byError.set(f.error, [...(byError.get(f.error) ?? []), f.id]);
-  throw new Error(`${failed.length} training${failed.length > 1 ? 's' : ''} failed (${join(c.out, 'results.json')}): ` +
-    [...byError].map(([e, ids]) => `${ids.join(', ')}: ${e}`).join('; '));
+  throw new Error(
+    `${failed.length} training${failed.length > 1 ? 's' : ''} failed (${join(c.out, 'results.json')}): ` +
+      [...byError].map(([e, ids]) => `${ids.join(', ')}: ${e}`).join('; '),
+  );
 }
 
 /** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration. */
-function drCandidate(base: NetSpec, c: ReduceConfig, culled: number[], thinned: boolean, a: number, rho: number, method: Method, budget?: number, blocks = base.blocks): Candidate {
-  const spec = drSpec(specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks }), culled, thinned);
+function drCandidate(
+  base: NetSpec,
+  c: ReduceConfig,
+  culled: number[],
+  thinned: boolean,
+  a: number,
+  rho: number,
+  method: Method,
+  budget?: number,
+  blocks = base.blocks,
+): Candidate {
+  const spec = drSpec(
+    specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * a, rho, blocks }),
+    culled,
+    thinned,
+  );
   const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
   return {
     id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`,
-    method, culled, thinned, alpha: base.alpha * a, rho, blocks, ...costOf(spec), kd: c.kd, init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
-    description: `${culled.length ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}` : 'no stage culled'}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}` +
-      (blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`) + (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
+    method,
+    culled,
+    thinned,
+    alpha: base.alpha * a,
+    rho,
+    blocks,
+    ...costOf(spec),
+    kd: c.kd,
+    init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
+    description:
+      `${culled.length ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}` : 'no stage culled'}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}` +
+      (blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`) +
+      (budget !== undefined ? `; subset search for ${budget.toLocaleString('en-US')}` : ''),
     ...(budget !== undefined ? { budget } : {}),
   };
 }
 
 /** Candidates of the budget-driven methods (balanced widths, subset search, learned masks) and the subset table. */
-export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: ReduceConfig, existing: Candidate[]): { candidates: Candidate[]; subsetSearch: SubsetRow[] } {
+export function budgetCandidates(
+  base: NetSpec,
+  crit: CriticalityResult,
+  c: ReduceConfig,
+  existing: Candidate[],
+): { candidates: Candidate[]; subsetSearch: SubsetRow[] } {
   const o = c.methodOptions;
   const out: Candidate[] = [];
   const ids = new Set(existing.map((k) => k.id));
   if (c.methods.includes('balanced')) {
     for (const b of balancedChoices(base, crit.order, o)) {
       out.push({
-        id: balancedId(b), method: 'balanced', culled: b.culled, thinned: b.thinned, alpha: 1, rho: b.rho, blocks: base.blocks,
-        ...costOf(drSpec(balancedSpec(base, b.widths, b.rho), b.culled, b.thinned)), kd: c.kd, init: 'scratch', widths: b.widths, budget: b.budget,
+        id: balancedId(b),
+        method: 'balanced',
+        culled: b.culled,
+        thinned: b.thinned,
+        alpha: 1,
+        rho: b.rho,
+        blocks: base.blocks,
+        ...costOf(drSpec(balancedSpec(base, b.widths, b.rho), b.culled, b.thinned)),
+        kd: c.kd,
+        init: 'scratch',
+        widths: b.widths,
+        budget: b.budget,
         description: `ReLU-balanced widths ${b.widths.join(',')} for ${b.budget.toLocaleString('en-US')}${b.culled.length ? `, cull stage${b.culled.length > 1 ? 's' : ''} ${b.culled.join(',')}` : ''}${b.thinned ? ', thinned' : ''}, rho ${b.rho}`,
       });
     }
   }
   let subsetSearch: SubsetRow[] = [];
   if (c.methods.includes('subsets')) {
-    subsetSearch = subsetRows(base, crit, { ...o, thinning: c.thinning, alphas: c.alphas, rhos: c.rhos }, (spec, culled, thinned) => candidateMask(spec, culled, thinned));
+    subsetSearch = subsetRows(
+      base,
+      crit,
+      { ...o, thinning: c.thinning, alphas: c.alphas, rhos: c.rhos },
+      (spec, culled, thinned) => candidateMask(spec, culled, thinned),
+    );
     for (const row of subsetSearch.filter((r) => r.chosen)) {
       const k = drCandidate(base, c, row.culled, row.thinned, row.alpha, row.rho, 'subsets', row.budget);
       if (ids.has(k.id)) continue; // already trained as a DeepReDuce (or another budget's) candidate
@@ -368,8 +582,20 @@ export function budgetCandidates(base: NetSpec, crit: CriticalityResult, c: Redu
     for (const budget of o.budgets) {
       const cost = snlCost(base, budget);
       out.push({
-        id: `snl-${budget}`, spec: { ...base, mask: undefined }, method: 'snl', culled: [], thinned: false, alpha: base.alpha, rho: base.rho, blocks: base.blocks, relus: budget, ...cost,
-        kd: c.kd, init: 'mask', budget, description: `learned ${o.snl.granularity} masks (SNL) for exactly ${budget.toLocaleString('en-US')} ReLUs, fine-tuned ${snlFinetuneEpochs(o, budget)} epochs`,
+        id: `snl-${budget}`,
+        spec: { ...base, mask: undefined },
+        method: 'snl',
+        culled: [],
+        thinned: false,
+        alpha: base.alpha,
+        rho: base.rho,
+        blocks: base.blocks,
+        relus: budget,
+        ...cost,
+        kd: c.kd,
+        init: 'mask',
+        budget,
+        description: `learned ${o.snl.granularity} masks (SNL) for exactly ${budget.toLocaleString('en-US')} ReLUs, fine-tuned ${snlFinetuneEpochs(o, budget)} epochs`,
       });
     }
   }
@@ -383,15 +609,42 @@ function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
   if (k.method === 'snl') {
     const dir = snlMaskDir(c.out, k.budget!);
     const o = trainOptions(c, snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
-    return { id: k.id, config: { ...jobFor(c, out, k.spec, o, { ...teacher, init: dir, maskFile: join(dir, 'mask.json') }, c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain) } };
+    return {
+      id: k.id,
+      config: {
+        ...jobFor(
+          c,
+          out,
+          k.spec,
+          o,
+          { ...teacher, init: dir, maskFile: join(dir, 'mask.json') },
+          c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain,
+        ),
+      },
+    };
   }
   const spec = k.spec;
   const fromTeacher = k.init === 'teacher';
-  const o = trainOptions(c, fromTeacher ? c.epochs.finetune ?? c.epochs.candidate : c.epochs.candidate, fromTeacher ? c.finetuneLr : c.lr, k.kd);
+  const o = trainOptions(
+    c,
+    fromTeacher ? (c.epochs.finetune ?? c.epochs.candidate) : c.epochs.candidate,
+    fromTeacher ? c.finetuneLr : c.lr,
+    k.kd,
+  );
   return {
     id: k.id,
-    config: jobFor(c, out, spec, o, { ...teacher, ...(fromTeacher ? { init: baseDir } : {}), ...(k.widths ? { widths: spec.widths, stemWidth: spec.stemWidth } : {}) },
-      (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain),
+    config: jobFor(
+      c,
+      out,
+      spec,
+      o,
+      {
+        ...teacher,
+        ...(fromTeacher ? { init: baseDir } : {}),
+        ...(k.widths ? { widths: spec.widths, stemWidth: spec.stemWidth } : {}),
+      },
+      (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain,
+    ),
   };
 }
 
@@ -401,8 +654,17 @@ function readBaseline(dir: string): TrainSummary {
   const m = join(dir, 'model.json');
   if (!existsSync(m)) throw new Error(`--teacher ${dir}: not a trained model directory (model.json missing)`);
   const info = JSON.parse(readFileSync(m, 'utf8')) as { metrics?: { test_acc?: number; relus?: number } };
-  if (typeof info.metrics?.test_acc !== 'number') throw new Error(`--teacher ${dir}: model.json has no metrics.test_acc`);
-  return { out: dir, arch: '', relus: info.metrics.relus ?? 0, test_acc: info.metrics.test_acc, epochs: [], seconds: 0, kd: false };
+  if (typeof info.metrics?.test_acc !== 'number')
+    throw new Error(`--teacher ${dir}: model.json has no metrics.test_acc`);
+  return {
+    out: dir,
+    arch: '',
+    relus: info.metrics.relus ?? 0,
+    test_acc: info.metrics.test_acc,
+    epochs: [],
+    seconds: 0,
+    kd: false,
+  };
 }
 
 export function summaryLines(r: ReduceResults): string[] {
@@ -412,50 +674,107 @@ export function summaryLines(r: ReduceResults): string[] {
     `criticality order (least critical first): ${r.summary.criticalityOrder.map((s) => `stage ${s}`).join(', ')} ` +
       `(${r.criticality.stages.map((s) => `stage ${s.stage}: ${pct(s.acc)}, score ${s.score.toFixed(3)}`).join('; ')}; all-linear ${pct(r.criticality.linear.acc)})`,
     `Pareto front (ReLUs, accuracy): ${r.summary.paretoPoints} points: ` +
-      r.front.map((id) => r.candidates.find((c) => c.id === id)!).map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)} (${c.method})`).join(', '),
+      r.front
+        .map((id) => r.candidates.find((c) => c.id === id)!)
+        .map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)} (${c.method})`)
+        .join(', '),
   ];
   // one line per method when the run has several
   for (const m of r.config.methods.length > 1 ? r.config.methods : []) {
     const pts = r.candidates.filter((c) => c.method === m && c.kd === r.config.kd).sort((a, b) => a.relus - b.relus);
-    lines.push(`${METHOD_LABELS[m]}: ${pts.length ? pts.map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}${c.maskAcc !== undefined ? ` (${pct(c.maskAcc)} before fine-tuning)` : ''}`).join(', ') : 'no candidate'}`);
+    lines.push(
+      `${METHOD_LABELS[m]}: ${pts.length ? pts.map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)}${c.maskAcc !== undefined ? ` (${pct(c.maskAcc)} before fine-tuning)` : ''}`).join(', ') : 'no candidate'}`,
+    );
   }
   const iso = r.summary.isoAccuracy;
-  lines.push(iso
-    ? `ReLU reduction at <= 1 point accuracy loss: ${iso.reduction.toFixed(2)}x (${iso.id}: ${iso.relus.toLocaleString('en-US')} ReLUs, ${pct(iso.acc)} vs ${pct(r.baseline.acc)})`
-    : 'no candidate stays within 1 point of the baseline');
-  lines.push(`estimated latency (latency_s): ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}; baseline ${r.baseline.latency_s.toFixed(3)} s`);
+  lines.push(
+    iso
+      ? `ReLU reduction at <= 1 point accuracy loss: ${iso.reduction.toFixed(2)}x (${iso.id}: ${iso.relus.toLocaleString('en-US')} ReLUs, ${pct(iso.acc)} vs ${pct(r.baseline.acc)})`
+      : 'no candidate stays within 1 point of the baseline',
+  );
+  lines.push(
+    `estimated latency (latency_s): ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}; baseline ${r.baseline.latency_s.toFixed(3)} s`,
+  );
   const k = r.summary.kdAblation;
-  if (k) lines.push(`KD vs no KD at the smallest budget (${k.id}, ${k.relus.toLocaleString('en-US')} ReLUs): ${pct(k.kdAcc)} vs ${pct(k.noKdAcc)} (${k.kdAcc >= k.noKdAcc ? '+' : ''}${(100 * (k.kdAcc - k.noKdAcc)).toFixed(2)} points)`);
-  for (const f of r.failed) lines.push(`FAILED ${f.id} (${f.attempts} attempt${f.attempts > 1 ? 's' : ''}): ${f.error}`);
+  if (k)
+    lines.push(
+      `KD vs no KD at the smallest budget (${k.id}, ${k.relus.toLocaleString('en-US')} ReLUs): ${pct(k.kdAcc)} vs ${pct(k.noKdAcc)} (${k.kdAcc >= k.noKdAcc ? '+' : ''}${(100 * (k.kdAcc - k.noKdAcc)).toFixed(2)} points)`,
+    );
+  for (const f of r.failed)
+    lines.push(`FAILED ${f.id} (${f.attempts} attempt${f.attempts > 1 ? 's' : ''}): ${f.error}`);
   return lines;
 }
 
 /** Writes results.json, results.csv and report.html. */
 export function writeResults(dir: string, r: ReduceResults): void {
   writeFileAtomic(join(dir, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
-  const head = 'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds,method,flops,budget,widths,mask_acc';
+  const head =
+    'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds,method,flops,budget,widths,mask_acc';
   const front = new Set(r.front);
   const rows = r.candidates.map((c) =>
-    [c.id, `"${c.description}"`, c.relus, c.macs, c.alpha, c.rho, `"${c.blocks.join(',')}"`, `"${c.culled.join(',')}"`, c.thinned, c.kd, c.init, c.acc.toFixed(6), c.latency_s.toFixed(6), front.has(c.id), c.seconds.toFixed(1),
-      c.method, c.flops, c.budget ?? '', `"${c.widths?.join(',') ?? ''}"`, c.maskAcc?.toFixed(6) ?? ''].join(','));
+    [
+      c.id,
+      `"${c.description}"`,
+      c.relus,
+      c.macs,
+      c.alpha,
+      c.rho,
+      `"${c.blocks.join(',')}"`,
+      `"${c.culled.join(',')}"`,
+      c.thinned,
+      c.kd,
+      c.init,
+      c.acc.toFixed(6),
+      c.latency_s.toFixed(6),
+      front.has(c.id),
+      c.seconds.toFixed(1),
+      c.method,
+      c.flops,
+      c.budget ?? '',
+      `"${c.widths?.join(',') ?? ''}"`,
+      c.maskAcc?.toFixed(6) ?? '',
+    ].join(','),
+  );
   const b = r.baseline;
-  writeFileAtomic(join(dir, 'results.csv'), `${[head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",`, ...rows].join('\n')}\n`);
-  writeFileAtomic(join(dir, 'report.html'), renderReport({
-    title: `DeepReDuce: ${r.config.arch} (alpha ${r.config.baseAlpha}) on ${r.config.dataset}`,
-    config: r.config as unknown as Record<string, unknown>,
-    baseline: r.baseline,
-    criticality: r.criticality,
-    candidates: r.candidates.map((c) => ({
-      id: c.id, relus: c.relus, acc: c.acc, latency_s: c.latency_s, kd: c.kd, description: c.description, method: c.method, macs: c.macs, flops: c.flops,
-      ...(c.maskAcc !== undefined ? { maskAcc: c.maskAcc } : {}),
-    })),
-    summary: summaryLines(r),
-    measuredPi: r.measuredPi,
-    subsetSearch: r.subsetSearch.map((row) => {
-      const t = r.candidates.find((c) => (c.method === 'deepreduce' || c.method === 'subsets') && c.kd === r.config.kd && c.culled.join() === row.culled.join() &&
-        c.thinned === row.thinned && c.alpha === r.config.baseAlpha * row.alpha && c.rho === row.rho && c.blocks.join() === r.baseline.blocks.join());
-      return t ? { ...row, trained: { id: t.id, acc: t.acc } } : row;
+  writeFileAtomic(
+    join(dir, 'results.csv'),
+    `${[head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",`, ...rows].join('\n')}\n`,
+  );
+  writeFileAtomic(
+    join(dir, 'report.html'),
+    renderReport({
+      title: `DeepReDuce: ${r.config.arch} (alpha ${r.config.baseAlpha}) on ${r.config.dataset}`,
+      config: r.config as unknown as Record<string, unknown>,
+      baseline: r.baseline,
+      criticality: r.criticality,
+      candidates: r.candidates.map((c) => ({
+        id: c.id,
+        relus: c.relus,
+        acc: c.acc,
+        latency_s: c.latency_s,
+        kd: c.kd,
+        description: c.description,
+        method: c.method,
+        macs: c.macs,
+        flops: c.flops,
+        ...(c.maskAcc !== undefined ? { maskAcc: c.maskAcc } : {}),
+      })),
+      summary: summaryLines(r),
+      measuredPi: r.measuredPi,
+      subsetSearch: r.subsetSearch.map((row) => {
+        const t = r.candidates.find(
+          (c) =>
+            (c.method === 'deepreduce' || c.method === 'subsets') &&
+            c.kd === r.config.kd &&
+            c.culled.join() === row.culled.join() &&
+            c.thinned === row.thinned &&
+            c.alpha === r.config.baseAlpha * row.alpha &&
+            c.rho === row.rho &&
+            c.blocks.join() === r.baseline.blocks.join(),
+        );
+        return t ? { ...row, trained: { id: t.id, acc: t.acc } } : row;
+      }),
+      latencyModel: `ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}, cost model ${r.costModel.source}`,
     }),
-    latencyModel: `ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}, cost model ${r.costModel.source}`,
-  }));
+  );
 }

@@ -12,10 +12,19 @@ export const METHOD_STYLE: Record<string, { color: string; marker: Marker; label
   snl: { color: '#ff7f0e', marker: 'triangle', label: 'learned masks (SNL)' },
 };
 
-export const styleOf = (method: string | undefined) => METHOD_STYLE[method ?? 'deepreduce'] ?? { color: '#999', marker: 'circle' as Marker, label: method ?? 'candidates' };
+export const styleOf = (method: string | undefined) =>
+  METHOD_STYLE[method ?? 'deepreduce'] ?? { color: '#999', marker: 'circle' as Marker, label: method ?? 'candidates' };
 
 /** An SVG marker centred at (x, y). */
-export function markerSvg(m: Marker, x: number, y: number, r: number, fill: string, stroke: string, title: string): string {
+export function markerSvg(
+  m: Marker,
+  x: number,
+  y: number,
+  r: number,
+  fill: string,
+  stroke: string,
+  title: string,
+): string {
   const t = `<title>${title}</title>`;
   const a = `fill="${fill}" stroke="${stroke}"`;
   switch (m) {
@@ -30,18 +39,23 @@ export function markerSvg(m: Marker, x: number, y: number, r: number, fill: stri
   }
 }
 
-export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const esc = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 export const fmtInt = (n: number) => n.toLocaleString('en-US');
 
 /** The subset search: per budget every subset's largest configuration within it, its score and rank. */
 export function subsetSection(rows: (SubsetRow & { trained?: { id: string; acc: number } })[]): string {
   if (!rows.length) return '';
-  const body = rows.map((r) => {
-    const t = r.trained;
-    return `<tr${r.chosen ? ' class="front"' : ''}><td>${fmtInt(r.budget)}</td><td>${r.kept.join(', ')}</td><td>${r.culled.join(', ') || '-'}</td><td>${r.thinned ? 'yes' : 'no'}</td>` +
-      `<td>${r.alpha}</td><td>${r.rho}</td><td>${fmtInt(r.relus)}</td><td>${fmtInt(r.macs)}</td><td>${r.score.toFixed(3)}</td><td>${r.rank}</td>` +
-      `<td>${t ? `${esc(t.id)}: ${(t.acc * 100).toFixed(2)}%` : r.chosen ? 'chosen' : ''}</td></tr>`;
-  }).join('\n');
+  const body = rows
+    .map((r) => {
+      const t = r.trained;
+      return (
+        `<tr${r.chosen ? ' class="front"' : ''}><td>${fmtInt(r.budget)}</td><td>${r.kept.join(', ')}</td><td>${r.culled.join(', ') || '-'}</td><td>${r.thinned ? 'yes' : 'no'}</td>` +
+        `<td>${r.alpha}</td><td>${r.rho}</td><td>${fmtInt(r.relus)}</td><td>${fmtInt(r.macs)}</td><td>${r.score.toFixed(3)}</td><td>${r.rank}</td>` +
+        `<td>${t ? `${esc(t.id)}: ${(t.acc * 100).toFixed(2)}%` : r.chosen ? 'chosen' : ''}</td></tr>`
+      );
+    })
+    .join('\n');
   return `<h2>Stage-subset search</h2>
 <p>For each budget, every subset of stages that keeps ReLUs takes its largest configuration within the budget; subsets are ranked by the sum of their stages' criticality gains (accuracy recovered alone, from the criticality runs above), and the best are trained. Culling is not limited to the criticality order.</p>
 <table><tr><th>budget</th><th>stages kept</th><th>culled</th><th>thinned</th><th>alpha x</th><th>rho</th><th>ReLUs</th><th>MACs</th><th>gain sum</th><th>rank</th><th>trained</th></tr>

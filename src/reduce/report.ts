@@ -35,7 +35,6 @@ export interface ReportInput {
   latencyModel?: string;
 }
 
-
 interface Series {
   label: string;
   color: string;
@@ -47,7 +46,8 @@ interface Series {
 /** A scatter/line chart with a log-scale x axis, as an SVG string. */
 export function scatterSvg(title: string, xLabel: string, yLabel: string, series: Series[], w = 640, h = 400): string {
   const all = series.flatMap((s) => s.points);
-  if (!all.length) return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="60"><text x="10" y="30">${esc(title)}: no data</text></svg>`;
+  if (!all.length)
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="60"><text x="10" y="30">${esc(title)}: no data</text></svg>`;
   const m = { l: 60, r: 20, t: 30, b: 50 };
   const xs = all.map((p) => Math.log10(Math.max(p.x, 1)));
   const ys = all.map((p) => p.y);
@@ -62,31 +62,55 @@ export function scatterSvg(title: string, xLabel: string, yLabel: string, series
   const X = (v: number) => m.l + ((Math.log10(Math.max(v, 1)) - x0) / (x1 - x0)) * (w - m.l - m.r);
   const Y = (v: number) => h - m.b - ((v - y0) / (y1 - y0)) * (h - m.t - m.b);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11">`,
+  );
   parts.push(`<text x="${w / 2}" y="18" text-anchor="middle" font-size="14">${esc(title)}</text>`);
-  parts.push(`<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/><line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="#333"/>`);
+  parts.push(
+    `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/><line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="#333"/>`,
+  );
   for (let d = Math.ceil(x0); d <= Math.floor(x1); d++) {
     for (const k of [1, 2, 5]) {
       const v = k * 10 ** d;
       const lv = Math.log10(v);
       if (lv < x0 || lv > x1) continue;
       const px = X(v);
-      parts.push(`<line x1="${px}" y1="${h - m.b}" x2="${px}" y2="${h - m.b + 4}" stroke="#333"/><text x="${px}" y="${h - m.b + 16}" text-anchor="middle">${v >= 1000 ? `${v / 1000}K` : v}</text>`);
+      parts.push(
+        `<line x1="${px}" y1="${h - m.b}" x2="${px}" y2="${h - m.b + 4}" stroke="#333"/><text x="${px}" y="${h - m.b + 16}" text-anchor="middle">${v >= 1000 ? `${v / 1000}K` : v}</text>`,
+      );
     }
   }
   for (let i = 0; i <= 5; i++) {
     const v = y0 + ((y1 - y0) * i) / 5;
-    parts.push(`<line x1="${m.l - 4}" y1="${Y(v)}" x2="${m.l}" y2="${Y(v)}" stroke="#333"/><text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(1)}</text>`);
+    parts.push(
+      `<line x1="${m.l - 4}" y1="${Y(v)}" x2="${m.l}" y2="${Y(v)}" stroke="#333"/><text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(1)}</text>`,
+    );
     parts.push(`<line x1="${m.l}" y1="${Y(v)}" x2="${w - m.r}" y2="${Y(v)}" stroke="#eee"/>`);
   }
   parts.push(`<text x="${(w + m.l) / 2}" y="${h - 12}" text-anchor="middle">${esc(xLabel)}</text>`);
-  parts.push(`<text transform="translate(14 ${(h - m.b + m.t) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
+  parts.push(
+    `<text transform="translate(14 ${(h - m.b + m.t) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
+  );
   series.forEach((s, si) => {
     if (s.line && s.points.length > 1) {
-      const pts = [...s.points].sort((a, b) => a.x - b.x).map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(' ');
+      const pts = [...s.points]
+        .sort((a, b) => a.x - b.x)
+        .map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`)
+        .join(' ');
       parts.push(`<polyline class="front" points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
     }
-    for (const p of s.points) parts.push(markerSvg(s.marker ?? 'circle', X(p.x), Y(p.y), s.line ? 5 : 4, s.line ? 'none' : s.color, s.color, esc(p.label)));
+    for (const p of s.points)
+      parts.push(
+        markerSvg(
+          s.marker ?? 'circle',
+          X(p.x),
+          Y(p.y),
+          s.line ? 5 : 4,
+          s.line ? 'none' : s.color,
+          s.color,
+          esc(p.label),
+        ),
+      );
     parts.push(markerSvg(s.marker ?? 'circle', w - m.r - 165, m.t + 9 + si * 16, 5, s.color, s.color, esc(s.label)));
     parts.push(`<text x="${w - m.r - 155}" y="${m.t + 13 + si * 16}">${esc(s.label)}</text>`);
   });
@@ -98,13 +122,17 @@ function barSvg(title: string, bars: { label: string; value: number; note: strin
   const m = { l: 60, r: 20, t: 30, b: 40 };
   const max = Math.max(...bars.map((b) => Math.abs(b.value)), 1e-9);
   const bw = (w - m.l - m.r) / Math.max(bars.length, 1);
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
     `<text x="${w / 2}" y="18" text-anchor="middle" font-size="14">${esc(title)}</text>`,
-    `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/>`];
+    `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/>`,
+  ];
   bars.forEach((b, i) => {
     const bh = (Math.max(b.value, 0) / max) * (h - m.t - m.b);
     const x = m.l + i * bw + bw * 0.15;
-    parts.push(`<rect x="${x}" y="${h - m.b - bh}" width="${bw * 0.7}" height="${bh}" fill="#4a78b5"><title>${esc(b.note)}</title></rect>`);
+    parts.push(
+      `<rect x="${x}" y="${h - m.b - bh}" width="${bw * 0.7}" height="${bh}" fill="#4a78b5"><title>${esc(b.note)}</title></rect>`,
+    );
     parts.push(`<text x="${x + bw * 0.35}" y="${h - m.b + 14}" text-anchor="middle">${esc(b.label)}</text>`);
     parts.push(`<text x="${x + bw * 0.35}" y="${h - m.b - bh - 4}" text-anchor="middle">${b.value.toFixed(3)}</text>`);
   });
@@ -116,32 +144,78 @@ function barSvg(title: string, bars: { label: string; value: number; note: strin
 export function renderReport(r: ReportInput): string {
   const pts = r.candidates.map((c) => ({ id: c.id, cost: c.relus, acc: c.acc * 100 }));
   const front = new Set(paretoFront(pts).map((p) => p.id));
-  const dot = (c: ReportCandidate, x: number) => ({ x, y: c.acc * 100, label: `${c.id}: ${fmtInt(c.relus)} ReLUs, ${(c.acc * 100).toFixed(2)}%${c.kd ? ' (KD)' : ''}` });
+  const dot = (c: ReportCandidate, x: number) => ({
+    x,
+    y: c.acc * 100,
+    label: `${c.id}: ${fmtInt(c.relus)} ReLUs, ${(c.acc * 100).toFixed(2)}%${c.kd ? ' (KD)' : ''}`,
+  });
   const methods = [...new Set(r.candidates.map((c) => c.method ?? 'deepreduce'))];
   const reluChart = scatterSvg('Accuracy vs ReLU count', 'ReLUs per image (log scale)', 'test accuracy (%)', [
-    ...methods.map((m) => ({ ...styleOf(m), points: r.candidates.filter((c) => (c.method ?? 'deepreduce') === m).map((c) => dot(c, c.relus)) })),
-    { label: 'Pareto front', color: '#d62728', line: true, points: r.candidates.filter((c) => front.has(c.id)).map((c) => dot(c, c.relus)) },
-    { label: 'baseline (all ReLUs)', color: '#000000', points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }] },
+    ...methods.map((m) => ({
+      ...styleOf(m),
+      points: r.candidates.filter((c) => (c.method ?? 'deepreduce') === m).map((c) => dot(c, c.relus)),
+    })),
+    {
+      label: 'Pareto front',
+      color: '#d62728',
+      line: true,
+      points: r.candidates.filter((c) => front.has(c.id)).map((c) => dot(c, c.relus)),
+    },
+    {
+      label: 'baseline (all ReLUs)',
+      color: '#000000',
+      points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }],
+    },
   ]);
   const withLat = r.candidates.filter((c) => c.latency_s !== undefined);
   let latChart = '';
   if (withLat.length) {
-    const lf = new Set(paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id));
+    const lf = new Set(
+      paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id),
+    );
     const scale = 1000; // milliseconds on the axis
-    latChart = scatterSvg('Accuracy vs estimated PI latency', 'estimated online+offline PI latency (ms, log scale)', 'test accuracy (%)', [
-      { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
-      { label: 'Pareto front', color: '#d62728', line: true, points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)) },
-    ]) + (r.latencyModel ? `<p>Estimated for ${esc(r.latencyModel)}.</p>` : '');
+    latChart =
+      scatterSvg(
+        'Accuracy vs estimated PI latency',
+        'estimated online+offline PI latency (ms, log scale)',
+        'test accuracy (%)',
+        [
+          { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
+          {
+            label: 'Pareto front',
+            color: '#d62728',
+            line: true,
+            points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)),
+          },
+        ],
+      ) + (r.latencyModel ? `<p>Estimated for ${esc(r.latencyModel)}.</p>` : '');
   }
   const crit = r.criticality
-    ? barSvg('Stage criticality (higher = keep)', r.criticality.stages.map((s) => ({ label: `stage ${s.stage}`, value: s.score, note: `acc ${(s.acc * 100).toFixed(2)}%, ${fmtInt(s.relus)} ReLUs, gain ${s.gain.toFixed(3)}` })))
+    ? barSvg(
+        'Stage criticality (higher = keep)',
+        r.criticality.stages.map((s) => ({
+          label: `stage ${s.stage}`,
+          value: s.score,
+          note: `acc ${(s.acc * 100).toFixed(2)}%, ${fmtInt(s.relus)} ReLUs, gain ${s.gain.toFixed(3)}`,
+        })),
+      )
     : '';
   const num = (v: number | undefined) => (v !== undefined ? fmtInt(v) : '');
-  const rows = [...r.candidates].sort((a, b) => a.relus - b.relus).map((c) =>
-    `<tr${front.has(c.id) ? ' class="front"' : ''}><td>${esc(c.id)}</td><td>${esc(c.description)}</td><td>${esc(styleOf(c.method).label)}</td><td>${fmtInt(c.relus)}</td><td>${num(c.macs)}</td><td>${num(c.flops)}</td>` +
-    `<td>${(c.acc * 100).toFixed(2)}${c.maskAcc !== undefined ? ` (${(c.maskAcc * 100).toFixed(2)} before fine-tuning)` : ''}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`).join('\n');
+  const rows = [...r.candidates]
+    .sort((a, b) => a.relus - b.relus)
+    .map(
+      (c) =>
+        `<tr${front.has(c.id) ? ' class="front"' : ''}><td>${esc(c.id)}</td><td>${esc(c.description)}</td><td>${esc(styleOf(c.method).label)}</td><td>${fmtInt(c.relus)}</td><td>${num(c.macs)}</td><td>${num(c.flops)}</td>` +
+        `<td>${(c.acc * 100).toFixed(2)}${c.maskAcc !== undefined ? ` (${(c.maskAcc * 100).toFixed(2)} before fine-tuning)` : ''}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`,
+    )
+    .join('\n');
   const critRows = r.criticality
-    ? r.criticality.stages.map((s) => `<tr><td>stage ${s.stage}</td><td>${fmtInt(s.relus)}</td><td>${(s.acc * 100).toFixed(2)}</td><td>${s.gain.toFixed(3)}</td><td>${s.score.toFixed(4)}</td></tr>`).join('\n')
+    ? r.criticality.stages
+        .map(
+          (s) =>
+            `<tr><td>stage ${s.stage}</td><td>${fmtInt(s.relus)}</td><td>${(s.acc * 100).toFixed(2)}</td><td>${s.gain.toFixed(3)}</td><td>${s.score.toFixed(4)}</td></tr>`,
+        )
+        .join('\n')
     : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>

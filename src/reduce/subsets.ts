@@ -29,10 +29,16 @@ export interface SubsetRow extends SubsetConfig {
 }
 
 const subsetsOf = (n: number): number[][] =>
-  Array.from({ length: 2 ** n - 1 }, (_, m) => Array.from({ length: n }, (_, i) => i + 1).filter((s) => (m + 1) & (1 << (s - 1))));
+  Array.from({ length: 2 ** n - 1 }, (_, m) =>
+    Array.from({ length: n }, (_, i) => i + 1).filter((s) => (m + 1) & (1 << (s - 1))),
+  );
 
 /** Every (subset, thinning, alpha, rho) configuration with its exact ReLU, MAC and FLOP counts. */
-export function subsetConfigs(base: NetSpec, o: { thinning: boolean[]; alphas: number[]; rhos: number[] }, mask: (spec: NetSpec, culled: number[], thinned: boolean) => NetSpec['mask']): SubsetConfig[] {
+export function subsetConfigs(
+  base: NetSpec,
+  o: { thinning: boolean[]; alphas: number[]; rhos: number[] },
+  mask: (spec: NetSpec, culled: number[], thinned: boolean) => NetSpec['mask'],
+): SubsetConfig[] {
   const n = base.blocks.length;
   const out: SubsetConfig[] = [];
   for (const kept of subsetsOf(n)) {
@@ -52,7 +58,12 @@ export function subsetConfigs(base: NetSpec, o: { thinning: boolean[]; alphas: n
  * For each budget: per subset its largest configuration within the budget (ties: fewer MACs), ranked by the
  * subset's criticality gain sum (ties: more ReLUs); the first `top` are chosen.
  */
-export function searchSubsets(configs: SubsetConfig[], crit: CriticalityResult, budgets: number[], top: number): SubsetRow[] {
+export function searchSubsets(
+  configs: SubsetConfig[],
+  crit: CriticalityResult,
+  budgets: number[],
+  top: number,
+): SubsetRow[] {
   const gain = new Map(crit.stages.map((s) => [s.stage, s.gain]));
   const rows: SubsetRow[] = [];
   for (const budget of budgets) {

@@ -2,7 +2,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors, saveSafetensors, tidy } from '../engine/index.js';
-import { buildNetwork, maskFromDocument, maskToDocument, saveMask, type MaskDocument, type NetSpec, type Network } from '../models/index.js';
+import {
+  buildNetwork,
+  maskFromDocument,
+  maskToDocument,
+  saveMask,
+  type MaskDocument,
+  type NetSpec,
+  type Network,
+} from '../models/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 
@@ -26,7 +34,10 @@ export function inputRecipe(input: Pick<InputTransform, 'padFrom' | 'mean' | 'st
   const from = input.padFrom;
   const padded = from !== undefined && from !== inputSize;
   const steps = ['x = pixel / 255 per channel (CHW, float32)'];
-  if (padded) steps.push(`pad symmetrically ${from}x${from} -> ${inputSize}x${inputSize} (${(inputSize - from) / 2} px each side) with black pixels, x = 0`);
+  if (padded)
+    steps.push(
+      `pad symmetrically ${from}x${from} -> ${inputSize}x${inputSize} (${(inputSize - from) / 2} px each side) with black pixels, x = 0`,
+    );
   steps.push(`then normalise every pixel${padded ? ', padding included' : ''}: x = (x - mean[c]) / std[c]`);
   const pad = input.mean.map((m, c) => ((0 - m) / input.std[c]!).toFixed(4)).join(', ');
   return `${steps.join('; ')}${padded ? ` (so the padding becomes (0 - mean) / std = ${pad}, not 0)` : ''}`;
@@ -41,10 +52,18 @@ export interface ModelInfo {
 }
 
 /** Writes a model directory: the network's spec with the mask in force (`net.mask`, e.g. one just learned on it). */
-export function saveModelDir(dir: string, net: Network, input: InputTransform, metrics?: Record<string, unknown>): void {
-  const { mask: _, ...rest } = net.spec, mask = net.mask;
+export function saveModelDir(
+  dir: string,
+  net: Network,
+  input: InputTransform,
+  metrics?: Record<string, unknown>,
+): void {
+  const { mask: _, ...rest } = net.spec,
+    mask = net.mask;
   const info: ModelInfo = {
-    format: 'deepreduce-model', version: packageVersion(), spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) },
+    format: 'deepreduce-model',
+    version: packageVersion(),
+    spec: { ...rest, ...(mask ? { mask: maskToDocument(mask) } : {}) },
     input: { ...input, preprocess: inputRecipe(input, net.spec.inputSize) },
     ...(metrics ? { metrics } : {}),
   };
@@ -63,8 +82,10 @@ export function readModelInfo(dir: string): ModelInfo {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
   if (info.format !== 'deepreduce-model') throw new Error(`${file}: field 'format' must be 'deepreduce-model'`);
-  if (!info.spec || typeof info.spec.arch !== 'string') throw new Error(`${file}: field 'spec' is missing or has no 'arch'`);
-  if (!info.input || !Array.isArray(info.input.mean)) throw new Error(`${file}: field 'input' is missing or has no 'mean'`);
+  if (!info.spec || typeof info.spec.arch !== 'string')
+    throw new Error(`${file}: field 'spec' is missing or has no 'arch'`);
+  if (!info.input || !Array.isArray(info.input.mean))
+    throw new Error(`${file}: field 'input' is missing or has no 'mean'`);
   return info;
 }
 

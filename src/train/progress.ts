@@ -7,13 +7,23 @@ export class Progress {
   #lastLine = 0;
   #done = 0;
 
-  constructor(readonly label: string, readonly total: number, readonly stream: NodeJS.WriteStream = process.stderr, readonly quiet = false) {
-    this.#bar = !quiet && stream.isTTY
-      ? new cliProgress.SingleBar(
-          { format: `${label} [{bar}] {percentage}% {value}/{total} img | {rate} img/s | ETA {eta_formatted} | {info}`, stream, hideCursor: true },
-          cliProgress.Presets.shades_classic,
-        )
-      : null;
+  constructor(
+    readonly label: string,
+    readonly total: number,
+    readonly stream: NodeJS.WriteStream = process.stderr,
+    readonly quiet = false,
+  ) {
+    this.#bar =
+      !quiet && stream.isTTY
+        ? new cliProgress.SingleBar(
+            {
+              format: `${label} [{bar}] {percentage}% {value}/{total} img | {rate} img/s | ETA {eta_formatted} | {info}`,
+              stream,
+              hideCursor: true,
+            },
+            cliProgress.Presets.shades_classic,
+          )
+        : null;
     this.#bar?.start(total, 0, { rate: '0', info: '' });
   }
 
@@ -25,7 +35,9 @@ export class Progress {
     else if (!this.quiet && Date.now() - this.#lastLine > 10_000) {
       this.#lastLine = Date.now();
       const eta = rate > 0 ? (this.total - done) / rate : 0;
-      this.stream.write(`${this.label} ${done}/${this.total} img, ${rate.toFixed(0)} img/s, ETA ${eta.toFixed(0)} s ${info}\n`);
+      this.stream.write(
+        `${this.label} ${done}/${this.total} img, ${rate.toFixed(0)} img/s, ETA ${eta.toFixed(0)} s ${info}\n`,
+      );
     }
   }
 

@@ -3,10 +3,26 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors, manualSeed, tidy } from '../engine/index.js';
 import { checkDatasetName, openData } from '../data/index.js';
-import { buildNetwork, countRelus, loadMask, maskFromDocument, presetSpec, specFor, type MaskDocument, type NetSpec } from '../models/index.js';
+import {
+  buildNetwork,
+  countRelus,
+  loadMask,
+  maskFromDocument,
+  presetSpec,
+  specFor,
+  type MaskDocument,
+  type NetSpec,
+} from '../models/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
-import { defaultTrainOptions, evaluate, fit, type EpochMetrics, type StepProgress, type TrainOptions } from './trainer.js';
+import {
+  defaultTrainOptions,
+  evaluate,
+  fit,
+  type EpochMetrics,
+  type StepProgress,
+  type TrainOptions,
+} from './trainer.js';
 import { loadModelDir, saveModelDir, type InputTransform } from './modeldir.js';
 import { learnMasks, type MaskLearningOptions, type MaskSnapshot } from './snl.js';
 
@@ -56,7 +72,10 @@ export interface TrainSummary {
 }
 
 export const defaultTrainConfig = (over: Partial<TrainConfig> & Pick<TrainConfig, 'dataset' | 'out'>): TrainConfig => ({
-  arch: 'resnet18', batchSize: 128, options: { ...defaultTrainOptions }, ...over,
+  arch: 'resnet18',
+  batchSize: 128,
+  options: { ...defaultTrainOptions },
+  ...over,
 });
 
 /** The network spec a config asks for, shaped for the data (classes, channels, input size). */
@@ -67,7 +86,14 @@ export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [
     if (c.arch && c.arch !== p.arch) throw new Error(`preset ${c.preset} is a ${p.arch}, not ${c.arch}`);
     return { ...p, ...shape, ...(c.alpha !== undefined ? { alpha: c.alpha } : {}) };
   }
-  const spec = specFor(c.arch, { alpha: c.alpha, rho: c.rho, blocks: c.blocks, widths: c.widths, stemWidth: c.stemWidth, ...shape });
+  const spec = specFor(c.arch, {
+    alpha: c.alpha,
+    rho: c.rho,
+    blocks: c.blocks,
+    widths: c.widths,
+    stemWidth: c.stemWidth,
+    ...shape,
+  });
   if (c.maskFile) return { ...spec, mask: loadMask(c.maskFile, spec) };
   if (c.mask) return { ...spec, mask: maskFromDocument(c.mask, spec, 'config.mask') };
   return spec;
@@ -82,7 +108,12 @@ export interface TrainHooks {
 export async function trainModel(c: TrainConfig, hooks: TrainHooks = {}): Promise<TrainSummary> {
   const dataset = checkDatasetName(c.dataset);
   const data = openData(dataset, {
-    dir: c.dataDir, batchSize: c.batchSize, seed: c.options.seed, padTo32: c.pad32 ?? true, limitTrain: c.limitTrain, limitTest: c.limitTest,
+    dir: c.dataDir,
+    batchSize: c.batchSize,
+    seed: c.options.seed,
+    padTo32: c.pad32 ?? true,
+    limitTrain: c.limitTrain,
+    limitTest: c.limitTest,
   });
   try {
     const spec = resolveSpec(c, data);
@@ -96,35 +127,70 @@ export async function trainModel(c: TrainConfig, hooks: TrainHooks = {}): Promis
       tidy(() => net.loadStateDict(loadSafetensors(f).tensors, { source: f }));
     }
     const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
-    writeFileAtomic(join(c.out, 'config.json'), `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`);
+    writeFileAtomic(
+      join(c.out, 'config.json'),
+      `${JSON.stringify({ ...c, version: packageVersion(), spec: { ...spec, mask: spec.mask?.kept } }, null, 2)}\n`,
+    );
     const input: InputTransform = {
-      dataset, mean: data.augment.mean, std: data.augment.std, classNames: data.classNames,
-      ...(data.augment.padTo !== undefined && data.augment.padTo !== data.trainSet.h ? { padFrom: data.trainSet.h } : {}),
+      dataset,
+      mean: data.augment.mean,
+      std: data.augment.std,
+      classNames: data.classNames,
+      ...(data.augment.padTo !== undefined && data.augment.padTo !== data.trainSet.h
+        ? { padFrom: data.trainSet.h }
+        : {}),
     };
     const kd = c.options.kd ?? { temperature: 4, lambda: 0.9 };
     if (c.learnMask) {
       if (!teacher) throw new Error(`${c.out}: learnMask needs a teacher (masks are learned with KD)`);
       const r = await learnMasks(net, spec, data, teacher, c.learnMask, {
-        out: c.out, input, batchSize: c.batchSize, seed: c.options.seed, threads: c.options.threads, quiet: c.options.quiet, kd,
+        out: c.out,
+        input,
+        batchSize: c.batchSize,
+        seed: c.options.seed,
+        threads: c.options.threads,
+        quiet: c.options.quiet,
+        kd,
       });
       const last = r.snapshots[r.snapshots.length - 1]!;
-      const summary: TrainSummary = { out: c.out, arch: spec.arch, relus: last.relus, test_acc: last.acc, epochs: [], seconds: r.seconds, kd: true, snapshots: r.snapshots };
+      const summary: TrainSummary = {
+        out: c.out,
+        arch: spec.arch,
+        relus: last.relus,
+        test_acc: last.acc,
+        epochs: [],
+        seconds: r.seconds,
+        kd: true,
+        snapshots: r.snapshots,
+      };
       writeFileAtomic(join(c.out, 'result.json'), `${JSON.stringify(summary, null, 2)}\n`);
       teacher.dispose();
       net.dispose();
       return summary;
     }
-    const result = await fit(net, data, { ...c.options, kd: teacher ? kd : undefined }, c.out, { resume: c.resume, teacher, ...hooks });
+    const result = await fit(net, data, { ...c.options, kd: teacher ? kd : undefined }, c.out, {
+      resume: c.resume,
+      teacher,
+      ...hooks,
+    });
     const tEval = Date.now();
     const ev = await evaluate(net, data);
     const relus = countRelus(spec).total;
     saveModelDir(c.out, net, input, { test_acc: ev.acc, relus });
     const summary: TrainSummary = {
-      out: c.out, arch: spec.arch, relus, test_acc: ev.acc, epochs: result.epochs,
+      out: c.out,
+      arch: spec.arch,
+      relus,
+      test_acc: ev.acc,
+      epochs: result.epochs,
       // epochs' own time (summed across resumes) plus the final evaluation, so a resumed run reports its whole cost
-      seconds: result.epochs.reduce((t, e) => t + e.seconds, 0) + (Date.now() - tEval) / 1000, kd: !!teacher,
+      seconds: result.epochs.reduce((t, e) => t + e.seconds, 0) + (Date.now() - tEval) / 1000,
+      kd: !!teacher,
     };
-    writeFileAtomic(join(c.out, 'result.json'), `${JSON.stringify({ ...summary, confusion: ev.confusion }, null, 2)}\n`);
+    writeFileAtomic(
+      join(c.out, 'result.json'),
+      `${JSON.stringify({ ...summary, confusion: ev.confusion }, null, 2)}\n`,
+    );
     teacher?.dispose();
     net.dispose();
     return summary;

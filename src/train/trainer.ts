@@ -2,8 +2,24 @@ import { existsSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'nod
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
-  F, type Module, SGD, type Tensor, tensor, labels, tidy, noGrad, manualSeed, rngState, setRngState, setNumThreads,
-  saveSafetensors, loadSafetensors, cosineSchedule, stepSchedule, withWarmup, type Schedule,
+  F,
+  type Module,
+  SGD,
+  type Tensor,
+  tensor,
+  labels,
+  tidy,
+  noGrad,
+  manualSeed,
+  rngState,
+  setRngState,
+  setNumThreads,
+  saveSafetensors,
+  loadSafetensors,
+  cosineSchedule,
+  stepSchedule,
+  withWarmup,
+  type Schedule,
 } from '../engine/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
@@ -52,7 +68,14 @@ export interface TrainOptions {
 }
 
 export const defaultTrainOptions: TrainOptions = {
-  epochs: 5, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4, schedule: 'cosine', labelSmoothing: 0, seed: 0,
+  epochs: 5,
+  lr: 0.1,
+  momentum: 0.9,
+  nesterov: true,
+  weightDecay: 5e-4,
+  schedule: 'cosine',
+  labelSmoothing: 0,
+  seed: 0,
 };
 
 export interface EpochMetrics {
@@ -90,9 +113,11 @@ interface CheckpointPointer {
 
 function scheduleOf(o: TrainOptions): Schedule {
   const base =
-    o.schedule === 'cosine' ? cosineSchedule(o.lr, o.epochs - (o.warmupEpochs ?? 0))
-    : o.schedule === 'step' ? stepSchedule(o.lr, o.milestones ?? [Math.floor(o.epochs / 2), Math.floor((3 * o.epochs) / 4)], o.gamma ?? 0.1)
-    : () => o.lr;
+    o.schedule === 'cosine'
+      ? cosineSchedule(o.lr, o.epochs - (o.warmupEpochs ?? 0))
+      : o.schedule === 'step'
+        ? stepSchedule(o.lr, o.milestones ?? [Math.floor(o.epochs / 2), Math.floor((3 * o.epochs) / 4)], o.gamma ?? 0.1)
+        : () => o.lr;
   return withWarmup(base, o.warmupEpochs ?? 0);
 }
 
@@ -107,16 +132,28 @@ function toTensors(b: Batch, layout: Layout, device: string): [Tensor, Tensor] {
 
 /** Puts a module's conv weights (rank 4) in `layout`, in place: optimizers keep their parameter objects. */
 export function setLayout(m: Module, layout: Layout): void {
-  noGrad(() => tidy(() => { for (const p of m.parameters()) if (p.rank === 4 && !p.isContiguous(layout)) p.setData(p.contiguous(layout)); }));
+  noGrad(() =>
+    tidy(() => {
+      for (const p of m.parameters()) if (p.rank === 4 && !p.isContiguous(layout)) p.setData(p.contiguous(layout));
+    }),
+  );
 }
 
 /** Moves a module's parameters and buffers to `device`, in place (optimizers keep their parameter objects). */
 export function setDevice(m: Module, device: string): void {
-  noGrad(() => tidy(() => { for (const [, t] of m.stateDict()) if (t.device !== device) t.setData(t.to(device)); }));
+  noGrad(() =>
+    tidy(() => {
+      for (const [, t] of m.stateDict()) if (t.device !== device) t.setData(t.to(device));
+    }),
+  );
 }
 
 /** Test loss, accuracy and the confusion matrix (rows: true class, columns: predicted); batches go to the model's device. */
-export async function evaluate(model: Module, data: TrainData, layout: Layout = 'channels_last'): Promise<{ loss: number; acc: number; confusion: number[][] }> {
+export async function evaluate(
+  model: Module,
+  data: TrainData,
+  layout: Layout = 'channels_last',
+): Promise<{ loss: number; acc: number; confusion: number[][] }> {
   model.eval();
   const device = model.parameters()[0]?.device ?? 'cpu';
   const k = data.numClasses;
@@ -151,13 +188,22 @@ export async function fit(
   out: string,
   extra: { teacher?: Module; resume?: boolean; log?: (s: string) => void; onProgress?: (p: StepProgress) => void } = {},
 ): Promise<FitResult> {
-  const log = extra.log ?? ((s: string) => { if (!o.quiet) process.stderr.write(`${s}\n`); });
+  const log =
+    extra.log ??
+    ((s: string) => {
+      if (!o.quiet) process.stderr.write(`${s}\n`);
+    });
   if (o.threads) setNumThreads(o.threads);
   mkdirSync(out, { recursive: true });
   const device = o.device ?? 'cpu';
   // On the device before the optimizer state is loaded: momentum buffers are made where their parameters live.
   setDevice(model, device);
-  const opt = new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay });
+  const opt = new SGD(model.parameters(), {
+    lr: o.lr,
+    momentum: o.momentum,
+    nesterov: o.nesterov,
+    weightDecay: o.weightDecay,
+  });
   const sched = scheduleOf(o);
   const metricsFile = join(out, 'metrics.jsonl');
   const pointerFile = join(out, 'checkpoint.json');
@@ -167,9 +213,14 @@ export async function fit(
   if (extra.resume && existsSync(pointerFile)) {
     const ptr = JSON.parse(readFileSync(pointerFile, 'utf8')) as CheckpointPointer;
     const dir = join(out, ptr.dir);
-    model.loadStateDict(loadSafetensors(join(dir, 'model.safetensors')).tensors, { source: join(dir, 'model.safetensors') });
+    model.loadStateDict(loadSafetensors(join(dir, 'model.safetensors')).tensors, {
+      source: join(dir, 'model.safetensors'),
+    });
     tidy(() => opt.loadStateDict(loadSafetensors(join(dir, 'optim.safetensors')).tensors));
-    const st = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { torch_rng: string; history: EpochMetrics[] };
+    const st = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as {
+      torch_rng: string;
+      history: EpochMetrics[];
+    };
     setRngState(Uint8Array.from(Buffer.from(st.torch_rng, 'base64')));
     history.push(...st.history);
     start = ptr.epoch;
@@ -202,14 +253,20 @@ export async function fit(
         const [x, y] = toTensors(b, layout, device);
         const logits = model.forward(x);
         const loss = teacher
-          ? kdLoss(logits, noGrad(() => teacher.forward(x)), y, { ...o.kd!, labelSmoothing: o.labelSmoothing })
+          ? kdLoss(
+              logits,
+              noGrad(() => teacher.forward(x)),
+              y,
+              { ...o.kd!, labelSmoothing: o.labelSmoothing },
+            )
           : F.crossEntropy(logits, y, { labelSmoothing: o.labelSmoothing });
         opt.zeroGrad();
         loss.backward();
         opt.step();
         return [loss.item(), noGrad(() => logits.argmax(1).eq(y).sum().item())];
       });
-      if (!Number.isFinite(l)) throw new Error(`training diverged at epoch ${epoch + 1}, step ${steps + 1}: loss is ${l}`);
+      if (!Number.isFinite(l))
+        throw new Error(`training diverged at epoch ${epoch + 1}, step ${steps + 1}: loss is ${l}`);
       lossSum += l * b.n;
       correct += c;
       seen += b.n;
@@ -222,13 +279,21 @@ export async function fit(
     const imgS = prog.stop();
     const ev = await evaluate(model, data, layout);
     const m: EpochMetrics = {
-      epoch: epoch + 1, lr: sched(epoch), train_loss: seen ? lossSum / seen : 0, train_acc: seen ? correct / seen : 0,
-      test_loss: ev.loss, test_acc: ev.acc, img_s: imgS, seconds: (Date.now() - t0) / 1000,
+      epoch: epoch + 1,
+      lr: sched(epoch),
+      train_loss: seen ? lossSum / seen : 0,
+      train_acc: seen ? correct / seen : 0,
+      test_loss: ev.loss,
+      test_acc: ev.acc,
+      img_s: imgS,
+      seconds: (Date.now() - t0) / 1000,
     };
     history.push(m);
     appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
     saveCheckpoint(out, epoch + 1, model, opt, history);
-    log(`epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)} acc ${(100 * m.train_acc).toFixed(2)}% | test acc ${(100 * m.test_acc).toFixed(2)}% | ${m.img_s.toFixed(0)} img/s | ${m.seconds.toFixed(1)} s`);
+    log(
+      `epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)} acc ${(100 * m.train_acc).toFixed(2)}% | test acc ${(100 * m.test_acc).toFixed(2)}% | ${m.img_s.toFixed(0)} img/s | ${m.seconds.toFixed(1)} s`,
+    );
   }
   opt.dispose();
   return { epochs: history, final: history[history.length - 1] ?? null, resumedFrom: start };
@@ -241,7 +306,15 @@ function saveCheckpoint(out: string, epoch: number, model: Module, opt: SGD, his
   mkdirSync(dir, { recursive: true });
   saveSafetensors(join(dir, 'model.safetensors'), model.stateDict());
   saveSafetensors(join(dir, 'optim.safetensors'), opt.stateDict());
-  writeFileAtomic(join(dir, 'state.json'), JSON.stringify({ epoch, torch_rng: Buffer.from(rngState()).toString('base64'), history, version: packageVersion() }));
+  writeFileAtomic(
+    join(dir, 'state.json'),
+    JSON.stringify({
+      epoch,
+      torch_rng: Buffer.from(rngState()).toString('base64'),
+      history,
+      version: packageVersion(),
+    }),
+  );
   const pointer = join(out, 'checkpoint.json');
   const prev = existsSync(pointer) ? (JSON.parse(readFileSync(pointer, 'utf8')) as CheckpointPointer).dir : null;
   writeFileAtomic(pointer, JSON.stringify({ epoch, dir: name } satisfies CheckpointPointer));

@@ -32,7 +32,8 @@ function show(id: string, text: string | null): void {
 }
 
 const CODE_TEXT: Partial<Record<ErrorCode, string>> = {
-  MALFORMED: 'The server rejected a message of this client as malformed (for example an input of the wrong size for the model).',
+  MALFORMED:
+    'The server rejected a message of this client as malformed (for example an input of the wrong size for the model).',
   LIMIT: 'A message exceeded the size limit of the protocol.',
   PROTOCOL: 'The server does not run the protocol or options this page asked for.',
   TIMEOUT: 'The session took longer than its deadline.',
@@ -49,51 +50,79 @@ const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
 const sec = (ms: number) => `${(ms / 1e3).toFixed(2)} s`;
 
 function serverSaw(): string {
-  const relu = info.relu === 'gc'
-    ? 'for the ReLUs, OT-extension messages on its random masks and the colour bits of garbled outputs it cannot decode'
-    : 'for the ReLUs, oblivious-transfer and comparison messages on values masked by random shares';
-  const prep = info.preprocess === 'he'
-    ? 'the client\'s homomorphic-encryption public key and ciphertexts of random masks (one per linear layer, drawn independently of the image)'
-    : 'nothing of the preprocessing (a dealer handled it)';
-  return `What the server saw: ${prep}; ${relu}; and, online, the image minus a uniformly random mask (8 bytes per input value in Z_2^64). ` +
-    'It never saw the image, any activation or the result: the logits were added up from shares in this page.';
+  const relu =
+    info.relu === 'gc'
+      ? 'for the ReLUs, OT-extension messages on its random masks and the colour bits of garbled outputs it cannot decode'
+      : 'for the ReLUs, oblivious-transfer and comparison messages on values masked by random shares';
+  const prep =
+    info.preprocess === 'he'
+      ? "the client's homomorphic-encryption public key and ciphertexts of random masks (one per linear layer, drawn independently of the image)"
+      : 'nothing of the preprocessing (a dealer handled it)';
+  return (
+    `What the server saw: ${prep}; ${relu}; and, online, the image minus a uniformly random mask (8 bytes per input value in Z_2^64). ` +
+    'It never saw the image, any activation or the result: the logits were added up from shares in this page.'
+  );
 }
 
 function showResult(r: ClientResult): void {
   const names = info.input.classNames ?? Array.from(r.logits, (_, i) => `class ${i}`);
-  const mx = Math.max(...r.logits), ex = Array.from(r.logits, (v) => Math.exp(v - mx)), z = ex.reduce((a, b) => a + b, 0);
+  const mx = Math.max(...r.logits),
+    ex = Array.from(r.logits, (v) => Math.exp(v - mx)),
+    z = ex.reduce((a, b) => a + b, 0);
   const p = ex.map((v) => v / z);
   const top = p.indexOf(Math.max(...p));
   show('result-class', `Predicted: ${names[top]} (${(100 * p[top]!).toFixed(1)}%)`);
   const body = $('scores').querySelector('tbody')!;
-  body.replaceChildren(...p.map((v, i) => {
-    const tr = document.createElement('tr');
-    if (i === top) tr.className = 'top';
-    const a = document.createElement('td'), b = document.createElement('td'), c = document.createElement('td'), bar = document.createElement('span');
-    a.textContent = names[i]!;
-    b.textContent = `${(100 * v).toFixed(1)}%`;
-    c.className = 'bar';
-    bar.style.width = `${(100 * v).toFixed(1)}%`;
-    c.append(bar);
-    tr.append(a, b, c);
-    return tr;
-  }));
+  body.replaceChildren(
+    ...p.map((v, i) => {
+      const tr = document.createElement('tr');
+      if (i === top) tr.className = 'top';
+      const a = document.createElement('td'),
+        b = document.createElement('td'),
+        c = document.createElement('td'),
+        bar = document.createElement('span');
+      a.textContent = names[i]!;
+      b.textContent = `${(100 * v).toFixed(1)}%`;
+      c.className = 'bar';
+      bar.style.width = `${(100 * v).toFixed(1)}%`;
+      c.append(bar);
+      tr.append(a, b, c);
+      return tr;
+    }),
+  );
   const ph = r.client.phases;
-  const sent = ph.setup.bytesSent + ph.offline.bytesSent + ph.online.bytesSent, recv = ph.setup.bytesRecv + ph.offline.bytesRecv + ph.online.bytesRecv;
-  show('cost', `Latency: ${sec(ph.setup.ms + ph.offline.ms + ph.online.ms)} (setup ${sec(ph.setup.ms)}, offline ${sec(ph.offline.ms)}, online ${sec(ph.online.ms)}); ` +
-    `sent ${mb(sent)}, received ${mb(recv)} (online: ${mb(ph.online.bytesSent)} sent, ${mb(ph.online.bytesRecv)} received); ` +
-    `protocol state held in this page at peak: ${mb(r.client.memory.peakHeldBytes)}.`);
+  const sent = ph.setup.bytesSent + ph.offline.bytesSent + ph.online.bytesSent,
+    recv = ph.setup.bytesRecv + ph.offline.bytesRecv + ph.online.bytesRecv;
+  show(
+    'cost',
+    `Latency: ${sec(ph.setup.ms + ph.offline.ms + ph.online.ms)} (setup ${sec(ph.setup.ms)}, offline ${sec(ph.offline.ms)}, online ${sec(ph.online.ms)}); ` +
+      `sent ${mb(sent)}, received ${mb(recv)} (online: ${mb(ph.online.bytesSent)} sent, ${mb(ph.online.bytesRecv)} received); ` +
+      `protocol state held in this page at peak: ${mb(r.client.memory.peakHeldBytes)}.`,
+  );
   show('server-saw', serverSaw());
   $('result').hidden = false;
-  (window as unknown as { piResult: unknown }).piResult = { class: top, name: names[top], logits: Array.from(r.logits), phases: ph, memory: r.client.memory };
+  (window as unknown as { piResult: unknown }).piResult = {
+    class: top,
+    name: names[top],
+    logits: Array.from(r.logits),
+    phases: ph,
+    memory: r.client.memory,
+  };
 }
 
 function progress(p: QueryProgress): void {
   const bar = $<HTMLProgressElement>('progress');
   bar.max = Math.max(1, p.total);
   bar.value = p.done;
-  const phase = p.phase === 'connecting' ? 'Connecting' : p.phase === 'done' ? 'Done' : `${p.phase[0]!.toUpperCase()}${p.phase.slice(1)} phase`;
-  $('progress-label').textContent = p.total ? `${phase}: ${p.step} (${p.done}/${p.total} steps)` : `${phase}: ${p.step}`;
+  const phase =
+    p.phase === 'connecting'
+      ? 'Connecting'
+      : p.phase === 'done'
+        ? 'Done'
+        : `${p.phase[0]!.toUpperCase()}${p.phase.slice(1)} phase`;
+  $('progress-label').textContent = p.total
+    ? `${phase}: ${p.step} (${p.done}/${p.total} steps)`
+    : `${phase}: ${p.step}`;
 }
 
 async function choose(blob: Blob, what: string): Promise<void> {
@@ -107,7 +136,10 @@ async function choose(blob: Blob, what: string): Promise<void> {
     const pv = $<HTMLCanvasElement>('preview');
     drawInput(pv, x, spec.shape, spec.mean, spec.std);
     pv.setAttribute('aria-label', `The model's input: ${what} as ${spec.shape.join('x')} values`);
-    show('preview-note', `${what}, as the model sees it: ${side}x${side}${side !== spec.shape[1] ? `, padded to ${spec.shape[1]}x${spec.shape[2]}` : ''}, ${spec.shape[0] === 1 ? 'grey' : 'colour'}.`);
+    show(
+      'preview-note',
+      `${what}, as the model sees it: ${side}x${side}${side !== spec.shape[1] ? `, padded to ${spec.shape[1]}x${spec.shape[2]}` : ''}, ${spec.shape[0] === 1 ? 'grey' : 'colour'}.`,
+    );
     $<HTMLButtonElement>('classify').disabled = running;
     setState('ready');
   } catch (e) {
@@ -127,8 +159,12 @@ async function classify(): Promise<void> {
   setState('running');
   try {
     const r = await queryPrivately(chosen, {
-      url: `wss://${location.host}/pi`, preprocess: info.preprocess, relu: info.relu, onProgress: progress,
-      ...(seed !== undefined ? { seed } : {}), ...(shortInput ? { shortInput } : {}),
+      url: `wss://${location.host}/pi`,
+      preprocess: info.preprocess,
+      relu: info.relu,
+      onProgress: progress,
+      ...(seed !== undefined ? { seed } : {}),
+      ...(shortInput ? { shortInput } : {}),
     });
     progress({ phase: 'done', done: 1, total: 1, step: 'result' });
     showResult(r);
@@ -146,20 +182,27 @@ async function classify(): Promise<void> {
 async function main(): Promise<void> {
   const res = await fetch('/model.json');
   if (!res.ok) throw new Error(`the server did not describe its model (HTTP ${res.status})`);
-  info = await res.json() as WebModelInfo;
+  info = (await res.json()) as WebModelInfo;
   spec = { shape: info.input.shape, mean: info.input.mean, std: info.input.std };
   if (info.testHooks) {
     seed = params.get('seed') ?? undefined;
     shortInput = params.get('craft') === 'short-input';
   }
-  $('model-line').textContent = `Model: ${info.arch}, ${info.relus.toLocaleString('en-US')} ReLUs (${info.relu} ReLU protocol, ${info.preprocess} preprocessing), ` +
+  $('model-line').textContent =
+    `Model: ${info.arch}, ${info.relus.toLocaleString('en-US')} ReLUs (${info.relu} ReLU protocol, ${info.preprocess} preprocessing), ` +
     `input ${info.input.shape.join('x')}, ${info.classes} classes${info.input.dataset ? ` (${info.input.dataset})` : ''}.`;
-  if (seed !== undefined || shortInput) show('test-mode', `Test mode: ${[seed !== undefined ? `fixed client randomness (seed '${seed}'), NOT private` : '', shortInput ? 'crafted short input share' : ''].filter(Boolean).join('; ')}.`);
+  if (seed !== undefined || shortInput)
+    show(
+      'test-mode',
+      `Test mode: ${[seed !== undefined ? `fixed client randomness (seed '${seed}'), NOT private` : '', shortInput ? 'crafted short input share' : ''].filter(Boolean).join('; ')}.`,
+    );
   const gallery = $('gallery');
   const names = info.input.classNames;
   if (!info.gallery.length) $('gallery-box').hidden = true;
   info.gallery.forEach((g, i) => {
-    const item = document.createElement('div'), b = document.createElement('button'), img = document.createElement('img');
+    const item = document.createElement('div'),
+      b = document.createElement('button'),
+      img = document.createElement('img');
     item.setAttribute('role', 'listitem');
     b.type = 'button';
     b.setAttribute('aria-pressed', 'false');

@@ -13,7 +13,9 @@ async function decode(blob: Blob, what: string): Promise<ImageBitmap> {
   try {
     return await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch {
-    throw new InputError(`${what} is not an image this browser can decode${blob.type ? ` (type ${blob.type})` : ''}; choose a PNG or JPEG picture.`);
+    throw new InputError(
+      `${what} is not an image this browser can decode${blob.type ? ` (type ${blob.type})` : ''}; choose a PNG or JPEG picture.`,
+    );
   }
 }
 
@@ -23,12 +25,19 @@ async function decode(blob: Blob, what: string): Promise<ImageBitmap> {
  * and resized.
  */
 export async function pixelsOf(blob: Blob, what: string, side: number): Promise<RgbaImage> {
-  if (blob.type && !blob.type.startsWith('image/')) throw new InputError(`${what} is a ${blob.type} file, not an image; choose a PNG or JPEG picture.`);
+  if (blob.type && !blob.type.startsWith('image/'))
+    throw new InputError(`${what} is a ${blob.type} file, not an image; choose a PNG or JPEG picture.`);
   const bmp = await decode(blob, what);
   try {
     const { width: w, height: h } = bmp;
-    if (w * h > MAX_MEGAPIXELS * 1e6) throw new InputError(`${what} is ${w}x${h} (${(w * h / 1e6).toFixed(1)} megapixels); the page takes images of at most ${MAX_MEGAPIXELS} megapixels.`);
-    if (Math.max(w / h, h / w) > MAX_ASPECT) throw new InputError(`${what} is ${w}x${h}, too far from square (at most ${MAX_ASPECT}:1); the model classifies square pictures, so crop it first.`);
+    if (w * h > MAX_MEGAPIXELS * 1e6)
+      throw new InputError(
+        `${what} is ${w}x${h} (${((w * h) / 1e6).toFixed(1)} megapixels); the page takes images of at most ${MAX_MEGAPIXELS} megapixels.`,
+      );
+    if (Math.max(w / h, h / w) > MAX_ASPECT)
+      throw new InputError(
+        `${what} is ${w}x${h}, too far from square (at most ${MAX_ASPECT}:1); the model classifies square pictures, so crop it first.`,
+      );
     const c = document.createElement('canvas');
     c.width = c.height = side;
     const g = c.getContext('2d', { willReadFrequently: true })!;
@@ -49,7 +58,13 @@ export async function pixelsOf(blob: Blob, what: string, side: number): Promise<
 }
 
 /** Draws the model's input (CHW, normalised) on `canvas`, undoing the normalisation. */
-export function drawInput(canvas: HTMLCanvasElement, x: Float32Array, shape: readonly number[], mean: readonly number[], std: readonly number[]): void {
+export function drawInput(
+  canvas: HTMLCanvasElement,
+  x: Float32Array,
+  shape: readonly number[],
+  mean: readonly number[],
+  std: readonly number[],
+): void {
   const [c, h, w] = shape as [number, number, number];
   canvas.width = w;
   canvas.height = h;

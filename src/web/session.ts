@@ -37,15 +37,20 @@ function open(url: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
-    ws.onopen = () => { ws.onopen = ws.onerror = ws.onclose = null; resolve(ws); };
+    ws.onopen = () => {
+      ws.onopen = ws.onerror = ws.onclose = null;
+      resolve(ws);
+    };
     ws.onerror = () => reject(new Error(`could not open a WebSocket to ${url}`));
-    ws.onclose = (ev) => reject(new Error(`the server closed the WebSocket before the session began (code ${ev.code})`));
+    ws.onclose = (ev) =>
+      reject(new Error(`the server closed the WebSocket before the session began (code ${ev.code})`));
   });
 }
 
 /** Steps the protocol reports (onStep) for a plan: the ReLU set-up, offline per conv/fc/ReLU, online per ReLU + input + output. */
 export function stepCount(plan: PublicPlan): number {
-  const lin = plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length, relu = plan.ops.filter((o) => o.op === 'relu').length;
+  const lin = plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length,
+    relu = plan.ops.filter((o) => o.op === 'relu').length;
   return 1 + lin + relu + 1 + relu + 1;
 }
 
@@ -54,7 +59,13 @@ export function queryPrivately(img: RgbaImage, o: QueryOptions): Promise<ClientR
   const attempts = o.attempts ?? DEFAULT_RETRY.attempts;
   return retryBusy(() => queryOnce(img, o), {
     attempts,
-    onRetry: (_e, k, wait) => o.onProgress({ phase: 'connecting', done: 0, total: 0, step: `the server is busy: trying again in ${Math.ceil(wait / 1e3)} s (${k} of ${attempts})` }),
+    onRetry: (_e, k, wait) =>
+      o.onProgress({
+        phase: 'connecting',
+        done: 0,
+        total: 0,
+        step: `the server is busy: trying again in ${Math.ceil(wait / 1e3)} s (${k} of ${attempts})`,
+      }),
   });
 }
 
@@ -63,34 +74,45 @@ async function queryOnce(img: RgbaImage, o: QueryOptions): Promise<ClientResult>
   const ws = await open(o.url);
   const ch = new WsChannel(ws as unknown as WebSocketLike, { name: 'server' });
   o.onChannel?.(ch);
-  let total = 0, done = 0, phase: QueryProgress['phase'] = 'setup';
+  let total = 0,
+    done = 0,
+    phase: QueryProgress['phase'] = 'setup';
   // The crafted client: the first message of the online phase (the input share) goes out one element short.
   let cut = false;
   if (o.shortInput) {
     const send = ch.send.bind(ch);
     ch.send = (d: Uint8Array) => {
-      if (cut) { cut = false; send(d.subarray(0, d.byteLength - 8)); } else send(d);
+      if (cut) {
+        cut = false;
+        send(d.subarray(0, d.byteLength - 8));
+      } else send(d);
     };
   }
   const random: ClientRandomness | undefined = o.seed !== undefined ? seededClientRandomness(o.seed) : undefined;
   try {
-    return await runClient(ch, (plan) => {
-      total = stepCount(plan);
-      return prepareImage(inputSpec(plan), img);
-    }, {
-      preprocess: o.preprocess, relu: o.relu, ...(random ? { random } : {}),
-      hooks: {
-        onPhase: (p) => {
-          if (p === 'online' && o.shortInput) cut = true;
-          if (p !== 'hello') phase = p;
-          o.onProgress({ phase, done, total, step: p === 'done' ? 'finished' : `${p} phase` });
-        },
-        onStep: (e: StatEntry) => {
-          done++;
-          o.onProgress({ phase, done, total, step: e.name });
+    return await runClient(
+      ch,
+      (plan) => {
+        total = stepCount(plan);
+        return prepareImage(inputSpec(plan), img);
+      },
+      {
+        preprocess: o.preprocess,
+        relu: o.relu,
+        ...(random ? { random } : {}),
+        hooks: {
+          onPhase: (p) => {
+            if (p === 'online' && o.shortInput) cut = true;
+            if (p !== 'hello') phase = p;
+            o.onProgress({ phase, done, total, step: p === 'done' ? 'finished' : `${p} phase` });
+          },
+          onStep: (e: StatEntry) => {
+            done++;
+            o.onProgress({ phase, done, total, step: e.name });
+          },
         },
       },
-    });
+    );
   } finally {
     ch.close();
   }

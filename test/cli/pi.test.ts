@@ -14,7 +14,9 @@ const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], {
 const dir = mkdtempSync(join(tmpdir(), 'dr-cli-pi-'));
 const model = ['--arch', 'resnet20', '--alpha', '0.25', '--input', '8', '--classes', '10'];
 const children: ChildProcess[] = [];
-after(() => { for (const c of children) c.kill(); });
+after(() => {
+  for (const c of children) c.kill();
+});
 
 /** Starts a long-running party and resolves with its port once it says where it listens. */
 function start(args: string[]): Promise<{ port: number; err: () => string }> {
@@ -26,7 +28,10 @@ function start(args: string[]): Promise<{ port: number; err: () => string }> {
     c.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = / on 127\.0\.0\.1:(\d+)/.exec(err);
-      if (m) { clearTimeout(t); resolve({ port: Number(m[1]), err: () => err }); }
+      if (m) {
+        clearTimeout(t);
+        resolve({ port: Number(m[1]), err: () => err });
+      }
     });
     c.once('exit', (code) => reject(new Error(`exited with ${code}: ${err}`)));
   });
@@ -43,31 +48,139 @@ test('keygen, dealer, serve and query over TLS; refusals of unverified servers; 
   const input = join(dir, 'x.json');
   writeFileSync(input, JSON.stringify(Array.from({ length: 192 }, (_, i) => Math.sin(i))));
 
-  const dealer = await start(['pi', 'dealer', ...model, '--port', '0', '--cert', join(dir, 'dealer', 'cert.pem'), '--key', join(dir, 'dealer', 'key.pem'),
-    '--server-cert', join(dir, 'server', 'cert.pem')]);
+  const dealer = await start([
+    'pi',
+    'dealer',
+    ...model,
+    '--port',
+    '0',
+    '--cert',
+    join(dir, 'dealer', 'cert.pem'),
+    '--key',
+    join(dir, 'dealer', 'key.pem'),
+    '--server-cert',
+    join(dir, 'server', 'cert.pem'),
+  ]);
   const dealerAt = `127.0.0.1:${dealer.port}`;
-  const server = await start(['pi', 'serve', ...model, '--port', '0', '--cert', join(dir, 'server', 'cert.pem'), '--key', join(dir, 'server', 'key.pem'),
-    '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer')]);
+  const server = await start([
+    'pi',
+    'serve',
+    ...model,
+    '--port',
+    '0',
+    '--cert',
+    join(dir, 'server', 'cert.pem'),
+    '--key',
+    join(dir, 'server', 'key.pem'),
+    '--preprocess',
+    'dealer',
+    '--dealer',
+    dealerAt,
+    '--dealer-pin',
+    fp('dealer'),
+  ]);
   assert.match(server.err(), /over TLS/);
   const at = `127.0.0.1:${server.port}`;
 
-  const q = run('pi', 'query', '--connect', at, '--pin', fp('server'), '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-cert', join(dir, 'dealer', 'cert.pem'), '--input', input, '--json');
+  const q = run(
+    'pi',
+    'query',
+    '--connect',
+    at,
+    '--pin',
+    fp('server'),
+    '--preprocess',
+    'dealer',
+    '--dealer',
+    dealerAt,
+    '--dealer-cert',
+    join(dir, 'dealer', 'cert.pem'),
+    '--input',
+    input,
+    '--json',
+  );
   assert.equal(q.status, 0, q.stderr);
   const r = JSON.parse(q.stdout) as { predicted: number; logits: number[] };
   assert.equal(r.logits.length, 10);
   assert.equal(r.predicted, r.logits.indexOf(Math.max(...r.logits)));
 
-  const noTrust = run('pi', 'query', '--connect', at, '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input);
+  const noTrust = run(
+    'pi',
+    'query',
+    '--connect',
+    at,
+    '--preprocess',
+    'dealer',
+    '--dealer',
+    dealerAt,
+    '--dealer-pin',
+    fp('dealer'),
+    '--input',
+    input,
+  );
   assert.notEqual(noTrust.status, 0);
-  assert.match(noTrust.stderr, /refusing to connect without a way to verify the server: give --server-cert FILE or --pin SHA256/);
-  const wrongPin = run('pi', 'query', '--connect', at, '--pin', fp('dealer'), '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input);
+  assert.match(
+    noTrust.stderr,
+    /refusing to connect without a way to verify the server: give --server-cert FILE or --pin SHA256/,
+  );
+  const wrongPin = run(
+    'pi',
+    'query',
+    '--connect',
+    at,
+    '--pin',
+    fp('dealer'),
+    '--preprocess',
+    'dealer',
+    '--dealer',
+    dealerAt,
+    '--dealer-pin',
+    fp('dealer'),
+    '--input',
+    input,
+  );
   assert.notEqual(wrongPin.status, 0);
-  assert.match(wrongPin.stderr, new RegExp(`the server's certificate has fingerprint ${fp('server')}, not the pinned ${fp('dealer')}`));
+  assert.match(
+    wrongPin.stderr,
+    new RegExp(`the server's certificate has fingerprint ${fp('server')}, not the pinned ${fp('dealer')}`),
+  );
 
-  const insecure = await start(['pi', 'serve', ...model, '--port', '0', '--insecure', '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--cert', join(dir, 'server', 'cert.pem'), '--key', join(dir, 'server', 'key.pem')]);
+  const insecure = await start([
+    'pi',
+    'serve',
+    ...model,
+    '--port',
+    '0',
+    '--insecure',
+    '--preprocess',
+    'dealer',
+    '--dealer',
+    dealerAt,
+    '--dealer-pin',
+    fp('dealer'),
+    '--cert',
+    join(dir, 'server', 'cert.pem'),
+    '--key',
+    join(dir, 'server', 'key.pem'),
+  ]);
   assert.match(insecure.err(), /WARNING: --insecure: plain TCP without TLS/);
   assert.match(insecure.err(), /over INSECURE plain TCP/);
-  const qi = run('pi', 'query', '--connect', `127.0.0.1:${insecure.port}`, '--insecure', '--preprocess', 'dealer', '--dealer', dealerAt, '--dealer-pin', fp('dealer'), '--input', input, '--json');
+  const qi = run(
+    'pi',
+    'query',
+    '--connect',
+    `127.0.0.1:${insecure.port}`,
+    '--insecure',
+    '--preprocess',
+    'dealer',
+    '--dealer',
+    dealerAt,
+    '--dealer-pin',
+    fp('dealer'),
+    '--input',
+    input,
+    '--json',
+  );
   assert.equal(qi.status, 0, qi.stderr);
   assert.match(qi.stderr, /WARNING: --insecure/);
   // the same image: the same logits up to the OT ReLU's local-truncation error (fresh shares per session)
@@ -81,12 +194,46 @@ test('serve, query and bench take --relu and --link; a server pinned to a ReLU p
   const pin = readFileSync(join(keys, 'cert.sha256'), 'utf8').trim();
   const input = join(dir, 'y.json');
   writeFileSync(input, JSON.stringify(Array.from({ length: 192 }, (_, i) => Math.cos(i))));
-  const server = await start(['pi', 'serve', ...model, '--port', '0', '--cert', join(keys, 'cert.pem'), '--key', join(keys, 'key.pem'), '--relu', 'gc', '--link', 'lan']);
+  const server = await start([
+    'pi',
+    'serve',
+    ...model,
+    '--port',
+    '0',
+    '--cert',
+    join(keys, 'cert.pem'),
+    '--key',
+    join(keys, 'key.pem'),
+    '--relu',
+    'gc',
+    '--link',
+    'lan',
+  ]);
   assert.match(server.err(), /over TLS; preprocessing he; ReLU protocol gc; link: lan: 3 Gbit\/s, 0.3 ms RTT/);
   const at = `127.0.0.1:${server.port}`;
-  const q = run('pi', 'query', '--connect', at, '--pin', pin, '--relu', 'gc', '--link', '1gbit,1ms', '--input', input, '--json');
+  const q = run(
+    'pi',
+    'query',
+    '--connect',
+    at,
+    '--pin',
+    pin,
+    '--relu',
+    'gc',
+    '--link',
+    '1gbit,1ms',
+    '--input',
+    input,
+    '--json',
+  );
   assert.equal(q.status, 0, q.stderr);
-  const r = JSON.parse(q.stdout) as { relu: string; link: string; preprocess: string; transport: string; logits: number[] };
+  const r = JSON.parse(q.stdout) as {
+    relu: string;
+    link: string;
+    preprocess: string;
+    transport: string;
+    logits: number[];
+  };
   assert.deepEqual([r.relu, r.link, r.preprocess, r.transport], ['gc', '1gbit,1ms: 1 Gbit/s, 1 ms RTT', 'he', 'tls']);
   // the client's default, ot, is refused by this server
   const other = run('pi', 'query', '--connect', at, '--pin', pin, '--input', input);
@@ -95,8 +242,17 @@ test('serve, query and bench take --relu and --link; a server pinned to a ReLU p
   // bench: one report per protocol and link, both parties in this process over TLS
   const b = run('pi', 'bench', ...model, '--relu', 'gc,ot', '--link', 'lan', '--json');
   assert.equal(b.status, 0, b.stderr);
-  const reps = JSON.parse(b.stdout) as { relu: string; link: string; preprocess: string; transport: string; logits: number[] }[];
-  assert.deepEqual(reps.map((x) => `${x.relu} ${x.link.split(':')[0]} ${x.preprocess} ${x.transport}`), ['gc lan he tls', 'ot lan he tls']);
+  const reps = JSON.parse(b.stdout) as {
+    relu: string;
+    link: string;
+    preprocess: string;
+    transport: string;
+    logits: number[];
+  }[];
+  assert.deepEqual(
+    reps.map((x) => `${x.relu} ${x.link.split(':')[0]} ${x.preprocess} ${x.transport}`),
+    ['gc lan he tls', 'ot lan he tls'],
+  );
   // the same image under gc and ot: the same class, logits within OT's local-truncation error
   const d = Math.max(...reps[0]!.logits.map((v, i) => Math.abs(v - reps[1]!.logits[i]!)));
   assert.ok(d < 0.02, `gc vs ot: ${d}`);

@@ -28,7 +28,9 @@ function reference(src: ImageSource, indices: number[], aug: AugmentOptions, see
     const flip = aug.flip ? rng.u32() >>> 31 === 1 : false;
     for (let ch = 0; ch < c; ch++) {
       const canvas = new Array<number>((H + 2 * p) * PW).fill(0);
-      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) canvas[(y + ey + p) * PW + x + ex + p] = src.images[((idx * c + ch) * h + y) * w + x]!;
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++)
+          canvas[(y + ey + p) * PW + x + ex + p] = src.images[((idx * c + ch) * h + y) * w + x]!;
       for (let y = 0; y < H; y++)
         for (let x = 0; x < W; x++) {
           const xx = flip ? W - 1 - x : x;
@@ -40,18 +42,38 @@ function reference(src: ImageSource, indices: number[], aug: AugmentOptions, see
 }
 
 test('Rng: seeded, reproducible, in range, unbiased enough, shuffle is a permutation', () => {
-  const a = new Rng(42), b = new Rng(42), c = new Rng(43);
+  const a = new Rng(42),
+    b = new Rng(42),
+    c = new Rng(43);
   const sa = Array.from({ length: 8 }, () => a.u32());
-  assert.deepEqual(sa, Array.from({ length: 8 }, () => b.u32()));
-  assert.notDeepEqual(sa, Array.from({ length: 8 }, () => c.u32()));
+  assert.deepEqual(
+    sa,
+    Array.from({ length: 8 }, () => b.u32()),
+  );
+  assert.notDeepEqual(
+    sa,
+    Array.from({ length: 8 }, () => c.u32()),
+  );
   // pinned: a change here changes every shuffle and augmentation of every run
-  assert.deepEqual(Array.from({ length: 3 }, ((r) => () => r.u32())(new Rng(0))), [3809008728, 1133695204, 53579671]);
+  assert.deepEqual(
+    Array.from(
+      { length: 3 },
+      (
+        (r) => () =>
+          r.u32()
+      )(new Rng(0)),
+    ),
+    [3809008728, 1133695204, 53579671],
+  );
   const r = new Rng(7);
   const counts = new Array(10).fill(0);
   for (let i = 0; i < 100000; i++) counts[r.below(10)]++;
   for (const k of counts) assert.ok(Math.abs(k - 10000) < 500, `bucket ${k}`);
   const perm = new Rng(3).shuffle(Int32Array.from({ length: 1000 }, (_, i) => i));
-  assert.deepEqual([...perm].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));
+  assert.deepEqual(
+    [...perm].sort((x, y) => x - y),
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
   assert.notDeepEqual([...perm.subarray(0, 10)], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.notEqual(deriveSeed(1, 0, 5), deriveSeed(1, 0, 6));
   assert.notEqual(deriveSeed(1, 2), deriveSeed(2, 1));
@@ -69,7 +91,10 @@ test('makeBatch: crop + flip + padTo + normalise match a naive reference exactly
     for (const seed of [1, 2, 3]) {
       const { x, y } = makeBatch(src, idx, aug, seed);
       assert.deepEqual(x, reference(src, idx, aug, seed));
-      assert.deepEqual([...y], idx.map((i) => i % 7));
+      assert.deepEqual(
+        [...y],
+        idx.map((i) => i % 7),
+      );
     }
   }
 });
@@ -80,8 +105,15 @@ test('makeBatch: without augmentation it is exact normalisation; 28 -> 32 pads 2
   const { x } = makeBatch(src, [1], aug, 0);
   assert.equal(x.length, 32 * 32);
   const zero = Math.fround((0 - 0.5) / 0.25);
-  for (const [r, c] of [[0, 0], [1, 31], [31, 5], [2, 1], [29, 30]]) assert.equal(x[r! * 32 + c!], zero);
-  assert.equal(x[2 * 32 + 2], Math.fround((src.images[784] ! / 255 - 0.5) / 0.25));
+  for (const [r, c] of [
+    [0, 0],
+    [1, 31],
+    [31, 5],
+    [2, 1],
+    [29, 30],
+  ])
+    assert.equal(x[r! * 32 + c!], zero);
+  assert.equal(x[2 * 32 + 2], Math.fround((src.images[784]! / 255 - 0.5) / 0.25));
   assert.equal(x[29 * 32 + 29], Math.fround((src.images[784 + 27 * 28 + 27]! / 255 - 0.5) / 0.25));
   // same seed, same batch; different seed, (almost surely) different crops
   const a: AugmentOptions = { crop: 4, flip: true, mean: [0.5], std: [0.25] };

@@ -9,7 +9,9 @@ import { tempDir, writeCifar100 } from './fixtures.js';
 async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
   let out = '';
   let err = '';
-  const program = new Command('deepreduce').exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  const program = new Command('deepreduce')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
   registerDataCommands(program);
   const write = process.stdout.write;
   process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
@@ -31,7 +33,9 @@ test('data info: text and --json for CIFAR-100 (fine and coarse), errors name th
   const info = JSON.parse(j.out);
   assert.deepEqual([info.train.n, info.test.n, info.numClasses, info.shape], [6, 3, 100, [3, 32, 32]]);
   assert.equal(info.train.mean.length, 3);
-  const coarse = JSON.parse((await run(['data', 'info', 'cifar100', '--data', dir, '--json', '--labels', 'coarse'])).out);
+  const coarse = JSON.parse(
+    (await run(['data', 'info', 'cifar100', '--data', dir, '--json', '--labels', 'coarse'])).out,
+  );
   assert.equal(coarse.numClasses, 20);
   const t = await run(['data', 'info', 'cifar100', '--data', dir]);
   assert.match(t.out, /train: 6 images, test: 3 images/);

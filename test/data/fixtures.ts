@@ -22,7 +22,8 @@ function cifarRecords(n: number, labelBytes: (i: number) => number[], base: numb
     const lb = labelBytes(base + i);
     out.set(lb, i * rec);
     for (let ch = 0; ch < 3; ch++)
-      for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) out[i * rec + lb.length + ch * 1024 + y * 32 + x] = pix(base + i, ch, y, x);
+      for (let y = 0; y < 32; y++)
+        for (let x = 0; x < 32; x++) out[i * rec + lb.length + ch * 1024 + y * 32 + x] = pix(base + i, ch, y, x);
   }
   return out;
 }
@@ -31,8 +32,15 @@ function cifarRecords(n: number, labelBytes: (i: number) => number[], base: numb
 export function writeCifar10(dir: string, per = 3): string {
   const root = join(dir, 'cifar-10-batches-bin');
   mkdirSync(root, { recursive: true });
-  for (let k = 1; k <= 5; k++) writeFileSync(join(root, `data_batch_${k}.bin`), cifarRecords(per, (i) => [i % 10], (k - 1) * per));
-  writeFileSync(join(root, 'test_batch.bin'), cifarRecords(4, (i) => [i % 10], 1000));
+  for (let k = 1; k <= 5; k++)
+    writeFileSync(
+      join(root, `data_batch_${k}.bin`),
+      cifarRecords(per, (i) => [i % 10], (k - 1) * per),
+    );
+  writeFileSync(
+    join(root, 'test_batch.bin'),
+    cifarRecords(4, (i) => [i % 10], 1000),
+  );
   return root;
 }
 
@@ -40,8 +48,14 @@ export function writeCifar10(dir: string, per = 3): string {
 export function writeCifar100(dir: string, nTrain = 6, nTest = 3): string {
   const root = join(dir, 'cifar-100-binary');
   mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, 'train.bin'), cifarRecords(nTrain, (i) => [i % 20, (i * 7) % 100], 0));
-  writeFileSync(join(root, 'test.bin'), cifarRecords(nTest, (i) => [i % 20, (i * 7) % 100], 500));
+  writeFileSync(
+    join(root, 'train.bin'),
+    cifarRecords(nTrain, (i) => [i % 20, (i * 7) % 100], 0),
+  );
+  writeFileSync(
+    join(root, 'test.bin'),
+    cifarRecords(nTest, (i) => [i % 20, (i * 7) % 100], 500),
+  );
   return root;
 }
 
@@ -60,7 +74,10 @@ export function idxBytes(magic: number, dims: number[], data: Uint8Array): Uint8
 export function writeIdx(dir: string, gz: boolean, nTrain = 12, nTest = 5): void {
   mkdirSync(dir, { recursive: true });
   const put = (name: string, b: Uint8Array) => writeFileSync(join(dir, gz ? `${name}.gz` : name), gz ? gzipSync(b) : b);
-  for (const [prefix, n, base] of [['train', nTrain, 0], ['t10k', nTest, 100]] as const) {
+  for (const [prefix, n, base] of [
+    ['train', nTrain, 0],
+    ['t10k', nTest, 100],
+  ] as const) {
     const im = new Uint8Array(n * 784);
     const lb = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
@@ -83,7 +100,12 @@ export function jpegFile(path: string, w: number, h: number, rgb: [number, numbe
   writeFileSync(path, jpeg.encode({ width: w, height: h, data: flat(w, h, rgb) }, 95).data);
 }
 
-export function pngFile(path: string, w: number, h: number, rgba: (x: number, y: number) => [number, number, number]): void {
+export function pngFile(
+  path: string,
+  w: number,
+  h: number,
+  rgba: (x: number, y: number) => [number, number, number],
+): void {
   const png = new PNG({ width: w, height: h });
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) png.data.set([...rgba(x, y), 255], (y * w + x) * 4);
   writeFileSync(path, PNG.sync.write(png));
@@ -108,7 +130,10 @@ export function writeTinyImageNet(dir: string): string {
   mkdirSync(join(root, 'val', 'images'), { recursive: true });
   const val = ['n03', 'n01', 'n02', 'n01'];
   val.forEach((w, i) => jpegFile(join(root, 'val', 'images', `val_${i}.JPEG`), 8, 8, tinyColour(w)));
-  writeFileSync(join(root, 'val', 'val_annotations.txt'), `${val.map((w, i) => `val_${i}.JPEG\t${w}\t0\t0\t7\t7`).join('\n')}\n`);
+  writeFileSync(
+    join(root, 'val', 'val_annotations.txt'),
+    `${val.map((w, i) => `val_${i}.JPEG\t${w}\t0\t0\t7\t7`).join('\n')}\n`,
+  );
   return root;
 }
 
@@ -117,7 +142,8 @@ export function writeImageFolder(dir: string): string {
   for (const split of ['train', 'test']) {
     mkdirSync(join(dir, split, 'cat'), { recursive: true });
     mkdirSync(join(dir, split, 'dog'), { recursive: true });
-    for (let k = 0; k < 2; k++) pngFile(join(dir, split, 'cat', `c${k}.png`), 4, 3, (x, y) => [x * 10 + k, y * 20, 100]);
+    for (let k = 0; k < 2; k++)
+      pngFile(join(dir, split, 'cat', `c${k}.png`), 4, 3, (x, y) => [x * 10 + k, y * 20, 100]);
     jpegFile(join(dir, split, 'dog', 'd0.jpg'), 4, 3, [250, 250, 10]);
   }
   return dir;

@@ -10,13 +10,24 @@ import { readImageFolder } from '../../src/data/imagefolder.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { channelStats } from '../../src/data/dataset.js';
 import {
-  idxBytes, jpegFile, pix, pngFile, tempDir, tinyColour, writeCifar10, writeCifar100, writeIdx, writeImageFolder, writeTinyImageNet,
+  idxBytes,
+  jpegFile,
+  pix,
+  pngFile,
+  tempDir,
+  tinyColour,
+  writeCifar10,
+  writeCifar100,
+  writeIdx,
+  writeImageFolder,
+  writeTinyImageNet,
 } from './fixtures.js';
 
 /** Asserts `fn` throws an Error whose message contains every fragment. */
 function throwsWith(fn: () => unknown, ...fragments: string[]): void {
   assert.throws(fn, (e: Error) => {
-    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(f)}`);
+    for (const f of fragments)
+      assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(f)}`);
     return true;
   });
 }
@@ -29,7 +40,12 @@ test('CIFAR-10: reads 5 train batches and the test batch, pixels CHW, labels, st
   assert.equal(tr.classNames![0], 'airplane');
   for (const i of [0, 7, 14]) {
     assert.equal(tr.labels[i], i % 10);
-    for (const [ch, y, x] of [[0, 0, 0], [1, 5, 9], [2, 31, 31]] as const) assert.equal(tr.images[i * 3072 + ch * 1024 + y * 32 + x], pix(i, ch, y, x));
+    for (const [ch, y, x] of [
+      [0, 0, 0],
+      [1, 5, 9],
+      [2, 31, 31],
+    ] as const)
+      assert.equal(tr.images[i * 3072 + ch * 1024 + y * 32 + x], pix(i, ch, y, x));
   }
   assert.ok(tr.images.buffer instanceof SharedArrayBuffer);
   const te = readCifar10(root, 'test');
@@ -37,7 +53,8 @@ test('CIFAR-10: reads 5 train batches and the test batch, pixels CHW, labels, st
   assert.equal(te.labels[3], 1003 % 10);
   assert.equal(te.images[3 * 3072 + 2 * 1024 + 1], pix(1003, 2, 0, 1));
   // stats: compare with a direct computation
-  let s = 0, q = 0;
+  let s = 0,
+    q = 0;
   for (let i = 0; i < tr.n; i++) for (let p = 0; p < 1024; p++) s += tr.images[i * 3072 + 1024 + p]! / 255;
   const m = s / (tr.n * 1024);
   for (let i = 0; i < tr.n; i++) for (let p = 0; p < 1024; p++) q += (tr.images[i * 3072 + 1024 + p]! / 255 - m) ** 2;
@@ -112,9 +129,21 @@ test('IDX errors: wrong magic, truncated data, truncated gzip, label out of rang
   const lb = join(dir, 'train-labels-idx1-ubyte');
   const good = readFileSync(im);
   writeFileSync(im, idxBytes(2049, [4, 28, 28], good.subarray(16)));
-  throwsWith(() => readMnistLike(dir, 'train', 'mnist'), im, 'wrong IDX magic number 2049', 'byte offset 0', 'expected 2051');
+  throwsWith(
+    () => readMnistLike(dir, 'train', 'mnist'),
+    im,
+    'wrong IDX magic number 2049',
+    'byte offset 0',
+    'expected 2051',
+  );
   writeFileSync(im, good.subarray(0, 16 + 2 * 784 + 10));
-  throwsWith(() => readMnistLike(dir, 'train', 'mnist'), im, 'truncated', `byte offset ${16 + 2 * 784 + 10}`, 'item 2 of 4');
+  throwsWith(
+    () => readMnistLike(dir, 'train', 'mnist'),
+    im,
+    'truncated',
+    `byte offset ${16 + 2 * 784 + 10}`,
+    'item 2 of 4',
+  );
   writeFileSync(im, good.subarray(0, 10));
   throwsWith(() => readMnistLike(dir, 'train', 'mnist'), im, 'truncated IDX header');
   writeFileSync(im, good);
@@ -143,7 +172,8 @@ test('TinyImageNet: train/<wnid>/images and val annotations, sorted wnids, names
   const close = (a: number, b: number) => Math.abs(a - b) <= 3;
   for (let i = 0; i < tr.n; i++) {
     const rgb = tinyColour(['n01', 'n02', 'n03'][tr.labels[i]!]!);
-    for (let ch = 0; ch < 3; ch++) assert.ok(close(tr.images[i * 192 + ch * 64 + 27]!, rgb[ch]!), `image ${i} channel ${ch}`);
+    for (let ch = 0; ch < 3; ch++)
+      assert.ok(close(tr.images[i * 192 + ch * 64 + 27]!, rgb[ch]!), `image ${i} channel ${ch}`);
   }
   const va = readTinyImageNet(root, 'test');
   assert.deepEqual([...va.labels], [2, 0, 1, 0]);

@@ -13,7 +13,9 @@ function checkGrad(inputs: Tensor[], f: (xs: Tensor[]) => Tensor, tol = 1e-6): v
       const shape = x.shape;
       const eps = 1e-6;
       // A handful of coordinates per input keeps the test fast and still catches wrong gradients.
-      const idx = Array.from({ length: Math.min(8, base.length) }, (_, i) => Math.floor((i * base.length) / Math.min(8, base.length)));
+      const idx = Array.from({ length: Math.min(8, base.length) }, (_, i) =>
+        Math.floor((i * base.length) / Math.min(8, base.length)),
+      );
       for (const i of idx) {
         const eval_ = (d: number) =>
           noGrad(() =>
@@ -25,7 +27,10 @@ function checkGrad(inputs: Tensor[], f: (xs: Tensor[]) => Tensor, tol = 1e-6): v
             }),
           );
         const numeric = (eval_(eps) - eval_(-eps)) / (2 * eps);
-        assert.ok(Math.abs(numeric - analytic[i]!) <= tol * Math.max(1, Math.abs(numeric)), `input ${k}[${i}]: autograd ${analytic[i]} vs numeric ${numeric}`);
+        assert.ok(
+          Math.abs(numeric - analytic[i]!) <= tol * Math.max(1, Math.abs(numeric)),
+          `input ${k}[${i}]: autograd ${analytic[i]} vs numeric ${numeric}`,
+        );
       }
     }
   });
@@ -49,7 +54,11 @@ test('batch norm gradients in training mode', () => {
 // A fixed non-uniform weighting so the BN output's sum is not trivially constant.
 let weightCache: Tensor | null = null;
 function tidyConst(): Tensor {
-  if (!weightCache) weightCache = tensor(Float64Array.from({ length: 48 }, (_, i) => Math.sin(i)), [4, 3, 2, 2]).keep();
+  if (!weightCache)
+    weightCache = tensor(
+      Float64Array.from({ length: 48 }, (_, i) => Math.sin(i)),
+      [4, 3, 2, 2],
+    ).keep();
   return weightCache;
 }
 

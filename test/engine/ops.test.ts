@@ -1,6 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, tensor, tidy, zeros, ones, labels, cat, arange, manualSeed, randn, noGrad, rngState, setRngState } from '../../src/engine/index.js';
+import {
+  F,
+  tensor,
+  tidy,
+  zeros,
+  ones,
+  labels,
+  cat,
+  arange,
+  manualSeed,
+  randn,
+  noGrad,
+  rngState,
+  setRngState,
+} from '../../src/engine/index.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
   assert.equal(a.length, b.length, 'length');
@@ -19,17 +33,33 @@ test('elementwise and matmul give known values', () =>
     close(a.sum().toFloat32(), [10]);
     close(a.mean([1]).toFloat32(), [1.5, 3.5]);
     assert.deepEqual(Array.from(a.argmax(1).toArray() as BigInt64Array, Number), [1, 1]);
-    assert.deepEqual(a.toList(), [[1, 2], [3, 4]]);
+    assert.deepEqual(a.toList(), [
+      [1, 2],
+      [3, 4],
+    ]);
   }));
 
 test('shape ops: reshape, permute, cat, slice, pad, flip', () =>
   tidy(() => {
     const x = arange(0, 6).reshape([2, 3]);
-    assert.deepEqual(x.permute([1, 0]).contiguous().toList(), [[0, 3], [1, 4], [2, 5]]);
+    assert.deepEqual(x.permute([1, 0]).contiguous().toList(), [
+      [0, 3],
+      [1, 4],
+      [2, 5],
+    ]);
     assert.deepEqual(cat([x, x], 0).shape, [4, 3]);
-    assert.deepEqual(x.slice(1, 1, 3).toList(), [[1, 2], [4, 5]]);
-    assert.deepEqual(x.pad([1, 0]).toList(), [[0, 0, 1, 2], [0, 3, 4, 5]]);
-    assert.deepEqual(x.flip([1]).toList(), [[2, 1, 0], [5, 4, 3]]);
+    assert.deepEqual(x.slice(1, 1, 3).toList(), [
+      [1, 2],
+      [4, 5],
+    ]);
+    assert.deepEqual(x.pad([1, 0]).toList(), [
+      [0, 0, 1, 2],
+      [0, 3, 4, 5],
+    ]);
+    assert.deepEqual(x.flip([1]).toList(), [
+      [2, 1, 0],
+      [5, 4, 3],
+    ]);
   }));
 
 test('conv2d and pooling give known values', () =>
@@ -63,8 +93,14 @@ test('cross-entropy and KL match hand-computed values', () =>
 
 test('bad shapes give an error naming the op and the shapes', () => {
   tidy(() => {
-    assert.throws(() => tensor([1, 2, 3, 4], [2, 2]).matmul(zeros([3, 3])), /matmul\(\[2,2\] float32, \[3,3\] float32\)/);
-    assert.throws(() => F.conv2d(zeros([1, 3, 8, 8]), zeros([4, 2, 3, 3])), /conv2d\(\[1,3,8,8\] float32, \[4,2,3,3\] float32/);
+    assert.throws(
+      () => tensor([1, 2, 3, 4], [2, 2]).matmul(zeros([3, 3])),
+      /matmul\(\[2,2\] float32, \[3,3\] float32\)/,
+    );
+    assert.throws(
+      () => F.conv2d(zeros([1, 3, 8, 8]), zeros([4, 2, 3, 3])),
+      /conv2d\(\[1,3,8,8\] float32, \[4,2,3,3\] float32/,
+    );
     assert.throws(() => tensor([1, 2, 3], [2, 2]), /shape holds 4 elements but the array has 3/);
     assert.throws(() => zeros([2]).to('float99' as never), /unknown device 'float99'/);
   });
@@ -107,53 +143,102 @@ test('noGrad stops recording', () =>
     assert.equal(w.mul(2).requiresGrad, true);
   }));
 
-test('conv2dFused = relu(conv2d + sum), in place or not; bad shapes are named', { skip: F.hasFusedConv() ? false : 'addon built without oneDNN (LIBTORCH build)' }, () =>
-  tidy(() => {
-    manualSeed(3);
-    const x = randn([2, 8, 9, 9]).contiguous('channels_last'), w = randn([16, 8, 3, 3]), b = randn([16]);
-    const sum = randn([2, 16, 5, 5]).contiguous('channels_last');
-    const ref = F.conv2d(x, w, b, { stride: 2, padding: 1 }).add(sum).relu();
-    const d = (a: ReturnType<typeof randn>, c: ReturnType<typeof randn>) => a.sub(c).abs().amax().item();
-    for (const algorithm of ['direct', 'auto'] as const) {
-      const keepSum = sum.clone();
-      const y = F.conv2dFused(x, w, b, { stride: 2, padding: 1, relu: true, sum, algorithm });
-      assert.ok(d(y, ref) < 1e-4, `${algorithm}: ${d(y, ref)}`);
-      assert.equal(d(sum, keepSum), 0, 'sum untouched without sumInplace');
-    }
-    const s2 = sum.clone();
-    const y2 = F.conv2dFused(x, w, b, { stride: 2, padding: 1, relu: true, sum: s2, sumInplace: true });
-    assert.ok(d(y2, ref) < 1e-4 && d(s2, ref) < 1e-4, 'in place: the result is written into sum');
-    // Plain and grouped, no ReLU, contiguous input.
-    const wg = randn([16, 4, 3, 3]);
-    assert.ok(d(F.conv2dFused(x.contiguous(), wg, null, { padding: 1, groups: 2 }), F.conv2d(x, wg, null, { padding: 1, groups: 2 })) < 1e-4);
-    assert.throws(() => F.conv2dFused(x, randn([16, 5, 3, 3])), /conv2dFused.*input channels 8 do not match weight \[16,5,3,3\]/);
-    assert.throws(() => F.conv2dFused(x, w, b, { sum: randn([2, 16, 3, 3]) }), /conv2dFused.*sum must be float32 of the output's shape/);
-  }));
+test(
+  'conv2dFused = relu(conv2d + sum), in place or not; bad shapes are named',
+  { skip: F.hasFusedConv() ? false : 'addon built without oneDNN (LIBTORCH build)' },
+  () =>
+    tidy(() => {
+      manualSeed(3);
+      const x = randn([2, 8, 9, 9]).contiguous('channels_last'),
+        w = randn([16, 8, 3, 3]),
+        b = randn([16]);
+      const sum = randn([2, 16, 5, 5]).contiguous('channels_last');
+      const ref = F.conv2d(x, w, b, { stride: 2, padding: 1 }).add(sum).relu();
+      const d = (a: ReturnType<typeof randn>, c: ReturnType<typeof randn>) => a.sub(c).abs().amax().item();
+      for (const algorithm of ['direct', 'auto'] as const) {
+        const keepSum = sum.clone();
+        const y = F.conv2dFused(x, w, b, { stride: 2, padding: 1, relu: true, sum, algorithm });
+        assert.ok(d(y, ref) < 1e-4, `${algorithm}: ${d(y, ref)}`);
+        assert.equal(d(sum, keepSum), 0, 'sum untouched without sumInplace');
+      }
+      const s2 = sum.clone();
+      const y2 = F.conv2dFused(x, w, b, { stride: 2, padding: 1, relu: true, sum: s2, sumInplace: true });
+      assert.ok(d(y2, ref) < 1e-4 && d(s2, ref) < 1e-4, 'in place: the result is written into sum');
+      // Plain and grouped, no ReLU, contiguous input.
+      const wg = randn([16, 4, 3, 3]);
+      assert.ok(
+        d(
+          F.conv2dFused(x.contiguous(), wg, null, { padding: 1, groups: 2 }),
+          F.conv2d(x, wg, null, { padding: 1, groups: 2 }),
+        ) < 1e-4,
+      );
+      assert.throws(
+        () => F.conv2dFused(x, randn([16, 5, 3, 3])),
+        /conv2dFused.*input channels 8 do not match weight \[16,5,3,3\]/,
+      );
+      assert.throws(
+        () => F.conv2dFused(x, w, b, { sum: randn([2, 16, 3, 3]) }),
+        /conv2dFused.*sum must be float32 of the output's shape/,
+      );
+    }),
+);
 
-test('blocked layout (nChw16c as [N, C/16, H, W, 16]): round trip, element order, direct and Winograd convolutions', { skip: F.hasFusedConv() ? false : 'addon built without oneDNN (LIBTORCH build)' }, () =>
-  tidy(() => {
-    manualSeed(4);
-    const x = randn([2, 32, 6, 5]).contiguous('channels_last');
-    const xb = F.toBlocked16(x);
-    assert.deepEqual(xb.shape, [2, 2, 6, 5, 16]);
-    const xs = x.toArray() as Float32Array, bs = xb.toArray() as Float32Array, cl = x.contiguous().toArray() as Float32Array;
-    // [n, c, h, w] lands at [n, c / 16, h, w, c % 16].
-    for (const [n, c, h, w] of [[0, 0, 0, 0], [1, 17, 3, 4], [0, 31, 5, 2], [1, 15, 0, 1]] as const)
-      assert.equal(bs[(((n * 2 + Math.floor(c / 16)) * 6 + h) * 5 + w) * 16 + (c % 16)], cl[((n * 32 + c) * 6 + h) * 5 + w]);
-    assert.ok(xs.length === bs.length);
-    const d = (a: ReturnType<typeof randn>, c: ReturnType<typeof randn>) => a.sub(c).abs().amax().item();
-    assert.equal(d(F.fromBlocked16(xb), x), 0, 'round trip');
-    const w = randn([48, 32, 3, 3]), b = randn([48]), sum = randn([2, 48, 6, 5]);
-    const ref = F.conv2d(x, w, b, { padding: 1 }).add(sum).relu();
-    for (const algorithm of ['direct', ...(F.hasWinograd() ? ['winograd'] as const : [])] as const) {
-      const y = F.conv2dFused(xb, w, b, { padding: 1, relu: true, sum: F.toBlocked16(sum), algorithm, srcBlocked: true, dstBlocked: true });
-      assert.deepEqual(y.shape, [2, 3, 6, 5, 16]);
-      assert.ok(d(F.fromBlocked16(y), ref) < 1e-3, `${algorithm}: ${d(F.fromBlocked16(y), ref)}`);
-    }
-    // Blocked in, channels-last out (stride 2), and the errors that name the layout.
-    const y2 = F.conv2dFused(xb, w, null, { stride: 2, padding: 1, srcBlocked: true });
-    assert.ok(d(y2, F.conv2d(x, w, null, { stride: 2, padding: 1 })) < 1e-4);
-    assert.throws(() => F.conv2dFused(x, w, b, { srcBlocked: true }), /conv2dFused.*blocked input must be a contiguous \[N, C\/16, H, W, 16\]/);
-    assert.throws(() => F.conv2dFused(xb, randn([8, 32, 3, 3]), null, { srcBlocked: true, dstBlocked: true }), /conv2dFused.*output channels divisible by 16/);
-    assert.throws(() => F.toBlocked16(randn([1, 8, 2, 2])), /toBlocked16: need \[N, C, H, W\] with C divisible by 16, got \[1, 8, 2, 2\]/);
-  }));
+test(
+  'blocked layout (nChw16c as [N, C/16, H, W, 16]): round trip, element order, direct and Winograd convolutions',
+  { skip: F.hasFusedConv() ? false : 'addon built without oneDNN (LIBTORCH build)' },
+  () =>
+    tidy(() => {
+      manualSeed(4);
+      const x = randn([2, 32, 6, 5]).contiguous('channels_last');
+      const xb = F.toBlocked16(x);
+      assert.deepEqual(xb.shape, [2, 2, 6, 5, 16]);
+      const xs = x.toArray() as Float32Array,
+        bs = xb.toArray() as Float32Array,
+        cl = x.contiguous().toArray() as Float32Array;
+      // [n, c, h, w] lands at [n, c / 16, h, w, c % 16].
+      for (const [n, c, h, w] of [
+        [0, 0, 0, 0],
+        [1, 17, 3, 4],
+        [0, 31, 5, 2],
+        [1, 15, 0, 1],
+      ] as const)
+        assert.equal(
+          bs[(((n * 2 + Math.floor(c / 16)) * 6 + h) * 5 + w) * 16 + (c % 16)],
+          cl[((n * 32 + c) * 6 + h) * 5 + w],
+        );
+      assert.ok(xs.length === bs.length);
+      const d = (a: ReturnType<typeof randn>, c: ReturnType<typeof randn>) => a.sub(c).abs().amax().item();
+      assert.equal(d(F.fromBlocked16(xb), x), 0, 'round trip');
+      const w = randn([48, 32, 3, 3]),
+        b = randn([48]),
+        sum = randn([2, 48, 6, 5]);
+      const ref = F.conv2d(x, w, b, { padding: 1 }).add(sum).relu();
+      for (const algorithm of ['direct', ...(F.hasWinograd() ? (['winograd'] as const) : [])] as const) {
+        const y = F.conv2dFused(xb, w, b, {
+          padding: 1,
+          relu: true,
+          sum: F.toBlocked16(sum),
+          algorithm,
+          srcBlocked: true,
+          dstBlocked: true,
+        });
+        assert.deepEqual(y.shape, [2, 3, 6, 5, 16]);
+        assert.ok(d(F.fromBlocked16(y), ref) < 1e-3, `${algorithm}: ${d(F.fromBlocked16(y), ref)}`);
+      }
+      // Blocked in, channels-last out (stride 2), and the errors that name the layout.
+      const y2 = F.conv2dFused(xb, w, null, { stride: 2, padding: 1, srcBlocked: true });
+      assert.ok(d(y2, F.conv2d(x, w, null, { stride: 2, padding: 1 })) < 1e-4);
+      assert.throws(
+        () => F.conv2dFused(x, w, b, { srcBlocked: true }),
+        /conv2dFused.*blocked input must be a contiguous \[N, C\/16, H, W, 16\]/,
+      );
+      assert.throws(
+        () => F.conv2dFused(xb, randn([8, 32, 3, 3]), null, { srcBlocked: true, dstBlocked: true }),
+        /conv2dFused.*output channels divisible by 16/,
+      );
+      assert.throws(
+        () => F.toBlocked16(randn([1, 8, 2, 2])),
+        /toBlocked16: need \[N, C, H, W\] with C divisible by 16, got \[1, 8, 2, 2\]/,
+      );
+    }),
+);

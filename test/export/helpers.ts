@@ -37,7 +37,15 @@ export function randomInput(spec: NetSpec, n: number): Float32Array {
 
 /** deepreduce's own eval-mode inference. */
 export function ourLogits(net: Network, x: Float32Array, n: number): Float32Array {
-  return tidy(() => noGrad(() => net.eval().forward(tensor(x, dims(net.spec, n))).toArray() as Float32Array));
+  return tidy(() =>
+    noGrad(
+      () =>
+        net
+          .eval()
+          .forward(tensor(x, dims(net.spec, n)))
+          .toArray() as Float32Array,
+    ),
+  );
 }
 
 export function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
@@ -45,7 +53,12 @@ export function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 }
 
-export async function ortLogits(s: ort.InferenceSession, spec: NetSpec, x: Float32Array, n: number): Promise<{ data: Float32Array; dims: readonly number[] }> {
+export async function ortLogits(
+  s: ort.InferenceSession,
+  spec: NetSpec,
+  x: Float32Array,
+  n: number,
+): Promise<{ data: Float32Array; dims: readonly number[] }> {
   const r = await s.run({ input: new ort.Tensor('float32', x, dims(spec, n)) });
   const out = r.logits!;
   return { data: out.data as Float32Array, dims: out.dims };
@@ -65,14 +78,19 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 export async function ortReluElements(bytes: Uint8Array, spec: NetSpec, n = 2): Promise<Map<string, number>> {
   const model = decodeOnnx(bytes);
   const relus = model.graph.node.filter((v) => v.op_type === 'Relu');
-  model.graph.output.push(...relus.map((v) => ({ name: v.output[0]!, type: { tensor_type: { elem_type: ONNX_FLOAT } } })));
+  model.graph.output.push(
+    ...relus.map((v) => ({ name: v.output[0]!, type: { tensor_type: { elem_type: ONNX_FLOAT } } })),
+  );
   const s = await session(encodeOnnx(model));
   const r = await s.run({ input: new ort.Tensor('float32', randomInput(spec, n), dims(spec, n)) });
   const out = new Map<string, number>();
   for (const v of relus) {
     const d = r[v.output[0]!]!.dims;
     if (d[0] !== n) throw new Error(`Relu ${v.name}: batch dimension ${d[0]}, expected ${n}`);
-    out.set(v.name, d.slice(1).reduce((a, b) => a * b, 1));
+    out.set(
+      v.name,
+      d.slice(1).reduce((a, b) => a * b, 1),
+    );
   }
   return out;
 }

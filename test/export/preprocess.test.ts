@@ -19,8 +19,11 @@ setNumThreads(1); // test files run in parallel on shared cores
 
 const py = '/usr/bin/python3';
 const hasTorch = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-const skip = !hasTorch ? `python3-torch not installed: ${py} cannot import torch`
-  : !existsSync(DEBIAN_FASHION_MNIST) ? `${DEBIAN_FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)` : false;
+const skip = !hasTorch
+  ? `python3-torch not installed: ${py} cannot import torch`
+  : !existsSync(DEBIAN_FASHION_MNIST)
+    ? `${DEBIAN_FASHION_MNIST} not installed (apt-get install dataset-fashion-mnist)`
+    : false;
 const script = fileURLToPath(new URL('../../../test/export/torch_preprocess.py', import.meta.url));
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const N = 400;
@@ -32,7 +35,9 @@ function ourTop1(dir: string, n: number): number[] {
     const te = loadDataset('fashion-mnist', 'test');
     const idx = Array.from({ length: n }, (_, i) => i);
     const { x } = makeBatch(te, idx, { padTo: net.spec.inputSize, mean: info.input.mean, std: info.input.std }, 0);
-    const logits = tidy(() => noGrad(() => net.forward(tensor(x, [n, 1, net.spec.inputSize, net.spec.inputSize])).toArray() as Float32Array));
+    const logits = tidy(() =>
+      noGrad(() => net.forward(tensor(x, [n, 1, net.spec.inputSize, net.spec.inputSize])).toArray() as Float32Array),
+    );
     const k = net.spec.numClasses;
     return idx.map((i) => {
       let b = 0;
@@ -44,30 +49,57 @@ function ourTop1(dir: string, n: number): number[] {
   }
 }
 
-test('PyTorch following the documented input recipe matches deepreduce eval on padded Fashion-MNIST', { skip }, async (t) => {
+test('PyTorch following the documented input recipe matches deepreduce eval on padded Fashion-MNIST', {
+  skip,
+}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'export-prep-'));
   try {
     const model = join(dir, 'model');
     await trainModel({
-      arch: 'resnet20', alpha: 0.5, dataset: 'fashion-mnist', batchSize: 32, limitTrain: 768, limitTest: N, out: model,
+      arch: 'resnet20',
+      alpha: 0.5,
+      dataset: 'fashion-mnist',
+      batchSize: 32,
+      limitTrain: 768,
+      limitTest: N,
+      out: model,
       options: { ...defaultTrainOptions, epochs: 1, lr: 0.05, threads: 1, quiet: true },
     });
-    const info = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')) as { input: { padFrom?: number; preprocess?: string } };
+    const info = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')) as {
+      input: { padFrom?: number; preprocess?: string };
+    };
     assert.equal(info.input.padFrom, 28, 'Fashion-MNIST is padded 28 -> 32');
-    assert.match(info.input.preprocess ?? '', /pixel \/ 255.*pad .*black pixels, x = 0; then normalise every pixel, padding included/);
+    assert.match(
+      info.input.preprocess ?? '',
+      /pixel \/ 255.*pad .*black pixels, x = 0; then normalise every pixel, padding included/,
+    );
     const onnx = decodeOnnx(exportModelDirToOnnx(model, join(dir, 'model.onnx')).bytes);
-    const meta = JSON.parse(onnx.metadata_props!.find((p) => p.key === 'deepreduce.input')!.value) as { preprocess: string };
+    const meta = JSON.parse(onnx.metadata_props!.find((p) => p.key === 'deepreduce.input')!.value) as {
+      preprocess: string;
+    };
     assert.equal(meta.preprocess, info.input.preprocess, 'the ONNX metadata states the same recipe');
 
     const ev = spawnSync(process.execPath, [cli, 'eval', '--model', model, '--limit-test', String(N), '--json'], {
-      encoding: 'utf8', env: { ...process.env, DEEPREDUCE_THREADS: '1' },
+      encoding: 'utf8',
+      env: { ...process.env, DEEPREDUCE_THREADS: '1' },
     });
     assert.equal(ev.status, 0, ev.stderr);
     const evalAcc = (JSON.parse(ev.stdout) as { acc: number; n: number }).acc;
 
-    const r = spawnSync(py, [script, model, join(DEBIAN_FASHION_MNIST, 't10k-images-idx3-ubyte.gz'), join(DEBIAN_FASHION_MNIST, 't10k-labels-idx1-ubyte.gz'), String(N)], {
-      encoding: 'utf8', maxBuffer: 1 << 24,
-    });
+    const r = spawnSync(
+      py,
+      [
+        script,
+        model,
+        join(DEBIAN_FASHION_MNIST, 't10k-images-idx3-ubyte.gz'),
+        join(DEBIAN_FASHION_MNIST, 't10k-labels-idx1-ubyte.gz'),
+        String(N),
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      },
+    );
     assert.equal(r.status, 0, `${script} failed:\n${r.stderr}`);
     const torch = JSON.parse(r.stdout) as { labels: number[]; documented: number[]; zero_pad_after: number[] };
     const ours = ourTop1(model, N);
@@ -76,12 +108,23 @@ test('PyTorch following the documented input recipe matches deepreduce eval on p
     const agree = (p: number[]) => p.filter((v, i) => v === ours[i]).length / N;
     const acc = (p: number[]) => p.filter((v, i) => v === torch.labels[i]).length / N;
 
-    t.diagnostic(`deepreduce eval ${(100 * evalAcc).toFixed(2)}%; PyTorch, documented recipe ${(100 * acc(torch.documented)).toFixed(2)}% (top-1 = ours on ${(100 * agree(torch.documented)).toFixed(1)}%), ` +
-      `old recipe ${(100 * acc(torch.zero_pad_after)).toFixed(2)}% (top-1 = ours on ${(100 * agree(torch.zero_pad_after)).toFixed(1)}%)`);
-    assert.ok(agree(torch.documented) >= 0.99, `documented recipe: PyTorch top-1 equals ours on ${(100 * agree(torch.documented)).toFixed(1)}% of ${N} images`);
-    assert.ok(Math.abs(acc(torch.documented) - evalAcc) <= 2 / N, `documented recipe: PyTorch ${(100 * acc(torch.documented)).toFixed(2)}% vs deepreduce eval ${(100 * evalAcc).toFixed(2)}%`);
+    t.diagnostic(
+      `deepreduce eval ${(100 * evalAcc).toFixed(2)}%; PyTorch, documented recipe ${(100 * acc(torch.documented)).toFixed(2)}% (top-1 = ours on ${(100 * agree(torch.documented)).toFixed(1)}%), ` +
+        `old recipe ${(100 * acc(torch.zero_pad_after)).toFixed(2)}% (top-1 = ours on ${(100 * agree(torch.zero_pad_after)).toFixed(1)}%)`,
+    );
+    assert.ok(
+      agree(torch.documented) >= 0.99,
+      `documented recipe: PyTorch top-1 equals ours on ${(100 * agree(torch.documented)).toFixed(1)}% of ${N} images`,
+    );
+    assert.ok(
+      Math.abs(acc(torch.documented) - evalAcc) <= 2 / N,
+      `documented recipe: PyTorch ${(100 * acc(torch.documented)).toFixed(2)}% vs deepreduce eval ${(100 * evalAcc).toFixed(2)}%`,
+    );
     // The check has power: the recipe the docs used to give (normalise, then zero-pad) fails it on this model.
-    assert.ok(agree(torch.zero_pad_after) < 0.99, `old recipe agrees on ${(100 * agree(torch.zero_pad_after)).toFixed(1)}%: this model cannot tell the recipes apart`);
+    assert.ok(
+      agree(torch.zero_pad_after) < 0.99,
+      `old recipe agrees on ${(100 * agree(torch.zero_pad_after)).toFixed(1)}%: this model cannot tell the recipes apart`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

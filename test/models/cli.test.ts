@@ -18,9 +18,15 @@ async function run(...args: string[]): Promise<string> {
 
 test('count prints per-site, per-stage, total and per-layer MAC tables', async () => {
   const out = await run('--arch', 'resnet18', '--input', '32');
-  assert.match(out, /^resnet18 \(resnet-cifar, basic blocks 2,2,2,2, alpha 1, rho 1\), input 3x32x32, 100 classes; all sites kept/);
+  assert.match(
+    out,
+    /^resnet18 \(resnet-cifar, basic blocks 2,2,2,2, alpha 1, rho 1\), input 3x32x32, 100 classes; all sites kept/,
+  );
   assert.match(out, /stage2\.block0\.relu1\s+128x16x16\s+32,768\s+yes\s+32,768/);
-  assert.match(out, /\n\s+stem\s+1\/1\s+65,536\n\s+stage1\s+4\/4\s+262,144\n\s+stage2\s+4\/4\s+131,072\n\s+stage3\s+4\/4\s+65,536\n\s+stage4\s+4\/4\s+32,768\n\s+total\s+17\/17\s+557,056\n/);
+  assert.match(
+    out,
+    /\n\s+stem\s+1\/1\s+65,536\n\s+stage1\s+4\/4\s+262,144\n\s+stage2\s+4\/4\s+131,072\n\s+stage3\s+4\/4\s+65,536\n\s+stage4\s+4\/4\s+32,768\n\s+total\s+17\/17\s+557,056\n/,
+  );
   assert.match(out, /layer1\.0\.conv1\s+conv\s+64x32x32\s+64x32x32\s+37,748,736/);
   assert.match(out, /fc\s+linear\s+512\s+100\s+51,200/);
 });
@@ -29,10 +35,16 @@ test('count --json with a preset, and with a mask file', async () => {
   const j = JSON.parse(await run('--preset', 'C100_12K', '--json'));
   assert.equal(j.total, 12_288);
   assert.equal(j.mask, 'preset C100_12K');
-  assert.deepEqual(j.stages.map((s: { relus: number }) => s.relus), [0, 0, 8192, 4096, 0]);
+  assert.deepEqual(
+    j.stages.map((s: { relus: number }) => s.relus),
+    [0, 0, 8192, 4096, 0],
+  );
   assert.deepEqual([j.spec.alpha, j.spec.rho], [0.5, 0.5]);
   assert.equal(JSON.parse(await run('--preset', 'TINY_57K', '--json')).total, 57_344);
-  assert.equal(JSON.parse(await run('--arch', 'resnet18', '--input', '64', '--classes', '200', '--json')).total, 2_228_224);
+  assert.equal(
+    JSON.parse(await run('--arch', 'resnet18', '--input', '64', '--classes', '200', '--json')).total,
+    2_228_224,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'count-'));
   try {
     const file = join(dir, 'm.json');

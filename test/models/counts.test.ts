@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PRESETS, buildNetwork, countByForward, countGraph, countRelus, describeNetwork, presetSpec, specFor, type NetSpec } from '../../src/models/index.js';
+import {
+  PRESETS,
+  buildNetwork,
+  countByForward,
+  countGraph,
+  countRelus,
+  describeNetwork,
+  presetSpec,
+  specFor,
+  type NetSpec,
+} from '../../src/models/index.js';
 
 const stageSplit = (spec: NetSpec) => countRelus(spec).stages.map((s) => [s.stage, s.relus]);
 
@@ -22,13 +32,25 @@ function assertAgree(spec: NetSpec, inputSize = spec.inputSize): number {
 
 test('ResNet18 (CIFAR layout) at 32x32: 557,056 ReLUs with the reference split, both ways', () => {
   const spec = specFor('resnet18');
-  assert.deepEqual(stageSplit(spec), [['stem', 65_536], ['stage1', 262_144], ['stage2', 131_072], ['stage3', 65_536], ['stage4', 32_768]]);
+  assert.deepEqual(stageSplit(spec), [
+    ['stem', 65_536],
+    ['stage1', 262_144],
+    ['stage2', 131_072],
+    ['stage3', 65_536],
+    ['stage4', 32_768],
+  ]);
   assert.equal(assertAgree(spec), 557_056);
 });
 
 test('ResNet18 (CIFAR layout) at 64x64: 2,228,224 ReLUs with the reference split, both ways', () => {
   const spec = specFor('resnet18', { inputSize: 64, numClasses: 200 });
-  assert.deepEqual(stageSplit(spec), [['stem', 262_144], ['stage1', 1_048_576], ['stage2', 524_288], ['stage3', 262_144], ['stage4', 131_072]]);
+  assert.deepEqual(stageSplit(spec), [
+    ['stem', 262_144],
+    ['stage1', 1_048_576],
+    ['stage2', 524_288],
+    ['stage3', 262_144],
+    ['stage4', 131_072],
+  ]);
   assert.equal(assertAgree(spec), 2_228_224);
 });
 
@@ -38,7 +60,10 @@ test('ResNet18 at 224x224: 27,295,744 is the CIFAR layout; the 7x7/2 + max-pool 
   assert.equal(cifar224.total, 27_295_744);
   assert.equal(cifar224.total, 49 * 557_056);
   const imagenet = countRelus(specFor('resnet18-imagenet'));
-  assert.deepEqual(imagenet.stages.map((s) => s.relus), [802_816, 802_816, 401_408, 200_704, 100_352]);
+  assert.deepEqual(
+    imagenet.stages.map((s) => s.relus),
+    [802_816, 802_816, 401_408, 200_704, 100_352],
+  );
   assert.equal(imagenet.total, 2_308_096);
   // torchvision resnet18: conv1 = 64*112*112 * 3*7*7 MACs, 1.814 GMACs in all.
   assert.equal(imagenet.layers[0]!.macs, 64 * 112 * 112 * 3 * 49);
@@ -46,10 +71,23 @@ test('ResNet18 at 224x224: 27,295,744 is the CIFAR layout; the 7x7/2 + max-pool 
 });
 
 const EXPECTED: Record<string, number> = {
-  C100_230K: 229_376, C100_115K: 114_688, C100_57K: 57_344, C100_49K: 49_152, C100_29K: 28_672,
-  C100_14K: 14_336, C100_12K: 12_288, C100_7K: 7_168,
-  TINY_918K: 917_504, TINY_459K: 458_752, TINY_393K: 393_216, TINY_229K: 229_376, TINY_197K: 196_608,
-  TINY_115K: 114_688, TINY_98K: 98_304, TINY_57K: 57_344, TINY_49K: 49_152,
+  C100_230K: 229_376,
+  C100_115K: 114_688,
+  C100_57K: 57_344,
+  C100_49K: 49_152,
+  C100_29K: 28_672,
+  C100_14K: 14_336,
+  C100_12K: 12_288,
+  C100_7K: 7_168,
+  TINY_918K: 917_504,
+  TINY_459K: 458_752,
+  TINY_393K: 393_216,
+  TINY_229K: 229_376,
+  TINY_197K: 196_608,
+  TINY_115K: 114_688,
+  TINY_98K: 98_304,
+  TINY_57K: 57_344,
+  TINY_49K: 49_152,
 };
 
 test('every DeepReDuce preset reproduces its published ReLU count by shape inference', () => {

@@ -2,7 +2,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchNorm2d, Conv2d, F, noGrad, rand, randn, tidy, type Tensor } from '../../src/engine/index.js';
 import {
-  GraphBuilder, applyMask, buildNetwork, cullStages, describeNetwork, foldBatchNorm, fullMask, fusionPlan, inplaceNodes, runGraph, specFor, thin, type NetSpec, type Network,
+  GraphBuilder,
+  applyMask,
+  buildNetwork,
+  cullStages,
+  describeNetwork,
+  foldBatchNorm,
+  fullMask,
+  fusionPlan,
+  inplaceNodes,
+  runGraph,
+  specFor,
+  thin,
+  type NetSpec,
+  type Network,
 } from '../../src/models/index.js';
 
 const maxAbs = (a: Tensor, b: Tensor) => tidy(() => a.sub(b).abs().amax().item());
@@ -30,15 +43,22 @@ test('describeNetwork: topological nodes with torchvision paths, site names and 
     const nodes = describeNetwork(net);
     nodes.forEach((n, i) => {
       assert.equal(n.id, i);
-      assert.ok(n.inputs.every((j) => j < i), `node ${n.name} reads a later node`);
+      assert.ok(
+        n.inputs.every((j) => j < i),
+        `node ${n.name} reads a later node`,
+      );
     });
     assert.deepEqual([nodes[0]!.op, nodes[0]!.outShape], ['input', [3, 32, 32]]);
     assert.deepEqual([nodes.at(-1)!.op, nodes.at(-1)!.name, nodes.at(-1)!.outShape], ['linear', 'fc', [100]]);
     const keys = new Set(net.stateDict().keys());
-    for (const n of nodes.filter((n) => n.op === 'conv' || n.op === 'bn' || n.op === 'linear')) assert.ok(keys.has(`${n.name}.weight`), n.name);
+    for (const n of nodes.filter((n) => n.op === 'conv' || n.op === 'bn' || n.op === 'linear'))
+      assert.ok(keys.has(`${n.name}.weight`), n.name);
     const relus = nodes.filter((n) => n.op === 'relu');
     assert.equal(relus.length, 17);
-    assert.deepEqual(relus.filter((n) => !n.enabled).map((n) => n.site), ['stage1.block0.relu1', 'stage1.block0.relu2', 'stage1.block1.relu1', 'stage1.block1.relu2']);
+    assert.deepEqual(
+      relus.filter((n) => !n.enabled).map((n) => n.site),
+      ['stage1.block0.relu1', 'stage1.block0.relu2', 'stage1.block1.relu1', 'stage1.block1.relu2'],
+    );
     assert.equal(nodes.filter((n) => n.op === 'add').length, 8);
     const ds = nodes.find((n) => n.name === 'layer2.0.downsample.0')!;
     assert.deepEqual([ds.op, ds.attributes.kernel, ds.attributes.stride, ds.outShape], ['conv', 1, 2, [32, 16, 16]]);
@@ -51,7 +71,10 @@ test('describeNetwork: topological nodes with torchvision paths, site names and 
   const inet = buildNetwork(specFor('resnet18-imagenet', { alpha: 0.125 }));
   try {
     const mp = describeNetwork(inet).find((n) => n.op === 'maxpool')!;
-    assert.deepEqual([mp.name, mp.attributes.kernel, mp.attributes.stride, mp.attributes.padding, mp.outShape], ['maxpool', 3, 2, 1, [8, 56, 56]]);
+    assert.deepEqual(
+      [mp.name, mp.attributes.kernel, mp.attributes.stride, mp.attributes.padding, mp.outShape],
+      ['maxpool', 3, 2, 1, [8, 56, 56]],
+    );
   } finally {
     inet.dispose();
   }
@@ -88,14 +111,25 @@ test('runGraph reproduces forward, and folded convs give the same eval output (1
             assert.ok(d <= 1e-4 * Math.max(1, scale), `${spec.arch}: folded differs by ${d} at scale ${scale}`);
             // In-place ReLUs/adds give the same result and leave the input untouched (shortcuts read it again).
             const x0 = x.clone();
-            assert.equal(maxAbs(runGraph(nodes, x, { folded, inplace: true }), runGraph(nodes, x0, { folded })), 0, `${spec.arch}: in place`);
-            assert.equal(maxAbs(runGraph(nodes, x, { inplace: true }), ref), maxAbs(runGraph(nodes, x0), ref), `${spec.arch}: in place, BN kept`);
+            assert.equal(
+              maxAbs(runGraph(nodes, x, { folded, inplace: true }), runGraph(nodes, x0, { folded })),
+              0,
+              `${spec.arch}: in place`,
+            );
+            assert.equal(
+              maxAbs(runGraph(nodes, x, { inplace: true }), ref),
+              maxAbs(runGraph(nodes, x0), ref),
+              `${spec.arch}: in place, BN kept`,
+            );
             assert.equal(maxAbs(x, x0), 0, `${spec.arch}: the input was overwritten`);
             if (F.hasFusedConv()) {
               // Convolutions with fused ReLU / residual add (oneDNN post-ops), each algorithm (Winograd in blocked layout).
-              for (const fuse of ['direct', 'auto', ...(F.hasWinograd() ? ['winograd'] as const : [])] as const) {
+              for (const fuse of ['direct', 'auto', ...(F.hasWinograd() ? (['winograd'] as const) : [])] as const) {
                 const df = maxAbs(runGraph(nodes, x.contiguous('channels_last'), { folded, inplace: true, fuse }), ref);
-                assert.ok(df <= 1e-4 * Math.max(1, scale), `${spec.arch}: fused (${fuse}) differs by ${df} at scale ${scale}`);
+                assert.ok(
+                  df <= 1e-4 * Math.max(1, scale),
+                  `${spec.arch}: fused (${fuse}) differs by ${df} at scale ${scale}`,
+                );
               }
               assert.equal(maxAbs(x, x0), 0, `${spec.arch}: the input was overwritten by a fused run`);
             }
@@ -119,7 +153,10 @@ test('shape inference names the layer and shapes it cannot apply', () => {
   const conv = new Conv2d(3, 4, 3);
   const wide = new Conv2d(5, 4, 1);
   try {
-    assert.throws(() => g.layer('stem', conv, x), /graph: conv 'stem' \(kernel 3, stride 1, padding 0\) on \[3,2,2\] gives 0x0/);
+    assert.throws(
+      () => g.layer('stem', conv, x),
+      /graph: conv 'stem' \(kernel 3, stride 1, padding 0\) on \[3,2,2\] gives 0x0/,
+    );
     assert.throws(() => g.layer('l.conv', wide, x), /graph: conv 'l\.conv' expects 5 channels, got \[3,2,2\]/);
   } finally {
     conv.dispose();
@@ -136,7 +173,11 @@ test('inplaceNodes: a value read twice (block input: conv and shortcut) is never
     assert.ok(inplace.size > 0);
     for (const [id, input] of inplace) {
       assert.ok(nodes[id]!.inputs.includes(input));
-      assert.equal(readers(input), 1, `node ${nodes[id]!.name} overwrites ${nodes[input]!.name}, read ${readers(input)} times`);
+      assert.equal(
+        readers(input),
+        1,
+        `node ${nodes[id]!.name} overwrites ${nodes[input]!.name}, read ${readers(input)} times`,
+      );
       assert.notEqual(nodes[input]!.op, 'input');
     }
     // Every relu2 after a residual add is in place (the add's output has one reader).

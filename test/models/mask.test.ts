@@ -5,8 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad, tensor, tidy } from '../../src/engine/index.js';
 import {
-  applyMask, buildNetwork, countRelus, cullStages, fullMask, getPreset, loadMask, maskFromDocument, presetSpec,
-  removeSites, saveMask, specFor, thin,
+  applyMask,
+  buildNetwork,
+  countRelus,
+  cullStages,
+  fullMask,
+  getPreset,
+  loadMask,
+  maskFromDocument,
+  presetSpec,
+  removeSites,
+  saveMask,
+  specFor,
+  thin,
 } from '../../src/models/index.js';
 
 const spec = specFor('resnet18');
@@ -15,9 +26,20 @@ test('culling and thinning produce the expected kept sites', () => {
   const full = fullMask(spec);
   assert.equal(full.kept.length, 17);
   const culled = cullStages(removeSites(full, ['stem.relu']), [1, 4]);
-  assert.deepEqual(culled.kept, ['stage2', 'stage3'].flatMap((s) => ['block0', 'block1'].flatMap((b) => [`${s}.${b}.relu1`, `${s}.${b}.relu2`])));
-  assert.deepEqual(thin(culled, 'relu1').kept, ['stage2.block0.relu1', 'stage2.block1.relu1', 'stage3.block0.relu1', 'stage3.block1.relu1']);
-  assert.deepEqual(thin(full, 'relu2', [4]).kept.filter((s) => s.startsWith('stage4')), ['stage4.block0.relu2', 'stage4.block1.relu2']);
+  assert.deepEqual(
+    culled.kept,
+    ['stage2', 'stage3'].flatMap((s) => ['block0', 'block1'].flatMap((b) => [`${s}.${b}.relu1`, `${s}.${b}.relu2`])),
+  );
+  assert.deepEqual(thin(culled, 'relu1').kept, [
+    'stage2.block0.relu1',
+    'stage2.block1.relu1',
+    'stage3.block0.relu1',
+    'stage3.block1.relu1',
+  ]);
+  assert.deepEqual(
+    thin(full, 'relu2', [4]).kept.filter((s) => s.startsWith('stage4')),
+    ['stage4.block0.relu2', 'stage4.block1.relu2'],
+  );
   assert.equal(thin(full, 'relu2', [4]).kept.length, 15);
   assert.throws(() => cullStages(full, [5]), /no stage 5; valid stages: 1, 2, 3, 4/);
   assert.throws(() => thin(full, 'relu3'), /no site 'relu3'; valid: relu1, relu2/);
@@ -41,7 +63,10 @@ test('applyMask turns removed sites into identities', () => {
   try {
     const mask = thin(cullStages(fullMask(net.spec), [1]), 'relu1');
     applyMask(net, mask);
-    const on = net.sites().filter((s) => s.enabled).map((s) => s.site);
+    const on = net
+      .sites()
+      .filter((s) => s.enabled)
+      .map((s) => s.site);
     assert.deepEqual(on, mask.kept);
     const off = net.sites().find((s) => s.site === 'stage1.block0.relu1')!;
     const kept = net.sites().find((s) => s.site === 'stage2.block0.relu1')!;
@@ -61,16 +86,28 @@ test('applyMask turns removed sites into identities', () => {
 
 test('a mask naming an unknown site is rejected with the valid names', () => {
   const bad = { arch: 'resnet18', kept: ['stem.relu', 'stage5.block0.relu1'] };
-  assert.throws(() => maskFromDocument(bad, spec), /unknown ReLU site\(s\) stage5\.block0\.relu1 for resnet18; valid: stem\.relu, stage1\.block0\.relu1, .*stage4\.block1\.relu2/);
-  assert.throws(() => maskFromDocument({ arch: 'resnet18', removed: ['stage1.block0.relu3'] }, spec), /unknown ReLU site.*relu3.*valid: stem\.relu/);
+  assert.throws(
+    () => maskFromDocument(bad, spec),
+    /unknown ReLU site\(s\) stage5\.block0\.relu1 for resnet18; valid: stem\.relu, stage1\.block0\.relu1, .*stage4\.block1\.relu2/,
+  );
+  assert.throws(
+    () => maskFromDocument({ arch: 'resnet18', removed: ['stage1.block0.relu3'] }, spec),
+    /unknown ReLU site.*relu3.*valid: stem\.relu/,
+  );
   const net = buildNetwork(specFor('resnet18', { alpha: 0.125, blocks: [2, 1, 1, 1] }));
   try {
     // A mask made for 2,2,2,2 names stage2.block1.*, which this network lacks.
-    assert.throws(() => applyMask(net, fullMask(spec)), /applyMask: unknown ReLU site\(s\) stage2\.block1\.relu1.*valid: /);
+    assert.throws(
+      () => applyMask(net, fullMask(spec)),
+      /applyMask: unknown ReLU site\(s\) stage2\.block1\.relu1.*valid: /,
+    );
   } finally {
     net.dispose();
   }
-  assert.throws(() => maskFromDocument({ arch: 'resnet34', kept: [] }, spec), /mask is for 'resnet34', network is 'resnet18'/);
+  assert.throws(
+    () => maskFromDocument({ arch: 'resnet34', kept: [] }, spec),
+    /mask is for 'resnet34', network is 'resnet18'/,
+  );
   assert.throws(() => maskFromDocument({ arch: 'resnet18' }, spec), /exactly one of 'kept' or 'removed'/);
   assert.throws(() => maskFromDocument({ arch: 'resnet18', kept: 'stem.relu' }, spec), /'kept' must be an array/);
 });
@@ -99,7 +136,13 @@ test('masks load from kept or removed documents and round-trip through files', (
 test('buildNetwork applies spec.mask', () => {
   const net = buildNetwork({ ...presetSpec('C100_12K'), alpha: 0.125 });
   try {
-    assert.deepEqual(net.sites().filter((s) => s.enabled).map((s) => s.site), presetSpec('C100_12K').mask!.kept);
+    assert.deepEqual(
+      net
+        .sites()
+        .filter((s) => s.enabled)
+        .map((s) => s.site),
+      presetSpec('C100_12K').mask!.kept,
+    );
   } finally {
     net.dispose();
   }

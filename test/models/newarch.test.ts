@@ -5,10 +5,34 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLUSite, Sequential, manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import {
-  Block, Network, buildNetwork, countByForward, countRelus, cullStages, fullMask, registerFamily, removeSites, shapeNetwork, siteNames, specFor, validateSpec,
-  type Flow, type NetSpec,
+  AdaptiveAvgPool2d,
+  BatchNorm2d,
+  Conv2d,
+  Linear,
+  ReLUSite,
+  Sequential,
+  manualSeed,
+  noGrad,
+  tensor,
+  tidy,
+} from '../../src/engine/index.js';
+import {
+  Block,
+  Network,
+  buildNetwork,
+  countByForward,
+  countRelus,
+  cullStages,
+  fullMask,
+  registerFamily,
+  removeSites,
+  shapeNetwork,
+  siteNames,
+  specFor,
+  validateSpec,
+  type Flow,
+  type NetSpec,
 } from '../../src/models/index.js';
 import { defaultTrainOptions, fit, type Batch } from '../../src/train/trainer.js';
 import { exportOnnx } from '../../src/export/onnx.js';
@@ -37,7 +61,10 @@ class Unit extends Block {
     this.relu1 = this.child('relu1', new ReLUSite(`${site}.relu1`));
     this.conv2 = this.child('conv2', conv(c, c));
     this.bn2 = this.child('bn2', new BatchNorm2d(c));
-    this.down = stride !== 1 || inC !== c ? this.child('down', new Sequential(new Conv2d(inC, c, 1, { stride, bias: false }), new BatchNorm2d(c))) : null;
+    this.down =
+      stride !== 1 || inC !== c
+        ? this.child('down', new Sequential(new Conv2d(inC, c, 1, { stride, bias: false }), new BatchNorm2d(c)))
+        : null;
     this.relu2 = this.child('relu2', new ReLUSite(`${site}.relu2`));
   }
   run<V>(f: Flow<V>, x: V): V {
@@ -59,7 +86,10 @@ class TwoStage extends Network {
     this.stem = this.child('stem', conv(spec.inChannels, w1));
     this.bn = this.child('bn', new BatchNorm2d(w1));
     this.relu = this.child('relu', new ReLUSite('stem.relu'));
-    this.stages = [[w1, w1, 1], [w1, w2, 2]].map(([i, o, s], k) => this.child(`stage${k + 1}`, new Sequential(new Unit(`stage${k + 1}.block0`, i!, o!, s!))));
+    this.stages = [
+      [w1, w1, 1],
+      [w1, w2, 2],
+    ].map(([i, o, s], k) => this.child(`stage${k + 1}`, new Sequential(new Unit(`stage${k + 1}.block0`, i!, o!, s!))));
     this.pool = this.child('pool', new AdaptiveAvgPool2d(1));
     this.fc = this.child('fc', new Linear(w2, spec.numClasses));
   }
@@ -73,15 +103,46 @@ class TwoStage extends Network {
 
 registerFamily('two-stage', (s) => new TwoStage(s));
 const spec: NetSpec = validateSpec({
-  arch: 'two-stage', family: 'two-stage', blockType: 'basic', blocks: [1, 1], widths: [4, 8], alpha: 1, rho: 1, numClasses: 3, inputSize: 8, inChannels: 1,
+  arch: 'two-stage',
+  family: 'two-stage',
+  blockType: 'basic',
+  blocks: [1, 1],
+  widths: [4, 8],
+  alpha: 1,
+  rho: 1,
+  numClasses: 3,
+  inputSize: 8,
+  inChannels: 1,
 });
 
 test('count: site names, shapes and ReLUs traced from the one forward, equal to a forward pass, with and without a mask', () => {
-  assert.deepEqual(siteNames(spec), ['stem.relu', 'stage1.block0.relu1', 'stage1.block0.relu2', 'stage2.block0.relu1', 'stage2.block0.relu2']);
+  assert.deepEqual(siteNames(spec), [
+    'stem.relu',
+    'stage1.block0.relu1',
+    'stage1.block0.relu2',
+    'stage2.block0.relu1',
+    'stage2.block0.relu2',
+  ]);
   const c = countRelus(spec);
-  assert.deepEqual(c.sites.map((s) => s.shape), [[4, 8, 8], [4, 8, 8], [4, 8, 8], [8, 4, 4], [8, 4, 4]]);
+  assert.deepEqual(
+    c.sites.map((s) => s.shape),
+    [
+      [4, 8, 8],
+      [4, 8, 8],
+      [4, 8, 8],
+      [8, 4, 4],
+      [8, 4, 4],
+    ],
+  );
   assert.equal(c.total, 3 * 256 + 2 * 128);
-  assert.deepEqual(c.stages.map((s) => [s.stage, s.relus]), [['stem', 256], ['stage1', 512], ['stage2', 256]]);
+  assert.deepEqual(
+    c.stages.map((s) => [s.stage, s.relus]),
+    [
+      ['stem', 256],
+      ['stage1', 512],
+      ['stage2', 256],
+    ],
+  );
   // stem 4*64*9, stage1 2 * 4*64*36, stage2 8*16*36 + 8*16*72 + shortcut 8*16*4, fc 8*3
   assert.equal(c.macs, 2304 + 18432 + 4608 + 9216 + 512 + 24);
   const masked = { ...spec, mask: cullStages(removeSites(fullMask(spec), ['stem.relu']), [1]) };
@@ -103,19 +164,28 @@ const net = buildNetwork(spec);
 after(() => net.dispose());
 
 test('train, export, private inference: trains briefly, onnxruntime agrees, secure top-1 equals plaintext and fixed point', async () => {
-  const r = await fit(net, syntheticData(), { ...defaultTrainOptions, epochs: 3, lr: 0.05, seed: 3, quiet: true, threads: 1 }, mkdtempSync(join(tmpdir(), 'dr-newarch-')));
+  const r = await fit(
+    net,
+    syntheticData(),
+    { ...defaultTrainOptions, epochs: 3, lr: 0.05, seed: 3, quiet: true, threads: 1 },
+    mkdtempSync(join(tmpdir(), 'dr-newarch-')),
+  );
   assert.ok(r.final!.test_acc > 0.6, `test acc ${r.final!.test_acc}`);
   net.eval();
 
   const batch = (syntheticData().test() as Batch[])[0]!;
-  const n = 4, x = batch.x.subarray(0, n * 64);
+  const n = 4,
+    x = batch.x.subarray(0, n * 64);
   const e = exportOnnx(net);
   const s = await session(e.bytes);
   const ours = ourLogits(net, x, n);
   const got = await ortLogits(s, spec, x, n);
   assert.ok(maxAbsDiff(got.data, ours) < 1e-4, `max |onnx - ours| = ${maxAbsDiff(got.data, ours)}`);
   const perNode = await ortReluElements(e.bytes, spec);
-  assert.deepEqual([...perNode.entries()], countRelus(spec).sites.map((c) => [c.site, c.relus]));
+  assert.deepEqual(
+    [...perNode.entries()],
+    countRelus(spec).sites.map((c) => [c.site, c.relus]),
+  );
 
   const m = compilePlan(net);
   try {

@@ -5,10 +5,19 @@ import { buildNetwork, describeNetwork, scaleWidth, siteNames, specFor, type Net
 
 test('specFor: defaults, overrides, validation errors name the field', () => {
   const s = specFor('resnet18');
-  assert.deepEqual([s.family, s.blocks, s.widths, s.alpha, s.rho, s.numClasses, s.inputSize, s.inChannels], ['resnet-cifar', [2, 2, 2, 2], [64, 128, 256, 512], 1, 1, 100, 32, 3]);
+  assert.deepEqual(
+    [s.family, s.blocks, s.widths, s.alpha, s.rho, s.numClasses, s.inputSize, s.inChannels],
+    ['resnet-cifar', [2, 2, 2, 2], [64, 128, 256, 512], 1, 1, 100, 32, 3],
+  );
   assert.deepEqual(specFor('resnet34').blocks, [3, 4, 6, 3]);
   assert.equal(specFor('resnet18-imagenet').rho, 0.5);
-  assert.deepEqual([specFor('resnet56').blocks, specFor('resnet56').widths], [[9, 9, 9], [16, 32, 64]]);
+  assert.deepEqual(
+    [specFor('resnet56').blocks, specFor('resnet56').widths],
+    [
+      [9, 9, 9],
+      [16, 32, 64],
+    ],
+  );
   const w = specFor('wrn-22-8');
   assert.deepEqual([w.family, w.blocks, w.widths, w.stemWidth], ['wrn', [3, 3, 3], [128, 256, 512], 16]);
   assert.equal(specFor('resnet18', { alpha: 0.5, inputSize: undefined }).inputSize, 32);
@@ -22,13 +31,26 @@ test('specFor: defaults, overrides, validation errors name the field', () => {
 });
 
 test('torchvision state-dict names and parameter counts', () => {
-  const cases: [string, number][] = [['resnet18-imagenet', 11_689_512], ['resnet34-imagenet', 21_797_672], ['resnet50-imagenet', 25_557_032]];
+  const cases: [string, number][] = [
+    ['resnet18-imagenet', 11_689_512],
+    ['resnet34-imagenet', 21_797_672],
+    ['resnet50-imagenet', 25_557_032],
+  ];
   for (const [arch, params] of cases) {
     const net = buildNetwork(specFor(arch));
     try {
       assert.equal(net.numParameters(), params, arch);
       const keys = [...net.stateDict().keys()];
-      for (const k of ['conv1.weight', 'bn1.running_mean', 'layer1.0.conv1.weight', 'layer2.0.downsample.0.weight', 'layer2.0.downsample.1.running_var', 'layer4.1.bn2.bias', 'fc.weight', 'fc.bias'])
+      for (const k of [
+        'conv1.weight',
+        'bn1.running_mean',
+        'layer1.0.conv1.weight',
+        'layer2.0.downsample.0.weight',
+        'layer2.0.downsample.1.running_var',
+        'layer4.1.bn2.bias',
+        'fc.weight',
+        'fc.bias',
+      ])
         assert.ok(keys.includes(k), `${arch}: ${k}`);
       assert.ok(!keys.some((k) => k.includes('relu')), 'ReLU sites hold no state');
       // torchvision's keys minus BN's num_batches_tracked (the engine's BatchNorm2d has no such buffer).
@@ -40,13 +62,23 @@ test('torchvision state-dict names and parameter counts', () => {
 });
 
 test('sites(): named per the convention, in forward order, equal to siteNames(spec)', () => {
-  const specs: NetSpec[] = [specFor('resnet18', { alpha: 0.25 }), specFor('resnet50', { alpha: 0.125 }), specFor('wrn-16-2', { alpha: 0.5 }), specFor('resnet20', { alpha: 0.5 })];
+  const specs: NetSpec[] = [
+    specFor('resnet18', { alpha: 0.25 }),
+    specFor('resnet50', { alpha: 0.125 }),
+    specFor('wrn-16-2', { alpha: 0.5 }),
+    specFor('resnet20', { alpha: 0.5 }),
+  ];
   for (const spec of specs) {
     const net = buildNetwork(spec);
     try {
       const names = net.sites().map((s) => s.site);
       assert.deepEqual(names, siteNames(spec), spec.arch);
-      assert.deepEqual(describeNetwork(net).filter((n) => n.op === 'relu').map((n) => n.site), names);
+      assert.deepEqual(
+        describeNetwork(net)
+          .filter((n) => n.op === 'relu')
+          .map((n) => n.site),
+        names,
+      );
       const called: string[] = [];
       ReLUSite.onForward = (s) => void called.push(s.site);
       try {
@@ -59,7 +91,12 @@ test('sites(): named per the convention, in forward order, equal to siteNames(sp
       net.dispose();
     }
   }
-  assert.deepEqual(siteNames(specFor('resnet18')).slice(0, 4), ['stem.relu', 'stage1.block0.relu1', 'stage1.block0.relu2', 'stage1.block1.relu1']);
+  assert.deepEqual(siteNames(specFor('resnet18')).slice(0, 4), [
+    'stem.relu',
+    'stage1.block0.relu1',
+    'stage1.block0.relu2',
+    'stage1.block1.relu1',
+  ]);
   assert.equal(siteNames(specFor('wrn-22-8')).at(-1), 'head.relu');
 });
 
@@ -70,7 +107,10 @@ test('stem stride is 1/rho and widths scale with alpha', () => {
     const conv1 = nodes.find((n) => n.name === 'conv1')!;
     assert.deepEqual([conv1.attributes.stride, conv1.attributes.kernel, conv1.outShape], [2, 3, [32, 16, 16]]);
     assert.deepEqual(nodes.at(-1)!.outShape, [10]);
-    assert.deepEqual(noGrad(() => tidy(() => net.forward(randn([2, 3, 32, 32])).shape)), [2, 10]);
+    assert.deepEqual(
+      noGrad(() => tidy(() => net.forward(randn([2, 3, 32, 32])).shape)),
+      [2, 10],
+    );
   } finally {
     net.dispose();
   }

@@ -5,27 +5,48 @@ import { defaultFixedPoint } from '../../src/pi/plan.js';
 import { defaultCostModel, estimateOnline } from '../../src/pi/node/costmodel.js';
 
 const op = (name: string, kind: string, o: Partial<OpRow>): OpRow => ({
-  op: 0, name, kind, relus: 0, macs: 0, serverOnlineMs: 0, prepBytes: 0, heMs: { client: 0, server: 0 },
-  offline: { ms: 0, cToS: 0, sToC: 0, rounds: 0 }, online: { ms: 0, cToS: 0, sToC: 0, rounds: 0 }, ...o,
+  op: 0,
+  name,
+  kind,
+  relus: 0,
+  macs: 0,
+  serverOnlineMs: 0,
+  prepBytes: 0,
+  heMs: { client: 0, server: 0 },
+  offline: { ms: 0, cToS: 0, sToC: 0, rounds: 0 },
+  online: { ms: 0, cToS: 0, sToC: 0, rounds: 0 },
+  ...o,
 });
 
 function report(relu: string, link: string, reluMs: number, bytes: number, flights: number): PiReport {
   const phase = (ms: number) => ({ ms, cToS: 0, sToC: 0, rounds: 0, prep: 0 });
   return {
-    plan: { arch: 'resnet18', relus: 1000, culledSites: 0, macs: 1e6, fixed: defaultFixedPoint, digest: 'x' }, relu, link, preprocess: 'he', transport: 'tls',
+    plan: { arch: 'resnet18', relus: 1000, culledSites: 0, macs: 1e6, fixed: defaultFixedPoint, digest: 'x' },
+    relu,
+    link,
+    preprocess: 'he',
+    transport: 'tls',
     linear: { clientMs: 0, serverMs: 0, cToS: 0, sToC: 0, wallMs: 10 },
     phases: { setup: phase(0), offline: phase(reluMs / 2 + 10), online: phase(reluMs / 2 + 5) },
     preprocessing: { clientToDealer: 0, dealerToClient: 0, serverToDealer: 0, dealerToServer: 0 },
     ops: [
       op('conv1', 'conv', { macs: 1e6, offline: { ms: 10, cToS: 0, sToC: 0, rounds: 0 }, serverOnlineMs: 5 }),
-      op('relu1', 'relu', { relus: 1000, offline: { ms: reluMs / 2, cToS: bytes / 2, sToC: 0, rounds: 2 }, online: { ms: reluMs / 2 + 5, cToS: 0, sToC: bytes / 2, rounds: flights } }),
+      op('relu1', 'relu', {
+        relus: 1000,
+        offline: { ms: reluMs / 2, cToS: bytes / 2, sToC: 0, rounds: 2 },
+        online: { ms: reluMs / 2 + 5, cToS: 0, sToC: bytes / 2, rounds: flights },
+      }),
     ],
     logits: [],
   };
 }
 
 test('calibration: per ReLU protocol compute, bytes and flights from the runs without shaping', () => {
-  const m = calibrate([report('gc', 'no shaping', 40, 6_920_000, 2), report('ot', 'no shaping', 10, 571_000, 6), report('ot', 'lan: 3 Gbit/s, 0.3 ms RTT', 99, 571_000, 6)]);
+  const m = calibrate([
+    report('gc', 'no shaping', 40, 6_920_000, 2),
+    report('ot', 'no shaping', 10, 571_000, 6),
+    report('ot', 'lan: 3 Gbit/s, 0.3 ms RTT', 99, 571_000, 6),
+  ]);
   assert.deepEqual(Object.keys(m.relu).sort(), ['gc', 'ot']);
   // The ReLU op's time less the server's linear work the client waited for inside it.
   assert.ok(Math.abs(m.relu.ot!.compute_s - 10e-6) < 1e-12, `${m.relu.ot!.compute_s}`);
@@ -33,8 +54,14 @@ test('calibration: per ReLU protocol compute, bytes and flights from the runs wi
   assert.equal(m.relu.ot!.bytes, 571);
   assert.equal(m.relu.ot!.flights, 6);
   assert.ok(Math.abs(m.perMac_s - 15e-9) < 1e-15, `${m.perMac_s}`);
-  assert.throws(() => calibrate([report('ot', 'wan: 400 Mbit/s, 40 ms RTT', 1, 1, 1)]), /needs a session without link shaping/);
-  const t = formatComparison([report('gc', 'no shaping', 40, 1, 2), report('ot', 'lan: 3 Gbit/s, 0.3 ms RTT', 10, 1, 6)]);
+  assert.throws(
+    () => calibrate([report('ot', 'wan: 400 Mbit/s, 40 ms RTT', 1, 1, 1)]),
+    /needs a session without link shaping/,
+  );
+  const t = formatComparison([
+    report('gc', 'no shaping', 40, 1, 2),
+    report('ot', 'lan: 3 Gbit/s, 0.3 ms RTT', 10, 1, 6),
+  ]);
   assert.match(t, /gc\s+no shaping\s+he\s+tls/);
   assert.match(t, /ot\s+lan: 3 Gbit\/s, 0\.3 ms RTT\s+he\s+tls/);
 });

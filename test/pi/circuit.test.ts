@@ -36,13 +36,19 @@ test('wire-slot reuse keeps the working set small and never aliases a gate input
 
 test('adder and subtractor over all 6-bit pairs', () => {
   const b = new CircuitBuilder();
-  const x = b.input('x', 'garbler', 6), y = b.input('y', 'evaluator', 6);
+  const x = b.input('x', 'garbler', 6),
+    y = b.input('y', 'evaluator', 6);
   b.output('s', addBits(b, x, y));
   b.output('d', subBits(b, x, y));
   const c = b.build('addsub');
   assert.equal(c.numAnd, 10);
-  const xs: number[] = [], ys: number[] = [];
-  for (let i = 0; i < 64; i++) for (let j = 0; j < 64; j++) { xs.push(i); ys.push(j); }
+  const xs: number[] = [],
+    ys: number[] = [];
+  for (let i = 0; i < 64; i++)
+    for (let j = 0; j < 64; j++) {
+      xs.push(i);
+      ys.push(j);
+    }
   const o = evalPlain(c, xs.length, { x: xs, y: ys });
   xs.forEach((xv, i) => {
     assert.equal(o.s[i], (xv + ys[i]) & 63);
@@ -51,9 +57,15 @@ test('adder and subtractor over all 6-bit pairs', () => {
 });
 
 test('AND counts: about 3k per ReLU, 2k per truncation', () => {
-  for (const [k, f] of [[32, 12], [32, 0], [40, 16], [64, 20]]) {
-    const r = reluCircuit({ k, f }), t = truncCircuit({ k, f });
-    assert.equal(r.numAnd, (k - 1) + (k - 1 - f) + (k - 1), `relu k=${k} f=${f}`);
+  for (const [k, f] of [
+    [32, 12],
+    [32, 0],
+    [40, 16],
+    [64, 20],
+  ]) {
+    const r = reluCircuit({ k, f }),
+      t = truncCircuit({ k, f });
+    assert.equal(r.numAnd, k - 1 + (k - 1 - f) + (k - 1), `relu k=${k} f=${f}`);
     assert.equal(t.numAnd, 2 * (k - 1), `trunc k=${k} f=${f}`);
     assert.equal(r.op.filter((o) => o === OP_AND).length, r.numAnd);
   }
@@ -62,7 +74,13 @@ test('AND counts: about 3k per ReLU, 2k per truncation', () => {
 });
 
 for (const kind of ['relu', 'trunc'] as Kind[]) {
-  for (const [k, f] of [[32, 12], [32, 0], [40, 16], [8, 3], [53, 20]]) {
+  for (const [k, f] of [
+    [32, 12],
+    [32, 0],
+    [40, 16],
+    [8, 3],
+    [53, 20],
+  ]) {
     test(`${kind} circuit k=${k} f=${f} equals the plaintext reference on edge and random shares`, () => {
       const c = kind === 'relu' ? reluCircuit({ k, f }) : truncCircuit({ k, f });
       const { a, b, r } = edgeCases(k, f, 2000);
@@ -75,7 +93,8 @@ for (const kind of ['relu', 'trunc'] as Kind[]) {
 }
 
 test('k = 64 through BigInt arrays (signed and unsigned inputs)', () => {
-  const k = 64, f = 16;
+  const k = 64,
+    f = 16;
   const c = reluCircuit({ k, f });
   const { a, b, r } = edgeCases(k, f, 500);
   const z = evalPlainBig(c, a.length, {
@@ -89,7 +108,10 @@ test('k = 64 through BigInt arrays (signed and unsigned inputs)', () => {
 test('ring conversions: negative numbers wrap, bits round-trip, bad values are named', () => {
   const { lo, hi } = splitRing([-1, 5, -(2 ** 40)], 40);
   assert.deepEqual(Array.from(joinRing(lo, hi, 40)), [2 ** 40 - 1, 5, 0]);
-  assert.deepEqual(Array.from(joinRing(...Object.values(splitRing(new Int32Array([-2]), 36)) as [Uint32Array, Uint32Array], 36)), [2 ** 36 - 2]);
+  assert.deepEqual(
+    Array.from(joinRing(...(Object.values(splitRing(new Int32Array([-2]), 36)) as [Uint32Array, Uint32Array]), 36)),
+    [2 ** 36 - 2],
+  );
   const v = [3, 2 ** 33 + 7, 0, 2 ** 35 - 1];
   const back = bitsToRing(ringToBits(v, 36), 36, 4);
   assert.deepEqual(Array.from(joinRing(back.lo, back.hi, 36)), v);
@@ -98,7 +120,10 @@ test('ring conversions: negative numbers wrap, bits round-trip, bad values are n
   const big = BigUint64Array.from([0n, 1n, 2n ** 64n - 1n, 2n ** 40n + 3n]);
   const words = splitRing(big, 64);
   assert.deepEqual(splitRing(words, 41), splitRing(big, 41));
-  assert.deepEqual(joinRing(...Object.values(splitRing(words, 41)) as [Uint32Array, Uint32Array], 41), Float64Array.from([0, 1, 2 ** 41 - 1, 2 ** 40 + 3]));
+  assert.deepEqual(
+    joinRing(...(Object.values(splitRing(words, 41)) as [Uint32Array, Uint32Array]), 41),
+    Float64Array.from([0, 1, 2 ** 41 - 1, 2 ** 40 + 3]),
+  );
   assert.throws(() => splitRing({ lo: new Uint32Array(2), hi: new Uint32Array(3) }, 40), /lo has 2 words, hi 3/);
   assert.throws(() => joinRing(lo, hi, 60), /k=60 > 53/);
 });

@@ -15,7 +15,9 @@ import { quantize, r64Add, r64ToBig, type R64 } from '../../src/pi/fixed.js';
 import type { RingLinear } from '../../src/pi/ringlinear.js';
 
 manualSeed(11);
-const m: ServerModel = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10 })).eval());
+const m: ServerModel = compilePlan(
+  buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10 })).eval(),
+);
 after(() => m.dispose());
 const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => Math.cos(seed * 100 + i * 0.9) * 1.5);
 const linear = m.plan.ops.map((o, i) => ({ o, i })).filter(({ o }) => o.op === 'conv' || o.op === 'fc');
@@ -54,11 +56,19 @@ function recordSend(ch: Channel, into: Uint8Array[]): void {
   };
 }
 
-async function session(server: SessionOptions, client: SessionOptions, x = image(1), edit?: { s?: (ch: Channel) => void; c?: (ch: Channel) => void }) {
+async function session(
+  server: SessionOptions,
+  client: SessionOptions,
+  x = image(1),
+  edit?: { s?: (ch: Channel) => void; c?: (ch: Channel) => void },
+) {
   const [s, c] = channelPair();
   edit?.s?.(s);
   edit?.c?.(c);
-  return Promise.allSettled([serveClient(s, m, server), runClient(c, x, { preprocess: 'dealer', relu: 'gc', ...client })]);
+  return Promise.allSettled([
+    serveClient(s, m, server),
+    runClient(c, x, { preprocess: 'dealer', relu: 'gc', ...client }),
+  ]);
 }
 
 async function expectGoodSession(d: Dealer, seed: number): Promise<void> {
@@ -93,12 +103,20 @@ function words(msgs: Uint8Array[]): string[] {
 
 test("the server's whole transcript (from client and dealer) contains none of the client's masks nor its shares M c - s", async () => {
   const { d, errors } = newDealer();
-  const atServer: Uint8Array[] = [], masks: Uint8Array[] = [], fromDealer: Uint8Array[] = [];
+  const atServer: Uint8Array[] = [],
+    masks: Uint8Array[] = [],
+    fromDealer: Uint8Array[] = [];
   const x = image(2);
   const [rs, rc] = await session(
     { dealer: linkWith(d, (p) => recordRecv(p, atServer)) },
-    { dealer: linkWith(d, (p) => { recordSend(p, masks); recordRecv(p, fromDealer); }) },
-    x, { s: (ch) => recordRecv(ch, atServer) },
+    {
+      dealer: linkWith(d, (p) => {
+        recordSend(p, masks);
+        recordRecv(p, fromDealer);
+      }),
+    },
+    x,
+    { s: (ch) => recordRecv(ch, atServer) },
   );
   assert.equal(rs.status, 'fulfilled');
   assert.equal(rc.status, 'fulfilled');
@@ -148,10 +166,14 @@ test('unknown or malformed session ids: clear errors on both sides; the dealer s
   const srv = serveClient(s, m, { dealer: d.link() });
   c.sendJson({ protocol: PROTOCOL, preprocess: 'dealer', relu: 'gc', session: 'not-hex' });
   await assert.rejects(srv, /client hello: malformed session id "not-hex"/);
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(await c.recv())), { pi_error: { code: 'MALFORMED', message: 'malformed message', from: 'server' } });
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(await c.recv())), {
+    pi_error: { code: 'MALFORMED', message: 'malformed message', from: 'server' },
+  });
   const raw = await d.link()('client');
   raw.sendJson({ protocol: DEALER_PROTOCOL, role: 'client', session: 'AB', plan: m.plan.digest });
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(await raw.recv())), { pi_error: { code: 'MALFORMED', message: 'malformed message', from: 'dealer' } });
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(await raw.recv())), {
+    pi_error: { code: 'MALFORMED', message: 'malformed message', from: 'dealer' },
+  });
   await until(() => /client hello: malformed session id "AB"/.test(errors.join('\n')));
 
   // A connection that never says hello is told TIMEOUT and closed after the hello deadline.
@@ -168,17 +190,18 @@ test('the dealer disconnecting mid-session: clear errors on both sides; the deal
   const { d, errors } = newDealer();
   // The dealer's ends of both links go away once the server got two layers' s.
   const ends: Channel[] = [];
-  const crash = (party: 'server' | 'client') => linkWith(d, (p, dealerEnd) => {
-    ends.push(dealerEnd);
-    if (party === 'client') return;
-    const recv = p.recv.bind(p);
-    let n = 0;
-    p.recv = async () => {
-      const msg = await recv();
-      if (++n === 2) for (const e of ends) e.close();
-      return msg;
-    };
-  });
+  const crash = (party: 'server' | 'client') =>
+    linkWith(d, (p, dealerEnd) => {
+      ends.push(dealerEnd);
+      if (party === 'client') return;
+      const recv = p.recv.bind(p);
+      let n = 0;
+      p.recv = async () => {
+        const msg = await recv();
+        if (++n === 2) for (const e of ends) e.close();
+        return msg;
+      };
+    });
   const [rs, rc] = await session({ dealer: crash('server') }, { dealer: crash('client') });
   // Each party either notices itself or hears it from the other one first.
   const lost = /dealer-(server|client):A: .*peer closed the connection|reported ABORTED/;
@@ -197,11 +220,17 @@ test('a server without a dealer, or a dealer with other weights, fails with a cl
 
   // Same plan, M + 1 in every layer.
   const plus1 = (l: RingLinear): RingLinear => ({
-    inSize: l.inSize, outSize: l.outSize, macs: l.macs, dispose: () => {},
+    inSize: l.inSize,
+    outSize: l.outSize,
+    macs: l.macs,
+    dispose: () => {},
     apply: (x: R64) => r64Add(l.apply(x), { lo: new Uint32Array(l.outSize).fill(1), hi: new Uint32Array(l.outSize) }),
   });
   const errors: string[] = [];
-  const other = new Dealer({ ...m, secret: m.secret.map((s) => s && { ...s, linear: plus1(s.linear) }) }, { onError: (e) => errors.push(e.message) });
+  const other = new Dealer(
+    { ...m, secret: m.secret.map((s) => s && { ...s, linear: plus1(s.linear) }) },
+    { onError: (e) => errors.push(e.message) },
+  );
   const [rs2, rc2] = await session({ dealer: other.link() }, { dealer: other.link() });
   // Both parties hear MISMATCH; only the dealer's own log names the fingerprints.
   assert.match(reason(rs2), /the dealer reported MISMATCH \(the server and the dealer serve different models\)/);
@@ -213,14 +242,20 @@ test('a server without a dealer, or a dealer with other weights, fails with a cl
 test('wrong-size messages from the client: its input share to the server, its mask to the dealer', async () => {
   const { d, errors } = newDealer();
   // The input share (the client's first message of 8 x input size to the server) loses its last element.
-  const cut = (size: number, skip = 0) => (ch: Channel) => {
-    const send = ch.send.bind(ch);
-    let left = skip, done = false;
-    ch.send = (data) => {
-      if (!done && data.byteLength === size && left-- === 0) { done = true; data = data.subarray(0, size - 8); }
-      send(data);
+  const cut =
+    (size: number, skip = 0) =>
+    (ch: Channel) => {
+      const send = ch.send.bind(ch);
+      let left = skip,
+        done = false;
+      ch.send = (data) => {
+        if (!done && data.byteLength === size && left-- === 0) {
+          done = true;
+          data = data.subarray(0, size - 8);
+        }
+        send(data);
+      };
     };
-  };
   const n = 8 * m.plan.ops[0]!.size;
   const [rs, rc] = await session({ dealer: d.link() }, { dealer: d.link() }, image(5), { c: cut(n) });
   assert.match(reason(rs), new RegExp(`malformed message: online: input share: expected ${n} bytes, got ${n - 8}`));
@@ -229,7 +264,9 @@ test('wrong-size messages from the client: its input share to the server, its ma
 
   // The client's first mask to the dealer loses its last element (the hello is the dealer link's first message).
   const [rs2, rc2] = await session({ dealer: d.link() }, { dealer: linkWith(d, (p) => cut(firstIn)(p)) });
-  const want = new RegExp(`malformed message: client mask for ${linear[0]!.o.name}: expected ${firstIn} bytes, got ${firstIn - 8}`);
+  const want = new RegExp(
+    `malformed message: client mask for ${linear[0]!.o.name}: expected ${firstIn} bytes, got ${firstIn - 8}`,
+  );
   assert.match(reason(rc2), /the dealer reported MALFORMED \(malformed message\)/);
   assert.match(reason(rs2), /the dealer reported MALFORMED|reported ABORTED/);
   await until(() => errors.length === 1);

@@ -1,8 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  r64Add, r64FromBig, r64Neg, r64Sar, r64Shl, r64Shr, r64Sub, r64ToBig, truncClientShare, truncServerShare, quantize, dequantize,
-  r64Low, r64FromBytes, r64ToBytes, type R64,
+  r64Add,
+  r64FromBig,
+  r64Neg,
+  r64Sar,
+  r64Shl,
+  r64Shr,
+  r64Sub,
+  r64ToBig,
+  truncClientShare,
+  truncServerShare,
+  quantize,
+  dequantize,
+  r64Low,
+  r64FromBytes,
+  r64ToBytes,
+  type R64,
 } from '../../src/pi/fixed.js';
 import { r64Random } from '../../src/pi/random.js';
 import { RingConv2d, RingFc, limbPlan, ringChannelSum } from '../../src/pi/node/ring.js';
@@ -20,21 +34,47 @@ function ringValues(n: number): R64 {
   const x = r64Random(n);
   const edge = [0n, 1n, M - 1n, 1n << 63n, (1n << 63n) - 1n, 0xffffffffn, 1n << 32n];
   const e = r64FromBig(edge);
-  for (let i = 0; i < Math.min(n, edge.length); i++) { x.lo[i] = e.lo[i]!; x.hi[i] = e.hi[i]!; }
+  for (let i = 0; i < Math.min(n, edge.length); i++) {
+    x.lo[i] = e.lo[i]!;
+    x.hi[i] = e.hi[i]!;
+  }
   return x;
 }
 
 test('ring arithmetic mod 2^64 equals BigInt: add, sub, neg, shifts, local truncation, bytes', () => {
-  const a = ringValues(500), b = r64Random(500);
-  const A = big(a), B = big(b);
-  assert.deepEqual(big(r64Add(a, b)), A.map((v, i) => u(v + B[i]!)));
-  assert.deepEqual(big(r64Sub(a, b)), A.map((v, i) => u(v - B[i]!)));
-  assert.deepEqual(big(r64Neg(a)), A.map((v) => u(-v)));
+  const a = ringValues(500),
+    b = r64Random(500);
+  const A = big(a),
+    B = big(b);
+  assert.deepEqual(
+    big(r64Add(a, b)),
+    A.map((v, i) => u(v + B[i]!)),
+  );
+  assert.deepEqual(
+    big(r64Sub(a, b)),
+    A.map((v, i) => u(v - B[i]!)),
+  );
+  assert.deepEqual(
+    big(r64Neg(a)),
+    A.map((v) => u(-v)),
+  );
   const signed = (v: bigint) => (v >= 1n << 63n ? v - M : v);
   for (const d of [0, 1, 12, 31, 32, 33, 50, 63]) {
-    assert.deepEqual(big(r64Shl(a, d)), A.map((v) => u(v << BigInt(d))), `shl ${d}`);
-    assert.deepEqual(big(r64Shr(a, d)), A.map((v) => v >> BigInt(d)), `shr ${d}`);
-    assert.deepEqual(big(r64Sar(a, d)), A.map((v) => u(signed(v) >> BigInt(d))), `sar ${d}`);
+    assert.deepEqual(
+      big(r64Shl(a, d)),
+      A.map((v) => u(v << BigInt(d))),
+      `shl ${d}`,
+    );
+    assert.deepEqual(
+      big(r64Shr(a, d)),
+      A.map((v) => v >> BigInt(d)),
+      `shr ${d}`,
+    );
+    assert.deepEqual(
+      big(r64Sar(a, d)),
+      A.map((v) => u(signed(v) >> BigInt(d))),
+      `sar ${d}`,
+    );
   }
   assert.deepEqual(r64FromBytes(r64ToBytes(a), 500, 't'), a);
   assert.throws(() => r64FromBytes(new Uint8Array(12), 2, 'share of x'), /share of x: expected 16 bytes/);
@@ -42,9 +82,15 @@ test('ring arithmetic mod 2^64 equals BigInt: add, sub, neg, shifts, local trunc
 });
 
 test('local share truncation: floor(x / 2^d) or +1 for small |x| with a uniform client share', () => {
-  const n = 20000, d = 12;
-  const xs = Array.from({ length: n }, (_, i) => BigInt(Math.round((Math.random() - 0.5) * 2 ** 40)) + BigInt(i % 3) - 1n);
-  const x = r64FromBig(xs), c = r64Random(n), s = r64Sub(x, c);
+  const n = 20000,
+    d = 12;
+  const xs = Array.from(
+    { length: n },
+    (_, i) => BigInt(Math.round((Math.random() - 0.5) * 2 ** 40)) + BigInt(i % 3) - 1n,
+  );
+  const x = r64FromBig(xs),
+    c = r64Random(n),
+    s = r64Sub(x, c);
   const t = r64ToBig(r64Add(truncServerShare(s, d), truncClientShare(c, d)));
   let plusOne = 0;
   xs.forEach((v, i) => {
@@ -58,12 +104,19 @@ test('local share truncation: floor(x / 2^d) or +1 for small |x| with a uniform 
 
 test('quantize / dequantize round trip and range check', () => {
   const x = [0, 1.5, -2.25, 1 / 4096, -3.999];
-  assert.deepEqual(Array.from(dequantize(quantize(x, 12), 12)), x.map((v) => Math.round(v * 4096) / 4096));
+  assert.deepEqual(
+    Array.from(dequantize(quantize(x, 12), 12)),
+    x.map((v) => Math.round(v * 4096) / 4096),
+  );
   assert.throws(() => quantize([2 ** 50], 12, 'input'), /input: value\[0\]/);
 });
 
 function convRef(x: bigint[], w: number[], g: ConvGeometry): bigint[] {
-  const [ci, h, wd] = g.inShape, [co, ho, wo] = g.outShape, k = g.kernel, cig = ci / g.groups, cog = co / g.groups;
+  const [ci, h, wd] = g.inShape,
+    [co, ho, wo] = g.outShape,
+    k = g.kernel,
+    cig = ci / g.groups,
+    cog = co / g.groups;
   const out: bigint[] = [];
   for (let o = 0; o < co; o++) {
     const grp = Math.floor(o / cog);
@@ -73,7 +126,8 @@ function convRef(x: bigint[], w: number[], g: ConvGeometry): bigint[] {
         for (let c = 0; c < cig; c++) {
           for (let ky = 0; ky < k; ky++) {
             for (let kx = 0; kx < k; kx++) {
-              const iy = y * g.stride - g.padding + ky * g.dilation, ix = xx * g.stride - g.padding + kx * g.dilation;
+              const iy = y * g.stride - g.padding + ky * g.dilation,
+                ix = xx * g.stride - g.padding + kx * g.dilation;
               if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
               s += x[((grp * cig + c) * h + iy) * wd + ix]! * BigInt(w[((o * cig + c) * k + ky) * k + kx]!);
             }
@@ -94,7 +148,9 @@ test('limb conv2d on libtorch float64 is exact mod 2^64 (full-range shares, extr
   ];
   for (const g of geoms) {
     const nW = g.outShape[0] * (g.inShape[0] / g.groups) * g.kernel ** 2;
-    const w = Array.from({ length: nW }, (_, i) => (i % 5 === 0 ? 32767 : i % 5 === 1 ? -32767 : Math.round((Math.random() - 0.5) * 65534)));
+    const w = Array.from({ length: nW }, (_, i) =>
+      i % 5 === 0 ? 32767 : i % 5 === 1 ? -32767 : Math.round((Math.random() - 0.5) * 65534),
+    );
     const x = ringValues(g.inShape.reduce((a, b) => a * b, 1));
     const conv = new RingConv2d('t', Float64Array.from(w), g);
     try {
@@ -106,13 +162,16 @@ test('limb conv2d on libtorch float64 is exact mod 2^64 (full-range shares, extr
 });
 
 test('limb fc is exact at the largest accumulation; limb widths keep sums below 2^53', () => {
-  const inSize = 4608, outSize = 3;
+  const inSize = 4608,
+    outSize = 3;
   const w = Array.from({ length: inSize * outSize }, (_, i) => (i & 1 ? 32767 : -32767));
   const x = r64FromBig(Array.from({ length: inSize }, () => M - 1n));
   const fc = new RingFc('fc', Float64Array.from(w), inSize, outSize);
   try {
     const X = big(x);
-    const ref = Array.from({ length: outSize }, (_, o) => u(X.reduce((s, v, i) => s + v * BigInt(w[o * inSize + i]!), 0n)));
+    const ref = Array.from({ length: outSize }, (_, o) =>
+      u(X.reduce((s, v, i) => s + v * BigInt(w[o * inSize + i]!), 0n)),
+    );
     assert.deepEqual(big(fc.apply(x)), ref);
   } finally {
     fc.dispose();
@@ -125,12 +184,18 @@ test('limb fc is exact at the largest accumulation; limb widths keep sums below 
 });
 
 test('Delphi ReLU circuit: z = (ReLU(a + b mod 2^w) >> shift) - r mod 2^64 on edge and random inputs', () => {
-  for (const [w, sh] of [[45, 12], [64, 24], [20, 0]] as const) {
+  for (const [w, sh] of [
+    [45, 12],
+    [64, 24],
+    [20, 0],
+  ] as const) {
     const c = delphiReluCircuit(w, sh);
     const W = 1n << BigInt(w);
     const xs = [0n, 1n, -1n, W / 2n - 1n, -W / 2n, 4096n, -4096n, 4095n, 123456789n];
     const n = 300;
-    const a: bigint[] = [], b: bigint[] = [], r: bigint[] = [];
+    const a: bigint[] = [],
+      b: bigint[] = [],
+      r: bigint[] = [];
     for (let i = 0; i < n; i++) {
       const x = i < xs.length ? xs[i]! : BigInt(Math.round((Math.random() - 0.5) * 2 ** Math.min(w - 1, 50)));
       const av = u(BigInt(Math.floor(Math.random() * 2 ** 32)) * BigInt(Math.floor(Math.random() * 2 ** 32))) % W;
@@ -138,10 +203,15 @@ test('Delphi ReLU circuit: z = (ReLU(a + b mod 2^w) >> shift) - r mod 2^64 on ed
       b.push((((x - av) % W) + W) % W);
       r.push(u(r64ToBig(r64Random(1))[0]!));
     }
-    const out = evalPlainSplit(c, n, { a: BigUint64Array.from(a), b: BigUint64Array.from(b), r: BigUint64Array.from(r) }).z!;
+    const out = evalPlainSplit(c, n, {
+      a: BigUint64Array.from(a),
+      b: BigUint64Array.from(b),
+      r: BigUint64Array.from(r),
+    }).z!;
     const z = joinRingBig(out.lo, out.hi);
     for (let i = 0; i < n; i++) {
-      const x0 = (a[i]! + b[i]!) % W, x = x0 >= W / 2n ? x0 - W : x0;
+      const x0 = (a[i]! + b[i]!) % W,
+        x = x0 >= W / 2n ? x0 - W : x0;
       const y = (x > 0n ? x : 0n) >> BigInt(sh);
       assert.equal(z[i], u(y - r[i]!), `w=${w} x=${x}`);
     }

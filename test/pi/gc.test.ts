@@ -2,7 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CircuitBuilder, evalPlain, type Circuit, type Wire } from '../../src/pi/gc/circuit.js';
 import { reluCircuit, truncCircuit } from '../../src/pi/gc/relu.js';
-import { Garbler, evaluate, evaluateRing, evaluateDecoded, decodeRing, decodeRingBig, parseMaterial, withDelta } from '../../src/pi/gc/garble.js';
+import {
+  Garbler,
+  evaluate,
+  evaluateRing,
+  evaluateDecoded,
+  decodeRing,
+  decodeRingBig,
+  parseMaterial,
+  withDelta,
+} from '../../src/pi/gc/garble.js';
 import { joinRingBig } from '../../src/pi/gc/ring.js';
 import { crHashBatch, DOMAIN_GC } from '../../src/pi/crypto/aes.js';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +19,13 @@ import { channelPair } from '../../src/pi/transport/channel.js';
 import { rescaleRef, edgeCases, toF64, type Kind } from './helpers.js';
 
 /** Garbles, encodes every group from `inputs` (the evaluator's too, standing in for OT) and evaluates. */
-function runGarbled(c: Circuit, n: number, inputs: Record<string, Float64Array | BigUint64Array>, gChunk?: number, eChunk?: number) {
+function runGarbled(
+  c: Circuit,
+  n: number,
+  inputs: Record<string, Float64Array | BigUint64Array>,
+  gChunk?: number,
+  eChunk?: number,
+) {
   const g = new Garbler({ chunk: gChunk });
   const batch = g.garble(c, n);
   const labels: Record<string, Uint8Array> = {};
@@ -20,7 +35,12 @@ function runGarbled(c: Circuit, n: number, inputs: Record<string, Float64Array |
 }
 
 for (const kind of ['relu', 'trunc'] as Kind[]) {
-  for (const [k, f] of [[32, 12], [32, 0], [40, 16], [7, 2]]) {
+  for (const [k, f] of [
+    [32, 12],
+    [32, 0],
+    [40, 16],
+    [7, 2],
+  ]) {
     test(`garbled ${kind} k=${k} f=${f} equals the plaintext reference (edge + random, odd chunking)`, () => {
       const c = kind === 'relu' ? reluCircuit({ k, f }) : truncCircuit({ k, f });
       const { a, b, r } = edgeCases(k, f, 1000);
@@ -39,9 +59,15 @@ for (const kind of ['relu', 'trunc'] as Kind[]) {
 }
 
 test('garbled k = 64 ReLU decodes through BigInt', () => {
-  const k = 64, f = 24, c = reluCircuit({ k, f });
+  const k = 64,
+    f = 24,
+    c = reluCircuit({ k, f });
   const { a, b, r } = edgeCases(k, f, 200);
-  const { batch, labels, out } = runGarbled(c, a.length, { a: BigUint64Array.from(a), b: BigUint64Array.from(b), r: BigUint64Array.from(r) });
+  const { batch, labels, out } = runGarbled(c, a.length, {
+    a: BigUint64Array.from(a),
+    b: BigUint64Array.from(b),
+    r: BigUint64Array.from(r),
+  });
   const z = decodeRingBig(c, batch.material, out);
   const fused = evaluateDecoded(c, batch.material, labels);
   assert.deepEqual(joinRingBig(fused.lo, fused.hi), z);
@@ -55,7 +81,8 @@ test('random circuits with XOR/AND/NOT/OR and constant outputs: garbled equals p
     const bld = new CircuitBuilder();
     const wires: Wire[] = [...bld.input('g', 'garbler', 5), ...bld.input('e', 'evaluator', 6)];
     for (let i = 0; i < 200; i++) {
-      const x = wires[rnd(wires.length)], y = wires[rnd(wires.length)];
+      const x = wires[rnd(wires.length)],
+        y = wires[rnd(wires.length)];
       const op = rnd(4);
       wires.push(op === 0 ? bld.xor(x, y) : op === 1 ? bld.and(x, y) : op === 2 ? bld.not(x) : bld.or(x, y));
     }
@@ -63,7 +90,10 @@ test('random circuits with XOR/AND/NOT/OR and constant outputs: garbled equals p
     bld.output('o', [...outs, bld.xor(wires[0], wires[0]), bld.not(bld.xor(wires[1], wires[1]))]);
     const c = bld.build(`rand${trial}`);
     const n = 300;
-    const inputs = { g: Float64Array.from({ length: n }, () => rnd(32)), e: Float64Array.from({ length: n }, () => rnd(64)) };
+    const inputs = {
+      g: Float64Array.from({ length: n }, () => rnd(32)),
+      e: Float64Array.from({ length: n }, () => rnd(64)),
+    };
     const { batch, out } = runGarbled(c, n, inputs, 64, 64);
     assert.deepEqual(decodeRing(c, batch.material, out), evalPlain(c, n, inputs).o);
   }
@@ -106,7 +136,8 @@ test('zero labels from outside (as from correlated OT) and chosen-OT label pairs
   const fromPairs = new Uint8Array(zeroB.length);
   for (let j = 0; j < 12; j++) {
     for (let i = 0; i < n; i++) {
-      const src = (bv[i] >>> j) & 1 ? one : zeroB, o = 16 * (j * n + i);
+      const src = (bv[i] >>> j) & 1 ? one : zeroB,
+        o = 16 * (j * n + i);
       fromPairs.set(src.subarray(o, o + 16), o);
     }
   }
@@ -121,7 +152,8 @@ test('half-gate tables use H(x, (2g + side, instance, 0, DOMAIN_GC)) exactly as 
   const c = bld.build('and1');
   const n = 5;
   const delta = new Uint8Array(randomBytes(16));
-  const zx = new Uint8Array(randomBytes(16 * n)), zy = new Uint8Array(randomBytes(16 * n));
+  const zx = new Uint8Array(randomBytes(16 * n)),
+    zy = new Uint8Array(randomBytes(16 * n));
   const g = new Garbler({ delta });
   const batch = g.garble(c, n, { x: zx, y: zy });
   const D = new Int32Array(g.delta.buffer.slice(0));
@@ -132,10 +164,15 @@ test('half-gate tables use H(x, (2g + side, instance, 0, DOMAIN_GC)) exactly as 
     return out;
   };
   for (let i = 0; i < n; i++) {
-    const A0 = w(zx, i), B0 = w(zy, i);
-    const A1 = A0.map((v, q) => v ^ D[q]), B1 = B0.map((v, q) => v ^ D[q]);
+    const A0 = w(zx, i),
+      B0 = w(zy, i);
+    const A1 = A0.map((v, q) => v ^ D[q]),
+      B1 = B0.map((v, q) => v ^ D[q]);
     const pb = B0[0] & 1;
-    const ha0 = H(A0, 0, i), ha1 = H(A1, 0, i), hb0 = H(B0, 1, i), hb1 = H(B1, 1, i);
+    const ha0 = H(A0, 0, i),
+      ha1 = H(A1, 0, i),
+      hb0 = H(B0, 1, i),
+      hb1 = H(B1, 1, i);
     const TG = ha0.map((v, q) => v ^ ha1[q] ^ (pb ? D[q] : 0));
     const TE = hb0.map((v, q) => v ^ hb1[q] ^ A0[q]);
     assert.deepEqual(batch.material.tables.subarray(8 * i, 8 * i + 8), Int32Array.from([...TG, ...TE]));
@@ -156,19 +193,35 @@ function bitFraction(bytes: Uint8Array): number {
 }
 
 test('what the evaluator sees does not depend on the inputs: permute bits and tables are balanced', () => {
-  const k = 32, f = 8, n = 4096;
+  const k = 32,
+    f = 8,
+    n = 4096;
   const c = reluCircuit({ k, f });
   const stats = [0, 2 ** 31 + 5].map((x) => {
     // Every instance has the same x (and shares a = x, b = 0): labels must still look uniform.
-    const { batch, labels, out } = runGarbled(c, n, { a: new Float64Array(n).fill(x), b: new Float64Array(n), r: new Float64Array(n) });
+    const { batch, labels, out } = runGarbled(c, n, {
+      a: new Float64Array(n).fill(x),
+      b: new Float64Array(n),
+      r: new Float64Array(n),
+    });
     return {
-      a: lsbFraction(labels.a), b: lsbFraction(labels.b), out: lsbFraction(out),
-      decode: bitFraction(batch.material.decode), tables: bitFraction(new Uint8Array(batch.material.tables.buffer, batch.material.tables.byteOffset, batch.material.tables.byteLength)),
+      a: lsbFraction(labels.a),
+      b: lsbFraction(labels.b),
+      out: lsbFraction(out),
+      decode: bitFraction(batch.material.decode),
+      tables: bitFraction(
+        new Uint8Array(
+          batch.material.tables.buffer,
+          batch.material.tables.byteOffset,
+          batch.material.tables.byteLength,
+        ),
+      ),
     };
   });
   // 5 sigma bounds: labels n*k = 131072 samples (sigma 0.0014), tables ~21M bits.
   for (const s of stats) {
-    for (const key of ['a', 'b', 'out', 'decode'] as const) assert.ok(Math.abs(s[key] - 0.5) < 0.007, `${key}: ${s[key]}`);
+    for (const key of ['a', 'b', 'out', 'decode'] as const)
+      assert.ok(Math.abs(s[key] - 0.5) < 0.007, `${key}: ${s[key]}`);
     assert.ok(Math.abs(s.tables - 0.5) < 0.001, `tables: ${s.tables}`);
   }
   for (const key of ['a', 'out'] as const) assert.ok(Math.abs(stats[0][key] - stats[1][key]) < 0.01);

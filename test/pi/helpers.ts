@@ -24,9 +24,31 @@ export function randBig(k: number): bigint {
  * ±2^(k-1), 2^(k-1) - 1), shares that wrap around 2^k, and random ones.
  */
 export function edgeCases(k: number, f: number, nRandom: number): { a: bigint[]; b: bigint[]; r: bigint[] } {
-  const K = 1n << BigInt(k), H = K / 2n, F = 1n << BigInt(f);
-  const xs = [0n, 1n, -1n, 2n, -2n, F, -F, F - 1n, -(F - 1n), F + 1n, -F - 1n, H - 1n, -H, H - 2n, -H + 1n, 3n * F, -3n * F];
-  const a: bigint[] = [], b: bigint[] = [], r: bigint[] = [];
+  const K = 1n << BigInt(k),
+    H = K / 2n,
+    F = 1n << BigInt(f);
+  const xs = [
+    0n,
+    1n,
+    -1n,
+    2n,
+    -2n,
+    F,
+    -F,
+    F - 1n,
+    -(F - 1n),
+    F + 1n,
+    -F - 1n,
+    H - 1n,
+    -H,
+    H - 2n,
+    -H + 1n,
+    3n * F,
+    -3n * F,
+  ];
+  const a: bigint[] = [],
+    b: bigint[] = [],
+    r: bigint[] = [];
   const mod = (v: bigint) => ((v % K) + K) % K;
   const masks = [0n, 1n, K - 1n, H, randBig(k)];
   for (const x of xs) {

@@ -9,11 +9,19 @@ import { PREPROCESS_REGISTRY } from '../../src/pi/linear/index.js';
 test('boundsOf: the largest message each way; a flight sums its messages, a lone message is its own flight', () => {
   assert.deepEqual(boundsOf([]), { toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 });
   const b = boundsOf([
-    { to: 'server', bytes: 100, flight: 'a' }, { to: 'server', bytes: 300, flight: 'a' }, { to: 'client', bytes: 50, flight: 'a' },
-    { to: 'server', bytes: 350 }, { to: 'client', bytes: 70 },
+    { to: 'server', bytes: 100, flight: 'a' },
+    { to: 'server', bytes: 300, flight: 'a' },
+    { to: 'client', bytes: 50, flight: 'a' },
+    { to: 'server', bytes: 350 },
+    { to: 'client', bytes: 70 },
   ]);
   assert.deepEqual(b, { toServer: 350, toClient: 70, flightToServer: 400, flightToClient: 70 });
-  assert.deepEqual(widest({ toServer: 1, toClient: 9 }, { toServer: 5, toClient: 2, flightToServer: 8 }), { toServer: 5, toClient: 9, flightToServer: 8, flightToClient: 9 });
+  assert.deepEqual(widest({ toServer: 1, toClient: 9 }, { toServer: 5, toClient: 2, flightToServer: 8 }), {
+    toServer: 5,
+    toClient: 9,
+    flightToServer: 8,
+    flightToClient: 9,
+  });
 });
 
 test('one registry for ReLU protocols and preprocessors: names, defaults, a fresh preprocessor per session, errors', () => {

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { channelPair } from '../../src/pi/transport/channel.js';
 import { otSession } from '../../src/pi/ot/session.js';
 import { systemRandom } from '../../src/pi/random.js';
-import { compare, compareShape, lastSender, millionaireOfflineClient, millionaireOfflineServer } from '../../src/pi/millionaire/millionaire.js';
+import {
+  compare,
+  compareShape,
+  lastSender,
+  millionaireOfflineClient,
+  millionaireOfflineServer,
+} from '../../src/pi/millionaire/millionaire.js';
 import { getBit } from '../../src/pi/bits.js';
 import { r64FromBig } from '../../src/pi/fixed.js';
 import { randBig } from './helpers.js';
@@ -13,12 +19,35 @@ const sessions = Promise.all([otSession(sCh, 'server', systemRandom), otSession(
 
 /** Edge pairs for `bits`-bit values: equal, 0, the largest, neighbours, equal high digits; then random pairs. */
 function cases(bits: number, nRandom: number): { x: bigint[]; y: bigint[] } {
-  const max = (1n << BigInt(bits)) - 1n, x: bigint[] = [], y: bigint[] = [];
-  const add = (a: bigint, b: bigint) => { if (a >= 0n && a <= max && b >= 0n && b <= max) { x.push(a); y.push(b); } };
+  const max = (1n << BigInt(bits)) - 1n,
+    x: bigint[] = [],
+    y: bigint[] = [];
+  const add = (a: bigint, b: bigint) => {
+    if (a >= 0n && a <= max && b >= 0n && b <= max) {
+      x.push(a);
+      y.push(b);
+    }
+  };
   const r = randBig(bits);
-  for (const [a, b] of [[0n, 0n], [max, max], [0n, max], [max, 0n], [r, r], [r, r + 1n], [r + 1n, r], [1n, 0n], [0n, 1n], [max - 1n, max], [max, max - 1n]] as const) add(a, b);
+  for (const [a, b] of [
+    [0n, 0n],
+    [max, max],
+    [0n, max],
+    [max, 0n],
+    [r, r],
+    [r, r + 1n],
+    [r + 1n, r],
+    [1n, 0n],
+    [0n, 1n],
+    [max - 1n, max],
+    [max, max - 1n],
+  ] as const)
+    add(a, b);
   // Same value except one low bit / one digit: only the least significant leaf decides.
-  for (let k = 0; k < Math.min(bits, 8); k++) { add(r | (1n << BigInt(k)), r & ~(1n << BigInt(k))); add(r & ~(1n << BigInt(k)), r | (1n << BigInt(k))); }
+  for (let k = 0; k < Math.min(bits, 8); k++) {
+    add(r | (1n << BigInt(k)), r & ~(1n << BigInt(k)));
+    add(r & ~(1n << BigInt(k)), r | (1n << BigInt(k)));
+  }
   for (let i = 0; i < nRandom; i++) {
     const a = randBig(bits);
     add(a, i % 3 === 0 ? a ^ 1n : randBig(bits));
@@ -31,13 +60,30 @@ async function run(bits: number, digit: number, nRandom: number) {
   const shape = compareShape(bits, digit);
   const { x, y } = cases(bits, nRandom);
   const n = x.length;
-  const [sc, cc] = await Promise.all([millionaireOfflineServer(S, shape, n), millionaireOfflineClient(C, shape, r64FromBig(y))]);
+  const [sc, cc] = await Promise.all([
+    millionaireOfflineServer(S, shape, n),
+    millionaireOfflineClient(C, shape, r64FromBig(y)),
+  ]);
   sCh.resetStats();
   cCh.resetStats();
-  const [zs, zc] = await Promise.all([compare(sCh, 'server', shape, sc, r64FromBig(x), 'test'), compare(cCh, 'client', shape, cc, r64FromBig(y), 'test')]);
-  for (let i = 0; i < n; i++) assert.equal(getBit(zs, i) ^ getBit(zc, i), x[i]! > y[i]! ? 1 : 0, `bits=${bits} digit=${digit}: x=${x[i]} y=${y[i]}`);
-  const st = sCh.stats(), ct = cCh.stats();
-  return { shape, n, server: { sent: st.bytesSent, rounds: st.rounds }, client: { sent: ct.bytesSent, rounds: ct.rounds } };
+  const [zs, zc] = await Promise.all([
+    compare(sCh, 'server', shape, sc, r64FromBig(x), 'test'),
+    compare(cCh, 'client', shape, cc, r64FromBig(y), 'test'),
+  ]);
+  for (let i = 0; i < n; i++)
+    assert.equal(
+      getBit(zs, i) ^ getBit(zc, i),
+      x[i]! > y[i]! ? 1 : 0,
+      `bits=${bits} digit=${digit}: x=${x[i]} y=${y[i]}`,
+    );
+  const st = sCh.stats(),
+    ct = cCh.stats();
+  return {
+    shape,
+    n,
+    server: { sent: st.bytesSent, rounds: st.rounds },
+    client: { sent: ct.bytesSent, rounds: ct.rounds },
+  };
 }
 
 test('compare shape: radix 16 on 32 bits has 8 leaves, 3 levels, 4 correlated pairs and 3 single triples', () => {
@@ -55,7 +101,18 @@ test('compare shape: radix 16 on 32 bits has 8 leaves, 3 levels, 4 correlated pa
 });
 
 test('[x > y] as XOR shares for edge and random values, several widths and digit sizes', async () => {
-  for (const [bits, digit] of [[32, 4], [1, 4], [4, 4], [5, 4], [13, 3], [8, 1], [17, 2], [44, 4], [63, 4]] as const) await run(bits, digit, 300);
+  for (const [bits, digit] of [
+    [32, 4],
+    [1, 4],
+    [4, 4],
+    [5, 4],
+    [13, 3],
+    [8, 1],
+    [17, 2],
+    [44, 4],
+    [63, 4],
+  ] as const)
+    await run(bits, digit, 300);
 });
 
 test('online cost of a 32-bit radix-16 comparison: Λ + 1 = 4 alternating flights, 30 B of leaf tables per element', async () => {
@@ -71,10 +128,15 @@ test('online cost of a 32-bit radix-16 comparison: Λ + 1 = 4 alternating flight
 
 test('a truncated comparison flight is named', async () => {
   const [S, C] = await sessions;
-  const shape = compareShape(32, 4), n = 50, y = r64FromBig(Array.from({ length: n }, () => randBig(32)));
+  const shape = compareShape(32, 4),
+    n = 50,
+    y = r64FromBig(Array.from({ length: n }, () => randBig(32)));
   const [sc, cc] = await Promise.all([millionaireOfflineServer(S, shape, n), millionaireOfflineClient(C, shape, y)]);
   const send = sCh.send.bind(sCh);
-  sCh.send = (d: Uint8Array) => { sCh.send = send; send(d.subarray(0, d.byteLength - 4)); };
+  sCh.send = (d: Uint8Array) => {
+    sCh.send = send;
+    send(d.subarray(0, d.byteLength - 4));
+  };
   const pc = compare(cCh, 'client', shape, cc, y, 'online: s1');
   void compare(sCh, 'server', shape, sc, y, 'online: s1').catch(() => {});
   await assert.rejects(pc, /malformed message: online: s1: comparison flight 1: expected \d+ bytes/);
@@ -86,15 +148,30 @@ test("the client's level-1 openings, XORed with the server's own leaf shares, ar
   // random OT choices and pads). Without those pads the server would read [x_j = y_j] and [x_j > y_j] of every digit.
   const [sCh, cCh] = channelPair(); // its own session: the test above leaves the shared one broken
   const [S, C] = await Promise.all([otSession(sCh, 'server', systemRandom), otSession(cCh, 'client', systemRandom)]);
-  const shape = compareShape(32, 4), n = 4096, W = Math.ceil(n / 32);
-  const xs = Array.from({ length: n }, () => randBig(32)), ys = xs.map((v, i) => (i % 2 ? v : randBig(32))); // half equal: eq is often 1
-  const [sc, cc] = await Promise.all([millionaireOfflineServer(S, shape, n), millionaireOfflineClient(C, shape, r64FromBig(ys))]);
-  const recv = sCh.recv.bind(sCh), got: Uint8Array[] = [];
-  sCh.recv = async () => { const m = await recv(); got.push(m.slice()); return m; };
-  await Promise.all([compare(sCh, 'server', shape, sc, r64FromBig(xs), 'test'), compare(cCh, 'client', shape, cc, r64FromBig(ys), 'test')]);
+  const shape = compareShape(32, 4),
+    n = 4096,
+    W = Math.ceil(n / 32);
+  const xs = Array.from({ length: n }, () => randBig(32)),
+    ys = xs.map((v, i) => (i % 2 ? v : randBig(32))); // half equal: eq is often 1
+  const [sc, cc] = await Promise.all([
+    millionaireOfflineServer(S, shape, n),
+    millionaireOfflineClient(C, shape, r64FromBig(ys)),
+  ]);
+  const recv = sCh.recv.bind(sCh),
+    got: Uint8Array[] = [];
+  sCh.recv = async () => {
+    const m = await recv();
+    got.push(m.slice());
+    return m;
+  };
+  await Promise.all([
+    compare(sCh, 'server', shape, sc, r64FromBig(xs), 'test'),
+    compare(cCh, 'client', shape, cc, r64FromBig(ys), 'test'),
+  ]);
   const open = new Uint32Array(got[0]!.slice().buffer); // flight 2: the client's level-1 openings first
   const digit = (v: bigint, j: number) => Number((v >> BigInt(4 * j)) & 15n);
-  let o = 0, worst = 0;
+  let o = 0,
+    worst = 0;
   const check = (words: Uint32Array, share: Uint32Array, truth: (i: number) => number) => {
     let agree = 0;
     for (let i = 0; i < n; i++) agree += (((words[i >>> 5]! ^ share[i >>> 5]!) >>> (i & 31)) & 1) === truth(i) ? 1 : 0;

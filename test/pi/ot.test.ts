@@ -14,7 +14,6 @@ import { tapReceived } from './helpers/transcript.js';
 
 const bitAt = (bits: Uint8Array, j: number) => (bits[j >>> 3] >>> (j & 7)) & 1;
 
-
 function bitFraction(bytes: Uint8Array): number {
   let ones = 0;
   for (const b of bytes) for (let k = 0; k < 8; k++) ones += (b >>> k) & 1;
@@ -44,7 +43,8 @@ test('IKNP: correlated OT, and chosen-message and random OT on it; the sender se
   delta[0] |= 1;
   const [cotS, cotR] = await Promise.all([OtExtSender.setup(s, { delta }), OtExtReceiver.setup(r)]);
   // IKNP is the correlated OT; random and chosen-message OT are hashed on top of it (ot/ot.ts).
-  const S = new RotSender(s, cotS), R = new RotReceiver(r, cotR);
+  const S = new RotSender(s, cotS),
+    R = new RotReceiver(r, cotR);
   assert.deepEqual(S.delta, delta);
 
   for (const m of [1, 1000, 50_000]) {
@@ -54,14 +54,18 @@ test('IKNP: correlated OT, and chosen-message and random OT on it; the sender se
     for (let j = 0; j < m; j++) {
       for (let q = 0; q < 16; q++) assert.equal(got[16 * j + q], k0[16 * j + q] ^ (bitAt(c, j) ? delta[q] : 0));
     }
-    const m0 = new Uint8Array(randomBytes(16 * m)), m1 = new Uint8Array(randomBytes(16 * m));
+    const m0 = new Uint8Array(randomBytes(16 * m)),
+      m1 = new Uint8Array(randomBytes(16 * m));
     const [, mc] = await Promise.all([S.sendChosen(m0, m1), R.receiveChosen(c, m)]);
     for (let j = 0; j < m; j++) {
       assert.deepEqual(mc.subarray(16 * j, 16 * j + 16), (bitAt(c, j) ? m1 : m0).subarray(16 * j, 16 * j + 16));
     }
     const [pair, rc] = await Promise.all([S.sendRandom(m), R.receiveRandom(c, m)]);
     for (let j = 0; j < m; j++) {
-      assert.deepEqual(rc.subarray(16 * j, 16 * j + 16), (bitAt(c, j) ? pair.m1 : pair.m0).subarray(16 * j, 16 * j + 16));
+      assert.deepEqual(
+        rc.subarray(16 * j, 16 * j + 16),
+        (bitAt(c, j) ? pair.m1 : pair.m0).subarray(16 * j, 16 * j + 16),
+      );
       assert.notDeepEqual(pair.m0.subarray(16 * j, 16 * j + 16), pair.m1.subarray(16 * j, 16 * j + 16));
     }
   }
@@ -85,11 +89,16 @@ test('IKNP: correlated OT, and chosen-message and random OT on it; the sender se
 });
 
 test('end to end over TCP: client labels by correlated OT, garbled ReLUs, client decodes its share', async () => {
-  const k = 32, f = 10, circ = reluCircuit({ k, f });
+  const k = 32,
+    f = 10,
+    circ = reluCircuit({ k, f });
   const { a, b, r } = edgeCases(k, f, 3000);
   const n = a.length;
   let finish!: (v: { sent: number; recv: number }) => void, fail!: (e: Error) => void;
-  const done = new Promise<{ sent: number; recv: number }>((res, rej) => { finish = res; fail = rej; });
+  const done = new Promise<{ sent: number; recv: number }>((res, rej) => {
+    finish = res;
+    fail = rej;
+  });
   const l = await listenTcp({ port: 0, host: '127.0.0.1', onError: (e) => fail(e) }, async (ch) => {
     // Server (garbler): offline: OT, garble, send tables and its mask labels; online: its share labels.
     const g = new Garbler();

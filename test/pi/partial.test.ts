@@ -6,7 +6,19 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { buildNetwork, countRelus, describeNetwork, fullMask, removeSites, runGraph, setSiteElements, siteShapes, specFor, type NetSpec, type ReluMask } from '../../src/models/index.js';
+import {
+  buildNetwork,
+  countRelus,
+  describeNetwork,
+  fullMask,
+  removeSites,
+  runGraph,
+  setSiteElements,
+  siteShapes,
+  specFor,
+  type NetSpec,
+  type ReluMask,
+} from '../../src/models/index.js';
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { checkPlan, reluElements, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
 import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
@@ -20,16 +32,29 @@ const base = specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, bl
 const shapes = siteShapes(base);
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const range = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
-const CHANNELS = 'stem.relu', BITMAP = 'stage1.block0.relu1', HALF = 'stage1.block0.relu2', CULLED = 'stage3.block0.relu1';
+const CHANNELS = 'stem.relu',
+  BITMAP = 'stage1.block0.relu1',
+  HALF = 'stage1.block0.relu2',
+  CULLED = 'stage3.block0.relu1';
 
 /** Channel list (stem: channels 1 and 3), a scattered bitmap, the first half of a site, a culled site, the rest whole. */
 function partialMask(): ReluMask {
   let m = removeSites(fullMask(base), [CULLED]);
   const [c, h, w] = shapes.get(CHANNELS)! as [number, number, number];
   assert.equal(c, 4);
-  m = setSiteElements(m, CHANNELS, [c, h, w], Uint32Array.from([1, 3].flatMap((ch) => Array.from(range(h * w), (i) => ch * h * w + i))));
+  m = setSiteElements(
+    m,
+    CHANNELS,
+    [c, h, w],
+    Uint32Array.from([1, 3].flatMap((ch) => Array.from(range(h * w), (i) => ch * h * w + i))),
+  );
   const sb = shapes.get(BITMAP)!;
-  m = setSiteElements(m, BITMAP, sb, range(numel(sb)).filter((i) => (i * 2654435761) % 7 < 3));
+  m = setSiteElements(
+    m,
+    BITMAP,
+    sb,
+    range(numel(sb)).filter((i) => (i * 2654435761) % 7 < 3),
+  );
   const sh = shapes.get(HALF)!;
   return setSiteElements(m, HALF, sh, range(numel(sh) / 2));
 }
@@ -39,24 +64,38 @@ function model(spec: NetSpec) {
   const net = buildNetwork(spec).eval();
   const nodes = describeNetwork(net);
   const m = compilePlan(net);
-  const float = (x: Float32Array) => tidy(() => noGrad(() => runGraph(nodes, tensor(x, [1, spec.inChannels, spec.inputSize, spec.inputSize])).toFloat32()));
+  const float = (x: Float32Array) =>
+    tidy(() =>
+      noGrad(() => runGraph(nodes, tensor(x, [1, spec.inChannels, spec.inputSize, spec.inputSize])).toFloat32()),
+    );
   return { m, float };
 }
-const part = model(partialSpec), full = model(base);
-after(() => { part.m.dispose(); full.m.dispose(); });
+const part = model(partialSpec),
+  full = model(base);
+after(() => {
+  part.m.dispose();
+  full.m.dispose();
+});
 const opOf = (p: PublicPlan, name: string) => p.ops.findIndex((o) => o.name === name);
 
 const image = (seed: number) => Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(seed * 1000 + i * 1.7) * 2);
 
 test('the plan carries partial sites as channel lists or bitmaps, counts exact; a received plan round-trips', () => {
-  const p = part.m.plan, mask = partialSpec.mask!;
-  const ch = p.ops[opOf(p, CHANNELS)]!, bm = p.ops[opOf(p, BITMAP)]!, half = p.ops[opOf(p, HALF)]!;
+  const p = part.m.plan,
+    mask = partialSpec.mask!;
+  const ch = p.ops[opOf(p, CHANNELS)]!,
+    bm = p.ops[opOf(p, BITMAP)]!,
+    half = p.ops[opOf(p, HALF)]!;
   assert.ok(ch.op === 'relu' && ch.kept && 'channels' in ch.kept);
   assert.deepEqual(ch.kept, { relus: 2 * 64, channels: [1, 3] });
   assert.ok(bm.op === 'relu' && bm.kept && 'bitmap' in bm.kept);
   assert.equal(p.ops[opOf(p, CULLED)]!.op, 'cull');
   assert.equal(p.relus, countRelus(partialSpec).total);
-  for (const [site, op] of [[CHANNELS, ch], [BITMAP, bm], [HALF, half]] as const) {
+  for (const [site, op] of [
+    [CHANNELS, ch],
+    [BITMAP, bm],
+    [HALF, half],
+  ] as const) {
     assert.ok(op.op === 'relu');
     assert.deepEqual(reluElements(op), mask.partial![site]!.elements, site);
   }
@@ -82,24 +121,97 @@ test('checkPlan refuses a wrong partial entry, naming the op and the site', () =
   const p = part.m.plan;
   const n = numel(shapes.get(BITMAP)!);
   const cases: [string, (o: Record<string, any>) => void, RegExp][] = [
-    [CHANNELS, (o) => { o.kept.channels = [1, 4]; }, /channel index 4 out of range/],
-    [CHANNELS, (o) => { o.kept.channels = [1, 1]; }, /channel 1 is listed twice/],
-    [CHANNELS, (o) => { o.kept.channels = [0, 1, 2, 3, 0]; }, /kept\.channels is not an array of at most 4/],
-    [CHANNELS, (o) => { o.kept.relus = 3 * 64; }, /'relus' is 192 but the channels keep 128/],
-    [CHANNELS, (o) => { o.kept.relus = 256; }, /kept\.relus = 256 is not an integer in \[1, 255\]/],
-    [BITMAP, (o) => { o.kept.relus += 1; }, /but the bitmap keep/],
-    [BITMAP, (o) => { o.kept.bitmap = o.kept.bitmap.slice(4); }, new RegExp(`kept\\.bitmap is not a base64 string of \\d+ characters \\(${n} bits\\)`)],
-    [BITMAP, (o) => { o.kept.bitmap = `!${o.kept.bitmap.slice(1)}`; }, /'bitmap' is not base64/],
-    [BITMAP, (o) => { o.kept.channels = [0]; }, /exactly one of 'channels' or 'bitmap'/],
-    [BITMAP, (o) => { o.kept.extra = 1; }, /kept has an unexpected field 'extra'/],
-    [BITMAP, (o) => { o.kept = [1]; }, /kept is not an object/],
+    [
+      CHANNELS,
+      (o) => {
+        o.kept.channels = [1, 4];
+      },
+      /channel index 4 out of range/,
+    ],
+    [
+      CHANNELS,
+      (o) => {
+        o.kept.channels = [1, 1];
+      },
+      /channel 1 is listed twice/,
+    ],
+    [
+      CHANNELS,
+      (o) => {
+        o.kept.channels = [0, 1, 2, 3, 0];
+      },
+      /kept\.channels is not an array of at most 4/,
+    ],
+    [
+      CHANNELS,
+      (o) => {
+        o.kept.relus = 3 * 64;
+      },
+      /'relus' is 192 but the channels keep 128/,
+    ],
+    [
+      CHANNELS,
+      (o) => {
+        o.kept.relus = 256;
+      },
+      /kept\.relus = 256 is not an integer in \[1, 255\]/,
+    ],
+    [
+      BITMAP,
+      (o) => {
+        o.kept.relus += 1;
+      },
+      /but the bitmap keep/,
+    ],
+    [
+      BITMAP,
+      (o) => {
+        o.kept.bitmap = o.kept.bitmap.slice(4);
+      },
+      new RegExp(`kept\\.bitmap is not a base64 string of \\d+ characters \\(${n} bits\\)`),
+    ],
+    [
+      BITMAP,
+      (o) => {
+        o.kept.bitmap = `!${o.kept.bitmap.slice(1)}`;
+      },
+      /'bitmap' is not base64/,
+    ],
+    [
+      BITMAP,
+      (o) => {
+        o.kept.channels = [0];
+      },
+      /exactly one of 'channels' or 'bitmap'/,
+    ],
+    [
+      BITMAP,
+      (o) => {
+        o.kept.extra = 1;
+      },
+      /kept has an unexpected field 'extra'/,
+    ],
+    [
+      BITMAP,
+      (o) => {
+        o.kept = [1];
+      },
+      /kept is not an object/,
+    ],
   ];
   for (const [site, edit, re] of cases) {
-    assert.throws(() => checkPlan(corrupt(p, site, edit), 'peer'), (e: Error) => {
-      assert.match(e.message, re);
-      assert.match(e.message, new RegExp(`op \\d+ \\(relu\\) \\(ReLU site ${site.replace(/\./g, '\\.')}\\)`), e.message);
-      return true;
-    });
+    assert.throws(
+      () => checkPlan(corrupt(p, site, edit), 'peer'),
+      (e: Error) => {
+        assert.match(e.message, re);
+        assert.match(
+          e.message,
+          new RegExp(`op \\d+ \\(relu\\) \\(ReLU site ${site.replace(/\./g, '\\.')}\\)`),
+          e.message,
+        );
+        return true;
+      },
+    );
   }
   // A partial count that the plan's total does not add up to.
   const q = corrupt(p, HALF, () => {}) as Record<string, any>;
@@ -109,65 +221,97 @@ test('checkPlan refuses a wrong partial entry, naming the op and the site', () =
 
 /** One session; `vals` collects each party's shares per op (server online, client offline) to open them. */
 async function session(m: ServerModel, x: Float32Array, relu: string, preprocess = 'he') {
-  const sv = new Map<number, R64>(), cv = new Map<number, R64>();
+  const sv = new Map<number, R64>(),
+    cv = new Map<number, R64>();
   const hooks = (into: Map<number, R64>): SessionHooks => ({ onValue: (i, v) => into.set(i, v) });
   const [s, c] = channelPair();
   const [server, client] = await Promise.all([
-    serveClient(s, m, { preprocess, relu, hooks: hooks(sv) }), runClient(c, x, { preprocess, relu, hooks: hooks(cv) }),
+    serveClient(s, m, { preprocess, relu, hooks: hooks(sv) }),
+    runClient(c, x, { preprocess, relu, hooks: hooks(cv) }),
   ]);
   const open = (i: number) => r64ToBig(r64Add(sv.get(i)!, cv.get(i)!));
   return { server, client, open };
 }
 
-const diffs = (a: BigInt64Array, b: BigInt64Array, idx: Iterable<number>) => [...new Set(Array.from(idx, (i) => Number(a[i]! - b[i]!)))].sort();
+const diffs = (a: BigInt64Array, b: BigInt64Array, idx: Iterable<number>) =>
+  [...new Set(Array.from(idx, (i) => Number(a[i]! - b[i]!)))].sort();
 
 for (const relu of ['gc', 'ot']) {
   test(`${relu} on HE preprocessing: partial sites evaluate ReLU on kept elements only and equal the fixed-point reference`, async () => {
-    const p = part.m.plan, x = image(3);
+    const p = part.m.plan,
+      x = image(3);
     const { client, open } = await session(part.m, x, relu);
     for (const name of [CHANNELS, BITMAP, HALF]) {
-      const i = opOf(p, name), o = p.ops[i]!;
+      const i = opOf(p, name),
+        o = p.ops[i]!;
       assert.ok(o.op === 'relu');
-      const el = reluElements(o)!, keptSet = new Set(el);
-      const inp = open(o.input), out = open(i);
+      const el = reluElements(o)!,
+        keptSet = new Set(el);
+      const inp = open(o.input),
+        out = open(i);
       const inR = { lo: new Uint32Array(inp.length), hi: new Uint32Array(inp.length) };
-      inp.forEach((v, k) => { const u = BigInt.asUintN(64, v); inR.lo[k] = Number(u & 0xffffffffn); inR.hi[k] = Number(u >> 32n); });
-      const relued = r64ToBig(reluShiftClear(inR, o.shift)), shifted = r64ToBig(r64Sar(inR, o.shift));
+      inp.forEach((v, k) => {
+        const u = BigInt.asUintN(64, v);
+        inR.lo[k] = Number(u & 0xffffffffn);
+        inR.hi[k] = Number(u >> 32n);
+      });
+      const relued = r64ToBig(reluShiftClear(inR, o.shift)),
+        shifted = r64ToBig(r64Sar(inR, o.shift));
       const passed = Array.from(range(o.size)).filter((k) => !keptSet.has(k));
       // Kept: ReLU of the opened input; gc bit for bit, ot 0 or +1 ULP (its local truncation before the comparison).
-      assert.deepEqual(diffs(out, relued, el), relu === 'gc' ? [0] : diffs(out, relued, el).filter((d) => d === 0 || d === 1), `${name}: kept`);
+      assert.deepEqual(
+        diffs(out, relued, el),
+        relu === 'gc' ? [0] : diffs(out, relued, el).filter((d) => d === 0 || d === 1),
+        `${name}: kept`,
+      );
       assert.ok(diffs(out, relued, el).includes(0));
       // Passed through: the identity, truncated locally (0 or +1 ULP), never a ReLU: negative inputs stay negative.
       const pd = diffs(out, shifted, passed);
-      assert.ok(pd.every((d) => d === 0 || d === 1), `${name}: passed-through diffs ${pd}`);
-      assert.ok(passed.some((k) => inp[k]! < 0n), `${name}: the test needs negative passed-through inputs`);
-      for (const k of passed) if (inp[k]! < -(1n << BigInt(o.shift + 1))) assert.ok(out[k]! < 0n, `${name}: element ${k} was rectified`);
+      assert.ok(
+        pd.every((d) => d === 0 || d === 1),
+        `${name}: passed-through diffs ${pd}`,
+      );
+      assert.ok(
+        passed.some((k) => inp[k]! < 0n),
+        `${name}: the test needs negative passed-through inputs`,
+      );
+      for (const k of passed)
+        if (inp[k]! < -(1n << BigInt(o.shift + 1))) assert.ok(out[k]! < 0n, `${name}: element ${k} was rectified`);
       // The protocol saw the kept count only.
       const e = client.client.entries.find((s) => s.phase === 'online' && s.op === i)!;
       assert.equal(e.relus, el.length);
     }
     // End to end: within the culled-site tolerance of the reference, and the float model's top-1.
     const ref = referenceForward(part.m, quantize(x, p.fixed.f));
-    const sec = r64ToBig(client.out), rf = r64ToBig(ref.out);
+    const sec = r64ToBig(client.out),
+      rf = r64ToBig(ref.out);
     const d = Math.max(...Array.from(sec, (v, k) => Math.abs(Number(v - rf[k]!))));
     assert.ok(d < 2 ** (p.ops[p.ops.length - 1]!.scale - 8), `max diff ${d} ULPs`);
     const fl = part.float(x);
-    fl.forEach((v, k) => assert.ok(Math.abs(v - client.logits[k]!) < 0.02, `logit ${k}: float ${v} secure ${client.logits[k]}`));
+    fl.forEach((v, k) =>
+      assert.ok(Math.abs(v - client.logits[k]!) < 0.02, `logit ${k}: float ${v} secure ${client.logits[k]}`),
+    );
     for (const r of ref.reluBits) assert.ok(r.bits < r.width - 1, `${r.name}: headroom`);
   });
 }
 
 /** Client-server bytes of one op (offline + online, both directions). */
-const opBytes = (r: PartyReport, op: number) => r.entries.filter((e) => e.op === op).reduce((a, e) => a + e.bytesSent + e.bytesRecv, 0);
+const opBytes = (r: PartyReport, op: number) =>
+  r.entries.filter((e) => e.op === op).reduce((a, e) => a + e.bytesSent + e.bytesRecv, 0);
 
 // HALF keeps 128 of 256 elements: a multiple of the 128 rows IKNP pads its OT matrices to, so nothing but framing
 // is fixed per op.
 test('the ReLU bytes of a partial site are proportional to its kept count, for gc, ot and ot-online', async () => {
-  const i = opOf(part.m.plan, HALF), j = opOf(full.m.plan, HALF);
+  const i = opOf(part.m.plan, HALF),
+    j = opOf(full.m.plan, HALF);
   assert.equal(i, j);
   for (const relu of ['gc', 'ot', 'ot-online']) {
     const [h, f] = [await session(part.m, image(5), relu), await session(full.m, image(5), relu)];
-    const half = opBytes(h.client.client, i), whole = opBytes(f.client.client, j);
-    assert.ok(whole > 0 && Math.abs(half / whole - 0.5) < 0.01, `${relu}: ${half} bytes for half the site, ${whole} for the whole`);
+    const half = opBytes(h.client.client, i),
+      whole = opBytes(f.client.client, j);
+    assert.ok(
+      whole > 0 && Math.abs(half / whole - 0.5) < 0.01,
+      `${relu}: ${half} bytes for half the site, ${whole} for the whole`,
+    );
   }
 });

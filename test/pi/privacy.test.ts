@@ -35,7 +35,14 @@ import { randomR64, systemRandom, type ClientRandomness } from '../../src/pi/ran
 import { HE_PARAMS } from '../../src/pi/he/params.js';
 import { sampleCbd } from '../../src/pi/he/sample.js';
 import { writeUpload } from '../../src/pi/he/serialize.js';
-import { coupledClientRandomness, coupledOtClientRandomness, heKind, shareBytes, simulate, type SimResult } from './helpers/simulation.js';
+import {
+  coupledClientRandomness,
+  coupledOtClientRandomness,
+  heKind,
+  shareBytes,
+  simulate,
+  type SimResult,
+} from './helpers/simulation.js';
 import { leakedWords, secretWords, totalBytes, transcriptDifference, type Frame } from './helpers/transcript.js';
 import { siteShape } from '../../src/pi/relu/ot/protocol.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
@@ -46,14 +53,19 @@ manualSeed(5);
 // round(q d / t) for the mask difference d, c1 and the server's coins are the same, so each decrypted value moves by
 // exactly M d (the switch's rounding could differ only within 2^-100 of a tie). One block per stage
 // keeps every kind of op (residual adds, downsampling, pooling, fc) at a few seconds for the whole file.
-const model = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] })).eval());
+const model = compilePlan(
+  buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] })).eval(),
+);
 after(() => model.dispose());
 const n = 3 * 64;
 const imageA = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.3) * 2);
 const imageB = Float32Array.from({ length: n }, (_, i) => (i % 7) - 3 + Math.cos(i) * 0.5);
 const PRE_ONLINE = ['hello', 'setup', 'offline'];
 
-const fixed = (seed: string) => ({ server: serverRandomness(seededRandom(`${seed}/server`)), dealer: seededRandom(`${seed}/dealer`) });
+const fixed = (seed: string) => ({
+  server: serverRandomness(seededRandom(`${seed}/server`)),
+  dealer: seededRandom(`${seed}/dealer`),
+});
 
 /**
  * gc: dealer preprocessing gives the reference bit for bit; he within the HE linear layers' error (each output may
@@ -66,24 +78,40 @@ function checkCorrect(r: SimResult, x: Float32Array, prep: 'he' | 'dealer'): voi
 
 /** ot: the logits within the local truncation's error of the reference (0 or +1 ULP of 2^-f per kept ReLU, amplified). */
 function checkClose(r: SimResult, x: Float32Array): void {
-  const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out), out = r64ToBig(r.client.out);
+  const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out),
+    out = r64ToBig(r.client.out);
   const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
   assert.ok(d < 2 ** (r.client.scale - 8), `max diff ${d} ULPs of the logits`);
 }
 
 /** Sessions shared by the tests (each runs once, when first needed). */
-const once = <T>(f: () => Promise<T>) => { let p: Promise<T> | null = null; return () => (p ??= f()); };
-const fixedRun = (image: Float32Array, preprocess: string, relu: string) => simulate({ model, image, client: seededClientRandomness('c1'), ...fixed('1'), preprocess, relu });
+const once = <T>(f: () => Promise<T>) => {
+  let p: Promise<T> | null = null;
+  return () => (p ??= f());
+};
+const fixedRun = (image: Float32Array, preprocess: string, relu: string) =>
+  simulate({ model, image, client: seededClientRandomness('c1'), ...fixed('1'), preprocess, relu });
 const fixedA = {
-  'he/gc': once(() => fixedRun(imageA, 'he', 'gc')), 'dealer/gc': once(() => fixedRun(imageA, 'dealer', 'gc')),
-  'he/ot': once(() => fixedRun(imageA, 'he', 'ot')), 'he/ot-online': once(() => fixedRun(imageA, 'he', 'ot-online')),
+  'he/gc': once(() => fixedRun(imageA, 'he', 'gc')),
+  'dealer/gc': once(() => fixedRun(imageA, 'dealer', 'gc')),
+  'he/ot': once(() => fixedRun(imageA, 'he', 'ot')),
+  'he/ot-online': once(() => fixedRun(imageA, 'he', 'ot-online')),
 };
 const fresh = {
-  gc: { A: once(() => simulate({ model, image: imageA, relu: 'gc' })), Const: once(() => simulate({ model, image: new Float32Array(n).fill(3), relu: 'gc' })), A2: once(() => simulate({ model, image: imageA, relu: 'gc' })) },
-  ot: { A: once(() => simulate({ model, image: imageA, relu: 'ot' })), Const: once(() => simulate({ model, image: new Float32Array(n).fill(3), relu: 'ot' })), A2: once(() => simulate({ model, image: imageA, relu: 'ot' })) },
+  gc: {
+    A: once(() => simulate({ model, image: imageA, relu: 'gc' })),
+    Const: once(() => simulate({ model, image: new Float32Array(n).fill(3), relu: 'gc' })),
+    A2: once(() => simulate({ model, image: imageA, relu: 'gc' })),
+  },
+  ot: {
+    A: once(() => simulate({ model, image: imageA, relu: 'ot' })),
+    Const: once(() => simulate({ model, image: new Float32Array(n).fill(3), relu: 'ot' })),
+    A2: once(() => simulate({ model, image: imageA, relu: 'ot' })),
+  },
 };
 
-const relus = model.plan.ops.filter((o) => o.op === 'relu').length, linears = model.plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length;
+const relus = model.plan.ops.filter((o) => o.op === 'relu').length,
+  linears = model.plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length;
 
 /** Frames the client sends before the online phase besides HE messages: the hello, the set-up's, the OT matrices. */
 const preOnlineOt: Record<string, number> = {
@@ -96,7 +124,12 @@ const preOnlineOt: Record<string, number> = {
   'ot-online': 3,
 };
 
-for (const [key, what] of [['he/gc', 'HE public key and encrypted shares'], ['dealer/gc', 'dealer shares'], ['he/ot', 'KK13 and IKNP matrices, HE messages'], ['he/ot-online', 'HE messages']] as const) {
+for (const [key, what] of [
+  ['he/gc', 'HE public key and encrypted shares'],
+  ['dealer/gc', 'dealer shares'],
+  ['he/ot', 'KK13 and IKNP matrices, HE messages'],
+  ['he/ot-online', 'HE messages'],
+] as const) {
   const [prep, relu] = key.split('/') as ['he' | 'dealer', string];
   test(`(1) ${prep}, ${relu}: fixed randomness, two images: the whole pre-online transcript (hello, base OTs, ${what}) is byte-identical`, async () => {
     const a = await fixedA[key]();
@@ -105,7 +138,8 @@ for (const [key, what] of [['he/gc', 'HE public key and encrypted shares'], ['de
       checkCorrect(a, imageA, prep);
       checkCorrect(b, imageB, prep);
     }
-    const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
+    const pa = a.server.received(PRE_ONLINE),
+      pb = b.server.received(PRE_ONLINE);
     // Every kind of frame is in it: the hello, base-OT points, the OT matrices of every ReLU op; he: the public key
     // and one upload per linear layer from the client; dealer: s per linear layer from the dealer.
     const fromClient = pa.filter((f) => f.channel === 'client');
@@ -121,7 +155,8 @@ for (const [key, what] of [['he/gc', 'HE public key and encrypted shares'], ['de
     assert.ok(totalBytes(pa) > 100_000, `${totalBytes(pa)} bytes before the online phase`);
     assert.equal(transcriptDifference(pa, pb), null);
     // The online phase is where the image enters: there the transcripts differ (so the comparison above is not vacuous).
-    const oa = a.server.received(['online']), ob = b.server.received(['online']);
+    const oa = a.server.received(['online']),
+      ob = b.server.received(['online']);
     assert.notEqual(transcriptDifference(oa, ob), null);
     if (relu === 'ot-online') {
       // Its OT matrices (the first 3 of each ReLU op's 7 client frames online) depend on the client's shares and
@@ -138,21 +173,33 @@ for (const [key, what] of [['he/gc', 'HE public key and encrypted shares'], ['de
 for (const prep of ['he', 'dealer'] as const) {
   test(`(2) ${prep}, gc: coupled masks: the online input share and every online value of the server are byte-identical for two images`, async () => {
     const a = await fixedA[`${prep}/gc`]();
-    const b = await simulate({ model, image: imageB, client: coupledClientRandomness('c1', model, imageA, imageB), ...fixed('1'), preprocess: prep, relu: 'gc' });
+    const b = await simulate({
+      model,
+      image: imageB,
+      client: coupledClientRandomness('c1', model, imageA, imageB),
+      ...fixed('1'),
+      preprocess: prep,
+      relu: 'gc',
+    });
     checkCorrect(a, imageA, prep);
     checkCorrect(b, imageB, prep);
     coupledOnline(a, b);
     // Offline, the frames that carry the client's shares differ (OT matrices; he: the encrypted shares, whose
     // indistinguishability is RLWE's, not byte-identity); everything else is byte-identical, the public key included.
-    const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
+    const pa = a.server.received(PRE_ONLINE),
+      pb = b.server.received(PRE_ONLINE);
     assert.equal(pa.length, pb.length);
-    const differ = pa.flatMap((f, i) => (transcriptDifference([f], [pb[i]!]) === null ? [] : [heKind(f) ?? (f.phase === 'offline' && f.channel === 'client' ? 'OT matrix' : `frame ${i}`)]));
+    const differ = pa.flatMap((f, i) =>
+      transcriptDifference([f], [pb[i]!]) === null
+        ? []
+        : [heKind(f) ?? (f.phase === 'offline' && f.channel === 'client' ? 'OT matrix' : `frame ${i}`)],
+    );
     assert.deepEqual([...new Set(differ)].sort(), prep === 'he' ? ['OT matrix', 'upload'] : ['OT matrix']);
     pa.forEach((f, i) => assert.equal(f.bytes.length, pb[i]!.bytes.length, `frame ${i}: length`));
   });
 }
 
-test('(2) he, ot: coupled masks (r shifted by the OT ReLU\'s actual outputs): the online input share and every online value of the server are byte-identical for two images', async () => {
+test("(2) he, ot: coupled masks (r shifted by the OT ReLU's actual outputs): the online input share and every online value of the server are byte-identical for two images", async () => {
   const a = await fixedA['he/ot']();
   const cp = coupledOtClientRandomness('c1', model, a, imageA, imageB);
   const b = await simulate({ model, image: imageB, client: cp, ...fixed('1'), preprocess: 'he', relu: 'ot' });
@@ -163,10 +210,19 @@ test('(2) he, ot: coupled masks (r shifted by the OT ReLU\'s actual outputs): th
   // Offline, exactly the frames that carry the client's shares differ: the KK13 matrices (their choices are the
   // digits of its truncated share b') and the HE uploads. The IKNP matrices (choices: random bits from the client's
   // coins, the same in both runs), the public key and the set-up are byte-identical.
-  const pa = a.server.received(PRE_ONLINE), pb = b.server.received(PRE_ONLINE);
+  const pa = a.server.received(PRE_ONLINE),
+    pb = b.server.received(PRE_ONLINE);
   assert.equal(pa.length, pb.length);
   let ot = 0;
-  const kinds = pa.map((f) => heKind(f) ?? (f.phase === 'offline' && f.channel === 'client' ? (ot++ % 3 === 0 ? 'KK13 matrix' : 'IKNP matrix') : `${f.phase} frame`));
+  const kinds = pa.map(
+    (f) =>
+      heKind(f) ??
+      (f.phase === 'offline' && f.channel === 'client'
+        ? ot++ % 3 === 0
+          ? 'KK13 matrix'
+          : 'IKNP matrix'
+        : `${f.phase} frame`),
+  );
   const differ = pa.flatMap((f, i) => (transcriptDifference([f], [pb[i]!]) === null ? [] : [kinds[i]!]));
   assert.deepEqual([...new Set(differ)].sort(), ['KK13 matrix', 'upload']);
   assert.equal(differ.filter((k) => k === 'KK13 matrix').length, relus);
@@ -179,7 +235,8 @@ test('(2) he, ot: coupled masks (r shifted by the OT ReLU\'s actual outputs): th
 
 /** The coupled runs' online views: the input share and every online share of the server are byte-identical. */
 function coupledOnline(a: SimResult, b: SimResult): void {
-  const inA = a.server.received(['online'], 'client')[0]!, inB = b.server.received(['online'], 'client')[0]!;
+  const inA = a.server.received(['online'], 'client')[0]!,
+    inB = b.server.received(['online'], 'client')[0]!;
   assert.equal(inA.bytes.length, 8 * n);
   assert.equal(transcriptDifference([inA], [inB]), null);
   // x - c0 is the same, and so is every share the server computes online from it: linear outputs M(v - c) + b + s and
@@ -194,9 +251,12 @@ function coupledOnline(a: SimResult, b: SimResult): void {
 
 /** The OT choice bits of a GC ReLU op as the client packs them: its share b (low `width` bits) then its mask r (64). */
 function choiceBits(b: R64, r: R64, width: number): Uint8Array {
-  const nb = b.lo.length, m = nb * (width + 64), out = new Uint8Array(m);
+  const nb = b.lo.length,
+    m = nb * (width + 64),
+    out = new Uint8Array(m);
   const put = (x: R64, w: number, off: number) => {
-    for (let j = 0; j < w; j++) for (let i = 0; i < nb; i++) out[off + j * nb + i] = ((j < 32 ? x.lo[i]! >>> j : x.hi[i]! >>> (j - 32)) & 1);
+    for (let j = 0; j < w; j++)
+      for (let i = 0; i < nb; i++) out[off + j * nb + i] = (j < 32 ? x.lo[i]! >>> j : x.hi[i]! >>> (j - 32)) & 1;
   };
   put(b, width, 0);
   put(r, 64, width * nb);
@@ -205,7 +265,8 @@ function choiceBits(b: R64, r: R64, width: number): Uint8Array {
 
 /** For each of the `cols` columns of an OT matrix: how many of the first m bits agree with the code bits `code(i)`. */
 function columnAgreement(u: Uint8Array, cols: number, code: (col: number) => Uint8Array): number[] {
-  const colBytes = u.length / cols, out: number[] = [];
+  const colBytes = u.length / cols,
+    out: number[] = [];
   for (let i = 0; i < cols; i++) {
     const c = code(i);
     let agree = 0;
@@ -216,7 +277,8 @@ function columnAgreement(u: Uint8Array, cols: number, code: (col: number) => Uin
 }
 
 /** The largest deviation from one half of a column's agreement, in standard deviations. */
-const worstSigma = (agree: number[], m: number) => Math.max(...agree.map((a) => Math.abs(a - m / 2) / (Math.sqrt(m) / 2)));
+const worstSigma = (agree: number[], m: number) =>
+  Math.max(...agree.map((a) => Math.abs(a - m / 2) / (Math.sqrt(m) / 2)));
 
 /** The client's offline frames other than HE messages (the OT matrices). */
 const otFrames = (r: SimResult) => r.server.received(['offline'], 'client').filter((f) => heKind(f) === null);
@@ -244,7 +306,9 @@ function otMatricesOfOt(r: SimResult): { kk: Uint8Array; digits: Uint8Array; ikn
   return sites.map(({ o }, k) => {
     if (o.op !== 'relu') throw new Error('unreachable');
     const shape = siteShape({ op: 0, name: o.name, size: o.size, width: o.width, shift: o.shift });
-    const bt = truncClientShare(r.clientValues.get(o.input)!, o.shift), n = o.size, digits = new Uint8Array(shape.leaves * n);
+    const bt = truncClientShare(r.clientValues.get(o.input)!, o.shift),
+      n = o.size,
+      digits = new Uint8Array(shape.leaves * n);
     for (let j = 0; j < shape.leaves; j++) {
       for (let e = 0; e < n; e++) {
         const y = (BigInt.asUintN(64, ~r64ToBig(bt)[e]!) >> BigInt(4 * j)) & 15n;
@@ -256,7 +320,11 @@ function otMatricesOfOt(r: SimResult): { kk: Uint8Array; digits: Uint8Array; ikn
   });
 }
 
-const parity = (x: number) => { let p = 0; for (; x; x &= x - 1) p ^= 1; return p; };
+const parity = (x: number) => {
+  let p = 0;
+  for (; x; x &= x - 1) p ^= 1;
+  return p;
+};
 const kkCode = (digits: Uint8Array) => (col: number) => digits.map((d) => parity(d & col & 15));
 
 function uniformAndAlike(frames: Uint8Array[][]): void {
@@ -266,7 +334,10 @@ function uniformAndAlike(frames: Uint8Array[][]): void {
     const bal = bitBalance(h);
     assert.ok(Math.abs(bal.ones - 0.5) < bal.tolerance, `bit balance ${bal.ones}`);
   }
-  assert.ok(chiSquareTwoSample(hists[0]!, hists[1]!) < CHI2_255_BOUND, `two-sample chi2 ${chiSquareTwoSample(hists[0]!, hists[1]!).toFixed(1)}`);
+  assert.ok(
+    chiSquareTwoSample(hists[0]!, hists[1]!) < CHI2_255_BOUND,
+    `two-sample chi2 ${chiSquareTwoSample(hists[0]!, hists[1]!).toFixed(1)}`,
+  );
 }
 
 test('(3) gc: OT matrices, which no coupling covers: uniform, the same distribution for two images, uncorrelated with the choice bits', async () => {
@@ -274,12 +345,25 @@ test('(3) gc: OT matrices, which no coupling covers: uniform, the same distribut
   uniformAndAlike(runs.map((r) => otFrames(r).map((f) => f.bytes)));
   // Every column u^i = G(k0_i) + G(k1_i) + c hides the choice bits c: each agrees with c on about half the bits.
   let worst = 0;
-  for (const r of runs) for (const { u, c } of gcMatrices(r)) worst = Math.max(worst, worstSigma(columnAgreement(u, 128, () => c), c.length));
-  assert.ok(worst < 6, `a column of an OT matrix agrees with the choice bits ${worst.toFixed(1)} sigma away from one half`);
+  for (const r of runs)
+    for (const { u, c } of gcMatrices(r))
+      worst = Math.max(
+        worst,
+        worstSigma(
+          columnAgreement(u, 128, () => c),
+          c.length,
+        ),
+      );
+  assert.ok(
+    worst < 6,
+    `a column of an OT matrix agrees with the choice bits ${worst.toFixed(1)} sigma away from one half`,
+  );
   // The check has power: a matrix that carried the choice bits in one column is flagged.
   const { u, c } = gcMatrices(runs[0]!)[0]!;
-  const leaky = u.slice(), colBytes = u.length / 128;
-  for (let k = 0; k < c.length; k++) leaky[5 * colBytes + (k >>> 3)] = (leaky[5 * colBytes + (k >>> 3)]! & ~(1 << (k & 7))) | (c[k]! << (k & 7));
+  const leaky = u.slice(),
+    colBytes = u.length / 128;
+  for (let k = 0; k < c.length; k++)
+    leaky[5 * colBytes + (k >>> 3)] = (leaky[5 * colBytes + (k >>> 3)]! & ~(1 << (k & 7))) | (c[k]! << (k & 7));
   assert.equal(columnAgreement(leaky, 128, () => c)[5], c.length);
 });
 
@@ -289,36 +373,52 @@ test('(3) ot: KK13 and IKNP matrices: uniform, the same distribution for two ima
   // KK13 column i = G(k0_i) + G(k1_i) + (codeword bit i of each choice): it agrees with the code bits on about half.
   let worst = 0;
   for (const r of runs) {
-    for (const { kk, digits } of otMatricesOfOt(r)) worst = Math.max(worst, worstSigma(columnAgreement(kk, 256, kkCode(digits)), digits.length));
+    for (const { kk, digits } of otMatricesOfOt(r))
+      worst = Math.max(worst, worstSigma(columnAgreement(kk, 256, kkCode(digits)), digits.length));
   }
-  assert.ok(worst < 6, `a KK13 column agrees with the codeword bits of the client's digits ${worst.toFixed(1)} sigma away from one half`);
+  assert.ok(
+    worst < 6,
+    `a KK13 column agrees with the codeword bits of the client's digits ${worst.toFixed(1)} sigma away from one half`,
+  );
   // Power: a column that carried the code bits of pattern 5 is flagged.
-  const { kk, digits } = otMatricesOfOt(runs[0]!)[0]!, code = kkCode(digits)(5);
-  const leaky = kk.slice(), colBytes = kk.length / 256;
-  for (let k = 0; k < code.length; k++) leaky[5 * colBytes + (k >>> 3)] = (leaky[5 * colBytes + (k >>> 3)]! & ~(1 << (k & 7))) | (code[k]! << (k & 7));
+  const { kk, digits } = otMatricesOfOt(runs[0]!)[0]!,
+    code = kkCode(digits)(5);
+  const leaky = kk.slice(),
+    colBytes = kk.length / 256;
+  for (let k = 0; k < code.length; k++)
+    leaky[5 * colBytes + (k >>> 3)] = (leaky[5 * colBytes + (k >>> 3)]! & ~(1 << (k & 7))) | (code[k]! << (k & 7));
   assert.equal(columnAgreement(leaky, 256, kkCode(digits))[5], code.length);
 });
 
 for (const relu of ['gc', 'ot'] as const) {
   test(`(4) ${relu}: online frames over fresh randomness: uniform bytes, the same distribution for a constant and another image`, async () => {
-    const views: Frame[][] = [(await fresh[relu].A()).server.received(['online'], 'client'), (await fresh[relu].Const()).server.received(['online'], 'client')];
+    const views: Frame[][] = [
+      (await fresh[relu].A()).server.received(['online'], 'client'),
+      (await fresh[relu].Const()).server.received(['online'], 'client'),
+    ];
     for (const v of views) assert.ok(totalBytes(v) > 8000, 'enough online bytes to test');
     uniformAndAlike(views.map((v) => v.map((f) => f.bytes)));
   });
 
   test(`(8) ${relu}: no word of the client's shares nor of a plain value at any byte offset of the server's whole view`, async () => {
-    for (const [run, image] of [[fresh[relu].A, imageA], [fresh[relu].Const, new Float32Array(n).fill(3)]] as const) {
+    for (const [run, image] of [
+      [fresh[relu].A, imageA],
+      [fresh[relu].Const, new Float32Array(n).fill(3)],
+    ] as const) {
       const r = await run();
       // The client's share of every value (its masks, its linear shares, its ReLU output shares r), the truncated
       // shares b' of the ReLU inputs (ot), and every plain value of the reference computation.
       const ref = referenceForward(model, quantize(image, model.plan.fixed.f));
-      const truncated = model.plan.ops.flatMap((o) => (o.op === 'relu' ? [truncClientShare(r.clientValues.get(o.input)!, o.shift)] : []));
+      const truncated = model.plan.ops.flatMap((o) =>
+        o.op === 'relu' ? [truncClientShare(r.clientValues.get(o.input)!, o.shift)] : [],
+      );
       const secrets = secretWords(...r.clientValues.values(), ...truncated, ...ref.values);
       assert.ok(secrets.size > 1000, `${secrets.size} secret words`);
       const frames = r.server.received().map((f) => f.bytes);
       assert.deepEqual(leakedWords(frames, secrets).slice(0, 5), []);
       // The check has power: a frame with one share in it, at an odd offset, is found.
-      const leak = new Uint8Array(64), share = r.clientValues.get(0)!;
+      const leak = new Uint8Array(64),
+        share = r.clientValues.get(0)!;
       new DataView(leak.buffer).setUint32(13, share.lo[7]!, true);
       new DataView(leak.buffer).setUint32(17, share.hi[7]!, true);
       assert.deepEqual(leakedWords([leak], secrets), [{ frame: 0, offset: 13 }]);
@@ -326,28 +426,34 @@ for (const relu of ['gc', 'ot'] as const) {
   });
 }
 
-test('(5) ot: the client\'s masks and HE keys are fresh per session: the same image twice gives unrelated input shares, OT matrices and ciphertexts', async () => {
+test("(5) ot: the client's masks and HE keys are fresh per session: the same image twice gives unrelated input shares, OT matrices and ciphertexts", async () => {
   const [a, b] = [await fresh.ot.A(), await fresh.ot.A2()];
-  const sa = a.server.received(['online'], 'client')[0]!.bytes, sb = b.server.received(['online'], 'client')[0]!.bytes;
-  let same = 0, sameWords = 0;
+  const sa = a.server.received(['online'], 'client')[0]!.bytes,
+    sb = b.server.received(['online'], 'client')[0]!.bytes;
+  let same = 0,
+    sameWords = 0;
   for (let i = 0; i < sa.length; i++) same += sa[i] === sb[i] ? 1 : 0;
   for (let i = 0; i < sa.length; i += 8) sameWords += sa.subarray(i, i + 8).every((v, k) => v === sb[i + k]) ? 1 : 0;
   // Independent uniform bytes agree with probability 1/256: 1,536 bytes give 6 on average.
   assert.ok(same < 30, `${same} of ${sa.length} bytes of the two input shares agree`);
   assert.equal(sameWords, 0);
-  const ua = otFrames(a)[0]!.bytes, ub = otFrames(b)[0]!.bytes;
+  const ua = otFrames(a)[0]!.bytes,
+    ub = otFrames(b)[0]!.bytes;
   assert.equal(ua.length, ub.length);
   assert.notDeepEqual(ua, ub);
   // The HE public key (fresh secret key) and every upload (fresh errors and seeds) differ too.
   const he = (r: SimResult) => r.server.received(['offline'], 'client').filter((f) => heKind(f) !== null);
-  const ha = he(a), hb = he(b);
+  const ha = he(a),
+    hb = he(b);
   assert.equal(ha.length, 1 + linears);
-  ha.forEach((f, i) => assert.notEqual(transcriptDifference([f], [hb[i]!]), null, `HE frame ${i} (${heKind(f)}) repeats`));
+  ha.forEach((f, i) =>
+    assert.notEqual(transcriptDifference([f], [hb[i]!]), null, `HE frame ${i} (${heKind(f)}) repeats`),
+  );
   // And so are the session ids (in the hello).
   assert.notEqual(transcriptDifference(a.server.received(['hello']), b.server.received(['hello'])), null);
 });
 
-test('(6) the garbler\'s delta is fresh per session (read through a test hook on the server\'s ReLU half)', async () => {
+test("(6) the garbler's delta is fresh per session (read through a test hook on the server's ReLU half)", async () => {
   const deltas = [];
   for (const run of [fresh.gc.A, fresh.gc.Const, fresh.gc.A2]) {
     const d = gcServerDelta((await run()).reluServer!);
@@ -355,20 +461,36 @@ test('(6) the garbler\'s delta is fresh per session (read through a test hook on
     deltas.push(d!);
   }
   // 127 bits other than the lsb: independent uniform deltas differ in about half of them, pair by pair.
-  for (const [i, j] of [[0, 1], [0, 2], [1, 2]] as const) {
+  for (const [i, j] of [
+    [0, 1],
+    [0, 2],
+    [1, 2],
+  ] as const) {
     let diff = 0;
     for (let k = 0; k < 16; k++) for (let x = deltas[i]![k]! ^ deltas[j]![k]!; x; x >>= 1) diff += x & 1;
-    assert.ok(diff > 127 / 2 - 6 * Math.sqrt(127) / 2, `deltas of sessions ${i} and ${j}: only ${diff} of 127 bits differ`);
+    assert.ok(
+      diff > 127 / 2 - (6 * Math.sqrt(127)) / 2,
+      `deltas of sessions ${i} and ${j}: only ${diff} of 127 bits differ`,
+    );
   }
 });
 
 test('(7) he: the encrypted shares look uniform whatever they encrypt, an all-zero input mask included', async () => {
   // With c0 = 0 the input share is the image itself (this run only looks at the uploads): the first layer's upload
   // encrypts zeros, the others encrypt the client's random shares.
-  const zero: ClientRandomness = { inputMask: (k) => ({ lo: new Uint32Array(k), hi: new Uint32Array(k) }), reluMask: (site) => randomR64(systemRandom, site.size), bytes: systemRandom };
+  const zero: ClientRandomness = {
+    inputMask: (k) => ({ lo: new Uint32Array(k), hi: new Uint32Array(k) }),
+    reluMask: (site) => randomR64(systemRandom, site.size),
+    bytes: systemRandom,
+  };
   const runs = [await simulate({ model, image: imageA, client: zero }), await fresh.ot.A()];
   // upload payloads: past the 16-byte header, the packing (16) and the seed (16), 30-bit residues of c0
-  const payloads = runs.map((r) => r.server.received(['offline'], 'client').filter((f) => heKind(f) === 'upload').map((f) => f.bytes.subarray(48)));
+  const payloads = runs.map((r) =>
+    r.server
+      .received(['offline'], 'client')
+      .filter((f) => heKind(f) === 'upload')
+      .map((f) => f.bytes.subarray(48)),
+  );
   const hists = payloads.map((p) => byteHistogram(p));
   for (const h of hists) {
     assert.ok(chiSquareUniform(h) < CHI2_255_BOUND, `chi2 ${chiSquareUniform(h).toFixed(1)}`);
@@ -377,10 +499,19 @@ test('(7) he: the encrypted shares look uniform whatever they encrypt, an all-ze
   }
   // the first layer's upload alone: zeros encrypted vs a random mask encrypted
   const first = payloads.map((p) => byteHistogram([p[0]!]));
-  assert.ok(chiSquareTwoSample(first[0]!, first[1]!) < CHI2_255_BOUND, `two-sample chi2 ${chiSquareTwoSample(first[0]!, first[1]!).toFixed(1)}`);
+  assert.ok(
+    chiSquareTwoSample(first[0]!, first[1]!) < CHI2_255_BOUND,
+    `two-sample chi2 ${chiSquareTwoSample(first[0]!, first[1]!).toFixed(1)}`,
+  );
   // The check has power: an upload of zeros without the RLWE mask (c0 = e, errors in [-21, 21]) is far from uniform.
-  const P = HE_PARAMS, err = sampleCbd(P.n, P.eta, systemRandom), c0 = new Uint32Array(P.primes.length * P.n);
-  P.primes.forEach((q, i) => err.forEach((x, k) => { c0[i * P.n + k] = x < 0 ? q + x : x; }));
+  const P = HE_PARAMS,
+    err = sampleCbd(P.n, P.eta, systemRandom),
+    c0 = new Uint32Array(P.primes.length * P.n);
+  P.primes.forEach((q, i) =>
+    err.forEach((x, k) => {
+      c0[i * P.n + k] = x < 0 ? q + x : x;
+    }),
+  );
   const bare = writeUpload(P, 0, { th: 1, tw: 1, cw: 1, on: 1 }, new Uint8Array(16), [c0]).subarray(48);
   assert.ok(chiSquareUniform(byteHistogram([bare])) > 10 * CHI2_255_BOUND);
 });

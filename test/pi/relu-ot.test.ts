@@ -13,12 +13,33 @@ import { randBig } from './helpers.js';
 const M = 1n << 64n;
 /** The client's output share of a site (the session draws it in a full run). */
 const mask = (site: ReluSite): R64 => randomR64(systemRandom, site.size);
-const opts = (batch: number) => ({ server: { batch, random: serverRandomness() }, client: { batch, random: clientRandomness() } });
+const opts = (batch: number) => ({
+  server: { batch, random: serverRandomness() },
+  client: { batch, random: clientRandomness() },
+});
 
 /** x values at the edges of a site's range, then random ones; b uniform (the session's client shares are). */
 function inputs(width: number, shift: number, nRandom: number): { x: bigint[]; a: R64; b: R64 } {
-  const H = 1n << BigInt(width - 1), F = 1n << BigInt(shift);
-  const edge = [0n, 1n, -1n, 2n, -2n, F, -F, F - 1n, -(F - 1n), F + 1n, -F - 1n, H - F - 1n, -H, -H + 1n, H / 2n, -H / 2n];
+  const H = 1n << BigInt(width - 1),
+    F = 1n << BigInt(shift);
+  const edge = [
+    0n,
+    1n,
+    -1n,
+    2n,
+    -2n,
+    F,
+    -F,
+    F - 1n,
+    -(F - 1n),
+    F + 1n,
+    -F - 1n,
+    H - F - 1n,
+    -H,
+    -H + 1n,
+    H / 2n,
+    -H / 2n,
+  ];
   const x = [...edge, ...Array.from({ length: nRandom }, () => (randBig(width) % (2n * H - F)) - H)];
   const b = x.map(() => randBig(64));
   const a = x.map((v, i) => (((v - b[i]!) % M) + M) % M);
@@ -32,7 +53,12 @@ function session(batch: number) {
   let p = sessions.get(batch);
   if (!p) {
     const [s, c] = channelPair();
-    p = Promise.all([otRelu.server(s, opts(batch).server), otRelu.client(c, opts(batch).client)]).then(([S, C]) => [s, c, S, C]);
+    p = Promise.all([otRelu.server(s, opts(batch).server), otRelu.client(c, opts(batch).client)]).then(([S, C]) => [
+      s,
+      c,
+      S,
+      C,
+    ]);
     sessions.set(batch, p);
   }
   return p;
@@ -41,7 +67,8 @@ function session(batch: number) {
 async function runSite(site0: ReluSite, a: R64, b: R64, batch = 16384) {
   const [s, c, S, C] = await session(batch);
   const site = { ...site0, op: nextOp++ };
-  s.resetStats(); c.resetStats();
+  s.resetStats();
+  c.resetStats();
   const r = mask(site);
   await Promise.all([S.offline(site), C.offline(site, b, r)]);
   const off = { s: s.resetStats(), c: c.resetStats() };
@@ -50,10 +77,17 @@ async function runSite(site0: ReluSite, a: R64, b: R64, batch = 16384) {
   return { y: r64Add(z, r), off, on };
 }
 
-test('ReLU by OT: y = ReLU(a\' + b\') exactly, within [0, +1] ULP of ReLU(x) >> shift, at the range edges; several widths, chunked offline', async () => {
+test("ReLU by OT: y = ReLU(a' + b') exactly, within [0, +1] ULP of ReLU(x) >> shift, at the range edges; several widths, chunked offline", async () => {
   // (45, 12): the plan's sites (32-bit comparison, 3 levels); (64, 0): 63 bits, 4 levels (the server ends the
   // comparison); (14, 12): 1 bit, no AND level; (20, 0): no truncation.
-  for (const [width, shift, batch] of [[45, 12, 16384], [45, 12, 64], [64, 0, 16384], [14, 12, 64], [20, 0, 16384], [33, 5, 16384]] as const) {
+  for (const [width, shift, batch] of [
+    [45, 12, 16384],
+    [45, 12, 64],
+    [64, 0, 16384],
+    [14, 12, 64],
+    [20, 0, 16384],
+    [33, 5, 16384],
+  ] as const) {
     const { x, a, b } = inputs(width, shift, 300);
     const site: ReluSite = { op: 1, name: 'stage1.block0.relu1', size: x.length, width, shift };
     const { y } = await runSite(site, a, b, batch);
@@ -70,7 +104,8 @@ test('ReLU by OT: y = ReLU(a\' + b\') exactly, within [0, +1] ULP of ReLU(x) >> 
 });
 
 test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online flights', async () => {
-  const n = 4096, site: ReluSite = { op: 3, name: 'stem.relu', size: n, width: 45, shift: 12 };
+  const n = 4096,
+    site: ReluSite = { op: 3, name: 'stem.relu', size: n, width: 45, shift: 12 };
   const { a, b } = inputs(45, 12, n - 16);
   const { off, on } = await runSite(site, a, b);
   const shape = siteShape(site);
@@ -88,16 +123,19 @@ test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online
 });
 
 test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (one more flight for an op alone)", async () => {
-  const n = 300, site: ReluSite = { op: 0, name: 'stage3.block1.relu2', size: n, width: 45, shift: 12 };
+  const n = 300,
+    site: ReluSite = { op: 0, name: 'stage3.block1.relu2', size: n, width: 45, shift: 12 };
   const { x, a, b } = inputs(45, 12, n - 16);
   const [s, c] = channelPair();
   const [S, C] = await Promise.all([otOnlineRelu.server(s, opts(64).server), otOnlineRelu.client(c, opts(64).client)]);
-  s.resetStats(); c.resetStats();
+  s.resetStats();
+  c.resetStats();
   const r = mask(site);
   await Promise.all([S.offline(site), C.offline(site, b, r)]);
   assert.equal(s.stats().bytesSent + c.stats().bytesSent, 0);
   const [z] = await Promise.all([S.online(site, a), C.online(site)]);
-  const y = r64ToBig(r64Add(z, r)), exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
+  const y = r64ToBig(r64Add(z, r)),
+    exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
   y.forEach((v, i) => assert.ok(v - exact[i]! === 0n || v - exact[i]! === 1n, `x=${x[i]}: ${v} vs ${exact[i]}`));
   assert.equal(c.stats().rounds, 7);
   // The OT matrices move online: the bytes of 'ot' (same batch size) offline and online together.
@@ -108,7 +146,8 @@ test("'ot-online': the same result with nothing prepared offline; the OT matrice
 });
 
 test('malformed or truncated ReLU messages are named; online before offline is refused', async () => {
-  const n = 100, site: ReluSite = { op: 5, name: 'stage2.block0.relu2', size: n, width: 45, shift: 12 };
+  const n = 100,
+    site: ReluSite = { op: 5, name: 'stage2.block0.relu2', size: n, width: 45, shift: 12 };
   const { a, b } = inputs(45, 12, n - 16);
   for (const cut of ['mux', 'reshare'] as const) {
     const [s, c] = channelPair();
@@ -121,9 +160,12 @@ test('malformed or truncated ReLU messages are named; online before offline is r
     c.send = (d: Uint8Array) => send(++k === victim ? d.subarray(1) : d);
     const ps = S.online(site, a);
     void C.online(site).catch(() => {});
-    await assert.rejects(ps, cut === 'mux'
-      ? /malformed message: online: stage2\.block0\.relu2: mux choice corrections: expected 13 bytes, got 12/
-      : /malformed message: online: stage2\.block0\.relu2: mux message and re-share: expected 1600 bytes, got 1599/);
+    await assert.rejects(
+      ps,
+      cut === 'mux'
+        ? /malformed message: online: stage2\.block0\.relu2: mux choice corrections: expected 13 bytes, got 12/
+        : /malformed message: online: stage2\.block0\.relu2: mux message and re-share: expected 1600 bytes, got 1599/,
+    );
     s.close();
   }
   const [s, c] = channelPair();
@@ -135,10 +177,13 @@ test("the server's view: OT matrices and values padded by the client's randomnes
   const [s, c, S, C] = await session(16384);
   const tr = new Transcript();
   tr.tap(s, 'client');
-  const n = 2000, views: Uint8Array[][] = [];
+  const n = 2000,
+    views: Uint8Array[][] = [];
   const agree = { e: 0, z: 0 };
   for (const kind of ['zero', 'large'] as const) {
-    const x = Array.from({ length: n }, (_, i) => (kind === 'zero' ? 0n : (i % 2 ? 1n : -1n) * (randBig(43) | (1n << 40n))));
+    const x = Array.from({ length: n }, (_, i) =>
+      kind === 'zero' ? 0n : (i % 2 ? 1n : -1n) * (randBig(43) | (1n << 40n)),
+    );
     const b = r64FromBig(x.map(() => randBig(64)));
     const a = r64FromBig(x.map((v, i) => BigInt.asUintN(64, v - r64ToBig(b)[i]!)));
     const site: ReluSite = { op: nextOp++, name: `privacy.${kind}`, size: n, width: 45, shift: 12 };
@@ -149,7 +194,8 @@ test("the server's view: OT matrices and values padded by the client's randomnes
     const [z] = await Promise.all([S.online(site, a), C.online(site)]);
     const y = r64Add(z, r);
     const bytes = (l: string) => tr.received([l]).map((f) => f.bytes);
-    const online = bytes(`${kind}/online`), all = [...bytes(`${kind}/offline`), ...online];
+    const online = bytes(`${kind}/online`),
+      all = [...bytes(`${kind}/offline`), ...online];
     // No word of the client's shares (b, b', r, its mux share y - z... = r + its re-share) nor of x, x' and y.
     const xt = r64Add(r64Shr(a, 12), truncClientShare(b, 12));
     const secrets = secretWords(b, truncClientShare(b, 12), r, r64FromBig(x), xt, y);
@@ -166,7 +212,9 @@ test("the server's view: OT matrices and values padded by the client's randomnes
     assert.ok(Math.abs(bal.ones - 0.5) < bal.tolerance, `${kind}: ones ${bal.ones}`);
     views.push(online);
     // The choice corrections e1 = d1 ⊕ ρ (2nd online frame) carry nothing of DReLU(x); nor the re-share of y.
-    const e1 = online[2]!, zs = online[3]!.subarray(8 * n), yb = r64ToBytes(y);
+    const e1 = online[2]!,
+      zs = online[3]!.subarray(8 * n),
+      yb = r64ToBytes(y);
     for (let i = 0; i < n; i++) {
       if (((e1[i >>> 3]! >>> (i & 7)) & 1) === (x[i]! >= 0n ? 1 : 0)) agree.e++;
       if ((zs[8 * i]! & 1) === (yb[8 * i]! & 1)) agree.z++;
@@ -174,6 +222,7 @@ test("the server's view: OT matrices and values padded by the client's randomnes
   }
   const chi = chiSquareTwoSample(byteHistogram(views[0]!), byteHistogram(views[1]!));
   assert.ok(chi < CHI2_255_BOUND, `two-sample chi2 ${chi.toFixed(1)}`);
-  for (const [k, v] of Object.entries(agree)) assert.ok(Math.abs(v / (2 * n) - 0.5) < 0.04, `${k}: agreement with the plain value ${v / (2 * n)}`);
+  for (const [k, v] of Object.entries(agree))
+    assert.ok(Math.abs(v / (2 * n) - 0.5) < 0.04, `${k}: agreement with the plain value ${v / (2 * n)}`);
   void c;
 });

@@ -16,7 +16,9 @@ import type { PiError, PeerError } from '../../src/pi/wire.js';
 import { identity, pinned, serverSecurity } from './helpers/tls.js';
 
 manualSeed(9);
-const model = compilePlan(buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] })).eval());
+const model = compilePlan(
+  buildNetwork(specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] })).eval(),
+);
 after(() => model.dispose());
 const image = Float32Array.from({ length: 192 }, (_, i) => Math.sin(i * 0.7) * 2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,19 +28,29 @@ async function serve(o: Partial<ServeOptions> = {}) {
   const ends: SessionEnd[] = [];
   const metrics = new ServeMetrics();
   const l = await servePi(model, {
-    port: 0, security: serverSecurity(S), onError: () => {}, onRefused: (w) => metrics.refusedConnection(w),
-    onEnd: (e) => { ends.push(e); metrics.session(e); }, ...o,
+    port: 0,
+    security: serverSecurity(S),
+    onError: () => {},
+    onRefused: (w) => metrics.refusedConnection(w),
+    onEnd: (e) => {
+      ends.push(e);
+      metrics.session(e);
+    },
+    ...o,
   });
   return { l, ends, metrics, client: pinned(S) };
 }
 
-const fetchText = (port: number, path: string): Promise<{ status: number; body: string; type: string }> => new Promise((resolve, reject) => {
-  get({ host: '127.0.0.1', port, path }, (res) => {
-    let body = '';
-    res.on('data', (d: Buffer) => { body += d.toString(); });
-    res.on('end', () => resolve({ status: res.statusCode!, body, type: String(res.headers['content-type']) }));
-  }).on('error', reject);
-});
+const fetchText = (port: number, path: string): Promise<{ status: number; body: string; type: string }> =>
+  new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode!, body, type: String(res.headers['content-type']) }));
+    }).on('error', reject);
+  });
 
 test('metrics and health: sessions by outcome, errors by code, phase durations, bytes, RSS; /healthz turns 503 while draining', async () => {
   const { l, metrics, ends, client } = await serve({ maxSessions: 1, deadlines: { setupIdleMs: 1500 } });
@@ -49,7 +61,10 @@ test('metrics and health: sessions by outcome, errors by code, phase durations, 
     const holder = await connectChannel('127.0.0.1', l.port, client);
     holder.sendJson({ protocol: PROTOCOL, preprocess: 'he', relu: 'ot', session: 'ab'.repeat(16) });
     await holder.recv();
-    await assert.rejects(runClient(await connectChannel('127.0.0.1', l.port, client), image), (e: PeerError) => e.code === 'BUSY' && (e.retryMs ?? 0) >= 250);
+    await assert.rejects(
+      runClient(await connectChannel('127.0.0.1', l.port, client), image),
+      (e: PeerError) => e.code === 'BUSY' && (e.retryMs ?? 0) >= 250,
+    );
     for (let i = 0; i < 400 && ends.length < 3; i++) await sleep(10);
     holder.close();
     const r = await fetchText(m.port, '/metrics');
@@ -57,7 +72,11 @@ test('metrics and health: sessions by outcome, errors by code, phase durations, 
     assert.match(r.type, /text\/plain; version=0\.0\.4/);
     assert.match(r.body, /^pi_sessions_total\{outcome="ok"\} 1$/m);
     assert.match(r.body, /^pi_sessions_total\{outcome="BUSY"\} 1$/m);
-    assert.match(r.body, /^pi_session_errors_total\{code="TIMEOUT"\} 1$/m, 'the hello-only holder, at the setup idle deadline');
+    assert.match(
+      r.body,
+      /^pi_session_errors_total\{code="TIMEOUT"\} 1$/m,
+      'the hello-only holder, at the setup idle deadline',
+    );
     assert.match(r.body, /^pi_phase_duration_seconds_count\{phase="online"\} 1$/m);
     assert.match(r.body, /^pi_bytes_sent_total [1-9]\d*$/m);
     assert.match(r.body, /^process_resident_memory_bytes [1-9]\d*$/m);
@@ -71,7 +90,11 @@ test('metrics and health: sessions by outcome, errors by code, phase durations, 
     assert.equal(busy.admitted, false);
     assert.equal(busy.phase, 'hello');
     assert.match(busy.error!, /maximum number of sessions/);
-    assert.deepEqual(JSON.parse((await fetchText(m.port, '/healthz')).body), { status: 'ok', sessions: 0, maxSessions: 1 });
+    assert.deepEqual(JSON.parse((await fetchText(m.port, '/healthz')).body), {
+      status: 'ok',
+      sessions: 0,
+      maxSessions: 1,
+    });
     await l.pool.drain(100);
     const h = await fetchText(m.port, '/healthz');
     assert.equal(h.status, 503);
@@ -90,8 +113,13 @@ test('draining: a live session finishes, a new one is refused with BUSY, drain()
     for (let i = 0; i < 3000 && l.pool.admitted === 0; i++) await sleep(5);
     assert.equal(l.pool.admitted, 1);
     let drained = false;
-    const d = l.pool.drain(60_000).then((v) => { drained = v; });
-    await assert.rejects(runClient(await connectChannel('127.0.0.1', l.port, client), image), (e: PeerError) => e.code === 'BUSY');
+    const d = l.pool.drain(60_000).then((v) => {
+      drained = v;
+    });
+    await assert.rejects(
+      runClient(await connectChannel('127.0.0.1', l.port, client), image),
+      (e: PeerError) => e.code === 'BUSY',
+    );
     const r = await live;
     assert.equal(r.logits.length, 10);
     await d;
@@ -122,28 +150,52 @@ test('per-client budget (AUTH past it) and rate (BUSY with the wait until the ne
   const b = new ClientBudget({ queries: 3, perMinute: 2 }, () => now);
   b.take('ip:a');
   b.take('ip:a');
-  assert.throws(() => b.take('ip:a'), (e: PiError) => e.code === 'BUSY' && e.retryMs! > 29_000 && e.retryMs! <= 30_000);
+  assert.throws(
+    () => b.take('ip:a'),
+    (e: PiError) => e.code === 'BUSY' && e.retryMs! > 29_000 && e.retryMs! <= 30_000,
+  );
   b.take('ip:b'); // another client is not affected
   now += 30_000;
   b.take('ip:a');
   now += 120_000;
-  assert.throws(() => b.take('ip:a'), (e: PiError) => e.code === 'AUTH' && /budget of 3 queries/.test(e.message));
+  assert.throws(
+    () => b.take('ip:a'),
+    (e: PiError) => e.code === 'AUTH' && /budget of 3 queries/.test(e.message),
+  );
 });
 
 test('a client over its budget is told AUTH by the server; the budget is per identity', async () => {
   const { l, client } = await serve({ budget: { queries: 1 } });
   try {
     await runClient(await connectChannel('127.0.0.1', l.port, client), image);
-    await assert.rejects(runClient(await connectChannel('127.0.0.1', l.port, client), image), (e: PeerError) => e.code === 'AUTH');
+    await assert.rejects(
+      runClient(await connectChannel('127.0.0.1', l.port, client), image),
+      (e: PeerError) => e.code === 'AUTH',
+    );
   } finally {
     await l.close();
   }
 });
 
-test('retry waits: at least the server\'s hint and the backoff, at most maxWaitMs, with jitter', () => {
-  assert.equal(retryWaitMs(1, 4000, {}, () => 0.5), 4000);
-  assert.equal(retryWaitMs(3, undefined, { baseMs: 500 }, () => 0.5), 2000);
-  assert.equal(retryWaitMs(30, undefined, { maxWaitMs: 10_000 }, () => 0.5), 10_000);
-  assert.equal(retryWaitMs(1, 1000, {}, () => 0), 750);
-  assert.equal(retryWaitMs(1, 1000, {}, () => 1), 1250);
+test("retry waits: at least the server's hint and the backoff, at most maxWaitMs, with jitter", () => {
+  assert.equal(
+    retryWaitMs(1, 4000, {}, () => 0.5),
+    4000,
+  );
+  assert.equal(
+    retryWaitMs(3, undefined, { baseMs: 500 }, () => 0.5),
+    2000,
+  );
+  assert.equal(
+    retryWaitMs(30, undefined, { maxWaitMs: 10_000 }, () => 0.5),
+    10_000,
+  );
+  assert.equal(
+    retryWaitMs(1, 1000, {}, () => 0),
+    750,
+  );
+  assert.equal(
+    retryWaitMs(1, 1000, {}, () => 1),
+    1250,
+  );
 });

@@ -13,8 +13,12 @@ test('link profiles: lan, wan, none and BANDWIDTH,RTT; bad specs are named', () 
   assert.deepEqual(parseLink('3gbit,0.3ms'), { name: '3gbit,0.3ms', bandwidth: 3e9, rttMs: 0.3 });
   assert.deepEqual(parseLink('100mbps, 250us'), { name: '100mbps,250us', bandwidth: 1e8, rttMs: 0.25 });
   assert.equal(describeLink(LINK_PROFILES.wan!), 'wan: 400 Mbit/s, 40 ms RTT');
-  assert.deepEqual(parseLinks('lan,3gbit,0.3ms,none').map((l) => l?.name ?? null), ['lan', '3gbit,0.3ms', null]);
-  for (const bad of ['fast', '3gbit', '3ghz,1ms', '0gbit,1ms', '1gbit,-1ms']) assert.throws(() => parseLink(bad), /link '.*': expected lan, wan, none or BANDWIDTH,RTT/);
+  assert.deepEqual(
+    parseLinks('lan,3gbit,0.3ms,none').map((l) => l?.name ?? null),
+    ['lan', '3gbit,0.3ms', null],
+  );
+  for (const bad of ['fast', '3gbit', '3ghz,1ms', '0gbit,1ms', '1gbit,-1ms'])
+    assert.throws(() => parseLink(bad), /link '.*': expected lan, wan, none or BANDWIDTH,RTT/);
 });
 
 async function pingPong(a: Channel, b: Channel, bytes: number): Promise<number> {
@@ -29,7 +33,8 @@ async function pingPong(a: Channel, b: Channel, bytes: number): Promise<number> 
 test('a shaped pair: a round trip costs the RTT, a large message its serialisation time; order is kept', async () => {
   const link = parseLink('80mbit,20ms')!;
   const [x, y] = channelPair();
-  const a = shapeChannel(x, link), b = shapeChannel(y, link);
+  const a = shapeChannel(x, link),
+    b = shapeChannel(y, link);
   const small = await pingPong(a, b, 10);
   assert.ok(small >= 20 && small < 200, `round trip ${small.toFixed(1)} ms`);
   const big = await pingPong(a, b, 1_000_000); // 100 ms on the wire + 20 ms RTT
@@ -43,7 +48,8 @@ test('a shaped pair: a round trip costs the RTT, a large message its serialisati
     assert.equal(m.byteLength, sizes[i]);
     assert.equal(m[0], i);
   }
-  const el = performance.now() - t0, wire = ((sizes.reduce((s, n) => s + n + 4, 0) * 8) / 80e6) * 1e3 + 10;
+  const el = performance.now() - t0,
+    wire = ((sizes.reduce((s, n) => s + n + 4, 0) * 8) / 80e6) * 1e3 + 10;
   assert.ok(el >= wire - 1 && el < 3 * wire + 100, `${el.toFixed(1)} ms for ${wire.toFixed(1)} ms of link time`);
   assert.equal(a.stats().bytesSent, 10 + 1_000_000 + sizes.reduce((s, n) => s + n, 0));
   // flush waits for the queue; close delivers what is queued first.
@@ -78,28 +84,38 @@ test('shaping over TCP, both directions', async () => {
   }
 });
 
-test('a shaped channel keeps the channel\'s limits, idle timeout and abort: LIMIT, TIMEOUT, bytes on the link count as buffered', async () => {
+test("a shaped channel keeps the channel's limits, idle timeout and abort: LIMIT, TIMEOUT, bytes on the link count as buffered", async () => {
   const link = parseLink('80kbit,1ms')!; // 10 bytes per millisecond
   // Frame limit, set on the shaped channel, refused when the prefix arrives.
   const [x1, y1] = channelPair();
-  const a1 = shapeChannel(x1, link), b1 = shapeChannel(y1, link);
+  const a1 = shapeChannel(x1, link),
+    b1 = shapeChannel(y1, link);
   b1.setLimits({ maxFrameBytes: 100, state: 'in a test' });
   assert.equal(b1.limits.maxFrameBytes, 100);
   a1.send(new Uint8Array(101));
-  await assert.rejects(b1.recv(), (e: PiError) => e.code === 'LIMIT' && /frame of 101 bytes exceeds the limit of 100 bytes in a test/.test(e.message));
+  await assert.rejects(
+    b1.recv(),
+    (e: PiError) => e.code === 'LIMIT' && /frame of 101 bytes exceeds the limit of 100 bytes in a test/.test(e.message),
+  );
   // Bytes on the simulated link and unread count against the buffer limit.
   const [x2, y2] = channelPair();
-  const a2 = shapeChannel(x2, link), b2 = shapeChannel(y2, link);
+  const a2 = shapeChannel(x2, link),
+    b2 = shapeChannel(y2, link);
   b2.setLimits({ maxBufferedBytes: 150, state: 'in a test' });
   a2.send(new Uint8Array(60));
   a2.send(new Uint8Array(60));
   await new Promise((r) => setImmediate(r));
   assert.equal(b2.memory().bufferedIn, 120, 'two frames on the link');
   a2.send(new Uint8Array(60));
-  await assert.rejects(b2.recv(), (e: PiError) => e.code === 'LIMIT' && /180 bytes received and not read exceed the limit of 150 bytes in a test/.test(e.message));
+  await assert.rejects(
+    b2.recv(),
+    (e: PiError) =>
+      e.code === 'LIMIT' && /180 bytes received and not read exceed the limit of 150 bytes in a test/.test(e.message),
+  );
   // A frame on a slow link is activity: 3,000 bytes take 300 ms against an idle timeout of 100 ms.
   const [x3, y3] = channelPair();
-  const a3 = shapeChannel(x3, link), b3 = shapeChannel(y3, link);
+  const a3 = shapeChannel(x3, link),
+    b3 = shapeChannel(y3, link);
   b3.setLimits({ idleMs: 100 });
   const t0 = performance.now();
   a3.send(new Uint8Array(3000));

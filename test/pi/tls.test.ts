@@ -6,18 +6,27 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
 import { certFingerprint, checkPin } from '../../src/pi/node/transport/tls.js';
-import { connectTcp, connectTls, listenTcp, type StreamChannel, type TlsServerConfig } from '../../src/pi/node/transport/tcp.js';
+import {
+  connectTcp,
+  connectTls,
+  listenTcp,
+  type StreamChannel,
+  type TlsServerConfig,
+} from '../../src/pi/node/transport/tcp.js';
 import type { PiError } from '../../src/pi/transport/errors.js';
 import { identity } from './helpers/tls.js';
 
 /** A TLS echo listener; the test gets each accepted channel. */
 async function tlsServer(cfg: TlsServerConfig, refused: string[] = []) {
   const accepted: StreamChannel[] = [];
-  const l = await listenTcp({ port: 0, tls: cfg, handshakeMs: 2000, onRefused: (why) => refused.push(why) }, async (ch) => {
-    accepted.push(ch);
-    ch.send(await ch.recvBytes('ping'));
-    await ch.recv().catch(() => {});
-  });
+  const l = await listenTcp(
+    { port: 0, tls: cfg, handshakeMs: 2000, onRefused: (why) => refused.push(why) },
+    async (ch) => {
+      accepted.push(ch);
+      ch.send(await ch.recvBytes('ping'));
+      await ch.recv().catch(() => {});
+    },
+  );
   return { l, accepted };
 }
 
@@ -28,7 +37,10 @@ test('keygen: EC P-256, self-signed, for localhost, 127.0.0.1, ::1 and the names
   assert.equal(c.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
   assert.equal(c.subject, c.issuer);
   assert.ok(c.verify(c.publicKey), 'self-signed');
-  assert.equal(c.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:pi.example.org, IP Address:10.1.2.3');
+  assert.equal(
+    c.subjectAltName,
+    'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:pi.example.org, IP Address:10.1.2.3',
+  );
   const days = (Date.parse(c.validTo) - Date.parse(c.validFrom)) / 86_400_000;
   assert.ok(Math.abs(days - 30) < 0.01, `${days} days`);
   assert.equal(id.fingerprint, c.fingerprint256.replace(/:/g, '').toLowerCase());
@@ -36,7 +48,10 @@ test('keygen: EC P-256, self-signed, for localhost, 127.0.0.1, ::1 and the names
   assert.match(id.key, /^-----BEGIN PRIVATE KEY-----\n/);
   assert.equal(checkPin(c.fingerprint256, 'pin'), id.fingerprint);
   assert.throws(() => checkPin('abc', '--pin'), /--pin: 'abc' is not a SHA-256 fingerprint/);
-  await assert.rejects(generateIdentity({ names: ['bad name!'] }), /'bad name!' is neither an IP address nor a DNS name/);
+  await assert.rejects(
+    generateIdentity({ names: ['bad name!'] }),
+    /'bad name!' is neither an IP address nor a DNS name/,
+  );
 });
 
 test('a client verifies the server by certificate or pin, and refuses a wrong one before sending anything', async () => {
@@ -53,11 +68,22 @@ test('a client verifies the server by certificate or pin, and refuses a wrong on
     // The certificate is valid for localhost by name, too.
     (await connectTls('localhost', l.port, { ca: S.cert })).close();
     const before = accepted.length;
-    await assert.rejects(connectTls('127.0.0.1', l.port, { pin: other.fingerprint }),
-      (e: PiError) => e.code === 'AUTH' && new RegExp(`fingerprint ${S.fingerprint}, not the pinned ${other.fingerprint}`).test(e.message));
-    await assert.rejects(connectTls('127.0.0.1', l.port, { ca: other.cert }),
-      (e: PiError) => e.code === 'AUTH' && /the server's certificate is not trusted: .*(self.signed|unable to verify)/i.test(e.message));
-    await assert.rejects(connectTls('127.0.0.1', l.port, {}), /refusing TLS without a way to verify the server: give its certificate \(--server-cert FILE\) or its fingerprint \(--pin SHA256\)/);
+    await assert.rejects(
+      connectTls('127.0.0.1', l.port, { pin: other.fingerprint }),
+      (e: PiError) =>
+        e.code === 'AUTH' &&
+        new RegExp(`fingerprint ${S.fingerprint}, not the pinned ${other.fingerprint}`).test(e.message),
+    );
+    await assert.rejects(
+      connectTls('127.0.0.1', l.port, { ca: other.cert }),
+      (e: PiError) =>
+        e.code === 'AUTH' &&
+        /the server's certificate is not trusted: .*(self.signed|unable to verify)/i.test(e.message),
+    );
+    await assert.rejects(
+      connectTls('127.0.0.1', l.port, {}),
+      /refusing TLS without a way to verify the server: give its certificate \(--server-cert FILE\) or its fingerprint \(--pin SHA256\)/,
+    );
     // A refused server got no message: the channels it accepted from the refusing clients saw nothing.
     await new Promise((r) => setTimeout(r, 50));
     for (const ch of accepted.slice(before)) assert.equal(ch.stats().bytesRecv, 0);
@@ -80,7 +106,15 @@ test('client certificates: a pinned or CA-verified one marks the peer verified; 
         got.push([srv.peer!.fingerprint, srv.peer!.verified]);
         ch.close();
       }
-      assert.deepEqual(got, [[P.fingerprint, true], [null, false], [X.fingerprint, false]], JSON.stringify(clientAuth));
+      assert.deepEqual(
+        got,
+        [
+          [P.fingerprint, true],
+          [null, false],
+          [X.fingerprint, false],
+        ],
+        JSON.stringify(clientAuth),
+      );
     } finally {
       await l.close();
     }

@@ -157,14 +157,16 @@ test('tcp: concurrent clients are served independently', async () => {
     ch.send(new Uint8Array(1000).fill(id));
     await ch.recvBytes('bye');
   });
-  const res = await Promise.all([0, 1, 2, 3].map(async (id) => {
-    const ch = await connectTcp('127.0.0.1', l.port);
-    ch.send(new Uint8Array([id]));
-    const m = await ch.recvBytes('reply', 1000);
-    ch.send(new Uint8Array(0));
-    ch.close();
-    return m.every((x) => x === id);
-  }));
+  const res = await Promise.all(
+    [0, 1, 2, 3].map(async (id) => {
+      const ch = await connectTcp('127.0.0.1', l.port);
+      ch.send(new Uint8Array([id]));
+      const m = await ch.recvBytes('reply', 1000);
+      ch.send(new Uint8Array(0));
+      ch.close();
+      return m.every((x) => x === id);
+    }),
+  );
   assert.deepEqual(res, [true, true, true, true]);
   await l.close();
 });
@@ -176,38 +178,58 @@ test('tcp: connecting to a closed port names the address', async () => {
   await assert.rejects(connectTcp('127.0.0.1', port), new RegExp(`connect 127.0.0.1:${port}`));
 });
 
-test('in-process pair: a frame above the receiver\'s limit fails it with LIMIT', async () => {
+test("in-process pair: a frame above the receiver's limit fails it with LIMIT", async () => {
   const [a, b] = channelPair();
   b.setLimits({ maxFrameBytes: 10, state: 'in a test' });
   a.send(new Uint8Array(10));
   assert.equal((await b.recv()).length, 10);
   a.send(new Uint8Array(11));
-  await assert.rejects(b.recv(), (e: PiError) => e.code === 'LIMIT' && /frame of 11 bytes exceeds the limit of 10 bytes in a test/.test(e.message));
+  await assert.rejects(
+    b.recv(),
+    (e: PiError) => e.code === 'LIMIT' && /frame of 11 bytes exceeds the limit of 10 bytes in a test/.test(e.message),
+  );
 });
 
 test('frame reader: a 1 GiB length prefix costs nothing until bytes arrive; buffers grow with them, at most doubling', () => {
   const frames: Uint8Array[] = [];
   let tooLarge: number[] = [];
-  const r = new FrameReader(() => 1 << 30, (m) => frames.push(m), (len, lim) => { tooLarge = [len, lim]; });
+  const r = new FrameReader(
+    () => 1 << 30,
+    (m) => frames.push(m),
+    (len, lim) => {
+      tooLarge = [len, lim];
+    },
+  );
   r.push(framePrefix(1 << 30));
   assert.equal(r.held, 0, 'nothing allocated from the prefix alone');
   r.push(new Uint8Array(10));
   assert.ok(r.held <= 1 << 16, `${r.held} bytes held after 10 arrived`);
   // A 300 KB frame in 1 KB chunks: the buffer stays within twice what arrived (or the first 64 KiB).
-  const r2 = new FrameReader(() => 1 << 20, (m) => frames.push(m), () => assert.fail('within the limit'));
+  const r2 = new FrameReader(
+    () => 1 << 20,
+    (m) => frames.push(m),
+    () => assert.fail('within the limit'),
+  );
   const body = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 7) & 255);
   const stream = new Uint8Array(4 + body.length);
   stream.set(framePrefix(body.length));
   stream.set(body, 4);
   for (let o = 0; o < stream.length; o += 1000) {
     r2.push(stream.subarray(o, o + 1000));
-    if (frames.length === 0) assert.ok(r2.held <= Math.max(1 << 16, 2 * (o + 1000)), `held ${r2.held} after ${o + 1000} bytes`);
+    if (frames.length === 0)
+      assert.ok(r2.held <= Math.max(1 << 16, 2 * (o + 1000)), `held ${r2.held} after ${o + 1000} bytes`);
   }
   assert.equal(frames.length, 1);
   assert.deepEqual(frames[0], body);
   assert.equal(r2.held, 0);
   // Above the limit: refused when the prefix completes, before any payload.
-  const r3 = new FrameReader(() => 4096, () => assert.fail('no frame'), (len, lim) => { tooLarge = [len, lim]; });
+  const r3 = new FrameReader(
+    () => 4096,
+    () => assert.fail('no frame'),
+    (len, lim) => {
+      tooLarge = [len, lim];
+    },
+  );
   tooLarge = [];
   r3.push(framePrefix(4097).subarray(0, 3));
   assert.deepEqual(tooLarge, []);
@@ -222,7 +244,11 @@ test('channel limits: too many unread bytes fail with LIMIT; a silent peer fails
   a.send(new Uint8Array(60));
   assert.equal(b.memory().bufferedIn, 120);
   a.send(new Uint8Array(60));
-  await assert.rejects(b.recv(), (e: PiError) => e.code === 'LIMIT' && /180 bytes received and not read exceed the limit of 150 bytes in a test/.test(e.message));
+  await assert.rejects(
+    b.recv(),
+    (e: PiError) =>
+      e.code === 'LIMIT' && /180 bytes received and not read exceed the limit of 150 bytes in a test/.test(e.message),
+  );
   assert.equal(b.memory().peakIn, 180);
 
   const [c, d] = channelPair();
@@ -230,7 +256,10 @@ test('channel limits: too many unread bytes fail with LIMIT; a silent peer fails
   const t0 = Date.now();
   setTimeout(() => c.send(new Uint8Array(1)), 100); // traffic within the idle time keeps the wait alive
   assert.equal((await d.recv()).length, 1);
-  await assert.rejects(d.recv(), (e: PiError) => e.code === 'TIMEOUT' && /no data from the peer for 0\.\d s \(idle timeout 0\.1 s\)/.test(e.message));
+  await assert.rejects(
+    d.recv(),
+    (e: PiError) => e.code === 'TIMEOUT' && /no data from the peer for 0\.\d s \(idle timeout 0\.1 s\)/.test(e.message),
+  );
   const dt = Date.now() - t0;
   assert.ok(dt >= 240 && dt < 1500, `idle timeout after ${dt} ms`);
   // abort() fails a pending recv with the caller's error; sending stays possible (for a last error frame).

@@ -20,7 +20,12 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls until cond() is truthy; fails after timeoutMs naming what it waited for. */
-export async function waitFor<T>(cond: () => T | Promise<T>, what: string, timeoutMs = 120_000, everyMs = 50): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  cond: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 120_000,
+  everyMs = 50,
+): Promise<NonNullable<T>> {
   const t0 = Date.now();
   for (;;) {
     const v = await cond();
@@ -32,7 +37,9 @@ export async function waitFor<T>(cond: () => T | Promise<T>, what: string, timeo
 
 const children = new Set<ChildProcess>();
 // Whatever happens to the test, its servers and workers do not outlive it.
-process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
 
 export interface RedisServer {
   port: number;
@@ -42,22 +49,37 @@ export interface RedisServer {
 
 export async function startRedis(): Promise<RedisServer> {
   const port = await freePort();
-  const p = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const p = spawn(
+    '/usr/bin/redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   children.add(p);
   const exited = new Promise((res) => p.on('exit', res));
-  await waitFor(async () => {
-    if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}`);
-    const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      return (await r.ping()) === 'PONG';
-    } catch {
-      return false;
-    } finally {
-      r.disconnect();
-    }
-  }, `redis-server on port ${port}`, 20_000, 100);
+  await waitFor(
+    async () => {
+      if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}`);
+      const r = new Redis({
+        host: '127.0.0.1',
+        port,
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
+      r.on('error', () => {});
+      try {
+        await r.connect();
+        return (await r.ping()) === 'PONG';
+      } catch {
+        return false;
+      } finally {
+        r.disconnect();
+      }
+    },
+    `redis-server on port ${port}`,
+    20_000,
+    100,
+  );
   return {
     port,
     url: (queue) => `redis://127.0.0.1:${port}/${queue}`,
@@ -79,14 +101,20 @@ export interface WorkerProcess {
 
 /** `deepreduce worker` with short locks, so a killed worker's job is taken over within seconds. */
 export function startWorker(queue: string, extra: string[] = []): WorkerProcess {
-  const proc = spawn(process.execPath, [cli, 'worker', '--queue', queue, '--threads', '1', '--lock-duration', '4', '--stalled-interval', '2', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [cli, 'worker', '--queue', queue, '--threads', '1', '--lock-duration', '4', '--stalled-interval', '2', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   children.add(proc);
   let out = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
   return {
-    proc, exited, output: () => out,
+    proc,
+    exited,
+    output: () => out,
     async kill() {
       proc.kill('SIGKILL');
       await exited;

@@ -14,10 +14,23 @@ import { cli, startRedis, startWorker, waitFor, type WorkerProcess } from './hel
 
 const tmp = mkdtempSync(join(tmpdir(), 'dr-worker-'));
 const data = writeBands(join(tmp, 'data'));
-const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig => defaultReduceConfig({
-  arch: 'resnet20', baseAlpha: 0.25, dataset: 'mnist', dataDir: data, out, epochs: { baseline: 1, criticality: 1, candidate: 1 },
-  alphas: [1], rhos: [1], thinning: [true], depth: false, maxCulled: 1, batchSize: 30, quiet: true, ...over,
-});
+const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig =>
+  defaultReduceConfig({
+    arch: 'resnet20',
+    baseAlpha: 0.25,
+    dataset: 'mnist',
+    dataDir: data,
+    out,
+    epochs: { baseline: 1, criticality: 1, candidate: 1 },
+    alphas: [1],
+    rhos: [1],
+    thinning: [true],
+    depth: false,
+    maxCulled: 1,
+    batchSize: 30,
+    quiet: true,
+    ...over,
+  });
 const redis = await startRedis();
 const workers: WorkerProcess[] = [];
 after(async () => {
@@ -27,8 +40,20 @@ after(async () => {
 
 /** Starts a reduce on a queue no worker serves yet and resolves once its first stage (5 trainings) is waiting. */
 async function submitted(queue: string, c: ReduceConfig): Promise<{ outcome: Promise<Error> }> {
-  const outcome = reduce({ ...c, queue: redis.url(queue) }, () => {}, queueRunner(redis.url(queue), c.out, { quiet: true, log: () => {} })).then(() => new Error('the run did not fail'), (e: Error) => e);
-  await waitFor(async () => (await queueStatus(redis.url(queue))).counts.waiting === 5, `5 jobs waiting on '${queue}'`, 60_000, 100);
+  const outcome = reduce(
+    { ...c, queue: redis.url(queue) },
+    () => {},
+    queueRunner(redis.url(queue), c.out, { quiet: true, log: () => {} }),
+  ).then(
+    () => new Error('the run did not fail'),
+    (e: Error) => e,
+  );
+  await waitFor(
+    async () => (await queueStatus(redis.url(queue))).counts.waiting === 5,
+    `5 jobs waiting on '${queue}'`,
+    60_000,
+    100,
+  );
   return { outcome };
 }
 
@@ -40,9 +65,17 @@ test('a training that fails for a real reason (its dataset is missing on the wor
   rmSync(own, { recursive: true });
   workers.push(startWorker(redis.url('nodata')));
   const e = await outcome;
-  assert.match(e.message, /^5 trainings failed .*results\.json\): baseline, criticality\/linear, criticality\/stage1, criticality\/stage2, criticality\/stage3: .*IDX images file not found/);
-  const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { failed: { id: string; error: string; attempts: number; dir: string }[] };
-  assert.deepEqual(r.failed.map((f) => f.id), ['baseline', 'criticality/linear', 'criticality/stage1', 'criticality/stage2', 'criticality/stage3']);
+  assert.match(
+    e.message,
+    /^5 trainings failed .*results\.json\): baseline, criticality\/linear, criticality\/stage1, criticality\/stage2, criticality\/stage3: .*IDX images file not found/,
+  );
+  const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+    failed: { id: string; error: string; attempts: number; dir: string }[];
+  };
+  assert.deepEqual(
+    r.failed.map((f) => f.id),
+    ['baseline', 'criticality/linear', 'criticality/stage1', 'criticality/stage2', 'criticality/stage3'],
+  );
   for (const f of r.failed) {
     assert.equal(f.attempts, 1, `${f.id} is not retried`);
     assert.ok(f.error.includes(join(own, 'train-images-idx3-ubyte')), f.error);
@@ -60,18 +93,28 @@ test('a worker that cannot see the run directory refuses its jobs, which fail at
   const w = startWorker(redis.url('unseen'));
   workers.push(w);
   const e = await outcome;
-  assert.match(e.message, new RegExp(`worker \\S+ cannot see the run directory ${out} .*ENOENT.*storage every worker shares`));
+  assert.match(
+    e.message,
+    new RegExp(`worker \\S+ cannot see the run directory ${out} .*ENOENT.*storage every worker shares`),
+  );
   const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { failed: { attempts: number }[] };
   assert.ok(r.failed.length === 5 && r.failed.every((f) => f.attempts === 1));
   assert.doesNotMatch(w.output(), /training process/, 'no training was started');
 });
 
 test('--device cuda:N fails at worker start, saying why, where it cannot be used', () => {
-  const run = (device: string) => spawnSync(process.execPath, [cli, 'worker', '--queue', redis.url('gpu'), '--device', device], { encoding: 'utf8', timeout: 60_000 });
+  const run = (device: string) =>
+    spawnSync(process.execPath, [cli, 'worker', '--queue', redis.url('gpu'), '--device', device], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   if (!cudaAvailable()) {
     const p = run('cuda:0');
     assert.equal(p.status, 1);
-    assert.match(p.stderr, /--device cuda:0: this build of libtorch has no CUDA \(libtorch [\d.]+ is CPU-only\); build the addon against a CUDA LibTorch/);
+    assert.match(
+      p.stderr,
+      /--device cuda:0: this build of libtorch has no CUDA \(libtorch [\d.]+ is CPU-only\); build the addon against a CUDA LibTorch/,
+    );
   } else {
     const p = run('cuda:99');
     assert.equal(p.status, 1);
@@ -85,7 +128,14 @@ test('--device cuda:N fails at worker start, saying why, where it cannot be used
 test('a worker stopped with SIGTERM hands its training back without using up an attempt; the next worker resumes it', async () => {
   const url = redis.url('term');
   const run = join(tmp, 'term');
-  const base = defaultTrainConfig({ arch: 'resnet20', alpha: 0.25, dataset: 'mnist', dataDir: writeBands(join(tmp, 'big'), 1500, 30), batchSize: 30, out: join(run, 'long') });
+  const base = defaultTrainConfig({
+    arch: 'resnet20',
+    alpha: 0.25,
+    dataset: 'mnist',
+    dataDir: writeBands(join(tmp, 'big'), 1500, 30),
+    batchSize: 30,
+    out: join(run, 'long'),
+  });
   const job = { id: 'long', config: { ...base, options: { ...base.options, epochs: 3, lr: 0.05 } } };
   const first = startWorker(url);
   workers.push(first);

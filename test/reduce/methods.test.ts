@@ -25,7 +25,10 @@ test('ReLU balancing: equal ReLUs per kept stage (or the ratio) within the budge
   assert.equal(balancedWidths(base, [], true, 1, 1000), null, 'stage 1 at 32x32 cannot hold a channel in 250 ReLUs');
   assert.throws(() => balancedWidths(base, [], true, 1, 1000, [1, 2]), /--balance-ratio: needs 4 positive values/);
   assert.throws(() => balancedWidths(specFor('wrn-16-2'), [], true, 1, 1000), /basic-block ResNets/);
-  assert.throws(() => parseMethods('deepreduce,nas'), /unknown method\(s\) nas; valid: deepreduce, balanced, subsets, snl, all/);
+  assert.throws(
+    () => parseMethods('deepreduce,nas'),
+    /unknown method\(s\) nas; valid: deepreduce, balanced, subsets, snl, all/,
+  );
   assert.deepEqual(parseMethods('all'), ['deepreduce', 'balanced', 'subsets', 'snl']);
 });
 
@@ -33,35 +36,93 @@ test('the reduce CLI: budgets default to --budget; budget-driven methods without
   const { Command } = await import('commander');
   const { registerReduceCommands } = await import('../../src/cli/reduce.js');
   const { addMethodOptions, methodConfig } = await import('../../src/cli/reduce-methods.js');
-  const parsed = addMethodOptions(new Command('x').exitOverride()).option('--budget <n>', '', Number).parse(['--method', 'all', '--budget', '500', '--snl-reach-epochs', '2'], { from: 'user' }).opts();
+  const parsed = addMethodOptions(new Command('x').exitOverride())
+    .option('--budget <n>', '', Number)
+    .parse(['--method', 'all', '--budget', '500', '--snl-reach-epochs', '2'], { from: 'user' })
+    .opts();
   const mc = methodConfig(parsed);
-  assert.deepEqual([mc.methods, mc.methodOptions.budgets, mc.methodOptions.snl.reachEpochs, mc.methodOptions.snl.maxEpochs], [['deepreduce', 'balanced', 'subsets', 'snl'], [500], 2, 2]);
+  assert.deepEqual(
+    [mc.methods, mc.methodOptions.budgets, mc.methodOptions.snl.reachEpochs, mc.methodOptions.snl.maxEpochs],
+    [['deepreduce', 'balanced', 'subsets', 'snl'], [500], 2, 2],
+  );
   assert.equal(snlFinetuneEpochs(mc.methodOptions, 500), 3);
   // fine-tune epochs per budget, in the order of --budgets; a count that fits neither form is named
-  const per = methodConfig(addMethodOptions(new Command('x').exitOverride()).parse(['--method', 'snl', '--budgets', '100,300', '--snl-finetune-epochs', '1,4'], { from: 'user' }).opts());
+  const per = methodConfig(
+    addMethodOptions(new Command('x').exitOverride())
+      .parse(['--method', 'snl', '--budgets', '100,300', '--snl-finetune-epochs', '1,4'], { from: 'user' })
+      .opts(),
+  );
   assert.deepEqual([snlFinetuneEpochs(per.methodOptions, 100), snlFinetuneEpochs(per.methodOptions, 300)], [1, 4]);
-  assert.throws(() => methodConfig(addMethodOptions(new Command('x').exitOverride()).parse(['--method', 'snl', '--budgets', '100,300', '--snl-finetune-epochs', '1,4,6'], { from: 'user' }).opts()),
-    /--snl-finetune-epochs: 3 values for 2 budgets/);
+  assert.throws(
+    () =>
+      methodConfig(
+        addMethodOptions(new Command('x').exitOverride())
+          .parse(['--method', 'snl', '--budgets', '100,300', '--snl-finetune-epochs', '1,4,6'], { from: 'user' })
+          .opts(),
+      ),
+    /--snl-finetune-epochs: 3 values for 2 budgets/,
+  );
   const out = mkdtempSync(join(tmpdir(), 'dr-methods-cli-'));
   try {
-    const program = new Command('deepreduce').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    const program = new Command('deepreduce')
+      .exitOverride()
+      .configureOutput({ writeErr: () => {}, writeOut: () => {} });
     registerReduceCommands(program);
-    await assert.rejects(program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl,balanced'], { from: 'user' }),
-      /--method snl,balanced needs ReLU budgets/);
-    await assert.rejects(program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl', '--budgets', '10,x'], { from: 'user' }),
-      /--budgets must be positive integers, got '10,x'/);
-    await assert.rejects(program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'cryptonas'], { from: 'user' }),
-      /unknown method\(s\) cryptonas/);
+    await assert.rejects(
+      program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl,balanced'], {
+        from: 'user',
+      }),
+      /--method snl,balanced needs ReLU budgets/,
+    );
+    await assert.rejects(
+      program.parseAsync(
+        ['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl', '--budgets', '10,x'],
+        { from: 'user' },
+      ),
+      /--budgets must be positive integers, got '10,x'/,
+    );
+    await assert.rejects(
+      program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'cryptonas'], {
+        from: 'user',
+      }),
+      /unknown method\(s\) cryptonas/,
+    );
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
 });
 
 test('subset search: every subset within the budget, ranked by criticality gain, not by the culling order', () => {
-  const crit = { stages: [1, 2, 3, 4].map((stage, i) => ({ stage, relus: 1, acc: 0, gain: [0.1, 0.5, 0.45, 0.3][i]!, score: 0 })), order: [1, 4, 3, 2], floorAcc: 0, fullAcc: 1 };
-  const cfg = (kept: number[], relus: number) => ({ kept, culled: [1, 2, 3, 4].filter((s) => !kept.includes(s)), thinned: true, alpha: 1, rho: 1, relus, macs: 10, flops: 20 });
-  const rows = searchSubsets([cfg([2, 3], 90), cfg([2, 3, 4], 120), cfg([1, 2], 80), cfg([4], 10), cfg([2, 3], 60)], crit, [100], 1);
-  assert.deepEqual(rows.map((r) => [r.kept.join(''), r.relus, r.rank, r.chosen]), [['23', 90, 1, true], ['12', 80, 2, false], ['4', 10, 3, false]]);
+  const crit = {
+    stages: [1, 2, 3, 4].map((stage, i) => ({ stage, relus: 1, acc: 0, gain: [0.1, 0.5, 0.45, 0.3][i]!, score: 0 })),
+    order: [1, 4, 3, 2],
+    floorAcc: 0,
+    fullAcc: 1,
+  };
+  const cfg = (kept: number[], relus: number) => ({
+    kept,
+    culled: [1, 2, 3, 4].filter((s) => !kept.includes(s)),
+    thinned: true,
+    alpha: 1,
+    rho: 1,
+    relus,
+    macs: 10,
+    flops: 20,
+  });
+  const rows = searchSubsets(
+    [cfg([2, 3], 90), cfg([2, 3, 4], 120), cfg([1, 2], 80), cfg([4], 10), cfg([2, 3], 60)],
+    crit,
+    [100],
+    1,
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.kept.join(''), r.relus, r.rank, r.chosen]),
+    [
+      ['23', 90, 1, true],
+      ['12', 80, 2, false],
+      ['4', 10, 3, false],
+    ],
+  );
 });
 
 test('all methods in one run: DeepReDuce, balanced, subsets and learned masks in results, CSV and one report', async () => {
@@ -69,18 +130,51 @@ test('all methods in one run: DeepReDuce, balanced, subsets and learned masks in
   try {
     const budgets = [600, 200];
     const c: ReduceConfig = defaultReduceConfig({
-      arch: 'resnet20', baseAlpha: 0.25, dataset: 'mnist', dataDir: data, out, epochs: { baseline: 2, criticality: 1, candidate: 1 },
-      alphas: [1], rhos: [1], thinning: [true], depth: false, maxCulled: 1, thinOnly: false, kdAblation: false, batchSize: 30, lr: 0.05, quiet: true,
+      arch: 'resnet20',
+      baseAlpha: 0.25,
+      dataset: 'mnist',
+      dataDir: data,
+      out,
+      epochs: { baseline: 2, criticality: 1, candidate: 1 },
+      alphas: [1],
+      rhos: [1],
+      thinning: [true],
+      depth: false,
+      maxCulled: 1,
+      thinOnly: false,
+      kdAblation: false,
+      batchSize: 30,
+      lr: 0.05,
+      quiet: true,
       methods: ['deepreduce', 'balanced', 'subsets', 'snl'],
-      methodOptions: defaultMethodOptions({ budgets, snl: { ...defaultMethodOptions().snl, reachEpochs: 4, maxEpochs: 8, maskLr: 0.05, penalty: 1e-3, penaltyStep: 1.3, finetuneEpochs: 1 } }),
+      methodOptions: defaultMethodOptions({
+        budgets,
+        snl: {
+          ...defaultMethodOptions().snl,
+          reachEpochs: 4,
+          maxEpochs: 8,
+          maskLr: 0.05,
+          penalty: 1e-3,
+          penaltyStep: 1.3,
+          finetuneEpochs: 1,
+        },
+      }),
     });
     const r = await reduce(c, () => {});
     const by = (m: string) => r.candidates.filter((k) => k.method === m);
     assert.equal(by('deepreduce').length, 1);
-    assert.deepEqual(by('balanced').map((k) => k.budget), budgets);
-    assert.deepEqual(by('snl').map((k) => [k.id, k.relus]), budgets.map((b) => [`snl-${b}`, b]));
+    assert.deepEqual(
+      by('balanced').map((k) => k.budget),
+      budgets,
+    );
+    assert.deepEqual(
+      by('snl').map((k) => [k.id, k.relus]),
+      budgets.map((b) => [`snl-${b}`, b]),
+    );
     assert.ok(by('subsets').every((k) => k.relus <= k.budget!));
-    assert.ok(r.subsetSearch.length > 0 && budgets.every((b) => r.subsetSearch.some((row) => row.budget === b && row.chosen)));
+    assert.ok(
+      r.subsetSearch.length > 0 && budgets.every((b) => r.subsetSearch.some((row) => row.budget === b && row.chosen)),
+    );
     for (const k of r.candidates) {
       assert.ok(k.macs > 0 && k.flops > 2 * k.macs, `${k.id}: MACs and FLOPs`);
       const { net, info } = loadModelDir(k.dir);
@@ -94,25 +188,42 @@ test('all methods in one run: DeepReDuce, balanced, subsets and learned masks in
       if (k.method === 'snl') {
         assert.ok(k.maskAcc !== undefined);
         const spec = specFor('resnet20', { alpha: 0.25, numClasses: 3, inChannels: 1, inputSize: 8 });
-        assert.equal(countRelus({ ...spec, mask: loadMask(join(k.dir, 'mask.json'), spec) }).total, k.budget, 'fine-tuned with the exact mask');
+        assert.equal(
+          countRelus({ ...spec, mask: loadMask(join(k.dir, 'mask.json'), spec) }).total,
+          k.budget,
+          'fine-tuned with the exact mask',
+        );
       }
     }
     // quoted fields hold commas
-    const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n').map((l) => l.match(/("[^"]*"|[^,]*)(,|$)/g)!.map((f) => f.replace(/,$/, '')));
+    const csv = readFileSync(join(out, 'results.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.match(/("[^"]*"|[^,]*)(,|$)/g)!.map((f) => f.replace(/,$/, '')));
     const head = csv[0]!;
     assert.ok(['method', 'flops', 'macs', 'mask_acc'].every((h) => head.includes(h)));
     const col = (name: string) => csv.slice(2).map((row) => row[head.indexOf(name)]);
-    assert.deepEqual(col('method'), r.candidates.map((k) => k.method));
-    assert.deepEqual(col('flops').map(Number), r.candidates.map((k) => k.flops));
+    assert.deepEqual(
+      col('method'),
+      r.candidates.map((k) => k.method),
+    );
+    assert.deepEqual(
+      col('flops').map(Number),
+      r.candidates.map((k) => k.flops),
+    );
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     const errors: string[] = [];
     parse(html, { onParseError: (e) => errors.push(e.code) });
     assert.deepEqual(errors, []);
-    for (const label of ['DeepReDuce', 'CryptoNAS-balanced', 'learned masks (SNL)']) assert.ok(html.includes(`>${label}</text>`), `legend entry ${label}`);
+    for (const label of ['DeepReDuce', 'CryptoNAS-balanced', 'learned masks (SNL)'])
+      assert.ok(html.includes(`>${label}</text>`), `legend entry ${label}`);
     assert.ok(html.includes('<polygon'), 'non-circle markers');
     assert.match(html, /Stage-subset search/);
     assert.match(html, /Culling order \(least critical first\)/);
-    assert.ok(r.candidates.every((k) => html.includes(`<td>${k.id}</td>`)), 'every candidate in the table');
+    assert.ok(
+      r.candidates.every((k) => html.includes(`<td>${k.id}</td>`)),
+      'every candidate in the table',
+    );
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

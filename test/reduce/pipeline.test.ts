@@ -12,10 +12,24 @@ import { defaultReduceConfig, enumerateCandidates, reduce, type ReduceConfig } f
 import { countRelus, specFor } from '../../src/models/index.js';
 
 const data = writeBands(mkdtempSync(join(tmpdir(), 'dr-bands-')));
-const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig => defaultReduceConfig({
-  arch: 'resnet20', baseAlpha: 0.25, dataset: 'mnist', dataDir: data, out, epochs: { baseline: 2, criticality: 1, candidate: 1 },
-  alphas: [1], rhos: [1, 0.5], thinning: [false, true], depth: false, maxCulled: 1, batchSize: 30, lr: 0.05, quiet: true, ...over,
-});
+const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig =>
+  defaultReduceConfig({
+    arch: 'resnet20',
+    baseAlpha: 0.25,
+    dataset: 'mnist',
+    dataDir: data,
+    out,
+    epochs: { baseline: 2, criticality: 1, candidate: 1 },
+    alphas: [1],
+    rhos: [1, 0.5],
+    thinning: [false, true],
+    depth: false,
+    maxCulled: 1,
+    batchSize: 30,
+    lr: 0.05,
+    quiet: true,
+    ...over,
+  });
 
 test('candidates follow the culling order, the budget and the shapes', () => {
   const base = specFor('resnet20', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 8 });
@@ -23,13 +37,19 @@ test('candidates follow the culling order, the budget and the shapes', () => {
   const all = enumerateCandidates(base, [3, 1, 2], c);
   // culled {3}, {1,3} x thinned or not, plus thinned with nothing culled; x 2 alphas x 2 rhos x 2 depths
   assert.equal(all.length, (2 * 2 + 1) * 2 * 2 * 2);
-  assert.ok(all.every((k) => ['[3]', '[1,3]'].includes(JSON.stringify(k.culled)) || (k.culled.length === 0 && k.thinned)));
+  assert.ok(
+    all.every((k) => ['[3]', '[1,3]'].includes(JSON.stringify(k.culled)) || (k.culled.length === 0 && k.thinned)),
+  );
   assert.equal(new Set(all.map((k) => k.id)).size, all.length, 'ids are unique');
   assert.equal(enumerateCandidates(base, [3, 1, 2], { ...c, thinOnly: false }).length, 2 * 2 * 2 * 2 * 2);
   const full = countRelus(base).total;
   assert.ok(all.every((k) => k.relus < full));
   // Only same-shape candidates start from the teacher.
-  assert.ok(all.filter((k) => k.init === 'teacher').every((k) => k.alpha === 0.25 && k.rho === 1 && k.blocks.join() === '3,3,3'));
+  assert.ok(
+    all
+      .filter((k) => k.init === 'teacher')
+      .every((k) => k.alpha === 0.25 && k.rho === 1 && k.blocks.join() === '3,3,3'),
+  );
   const budget = all.map((k) => k.relus).sort((a, b) => a - b)[5]!;
   assert.ok(enumerateCandidates(base, [3, 1, 2], { ...c, budget }).every((k) => k.relus <= budget));
 });
@@ -37,15 +57,33 @@ test('candidates follow the culling order, the budget and the shapes', () => {
 test('every step of the pipeline runs and writes results, CSV and a report', async () => {
   const out = mkdtempSync(join(tmpdir(), 'dr-reduce-'));
   const lines: string[] = [];
-  const r = await reduce(config(out, { candidateLimitTrain: 60, finetuneLimitTrain: 90, epochs: { baseline: 2, criticality: 1, candidate: 1, finetune: 2 } }), (s) => lines.push(s));
+  const r = await reduce(
+    config(out, {
+      candidateLimitTrain: 60,
+      finetuneLimitTrain: 90,
+      epochs: { baseline: 2, criticality: 1, candidate: 1, finetune: 2 },
+    }),
+    (s) => lines.push(s),
+  );
   assert.deepEqual([...r.summary.criticalityOrder].sort(), [1, 2, 3]);
   assert.equal(r.criticality.stages.length, 3);
-  assert.equal(r.candidates.length, 4 + 2 + 1, 'four culled candidates, two thinned with nothing culled, and the no-KD ablation');
+  assert.equal(
+    r.candidates.length,
+    4 + 2 + 1,
+    'four culled candidates, two thinned with nothing culled, and the no-KD ablation',
+  );
   assert.ok(r.candidates.some((c) => c.id === 'thin-a1-r1' && c.culled.length === 0 && c.thinned));
   assert.ok(r.candidates.every((c) => c.relus > 0 && c.acc >= 0 && c.acc <= 1 && c.latency_s > 0));
   assert.ok(r.front.length >= 1);
   assert.ok(r.summary.kdAblation);
-  for (const f of ['results.json', 'results.csv', 'report.html', 'baseline/model.safetensors', 'criticality/linear/result.json']) assert.ok(existsSync(join(out, f)), f);
+  for (const f of [
+    'results.json',
+    'results.csv',
+    'report.html',
+    'baseline/model.safetensors',
+    'criticality/linear/result.json',
+  ])
+    assert.ok(existsSync(join(out, f)), f);
   for (const c of r.candidates) {
     assert.ok(existsSync(join(c.dir, 'model.safetensors')), c.id);
     assert.ok(existsSync(join(c.dir, 'mask.json')), c.id);
@@ -60,15 +98,50 @@ test('every step of the pipeline runs and writes results, CSV and a report', asy
   assert.equal(JSON.parse(readFileSync(join(ft.dir, 'config.json'), 'utf8')).init, join(out, 'baseline'));
   // Fine-tuned candidates get their own number of training images and epochs; candidates from scratch the others.
   const cfgOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  assert.ok(r.candidates.filter((c) => c.init === 'teacher').every((c) => cfgOf(c.dir).limitTrain === 90 && cfgOf(c.dir).options.epochs === 2));
-  assert.ok(r.candidates.filter((c) => c.init !== 'teacher').every((c) => cfgOf(c.dir).limitTrain === 60 && cfgOf(c.dir).options.epochs === 1));
+  assert.ok(
+    r.candidates
+      .filter((c) => c.init === 'teacher')
+      .every((c) => cfgOf(c.dir).limitTrain === 90 && cfgOf(c.dir).options.epochs === 2),
+  );
+  assert.ok(
+    r.candidates
+      .filter((c) => c.init !== 'teacher')
+      .every((c) => cfgOf(c.dir).limitTrain === 60 && cfgOf(c.dir).options.epochs === 1),
+  );
 });
 
 test('a killed run resumes and skips finished trainings', async () => {
   const out = mkdtempSync(join(tmpdir(), 'dr-reduce-kill-'));
   const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-  const args = ['reduce', '--arch', 'resnet20', '--alpha', '0.25', '--dataset', 'mnist', '--data', data, '--out', out, '--epochs', '2,1,1',
-    '--alphas', '1', '--rhos', '1,0.5', '--no-depth', '--max-culled', '1', '--no-thin-only', '--batch-size', '30', '--lr', '0.05', '--jobs', '2'];
+  const args = [
+    'reduce',
+    '--arch',
+    'resnet20',
+    '--alpha',
+    '0.25',
+    '--dataset',
+    'mnist',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--epochs',
+    '2,1,1',
+    '--alphas',
+    '1',
+    '--rhos',
+    '1,0.5',
+    '--no-depth',
+    '--max-culled',
+    '1',
+    '--no-thin-only',
+    '--batch-size',
+    '30',
+    '--lr',
+    '0.05',
+    '--jobs',
+    '2',
+  ];
   const p = spawn(process.execPath, [cli, ...args], { stdio: 'ignore' });
   const crit = join(out, 'criticality', 'stage1', 'result.json');
   while (!existsSync(crit)) await sleep(25);
@@ -76,7 +149,11 @@ test('a killed run resumes and skips finished trainings', async () => {
   await new Promise((res) => p.on('exit', res));
   const before = statSync(crit).mtimeMs;
   assert.ok(!existsSync(join(out, 'results.json')));
-  await new Promise<void>((res, rej) => spawn(process.execPath, [cli, ...args], { stdio: 'ignore' }).on('exit', (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))));
+  await new Promise<void>((res, rej) =>
+    spawn(process.execPath, [cli, ...args], { stdio: 'ignore' }).on('exit', (c) =>
+      c === 0 ? res() : rej(new Error(`exit ${c}`)),
+    ),
+  );
   assert.equal(statSync(crit).mtimeMs, before, 'a finished training is not run again');
   const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   assert.equal(r.candidates.length, 5);

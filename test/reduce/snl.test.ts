@@ -28,8 +28,16 @@ test('topKMask keeps exactly the budget, highest scores first, ties to the lower
   assert.equal(p.elements.length, 128, 'all 128 odd elements (score 1) first');
   assert.ok(p.elements.every((i) => i % 2 === 1));
   const q = m.partial!['stage3.block2.relu2']!;
-  assert.deepEqual([...q.elements], Array.from({ length: 22 }, (_, i) => i), 'the remaining 22 in index order');
-  assert.equal(countRelus({ ...spec, mask: m }).total - countRelus({ ...spec, mask: removeSites(base, ['stage1.block0.relu1', 'stage3.block2.relu2']) }).total, 150);
+  assert.deepEqual(
+    [...q.elements],
+    Array.from({ length: 22 }, (_, i) => i),
+    'the remaining 22 in index order',
+  );
+  assert.equal(
+    countRelus({ ...spec, mask: m }).total -
+      countRelus({ ...spec, mask: removeSites(base, ['stage1.block0.relu1', 'stage3.block2.relu2']) }).total,
+    150,
+  );
   assert.ok(!m.kept.includes('stage1.block0.relu1') && !m.kept.includes('stem.relu'));
   // A budget of all elements keeps both sites whole; zero removes them.
   assert.ok(topKMask(base, gates, 256 + 64).kept.includes('stage1.block0.relu1'));
@@ -48,18 +56,41 @@ test('the penalty schedule: geometric target, mu up above it and down below it',
 test('mask learning reaches every budget exactly, in order, without overshooting, and the masks load', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dr-snl-'));
   try {
-    const base = (over: Partial<TrainConfig> & { out: string }) => defaultTrainConfig({
-      arch: 'resnet20', alpha: 0.25, dataset: 'mnist', dataDir: data, batchSize: 30, ...over,
-      options: { ...defaultTrainOptions, epochs: 2, lr: 0.05, quiet: true, threads: 1, ...over.options },
-    });
+    const base = (over: Partial<TrainConfig> & { out: string }) =>
+      defaultTrainConfig({
+        arch: 'resnet20',
+        alpha: 0.25,
+        dataset: 'mnist',
+        dataDir: data,
+        batchSize: 30,
+        ...over,
+        options: { ...defaultTrainOptions, epochs: 2, lr: 0.05, quiet: true, threads: 1, ...over.options },
+      });
     await trainModel(base({ out: join(dir, 'teacher') }));
     const budgets = [900, 300, 77];
-    const r = await trainModel(base({
-      out: join(dir, 'snl'), teacher: join(dir, 'teacher'), init: join(dir, 'teacher'),
-      learnMask: { budgets, granularity: 'element', reachEpochs: 6, maxEpochs: 12, maskLr: 0.05, weightLr: 0.01, penalty: 1e-3, penaltyStep: 1.2, threshold: 0.01 },
-    }));
+    const r = await trainModel(
+      base({
+        out: join(dir, 'snl'),
+        teacher: join(dir, 'teacher'),
+        init: join(dir, 'teacher'),
+        learnMask: {
+          budgets,
+          granularity: 'element',
+          reachEpochs: 6,
+          maxEpochs: 12,
+          maskLr: 0.05,
+          weightLr: 0.01,
+          penalty: 1e-3,
+          penaltyStep: 1.2,
+          threshold: 0.01,
+        },
+      }),
+    );
     const snaps = r.snapshots!;
-    assert.deepEqual(snaps.map((s) => s.budget), budgets);
+    assert.deepEqual(
+      snaps.map((s) => s.budget),
+      budgets,
+    );
     for (let i = 1; i < snaps.length; i++) assert.ok(snaps[i]!.step >= snaps[i - 1]!.step);
     for (const s of snaps) {
       assert.equal(s.relus, s.budget, 'exact');
@@ -69,7 +100,10 @@ test('mask learning reaches every budget exactly, in order, without overshooting
       assert.equal(countRelus({ ...spec, mask }).total, s.budget);
       assert.ok(existsSync(join(s.dir, 'model.safetensors')));
     }
-    assert.ok(snaps.some((s) => s.reached), JSON.stringify(snaps));
+    assert.ok(
+      snaps.some((s) => s.reached),
+      JSON.stringify(snaps),
+    );
     const doc = JSON.parse(readFileSync(join(snaps[2]!.dir, 'mask.json'), 'utf8'));
     assert.ok(Object.values(doc.partial as Record<string, { relus: number }>).reduce((t, p) => t + p.relus, 0) <= 77);
   } finally {
@@ -77,18 +111,36 @@ test('mask learning reaches every budget exactly, in order, without overshooting
   }
 });
 
-test('a killed mask phase resumes from its checkpoint and gives the uninterrupted run\'s masks', async () => {
+test("a killed mask phase resumes from its checkpoint and gives the uninterrupted run's masks", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dr-snl-resume-'));
   const entry = fileURLToPath(new URL('../../src/train/entry.js', import.meta.url));
-  const run = (cfg: string) => new Promise<void>((res, rej) => spawn(process.execPath, [entry, cfg], { stdio: 'ignore' }).on('exit', (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))));
+  const run = (cfg: string) =>
+    new Promise<void>((res, rej) =>
+      spawn(process.execPath, [entry, cfg], { stdio: 'ignore' }).on('exit', (c) =>
+        c === 0 ? res() : rej(new Error(`exit ${c}`)),
+      ),
+    );
   try {
     const options = { ...defaultTrainOptions, epochs: 2, lr: 0.05, quiet: true, threads: 1 };
     const common = { arch: 'resnet20', alpha: 0.25, dataset: 'mnist', dataDir: data, batchSize: 30, options };
     writeFileSync(join(dir, 'teacher.json'), JSON.stringify({ ...common, out: join(dir, 'teacher') }));
     await run(join(dir, 'teacher.json'));
     const learn = (out: string) => ({
-      ...common, out, teacher: join(dir, 'teacher'), init: join(dir, 'teacher'),
-      learnMask: { budgets: [500, 120], granularity: 'element', reachEpochs: 10, maxEpochs: 20, maskLr: 0.05, weightLr: 0.01, penalty: 1e-3, penaltyStep: 1.1, threshold: 0.01 },
+      ...common,
+      out,
+      teacher: join(dir, 'teacher'),
+      init: join(dir, 'teacher'),
+      learnMask: {
+        budgets: [500, 120],
+        granularity: 'element',
+        reachEpochs: 10,
+        maxEpochs: 20,
+        maskLr: 0.05,
+        weightLr: 0.01,
+        penalty: 1e-3,
+        penaltyStep: 1.1,
+        threshold: 0.01,
+      },
     });
     for (const name of ['a', 'b']) writeFileSync(join(dir, `${name}.json`), JSON.stringify(learn(join(dir, name))));
     await run(join(dir, 'a.json'));
@@ -100,10 +152,16 @@ test('a killed mask phase resumes from its checkpoint and gives the uninterrupte
     await new Promise((res) => (p.exitCode !== null ? res(null) : p.on('exit', res)));
     assert.ok(!existsSync(join(dir, 'b', 'result.json')), 'killed before the end');
     await run(join(dir, 'b.json'));
-    const ra = JSON.parse(readFileSync(join(dir, 'a', 'result.json'), 'utf8')), rb = JSON.parse(readFileSync(join(dir, 'b', 'result.json'), 'utf8'));
+    const ra = JSON.parse(readFileSync(join(dir, 'a', 'result.json'), 'utf8')),
+      rb = JSON.parse(readFileSync(join(dir, 'b', 'result.json'), 'utf8'));
     const strip = (r: { snapshots: { dir: string }[] }) => r.snapshots.map(({ dir: _, ...q }) => q);
     assert.deepEqual(strip(rb), strip(ra));
-    for (const b of [500, 120]) assert.equal(readFileSync(join(dir, 'b', `budget-${b}`, 'mask.json'), 'utf8'), readFileSync(join(dir, 'a', `budget-${b}`, 'mask.json'), 'utf8'), `budget ${b}`);
+    for (const b of [500, 120])
+      assert.equal(
+        readFileSync(join(dir, 'b', `budget-${b}`, 'mask.json'), 'utf8'),
+        readFileSync(join(dir, 'a', `budget-${b}`, 'mask.json'), 'utf8'),
+        `budget ${b}`,
+      );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

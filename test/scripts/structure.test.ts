@@ -16,7 +16,10 @@ test('this tree: no upward import, no cycle', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /no upward import/);
   assert.match(r.stdout, /no cycle/);
-  assert.match(r.stdout, /order util < engine < data < models < train < export < pi < reduce < queue < cli < index\.ts/);
+  assert.match(
+    r.stdout,
+    /order util < engine < data < models < train < export < pi < reduce < queue < cli < index\.ts/,
+  );
 });
 
 /** A copy of src/ with `line` appended to one file. */
@@ -35,7 +38,10 @@ test('an upward import between folders fails (and makes a cycle)', () => {
   const r = mutated('engine/tensor.ts', "import type { ReduceConfig } from '../reduce/pipeline.js';");
   assert.equal(r.status, 1);
   assert.match(r.stderr, /src\/engine\/tensor\.ts: upward import engine -> reduce/);
-  assert.match(r.stderr, /import cycle between folders of src\/: .*engine.*reduce|import cycle between folders of src\/: .*reduce.*engine/);
+  assert.match(
+    r.stderr,
+    /import cycle between folders of src\/: .*engine.*reduce|import cycle between folders of src\/: .*reduce.*engine/,
+  );
   assert.doesNotMatch(r.stdout, /no upward import/);
 });
 

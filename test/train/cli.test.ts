@@ -16,8 +16,29 @@ test('deepreduce train and eval from the command line', () => {
   const out = mkdtempSync(join(tmpdir(), 'dr-cli-train-'));
   const mask = join(out, 'm.json');
   writeFileSync(mask, JSON.stringify({ arch: 'resnet20', removed: ['stem.relu', 'stage1.block0.relu1'] }));
-  const t = run('train', '--arch', 'resnet20', '--alpha', '0.25', '--mask', mask, '--dataset', 'mnist', '--data', data,
-    '--epochs', '2', '--batch-size', '30', '--lr', '0.05', '--out', join(out, 'm'), '--quiet', '--json');
+  const t = run(
+    'train',
+    '--arch',
+    'resnet20',
+    '--alpha',
+    '0.25',
+    '--mask',
+    mask,
+    '--dataset',
+    'mnist',
+    '--data',
+    data,
+    '--epochs',
+    '2',
+    '--batch-size',
+    '30',
+    '--lr',
+    '0.05',
+    '--out',
+    join(out, 'm'),
+    '--quiet',
+    '--json',
+  );
   assert.equal(t.status, 0, t.stderr);
   const s = JSON.parse(t.stdout.trim());
   assert.equal(s.epochs.length, 2);
@@ -33,7 +54,7 @@ test('deepreduce train and eval from the command line', () => {
   const r = JSON.parse(e.stdout.trim());
   assert.equal(r.n, 30);
   assert.equal(r.confusion.length, 10);
-  assert.ok(Math.abs(r.acc - s.test_acc) < 1e-9, 'eval reproduces the training run\'s test accuracy');
+  assert.ok(Math.abs(r.acc - s.test_acc) < 1e-9, "eval reproduces the training run's test accuracy");
   assert.ok(existsSync(join(out, 'm', 'eval.json')));
 });
 
@@ -41,7 +62,20 @@ test('bad input gets clear errors', () => {
   const out = mkdtempSync(join(tmpdir(), 'dr-cli-bad-'));
   const bad = join(out, 'bad.json');
   writeFileSync(bad, JSON.stringify({ arch: 'resnet20', kept: ['stage9.block0.relu1'] }));
-  let r = run('train', '--arch', 'resnet20', '--mask', bad, '--dataset', 'mnist', '--data', data, '--out', join(out, 'x'), '--quiet');
+  let r = run(
+    'train',
+    '--arch',
+    'resnet20',
+    '--mask',
+    bad,
+    '--dataset',
+    'mnist',
+    '--data',
+    data,
+    '--out',
+    join(out, 'x'),
+    '--quiet',
+  );
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /stage9\.block0\.relu1/);
   assert.match(r.stderr, /stage1\.block0\.relu1/, 'lists the valid site names');

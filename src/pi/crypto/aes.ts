@@ -23,14 +23,16 @@ function asWords(buf: Uint8Array): Int32Array {
  * Returns a fresh array (neither backend has an in-place variant).
  */
 export function fixedKeyAes(words: Int32Array | Uint32Array, nBlocks: number = words.length >>> 2): Int32Array {
-  if (nBlocks * 4 > words.length) throw new Error(`fixedKeyAes: ${nBlocks} blocks requested but input holds ${words.length >>> 2}`);
+  if (nBlocks * 4 > words.length)
+    throw new Error(`fixedKeyAes: ${nBlocks} blocks requested but input holds ${words.length >>> 2}`);
   const bytes = new Uint8Array(words.buffer, words.byteOffset, nBlocks * 16);
   return asWords(cryptoBackend.fixedKeyAes(bytes));
 }
 
 /** π on whole 16-byte blocks of `bytes` (e.g. a view into WebAssembly memory); returns a fresh array. */
 export function fixedKeyAesBytes(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteLength % 16) throw new Error(`fixedKeyAesBytes: ${bytes.byteLength} bytes is not a whole number of blocks`);
+  if (bytes.byteLength % 16)
+    throw new Error(`fixedKeyAesBytes: ${bytes.byteLength} bytes is not a whole number of blocks`);
   return cryptoBackend.fixedKeyAes(bytes);
 }
 
@@ -44,15 +46,26 @@ export const DOMAIN_OT = 0x4f540000;
  * `out` may alias `x`.
  */
 export function crHashBatch(
-  x: Int32Array, out: Int32Array, n: number, t0: number, t1: number, t2: number, domain: number,
+  x: Int32Array,
+  out: Int32Array,
+  n: number,
+  t0: number,
+  t1: number,
+  t2: number,
+  domain: number,
 ): void {
-  if (x.length < 4 * n || out.length < 4 * n) throw new Error(`crHashBatch: need ${4 * n} words, got x=${x.length} out=${out.length}`);
+  if (x.length < 4 * n || out.length < 4 * n)
+    throw new Error(`crHashBatch: need ${4 * n} words, got x=${x.length} out=${out.length}`);
   const u = new Int32Array(4 * Math.min(n, AES_BATCH_BLOCKS));
   for (let s = 0; s < n; s += AES_BATCH_BLOCKS) {
     const m = Math.min(AES_BATCH_BLOCKS, n - s);
     for (let j = 0; j < m; j++) {
-      const p = 4 * (s + j), q = 4 * j;
-      const w0 = x[p], w1 = x[p + 1], w2 = x[p + 2], w3 = x[p + 3];
+      const p = 4 * (s + j),
+        q = 4 * j;
+      const w0 = x[p],
+        w1 = x[p + 1],
+        w2 = x[p + 2],
+        w3 = x[p + 3];
       u[q] = w2 ^ (t0 + s + j);
       u[q + 1] = w3 ^ t1;
       u[q + 2] = w2 ^ w0 ^ t2;
@@ -60,7 +73,8 @@ export function crHashBatch(
     }
     const e = fixedKeyAes(u, m);
     for (let j = 0; j < m; j++) {
-      const p = 4 * (s + j), q = 4 * j;
+      const p = 4 * (s + j),
+        q = 4 * j;
       out[p] = e[q] ^ u[q];
       out[p + 1] = e[q + 1] ^ u[q + 1];
       out[p + 2] = e[q + 2] ^ u[q + 2];

@@ -23,7 +23,8 @@ class NobleCtr implements KeyStream {
   constructor(private readonly key: Uint8Array) {}
   fill(out: Uint8Array): Uint8Array {
     if (!out.length) return out;
-    const block = Math.floor(this.pos / 16), skip = this.pos % 16;
+    const block = Math.floor(this.pos / 16),
+      skip = this.pos % 16;
     const ks = ctr(this.key, counterBlock(block)).encrypt(new Uint8Array(skip + out.length));
     out.set(ks.subarray(skip));
     this.pos += out.length;

@@ -29,7 +29,8 @@ function sleb(n: number): number[] {
   }
 }
 
-const I32 = 0x7f, V128 = 0x7b;
+const I32 = 0x7f,
+  V128 = 0x7b;
 const get = (i: number) => [0x20, ...uleb(i)];
 const set = (i: number) => [0x21, ...uleb(i)];
 const i32c = (v: number) => [0x41, ...sleb(v)];
@@ -50,111 +51,291 @@ const lsbMask = (v: number[]) => [...i32c(0), ...v, ...simd(0x1b, 0), ...i32c(1)
 /** for (; n; n--) { body; ptr += step ... } with n in local `n`. */
 function loop(n: number, body: number[], steps: [number, number][]): number[] {
   return [
-    0x02, 0x40, ...get(n), 0x45, 0x0d, 0,
-    0x03, 0x40, ...body,
+    0x02,
+    0x40,
+    ...get(n),
+    0x45,
+    0x0d,
+    0,
+    0x03,
+    0x40,
+    ...body,
     ...steps.flatMap(([l, s]) => [...get(l), ...i32c(s), 0x6a, ...set(l)]),
-    ...get(n), ...i32c(1), 0x6b, 0x22, ...uleb(n), 0x0d, 0,
-    0x0b, 0x0b,
+    ...get(n),
+    ...i32c(1),
+    0x6b,
+    0x22,
+    ...uleb(n),
+    0x0d,
+    0,
+    0x0b,
+    0x0b,
   ];
 }
 
-interface Fn { type: number; i32: number; v128: number; body: number[] }
+interface Fn {
+  type: number;
+  i32: number;
+  v128: number;
+  body: number[];
+}
 
 // Parameters: xor(o, a, b, n); xorc(o, a, n); pre(a, b, u, tw, n, j0); post(a, b, o, u, e, t, n);
 // setbits(src, dst, bit, n); decacc(src, dec, bit, out, n, sh); tr128(cols, rows, wpc);
 // encode(zero, out, vals, n, sh).
 const TYPES = [[4], [3], [6], [7], [5]].map(([p]) => [0x60, ...uleb(p), ...new Array(p).fill(I32), 0]);
-const load8 = [0x2d, 0, 0], store8 = [0x3a, 0, 0], load32 = [0x28, 2, 0], store32 = [0x36, 2, 0];
-const AND = 0x71, OR = 0x72, XOR = 0x73, SHL = 0x74, SHRU = 0x76, ADD = 0x6a;
+const load8 = [0x2d, 0, 0],
+  store8 = [0x3a, 0, 0],
+  load32 = [0x28, 2, 0],
+  store32 = [0x36, 2, 0];
+const AND = 0x71,
+  OR = 0x72,
+  XOR = 0x73,
+  SHL = 0x74,
+  SHRU = 0x76,
+  ADD = 0x6a;
 /** dst + (bit >> 3) */
 const byteOf = (dst: number, bit: number) => [...get(dst), ...get(bit), ...i32c(3), SHRU, ADD];
 
 const FNS: Record<string, Fn> = {
-  xor: { type: 0, i32: 0, v128: 0, body: loop(3, store(0, 0, xor(load(1), load(2))), [[0, 16], [1, 16], [2, 16]]) },
-  xorc: { type: 1, i32: 0, v128: 1, body: [...loadAbs(0), ...set(3), ...loop(2, store(0, 0, xor(load(1), get(3))), [[0, 16], [1, 16]])] },
+  xor: {
+    type: 0,
+    i32: 0,
+    v128: 0,
+    body: loop(3, store(0, 0, xor(load(1), load(2))), [
+      [0, 16],
+      [1, 16],
+      [2, 16],
+    ]),
+  },
+  xorc: {
+    type: 1,
+    i32: 0,
+    v128: 1,
+    body: [
+      ...loadAbs(0),
+      ...set(3),
+      ...loop(2, store(0, 0, xor(load(1), get(3))), [
+        [0, 16],
+        [1, 16],
+      ]),
+    ],
+  },
   // Garbler: U0 = σ(A) ⊕ tw ⊕ j0, U1 = U0 ⊕ σ(Δ), U2 = σ(B) ⊕ tw ⊕ (j0+1), U3 = U2 ⊕ σ(Δ); 64 bytes per instance.
   // locals: 6 J0, 7 J1, 8 SD, 9 T, 10 X
   gpre: {
-    type: 2, i32: 0, v128: 5,
+    type: 2,
+    i32: 0,
+    v128: 5,
     body: [
-      ...vzero, ...get(5), ...simd(0x1c, 0), ...set(6),
-      ...vzero, ...get(5), ...i32c(1), 0x6a, ...simd(0x1c, 0), ...set(7),
-      ...loadAbs(16), ...set(8),
-      ...loop(4, [
-        ...load(3), ...set(9),
-        ...xor(sigma(load(0)), get(9), get(6)), ...set(10),
-        ...store(2, 0, get(10)), ...store(2, 16, xor(get(10), get(8))),
-        ...xor(sigma(load(1)), get(9), get(7)), ...set(10),
-        ...store(2, 32, get(10)), ...store(2, 48, xor(get(10), get(8))),
-      ], [[0, 16], [1, 16], [2, 64], [3, 16]]),
+      ...vzero,
+      ...get(5),
+      ...simd(0x1c, 0),
+      ...set(6),
+      ...vzero,
+      ...get(5),
+      ...i32c(1),
+      0x6a,
+      ...simd(0x1c, 0),
+      ...set(7),
+      ...loadAbs(16),
+      ...set(8),
+      ...loop(
+        4,
+        [
+          ...load(3),
+          ...set(9),
+          ...xor(sigma(load(0)), get(9), get(6)),
+          ...set(10),
+          ...store(2, 0, get(10)),
+          ...store(2, 16, xor(get(10), get(8))),
+          ...xor(sigma(load(1)), get(9), get(7)),
+          ...set(10),
+          ...store(2, 32, get(10)),
+          ...store(2, 48, xor(get(10), get(8))),
+        ],
+        [
+          [0, 16],
+          [1, 16],
+          [2, 64],
+          [3, 16],
+        ],
+      ),
     ],
   },
   // Garbler after AES (E = π(U)): T_G = E0⊕E1⊕σ(Δ) ⊕ p_b Δ, T_E = E2⊕E3⊕σ(Δ) ⊕ A0,
   // W0 = (E0⊕U0) ⊕ p_a T_G ⊕ (E2⊕U2) ⊕ p_b (E2⊕E3⊕σ(Δ)).
   // locals: 7 D, 8 SD, 9 A, 10 MA, 11 MB, 12 E0, 13 E2, 14 G, 15 HX
   gpost: {
-    type: 3, i32: 0, v128: 9,
+    type: 3,
+    i32: 0,
+    v128: 9,
     body: [
-      ...loadAbs(0), ...set(7), ...loadAbs(16), ...set(8),
-      ...loop(6, [
-        ...load(0), ...set(9),
-        ...lsbMask(get(9)), ...set(10),
-        ...lsbMask(load(1)), ...set(11),
-        ...load(4, 0), ...set(12), ...load(4, 32), ...set(13),
-        ...xor(get(12), load(4, 16), get(8), and(get(11), get(7))), ...set(14),
-        ...xor(get(13), load(4, 48), get(8)), ...set(15),
-        ...store(5, 0, get(14)),
-        ...store(5, 16, xor(get(15), get(9))),
-        ...store(2, 0, xor(get(12), load(3, 0), and(get(10), get(14)), get(13), load(3, 32), and(get(11), get(15)))),
-      ], [[0, 16], [1, 16], [2, 16], [3, 64], [4, 64], [5, 32]]),
+      ...loadAbs(0),
+      ...set(7),
+      ...loadAbs(16),
+      ...set(8),
+      ...loop(
+        6,
+        [
+          ...load(0),
+          ...set(9),
+          ...lsbMask(get(9)),
+          ...set(10),
+          ...lsbMask(load(1)),
+          ...set(11),
+          ...load(4, 0),
+          ...set(12),
+          ...load(4, 32),
+          ...set(13),
+          ...xor(get(12), load(4, 16), get(8), and(get(11), get(7))),
+          ...set(14),
+          ...xor(get(13), load(4, 48), get(8)),
+          ...set(15),
+          ...store(5, 0, get(14)),
+          ...store(5, 16, xor(get(15), get(9))),
+          ...store(2, 0, xor(get(12), load(3, 0), and(get(10), get(14)), get(13), load(3, 32), and(get(11), get(15)))),
+        ],
+        [
+          [0, 16],
+          [1, 16],
+          [2, 16],
+          [3, 64],
+          [4, 64],
+          [5, 32],
+        ],
+      ),
     ],
   },
   // Evaluator: U0 = σ(A) ⊕ tw ⊕ j0, U1 = σ(B) ⊕ tw ⊕ (j0+1); 32 bytes per instance. locals: 6 J0, 7 J1, 8 T
   epre: {
-    type: 2, i32: 0, v128: 3,
+    type: 2,
+    i32: 0,
+    v128: 3,
     body: [
-      ...vzero, ...get(5), ...simd(0x1c, 0), ...set(6),
-      ...vzero, ...get(5), ...i32c(1), 0x6a, ...simd(0x1c, 0), ...set(7),
-      ...loop(4, [
-        ...load(3), ...set(8),
-        ...store(2, 0, xor(sigma(load(0)), get(8), get(6))),
-        ...store(2, 16, xor(sigma(load(1)), get(8), get(7))),
-      ], [[0, 16], [1, 16], [2, 32], [3, 16]]),
+      ...vzero,
+      ...get(5),
+      ...simd(0x1c, 0),
+      ...set(6),
+      ...vzero,
+      ...get(5),
+      ...i32c(1),
+      0x6a,
+      ...simd(0x1c, 0),
+      ...set(7),
+      ...loop(
+        4,
+        [
+          ...load(3),
+          ...set(8),
+          ...store(2, 0, xor(sigma(load(0)), get(8), get(6))),
+          ...store(2, 16, xor(sigma(load(1)), get(8), get(7))),
+        ],
+        [
+          [0, 16],
+          [1, 16],
+          [2, 32],
+          [3, 16],
+        ],
+      ),
     ],
   },
   // Evaluator after AES: W = (E0⊕U0) ⊕ s_a T_G ⊕ (E1⊕U1) ⊕ s_b (T_E ⊕ A). locals: 7 A
   epost: {
-    type: 3, i32: 0, v128: 1,
+    type: 3,
+    i32: 0,
+    v128: 1,
     body: [
-      ...loop(6, [
-        ...load(0), ...set(7),
-        ...store(2, 0, xor(
-          load(4, 0), load(3, 0), load(4, 16), load(3, 16),
-          and(lsbMask(get(7)), load(5, 0)),
-          and(lsbMask(load(1)), xor(load(5, 16), get(7))),
-        )),
-      ], [[0, 16], [1, 16], [2, 16], [3, 32], [4, 32], [5, 32]]),
+      ...loop(
+        6,
+        [
+          ...load(0),
+          ...set(7),
+          ...store(
+            2,
+            0,
+            xor(
+              load(4, 0),
+              load(3, 0),
+              load(4, 16),
+              load(3, 16),
+              and(lsbMask(get(7)), load(5, 0)),
+              and(lsbMask(load(1)), xor(load(5, 16), get(7))),
+            ),
+          ),
+        ],
+        [
+          [0, 16],
+          [1, 16],
+          [2, 16],
+          [3, 32],
+          [4, 32],
+          [5, 32],
+        ],
+      ),
     ],
   },
   // dst bit (bit + i) |= lsb(label i at src + 16 i): the garbler's decode (permute) bits.
   setbits: {
-    type: 0, i32: 0, v128: 0,
-    body: loop(3, [
-      ...byteOf(1, 2),
-      ...byteOf(1, 2), ...load8,
-      ...get(0), ...load8, ...i32c(1), AND, ...get(2), ...i32c(7), AND, SHL,
-      OR, ...store8,
-    ], [[0, 16], [2, 1]]),
+    type: 0,
+    i32: 0,
+    v128: 0,
+    body: loop(
+      3,
+      [
+        ...byteOf(1, 2),
+        ...byteOf(1, 2),
+        ...load8,
+        ...get(0),
+        ...load8,
+        ...i32c(1),
+        AND,
+        ...get(2),
+        ...i32c(7),
+        AND,
+        SHL,
+        OR,
+        ...store8,
+      ],
+      [
+        [0, 16],
+        [2, 1],
+      ],
+    ),
   },
   // out[i] (i32) |= ((lsb(label i) ^ decode bit (bit + i)) & 1) << sh: the evaluator's output decoding.
   decacc: {
-    type: 2, i32: 0, v128: 0,
-    body: loop(4, [
-      ...get(3),
-      ...get(3), ...load32,
-      ...get(0), ...load8, ...byteOf(1, 2), ...load8, ...get(2), ...i32c(7), AND, SHRU, XOR, ...i32c(1), AND, ...get(5), SHL,
-      OR, ...store32,
-    ], [[0, 16], [2, 1], [3, 4]]),
+    type: 2,
+    i32: 0,
+    v128: 0,
+    body: loop(
+      4,
+      [
+        ...get(3),
+        ...get(3),
+        ...load32,
+        ...get(0),
+        ...load8,
+        ...byteOf(1, 2),
+        ...load8,
+        ...get(2),
+        ...i32c(7),
+        AND,
+        SHRU,
+        XOR,
+        ...i32c(1),
+        AND,
+        ...get(5),
+        SHL,
+        OR,
+        ...store32,
+      ],
+      [
+        [0, 16],
+        [2, 1],
+        [3, 4],
+      ],
+    ),
   },
 };
 
@@ -174,37 +355,103 @@ function tr128Body(): number[] {
     for (let w = 0; w < 4; w++) gather.push(...get(4 + w), ...get(3), ADD, ...set(4 + w));
   }
   const swaps: number[] = [];
-  for (const [j, m] of [[16, 0x0000ffff], [8, 0x00ff00ff], [4, 0x0f0f0f0f], [2, 0x33333333], [1, 0x55555555]]) {
+  for (const [j, m] of [
+    [16, 0x0000ffff],
+    [8, 0x00ff00ff],
+    [4, 0x0f0f0f0f],
+    [2, 0x33333333],
+    [1, 0x55555555],
+  ]) {
     const mask = simd(0x0c, ...Array.from({ length: 16 }, (_, q) => (m >>> (8 * (q & 3))) & 255));
     for (let k = 0; k < 32; k = (k + j + 1) & ~j) {
       swaps.push(
-        ...get(v(k)), ...i32c(j), ...simd(173), ...get(v(k + j)), ...simd(0x51), ...mask, ...simd(0x4e), ...set(40),
-        ...get(v(k)), ...get(40), ...i32c(j), ...simd(171), ...simd(0x51), ...set(v(k)),
-        ...get(v(k + j)), ...get(40), ...simd(0x51), ...set(v(k + j)),
+        ...get(v(k)),
+        ...i32c(j),
+        ...simd(173),
+        ...get(v(k + j)),
+        ...simd(0x51),
+        ...mask,
+        ...simd(0x4e),
+        ...set(40),
+        ...get(v(k)),
+        ...get(40),
+        ...i32c(j),
+        ...simd(171),
+        ...simd(0x51),
+        ...set(v(k)),
+        ...get(v(k + j)),
+        ...get(40),
+        ...simd(0x51),
+        ...set(v(k + j)),
       );
     }
   }
   const stores: number[] = [];
   for (let c = 0; c < 32; c++) stores.push(...store(1, 16 * c, get(v(c))));
   return [
-    ...get(2), ...i32c(2), SHL, ...set(3),
-    ...loop(2, [
-      ...get(0), ...set(4),
-      ...get(0), ...get(3), ...i32c(5), SHL, ADD, ...set(5),
-      ...get(0), ...get(3), ...i32c(6), SHL, ADD, ...set(6),
-      ...get(5), ...get(3), ...i32c(6), SHL, ADD, ...set(7),
-      ...gather, ...swaps, ...stores,
-    ], [[0, 4], [1, 512]]),
+    ...get(2),
+    ...i32c(2),
+    SHL,
+    ...set(3),
+    ...loop(
+      2,
+      [
+        ...get(0),
+        ...set(4),
+        ...get(0),
+        ...get(3),
+        ...i32c(5),
+        SHL,
+        ADD,
+        ...set(5),
+        ...get(0),
+        ...get(3),
+        ...i32c(6),
+        SHL,
+        ADD,
+        ...set(6),
+        ...get(5),
+        ...get(3),
+        ...i32c(6),
+        SHL,
+        ADD,
+        ...set(7),
+        ...gather,
+        ...swaps,
+        ...stores,
+      ],
+      [
+        [0, 4],
+        [1, 512],
+      ],
+    ),
   ];
 }
 FNS.tr128 = { type: 1, i32: 5, v128: 33, body: tr128Body() };
 // Garbler input labels: out_i = zero_i ⊕ (bit sh of vals[i] (i32)) · Δ. locals: 5 Δ
 FNS.encode = {
-  type: 4, i32: 0, v128: 1,
+  type: 4,
+  i32: 0,
+  v128: 1,
   body: [
-    ...loadAbs(0), ...set(5),
-    ...loop(3, store(1, 0, xor(load(0), and([...i32c(0), ...get(2), ...load32, ...get(4), SHRU, ...i32c(1), AND, 0x6b, ...simd(0x11)], get(5)))),
-      [[0, 16], [1, 16], [2, 4]]),
+    ...loadAbs(0),
+    ...set(5),
+    ...loop(
+      3,
+      store(
+        1,
+        0,
+        xor(
+          load(0),
+          and([...i32c(0), ...get(2), ...load32, ...get(4), SHRU, ...i32c(1), AND, 0x6b, ...simd(0x11)], get(5)),
+        ),
+      ),
+      [
+        [0, 16],
+        [1, 16],
+        [2, 4],
+      ],
+    ),
   ],
 };
 
@@ -212,25 +459,54 @@ FNS.encode = {
 // (CI_i, CO_i) of 32 bytes: v = σ(q_hi) ⊕ (tw, 0, 0, 0) ⊕ CI_i, w = σ(q_lo) ⊕ (tw, 0, 0, 0) ⊕ CO_i; tw counts up
 // from tw0 per row. Params (q, tab, v, w, cnt, n, tw0); locals: 7 k, 8 tp, 9 SH, 10 SL, 11 TW.
 FNS.kkpre = {
-  type: 3, i32: 2, v128: 3,
-  body: loop(4, [
-    ...vzero, ...get(6), ...simd(0x1c, 0), ...set(11),
-    ...xor(sigma(load(0, 16)), get(11)), ...set(9),
-    ...xor(sigma(load(0, 0)), get(11)), ...set(10),
-    ...get(5), ...set(7), ...get(1), ...set(8),
-    ...loop(7, [
-      ...store(2, 0, xor(get(9), load(8, 0))),
-      ...store(3, 0, xor(get(10), load(8, 16))),
-    ], [[2, 16], [3, 16], [8, 32]]),
-  ], [[0, 32], [6, 1]]),
+  type: 3,
+  i32: 2,
+  v128: 3,
+  body: loop(
+    4,
+    [
+      ...vzero,
+      ...get(6),
+      ...simd(0x1c, 0),
+      ...set(11),
+      ...xor(sigma(load(0, 16)), get(11)),
+      ...set(9),
+      ...xor(sigma(load(0, 0)), get(11)),
+      ...set(10),
+      ...get(5),
+      ...set(7),
+      ...get(1),
+      ...set(8),
+      ...loop(
+        7,
+        [...store(2, 0, xor(get(9), load(8, 0))), ...store(3, 0, xor(get(10), load(8, 16)))],
+        [
+          [2, 16],
+          [3, 16],
+          [8, 32],
+        ],
+      ),
+    ],
+    [
+      [0, 32],
+      [6, 1],
+    ],
+  ),
 };
 // Between the two AES calls of the KK13 hash: v = w ⊕ σ(e ⊕ v). Params (v, e, w, n); locals: 4 H.
 FNS.kkmid = {
-  type: 0, i32: 0, v128: 1,
-  body: loop(3, [
-    ...xor(load(1), load(0)), ...set(4),
-    ...store(0, 0, xor(load(2), sigma(get(4)))),
-  ], [[0, 16], [1, 16], [2, 16]]),
+  type: 0,
+  i32: 0,
+  v128: 1,
+  body: loop(
+    3,
+    [...xor(load(1), load(0)), ...set(4), ...store(0, 0, xor(load(2), sigma(get(4))))],
+    [
+      [0, 16],
+      [1, 16],
+      [2, 16],
+    ],
+  ),
 };
 
 function section(id: number, content: number[]): number[] {
@@ -250,7 +526,14 @@ function assemble(): Uint8Array {
     return [...uleb(body.length), ...body];
   });
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(TYPES)),
     ...section(3, vec(names.map((k) => uleb(FNS[k].type)))),
     ...section(5, vec([[0x00, ...uleb(1)]])),
@@ -292,7 +575,10 @@ export interface GcKernels {
 }
 
 // The project's TypeScript lib (ES2022, no DOM) has no WebAssembly typings; declare the part used here.
-interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (mod: object, imports: object) => { exports: Record<string, unknown> };
@@ -307,11 +593,20 @@ export function gcKernels(): GcKernels {
   const ex = new WebAssembly.Instance(mod, {}).exports as Record<string, unknown> & { mem: WasmMemory };
   const mem = ex.mem;
   const k: GcKernels = {
-    xor: ex.xor as K4, xorc: ex.xorc as K3,
-    gpre: ex.gpre as KPre, gpost: ex.gpost as KPost, epre: ex.epre as KPre, epost: ex.epost as KPost,
-    setbits: ex.setbits as KSetBits, decacc: ex.decacc as KDecAcc, tr128: ex.tr128 as KTr, encode: ex.encode as KEnc,
-    kkpre: ex.kkpre as KKkPre, kkmid: ex.kkmid as K4,
-    u8: new Uint8Array(mem.buffer), i32: new Int32Array(mem.buffer),
+    xor: ex.xor as K4,
+    xorc: ex.xorc as K3,
+    gpre: ex.gpre as KPre,
+    gpost: ex.gpost as KPost,
+    epre: ex.epre as KPre,
+    epost: ex.epost as KPost,
+    setbits: ex.setbits as KSetBits,
+    decacc: ex.decacc as KDecAcc,
+    tr128: ex.tr128 as KTr,
+    encode: ex.encode as KEnc,
+    kkpre: ex.kkpre as KKkPre,
+    kkmid: ex.kkmid as K4,
+    u8: new Uint8Array(mem.buffer),
+    i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {
       const have = mem.buffer.byteLength;
       if (bytes > have) mem.grow(Math.ceil((bytes - have) / 65536));

@@ -44,13 +44,15 @@ export interface Circuit {
 
 export function inputGroup(c: Circuit, name: string): InputGroup {
   const g = c.inputs.find((x) => x.name === name);
-  if (!g) throw new Error(`circuit ${c.name}: no input group '${name}' (has ${c.inputs.map((x) => x.name).join(', ')})`);
+  if (!g)
+    throw new Error(`circuit ${c.name}: no input group '${name}' (has ${c.inputs.map((x) => x.name).join(', ')})`);
   return g;
 }
 
 export function outputGroup(c: Circuit, name?: string): OutputGroup {
   const g = name === undefined ? c.outputs[0] : c.outputs.find((x) => x.name === name);
-  if (!g) throw new Error(`circuit ${c.name}: no output group '${name}' (has ${c.outputs.map((x) => x.name).join(', ')})`);
+  if (!g)
+    throw new Error(`circuit ${c.name}: no output group '${name}' (has ${c.outputs.map((x) => x.name).join(', ')})`);
   return g;
 }
 
@@ -69,7 +71,8 @@ export class CircuitBuilder {
   private notOf = new Map<Wire, Wire>();
 
   input(name: string, party: Party, width: number): Wire[] {
-    if (this.ops.length) throw new Error(`CircuitBuilder: input '${name}' declared after gates; declare all inputs first`);
+    if (this.ops.length)
+      throw new Error(`CircuitBuilder: input '${name}' declared after gates; declare all inputs first`);
     if (this.groups.some((g) => g.name === name)) throw new Error(`CircuitBuilder: duplicate input group '${name}'`);
     const wires = Array.from({ length: width }, (_, i) => this.nInputs + i);
     this.nInputs += width;
@@ -141,7 +144,8 @@ export class CircuitBuilder {
     const outs = this.outs.map((g) => ({ name: g.name, wires: g.wires.map(constWire) }));
 
     // Dead-gate removal (backwards) and last use of every wire.
-    const nG = this.ops.length, nW = this.nInputs + nG;
+    const nG = this.ops.length,
+      nW = this.nInputs + nG;
     const live = new Uint8Array(nW);
     for (const g of outs) for (const w of g.wires) live[w] = 1;
     for (let g = nG - 1; g >= 0; g--) {
@@ -167,15 +171,21 @@ export class CircuitBuilder {
     const free: number[] = [];
     let numSlots = this.nInputs;
     const m = keep.length;
-    const op = new Uint8Array(m), in0 = new Uint32Array(m), in1 = new Uint32Array(m), out = new Uint32Array(m);
+    const op = new Uint8Array(m),
+      in0 = new Uint32Array(m),
+      in1 = new Uint32Array(m),
+      out = new Uint32Array(m);
     const release = (w: Wire, k: number) => {
       if (lastUse[w] === k && !isOut[w]) free.push(slot[w]);
     };
     // Inputs never read by any live gate are released immediately.
     for (let i = 0; i < this.nInputs; i++) if (lastUse[i] < 0 && !isOut[i]) free.push(i);
-    let nAnd = 0, nXor = 0, nNot = 0;
+    let nAnd = 0,
+      nXor = 0,
+      nNot = 0;
     for (let k = 0; k < m; k++) {
-      const g = keep[k], w = this.nInputs + g;
+      const g = keep[k],
+        w = this.nInputs + g;
       op[k] = this.ops[g];
       in0[k] = slot[this.a[g]];
       in1[k] = this.ops[g] === OP_NOT ? 0 : slot[this.b[g]];
@@ -184,7 +194,9 @@ export class CircuitBuilder {
       out[k] = s;
       release(this.a[g], k);
       if (this.ops[g] !== OP_NOT && this.b[g] !== this.a[g]) release(this.b[g], k);
-      if (op[k] === OP_AND) nAnd++; else if (op[k] === OP_XOR) nXor++; else nNot++;
+      if (op[k] === OP_AND) nAnd++;
+      else if (op[k] === OP_XOR) nXor++;
+      else nNot++;
     }
 
     let offset = 0;
@@ -193,12 +205,36 @@ export class CircuitBuilder {
       offset += g.wires.length;
       return r;
     });
-    const inputs: InputGroup[] = this.groups.map((g) => ({ name: g.name, party: g.party, wires: Uint32Array.from(g.wires) }));
-    const digest = toHex(cryptoBackend.sha256(
-      JSON.stringify({ name, inputs: inputs.map((g) => [g.name, g.party, g.wires.length]), outputs: outputs.map((g) => [g.name, Array.from(g.wires)]) }),
-      ...[op, in0, in1, out].map((arr) => new Uint8Array(arr.buffer)),
-    ));
-    return { name, numSlots, inputs, outputs, numOutputWires: offset, op, in0, in1, out, numAnd: nAnd, numXor: nXor, numNot: nNot, digest };
+    const inputs: InputGroup[] = this.groups.map((g) => ({
+      name: g.name,
+      party: g.party,
+      wires: Uint32Array.from(g.wires),
+    }));
+    const digest = toHex(
+      cryptoBackend.sha256(
+        JSON.stringify({
+          name,
+          inputs: inputs.map((g) => [g.name, g.party, g.wires.length]),
+          outputs: outputs.map((g) => [g.name, Array.from(g.wires)]),
+        }),
+        ...[op, in0, in1, out].map((arr) => new Uint8Array(arr.buffer)),
+      ),
+    );
+    return {
+      name,
+      numSlots,
+      inputs,
+      outputs,
+      numOutputWires: offset,
+      op,
+      in0,
+      in1,
+      out,
+      numAnd: nAnd,
+      numXor: nXor,
+      numNot: nNot,
+      digest,
+    };
   }
 }
 
@@ -207,14 +243,17 @@ export class CircuitBuilder {
  * checking garbled results. Returns each output group's values split into low/high 32-bit words.
  */
 export function evalPlainSplit(
-  c: Circuit, n: number, inputs: Record<string, RingValues>,
+  c: Circuit,
+  n: number,
+  inputs: Record<string, RingValues>,
 ): Record<string, { lo: Uint32Array; hi: Uint32Array }> {
   const nw = Math.ceil(n / 32);
   const wires = new Int32Array(c.numSlots * nw);
   for (const g of c.inputs) {
     const v = inputs[g.name];
     if (!v) throw new Error(`evalPlain(${c.name}): missing input group '${g.name}'`);
-    if (ringLength(v) !== n) throw new Error(`evalPlain(${c.name}): input '${g.name}' has ${ringLength(v)} values, expected ${n}`);
+    if (ringLength(v) !== n)
+      throw new Error(`evalPlain(${c.name}): input '${g.name}' has ${ringLength(v)} values, expected ${n}`);
     const { lo, hi } = splitRing(v, Math.min(64, Math.max(2, g.wires.length)));
     g.wires.forEach((s, j) => {
       const src = j < 32 ? lo : hi;
@@ -223,14 +262,17 @@ export function evalPlainSplit(
     });
   }
   for (let k = 0; k < c.op.length; k++) {
-    const a = c.in0[k] * nw, b = c.in1[k] * nw, o = c.out[k] * nw;
+    const a = c.in0[k] * nw,
+      b = c.in1[k] * nw,
+      o = c.out[k] * nw;
     if (c.op[k] === OP_XOR) for (let i = 0; i < nw; i++) wires[o + i] = wires[a + i] ^ wires[b + i];
     else if (c.op[k] === OP_AND) for (let i = 0; i < nw; i++) wires[o + i] = wires[a + i] & wires[b + i];
     else for (let i = 0; i < nw; i++) wires[o + i] = ~wires[a + i];
   }
   const res: Record<string, { lo: Uint32Array; hi: Uint32Array }> = {};
   for (const g of c.outputs) {
-    const lo = new Uint32Array(n), hi = new Uint32Array(n);
+    const lo = new Uint32Array(n),
+      hi = new Uint32Array(n);
     g.wires.forEach((s, j) => {
       const dst = j < 32 ? lo : hi;
       const sh = j & 31;
@@ -250,7 +292,11 @@ export function evalPlain(c: Circuit, n: number, inputs: Record<string, RingValu
 }
 
 /** evalPlainSplit with outputs as BigUint64Array. */
-export function evalPlainBig(c: Circuit, n: number, inputs: Record<string, RingValues>): Record<string, BigUint64Array> {
+export function evalPlainBig(
+  c: Circuit,
+  n: number,
+  inputs: Record<string, RingValues>,
+): Record<string, BigUint64Array> {
   const s = evalPlainSplit(c, n, inputs);
   const out: Record<string, BigUint64Array> = {};
   for (const g of c.outputs) out[g.name] = joinRingBig(s[g.name].lo, s[g.name].hi);

@@ -67,7 +67,9 @@ function allocMaterial(c: Circuit, n: number, tweakBase: number): GarbledMateria
   const bytes = new Uint8Array(HEADER_BYTES + tablesBytes + decodeBytes);
   headerFor(c, n, tweakBase, bytes);
   return {
-    n, tweakBase, bytes,
+    n,
+    tweakBase,
+    bytes,
     tables: new Int32Array(bytes.buffer, HEADER_BYTES, tablesBytes >>> 2),
     decode: bytes.subarray(HEADER_BYTES + tablesBytes),
   };
@@ -76,15 +78,20 @@ function allocMaterial(c: Circuit, n: number, tweakBase: number): GarbledMateria
 /** Parses a received GarbledMaterial message, checking it matches `c` (circuit digest, sizes). */
 export function parseMaterial(c: Circuit, msg: Uint8Array): GarbledMaterial {
   const bytes = (msg.byteOffset & 3) === 0 ? msg : msg.slice();
-  if (bytes.byteLength < HEADER_BYTES) throw new Error(`parseMaterial(${c.name}): ${bytes.byteLength}-byte message is shorter than the header`);
+  if (bytes.byteLength < HEADER_BYTES)
+    throw new Error(`parseMaterial(${c.name}): ${bytes.byteLength}-byte message is shorter than the header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
-  if (dv.getUint32(0, true) !== MAGIC) throw new Error(`parseMaterial(${c.name}): bad magic, not a garbled-circuit message`);
+  if (dv.getUint32(0, true) !== MAGIC)
+    throw new Error(`parseMaterial(${c.name}): bad magic, not a garbled-circuit message`);
   const n = dv.getUint32(4, true);
   const tweakBase = dv.getUint32(8, true) + dv.getUint32(12, true) * TWO32;
-  const nAnd = dv.getUint32(16, true), nOut = dv.getUint32(20, true);
+  const nAnd = dv.getUint32(16, true),
+    nOut = dv.getUint32(20, true);
   const digest = toHex(bytes.subarray(24, 32));
   if (digest !== c.digest.slice(0, 16) || nAnd !== c.numAnd || nOut !== c.numOutputWires) {
-    throw new Error(`parseMaterial(${c.name}): message is for another circuit (digest ${digest}, ${nAnd} ANDs, ${nOut} outputs; expected ${c.digest.slice(0, 16)}, ${c.numAnd}, ${c.numOutputWires})`);
+    throw new Error(
+      `parseMaterial(${c.name}): message is for another circuit (digest ${digest}, ${nAnd} ANDs, ${nOut} outputs; expected ${c.digest.slice(0, 16)}, ${c.numAnd}, ${c.numOutputWires})`,
+    );
   }
   const tablesBytes = nAnd * n * 32;
   const expected = HEADER_BYTES + tablesBytes + Math.ceil((nOut * n) / 8);
@@ -92,7 +99,9 @@ export function parseMaterial(c: Circuit, msg: Uint8Array): GarbledMaterial {
     throw new Error(`parseMaterial(${c.name}): ${bytes.byteLength} bytes, expected ${expected} for n=${n}`);
   }
   return {
-    n, tweakBase, bytes,
+    n,
+    tweakBase,
+    bytes,
     tables: new Int32Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, tablesBytes >>> 2),
     decode: bytes.subarray(HEADER_BYTES + tablesBytes),
   };
@@ -129,7 +138,8 @@ export class Garbler {
    * sender's outputs of correlated OT, so the evaluator's OT outputs are its input labels), else from the PRG.
    */
   garble(c: Circuit, n: number, zeroLabels: Readonly<Record<string, Uint8Array>> = {}): GarbledBatch {
-    if (!Number.isInteger(n) || n < 1 || n >= TWO32) throw new Error(`garble(${c.name}): n=${n} must be a positive integer < 2^32`);
+    if (!Number.isInteger(n) || n < 1 || n >= TWO32)
+      throw new Error(`garble(${c.name}): n=${n} must be a positive integer < 2^32`);
     for (const name of Object.keys(zeroLabels)) inputGroup(c, name);
     const tweakBase = this.nextInstance;
     if (tweakBase + n > Number.MAX_SAFE_INTEGER) throw new Error('garble: instance counter exhausted');
@@ -141,7 +151,9 @@ export class Garbler {
       const bytes = g.wires.length * n * 16;
       const given = zeroLabels[g.name];
       if (given && given.byteLength !== bytes) {
-        throw new Error(`garble(${c.name}): zero labels for '${g.name}' have ${given.byteLength} bytes, expected ${bytes} (${g.wires.length} wires x ${n} x 16)`);
+        throw new Error(
+          `garble(${c.name}): zero labels for '${g.name}' have ${given.byteLength} bytes, expected ${bytes} (${g.wires.length} wires x ${n} x 16)`,
+        );
       }
       zero[g.name] = given ?? this.prg.bytes(bytes);
     }
@@ -149,10 +161,16 @@ export class Garbler {
     const K = gcKernels();
     const C = Math.min(this.chunk, n);
     const SB = C * 16; // bytes per wire slot
-    const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 4 * SB, TT = E + 4 * SB, DEC = TT + 2 * SB;
+    const TW = 64,
+      W0 = TW + SB,
+      U = W0 + c.numSlots * SB,
+      E = U + 4 * SB,
+      TT = E + 4 * SB,
+      DEC = TT + 2 * SB;
     K.ensure(DEC + material.decode.byteLength);
     K.u8.fill(0, DEC, DEC + material.decode.byteLength);
-    const mem = K.u8, m32 = K.i32;
+    const mem = K.u8,
+      m32 = K.i32;
     const d = this.d;
     mem.set(this.delta, 0);
     m32.set([d[2], d[3], d[2] ^ d[0], d[3] ^ d[1]], 4); // σ(Δ) at byte 16
@@ -164,11 +182,13 @@ export class Garbler {
       writeTweaks(m32, TW, tweakBase + c0, cs);
       c.inputs.forEach((g) => {
         const z = zero[g.name];
-        for (let j = 0; j < g.wires.length; j++) mem.set(z.subarray((j * n + c0) * 16, (j * n + c0 + cs) * 16), W0 + g.wires[j] * SB);
+        for (let j = 0; j < g.wires.length; j++)
+          mem.set(z.subarray((j * n + c0) * 16, (j * n + c0 + cs) * 16), W0 + g.wires[j] * SB);
       });
       let andIdx = 0;
       for (let k = 0; k < op.length; k++) {
-        const a = W0 + in0[k] * SB, o = W0 + out[k] * SB;
+        const a = W0 + in0[k] * SB,
+          o = W0 + out[k] * SB;
         if (op[k] === OP_XOR) K.xor(o, a, W0 + in1[k] * SB, cs);
         else if (op[k] !== OP_AND) K.xorc(o, a, cs);
         else {
@@ -192,7 +212,8 @@ export class Garbler {
   encode(batch: GarbledBatch, group: string, values: RingValues): Uint8Array {
     const g = inputGroup(batch.circuit, group);
     const len = ringLength(values);
-    if (len !== batch.n) throw new Error(`encode(${batch.circuit.name}, '${group}'): ${len} values, expected n=${batch.n}`);
+    if (len !== batch.n)
+      throw new Error(`encode(${batch.circuit.name}, '${group}'): ${len} values, expected n=${batch.n}`);
     return this.encodeLabels(batch.zero[group], g.wires.length, values);
   }
 
@@ -202,14 +223,18 @@ export class Garbler {
    */
   encodeLabels(zero: Uint8Array, w: number, values: RingValues): Uint8Array {
     const n = ringLength(values);
-    if (zero.byteLength !== w * n * 16) throw new Error(`encodeLabels: ${zero.byteLength} bytes of zero labels, expected ${w} wires x ${n} values x 16`);
+    if (zero.byteLength !== w * n * 16)
+      throw new Error(`encodeLabels: ${zero.byteLength} bytes of zero labels, expected ${w} wires x ${n} values x 16`);
     const { lo, hi } = splitRing(values, Math.max(2, w));
     const out = new Uint8Array(w * n * 16);
     const K = gcKernels();
     const C = Math.min(n, 8192);
-    const VALS = 64, Z = VALS + 8 * C, O = Z + 16 * C;
+    const VALS = 64,
+      Z = VALS + 8 * C,
+      O = Z + 16 * C;
     K.ensure(O + 16 * C);
-    const mem = K.u8, m32 = K.i32;
+    const mem = K.u8,
+      m32 = K.i32;
     mem.set(this.delta, 0);
     for (let c0 = 0; c0 < n; c0 += C) {
       const cs = Math.min(C, n - c0);
@@ -244,25 +269,38 @@ export interface EvaluateOptions {
  * module memory are reserved for the sink, at the returned `extraAt` address.
  */
 function runEvaluator(
-  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions,
-  extra: number, sink: (K: GcKernels, extraAt: number, c0: number, cs: number, slotAddr: (slot: number) => number) => void,
+  c: Circuit,
+  m: GarbledMaterial,
+  inputs: Readonly<Record<string, Uint8Array>>,
+  opts: EvaluateOptions,
+  extra: number,
+  sink: (K: GcKernels, extraAt: number, c0: number, cs: number, slotAddr: (slot: number) => number) => void,
 ): void {
   const n = m.n;
-  if (m.tables.length !== c.numAnd * n * 8) throw new Error(`evaluate(${c.name}): tables hold ${m.tables.length} words, expected ${c.numAnd * n * 8}`);
+  if (m.tables.length !== c.numAnd * n * 8)
+    throw new Error(`evaluate(${c.name}): tables hold ${m.tables.length} words, expected ${c.numAnd * n * 8}`);
   const inBytes = c.inputs.map((g) => {
     const l = inputs[g.name];
     if (!l) throw new Error(`evaluate(${c.name}): missing labels for input group '${g.name}'`);
     if (l.byteLength !== g.wires.length * n * 16) {
-      throw new Error(`evaluate(${c.name}): labels for '${g.name}' have ${l.byteLength} bytes, expected ${g.wires.length * n * 16}`);
+      throw new Error(
+        `evaluate(${c.name}): labels for '${g.name}' have ${l.byteLength} bytes, expected ${g.wires.length * n * 16}`,
+      );
     }
     return l;
   });
   const K = gcKernels();
   const C = Math.max(1, Math.min(opts.chunk ?? 8192, n, AES_BATCH_BLOCKS >>> 1));
   const SB = C * 16;
-  const TW = 64, W0 = TW + SB, U = W0 + c.numSlots * SB, E = U + 2 * SB, TT = E + 2 * SB, X = TT + 2 * SB;
+  const TW = 64,
+    W0 = TW + SB,
+    U = W0 + c.numSlots * SB,
+    E = U + 2 * SB,
+    TT = E + 2 * SB,
+    X = TT + 2 * SB;
   K.ensure(X + extra);
-  const mem = K.u8, m32 = K.i32;
+  const mem = K.u8,
+    m32 = K.i32;
   const { op, in0, in1, out } = c;
   const tables = new Uint8Array(m.tables.buffer, m.tables.byteOffset, m.tables.byteLength);
   const slotAddr = (slot: number) => W0 + slot * SB;
@@ -272,11 +310,13 @@ function runEvaluator(
     writeTweaks(m32, TW, m.tweakBase + c0, cs);
     c.inputs.forEach((g, gi) => {
       const z = inBytes[gi];
-      for (let j = 0; j < g.wires.length; j++) mem.set(z.subarray((j * n + c0) * 16, (j * n + c0 + cs) * 16), W0 + g.wires[j] * SB);
+      for (let j = 0; j < g.wires.length; j++)
+        mem.set(z.subarray((j * n + c0) * 16, (j * n + c0 + cs) * 16), W0 + g.wires[j] * SB);
     });
     let andIdx = 0;
     for (let k = 0; k < op.length; k++) {
-      const a = W0 + in0[k] * SB, o = W0 + out[k] * SB;
+      const a = W0 + in0[k] * SB,
+        o = W0 + out[k] * SB;
       if (op[k] === OP_XOR) K.xor(o, a, W0 + in1[k] * SB, cs);
       else if (op[k] !== OP_AND) mem.copyWithin(o, a, a + 16 * cs);
       else {
@@ -298,7 +338,10 @@ function runEvaluator(
  * Returns the output labels (numOutputWires*n*16 bytes, wire-major, output groups in order).
  */
 export function evaluate(
-  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions = {},
+  c: Circuit,
+  m: GarbledMaterial,
+  inputs: Readonly<Record<string, Uint8Array>>,
+  opts: EvaluateOptions = {},
 ): Uint8Array {
   const n = m.n;
   const outBytes = new Uint8Array(c.numOutputWires * n * 16);
@@ -315,18 +358,26 @@ export function evaluate(
 
 /** Evaluates and decodes output group `output` (default: the first) in one pass: values split in 32-bit words. */
 export function evaluateDecoded(
-  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions & { output?: string } = {},
+  c: Circuit,
+  m: GarbledMaterial,
+  inputs: Readonly<Record<string, Uint8Array>>,
+  opts: EvaluateOptions & { output?: string } = {},
 ): { lo: Uint32Array; hi: Uint32Array } {
-  const g = outputGroup(c, opts.output), n = m.n, w = g.wires.length;
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const g = outputGroup(c, opts.output),
+    n = m.n,
+    w = g.wires.length;
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   const decBytes = m.decode.byteLength;
   const C = Math.max(1, Math.min(opts.chunk ?? 8192, n));
   // extra memory: decode bits, then lo / hi words for one chunk
   runEvaluator(c, m, inputs, opts, decBytes + 8 * C + 16, (K, X, c0, cs, slotAddr) => {
-    const LO = X + ((decBytes + 3) & ~3), HI = LO + 4 * cs;
+    const LO = X + ((decBytes + 3) & ~3),
+      HI = LO + 4 * cs;
     if (c0 === 0) K.u8.set(m.decode, X);
     K.u8.fill(0, LO, HI + 4 * cs);
-    for (let j = 0; j < w; j++) K.decacc(slotAddr(g.wires[j]), X, (g.offset + j) * n + c0, j < 32 ? LO : HI, cs, j & 31);
+    for (let j = 0; j < w; j++)
+      K.decacc(slotAddr(g.wires[j]), X, (g.offset + j) * n + c0, j < 32 ? LO : HI, cs, j & 31);
     lo.set(new Uint32Array(K.u8.buffer, LO, cs), c0);
     hi.set(new Uint32Array(K.u8.buffer, HI, cs), c0);
   });
@@ -335,7 +386,10 @@ export function evaluateDecoded(
 
 /** evaluateDecoded as ring elements in [0, 2^w) (w = output width <= 53): the client's share for the ReLU circuits. */
 export function evaluateRing(
-  c: Circuit, m: GarbledMaterial, inputs: Readonly<Record<string, Uint8Array>>, opts: EvaluateOptions & { output?: string } = {},
+  c: Circuit,
+  m: GarbledMaterial,
+  inputs: Readonly<Record<string, Uint8Array>>,
+  opts: EvaluateOptions & { output?: string } = {},
 ): Float64Array {
   const { lo, hi } = evaluateDecoded(c, m, inputs, opts);
   return joinRing(lo, hi, outputGroup(c, opts.output).wires.length);
@@ -343,15 +397,24 @@ export function evaluateRing(
 
 /** Output bits of group `name` (default: the first): lsb(label) ⊕ decode bit, as low/high words per instance. */
 export function decodeSplit(
-  c: Circuit, m: GarbledMaterial, outLabels: Uint8Array, name?: string,
+  c: Circuit,
+  m: GarbledMaterial,
+  outLabels: Uint8Array,
+  name?: string,
 ): { lo: Uint32Array; hi: Uint32Array } {
-  const g = outputGroup(c, name), n = m.n;
+  const g = outputGroup(c, name),
+    n = m.n;
   if (outLabels.byteLength !== c.numOutputWires * n * 16) {
-    throw new Error(`decode(${c.name}): ${outLabels.byteLength} bytes of output labels, expected ${c.numOutputWires * n * 16}`);
+    throw new Error(
+      `decode(${c.name}): ${outLabels.byteLength} bytes of output labels, expected ${c.numOutputWires * n * 16}`,
+    );
   }
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let j = 0; j < g.wires.length; j++) {
-    const dst = j < 32 ? lo : hi, sh = j & 31, base = (g.offset + j) * n;
+    const dst = j < 32 ? lo : hi,
+      sh = j & 31,
+      base = (g.offset + j) * n;
     for (let i = 0; i < n; i++) {
       const idx = base + i;
       dst[i] |= ((outLabels[16 * idx] ^ (m.decode[idx >>> 3] >>> (idx & 7))) & 1) << sh;

@@ -15,7 +15,8 @@ import { checkRingBits } from './ring.js';
 /** x + y + cin mod 2^k, ripple carry, one AND per carry: c' = c ⊕ ((x ⊕ c) ∧ (y ⊕ c)). */
 export function addBits(b: CircuitBuilder, x: Wire[], y: Wire[], cin: Wire = ZERO): Wire[] {
   if (x.length !== y.length) throw new Error(`addBits: widths ${x.length} and ${y.length} differ`);
-  const k = x.length, s: Wire[] = [];
+  const k = x.length,
+    s: Wire[] = [];
   let c = cin;
   for (let i = 0; i < k; i++) {
     const xc = b.xor(x[i], c);
@@ -27,7 +28,12 @@ export function addBits(b: CircuitBuilder, x: Wire[], y: Wire[], cin: Wire = ZER
 
 /** x - y mod 2^k = x + ~y + 1. */
 export function subBits(b: CircuitBuilder, x: Wire[], y: Wire[]): Wire[] {
-  return addBits(b, x, y.map((w) => b.not(w)), ONE);
+  return addBits(
+    b,
+    x,
+    y.map((w) => b.not(w)),
+    ONE,
+  );
 }
 
 export interface RescaleOptions {
@@ -39,7 +45,8 @@ export interface RescaleOptions {
 
 function checkF(k: number, f: number, what: string): void {
   checkRingBits(k, what);
-  if (!Number.isInteger(f) || f < 0 || f >= k) throw new Error(`${what}: truncation f=${f} must be an integer in [0, k) with k=${k}`);
+  if (!Number.isInteger(f) || f < 0 || f >= k)
+    throw new Error(`${what}: truncation f=${f} must be an integer in [0, k) with k=${k}`);
 }
 
 /** z = (ReLU(a + b) >> f) - r mod 2^k. */

@@ -6,21 +6,30 @@ export interface RingWords {
   lo: Uint32Array;
   hi: Uint32Array;
 }
-export type RingValues = Float64Array | readonly number[] | Uint32Array | Int32Array | BigUint64Array | BigInt64Array | RingWords;
+export type RingValues =
+  | Float64Array
+  | readonly number[]
+  | Uint32Array
+  | Int32Array
+  | BigUint64Array
+  | BigInt64Array
+  | RingWords;
 
 const isWords = (v: RingValues): v is RingWords => !(ArrayBuffer.isView(v) || Array.isArray(v));
 
 /** Number of ring elements in `values`. */
 export function ringLength(values: RingValues): number {
   if (isWords(values)) {
-    if (values.lo.length !== values.hi.length) throw new Error(`ring values: lo has ${values.lo.length} words, hi ${values.hi.length}`);
+    if (values.lo.length !== values.hi.length)
+      throw new Error(`ring values: lo has ${values.lo.length} words, hi ${values.hi.length}`);
     return values.lo.length;
   }
   return values.length;
 }
 
 export function checkRingBits(k: number, what: string): void {
-  if (!Number.isInteger(k) || k < 2 || k > 64) throw new Error(`${what}: ring bit width k=${k} must be an integer in [2, 64]`);
+  if (!Number.isInteger(k) || k < 2 || k > 64)
+    throw new Error(`${what}: ring bit width k=${k} must be an integer in [2, 64]`);
 }
 
 const TWO32 = 4294967296;
@@ -29,14 +38,18 @@ const TWO32 = 4294967296;
 export function splitRing(values: RingValues, k: number): { lo: Uint32Array; hi: Uint32Array } {
   checkRingBits(k, 'splitRing');
   const n = ringLength(values);
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   if (isWords(values)) {
     lo.set(values.lo);
     hi.set(values.hi);
   } else if (values instanceof BigUint64Array || values instanceof BigInt64Array) {
     // Little-endian 64-bit words: read the halves without BigInt arithmetic.
     const w = new Uint32Array(values.buffer, values.byteOffset, 2 * n);
-    for (let i = 0; i < n; i++) { lo[i] = w[2 * i]; hi[i] = w[2 * i + 1]; }
+    for (let i = 0; i < n; i++) {
+      lo[i] = w[2 * i];
+      hi[i] = w[2 * i + 1];
+    }
   } else if (values instanceof Uint32Array || values instanceof Int32Array) {
     for (let i = 0; i < n; i++) lo[i] = values[i];
     // Int32Array values are sign-extended to 64 bits before reduction mod 2^k.
@@ -53,9 +66,12 @@ export function splitRing(values: RingValues, k: number): { lo: Uint32Array; hi:
   }
   if (k < 32) {
     const m = (1 << k) - 1;
-    for (let i = 0; i < n; i++) { lo[i] &= m; hi[i] = 0; }
+    for (let i = 0; i < n; i++) {
+      lo[i] &= m;
+      hi[i] = 0;
+    }
   } else if (k < 64) {
-    const m = k === 32 ? 0 : (0xffffffff >>> (64 - k));
+    const m = k === 32 ? 0 : 0xffffffff >>> (64 - k);
     for (let i = 0; i < n; i++) hi[i] &= m;
   }
   return { lo, hi };
@@ -72,7 +88,10 @@ export function joinRing(lo: Uint32Array, hi: Uint32Array, k: number): Float64Ar
 export function joinRingBig(lo: Uint32Array, hi: Uint32Array): BigUint64Array {
   const out = new BigUint64Array(lo.length);
   const w = new Uint32Array(out.buffer);
-  for (let i = 0; i < lo.length; i++) { w[2 * i] = lo[i]; w[2 * i + 1] = hi[i]; }
+  for (let i = 0; i < lo.length; i++) {
+    w[2 * i] = lo[i];
+    w[2 * i + 1] = hi[i];
+  }
   return out;
 }
 
@@ -82,7 +101,8 @@ export function ringToBits(values: RingValues, k: number): Uint8Array {
   const { lo, hi } = splitRing(values, k);
   const out = new Uint8Array(Math.ceil((k * n) / 8));
   for (let j = 0; j < k; j++) {
-    const src = j < 32 ? lo : hi, sh = j & 31;
+    const src = j < 32 ? lo : hi,
+      sh = j & 31;
     for (let i = 0; i < n; i++) {
       const idx = j * n + i;
       out[idx >>> 3] |= ((src[i] >>> sh) & 1) << (idx & 7);
@@ -94,9 +114,11 @@ export function ringToBits(values: RingValues, k: number): Uint8Array {
 /** Inverse of ringToBits. */
 export function bitsToRing(bits: Uint8Array, k: number, n: number): { lo: Uint32Array; hi: Uint32Array } {
   if (bits.length * 8 < k * n) throw new Error(`bitsToRing: ${bits.length} bytes hold fewer than ${k}x${n} bits`);
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let j = 0; j < k; j++) {
-    const dst = j < 32 ? lo : hi, sh = j & 31;
+    const dst = j < 32 ? lo : hi,
+      sh = j & 31;
     for (let i = 0; i < n; i++) {
       const idx = j * n + i;
       dst[i] |= ((bits[idx >>> 3] >>> (idx & 7)) & 1) << sh;

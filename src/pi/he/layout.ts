@@ -33,8 +33,22 @@ export interface LinearGeometry {
 }
 
 export function convGeometry(g: ConvGeometry): LinearGeometry {
-  const [C, H, W] = g.inShape, [O, Ho, Wo] = g.outShape;
-  return { C, H, W, O, Ho, Wo, kh: g.kernel, kw: g.kernel, stride: g.stride, pad: g.padding, dilation: g.dilation, groups: g.groups };
+  const [C, H, W] = g.inShape,
+    [O, Ho, Wo] = g.outShape;
+  return {
+    C,
+    H,
+    W,
+    O,
+    Ho,
+    Wo,
+    kh: g.kernel,
+    kw: g.kernel,
+    stride: g.stride,
+    pad: g.padding,
+    dilation: g.dilation,
+    groups: g.groups,
+  };
 }
 
 export function fcGeometry(inSize: number, outSize: number): LinearGeometry {
@@ -51,22 +65,34 @@ export interface Packing {
   on: number;
 }
 
-interface Tap { di: number; dj: number; phase: number; pi: number; pj: number }
+interface Tap {
+  di: number;
+  dj: number;
+  phase: number;
+  pi: number;
+  pj: number;
+}
 
 /** Bound on sum over one response's products of ||k||_1, in units of the largest |weight|: on outputs x their taps. */
 export const kernelTaps = (g: LinearGeometry, on: number) => Math.min(on, g.O) * (g.C / g.groups) * g.kh * g.kw;
 
 /** Whether input group ig (cw phase channels) and output group og (on outputs) share a conv group. */
 function isLive(pp: Polyphase, cw: number, on: number, ig: number, og: number): boolean {
-  const { g } = pp, nph = pp.phases.length, cin = g.C / g.groups, cout = g.O / g.groups;
+  const { g } = pp,
+    nph = pp.phases.length,
+    cin = g.C / g.groups,
+    cout = g.O / g.groups;
   if (g.groups === 1) return true;
-  const i0 = Math.floor(Math.floor((ig * cw) / nph) / cin), i1 = Math.floor(Math.floor((Math.min(pp.cp, (ig + 1) * cw) - 1) / nph) / cin);
-  const o0 = Math.floor((og * on) / cout), o1 = Math.floor((Math.min(g.O, (og + 1) * on) - 1) / cout);
+  const i0 = Math.floor(Math.floor((ig * cw) / nph) / cin),
+    i1 = Math.floor(Math.floor((Math.min(pp.cp, (ig + 1) * cw) - 1) / nph) / cin);
+  const o0 = Math.floor((og * on) / cout),
+    o1 = Math.floor((Math.min(g.O, (og + 1) * on) - 1) / cout);
   return i0 <= o1 && o0 <= i1;
 }
 
 function liveCount(pp: Polyphase, cw: number, on: number): number {
-  const G = Math.ceil(pp.cp / cw), OG = Math.ceil(pp.g.O / on);
+  const G = Math.ceil(pp.cp / cw),
+    OG = Math.ceil(pp.g.O / on);
   if (pp.g.groups === 1) return G * OG;
   let k = 0;
   for (let ig = 0; ig < G; ig++) for (let og = 0; og < OG; og++) if (isLive(pp, cw, on, ig, og)) k++;
@@ -92,24 +118,43 @@ export interface Polyphase {
 export function polyphase(g: LinearGeometry, what: string): Polyphase {
   const { stride: s, dilation: d } = g;
   for (const [k, v] of Object.entries(g)) {
-    if (!Number.isInteger(v) || v < (k === 'pad' ? 0 : 1)) throw new Error(`${what}: geometry ${k} = ${v} is not a ${k === 'pad' ? 'non-negative' : 'positive'} integer`);
+    if (!Number.isInteger(v) || v < (k === 'pad' ? 0 : 1))
+      throw new Error(`${what}: geometry ${k} = ${v} is not a ${k === 'pad' ? 'non-negative' : 'positive'} integer`);
   }
-  if (g.C % g.groups || g.O % g.groups) throw new Error(`${what}: ${g.C} input / ${g.O} output channels do not split into ${g.groups} groups`);
-  const hpad = g.H + 2 * g.pad, wpad = g.W + 2 * g.pad;
-  const ho = Math.floor((hpad - d * (g.kh - 1) - 1) / s) + 1, wo = Math.floor((wpad - d * (g.kw - 1) - 1) / s) + 1;
-  if (ho !== g.Ho || wo !== g.Wo) throw new Error(`${what}: output ${g.Ho}x${g.Wo} differs from the geometry's ${ho}x${wo}`);
-  const phaseId = new Map<number, number>(), phases: [number, number][] = [], taps: Tap[] = [];
+  if (g.C % g.groups || g.O % g.groups)
+    throw new Error(`${what}: ${g.C} input / ${g.O} output channels do not split into ${g.groups} groups`);
+  const hpad = g.H + 2 * g.pad,
+    wpad = g.W + 2 * g.pad;
+  const ho = Math.floor((hpad - d * (g.kh - 1) - 1) / s) + 1,
+    wo = Math.floor((wpad - d * (g.kw - 1) - 1) / s) + 1;
+  if (ho !== g.Ho || wo !== g.Wo)
+    throw new Error(`${what}: output ${g.Ho}x${g.Wo} differs from the geometry's ${ho}x${wo}`);
+  const phaseId = new Map<number, number>(),
+    phases: [number, number][] = [],
+    taps: Tap[] = [];
   for (let di = 0; di < g.kh; di++) {
     for (let dj = 0; dj < g.kw; dj++) {
-      const a = (d * di) % s, b = (d * dj) % s, key = a * s + b;
-      if (!phaseId.has(key)) { phaseId.set(key, phases.length); phases.push([a, b]); }
+      const a = (d * di) % s,
+        b = (d * dj) % s,
+        key = a * s + b;
+      if (!phaseId.has(key)) {
+        phaseId.set(key, phases.length);
+        phases.push([a, b]);
+      }
       taps.push({ di, dj, phase: phaseId.get(key)!, pi: Math.floor((d * di) / s), pj: Math.floor((d * dj) / s) });
     }
   }
   const tapsOf = phases.map((_, p) => taps.filter((t) => t.phase === p));
   return {
-    g, phases, taps, tapsOf, cp: g.C * phases.length, hp: Math.ceil(hpad / s), wp: Math.ceil(wpad / s),
-    kh: Math.max(...taps.map((t) => t.pi)) + 1, kw: Math.max(...taps.map((t) => t.pj)) + 1,
+    g,
+    phases,
+    taps,
+    tapsOf,
+    cp: g.C * phases.length,
+    hp: Math.ceil(hpad / s),
+    wp: Math.ceil(wpad / s),
+    kh: Math.max(...taps.map((t) => t.pi)) + 1,
+    kw: Math.max(...taps.map((t) => t.pj)) + 1,
   };
 }
 
@@ -137,28 +182,46 @@ export class ConvLayout {
   readonly kernelTaps: number;
   private readonly offset: number;
 
-  constructor(readonly g: LinearGeometry, readonly pk: Packing, readonly n: number, what: string) {
+  constructor(
+    readonly g: LinearGeometry,
+    readonly pk: Packing,
+    readonly n: number,
+    what: string,
+  ) {
     this.pp = polyphase(g, what);
     const { th, tw, cw, on } = pk;
-    for (const [k, v] of Object.entries(pk)) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: packing ${k} = ${v} is not a positive integer`);
-    if (th > g.Ho || tw > g.Wo || cw > this.pp.cp || on > g.O) throw new Error(`${what}: packing ${JSON.stringify(pk)} exceeds the layer (${g.Ho}x${g.Wo} outputs, ${this.pp.cp} phase channels, ${g.O} outputs)`);
+    for (const [k, v] of Object.entries(pk))
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: packing ${k} = ${v} is not a positive integer`);
+    if (th > g.Ho || tw > g.Wo || cw > this.pp.cp || on > g.O)
+      throw new Error(
+        `${what}: packing ${JSON.stringify(pk)} exceeds the layer (${g.Ho}x${g.Wo} outputs, ${this.pp.cp} phase channels, ${g.O} outputs)`,
+      );
     this.hb = th + this.pp.kh - 1;
     this.wb = tw + this.pp.kw - 1;
     this.area = this.hb * this.wb;
-    if (on * cw * this.area > n) throw new Error(`${what}: packing ${JSON.stringify(pk)} needs ${on * cw * this.area} coefficients, the ring has ${n}`);
+    if (on * cw * this.area > n)
+      throw new Error(
+        `${what}: packing ${JSON.stringify(pk)} needs ${on * cw * this.area} coefficients, the ring has ${n}`,
+      );
     this.tilesY = Math.ceil(g.Ho / th);
     this.tilesX = Math.ceil(g.Wo / tw);
     this.tiles = this.tilesY * this.tilesX;
     this.inGroups = Math.ceil(this.pp.cp / cw);
     this.outGroups = Math.ceil(g.O / on);
     this.offset = (cw - 1) * this.area + (this.pp.kh - 1) * this.wb + this.pp.kw - 1;
-    this.live = Array.from({ length: this.inGroups }, (_, ig) => Array.from({ length: this.outGroups }, (_, og) => isLive(this.pp, cw, on, ig, og)));
+    this.live = Array.from({ length: this.inGroups }, (_, ig) =>
+      Array.from({ length: this.outGroups }, (_, og) => isLive(this.pp, cw, on, ig, og)),
+    );
     this.kernelTaps = kernelTaps(g, on);
   }
 
   /** Upload ciphertexts (tile-major, then input group) and response ciphertexts (tile-major, then output group). */
-  get uploads(): number { return this.tiles * this.inGroups; }
-  get responses(): number { return this.tiles * this.outGroups; }
+  get uploads(): number {
+    return this.tiles * this.inGroups;
+  }
+  get responses(): number {
+    return this.tiles * this.outGroups;
+  }
 
   private tileOrigin(t: number): [number, number] {
     return [Math.floor(t / this.tilesX) * this.pk.th, (t % this.tilesX) * this.pk.tw];
@@ -166,13 +229,17 @@ export class ConvLayout {
 
   /** Input polynomial (tile t, input group ig): coefficient positions and the input elements (C x H x W index) they hold. */
   input(t: number, ig: number): Placement {
-    const { g, pp } = this, nph = pp.phases.length, s = g.stride;
+    const { g, pp } = this,
+      nph = pp.phases.length,
+      s = g.stride;
     const [y0, x0] = this.tileOrigin(t);
-    const idx: number[] = [], src: number[] = [];
+    const idx: number[] = [],
+      src: number[] = [];
     for (let cl = 0; cl < this.pk.cw; cl++) {
       const cph = ig * this.pk.cw + cl;
       if (cph >= pp.cp) break;
-      const c = Math.floor(cph / nph), [a, b] = pp.phases[cph % nph]!;
+      const c = Math.floor(cph / nph),
+        [a, b] = pp.phases[cph % nph]!;
       for (let yy = 0; yy < this.hb; yy++) {
         const y = s * (y0 + yy) + a - g.pad;
         if (y < 0 || y >= g.H) continue;
@@ -191,7 +258,8 @@ export class ConvLayout {
   output(t: number, og: number): Placement {
     const { g } = this;
     const [y0, x0] = this.tileOrigin(t);
-    const idx: number[] = [], src: number[] = [];
+    const idx: number[] = [],
+      src: number[] = [];
     for (let ol = 0; ol < this.pk.on; ol++) {
       const o = og * this.pk.on + ol;
       if (o >= g.O) break;
@@ -211,7 +279,10 @@ export class ConvLayout {
    */
   kernel(ig: number, og: number, w: ArrayLike<number>, out: Int32Array = new Int32Array(this.n)): Int32Array | null {
     if (!this.live[ig]![og]) return null;
-    const { g, pp, pk } = this, nph = pp.phases.length, cin = g.C / g.groups, cout = g.O / g.groups;
+    const { g, pp, pk } = this,
+      nph = pp.phases.length,
+      cin = g.C / g.groups,
+      cout = g.O / g.groups;
     for (let ol = 0; ol < pk.on; ol++) {
       const o = og * pk.on + ol;
       if (o >= g.O) break;
@@ -220,9 +291,10 @@ export class ConvLayout {
         if (cph >= pp.cp) break;
         const c = Math.floor(cph / nph);
         if (Math.floor(c / cin) !== Math.floor(o / cout)) continue;
-        const base = ((o * cin + (c % cin)) * g.kh) * g.kw;
+        const base = (o * cin + (c % cin)) * g.kh * g.kw;
         for (const tp of pp.tapsOf[cph % nph]!) {
-          out[ol * pk.cw * this.area + this.offset - (cl * this.area + tp.pi * this.wb + tp.pj)] = w[base + tp.di * g.kw + tp.dj]!;
+          out[ol * pk.cw * this.area + this.offset - (cl * this.area + tp.pi * this.wb + tp.pj)] =
+            w[base + tp.di * g.kw + tp.dj]!;
         }
       }
     }
@@ -247,7 +319,14 @@ export interface PackingCostModel {
   memory: number;
 }
 
-export const DEFAULT_COST: PackingCostModel = { ntt: 25e-6, dotTerm: 3e-6, response: 1.2e-3, upload: 0.6e-3, bandwidth: 30e6, memory: 64 * 2 ** 20 };
+export const DEFAULT_COST: PackingCostModel = {
+  ntt: 25e-6,
+  dotTerm: 3e-6,
+  response: 1.2e-3,
+  upload: 0.6e-3,
+  bandwidth: 30e6,
+  memory: 64 * 2 ** 20,
+};
 
 export interface PackingCost {
   pk: Packing;
@@ -262,14 +341,24 @@ export interface PackingCost {
 
 /** Bytes of one upload (its c0: L primes x n residues of 30 bits) and of one response with `kept` coefficients. */
 export const uploadBytes = (n: number, primes: number) => Math.ceil((n * primes * 30) / 8);
-export const responseBytes = (n: number, c1Bits: number, c0Bits: number, kept: number) => Math.ceil((n * c1Bits) / 8) + Math.ceil((kept * c0Bits) / 8);
+export const responseBytes = (n: number, c1Bits: number, c0Bits: number, kept: number) =>
+  Math.ceil((n * c1Bits) / 8) + Math.ceil((kept * c0Bits) / 8);
 
 /**
  * The packing with the least estimated cost (server and client seconds + bytes / bandwidth) among tilings (one per
  * tile count), input group sizes and output group sizes (the largest that fits, and for grouped convs also the
  * sizes aligned with the groups), subject to `fits` (e.g. the noise budget).
  */
-export function choosePacking(g: LinearGeometry, n: number, primes: number, c1Bits: number, c0Bits: number, fits: (kernelTaps: number) => boolean, cost: PackingCostModel = DEFAULT_COST, what = 'layer'): PackingCost {
+export function choosePacking(
+  g: LinearGeometry,
+  n: number,
+  primes: number,
+  c1Bits: number,
+  c0Bits: number,
+  fits: (kernelTaps: number) => boolean,
+  cost: PackingCostModel = DEFAULT_COST,
+  what = 'layer',
+): PackingCost {
   const pp = polyphase(g, what);
   const sizes = (total: number) => {
     const out = new Set<number>();
@@ -286,14 +375,26 @@ export function choosePacking(g: LinearGeometry, n: number, primes: number, c1Bi
       for (let cw = 1; cw <= Math.min(pp.cp, Math.floor(n / area)); cw++) {
         const maxOn = Math.min(g.O, Math.floor(n / (cw * area)));
         const ons = new Set([maxOn]);
-        if (g.groups > 1) for (const o of [g.O / g.groups, cw / pp.phases.length]) if (Number.isInteger(o) && o >= 1 && o <= maxOn) ons.add(o);
+        if (g.groups > 1)
+          for (const o of [g.O / g.groups, cw / pp.phases.length])
+            if (Number.isInteger(o) && o >= 1 && o <= maxOn) ons.add(o);
         for (const on of ons) {
-          const G = Math.ceil(pp.cp / cw), OG = Math.ceil(g.O / on);
-          const uploads = tiles * G, responses = tiles * OG;
+          const G = Math.ceil(pp.cp / cw),
+            OG = Math.ceil(g.O / on);
+          const uploads = tiles * G,
+            responses = tiles * OG;
           if (2 * uploads * 4 * primes * n > cost.memory) continue;
-          const kernelPolys = liveCount(pp, cw, on), products = tiles * kernelPolys;
-          const bytes = uploads * uploadBytes(n, primes) + responses * responseBytes(n, c1Bits, 0, 0) + Math.ceil((outputs * c0Bits) / 8);
-          const seconds = kernelPolys * primes * cost.ntt + products * primes * cost.dotTerm + responses * cost.response + uploads * cost.upload;
+          const kernelPolys = liveCount(pp, cw, on),
+            products = tiles * kernelPolys;
+          const bytes =
+            uploads * uploadBytes(n, primes) +
+            responses * responseBytes(n, c1Bits, 0, 0) +
+            Math.ceil((outputs * c0Bits) / 8);
+          const seconds =
+            kernelPolys * primes * cost.ntt +
+            products * primes * cost.dotTerm +
+            responses * cost.response +
+            uploads * cost.upload;
           const c = seconds + bytes / cost.bandwidth;
           if ((best && c >= best.cost) || !fits(kernelTaps(g, on))) continue;
           best = { pk: { th, tw, cw, on }, uploads, responses, kernelPolys, products, bytes, seconds, cost: c };

@@ -56,7 +56,14 @@ export const HE_PARAMS: HeParams = {
  * HomomorphicEncryption.org security standard (Albrecht et al. 2018), Table 1: the largest log2 q for 128-bit classical
  * security with a uniform ternary secret and error sigma ~3.2, by ring degree.
  */
-export const HE_STANDARD_128: Readonly<Record<number, number>> = { 1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881 };
+export const HE_STANDARD_128: Readonly<Record<number, number>> = {
+  1024: 27,
+  2048: 54,
+  4096: 109,
+  8192: 218,
+  16384: 438,
+  32768: 881,
+};
 
 export function log2q(p: HeParams): number {
   return p.primes.reduce((s, x) => s + Math.log2(x), 0);
@@ -70,28 +77,39 @@ function isPrime(x: number): boolean {
 
 /** Throws unless `p` is a valid parameter set at 128-bit security (the table above) with a sound noise budget. */
 export function checkParams(p: HeParams): void {
-  const bad = (why: string): never => { throw new Error(`HE parameters ${p.id.toString(16)}: ${why}`); };
+  const bad = (why: string): never => {
+    throw new Error(`HE parameters ${p.id.toString(16)}: ${why}`);
+  };
   const maxQ = HE_STANDARD_128[p.n];
-  if (maxQ === undefined) bad(`ring degree ${p.n} is not in the 128-bit table (${Object.keys(HE_STANDARD_128).join(', ')})`);
+  if (maxQ === undefined)
+    bad(`ring degree ${p.n} is not in the 128-bit table (${Object.keys(HE_STANDARD_128).join(', ')})`);
   const lq = log2q(p);
   if (lq > maxQ!) bad(`log2 q = ${lq.toFixed(2)} exceeds ${maxQ} bits, the 128-bit bound for n = ${p.n}`);
   if (Math.sqrt(p.eta / 2) < 3.19) bad(`error sigma ${Math.sqrt(p.eta / 2).toFixed(2)} is below the standard's 3.19`);
   if (new Set(p.primes).size !== p.primes.length) bad('primes repeat');
   for (const x of p.primes) {
-    if (!Number.isInteger(x) || x >= 2 ** 30 || !isPrime(x) || x % (2 * p.n) !== 1) bad(`${x} is not a prime < 2^30 equal to 1 mod ${2 * p.n}`);
+    if (!Number.isInteger(x) || x >= 2 ** 30 || !isPrime(x) || x % (2 * p.n) !== 1)
+      bad(`${x} is not a prime < 2^30 equal to 1 mod ${2 * p.n}`);
   }
   const dec = p.primes.slice(0, p.decPrimes).reduce((s, x) => s + Math.log2(x), 0);
   if (!(p.decPrimes >= 1 && p.decPrimes <= 4) || dec <= 1 + Math.log2(p.n) + p.c1Bits) {
-    bad(`${p.decPrimes} decryption primes (${dec.toFixed(1)} bits) cannot hold c1 s (${(1 + Math.log2(p.n) + p.c1Bits).toFixed(1)} bits)`);
+    bad(
+      `${p.decPrimes} decryption primes (${dec.toFixed(1)} bits) cannot hold c1 s (${(1 + Math.log2(p.n) + p.c1Bits).toFixed(1)} bits)`,
+    );
   }
-  if (!(p.c0Bits > 64 && p.c0Bits <= p.c1Bits && p.c1Bits <= 96 && p.c1Bits - p.c0Bits < 32)) bad(`response moduli 2^${p.c0Bits}, 2^${p.c1Bits} outside 64 < c0 <= c1 <= 96, c1 - c0 < 32`);
+  if (!(p.c0Bits > 64 && p.c0Bits <= p.c1Bits && p.c1Bits <= 96 && p.c1Bits - p.c0Bits < 32))
+    bad(`response moduli 2^${p.c0Bits}, 2^${p.c1Bits} outside 64 < c0 <= c1 <= 96, c1 - c0 < 32`);
   if (!(p.statBits >= 40)) bad(`statistical security ${p.statBits} bits < 40`);
   // the noise region's flooding: statistical distance < 3 / (2 W) <= 2^(2 - floodBits) per coefficient
   const region = Math.ceil(lq - 64);
-  if (!(region - 2 >= p.statBits + p.sessionCoeffBits)) bad(`a noise region of ${region} bits covers 2^${p.sessionCoeffBits} coefficients at ${region - 2 - p.sessionCoeffBits} bits, under ${p.statBits}`);
+  if (!(region - 2 >= p.statBits + p.sessionCoeffBits))
+    bad(
+      `a noise region of ${region} bits covers 2^${p.sessionCoeffBits} coefficients at ${region - 2 - p.sessionCoeffBits} bits, under ${p.statBits}`,
+    );
   // The largest kernel norm any layer may have (weights < 2^15, up to 2^20 taps per output) must fit.
   const n = noiseBudget(p, 2 ** 35);
-  if (!(n.marginBits > 0)) bad(`noise budget fails for a kernel L1 norm of 2^35 (margin ${n.marginBits.toFixed(2)} bits)`);
+  if (!(n.marginBits > 0))
+    bad(`noise budget fails for a kernel L1 norm of 2^35 (margin ${n.marginBits.toFixed(2)} bits)`);
 }
 
 export interface NoiseBudget {
@@ -110,15 +128,24 @@ export interface NoiseBudget {
 
 /** The worst-case budget of one response whose products have kernel L1 norm `kernelL1` in all (public bound). */
 export function noiseBudget(p: HeParams, kernelL1: number): NoiseBudget {
-  const ein = p.eta + 0.5, lq = log2q(p);
+  const ein = p.eta + 0.5,
+    lq = log2q(p);
   const weightNoise = kernelL1 * ein + 0.5;
   const floodBits = Math.ceil(lq - 64);
   const rerand = (2 * p.n + 1) * p.eta;
   const totalAtQ = weightNoise + rerand;
-  const K = p.c1Bits, round = 0.5 + 2 ** -17; // the switch rounds a float64 sum of six terms < 2^30 each: error < 2^-18
+  const K = p.c1Bits,
+    round = 0.5 + 2 ** -17; // the switch rounds a float64 sum of six terms < 2^30 each: error < 2^-18
   const decryptNoise = 2 ** (K - lq) * totalAtQ + 2 ** (K - p.c0Bits) * round + p.n * round;
   // x = 2^(K-64) (M c - s) + F 2^K / q + E with |F| <= 2^(floodBits-1): round(x / 2^(K-64)) - (M c - s) is in
   // {-1, 0, 1} while |F| 2^K / q + E < 3 2^(K-65)
   const decryptLimit = 3 * 2 ** (K - 65) - 2 ** (K + floodBits - 1 - lq);
-  return { weightNoise, floodBits, totalAtQ, decryptNoise, decryptLimit, marginBits: Math.log2(decryptLimit / decryptNoise) };
+  return {
+    weightNoise,
+    floodBits,
+    totalAtQ,
+    decryptNoise,
+    decryptLimit,
+    marginBits: Math.log2(decryptLimit / decryptNoise),
+  };
 }

@@ -32,9 +32,13 @@ export function noiseRegion(p: HeParams): NoiseRegion {
   const key = p.primes.join(',');
   let r = regions.get(key);
   if (!r) {
-    const q = p.primes.reduce((a, x) => a * BigInt(x), 1n), W = (q + (1n << 64n) - 1n) >> 64n;
+    const q = p.primes.reduce((a, x) => a * BigInt(x), 1n),
+      W = (q + (1n << 64n) - 1n) >> 64n;
     if (W >> 128n) throw new Error('noise region: q / 2^64 exceeds 128 bits');
-    r = { bits: W.toString(2).length, w: Uint32Array.from({ length: 4 }, (_, i) => Number((W >> BigInt(32 * i)) & 0xffffffffn)) };
+    r = {
+      bits: W.toString(2).length,
+      w: Uint32Array.from({ length: 4 }, (_, i) => Number((W >> BigInt(32 * i)) & 0xffffffffn)),
+    };
     regions.set(key, r);
   }
   return r;
@@ -55,7 +59,8 @@ export function regionWords(r: NoiseRegion, count: number, rand: Random): Uint32
   };
   const below = (j: number): boolean => {
     for (let i = 3; i >= 0; i--) {
-      const a = out[4 * j + i]!, b = r.w[i]!;
+      const a = out[4 * j + i]!,
+        b = r.w[i]!;
       if (a !== b) return a < b;
     }
     return false;
@@ -84,13 +89,15 @@ export interface PublicKeyData {
 
 /** Generates s (kept in the engine for the session) and the public key, with the client's coins `rand`. */
 export async function keyGen(e: HeEngine, rand: Random): Promise<{ sk: SecretKey; pk: PublicKeyData }> {
-  const s = sampleTernary(e.n, rand), sNtt = e.poly();
+  const s = sampleTernary(e.n, rand),
+    sNtt = e.poly();
   e.small(sNtt, e.putSmall(s), false);
   e.forward(sNtt);
   const seed = randomSeed(rand);
   const a = await (await Xof.create(seed)).uniform(0, e.params.primes, e.n);
   const m = e.mark();
-  const ap = e.poly(), p0 = e.poly();
+  const ap = e.poly(),
+    p0 = e.poly();
   e.words(ap).set(a);
   e.small(p0, e.putSmall(sampleCbd(e.n, e.params.eta, rand)), false);
   e.forward(p0);
@@ -110,8 +117,12 @@ export interface SparsePlain {
 
 /** Writes u64 values (from lo/hi words) into scratch memory; returns the offset. */
 function putU64(e: HeEngine, lo: Uint32Array, hi: Uint32Array): number {
-  const p = e.alloc(8 * lo.length), w = e.u32(p, 2 * lo.length);
-  for (let j = 0; j < lo.length; j++) { w[2 * j] = lo[j]!; w[2 * j + 1] = hi[j]!; }
+  const p = e.alloc(8 * lo.length),
+    w = e.u32(p, 2 * lo.length);
+  for (let j = 0; j < lo.length; j++) {
+    w[2 * j] = lo[j]!;
+    w[2 * j + 1] = hi[j]!;
+  }
   return p;
 }
 
@@ -125,12 +136,19 @@ function putU32(e: HeEngine, v: Uint32Array): number {
  * Symmetric encryptions of the plaintexts under `sk`: c0 of each (NTT domain, prime-major); c1 of plaintext j is
  * the uniform polynomial of stream j of `seed`. The errors come from the client's coins `rand`.
  */
-export async function encryptUploads(e: HeEngine, sk: SecretKey, seed: Uint8Array, plains: readonly SparsePlain[], rand: Random): Promise<Uint32Array[]> {
+export async function encryptUploads(
+  e: HeEngine,
+  sk: SecretKey,
+  seed: Uint8Array,
+  plains: readonly SparsePlain[],
+  rand: Random,
+): Promise<Uint32Array[]> {
   const xof = await Xof.create(seed);
   const as = await Promise.all(plains.map((_, j) => xof.uniform(j, e.params.primes, e.n)));
   return plains.map((pt, j) => {
     const m = e.mark();
-    const c0 = e.poly(e.L, false), a = e.poly(e.L, false);
+    const c0 = e.poly(e.L, false),
+      a = e.poly(e.L, false);
     e.small(c0, e.putSmall(sampleCbd(e.n, e.params.eta, rand)), false);
     e.addDelta(c0, putU64(e, pt.lo, pt.hi), putU32(e, pt.idx), pt.idx.length);
     e.forward(c0);
@@ -151,7 +169,8 @@ export interface ServerPublicKey {
 
 export async function loadPublicKey(e: HeEngine, pk: PublicKeyData): Promise<ServerPublicKey> {
   const a = await (await Xof.create(pk.seed)).uniform(0, e.params.primes, e.n);
-  const p0 = e.poly(), ap = e.poly();
+  const p0 = e.poly(),
+    ap = e.poly();
   e.words(p0).set(pk.p0);
   e.words(ap).set(a);
   return { p0, a: ap };
@@ -184,9 +203,19 @@ export interface FullCt {
  * none for 0. Allocated in the engine's scratch memory (the caller releases it). The re-randomisation and the
  * flooding come from the server's coins `rand`.
  */
-export function evaluate(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number, rand: Random): FullCt {
+export function evaluate(
+  e: HeEngine,
+  pk: ServerPublicKey,
+  terms: readonly [InputCt, Poly][],
+  keep: Uint32Array,
+  maskLo: Uint32Array,
+  maskHi: Uint32Array,
+  floodBits: number,
+  rand: Random,
+): FullCt {
   const n = e.n;
-  const c0 = e.poly(e.L, false), c1 = e.poly(e.L, false); // written whole by dot
+  const c0 = e.poly(e.L, false),
+    c1 = e.poly(e.L, false); // written whole by dot
   const m = e.mark();
   const u = e.poly(e.L, false);
   e.small(u, e.putSmall(sampleTernary(n, rand)), false);
@@ -214,8 +243,11 @@ export function evaluate(e: HeEngine, pk: ServerPublicKey, terms: readonly [Inpu
 
 /** Switches a response to 2^c1Bits (all of c1) and 2^c0Bits (c0 at the kept positions only). */
 export function switchDown(e: HeEngine, ct: FullCt, keep: Uint32Array): ResponseCt {
-  const m = e.mark(), n = e.n;
-  const idx = putU32(e, keep), o1 = e.alloc(12 * n), o0 = e.alloc(12 * keep.length);
+  const m = e.mark(),
+    n = e.n;
+  const idx = putU32(e, keep),
+    o1 = e.alloc(12 * n),
+    o0 = e.alloc(12 * keep.length);
   e.modSwitch(o1, ct.c1, 0, n, 1);
   e.modSwitch(o0, ct.c0, idx, keep.length, 0);
   const out = { c1: e.u32(o1, 3 * n).slice(), c0: e.u32(o0, 3 * keep.length).slice() };
@@ -224,7 +256,16 @@ export function switchDown(e: HeEngine, ct: FullCt, keep: Uint32Array): Response
 }
 
 /** evaluate + switchDown: the response the client receives. */
-export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [InputCt, Poly][], keep: Uint32Array, maskLo: Uint32Array, maskHi: Uint32Array, floodBits: number, rand: Random): ResponseCt {
+export function respond(
+  e: HeEngine,
+  pk: ServerPublicKey,
+  terms: readonly [InputCt, Poly][],
+  keep: Uint32Array,
+  maskLo: Uint32Array,
+  maskHi: Uint32Array,
+  floodBits: number,
+  rand: Random,
+): ResponseCt {
   const m = e.mark();
   const out = switchDown(e, evaluate(e, pk, terms, keep, maskLo, maskHi, floodBits, rand), keep);
   e.release(m);
@@ -232,18 +273,31 @@ export function respond(e: HeEngine, pk: ServerPublicKey, terms: readonly [Input
 }
 
 /** Decrypts a response at its kept positions: the values (lo/hi words) in the order of `keep`. */
-export function decryptResponse(e: HeEngine, sk: SecretKey, ct: ResponseCt, keep: Uint32Array): { lo: Uint32Array; hi: Uint32Array } {
-  const m = e.mark(), D = e.params.decPrimes;
+export function decryptResponse(
+  e: HeEngine,
+  sk: SecretKey,
+  ct: ResponseCt,
+  keep: Uint32Array,
+): { lo: Uint32Array; hi: Uint32Array } {
+  const m = e.mark(),
+    D = e.params.decPrimes;
   const w = putU32(e, ct.c1);
   const prod = e.poly(D, false);
   e.reduceWide(prod, w);
   e.forward(prod);
   e.mul(prod, prod, { ptr: sk.sNtt.ptr, primes: D });
   e.inverse(prod);
-  const c0 = putU32(e, ct.c0), idx = putU32(e, keep), out = e.alloc(8 * keep.length);
+  const c0 = putU32(e, ct.c0),
+    idx = putU32(e, keep),
+    out = e.alloc(8 * keep.length);
   e.decrypt(out, c0, idx, keep.length, prod);
-  const v = e.u32(out, 2 * keep.length), lo = new Uint32Array(keep.length), hi = new Uint32Array(keep.length);
-  for (let j = 0; j < keep.length; j++) { lo[j] = v[2 * j]!; hi[j] = v[2 * j + 1]!; }
+  const v = e.u32(out, 2 * keep.length),
+    lo = new Uint32Array(keep.length),
+    hi = new Uint32Array(keep.length);
+  for (let j = 0; j < keep.length; j++) {
+    lo[j] = v[2 * j]!;
+    hi[j] = v[2 * j + 1]!;
+  }
   e.release(m);
   return { lo, hi };
 }

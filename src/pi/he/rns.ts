@@ -71,9 +71,12 @@ export function rnsConstants(params: HeParams): RnsConstants {
 }
 
 function mswTable(primes: readonly number[], k: number): Uint8Array {
-  const out = new Uint8Array(16 * primes.length), dv = new DataView(out.buffer);
+  const out = new Uint8Array(16 * primes.length),
+    dv = new DataView(out.buffer);
   primes.forEach((x, i) => {
-    const p = BigInt(x), I = (1n << BigInt(k)) / p, F = Number((1n << BigInt(k)) % p) / x;
+    const p = BigInt(x),
+      I = (1n << BigInt(k)) / p,
+      F = Number((1n << BigInt(k)) % p) / x;
     if (I >= 1n << 64n) throw new Error(`modulus switch to 2^${k}: 2^k / p does not fit 64 bits`);
     dv.setUint32(16 * i, Number(I & 0xffffffffn), true);
     dv.setUint32(16 * i + 4, Number(I >> 32n), true);
@@ -83,19 +86,34 @@ function mswTable(primes: readonly number[], k: number): Uint8Array {
 }
 
 function build(params: HeParams): RnsConstants {
-  const { n, primes } = params, L = primes.length, logn = Math.log2(n);
+  const { n, primes } = params,
+    L = primes.length,
+    logn = Math.log2(n);
   const q = primes.reduce((a, x) => a * BigInt(x), 1n);
   const tw = nttTableWords(n);
   const ntt = new Uint32Array(L * tw);
-  const ninv = new Uint32Array(L), ninvp = new Uint32Array(L), r32 = new Uint32Array(L), r32p = new Uint32Array(L), onep = new Uint32Array(L);
+  const ninv = new Uint32Array(L),
+    ninvp = new Uint32Array(L),
+    r32 = new Uint32Array(L),
+    r32p = new Uint32Array(L),
+    onep = new Uint32Array(L);
   const consts = new Uint32Array(L * CONST_WORDS);
   const T64 = 1n << 64n;
   primes.forEach((x, i) => {
-    const p = BigInt(x), psi = primitiveRoot2n(x, n), psiInv = inv(psi, p);
-    const pw = new Array<bigint>(n), pwi = new Array<bigint>(n);
+    const p = BigInt(x),
+      psi = primitiveRoot2n(x, n),
+      psiInv = inv(psi, p);
+    const pw = new Array<bigint>(n),
+      pwi = new Array<bigint>(n);
     pw[0] = pwi[0] = 1n;
-    for (let k = 1; k < n; k++) { pw[k] = (pw[k - 1]! * psi) % p; pwi[k] = (pwi[k - 1]! * psiInv) % p; }
-    for (const [dir, pows] of [[0, pw], [1, pwi]] as const) {
+    for (let k = 1; k < n; k++) {
+      pw[k] = (pw[k - 1]! * psi) % p;
+      pwi[k] = (pwi[k - 1]! * psiInv) % p;
+    }
+    for (const [dir, pows] of [
+      [0, pw],
+      [1, pwi],
+    ] as const) {
       const base = i * tw + dir * 3 * n;
       for (let k = 0; k < n; k++) {
         const w = pows[bitrev(k, logn)]!;
@@ -103,7 +121,8 @@ function build(params: HeParams): RnsConstants {
         ntt[base + n + k] = shoupOf(w, p);
       }
       for (let j = 0; j < n / 4; j++) {
-        const w = ntt[base + n / 4 + j]!, wp = ntt[base + n + n / 4 + j]!;
+        const w = ntt[base + n / 4 + j]!,
+          wp = ntt[base + n + n / 4 + j]!;
         ntt[base + 2 * n + 2 * j] = ntt[base + 2 * n + 2 * j + 1] = w;
         ntt[base + 2 * n + n / 2 + 2 * j] = ntt[base + 2 * n + n / 2 + 2 * j + 1] = wp;
       }
@@ -111,25 +130,73 @@ function build(params: HeParams): RnsConstants {
     const ni = inv(BigInt(n), p);
     ninv[i] = Number(ni);
     ninvp[i] = shoupOf(ni, p);
-    const c2 = inv(T64 % p, p), c1 = (B32 * c2) % p, R32 = B32 % p, qt = inv(q / p, p);
+    const c2 = inv(T64 % p, p),
+      c1 = (B32 * c2) % p,
+      R32 = B32 % p,
+      qt = inv(q / p, p);
     r32[i] = Number(R32);
     r32p[i] = shoupOf(R32, p);
     onep[i] = shoupOf(1n, p);
-    consts.set([x, Number(c1), shoupOf(c1, p), Number(c2), shoupOf(c2, p), Number(R32), shoupOf(R32, p), shoupOf(1n, p),
-      Number(T64 % p), Number((T64 * B32) % p), 0, Number(qt), shoupOf(qt, p), 0, 0, 0], i * CONST_WORDS);
+    consts.set(
+      [
+        x,
+        Number(c1),
+        shoupOf(c1, p),
+        Number(c2),
+        shoupOf(c2, p),
+        Number(R32),
+        shoupOf(R32, p),
+        shoupOf(1n, p),
+        Number(T64 % p),
+        Number((T64 * B32) % p),
+        0,
+        Number(qt),
+        shoupOf(qt, p),
+        0,
+        0,
+        0,
+      ],
+      i * CONST_WORDS,
+    );
   });
   // Decryption: CRT over the first decPrimes primes, values modulo 2^96.
-  const D = params.decPrimes, P = primes.slice(0, D).reduce((a, x) => a * BigInt(x), 1n), M96 = (1n << 96n) - 1n;
-  const crt = new Uint8Array(160), dv = new DataView(crt.buffer);
+  const D = params.decPrimes,
+    P = primes.slice(0, D).reduce((a, x) => a * BigInt(x), 1n),
+    M96 = (1n << 96n) - 1n;
+  const crt = new Uint8Array(160),
+    dv = new DataView(crt.buffer);
   primes.slice(0, D).forEach((x, i) => {
-    const p = BigInt(x), Qi = P / p, pt = inv(Qi, p), Qm = Qi & M96;
-    [x, Number(pt), shoupOf(pt, p), Number(Qm & 0xffffffffn), Number((Qm >> 32n) & 0xffffffffn), Number(Qm >> 64n)].forEach((v, k) => dv.setUint32(32 * i + 4 * k, v, true));
+    const p = BigInt(x),
+      Qi = P / p,
+      pt = inv(Qi, p),
+      Qm = Qi & M96;
+    [
+      x,
+      Number(pt),
+      shoupOf(pt, p),
+      Number(Qm & 0xffffffffn),
+      Number((Qm >> 32n) & 0xffffffffn),
+      Number(Qm >> 64n),
+    ].forEach((v, k) => dv.setUint32(32 * i + 4 * k, v, true));
     dv.setFloat64(32 * i + 24, 1 / x, true);
   });
   const Pm = P & M96;
-  [Pm & 0xffffffffn, (Pm >> 32n) & 0xffffffffn, Pm >> 64n].forEach((v, k) => dv.setUint32(128 + 4 * k, Number(v), true));
+  [Pm & 0xffffffffn, (Pm >> 32n) & 0xffffffffn, Pm >> 64n].forEach((v, k) =>
+    dv.setUint32(128 + 4 * k, Number(v), true),
+  );
   return {
-    params, q, qlo: q & (T64 - 1n), ntt, ninv, ninvp, r32, r32p, onep, consts,
-    msw0: mswTable(primes, params.c0Bits), msw1: mswTable(primes, params.c1Bits), crt,
+    params,
+    q,
+    qlo: q & (T64 - 1n),
+    ntt,
+    ninv,
+    ninvp,
+    r32,
+    r32p,
+    onep,
+    consts,
+    msw0: mswTable(primes, params.c0Bits),
+    msw1: mswTable(primes, params.c1Bits),
+    crt,
   };
 }

@@ -43,7 +43,8 @@ const popcount = (x: number) => {
 /** n samples of CBD(eta), eta <= 32. */
 export function sampleCbd(n: number, eta: number, rand: Random): Int32Array {
   if (!(eta >= 1 && eta <= 32)) throw new Error(`CBD: eta ${eta} outside [1, 32]`);
-  const w = randomFill(new Uint32Array(2 * n), rand), out = new Int32Array(n);
+  const w = randomFill(new Uint32Array(2 * n), rand),
+    out = new Int32Array(n);
   const mask = eta === 32 ? 0xffffffff : (1 << eta) - 1;
   for (let i = 0; i < n; i++) out[i] = popcount(w[2 * i]! & mask) - popcount(w[2 * i + 1]! & mask);
   return out;
@@ -60,7 +61,8 @@ export class Xof {
 
   /** `words` u32 of stream `domain`, starting at block `block`. */
   async words(domain: number, words: number, block = 0): Promise<Uint32Array> {
-    const counter = new Uint8Array(16), dv = new DataView(counter.buffer);
+    const counter = new Uint8Array(16),
+      dv = new DataView(counter.buffer);
     dv.setUint32(0, domain >>> 0);
     dv.setUint32(12, block >>> 0);
     const out = await subtle().encrypt({ name: 'AES-CTR', counter, length: 32 }, this.key, new Uint8Array(4 * words));
@@ -71,10 +73,12 @@ export class Xof {
   async uniform(domain: number, primes: readonly number[], n: number): Promise<Uint32Array> {
     const out = new Uint32Array(primes.length * n);
     const slack = 64;
-    let stream = await this.words(domain, primes.length * (n + slack)), used = 0, block = stream.length / 4;
+    let stream = await this.words(domain, primes.length * (n + slack)),
+      used = 0,
+      block = stream.length / 4;
     for (let i = 0; i < primes.length; i++) {
       const p = primes[i]!;
-      for (let k = 0; k < n;) {
+      for (let k = 0; k < n; ) {
         if (used === stream.length) {
           stream = await this.words(domain, 4096, block);
           block += 1024;
@@ -89,9 +93,21 @@ export class Xof {
 }
 
 // WebCrypto's subtle API, typed by hand: the project's lib (ES2022, no DOM) has no WebCrypto typings.
-interface CryptoKeyLike { readonly type: string }
+interface CryptoKeyLike {
+  readonly type: string;
+}
 interface SubtleLike {
-  importKey(format: 'raw', key: Uint8Array, alg: 'AES-CTR', extractable: boolean, usages: string[]): Promise<CryptoKeyLike>;
-  encrypt(alg: { name: 'AES-CTR'; counter: Uint8Array; length: number }, key: CryptoKeyLike, data: Uint8Array): Promise<ArrayBuffer>;
+  importKey(
+    format: 'raw',
+    key: Uint8Array,
+    alg: 'AES-CTR',
+    extractable: boolean,
+    usages: string[],
+  ): Promise<CryptoKeyLike>;
+  encrypt(
+    alg: { name: 'AES-CTR'; counter: Uint8Array; length: number },
+    key: CryptoKeyLike,
+    data: Uint8Array,
+  ): Promise<ArrayBuffer>;
 }
 const subtle = (): SubtleLike => (globalThis.crypto as unknown as { subtle: SubtleLike }).subtle;

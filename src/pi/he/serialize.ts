@@ -22,22 +22,32 @@ export const wideBytes = (count: number, bits: number) => Math.ceil((count * bit
 /** Message sizes: the public key, an upload of `count` ciphertexts, and responses keeping kept[j] coefficients each. */
 export const publicKeyBytes = (p: HeParams) => HEADER + 16 + residueBytes(p);
 export const uploadBytes = (p: HeParams, count: number) => HEADER + 32 + count * residueBytes(p);
-export const responsesBytes = (p: HeParams, kept: readonly number[]) => HEADER + 4 + kept.reduce((s, k) => s + wideBytes(p.n, p.c1Bits) + wideBytes(k, p.c0Bits), 0);
+export const responsesBytes = (p: HeParams, kept: readonly number[]) =>
+  HEADER + 4 + kept.reduce((s, k) => s + wideBytes(p.n, p.c1Bits) + wideBytes(k, p.c0Bits), 0);
 
 class BitWriter {
   readonly words: Uint32Array;
   pos = 0;
-  constructor(bytes: number) { this.words = new Uint32Array(Math.ceil(bytes / 4) + 1); }
-  u32(v: number): void { this.bits(v >>> 0, 32); }
-  bytes(b: Uint8Array): void { for (const x of b) this.bits(x, 8); }
+  constructor(bytes: number) {
+    this.words = new Uint32Array(Math.ceil(bytes / 4) + 1);
+  }
+  u32(v: number): void {
+    this.bits(v >>> 0, 32);
+  }
+  bytes(b: Uint8Array): void {
+    for (const x of b) this.bits(x, 8);
+  }
   /** Appends the low `b` bits of v (b <= 32). */
   bits(v: number, b: number): void {
-    const w = this.pos >>> 5, o = this.pos & 31;
+    const w = this.pos >>> 5,
+      o = this.pos & 31;
     this.words[w] |= v << o;
     if (o + b > 32) this.words[w + 1] |= v >>> (32 - o);
     this.pos += b;
   }
-  align(): void { this.pos = (this.pos + 7) & ~7; }
+  align(): void {
+    this.pos = (this.pos + 7) & ~7;
+  }
   /** Values of `bits` bits (<= 96) given as 3 u32 limbs each. */
   wide(limbs: Uint32Array, bits: number): void {
     for (let j = 0; j < limbs.length; j += 3) {
@@ -51,25 +61,35 @@ class BitWriter {
     for (let j = 0; j < r.length; j++) this.bits(r[j]!, RESIDUE_BITS);
     this.align();
   }
-  finish(): Uint8Array { return new Uint8Array(this.words.buffer, 0, this.pos >>> 3); }
+  finish(): Uint8Array {
+    return new Uint8Array(this.words.buffer, 0, this.pos >>> 3);
+  }
 }
 
 class BitReader {
   private readonly words: Uint32Array;
   pos = 0;
-  constructor(msg: Uint8Array, private readonly what: string) {
+  constructor(
+    msg: Uint8Array,
+    private readonly what: string,
+  ) {
     this.words = new Uint32Array(Math.ceil(msg.length / 4) + 1);
     new Uint8Array(this.words.buffer).set(msg);
   }
   bits(b: number): number {
-    const w = this.pos >>> 5, o = this.pos & 31;
+    const w = this.pos >>> 5,
+      o = this.pos & 31;
     let v = this.words[w]! >>> o;
     if (o + b > 32) v |= this.words[w + 1]! << (32 - o);
     this.pos += b;
     return b === 32 ? v >>> 0 : (v & ((1 << b) - 1)) >>> 0;
   }
-  u32(): number { return this.bits(32); }
-  bytes(n: number): Uint8Array { return Uint8Array.from({ length: n }, () => this.bits(8)); }
+  u32(): number {
+    return this.bits(32);
+  }
+  bytes(n: number): Uint8Array {
+    return Uint8Array.from({ length: n }, () => this.bits(8));
+  }
   align(): void {
     const pad = (8 - (this.pos & 7)) & 7;
     if (pad && this.bits(pad) !== 0) throw new Error(`${this.what}: non-zero padding bits at byte ${this.pos >>> 3}`);
@@ -86,7 +106,8 @@ class BitReader {
   }
   /** L x n residues, each checked against its prime. */
   residues(p: HeParams, what: string): Uint32Array {
-    const { n, primes } = p, out = new Uint32Array(primes.length * n);
+    const { n, primes } = p,
+      out = new Uint32Array(primes.length * n);
     for (let i = 0; i < primes.length; i++) {
       const q = primes[i]!;
       for (let k = 0; k < n; k++) {
@@ -108,10 +129,20 @@ function header(w: BitWriter, p: HeParams, kind: number, op: number, count: numb
 }
 
 /** Checks the header; returns a reader past it and the count (1..maxCount). */
-function head(msg: Uint8Array, p: HeParams, kind: number, op: number, what: string, maxCount: number): { r: BitReader; count: number } {
+function head(
+  msg: Uint8Array,
+  p: HeParams,
+  kind: number,
+  op: number,
+  what: string,
+  maxCount: number,
+): { r: BitReader; count: number } {
   if (msg.length < HEADER) throw new Error(`${what}: ${msg.length} bytes, shorter than the ${HEADER}-byte header`);
   const r = new BitReader(msg, what);
-  const id = r.u32(), k = r.u32(), o = r.u32(), count = r.u32();
+  const id = r.u32(),
+    k = r.u32(),
+    o = r.u32(),
+    count = r.u32();
   if (id !== p.id) throw new Error(`${what}: parameter set ${id.toString(16)}, expected ${p.id.toString(16)}`);
   if (k !== kind) throw new Error(`${what}: message kind ${k}, expected ${kind}`);
   if (o !== op) throw new Error(`${what}: for plan op ${o}, expected ${op}`);
@@ -120,7 +151,8 @@ function head(msg: Uint8Array, p: HeParams, kind: number, op: number, what: stri
 }
 
 function checkLength(msg: Uint8Array, want: number, count: number, what: string): void {
-  if (msg.length !== want) throw new Error(`${what}: ${msg.length} bytes, expected ${want} for ${count} ciphertext${count === 1 ? '' : 's'}`);
+  if (msg.length !== want)
+    throw new Error(`${what}: ${msg.length} bytes, expected ${want} for ${count} ciphertext${count === 1 ? '' : 's'}`);
 }
 
 export function writePublicKey(p: HeParams, seed: Uint8Array, p0: Uint32Array): Uint8Array {
@@ -138,7 +170,13 @@ export function readPublicKey(msg: Uint8Array, p: HeParams, what: string): { see
   return { seed, p0: r.residues(p, what) };
 }
 
-export function writeUpload(p: HeParams, op: number, pk: Packing, seed: Uint8Array, c0s: readonly Uint32Array[]): Uint8Array {
+export function writeUpload(
+  p: HeParams,
+  op: number,
+  pk: Packing,
+  seed: Uint8Array,
+  c0s: readonly Uint32Array[],
+): Uint8Array {
   const w = new BitWriter(uploadBytes(p, c0s.length));
   header(w, p, HE_KIND.upload, op, c0s.length);
   for (const v of [pk.th, pk.tw, pk.cw, pk.on]) w.u32(v);
@@ -148,9 +186,16 @@ export function writeUpload(p: HeParams, op: number, pk: Packing, seed: Uint8Arr
 }
 
 /** Reads an upload's header and packing; `cts(packing)` validates the packing and returns the expected count. */
-export function readUpload(msg: Uint8Array, p: HeParams, op: number, what: string, cts: (pk: Packing) => number): { pk: Packing; seed: Uint8Array; c0s: Uint32Array[] } {
+export function readUpload(
+  msg: Uint8Array,
+  p: HeParams,
+  op: number,
+  what: string,
+  cts: (pk: Packing) => number,
+): { pk: Packing; seed: Uint8Array; c0s: Uint32Array[] } {
   const { r, count } = head(msg, p, HE_KIND.upload, op, what, 2 ** 20);
-  if (msg.length < HEADER + 32) throw new Error(`${what}: ${msg.length} bytes, shorter than its ${HEADER + 32}-byte header`);
+  if (msg.length < HEADER + 32)
+    throw new Error(`${what}: ${msg.length} bytes, shorter than its ${HEADER + 32}-byte header`);
   const pk = { th: r.u32(), tw: r.u32(), cw: r.u32(), on: r.u32() };
   const expect = cts(pk);
   if (count !== expect) throw new Error(`${what}: ${count} ciphertexts, the packing needs ${expect}`);
@@ -168,7 +213,10 @@ export interface ResponseCts {
 }
 
 export function writeResponses(p: HeParams, op: number, first: number, cts: readonly ResponseCts[]): Uint8Array {
-  const len = responsesBytes(p, cts.map((c) => c.c0.length / 3));
+  const len = responsesBytes(
+    p,
+    cts.map((c) => c.c0.length / 3),
+  );
   const w = new BitWriter(len);
   header(w, p, HE_KIND.responses, op, cts.length);
   w.u32(first);
@@ -180,7 +228,15 @@ export function writeResponses(p: HeParams, op: number, first: number, cts: read
 }
 
 /** Reads responses first..first+count-1 of a layer; kept(j) = kept coefficients of response j. */
-export function readResponses(msg: Uint8Array, p: HeParams, op: number, what: string, first: number, maxCount: number, kept: (j: number) => number): ResponseCts[] {
+export function readResponses(
+  msg: Uint8Array,
+  p: HeParams,
+  op: number,
+  what: string,
+  first: number,
+  maxCount: number,
+  kept: (j: number) => number,
+): ResponseCts[] {
   const { r, count } = head(msg, p, HE_KIND.responses, op, what, maxCount);
   let len = HEADER + 4;
   for (let j = first; j < first + count; j++) len += wideBytes(p.n, p.c1Bits) + wideBytes(kept(j), p.c0Bits);

@@ -33,11 +33,19 @@ export function linearShape(plan: PublicPlan, i: number): LinearShape {
   const o = plan.ops[i]!;
   if (o.op !== 'conv' && o.op !== 'fc') throw new Error(`plan op ${i} is not a secret linear layer`);
   const maxWeight = 2 ** (plan.fixed.weightBits - 1) - 1;
-  return { op: i, name: o.name, inSize: plan.ops[o.input]!.size, outSize: o.size, maxWeight, ...(o.op === 'conv' ? { geom: o.geom } : {}) };
+  return {
+    op: i,
+    name: o.name,
+    inSize: plan.ops[o.input]!.size,
+    outSize: o.size,
+    maxWeight,
+    ...(o.op === 'conv' ? { geom: o.geom } : {}),
+  };
 }
 
 /** The secret linear layers in plan order: the preprocessors' work list, the same on every side. */
-export const linearShapes = (plan: PublicPlan): LinearShape[] => plan.ops.flatMap((o, i) => (o.op === 'conv' || o.op === 'fc' ? [linearShape(plan, i)] : []));
+export const linearShapes = (plan: PublicPlan): LinearShape[] =>
+  plan.ops.flatMap((o, i) => (o.op === 'conv' || o.op === 'fc' ? [linearShape(plan, i)] : []));
 
 /** A layer whose client half has sent its messages (clientStart) and not yet read the answer. */
 export interface PendingLinear {
@@ -82,7 +90,11 @@ export interface Preprocessor {
 }
 
 /** The preprocessors by their `--preprocess` name; two parties by default: the dealer is a third party, chosen explicitly. */
-export const PREPROCESS_REGISTRY = new Registry<Preprocessor, HeOptions>('preprocessor', { he: (he) => new HePreprocessor(he), dealer: () => new DealerPreprocessor() }, 'he');
+export const PREPROCESS_REGISTRY = new Registry<Preprocessor, HeOptions>(
+  'preprocessor',
+  { he: (he) => new HePreprocessor(he), dealer: () => new DealerPreprocessor() },
+  'he',
+);
 
 export const PREPROCESSORS = PREPROCESS_REGISTRY.names;
 export const DEFAULT_PREPROCESS = PREPROCESS_REGISTRY.defaultName;

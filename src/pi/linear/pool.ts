@@ -10,9 +10,11 @@ export function ringChannelSum(x: R64, shape: readonly number[]): R64 {
   const [c, h, w] = shape as [number, number, number];
   const hw = h * w;
   if (x.lo.length !== c * hw) throw new Error(`ringChannelSum: ${x.lo.length} elements for shape [${shape}]`);
-  const lo = new Uint32Array(c), hi = new Uint32Array(c);
+  const lo = new Uint32Array(c),
+    hi = new Uint32Array(c);
   for (let ch = 0; ch < c; ch++) {
-    let l = 0, hsum = 0;
+    let l = 0,
+      hsum = 0;
     for (let i = ch * hw; i < (ch + 1) * hw; i++) {
       l += x.lo[i]!;
       hsum += x.hi[i]!;
@@ -27,17 +29,20 @@ export function ringChannelSum(x: R64, shape: readonly number[]): R64 {
 
 /** Window sums of a depthwise pooling geometry (one group per channel, zero padding counted as zeros). */
 export function ringAvgPool(x: R64, g: ConvGeometry): R64 {
-  const [c, h, w] = g.inShape, [oc, oh, ow] = g.outShape;
+  const [c, h, w] = g.inShape,
+    [oc, oh, ow] = g.outShape;
   if (x.lo.length !== c * h * w) throw new Error(`ringAvgPool: ${x.lo.length} elements for shape [${g.inShape}]`);
   if (oc !== c || g.groups !== c) throw new Error(`ringAvgPool: pooling keeps the ${c} channels, one group each`);
   const { kernel: k, stride: s, padding: p, dilation: d } = g;
-  const lo = new Uint32Array(oc * oh * ow), hi = new Uint32Array(oc * oh * ow);
+  const lo = new Uint32Array(oc * oh * ow),
+    hi = new Uint32Array(oc * oh * ow);
   for (let ch = 0; ch < c; ch++) {
     const base = ch * h * w;
     for (let oy = 0; oy < oh; oy++) {
       for (let ox = 0; ox < ow; ox++) {
         // At most 31 x 31 terms below 2^32 each: the double sums stay exact.
-        let l = 0, hs = 0;
+        let l = 0,
+          hs = 0;
         for (let ky = 0; ky < k; ky++) {
           const iy = oy * s - p + ky * d;
           if (iy < 0 || iy >= h) continue;

@@ -51,8 +51,10 @@ export interface CompareShape {
 const cache = new Map<string, CompareShape>();
 
 export function compareShape(bits: number, digit = 4): CompareShape {
-  if (!Number.isInteger(bits) || bits < 1 || bits > 63) throw new Error(`millionaire: ${bits} compared bits must be an integer in [1, 63]`);
-  if (!Number.isInteger(digit) || digit < 1 || digit > 4) throw new Error(`millionaire: digit of ${digit} bits must be 1..4 (1-out-of-2 .. 1-out-of-16 leaves)`);
+  if (!Number.isInteger(bits) || bits < 1 || bits > 63)
+    throw new Error(`millionaire: ${bits} compared bits must be an integer in [1, 63]`);
+  if (!Number.isInteger(digit) || digit < 1 || digit > 4)
+    throw new Error(`millionaire: digit of ${digit} bits must be 1..4 (1-out-of-2 .. 1-out-of-16 leaves)`);
   const key = `${bits}/${digit}`;
   const hit = cache.get(key);
   if (hit) return hit;
@@ -76,7 +78,15 @@ export function compareShape(bits: number, digit = 4): CompareShape {
     if (pass !== null) below[pass] = need[combines.length]!;
     need = below;
   }
-  const shape: CompareShape = { bits, digit, N: 1 << digit, leaves, leafEq: need, levels, units: levels.reduce((a, l) => a + l.combines.length, 0) };
+  const shape: CompareShape = {
+    bits,
+    digit,
+    N: 1 << digit,
+    leaves,
+    leafEq: need,
+    levels,
+    units: levels.reduce((a, l) => a + l.combines.length, 0),
+  };
   cache.set(key, shape);
   return shape;
 }
@@ -109,9 +119,13 @@ export interface MillClientCorr {
 
 /** The digits of every value, leaf-major (digit j of value i at j * n + i; bits [j*d, (j+1)*d), cut at `bits`). */
 function digits(x: R64, shape: CompareShape): Uint8Array {
-  const n = x.lo.length, { leaves, digit: d, bits } = shape, out = new Uint8Array(leaves * n);
+  const n = x.lo.length,
+    { leaves, digit: d, bits } = shape,
+    out = new Uint8Array(leaves * n);
   for (let j = 0; j < leaves; j++) {
-    const pos = j * d, mask = (1 << Math.min(d, bits - pos)) - 1, o = j * n;
+    const pos = j * d,
+      mask = (1 << Math.min(d, bits - pos)) - 1,
+      o = j * n;
     if (pos >= 32) for (let i = 0; i < n; i++) out[o + i] = (x.hi[i]! >>> (pos - 32)) & mask;
     else if (pos + d <= 32) for (let i = 0; i < n; i++) out[o + i] = (x.lo[i]! >>> pos) & mask;
     else for (let i = 0; i < n; i++) out[o + i] = ((x.lo[i]! >>> pos) | (x.hi[i]! << (32 - pos))) & mask;
@@ -144,12 +158,22 @@ function xor3(x: Bits, y: Bits, z: Bits): Bits {
  * One unit's triple shares from its random OTs: s0, s1 = this party's two pads as sender (b = s0 ⊕ s1), r = its pad
  * as receiver with choice a. c = a b ⊕ s0 ⊕ r: the other party's s0' ⊕ r' is a·b' ⊕ ..., so c ⊕ c' = (a ⊕ a')(b ⊕ b').
  */
-function unitTriples(a: Bits, s0: Uint8Array, s1: Uint8Array, r: Uint8Array, first: number, n: number, pair: boolean): TripleShares {
+function unitTriples(
+  a: Bits,
+  s0: Uint8Array,
+  s1: Uint8Array,
+  r: Uint8Array,
+  first: number,
+  n: number,
+  pair: boolean,
+): TripleShares {
   const one = (k: number) => {
-    const m0 = padBits(s0, first, n, k), b = xorBits(m0, padBits(s1, first, n, k));
+    const m0 = padBits(s0, first, n, k),
+      b = xorBits(m0, padBits(s1, first, n, k));
     return { b, c: xor3(and(a, b), m0, padBits(r, first, n, k)) };
   };
-  const t0 = one(0), t1 = pair ? one(1) : null;
+  const t0 = one(0),
+    t1 = pair ? one(1) : null;
   return { a, b: t0.b, c: t0.c, b2: t1?.b ?? null, c2: t1?.c ?? null };
 }
 
@@ -157,13 +181,23 @@ function unitTriples(a: Bits, s0: Uint8Array, s1: Uint8Array, r: Uint8Array, fir
 export const tripleOts = (shape: CompareShape, n: number) => shape.units * 32 * bitWords(n);
 
 /** Triple shares from this party's random OTs: `a` its choices as receiver, r its pads, s0 / s1 its pads as sender. */
-function triplesFrom(shape: CompareShape, n: number, a: Bits, r: Uint8Array, s0: Uint8Array, s1: Uint8Array): TripleShares[] {
-  const W = bitWords(n), P = 32 * W, out: TripleShares[] = [];
+function triplesFrom(
+  shape: CompareShape,
+  n: number,
+  a: Bits,
+  r: Uint8Array,
+  s0: Uint8Array,
+  s1: Uint8Array,
+): TripleShares[] {
+  const W = bitWords(n),
+    P = 32 * W,
+    out: TripleShares[] = [];
   let u = 0;
-  for (const l of shape.levels) for (const c of l.combines) {
-    out.push(unitTriples(clampBits(a.slice(u * W, (u + 1) * W), n), s0, s1, r, u * P, n, c.eq));
-    u++;
-  }
+  for (const l of shape.levels)
+    for (const c of l.combines) {
+      out.push(unitTriples(clampBits(a.slice(u * W, (u + 1) * W), n), s0, s1, r, u * P, n, c.eq));
+      u++;
+    }
   return out;
 }
 
@@ -182,17 +216,26 @@ export interface MillPending {
  * Offline, step 1 (sends, never waits): the server its triples' receiver matrix (IKNP B); the client the leaves'
  * KK13 matrix with its digits of y as choices, then its triples' receiver matrix (IKNP A).
  */
-export function millionaireSend(ots: OtSession, shape: CompareShape, role: 'server' | 'client', n: number, y?: R64): MillPending {
+export function millionaireSend(
+  ots: OtSession,
+  shape: CompareShape,
+  role: 'server' | 'client',
+  n: number,
+  y?: R64,
+): MillPending {
   let leaf: MillPending['leaf'] = null;
   if (role === 'client') {
     const kk = ots.kkReceiver;
-    if (!kk || !y) throw new Error('millionaire: the client needs the KK13 receiver of the OT session and its values y');
+    if (!kk || !y)
+      throw new Error('millionaire: the client needs the KK13 receiver of the OT session and its values y');
     if (y.lo.length !== n) throw new Error(`millionaire: ${y.lo.length} values for ${n} comparisons`);
     const { N, leaves: L } = shape;
     const p = kk.pads(kk.extend(digits(y, shape), L * n, N), 1);
-    const pgt: Bits[] = [], peq: (Bits | null)[] = [];
+    const pgt: Bits[] = [],
+      peq: (Bits | null)[] = [];
     for (let j = 0; j < L; j++) {
-      const g = new Uint32Array(bitWords(n)), e = new Uint32Array(bitWords(n));
+      const g = new Uint32Array(bitWords(n)),
+        e = new Uint32Array(bitWords(n));
       for (let i = 0; i < n; i++) {
         const b = p[j * n + i]!;
         g[i >>> 5] |= (b & 1) << (i & 31);
@@ -203,7 +246,8 @@ export function millionaireSend(ots: OtSession, shape: CompareShape, role: 'serv
     }
     leaf = { pgt, peq };
   } else if (!ots.kkSender) throw new Error('millionaire: the server needs the KK13 sender of the OT session');
-  const m = tripleOts(shape, n), a = randomBits(ots.random, m);
+  const m = tripleOts(shape, n),
+    a = randomBits(ots.random, m);
   const r = m ? ots.receiver.receiveRandom(new Uint8Array(a.buffer, 0, m >>> 3), m) : null;
   // Awaited in millionaireReceive; if an earlier step fails first, its failure is the one reported.
   r?.catch(() => {});
@@ -214,8 +258,13 @@ export function millionaireSend(ots: OtSession, shape: CompareShape, role: 'serv
  * Offline, step 2 (receives): the server the leaves' KK13 matrix and the triples' (IKNP A), the client the triples'
  * (IKNP B); returns this party's correlations for `compare`.
  */
-export async function millionaireReceive(ots: OtSession, shape: CompareShape, p: MillPending): Promise<MillServerCorr | MillClientCorr> {
-  const n = p.n, { N, leaves: L } = shape;
+export async function millionaireReceive(
+  ots: OtSession,
+  shape: CompareShape,
+  p: MillPending,
+): Promise<MillServerCorr | MillClientCorr> {
+  const n = p.n,
+    { N, leaves: L } = shape;
   let leaves: { pads: Uint32Array[]; gt: Bits[]; eq: (Bits | null)[] } | null = null;
   if (p.role === 'server') {
     const planes = await ots.kkSender!.padPlanesShared(await ots.kkSender!.extend(L * n), N, 2, ots.kkHelper ?? null);
@@ -225,7 +274,11 @@ export async function millionaireReceive(ots: OtSession, shape: CompareShape, p:
       for (let i = 0, o = 2 * j * n; i < n; i++, o += 2) v[i] = planes[o]! | (planes[o + 1]! << N);
       pads.push(v);
     }
-    leaves = { pads, gt: Array.from({ length: L }, () => randomBits(ots.random, n)), eq: shape.leafEq.map((e) => (e ? randomBits(ots.random, n) : null)) };
+    leaves = {
+      pads,
+      gt: Array.from({ length: L }, () => randomBits(ots.random, n)),
+      eq: shape.leafEq.map((e) => (e ? randomBits(ots.random, n) : null)),
+    };
   }
   const m = tripleOts(shape, n);
   let triples: TripleShares[] = [];
@@ -237,16 +290,27 @@ export async function millionaireReceive(ots: OtSession, shape: CompareShape, p:
 }
 
 /** Offline, server: both steps (KK13 pads for every leaf, its random leaf shares, the triples). */
-export async function millionaireOfflineServer(ots: OtSession, shape: CompareShape, n: number): Promise<MillServerCorr> {
+export async function millionaireOfflineServer(
+  ots: OtSession,
+  shape: CompareShape,
+  n: number,
+): Promise<MillServerCorr> {
   return (await millionaireReceive(ots, shape, millionaireSend(ots, shape, 'server', n))) as MillServerCorr;
 }
 
 /** Offline, client: both steps (KK13 with its digits of y as choices, the triples). */
 export async function millionaireOfflineClient(ots: OtSession, shape: CompareShape, y: R64): Promise<MillClientCorr> {
-  return (await millionaireReceive(ots, shape, millionaireSend(ots, shape, 'client', y.lo.length, y))) as MillClientCorr;
+  return (await millionaireReceive(
+    ots,
+    shape,
+    millionaireSend(ots, shape, 'client', y.lo.length, y),
+  )) as MillClientCorr;
 }
 
-interface Node { gt: Bits; eq: Bits | null }
+interface Node {
+  gt: Bits;
+  eq: Bits | null;
+}
 
 /** Word sizes of the online messages. */
 function tableWords(shape: CompareShape, n: number): number {
@@ -258,17 +322,33 @@ const openingWords = (shape: CompareShape, level: number, n: number) =>
 
 /** Words of each online flight of `compare` on n values, F1 (server) first; odd flights go server -> client. */
 export function onlineFlightWords(shape: CompareShape, n: number): number[] {
-  const L = shape.levels.length, out: number[] = [];
-  for (let f = 1; f <= L + 1; f++) out.push((f === 1 ? tableWords(shape, n) : 0) + (f >= 2 ? openingWords(shape, f - 1, n) : 0) + (f <= L ? openingWords(shape, f, n) : 0));
+  const L = shape.levels.length,
+    out: number[] = [];
+  for (let f = 1; f <= L + 1; f++)
+    out.push(
+      (f === 1 ? tableWords(shape, n) : 0) +
+        (f >= 2 ? openingWords(shape, f - 1, n) : 0) +
+        (f <= L ? openingWords(shape, f, n) : 0),
+    );
   return out;
 }
 
 /** This party's openings of `level` (1-based): per combine d = eq_hi ⊕ a, e = gt_lo ⊕ b (, e2 = eq_lo ⊕ b2). */
-function opening(shape: CompareShape, level: number, nodes: Node[], triples: TripleShares[], unit0: number, W: number): Uint32Array {
-  const cs = shape.levels[level - 1]!.combines, out = new Uint32Array(cs.reduce((a, c) => a + (c.eq ? 3 : 2), 0) * W);
+function opening(
+  shape: CompareShape,
+  level: number,
+  nodes: Node[],
+  triples: TripleShares[],
+  unit0: number,
+  W: number,
+): Uint32Array {
+  const cs = shape.levels[level - 1]!.combines,
+    out = new Uint32Array(cs.reduce((a, c) => a + (c.eq ? 3 : 2), 0) * W);
   let o = 0;
   cs.forEach((c, k) => {
-    const t = triples[unit0 + k]!, hi = nodes[c.hi]!, lo = nodes[c.lo]!;
+    const t = triples[unit0 + k]!,
+      hi = nodes[c.hi]!,
+      lo = nodes[c.lo]!;
     for (let w = 0; w < W; w++) out[o + w] = hi.eq![w]! ^ t.a[w]!;
     for (let w = 0; w < W; w++) out[o + W + w] = lo.gt[w]! ^ t.b[w]!;
     o += 2 * W;
@@ -281,15 +361,28 @@ function opening(shape: CompareShape, level: number, nodes: Node[], triples: Tri
 }
 
 /** Completes `level` from both parties' openings: z = c ⊕ D b ⊕ E a (⊕ D E for the server). */
-function complete(shape: CompareShape, level: number, nodes: Node[], triples: TripleShares[], unit0: number, W: number, mine: Uint32Array, theirs: Uint32Array, server: boolean): Node[] {
+function complete(
+  shape: CompareShape,
+  level: number,
+  nodes: Node[],
+  triples: TripleShares[],
+  unit0: number,
+  W: number,
+  mine: Uint32Array,
+  theirs: Uint32Array,
+  server: boolean,
+): Node[] {
   const { combines, pass } = shape.levels[level - 1]!;
   const out: Node[] = [];
   let o = 0;
   combines.forEach((c, k) => {
-    const t = triples[unit0 + k]!, hi = nodes[c.hi]!;
-    const gt = new Uint32Array(W), eq = c.eq ? new Uint32Array(W) : null;
+    const t = triples[unit0 + k]!,
+      hi = nodes[c.hi]!;
+    const gt = new Uint32Array(W),
+      eq = c.eq ? new Uint32Array(W) : null;
     for (let w = 0; w < W; w++) {
-      const D = mine[o + w]! ^ theirs[o + w]!, E = mine[o + W + w]! ^ theirs[o + W + w]!;
+      const D = mine[o + w]! ^ theirs[o + w]!,
+        E = mine[o + W + w]! ^ theirs[o + W + w]!;
       gt[w] = hi.gt[w]! ^ t.c[w]! ^ (D & t.b[w]!) ^ (E & t.a[w]!) ^ (server ? D & E : 0);
       if (eq) {
         const E2 = mine[o + 2 * W + w]! ^ theirs[o + 2 * W + w]!;
@@ -305,17 +398,29 @@ function complete(shape: CompareShape, level: number, nodes: Node[], triples: Tr
 
 /** The server's leaf tables: per leaf N bits of gt per element, then (if needed) N bits of eq. */
 function leafTables(shape: CompareShape, corr: MillServerCorr, x: R64): Uint32Array {
-  const { N } = shape, n = corr.n, per = Math.ceil((n * N) / 32), k = 32 / N;
-  const out = new Uint32Array(tableWords(shape, n)), xd = digits(x, shape);
+  const { N } = shape,
+    n = corr.n,
+    per = Math.ceil((n * N) / 32),
+    k = 32 / N;
+  const out = new Uint32Array(tableWords(shape, n)),
+    xd = digits(x, shape);
   const maskN = (1 << N) - 1;
   let base = 0;
   for (let j = 0; j < shape.leaves; j++) {
-    const pads = corr.pads[j]!, gt0 = corr.gt[j]!, eq0 = corr.eq[j], o = j * n, eqBase = base + per;
+    const pads = corr.pads[j]!,
+      gt0 = corr.gt[j]!,
+      eq0 = corr.eq[j],
+      o = j * n,
+      eqBase = base + per;
     // k = 32 / N elements per output word, accumulated in registers and stored once.
     for (let w = 0; w < per; w++) {
-      let g = 0, e = 0;
+      let g = 0,
+        e = 0;
       for (let q = 0, i = w * k; q < k && i < n; q++, i++) {
-        const d = xd[o + i]!, p = pads[i]!, sw = i >>> 5, sb = i & 31;
+        const d = xd[o + i]!,
+          p = pads[i]!,
+          sw = i >>> 5,
+          sb = i & 31;
         g |= ((((1 << d) - 1) ^ -((gt0[sw]! >>> sb) & 1) ^ p) & maskN) << (q * N);
         if (eq0) e |= (((1 << d) ^ -((eq0[sw]! >>> sb) & 1) ^ (p >>> N)) & maskN) << (q * N);
       }
@@ -329,17 +434,28 @@ function leafTables(shape: CompareShape, corr: MillServerCorr, x: R64): Uint32Ar
 
 /** The client's leaf shares from the tables: bit y_j of each chunk ⊕ its pad bit. */
 function leafShares(shape: CompareShape, corr: MillClientCorr, y: R64, tables: Uint32Array): Node[] {
-  const { N } = shape, n = corr.n, per = Math.ceil((n * N) / 32), W = bitWords(n), yd = digits(y, shape);
+  const { N } = shape,
+    n = corr.n,
+    per = Math.ceil((n * N) / 32),
+    W = bitWords(n),
+    yd = digits(y, shape);
   const nodes: Node[] = [];
   let base = 0;
   for (let j = 0; j < shape.leaves; j++) {
-    const hasEq = shape.leafEq[j]!, pg = corr.pgt[j]!, pe = hasEq ? corr.peq[j]! : null, o = j * n;
-    const gt = new Uint32Array(W), eq = hasEq ? new Uint32Array(W) : null;
+    const hasEq = shape.leafEq[j]!,
+      pg = corr.pgt[j]!,
+      pe = hasEq ? corr.peq[j]! : null,
+      o = j * n;
+    const gt = new Uint32Array(W),
+      eq = hasEq ? new Uint32Array(W) : null;
     // 32 elements' bits accumulated in registers per output word.
     for (let w = 0; w < W; w++) {
-      let g = 0, e = 0;
+      let g = 0,
+        e = 0;
       for (let q = 0, i = 32 * w; q < 32 && i < n; q++, i++) {
-        const bit = i * N + yd[o + i]!, tw = bit >>> 5, sh = bit & 31;
+        const bit = i * N + yd[o + i]!,
+          tw = bit >>> 5,
+          sh = bit & 31;
         g |= ((tables[base + tw]! >>> sh) & 1) << q;
         if (eq) e |= ((tables[base + per + tw]! >>> sh) & 1) << q;
       }
@@ -355,7 +471,10 @@ function leafShares(shape: CompareShape, corr: MillClientCorr, y: R64, tables: U
 function concat(parts: Uint32Array[]): Uint8Array {
   const out = new Uint32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return new Uint8Array(out.buffer);
 }
 
@@ -370,15 +489,26 @@ async function recvWords(ch: Channel, what: string, words: number): Promise<Uint
  * The server passes x (its values), the client y (the values it used offline); `what` prefixes error messages.
  */
 export async function compare(
-  ch: Channel, role: 'server' | 'client', shape: CompareShape, corr: MillServerCorr | MillClientCorr, v: R64, what: string,
+  ch: Channel,
+  role: 'server' | 'client',
+  shape: CompareShape,
+  corr: MillServerCorr | MillClientCorr,
+  v: R64,
+  what: string,
 ): Promise<Bits> {
-  const n = corr.n, W = bitWords(n), L = shape.levels.length, server = role === 'server';
+  const n = corr.n,
+    W = bitWords(n),
+    L = shape.levels.length,
+    server = role === 'server';
   if (v.lo.length !== n) throw new Error(`${what}: ${v.lo.length} values for ${n} prepared comparisons`);
   const unit0 = [0];
   for (const l of shape.levels) unit0.push(unit0[unit0.length - 1]! + l.combines.length);
   const triples = corr.triples;
-  let nodes: Node[] | null = server ? (corr as MillServerCorr).gt.map((gt, j) => ({ gt, eq: (corr as MillServerCorr).eq[j]! })) : null;
-  const mine: Uint32Array[] = [], theirs: Uint32Array[] = [];
+  let nodes: Node[] | null = server
+    ? (corr as MillServerCorr).gt.map((gt, j) => ({ gt, eq: (corr as MillServerCorr).eq[j]! }))
+    : null;
+  const mine: Uint32Array[] = [],
+    theirs: Uint32Array[] = [];
   for (let f = 1; f <= L + 1; f++) {
     if ((f % 2 === 1) === server) {
       const parts: Uint32Array[] = [];
@@ -394,7 +524,9 @@ export async function compare(
       }
       ch.send(concat(parts));
     } else {
-      const tw = f === 1 ? tableWords(shape, n) : 0, ow = f >= 2 ? openingWords(shape, f - 1, n) : 0, nw = f <= L ? openingWords(shape, f, n) : 0;
+      const tw = f === 1 ? tableWords(shape, n) : 0,
+        ow = f >= 2 ? openingWords(shape, f - 1, n) : 0,
+        nw = f <= L ? openingWords(shape, f, n) : 0;
       const msg = await recvWords(ch, `${what}: comparison flight ${f}`, tw + ow + nw);
       if (f === 1) nodes = leafShares(shape, corr as MillClientCorr, v, msg.subarray(0, tw));
       if (f >= 2) {
@@ -408,4 +540,5 @@ export async function compare(
 }
 
 /** The party that sends the comparison's last flight (and so knows its share first). */
-export const lastSender = (shape: CompareShape): 'server' | 'client' => (shape.levels.length % 2 === 0 ? 'server' : 'client');
+export const lastSender = (shape: CompareShape): 'server' | 'client' =>
+  shape.levels.length % 2 === 0 ? 'server' : 'client';

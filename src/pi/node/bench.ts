@@ -1,6 +1,6 @@
 // Reports of `pi bench` and the benchmarks (table / JSON) and the cost-model calibration. The models and images they
 // run on come from load.ts.
-import type { FixedPointOptions, } from '../plan.js';
+import type { FixedPointOptions } from '../plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from '../protocol.js';
 import { describeLink, type LinkProfile } from '../transport/shaping.js';
 import type { CostModel } from './costmodel.js';
@@ -42,14 +42,32 @@ export interface PiReport {
 }
 
 /** Per-op rows (client wall time per step; bytes as the client counted them) and phase totals. */
-export function piReport(r: ClientResult, run: { relu: string; link: LinkProfile | null; preprocess: string; transport: string }): PiReport {
+export function piReport(
+  r: ClientResult,
+  run: { relu: string; link: LinkProfile | null; preprocess: string; transport: string },
+): PiReport {
   const rows = new Map<string, OpRow>();
   const z = () => ({ ms: 0, cToS: 0, sToC: 0, rounds: 0 });
   const add = (e: StatEntry) => {
     if (e.phase === 'setup') return;
     const key = `${e.op}:${e.name}`;
     let row = rows.get(key);
-    if (!row) rows.set(key, (row = { op: e.op, name: e.name, kind: e.kind, relus: e.relus, macs: e.macs, offline: z(), online: z(), serverOnlineMs: 0, prepBytes: 0, heMs: { client: 0, server: 0 } }));
+    if (!row)
+      rows.set(
+        key,
+        (row = {
+          op: e.op,
+          name: e.name,
+          kind: e.kind,
+          relus: e.relus,
+          macs: e.macs,
+          offline: z(),
+          online: z(),
+          serverOnlineMs: 0,
+          prepBytes: 0,
+          heMs: { client: 0, server: 0 },
+        }),
+      );
     const p = row[e.phase];
     p.ms += e.ms;
     p.cToS += e.bytesSent;
@@ -68,20 +86,40 @@ export function piReport(r: ClientResult, run: { relu: string; link: LinkProfile
     row.heMs.server += e.computeMs ?? 0;
   }
   const ph = (p: Phase) => {
-    const c = r.client.phases[p], s = r.server.phases[p];
-    return { ms: c.ms, cToS: c.bytesSent, sToC: c.bytesRecv, rounds: c.rounds, prep: c.prepSent + c.prepRecv + s.prepSent + s.prepRecv };
+    const c = r.client.phases[p],
+      s = r.server.phases[p];
+    return {
+      ms: c.ms,
+      cToS: c.bytesSent,
+      sToC: c.bytesRecv,
+      rounds: c.rounds,
+      prep: c.prepSent + c.prepRecv + s.prepSent + s.prepRecv,
+    };
   };
-  const sum = (rep: PartyReport, k: 'prepSent' | 'prepRecv') => (['setup', 'offline', 'online'] as Phase[]).reduce((a, p) => a + rep.phases[p][k], 0);
+  const sum = (rep: PartyReport, k: 'prepSent' | 'prepRecv') =>
+    (['setup', 'offline', 'online'] as Phase[]).reduce((a, p) => a + rep.phases[p][k], 0);
   const { arch, relus, culledSites, macs, fixed, digest } = r.plan;
-  const ops = [...rows.values()], lin = ops.filter((o) => o.kind === 'conv' || o.kind === 'fc');
+  const ops = [...rows.values()],
+    lin = ops.filter((o) => o.kind === 'conv' || o.kind === 'fc');
   const total = (f: (o: OpRow) => number) => lin.reduce((a, o) => a + f(o), 0);
   return {
     plan: { arch, relus, culledSites, macs, fixed, digest },
-    relu: run.relu, link: describeLink(run.link), preprocess: run.preprocess, transport: run.transport,
+    relu: run.relu,
+    link: describeLink(run.link),
+    preprocess: run.preprocess,
+    transport: run.transport,
     phases: { setup: ph('setup'), offline: ph('offline'), online: ph('online') },
-    preprocessing: { clientToDealer: sum(r.client, 'prepSent'), dealerToClient: sum(r.client, 'prepRecv'), serverToDealer: sum(r.server, 'prepSent'), dealerToServer: sum(r.server, 'prepRecv') },
+    preprocessing: {
+      clientToDealer: sum(r.client, 'prepSent'),
+      dealerToClient: sum(r.client, 'prepRecv'),
+      serverToDealer: sum(r.server, 'prepSent'),
+      dealerToServer: sum(r.server, 'prepRecv'),
+    },
     linear: {
-      clientMs: total((o) => o.heMs.client), serverMs: total((o) => o.heMs.server), cToS: total((o) => o.offline.cToS), sToC: total((o) => o.offline.sToC),
+      clientMs: total((o) => o.heMs.client),
+      serverMs: total((o) => o.heMs.server),
+      cToS: total((o) => o.offline.cToS),
+      sToC: total((o) => o.offline.sToC),
       wallMs: total((o) => o.offline.ms),
     },
     ops,
@@ -94,26 +132,62 @@ const ms = (t: number) => t.toFixed(t < 10 ? 2 : 0);
 
 function table(headers: string[], rows: string[][]): string {
   const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `  ${r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ').trimEnd()}`;
+  const line = (r: string[]) =>
+    `  ${r
+      .map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!)))
+      .join('  ')
+      .trimEnd()}`;
   return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
 export function formatPiReport(p: PiReport): string {
   const he = (o: { client: number; server: number }) => (o.client + o.server ? `${ms(o.client)}/${ms(o.server)}` : '');
   const rows = p.ops.map((o) => [
-    o.name, o.kind, o.relus ? o.relus.toLocaleString('en-US') : '', o.macs ? (o.macs / 1e6).toFixed(2) : '',
-    ms(o.offline.ms), mb(o.offline.cToS), mb(o.offline.sToC), String(o.offline.rounds), he(o.heMs), o.prepBytes ? mb(o.prepBytes) : '',
-    ms(o.online.ms), ms(o.serverOnlineMs), mb(o.online.cToS), mb(o.online.sToC), String(o.online.rounds),
+    o.name,
+    o.kind,
+    o.relus ? o.relus.toLocaleString('en-US') : '',
+    o.macs ? (o.macs / 1e6).toFixed(2) : '',
+    ms(o.offline.ms),
+    mb(o.offline.cToS),
+    mb(o.offline.sToC),
+    String(o.offline.rounds),
+    he(o.heMs),
+    o.prepBytes ? mb(o.prepBytes) : '',
+    ms(o.online.ms),
+    ms(o.serverOnlineMs),
+    mb(o.online.cToS),
+    mb(o.online.sToC),
+    String(o.online.rounds),
   ]);
   const ph = (n: Phase) => p.phases[n];
   for (const n of ['setup', 'offline', 'online'] as Phase[]) {
-    rows.push([`total ${n}`, '', '', '', ms(ph(n).ms), mb(ph(n).cToS), mb(ph(n).sToC), String(ph(n).rounds), n === 'offline' ? he({ client: p.linear.clientMs, server: p.linear.serverMs }) : '', mb(ph(n).prep), '', '', '', '', '']);
+    rows.push([
+      `total ${n}`,
+      '',
+      '',
+      '',
+      ms(ph(n).ms),
+      mb(ph(n).cToS),
+      mb(ph(n).sToC),
+      String(ph(n).rounds),
+      n === 'offline' ? he({ client: p.linear.clientMs, server: p.linear.serverMs }) : '',
+      mb(ph(n).prep),
+      '',
+      '',
+      '',
+      '',
+      '',
+    ]);
   }
-  const head = `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (ReLU protocol ${p.relu}), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
+  const head =
+    `${p.plan.arch}: ${p.plan.relus.toLocaleString('en-US')} ReLUs (ReLU protocol ${p.relu}), ${p.plan.culledSites} culled sites, ${(p.plan.macs / 1e6).toFixed(1)} M MACs; ` +
     `fixed point Z_2^64, f=${p.plan.fixed.f}, weights <= ${p.plan.fixed.weightFrac} fractional bits; link: ${p.link}`;
   const lin = p.linear;
-  const heLine = lin.clientMs + lin.serverMs ? `linear layers offline: HE compute client ${ms(lin.clientMs)} ms, server ${ms(lin.serverMs)} ms; ` +
-    `HE traffic ${mb(lin.cToS)} MB client->server, ${mb(lin.sToC)} MB server->client\n` : '';
+  const heLine =
+    lin.clientMs + lin.serverMs
+      ? `linear layers offline: HE compute client ${ms(lin.clientMs)} ms, server ${ms(lin.serverMs)} ms; ` +
+        `HE traffic ${mb(lin.cToS)} MB client->server, ${mb(lin.sToC)} MB server->client\n`
+      : '';
   return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'HE ms c/s', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n${heLine}`;
 }
 
@@ -123,12 +197,22 @@ export function formatComparison(reps: PiReport[]): string {
     const { setup, offline, online } = p.phases;
     const tot = (x: { cToS: number; sToC: number }) => x.cToS + x.sToC;
     return [
-      p.relu, p.link, p.preprocess, p.transport, ms(setup.ms + offline.ms + online.ms), ms(online.ms), mb(tot(setup) + tot(offline) + tot(online)), mb(tot(online)),
-      String(setup.rounds + offline.rounds + online.rounds), String(online.rounds),
+      p.relu,
+      p.link,
+      p.preprocess,
+      p.transport,
+      ms(setup.ms + offline.ms + online.ms),
+      ms(online.ms),
+      mb(tot(setup) + tot(offline) + tot(online)),
+      mb(tot(online)),
+      String(setup.rounds + offline.rounds + online.rounds),
+      String(online.rounds),
     ];
   });
-  return `${reps[0]!.plan.arch}, ${reps[0]!.plan.relus.toLocaleString('en-US')} ReLUs (client wall time; bytes both ways between client and server):\n` +
-    `${table(['relu', 'link', 'prep', 'transport', 'total ms', 'online ms', 'total MB', 'online MB', 'flights', 'online flights'], rows)}\n`;
+  return (
+    `${reps[0]!.plan.arch}, ${reps[0]!.plan.relus.toLocaleString('en-US')} ReLUs (client wall time; bytes both ways between client and server):\n` +
+    `${table(['relu', 'link', 'prep', 'transport', 'total ms', 'online ms', 'total MB', 'online MB', 'flights', 'online flights'], rows)}\n`
+  );
 }
 
 /**
@@ -142,24 +226,41 @@ export function formatComparison(reps: PiReport[]): string {
  */
 export function calibrate(reports: PiReport[]): CostModel {
   const timed = reports.filter((p) => p.link === describeLink(null));
-  if (!timed.length) throw new Error('calibration needs a session without link shaping (--link none): shaped times include the link');
-  let macT = 0, macs = 0, restT = 0, layers = 0;
-  let onMacT = 0, onRestT = 0;
-  const relu = new Map<string, { t: number; relus: number; bytes: number; flights: number; ops: number; online: number }>();
+  if (!timed.length)
+    throw new Error('calibration needs a session without link shaping (--link none): shaped times include the link');
+  let macT = 0,
+    macs = 0,
+    restT = 0,
+    layers = 0;
+  let onMacT = 0,
+    onRestT = 0;
+  const relu = new Map<
+    string,
+    { t: number; relus: number; bytes: number; flights: number; ops: number; online: number }
+  >();
   for (const p of timed) {
-    let opT = 0, onT = 0;
+    let opT = 0,
+      onT = 0;
     const r = relu.get(p.relu) ?? { t: 0, relus: 0, bytes: 0, flights: 0, ops: 0, online: 0 };
     for (const o of p.ops) {
       if (o.kind === 'relu') {
         const t = (o.offline.ms + o.online.ms) / 1e3;
-        r.t += t; r.relus += o.relus; opT += t; r.ops++; r.flights += o.online.rounds;
+        r.t += t;
+        r.relus += o.relus;
+        opT += t;
+        r.ops++;
+        r.flights += o.online.rounds;
         r.bytes += o.offline.cToS + o.offline.sToC + o.online.cToS + o.online.sToC;
         r.online += o.serverOnlineMs / 1e3;
         onT += o.serverOnlineMs / 1e3;
       } else if (o.kind === 'conv' || o.kind === 'fc') {
-        macT += (o.offline.ms + o.serverOnlineMs) / 1e3; macs += o.macs; layers++; opT += o.offline.ms / 1e3;
+        macT += (o.offline.ms + o.serverOnlineMs) / 1e3;
+        macs += o.macs;
+        layers++;
+        opT += o.offline.ms / 1e3;
         r.t -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
-        onMacT += o.serverOnlineMs / 1e3; onT += o.serverOnlineMs / 1e3;
+        onMacT += o.serverOnlineMs / 1e3;
+        onT += o.serverOnlineMs / 1e3;
       }
     }
     relu.set(p.relu, r);
@@ -167,11 +268,22 @@ export function calibrate(reports: PiReport[]): CostModel {
     onRestT += p.phases.online.ms / 1e3 - onT;
   }
   return {
-    perMac_s: macs ? macT / macs : 0, perLayer_s: layers ? Math.max(0, restT) / layers : 0,
+    perMac_s: macs ? macT / macs : 0,
+    perLayer_s: layers ? Math.max(0, restT) / layers : 0,
     online: { perMac_s: macs ? onMacT / macs : 0, perLayer_s: layers ? Math.max(0, onRestT) / layers : 0 },
-    relu: Object.fromEntries([...relu].filter(([, r]) => r.relus).map(([k, r]) => [k, {
-      compute_s: Math.max(0, r.t) / r.relus, bytes: r.bytes / r.relus, flights: r.flights / r.ops, online: { perRelu_s: r.online / r.relus },
-    }])),
+    relu: Object.fromEntries(
+      [...relu]
+        .filter(([, r]) => r.relus)
+        .map(([k, r]) => [
+          k,
+          {
+            compute_s: Math.max(0, r.t) / r.relus,
+            bytes: r.bytes / r.relus,
+            flights: r.flights / r.ops,
+            online: { perRelu_s: r.online / r.relus },
+          },
+        ]),
+    ),
     source: `deepreduce pi bench, ${new Date().toISOString()}, ${timed.map((r) => `${r.plan.arch}/${r.relu}`).join(', ')}`,
   };
 }

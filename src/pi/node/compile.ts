@@ -7,22 +7,45 @@ import { encodePartial, numelOf } from '../../models/partial.js';
 import { RingConv2d, RingFc } from './ring.js';
 import type { ConvGeometry } from '../ringlinear.js';
 import {
-  addChannelBias, defaultFixedPoint, localOp, planDigest, reluCount, reluElements, reluShiftClear, type PlanKept,
-  type FixedPointOptions, type PlanOp, type PublicPlan, type SecretLayer, type ServerModel, type WeightQuantization,
+  addChannelBias,
+  defaultFixedPoint,
+  localOp,
+  planDigest,
+  reluCount,
+  reluElements,
+  reluShiftClear,
+  type PlanKept,
+  type FixedPointOptions,
+  type PlanOp,
+  type PublicPlan,
+  type SecretLayer,
+  type ServerModel,
+  type WeightQuantization,
 } from '../plan.js';
 
 const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 /** Integer weights at the fixed scale 2^frac; weights beyond the integer range are clipped and counted. */
-function quantWeights(w: Float32Array | Float64Array, o: FixedPointOptions, name: string, q8n: WeightQuantization): Float64Array {
-  const lim = 2 ** (o.weightBits - 1) - 1, p = 2 ** o.weightFrac, q = new Float64Array(w.length);
-  let maxAbs = 0, clipped = 0;
+function quantWeights(
+  w: Float32Array | Float64Array,
+  o: FixedPointOptions,
+  name: string,
+  q8n: WeightQuantization,
+): Float64Array {
+  const lim = 2 ** (o.weightBits - 1) - 1,
+    p = 2 ** o.weightFrac,
+    q = new Float64Array(w.length);
+  let maxAbs = 0,
+    clipped = 0;
   for (let i = 0; i < w.length; i++) {
     const a = Math.abs(w[i]!);
     if (!Number.isFinite(a)) throw new Error(`${name}: weight ${i} is ${w[i]}`);
     if (a > maxAbs) maxAbs = a;
     let v = Math.round(w[i]! * p);
-    if (v > lim || v < -lim) { clipped++; v = Math.max(-lim, Math.min(lim, v)); }
+    if (v > lim || v < -lim) {
+      clipped++;
+      v = Math.max(-lim, Math.min(lim, v));
+    }
     q[i] = v;
   }
   q8n.layers.push({ name, maxAbs, clipped, weights: w.length });
@@ -44,15 +67,28 @@ export interface CompileOptions extends Partial<FixedPointOptions> {
 
 /** Compiles `net` (eval mode; its ReLU mask as described) into the plan and the server's secret layers. */
 export function compilePlan(net: Network, opts: CompileOptions = {}): ServerModel {
-  const fx: FixedPointOptions = { ...defaultFixedPoint, ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => k !== 'input' && v !== undefined)) };
-  if (!(fx.weightBits >= 2 && fx.weightBits <= 16)) throw new Error(`fixed point: weightBits ${fx.weightBits} must be in [2, 16]`);
+  const fx: FixedPointOptions = {
+    ...defaultFixedPoint,
+    ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => k !== 'input' && v !== undefined)),
+  };
+  if (!(fx.weightBits >= 2 && fx.weightBits <= 16))
+    throw new Error(`fixed point: weightBits ${fx.weightBits} must be in [2, 16]`);
   if (!(fx.f >= 0 && fx.f <= 24)) throw new Error(`fixed point: f ${fx.f} must be in [0, 24]`);
-  if (!(Number.isInteger(fx.weightFrac) && fx.weightFrac >= 0 && fx.weightFrac <= fx.weightBits - 2)) throw new Error(`fixed point: weightFrac ${fx.weightFrac} must be an integer in [0, weightBits - 2 = ${fx.weightBits - 2}]`);
+  if (!(Number.isInteger(fx.weightFrac) && fx.weightFrac >= 0 && fx.weightFrac <= fx.weightBits - 2))
+    throw new Error(
+      `fixed point: weightFrac ${fx.weightFrac} must be an integer in [0, weightBits - 2 = ${fx.weightBits - 2}]`,
+    );
   const nodes = describeNetwork(net);
   const folded = foldBatchNorm(nodes);
   const warnings: string[] = [];
   const wlim = 2 ** (fx.weightBits - 1) - 1;
-  const quant: WeightQuantization = { weightFrac: fx.weightFrac, limit: wlim / 2 ** fx.weightFrac, maxAbs: 0, clipped: 0, layers: [] };
+  const quant: WeightQuantization = {
+    weightFrac: fx.weightFrac,
+    limit: wlim / 2 ** fx.weightFrac,
+    maxAbs: 0,
+    clipped: 0,
+    layers: [],
+  };
   const ops: PlanOp[] = [];
   const secret: (SecretLayer | null)[] = [];
   const toPlan = new Map<number, number>();
@@ -78,17 +114,23 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
       return d;
     };
     const checkNoDiv = (inp: number, n: GraphNode) => {
-      if (pendingDiv.has(inp)) throw new Error(`unsupported for PI: ${n.name} (${n.op}) reads an average pool whose area is not a power of two; it must feed a conv or linear layer directly`);
+      if (pendingDiv.has(inp))
+        throw new Error(
+          `unsupported for PI: ${n.name} (${n.op}) reads an average pool whose area is not a power of two; it must feed a conv or linear layer directly`,
+        );
     };
 
     for (const n of nodes) {
-      const shape = n.outShape, size = numelOf(shape);
+      const shape = n.outShape,
+        size = numelOf(shape);
       switch (n.op) {
         case 'input':
           toPlan.set(n.id, push({ op: 'input', name: 'input', shape, size, scale: fx.f }));
           break;
         case 'conv': {
-          const inp = src(n), m = n.module as Conv2d, f = byConv.get(n.name);
+          const inp = src(n),
+            m = n.module as Conv2d,
+            f = byConv.get(n.name);
           const div = takeDiv(inp, n.name);
           const wf = (f ? f.weight : m.weight).toFloat32();
           const bf = f ? f.bias.toFloat32() : m.bias ? m.bias.toFloat32() : null;
@@ -96,13 +138,25 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           const q = quantWeights(w, fx, n.name, quant);
           const inShape = ops[inp]!.shape;
           const geom: ConvGeometry = {
-            inShape: inShape as [number, number, number], outShape: shape as [number, number, number],
-            kernel: m.kernel, stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups,
+            inShape: inShape as [number, number, number],
+            outShape: shape as [number, number, number],
+            kernel: m.kernel,
+            stride: m.stride,
+            padding: m.padding,
+            dilation: m.dilation,
+            groups: m.groups,
           };
           const scale = ops[inp]!.scale + fx.weightFrac;
-          toPlan.set(n.id, push({ op: 'conv', name: n.name, input: inp, shape, size, scale, geom }, {
-            linear: new RingConv2d(n.name, q, geom, wlim), bias: quantBias(bf, shape[0]!, scale, n.name),
-          }));
+          toPlan.set(
+            n.id,
+            push(
+              { op: 'conv', name: n.name, input: inp, shape, size, scale, geom },
+              {
+                linear: new RingConv2d(n.name, q, geom, wlim),
+                bias: quantBias(bf, shape[0]!, scale, n.name),
+              },
+            ),
+          );
           break;
         }
         case 'bn': {
@@ -111,59 +165,115 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
             break;
           }
           // A BN that does not follow a conv: the per-channel affine map as a depthwise 1x1 conv.
-          const inp = src(n), m = n.module as BatchNorm2d;
+          const inp = src(n),
+            m = n.module as BatchNorm2d;
           checkNoDiv(inp, n);
-          const g = m.weight.toFloat32(), b = m.bias.toFloat32(), mu = m.runningMean.toFloat32(), v = m.runningVar.toFloat32();
+          const g = m.weight.toFloat32(),
+            b = m.bias.toFloat32(),
+            mu = m.runningMean.toFloat32(),
+            v = m.runningVar.toFloat32();
           const c = m.channels;
-          const w = new Float64Array(c), bias = new Float64Array(c);
+          const w = new Float64Array(c),
+            bias = new Float64Array(c);
           for (let i = 0; i < c; i++) {
             w[i] = g[i] / Math.sqrt(v[i] + m.eps);
             bias[i] = b[i] - mu[i] * w[i];
           }
           const q = quantWeights(w, fx, n.name, quant);
-          const geom: ConvGeometry = { inShape: shape as [number, number, number], outShape: shape as [number, number, number], kernel: 1, stride: 1, padding: 0, dilation: 1, groups: c };
+          const geom: ConvGeometry = {
+            inShape: shape as [number, number, number],
+            outShape: shape as [number, number, number],
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: c,
+          };
           const scale = ops[inp]!.scale + fx.weightFrac;
-          toPlan.set(n.id, push({ op: 'conv', name: n.name, input: inp, shape, size, scale, geom }, {
-            linear: new RingConv2d(n.name, q, geom, wlim), bias: quantBias(bias, c, scale, n.name),
-          }));
+          toPlan.set(
+            n.id,
+            push(
+              { op: 'conv', name: n.name, input: inp, shape, size, scale, geom },
+              {
+                linear: new RingConv2d(n.name, q, geom, wlim),
+                bias: quantBias(bias, c, scale, n.name),
+              },
+            ),
+          );
           break;
         }
         case 'linear': {
-          const inp = src(n), m = n.module as Linear;
+          const inp = src(n),
+            m = n.module as Linear;
           const div = takeDiv(inp, n.name);
           const w = Float64Array.from(m.weight.toFloat32(), (x) => x / div);
           const q = quantWeights(w, fx, n.name, quant);
-          const inSize = ops[inp]!.size, scale = ops[inp]!.scale + fx.weightFrac;
-          toPlan.set(n.id, push({ op: 'fc', name: n.name, input: inp, inSize, shape, size, scale }, {
-            linear: new RingFc(n.name, q, inSize, size, wlim), bias: quantBias(m.bias ? m.bias.toFloat32() : null, size, scale, n.name),
-          }));
+          const inSize = ops[inp]!.size,
+            scale = ops[inp]!.scale + fx.weightFrac;
+          toPlan.set(
+            n.id,
+            push(
+              { op: 'fc', name: n.name, input: inp, inSize, shape, size, scale },
+              {
+                linear: new RingFc(n.name, q, inSize, size, wlim),
+                bias: quantBias(m.bias ? m.bias.toFloat32() : null, size, scale, n.name),
+              },
+            ),
+          );
           break;
         }
         case 'add': {
-          const a = src(n, 0), b = src(n, 1);
+          const a = src(n, 0),
+            b = src(n, 1);
           checkNoDiv(a, n);
           checkNoDiv(b, n);
-          const sa = ops[a]!.scale, sb = ops[b]!.scale, scale = Math.max(sa, sb);
-          toPlan.set(n.id, push({ op: 'add', name: n.name, inputs: [a, b], shifts: [scale - sa, scale - sb], shape, size, scale }));
+          const sa = ops[a]!.scale,
+            sb = ops[b]!.scale,
+            scale = Math.max(sa, sb);
+          toPlan.set(
+            n.id,
+            push({ op: 'add', name: n.name, inputs: [a, b], shifts: [scale - sa, scale - sb], shape, size, scale }),
+          );
           break;
         }
         case 'relu': {
           const inp = src(n);
           checkNoDiv(inp, n);
-          const s = ops[inp]!.scale, shift = Math.max(0, s - fx.f);
+          const s = ops[inp]!.scale,
+            shift = Math.max(0, s - fx.f);
           if (n.enabled) {
             const width = s + fx.reluIntBits + 1;
-            if (width > 64) throw new Error(`plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`);
-            if (width < shift + 2) throw new Error(`plan: ReLU site ${n.site}: circuit width ${width} too small for shift ${shift}`);
+            if (width > 64)
+              throw new Error(
+                `plan: ReLU site ${n.site}: the circuit would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign) and the ring has 64; lower --weight-frac or --f`,
+              );
+            if (width < shift + 2)
+              throw new Error(`plan: ReLU site ${n.site}: circuit width ${width} too small for shift ${shift}`);
             // The mask's own partial site, in its document form.
             const p = net.mask?.partial?.[n.site!];
             let kept: PlanKept | undefined;
             if (p) {
-              if (!(p.elements.length > 0 && p.elements.length < size)) throw new Error(`plan: partial ReLU site ${n.site} keeps ${p.elements.length} of ${size} elements (must be 1..${size - 1})`);
+              if (!(p.elements.length > 0 && p.elements.length < size))
+                throw new Error(
+                  `plan: partial ReLU site ${n.site} keeps ${p.elements.length} of ${size} elements (must be 1..${size - 1})`,
+                );
               const { shape: _, ...doc } = encodePartial(p);
               kept = doc;
             }
-            toPlan.set(n.id, push({ op: 'relu', name: n.site!, input: inp, width, shift, ...(kept ? { kept } : {}), shape, size, scale: s - shift }));
+            toPlan.set(
+              n.id,
+              push({
+                op: 'relu',
+                name: n.site!,
+                input: inp,
+                width,
+                shift,
+                ...(kept ? { kept } : {}),
+                shape,
+                size,
+                scale: s - shift,
+              }),
+            );
           } else {
             toPlan.set(n.id, push({ op: 'cull', name: n.site!, input: inp, shift, shape, size, scale: s - shift }));
           }
@@ -180,8 +290,13 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           if (n.op === 'gap') id = push({ op: 'gap', name: n.name, input: inp, shape, size, scale: s });
           else {
             const geom: ConvGeometry = {
-              inShape: inShape as [number, number, number], outShape: shape as [number, number, number],
-              kernel: n.attributes.kernel!, stride: n.attributes.stride!, padding: n.attributes.padding!, dilation: 1, groups: inShape[0]!,
+              inShape: inShape as [number, number, number],
+              outShape: shape as [number, number, number],
+              kernel: n.attributes.kernel!,
+              stride: n.attributes.stride!,
+              padding: n.attributes.padding!,
+              dilation: 1,
+              groups: inShape[0]!,
             };
             id = push({ op: 'avgpool', name: n.name, input: inp, geom, shape, size, scale: s });
           }
@@ -192,31 +307,55 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
         case 'flatten': {
           const inp = src(n);
           const id = push({ op: 'flatten', name: n.name, input: inp, shape, size, scale: ops[inp]!.scale });
-          if (pendingDiv.has(inp)) { pendingDiv.set(id, pendingDiv.get(inp)!); pendingDiv.delete(inp); }
+          if (pendingDiv.has(inp)) {
+            pendingDiv.set(id, pendingDiv.get(inp)!);
+            pendingDiv.delete(inp);
+          }
           toPlan.set(n.id, id);
           break;
         }
         case 'maxpool':
-          throw new Error(`unsupported for PI: ${n.name} (maxpool); use an architecture without max-pooling (resnet-cifar, resnet-thin, wrn)`);
+          throw new Error(
+            `unsupported for PI: ${n.name} (maxpool); use an architecture without max-pooling (resnet-cifar, resnet-thin, wrn)`,
+          );
       }
     }
-    if (pendingDiv.size) throw new Error('unsupported for PI: the network ends in an average pool whose area is not a power of two');
+    if (pendingDiv.size)
+      throw new Error('unsupported for PI: the network ends in an average pool whose area is not a power of two');
   } catch (e) {
     for (const s of secret) s?.linear.dispose();
     throw e;
   } finally {
-    for (const f of folded) { f.weight.dispose(); f.bias.dispose(); }
+    for (const f of folded) {
+      f.weight.dispose();
+      f.bias.dispose();
+    }
   }
   if (quant.clipped) {
-    warnings.push(`${quant.clipped} weights clipped to +-${quant.limit} (the fixed scale of ${fx.weightFrac} fractional bits in ${fx.weightBits} bits; largest |w| = ${quant.maxAbs.toPrecision(4)}): ` +
-      quant.layers.filter((l) => l.clipped).map((l) => `${l.name} ${l.clipped}/${l.weights}`).join(', '));
+    warnings.push(
+      `${quant.clipped} weights clipped to +-${quant.limit} (the fixed scale of ${fx.weightFrac} fractional bits in ${fx.weightBits} bits; largest |w| = ${quant.maxAbs.toPrecision(4)}): ` +
+        quant.layers
+          .filter((l) => l.clipped)
+          .map((l) => `${l.name} ${l.clipped}/${l.weights}`)
+          .join(', '),
+    );
   }
   const plan = finishPlan(net.spec.arch, fx, ops, opts.input ?? { mean: [], std: [] });
-  return { plan, secret, warnings, quant, dispose: () => { for (const s of secret) s?.linear.dispose(); } };
+  return {
+    plan,
+    secret,
+    warnings,
+    quant,
+    dispose: () => {
+      for (const s of secret) s?.linear.dispose();
+    },
+  };
 }
 
 function finishPlan(arch: string, fixed: FixedPointOptions, ops: PlanOp[], input: PublicPlan['input']): PublicPlan {
-  let relus = 0, culledSites = 0, macs = 0;
+  let relus = 0,
+    culledSites = 0,
+    macs = 0;
   for (const o of ops) {
     if (o.op === 'relu') relus += reluCount(o);
     else if (o.op === 'cull') culledSites++;
@@ -243,43 +382,46 @@ export interface ReferenceResult {
 export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
   const { plan, secret } = model;
   const vals: R64[] = [];
-  const reluBits: ReferenceResult['reluBits'] = [], cullBits: ReferenceResult['cullBits'] = [];
-    plan.ops.forEach((o, i) => {
-      switch (o.op) {
-        case 'input':
-          if (xq.lo.length !== o.size) throw new Error(`reference: input has ${xq.lo.length} elements, expected ${o.size} [${o.shape}]`);
-          vals.push(xq);
-          break;
-        case 'conv':
-        case 'fc': {
-          const s = secret[i]!;
-          const y = s.linear.apply(vals[o.input]!);
-          vals.push(o.op === 'conv' ? addChannelBias(y, s.bias, o.shape) : r64Add(y, s.bias));
-          break;
-        }
-        case 'relu': {
-          const x = vals[o.input]!, el = reluElements(o);
-          if (!el) {
-            reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x), width: o.width });
-            vals.push(reluShiftClear(x, o.shift));
-            break;
-          }
-          // A partial site: ReLU on the kept elements, the others an exact shift (what a culled site does).
-          const xk = r64Gather(x, el);
-          reluBits.push({ op: i, name: o.name, bits: r64MaxBits(xk), width: o.width });
-          if (o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(x) });
-          vals.push(r64Scatter(r64Sar(x, o.shift), el, reluShiftClear(xk, o.shift)));
-          break;
-        }
-        default:
-          if (o.op === 'cull' && o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(vals[o.input]!) });
-          vals.push(localOp(plan, i, vals, 'clear'));
+  const reluBits: ReferenceResult['reluBits'] = [],
+    cullBits: ReferenceResult['cullBits'] = [];
+  plan.ops.forEach((o, i) => {
+    switch (o.op) {
+      case 'input':
+        if (xq.lo.length !== o.size)
+          throw new Error(`reference: input has ${xq.lo.length} elements, expected ${o.size} [${o.shape}]`);
+        vals.push(xq);
+        break;
+      case 'conv':
+      case 'fc': {
+        const s = secret[i]!;
+        const y = s.linear.apply(vals[o.input]!);
+        vals.push(o.op === 'conv' ? addChannelBias(y, s.bias, o.shape) : r64Add(y, s.bias));
+        break;
       }
-    });
-  const out = vals[vals.length - 1]!, last = plan.ops[plan.ops.length - 1]!;
+      case 'relu': {
+        const x = vals[o.input]!,
+          el = reluElements(o);
+        if (!el) {
+          reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x), width: o.width });
+          vals.push(reluShiftClear(x, o.shift));
+          break;
+        }
+        // A partial site: ReLU on the kept elements, the others an exact shift (what a culled site does).
+        const xk = r64Gather(x, el);
+        reluBits.push({ op: i, name: o.name, bits: r64MaxBits(xk), width: o.width });
+        if (o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(x) });
+        vals.push(r64Scatter(r64Sar(x, o.shift), el, reluShiftClear(xk, o.shift)));
+        break;
+      }
+      default:
+        if (o.op === 'cull' && o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(vals[o.input]!) });
+        vals.push(localOp(plan, i, vals, 'clear'));
+    }
+  });
+  const out = vals[vals.length - 1]!,
+    last = plan.ops[plan.ops.length - 1]!;
   const logits = new Float64Array(out.lo.length);
   const p = 2 ** -last.scale;
   for (let i = 0; i < logits.length; i++) logits[i] = ((out.hi[i]! | 0) * 4294967296 + out.lo[i]!) * p;
   return { out, logits, reluBits, cullBits, values: vals };
 }
-

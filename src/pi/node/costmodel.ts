@@ -55,7 +55,8 @@ export const defaultCostModel: CostModel = {
 
 function num(j: Record<string, unknown>, k: string, file: string, where = ''): number {
   const v = j[k];
-  if (typeof v !== 'number' || !(v >= 0)) throw new Error(`cost model ${file}: field '${where}${k}' must be a non-negative number`);
+  if (typeof v !== 'number' || !(v >= 0))
+    throw new Error(`cost model ${file}: field '${where}${k}' must be a non-negative number`);
   return v;
 }
 
@@ -70,13 +71,19 @@ export function loadCostModel(file?: string): CostModel {
   }
   const relu: Record<string, ReluCost> = { ...defaultCostModel.relu };
   if (j.relu !== undefined) {
-    if (!j.relu || typeof j.relu !== 'object') throw new Error(`cost model ${file}: field 'relu' must be an object of per-protocol costs`);
+    if (!j.relu || typeof j.relu !== 'object')
+      throw new Error(`cost model ${file}: field 'relu' must be an object of per-protocol costs`);
     for (const [name, c] of Object.entries(j.relu as Record<string, Record<string, unknown>>)) {
       if (!c || typeof c !== 'object') throw new Error(`cost model ${file}: field 'relu.${name}' must be an object`);
-      relu[name] = { compute_s: num(c, 'compute_s', file, `relu.${name}.`), bytes: num(c, 'bytes', file, `relu.${name}.`), flights: num(c, 'flights', file, `relu.${name}.`) };
+      relu[name] = {
+        compute_s: num(c, 'compute_s', file, `relu.${name}.`),
+        bytes: num(c, 'bytes', file, `relu.${name}.`),
+        flights: num(c, 'flights', file, `relu.${name}.`),
+      };
       if (c.online !== undefined) {
         const o = c.online as Record<string, unknown>;
-        if (!o || typeof o !== 'object') throw new Error(`cost model ${file}: field 'relu.${name}.online' must be an object`);
+        if (!o || typeof o !== 'object')
+          throw new Error(`cost model ${file}: field 'relu.${name}.online' must be an object`);
         relu[name]!.online = { perRelu_s: num(o, 'perRelu_s', file, `relu.${name}.online.`) };
       }
     }
@@ -89,14 +96,32 @@ export function loadCostModel(file?: string): CostModel {
     if (!o || typeof o !== 'object') throw new Error(`cost model ${file}: field 'online' must be an object`);
     online = { perMac_s: num(o, 'perMac_s', file, 'online.'), perLayer_s: num(o, 'perLayer_s', file, 'online.') };
   }
-  return { perMac_s: num(j, 'perMac_s', file), perLayer_s: num(j, 'perLayer_s', file), relu, ...(online ? { online } : {}), source: file };
+  return {
+    perMac_s: num(j, 'perMac_s', file),
+    perLayer_s: num(j, 'perLayer_s', file),
+    relu,
+    ...(online ? { online } : {}),
+    source: file,
+  };
 }
 
 /** Estimated seconds of one inference; `reluOps` = kept ReLU ops (sites), which pay the online flights. */
-export function estimateLatency(m: CostModel, relus: number, macs: number, layers: number, ctx: LatencyContext = { relu: 'gc', link: null }, reluOps = layers): number {
+export function estimateLatency(
+  m: CostModel,
+  relus: number,
+  macs: number,
+  layers: number,
+  ctx: LatencyContext = { relu: 'gc', link: null },
+  reluOps = layers,
+): number {
   const r = m.relu[ctx.relu];
-  if (!r) throw new Error(`cost model ${m.source}: no costs for ReLU protocol '${ctx.relu}' (has ${Object.keys(m.relu).join(', ')})`);
-  const wire = ctx.link ? relus * ((r.bytes * 8) / ctx.link.bandwidth) + (relus ? reluOps : 0) * r.flights * (ctx.link.rttMs / 2e3) : 0;
+  if (!r)
+    throw new Error(
+      `cost model ${m.source}: no costs for ReLU protocol '${ctx.relu}' (has ${Object.keys(m.relu).join(', ')})`,
+    );
+  const wire = ctx.link
+    ? relus * ((r.bytes * 8) / ctx.link.bandwidth) + (relus ? reluOps : 0) * r.flights * (ctx.link.rttMs / 2e3)
+    : 0;
   return relus * r.compute_s + wire + macs * m.perMac_s + layers * m.perLayer_s;
 }
 
@@ -109,6 +134,9 @@ export function estimateLatency(m: CostModel, relus: number, macs: number, layer
  */
 export function estimateOnline(m: CostModel, relus: number, macs: number, layers: number, relu: string): number {
   const r = m.relu[relu];
-  if (!r?.online || !m.online) throw new Error(`cost model ${m.source}: no online costs for ReLU protocol '${relu}' (calibrate with 'deepreduce pi bench --calibrate FILE')`);
+  if (!r?.online || !m.online)
+    throw new Error(
+      `cost model ${m.source}: no online costs for ReLU protocol '${relu}' (calibrate with 'deepreduce pi bench --calibrate FILE')`,
+    );
   return relus * r.online.perRelu_s + macs * m.online.perMac_s + layers * m.online.perLayer_s;
 }

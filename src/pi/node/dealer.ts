@@ -16,16 +16,38 @@
 // dealer; errors to the parties carry codes only (wire.ts), never a digest or fingerprint.
 // The dealer serves sessions concurrently; a failing session is reported and the dealer goes on.
 import { channelPair, type Channel } from '../transport/channel.js';
-import { connectTls, listenTcp, type StreamChannel, type TcpListener, type TlsClientConfig, type TlsServerConfig } from './transport/tcp.js';
+import {
+  connectTls,
+  listenTcp,
+  type StreamChannel,
+  type TcpListener,
+  type TlsClientConfig,
+  type TlsServerConfig,
+} from './transport/tcp.js';
 import { systemRandom, type Random } from '../random.js';
 import type { ServerModel } from '../plan.js';
-import { checkSessionId, DEALER_PROTOCOL, HELLO_MAX_BYTES, SESSION_RE, limitsFor, modelFingerprint, type DealerHello, type DealerLink, type DealerRole } from '../linear/dealer/link.js';
+import {
+  checkSessionId,
+  DEALER_PROTOCOL,
+  HELLO_MAX_BYTES,
+  SESSION_RE,
+  limitsFor,
+  modelFingerprint,
+  type DealerHello,
+  type DealerLink,
+  type DealerRole,
+} from '../linear/dealer/link.js';
 import { dealLayer } from '../linear/dealer/preprocess.js';
 import { linearShapes, type LinearShape } from '../linear/index.js';
 import { guarded, malformed, PiError, recvJsonChecked, type ErrorCode } from '../wire.js';
 
 export {
-  checkSessionId, DEALER_PROTOCOL, joinDealer, modelFingerprint, type DealerLink, type DealerRole,
+  checkSessionId,
+  DEALER_PROTOCOL,
+  joinDealer,
+  modelFingerprint,
+  type DealerLink,
+  type DealerRole,
 } from '../linear/dealer/link.js';
 
 export interface DealerSessionInfo {
@@ -89,7 +111,10 @@ export class Dealer {
   private readonly shapes: LinearShape[];
   private readonly maxIn: number;
 
-  constructor(readonly model: ServerModel, private readonly o: DealerOptions = {}) {
+  constructor(
+    readonly model: ServerModel,
+    private readonly o: DealerOptions = {},
+  ) {
     this.pairTimeoutMs = o.pairTimeoutMs ?? 30000;
     this.helloMs = o.helloMs ?? 10000;
     this.idleMs = o.idleMs ?? 60000;
@@ -103,8 +128,12 @@ export class Dealer {
   }
 
   /** Sessions waiting for their second party / running now. */
-  get pending(): number { return this.waiting.size; }
-  get active(): number { return this.running.size; }
+  get pending(): number {
+    return this.waiting.size;
+  }
+  get active(): number {
+    return this.running.size;
+  }
 
   /**
    * Serves one party's connection: reads its hello, pairs it with the other party's connection of the same
@@ -113,24 +142,33 @@ export class Dealer {
   async accept(ch: Channel, peer: DealerPeer): Promise<void> {
     let hello: DealerHello, raw: Partial<DealerHello> | undefined;
     ch.setLimits({ ...limitsFor(HELLO_MAX_BYTES, 'before the hello'), idleMs: this.idleMs });
-    const silent = setTimeout(() => ch.abort(new PiError('TIMEOUT', `no hello within ${(this.helloMs / 1e3).toFixed(1)} s`)), this.helloMs);
+    const silent = setTimeout(
+      () => ch.abort(new PiError('TIMEOUT', `no hello within ${(this.helloMs / 1e3).toFixed(1)} s`)),
+      this.helloMs,
+    );
     try {
-      hello = await guarded(ch, 'dealer', async (c) => this.checkHello((raw = await recvJsonChecked<DealerHello>(c, 'hello')), c.name, peer));
+      hello = await guarded(ch, 'dealer', async (c) =>
+        this.checkHello((raw = await recvJsonChecked<DealerHello>(c, 'hello')), c.name, peer),
+      );
     } catch (e) {
       this.onError(e as Error, ch);
       const id = raw?.session;
       // The counterpart of a rejected party fails at once instead of waiting for the pairing timeout.
-      if (typeof id === 'string' && SESSION_RE.test(id) && !this.running.has(id)) this.failSession(id, 'ABORTED', `the ${String(raw?.role).slice(0, 16)} was rejected: ${(e as Error).message}`);
+      if (typeof id === 'string' && SESSION_RE.test(id) && !this.running.has(id))
+        this.failSession(id, 'ABORTED', `the ${String(raw?.role).slice(0, 16)} was rejected: ${(e as Error).message}`);
       return;
     } finally {
       clearTimeout(silent);
     }
     const { session, role } = hello;
-    const other = this.waiting.get(session), gone = this.failed.get(session);
+    const other = this.waiting.get(session),
+      gone = this.failed.get(session);
     if (other?.role === role || gone || (!other && this.waiting.size + this.running.size >= this.maxSessions)) {
       this.failed.delete(session);
-      const e = gone ? new PiError(gone.code, `session ${session}: ${gone.reason}`)
-        : other ? new PiError('SESSION', `session ${session}: a ${role} already joined this session`)
+      const e = gone
+        ? new PiError(gone.code, `session ${session}: ${gone.reason}`)
+        : other
+          ? new PiError('SESSION', `session ${session}: a ${role} already joined this session`)
           : new PiError('BUSY', `session ${session}: refused: ${this.maxSessions} sessions waiting or running`);
       await guarded(ch, 'dealer', () => Promise.reject(e)).catch((err: Error) => this.onError(err, ch));
       return;
@@ -146,15 +184,35 @@ export class Dealer {
           this.failSession(session, code, why);
           done(new PiError(code, `session ${session}: ${why}`));
         };
-        const timer = setTimeout(() => drop('SESSION', `no ${peerRole} joined within ${(this.pairTimeoutMs / 1e3).toFixed(1)} s (wrong or unknown session id, or the ${peerRole} uses another dealer)`), this.pairTimeoutMs);
-        this.waiting.set(session, { role, ch, drop, done: () => { clearTimeout(timer); done(null); } });
+        const timer = setTimeout(
+          () =>
+            drop(
+              'SESSION',
+              `no ${peerRole} joined within ${(this.pairTimeoutMs / 1e3).toFixed(1)} s (wrong or unknown session id, or the ${peerRole} uses another dealer)`,
+            ),
+          this.pairTimeoutMs,
+        );
+        this.waiting.set(session, {
+          role,
+          ch,
+          drop,
+          done: () => {
+            clearTimeout(timer);
+            done(null);
+          },
+        });
         // Read ahead while parked, so that a party that leaves is dropped at once; the session gets what was read.
-        const recv = ch.recv.bind(ch), ahead: Promise<Uint8Array>[] = [];
+        const recv = ch.recv.bind(ch),
+          ahead: Promise<Uint8Array>[] = [];
         const readAhead = () => {
           const m = recv();
           ahead.push(m);
-          m.then(() => { if (this.waiting.get(session)?.ch === ch) readAhead(); },
-            (e: Error) => drop('ABORTED', `the ${role} left before a ${peerRole} joined (${e.message})`));
+          m.then(
+            () => {
+              if (this.waiting.get(session)?.ch === ch) readAhead();
+            },
+            (e: Error) => drop('ABORTED', `the ${role} left before a ${peerRole} joined (${e.message})`),
+          );
         };
         ch.recv = () => ahead.shift() ?? recv();
         readAhead();
@@ -194,26 +252,48 @@ export class Dealer {
   }
 
   private checkHello(h: DealerHello, what: string, peer: DealerPeer): DealerHello {
-    if (!h || typeof h !== 'object' || h.protocol !== DEALER_PROTOCOL) throw new PiError('PROTOCOL', `${what}: party speaks '${String(h?.protocol).slice(0, 40)}', expected '${DEALER_PROTOCOL}'`);
-    if (h.role !== 'server' && h.role !== 'client') throw malformed(`${what}: malformed hello: role ${JSON.stringify(h.role)?.slice(0, 40)}`);
+    if (!h || typeof h !== 'object' || h.protocol !== DEALER_PROTOCOL)
+      throw new PiError(
+        'PROTOCOL',
+        `${what}: party speaks '${String(h?.protocol).slice(0, 40)}', expected '${DEALER_PROTOCOL}'`,
+      );
+    if (h.role !== 'server' && h.role !== 'client')
+      throw malformed(`${what}: malformed hello: role ${JSON.stringify(h.role)?.slice(0, 40)}`);
     checkSessionId(h.session, `${what}: ${h.role} hello`);
-    if (h.role === 'server' && !peer.server) throw new PiError('AUTH', `${what}: a party without the server's certificate claimed the server role (session ${h.session})`);
+    if (h.role === 'server' && !peer.server)
+      throw new PiError(
+        'AUTH',
+        `${what}: a party without the server's certificate claimed the server role (session ${h.session})`,
+      );
     if (this.running.has(h.session)) throw new PiError('SESSION', `${what}: session ${h.session} is already running`);
     const mine = this.model.plan.digest;
-    if (h.plan !== mine) throw new PiError('MISMATCH', `${what}: the ${h.role} uses plan ${String(h.plan).slice(0, 40)}, this dealer serves plan ${mine} (${this.model.plan.arch}); start the dealer on the server's model`);
+    if (h.plan !== mine)
+      throw new PiError(
+        'MISMATCH',
+        `${what}: the ${h.role} uses plan ${String(h.plan).slice(0, 40)}, this dealer serves plan ${mine} (${this.model.plan.arch}); start the dealer on the server's model`,
+      );
     if (h.role === 'server') {
       const fp = modelFingerprint(this.model);
-      if (h.weights !== fp) throw new PiError('MISMATCH', `${what}: the server's weights (fingerprint ${String(h.weights).slice(0, 40)}) differ from this dealer's (${fp}); start the dealer on the server's model`);
+      if (h.weights !== fp)
+        throw new PiError(
+          'MISMATCH',
+          `${what}: the server's weights (fingerprint ${String(h.weights).slice(0, 40)}) differ from this dealer's (${fp}); start the dealer on the server's model`,
+        );
     }
     return h;
   }
 
   private async runSession(session: string, server0: Channel, client0: Channel): Promise<DealerSessionInfo> {
-    const t0 = performance.now(), s0 = server0.stats(), c0 = client0.stats();
+    const t0 = performance.now(),
+      s0 = server0.stats(),
+      c0 = client0.stats();
     client0.setLimits(limitsFor(this.maxIn, 'in a session (from the client)'));
     server0.setLimits(limitsFor(0, 'in a session (from the server)'));
     const deadline = setTimeout(() => {
-      const err = new PiError('TIMEOUT', `session ${session} took longer than its deadline of ${(this.sessionMs / 1e3).toFixed(1)} s`);
+      const err = new PiError(
+        'TIMEOUT',
+        `session ${session} took longer than its deadline of ${(this.sessionMs / 1e3).toFixed(1)} s`,
+      );
       server0.abort(err);
       client0.abort(err);
     }, this.sessionMs);
@@ -224,15 +304,26 @@ export class Dealer {
         for (const s of this.shapes) await dealLayer(server, client, s, this.model.secret[s.op]!.linear, this.random);
       })();
       // The server sends nothing to the dealer after its hello: anything arriving is its error frame or disconnect.
-      const watch = server.recv().then(() => { throw malformed('unexpected message from the server'); });
+      const watch = server.recv().then(() => {
+        throw malformed('unexpected message from the server');
+      });
       const all = Promise.race([work, watch]);
       work.catch(() => {});
       watch.catch(() => {});
       return all.then(() => {
-        const s = server0.stats(), c = client0.stats(), ms = server0.memory(), mc = client0.memory();
+        const s = server0.stats(),
+          c = client0.stats(),
+          ms = server0.memory(),
+          mc = client0.memory();
         return {
-          session, layers: this.shapes.length, ms: performance.now() - t0, toServer: s.bytesSent - s0.bytesSent, toClient: c.bytesSent - c0.bytesSent,
-          fromClient: c.bytesRecv - c0.bytesRecv, peakBufferedIn: ms.peakIn + mc.peakIn, peakBufferedOut: ms.peakOut + mc.peakOut,
+          session,
+          layers: this.shapes.length,
+          ms: performance.now() - t0,
+          toServer: s.bytesSent - s0.bytesSent,
+          toClient: c.bytesSent - c0.bytesSent,
+          fromClient: c.bytesRecv - c0.bytesRecv,
+          peakBufferedIn: ms.peakIn + mc.peakIn,
+          peakBufferedOut: ms.peakOut + mc.peakOut,
         };
       });
     }).finally(() => clearTimeout(deadline));
@@ -255,13 +346,30 @@ export class Dealer {
    * and/or pinned fingerprint) says who may take the server role: a party presenting that certificate as its TLS
    * client certificate. There is no plain-TCP dealer.
    */
-  listen(o: { port: number; host?: string; tls: TlsServerConfig & { clientAuth: NonNullable<TlsServerConfig['clientAuth']> }; maxConnections?: number; onRefused?: (why: string) => void }): Promise<TcpListener> {
-    if (!o.tls.clientAuth.ca && !o.tls.clientAuth.pins?.length) throw new Error("dealer: give the server's certificate or fingerprint (--server-cert / --server-pin): only the server may take the server role");
-    return listenTcp({
-      port: o.port, host: o.host ?? '127.0.0.1', tls: o.tls, handshakeMs: this.helloMs, onError: this.onError,
-      maxConnections: o.maxConnections ?? 2 * this.maxSessions + 16, ...(o.onRefused ? { onRefused: o.onRefused } : {}),
-      limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
-    }, (ch: StreamChannel) => this.accept(ch, { server: !!ch.peer?.verified }));
+  listen(o: {
+    port: number;
+    host?: string;
+    tls: TlsServerConfig & { clientAuth: NonNullable<TlsServerConfig['clientAuth']> };
+    maxConnections?: number;
+    onRefused?: (why: string) => void;
+  }): Promise<TcpListener> {
+    if (!o.tls.clientAuth.ca && !o.tls.clientAuth.pins?.length)
+      throw new Error(
+        "dealer: give the server's certificate or fingerprint (--server-cert / --server-pin): only the server may take the server role",
+      );
+    return listenTcp(
+      {
+        port: o.port,
+        host: o.host ?? '127.0.0.1',
+        tls: o.tls,
+        handshakeMs: this.helloMs,
+        onError: this.onError,
+        maxConnections: o.maxConnections ?? 2 * this.maxSessions + 16,
+        ...(o.onRefused ? { onRefused: o.onRefused } : {}),
+        limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
+      },
+      (ch: StreamChannel) => this.accept(ch, { server: !!ch.peer?.verified }),
+    );
   }
 }
 
@@ -269,6 +377,11 @@ export class Dealer {
  * A link to a dealer listening on host:port over TLS: `tls` verifies the dealer (its certificate or pin) and, for the
  * server, carries the server's own certificate and key (its credential for the server role).
  */
-export function tcpDealerLink(host: string, port: number, tls: TlsClientConfig, o: { timeoutMs?: number } = {}): DealerLink {
+export function tcpDealerLink(
+  host: string,
+  port: number,
+  tls: TlsClientConfig,
+  o: { timeoutMs?: number } = {},
+): DealerLink {
   return (role) => connectTls(host, port, tls, { name: `${role}->dealer ${host}:${port}`, ...o });
 }

@@ -16,7 +16,16 @@ export function serverModelFromDir(dir: string, fixed: Partial<FixedPointOptions
   const { net, info } = loadModelDir(dir);
   try {
     const { dataset, padFrom, mean, std, classNames } = info.input;
-    return compilePlan(net, { ...fixed, input: { dataset, mean, std, ...(padFrom !== undefined ? { padFrom } : {}), ...(classNames ? { classNames } : {}) } });
+    return compilePlan(net, {
+      ...fixed,
+      input: {
+        dataset,
+        mean,
+        std,
+        ...(padFrom !== undefined ? { padFrom } : {}),
+        ...(classNames ? { classNames } : {}),
+      },
+    });
   } finally {
     net.dispose();
   }
@@ -27,19 +36,28 @@ export function serverModelRandom(spec: NetSpec, seed = 0, fixed: Partial<FixedP
   manualSeed(seed);
   const net = buildNetwork(spec).eval();
   try {
-    return compilePlan(net, { ...fixed, input: { mean: new Array(spec.inChannels).fill(0), std: new Array(spec.inChannels).fill(1) } });
+    return compilePlan(net, {
+      ...fixed,
+      input: { mean: new Array(spec.inChannels).fill(0), std: new Array(spec.inChannels).fill(1) },
+    });
   } finally {
     net.dispose();
   }
 }
 
 /** Test image `index` of a dataset, prepared as the plan's input transform says. */
-export function datasetImage(plan: PublicPlan, name: string, index: number, dir?: string): { x: Float32Array; label: number } {
+export function datasetImage(
+  plan: PublicPlan,
+  name: string,
+  index: number,
+  dir?: string,
+): { x: Float32Array; label: number } {
   const ds = loadDataset(checkDatasetName(name), 'test', dir ? { dir } : {});
   const [c, h] = plan.ops[0]!.shape as [number, number, number];
   if (ds.c !== c) throw new Error(`dataset ${name} has ${ds.c}-channel images, the model expects ${c}`);
   const { mean, std } = plan.input;
-  if (mean.length !== c || std.length !== c) throw new Error(`model input transform has ${mean.length} means / ${std.length} stds for ${c} channels`);
+  if (mean.length !== c || std.length !== c)
+    throw new Error(`model input transform has ${mean.length} means / ${std.length} stds for ${c} channels`);
   const b = makeBatch(ds, [index], { ...(ds.h !== h ? { padTo: h } : {}), crop: 0, flip: false, mean, std }, 0);
   return { x: b.x, label: b.y[0]! };
 }

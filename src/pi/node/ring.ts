@@ -17,15 +17,21 @@ export function limbPlan(maxAbs: number, terms: number, what: string): { bits: n
   const bound = Math.max(1, maxAbs) * Math.max(1, terms);
   let bits = 31;
   while (bits > 0 && (2 ** bits - 1) * bound >= 2 ** 53) bits--;
-  if (bits < 8) throw new Error(`${what}: integer weights up to ${maxAbs} over ${terms} terms leave ${bits}-bit limbs; quantise the weights to fewer bits`);
+  if (bits < 8)
+    throw new Error(
+      `${what}: integer weights up to ${maxAbs} over ${terms} terms leave ${bits}-bit limbs; quantise the weights to fewer bits`,
+    );
   return { bits, limbs: Math.ceil(64 / bits) };
 }
 
 /** Limbs of x as a Float64Array [limbs * n] (limb j of element i at j*n + i). */
 export function toLimbs(x: R64, bits: number, limbs: number): Float64Array {
-  const n = x.lo.length, out = new Float64Array(limbs * n), mask = 2 ** bits - 1;
+  const n = x.lo.length,
+    out = new Float64Array(limbs * n),
+    mask = 2 ** bits - 1;
   for (let j = 0; j < limbs; j++) {
-    const start = j * bits, o = j * n;
+    const start = j * bits,
+      o = j * n;
     if (start + bits <= 32) {
       for (let i = 0; i < n; i++) out[o + i] = (x.lo[i] >>> start) & mask;
     } else if (start >= 32) {
@@ -41,13 +47,16 @@ export function toLimbs(x: R64, bits: number, limbs: number): Float64Array {
 
 /** sum_j y[j*n + i] * 2^(j*bits) mod 2^64, for exact integer doubles y (|y| < 2^53). */
 export function fromLimbs(y: Float64Array, n: number, bits: number, limbs: number): R64 {
-  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  const lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
   for (let j = 0; j < limbs; j++) {
-    const p = 2 ** (j * bits), o = j * n;
+    const p = 2 ** (j * bits),
+      o = j * n;
     for (let i = 0; i < n; i++) {
       // v is exact (a power-of-two scaling); ToUint32 reduces any finite double exactly mod 2^32.
       const v = y[o + i] * p;
-      const vlo = v >>> 0, vhi = Math.floor(v / TWO32) >>> 0;
+      const vlo = v >>> 0,
+        vhi = Math.floor(v / TWO32) >>> 0;
       const s = lo[i] + vlo;
       lo[i] = s;
       hi[i] = hi[i] + vhi + (s >= TWO32 ? 1 : 0);
@@ -84,10 +93,17 @@ export class RingConv2d implements RingLinear {
    * `weight`: integer weights [Cout, Cin/groups, k, k] (kept: HE preprocessing encodes them). `bound`: a public bound
    * on |w| to plan the limbs for (default the largest |w|), so the time reveals nothing.
    */
-  constructor(readonly name: string, readonly weight: Float64Array, readonly g: ConvGeometry, bound?: number) {
-    const [ci] = g.inShape, [co] = g.outShape;
+  constructor(
+    readonly name: string,
+    readonly weight: Float64Array,
+    readonly g: ConvGeometry,
+    bound?: number,
+  ) {
+    const [ci] = g.inShape,
+      [co] = g.outShape;
     const terms = (ci / g.groups) * g.kernel * g.kernel;
-    if (weight.length !== co * terms) throw new Error(`${name}: ${weight.length} weights, expected ${co}x${ci / g.groups}x${g.kernel}x${g.kernel}`);
+    if (weight.length !== co * terms)
+      throw new Error(`${name}: ${weight.length} weights, expected ${co}x${ci / g.groups}x${g.kernel}x${g.kernel}`);
     this.limb = limbPlan(checkBound(maxAbsOf(weight, name), bound, name), terms, name);
     this.inSize = numel(g.inShape);
     this.outSize = numel(g.outShape);
@@ -95,11 +111,18 @@ export class RingConv2d implements RingLinear {
     this.w = tensor(weight, [co, ci / g.groups, g.kernel, g.kernel], 'float64').keep();
   }
   apply(x: R64): R64 {
-    if (x.lo.length !== this.inSize) throw new Error(`${this.name}: input has ${x.lo.length} elements, expected ${this.inSize} [${this.g.inShape}]`);
-    const { bits, limbs } = this.limb, g = this.g;
+    if (x.lo.length !== this.inSize)
+      throw new Error(`${this.name}: input has ${x.lo.length} elements, expected ${this.inSize} [${this.g.inShape}]`);
+    const { bits, limbs } = this.limb,
+      g = this.g;
     const y = tidy(() => {
       const xt = tensor(toLimbs(x, bits, limbs), [limbs, ...g.inShape], 'float64');
-      const out = F.conv2d(xt, this.w, null, { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups });
+      const out = F.conv2d(xt, this.w, null, {
+        stride: g.stride,
+        padding: g.padding,
+        dilation: g.dilation,
+        groups: g.groups,
+      });
       const s = out.shape;
       if (s[1] !== g.outShape[0] || s[2] !== g.outShape[1] || s[3] !== g.outShape[2]) {
         throw new Error(`${this.name}: conv output [${s.slice(1)}] differs from the plan's [${g.outShape}]`);
@@ -119,20 +142,32 @@ export class RingFc implements RingLinear {
   private readonly w: Tensor;
   private readonly limb: { bits: number; limbs: number };
   /** `weight`: integer weights [out, in] (kept: HE preprocessing encodes them). `bound`: as for RingConv2d. */
-  constructor(readonly name: string, readonly weight: Float64Array, readonly inSize: number, readonly outSize: number, bound?: number) {
-    if (weight.length !== inSize * outSize) throw new Error(`${name}: ${weight.length} weights, expected ${outSize}x${inSize}`);
+  constructor(
+    readonly name: string,
+    readonly weight: Float64Array,
+    readonly inSize: number,
+    readonly outSize: number,
+    bound?: number,
+  ) {
+    if (weight.length !== inSize * outSize)
+      throw new Error(`${name}: ${weight.length} weights, expected ${outSize}x${inSize}`);
     this.limb = limbPlan(checkBound(maxAbsOf(weight, name), bound, name), inSize, name);
     this.macs = inSize * outSize;
     this.w = tensor(weight, [outSize, inSize], 'float64').keep();
   }
   apply(x: R64): R64 {
-    if (x.lo.length !== this.inSize) throw new Error(`${this.name}: input has ${x.lo.length} elements, expected ${this.inSize}`);
+    if (x.lo.length !== this.inSize)
+      throw new Error(`${this.name}: input has ${x.lo.length} elements, expected ${this.inSize}`);
     const { bits, limbs } = this.limb;
-    const y = tidy(() => F.linear(tensor(toLimbs(x, bits, limbs), [limbs, this.inSize], 'float64'), this.w, null).contiguous().toArray() as Float64Array);
+    const y = tidy(
+      () =>
+        F.linear(tensor(toLimbs(x, bits, limbs), [limbs, this.inSize], 'float64'), this.w, null)
+          .contiguous()
+          .toArray() as Float64Array,
+    );
     return fromLimbs(y, this.outSize, bits, limbs);
   }
   dispose(): void {
     this.w.dispose();
   }
 }
-

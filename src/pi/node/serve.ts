@@ -12,8 +12,15 @@ import type { ServerModel } from '../plan.js';
 import type { ServerRandomness } from '../random.js';
 import { modelFingerprint } from '../linear/dealer/link.js';
 import {
-  DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor, serveClient,
-  type PartyReport, type Phase, type ServerSessionOptions, type SessionHooks, type SessionState,
+  DEFAULT_DEADLINES,
+  HELLO_MAX_BYTES,
+  limitsFor,
+  serveClient,
+  type PartyReport,
+  type Phase,
+  type ServerSessionOptions,
+  type SessionHooks,
+  type SessionState,
 } from '../protocol.js';
 
 /** Optional per-client limits: queries in all, and a rate (a bucket of `perMinute` refilled continuously). */
@@ -28,18 +35,26 @@ export interface ClientBudgetOptions {
 export class ClientBudget {
   private readonly used = new Map<string, number>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(readonly o: ClientBudgetOptions, private readonly now = () => Date.now()) {}
+  constructor(
+    readonly o: ClientBudgetOptions,
+    private readonly now = () => Date.now(),
+  ) {}
   /** Takes one session for `who`; throws AUTH (budget spent) or BUSY (rate, with the wait). */
   take(who: string): void {
     const used = this.used.get(who) ?? 0;
-    if (this.o.queries !== undefined && used >= this.o.queries) throw new PiError('AUTH', `server: ${who} has used its budget of ${this.o.queries} queries`);
+    if (this.o.queries !== undefined && used >= this.o.queries)
+      throw new PiError('AUTH', `server: ${who} has used its budget of ${this.o.queries} queries`);
     if (this.o.perMinute !== undefined) {
-      const rate = this.o.perMinute / 60_000, t = this.now();
+      const rate = this.o.perMinute / 60_000,
+        t = this.now();
       const b = this.buckets.get(who) ?? { tokens: this.o.perMinute, at: t };
       b.tokens = Math.min(this.o.perMinute, b.tokens + (t - b.at) * rate);
       b.at = t;
       this.buckets.set(who, b);
-      if (b.tokens < 1) throw new PiError('BUSY', `server: ${who} exceeds its rate of ${this.o.perMinute} queries per minute`, { retryMs: Math.ceil((1 - b.tokens) / rate) });
+      if (b.tokens < 1)
+        throw new PiError('BUSY', `server: ${who} exceeds its rate of ${this.o.perMinute} queries per minute`, {
+          retryMs: Math.ceil((1 - b.tokens) / rate),
+        });
       b.tokens -= 1;
     }
     this.used.set(who, used + 1);
@@ -111,14 +126,20 @@ export class SessionPool {
   private drained: (() => void) | null = null;
   readonly maxSessions: number;
   readonly maxPerAddress: number;
-  constructor(readonly model: ServerModel, readonly options: PoolOptions) {
+  constructor(
+    readonly model: ServerModel,
+    readonly options: PoolOptions,
+  ) {
     const o = options;
     if (o.dealer) modelFingerprint(model); // once, before serving (it applies every layer)
     this.maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
     // Unbounded per address by default (clients behind one NAT, tests on loopback); a server on an open network sets it
     // below the cap so that one address alone cannot hold every slot (hello-only sessions, bench/soak.ts).
     this.maxPerAddress = o.maxSessionsPerAddress ?? this.maxSessions;
-    this.budget = o.budget && (o.budget.queries !== undefined || o.budget.perMinute !== undefined) ? new ClientBudget(o.budget) : null;
+    this.budget =
+      o.budget && (o.budget.queries !== undefined || o.budget.perMinute !== undefined)
+        ? new ClientBudget(o.budget)
+        : null;
   }
 
   /** The wait a BUSY refusal suggests: a session slot frees about every mean duration / cap. */
@@ -143,7 +164,8 @@ export class SessionPool {
         done = true;
         this.running--;
         const m = (this.perAddress.get(info.address) ?? 1) - 1;
-        if (m) this.perAddress.set(info.address, m); else this.perAddress.delete(info.address);
+        if (m) this.perAddress.set(info.address, m);
+        else this.perAddress.delete(info.address);
         if (this.draining && this.running === 0) this.drained?.();
       };
     };
@@ -169,7 +191,10 @@ export class SessionPool {
     if (this.running === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve(false), ms);
-      this.drained = () => { clearTimeout(t); resolve(true); };
+      this.drained = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
     });
   }
 
@@ -179,19 +204,41 @@ export class SessionPool {
     let admitted = false;
     const identity = info.certificate ? `cert:${info.certificate}` : `ip:${info.address}`;
     const t0 = Date.now();
-    const hooks: SessionHooks = { ...this.options.hooks, onStart: (s) => { st = s; this.live.add(s); this.options.hooks?.onStart?.(s); } };
+    const hooks: SessionHooks = {
+      ...this.options.hooks,
+      onStart: (s) => {
+        st = s;
+        this.live.add(s);
+        this.options.hooks?.onStart?.(s);
+      },
+    };
     const end = (e: Partial<SessionEnd> & Pick<SessionEnd, 'outcome'>) => {
       const s = ch.stats();
       this.options.onEnd?.({
-        client: ch.name, address: info.address, identity, medium: info.medium, phase: (st as SessionState | null)?.phase ?? 'hello', admitted,
-        startedAt: new Date(t0).toISOString(), ms: Date.now() - t0, bytesSent: s.bytesSent, bytesRecv: s.bytesRecv, ...e,
+        client: ch.name,
+        address: info.address,
+        identity,
+        medium: info.medium,
+        phase: (st as SessionState | null)?.phase ?? 'hello',
+        admitted,
+        startedAt: new Date(t0).toISOString(),
+        ms: Date.now() - t0,
+        bytesSent: s.bytesSent,
+        bytesRecv: s.bytesRecv,
+        ...e,
       });
     };
     try {
       const random = this.options.randomFor?.() ?? this.options.random;
-      const admit = this.admitter(info, identity, () => { admitted = true; });
+      const admit = this.admitter(info, identity, () => {
+        admitted = true;
+      });
       const r = await serveClient(shapeChannel(ch, this.options.link ?? null), this.model, {
-        ...this.options, hooks, admit, retryHintMs: () => this.retryHintMs(), ...(random ? { random } : {}),
+        ...this.options,
+        hooks,
+        admit,
+        retryHintMs: () => this.retryHintMs(),
+        ...(random ? { random } : {}),
       });
       const ms = Date.now() - t0;
       this.meanMs = this.meanMs ? 0.8 * this.meanMs + 0.2 * ms : ms;
@@ -235,10 +282,24 @@ export async function servePi(model: ServerModel, o: ServeOptions): Promise<PiSe
   const maxPending = o.maxPending ?? DEFAULT_MAX_PENDING;
   const dl = { ...DEFAULT_DEADLINES, ...(o.pool ? o.pool.options.deadlines : o.deadlines) };
   const tls = 'tls' in o.security;
-  const l = await listenTcp({
-    port: o.port, host: o.host ?? '127.0.0.1', ...('tls' in o.security ? { tls: o.security.tls } : {}),
-    handshakeMs: dl.helloMs, maxConnections: pool.maxSessions + maxPending, maxPerAddress: o.maxPerAddress ?? DEFAULT_MAX_PER_ADDRESS,
-    onError: o.onError, onRefused: o.onRefused, limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
-  }, (ch) => pool.run(ch, { address: ch.socket.remoteAddress ?? '?', medium: tls ? 'tls' : 'tcp', certificate: ch.peer?.verified ? ch.peer.fingerprint : null }));
+  const l = await listenTcp(
+    {
+      port: o.port,
+      host: o.host ?? '127.0.0.1',
+      ...('tls' in o.security ? { tls: o.security.tls } : {}),
+      handshakeMs: dl.helloMs,
+      maxConnections: pool.maxSessions + maxPending,
+      maxPerAddress: o.maxPerAddress ?? DEFAULT_MAX_PER_ADDRESS,
+      onError: o.onError,
+      onRefused: o.onRefused,
+      limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
+    },
+    (ch) =>
+      pool.run(ch, {
+        address: ch.socket.remoteAddress ?? '?',
+        medium: tls ? 'tls' : 'tcp',
+        certificate: ch.peer?.verified ? ch.peer.fingerprint : null,
+      }),
+  );
   return Object.assign(l, { sessions: () => pool.sessions(), pool });
 }

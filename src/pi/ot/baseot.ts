@@ -36,14 +36,19 @@ function decodePoint(bytes: Uint8Array, what: string): Pt {
 }
 
 /** Sender side of `count` random base OTs. */
-export async function baseOtSend(ch: Channel, count: number, rand: Random = systemRandom): Promise<{ k0: Uint8Array[]; k1: Uint8Array[] }> {
+export async function baseOtSend(
+  ch: Channel,
+  count: number,
+  rand: Random = systemRandom,
+): Promise<{ k0: Uint8Array[]; k1: Uint8Array[] }> {
   const a = randomScalar(rand);
   const A = Point.BASE.multiply(a);
   const Ab = A.toBytes();
   ch.send(Ab);
   const msg = await ch.recvBytes('base OT receiver points', 32 * count);
   const aA = A.multiply(a);
-  const k0: Uint8Array[] = [], k1: Uint8Array[] = [];
+  const k0: Uint8Array[] = [],
+    k1: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const Bb = msg.subarray(32 * i, 32 * i + 32);
     const aB = decodePoint(Bb, `receiver point ${i}`).multiply(a);
@@ -54,7 +59,11 @@ export async function baseOtSend(ch: Channel, count: number, rand: Random = syst
 }
 
 /** Receiver side: choices[i] in {0, 1}; returns k_{choices[i]}. */
-export async function baseOtReceive(ch: Channel, choices: ArrayLike<number>, rand: Random = systemRandom): Promise<Uint8Array[]> {
+export async function baseOtReceive(
+  ch: Channel,
+  choices: ArrayLike<number>,
+  rand: Random = systemRandom,
+): Promise<Uint8Array[]> {
   const count = choices.length;
   const Ab = await ch.recvBytes('base OT sender point', 32);
   const A = decodePoint(Ab, 'sender point A');

@@ -25,8 +25,12 @@ export interface RotReceiver64 {
 /** The low 64 bits of each 16-byte pad. */
 function low64(pads: Uint8Array, m: number): R64 {
   const w = new Uint32Array(pads.buffer, pads.byteOffset, 4 * m);
-  const lo = new Uint32Array(m), hi = new Uint32Array(m);
-  for (let j = 0; j < m; j++) { lo[j] = w[4 * j]!; hi[j] = w[4 * j + 1]!; }
+  const lo = new Uint32Array(m),
+    hi = new Uint32Array(m);
+  for (let j = 0; j < m; j++) {
+    lo[j] = w[4 * j]!;
+    hi[j] = w[4 * j + 1]!;
+  }
   return { lo, hi };
 }
 
@@ -53,18 +57,24 @@ export function cotChoiceCorrection(p: RotReceiver64, b: Bits): Bits {
 /** Online, sender: from the receiver's e and the correlations Δ, its output x0 and the message y to send. */
 export function cotSendOnline(p: RotSender64, e: Bits, delta: R64): { x0: R64; y: R64 } {
   const m = delta.lo.length;
-  const x0: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) }, y: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) };
+  const x0: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) },
+    y: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) };
   const { r0, r1 } = p;
   for (let j = 0; j < m; j++) {
     const f = getBit(e, j);
-    const aLo = f ? r1.lo[j]! : r0.lo[j]!, aHi = f ? r1.hi[j]! : r0.hi[j]!; // R_e
-    const bLo = f ? r0.lo[j]! : r1.lo[j]!, bHi = f ? r0.hi[j]! : r1.hi[j]!; // R_{1⊕e}
+    const aLo = f ? r1.lo[j]! : r0.lo[j]!,
+      aHi = f ? r1.hi[j]! : r0.hi[j]!; // R_e
+    const bLo = f ? r0.lo[j]! : r1.lo[j]!,
+      bHi = f ? r0.hi[j]! : r1.hi[j]!; // R_{1⊕e}
     // x0 = −R_e
     x0.lo[j] = -aLo;
     x0.hi[j] = ~aHi + (aLo === 0 ? 1 : 0);
     // y = Δ + R_{1⊕e} − R_e
-    const s = delta.lo[j]! + bLo, c = s >= 4294967296 ? 1 : 0, sl = s >>> 0;
-    const d = sl - aLo, br = d < 0 ? 1 : 0;
+    const s = delta.lo[j]! + bLo,
+      c = s >= 4294967296 ? 1 : 0,
+      sl = s >>> 0;
+    const d = sl - aLo,
+      br = d < 0 ? 1 : 0;
     y.lo[j] = d;
     y.hi[j] = delta.hi[j]! + bHi + c - aHi - br;
   }
@@ -73,9 +83,11 @@ export function cotSendOnline(p: RotSender64, e: Bits, delta: R64): { x0: R64; y
 
 /** Online, receiver: its output (b ? y : 0) − R_ρ = x0 + b·Δ. */
 export function cotReceiveOnline(p: RotReceiver64, b: Bits, y: R64): R64 {
-  const m = y.lo.length, out: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) };
+  const m = y.lo.length,
+    out: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) };
   for (let j = 0; j < m; j++) {
-    const yl = getBit(b, j) ? y.lo[j]! : 0, yh = getBit(b, j) ? y.hi[j]! : 0;
+    const yl = getBit(b, j) ? y.lo[j]! : 0,
+      yh = getBit(b, j) ? y.hi[j]! : 0;
     const d = yl - p.r.lo[j]!;
     out.lo[j] = d;
     out.hi[j] = yh - p.r.hi[j]! - (d < 0 ? 1 : 0);

@@ -20,7 +20,8 @@ const KAPPA = 128;
 const padded = (m: number) => Math.ceil(m / KAPPA) * KAPPA;
 
 function checkCount(m: number, what: string): void {
-  if (!Number.isInteger(m) || m < 1 || m > 2 ** 31) throw new Error(`${what}: OT count m=${m} must be an integer in [1, 2^31]`);
+  if (!Number.isInteger(m) || m < 1 || m > 2 ** 31)
+    throw new Error(`${what}: OT count m=${m} must be an integer in [1, 2^31]`);
 }
 
 function i32(u8: Uint8Array): Int32Array {
@@ -65,17 +66,26 @@ export class OtExtSender implements CotSender {
    * its base OTs once): choices = the bits of `delta`, keys k_{delta_i}.
    */
   static fromBase(ch: Channel, delta: Uint8Array, keys: Uint8Array[]): OtExtSender {
-    if (delta.length !== 16 || keys.length !== KAPPA) throw new Error(`OtExtSender.fromBase: need 16 bytes of delta and ${KAPPA} keys, got ${delta.length} and ${keys.length}`);
-    return new OtExtSender(ch, Uint8Array.from(delta), keys.map((k) => new Prg(k)));
+    if (delta.length !== 16 || keys.length !== KAPPA)
+      throw new Error(
+        `OtExtSender.fromBase: need 16 bytes of delta and ${KAPPA} keys, got ${delta.length} and ${keys.length}`,
+      );
+    return new OtExtSender(
+      ch,
+      Uint8Array.from(delta),
+      keys.map((k) => new Prg(k)),
+    );
   }
 
   /** One extension batch: receives u and returns the rows q_j (4 words each, padded count). */
   private async extend(m: number, what: string): Promise<Int32Array> {
-    const M = padded(m), colBytes = M >>> 3;
+    const M = padded(m),
+      colBytes = M >>> 3;
     const u = i32(await this.ch.recvBytes(`${what}: OT extension matrix`, KAPPA * colBytes));
     const q = columns(KAPPA * colBytes);
     for (let i = 0; i < KAPPA; i++) this.prgs[i].fill(q.subarray(i * colBytes, (i + 1) * colBytes));
-    const Q = i32(q), cw = colBytes >>> 2;
+    const Q = i32(q),
+      cw = colBytes >>> 2;
     for (let i = 0; i < KAPPA; i++) {
       if (!((this.delta[i >>> 3] >>> (i & 7)) & 1)) continue;
       for (let w = i * cw; w < (i + 1) * cw; w++) Q[w] ^= u[w];
@@ -88,11 +98,14 @@ export class OtExtSender implements CotSender {
     checkCount(m, 'sendCot');
     return rowsBytes(await this.extend(m, 'sendCot'), m);
   }
-
 }
 
 export class OtExtReceiver implements CotReceiver {
-  private constructor(private readonly ch: Channel, private readonly prg0: Prg[], private readonly prg1: Prg[]) {}
+  private constructor(
+    private readonly ch: Channel,
+    private readonly prg0: Prg[],
+    private readonly prg1: Prg[],
+  ) {}
 
   /** Runs the 128 base OTs as their sender; `random`: the source of every coin drawn here. */
   static async setup(ch: Channel, opts: { random?: Random } = {}): Promise<OtExtReceiver> {
@@ -102,24 +115,35 @@ export class OtExtReceiver implements CotReceiver {
 
   /** From 128 random OTs already held as their sender (both keys of each). */
   static fromBase(ch: Channel, k0: Uint8Array[], k1: Uint8Array[]): OtExtReceiver {
-    if (k0.length !== KAPPA || k1.length !== KAPPA) throw new Error(`OtExtReceiver.fromBase: need ${KAPPA} key pairs, got ${k0.length} / ${k1.length}`);
-    return new OtExtReceiver(ch, k0.map((k) => new Prg(k)), k1.map((k) => new Prg(k)));
+    if (k0.length !== KAPPA || k1.length !== KAPPA)
+      throw new Error(`OtExtReceiver.fromBase: need ${KAPPA} key pairs, got ${k0.length} / ${k1.length}`);
+    return new OtExtReceiver(
+      ch,
+      k0.map((k) => new Prg(k)),
+      k1.map((k) => new Prg(k)),
+    );
   }
 
   /** Sends u for choice bits c (packed, bit j = bit j&7 of byte j>>3) and returns rows t_j. */
   private extend(choices: Uint8Array, m: number, what: string): Int32Array {
     checkCount(m, what);
-    if (choices.byteLength * 8 < m) throw new Error(`${what}: ${choices.byteLength} bytes of choice bits for m=${m} OTs`);
-    const M = padded(m), colBytes = M >>> 3;
+    if (choices.byteLength * 8 < m)
+      throw new Error(`${what}: ${choices.byteLength} bytes of choice bits for m=${m} OTs`);
+    const M = padded(m),
+      colBytes = M >>> 3;
     const c = new Uint8Array(colBytes);
     c.set(choices.subarray(0, Math.ceil(m / 8)));
     if (m & 7) c[m >>> 3] &= (1 << (m & 7)) - 1;
-    const t = columns(KAPPA * colBytes), u = new Uint8Array(KAPPA * colBytes);
+    const t = columns(KAPPA * colBytes),
+      u = new Uint8Array(KAPPA * colBytes);
     for (let i = 0; i < KAPPA; i++) {
       this.prg0[i].fill(t.subarray(i * colBytes, (i + 1) * colBytes));
       this.prg1[i].fill(u.subarray(i * colBytes, (i + 1) * colBytes));
     }
-    const T = i32(t), U = i32(u), Cw = i32(c), cw = colBytes >>> 2;
+    const T = i32(t),
+      U = i32(u),
+      Cw = i32(c),
+      cw = colBytes >>> 2;
     for (let i = 0; i < KAPPA; i++) {
       const o = i * cw;
       for (let w = 0; w < cw; w++) U[o + w] ^= T[o + w] ^ Cw[w];

@@ -34,8 +34,12 @@ const WH = (() => {
   const t = new Int32Array(KK_MAX_N * 8);
   for (let i = 0; i < KK_MAX_N; i++) {
     for (let k = 0; k < KK_CODE_BITS; k++) {
-      let v = i & k, p = 0;
-      while (v) { p ^= 1; v &= v - 1; }
+      let v = i & k,
+        p = 0;
+      while (v) {
+        p ^= 1;
+        v &= v - 1;
+      }
       if (p) t[8 * i + (k >>> 5)] |= 1 << (k & 31);
     }
   }
@@ -53,15 +57,18 @@ function i32(u8: Uint8Array): Int32Array {
 }
 
 function checkCount(m: number, what: string): void {
-  if (!Number.isInteger(m) || m < 1 || m > 2 ** 28) throw new Error(`${what}: OT count m=${m} must be an integer in [1, 2^28]`);
+  if (!Number.isInteger(m) || m < 1 || m > 2 ** 28)
+    throw new Error(`${what}: OT count m=${m} must be an integer in [1, 2^28]`);
 }
 
 function checkN(N: number, what: string): void {
-  if (!Number.isInteger(N) || N < 2 || N > KK_MAX_N) throw new Error(`${what}: N=${N} messages per OT must be an integer in [2, ${KK_MAX_N}]`);
+  if (!Number.isInteger(N) || N < 2 || N > KK_MAX_N)
+    throw new Error(`${what}: N=${N} messages per OT must be an integer in [2, ${KK_MAX_N}]`);
 }
 
 function checkBytes(bytes: number, what: string): void {
-  if (!Number.isInteger(bytes) || bytes < 1 || bytes > 16) throw new Error(`${what}: output of ${bytes} bytes must be 1..16`);
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > 16)
+    throw new Error(`${what}: output of ${bytes} bytes must be 1..16`);
 }
 
 class Counter {
@@ -85,7 +92,10 @@ const SLICE_BLOCKS = 16384;
 function hashBlocks(v: Int32Array, w: Int32Array, count: number, out: Uint8Array | null, bytes: number): Int32Array {
   const e = fixedKeyAes(v, count);
   for (let q = 0; q < 4 * count; q += 4) {
-    const h0 = e[q]! ^ v[q]!, h1 = e[q + 1]! ^ v[q + 1]!, h2 = e[q + 2]! ^ v[q + 2]!, h3 = e[q + 3]! ^ v[q + 3]!;
+    const h0 = e[q]! ^ v[q]!,
+      h1 = e[q + 1]! ^ v[q + 1]!,
+      h2 = e[q + 2]! ^ v[q + 2]!,
+      h3 = e[q + 3]! ^ v[q + 3]!;
     v[q] = w[q]! ^ h2;
     v[q + 1] = w[q + 1]! ^ h3;
     v[q + 2] = w[q + 2]! ^ h2 ^ h0;
@@ -119,11 +129,26 @@ function scratchWords(n: number, slot = 'hash'): Int32Array {
   if (!b || b.length < n) scratch.set(slot, (b = new Int32Array(n)));
   return b;
 }
-const scratchBytes = (n: number, slot: string) => { const w = scratchWords((n + 3) >>> 2, slot); return new Uint8Array(w.buffer, 0, n); };
+const scratchBytes = (n: number, slot: string) => {
+  const w = scratchWords((n + 3) >>> 2, slot);
+  return new Uint8Array(w.buffer, 0, n);
+};
 
 /** σ(x) ⊕ t for 4 words at x[o..o+3], into out[p..p+3]. */
-function sigmaInto(x: Int32Array, o: number, t0: number, t1: number, t2: number, t3: number, out: Int32Array, p: number): void {
-  const x0 = x[o]!, x1 = x[o + 1]!, x2 = x[o + 2]!, x3 = x[o + 3]!;
+function sigmaInto(
+  x: Int32Array,
+  o: number,
+  t0: number,
+  t1: number,
+  t2: number,
+  t3: number,
+  out: Int32Array,
+  p: number,
+): void {
+  const x0 = x[o]!,
+    x1 = x[o + 1]!,
+    x2 = x[o + 2]!,
+    x3 = x[o + 3]!;
   out[p] = x2 ^ t0;
   out[p + 1] = x3 ^ t1;
   out[p + 2] = x2 ^ x0 ^ t2;
@@ -141,17 +166,31 @@ export interface KkPlanesHelper {
  * The low `planes` bits of the N pads of OTs first .. first+m-1 (rows q, 8 words each; `tab` the sender's
  * σ((C(i) ∧ s)) table) as bit planes: word j * planes + k has bit i = bit k of the pad of message i of OT j.
  */
-export function kkPadPlanes(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, planes: number): Uint32Array {
+export function kkPadPlanes(
+  tab: Int32Array,
+  q: Int32Array,
+  first: number,
+  m: number,
+  N: number,
+  planes: number,
+): Uint32Array {
   checkN(N, 'KkSender.padPlanes');
-  if (N > 32 || !Number.isInteger(planes) || planes < 1 || planes > 8) throw new Error(`KkSender.padPlanes: N=${N} must be <= 32 and planes=${planes} 1..8`);
-  if (tab.length !== KK_MAX_N * 8 || q.length < 8 * m) throw new Error(`KkSender.padPlanes: table of ${tab.length} words, ${q.length} row words for ${m} OTs`);
+  if (N > 32 || !Number.isInteger(planes) || planes < 1 || planes > 8)
+    throw new Error(`KkSender.padPlanes: N=${N} must be <= 32 and planes=${planes} 1..8`);
+  if (tab.length !== KK_MAX_N * 8 || q.length < 8 * m)
+    throw new Error(`KkSender.padPlanes: table of ${tab.length} words, ${q.length} row words for ${m} OTs`);
   const out = new Uint32Array(m * planes);
   hashPads(tab, q, first, m, N, 1, (j0, cnt, h) => {
     for (let jj = 0, k = 0; jj < cnt; jj++) {
       const o = (j0 + jj) * planes;
       if (planes === 2) {
-        let p0 = 0, p1 = 0;
-        for (let i = 0; i < N; i++, k++) { const x = h[4 * k]!; p0 |= (x & 1) << i; p1 |= ((x >>> 1) & 1) << i; }
+        let p0 = 0,
+          p1 = 0;
+        for (let i = 0; i < N; i++, k++) {
+          const x = h[4 * k]!;
+          p0 |= (x & 1) << i;
+          p1 |= ((x >>> 1) & 1) << i;
+        }
         out[o] = p0;
         out[o + 1] = p1;
       } else {
@@ -169,19 +208,35 @@ export function kkPadPlanes(tab: Int32Array, q: Int32Array, first: number, m: nu
  * Hashes the N pads of OTs first .. first+m-1 slice by slice: the XOR and σ work runs in WebAssembly (kernels kkpre,
  * kkmid), AES in node:crypto. `each` gets the first `words` words of each 16-byte pad (4 words per block).
  */
-function hashPads(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, words: 1 | 4, each: (j0: number, cnt: number, h: Int32Array) => void): void {
-  const K = gcKernels(), per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
-  const TAB = 64, Q = TAB + 32 * KK_MAX_N, V = Q + 32 * per, W = V + 16 * per * N, E = W + 16 * per * N;
+function hashPads(
+  tab: Int32Array,
+  q: Int32Array,
+  first: number,
+  m: number,
+  N: number,
+  words: 1 | 4,
+  each: (j0: number, cnt: number, h: Int32Array) => void,
+): void {
+  const K = gcKernels(),
+    per = Math.max(1, Math.floor(SLICE_BLOCKS / N));
+  const TAB = 64,
+    Q = TAB + 32 * KK_MAX_N,
+    V = Q + 32 * per,
+    W = V + 16 * per * N,
+    E = W + 16 * per * N;
   K.ensure(E + 16 * per * N);
   const h = scratchWords(4 * per * N);
   for (let j0 = 0; j0 < m; j0 += per) {
-    const cnt = Math.min(per, m - j0), count = cnt * N, m32 = K.i32;
+    const cnt = Math.min(per, m - j0),
+      count = cnt * N,
+      m32 = K.i32;
     m32.set(tab.subarray(0, 8 * N), TAB >>> 2);
     m32.set(q.subarray(8 * j0, 8 * (j0 + cnt)), Q >>> 2);
     K.kkpre(Q, TAB, V, W, cnt, N, (first + j0) | 0);
     K.u8.set(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count)), E);
     K.kkmid(V, E, W, count);
-    const f = words32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))), v = V >>> 2;
+    const f = words32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))),
+      v = V >>> 2;
     if (words === 1) for (let x = 0; x < 4 * count; x += 4) h[x] = f[x]! ^ m32[v + x]!;
     else for (let x = 0; x < 4 * count; x++) h[x] = f[x]! ^ m32[v + x]!;
     each(j0, cnt, h);
@@ -210,7 +265,11 @@ export class KkSender {
   /** Per message i (8 words): σ((C(i) ∧ s)_hi) ⊕ (0, i, 1, DOMAIN_KK), then σ((C(i) ∧ s)_lo) ⊕ (0, i, 2, DOMAIN_KK). */
   private readonly tab: Int32Array;
 
-  private constructor(private readonly ch: Channel, s: Uint8Array, private readonly prgs: Prg[]) {
+  private constructor(
+    private readonly ch: Channel,
+    s: Uint8Array,
+    private readonly prgs: Prg[],
+  ) {
     this.s32 = new Int32Array(s.slice().buffer);
     const cs = new Int32Array(KK_MAX_N * 8);
     for (let i = 0; i < KK_MAX_N; i++) for (let w = 0; w < 8; w++) cs[8 * i + w] = WH[8 * i + w]! & this.s32[w]!;
@@ -224,24 +283,37 @@ export class KkSender {
   /** 256 base OTs (as their receiver, choices = the bits of a fresh random s); every coin from `random`. */
   static async setup(ch: Channel, random: Random = systemRandom): Promise<KkSender> {
     const s = random.bytes(32);
-    const keys = await baseOtReceive(ch, Array.from({ length: KK_CODE_BITS }, (_, i) => (s[i >>> 3]! >>> (i & 7)) & 1), random);
+    const keys = await baseOtReceive(
+      ch,
+      Array.from({ length: KK_CODE_BITS }, (_, i) => (s[i >>> 3]! >>> (i & 7)) & 1),
+      random,
+    );
     return KkSender.fromBase(ch, s, keys);
   }
 
   /** From 256 random OTs already held as their receiver: choices s (32 bytes, bit i = bit i&7 of byte i>>3), keys k_{s_i}. */
   static fromBase(ch: Channel, s: Uint8Array, keys: Uint8Array[]): KkSender {
-    if (s.length !== 32 || keys.length !== KK_CODE_BITS) throw new Error(`KkSender: need 32 bytes of s and ${KK_CODE_BITS} keys, got ${s.length} and ${keys.length}`);
-    return new KkSender(ch, s, keys.map((k) => new Prg(k)));
+    if (s.length !== 32 || keys.length !== KK_CODE_BITS)
+      throw new Error(`KkSender: need 32 bytes of s and ${KK_CODE_BITS} keys, got ${s.length} and ${keys.length}`);
+    return new KkSender(
+      ch,
+      s,
+      keys.map((k) => new Prg(k)),
+    );
   }
 
   /** Receives the receiver's matrix for m OTs. */
   async extend(m: number): Promise<KkSendBatch> {
     checkCount(m, 'KkSender.extend');
-    const M = pad32(m), cb = M >>> 3, cw = cb >>> 2, half = 128 * cw;
+    const M = pad32(m),
+      cb = M >>> 3,
+      cw = cb >>> 2,
+      half = 128 * cw;
     const u = i32(await this.ch.recvBytes('KK13 OT extension matrix', KK_CODE_BITS * cb));
     const g = scratchBytes(KK_CODE_BITS * cb, 'cols0');
     for (let i = 0; i < KK_CODE_BITS; i++) this.prgs[i]!.fill(g.subarray(i * cb, (i + 1) * cb));
-    const G = i32(g), s = this.s32;
+    const G = i32(g),
+      s = this.s32;
     for (let i = 0; i < KK_CODE_BITS; i++) {
       if (!((s[i >>> 5]! >>> (i & 31)) & 1)) continue;
       for (let w = i * cw; w < (i + 1) * cw; w++) G[w] ^= u[w]!;
@@ -251,8 +323,14 @@ export class KkSender {
     const q = new Int32Array(8 * m);
     // rows interleaved: low 128 bits then high 128 bits of each (a plain loop: a subarray per row was 2 allocations per OT)
     for (let j = 0, a = 0, o = 0; j < m; j++, a += 4, o += 8) {
-      q[o] = q0[a]!; q[o + 1] = q0[a + 1]!; q[o + 2] = q0[a + 2]!; q[o + 3] = q0[a + 3]!;
-      q[o + 4] = q1[a]!; q[o + 5] = q1[a + 1]!; q[o + 6] = q1[a + 2]!; q[o + 7] = q1[a + 3]!;
+      q[o] = q0[a]!;
+      q[o + 1] = q0[a + 1]!;
+      q[o + 2] = q0[a + 2]!;
+      q[o + 3] = q0[a + 3]!;
+      q[o + 4] = q1[a]!;
+      q[o + 5] = q1[a + 1]!;
+      q[o + 6] = q1[a + 2]!;
+      q[o + 7] = q1[a + 3]!;
     }
     return { m, first: this.counter.take(m), q };
   }
@@ -263,7 +341,8 @@ export class KkSender {
     checkBytes(bytes, 'KkSender.pads');
     const out = new Uint8Array(b.m * N * bytes);
     hashPads(this.tab, b.q, b.first, b.m, N, bytes > 4 ? 4 : 1, (j0, cnt, h) => {
-      const hb = new Uint8Array(h.buffer, h.byteOffset, 16 * cnt * N), o = j0 * N * bytes;
+      const hb = new Uint8Array(h.buffer, h.byteOffset, 16 * cnt * N),
+        o = j0 * N * bytes;
       for (let k = 0; k < cnt * N; k++) for (let x = 0; x < bytes; x++) out[o + k * bytes + x] = hb[16 * k + x]!;
     });
     return out;
@@ -281,7 +360,12 @@ export class KkSender {
    * padPlanes with the batch's second half hashed by `helper` (another thread) while this thread hashes the first:
    * the same result. Small batches stay here.
    */
-  async padPlanesShared(b: KkSendBatch, N: number, planes: number, helper: KkPlanesHelper | null): Promise<Uint32Array> {
+  async padPlanesShared(
+    b: KkSendBatch,
+    N: number,
+    planes: number,
+    helper: KkPlanesHelper | null,
+  ): Promise<Uint32Array> {
     if (!helper || helper.alive === false || b.m < 4096) return this.padPlanes(b, N, planes);
     const h = b.m >>> 1;
     const remote = helper.kkPlanes(this.tab, b.q.slice(8 * h, 8 * b.m), b.first + h, b.m - h, N, planes);
@@ -298,7 +382,8 @@ export class KkSender {
 
   /** m chosen-message OTs: msgs holds N messages of `bytes` bytes per OT (same layout as the pads). */
   async sendChosen(msgs: Uint8Array, m: number, N: number, bytes: number): Promise<void> {
-    if (msgs.byteLength !== m * N * bytes) throw new Error(`KkSender.sendChosen: ${msgs.byteLength} bytes of messages, expected ${m} OTs x ${N} x ${bytes}`);
+    if (msgs.byteLength !== m * N * bytes)
+      throw new Error(`KkSender.sendChosen: ${msgs.byteLength} bytes of messages, expected ${m} OTs x ${N} x ${bytes}`);
     const p = await this.sendRandom(m, N, bytes);
     for (let k = 0; k < p.length; k++) p[k] ^= msgs[k]!;
     this.ch.send(p);
@@ -307,7 +392,11 @@ export class KkSender {
 
 export class KkReceiver {
   private readonly counter = new Counter();
-  private constructor(private readonly ch: Channel, private readonly prg0: Prg[], private readonly prg1: Prg[]) {}
+  private constructor(
+    private readonly ch: Channel,
+    private readonly prg0: Prg[],
+    private readonly prg1: Prg[],
+  ) {}
 
   /** 256 base OTs as their sender; every coin from `random`. */
   static async setup(ch: Channel, random: Random = systemRandom): Promise<KkReceiver> {
@@ -317,8 +406,13 @@ export class KkReceiver {
 
   /** From 256 random OTs already held as their sender (both keys of each). */
   static fromBase(ch: Channel, k0: Uint8Array[], k1: Uint8Array[]): KkReceiver {
-    if (k0.length !== KK_CODE_BITS || k1.length !== KK_CODE_BITS) throw new Error(`KkReceiver: need ${KK_CODE_BITS} key pairs, got ${k0.length} / ${k1.length}`);
-    return new KkReceiver(ch, k0.map((k) => new Prg(k)), k1.map((k) => new Prg(k)));
+    if (k0.length !== KK_CODE_BITS || k1.length !== KK_CODE_BITS)
+      throw new Error(`KkReceiver: need ${KK_CODE_BITS} key pairs, got ${k0.length} / ${k1.length}`);
+    return new KkReceiver(
+      ch,
+      k0.map((k) => new Prg(k)),
+      k1.map((k) => new Prg(k)),
+    );
   }
 
   /** Sends the matrix for choices[0..m) (each < N) and returns the rows t_j. */
@@ -326,10 +420,16 @@ export class KkReceiver {
     checkCount(m, 'KkReceiver.extend');
     checkN(N, 'KkReceiver.extend');
     if (choices.length < m) throw new Error(`KkReceiver.extend: ${choices.length} choices for m=${m} OTs`);
-    for (let j = 0; j < m; j++) if (choices[j]! >= N) throw new Error(`KkReceiver.extend: choice ${choices[j]} of OT ${j} is not below N=${N}`);
-    const M = pad32(m), cb = M >>> 3, cw = cb >>> 2, half = 128 * cw;
+    for (let j = 0; j < m; j++)
+      if (choices[j]! >= N) throw new Error(`KkReceiver.extend: choice ${choices[j]} of OT ${j} is not below N=${N}`);
+    const M = pad32(m),
+      cb = M >>> 3,
+      cw = cb >>> 2,
+      half = 128 * cw;
     // The code's columns: one per pattern p of the choices' bits (p < 2^bits), p = (p & (p - 1)) + its lowest bit.
-    const bits = 32 - Math.clz32(N - 1), P = 1 << bits, code = scratchWords(P * cw, 'code');
+    const bits = 32 - Math.clz32(N - 1),
+      P = 1 << bits,
+      code = scratchWords(P * cw, 'code');
     code.fill(0, 0, cw);
     for (let b = 0; b < bits; b++) {
       const plane = code.subarray((1 << b) * cw, ((1 << b) + 1) * cw);
@@ -338,35 +438,48 @@ export class KkReceiver {
     }
     for (let p = 3; p < P; p++) {
       if (!(p & (p - 1))) continue;
-      const lo = p & -p, o = p * cw, a = (p ^ lo) * cw, c = lo * cw;
+      const lo = p & -p,
+        o = p * cw,
+        a = (p ^ lo) * cw,
+        c = lo * cw;
       for (let w = 0; w < cw; w++) code[o + w] = code[a + w]! ^ code[c + w]!;
     }
-    const t = scratchBytes(KK_CODE_BITS * cb, 'cols0'), u = new Uint8Array(KK_CODE_BITS * cb);
+    const t = scratchBytes(KK_CODE_BITS * cb, 'cols0'),
+      u = new Uint8Array(KK_CODE_BITS * cb);
     for (let i = 0; i < KK_CODE_BITS; i++) {
       this.prg0[i]!.fill(t.subarray(i * cb, (i + 1) * cb));
       this.prg1[i]!.fill(u.subarray(i * cb, (i + 1) * cb));
     }
-    const T = i32(t), U = new Int32Array(u.buffer);
+    const T = i32(t),
+      U = new Int32Array(u.buffer);
     for (let i = 0; i < KK_CODE_BITS; i++) {
-      const o = i * cw, c = (i & (P - 1)) * cw;
+      const o = i * cw,
+        c = (i & (P - 1)) * cw;
       for (let w = 0; w < cw; w++) U[o + w] ^= T[o + w]! ^ code[c + w]!;
     }
     this.ch.send(u);
     return {
-      m, first: this.counter.take(m), choices: choices.slice(0, m),
-      t0: transpose128(T.subarray(0, half), M), t1: transpose128(T.subarray(half), M),
+      m,
+      first: this.counter.take(m),
+      choices: choices.slice(0, m),
+      t0: transpose128(T.subarray(0, half), M),
+      t1: transpose128(T.subarray(half), M),
     };
   }
 
   /** The pad of the chosen message of every OT in the batch (`bytes` bytes each). */
   pads(b: KkRecvBatch, bytes: number): Uint8Array {
     checkBytes(bytes, 'KkReceiver.pads');
-    const out = new Uint8Array(b.m * bytes), buf = scratchWords(8 * SLICE_BLOCKS);
+    const out = new Uint8Array(b.m * bytes),
+      buf = scratchWords(8 * SLICE_BLOCKS);
     for (let j0 = 0; j0 < b.m; j0 += SLICE_BLOCKS) {
       const count = Math.min(SLICE_BLOCKS, b.m - j0);
-      const v = buf.subarray(0, 4 * count), w = buf.subarray(4 * SLICE_BLOCKS, 4 * SLICE_BLOCKS + 4 * count);
+      const v = buf.subarray(0, 4 * count),
+        w = buf.subarray(4 * SLICE_BLOCKS, 4 * SLICE_BLOCKS + 4 * count);
       for (let k = 0; k < count; k++) {
-        const r = 4 * (j0 + k), tw = b.first + j0 + k, i = b.choices[j0 + k]!;
+        const r = 4 * (j0 + k),
+          tw = b.first + j0 + k,
+          i = b.choices[j0 + k]!;
         sigmaInto(b.t1, r, tw, i, 1, DOMAIN_KK, v, 4 * k);
         sigmaInto(b.t0, r, tw, i, 2, DOMAIN_KK, w, 4 * k);
       }

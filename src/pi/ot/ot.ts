@@ -59,7 +59,10 @@ class Tweaks {
  */
 export class RotSender implements CotSender {
   private readonly tweaks = new Tweaks();
-  constructor(private readonly ch: Channel, readonly cot: CotSender) {}
+  constructor(
+    private readonly ch: Channel,
+    readonly cot: CotSender,
+  ) {}
 
   get delta(): Uint8Array {
     return this.cot.delta;
@@ -79,10 +82,13 @@ export class RotSender implements CotSender {
   async sendChosen(m0: Uint8Array, m1: Uint8Array): Promise<void> {
     const m = m0.byteLength / 16;
     if (!Number.isInteger(m) || m1.byteLength !== m0.byteLength) {
-      throw new Error(`sendChosen: m0 (${m0.byteLength} bytes) and m1 (${m1.byteLength} bytes) must be equal multiples of 16`);
+      throw new Error(
+        `sendChosen: m0 (${m0.byteLength} bytes) and m1 (${m1.byteLength} bytes) must be equal multiples of 16`,
+      );
     }
     const { h0, h1 } = await this.pads(m);
-    const a = i32(m0), b = i32(m1);
+    const a = i32(m0),
+      b = i32(m1);
     const y = new Int32Array(8 * m);
     for (let j = 0; j < 4 * m; j++) {
       y[j] = a[j] ^ h0[j];
@@ -97,7 +103,8 @@ export class RotSender implements CotSender {
     const d = i32(this.cot.delta);
     const qs = new Int32Array(4 * m);
     for (let j = 0; j < 4 * m; j++) qs[j] = q[j] ^ d[j & 3];
-    const h0 = new Int32Array(4 * m), h1 = qs;
+    const h0 = new Int32Array(4 * m),
+      h1 = qs;
     crHashBatch(q, h0, m, t0, 0, 0, DOMAIN_OT);
     crHashBatch(qs, h1, m, t0, 0, 0, DOMAIN_OT);
     return { h0, h1 };
@@ -107,7 +114,10 @@ export class RotSender implements CotSender {
 /** Random and chosen-message OT from a COT (receiver): m_c = H(K0_j ⊕ c_j·Δ, j). */
 export class RotReceiver implements CotReceiver {
   private readonly tweaks = new Tweaks();
-  constructor(private readonly ch: Channel, readonly cot: CotReceiver) {}
+  constructor(
+    private readonly ch: Channel,
+    readonly cot: CotReceiver,
+  ) {}
 
   recvCot(choices: Uint8Array, m: number): Promise<Uint8Array> {
     return this.cot.recvCot(choices, m);

@@ -42,19 +42,38 @@ export const OT_SESSION_MAX_BYTES = { toServer: 16 * 128, toClient: 32 * 128 };
  * Runs this party's half of the session's OT set-up (both parties call it concurrently, with their roles). Every coin
  * (base-OT scalars, Δ of A, Δ of B, the KK13 s) comes from `random`, which the session keeps for later draws.
  */
-export async function otSession(ch: Channel, role: OtRole, random: Random, kkHelper: KkPlanesHelper | null = null, ext: CotExtension = SESSION_COT): Promise<OtSession> {
+export async function otSession(
+  ch: Channel,
+  role: OtRole,
+  random: Random,
+  kkHelper: KkPlanesHelper | null = null,
+  ext: CotExtension = SESSION_COT,
+): Promise<OtSession> {
   if (role === 'server') {
     const a = new RotSender(ch, await ext.sender(ch, { random }));
     const { m0, m1 } = await a.sendRandom(128);
     const b = new RotReceiver(ch, ext.receiverFromBase(ch, split16(m0, 128), split16(m1, 128)));
     const s = random.bytes(KK_CODE_BITS / 8);
     const keys = await b.receiveRandom(s, KK_CODE_BITS);
-    return { sender: a, receiver: b, kkSender: KkSender.fromBase(ch, s, split16(keys, KK_CODE_BITS)), kkReceiver: null, random, kkHelper };
+    return {
+      sender: a,
+      receiver: b,
+      kkSender: KkSender.fromBase(ch, s, split16(keys, KK_CODE_BITS)),
+      kkReceiver: null,
+      random,
+      kkHelper,
+    };
   }
   const a = new RotReceiver(ch, await ext.receiver(ch, { random }));
   const deltaB = random.bytes(16);
   const keys = await a.receiveRandom(deltaB, 128);
   const b = new RotSender(ch, ext.senderFromBase(ch, deltaB, split16(keys, 128)));
   const { m0, m1 } = await b.sendRandom(KK_CODE_BITS);
-  return { sender: b, receiver: a, kkSender: null, kkReceiver: KkReceiver.fromBase(ch, split16(m0, KK_CODE_BITS), split16(m1, KK_CODE_BITS)), random };
+  return {
+    sender: b,
+    receiver: a,
+    kkSender: null,
+    kkReceiver: KkReceiver.fromBase(ch, split16(m0, KK_CODE_BITS), split16(m1, KK_CODE_BITS)),
+    random,
+  };
 }

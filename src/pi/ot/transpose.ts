@@ -15,12 +15,14 @@ const SLICE_WORDS = 4096;
 export function transpose128(cols: Int32Array, m: number, into?: Int32Array): Int32Array {
   if (m % 32 !== 0) throw new Error(`transpose128: m=${m} must be a multiple of 32`);
   const wpc = m >>> 5;
-  if (cols.length < 128 * wpc) throw new Error(`transpose128: ${cols.length} words hold fewer than 128 columns of ${m} bits`);
+  if (cols.length < 128 * wpc)
+    throw new Error(`transpose128: ${cols.length} words hold fewer than 128 columns of ${m} bits`);
   if (into && into.length < 4 * m) throw new Error(`transpose128: output of ${into.length} words for ${m} rows`);
   const rows = into ?? new Int32Array(4 * m);
   const K = gcKernels();
   const S = Math.min(SLICE_WORDS, wpc);
-  const IN = 64, OUT = IN + 128 * S * 4;
+  const IN = 64,
+    OUT = IN + 128 * S * 4;
   K.ensure(OUT + 128 * S * 4);
   const mem = K.i32;
   for (let v0 = 0; v0 < wpc; v0 += S) {

@@ -6,7 +6,12 @@ import { r64Gather, r64Scatter, truncClientShare, truncServerShare, type R64 } f
 import type { ReluClient, ReluServer, ReluSite } from './index.js';
 
 /** Online, server: its share a of the whole site -> its output share (the protocol's on kept elements). */
-export async function serverOnlinePartial(relu: ReluServer, site: ReluSite, elements: Uint32Array | null, a: R64): Promise<R64> {
+export async function serverOnlinePartial(
+  relu: ReluServer,
+  site: ReluSite,
+  elements: Uint32Array | null,
+  a: R64,
+): Promise<R64> {
   if (!elements) return relu.online(site, a);
   const z = await relu.online(site, r64Gather(a, elements));
   return r64Scatter(truncServerShare(a, site.shift), elements, z);
@@ -18,6 +23,12 @@ export function clientPartialShare(site: ReluSite, elements: Uint32Array, b: R64
 }
 
 /** Offline, client: the protocol's offline part on the kept elements of its input share b, with their masks r. */
-export async function clientOfflinePartial(relu: ReluClient, site: ReluSite, elements: Uint32Array | null, b: R64, r: R64): Promise<void> {
+export async function clientOfflinePartial(
+  relu: ReluClient,
+  site: ReluSite,
+  elements: Uint32Array | null,
+  b: R64,
+  r: R64,
+): Promise<void> {
   await relu.offline(site, elements ? r64Gather(b, elements) : b, r);
 }

@@ -5,7 +5,11 @@ import { otOnlineRelu, otRelu } from './ot/protocol.js';
 import { Registry } from '../registry.js';
 
 /** The default is 'ot' (docs/pi.md: why OT). */
-export const RELU_REGISTRY = new Registry<ReluProtocol>('ReLU protocol', { gc: () => gcRelu, ot: () => otRelu, 'ot-online': () => otOnlineRelu }, 'ot');
+export const RELU_REGISTRY = new Registry<ReluProtocol>(
+  'ReLU protocol',
+  { gc: () => gcRelu, ot: () => otRelu, 'ot-online': () => otOnlineRelu },
+  'ot',
+);
 
 export const RELU_PROTOCOLS = RELU_REGISTRY.names;
 

@@ -47,7 +47,13 @@ export interface ChannelLimits {
 }
 
 /** Defaults of a bare channel (the protocols set tighter ones): 1 GiB frames, no idle timeout, no outgoing bound. */
-export const DEFAULT_LIMITS: ChannelLimits = { maxFrameBytes: 1 << 30, maxBufferedBytes: 2 ** 31, idleMs: 0, maxBufferedOut: Infinity, state: '' };
+export const DEFAULT_LIMITS: ChannelLimits = {
+  maxFrameBytes: 1 << 30,
+  maxBufferedBytes: 2 ** 31,
+  idleMs: 0,
+  maxBufferedOut: Infinity,
+  state: '',
+};
 
 /** Bytes a channel holds now and at its peak: received but unread (in), and written but not yet sent (out). */
 export interface ChannelMemory {
@@ -152,7 +158,10 @@ export class FrameReader {
           this.onTooLarge(len, lim);
           return;
         }
-        if (len === 0) { this.onFrame(new Uint8Array(0)); continue; }
+        if (len === 0) {
+          this.onFrame(new Uint8Array(0));
+          continue;
+        }
         this.len = len;
         this.fill = 0;
         this.buf = null;
@@ -181,7 +190,8 @@ export class FrameReader {
   /** Why the stream may not end here (a frame cut short), or null. */
   truncation(): string | null {
     if (this.len >= 0) return `truncated frame: connection closed after ${this.fill} of ${this.len} payload bytes`;
-    if (this.hdrFill > 0) return `truncated frame: connection closed after ${this.hdrFill} of ${HEADER} length-prefix bytes`;
+    if (this.hdrFill > 0)
+      return `truncated frame: connection closed after ${this.hdrFill} of ${HEADER} length-prefix bytes`;
     return null;
   }
 
@@ -218,11 +228,21 @@ export abstract class ChannelBase implements Channel {
   protected readonly reader: FrameReader;
 
   constructor(opts: ChannelOptions = {}) {
-    this.lim = { ...DEFAULT_LIMITS, ...opts.limits, ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}) };
-    this.reader = new FrameReader(() => this.lim.maxFrameBytes, (m) => this.deliver(m), (len, lim) => {
-      this.fail(new PiError('LIMIT', `${this.name}: frame of ${len} bytes exceeds the limit of ${lim} bytes${this.where()}`));
-      this.onFatalInput();
-    });
+    this.lim = {
+      ...DEFAULT_LIMITS,
+      ...opts.limits,
+      ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+    };
+    this.reader = new FrameReader(
+      () => this.lim.maxFrameBytes,
+      (m) => this.deliver(m),
+      (len, lim) => {
+        this.fail(
+          new PiError('LIMIT', `${this.name}: frame of ${len} bytes exceeds the limit of ${lim} bytes${this.where()}`),
+        );
+        this.onFatalInput();
+      },
+    );
   }
 
   get closed(): boolean {
@@ -258,17 +278,25 @@ export abstract class ChannelBase implements Channel {
     if (!(data instanceof Uint8Array)) throw new Error(`${this.name}: send() takes a Uint8Array`);
     if (this.closedFlag) throw new Error(`${this.name}: cannot send ${data.byteLength} bytes: channel is closed`);
     if (this.dead) {
-      const f = this.failure!, msg = `${this.name}: cannot send ${data.byteLength} bytes: ${f.message}`;
+      const f = this.failure!,
+        msg = `${this.name}: cannot send ${data.byteLength} bytes: ${f.message}`;
       throw f instanceof PiError ? new PiError(f.code, msg, { cause: f }) : new Error(msg, { cause: f });
     }
-    if (data.byteLength > 0xffffffff) throw new Error(`${this.name}: message of ${data.byteLength} bytes does not fit a frame`);
+    if (data.byteLength > 0xffffffff)
+      throw new Error(`${this.name}: message of ${data.byteLength} bytes does not fit a frame`);
     const unsent = this.outstanding();
     if (unsent + 4 + data.byteLength > this.lim.maxBufferedOut) {
-      const e = new PiError('LIMIT', `${this.name}: ${unsent} bytes not yet taken by the peer and a message of ${data.byteLength} bytes exceed the outgoing limit of ${this.lim.maxBufferedOut} bytes${this.where()}`);
+      const e = new PiError(
+        'LIMIT',
+        `${this.name}: ${unsent} bytes not yet taken by the peer and a message of ${data.byteLength} bytes exceed the outgoing limit of ${this.lim.maxBufferedOut} bytes${this.where()}`,
+      );
       this.fail(e);
       throw e;
     }
-    if (this.lastDir !== 1) { this.counters.rounds++; this.lastDir = 1; }
+    if (this.lastDir !== 1) {
+      this.counters.rounds++;
+      this.lastDir = 1;
+    }
     this.counters.msgsSent++;
     this.counters.bytesSent += data.byteLength;
     this.write(data);
@@ -289,7 +317,10 @@ export abstract class ChannelBase implements Channel {
     const stuck = new Promise<never>((_, reject) => {
       if (!idle) return;
       timer = setTimeout(() => {
-        const e = new PiError('TIMEOUT', `${this.name}: the peer read nothing for ${(idle / 1e3).toFixed(1)} s with ${this.outstanding()} bytes unsent (idle timeout)${this.where()}`);
+        const e = new PiError(
+          'TIMEOUT',
+          `${this.name}: the peer read nothing for ${(idle / 1e3).toFixed(1)} s with ${this.outstanding()} bytes unsent (idle timeout)${this.where()}`,
+        );
         this.fail(e);
         reject(e);
       }, idle);
@@ -325,7 +356,8 @@ export abstract class ChannelBase implements Channel {
       this.failureWaiters.push(onFail);
       this.drained().then(() => {
         this.failureWaiters = this.failureWaiters.filter((f) => f !== onFail);
-        if (this.failure) reject(this.failure); else resolve();
+        if (this.failure) reject(this.failure);
+        else resolve();
       }, reject);
     });
   }
@@ -345,7 +377,12 @@ export abstract class ChannelBase implements Channel {
   }
 
   memory(): ChannelMemory {
-    return { bufferedIn: this.inboxBytes + this.reader.held + this.heldElsewhere(), peakIn: this.peakIn, bufferedOut: this.outstanding(), peakOut: this.peakOut };
+    return {
+      bufferedIn: this.inboxBytes + this.reader.held + this.heldElsewhere(),
+      peakIn: this.peakIn,
+      bufferedOut: this.outstanding(),
+      peakOut: this.peakOut,
+    };
   }
 
   stats(): ChannelStats {
@@ -360,7 +397,10 @@ export abstract class ChannelBase implements Channel {
   }
 
   private consumed(m: Uint8Array): Uint8Array {
-    if (this.lastDir !== 2) { this.counters.rounds++; this.lastDir = 2; }
+    if (this.lastDir !== 2) {
+      this.counters.rounds++;
+      this.lastDir = 2;
+    }
     this.counters.msgsRecv++;
     this.counters.bytesRecv += m.byteLength;
     return m;
@@ -378,7 +418,12 @@ export abstract class ChannelBase implements Channel {
       if (this.inFlight()) this.lastActivity = Date.now();
       const quiet = Date.now() - this.lastActivity;
       if (quiet >= this.lim.idleMs) {
-        this.fail(new PiError('TIMEOUT', `${this.name}: no data from the peer for ${(quiet / 1e3).toFixed(1)} s (idle timeout ${(this.lim.idleMs / 1e3).toFixed(1)} s)${this.where()}`));
+        this.fail(
+          new PiError(
+            'TIMEOUT',
+            `${this.name}: no data from the peer for ${(quiet / 1e3).toFixed(1)} s (idle timeout ${(this.lim.idleMs / 1e3).toFixed(1)} s)${this.where()}`,
+          ),
+        );
         return;
       }
       this.idleTimer = setTimeout(check, this.lim.idleMs - quiet);
@@ -387,7 +432,10 @@ export abstract class ChannelBase implements Channel {
   }
 
   private disarmIdle(): void {
-    if (this.idleTimer && !this.waiters.length) { clearTimeout(this.idleTimer); this.idleTimer = null; }
+    if (this.idleTimer && !this.waiters.length) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
   }
 
   /** Subclasses of stream media call this with every chunk of bytes received. */
@@ -403,7 +451,12 @@ export abstract class ChannelBase implements Channel {
     const held = this.inboxBytes + this.reader.held + this.heldElsewhere();
     if (held > this.peakIn) this.peakIn = held;
     if (held > this.lim.maxBufferedBytes && !this.failure) {
-      this.fail(new PiError('LIMIT', `${this.name}: ${held} bytes received and not read exceed the limit of ${this.lim.maxBufferedBytes} bytes${this.where()}`));
+      this.fail(
+        new PiError(
+          'LIMIT',
+          `${this.name}: ${held} bytes received and not read exceed the limit of ${this.lim.maxBufferedBytes} bytes${this.where()}`,
+        ),
+      );
       this.reader.stop();
       this.inbox = [];
       this.inboxBytes = 0;
@@ -416,7 +469,12 @@ export abstract class ChannelBase implements Channel {
     if (this.failure) return;
     this.lastActivity = Date.now();
     if (m.byteLength > this.lim.maxFrameBytes) {
-      this.fail(new PiError('LIMIT', `${this.name}: frame of ${m.byteLength} bytes exceeds the limit of ${this.lim.maxFrameBytes} bytes${this.where()}`));
+      this.fail(
+        new PiError(
+          'LIMIT',
+          `${this.name}: frame of ${m.byteLength} bytes exceeds the limit of ${this.lim.maxFrameBytes} bytes${this.where()}`,
+        ),
+      );
       this.onFatalInput();
       return;
     }
@@ -439,7 +497,10 @@ export abstract class ChannelBase implements Channel {
     if (transportGone) this.dead = true;
     if (this.failure) return;
     this.failure = err;
-    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
     const ws = this.waiters;
     this.waiters = [];
     for (const w of ws) w.reject(err);
@@ -454,7 +515,9 @@ export abstract class ChannelBase implements Channel {
       m = await this.recv();
     } catch (e) {
       const err = e as Error;
-      throw err instanceof PiError ? new PiError(err.code, `${err.message} (while waiting for ${what})`, { cause: err }) : new Error(`${err.message} (while waiting for ${what})`, { cause: err });
+      throw err instanceof PiError
+        ? new PiError(err.code, `${err.message} (while waiting for ${what})`, { cause: err })
+        : new Error(`${err.message} (while waiting for ${what})`, { cause: err });
     }
     if (expectedLength !== undefined && m.byteLength !== expectedLength) {
       throw malformed(`${this.name}: ${what}: expected ${expectedLength} bytes, got ${m.byteLength}`);
@@ -509,7 +572,7 @@ export function parseJson<T>(m: Uint8Array, what: string): T {
 }
 
 function alignedCopy(m: Uint8Array, align: number): Uint8Array {
-  return (m.byteOffset % align) === 0 ? m : m.slice();
+  return m.byteOffset % align === 0 ? m : m.slice();
 }
 
 const pad8 = (n: number) => (n + 7) & ~7;
@@ -536,13 +599,16 @@ export function unpackParts(m: Uint8Array, what: string): Uint8Array[] {
   if (buf.byteLength < 4) throw malformed(`${what}: multi-part message of ${buf.byteLength} bytes has no header`);
   const count = dv.getUint32(0, true);
   // Checked before anything is allocated for the parts: the header alone must fit the message.
-  if (4 + 4 * count > buf.byteLength) throw malformed(`${what}: multi-part header claims ${count} parts but message has ${buf.byteLength} bytes`);
+  if (4 + 4 * count > buf.byteLength)
+    throw malformed(`${what}: multi-part header claims ${count} parts but message has ${buf.byteLength} bytes`);
   let off = pad8(4 + 4 * count);
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const len = dv.getUint32(4 + 4 * i, true);
     if (off + len > buf.byteLength) {
-      throw malformed(`${what}: part ${i} of ${count} (${len} bytes at offset ${off}) runs past the ${buf.byteLength}-byte message`);
+      throw malformed(
+        `${what}: part ${i} of ${count} (${len} bytes at offset ${off}) runs past the ${buf.byteLength}-byte message`,
+      );
     }
     out.push(buf.subarray(off, off + len));
     off = pad8(off + len);
@@ -554,7 +620,10 @@ export function unpackParts(m: Uint8Array, what: string): Uint8Array[] {
 
 class PairChannel extends ChannelBase {
   peer: PairChannel | null = null;
-  constructor(readonly name: string, opts: ChannelOptions) {
+  constructor(
+    readonly name: string,
+    opts: ChannelOptions,
+  ) {
     super(opts);
   }
   protected write(data: Uint8Array): void {

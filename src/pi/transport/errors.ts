@@ -33,7 +33,11 @@ export const isErrorCode = (c: unknown): c is ErrorCode => typeof c === 'string'
 export class PiError extends Error {
   /** BUSY: when to try again (ms), as the refusing party suggests; sent in the error frame. */
   readonly retryMs?: number;
-  constructor(readonly code: ErrorCode, message: string, options?: { cause?: unknown; retryMs?: number }) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryMs?: number },
+  ) {
     super(message, options);
     this.name = 'PiError';
     if (options?.retryMs !== undefined) this.retryMs = options.retryMs;

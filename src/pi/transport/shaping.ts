@@ -29,7 +29,16 @@ export const LINK_PROFILES: Record<string, LinkProfile> = {
   wan: { name: 'wan', bandwidth: 400e6, rttMs: 40 },
 };
 
-const RATE: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, bps: 1, kbps: 1e3, mbps: 1e6, gbps: 1e9 };
+const RATE: Record<string, number> = {
+  bit: 1,
+  kbit: 1e3,
+  mbit: 1e6,
+  gbit: 1e9,
+  bps: 1,
+  kbps: 1e3,
+  mbps: 1e6,
+  gbps: 1e9,
+};
 const TIME: Record<string, number> = { us: 1e-3, ms: 1, s: 1e3 };
 
 /** 'lan' | 'wan' | 'none' (null: no shaping) | 'BANDWIDTH,RTT' with units, e.g. '3gbit,0.3ms', '400mbit,40ms'. */
@@ -39,20 +48,27 @@ export function parseLink(spec: string): LinkProfile | null {
   const named = LINK_PROFILES[s];
   if (named) return named;
   const m = /^([\d.]+)\s*([a-z]+)\s*,\s*([\d.]+)\s*([a-z]+)$/.exec(s);
-  const rate = m && RATE[m[2]!], time = m && TIME[m[4]!];
-  const bandwidth = m && rate ? Number(m[1]) * rate : NaN, rttMs = m && time ? Number(m[3]) * time : NaN;
+  const rate = m && RATE[m[2]!],
+    time = m && TIME[m[4]!];
+  const bandwidth = m && rate ? Number(m[1]) * rate : NaN,
+    rttMs = m && time ? Number(m[3]) * time : NaN;
   if (!(bandwidth > 0) || !(rttMs >= 0)) {
-    throw new Error(`link '${spec}': expected lan, wan, none or BANDWIDTH,RTT such as 3gbit,0.3ms (bandwidth units: ${Object.keys(RATE).join(', ')}; time: ${Object.keys(TIME).join(', ')})`);
+    throw new Error(
+      `link '${spec}': expected lan, wan, none or BANDWIDTH,RTT such as 3gbit,0.3ms (bandwidth units: ${Object.keys(RATE).join(', ')}; time: ${Object.keys(TIME).join(', ')})`,
+    );
   }
   return { name: `${m![1]}${m![2]},${m![3]}${m![4]}`, bandwidth, rttMs };
 }
 
 /** A list of profiles, e.g. 'lan,wan,none' or 'lan,3gbit,0.3ms' (a custom profile's two parts stay together). */
 export function parseLinks(spec: string): (LinkProfile | null)[] {
-  const t = spec.split(',').map((x) => x.trim()), out: (LinkProfile | null)[] = [];
+  const t = spec.split(',').map((x) => x.trim()),
+    out: (LinkProfile | null)[] = [];
   for (let i = 0; i < t.length; i++) {
-    if (/^[\d.]/.test(t[i]!) && i + 1 < t.length) { out.push(parseLink(`${t[i]},${t[i + 1]}`)); i++; }
-    else out.push(parseLink(t[i]!));
+    if (/^[\d.]/.test(t[i]!) && i + 1 < t.length) {
+      out.push(parseLink(`${t[i]},${t[i + 1]}`));
+      i++;
+    } else out.push(parseLink(t[i]!));
   }
   return out;
 }
@@ -60,13 +76,25 @@ export function parseLinks(spec: string): (LinkProfile | null)[] {
 /** A readable form for reports: '3 Gbit/s, 0.3 ms RTT'. */
 export function describeLink(l: LinkProfile | null): string {
   if (!l) return 'no shaping';
-  const b = l.bandwidth >= 1e9 ? `${l.bandwidth / 1e9} Gbit/s` : l.bandwidth >= 1e6 ? `${l.bandwidth / 1e6} Mbit/s` : `${l.bandwidth / 1e3} kbit/s`;
+  const b =
+    l.bandwidth >= 1e9
+      ? `${l.bandwidth / 1e9} Gbit/s`
+      : l.bandwidth >= 1e6
+        ? `${l.bandwidth / 1e6} Mbit/s`
+        : `${l.bandwidth / 1e3} kbit/s`;
   return `${l.name}: ${b}, ${l.rttMs} ms RTT`;
 }
 
 const now = () => performance.now();
 /** Next turn of the event loop (setImmediate where it exists: Node; a 0 ms timeout in a browser). */
-const soon: (f: () => void) => void = typeof setImmediate === 'function' ? (f) => { setImmediate(f); } : (f) => { setTimeout(f, 0); };
+const soon: (f: () => void) => void =
+  typeof setImmediate === 'function'
+    ? (f) => {
+        setImmediate(f);
+      }
+    : (f) => {
+        setTimeout(f, 0);
+      };
 
 class ShapedChannel extends ChannelBase {
   readonly name: string;
@@ -79,7 +107,10 @@ class ShapedChannel extends ChannelBase {
   private ended: Error | null = null;
   private stopped = false;
 
-  constructor(private readonly inner: Channel, private readonly link: LinkProfile) {
+  constructor(
+    private readonly inner: Channel,
+    private readonly link: LinkProfile,
+  ) {
     super({ limits: { ...inner.limits } });
     this.name = inner.name;
     // This decorator always waits on the inner channel: the idle timeout runs here, only while the protocol waits.
@@ -123,8 +154,18 @@ class ShapedChannel extends ChannelBase {
   private schedule(): void {
     if (this.timer || this.polling || !this.queue.length || this.stopped) return;
     const wait = this.queue[0]!.at - now();
-    if (wait > 1.5) this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, wait - 1);
-    else { this.polling = true; soon(() => { this.polling = false; this.release(); }); }
+    if (wait > 1.5)
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.schedule();
+      }, wait - 1);
+    else {
+      this.polling = true;
+      soon(() => {
+        this.polling = false;
+        this.release();
+      });
+    }
   }
 
   /** Hands over what is due, then waits for the next. */

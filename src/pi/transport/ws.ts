@@ -28,7 +28,10 @@ const DRAIN_POLL_MS = 5;
 export class WsChannel extends ChannelBase {
   readonly name: string;
 
-  constructor(readonly socket: WebSocketLike, opts: ChannelOptions & { name: string }) {
+  constructor(
+    readonly socket: WebSocketLike,
+    opts: ChannelOptions & { name: string },
+  ) {
     super(opts);
     this.name = opts.name;
     socket.binaryType = 'arraybuffer';
@@ -36,12 +39,22 @@ export class WsChannel extends ChannelBase {
       const d = ev.data;
       if (d instanceof ArrayBuffer) this.receiveBytes(new Uint8Array(d));
       else if (ArrayBuffer.isView(d)) this.receiveBytes(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-      else this.fail(new PiError('MALFORMED', `${this.name}: a text WebSocket message (the protocol sends binary frames only)`));
+      else
+        this.fail(
+          new PiError('MALFORMED', `${this.name}: a text WebSocket message (the protocol sends binary frames only)`),
+        );
     };
     socket.onclose = (ev) => {
       const t = this.reader.truncation();
-      this.fail(t ? new PiError('MALFORMED', `${this.name}: ${t}`)
-        : new PiError('ABORTED', `${this.name}: peer closed the connection${ev.code !== 1000 && ev.code !== 1005 ? ` (WebSocket close code ${ev.code})` : ''}`), true);
+      this.fail(
+        t
+          ? new PiError('MALFORMED', `${this.name}: ${t}`)
+          : new PiError(
+              'ABORTED',
+              `${this.name}: peer closed the connection${ev.code !== 1000 && ev.code !== 1005 ? ` (WebSocket close code ${ev.code})` : ''}`,
+            ),
+        true,
+      );
     };
     socket.onerror = () => this.fail(new PiError('ABORTED', `${this.name}: WebSocket error`), true);
   }

@@ -12,16 +12,19 @@ const small: HeParams = { ...P, n: 256 }; // the same primes are NTT-friendly fo
 /** Deterministic pseudo-random numbers (a fixed seed: these are known-answer inputs). */
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 }
 
 /** Negacyclic product mod p, schoolbook, over the non-zero terms of b. */
 function schoolbook(a: ArrayLike<number>, b: ArrayLike<number>, p: number): bigint[] {
-  const n = a.length, P = BigInt(p), r = new Array<bigint>(n).fill(0n);
+  const n = a.length,
+    P = BigInt(p),
+    r = new Array<bigint>(n).fill(0n);
   for (let j = 0; j < n; j++) {
     if (!b[j]) continue;
     for (let i = 0; i < n; i++) {
-      const k = i + j, v = BigInt(a[i]!) * BigInt(b[j]!);
+      const k = i + j,
+        v = BigInt(a[i]!) * BigInt(b[j]!);
       if (k < n) r[k]! += v;
       else r[k - n]! -= v;
     }
@@ -40,14 +43,22 @@ async function engineWith(params: HeParams, polys: number[][][]): Promise<{ e: H
 }
 
 test('NTT products equal schoolbook negacyclic products for every prime (n = 256, dense; n = 8192, sparse)', async () => {
-  for (const [params, nonzero] of [[small, 256], [P, 12]] as const) {
+  for (const [params, nonzero] of [
+    [small, 256],
+    [P, 12],
+  ] as const) {
     const rnd = lcg(params.n);
     const a = params.primes.map((p) => Array.from({ length: params.n }, () => Math.floor(rnd() * p)));
     const step = Math.ceil(params.n / nonzero);
-    const bs = Array.from({ length: params.n }, (_, i) => (i % step === (step > 1 ? 3 : 0) ? Math.floor(rnd() * 65535) - 32767 : 0));
+    const bs = Array.from({ length: params.n }, (_, i) =>
+      i % step === (step > 1 ? 3 : 0) ? Math.floor(rnd() * 65535) - 32767 : 0,
+    );
     assert.equal(bs.filter((v) => v).length, nonzero);
     const b = params.primes.map((p) => bs.map((v) => (v + p) % p));
-    const { e, ps: [x, y] } = await engineWith(params, [a, b]);
+    const {
+      e,
+      ps: [x, y],
+    } = await engineWith(params, [a, b]);
     e.forward(x!);
     e.forward(y!);
     e.mul(x!, x!, y!);
@@ -55,23 +66,29 @@ test('NTT products equal schoolbook negacyclic products for every prime (n = 256
     params.primes.forEach((p, i) => {
       const want = schoolbook(a[i]!, bs, p);
       const got = e.residues(x!, i);
-      for (let k = 0; k < params.n; k++) assert.equal(BigInt(got[k]!), want[k], `n ${params.n}, prime ${i}, coefficient ${k}`);
+      for (let k = 0; k < params.n; k++)
+        assert.equal(BigInt(got[k]!), want[k], `n ${params.n}, prime ${i}, coefficient ${k}`);
     });
   }
 });
 
 test('known answers: NTT(1) is all ones, NTT(X) lists the odd powers of psi in bit-reversed order, X * X^(n-1) = -1', async () => {
-  const n = small.n, logn = Math.log2(n);
+  const n = small.n,
+    logn = Math.log2(n);
   const one = small.primes.map(() => Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 0)));
   const x = small.primes.map(() => Array.from({ length: n }, (_, i) => (i === 1 ? 1 : 0)));
   const xl = small.primes.map(() => Array.from({ length: n }, (_, i) => (i === n - 1 ? 1 : 0)));
-  const { e, ps: [p1, px, pl] } = await engineWith(small, [one, x, xl]);
+  const {
+    e,
+    ps: [p1, px, pl],
+  } = await engineWith(small, [one, x, xl]);
   e.forward(p1!);
   e.forward(px!);
   e.forward(pl!);
   small.primes.forEach((p, i) => {
     assert.ok(e.residues(p1!, i).every((v) => v === 1));
-    const psi = primitiveRoot2n(p, n), P = BigInt(p);
+    const psi = primitiveRoot2n(p, n),
+      P = BigInt(p);
     const got = e.residues(px!, i);
     for (let k = 0; k < n; k++) {
       let r = 0;
@@ -83,13 +100,21 @@ test('known answers: NTT(1) is all ones, NTT(X) lists the odd powers of psi in b
   });
   e.mul(px!, px!, pl!);
   e.inverse(px!);
-  small.primes.forEach((p, i) => assert.deepEqual(Array.from(e.residues(px!, i)), Array.from({ length: n }, (_, k) => (k === 0 ? p - 1 : 0))));
+  small.primes.forEach((p, i) =>
+    assert.deepEqual(
+      Array.from(e.residues(px!, i)),
+      Array.from({ length: n }, (_, k) => (k === 0 ? p - 1 : 0)),
+    ),
+  );
 });
 
 test('inverse(forward(a)) = a at N = 8192; the tables hold primitive 2N-th roots', async () => {
   const rnd = lcg(5);
   const a = P.primes.map((p) => Array.from({ length: P.n }, () => Math.floor(rnd() * p)));
-  const { e, ps: [x] } = await engineWith(P, [a]);
+  const {
+    e,
+    ps: [x],
+  } = await engineWith(P, [a]);
   e.forward(x!);
   assert.ok(P.primes.some((_, i) => e.residues(x!, i).some((v, k) => v !== a[i]![k])));
   e.inverse(x!);
@@ -104,16 +129,21 @@ test('inverse(forward(a)) = a at N = 8192; the tables hold primitive 2N-th roots
 });
 
 test('dot products of many terms equal the sum of products mod p (folds every 15 terms)', async () => {
-  const rnd = lcg(9), G = 33;
-  const polys = Array.from({ length: 3 * G }, () => small.primes.map((p) => Array.from({ length: small.n }, () => Math.floor(rnd() * p))));
+  const rnd = lcg(9),
+    G = 33;
+  const polys = Array.from({ length: 3 * G }, () =>
+    small.primes.map((p) => Array.from({ length: small.n }, () => Math.floor(rnd() * p))),
+  );
   const { e, ps } = await engineWith(small, polys);
-  const out0 = e.poly(), out1 = e.poly();
+  const out0 = e.poly(),
+    out1 = e.poly();
   const terms = Array.from({ length: G }, (_, g) => [ps[3 * g]!, ps[3 * g + 1]!, ps[3 * g + 2]!] as [Poly, Poly, Poly]);
   e.dot(out0, out1, terms);
   small.primes.forEach((p, i) => {
     const P = BigInt(p);
     for (const k of [0, 1, 77, small.n - 1]) {
-      let s0 = 0n, s1 = 0n;
+      let s0 = 0n,
+        s1 = 0n;
       for (let g = 0; g < G; g++) {
         const kk = BigInt(polys[3 * g + 2]![i]![k]!);
         s0 += BigInt(polys[3 * g]![i]![k]!) * kk;
@@ -127,8 +157,14 @@ test('dot products of many terms equal the sum of products mod p (folds every 15
 
 test('the committed WebAssembly module is the compilation of src/pi/he/asm/kernels.ts', async () => {
   const root = fileURLToPath(new URL('../../../../', import.meta.url));
-  const { compileHeKernels, heKernelsModule, HE_WASM_MODULE } = await import(`${root}scripts/build-he-wasm.mjs`) as {
-    compileHeKernels(): Promise<Uint8Array>; heKernelsModule(w: Uint8Array): string; HE_WASM_MODULE: string;
+  const { compileHeKernels, heKernelsModule, HE_WASM_MODULE } = (await import(`${root}scripts/build-he-wasm.mjs`)) as {
+    compileHeKernels(): Promise<Uint8Array>;
+    heKernelsModule(w: Uint8Array): string;
+    HE_WASM_MODULE: string;
   };
-  assert.equal(readFileSync(`${root}${HE_WASM_MODULE}`, 'utf8'), heKernelsModule(await compileHeKernels()), 'stale: run node scripts/build-he-wasm.mjs');
+  assert.equal(
+    readFileSync(`${root}${HE_WASM_MODULE}`, 'utf8'),
+    heKernelsModule(await compileHeKernels()),
+    'stale: run node scripts/build-he-wasm.mjs',
+  );
 });

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkParams, HE_PARAMS, HE_STANDARD_128, log2q, noiseBudget, type HeParams } from '../../../src/pi/he/params.js';
+import {
+  checkParams,
+  HE_PARAMS,
+  HE_STANDARD_128,
+  log2q,
+  noiseBudget,
+  type HeParams,
+} from '../../../src/pi/he/params.js';
 import { choosePacking, type LinearGeometry } from '../../../src/pi/he/layout.js';
 
 const P = HE_PARAMS;
@@ -9,7 +16,10 @@ test('the parameter set meets the 128-bit row of the HE standard', () => {
   assert.doesNotThrow(() => checkParams(P));
   assert.equal(P.n, 8192);
   assert.ok(log2q(P) <= HE_STANDARD_128[8192]!, `log2 q = ${log2q(P)}`);
-  assert.deepEqual({ 4096: HE_STANDARD_128[4096], 8192: HE_STANDARD_128[8192], 16384: HE_STANDARD_128[16384] }, { 4096: 109, 8192: 218, 16384: 438 });
+  assert.deepEqual(
+    { 4096: HE_STANDARD_128[4096], 8192: HE_STANDARD_128[8192], 16384: HE_STANDARD_128[16384] },
+    { 4096: 109, 8192: 218, 16384: 438 },
+  );
 });
 
 test('parameter sets outside the table or with unsound primes or moduli are refused', () => {
@@ -36,32 +46,53 @@ function resnet18Layers(): { name: string; g: LinearGeometry }[] {
     return { name, g: { C, H, W: H, O, Ho, Wo: Ho, kh: k, kw: k, stride: s, pad, dilation: 1, groups: 1 } };
   };
   const out = [conv('conv1', 3, 32, 64, 3, 1, 1)];
-  let c = 64, h = 32;
+  let c = 64,
+    h = 32;
   for (const [stage, w] of [64, 128, 256, 512].entries()) {
     for (const b of [0, 1]) {
       const s = stage > 0 && b === 0 ? 2 : 1;
-      out.push(conv(`layer${stage + 1}.${b}.conv1`, c, h, w, 3, s, 1), conv(`layer${stage + 1}.${b}.conv2`, w, h / s, w, 3, 1, 1));
+      out.push(
+        conv(`layer${stage + 1}.${b}.conv1`, c, h, w, 3, s, 1),
+        conv(`layer${stage + 1}.${b}.conv2`, w, h / s, w, 3, 1, 1),
+      );
       if (s === 2) out.push(conv(`layer${stage + 1}.${b}.downsample.0`, c, h, w, 1, 2, 0));
       c = w;
       h /= s;
     }
   }
-  out.push({ name: 'fc', g: { C: 512, H: 1, W: 1, O: 100, Ho: 1, Wo: 1, kh: 1, kw: 1, stride: 1, pad: 0, dilation: 1, groups: 1 } });
+  out.push({
+    name: 'fc',
+    g: { C: 512, H: 1, W: 1, O: 100, Ho: 1, Wo: 1, kh: 1, kw: 1, stride: 1, pad: 0, dilation: 1, groups: 1 },
+  });
   return out;
 }
 
 test('the worst-case noise budget holds for every layer of ResNet18 (32x32, 100 classes) at the chosen packings', () => {
   const maxWeight = 2 ** 15 - 1;
-  let layers = 0, coeffs = 0;
+  let layers = 0,
+    coeffs = 0;
   for (const l of resnet18Layers()) {
     const g = l.g;
-    const c = choosePacking(g, P.n, P.primes.length, P.c1Bits, P.c0Bits, (taps) => noiseBudget(P, taps * maxWeight).marginBits > 0);
+    const c = choosePacking(
+      g,
+      P.n,
+      P.primes.length,
+      P.c1Bits,
+      P.c0Bits,
+      (taps) => noiseBudget(P, taps * maxWeight).marginBits > 0,
+    );
     const taps = Math.min(c.pk.on, g.O) * g.C * g.kh * g.kw;
     const b = noiseBudget(P, taps * maxWeight);
     // the noise region (flooded whole): far above an honest upload's weight noise; decryption within 1 of M c - s
     assert.equal(b.floodBits, 116);
-    assert.ok(2 ** b.floodBits >= 2 ** (P.statBits + P.sessionCoeffBits) * b.weightNoise, `${l.name}: flooding ${b.floodBits} bits`);
-    assert.ok(b.decryptNoise < b.decryptLimit && b.marginBits > 0, `${l.name}: noise ${b.decryptNoise} >= ${b.decryptLimit}`);
+    assert.ok(
+      2 ** b.floodBits >= 2 ** (P.statBits + P.sessionCoeffBits) * b.weightNoise,
+      `${l.name}: flooding ${b.floodBits} bits`,
+    );
+    assert.ok(
+      b.decryptNoise < b.decryptLimit && b.marginBits > 0,
+      `${l.name}: noise ${b.decryptNoise} >= ${b.decryptLimit}`,
+    );
     assert.ok(b.floodBits <= 128, `${l.name}: flooding ${b.floodBits} bits`);
     layers++;
     coeffs += g.O * g.Ho * g.Wo;

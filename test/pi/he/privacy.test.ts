@@ -18,44 +18,69 @@ import { systemRandom } from '../../../src/pi/random.js';
 // flooding that is off or too small for a fresh upload, and the old flooding (2^(40 + 22) times the honest weight
 // noise, what the server used before issue 32) for the crafted upload.
 
-const P = HE_PARAMS, n = P.n, T = 1n << 64n;
+const P = HE_PARAMS,
+  n = P.n,
+  T = 1n << 64n;
 const { q } = rnsConstants(P);
-const KEEP = 256, RUNS = 24, D = 1 << 14;
+const KEEP = 256,
+  RUNS = 24,
+  D = 1 << 14;
 
 test('circuit privacy: the decrypted noise does not tell two weight sets with the same M c - s apart, for a fresh upload and a crafted one', async (t) => {
-  const cli = await HeEngine.create(P), srv = await HeEngine.create(P);
+  const cli = await HeEngine.create(P),
+    srv = await HeEngine.create(P);
   const { sk, pk } = await keyGen(cli, systemRandom);
   const spk = await loadPublicKey(srv, pk);
   const v = 0x0123456789abcdefn;
-  const seed = randomSeed(systemRandom), idx = Uint32Array.from({ length: n }, (_, i) => i);
-  const [c0] = await encryptUploads(cli, sk, seed, [{ idx, lo: new Uint32Array(n).fill(Number(v & 0xffffffffn)), hi: new Uint32Array(n).fill(Number(v >> 32n)) }], systemRandom);
+  const seed = randomSeed(systemRandom),
+    idx = Uint32Array.from({ length: n }, (_, i) => i);
+  const [c0] = await encryptUploads(
+    cli,
+    sk,
+    seed,
+    [{ idx, lo: new Uint32Array(n).fill(Number(v & 0xffffffffn)), hi: new Uint32Array(n).fill(Number(v >> 32n)) }],
+    systemRandom,
+  );
   const a = await (await Xof.create(seed)).uniform(0, P.primes, n);
   const ct: InputCt = { c0: srv.poly(), a: srv.poly() };
   srv.words(ct.c0).set(c0!);
   srv.words(ct.a).set(a);
 
-  const w1 = [20000, -12345, 31000], w2 = [20000 - D, -12345 + D, 31000]; // same sum: same output where no tap wraps
+  const w1 = [20000, -12345, 31000],
+    w2 = [20000 - D, -12345 + D, 31000]; // same sum: same output where no tap wraps
   const kernel = (w: number[]): Poly => {
     const k = new Int32Array(n);
-    w.forEach((x, i) => { k[i] = x; });
+    w.forEach((x, i) => {
+      k[i] = x;
+    });
     const p = srv.poly();
     srv.small(p, srv.putSmall(k), false);
     srv.forward(p);
     return p;
   };
-  const k1 = kernel(w1), k2 = kernel(w2);
+  const k1 = kernel(w1),
+    k2 = kernel(w2);
   const keep = Uint32Array.from({ length: KEEP }, (_, j) => 16 + 31 * j);
-  const mLo = new Uint32Array(KEEP).fill(0x9abcdef0), mHi = new Uint32Array(KEEP).fill(0x12345678); // the mask, -s
+  const mLo = new Uint32Array(KEEP).fill(0x9abcdef0),
+    mHi = new Uint32Array(KEEP).fill(0x12345678); // the mask, -s
   const m = (BigInt(w1.reduce((s, x) => s + x, 0)) * v + 0x123456789abcdef0n) % T;
 
   // the crafted upload: E = 2^100 at the even coefficients, added in the NTT domain
   const crafted: InputCt = { c0: srv.poly(), a: ct.a };
   {
     const E = srv.poly();
-    P.primes.forEach((p, i) => { const r = srv.residues(E, i), v = Number((1n << 100n) % BigInt(p)); for (let j = 0; j < n; j += 2) r[j] = v; });
+    P.primes.forEach((p, i) => {
+      const r = srv.residues(E, i),
+        v = Number((1n << 100n) % BigInt(p));
+      for (let j = 0; j < n; j += 2) r[j] = v;
+    });
     srv.forward(E);
-    const w = srv.words(crafted.c0), e = srv.words(E), c = srv.words(ct.c0);
-    P.primes.forEach((p, i) => { for (let j = i * n; j < (i + 1) * n; j++) w[j] = (c[j]! + e[j]!) % p; });
+    const w = srv.words(crafted.c0),
+      e = srv.words(E),
+      c = srv.words(ct.c0);
+    P.primes.forEach((p, i) => {
+      for (let j = i * n; j < (i + 1) * n; j++) w[j] = (c[j]! + e[j]!) % p;
+    });
   }
 
   /**
@@ -67,25 +92,32 @@ test('circuit privacy: the decrypted noise does not tell two weight sets with th
   const decrypt = (k: Poly, floodBits: number, input: InputCt, fresh: boolean): { mm: bigint[]; r: bigint[] } => {
     const mark = srv.mark();
     const rnd = fresh ? systemRandom.bytes(8 * KEEP) : null;
-    const lo = rnd ? new Uint32Array(rnd.buffer, 0, KEEP).slice() : mLo, hi = rnd ? new Uint32Array(rnd.buffer, 4 * KEEP, KEEP).slice() : mHi;
+    const lo = rnd ? new Uint32Array(rnd.buffer, 0, KEEP).slice() : mLo,
+      hi = rnd ? new Uint32Array(rnd.buffer, 4 * KEEP, KEEP).slice() : mHi;
     const full = evaluate(srv, spk, [[input, k]], keep, lo, hi, floodBits, systemRandom);
-    const c1 = srv.words(full.c1).slice(), c0 = srv.words(full.c0).slice();
+    const c1 = srv.words(full.c1).slice(),
+      c0 = srv.words(full.c0).slice();
     srv.release(mark);
-    const cm = cli.mark(), x = cli.poly();
+    const cm = cli.mark(),
+      x = cli.poly();
     cli.words(x).set(c1);
     cli.forward(x);
     cli.mul(x, x, sk.sNtt);
     cli.inverse(x);
     const res = P.primes.map((_, i) => cli.residues(x, i).slice());
     cli.release(cm);
-    const mm: bigint[] = [], r: bigint[] = [];
+    const mm: bigint[] = [],
+      r: bigint[] = [];
     for (const pos of keep) {
       let val = 0n; // CRT
       P.primes.forEach((p, i) => {
-        const pb = BigInt(p), Qi = q / pb;
-        let inv = 1n, b = Qi % pb, e = pb - 2n;
+        const pb = BigInt(p),
+          Qi = q / pb;
+        let inv = 1n,
+          b = Qi % pb,
+          e = pb - 2n;
         for (; e > 0n; e >>= 1n, b = (b * b) % pb) if (e & 1n) inv = (inv * b) % pb;
-        val += (((BigInt(res[i]![pos]!) + BigInt(c0[i * n + pos]!)) % pb) * inv % pb) * Qi;
+        val += ((((BigInt(res[i]![pos]!) + BigInt(c0[i * n + pos]!)) % pb) * inv) % pb) * Qi;
       });
       val %= q;
       const near = (2n * T * val + q) / (2n * q); // round(t V / q), in [0, t]
@@ -99,13 +131,17 @@ test('circuit privacy: the decrypted noise does not tell two weight sets with th
 
   /** Sum over positions of the squared z-score of the mean difference between the two weight sets. */
   const chi2 = (floodBits: number, input: InputCt = ct): number => {
-    const s1 = Array.from({ length: RUNS }, () => noise(k1, floodBits, input)), s2 = Array.from({ length: RUNS }, () => noise(k2, floodBits, input));
+    const s1 = Array.from({ length: RUNS }, () => noise(k1, floodBits, input)),
+      s2 = Array.from({ length: RUNS }, () => noise(k2, floodBits, input));
     let chi = 0;
     for (let j = 0; j < KEEP; j++) {
-      const x = s1.map((r) => Number(r[j]!)), y = s2.map((r) => Number(r[j]!));
+      const x = s1.map((r) => Number(r[j]!)),
+        y = s2.map((r) => Number(r[j]!));
       const mean = (u: number[]) => u.reduce((s, t) => s + t, 0) / u.length;
       const vr = (u: number[], mu: number) => u.reduce((s, t) => s + (t - mu) ** 2, 0) / (u.length - 1);
-      const mx = mean(x), my = mean(y), se2 = (vr(x, mx) + vr(y, my)) / RUNS;
+      const mx = mean(x),
+        my = mean(y),
+        se2 = (vr(x, mx) + vr(y, my)) / RUNS;
       chi += se2 > 0 ? (mx - my) ** 2 / se2 : mx === my ? 0 : Infinity;
     }
     return chi;
@@ -114,24 +150,46 @@ test('circuit privacy: the decrypted noise does not tell two weight sets with th
   // Both weight sets decrypt to the same message (the fixed mask): the noise is small against q / t (|noise| < q / 2^65).
   for (const k of [k1, k2]) {
     const d = decrypt(k, 0, ct, false);
-    assert.ok(d.mm.every((x) => x === m), 'the message');
+    assert.ok(
+      d.mm.every((x) => x === m),
+      'the message',
+    );
     for (const e of d.r) assert.ok((e < 0n ? -e : e) < q >> 65n);
   }
   const kernelL1 = w1.reduce((s, x) => s + Math.abs(x), 0);
-  const budget = noiseBudget(P, Math.max(kernelL1, w2.reduce((s, x) => s + Math.abs(x), 0)));
+  const budget = noiseBudget(
+    P,
+    Math.max(
+      kernelL1,
+      w2.reduce((s, x) => s + Math.abs(x), 0),
+    ),
+  );
   // chi-square with KEEP degrees of freedom: mean KEEP, sd sqrt(2 KEEP); the t-distributed z-scores widen it a bit
   const limit = KEEP + 8 * Math.sqrt(2 * KEEP);
   const flooded = chi2(budget.floodBits);
-  assert.ok(flooded < limit, `with flooding (${budget.floodBits} bits) the weight sets differ: chi2 ${flooded.toFixed(0)} over ${KEEP} positions`);
+  assert.ok(
+    flooded < limit,
+    `with flooding (${budget.floodBits} bits) the weight sets differ: chi2 ${flooded.toFixed(0)} over ${KEEP} positions`,
+  );
   // a crafted upload: the noise it makes differs by 2^100 d between the weight sets, and still nothing shows
-  for (const k of [k1, k2]) for (const e of decrypt(k, 0, crafted, false).r) assert.ok((e < 0n ? -e : e) > 1n << 100n, 'the crafted noise is there');
+  for (const k of [k1, k2])
+    for (const e of decrypt(k, 0, crafted, false).r)
+      assert.ok((e < 0n ? -e : e) > 1n << 100n, 'the crafted noise is there');
   const craftedChi = chi2(budget.floodBits, crafted);
-  assert.ok(craftedChi < limit, `crafted upload, flooding over the noise region: the weight sets differ: chi2 ${craftedChi.toFixed(0)} over ${KEEP} positions`);
+  assert.ok(
+    craftedChi < limit,
+    `crafted upload, flooding over the noise region: the weight sets differ: chi2 ${craftedChi.toFixed(0)} over ${KEEP} positions`,
+  );
   // the old flooding, sized for an honest upload (2^(40 + 22) E_w), does not hide it
   const oldBits = Math.ceil(P.statBits + P.sessionCoeffBits + Math.log2(budget.weightNoise));
   const oldChi = chi2(oldBits, crafted);
-  assert.ok(oldChi > 4 * limit, `crafted upload under the old ${oldBits}-bit flooding not detected: chi2 ${oldChi.toFixed(0)}`);
-  t.diagnostic(`chi2 over ${KEEP} positions (limit ${limit.toFixed(0)}): fresh upload ${flooded.toFixed(0)}, crafted ${craftedChi.toFixed(0)}, crafted under the old ${oldBits}-bit flooding ${oldChi.toExponential(2)}`);
+  assert.ok(
+    oldChi > 4 * limit,
+    `crafted upload under the old ${oldBits}-bit flooding not detected: chi2 ${oldChi.toFixed(0)}`,
+  );
+  t.diagnostic(
+    `chi2 over ${KEEP} positions (limit ${limit.toFixed(0)}): fresh upload ${flooded.toFixed(0)}, crafted ${craftedChi.toFixed(0)}, crafted under the old ${oldBits}-bit flooding ${oldChi.toExponential(2)}`,
+  );
   // The test detects broken flooding: off, or smaller than the weight-dependent noise.
   for (const bits of [0, 12]) {
     const c = chi2(bits);

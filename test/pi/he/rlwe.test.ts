@@ -4,13 +4,29 @@ import { createCipheriv } from 'node:crypto';
 import { HeEngine, type Poly } from '../../../src/pi/he/kernels.js';
 import { HE_PARAMS, noiseBudget } from '../../../src/pi/he/params.js';
 import { rnsConstants } from '../../../src/pi/he/rns.js';
-import { decryptResponse, encryptUploads, evaluate, keyGen, loadPublicKey, noiseRegion, regionWords, respond, switchDown, type InputCt } from '../../../src/pi/he/rlwe.js';
+import {
+  decryptResponse,
+  encryptUploads,
+  evaluate,
+  keyGen,
+  loadPublicKey,
+  noiseRegion,
+  regionWords,
+  respond,
+  switchDown,
+  type InputCt,
+} from '../../../src/pi/he/rlwe.js';
 import { randomSeed, sampleCbd, sampleTernary, Xof } from '../../../src/pi/he/sample.js';
 import { systemRandom, type Random } from '../../../src/pi/random.js';
 
-const P = HE_PARAMS, n = P.n, T = 1n << 64n;
+const P = HE_PARAMS,
+  n = P.n,
+  T = 1n << 64n;
 const { q } = rnsConstants(P);
-const words = (v: bigint[]) => ({ lo: Uint32Array.from(v, (x) => Number(x & 0xffffffffn)), hi: Uint32Array.from(v, (x) => Number(x >> 32n)) });
+const words = (v: bigint[]) => ({
+  lo: Uint32Array.from(v, (x) => Number(x & 0xffffffffn)),
+  hi: Uint32Array.from(v, (x) => Number(x >> 32n)),
+});
 const big = (lo: Uint32Array, hi: Uint32Array) => Array.from(lo, (l, j) => (BigInt(hi[j]!) << 32n) | BigInt(l));
 const rand64 = (k: number) => {
   const w = new Uint32Array(2 * k);
@@ -23,26 +39,41 @@ const roundDiv = (a: bigint, b: bigint) => (2n * a + b) / (2n * b);
 test('encoding: round(q m / 2^64) mod p_i for edge and random m', async () => {
   const e = await HeEngine.create(P);
   const ms = [0n, 1n, 2n, (1n << 63n) - 1n, 1n << 63n, T - 1n, T - 2n, ...rand64(50)];
-  const out = e.poly(), { lo, hi } = words(ms);
-  const mp = e.alloc(8 * ms.length), w = e.u32(mp, 2 * ms.length);
-  ms.forEach((_, j) => { w[2 * j] = lo[j]!; w[2 * j + 1] = hi[j]!; });
+  const out = e.poly(),
+    { lo, hi } = words(ms);
+  const mp = e.alloc(8 * ms.length),
+    w = e.u32(mp, 2 * ms.length);
+  ms.forEach((_, j) => {
+    w[2 * j] = lo[j]!;
+    w[2 * j + 1] = hi[j]!;
+  });
   e.addDelta(out, mp, 0, ms.length);
-  P.primes.forEach((p, i) => ms.forEach((m, j) => assert.equal(BigInt(e.residues(out, i)[j]!), roundDiv(q * m, T) % BigInt(p), `m = ${m}, prime ${i}`)));
+  P.primes.forEach((p, i) =>
+    ms.forEach((m, j) =>
+      assert.equal(BigInt(e.residues(out, i)[j]!), roundDiv(q * m, T) % BigInt(p), `m = ${m}, prime ${i}`),
+    ),
+  );
 });
 
 test('modulus switching: round(2^k c / q) mod 2^k from the residues, off by at most one near a tie', async () => {
   const e = await HeEngine.create(P);
-  const cs = Array.from({ length: 200 }, (_, j) => (j === 0 ? 0n : j === 1 ? q - 1n : (rand64(3).reduce((a, x) => (a << 64n) | x, 0n)) % q));
+  const cs = Array.from({ length: 200 }, (_, j) =>
+    j === 0 ? 0n : j === 1 ? q - 1n : rand64(3).reduce((a, x) => (a << 64n) | x, 0n) % q,
+  );
   const a = e.poly();
   P.primes.forEach((p, i) => e.residues(a, i).set(cs.map((c) => Number(c % BigInt(p)))));
-  for (const [which, k] of [[0, P.c0Bits], [1, P.c1Bits]] as const) {
+  for (const [which, k] of [
+    [0, P.c0Bits],
+    [1, P.c1Bits],
+  ] as const) {
     const out = e.alloc(12 * cs.length);
     e.modSwitch(out, a, 0, cs.length, which);
     const l = e.u32(out, 3 * cs.length);
     cs.forEach((c, j) => {
       const got = BigInt(l[3 * j]!) | (BigInt(l[3 * j + 1]!) << 32n) | (BigInt(l[3 * j + 2]!) << 64n);
-      const K = 1n << BigInt(k), want = roundDiv(c << BigInt(k), q) % K;
-      const frac = Number(((c << BigInt(k)) % q) * 1000000n / q) / 1e6;
+      const K = 1n << BigInt(k),
+        want = roundDiv(c << BigInt(k), q) % K;
+      const frac = Number((((c << BigInt(k)) % q) * 1000000n) / q) / 1e6;
       if (Math.abs(frac - 0.5) > 1e-5) assert.equal(got, want, `k ${k}, c ${c}`);
       else assert.ok(got === want || (got - want + K) % K === K - 1n, `k ${k}, c ${c}: ${got} vs ${want}`);
     });
@@ -51,20 +82,29 @@ test('modulus switching: round(2^k c / q) mod 2^k from the residues, off by at m
 
 /** Client and server engines with a key pair; the server holds the public key. */
 async function session() {
-  const cli = await HeEngine.create(P), srv = await HeEngine.create(P);
+  const cli = await HeEngine.create(P),
+    srv = await HeEngine.create(P);
   const { sk, pk } = await keyGen(cli, systemRandom);
   return { cli, srv, sk, pk, spk: await loadPublicKey(srv, pk) };
 }
 
 /** Uploads of the plaintexts (all n coefficients each) loaded into the server's engine as input ciphertexts. */
 async function upload(s: Awaited<ReturnType<typeof session>>, ms: bigint[][]): Promise<InputCt[]> {
-  const seed = randomSeed(systemRandom), idx = Uint32Array.from({ length: n }, (_, i) => i);
-  const c0s = await encryptUploads(s.cli, s.sk, seed, ms.map((m) => ({ idx, ...words(m) })), systemRandom);
+  const seed = randomSeed(systemRandom),
+    idx = Uint32Array.from({ length: n }, (_, i) => i);
+  const c0s = await encryptUploads(
+    s.cli,
+    s.sk,
+    seed,
+    ms.map((m) => ({ idx, ...words(m) })),
+    systemRandom,
+  );
   const xof = await Xof.create(seed);
   const as = await Promise.all(c0s.map((_, j) => xof.uniform(j, P.primes, n)));
   // views are taken after all allocations (growing the memory detaches earlier ones)
   return c0s.map((c0, j) => {
-    const c = s.srv.poly(), a = s.srv.poly();
+    const c = s.srv.poly(),
+      a = s.srv.poly();
     s.srv.words(c).set(c0);
     s.srv.words(a).set(as[j]!);
     return { c0: c, a };
@@ -83,7 +123,8 @@ test('fresh ciphertexts decrypt: an upload switched down and decrypted gives its
 });
 
 test('processed ciphertexts decrypt: sum of products with sparse kernels, minus a mask, re-randomised and flooded', async () => {
-  const s = await session(), G = 3;
+  const s = await session(),
+    G = 3;
   const ms = Array.from({ length: G }, () => rand64(n));
   const cts = await upload(s, ms);
   const kv = Array.from({ length: G }, (_, g) => {
@@ -91,11 +132,26 @@ test('processed ciphertexts decrypt: sum of products with sparse kernels, minus 
     for (let t = 0; t < 30; t++) k[(t * 271 + g * 1009) % n] = ((t * 7919 + g) % 65535) - 32767;
     return k;
   });
-  const kernels: Poly[] = kv.map((k) => { const p = s.srv.poly(); s.srv.small(p, s.srv.putSmall(k), false); s.srv.forward(p); return p; });
+  const kernels: Poly[] = kv.map((k) => {
+    const p = s.srv.poly();
+    s.srv.small(p, s.srv.putSmall(k), false);
+    s.srv.forward(p);
+    return p;
+  });
   const keep = Uint32Array.from({ length: 300 }, (_, j) => (j * 27) % n);
-  const mask = rand64(keep.length), { lo, hi } = words(mask);
-  const resp = respond(s.srv, s.spk, cts.map((c, g) => [c, kernels[g]!]), keep, lo, hi, 90, systemRandom);
-  const d = big(...Object.values(decryptResponse(s.cli, s.sk, resp, keep)) as [Uint32Array, Uint32Array]);
+  const mask = rand64(keep.length),
+    { lo, hi } = words(mask);
+  const resp = respond(
+    s.srv,
+    s.spk,
+    cts.map((c, g) => [c, kernels[g]!]),
+    keep,
+    lo,
+    hi,
+    90,
+    systemRandom,
+  );
+  const d = big(...(Object.values(decryptResponse(s.cli, s.sk, resp, keep)) as [Uint32Array, Uint32Array]));
   keep.forEach((pos, j) => {
     let acc = mask[j]!;
     for (let g = 0; g < G; g++) {
@@ -111,21 +167,52 @@ test('processed ciphertexts decrypt: sum of products with sparse kernels, minus 
   assert.equal(resp.c0.length, 3 * keep.length);
   assert.equal(resp.c1.length, 3 * n);
   // and before switching, c0 + c1 s holds the same message (evaluate is respond's first half)
-  const full = evaluate(s.srv, s.spk, cts.map((c, g) => [c, kernels[g]!]), keep, lo, hi, 0, systemRandom);
-  assert.deepEqual(big(...Object.values(decryptResponse(s.cli, s.sk, switchDown(s.srv, full, keep), keep)) as [Uint32Array, Uint32Array]), d);
+  const full = evaluate(
+    s.srv,
+    s.spk,
+    cts.map((c, g) => [c, kernels[g]!]),
+    keep,
+    lo,
+    hi,
+    0,
+    systemRandom,
+  );
+  assert.deepEqual(
+    big(
+      ...(Object.values(decryptResponse(s.cli, s.sk, switchDown(s.srv, full, keep), keep)) as [
+        Uint32Array,
+        Uint32Array,
+      ]),
+    ),
+    d,
+  );
 });
 
 test('the noise region: W = ceil(q / 2^64) (116 bits); its flooding words are uniform below W (rejection), and a response flooded over it decrypts within 1 of its message', async (t) => {
-  const { q } = rnsConstants(P), W = (q + T - 1n) / T, r = noiseRegion(P);
+  const { q } = rnsConstants(P),
+    W = (q + T - 1n) / T,
+    r = noiseRegion(P);
   assert.equal(r.bits, 116);
   assert.equal(BigInt(r.w[0]!) | (BigInt(r.w[1]!) << 32n) | (BigInt(r.w[2]!) << 64n) | (BigInt(r.w[3]!) << 96n), W);
   // a source whose first draw is all ones (>= W after masking) must be drawn again
   let first = true;
-  const ones: Random = { bytes: (k) => { if (first) { first = false; return new Uint8Array(k).fill(0xff); } return systemRandom.bytes(k); } };
+  const ones: Random = {
+    bytes: (k) => {
+      if (first) {
+        first = false;
+        return new Uint8Array(k).fill(0xff);
+      }
+      return systemRandom.bytes(k);
+    },
+  };
   const words4 = regionWords(r, 1000, ones);
   let top = 0;
   for (let j = 0; j < 1000; j++) {
-    const v = BigInt(words4[4 * j]!) | (BigInt(words4[4 * j + 1]!) << 32n) | (BigInt(words4[4 * j + 2]!) << 64n) | (BigInt(words4[4 * j + 3]!) << 96n);
+    const v =
+      BigInt(words4[4 * j]!) |
+      (BigInt(words4[4 * j + 1]!) << 32n) |
+      (BigInt(words4[4 * j + 2]!) << 64n) |
+      (BigInt(words4[4 * j + 3]!) << 96n);
     assert.ok(v < W, `word ${j} is not below W`);
     if (v >= W / 2n) top++;
   }
@@ -140,14 +227,21 @@ test('the noise region: W = ceil(q / 2^64) (116 bits); its flooding words are un
   s.srv.small(kp, s.srv.putSmall(k), false);
   s.srv.forward(kp);
   const keep = Uint32Array.from({ length: 2000 }, (_, j) => (j * 4 + 1) % n);
-  const mask = rand64(keep.length), { lo, hi } = words(mask);
+  const mask = rand64(keep.length),
+    { lo, hi } = words(mask);
   const b = noiseBudget(P, 20 * 32767);
-  const d = big(...Object.values(decryptResponse(s.cli, s.sk, respond(s.srv, s.spk, [[ct!, kp]], keep, lo, hi, b.floodBits, systemRandom), keep)) as [Uint32Array, Uint32Array]);
+  const d = big(
+    ...(Object.values(
+      decryptResponse(s.cli, s.sk, respond(s.srv, s.spk, [[ct!, kp]], keep, lo, hi, b.floodBits, systemRandom), keep),
+    ) as [Uint32Array, Uint32Array]),
+  );
   let carries = 0;
   keep.forEach((pos, j) => {
     let acc = mask[j]!;
-    k.forEach((w, i) => { if (w) acc += pos - i >= 0 ? BigInt(w) * m[pos - i]! : -BigInt(w) * m[pos - i + n]!; });
-    const diff = BigInt.asIntN(64, d[j]! - ((acc % T) + T) % T);
+    k.forEach((w, i) => {
+      if (w) acc += pos - i >= 0 ? BigInt(w) * m[pos - i]! : -BigInt(w) * m[pos - i + n]!;
+    });
+    const diff = BigInt.asIntN(64, d[j]! - (((acc % T) + T) % T));
     assert.ok(diff >= -1n && diff <= 1n, `coefficient ${pos}: off by ${diff}`);
     if (diff) carries++;
   });
@@ -156,21 +250,39 @@ test('the noise region: W = ceil(q / 2^64) (116 bits); its flooding words are un
   t.diagnostic(`${carries} of ${keep.length} decrypted values carried (off by 1)`);
 });
 
-test('the server\'s flooding covers exactly the W = ceil(q / t) values of the noise region, not 2^116 (with a fixed mask, V - round(q m / t) stays below W - 2^115)', async () => {
-  const s = await session(), r = noiseRegion(P), W = (q + T - 1n) / T, half = 1n << BigInt(r.bits - 1);
+test("the server's flooding covers exactly the W = ceil(q / t) values of the noise region, not 2^116 (with a fixed mask, V - round(q m / t) stays below W - 2^115)", async () => {
+  const s = await session(),
+    r = noiseRegion(P),
+    W = (q + T - 1n) / T,
+    half = 1n << BigInt(r.bits - 1);
   const [ct] = await upload(s, [new Array<bigint>(n).fill(0n)]);
   const zero = s.srv.poly(); // kernel 0: V = round(q m / t) + u e' + e1 + e2 s + F
   const keep = Uint32Array.from({ length: n }, (_, i) => i);
-  const mask = 0x0123456789abcdefn, lo = new Uint32Array(n).fill(Number(mask & 0xffffffffn)), hi = new Uint32Array(n).fill(Number(mask >> 32n));
+  const mask = 0x0123456789abcdefn,
+    lo = new Uint32Array(n).fill(Number(mask & 0xffffffffn)),
+    hi = new Uint32Array(n).fill(Number(mask >> 32n));
   const delta = roundDiv(q * mask, T);
-  const invs = P.primes.map((p) => { const pb = BigInt(p), Qi = q / pb; let inv = 1n, b = Qi % pb, e = pb - 2n; for (; e > 0n; e >>= 1n, b = (b * b) % pb) if (e & 1n) inv = (inv * b) % pb; return Qi * inv; });
-  let above = 0, below = 0, min = 0n, max = 0n;
+  const invs = P.primes.map((p) => {
+    const pb = BigInt(p),
+      Qi = q / pb;
+    let inv = 1n,
+      b = Qi % pb,
+      e = pb - 2n;
+    for (; e > 0n; e >>= 1n, b = (b * b) % pb) if (e & 1n) inv = (inv * b) % pb;
+    return Qi * inv;
+  });
+  let above = 0,
+    below = 0,
+    min = 0n,
+    max = 0n;
   for (let run = 0; run < 4; run++) {
     const m = s.srv.mark();
     const full = evaluate(s.srv, s.spk, [[ct!, zero]], keep, lo, hi, noiseBudget(P, 1).floodBits, systemRandom);
-    const c1 = s.srv.words(full.c1).slice(), c0 = s.srv.words(full.c0).slice();
+    const c1 = s.srv.words(full.c1).slice(),
+      c0 = s.srv.words(full.c0).slice();
     s.srv.release(m);
-    const cm = s.cli.mark(), x = s.cli.poly();
+    const cm = s.cli.mark(),
+      x = s.cli.poly();
     s.cli.words(x).set(c1);
     s.cli.forward(x);
     s.cli.mul(x, x, s.sk.sNtt);
@@ -179,7 +291,9 @@ test('the server\'s flooding covers exactly the W = ceil(q / t) values of the no
     s.cli.release(cm);
     for (let pos = 0; pos < n; pos++) {
       let v = 0n;
-      P.primes.forEach((p, i) => { v += BigInt((res[i]![pos]! + c0[i * n + pos]!) % p) * invs[i]!; });
+      P.primes.forEach((p, i) => {
+        v += BigInt((res[i]![pos]! + c0[i * n + pos]!) % p) * invs[i]!;
+      });
       let d = (v - delta) % q;
       if (d < 0n) d += q;
       if (d > q / 2n) d -= q;
@@ -198,7 +312,8 @@ test('the server\'s flooding covers exactly the W = ceil(q / t) values of the no
 });
 
 test('XOF: AES-128-CTR keystream with counter block (domain, 0, 0, block)', async () => {
-  const seed = randomSeed(systemRandom), xof = await Xof.create(seed);
+  const seed = randomSeed(systemRandom),
+    xof = await Xof.create(seed);
   const got = await xof.words(7, 64, 3);
   const iv = new Uint8Array(16);
   new DataView(iv.buffer).setUint32(0, 7);
@@ -211,12 +326,18 @@ test('XOF: AES-128-CTR keystream with counter block (domain, 0, 0, block)', asyn
 });
 
 test('samplers: ternary uniform on {-1, 0, 1}; CBD(21) bounded by 21 with variance 10.5', () => {
-  const t = sampleTernary(30000, systemRandom), counts = [0, 0, 0];
+  const t = sampleTernary(30000, systemRandom),
+    counts = [0, 0, 0];
   for (const v of t) counts[v + 1]!++;
   for (const c of counts) assert.ok(Math.abs(c - 10000) < 500, `ternary counts ${counts}`);
   const e = sampleCbd(30000, 21, systemRandom);
-  let s = 0, s2 = 0;
-  for (const v of e) { assert.ok(Math.abs(v) <= 21); s += v; s2 += v * v; }
+  let s = 0,
+    s2 = 0;
+  for (const v of e) {
+    assert.ok(Math.abs(v) <= 21);
+    s += v;
+    s2 += v * v;
+  }
   assert.ok(Math.abs(s / e.length) < 0.1, `mean ${s / e.length}`);
   assert.ok(Math.abs(s2 / e.length - 10.5) < 0.5, `variance ${s2 / e.length}`);
 });

@@ -4,7 +4,11 @@
 import type { CotExtension, CotReceiver, CotSender } from '../../../src/pi/ot/ot.js';
 import { systemRandom, type Random } from '../../../src/pi/random.js';
 
-interface Request { choices: Uint8Array; m: number; resolve: (k: Uint8Array) => void }
+interface Request {
+  choices: Uint8Array;
+  m: number;
+  resolve: (k: Uint8Array) => void;
+}
 
 /** One direction of one COT instance: the receiver's requests, in order, for the sender to serve. */
 class Pipe {
@@ -22,11 +26,16 @@ class Pipe {
 }
 
 class IdealSender implements CotSender {
-  constructor(private readonly pipe: Pipe, readonly delta: Uint8Array, private readonly random: Random) {}
+  constructor(
+    private readonly pipe: Pipe,
+    readonly delta: Uint8Array,
+    private readonly random: Random,
+  ) {}
   async sendCot(m: number): Promise<Uint8Array> {
     const r = await this.pipe.next();
     if (r.m !== m) throw new Error(`ideal COT: the sender asks for ${m} OTs, the receiver for ${r.m}`);
-    const k0 = this.random.bytes(16 * m), k = k0.slice();
+    const k0 = this.random.bytes(16 * m),
+      k = k0.slice();
     for (let j = 0; j < m; j++) {
       if ((r.choices[j >>> 3]! >>> (j & 7)) & 1) for (let q = 0; q < 16; q++) k[16 * j + q]! ^= this.delta[q]!;
     }
@@ -53,8 +62,10 @@ export function idealCot(random: Random = systemRandom): { server: CotExtension;
     return pipes.get(key)!;
   };
   const end = (me: 'server' | 'client', peer: 'server' | 'client'): CotExtension => {
-    let sent = 0, received = 0;
-    const sender = (delta?: Uint8Array) => new IdealSender(pipe(`${me}>${peer}#${sent++}`), Uint8Array.from(delta ?? random.bytes(16)), random);
+    let sent = 0,
+      received = 0;
+    const sender = (delta?: Uint8Array) =>
+      new IdealSender(pipe(`${me}>${peer}#${sent++}`), Uint8Array.from(delta ?? random.bytes(16)), random);
     const receiver = () => new IdealReceiver(pipe(`${peer}>${me}#${received++}`));
     return {
       name: 'ideal',

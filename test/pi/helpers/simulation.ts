@@ -15,8 +15,22 @@ import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
 import { referenceForward } from '../../../src/pi/node/compile.js';
 import { localOp, type ServerModel } from '../../../src/pi/plan.js';
-import { quantize, r64Add, r64FromBig, r64Shr, r64Sub, r64ToBig, truncClientShare, type R64 } from '../../../src/pi/fixed.js';
-import { seededClientRandomness, type ClientRandomness, type Random, type ServerRandomness } from '../../../src/pi/random.js';
+import {
+  quantize,
+  r64Add,
+  r64FromBig,
+  r64Shr,
+  r64Sub,
+  r64ToBig,
+  truncClientShare,
+  type R64,
+} from '../../../src/pi/fixed.js';
+import {
+  seededClientRandomness,
+  type ClientRandomness,
+  type Random,
+  type ServerRandomness,
+} from '../../../src/pi/random.js';
 import type { ReluClient, ReluServer } from '../../../src/pi/relu/index.js';
 import { DEFAULT_PREPROCESS } from '../../../src/pi/linear/index.js';
 import { HE_KIND } from '../../../src/pi/he/serialize.js';
@@ -52,34 +66,65 @@ export interface SimResult {
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
   const preprocess = o.preprocess ?? DEFAULT_PREPROCESS;
-  const dealer = preprocess === 'dealer' ? new Dealer(o.model, { ...(o.dealer ? { random: o.dealer } : {}), onError: () => {} }) : null;
+  const dealer =
+    preprocess === 'dealer'
+      ? new Dealer(o.model, { ...(o.dealer ? { random: o.dealer } : {}), onError: () => {} })
+      : null;
   const t = new Transcript();
-  const serverValues = new Map<number, R64>(), clientValues = new Map<number, R64>();
-  let reluServer: ReluServer | null = null, reluClient: ReluClient | null = null;
+  const serverValues = new Map<number, R64>(),
+    clientValues = new Map<number, R64>();
+  let reluServer: ReluServer | null = null,
+    reluClient: ReluClient | null = null;
   const [s, c] = channelPair({ name: 'sim' });
   t.tap(s, 'client');
   const common = { preprocess, ...(o.relu ? { relu: o.relu } : {}), ...(o.batch ? { batch: o.batch } : {}) };
   const [serverReport, client] = await Promise.all([
     serveClient(s, o.model, {
-      ...common, ...(o.server ? { random: o.server } : {}), ...(dealer ? { dealer: t.tapLink(dealer.link()) } : {}),
-      hooks: t.hooks({ onValue: (i, v) => serverValues.set(i, v), onRelu: (r) => { reluServer = r as ReluServer; } }),
+      ...common,
+      ...(o.server ? { random: o.server } : {}),
+      ...(dealer ? { dealer: t.tapLink(dealer.link()) } : {}),
+      hooks: t.hooks({
+        onValue: (i, v) => serverValues.set(i, v),
+        onRelu: (r) => {
+          reluServer = r as ReluServer;
+        },
+      }),
     }),
     runClient(c, o.image, {
-      ...common, ...(o.client ? { random: o.client } : {}), ...(dealer ? { dealer: dealer.link() } : {}),
-      hooks: { onValue: (i, v) => { clientValues.set(i, v); o.onClientValue?.(i, v); }, onRelu: (r) => { reluClient = r as ReluClient; } },
+      ...common,
+      ...(o.client ? { random: o.client } : {}),
+      ...(dealer ? { dealer: dealer.link() } : {}),
+      hooks: {
+        onValue: (i, v) => {
+          clientValues.set(i, v);
+          o.onClientValue?.(i, v);
+        },
+        onRelu: (r) => {
+          reluClient = r as ReluClient;
+        },
+      },
     }),
   ]);
   return { server: t, serverValues, clientValues, client, serverReport, reluServer, reluClient };
 }
 
 /** The seeded client randomness for image `x2`, coupled to seededClientRandomness(seed) for image `x` (see above). */
-export function coupledClientRandomness(seed: string, model: ServerModel, x: Float32Array, x2: Float32Array): ClientRandomness {
+export function coupledClientRandomness(
+  seed: string,
+  model: ServerModel,
+  x: Float32Array,
+  x2: Float32Array,
+): ClientRandomness {
   const f = model.plan.fixed.f;
-  const a = referenceForward(model, quantize(x, f)), b = referenceForward(model, quantize(x2, f));
+  const a = referenceForward(model, quantize(x, f)),
+    b = referenceForward(model, quantize(x2, f));
   const shift = new Map<number, R64>();
   model.plan.ops.forEach((o, i) => {
     if (o.op === 'relu') shift.set(i, r64Sub(b.values[i]!, a.values[i]!));
-    if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally, so the secure values are not the reference's`);
+    if (o.op === 'cull' && o.shift)
+      throw new Error(
+        `coupling: culled site ${o.name} truncates shares locally, so the secure values are not the reference's`,
+      );
   });
   const base = seededClientRandomness(seed);
   return {
@@ -113,7 +158,8 @@ export function heKind(f: Frame): keyof typeof HE_KIND | null {
  * as relu/ot computes it.
  */
 export function otReluOutput(a: R64, b: R64, width: number, shift: number): R64 {
-  const x = r64ToBig(r64Add(r64Shr(a, shift), truncClientShare(b, shift))), w = BigInt(width - shift - 1);
+  const x = r64ToBig(r64Add(r64Shr(a, shift), truncClientShare(b, shift))),
+    w = BigInt(width - shift - 1);
   return r64FromBig(Array.from(x, (v) => ((BigInt.asUintN(64, v) >> w) & 1n ? 0n : v)));
 }
 
@@ -127,17 +173,28 @@ export function otReluOutput(a: R64, b: R64, width: number, shift: number): R64 
  * r' - r (a conv's share M c - s moves by M (c' - c): s is the server's, the same in both runs).
  * A bijection on (c0, r) for the given run, so it preserves their uniform distribution like the GC coupling.
  */
-export function coupledOtClientRandomness(seed: string, model: ServerModel, first: SimResult, x: Float32Array, x2: Float32Array): ClientRandomness {
+export function coupledOtClientRandomness(
+  seed: string,
+  model: ServerModel,
+  first: SimResult,
+  x: Float32Array,
+  x2: Float32Array,
+): ClientRandomness {
   const plan = model.plan;
   const delta: R64[] = [r64Sub(quantize(x2, plan.ops[0]!.scale), quantize(x, plan.ops[0]!.scale))];
-  for (const o of plan.ops) if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally`);
+  for (const o of plan.ops)
+    if (o.op === 'cull' && o.shift) throw new Error(`coupling: culled site ${o.name} truncates shares locally`);
   const base = seededClientRandomness(seed);
   /** d for ops up to k: ReLU ops' from their masks (drawn in plan order), the others from their inputs. */
   const through = (k: number) => {
     for (let i = delta.length; i <= k; i++) {
       const o = plan.ops[i]!;
       if (o.op === 'relu') throw new Error(`coupling: ${o.name}'s mask was not drawn before op ${k}`);
-      delta.push(o.op === 'conv' || o.op === 'fc' ? model.secret[i]!.linear.apply(delta[o.input]!) : localOp(plan, i, delta, 'clear'));
+      delta.push(
+        o.op === 'conv' || o.op === 'fc'
+          ? model.secret[i]!.linear.apply(delta[o.input]!)
+          : localOp(plan, i, delta, 'clear'),
+      );
     }
     return delta[k]!;
   };
@@ -146,7 +203,9 @@ export function coupledOtClientRandomness(seed: string, model: ServerModel, firs
     reluMask: (site) => {
       const op = plan.ops[site.op]!;
       if (op.op !== 'relu' || op.kept) throw new Error(`coupling: op ${site.op} is not a whole kept ReLU`);
-      const a = first.serverValues.get(op.input)!, b = first.clientValues.get(op.input)!, b2 = r64Add(b, through(op.input));
+      const a = first.serverValues.get(op.input)!,
+        b = first.clientValues.get(op.input)!,
+        b2 = r64Add(b, through(op.input));
       through(site.op - 1);
       const d = r64Sub(otReluOutput(a, b2, site.width, site.shift), otReluOutput(a, b, site.width, site.shift));
       delta.push(d);

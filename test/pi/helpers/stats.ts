@@ -17,7 +17,8 @@ export function chiSquareUniform(h: readonly number[]): number {
 
 /** Two-sample chi-square of two byte histograms (are they draws of one distribution?). */
 export function chiSquareTwoSample(a: readonly number[], b: readonly number[]): number {
-  const na = total(a), nb = total(b);
+  const na = total(a),
+    nb = total(b);
   let chi = 0;
   for (let i = 0; i < 256; i++) {
     const t = a[i]! + b[i]!;
@@ -29,12 +30,16 @@ export function chiSquareTwoSample(a: readonly number[], b: readonly number[]): 
 /** Mean + 6 sigma of a chi-square with 255 degrees of freedom. */
 export const CHI2_255_BOUND = 255 + 6 * Math.sqrt(2 * 255);
 
-const popcount = (b: number) => { let c = 0; for (; b; b >>= 1) c += b & 1; return c; };
+const popcount = (b: number) => {
+  let c = 0;
+  for (; b; b >>= 1) c += b & 1;
+  return c;
+};
 
 /** Fraction of one bits, and its allowed deviation from 1/2 (6 sigma). */
 export function bitBalance(h: readonly number[]): { ones: number; tolerance: number } {
   const n = 8 * total(h);
   let ones = 0;
   for (let b = 0; b < 256; b++) ones += h[b]! * popcount(b);
-  return { ones: ones / n, tolerance: 6 * 0.5 / Math.sqrt(n) };
+  return { ones: ones / n, tolerance: (6 * 0.5) / Math.sqrt(n) };
 }

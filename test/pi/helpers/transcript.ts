@@ -27,7 +27,13 @@ export class Transcript {
 
   /** Session hooks for the recording party (they label frames with its phase); `more` are kept. */
   hooks(more: SessionHooks = {}): SessionHooks {
-    return { ...more, onPhase: (p) => { this.phase = p; more.onPhase?.(p); } };
+    return {
+      ...more,
+      onPhase: (p) => {
+        this.phase = p;
+        more.onPhase?.(p);
+      },
+    };
   }
 
   /** Records every frame the party reads from `ch`, in its reading order (and every frame it sends if `sends`). */
@@ -55,7 +61,9 @@ export class Transcript {
 
   /** Received frames, of the given phases (all when omitted) and channel (all when omitted). */
   received(phases?: readonly string[], channel?: string): Frame[] {
-    return this.frames.filter((f) => f.dir === 'recv' && (!phases || phases.includes(f.phase)) && (!channel || f.channel === channel));
+    return this.frames.filter(
+      (f) => f.dir === 'recv' && (!phases || phases.includes(f.phase)) && (!channel || f.channel === channel),
+    );
   }
 }
 
@@ -68,11 +76,14 @@ const bytesEqual = (a: Uint8Array, b: Uint8Array): number => {
 /** Null when the two frame lists are byte-identical (same channels and phases too), else where they first differ. */
 export function transcriptDifference(a: readonly Frame[], b: readonly Frame[]): string | null {
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const fa = a[i], fb = b[i];
+    const fa = a[i],
+      fb = b[i];
     if (!fa || !fb) return `frame ${i}: only one transcript has it (${a.length} vs ${b.length} frames)`;
-    if (fa.channel !== fb.channel || fa.phase !== fb.phase || fa.dir !== fb.dir) return `frame ${i}: ${fa.dir} ${fa.channel}/${fa.phase} vs ${fb.dir} ${fb.channel}/${fb.phase}`;
+    if (fa.channel !== fb.channel || fa.phase !== fb.phase || fa.dir !== fb.dir)
+      return `frame ${i}: ${fa.dir} ${fa.channel}/${fa.phase} vs ${fb.dir} ${fb.channel}/${fb.phase}`;
     const at = bytesEqual(fa.bytes, fb.bytes);
-    if (at >= 0) return `frame ${i} (${fa.channel}, ${fa.phase}, ${fa.bytes.length} vs ${fb.bytes.length} bytes): first difference at byte ${at}`;
+    if (at >= 0)
+      return `frame ${i} (${fa.channel}, ${fa.phase}, ${fa.bytes.length} vs ${fb.bytes.length} bytes): first difference at byte ${at}`;
   }
   return null;
 }
@@ -86,7 +97,8 @@ export function secretWords(...vs: R64[]): Set<string> {
   const s = new Set<string>();
   for (const v of vs) {
     for (let i = 0; i < v.lo.length; i++) {
-      const hi = v.hi[i]! | 0, lo = v.lo[i]!;
+      const hi = v.hi[i]! | 0,
+        lo = v.lo[i]!;
       if ((hi === 0 && lo < 65536) || (hi === -1 && lo > 0xffff0000)) continue;
       s.add(key(lo, hi));
     }
@@ -99,7 +111,8 @@ export function leakedWords(frames: readonly Uint8Array[], secrets: Set<string>)
   const hits: { frame: number; offset: number }[] = [];
   frames.forEach((f, k) => {
     const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
-    for (let o = 0; o + 8 <= f.byteLength; o++) if (secrets.has(key(dv.getUint32(o, true), dv.getUint32(o + 4, true)))) hits.push({ frame: k, offset: o });
+    for (let o = 0; o + 8 <= f.byteLength; o++)
+      if (secrets.has(key(dv.getUint32(o, true), dv.getUint32(o + 4, true)))) hits.push({ frame: k, offset: o });
   });
   return hits;
 }

@@ -16,7 +16,8 @@ test('ringAvgPool equals RingConv2d with unit depthwise weights (stride, padding
     const x = r64Random(g.inShape[0] * g.inShape[1] * g.inShape[2]);
     const conv = new RingConv2d('pool', new Float64Array(g.outShape[0] * g.kernel ** 2).fill(1), g);
     try {
-      const want = conv.apply(x), got = ringAvgPool(x, g);
+      const want = conv.apply(x),
+        got = ringAvgPool(x, g);
       assert.deepEqual(got.lo, want.lo, JSON.stringify(g));
       assert.deepEqual(got.hi, want.hi, JSON.stringify(g));
     } finally {

@@ -24,12 +24,24 @@ export interface Browser {
 export async function launchBrowser(certPem: string): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'deepreduce-chromium-'));
   const args = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`,
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    `--ignore-certificate-errors-spki-list=${spkiHash(certPem)}`,
   ];
   let context: BrowserContext;
   try {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args, timeout: 60_000 });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args,
+      timeout: 60_000,
+    });
   } catch (e) {
     rmSync(profile, { recursive: true, force: true });
     throw e;
@@ -37,7 +49,11 @@ export async function launchBrowser(certPem: string): Promise<Browser> {
   return {
     context,
     close: async () => {
-      try { await context.close(); } finally { rmSync(profile, { recursive: true, force: true }); }
+      try {
+        await context.close();
+      } finally {
+        rmSync(profile, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -12,15 +12,33 @@ interface Bundle {
   outputFiles: { path: string; text: string }[];
 }
 type BundleWeb = (o: { entry?: string; write?: boolean; outdir?: string }) => Promise<Bundle>;
-const { bundleWeb } = await import(pathToFileURL(resolve('scripts', 'build-web.mjs')).href) as { bundleWeb: BundleWeb };
+const { bundleWeb } = (await import(pathToFileURL(resolve('scripts', 'build-web.mjs')).href)) as {
+  bundleWeb: BundleWeb;
+};
 
 test('the page bundles for the browser: the noble backend in, node:crypto out, no node: import left', async () => {
   const r = await bundleWeb({ write: false });
   const inputs = Object.keys(r.metafile.inputs);
-  assert.ok(inputs.some((f) => f.endsWith('src/pi/crypto/platform.browser.ts')), 'the browser crypto backend is bundled');
+  assert.ok(
+    inputs.some((f) => f.endsWith('src/pi/crypto/platform.browser.ts')),
+    'the browser crypto backend is bundled',
+  );
   assert.ok(!inputs.some((f) => f.endsWith('src/pi/crypto/platform.ts')), 'the Node crypto backend is not');
-  for (const m of ['src/pi/protocol.ts', 'src/pi/transport/ws.ts', 'src/pi/linear/he/preprocess.ts', 'src/pi/relu/ot/protocol.ts', 'src/pi/millionaire/millionaire.ts', 'src/pi/ot/kkot.ts', 'src/pi/ot/iknp.ts', 'src/pi/relu/gc/protocol.ts', 'src/pi/plan.ts']) {
-    assert.ok(inputs.some((f) => f.endsWith(m)), `${m} is in the client graph`);
+  for (const m of [
+    'src/pi/protocol.ts',
+    'src/pi/transport/ws.ts',
+    'src/pi/linear/he/preprocess.ts',
+    'src/pi/relu/ot/protocol.ts',
+    'src/pi/millionaire/millionaire.ts',
+    'src/pi/ot/kkot.ts',
+    'src/pi/ot/iknp.ts',
+    'src/pi/relu/gc/protocol.ts',
+    'src/pi/plan.ts',
+  ]) {
+    assert.ok(
+      inputs.some((f) => f.endsWith(m)),
+      `${m} is in the client graph`,
+    );
   }
   for (const m of ['src/pi/node/', 'src/engine/']) {
     assert.ok(!inputs.some((f) => f.includes(m)), `${m} stays out of the client graph`);

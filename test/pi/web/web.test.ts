@@ -4,7 +4,7 @@
 // received transcript of a browser session equals a Node client's with the same coins; a closed tab frees its session.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -45,8 +45,18 @@ before(async () => {
   const fm = loadDataset('fashion-mnist', 'test');
   manualSeed(5);
   // A tiny random-weight ResNet on Fashion-MNIST's input (28x28 grey padded to 32): ~1.5K ReLUs keeps Chromium's CPU modest.
-  const net = buildNetwork(specFor('resnet20', { alpha: 0.125, rho: 0.25, inputSize: 32, inChannels: 1, numClasses: 10 })).eval();
-  model = compilePlan(net, { input: { mean: fm.mean, std: fm.std, padFrom: 28, dataset: 'fashion-mnist', ...(fm.classNames ? { classNames: fm.classNames } : {}) } });
+  const net = buildNetwork(
+    specFor('resnet20', { alpha: 0.125, rho: 0.25, inputSize: 32, inChannels: 1, numClasses: 10 }),
+  ).eval();
+  model = compilePlan(net, {
+    input: {
+      mean: fm.mean,
+      std: fm.std,
+      padFrom: 28,
+      dataset: 'fashion-mnist',
+      ...(fm.classNames ? { classNames: fm.classNames } : {}),
+    },
+  });
   net.dispose();
   gallery = datasetGallery('fashion-mnist', 3);
   const S = await identity('web-server');
@@ -65,7 +75,16 @@ before(async () => {
     },
   });
   tcp = await servePi(model, { port: 0, security: serverSecurity(S), pool, onError: (e) => errors.push(e.message) });
-  web = await serveWeb({ port: 0, tls: { cert: S.cert, key: S.key }, pool, preprocess: 'he', relu: RELU, gallery, testHooks: true, onError: (e) => errors.push(e.message) });
+  web = await serveWeb({
+    port: 0,
+    tls: { cert: S.cert, key: S.key },
+    pool,
+    preprocess: 'he',
+    relu: RELU,
+    gallery,
+    testHooks: true,
+    onError: (e) => errors.push(e.message),
+  });
   browser = await launchBrowser(S.cert);
 });
 
@@ -112,17 +131,26 @@ test('the page classifies 3 gallery images privately with the OT ReLU: the class
       const ref = referenceForward(model, quantize(galleryInput(i), model.plan.fixed.f));
       // the reference's top two logits are far enough apart for the secure class to be determined
       const sorted = Array.from(ref.logits).sort((x, y) => y - x);
-      assert.ok(sorted[0]! - sorted[1]! > 2 * TOL, `image ${i}: top-2 gap ${sorted[0]! - sorted[1]!} of the test model is too small for this check`);
+      assert.ok(
+        sorted[0]! - sorted[1]! > 2 * TOL,
+        `image ${i}: top-2 gap ${sorted[0]! - sorted[1]!} of the test model is too small for this check`,
+      );
       assert.equal(got.class, argmax(cli.logits), `image ${i}: browser class vs CLI class`);
       assert.equal(got.class, argmax(ref.logits), `image ${i}: browser class vs the plan's fixed-point reference`);
-      for (const [who, l] of [['browser', got.logits], ['CLI', Array.from(cli.logits)]] as const) {
+      for (const [who, l] of [
+        ['browser', got.logits],
+        ['CLI', Array.from(cli.logits)],
+      ] as const) {
         const err = Math.max(...l.map((v, k) => Math.abs(v - ref.logits[k]!)));
         assert.ok(err <= TOL, `image ${i}: ${who} logits differ from the reference by ${err}`);
       }
     }
-    assert.match(await page.locator('#result-class').textContent() ?? '', /^Predicted: \S/);
-    assert.match(await page.locator('#server-saw').textContent() ?? '', /never saw the image/);
-    assert.match(await page.locator('#cost').textContent() ?? '', /Latency: [\d.]+ s .* sent [\d.]+ MB, received [\d.]+ MB/);
+    assert.match((await page.locator('#result-class').textContent()) ?? '', /^Predicted: \S/);
+    assert.match((await page.locator('#server-saw').textContent()) ?? '', /never saw the image/);
+    assert.match(
+      (await page.locator('#cost').textContent()) ?? '',
+      /Latency: [\d.]+ s .* sent [\d.]+ MB, received [\d.]+ MB/,
+    );
     assert.equal(await page.locator('#progress').getAttribute('value'), '1');
     await page.screenshot({ path: join(OUT, 'classified.png'), fullPage: true });
   } finally {
@@ -134,14 +162,23 @@ test('bad input: a non-image file, an undecodable image, a non-square image: cle
   const page = await openPage();
   try {
     const cases: [{ name: string; mimeType: string; buffer: Buffer }, RegExp][] = [
-      [{ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') }, /'notes\.txt' is a text\/plain file, not an image/],
-      [{ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('\x89PNG\r\n\x1a\n garbage') }, /'broken\.png' is not an image this browser can decode/],
-      [{ name: 'wide.png', mimeType: 'image/png', buffer: PNG.sync.write(new PNG({ width: 60, height: 20 })) }, /'wide\.png' is 60x20, too far from square/],
+      [
+        { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') },
+        /'notes\.txt' is a text\/plain file, not an image/,
+      ],
+      [
+        { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('\x89PNG\r\n\x1a\n garbage') },
+        /'broken\.png' is not an image this browser can decode/,
+      ],
+      [
+        { name: 'wide.png', mimeType: 'image/png', buffer: PNG.sync.write(new PNG({ width: 60, height: 20 })) },
+        /'wide\.png' is 60x20, too far from square/,
+      ],
     ];
     for (const [file, re] of cases) {
       await page.setInputFiles('#file', file);
       await page.waitForSelector('body[data-state="input-error"]');
-      assert.match(await page.getByRole('alert').first().textContent() ?? '', re);
+      assert.match((await page.getByRole('alert').first().textContent()) ?? '', re);
       assert.equal(await page.getByRole('button', { name: 'Classify privately' }).isDisabled(), true);
     }
   } finally {
@@ -157,9 +194,15 @@ test('a crafted client sending an input share one element short: the server refu
     await page.waitForSelector('body[data-state="ready"]');
     await page.getByRole('button', { name: 'Classify privately' }).click();
     await page.waitForSelector('body[data-state="error"]', { timeout: SESSION_MS });
-    assert.match(await page.locator('#run-error').textContent() ?? '', /rejected a message of this client as malformed .* \[MALFORMED\]/);
+    assert.match(
+      (await page.locator('#run-error').textContent()) ?? '',
+      /rejected a message of this client as malformed .* \[MALFORMED\]/,
+    );
     const size = model.plan.ops[0]!.size;
-    assert.ok(errors.slice(n).some((e) => e.includes(`online: input share: expected ${8 * size} bytes, got ${8 * size - 8}`)), errors.slice(n).join('\n'));
+    assert.ok(
+      errors.slice(n).some((e) => e.includes(`online: input share: expected ${8 * size} bytes, got ${8 * size - 8}`)),
+      errors.slice(n).join('\n'),
+    );
   } finally {
     await page.close();
   }
@@ -196,13 +239,18 @@ test("closing the tab mid-session aborts the server's session and releases its s
   await page.waitForSelector('body[data-state="ready"]');
   await page.getByRole('button', { name: 'Classify privately' }).click();
   // wait until the session is in its offline phase on the server
-  for (let i = 0; i < 600 && !pool.sessions().some((s) => s.phase === 'offline'); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 600 && !pool.sessions().some((s) => s.phase === 'offline'); i++)
+    await new Promise((r) => setTimeout(r, 50));
   assert.equal(pool.sessions().length, 1);
   await page.close();
-  for (let i = 0; i < 200 && (pool.sessions().length || web.connections); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && (pool.sessions().length || web.connections); i++)
+    await new Promise((r) => setTimeout(r, 50));
   assert.equal(pool.sessions().length, 0, 'live sessions after the tab closed');
   assert.equal(web.connections, 0, 'open WebSocket connections after the tab closed');
-  assert.ok(errors.some((e) => /peer closed the connection/.test(e)), errors.join('\n'));
+  assert.ok(
+    errors.some((e) => /peer closed the connection/.test(e)),
+    errors.join('\n'),
+  );
   for (let i = 0; i < 20 && states.some((w) => w.deref()); i++) {
     await new Promise((r) => setTimeout(r, 50));
     gc();

@@ -28,7 +28,9 @@ export const SESSION_RE = /^[0-9a-f]{32}$/;
 /** Checks a session id (32 lowercase hex digits = 16 bytes); returns it. */
 export function checkSessionId(id: unknown, what: string): string {
   if (typeof id !== 'string' || !SESSION_RE.test(id)) {
-    throw malformed(`${what}: malformed session id ${JSON.stringify(id)?.slice(0, 80)} (expected 32 lowercase hex digits)`);
+    throw malformed(
+      `${what}: malformed session id ${JSON.stringify(id)?.slice(0, 80)} (expected 32 lowercase hex digits)`,
+    );
   }
   return id;
 }
@@ -49,8 +51,13 @@ export function modelFingerprint(model: ServerModel): string {
     if (!layer) throw new Error(`model: plan op ${s.op} (${s.name}) has no secret layer`);
     const seed = cryptoBackend.sha256(`deepreduce-pi fingerprint ${s.op}`).slice(0, 16);
     const u = new Prg(seed).bytes(8 * s.inSize);
-    const w = new Uint32Array(u.buffer, u.byteOffset, 2 * s.inSize), lo = new Uint32Array(s.inSize), hi = new Uint32Array(s.inSize);
-    for (let i = 0; i < s.inSize; i++) { lo[i] = w[2 * i]!; hi[i] = w[2 * i + 1]!; }
+    const w = new Uint32Array(u.buffer, u.byteOffset, 2 * s.inSize),
+      lo = new Uint32Array(s.inSize),
+      hi = new Uint32Array(s.inSize);
+    for (let i = 0; i < s.inSize; i++) {
+      lo[i] = w[2 * i]!;
+      hi[i] = w[2 * i + 1]!;
+    }
     parts.push(r64ToBytes(layer.linear.apply({ lo, hi })));
   }
   f = toHex(cryptoBackend.sha256(...parts)).slice(0, 16);
@@ -61,13 +68,23 @@ export function modelFingerprint(model: ServerModel): string {
 export const HELLO_MAX_BYTES = 4096;
 
 /** Receive limits on a dealer link whose largest legitimate frame is `max`. */
-export const limitsFor = (max: number, state: string) => ({ maxFrameBytes: Math.max(max, ERROR_FRAME_MAX), maxBufferedBytes: 2 * Math.max(max, ERROR_FRAME_MAX) + 65536, state });
+export const limitsFor = (max: number, state: string) => ({
+  maxFrameBytes: Math.max(max, ERROR_FRAME_MAX),
+  maxBufferedBytes: 2 * Math.max(max, ERROR_FRAME_MAX) + 65536,
+  state,
+});
 
 /**
  * Opens the dealer channel for one session and sends the hello (the dealer's first reply is data or an error). The
  * channel accepts frames up to the largest share the dealer sends for this plan (8 bytes per output element).
  */
-export async function joinDealer(link: DealerLink, role: DealerRole, session: string, model: { plan: PublicPlan; weights?: string }, idleMs = 0): Promise<Channel> {
+export async function joinDealer(
+  link: DealerLink,
+  role: DealerRole,
+  session: string,
+  model: { plan: PublicPlan; weights?: string },
+  idleMs = 0,
+): Promise<Channel> {
   let ch: Channel;
   try {
     ch = await link(role);
@@ -77,7 +94,12 @@ export async function joinDealer(link: DealerLink, role: DealerRole, session: st
   }
   const maxOut = Math.max(0, ...linearShapes(model.plan).map((s) => 8 * s.outSize));
   ch.setLimits({ ...limitsFor(maxOut, 'from the dealer'), idleMs });
-  ch.sendJson({ protocol: DEALER_PROTOCOL, role, session, plan: model.plan.digest, ...(model.weights ? { weights: model.weights } : {}) } satisfies DealerHello);
+  ch.sendJson({
+    protocol: DEALER_PROTOCOL,
+    role,
+    session,
+    plan: model.plan.digest,
+    ...(model.weights ? { weights: model.weights } : {}),
+  } satisfies DealerHello);
   return ch;
 }
-

@@ -8,7 +8,8 @@ import { recvChecked } from '../../wire.js';
 import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from '../index.js';
 
 function dealerOf(ctx: PreprocessContext, role: string): Channel {
-  if (!ctx.dealer) throw new Error(`${role}: preprocessing 'dealer' needs a channel to the dealer, and this session has none`);
+  if (!ctx.dealer)
+    throw new Error(`${role}: preprocessing 'dealer' needs a channel to the dealer, and this session has none`);
   return ctx.dealer;
 }
 
@@ -35,7 +36,8 @@ export class DealerPreprocessor implements Preprocessor {
   }
   async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
     const d = dealerOf(ctx, 'client');
-    if (c.lo.length !== shape.inSize) throw new Error(`dealer: ${shape.name}: mask has ${c.lo.length} elements, expected ${shape.inSize}`);
+    if (c.lo.length !== shape.inSize)
+      throw new Error(`dealer: ${shape.name}: mask has ${c.lo.length} elements, expected ${shape.inSize}`);
     d.send(r64ToBytes(c));
     const what = `dealer: M c - s for ${shape.name}`;
     return r64FromBytes(await recvChecked(d, what, 8 * shape.outSize), shape.outSize, what);
@@ -43,9 +45,17 @@ export class DealerPreprocessor implements Preprocessor {
 }
 
 /** The dealer's half of DealerPreprocessor for one layer (server and client are the dealer's channels to them). */
-export async function dealLayer(server: Channel, client: Channel, shape: LinearShape, layer: RingLinear, random: Random): Promise<void> {
+export async function dealLayer(
+  server: Channel,
+  client: Channel,
+  shape: LinearShape,
+  layer: RingLinear,
+  random: Random,
+): Promise<void> {
   if (layer.inSize !== shape.inSize || layer.outSize !== shape.outSize) {
-    throw new Error(`dealer: ${shape.name}: layer is ${layer.inSize} -> ${layer.outSize}, the plan says ${shape.inSize} -> ${shape.outSize}`);
+    throw new Error(
+      `dealer: ${shape.name}: layer is ${layer.inSize} -> ${layer.outSize}, the plan says ${shape.inSize} -> ${shape.outSize}`,
+    );
   }
   const s = randomR64(random, shape.outSize);
   server.send(r64ToBytes(s));
@@ -53,4 +63,3 @@ export async function dealLayer(server: Channel, client: Channel, shape: LinearS
   const c = r64FromBytes(await recvChecked(client, what, 8 * shape.inSize), shape.inSize, what);
   client.send(r64ToBytes(r64Sub(layer.apply(c), s)));
 }
-

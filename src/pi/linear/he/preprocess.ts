@@ -13,11 +13,40 @@
 // flooding) come from the party's injected randomness (ctx.random), so tests can fix them.
 import { noiseBudget, HE_PARAMS, type HeParams } from '../../he/params.js';
 import { HeEngine } from '../../he/kernels.js';
-import { convGeometry, fcGeometry, choosePacking, ConvLayout, DEFAULT_COST, type PackingCostModel, type LinearGeometry, type Packing } from '../../he/layout.js';
-import { decryptResponse, encryptUploads, keyGen, loadPublicKey, respond, type InputCt, type PublicKeyData, type SecretKey, type ServerPublicKey, type SparsePlain } from '../../he/rlwe.js';
+import {
+  convGeometry,
+  fcGeometry,
+  choosePacking,
+  ConvLayout,
+  DEFAULT_COST,
+  type PackingCostModel,
+  type LinearGeometry,
+  type Packing,
+} from '../../he/layout.js';
+import {
+  decryptResponse,
+  encryptUploads,
+  keyGen,
+  loadPublicKey,
+  respond,
+  type InputCt,
+  type PublicKeyData,
+  type SecretKey,
+  type ServerPublicKey,
+  type SparsePlain,
+} from '../../he/rlwe.js';
 import { randomSeed, Xof } from '../../he/sample.js';
 import {
-  publicKeyBytes, readPublicKey, readResponses, readUpload, responsesBytes, uploadBytes, writePublicKey, writeResponses, writeUpload, type ResponseCts,
+  publicKeyBytes,
+  readPublicKey,
+  readResponses,
+  readUpload,
+  responsesBytes,
+  uploadBytes,
+  writePublicKey,
+  writeResponses,
+  writeUpload,
+  type ResponseCts,
 } from '../../he/serialize.js';
 import type { Poly } from '../../he/kernels.js';
 import type { R64 } from '../../fixed.js';
@@ -30,16 +59,19 @@ import type { LinearShape, PendingLinear, PreprocessContext, Preprocessor } from
 const now = () => globalThis.performance.now();
 
 /** Lets other sessions and I/O run between output groups (a macrotask, not a microtask). */
-const yieldToLoop = () => new Promise<void>((r) => {
-  const si = (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate;
-  if (si) si(r);
-  else setTimeout(r, 0);
-});
+const yieldToLoop = () =>
+  new Promise<void>((r) => {
+    const si = (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate;
+    if (si) si(r);
+    else setTimeout(r, 0);
+  });
 
 function geometryOf(shape: LinearShape): LinearGeometry {
   const g = shape.geom ? convGeometry(shape.geom) : fcGeometry(shape.inSize, shape.outSize);
   if (g.C * g.H * g.W !== shape.inSize || g.O * g.Ho * g.Wo !== shape.outSize) {
-    throw new Error(`he: ${shape.name}: geometry ${g.C}x${g.H}x${g.W} -> ${g.O}x${g.Ho}x${g.Wo} does not match ${shape.inSize} -> ${shape.outSize} elements`);
+    throw new Error(
+      `he: ${shape.name}: geometry ${g.C}x${g.H}x${g.W} -> ${g.O}x${g.Ho}x${g.Wo} does not match ${shape.inSize} -> ${shape.outSize} elements`,
+    );
   }
   return g;
 }
@@ -54,7 +86,11 @@ function parsed<T>(ch: Channel, read: () => T): T {
 }
 
 /** The packing's noise budget holds and the noise region fits the flooding kernel (<= 128 bits). */
-function budgetFits(p: HeParams, taps: number, maxWeight: number): { ok: boolean; floodBits: number; marginBits: number } {
+function budgetFits(
+  p: HeParams,
+  taps: number,
+  maxWeight: number,
+): { ok: boolean; floodBits: number; marginBits: number } {
   const b = noiseBudget(p, taps * maxWeight);
   return { ok: b.marginBits > 0 && b.floodBits <= 128, floodBits: b.floodBits, marginBits: b.marginBits };
 }
@@ -101,7 +137,8 @@ export interface HeParallel {
 /** The uploads (c0 and the expanded a of each, NTT domain) copied into the engine's scratch memory. */
 export function loadInputs(e: HeEngine, c0s: readonly Uint32Array[], as: readonly Uint32Array[]): InputCt[] {
   return c0s.map((c0, j) => {
-    const a = e.poly(e.L, false), c = e.poly(e.L, false);
+    const a = e.poly(e.L, false),
+      c = e.poly(e.L, false);
     e.words(c).set(c0);
     e.words(a).set(as[j]!);
     return { c0: c, a };
@@ -112,14 +149,29 @@ export function loadInputs(e: HeEngine, c0s: readonly Uint32Array[], as: readonl
  * The responses of output group `og`: per tile, sum over input groups of upload x kernel (the kernels transformed
  * here), re-randomised, masked by -s, flooded and switched down (rlwe.ts respond).
  */
-export function groupResponses(e: HeEngine, pk: ServerPublicKey, L: ConvLayout, weights: Float64Array, inputs: readonly InputCt[], og: number, s: R64, floodBits: number, rand: Random): ResponseCts[] {
-  const n = e.n, m = e.mark();
+export function groupResponses(
+  e: HeEngine,
+  pk: ServerPublicKey,
+  L: ConvLayout,
+  weights: Float64Array,
+  inputs: readonly InputCt[],
+  og: number,
+  s: R64,
+  floodBits: number,
+  rand: Random,
+): ResponseCts[] {
+  const n = e.n,
+    m = e.mark();
   try {
     const kernels: (Poly | null)[] = [];
     const scratch = e.alloc(4 * n);
     for (let ig = 0; ig < L.inGroups; ig++) {
-      if (!L.live[ig]![og]) { kernels.push(null); continue; }
-      const poly = e.poly(e.L, false), k = e.i32(scratch, n);
+      if (!L.live[ig]![og]) {
+        kernels.push(null);
+        continue;
+      }
+      const poly = e.poly(e.L, false),
+        k = e.i32(scratch, n);
       k.fill(0);
       L.kernel(ig, og, weights, k);
       e.small(poly, scratch, false);
@@ -129,12 +181,16 @@ export function groupResponses(e: HeEngine, pk: ServerPublicKey, L: ConvLayout, 
     const cts: ResponseCts[] = [];
     for (let tile = 0; tile < L.tiles; tile++) {
       const terms: [InputCt, Poly][] = [];
-      kernels.forEach((k, ig) => { if (k) terms.push([inputs[tile * L.inGroups + ig]!, k]); });
+      kernels.forEach((k, ig) => {
+        if (k) terms.push([inputs[tile * L.inGroups + ig]!, k]);
+      });
       const { idx, src } = L.output(tile, og);
-      const mLo = new Uint32Array(src.length), mHi = new Uint32Array(src.length);
+      const mLo = new Uint32Array(src.length),
+        mHi = new Uint32Array(src.length);
       for (let j = 0; j < src.length; j++) {
         // -s mod 2^64
-        const lo = s.lo[src[j]!]!, hi = s.hi[src[j]!]!;
+        const lo = s.lo[src[j]!]!,
+          hi = s.hi[src[j]!]!;
         mLo[j] = -lo >>> 0;
         mHi[j] = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
       }
@@ -165,7 +221,9 @@ export class HePreprocessor implements Preprocessor {
     this.cost = o.cost ?? DEFAULT_COST;
   }
 
-  lastComputeMs(): number { return this.computeMs; }
+  lastComputeMs(): number {
+    return this.computeMs;
+  }
 
   /**
    * A layer's packing, a function of the plan (the option's, else the cost model's; cached: maxMessageBytes, client()
@@ -173,10 +231,22 @@ export class HePreprocessor implements Preprocessor {
    */
   private readonly packings = new Map<string, Packing>();
   private packingOf(shape: LinearShape, g: LinearGeometry): Packing {
-    const p = this.params, key = `${shape.op}:${shape.name}`;
+    const p = this.params,
+      key = `${shape.op}:${shape.name}`;
     let pk = this.packings.get(key);
     if (!pk) {
-      pk = this.o.packing?.(shape, g) ?? choosePacking(g, p.n, p.primes.length, p.c1Bits, p.c0Bits, (taps) => budgetFits(p, taps, shape.maxWeight).ok, this.cost, shape.name).pk;
+      pk =
+        this.o.packing?.(shape, g) ??
+        choosePacking(
+          g,
+          p.n,
+          p.primes.length,
+          p.c1Bits,
+          p.c0Bits,
+          (taps) => budgetFits(p, taps, shape.maxWeight).ok,
+          this.cost,
+          shape.name,
+        ).pk;
       this.packings.set(key, pk);
     }
     return pk;
@@ -186,10 +256,18 @@ export class HePreprocessor implements Preprocessor {
    * Frame limits, from the plan's packings (both parties compute the same): to the server, the public key and the
    * largest upload (a flight: the key and two uploads); to the client, the largest response message.
    */
-  maxMessageBytes(shapes: readonly LinearShape[]): { toServer: number; toClient: number; flightToServer: number; flightToClient: number } {
+  maxMessageBytes(shapes: readonly LinearShape[]): {
+    toServer: number;
+    toClient: number;
+    flightToServer: number;
+    flightToClient: number;
+  } {
     if (!shapes.length) return { toServer: 0, toClient: 0, flightToServer: 0, flightToClient: 0 };
     const p = this.params;
-    let toServer = publicKeyBytes(p), toClient = 0, flightToClient = 0, upload = 0;
+    let toServer = publicKeyBytes(p),
+      toClient = 0,
+      flightToClient = 0,
+      upload = 0;
     for (const shape of shapes) {
       const g = geometryOf(shape);
       const L = new ConvLayout(g, this.packingOf(shape, g), p.n, shape.name);
@@ -198,7 +276,10 @@ export class HePreprocessor implements Preprocessor {
       // the server sends a layer's groups without waiting (faster still with worker threads): one flight
       let layer = 0;
       for (let og = 0; og < L.outGroups; og++) {
-        const b = responsesBytes(p, Array.from({ length: L.tiles }, (_, t) => L.output(t, og).idx.length));
+        const b = responsesBytes(
+          p,
+          Array.from({ length: L.tiles }, (_, t) => L.output(t, og).idx.length),
+        );
         toClient = Math.max(toClient, b);
         layer += b;
       }
@@ -211,19 +292,25 @@ export class HePreprocessor implements Preprocessor {
   private count(shape: LinearShape): void {
     this.decrypted += shape.outSize;
     const max = 2 ** this.params.sessionCoeffBits;
-    if (this.decrypted > max) throw new Error(`he: ${shape.name}: the session would decrypt ${this.decrypted} coefficients, more than the flooding covers (${max})`);
+    if (this.decrypted > max)
+      throw new Error(
+        `he: ${shape.name}: the session would decrypt ${this.decrypted} coefficients, more than the flooding covers (${max})`,
+      );
   }
 
   private getEngine(): Promise<HeEngine> {
     return (this.engine ??= HeEngine.create(this.params).then((e) => (this.created = e)));
   }
 
-  heldBytes(): number { return this.created?.memoryBytes ?? 0; }
+  heldBytes(): number {
+    return this.created?.memoryBytes ?? 0;
+  }
 
   // ---------------------------------------------------------------------------------------------- client
 
   async client(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<R64> {
-    const started = await this.clientStart(ctx, shape, c), ms = this.computeMs;
+    const started = await this.clientStart(ctx, shape, c),
+      ms = this.computeMs;
     const out = await started.finish();
     this.computeMs += ms;
     return out;
@@ -231,7 +318,8 @@ export class HePreprocessor implements Preprocessor {
 
   /** Encrypts the layer's input share and sends it; finish() reads and decrypts the responses. */
   async clientStart(ctx: PreprocessContext, shape: LinearShape, c: R64): Promise<PendingLinear> {
-    const p = this.params, e = await this.getEngine();
+    const p = this.params,
+      e = await this.getEngine();
     const t = now();
     if (!this.sk) {
       const { sk, pk } = await keyGen(e, ctx.random);
@@ -239,7 +327,8 @@ export class HePreprocessor implements Preprocessor {
       ctx.peer.send(writePublicKey(p, pk.seed, pk.p0));
     }
     const g = geometryOf(shape);
-    if (c.lo.length !== shape.inSize) throw new Error(`he: ${shape.name}: input share has ${c.lo.length} elements, expected ${shape.inSize}`);
+    if (c.lo.length !== shape.inSize)
+      throw new Error(`he: ${shape.name}: input share has ${c.lo.length} elements, expected ${shape.inSize}`);
     this.count(shape);
     const pk = this.packingOf(shape, g);
     const layout = new ConvLayout(g, pk, p.n, shape.name);
@@ -258,19 +347,28 @@ export class HePreprocessor implements Preprocessor {
   }
 
   private async clientFinish(ctx: PreprocessContext, shape: LinearShape, layout: ConvLayout): Promise<R64> {
-    const p = this.params, e = await this.getEngine();
-    let t = now(), ms = 0;
+    const p = this.params,
+      e = await this.getEngine();
+    let t = now(),
+      ms = 0;
     const out: R64 = { lo: new Uint32Array(shape.outSize), hi: new Uint32Array(shape.outSize) };
-    const kept = Array.from({ length: layout.responses }, (_, j) => layout.output(j % layout.tiles, Math.floor(j / layout.tiles)));
+    const kept = Array.from({ length: layout.responses }, (_, j) =>
+      layout.output(j % layout.tiles, Math.floor(j / layout.tiles)),
+    );
     const what = `he responses for ${shape.name}`;
-    for (let got = 0; got < layout.responses;) {
+    for (let got = 0; got < layout.responses; ) {
       const msg = await ctx.peer.recvBytes(what);
       t = now();
-      const cts = parsed(ctx.peer, () => readResponses(msg, p, shape.op, what, got, layout.responses - got, (j) => kept[j]!.idx.length));
+      const cts = parsed(ctx.peer, () =>
+        readResponses(msg, p, shape.op, what, got, layout.responses - got, (j) => kept[j]!.idx.length),
+      );
       cts.forEach((ct, k) => {
         const { idx, src } = kept[got + k]!;
         const v = decryptResponse(e, this.sk!, ct, idx);
-        for (let j = 0; j < src.length; j++) { out.lo[src[j]!] = v.lo[j]!; out.hi[src[j]!] = v.hi[j]!; }
+        for (let j = 0; j < src.length; j++) {
+          out.lo[src[j]!] = v.lo[j]!;
+          out.hi[src[j]!] = v.hi[j]!;
+        }
       });
       got += cts.length;
       ms += now() - t;
@@ -282,7 +380,9 @@ export class HePreprocessor implements Preprocessor {
   // ---------------------------------------------------------------------------------------------- server
 
   async server(ctx: PreprocessContext, shape: LinearShape, layer: RingLinear): Promise<R64> {
-    const p = this.params, e = await this.getEngine(), n = p.n;
+    const p = this.params,
+      e = await this.getEngine(),
+      n = p.n;
     let ms = 0;
     if (!this.pk) {
       const what = 'he public key';
@@ -299,37 +399,59 @@ export class HePreprocessor implements Preprocessor {
     const what = `he upload for ${shape.name}`;
     // The packing is the plan's, computed here: the client's upload must declare exactly it (a packing of the client's
     // choice would decide which coefficients of c0 are sent and how many responses the server computes and sends).
-    const packing = this.packingOf(shape, g), L = new ConvLayout(g, packing, n, what);
+    const packing = this.packingOf(shape, g),
+      L = new ConvLayout(g, packing, n, what);
     const b = budgetFits(p, L.kernelTaps, shape.maxWeight);
-    if (!b.ok) throw new Error(`${what}: the plan's packing ${JSON.stringify(packing)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits)`);
-    if (2 * L.uploads * 4 * n * p.primes.length > this.cost.memory) throw new Error(`${what}: the plan's packing ${JSON.stringify(packing)} needs ${L.uploads} input ciphertexts, over the memory bound`);
+    if (!b.ok)
+      throw new Error(
+        `${what}: the plan's packing ${JSON.stringify(packing)} breaks the noise budget (margin ${b.marginBits.toFixed(2)} bits)`,
+      );
+    if (2 * L.uploads * 4 * n * p.primes.length > this.cost.memory)
+      throw new Error(
+        `${what}: the plan's packing ${JSON.stringify(packing)} needs ${L.uploads} input ciphertexts, over the memory bound`,
+      );
     onceEach(L, shape.outSize, what);
     const floodBits = b.floodBits;
     const msg = await ctx.peer.recvBytes(what);
     let t = now();
-    const up = parsed(ctx.peer, () => readUpload(msg, p, shape.op, what, (pk) => {
-      if (pk.th !== packing.th || pk.tw !== packing.tw || pk.cw !== packing.cw || pk.on !== packing.on) {
-        throw new Error(`${what}: packing ${JSON.stringify(pk)} is not the plan's ${JSON.stringify(packing)}`);
-      }
-      return L.uploads;
-    }));
+    const up = parsed(ctx.peer, () =>
+      readUpload(msg, p, shape.op, what, (pk) => {
+        if (pk.th !== packing.th || pk.tw !== packing.tw || pk.cw !== packing.cw || pk.on !== packing.on) {
+          throw new Error(`${what}: packing ${JSON.stringify(pk)} is not the plan's ${JSON.stringify(packing)}`);
+        }
+        return L.uploads;
+      }),
+    );
     const xof = await Xof.create(up.seed);
     const as = await Promise.all(up.c0s.map((_, j) => xof.uniform(j, p.primes, n)));
     // s uniform in Z_2^64; the responses carry -s.
     const s = randomR64(ctx.random, shape.outSize);
     // Output groups are independent: with worker threads, each takes every (T+1)-th group and this thread the rest;
     // the responses still go out in group order (the client reads them so).
-    const par = this.o.parallel && this.o.parallel.alive !== false && L.outGroups > 1 ? this.o.parallel : null, T = par ? par.threads + 1 : 1;
+    const par = this.o.parallel && this.o.parallel.alive !== false && L.outGroups > 1 ? this.o.parallel : null,
+      T = par ? par.threads + 1 : 1;
     const remote = new Map<number, Promise<ResponseCts[]>>();
     if (par) {
       const ogs = Array.from({ length: L.outGroups }, (_, og) => og).filter((og) => og % T !== 0);
       // own buffers only: structured cloning a view copies its whole buffer
-      const own = <T extends Uint32Array | Float64Array>(x: T): T => (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : (x.slice() as T));
+      const own = <T extends Uint32Array | Float64Array>(x: T): T =>
+        x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : (x.slice() as T);
       const job: HeLayerJob = {
-        name: shape.name, g, pk: packing, weights: own(weights), c0s: up.c0s.map(own), as: as.map(own), pub: { seed: this.pub!.seed.slice(), p0: own(this.pub!.p0) },
-        s: { lo: s.lo.slice(), hi: s.hi.slice() }, floodBits, seed: ctx.random.bytes(16),
+        name: shape.name,
+        g,
+        pk: packing,
+        weights: own(weights),
+        c0s: up.c0s.map(own),
+        as: as.map(own),
+        pub: { seed: this.pub!.seed.slice(), p0: own(this.pub!.p0) },
+        s: { lo: s.lo.slice(), hi: s.hi.slice() },
+        floodBits,
+        seed: ctx.random.bytes(16),
       };
-      par.groups(job, ogs).forEach((pr, k) => { pr.catch(() => {}); remote.set(ogs[k]!, pr); });
+      par.groups(job, ogs).forEach((pr, k) => {
+        pr.catch(() => {});
+        remote.set(ogs[k]!, pr);
+      });
     }
     const base = e.mark();
     try {
@@ -337,7 +459,10 @@ export class HePreprocessor implements Preprocessor {
       ms += now() - t;
       for (let og = 0; og < L.outGroups; og++) {
         t = now();
-        const cts = og % T === 0 ? groupResponses(e, this.pk, L, weights, inputs, og, s, floodBits, ctx.random) : await remote.get(og)!;
+        const cts =
+          og % T === 0
+            ? groupResponses(e, this.pk, L, weights, inputs, og, s, floodBits, ctx.random)
+            : await remote.get(og)!;
         ctx.peer.send(writeResponses(p, shape.op, og * L.tiles, cts));
         ms += now() - t;
         await yieldToLoop();
@@ -372,16 +497,20 @@ const checked = new WeakMap<RingLinear, number>();
  * tensor engine, for the browser client. */
 function weightsOf(layer: RingLinear, shape: LinearShape): Float64Array {
   const l = layer as RingLinear & { weight?: unknown; g?: ConvGeometry };
-  if (!(l.weight instanceof Float64Array)) throw new Error(`he: ${shape.name}: the server's layer has no integer weights`);
-  if (!!l.g !== !!shape.geom) throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
+  if (!(l.weight instanceof Float64Array))
+    throw new Error(`he: ${shape.name}: the server's layer has no integer weights`);
+  if (!!l.g !== !!shape.geom)
+    throw new Error(`he: ${shape.name}: the plan's op and the server's layer differ (conv / fc)`);
   const w = l.weight;
-  const g = shape.geom, want = g ? g.outShape[0] * (g.inShape[0] / g.groups) * g.kernel ** 2 : shape.inSize * shape.outSize;
+  const g = shape.geom,
+    want = g ? g.outShape[0] * (g.inShape[0] / g.groups) * g.kernel ** 2 : shape.inSize * shape.outSize;
   if (w.length !== want) {
     throw new Error(`he: ${shape.name}: ${w.length} weights do not match the plan's shape`);
   }
   if (checked.get(layer) !== shape.maxWeight) {
     for (let i = 0; i < w.length; i++) {
-      if (!(Math.abs(w[i]!) <= shape.maxWeight)) throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
+      if (!(Math.abs(w[i]!) <= shape.maxWeight))
+        throw new Error(`he: ${shape.name}: weight ${i} = ${w[i]} exceeds the plan's bound ${shape.maxWeight}`);
     }
     checked.set(layer, shape.maxWeight);
   }

@@ -21,9 +21,13 @@ export class StreamChannel extends ChannelBase {
   /** The peer's TLS identity (null on plain TCP). */
   readonly peer: PeerIdentity | null;
 
-  constructor(readonly socket: Socket, opts: ChannelOptions & { peer?: PeerIdentity } = {}) {
+  constructor(
+    readonly socket: Socket,
+    opts: ChannelOptions & { peer?: PeerIdentity } = {},
+  ) {
     super(opts);
-    this.name = opts.name ?? `${socket instanceof tls.TLSSocket ? 'tls' : 'tcp'} ${socket.remoteAddress}:${socket.remotePort}`;
+    this.name =
+      opts.name ?? `${socket instanceof tls.TLSSocket ? 'tls' : 'tcp'} ${socket.remoteAddress}:${socket.remotePort}`;
     this.peer = opts.peer ?? null;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.receiveBytes(chunk));
@@ -35,7 +39,12 @@ export class StreamChannel extends ChannelBase {
   private onEnd(): void {
     const t = this.reader.truncation();
     // A cut frame is the peer's malformed input; a clean close means the other party left.
-    this.fail(t ? new PiError('MALFORMED', `${this.name}: ${t}`) : new PiError('ABORTED', `${this.name}: peer closed the connection`), true);
+    this.fail(
+      t
+        ? new PiError('MALFORMED', `${this.name}: ${t}`)
+        : new PiError('ABORTED', `${this.name}: peer closed the connection`),
+      true,
+    );
   }
 
   protected write(data: Uint8Array): void {
@@ -57,7 +66,10 @@ export class StreamChannel extends ChannelBase {
     const s = this.socket;
     const kill = setTimeout(() => s.destroy(), 2000);
     kill.unref();
-    const done = () => { clearTimeout(kill); s.destroy(); };
+    const done = () => {
+      clearTimeout(kill);
+      s.destroy();
+    };
     if (s.readableEnded) {
       s.end(done);
       return;
@@ -76,7 +88,8 @@ export class StreamChannel extends ChannelBase {
       const done = (err?: Error) => {
         s.off('drain', ok);
         s.off('close', closed);
-        if (err) reject(err); else resolve();
+        if (err) reject(err);
+        else resolve();
       };
       const ok = () => done();
       const closed = () => done(new Error(`${this.name}: connection closed before queued data was sent`));
@@ -126,7 +139,10 @@ export function connectTcp(host: string, port: number, opts: ConnectOptions = {}
   return new Promise((resolve, reject) => {
     const s = connect({ host, port });
     const timer = withTimeout(s, opts.timeoutMs ?? 10000, `connect ${host}:${port}`, reject);
-    const onErr = (e: Error) => { clearTimeout(timer); reject(new Error(`connect ${host}:${port}: ${e.message}`)); };
+    const onErr = (e: Error) => {
+      clearTimeout(timer);
+      reject(new Error(`connect ${host}:${port}: ${e.message}`));
+    };
     s.once('error', onErr);
     s.once('connect', () => {
       clearTimeout(timer);
@@ -140,15 +156,26 @@ export function connectTcp(host: string, port: number, opts: ConnectOptions = {}
  * Connects over TLS 1.3 and verifies the server: against `ca` (chain and name), and/or its certificate's SHA-256
  * against `pin`. Without either it refuses to connect. Nothing is sent before the server is verified.
  */
-export function connectTls(host: string, port: number, cfg: TlsClientConfig, opts: ConnectOptions = {}): Promise<StreamChannel> {
+export function connectTls(
+  host: string,
+  port: number,
+  cfg: TlsClientConfig,
+  opts: ConnectOptions = {},
+): Promise<StreamChannel> {
   const what = `connect ${host}:${port}`;
   if (!cfg.ca && !cfg.pin) {
-    return Promise.reject(new Error(`${what}: refusing TLS without a way to verify the server: give its certificate (--server-cert FILE) or its fingerprint (--pin SHA256)`));
+    return Promise.reject(
+      new Error(
+        `${what}: refusing TLS without a way to verify the server: give its certificate (--server-cert FILE) or its fingerprint (--pin SHA256)`,
+      ),
+    );
   }
   const pin = cfg.pin ? checkPin(cfg.pin, 'pin') : null;
   return new Promise((resolve, reject) => {
     const s = tls.connect({
-      host, port, minVersion: 'TLSv1.3',
+      host,
+      port,
+      minVersion: 'TLSv1.3',
       ...(cfg.servername ? { servername: cfg.servername } : {}),
       ...(cfg.ca ? { ca: cfg.ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
       ...(cfg.cert && cfg.key ? { cert: cfg.cert, key: cfg.key } : {}),
@@ -157,7 +184,14 @@ export function connectTls(host: string, port: number, cfg: TlsClientConfig, opt
     const onErr = (e: Error) => {
       clearTimeout(timer);
       const bad = /certificate|self.signed|unable to verify|Hostname|IP:|altnames/i.test(e.message);
-      reject(bad ? new PiError('AUTH', `${what}: the server's certificate is not trusted: ${e.message} (check --server-cert / --pin)`) : new Error(`${what}: ${e.message}`));
+      reject(
+        bad
+          ? new PiError(
+              'AUTH',
+              `${what}: the server's certificate is not trusted: ${e.message} (check --server-cert / --pin)`,
+            )
+          : new Error(`${what}: ${e.message}`),
+      );
     };
     s.once('error', onErr);
     s.once('secureConnect', () => {
@@ -167,7 +201,12 @@ export function connectTls(host: string, port: number, cfg: TlsClientConfig, opt
       const fp = raw ? certFingerprint(raw) : null;
       if (pin && fp !== pin) {
         s.destroy();
-        reject(new PiError('AUTH', `${what}: the server's certificate has fingerprint ${fp ?? '(none)'}, not the pinned ${pin}`));
+        reject(
+          new PiError(
+            'AUTH',
+            `${what}: the server's certificate has fingerprint ${fp ?? '(none)'}, not the pinned ${pin}`,
+          ),
+        );
         return;
       }
       const invalid = pin && raw ? certValidityProblem(raw) : null;
@@ -176,13 +215,24 @@ export function connectTls(host: string, port: number, cfg: TlsClientConfig, opt
         reject(new PiError('AUTH', `${what}: the server's pinned certificate is refused: ${invalid}`));
         return;
       }
-      resolve(new StreamChannel(s, { ...opts, name: opts.name ?? `tls ${host}:${port}`, peer: { fingerprint: fp, verified: true } }));
+      resolve(
+        new StreamChannel(s, {
+          ...opts,
+          name: opts.name ?? `tls ${host}:${port}`,
+          peer: { fingerprint: fp, verified: true },
+        }),
+      );
     });
   });
 }
 
 /** connectTls or connectTcp, as `sec` says. */
-export function connectChannel(host: string, port: number, sec: ClientSecurity, opts: ConnectOptions = {}): Promise<StreamChannel> {
+export function connectChannel(
+  host: string,
+  port: number,
+  sec: ClientSecurity,
+  opts: ConnectOptions = {},
+): Promise<StreamChannel> {
   return 'tls' in sec ? connectTls(host, port, sec.tls, opts) : connectTcp(host, port, opts);
 }
 
@@ -240,7 +290,8 @@ export class AddressCount {
   private readonly held = new Map<string, number>();
   constructor(readonly max: number) {}
   take(address: string | undefined): (() => void) | null {
-    const a = address ?? '?', n = this.held.get(a) ?? 0;
+    const a = address ?? '?',
+      n = this.held.get(a) ?? 0;
     if (n >= this.max) return null;
     this.held.set(a, n + 1);
     let done = false;
@@ -248,7 +299,8 @@ export class AddressCount {
       if (done) return;
       done = true;
       const m = (this.held.get(a) ?? 1) - 1;
-      if (m) this.held.set(a, m); else this.held.delete(a);
+      if (m) this.held.set(a, m);
+      else this.held.delete(a);
     };
   }
   count(address: string): number {
@@ -261,11 +313,17 @@ export class AddressCount {
  * throws is reported to `onError` (default: stderr) and its channel is closed; the listener keeps serving.
  * `port` 0 picks an ephemeral port.
  */
-export function listenTcp(opts: ListenOptions, handler: (ch: StreamChannel) => Promise<void> | void): Promise<TcpListener> {
+export function listenTcp(
+  opts: ListenOptions,
+  handler: (ch: StreamChannel) => Promise<void> | void,
+): Promise<TcpListener> {
   const onError = opts.onError ?? ((err, ch) => process.stderr.write(`[pi] ${ch.name}: ${err.message}\n`));
   const onRefused = opts.onRefused ?? (() => {});
   const host = opts.host ?? '127.0.0.1';
-  const chOpts: ChannelOptions = { ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}), ...(opts.limits ? { limits: opts.limits } : {}) };
+  const chOpts: ChannelOptions = {
+    ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
+  };
   const run = (socket: Socket, peer?: PeerIdentity) => {
     const ch = new StreamChannel(socket, { ...chOpts, ...(peer ? { peer } : {}) });
     Promise.resolve()
@@ -277,17 +335,30 @@ export function listenTcp(opts: ListenOptions, handler: (ch: StreamChannel) => P
   const cfg = opts.tls;
   if (cfg) {
     if (cfg.clientAuth?.pins) cfg.clientAuth.pins.forEach((p, i) => checkPin(p, `clientAuth.pins[${i}]`));
-    const ts = tls.createServer({
-      cert: cfg.cert, key: cfg.key, minVersion: 'TLSv1.3', handshakeTimeout: opts.handshakeMs ?? 10000,
-      ...(cfg.clientAuth ? { requestCert: true, rejectUnauthorized: false, ...(cfg.clientAuth.ca ? { ca: cfg.clientAuth.ca } : {}) } : {}),
-    }, (s) => run(s, peerIdentity(s, cfg)));
-    ts.on('tlsClientError', (e, s) => { s.destroy(); onRefused(`TLS handshake failed: ${e.message}`); });
+    const ts = tls.createServer(
+      {
+        cert: cfg.cert,
+        key: cfg.key,
+        minVersion: 'TLSv1.3',
+        handshakeTimeout: opts.handshakeMs ?? 10000,
+        ...(cfg.clientAuth
+          ? { requestCert: true, rejectUnauthorized: false, ...(cfg.clientAuth.ca ? { ca: cfg.clientAuth.ca } : {}) }
+          : {}),
+      },
+      (s) => run(s, peerIdentity(s, cfg)),
+    );
+    ts.on('tlsClientError', (e, s) => {
+      s.destroy();
+      onRefused(`TLS handshake failed: ${e.message}`);
+    });
     server = ts;
   } else {
     server = createServer(); // run from the 'connection' handler below, after the per-address check
   }
   server.maxConnections = opts.maxConnections ?? 256;
-  server.on('drop', (d?: { remoteAddress?: string }) => onRefused(`more than ${server.maxConnections} connections (from ${d?.remoteAddress ?? '?'})`));
+  server.on('drop', (d?: { remoteAddress?: string }) =>
+    onRefused(`more than ${server.maxConnections} connections (from ${d?.remoteAddress ?? '?'})`),
+  );
   let open = 0;
   const perAddress = new AddressCount(opts.maxPerAddress ?? server.maxConnections);
   // 'connection' comes before the TLS handshake: the count holds for every connection, handshaking or not.
@@ -299,7 +370,10 @@ export function listenTcp(opts: ListenOptions, handler: (ch: StreamChannel) => P
       return;
     }
     open++;
-    s.once('close', () => { open--; release(); });
+    s.once('close', () => {
+      open--;
+      release();
+    });
     if (!cfg) run(s);
   });
   return new Promise((resolve, reject) => {
@@ -311,7 +385,9 @@ export function listenTcp(opts: ListenOptions, handler: (ch: StreamChannel) => P
       resolve({
         port,
         server,
-        get connections() { return open; },
+        get connections() {
+          return open;
+        },
         close: () => new Promise<void>((res) => server.close(() => res())),
       });
     });

@@ -28,13 +28,24 @@ export const WS_PATH = '/pi';
 
 /** Only this origin: scripts, styles, images, WebSocket; WebAssembly compiled from bytes (the HE and GC kernels). */
 export const CSP = [
-  "default-src 'none'", "script-src 'self' 'wasm-unsafe-eval'", "style-src 'self'", "img-src 'self' blob:", "connect-src 'self'",
-  "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
+  "default-src 'none'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self'",
+  "img-src 'self' blob:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
 ].join('; ');
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.json': 'application/json; charset=utf-8', '.png': 'image/png',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.png': 'image/png',
 };
 
 export interface GalleryImage {
@@ -102,7 +113,9 @@ export const defaultWebRoot = (): string => join(new URL('.', import.meta.url).p
 
 function loadStatic(root: string): Map<string, { body: Uint8Array; type: string }> {
   if (!existsSync(join(root, 'index.html')) || !existsSync(join(root, 'app.js'))) {
-    throw new Error(`${root}: the browser client is not built (no index.html / app.js); run 'npm run build' (scripts/setup.sh bundles it)`);
+    throw new Error(
+      `${root}: the browser client is not built (no index.html / app.js); run 'npm run build' (scripts/setup.sh bundles it)`,
+    );
   }
   const files = new Map<string, { body: Uint8Array; type: string }>();
   for (const f of readdirSync(root)) {
@@ -110,7 +123,10 @@ function loadStatic(root: string): Map<string, { body: Uint8Array; type: string 
     if (type) files.set(`/${f}`, { body: readFileSync(join(root, f)), type });
   }
   const index = files.get('/index.html')!;
-  files.set('/index.html', { ...index, body: new TextEncoder().encode(withIntegrity(new TextDecoder().decode(index.body), files)) });
+  files.set('/index.html', {
+    ...index,
+    body: new TextEncoder().encode(withIntegrity(new TextDecoder().decode(index.body), files)),
+  });
   files.set('/', files.get('/index.html')!);
   return files;
 }
@@ -124,15 +140,21 @@ export const sriHash = (b: Uint8Array): string => `sha384-${createHash('sha384')
  * pins all of its code (docs/pi-web.md, "What the page trusts").
  */
 export function withIntegrity(html: string, files: Map<string, { body: Uint8Array }>): string {
-  return html.replace(/<(script|link)\b([^>]*?)\s(src|href)="(\/[^"]+)"([^>]*)>/g, (tag, el: string, pre: string, attr: string, path: string, post: string) => {
-    const f = files.get(path);
-    if (!f || /integrity=/.test(tag)) return tag;
-    return `<${el}${pre} ${attr}="${path}" integrity="${sriHash(f.body)}"${post}>`;
-  });
+  return html.replace(
+    /<(script|link)\b([^>]*?)\s(src|href)="(\/[^"]+)"([^>]*)>/g,
+    (tag, el: string, pre: string, attr: string, path: string, post: string) => {
+      const f = files.get(path);
+      if (!f || /integrity=/.test(tag)) return tag;
+      return `<${el}${pre} ${attr}="${path}" integrity="${sriHash(f.body)}"${post}>`;
+    },
+  );
 }
 
 /** What pins the page: the SHA-256 of the served index.html and the SRI hash of every file it loads. */
-export function pageIntegrity(files: Map<string, { body: Uint8Array }>): { index: string; files: Record<string, string> } {
+export function pageIntegrity(files: Map<string, { body: Uint8Array }>): {
+  index: string;
+  files: Record<string, string>;
+} {
   const out: Record<string, string> = {};
   for (const [path, f] of files) if (/\.(js|css)$/.test(path)) out[path] = sriHash(f.body);
   return { index: `sha256-${createHash('sha256').update(files.get('/index.html')!.body).digest('hex')}`, files: out };
@@ -142,8 +164,11 @@ const publicInfo = (plan: PublicPlan, o: WebOptions): WebModelInfo => ({
   arch: plan.arch,
   input: { shape: plan.ops[0]!.shape, ...plan.input },
   classes: plan.ops[plan.ops.length - 1]!.size,
-  relus: plan.relus, culledSites: plan.culledSites, digest: plan.digest,
-  preprocess: o.preprocess, relu: o.relu,
+  relus: plan.relus,
+  culledSites: plan.culledSites,
+  digest: plan.digest,
+  preprocess: o.preprocess,
+  relu: o.relu,
   gallery: (o.gallery ?? []).map((g, i) => ({ url: `/gallery/${i}.png`, label: g.label })),
   testHooks: o.testHooks ?? false,
 });
@@ -155,27 +180,49 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   const dl = { ...DEFAULT_DEADLINES, ...o.pool.options.deadlines };
   const onRefused = o.onRefused ?? (() => {});
   const onError = o.onError ?? ((e, ch) => process.stderr.write(`[pi] ${ch.name}: ${e.message}\n`));
-  files.set('/model.json', { body: new TextEncoder().encode(JSON.stringify(publicInfo(o.pool.model.plan, o))), type: TYPES['.json']! });
+  files.set('/model.json', {
+    body: new TextEncoder().encode(JSON.stringify(publicInfo(o.pool.model.plan, o))),
+    type: TYPES['.json']!,
+  });
   (o.gallery ?? []).forEach((g, i) => files.set(`/gallery/${i}.png`, { body: g.png, type: TYPES['.png']! }));
   const integrity = pageIntegrity(files);
-  files.set('/integrity.json', { body: new TextEncoder().encode(`${JSON.stringify(integrity, null, 2)}\n`), type: TYPES['.json']! });
+  files.set('/integrity.json', {
+    body: new TextEncoder().encode(`${JSON.stringify(integrity, null, 2)}\n`),
+    type: TYPES['.json']!,
+  });
 
   const headers = (type: string, length: number) => ({
-    'Content-Type': type, 'Content-Length': String(length), 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store', 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Resource-Policy': 'same-origin',
+    'Content-Type': type,
+    'Content-Length': String(length),
+    'Content-Security-Policy': CSP,
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Resource-Policy': 'same-origin',
   });
   const send = (res: ServerResponse, status: number, type: string, body: Uint8Array | string, head = false) => {
     const b = typeof body === 'string' ? new TextEncoder().encode(body) : body;
     res.writeHead(status, headers(type, b.byteLength));
     res.end(head ? undefined : b);
   };
-  const server = createServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: dl.helloMs }, (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (req.method !== 'GET' && req.method !== 'HEAD') { res.setHeader('Allow', 'GET, HEAD'); send(res, 405, TYPES['.txt']!, 'method not allowed\n'); return; }
-    const f = files.get(path);
-    if (!f) { send(res, 404, TYPES['.txt']!, `not found: ${path.slice(0, 100)}\n`, req.method === 'HEAD'); return; }
-    send(res, 200, f.type, f.body, req.method === 'HEAD');
-  });
+  const server = createServer(
+    { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: dl.helloMs },
+    (req: IncomingMessage, res: ServerResponse) => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('Allow', 'GET, HEAD');
+        send(res, 405, TYPES['.txt']!, 'method not allowed\n');
+        return;
+      }
+      const f = files.get(path);
+      if (!f) {
+        send(res, 404, TYPES['.txt']!, `not found: ${path.slice(0, 100)}\n`, req.method === 'HEAD');
+        return;
+      }
+      send(res, 200, f.type, f.body, req.method === 'HEAD');
+    },
+  );
   server.on('tlsClientError', (e) => onRefused(`TLS handshake failed: ${e.message}`));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_CHUNK, perMessageDeflate: false });
@@ -184,13 +231,20 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   let origins: Set<string> = new Set();
   const refuse = (socket: Duplex, status: number, why: string) => {
     onRefused(why);
-    socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    );
   };
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== WS_PATH) return refuse(socket, 404, `WebSocket upgrade on ${String(path).slice(0, 100)}`);
     const origin = req.headers.origin;
-    if (!origin || !origins.has(origin)) return refuse(socket, 403, `WebSocket upgrade from origin ${String(origin).slice(0, 100)} (allowed: ${[...origins].join(', ')})`);
+    if (!origin || !origins.has(origin))
+      return refuse(
+        socket,
+        403,
+        `WebSocket upgrade from origin ${String(origin).slice(0, 100)} (allowed: ${[...origins].join(', ')})`,
+      );
     if (open >= maxOpen) return refuse(socket, 503, `more than ${maxOpen} WebSocket connections`);
     const address = req.socket.remoteAddress ?? '?';
     const release = perAddress.take(address);
@@ -199,7 +253,13 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
     // never calls back; the close of the underlying socket always comes.
     open++;
     let counted = true;
-    const uncount = () => { if (counted) { counted = false; open--; release(); } };
+    const uncount = () => {
+      if (counted) {
+        counted = false;
+        open--;
+        release();
+      }
+    };
     socket.once('close', uncount);
     // An upgrade that never completes (a client that stops mid-handshake) holds its count only until the hello deadline.
     const stall = setTimeout(() => socket.destroy(), dl.helloMs);
@@ -207,12 +267,15 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       clearTimeout(stall);
       const ch = new WsChannel(ws as unknown as WebSocketLike, {
-        name: `wss ${address}:${req.socket.remotePort}`, limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
+        name: `wss ${address}:${req.socket.remotePort}`,
+        limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),
       });
       Promise.resolve()
         .then(() => o.pool.run(ch, { address, medium: 'wss' }))
         .catch((e) => onError(e instanceof Error ? e : new Error(String(e)), ch))
-        .finally(() => { ch.close(); });
+        .finally(() => {
+          ch.close();
+        });
     });
   });
 
@@ -224,16 +287,27 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   const hostPart = host.includes(':') ? `[${host}]` : host;
-  origins = new Set([`https://${hostPart}:${port}`, `https://127.0.0.1:${port}`, `https://localhost:${port}`, ...(o.origins ?? [])]);
+  origins = new Set([
+    `https://${hostPart}:${port}`,
+    `https://127.0.0.1:${port}`,
+    `https://localhost:${port}`,
+    ...(o.origins ?? []),
+  ]);
   return {
-    port, url: `https://${hostPart}:${port}/`, server, integrity,
+    port,
+    url: `https://${hostPart}:${port}/`,
+    server,
+    integrity,
     sessions: () => o.pool.sessions(),
-    get connections() { return open; },
-    close: () => new Promise<void>((res) => {
-      for (const c of wss.clients) c.terminate();
-      wss.close();
-      server.closeAllConnections();
-      server.close(() => res());
-    }),
+    get connections() {
+      return open;
+    },
+    close: () =>
+      new Promise<void>((res) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => res());
+      }),
   };
 }

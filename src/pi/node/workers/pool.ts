@@ -23,7 +23,10 @@ export type WorkerReply =
   | { id: number; planes: Uint32Array }
   | { id: number; error: string };
 
-interface Pending { resolve: (v: any) => void; reject: (e: Error) => void }
+interface Pending {
+  resolve: (v: any) => void;
+  reject: (e: Error) => void;
+}
 
 /** Default worker count: one per core beyond the server's own thread, at most 3. */
 export const defaultWorkerThreads = () => Math.max(0, Math.min(3, availableParallelism() - 1));
@@ -38,10 +41,16 @@ export class WorkerPool implements ServerWorkers {
   private dead: Error | null = null;
 
   /** False once a worker has failed or the pool is closed: sessions then do all their work on their own thread. */
-  get alive(): boolean { return !this.dead; }
+  get alive(): boolean {
+    return !this.dead;
+  }
 
-  constructor(readonly threads: number, readonly params: HeParams = HE_PARAMS) {
-    if (!Number.isInteger(threads) || threads < 1) throw new Error(`worker threads must be a positive integer, got ${threads}`);
+  constructor(
+    readonly threads: number,
+    readonly params: HeParams = HE_PARAMS,
+  ) {
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new Error(`worker threads must be a positive integer, got ${threads}`);
     for (let i = 0; i < threads; i++) {
       const w = new Worker(new URL('./thread.js', import.meta.url), { workerData: { params } });
       w.unref();
@@ -54,10 +63,15 @@ export class WorkerPool implements ServerWorkers {
 
   private reply(r: WorkerReply): void {
     if ('error' in r) {
-      for (const [k, p] of this.pending) if (k === `${r.id}` || k.startsWith(`${r.id}/`)) { this.pending.delete(k); p.reject(new Error(r.error)); }
+      for (const [k, p] of this.pending)
+        if (k === `${r.id}` || k.startsWith(`${r.id}/`)) {
+          this.pending.delete(k);
+          p.reject(new Error(r.error));
+        }
       return;
     }
-    const k = 'og' in r ? `${r.id}/${r.og}` : `${r.id}`, p = this.pending.get(k);
+    const k = 'og' in r ? `${r.id}/${r.og}` : `${r.id}`,
+      p = this.pending.get(k);
     if (!p) return;
     this.pending.delete(k);
     p.resolve('og' in r ? r.cts : r.planes);
@@ -84,19 +98,26 @@ export class WorkerPool implements ServerWorkers {
   }
 
   groups(job: HeLayerJob, ogs: readonly number[]): Promise<ResponseCts[]>[] {
-    const id = this.ids++, out = ogs.map((og) => this.expect<ResponseCts[]>(`${id}/${og}`));
+    const id = this.ids++,
+      out = ogs.map((og) => this.expect<ResponseCts[]>(`${id}/${og}`));
     if (this.dead || !ogs.length) return out;
     // groups dealt round-robin over the workers; each worker gets the layer's data once
     const per: number[][] = this.workers.map(() => []);
     ogs.forEach((og, k) => per[(this.next + k) % this.workers.length]!.push(og));
     this.next = (this.next + ogs.length) % this.workers.length;
-    per.forEach((mine, i) => { if (mine.length) this.workers[i]!.postMessage({ kind: 'he', id, job, ogs: mine } satisfies WorkerRequest); });
+    per.forEach((mine, i) => {
+      if (mine.length) this.workers[i]!.postMessage({ kind: 'he', id, job, ogs: mine } satisfies WorkerRequest);
+    });
     return out;
   }
 
   kkPlanes(tab: Int32Array, q: Int32Array, first: number, m: number, N: number, planes: number): Promise<Uint32Array> {
-    const id = this.ids++, out = this.expect<Uint32Array>(`${id}`);
-    if (!this.dead) this.worker().postMessage({ kind: 'kk', id, tab, q, first, m, N, planes } satisfies WorkerRequest, [q.buffer as ArrayBuffer]);
+    const id = this.ids++,
+      out = this.expect<Uint32Array>(`${id}`);
+    if (!this.dead)
+      this.worker().postMessage({ kind: 'kk', id, tab, q, first, m, N, planes } satisfies WorkerRequest, [
+        q.buffer as ArrayBuffer,
+      ]);
     return out;
   }
 

@@ -15,7 +15,9 @@ const engine = HeEngine.create(params);
 // Requests run one after another (a chain), so that two layers never share the engine's scratch memory at once.
 let chain: Promise<void> = Promise.resolve();
 parentPort!.on('message', (m: WorkerRequest) => {
-  chain = chain.then(() => run(m)).catch((e: Error) => post({ id: m.id, error: `${m.kind === 'he' ? m.job.name : 'KK13 pads'}: ${e.message}` }));
+  chain = chain
+    .then(() => run(m))
+    .catch((e: Error) => post({ id: m.id, error: `${m.kind === 'he' ? m.job.name : 'KK13 pads'}: ${e.message}` }));
 });
 
 const post = (r: WorkerReply, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(r, transfer);
@@ -26,7 +28,9 @@ async function run(r: WorkerRequest): Promise<void> {
     post({ id: r.id, planes }, [planes.buffer as ArrayBuffer]);
     return;
   }
-  const { id, job, ogs } = r, e = await engine, base = e.mark();
+  const { id, job, ogs } = r,
+    e = await engine,
+    base = e.mark();
   try {
     const L = new ConvLayout(job.g, job.pk, params.n, job.name);
     const pk = await loadPublicKey(e, job.pub);
@@ -35,7 +39,10 @@ async function run(r: WorkerRequest): Promise<void> {
     const rand = new Prg(job.seed);
     for (const og of ogs) {
       const cts = groupResponses(e, pk, L, job.weights, inputs, og, job.s, job.floodBits, rand);
-      post({ id, og, cts }, cts.flatMap((c) => [c.c1.buffer as ArrayBuffer, c.c0.buffer as ArrayBuffer]));
+      post(
+        { id, og, cts },
+        cts.flatMap((c) => [c.c1.buffer as ArrayBuffer, c.c0.buffer as ArrayBuffer]),
+      );
     }
   } finally {
     e.release(base);

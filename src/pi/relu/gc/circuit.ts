@@ -12,8 +12,10 @@ import { addBits, subBits } from '../../gc/relu.js';
 const cache = new Map<string, Circuit>();
 
 export function delphiReluCircuit(width: number, shift: number): Circuit {
-  if (!Number.isInteger(width) || width < 2 || width > 64) throw new Error(`delphiReluCircuit: width ${width} must be an integer in [2, 64]`);
-  if (!Number.isInteger(shift) || shift < 0 || shift > width - 2) throw new Error(`delphiReluCircuit: shift ${shift} must be in [0, width-2]`);
+  if (!Number.isInteger(width) || width < 2 || width > 64)
+    throw new Error(`delphiReluCircuit: width ${width} must be an integer in [2, 64]`);
+  if (!Number.isInteger(shift) || shift < 0 || shift > width - 2)
+    throw new Error(`delphiReluCircuit: shift ${shift} must be in [0, width-2]`);
   const key = `${width}/${shift}`;
   const hit = cache.get(key);
   if (hit) return hit;

@@ -15,7 +15,15 @@ import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixe
 import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
 import { delphiReluCircuit } from './circuit.js';
-import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import type {
+  ReluClient,
+  ReluClientOptions,
+  ReluOptions,
+  ReluProtocol,
+  ReluServer,
+  ReluServerOptions,
+  ReluSite,
+} from '../index.js';
 import { boundsOf, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
 
 function batches(n: number, size: number): [number, number][] {
@@ -30,7 +38,8 @@ const sliceR = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b)
 function packBits(x: R64, width: number, out: Uint8Array, offset: number): void {
   const n = x.lo.length;
   for (let j = 0; j < width; j++) {
-    const src = j < 32 ? x.lo : x.hi, sh = j & 31;
+    const src = j < 32 ? x.lo : x.hi,
+      sh = j & 31;
     for (let i = 0; i < n; i++) {
       const idx = offset + j * n + i;
       out[idx >>> 3]! |= ((src[i]! >>> sh) & 1) << (idx & 7);
@@ -49,16 +58,26 @@ const MAGIC = 0x314d4347;
 /** A tables-only material message (header + tables, no decode bits) as a GarbledMaterial whose decode bits are 0. */
 function parseTables(c: Circuit, msg: Uint8Array, n: number, what: string): GarbledMaterial {
   const expected = HEADER_BYTES + c.numAnd * n * 32;
-  if (msg.byteLength !== expected) throw malformed(`malformed message: ${what}: expected ${expected} bytes (${n} circuits of ${c.numAnd} ANDs), got ${msg.byteLength}`);
+  if (msg.byteLength !== expected)
+    throw malformed(
+      `malformed message: ${what}: expected ${expected} bytes (${n} circuits of ${c.numAnd} ANDs), got ${msg.byteLength}`,
+    );
   const bytes = (msg.byteOffset & 3) === 0 ? msg : msg.slice();
   const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   let digest = '';
   for (let i = 24; i < 32; i++) digest += bytes[i]!.toString(16).padStart(2, '0');
-  if (dv.getUint32(0, true) !== MAGIC || dv.getUint32(4, true) !== n || dv.getUint32(16, true) !== c.numAnd || digest !== c.digest.slice(0, 16)) {
+  if (
+    dv.getUint32(0, true) !== MAGIC ||
+    dv.getUint32(4, true) !== n ||
+    dv.getUint32(16, true) !== c.numAnd ||
+    digest !== c.digest.slice(0, 16)
+  ) {
     throw malformed(`malformed message: ${what}: header is not for ${n} instances of circuit ${c.name}`);
   }
   return {
-    n, tweakBase: dv.getUint32(8, true) + dv.getUint32(12, true) * 4294967296, bytes,
+    n,
+    tweakBase: dv.getUint32(8, true) + dv.getUint32(12, true) * 4294967296,
+    bytes,
     tables: new Int32Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, c.numAnd * n * 8),
     // All-zero decode bits: evaluateDecoded then yields the output labels' colour bits, which go to the server.
     decode: new Uint8Array(Math.ceil((c.numOutputWires * n) / 8)),
@@ -66,8 +85,13 @@ function parseTables(c: Circuit, msg: Uint8Array, n: number, what: string): Garb
 }
 
 function xorWords(a: R64, b: { lo: Uint32Array; hi: Uint32Array }): R64 {
-  const n = a.lo.length, lo = new Uint32Array(n), hi = new Uint32Array(n);
-  for (let i = 0; i < n; i++) { lo[i] = a.lo[i]! ^ b.lo[i]!; hi[i] = a.hi[i]! ^ b.hi[i]!; }
+  const n = a.lo.length,
+    lo = new Uint32Array(n),
+    hi = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    lo[i] = a.lo[i]! ^ b.lo[i]!;
+    hi[i] = a.hi[i]! ^ b.hi[i]!;
+  }
   return { lo, hi };
 }
 
@@ -80,14 +104,20 @@ interface ServerBatch {
 class GcServer implements ReluServer {
   private readonly sites = new Map<number, ServerBatch[]>();
   private held = 0;
-  constructor(private readonly ch: Channel, readonly garbler: Garbler, private readonly ot: CotSender, private readonly batch: number) {}
+  constructor(
+    private readonly ch: Channel,
+    readonly garbler: Garbler,
+    private readonly ot: CotSender,
+    private readonly batch: number,
+  ) {}
 
   heldBytes(): number {
     return this.held;
   }
 
   async offline(site: ReluSite): Promise<void> {
-    const c = delphiReluCircuit(site.width, site.shift), w = site.width;
+    const c = delphiReluCircuit(site.width, site.shift),
+      w = site.width;
     const out: ServerBatch[] = [];
     for (const [s, e] of batches(site.size, this.batch)) {
       const nb = e - s;
@@ -95,7 +125,10 @@ class GcServer implements ReluServer {
       const gb = this.garbler.garble(c, nb, { b: zero.subarray(0, w * nb * 16), r: zero.subarray(w * nb * 16) });
       this.ch.send(gb.material.bytes.subarray(0, HEADER_BYTES + c.numAnd * nb * 32));
       // Keep only the labels of 'a' and the decode bits: the server needs nothing else online.
-      const kept: ServerBatch = { enc: { circuit: c, n: nb, material: null as unknown as GarbledMaterial, zero: { a: gb.zero.a! } }, decode: gb.material.decode.slice() };
+      const kept: ServerBatch = {
+        enc: { circuit: c, n: nb, material: null as unknown as GarbledMaterial, zero: { a: gb.zero.a! } },
+        decode: gb.material.decode.slice(),
+      };
       out.push(kept);
       this.held += kept.enc.zero.a!.byteLength + kept.decode.byteLength;
       // A client that does not read its tables holds them in our send buffer: wait until they are on their way.
@@ -110,12 +143,15 @@ class GcServer implements ReluServer {
     this.sites.delete(site.op);
     for (const b of bs) this.held -= b.enc.zero.a!.byteLength + b.decode.byteLength;
     const b0 = this.batch;
-    this.ch.sendParts(bs.map((b, k) => this.garbler.encode(b.enc, 'a', encodeValues(sliceR(x, k * b0, k * b0 + b.enc.n), site.width))));
+    this.ch.sendParts(
+      bs.map((b, k) => this.garbler.encode(b.enc, 'a', encodeValues(sliceR(x, k * b0, k * b0 + b.enc.n), site.width))),
+    );
     const what = `online: ${site.name}: output colour bits`;
     const colour = r64FromBytes(await recvChecked(this.ch, what, 8 * site.size), site.size, what);
     const z: R64 = { lo: new Uint32Array(site.size), hi: new Uint32Array(site.size) };
     bs.forEach((b, k) => {
-      const d = bitsToRing(b.decode, 64, b.enc.n), s = k * b0;
+      const d = bitsToRing(b.decode, 64, b.enc.n),
+        s = k * b0;
       const part = xorWords(sliceR(colour, s, s + b.enc.n), d);
       z.lo.set(part.lo, s);
       z.hi.set(part.hi, s);
@@ -131,23 +167,31 @@ interface ClientSite {
 }
 
 const clientSiteBytes = (st: ClientSite): number =>
-  st.mats.reduce((a, m) => a + m.bytes.byteLength + m.decode.byteLength, 0) + st.labels.reduce((a, l) => a + l.b.byteLength + l.r.byteLength, 0);
+  st.mats.reduce((a, m) => a + m.bytes.byteLength + m.decode.byteLength, 0) +
+  st.labels.reduce((a, l) => a + l.b.byteLength + l.r.byteLength, 0);
 
 class GcClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
   private held = 0;
-  constructor(private readonly ch: Channel, private readonly ot: CotReceiver, private readonly batch: number) {}
+  constructor(
+    private readonly ch: Channel,
+    private readonly ot: CotReceiver,
+    private readonly batch: number,
+  ) {}
 
   heldBytes(): number {
     return this.held;
   }
 
   async offline(site: ReluSite, x: R64, r: R64): Promise<void> {
-    const c = delphiReluCircuit(site.width, site.shift), w = site.width;
-    if (r.lo.length !== site.size) throw new Error(`relu gc: ${site.name}: a mask of ${r.lo.length} elements, expected ${site.size}`);
+    const c = delphiReluCircuit(site.width, site.shift),
+      w = site.width;
+    if (r.lo.length !== site.size)
+      throw new Error(`relu gc: ${site.name}: a mask of ${r.lo.length} elements, expected ${site.size}`);
     const st: ClientSite = { c, mats: [], labels: [] };
     for (const [s, e] of batches(site.size, this.batch)) {
-      const nb = e - s, m = nb * (w + 64);
+      const nb = e - s,
+        m = nb * (w + 64);
       const bits = new Uint8Array(Math.ceil(m / 8));
       packBits(sliceR(x, s, e), w, bits, 0);
       packBits(sliceR(r, s, e), 64, bits, w * nb);
@@ -167,12 +211,16 @@ class GcClient implements ReluClient {
     this.held -= clientSiteBytes(st);
     const what = `online: ${site.name}: labels of the server's share`;
     const parts = unpackParts(await recvChecked(this.ch, what), `${this.ch.name}: malformed message: ${what}`);
-    if (parts.length !== st.mats.length) throw malformed(`${this.ch.name}: malformed message: ${what}: ${parts.length} parts, expected ${st.mats.length}`);
+    if (parts.length !== st.mats.length)
+      throw malformed(`${this.ch.name}: malformed message: ${what}: ${parts.length} parts, expected ${st.mats.length}`);
     const colour: R64 = { lo: new Uint32Array(site.size), hi: new Uint32Array(site.size) };
     let s = 0;
     st.mats.forEach((m, k) => {
       const want = site.width * m.n * 16;
-      if (parts[k]!.byteLength !== want) throw malformed(`${this.ch.name}: malformed message: ${what}: part ${k} has ${parts[k]!.byteLength} bytes, expected ${want}`);
+      if (parts[k]!.byteLength !== want)
+        throw malformed(
+          `${this.ch.name}: malformed message: ${what}: part ${k} has ${parts[k]!.byteLength} bytes, expected ${want}`,
+        );
       const d = evaluateDecoded(st.c, m, { a: parts[k]!, b: st.labels[k]!.b, r: st.labels[k]!.r });
       colour.lo.set(d.lo, s);
       colour.hi.set(d.hi, s);
@@ -200,16 +248,28 @@ export const gcRelu: ReluProtocol = {
     return new GcClient(ch, await COT.receiver(ch, { random: o.random.bytes }), o.batch);
   },
   maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
-    const offline: ScheduledMessage[] = [], online: ScheduledMessage[] = [];
+    const offline: ScheduledMessage[] = [],
+      online: ScheduledMessage[] = [];
     for (const site of sites) {
-      const c = delphiReluCircuit(site.width, site.shift), sizes = batchSizes(site.size, o.batch);
+      const c = delphiReluCircuit(site.width, site.shift),
+        sizes = batchSizes(site.size, o.batch);
       // Offline, per batch: the OT matrix (128 rows of the padded OT count), then the tables.
-      for (const nb of sizes) offline.push({ to: 'server', bytes: 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128 }, { to: 'client', bytes: HEADER_BYTES + c.numAnd * nb * 32 });
+      for (const nb of sizes)
+        offline.push(
+          { to: 'server', bytes: 16 * Math.ceil((nb * (site.width + 64)) / 128) * 128 },
+          { to: 'client', bytes: HEADER_BYTES + c.numAnd * nb * 32 },
+        );
       // Online: the labels of the server's share per site (one part per batch); the colour bits per site.
-      online.push({ to: 'client', bytes: pad8(4 + 4 * sizes.length) + sizes.reduce((a, n) => a + pad8(site.width * n * 16), 0) }, { to: 'server', bytes: 8 * site.size });
+      online.push(
+        { to: 'client', bytes: pad8(4 + 4 * sizes.length) + sizes.reduce((a, n) => a + pad8(site.width * n * 16), 0) },
+        { to: 'server', bytes: 8 * site.size },
+      );
     }
     // Set-up: the 128 base OTs (the receiver's points; the sender's one point).
-    const setup: ScheduledMessage[] = [{ to: 'client', bytes: 32 }, { to: 'server', bytes: BASE_OT_BYTES }];
+    const setup: ScheduledMessage[] = [
+      { to: 'client', bytes: 32 },
+      { to: 'server', bytes: BASE_OT_BYTES },
+    ];
     return { setup: boundsOf(setup), offline: boundsOf(offline), online: boundsOf(online) };
   },
 };

@@ -23,14 +23,37 @@ import { r64Add, r64Shr, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, typ
 import { bitWords, bitsBytes, bitsFromBytes, clampBits, getBit, type Bits } from '../../bits.js';
 import { OT_SESSION_MAX_BYTES, otSession, type OtSession } from '../../ot/session.js';
 import {
-  cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64, type RotReceiver64, type RotSender64,
+  cotChoiceCorrection,
+  cotReceiveOnline,
+  cotSendOnline,
+  rotReceive64,
+  rotSend64,
+  type RotReceiver64,
+  type RotSender64,
 } from '../../ot/cot.js';
 import {
-  compare, compareShape, lastSender, millionaireReceive, millionaireSend, onlineFlightWords, tripleOts,
-  type CompareShape, type MillClientCorr, type MillServerCorr, type TripleShares,
+  compare,
+  compareShape,
+  lastSender,
+  millionaireReceive,
+  millionaireSend,
+  onlineFlightWords,
+  tripleOts,
+  type CompareShape,
+  type MillClientCorr,
+  type MillServerCorr,
+  type TripleShares,
 } from '../../millionaire/millionaire.js';
 import { recvChecked } from '../../wire.js';
-import type { ReluClient, ReluClientOptions, ReluOptions, ReluProtocol, ReluServer, ReluServerOptions, ReluSite } from '../index.js';
+import type {
+  ReluClient,
+  ReluClientOptions,
+  ReluOptions,
+  ReluProtocol,
+  ReluServer,
+  ReluServerOptions,
+  ReluSite,
+} from '../index.js';
 import { boundsOf, widest, type MessageBounds, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
 
 /** Radix of the comparison's leaves: 1-out-of-16 OT on 4-bit digits. */
@@ -38,13 +61,15 @@ export const OT_RELU_DIGIT = 4;
 
 export function siteShape(site: ReluSite): CompareShape {
   const w = site.width - site.shift;
-  if (w < 2) throw new Error(`relu ot: ${site.name}: width ${site.width} - shift ${site.shift} leaves no sign bit to compare`);
+  if (w < 2)
+    throw new Error(`relu ot: ${site.name}: width ${site.width} - shift ${site.shift} leaves no sign bit to compare`);
   return compareShape(w - 1, OT_RELU_DIGIT);
 }
 
 /** Chunks of the site for the OT batches: multiples of 32 elements so that packed bits join by words. */
 function chunks(n: number, batch: number): [number, number][] {
-  const size = Math.max(32, Math.ceil(batch / 32) * 32), out: [number, number][] = [];
+  const size = Math.max(32, Math.ceil(batch / 32) * 32),
+    out: [number, number][] = [];
   for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
   return out;
 }
@@ -52,9 +77,14 @@ function chunks(n: number, batch: number): [number, number][] {
 const sliceR = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
 
 function joinR(parts: R64[]): R64 {
-  const n = parts.reduce((a, p) => a + p.lo.length, 0), out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  const n = parts.reduce((a, p) => a + p.lo.length, 0),
+    out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
   let o = 0;
-  for (const p of parts) { out.lo.set(p.lo, o); out.hi.set(p.hi, o); o += p.lo.length; }
+  for (const p of parts) {
+    out.lo.set(p.lo, o);
+    out.hi.set(p.hi, o);
+    o += p.lo.length;
+  }
   return out;
 }
 
@@ -62,39 +92,56 @@ function joinWords<T extends Uint32Array | null>(parts: T[]): T {
   if (parts[0] === null) return null as T;
   const out = new Uint32Array(parts.reduce((a, p) => a + p!.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p!, o); o += p!.length; }
+  for (const p of parts) {
+    out.set(p!, o);
+    o += p!.length;
+  }
   return out as T;
 }
 
 function joinTriples(parts: TripleShares[][]): TripleShares[] {
   return parts[0]!.map((_, u) => ({
-    a: joinWords(parts.map((p) => p[u]!.a)), b: joinWords(parts.map((p) => p[u]!.b)), c: joinWords(parts.map((p) => p[u]!.c)),
-    b2: joinWords(parts.map((p) => p[u]!.b2)), c2: joinWords(parts.map((p) => p[u]!.c2)),
+    a: joinWords(parts.map((p) => p[u]!.a)),
+    b: joinWords(parts.map((p) => p[u]!.b)),
+    c: joinWords(parts.map((p) => p[u]!.c)),
+    b2: joinWords(parts.map((p) => p[u]!.b2)),
+    c2: joinWords(parts.map((p) => p[u]!.c2)),
   }));
 }
 
 /** Bit k of each value, packed. */
 function bitOf(x: R64, k: number): Bits {
-  const n = x.lo.length, v = new Uint32Array(bitWords(n)), src = k < 32 ? x.lo : x.hi, sh = k & 31;
+  const n = x.lo.length,
+    v = new Uint32Array(bitWords(n)),
+    src = k < 32 ? x.lo : x.hi,
+    sh = k & 31;
   for (let i = 0; i < n; i++) v[i >>> 5] |= ((src[i]! >>> sh) & 1) << (i & 31);
   return v;
 }
 
 /** (1 − 2d) · x: x where d = 0, −x where d = 1. */
 function signed(d: Bits, x: R64): R64 {
-  const n = x.lo.length, out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  const n = x.lo.length,
+    out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
   for (let i = 0; i < n; i++) {
-    if (getBit(d, i)) { out.lo[i] = -x.lo[i]!; out.hi[i] = ~x.hi[i]! + (x.lo[i] === 0 ? 1 : 0); }
-    else { out.lo[i] = x.lo[i]!; out.hi[i] = x.hi[i]!; }
+    if (getBit(d, i)) {
+      out.lo[i] = -x.lo[i]!;
+      out.hi[i] = ~x.hi[i]! + (x.lo[i] === 0 ? 1 : 0);
+    } else {
+      out.lo[i] = x.lo[i]!;
+      out.hi[i] = x.hi[i]!;
+    }
   }
   return out;
 }
 
 /** d · x − x0: the COT sender's mux share. */
 function senderShare(d: Bits, x: R64, x0: R64): R64 {
-  const n = x.lo.length, out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  const n = x.lo.length,
+    out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
   for (let i = 0; i < n; i++) {
-    const xl = getBit(d, i) ? x.lo[i]! : 0, xh = getBit(d, i) ? x.hi[i]! : 0;
+    const xl = getBit(d, i) ? x.lo[i]! : 0,
+      xh = getBit(d, i) ? x.hi[i]! : 0;
     const l = xl - x0.lo[i]!;
     out.lo[i] = l;
     out.hi[i] = xh - x0.hi[i]! - (l < 0 ? 1 : 0);
@@ -105,16 +152,27 @@ function senderShare(d: Bits, x: R64, x0: R64): R64 {
 function concatBytes(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.byteLength; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
   return out;
 }
 
 /** A received message of choice corrections (n bits) and/or ring values (n each), in that order. */
-async function recvMux(ch: Channel, what: string, n: number, bits: boolean, rings: number): Promise<{ e: Bits | null; v: R64[] }> {
-  const nb = bits ? (n + 7) >>> 3 : 0, m = await recvChecked(ch, what, nb + 8 * n * rings);
+async function recvMux(
+  ch: Channel,
+  what: string,
+  n: number,
+  bits: boolean,
+  rings: number,
+): Promise<{ e: Bits | null; v: R64[] }> {
+  const nb = bits ? (n + 7) >>> 3 : 0,
+    m = await recvChecked(ch, what, nb + 8 * n * rings);
   const e = bits ? bitsFromBytes(m.subarray(0, nb), n, `${ch.name}: malformed message: ${what}`) : null;
   const v: R64[] = [];
-  for (let k = 0; k < rings; k++) v.push(r64FromBytes(m.subarray(nb + 8 * n * k, nb + 8 * n * (k + 1)), n, `${ch.name}: ${what}`));
+  for (let k = 0; k < rings; k++)
+    v.push(r64FromBytes(m.subarray(nb + 8 * n * k, nb + 8 * n * (k + 1)), n, `${ch.name}: ${what}`));
   return { e, v };
 }
 
@@ -146,7 +204,12 @@ export type Precompute = 'offline' | 'online';
 class OtServer implements ReluServer {
   private readonly sites = new Map<number, ServerSite | null>();
   private held = 0;
-  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute) {}
+  constructor(
+    private readonly ch: Channel,
+    private readonly ots: OtSession,
+    private readonly batch: number,
+    private readonly when: Precompute,
+  ) {}
 
   heldBytes(): number {
     return this.held;
@@ -164,7 +227,9 @@ class OtServer implements ReluServer {
     // Every chunk's sends first (B's matrices: triples, mux), then its receives (KK13's, A's: triples, mux): one
     // flight each way per site, one message per matrix and chunk.
     const sent = chunks(site.size, batch).map(([s, e]) => ({
-      n: e - s, pending: millionaireSend(this.ots, shape, 'server', e - s), muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
+      n: e - s,
+      pending: millionaireSend(this.ots, shape, 'server', e - s),
+      muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
     }));
     const parts: ServerSite[] = [];
     for (const c of sent) {
@@ -190,7 +255,10 @@ class OtServer implements ReluServer {
     this.sites.delete(site.op);
     this.held -= heldIn(kept);
     const st = kept ?? (await this.prepare(site, this.batch));
-    const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
+    const shape = siteShape(site),
+      n = site.size,
+      w = site.width - site.shift,
+      what = `online: ${site.name}`;
     const x = r64Shr(a, site.shift);
     const root = await compare(this.ch, 'server', shape, st.mill, x, what);
     // d0 = 1 ⊕ MSB_{w−1}(a') ⊕ carry0
@@ -236,22 +304,33 @@ interface ClientSite {
 
 /** The client's truncated share b' and its comparison input: the complement of b' (low w−1 bits are read). */
 function clientInputs(b: R64, shift: number): { bt: R64; y: R64 } {
-  const bt = truncClientShare(b, shift), n = bt.lo.length, y: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
-  for (let i = 0; i < n; i++) { y.lo[i] = ~bt.lo[i]!; y.hi[i] = ~bt.hi[i]!; }
+  const bt = truncClientShare(b, shift),
+    n = bt.lo.length,
+    y: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) {
+    y.lo[i] = ~bt.lo[i]!;
+    y.hi[i] = ~bt.hi[i]!;
+  }
   return { bt, y };
 }
 
 class OtClient implements ReluClient {
   private readonly sites = new Map<number, ClientSite>();
   private held = 0;
-  constructor(private readonly ch: Channel, private readonly ots: OtSession, private readonly batch: number, private readonly when: Precompute) {}
+  constructor(
+    private readonly ch: Channel,
+    private readonly ots: OtSession,
+    private readonly batch: number,
+    private readonly when: Precompute,
+  ) {}
 
   heldBytes(): number {
     return this.held;
   }
 
   async offline(site: ReluSite, b: R64, r: R64): Promise<void> {
-    if (r.lo.length !== site.size) throw new Error(`relu ot: ${site.name}: a mask of ${r.lo.length} elements, expected ${site.size}`);
+    if (r.lo.length !== site.size)
+      throw new Error(`relu ot: ${site.name}: a mask of ${r.lo.length} elements, expected ${site.size}`);
     const corr = this.when === 'offline' ? await this.prepare(site, b, this.batch) : null;
     this.sites.set(site.op, { b, r, corr });
     this.held += heldIn(corr);
@@ -262,7 +341,9 @@ class OtClient implements ReluClient {
     const { y } = clientInputs(b, site.shift);
     // Every chunk's sends first (KK13's and A's matrices: leaves, triples, mux), then its receives (B's).
     const sent = chunks(site.size, batch).map(([s, e]) => ({
-      n: e - s, pending: millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e)), muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
+      n: e - s,
+      pending: millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e)),
+      muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
     }));
     const parts: ClientCorr[] = [];
     for (const c of sent) {
@@ -287,7 +368,10 @@ class OtClient implements ReluClient {
     this.sites.delete(site.op);
     this.held -= heldIn(site0.corr);
     const st = { ...site0, ...(site0.corr ?? (await this.prepare(site, site0.b, this.batch))) };
-    const shape = siteShape(site), n = site.size, w = site.width - site.shift, what = `online: ${site.name}`;
+    const shape = siteShape(site),
+      n = site.size,
+      w = site.width - site.shift,
+      what = `online: ${site.name}`;
     const { bt, y } = clientInputs(st.b, site.shift);
     const root = await compare(this.ch, 'client', shape, st.mill, y, what);
     // d1 = MSB_{w−1}(b') ⊕ carry1
@@ -320,24 +404,37 @@ const pad32 = (m: number) => Math.ceil(m / 32) * 32;
  * chunk, one flight each way: all sent before the receiver reads any), then its comparison's and multiplexer's.
  */
 function siteMessages(site: ReluSite, batch: number): { corr: ScheduledMessage[]; online: ScheduledMessage[] } {
-  const shape = siteShape(site), n = site.size, L = shape.leaves, corr: ScheduledMessage[] = [];
+  const shape = siteShape(site),
+    n = site.size,
+    L = shape.leaves,
+    corr: ScheduledMessage[] = [];
   for (const [s, e] of chunks(n, batch)) {
-    const ne = e - s, m = tripleOts(shape, ne);
+    const ne = e - s,
+      m = tripleOts(shape, ne);
     // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
-    const kk = 32 * pad32(L * ne), triA = m ? 16 * pad128(m) : 0, muxA = 16 * pad128(ne);
+    const kk = 32 * pad32(L * ne),
+      triA = m ? 16 * pad128(m) : 0,
+      muxA = 16 * pad128(ne);
     // server -> client: IKNP B's matrices (triples, mux)
-    const triB = triA, muxB = muxA;
+    const triB = triA,
+      muxB = muxA;
     for (const bytes of [kk, triA, muxA]) corr.push({ to: 'server', bytes, flight: 'corr' });
     for (const bytes of [triB, muxB]) corr.push({ to: 'client', bytes, flight: 'corr' });
   }
   // The comparison's flights (leaf tables with the server's first openings, then openings), then the multiplexer's
   // choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
-  const online: ScheduledMessage[] = [], bits = (n + 7) >>> 3;
+  const online: ScheduledMessage[] = [],
+    bits = (n + 7) >>> 3;
   onlineFlightWords(shape, n).forEach((w, k) => online.push({ to: k % 2 === 0 ? 'client' : 'server', bytes: 4 * w }));
   if (lastSender(shape) === 'client') {
     online.push({ to: 'server', bytes: bits }, { to: 'client', bytes: bits + 8 * n }, { to: 'server', bytes: 16 * n });
   } else {
-    online.push({ to: 'client', bytes: bits }, { to: 'server', bytes: bits + 8 * n }, { to: 'client', bytes: 8 * n }, { to: 'server', bytes: 8 * n });
+    online.push(
+      { to: 'client', bytes: bits },
+      { to: 'server', bytes: bits + 8 * n },
+      { to: 'client', bytes: 8 * n },
+      { to: 'server', bytes: 8 * n },
+    );
   }
   return { corr, online };
 }
@@ -352,7 +449,8 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
       return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when);
     },
     maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
-      const offline: MessageBounds[] = [], online: MessageBounds[] = [];
+      const offline: MessageBounds[] = [],
+        online: MessageBounds[] = [];
       for (const site of sites) {
         const m = siteMessages(site, o.batch);
         // 'ot' sends the OT matrices in the site's offline call, 'ot-online' in its online call.

@@ -36,13 +36,33 @@ function tamper(ch: Channel, kind: number, edit: (d: Uint8Array) => Uint8Array):
 test('malformed public keys and uploads over TLS: the server names the message, tells the client MALFORMED, and keeps serving', async () => {
   const errors: string[] = [];
   const S = await identity('server');
-  const l = await servePi(model, { port: 0, host: '127.0.0.1', security: serverSecurity(S), onError: (e) => errors.push(e.message) });
+  const l = await servePi(model, {
+    port: 0,
+    host: '127.0.0.1',
+    security: serverSecurity(S),
+    onError: (e) => errors.push(e.message),
+  });
   try {
     // wrong size, a coefficient at or above its modulus, the wrong parameter set (more cases: serialize.test.ts)
     const cases: [number, (d: Uint8Array) => Uint8Array, RegExp][] = [
       [1, (d) => d.subarray(0, d.length - 100), /he public key: \d+ bytes, expected \d+ for 1 ciphertext/],
-      [1, (d) => { d[32] = d[33] = d[34] = 0xff; d[35] |= 0x3f; return d; }, /he public key: coefficient 0 of prime 0 is 1073741823, not below the modulus 1073692673/],
-      [2, (d) => { d[0] ^= 1; return d; }, /he upload for conv1: parameter set 48450000, expected 48450001/],
+      [
+        1,
+        (d) => {
+          d[32] = d[33] = d[34] = 0xff;
+          d[35] |= 0x3f;
+          return d;
+        },
+        /he public key: coefficient 0 of prime 0 is 1073741823, not below the modulus 1073692673/,
+      ],
+      [
+        2,
+        (d) => {
+          d[0] ^= 1;
+          return d;
+        },
+        /he upload for conv1: parameter set 48450000, expected 48450001/,
+      ],
     ];
     for (const [k, [kind, edit, re]] of cases.entries()) {
       const ch = await connectChannel('127.0.0.1', l.port, pinned(S));
@@ -64,7 +84,8 @@ test('malformed public keys and uploads over TLS: the server names the message, 
     // of +-1 per output before truncation, docs/pi-he.md; amplified by the later layers, as for local truncation)
     const x = image(2);
     const r = await runClient(await connectChannel('127.0.0.1', l.port, pinned(S)), x, { relu: 'gc' });
-    const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out), out = r64ToBig(r.out);
+    const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out),
+      out = r64ToBig(r.out);
     const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
     assert.ok(d < 2 ** (model.plan.ops[model.plan.ops.length - 1]!.scale - 8), `max diff ${d} ULPs of the logits`);
   } finally {
@@ -75,7 +96,13 @@ test('malformed public keys and uploads over TLS: the server names the message, 
 test('a malformed response is refused by the client, naming it; the server hears of it', async () => {
   for (const [edit, re] of [
     [(d: Uint8Array) => d.subarray(0, d.length - 1), /he responses for conv1: \d+ bytes, expected \d+/],
-    [(d: Uint8Array) => { d[12] = 99; return d; }, /he responses for conv1: 99 ciphertexts, expected 1\.\.\d+/],
+    [
+      (d: Uint8Array) => {
+        d[12] = 99;
+        return d;
+      },
+      /he responses for conv1: 99 ciphertexts, expected 1\.\.\d+/,
+    ],
   ] as const) {
     const [s, c] = channelPair();
     tamper(s, 3, edit);
@@ -87,7 +114,9 @@ test('a malformed response is refused by the client, naming it; the server hears
     assert.match(err.message, re);
     assert.equal(rs.status, 'rejected');
     // (while it waited for the client's next message, or, if it was sending, from the error frame queued for it)
-    assert.match((rs as PromiseRejectedResult).reason.message, /the client reported MALFORMED \(malformed message\) (while we waited for|\(here: )/);
+    assert.match(
+      (rs as PromiseRejectedResult).reason.message,
+      /the client reported MALFORMED \(malformed message\) (while we waited for|\(here: )/,
+    );
   }
 });
-
