@@ -1,6 +1,8 @@
 // Max pooling under PI: the comparison tree (linear/pool.ts) and the secure max pool on shares (relu/maxpool.ts)
 // equal the plaintext max over each window's valid elements (padding never wins) for every ReLU protocol, on random
 // windows with ties and negative values; a plan with a max pool is checked, and one that lies about it refused.
+// Mutations tried: a wrong tree pairing (b = a), max(a, b) as a + ReLU(a − b), the difference reversed: the secure
+// max pool fails for every protocol; the clear max read unsigned, or a zero padding winning: the reference tests fail.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair } from '../../src/pi/transport/channel.js';

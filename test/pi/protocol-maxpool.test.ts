@@ -3,6 +3,7 @@
 // (he + ot: top-1 and logits within the local truncation's error; dealer + gc: bit for bit; ot-online), the max pool's
 // levels run as ReLU batches of their comparisons. Privacy: with coupled masks (gc: each level's mask shifted by the
 // difference of its plaintext ReLU outputs), every online value of the server is byte-identical for two images.
+// Mutation tried: the client's level masks set to zero keeps every result right and fails the privacy test only.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNetwork, countRelus, describeNetwork, runGraph, specFor } from '../../src/models/index.js';
