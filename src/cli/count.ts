@@ -56,7 +56,10 @@ export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): st
   const partial = c.sites.filter((s) => s.partial).length;
   return (
     `${head}\n\nReLU sites\n${sites}\n\nReLUs per stage\n${stages}\n\nMACs per layer\n${layers}\n\n` +
-    `ReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)}${partial ? `; ${partial} partial site${partial > 1 ? 's' : ''}` : ''})  MACs: ${num(c.macs)}  FLOPs: ${num(c.flops)}\n`
+    `ReLUs: ${num(c.total)} (all sites: ${num(c.totalAllSites)}${partial ? `; ${partial} partial site${partial > 1 ? 's' : ''}` : ''})  MACs: ${num(c.macs)}  FLOPs: ${num(c.flops)}\n` +
+    (c.maxPoolComparisons
+      ? `Max-pool comparisons: ${num(c.maxPoolComparisons)} (non-linear ops beside the ReLUs, each one ReLU under PI; ${c.maxPoolLevels} level${c.maxPoolLevels > 1 ? 's' : ''})\n`
+      : '')
   );
 }
 

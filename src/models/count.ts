@@ -46,6 +46,13 @@ export interface ReluCount {
   /** Multiply-accumulates per image of convs and linears (BN is foldable, so not counted). */
   macs: number;
   /**
+   * Max-pool comparisons per image: non-linear ops beside the ReLUs (not in `total`). Under PI each is one ReLU on a
+   * difference (max(a, b) = b + ReLU(a − b)), a window of k valid elements taking k − 1 of them (pi/linear/pool.ts).
+   */
+  maxPoolComparisons: number;
+  /** Levels of the max pools' comparison trees: each one ReLU op (a batch with its own online flights) under PI. */
+  maxPoolLevels: number;
+  /**
    * Floating-point operations per image: 2 per MAC, plus one per output element of every conv (its bias, i.e. the
    * folded BN) and linear with bias, of every residual add and of every kept ReLU. Pooling is not counted.
    */
@@ -68,6 +75,33 @@ function stagesOf(sites: { site: string; relus: number; enabled: boolean }[]): S
     out.set(st, c);
   }
   return [...out.values()];
+}
+
+/** Comparisons and tree levels of a max pool (each window: its valid elements less one, over ceil(log2 k) levels). */
+export function maxPoolCost(
+  inShape: number[],
+  kernel: number,
+  stride: number,
+  padding: number,
+): { comparisons: number; levels: number } {
+  const [c, h, w] = inShape as [number, number, number];
+  const out = (n: number) => Math.floor((n + 2 * padding - kernel) / stride) + 1;
+  const valid = (n: number, o: number) => {
+    let v = 0;
+    for (let k = 0; k < kernel; k++) {
+      const i = o * stride - padding + k;
+      if (i >= 0 && i < n) v++;
+    }
+    return v;
+  };
+  let rows = 0,
+    cols = 0,
+    most = 1;
+  for (let oy = 0; oy < out(h); oy++) rows += valid(h, oy);
+  for (let ox = 0; ox < out(w); ox++) cols += valid(w, ox);
+  for (let oy = 0; oy < out(h); oy++)
+    for (let ox = 0; ox < out(w); ox++) most = Math.max(most, valid(h, oy) * valid(w, ox));
+  return { comparisons: c * (rows * cols - out(h) * out(w)), levels: Math.ceil(Math.log2(most)) };
 }
 
 /** Counts ReLUs and MACs from a network description (shape inference only). */
@@ -98,6 +132,9 @@ export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
       return { name: n.name, op: n.op as 'conv' | 'linear', inShape: inShape(n), outShape: n.outShape, macs };
     });
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const pools = nodes
+    .filter((n) => n.op === 'maxpool')
+    .map((n) => maxPoolCost(inShape(n), n.attributes.kernel!, n.attributes.stride!, n.attributes.padding!));
   const total = sum(sites.filter((s) => s.enabled).map((s) => s.relus));
   const macs = sum(layers.map((l) => l.macs));
   const elementwise = sum(
@@ -114,6 +151,8 @@ export function countGraph(nodes: GraphNode[], arch: string): ReluCount {
     totalAllSites: sum(sites.map((s) => s.elements)),
     layers,
     macs,
+    maxPoolComparisons: sum(pools.map((p) => p.comparisons)),
+    maxPoolLevels: sum(pools.map((p) => p.levels)),
     flops: 2 * macs + elementwise + total,
   };
 }

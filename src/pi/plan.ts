@@ -16,10 +16,20 @@
 // - partial ReLU sites (learned masks below the site level): a relu op whose `kept` lists the kept elements (a
 //   channel list or a bitmap, models/partial.ts); the protocol runs on those only, the others are a culled site's
 //   identity with local truncation. The mask is public: it is part of the architecture the client receives.
-// - maxpool: unsupported (a comparison tree per window would need its own circuits).
+// - maxpool (kernel, stride, padding: max over each window's valid elements, padding never winning): a comparison
+//   tree per window, max(a, b) = b + ReLU(a − b), each level one batch of the ReLU protocol (shift 0) on the
+//   differences of shares over every window (linear/pool.ts: maxPoolSchedule; relu/maxpool.ts). Its `width` is the
+//   ReLU's + 1: the difference of two values within the headroom needs one more bit. The scale is the input's.
 import { r64Add, r64Sar, r64Shl, truncClientShare, truncServerShare, type R64 } from './fixed.js';
 import type { ConvGeometry, RingLinear } from './ringlinear.js';
-import { ringAvgPool, ringChannelSum } from './linear/pool.js';
+import {
+  maxPoolComparisons,
+  maxPoolSchedule,
+  ringAvgPool,
+  ringChannelSum,
+  type MaxPoolSchedule,
+} from './linear/pool.js';
+import type { ReluSite } from './relusite.js';
 import { cryptoBackend, toHex } from './crypto/backend.js';
 import { malformed } from './transport/errors.js';
 import { decodePartial, type KeptDocument } from '../models/partial.js';
@@ -54,6 +64,8 @@ export type PlanOp =
   | (OpBase & { op: 'add'; inputs: [number, number]; shifts: [number, number] })
   | (OpBase & { op: 'gap'; input: number })
   | (OpBase & { op: 'avgpool'; input: number; geom: ConvGeometry })
+  /** Max pooling: a comparison tree per window, each comparison a ReLU of width `width` (shift 0) on a difference. */
+  | (OpBase & { op: 'maxpool'; input: number; geom: ConvGeometry; width: number })
   | (OpBase & { op: 'flatten'; input: number })
   /** A kept ReLU site: garbled circuit of width `width` reading x mod 2^width, output (ReLU(x) >> shift). */
   /** With `kept`, only on those elements (a partial site); the others pass through as at a culled site. */
@@ -80,6 +92,43 @@ export function reluElements(o: ReluOp): Uint32Array | null {
     keptCache.set(o, e);
   }
   return e;
+}
+
+type MaxPoolOp = Extract<PlanOp, { op: 'maxpool' }>;
+
+const poolCache = new WeakMap<MaxPoolOp, MaxPoolSchedule>();
+
+/** A max-pool op's comparison tree (built once per op object). */
+export function maxPoolTree(o: MaxPoolOp): MaxPoolSchedule {
+  let t = poolCache.get(o);
+  if (!t) {
+    t = maxPoolSchedule(o.geom);
+    poolCache.set(o, t);
+  }
+  return t;
+}
+
+/** Comparisons (ReLU-like ops) of a max-pool op. */
+export const maxPoolCount = (o: MaxPoolOp): number => maxPoolComparisons(o.geom);
+
+/** Comparisons over all the max-pool ops of a plan. */
+export const planComparisons = (plan: PublicPlan): number =>
+  plan.ops.reduce((a, o) => a + (o.op === 'maxpool' ? maxPoolCount(o) : 0), 0);
+
+/**
+ * The ReLU sites of a max-pool op: one per level of its tree, in order, each the level's comparisons (shift 0).
+ * Their `op` keys are unique in the session: plan.ops.length * (level + 1) + the op's index, past every op index.
+ */
+export function maxPoolSites(plan: PublicPlan, i: number): ReluSite[] {
+  const o = plan.ops[i]!;
+  if (o.op !== 'maxpool') throw new Error(`plan op ${i} is not a max pool`);
+  return maxPoolTree(o).levels.map((l, k) => ({
+    op: plan.ops.length * (k + 1) + i,
+    name: `${o.name}/max${k + 1}`,
+    size: l.a.length,
+    width: o.width,
+    shift: 0,
+  }));
 }
 
 /** Everything public: the client receives it from the server and runs the same plan on its shares. */
@@ -164,6 +213,7 @@ const OP_KEYS: Record<PlanOp['op'], string[]> = {
   add: ['inputs', 'shifts'],
   gap: ['input'],
   avgpool: ['input', 'geom'],
+  maxpool: ['input', 'geom', 'width'],
   flatten: ['input'],
   relu: ['input', 'width', 'shift', 'kept'],
   cull: ['input', 'shift'],
@@ -211,6 +261,7 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
   const ops = arr(plan.ops, 1, bounds.maxOps, 'ops');
   let total = 0,
     relus = 0,
+    comparisons = 0,
     culled = 0,
     macs = 0;
   const checked: PlanOp[] = [];
@@ -329,6 +380,21 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
         op = { op: 'avgpool', ...base, input: o.input as number, geom: g };
         break;
       }
+      case 'maxpool': {
+        const x = ref(o.input, 'input');
+        const g = geom(o.geom, x.shape, x.shape[0]);
+        if (g.dilation !== 1 || 2 * g.padding > g.kernel)
+          bad(`${w}: dilation ${g.dilation} / padding ${g.padding} (a max pool has dilation 1, padding <= kernel / 2)`);
+        if (scale !== x.scale) bad(`${w}: scale ${scale} is not its input's ${x.scale}`);
+        const width = int(o.width, 2, 64, `${w}.width`);
+        if (width !== x.scale + reluIntBits + 2)
+          bad(`${w}: width ${width} is not scale ${x.scale} + ${reluIntBits} integer bits + sign + 1 (a difference)`);
+        op = { op: 'maxpool', ...base, input: o.input as number, geom: g, width };
+        comparisons += maxPoolCount(op);
+        if (relus + comparisons > bounds.maxRelus)
+          bad(`more than ${bounds.maxRelus} kept ReLUs and max-pool comparisons (at op ${i})`);
+        break;
+      }
       case 'flatten': {
         const x = ref(o.input, 'input');
         if (shape.length !== 1 || size !== x.size || scale !== x.scale)
@@ -359,7 +425,7 @@ export function checkPlan(p: unknown, what: string, bounds: PlanBounds = DEFAULT
           keptCache.set(o as unknown as ReluOp, decodePartial({ shape, ...op.kept }, shape, '').elements);
         }
         relus += reluCount(op);
-        if (relus > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
+        if (relus + comparisons > bounds.maxRelus) bad(`more than ${bounds.maxRelus} kept ReLUs (at op ${i})`);
         break;
       }
     }
@@ -446,7 +512,7 @@ export function opInputs(o: PlanOp): number[] {
   return o.op === 'input' ? [] : o.op === 'add' ? [...o.inputs] : [o.input];
 }
 
-/** Applies a share-local op (everything but conv / fc / relu) to one party's values. */
+/** Applies a share-local op (everything but conv / fc / relu / maxpool) to one party's values. */
 export function localOp(plan: PublicPlan, i: number, vals: R64[], role: 'server' | 'client' | 'clear'): R64 {
   const o = plan.ops[i]!;
   switch (o.op) {

@@ -8,6 +8,8 @@
 //            client with r, its fresh mask drawn offline; the server sees only values masked by c, r or OT pads.
 //            A partial site (plan op with `kept`) runs the protocol on its kept elements only; the others are
 //            truncated locally as at a culled site (relu/partial.ts).
+//   maxpool: a comparison tree per window, one ReLU-protocol batch per level on differences of shares (shift 0),
+//            max(a, b) = b + ReLU(a − b): the client's share of each level is b's plus its mask r (relu/maxpool.ts).
 //   output:  the server sends its share of the logits; the client adds its own.
 // How a kept ReLU is computed is the ReLU protocol's business (relu/: ot, gc); how the linear layers' offline
 // correlations are made is the preprocessor's (linear/: he, the default, and dealer).
@@ -32,6 +34,9 @@ import {
   addChannelBias,
   checkPlan,
   localOp,
+  maxPoolCount,
+  maxPoolSites,
+  maxPoolTree,
   opInputs,
   reluCount,
   reluElements,
@@ -54,6 +59,13 @@ import { checkSessionId, joinDealer, modelFingerprint, type DealerLink } from '.
 import { DEFAULT_RELU, makeReluProtocol } from './relu/registry.js';
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from './relu/index.js';
 import { clientOfflinePartial, clientPartialShare, serverOnlinePartial } from './relu/partial.js';
+import {
+  clientMaxPoolShares,
+  clientOfflineMaxPool,
+  clientOnlineMaxPool,
+  serverOnlineMaxPool,
+  type ClientMaxPool,
+} from './relu/maxpool.js';
 import { clientRandomness, serverRandomness, type ClientRandomness, type ServerRandomness } from './random.js';
 import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
@@ -363,8 +375,9 @@ const reluSite = (plan: PublicPlan, i: number): ReluSite => {
   return { op: i, name: o.name, size: reluCount(o), width: o.width, shift: o.shift };
 };
 
+/** Every ReLU site of a session: the kept ReLU ops, and each max-pool op's levels. */
 const reluSites = (plan: PublicPlan): ReluSite[] =>
-  plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : []));
+  plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : o.op === 'maxpool' ? maxPoolSites(plan, i) : []));
 
 /** Upper bound on the server's report (JSON): a few entries per op, names of at most 256 characters. */
 const reportMaxBytes = (plan: PublicPlan): number => 2048 * (2 * plan.ops.length + 8);
@@ -644,6 +657,10 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       const op = plan.ops[i]!;
       if (op.op === 'relu')
         await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
+      else if (op.op === 'maxpool')
+        await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, async () => {
+          for (const s of maxPoolSites(plan, i)) await relu!.offline(s);
+        });
     }
     rec.end('offline');
 
@@ -670,6 +687,12 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
         vals.push(
           await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () =>
             serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!),
+          ),
+        );
+      } else if (op.op === 'maxpool') {
+        vals.push(
+          await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+            serverOnlineMaxPool(relu!, maxPoolSites(plan, i), maxPoolTree(op), vals[op.input]!),
           ),
         );
       } else {
@@ -720,7 +743,8 @@ function checkReport(r: unknown, what: string): PartyReport {
  * leaves as soon as its input share is known, before the previous layer's answer is read (at most two layers
  * unread), so the server computes one layer while the client encrypts the next and decrypts the last. A kept ReLU
  * site's output share is its mask r, drawn here in plan order (the order random.reluMask always saw); share-local
- * ops are computed when first needed. Returns the masks by op index, for the ReLU protocol's offline part.
+ * ops are computed when first needed. A max pool's levels draw their masks in order, in its place. Returns the
+ * masks by op index and the max pools' offline shares, for the ReLU protocol's offline part.
  */
 async function clientShares(
   plan: PublicPlan,
@@ -729,8 +753,9 @@ async function clientShares(
   prep: Preprocessor,
   ctx: PreprocessContext,
   random: ClientRandomness,
-): Promise<(R64 | null)[]> {
+): Promise<{ masks: (R64 | null)[]; pools: Map<number, ClientMaxPool> }> {
   const masks: (R64 | null)[] = plan.ops.map(() => null);
+  const pools = new Map<number, ClientMaxPool>();
   const pending: { i: number; answer: PendingLinear }[] = [];
   const finishOldest = async () => {
     const p = pending.shift();
@@ -784,11 +809,16 @@ async function clientShares(
         kept = reluElements(op);
       masks[i] = r;
       cv[i] = kept ? clientPartialShare(site, kept, await value(op.input), r) : r;
+    } else if (op.op === 'maxpool') {
+      const rs = maxPoolSites(plan, i).map((s) => random.reluMask(s));
+      const p = clientMaxPoolShares(maxPoolTree(op), await value(op.input), rs);
+      pools.set(i, p);
+      cv[i] = p.out;
     }
   }
   while (pending.length) await finishOldest();
   for (let i = 0; i < plan.ops.length; i++) await value(i);
-  return masks;
+  return { masks, pools };
 }
 
 /**
@@ -850,10 +880,14 @@ export function runClient(
     rec.end('setup');
 
     enterPhase('offline', phase);
-    const masks = await clientShares(plan, cv, rec, prep, ctx, random);
+    const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random);
     plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
+      if (op.op === 'maxpool')
+        await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+          clientOfflineMaxPool(relu!, maxPoolSites(plan, i), pools.get(i)!),
+        );
       if (op.op !== 'relu') continue;
       await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
         clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
@@ -867,6 +901,10 @@ export function runClient(
     );
     for (let i = 0; i < plan.ops.length; i++) {
       const op = plan.ops[i]!;
+      if (op.op === 'maxpool')
+        await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+          clientOnlineMaxPool(relu!, maxPoolSites(plan, i)),
+        );
       if (op.op !== 'relu') continue;
       await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
     }

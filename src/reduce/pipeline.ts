@@ -310,16 +310,19 @@ export async function reduce(
   const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
-  // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights.
-  const latency = (relus: number, macs: number, spec: NetSpec) =>
-    estimateLatency(
+  // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights; max-pool comparisons cost a ReLU each,
+  // and each level of their trees is one more ReLU op.
+  const latency = (relus: number, macs: number, spec: NetSpec) => {
+    const c = countRelus(spec);
+    return estimateLatency(
       costModel,
-      relus,
+      relus + c.maxPoolComparisons,
       macs,
       spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2,
       ctx,
-      countRelus(spec).sites.filter((x) => x.relus > 0).length,
+      c.sites.filter((x) => x.relus > 0).length + c.maxPoolLevels,
     );
+  };
   runner ??= localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;

@@ -47,10 +47,11 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
-/** Steps the protocol reports (onStep) for a plan: the ReLU set-up, offline per conv/fc/ReLU, online per ReLU + input + output. */
+/** Steps the protocol reports (onStep) for a plan: the ReLU set-up, offline per conv/fc/ReLU/max pool, online per
+ *  ReLU/max pool + input + output. */
 export function stepCount(plan: PublicPlan): number {
   const lin = plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length,
-    relu = plan.ops.filter((o) => o.op === 'relu').length;
+    relu = plan.ops.filter((o) => o.op === 'relu' || o.op === 'maxpool').length;
   return 1 + lin + relu + 1 + relu + 1;
 }
 

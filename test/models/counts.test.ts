@@ -11,6 +11,7 @@ import {
   specFor,
   type NetSpec,
 } from '../../src/models/index.js';
+import { formatCount } from '../../src/cli/count.js';
 
 const stageSplit = (spec: NetSpec) => countRelus(spec).stages.map((s) => [s.stage, s.relus]);
 
@@ -68,6 +69,20 @@ test('ResNet18 at 224x224: 27,295,744 is the CIFAR layout; the 7x7/2 + max-pool 
   // torchvision resnet18: conv1 = 64*112*112 * 3*7*7 MACs, 1.814 GMACs in all.
   assert.equal(imagenet.layers[0]!.macs, 64 * 112 * 112 * 3 * 49);
   assert.equal(imagenet.macs, 1_814_073_344);
+  // The 3x3/2 max pool (padding 1) on 64x112x112: its comparisons are counted apart, the ReLUs unchanged. Per
+  // channel: 167 valid window rows (2 + 55 x 3) by 167 columns, less one per window of the 56x56 output.
+  assert.equal(imagenet.maxPoolComparisons, 64 * (167 * 167 - 56 * 56));
+  assert.equal(imagenet.maxPoolComparisons, 1_584_192);
+  assert.equal(imagenet.maxPoolLevels, 4);
+  assert.equal(cifar224.maxPoolComparisons, 0);
+  assert.equal(cifar224.maxPoolLevels, 0);
+  const text = formatCount(imagenet, specFor('resnet18-imagenet'), 'full mask');
+  assert.match(text, /ReLUs: 2,308,096 /);
+  assert.match(
+    text,
+    /Max-pool comparisons: 1,584,192 \(non-linear ops beside the ReLUs, each one ReLU under PI; 4 levels\)/,
+  );
+  assert.doesNotMatch(formatCount(cifar224, specFor('resnet18', { inputSize: 224 }), 'full mask'), /Max-pool/);
 });
 
 const EXPECTED: Record<string, number> = {

@@ -142,9 +142,9 @@ test('checkPlan: a valid plan passes; every malformed or oversized one is refuse
     [
       'unknown op',
       (q) => {
-        q.ops[relu].op = 'maxpool';
+        q.ops[relu].op = 'softmax';
       },
-      /unknown op "maxpool"/,
+      /unknown op "softmax"/,
     ],
     [
       'unknown plan field',

@@ -243,13 +243,16 @@ export function calibrate(reports: PiReport[]): CostModel {
       onT = 0;
     const r = relu.get(p.relu) ?? { t: 0, relus: 0, bytes: 0, flights: 0, ops: 0, online: 0 };
     for (const o of p.ops) {
-      if (o.kind === 'relu') {
+      // A max pool's comparisons are ReLUs (its `relus`); its flights (one ReLU op's per level) are not one op's.
+      if (o.kind === 'relu' || o.kind === 'maxpool') {
         const t = (o.offline.ms + o.online.ms) / 1e3;
         r.t += t;
         r.relus += o.relus;
         opT += t;
-        r.ops++;
-        r.flights += o.online.rounds;
+        if (o.kind === 'relu') {
+          r.ops++;
+          r.flights += o.online.rounds;
+        }
         r.bytes += o.offline.cToS + o.offline.sToC + o.online.cToS + o.online.sToC;
         r.online += o.serverOnlineMs / 1e3;
         onT += o.serverOnlineMs / 1e3;

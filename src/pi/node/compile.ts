@@ -5,6 +5,7 @@ import { describeNetwork, foldBatchNorm, type GraphNode, type Network } from '..
 import { quantize, r64Add, r64FromInts, r64Gather, r64MaxBits, r64Sar, r64Scatter, type R64 } from '../fixed.js';
 import { encodePartial, numelOf } from '../../models/partial.js';
 import { RingConv2d, RingFc } from './ring.js';
+import { ringMaxPoolClear } from '../linear/pool.js';
 import type { ConvGeometry } from '../ringlinear.js';
 import {
   addChannelBias,
@@ -314,10 +315,35 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
           toPlan.set(n.id, id);
           break;
         }
-        case 'maxpool':
-          throw new Error(
-            `unsupported for PI: ${n.name} (maxpool); use an architecture without max-pooling (resnet-cifar, resnet-thin, wrn)`,
-          );
+        case 'maxpool': {
+          // A comparison tree per window (relu/maxpool.ts): each comparison a ReLU on a difference of two values,
+          // which needs one bit more than a ReLU at the input's scale.
+          const inp = src(n);
+          checkNoDiv(inp, n);
+          const inShape = ops[inp]!.shape,
+            s = ops[inp]!.scale,
+            width = s + fx.reluIntBits + 2;
+          if (width > 64)
+            throw new Error(
+              `plan: max pool ${n.name}: the comparisons would need ${width} bits (scale ${s} + ${fx.reluIntBits} integer bits + sign + 1) and the ring has 64; lower --weight-frac or --f`,
+            );
+          const { kernel, stride, padding } = n.attributes as { kernel: number; stride: number; padding: number };
+          if (2 * padding > kernel)
+            throw new Error(
+              `unsupported for PI: ${n.name} (maxpool): padding ${padding} over half the kernel ${kernel}`,
+            );
+          const geom: ConvGeometry = {
+            inShape: inShape as [number, number, number],
+            outShape: shape as [number, number, number],
+            kernel,
+            stride,
+            padding,
+            dilation: 1,
+            groups: inShape[0]!,
+          };
+          toPlan.set(n.id, push({ op: 'maxpool', name: n.name, input: inp, geom, width, shape, size, scale: s }));
+          break;
+        }
       }
     }
     if (pendingDiv.size)
@@ -370,7 +396,8 @@ export interface ReferenceResult {
   /** Output (logits) as ring values at the last op's scale. */
   out: R64;
   logits: Float64Array;
-  /** Per kept ReLU op: log2 of the largest |x| in its input (must stay below width - 1), and the width. */
+  /** Per kept ReLU op: log2 of the largest |x| in its input (must stay below width - 1), and the width; per max pool
+   *  the same for its comparisons (one more than its input's: a difference of two of its values). */
   reluBits: { op: number; name: string; bits: number; width: number }[];
   /** Per culled op with truncation: log2 of the largest |x| (local truncation fails with probability ~2^(bits+1-64)). */
   cullBits: { op: number; name: string; bits: number }[];
@@ -411,6 +438,13 @@ export function referenceForward(model: ServerModel, xq: R64): ReferenceResult {
         reluBits.push({ op: i, name: o.name, bits: r64MaxBits(xk), width: o.width });
         if (o.shift) cullBits.push({ op: i, name: o.name, bits: r64MaxBits(x) });
         vals.push(r64Scatter(r64Sar(x, o.shift), el, reluShiftClear(xk, o.shift)));
+        break;
+      }
+      case 'maxpool': {
+        // The differences of two values of the input must fit the comparisons' width.
+        const x = vals[o.input]!;
+        reluBits.push({ op: i, name: o.name, bits: r64MaxBits(x) + 1, width: o.width });
+        vals.push(ringMaxPoolClear(x, o.geom));
         break;
       }
       default:

@@ -105,7 +105,10 @@ export function loadCostModel(file?: string): CostModel {
   };
 }
 
-/** Estimated seconds of one inference; `reluOps` = kept ReLU ops (sites), which pay the online flights. */
+/**
+ * Estimated seconds of one inference; `reluOps` = kept ReLU ops (sites), which pay the online flights. Max-pool
+ * comparisons count as ReLUs (each is one ReLU on a difference) and each level of a max pool's tree as a ReLU op.
+ */
 export function estimateLatency(
   m: CostModel,
   relus: number,

@@ -14,11 +14,13 @@ import { Dealer } from '../../../src/pi/node/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
 import { referenceForward } from '../../../src/pi/node/compile.js';
-import { localOp, type ServerModel } from '../../../src/pi/plan.js';
+import { localOp, maxPoolSites, maxPoolTree, reluShiftClear, type ServerModel } from '../../../src/pi/plan.js';
+import type { MaxPoolSchedule } from '../../../src/pi/linear/pool.js';
 import {
   quantize,
   r64Add,
   r64FromBig,
+  r64Gather,
   r64Shr,
   r64Sub,
   r64ToBig,
@@ -121,6 +123,13 @@ export function coupledClientRandomness(
   const shift = new Map<number, R64>();
   model.plan.ops.forEach((o, i) => {
     if (o.op === 'relu') shift.set(i, r64Sub(b.values[i]!, a.values[i]!));
+    // A max pool: each level's ReLU outputs ReLU(V[a] - V[b]), by its level's site key.
+    if (o.op === 'maxpool') {
+      const t = maxPoolTree(o),
+        ya = maxPoolReluOutputs(t, a.values[o.input]!),
+        yb = maxPoolReluOutputs(t, b.values[o.input]!);
+      maxPoolSites(model.plan, i).forEach((s, k) => shift.set(s.op, r64Sub(yb[k]!, ya[k]!)));
+    }
     if (o.op === 'cull' && o.shift)
       throw new Error(
         `coupling: culled site ${o.name} truncates shares locally, so the secure values are not the reference's`,
@@ -132,6 +141,19 @@ export function coupledClientRandomness(
     reluMask: (site) => r64Add(base.reluMask(site), shift.get(site.op)!),
     bytes: base.bytes,
   };
+}
+
+/** The plaintext ReLU outputs of each level of a max pool's comparison tree over the values x. */
+export function maxPoolReluOutputs(t: MaxPoolSchedule, x: R64): R64[] {
+  let v = x;
+  return t.levels.map((l) => {
+    const bv = r64Gather(v, l.b),
+      y = reluShiftClear(r64Sub(r64Gather(v, l.a), bv), 0),
+      m = r64Add(bv, y),
+      c = r64Gather(v, l.carry);
+    v = { lo: Uint32Array.from([...m.lo, ...c.lo]), hi: Uint32Array.from([...m.hi, ...c.hi]) };
+    return y;
+  });
 }
 
 /** The bytes of a share, for byte-wise comparison. */
