@@ -32,7 +32,7 @@ const script = fileURLToPath(new URL('../../../test/export/torch_import.py', imp
 const N = 20;
 
 let fixtures: string | null = null;
-/** Runs the Python fixture script once: <name>.{safetensors,pth,onnx,io.safetensors} for imagenet and cifar. */
+/** Runs the Python fixture script once: <name>.{safetensors,pth,onnx,io.safetensors} for imagenet, cifar, tiny. */
 function dir(): string {
   if (fixtures) return fixtures;
   const d = mkdtempSync(join(tmpdir(), 'import-'));
@@ -113,12 +113,12 @@ test('bad files: truncated, wrong op, wrong shape, wrong name, a pickle with a f
     writeFileSync(f, b.subarray(0, Math.floor(b.length / 2)));
     return f;
   };
-  refuses(cut('cifar', 'pth'), /cut-cifar\.pth: .*(truncated|corrupt)/);
-  refuses(cut('cifar', 'safetensors'), /safetensors .*cut-cifar\.safetensors: .*(exceeds|outside)/);
-  refuses(cut('cifar', 'onnx'), /cut-cifar\.onnx/);
+  refuses(cut('tiny', 'pth'), /cut-tiny\.pth: .*(truncated|corrupt)/);
+  refuses(cut('tiny', 'safetensors'), /safetensors .*cut-tiny\.safetensors: .*(exceeds|outside)/);
+  refuses(cut('tiny', 'onnx'), /cut-tiny\.onnx/);
 
   // an op the importer does not read
-  const m = decodeOnnx(readFileSync(join(d, 'cifar.onnx')));
+  const m = decodeOnnx(readFileSync(join(d, 'tiny.onnx')));
   const relu = m.graph.node.find((n) => n.op_type === 'Relu')!;
   relu.op_type = 'Sigmoid';
   const sig = join(bad, 'sigmoid.onnx');
@@ -128,16 +128,16 @@ test('bad files: truncated, wrong op, wrong shape, wrong name, a pickle with a f
   // a wrong shape and a wrong name in a state dict
   const edit = (f: string, change: (t: Map<string, ReturnType<typeof tensor>>) => void) =>
     tidy(() => {
-      const s = decodeSafetensors(readFileSync(join(d, 'cifar.safetensors')));
+      const s = decodeSafetensors(readFileSync(join(d, 'tiny.safetensors')));
       change(s.tensors);
       const p = join(bad, f);
       writeFileSync(p, encodeSafetensors(s.tensors));
       return p;
     });
   const shape = edit('shape.safetensors', (t) =>
-    t.set('layer2.1.conv2.weight', tensor(new Float32Array(128 * 64 * 9), [128, 64, 3, 3])),
+    t.set('layer2.1.conv2.weight', tensor(new Float32Array(8 * 4 * 9), [8, 4, 3, 3])),
   );
-  refuses(shape, /'layer2\.1\.conv2\.weight' has shape \[128,64,3,3\], expected \[128,128,3,3\]/);
+  refuses(shape, /'layer2\.1\.conv2\.weight' has shape \[8,4,3,3\], expected \[8,8,3,3\]/);
   const name = edit('name.safetensors', (t) => {
     t.set('classifier.weight', t.get('fc.weight')!);
     t.delete('fc.weight');
@@ -158,18 +158,30 @@ test('bad files: truncated, wrong op, wrong shape, wrong name, a pickle with a f
     /global 'os\.system'.*only these are allowed: collections\.OrderedDict, torch\._utils\._rebuild_tensor_v2/,
   );
 
+  // other opcodes than a state dict needs (INST, which would call os.system) are refused by their byte
+  const inst = join(bad, 'inst.pth');
+  const instPickle = Buffer.from('\x80\x02(ios\nsystem\nX\x02\x00\x00\x00ls.', 'latin1');
+  writeFileSync(inst, zipSync({ 'archive/data.pkl': instPickle }, { level: 0 }));
+  refuses(inst, /pickle opcode 0x69 at byte 3 is not allowed/);
+  // a whole pickled module (torch.save(model)) names its class
+  refuses(join(d, 'tiny.module.pth'), /global '__main__\.Tiny'.*save model\.state_dict\(\)/);
+
   // flags that contradict the file
-  refuses(join(d, 'cifar.pth'), /--classes 100, but fc\.weight has 10 rows/, { classes: 100 });
-  refuses(join(d, 'cifar.onnx'), /--input 64, but the graph's input is 32x32/, { input: 64 });
-  refuses(join(d, 'cifar.pth'), /--mean has 2 values for 3 input channels/, { mean: [0.5, 0.5] });
+  refuses(join(d, 'tiny.pth'), /--classes 100, but fc\.weight has 3 rows/, { classes: 100 });
+  refuses(join(d, 'tiny.onnx'), /--input 64, but the graph's input is 8x8/, { input: 64 });
+  refuses(join(d, 'tiny.pth'), /--mean has 2 values for 3 input channels/, { mean: [0.5, 0.5] });
 
   // an existing, non-empty output directory is never touched
   const taken = join(bad, 'taken');
   mkdirSync(taken, { recursive: true });
   writeFileSync(join(taken, 'keep'), 'x');
-  assert.throws(() => importModel(join(d, 'cifar.pth'), taken), /exists and is not empty/);
+  assert.throws(() => importModel(join(d, 'tiny.pth'), taken), /exists and is not empty/);
   assert.deepEqual(readdirSync(taken), ['keep']);
   assert.ok(!existsSync(join(bad, 'model')));
+
+  // a checkpoint dict with the state dict under 'state_dict' imports as the bare state dict does
+  const ck = importModel(join(d, 'tiny.ckpt.pth'), join(bad, 'ckpt'), { input: 8 });
+  assert.equal(ck.spec.alpha, 0.0625);
 });
 
 test('deepreduce import (CLI) prints the inferred architecture and its notes', { skip }, async () => {

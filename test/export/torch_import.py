@@ -87,6 +87,9 @@ def make(name, size, classes, layout):
     sd = m.state_dict()
     save_safetensors(f'{out}/{name}.safetensors', sd)
     torch.save(sd, f'{out}/{name}.pth')
+    if layout == 'tiny':
+        torch.save(m, f'{out}/{name}.module.pth')  # the whole module: the importer must refuse it by name
+        torch.save({'epoch': 3, 'state_dict': sd}, f'{out}/{name}.ckpt.pth')  # a checkpoint dict
     save_safetensors(f'{out}/{name}.io.safetensors', {'x': x, 'logits': logits})
     # ImageNet: the default export (BN folded into the convs); CIFAR: BN kept as BatchNormalization nodes
     folded = layout == 'imagenet'
