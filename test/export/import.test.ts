@@ -93,6 +93,27 @@ test('torchvision resnet18, CIFAR variant (3x3 stem, no max-pool, 10 classes): a
   checkImports('cifar', 'resnet18', 'resnet-cifar', 10);
 });
 
+test('a narrow ResNet50-style net of torchvision Bottlenecks (v1.5): state dict and BN-folded ONNX, PyTorch logits', {
+  skip,
+}, () => {
+  const { x, logits } = io('tinyb');
+  for (const ext of ['pth', 'onnx']) {
+    const out = join(dir(), `out-tinyb-${ext}`);
+    const r = importModel(join(dir(), `tinyb.${ext}`), out, { input: 16 });
+    assert.equal(r.spec.arch, 'resnet50');
+    assert.equal(r.spec.blockType, 'bottleneck');
+    assert.deepEqual(r.spec.blocks, [1, 1, 1, 1]);
+    assert.equal(r.spec.alpha, 0.0625);
+    const { net } = loadModelDir(out);
+    try {
+      const d = maxAbsDiff(ourLogits(net, x, N), logits);
+      assert.ok(d <= 1e-4 * Math.max(1, ...Array.from(logits, Math.abs)), `tinyb.${ext}: max |ours - PyTorch| = ${d}`);
+    } finally {
+      net.dispose();
+    }
+  }
+});
+
 /** Importing must fail with an error matching `re`, and leave nothing behind. */
 function refuses(file: string, re: RegExp, o: ImportOptions = {}) {
   const parent = mkdtempSync(join(tmpdir(), 'import-bad-'));

@@ -9,7 +9,7 @@ import sys
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.resnet import BasicBlock, conv1x1
+from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 out = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -49,9 +49,10 @@ def calibrate(m, size):
 
 
 class Tiny(nn.Module):
-    """ResNet18's structure and torchvision names at 1/16 of its widths (4, 8, 16, 32), CIFAR stem."""
+    """ResNet18's (or, with Bottleneck and one block per stage, ResNet50's) structure and torchvision names at 1/16
+    of its widths (4, 8, 16, 32), CIFAR stem."""
 
-    def __init__(self, classes, width=4):
+    def __init__(self, classes, width=4, block=BasicBlock, blocks=2):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -59,9 +60,10 @@ class Tiny(nn.Module):
         layers, inp = [], width
         for s in range(4):
             w, stride = width << s, 1 if s == 0 else 2
-            down = None if stride == 1 and inp == w else nn.Sequential(conv1x1(inp, w, stride), nn.BatchNorm2d(w))
-            layers.append(nn.Sequential(BasicBlock(inp, w, stride, down), BasicBlock(w, w)))
-            inp = w
+            o = w * block.expansion
+            down = None if stride == 1 and inp == o else nn.Sequential(conv1x1(inp, o, stride), nn.BatchNorm2d(o))
+            layers.append(nn.Sequential(block(inp, w, stride, down), *[block(o, w) for _ in range(blocks - 1)]))
+            inp = o
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(inp, classes)
@@ -75,6 +77,8 @@ class Tiny(nn.Module):
 def make(name, size, classes, layout):
     if layout == 'tiny':
         m = Tiny(classes)
+    elif layout == 'tiny-bottleneck':
+        m = Tiny(classes, block=Bottleneck, blocks=1)
     else:
         m = torchvision.models.resnet18(num_classes=classes)
     if layout == 'cifar':
@@ -92,7 +96,7 @@ def make(name, size, classes, layout):
         torch.save({'epoch': 3, 'state_dict': sd}, f'{out}/{name}.ckpt.pth')  # a checkpoint dict
     save_safetensors(f'{out}/{name}.io.safetensors', {'x': x, 'logits': logits})
     # ImageNet: the default export (BN folded into the convs); CIFAR: BN kept as BatchNormalization nodes
-    folded = layout == 'imagenet'
+    folded = layout in ('imagenet', 'tiny-bottleneck')
     mode = torch.onnx.TrainingMode.EVAL if folded else torch.onnx.TrainingMode.PRESERVE
     torch.onnx.export(m, x[:1], f'{out}/{name}.onnx', input_names=['input'], output_names=['logits'],
                       dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, training=mode,
@@ -102,4 +106,5 @@ def make(name, size, classes, layout):
 make('imagenet', 32, 5, 'imagenet')
 make('cifar', 32, 10, 'cifar')
 make('tiny', 8, 3, 'tiny')
+make('tinyb', 16, 4, 'tiny-bottleneck')
 print(json.dumps({'torch': torch.__version__, 'torchvision': torchvision.__version__}))
