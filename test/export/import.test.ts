@@ -1,7 +1,7 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { zipSync } from 'fflate';
 import { decodeSafetensors, encodeSafetensors, loadSafetensors, tensor, tidy } from '../../src/engine/index.js';
 import { importModel, type ImportOptions } from '../../src/export/import.js';
-import { decodeOnnx, encodeOnnx } from '../../src/export/onnx.js';
+import { decodeOnnx, encodeOnnx, exportModelDirToOnnx } from '../../src/export/onnx.js';
 import { loadModelDir } from '../../src/train/modeldir.js';
 import { registerImportCommand } from '../../src/cli/import.js';
 import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
@@ -32,6 +32,11 @@ const script = fileURLToPath(new URL('../../../test/export/torch_import.py', imp
 const N = 20;
 
 let fixtures: string | null = null;
+const scratch: string[] = [];
+// the fixtures are ~300 MB (three full-width resnet18s in three formats each)
+after(() => {
+  for (const d of [fixtures, ...scratch]) if (d) rmSync(d, { recursive: true, force: true });
+});
 /** Runs the Python fixture script once: <name>.{safetensors,pth,onnx,io.safetensors} for imagenet, cifar, tiny. */
 function dir(): string {
   if (fixtures) return fixtures;
@@ -114,9 +119,26 @@ test('a narrow ResNet50-style net of torchvision Bottlenecks (v1.5): state dict 
   }
 });
 
+test("deepreduce export's own ONNX imports back: the same weights, spec and preprocessing (deepreduce.input)", {
+  skip,
+}, () => {
+  const a = join(dir(), 'rt-a'),
+    b = join(dir(), 'rt-b');
+  importModel(join(dir(), 'tiny.pth'), a, { input: 8, mean: [0.5, 0.4, 0.3], std: [0.2], dataset: 'cifar10' });
+  exportModelDirToOnnx(a, join(dir(), 'rt.onnx'));
+  const r = importModel(join(dir(), 'rt.onnx'), b);
+  assert.deepEqual(r.input.mean, [0.5, 0.4, 0.3]);
+  assert.deepEqual(r.input.std, [0.2, 0.2, 0.2]);
+  assert.equal(r.input.dataset, 'cifar10');
+  assert.deepEqual(readFileSync(join(b, 'model.safetensors')), readFileSync(join(a, 'model.safetensors')));
+  const spec = (d: string) => JSON.parse(readFileSync(join(d, 'model.json'), 'utf8')).spec;
+  assert.deepEqual(spec(b), spec(a));
+});
+
 /** Importing must fail with an error matching `re`, and leave nothing behind. */
 function refuses(file: string, re: RegExp, o: ImportOptions = {}) {
   const parent = mkdtempSync(join(tmpdir(), 'import-bad-'));
+  scratch.push(parent);
   const out = join(parent, 'model');
   assert.throws(() => importModel(file, out, o), re);
   assert.deepEqual(readdirSync(parent), [], 'nothing written');
