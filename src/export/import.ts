@@ -73,6 +73,7 @@ export function detectFormat(file: string, bytes: Uint8Array): ImportFormat {
   if (/\.onnx$/i.test(file)) return 'onnx';
   if (/\.(pt|pth|bin|ckpt)$/i.test(file)) return 'pytorch';
   if (bytes[0] === 0x50 && bytes[1] === 0x4b) return 'pytorch';
+  if (bytes.length > 8 && bytes[8] === 0x7b) return 'safetensors'; // a JSON header after the 8-byte length
   throw new Error(
     `${file}: unknown format; supported: .safetensors, .pt/.pth (torch.save of a state dict), .onnx (or --format)`,
   );
