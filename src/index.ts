@@ -31,6 +31,7 @@ export {
 export { loadModelDir, type ModelInfo } from './train/modeldir.js';
 export { reduce, defaultReduceConfig, summaryLines, type ReduceConfig, type ReduceResults } from './reduce/pipeline.js';
 export { exportModelDirToOnnx as exportOnnx, type ModelDirExport, type OnnxExportOptions } from './export/onnx.js';
+export { importModel, type ImportOptions, type ImportResult } from './export/import.js';
 
 // ---------------------------------------------------------------------------------------------- private inference
 export { serverModelFromDir, serverModelRandom, datasetImage, fileImage } from './pi/node/load.js';

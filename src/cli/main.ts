@@ -7,6 +7,7 @@ import { registerTrainCommands } from './train.js';
 import { registerDemoCommand } from './demo.js';
 import { registerReduceCommands } from './reduce.js';
 import { registerExportCommand } from './export.js';
+import { registerImportCommand } from './import.js';
 import { registerPiCommands } from '../pi/node/cli.js';
 import { registerQueueCommands } from './queue.js';
 import { applyV8Settings } from '../util/v8.js';
@@ -25,6 +26,7 @@ registerDataCommands(program);
 registerTrainCommands(program);
 registerReduceCommands(program);
 registerExportCommand(program);
+registerImportCommand(program);
 registerPiCommands(program);
 registerQueueCommands(program);
 
