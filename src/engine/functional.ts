@@ -11,18 +11,14 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
+/** The arguments conv2d and conv2dFused share: input, weight, bias, stride, padding, dilation, groups. */
+function convArgs(x: Tensor, w: Tensor, b: Tensor | null, o: Conv2dOptions) {
+  const { stride, padding, dilation, groups } = o;
+  return [x.handle, w.handle, opt(b), pair(stride ?? 1), pair(padding ?? 0), pair(dilation ?? 1), groups ?? 1];
+}
+
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
-  return new Tensor(
-    native.conv2d(
-      x.handle,
-      w.handle,
-      opt(b),
-      pair(o.stride ?? 1),
-      pair(o.padding ?? 0),
-      pair(o.dilation ?? 1),
-      o.groups ?? 1,
-    ),
-  );
+  return new Tensor(native.conv2d(...convArgs(x, w, b, o)));
 }
 
 export interface FusedConvOptions extends Conv2dOptions {
@@ -51,13 +47,7 @@ export const hasFusedConv = (): boolean => native.dnnlVersion() !== '';
 export function conv2dFused(x: Tensor, w: Tensor, b: Tensor | null = null, o: FusedConvOptions = {}): Tensor {
   return new Tensor(
     native.conv2dFused(
-      x.handle,
-      w.handle,
-      opt(b),
-      pair(o.stride ?? 1),
-      pair(o.padding ?? 0),
-      pair(o.dilation ?? 1),
-      o.groups ?? 1,
+      ...convArgs(x, w, b, o),
       o.relu ?? false,
       opt(o.sum),
       o.sumInplace ?? false,
@@ -165,19 +155,7 @@ export function crossEntropy(
   return new Tensor(native.crossEntropy(logits.handle, target.handle, o.reduction ?? 'mean', o.labelSmoothing ?? 0));
 }
 
-export function nllLoss(logProbs: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
-  return new Tensor(native.nllLoss(logProbs.handle, target.handle, reduction));
-}
-
 /** torch.nn.functional.kl_div: input holds log-probabilities; target probabilities (or log ones with logTarget). */
 export function klDiv(logInput: Tensor, target: Tensor, reduction: Reduction = 'batchmean', logTarget = false): Tensor {
   return new Tensor(native.klDiv(logInput.handle, target.handle, reduction, logTarget));
-}
-
-export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {
-  return new Tensor(native.mseLoss(a.handle, b.handle, reduction));
-}
-
-export function oneHot(idx: Tensor, numClasses: number): Tensor {
-  return new Tensor(native.oneHot(idx.handle, numClasses));
 }

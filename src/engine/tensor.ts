@@ -439,28 +439,15 @@ export const full = (shape: number[], v: number, dtype: DType = 'float32'): Tens
 export const empty = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.empty(shape, dtype));
 export const randn = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.randn(shape, dtype));
 export const rand = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.rand(shape, dtype));
-export const randint = (lo: number, hi: number, shape: number[]): Tensor => new Tensor(native.randint(lo, hi, shape));
-export const randperm = (n: number): Tensor => new Tensor(native.randperm(n));
 export const arange = (start: number, end: number, step = 1, dtype: DType = 'float32'): Tensor =>
   new Tensor(native.arange(start, end, step, dtype));
 /** Integer class labels as int64 (what cross-entropy expects). */
 export const labels = (y: Int32Array | Uint8Array | Uint16Array | number[]): Tensor =>
   tensor(BigInt64Array.from(Array.from(y as ArrayLike<number>, (v) => BigInt(v))), [y.length]);
 
-export const cat = (ts: Tensor[], dim = 0): Tensor =>
-  new Tensor(
-    native.cat(
-      ts.map((t) => t.handle),
-      dim,
-    ),
-  );
-export const stack = (ts: Tensor[], dim = 0): Tensor =>
-  new Tensor(
-    native.stack(
-      ts.map((t) => t.handle),
-      dim,
-    ),
-  );
+const handles = (ts: Tensor[]) => ts.map((t) => t.handle);
+export const cat = (ts: Tensor[], dim = 0): Tensor => new Tensor(native.cat(handles(ts), dim));
+export const stack = (ts: Tensor[], dim = 0): Tensor => new Tensor(native.stack(handles(ts), dim));
 export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor =>
   new Tensor(native.where(cond.handle, a.handle, b.handle));
 
@@ -479,9 +466,6 @@ export function setRngState(state: Uint8Array): void {
 }
 export function setNumThreads(n: number): void {
   native.setNumThreads(n);
-}
-export function getNumThreads(): number {
-  return native.getNumThreads();
 }
 export { defaultThreads };
 export const cudaAvailable = (): boolean => native.cudaAvailable();
