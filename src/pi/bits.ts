@@ -40,6 +40,12 @@ export function xorBits(a: Bits, b: Bits): Bits {
   return o;
 }
 
+/** The bytes as 32-bit words (a copy when they are not 4-byte aligned). */
+export function i32(u8: Uint8Array): Int32Array {
+  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
+  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
 /** The bytes of a bit vector of n elements (ceil(n / 8) bytes), for sending. */
 export const bitsBytes = (v: Bits, n: number): Uint8Array =>
   new Uint8Array(v.buffer, v.byteOffset, (n + 7) >>> 3).slice();
