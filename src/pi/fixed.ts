@@ -18,6 +18,9 @@ export const r64Zeros = (n: number): R64 => ({ lo: new Uint32Array(n), hi: new U
 
 export const r64Clone = (a: R64): R64 => ({ lo: a.lo.slice(), hi: a.hi.slice() });
 
+/** Elements [a, b) of `x`, sharing its memory. */
+export const r64Slice = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
+
 function check2(a: R64, b: R64, what: string): void {
   if (a.lo.length !== b.lo.length) throw new Error(`${what}: lengths ${a.lo.length} and ${b.lo.length} differ`);
 }
