@@ -1,4 +1,5 @@
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { numberArg, posInt } from '../util/args.js';
 import { countRelus, type ReluCount } from '../models/count.js';
 import { presetNames } from '../models/presets.js';
 import { ARCH_NAMES, type NetSpec } from '../models/spec.js';
@@ -60,16 +61,7 @@ export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): st
   );
 }
 
-const posInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
-  return n;
-};
-const posNum = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number, got '${v}'`);
-  return n;
-};
+const posNum = (name: string) => numberArg(name, (n) => n > 0, 'a positive number');
 const intList = (v: string) => v.split(',').map((s) => posInt('--blocks entry')(s.trim()));
 
 /** `deepreduce count`: ReLU and MAC accounting by shape inference, as a table or JSON. */
