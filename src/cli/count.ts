@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { numberArg, posInt } from '../util/args.js';
+import { table } from '../util/table.js';
 import { countRelus, type ReluCount } from '../models/count.js';
 import { presetNames } from '../models/presets.js';
 import { ARCH_NAMES, type NetSpec } from '../models/spec.js';
@@ -11,16 +12,6 @@ export interface CountOptions extends SpecOptions {
 
 const num = (n: number) => n.toLocaleString('en-US');
 const dims = (s: number[]) => s.join('x');
-
-function table(headers: string[], rows: string[][], right: boolean[]): string {
-  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    `  ${r
-      .map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
-      .join('  ')
-      .trimEnd()}`;
-  return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
-}
 
 /** The human-readable report: per site (partial sites with their kept count), per stage, total, MACs per layer, FLOPs. */
 export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): string {
