@@ -1,13 +1,16 @@
 import { native } from './native.js';
 import { Tensor, type Reduction } from './tensor.js';
 
-const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
+/** A size or stride given once for both spatial dimensions or as [h, w]. */
+type Size2 = number | [number, number];
+
+const pair = (v: Size2): [number, number] => (typeof v === 'number' ? [v, v] : v);
 const opt = (t: Tensor | null | undefined) => t?.handle ?? null;
 
 export interface Conv2dOptions {
-  stride?: number | [number, number];
-  padding?: number | [number, number];
-  dilation?: number | [number, number];
+  stride?: Size2;
+  padding?: Size2;
+  dilation?: Size2;
   groups?: number;
 }
 
@@ -124,25 +127,15 @@ export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   return new Tensor(native.dropout(x.handle, p, training));
 }
 
-export function avgPool2d(
-  x: Tensor,
-  kernel: number | [number, number],
-  stride?: number | [number, number],
-  padding: number | [number, number] = 0,
-): Tensor {
+export function avgPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
   return new Tensor(native.avgPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), false, true));
 }
 
-export function maxPool2d(
-  x: Tensor,
-  kernel: number | [number, number],
-  stride?: number | [number, number],
-  padding: number | [number, number] = 0,
-): Tensor {
+export function maxPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
   return new Tensor(native.maxPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), [1, 1], false));
 }
 
-export function adaptiveAvgPool2d(x: Tensor, out: number | [number, number]): Tensor {
+export function adaptiveAvgPool2d(x: Tensor, out: Size2): Tensor {
   return new Tensor(native.adaptiveAvgPool2d(x.handle, pair(out)));
 }
 
