@@ -7,7 +7,7 @@
 // The client keeps every site's tables from offline to online (Delphi's storage cost); the server keeps only the
 // zero labels of a and the decode bits.
 import { Garbler, evaluateDecoded, type GarbledBatch, type GarbledMaterial } from '../../gc/garble.js';
-import { bitsToRing } from '../../gc/ring.js';
+import { bitsToRing, packBits } from '../../gc/ring.js';
 import type { Circuit } from '../../gc/circuit.js';
 import { SESSION_COT as COT } from '../../ot/session.js';
 import type { CotReceiver, CotSender } from '../../ot/ot.js';
@@ -26,19 +26,6 @@ import {
   type ReluSite,
 } from '../index.js';
 import { boundsOf, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
-
-/** Bits of x's low `width` bits, wire-major (bit j of element i at offset + j*n + i), into packed `out`. */
-function packBits(x: R64, width: number, out: Uint8Array, offset: number): void {
-  const n = x.lo.length;
-  for (let j = 0; j < width; j++) {
-    const src = j < 32 ? x.lo : x.hi,
-      sh = j & 31;
-    for (let i = 0; i < n; i++) {
-      const idx = offset + j * n + i;
-      out[idx >>> 3]! |= ((src[i]! >>> sh) & 1) << (idx & 7);
-    }
-  }
-}
 
 /** Garbler input values for encode(): exact doubles up to 53 bits, BigInt beyond. */
 function encodeValues(x: R64, width: number): Float64Array | BigUint64Array {
