@@ -44,9 +44,6 @@ export abstract class Module {
     this.#children.set(name, m);
   }
 
-  children(): [string, Module][] {
-    return [...this.#children];
-  }
   *modules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
     for (const [n, c] of this.#children) yield* c.modules(prefix ? `${prefix}.${n}` : n);

@@ -349,14 +349,6 @@ export class Tensor {
     native.copy_(this.handle, src.handle);
     return this;
   }
-  zero_(): this {
-    native.zero_(this.handle);
-    return this;
-  }
-  fill_(v: number): this {
-    native.fill_(this.handle, v);
-    return this;
-  }
   uniform_(lo = 0, hi = 1): this {
     native.uniform_(this.handle, lo, hi);
     return this;
