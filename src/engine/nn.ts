@@ -38,11 +38,6 @@ export abstract class Module {
     this.#children.set(name, m);
     return m;
   }
-  /** Replaces a direct child (used by model surgery such as BN folding). */
-  protected setChild(name: string, m: Module): void {
-    if (!this.#children.has(name)) throw new Error(`no child module '${name}'`);
-    this.#children.set(name, m);
-  }
 
   *modules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
