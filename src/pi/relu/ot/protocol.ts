@@ -37,6 +37,7 @@ import {
   cotSendOnline,
   rotReceive64,
   rotSend64,
+  selectSub,
   type RotReceiver64,
   type RotSender64,
 } from '../../ot/cot.js';
@@ -129,18 +130,7 @@ function signed(d: Bits, x: R64): R64 {
 }
 
 /** d · x − x0: the COT sender's mux share. */
-function senderShare(d: Bits, x: R64, x0: R64): R64 {
-  const n = x.lo.length,
-    out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
-  for (let i = 0; i < n; i++) {
-    const xl = getBit(d, i) ? x.lo[i]! : 0,
-      xh = getBit(d, i) ? x.hi[i]! : 0;
-    const l = xl - x0.lo[i]!;
-    out.lo[i] = l;
-    out.hi[i] = xh - x0.hi[i]! - (l < 0 ? 1 : 0);
-  }
-  return out;
-}
+const senderShare = (d: Bits, x: R64, x0: R64): R64 => selectSub(d, x, x0);
 
 /** A received message of choice corrections (n bits) and/or ring values (n each), in that order. */
 async function recvMux(
