@@ -1,4 +1,6 @@
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { numberArg, posInt } from '../util/args.js';
+import { table } from '../util/table.js';
 import { countRelus, type ReluCount } from '../models/count.js';
 import { presetNames } from '../models/presets.js';
 import { ARCH_NAMES, type NetSpec } from '../models/spec.js';
@@ -10,16 +12,6 @@ export interface CountOptions extends SpecOptions {
 
 const num = (n: number) => n.toLocaleString('en-US');
 const dims = (s: number[]) => s.join('x');
-
-function table(headers: string[], rows: string[][], right: boolean[]): string {
-  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    `  ${r
-      .map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
-      .join('  ')
-      .trimEnd()}`;
-  return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
-}
 
 /** The human-readable report: per site (partial sites with their kept count), per stage, total, MACs per layer, FLOPs. */
 export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): string {
@@ -63,16 +55,7 @@ export function formatCount(c: ReluCount, spec: NetSpec, maskSource: string): st
   );
 }
 
-const posInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
-  return n;
-};
-const posNum = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number, got '${v}'`);
-  return n;
-};
+const posNum = (name: string) => numberArg(name, (n) => n > 0, 'a positive number');
 const intList = (v: string) => v.split(',').map((s) => posInt('--blocks entry')(s.trim()));
 
 /** `deepreduce count`: ReLU and MAC accounting by shape inference, as a table or JSON. */

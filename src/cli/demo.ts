@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { numberArg } from '../util/args.js';
 import { join } from 'node:path';
 import { defaultReduceConfig, reduce, summaryLines, writeResults } from '../reduce/pipeline.js';
 import { linkName, measureRunPi, pickRecommended, type MeasurePiConfig } from '../reduce/measurepi.js';
@@ -18,11 +19,7 @@ interface DemoOptions extends PiFlags {
 /** Training images of each criticality run. */
 const CRITICALITY_IMAGES = 4000;
 
-const posInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer >= 1, got '${v}'`);
-  return n;
-};
+const posInt = (name: string) => numberArg(name, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
 
 /**
  * `npm run demo`: the method end to end in minutes on two cores. A teacher (ResNet18, alpha 0.25) trains on a

@@ -1,6 +1,7 @@
 // The flags of measured private inference: the protocol (shared by `deepreduce demo` and `deepreduce reduce`) and
 // `reduce --measure-pi`.
 import { InvalidArgumentError, type Command } from 'commander';
+import { numberArg } from '../util/args.js';
 import { DEFAULT_PI_OPTIONS, type MeasurePiConfig, type PiRunOptions } from '../reduce/measurepi.js';
 
 export interface PiFlags {
@@ -48,11 +49,7 @@ export function piRunOptions(o: PiFlags, follow: { relu?: string; link?: string 
   };
 }
 
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
-  return n;
-};
+const num = (name: string) => numberArg(name, () => true, 'a number');
 
 export function addMeasurePiOptions(c: Command): Command {
   return addPiProtocolOptions(

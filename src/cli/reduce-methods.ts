@@ -1,5 +1,6 @@
 // `deepreduce reduce` options of the methods besides DeepReDuce (see src/reduce/methods.ts).
 import { InvalidArgumentError, type Command } from 'commander';
+import { numberArg } from '../util/args.js';
 import { defaultMaskLearning } from '../train/snl.js';
 import {
   defaultMethodOptions,
@@ -14,11 +15,6 @@ const numbers = (name: string, ok: (v: number) => boolean, what: string) => (v: 
   if (!xs.length || !xs.every((x) => Number.isFinite(x) && ok(x)))
     throw new InvalidArgumentError(`${name} must be ${what}, got '${v}'`);
   return xs;
-};
-const one = (name: string, ok: (v: number) => boolean, what: string) => (v: string) => {
-  const x = Number(v);
-  if (!Number.isFinite(x) || !ok(x)) throw new InvalidArgumentError(`${name} must be ${what}, got '${v}'`);
-  return x;
 };
 const bools = (name: string) => (v: string) =>
   v.split(',').map((s) => {
@@ -63,7 +59,7 @@ export function addMethodOptions(cmd: Command): Command {
     .option(
       '--subset-top <n>',
       'subsets trained per budget',
-      one('--subset-top', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
+      numberArg('--subset-top', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       1,
     )
     .option(
@@ -79,31 +75,31 @@ export function addMethodOptions(cmd: Command): Command {
     .option(
       '--snl-reach-epochs <x>',
       'epochs in which the target count falls to the smallest budget',
-      one('--snl-reach-epochs', (x) => x > 0, '> 0'),
+      numberArg('--snl-reach-epochs', (x) => x > 0, '> 0'),
       d.reachEpochs,
     )
     .option(
       '--snl-max-epochs <x>',
       'longest mask phase',
-      one('--snl-max-epochs', (x) => x > 0, '> 0'),
+      numberArg('--snl-max-epochs', (x) => x > 0, '> 0'),
       d.maxEpochs,
     )
     .option(
       '--snl-mask-lr <x>',
       'Adam learning rate of the mask parameters',
-      one('--snl-mask-lr', (x) => x > 0, '> 0'),
+      numberArg('--snl-mask-lr', (x) => x > 0, '> 0'),
       d.maskLr,
     )
     .option(
       '--snl-weight-lr <x>',
       'SGD learning rate of the weights during the mask phase',
-      one('--snl-weight-lr', (x) => x >= 0, '>= 0'),
+      numberArg('--snl-weight-lr', (x) => x >= 0, '>= 0'),
       d.weightLr,
     )
     .option(
       '--snl-penalty <x>',
       'initial L1 coefficient per ReLU',
-      one('--snl-penalty', (x) => x > 0, '> 0'),
+      numberArg('--snl-penalty', (x) => x > 0, '> 0'),
       d.penalty,
     )
     .option(

@@ -29,6 +29,8 @@ function locate(dir: string, sub: string, probe: string): string {
  * Reads fixed-size records `[labelBytes..., 3072 CHW pixels]` from several files. `label` picks which label byte
  * to use; every label byte is range-checked against `limits`.
  */
+type Records = ReturnType<typeof readRecords>;
+
 function readRecords(files: string[], labelBytes: number, label: number, limits: number[]) {
   const rec = labelBytes + PIXELS;
   const bufs = files.map((f) => {
@@ -59,34 +61,27 @@ function readRecords(files: string[], labelBytes: number, label: number, limits:
   return { images, labels, n };
 }
 
+/** A CIFAR split (3x32x32 images) from its records. */
+const cifarSet = (name: string, rec: Records, numClasses: number, classNames: string[] | undefined, source: string) =>
+  makeDataset({ name, ...rec, c: 3, h: 32, w: 32, numClasses, classNames, source });
+
 /** CIFAR-10 binary version: `data_batch_1..5.bin` (train) or `test_batch.bin` (test). */
 export function readCifar10(dir: string, split: 'train' | 'test'): Dataset {
   const root = locate(dir, 'cifar-10-batches-bin', split === 'train' ? 'data_batch_1.bin' : 'test_batch.bin');
   const files =
     split === 'train' ? [1, 2, 3, 4, 5].map((k) => join(root, `data_batch_${k}.bin`)) : [join(root, 'test_batch.bin')];
-  const { images, labels, n } = readRecords(files, 1, 0, [10]);
+  const rec = readRecords(files, 1, 0, [10]);
   const meta = join(root, 'batches.meta.txt');
   const classNames = existsSync(meta) ? readLines(meta, 'CIFAR-10 class names') : CIFAR10_CLASSES;
   if (classNames.length !== 10) throw new Error(`${meta}: expected 10 class names, found ${classNames.length}`);
-  return makeDataset({
-    name: `cifar10/${split}`,
-    images,
-    labels,
-    n,
-    c: 3,
-    h: 32,
-    w: 32,
-    numClasses: 10,
-    classNames,
-    source: root,
-  });
+  return cifarSet(`cifar10/${split}`, rec, 10, classNames, root);
 }
 
 /** CIFAR-100 binary version: `train.bin` / `test.bin`, records `[coarse, fine, 3072 pixels]`; fine labels by default. */
 export function readCifar100(dir: string, split: 'train' | 'test', labelKind: 'fine' | 'coarse' = 'fine'): Dataset {
   const file = split === 'train' ? 'train.bin' : 'test.bin';
   const root = locate(dir, 'cifar-100-binary', file);
-  const { images, labels, n } = readRecords([join(root, file)], 2, labelKind === 'fine' ? 1 : 0, [20, 100]);
+  const rec = readRecords([join(root, file)], 2, labelKind === 'fine' ? 1 : 0, [20, 100]);
   const numClasses = labelKind === 'fine' ? 100 : 20;
   const namesFile = join(root, `${labelKind}_label_names.txt`);
   let classNames: string[] | undefined;
@@ -95,16 +90,5 @@ export function readCifar100(dir: string, split: 'train' | 'test', labelKind: 'f
     if (classNames.length !== numClasses)
       throw new Error(`${namesFile}: expected ${numClasses} class names, found ${classNames.length}`);
   }
-  return makeDataset({
-    name: `cifar100${labelKind === 'coarse' ? '-coarse' : ''}/${split}`,
-    images,
-    labels,
-    n,
-    c: 3,
-    h: 32,
-    w: 32,
-    numClasses,
-    classNames,
-    source: root,
-  });
+  return cifarSet(`cifar100${labelKind === 'coarse' ? '-coarse' : ''}/${split}`, rec, numClasses, classNames, root);
 }

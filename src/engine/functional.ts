@@ -1,28 +1,27 @@
 import { native } from './native.js';
 import { Tensor, type Reduction } from './tensor.js';
 
-const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
+/** A size or stride given once for both spatial dimensions or as [h, w]. */
+type Size2 = number | [number, number];
+
+const pair = (v: Size2): [number, number] => (typeof v === 'number' ? [v, v] : v);
 const opt = (t: Tensor | null | undefined) => t?.handle ?? null;
 
 export interface Conv2dOptions {
-  stride?: number | [number, number];
-  padding?: number | [number, number];
-  dilation?: number | [number, number];
+  stride?: Size2;
+  padding?: Size2;
+  dilation?: Size2;
   groups?: number;
 }
 
+/** The arguments conv2d and conv2dFused share: input, weight, bias, stride, padding, dilation, groups. */
+function convArgs(x: Tensor, w: Tensor, b: Tensor | null, o: Conv2dOptions) {
+  const { stride, padding, dilation, groups } = o;
+  return [x.handle, w.handle, opt(b), pair(stride ?? 1), pair(padding ?? 0), pair(dilation ?? 1), groups ?? 1];
+}
+
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
-  return new Tensor(
-    native.conv2d(
-      x.handle,
-      w.handle,
-      opt(b),
-      pair(o.stride ?? 1),
-      pair(o.padding ?? 0),
-      pair(o.dilation ?? 1),
-      o.groups ?? 1,
-    ),
-  );
+  return new Tensor(native.conv2d(...convArgs(x, w, b, o)));
 }
 
 export interface FusedConvOptions extends Conv2dOptions {
@@ -51,13 +50,7 @@ export const hasFusedConv = (): boolean => native.dnnlVersion() !== '';
 export function conv2dFused(x: Tensor, w: Tensor, b: Tensor | null = null, o: FusedConvOptions = {}): Tensor {
   return new Tensor(
     native.conv2dFused(
-      x.handle,
-      w.handle,
-      opt(b),
-      pair(o.stride ?? 1),
-      pair(o.padding ?? 0),
-      pair(o.dilation ?? 1),
-      o.groups ?? 1,
+      ...convArgs(x, w, b, o),
       o.relu ?? false,
       opt(o.sum),
       o.sumInplace ?? false,
@@ -134,25 +127,15 @@ export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   return new Tensor(native.dropout(x.handle, p, training));
 }
 
-export function avgPool2d(
-  x: Tensor,
-  kernel: number | [number, number],
-  stride?: number | [number, number],
-  padding: number | [number, number] = 0,
-): Tensor {
+export function avgPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
   return new Tensor(native.avgPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), false, true));
 }
 
-export function maxPool2d(
-  x: Tensor,
-  kernel: number | [number, number],
-  stride?: number | [number, number],
-  padding: number | [number, number] = 0,
-): Tensor {
+export function maxPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
   return new Tensor(native.maxPool2d(x.handle, pair(kernel), pair(stride ?? kernel), pair(padding), [1, 1], false));
 }
 
-export function adaptiveAvgPool2d(x: Tensor, out: number | [number, number]): Tensor {
+export function adaptiveAvgPool2d(x: Tensor, out: Size2): Tensor {
   return new Tensor(native.adaptiveAvgPool2d(x.handle, pair(out)));
 }
 
@@ -165,19 +148,7 @@ export function crossEntropy(
   return new Tensor(native.crossEntropy(logits.handle, target.handle, o.reduction ?? 'mean', o.labelSmoothing ?? 0));
 }
 
-export function nllLoss(logProbs: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
-  return new Tensor(native.nllLoss(logProbs.handle, target.handle, reduction));
-}
-
 /** torch.nn.functional.kl_div: input holds log-probabilities; target probabilities (or log ones with logTarget). */
 export function klDiv(logInput: Tensor, target: Tensor, reduction: Reduction = 'batchmean', logTarget = false): Tensor {
   return new Tensor(native.klDiv(logInput.handle, target.handle, reduction, logTarget));
-}
-
-export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {
-  return new Tensor(native.mseLoss(a.handle, b.handle, reduction));
-}
-
-export function oneHot(idx: Tensor, numClasses: number): Tensor {
-  return new Tensor(native.oneHot(idx.handle, numClasses));
 }

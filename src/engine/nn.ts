@@ -38,15 +38,7 @@ export abstract class Module {
     this.#children.set(name, m);
     return m;
   }
-  /** Replaces a direct child (used by model surgery such as BN folding). */
-  protected setChild(name: string, m: Module): void {
-    if (!this.#children.has(name)) throw new Error(`no child module '${name}'`);
-    this.#children.set(name, m);
-  }
 
-  children(): [string, Module][] {
-    return [...this.#children];
-  }
   *modules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
     for (const [n, c] of this.#children) yield* c.modules(prefix ? `${prefix}.${n}` : n);

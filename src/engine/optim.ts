@@ -109,8 +109,3 @@ export const withWarmup =
   (inner: Schedule, warmup: number): Schedule =>
   (e) =>
     warmup > 0 && e < warmup ? (inner(0) * e) / warmup : inner(e - warmup);
-
-export const constantSchedule =
-  (lr: number): Schedule =>
-  () =>
-    lr;

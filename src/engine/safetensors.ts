@@ -2,7 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then raw little-endian data.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/fs.js';
-import { type Tensor, tensor, tidy, type DType, type TypedArray } from './tensor.js';
+import { type Tensor, tensor, type DType, type TypedArray } from './tensor.js';
 
 const TO_ST: Partial<Record<DType, string>> = {
   float32: 'F32',
@@ -121,9 +121,4 @@ export function loadSafetensors(path: string): SafetensorsFile {
     throw new Error(`safetensors ${path}: cannot read (${(e as Error).message})`);
   }
   return decodeSafetensors(buf, path);
-}
-
-/** Loads into freshly created tensors, freeing them if anything fails. */
-export function withSafetensors<T>(path: string, fn: (f: SafetensorsFile) => T): T {
-  return tidy(() => fn(loadSafetensors(path)));
 }

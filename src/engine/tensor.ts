@@ -197,35 +197,14 @@ export class Tensor {
   div(o: Other): Tensor {
     return new Tensor(native.div(this.handle, h(o)));
   }
-  pow(o: Other): Tensor {
-    return new Tensor(native.pow(this.handle, h(o)));
-  }
-  remainder(o: Other): Tensor {
-    return new Tensor(native.remainder(this.handle, h(o)));
-  }
-  maximum(o: Tensor): Tensor {
-    return new Tensor(native.maximum(this.handle, o.handle));
-  }
-  minimum(o: Tensor): Tensor {
-    return new Tensor(native.minimum(this.handle, o.handle));
-  }
   eq(o: Other): Tensor {
     return new Tensor(native.eq(this.handle, h(o)));
   }
   ne(o: Other): Tensor {
     return new Tensor(native.ne(this.handle, h(o)));
   }
-  lt(o: Other): Tensor {
-    return new Tensor(native.lt(this.handle, h(o)));
-  }
-  le(o: Other): Tensor {
-    return new Tensor(native.le(this.handle, h(o)));
-  }
   gt(o: Other): Tensor {
     return new Tensor(native.gt(this.handle, h(o)));
-  }
-  ge(o: Other): Tensor {
-    return new Tensor(native.ge(this.handle, h(o)));
   }
   neg(): Tensor {
     return new Tensor(native.neg(this.handle));
@@ -248,14 +227,8 @@ export class Tensor {
   relu(): Tensor {
     return new Tensor(native.relu(this.handle));
   }
-  sigmoid(): Tensor {
-    return new Tensor(native.sigmoid(this.handle));
-  }
   tanh(): Tensor {
     return new Tensor(native.tanh(this.handle));
-  }
-  sign(): Tensor {
-    return new Tensor(native.sign(this.handle));
   }
   floor(): Tensor {
     return new Tensor(native.floor(this.handle));
@@ -263,14 +236,8 @@ export class Tensor {
   round(): Tensor {
     return new Tensor(native.round(this.handle));
   }
-  reciprocal(): Tensor {
-    return new Tensor(native.reciprocal(this.handle));
-  }
   square(): Tensor {
     return new Tensor(native.square(this.handle));
-  }
-  logicalNot(): Tensor {
-    return new Tensor(native.logicalNot(this.handle));
   }
   clamp(min?: number | null, max?: number | null): Tensor {
     return new Tensor(native.clamp(this.handle, min ?? null, max ?? null));
@@ -288,20 +255,11 @@ export class Tensor {
   permute(dims: number[]): Tensor {
     return new Tensor(native.permute(this.handle, dims));
   }
-  transpose(d0: number, d1: number): Tensor {
-    return new Tensor(native.transpose(this.handle, d0, d1));
-  }
   flatten(start = 0, end = -1): Tensor {
     return new Tensor(native.flatten(this.handle, start, end));
   }
-  squeeze(dim?: number): Tensor {
-    return new Tensor(native.squeeze(this.handle, dim ?? null));
-  }
   unsqueeze(dim: number): Tensor {
     return new Tensor(native.unsqueeze(this.handle, dim));
-  }
-  expand(shape: number[]): Tensor {
-    return new Tensor(native.expand(this.handle, shape));
   }
   repeat(reps: number[]): Tensor {
     return new Tensor(native.repeat(this.handle, reps));
@@ -312,9 +270,6 @@ export class Tensor {
   }
   select(dim: number, index: number): Tensor {
     return new Tensor(native.select(this.handle, dim, index));
-  }
-  indexSelect(dim: number, index: Tensor): Tensor {
-    return new Tensor(native.indexSelect(this.handle, dim, index.handle));
   }
   gather(dim: number, index: Tensor): Tensor {
     return new Tensor(native.gather(this.handle, dim, index.handle));
@@ -337,14 +292,8 @@ export class Tensor {
   amax(dims?: number[], keepdim = false): Tensor {
     return new Tensor(native.amax(this.handle, dims ?? null, keepdim));
   }
-  amin(dims?: number[], keepdim = false): Tensor {
-    return new Tensor(native.amin(this.handle, dims ?? null, keepdim));
-  }
   argmax(dim?: number, keepdim = false): Tensor {
     return new Tensor(native.argmax(this.handle, dim ?? null, keepdim));
-  }
-  variance(dims: number[], unbiased = true, keepdim = false): Tensor {
-    return new Tensor(native.variance(this.handle, dims, unbiased, keepdim));
   }
   logSoftmax(dim = -1): Tensor {
     return new Tensor(native.logSoftmax(this.handle, dim));
@@ -400,14 +349,6 @@ export class Tensor {
     native.copy_(this.handle, src.handle);
     return this;
   }
-  zero_(): this {
-    native.zero_(this.handle);
-    return this;
-  }
-  fill_(v: number): this {
-    native.fill_(this.handle, v);
-    return this;
-  }
   uniform_(lo = 0, hi = 1): this {
     native.uniform_(this.handle, lo, hi);
     return this;
@@ -439,28 +380,15 @@ export const full = (shape: number[], v: number, dtype: DType = 'float32'): Tens
 export const empty = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.empty(shape, dtype));
 export const randn = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.randn(shape, dtype));
 export const rand = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.rand(shape, dtype));
-export const randint = (lo: number, hi: number, shape: number[]): Tensor => new Tensor(native.randint(lo, hi, shape));
-export const randperm = (n: number): Tensor => new Tensor(native.randperm(n));
 export const arange = (start: number, end: number, step = 1, dtype: DType = 'float32'): Tensor =>
   new Tensor(native.arange(start, end, step, dtype));
 /** Integer class labels as int64 (what cross-entropy expects). */
 export const labels = (y: Int32Array | Uint8Array | Uint16Array | number[]): Tensor =>
   tensor(BigInt64Array.from(Array.from(y as ArrayLike<number>, (v) => BigInt(v))), [y.length]);
 
-export const cat = (ts: Tensor[], dim = 0): Tensor =>
-  new Tensor(
-    native.cat(
-      ts.map((t) => t.handle),
-      dim,
-    ),
-  );
-export const stack = (ts: Tensor[], dim = 0): Tensor =>
-  new Tensor(
-    native.stack(
-      ts.map((t) => t.handle),
-      dim,
-    ),
-  );
+const handles = (ts: Tensor[]) => ts.map((t) => t.handle);
+export const cat = (ts: Tensor[], dim = 0): Tensor => new Tensor(native.cat(handles(ts), dim));
+export const stack = (ts: Tensor[], dim = 0): Tensor => new Tensor(native.stack(handles(ts), dim));
 export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor =>
   new Tensor(native.where(cond.handle, a.handle, b.handle));
 
@@ -479,9 +407,6 @@ export function setRngState(state: Uint8Array): void {
 }
 export function setNumThreads(n: number): void {
   native.setNumThreads(n);
-}
-export function getNumThreads(): number {
-  return native.getNumThreads();
 }
 export { defaultThreads };
 export const cudaAvailable = (): boolean => native.cudaAvailable();

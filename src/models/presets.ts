@@ -14,34 +14,20 @@ export interface Preset {
 }
 
 const B = [2, 2, 2, 2];
-const c100 = (
-  name: string,
-  relus: number,
-  alpha: number,
-  rho: number,
-  culled: number[],
-  thinned: boolean,
-  blocks = B,
-): Preset => ({
-  name,
-  dataset: 'cifar100',
-  relus,
-  alpha,
-  rho,
-  culled,
-  thinned,
-  blocks,
-});
-const tiny = (name: string, relus: number, alpha: number, rho: number, culled: number[], thinned: boolean): Preset => ({
-  name,
-  dataset: 'tinyimagenet',
-  relus,
-  alpha,
-  rho,
-  culled,
-  thinned,
-  blocks: B,
-});
+/** Presets of one dataset, in the published tables' column order (blocks: ResNet18's unless given). */
+const presetsOf =
+  (dataset: Preset['dataset']) =>
+  (
+    name: string,
+    relus: number,
+    alpha: number,
+    rho: number,
+    culled: number[],
+    thinned: boolean,
+    blocks = B,
+  ): Preset => ({ name, dataset, relus, alpha, rho, culled, thinned, blocks });
+const c100 = presetsOf('cifar100'),
+  tiny = presetsOf('tinyimagenet');
 
 export const PRESETS: readonly Preset[] = [
   c100('C100_230K', 229_376, 1, 1, [1], false),

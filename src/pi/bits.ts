@@ -40,6 +40,27 @@ export function xorBits(a: Bits, b: Bits): Bits {
   return o;
 }
 
+/** The bytes as 32-bit words (a copy when they are not 4-byte aligned). */
+export function i32(u8: Uint8Array): Int32Array {
+  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
+  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+}
+
+function concatInto<T extends Uint8Array | Uint32Array>(out: T, parts: readonly T[]): T {
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+const total = (parts: readonly ArrayLike<number>[]) => parts.reduce((a, p) => a + p.length, 0);
+/** The arrays end to end in one new array (chunks of words or bits joined, parts of a message). */
+export const concatWords = (parts: readonly Uint32Array[]): Uint32Array =>
+  concatInto(new Uint32Array(total(parts)), parts);
+export const concatBytes = (parts: readonly Uint8Array[]): Uint8Array =>
+  concatInto(new Uint8Array(total(parts)), parts);
+
 /** The bytes of a bit vector of n elements (ceil(n / 8) bytes), for sending. */
 export const bitsBytes = (v: Bits, n: number): Uint8Array =>
   new Uint8Array(v.buffer, v.byteOffset, (n + 7) >>> 3).slice();

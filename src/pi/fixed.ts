@@ -18,15 +18,17 @@ export const r64Zeros = (n: number): R64 => ({ lo: new Uint32Array(n), hi: new U
 
 export const r64Clone = (a: R64): R64 => ({ lo: a.lo.slice(), hi: a.hi.slice() });
 
+/** Elements [a, b) of `x`, sharing its memory. */
+export const r64Slice = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
+
 function check2(a: R64, b: R64, what: string): void {
   if (a.lo.length !== b.lo.length) throw new Error(`${what}: lengths ${a.lo.length} and ${b.lo.length} differ`);
 }
 
 export function r64Add(a: R64, b: R64, what = 'r64Add'): R64 {
   check2(a, b, what);
-  const n = a.lo.length,
-    lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const n = a.lo.length;
+  const { lo, hi } = r64Zeros(n);
   for (let i = 0; i < n; i++) {
     const s = a.lo[i] + b.lo[i];
     lo[i] = s;
@@ -37,9 +39,8 @@ export function r64Add(a: R64, b: R64, what = 'r64Add'): R64 {
 
 export function r64Sub(a: R64, b: R64, what = 'r64Sub'): R64 {
   check2(a, b, what);
-  const n = a.lo.length,
-    lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const n = a.lo.length;
+  const { lo, hi } = r64Zeros(n);
   for (let i = 0; i < n; i++) {
     const s = a.lo[i] - b.lo[i];
     lo[i] = s;
@@ -49,9 +50,8 @@ export function r64Sub(a: R64, b: R64, what = 'r64Sub'): R64 {
 }
 
 export function r64Neg(a: R64): R64 {
-  const n = a.lo.length,
-    lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const n = a.lo.length;
+  const { lo, hi } = r64Zeros(n);
   for (let i = 0; i < n; i++) {
     lo[i] = -a.lo[i];
     hi[i] = ~a.hi[i] + (a.lo[i] === 0 ? 1 : 0);
@@ -64,8 +64,7 @@ export function r64Shl(a: R64, d: number): R64 {
   checkShift(d, 'r64Shl');
   const n = a.lo.length;
   if (d === 0) return r64Clone(a);
-  const lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const { lo, hi } = r64Zeros(n);
   if (d < 32) {
     for (let i = 0; i < n; i++) {
       hi[i] = (a.hi[i] << d) | (a.lo[i] >>> (32 - d));
@@ -86,8 +85,7 @@ export function r64Shr(a: R64, d: number): R64 {
   checkShift(d, 'r64Shr');
   const n = a.lo.length;
   if (d === 0) return r64Clone(a);
-  const lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const { lo, hi } = r64Zeros(n);
   if (d < 32) {
     for (let i = 0; i < n; i++) {
       lo[i] = (a.lo[i] >>> d) | (a.hi[i] << (32 - d));
@@ -104,8 +102,7 @@ export function r64Sar(a: R64, d: number): R64 {
   checkShift(d, 'r64Sar');
   const n = a.lo.length;
   if (d === 0) return r64Clone(a);
-  const lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const { lo, hi } = r64Zeros(n);
   if (d < 32) {
     for (let i = 0; i < n; i++) {
       lo[i] = (a.lo[i] >>> d) | (a.hi[i] << (32 - d));
@@ -128,9 +125,8 @@ export const truncClientShare = (c: R64, d: number): R64 => (d === 0 ? r64Clone(
 
 /** Ring elements from integer doubles (|v| < 2^53; negatives wrap). */
 export function r64FromInts(v: ArrayLike<number>, what = 'r64FromInts'): R64 {
-  const n = v.length,
-    lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const n = v.length;
+  const { lo, hi } = r64Zeros(n);
   for (let i = 0; i < n; i++) {
     const x = v[i];
     if (!Number.isSafeInteger(x)) throw new Error(`${what}: value[${i}] = ${x} is not an integer in (-2^53, 2^53)`);
@@ -192,9 +188,8 @@ export function r64ToBig(a: R64): BigInt64Array {
 }
 
 export function r64FromBig(v: ArrayLike<bigint>): R64 {
-  const n = v.length,
-    lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const n = v.length;
+  const { lo, hi } = r64Zeros(n);
   for (let i = 0; i < n; i++) {
     const u = BigInt.asUintN(64, v[i]);
     lo[i] = Number(u & 0xffffffffn);
@@ -219,8 +214,7 @@ export function r64FromBytes(b: Uint8Array, n: number, what: string): R64 {
     throw new Error(`${what}: expected ${8 * n} bytes (${n} ring elements), got ${b.byteLength}`);
   const a = (b.byteOffset & 3) === 0 ? b : b.slice();
   const w = new Uint32Array(a.buffer, a.byteOffset, 2 * n);
-  const lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const { lo, hi } = r64Zeros(n);
   for (let i = 0; i < n; i++) {
     lo[i] = w[2 * i];
     hi[i] = w[2 * i + 1];
@@ -230,9 +224,8 @@ export function r64FromBytes(b: Uint8Array, n: number, what: string): R64 {
 
 /** The elements of `a` at `idx` (a partial ReLU site's kept elements), in index order. */
 export function r64Gather(a: R64, idx: Uint32Array): R64 {
-  const n = idx.length,
-    lo = new Uint32Array(n),
-    hi = new Uint32Array(n);
+  const n = idx.length;
+  const { lo, hi } = r64Zeros(n);
   for (let k = 0; k < n; k++) {
     const i = idx[k]!;
     lo[k] = a.lo[i]!;

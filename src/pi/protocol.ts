@@ -27,7 +27,7 @@
 // Every state has a frame limit (a small one before the hello / the plan, then per phase the largest message that
 // phase or a later one implies, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
 // that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).
-import type { Channel, ChannelStats } from './transport/channel.js';
+import type { Channel, ChannelMemory, ChannelStats } from './transport/channel.js';
 import { diffStats } from './transport/channel.js';
 import { dequantize, quantize, r64Add, r64FromBytes, r64Sub, r64ToBytes, type R64 } from './fixed.js';
 import {
@@ -176,14 +176,10 @@ export class SessionState {
   constructor(readonly peer: string) {}
   /** Bytes buffered now on the session's channels (received unread, written unsent). */
   buffered(): { in: number; out: number } {
-    let i = 0,
-      o = 0;
-    for (const c of this.channels) {
-      const m = c.memory();
-      i += m.bufferedIn;
-      o += m.bufferedOut;
-    }
-    return { in: i, out: o };
+    return { in: this.sum('bufferedIn'), out: this.sum('bufferedOut') };
+  }
+  private sum(k: keyof ChannelMemory): number {
+    return this.channels.reduce((a, c) => a + c.memory()[k], 0);
   }
   hold(bytes: number): void {
     this.heldBytes = bytes;
@@ -193,14 +189,8 @@ export class SessionState {
     }
   }
   memory(): SessionMemory {
-    let pi = 0,
-      po = 0;
-    for (const c of this.channels) {
-      const m = c.memory();
-      pi += m.peakIn;
-      po += m.peakOut;
-    }
-    return { peakBufferedIn: pi, peakBufferedOut: po, peakHeldBytes: this.peakHeldBytes, peakHeldIn: this.peakHeldIn };
+    const { peakHeldBytes, peakHeldIn } = this;
+    return { peakBufferedIn: this.sum('peakIn'), peakBufferedOut: this.sum('peakOut'), peakHeldBytes, peakHeldIn };
   }
 }
 

@@ -324,30 +324,17 @@ export async function measurePi(
   const tlsDir = mkdtempSync(join(tmpdir(), 'dr-pi-tls-'));
   try {
     const ids = await makeIdentities(tlsDir, options);
-    const host = '127.0.0.1';
+    const host = '127.0.0.1',
+      listen = ['--model', dir, '--port', '0', '--host', host];
     let dealerAt: string[] = [];
     if (needsDealer(options)) {
-      const d = new Party(`pi dealer (${label})`, [
-        'dealer',
-        '--model',
-        dir,
-        '--port',
-        '0',
-        '--host',
-        host,
-        ...piArgs('dealer', options, ids),
-      ]);
+      const d = new Party(`pi dealer (${label})`, ['dealer', ...listen, ...piArgs('dealer', options, ids)]);
       parties.push(d);
       dealerAt = ['--dealer', `${host}:${await d.listening(startS)}`];
     }
     const s = new Party(`pi serve (${label})`, [
       'serve',
-      '--model',
-      dir,
-      '--port',
-      '0',
-      '--host',
-      host,
+      ...listen,
       ...dealerAt,
       '--json',
       ...piArgs('serve', options, ids),

@@ -45,31 +45,23 @@ const vzero = simd(0x0c, ...new Array(16).fill(0));
 const S_HI_HI = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 const S_0_LO = [16, 17, 18, 19, 20, 21, 22, 23, 0, 1, 2, 3, 4, 5, 6, 7];
 const sigma = (x: number[]) => xor([...x, ...x, ...simd(0x0d, ...S_HI_HI)], [...x, ...vzero, ...simd(0x0d, ...S_0_LO)]);
+/** The i32 `v` in lane 0 of a zero vector (a tweak block). */
+const lane0 = (v: number[]) => [...vzero, ...v, ...simd(0x1c, 0)];
+/** Locals 6, 7 <- the tweak blocks of j0 and j0 + 1 (j0: parameter 5). */
+const tweakPair = [...lane0(get(5)), ...set(6), ...lane0([...get(5), ...i32c(1), 0x6a]), ...set(7)];
 /** All-ones if the lsb of the block computed by `v` is set, else zero. */
 const lsbMask = (v: number[]) => [...i32c(0), ...v, ...simd(0x1b, 0), ...i32c(1), 0x71, 0x6b, ...simd(0x11)];
 
-/** for (; n; n--) { body; ptr += step ... } with n in local `n`. */
-function loop(n: number, body: number[], steps: [number, number][]): number[] {
+/** for (; n; n--) { body; local += step ... } with n in local `n`; `steps`: local -> step (locals in ascending order). */
+function loop(n: number, body: number[], steps: Record<number, number>): number[] {
+  // block; br_if 0 (n == 0); loop; body; steps; br_if 0 (n = n - 1, tee'd); end; end
+  const head = [0x02, 0x40, ...get(n), 0x45, 0x0d, 0, 0x03, 0x40];
+  const tail = [...get(n), ...i32c(1), 0x6b, 0x22, ...uleb(n), 0x0d, 0, 0x0b, 0x0b];
   return [
-    0x02,
-    0x40,
-    ...get(n),
-    0x45,
-    0x0d,
-    0,
-    0x03,
-    0x40,
+    ...head,
     ...body,
-    ...steps.flatMap(([l, s]) => [...get(l), ...i32c(s), 0x6a, ...set(l)]),
-    ...get(n),
-    ...i32c(1),
-    0x6b,
-    0x22,
-    ...uleb(n),
-    0x0d,
-    0,
-    0x0b,
-    0x0b,
+    ...Object.entries(steps).flatMap(([l, s]) => [...get(+l), ...i32c(s), 0x6a, ...set(+l)]),
+    ...tail,
   ];
 }
 
@@ -102,24 +94,13 @@ const FNS: Record<string, Fn> = {
     type: 0,
     i32: 0,
     v128: 0,
-    body: loop(3, store(0, 0, xor(load(1), load(2))), [
-      [0, 16],
-      [1, 16],
-      [2, 16],
-    ]),
+    body: loop(3, store(0, 0, xor(load(1), load(2))), { 0: 16, 1: 16, 2: 16 }),
   },
   xorc: {
     type: 1,
     i32: 0,
     v128: 1,
-    body: [
-      ...loadAbs(0),
-      ...set(3),
-      ...loop(2, store(0, 0, xor(load(1), get(3))), [
-        [0, 16],
-        [1, 16],
-      ]),
-    ],
+    body: [...loadAbs(0), ...set(3), ...loop(2, store(0, 0, xor(load(1), get(3))), { 0: 16, 1: 16 })],
   },
   // Garbler: U0 = σ(A) ⊕ tw ⊕ j0, U1 = U0 ⊕ σ(Δ), U2 = σ(B) ⊕ tw ⊕ (j0+1), U3 = U2 ⊕ σ(Δ); 64 bytes per instance.
   // locals: 6 J0, 7 J1, 8 SD, 9 T, 10 X
@@ -128,16 +109,7 @@ const FNS: Record<string, Fn> = {
     i32: 0,
     v128: 5,
     body: [
-      ...vzero,
-      ...get(5),
-      ...simd(0x1c, 0),
-      ...set(6),
-      ...vzero,
-      ...get(5),
-      ...i32c(1),
-      0x6a,
-      ...simd(0x1c, 0),
-      ...set(7),
+      ...tweakPair,
       ...loadAbs(16),
       ...set(8),
       ...loop(
@@ -154,12 +126,7 @@ const FNS: Record<string, Fn> = {
           ...store(2, 32, get(10)),
           ...store(2, 48, xor(get(10), get(8))),
         ],
-        [
-          [0, 16],
-          [1, 16],
-          [2, 64],
-          [3, 16],
-        ],
+        { 0: 16, 1: 16, 2: 64, 3: 16 },
       ),
     ],
   },
@@ -196,14 +163,7 @@ const FNS: Record<string, Fn> = {
           ...store(5, 16, xor(get(15), get(9))),
           ...store(2, 0, xor(get(12), load(3, 0), and(get(10), get(14)), get(13), load(3, 32), and(get(11), get(15)))),
         ],
-        [
-          [0, 16],
-          [1, 16],
-          [2, 16],
-          [3, 64],
-          [4, 64],
-          [5, 32],
-        ],
+        { 0: 16, 1: 16, 2: 16, 3: 64, 4: 64, 5: 32 },
       ),
     ],
   },
@@ -213,16 +173,7 @@ const FNS: Record<string, Fn> = {
     i32: 0,
     v128: 3,
     body: [
-      ...vzero,
-      ...get(5),
-      ...simd(0x1c, 0),
-      ...set(6),
-      ...vzero,
-      ...get(5),
-      ...i32c(1),
-      0x6a,
-      ...simd(0x1c, 0),
-      ...set(7),
+      ...tweakPair,
       ...loop(
         4,
         [
@@ -231,12 +182,7 @@ const FNS: Record<string, Fn> = {
           ...store(2, 0, xor(sigma(load(0)), get(8), get(6))),
           ...store(2, 16, xor(sigma(load(1)), get(8), get(7))),
         ],
-        [
-          [0, 16],
-          [1, 16],
-          [2, 32],
-          [3, 16],
-        ],
+        { 0: 16, 1: 16, 2: 32, 3: 16 },
       ),
     ],
   },
@@ -264,14 +210,7 @@ const FNS: Record<string, Fn> = {
             ),
           ),
         ],
-        [
-          [0, 16],
-          [1, 16],
-          [2, 16],
-          [3, 32],
-          [4, 32],
-          [5, 32],
-        ],
+        { 0: 16, 1: 16, 2: 16, 3: 32, 4: 32, 5: 32 },
       ),
     ],
   },
@@ -297,10 +236,7 @@ const FNS: Record<string, Fn> = {
         OR,
         ...store8,
       ],
-      [
-        [0, 16],
-        [2, 1],
-      ],
+      { 0: 16, 2: 1 },
     ),
   },
   // out[i] (i32) |= ((lsb(label i) ^ decode bit (bit + i)) & 1) << sh: the evaluator's output decoding.
@@ -330,11 +266,7 @@ const FNS: Record<string, Fn> = {
         OR,
         ...store32,
       ],
-      [
-        [0, 16],
-        [2, 1],
-        [3, 4],
-      ],
+      { 0: 16, 2: 1, 3: 4 },
     ),
   },
 };
@@ -420,10 +352,7 @@ function tr128Body(): number[] {
         ...swaps,
         ...stores,
       ],
-      [
-        [0, 4],
-        [1, 512],
-      ],
+      { 0: 4, 1: 512 },
     ),
   ];
 }
@@ -446,11 +375,7 @@ FNS.encode = {
           and([...i32c(0), ...get(2), ...load32, ...get(4), SHRU, ...i32c(1), AND, 0x6b, ...simd(0x11)], get(5)),
         ),
       ),
-      [
-        [0, 16],
-        [1, 16],
-        [2, 4],
-      ],
+      { 0: 16, 1: 16, 2: 4 },
     ),
   ],
 };
@@ -465,9 +390,7 @@ FNS.kkpre = {
   body: loop(
     4,
     [
-      ...vzero,
-      ...get(6),
-      ...simd(0x1c, 0),
+      ...lane0(get(6)),
       ...set(11),
       ...xor(sigma(load(0, 16)), get(11)),
       ...set(9),
@@ -477,20 +400,13 @@ FNS.kkpre = {
       ...set(7),
       ...get(1),
       ...set(8),
-      ...loop(
-        7,
-        [...store(2, 0, xor(get(9), load(8, 0))), ...store(3, 0, xor(get(10), load(8, 16)))],
-        [
-          [2, 16],
-          [3, 16],
-          [8, 32],
-        ],
-      ),
+      ...loop(7, [...store(2, 0, xor(get(9), load(8, 0))), ...store(3, 0, xor(get(10), load(8, 16)))], {
+        2: 16,
+        3: 16,
+        8: 32,
+      }),
     ],
-    [
-      [0, 32],
-      [6, 1],
-    ],
+    { 0: 32, 6: 1 },
   ),
 };
 // Between the two AES calls of the KK13 hash: v = w ⊕ σ(e ⊕ v). Params (v, e, w, n); locals: 4 H.
@@ -498,15 +414,11 @@ FNS.kkmid = {
   type: 0,
   i32: 0,
   v128: 1,
-  body: loop(
-    3,
-    [...xor(load(1), load(0)), ...set(4), ...store(0, 0, xor(load(2), sigma(get(4))))],
-    [
-      [0, 16],
-      [1, 16],
-      [2, 16],
-    ],
-  ),
+  body: loop(3, [...xor(load(1), load(0)), ...set(4), ...store(0, 0, xor(load(2), sigma(get(4))))], {
+    0: 16,
+    1: 16,
+    2: 16,
+  }),
 };
 
 function section(id: number, content: number[]): number[] {
@@ -526,14 +438,7 @@ function assemble(): Uint8Array {
     return [...uleb(body.length), ...body];
   });
   return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // '\0asm', version 1
     ...section(1, vec(TYPES)),
     ...section(3, vec(names.map((k) => uleb(FNS[k].type)))),
     ...section(5, vec([[0x00, ...uleb(1)]])),

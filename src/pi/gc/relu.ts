@@ -49,14 +49,19 @@ function checkF(k: number, f: number, what: string): void {
     throw new Error(`${what}: truncation f=${f} must be an integer in [0, k) with k=${k}`);
 }
 
-/** z = (ReLU(a + b) >> f) - r mod 2^k. */
-export function reluCircuit({ k, f = 0 }: RescaleOptions): Circuit {
-  checkF(k, f, 'reluCircuit');
+/** A builder with the inputs a, r (garbler) and b (evaluator) of k bits, and x = a + b. */
+function rescaleInputs(k: number, f: number, what: string): { bld: CircuitBuilder; r: Wire[]; x: Wire[] } {
+  checkF(k, f, what);
   const bld = new CircuitBuilder();
   const a = bld.input('a', 'garbler', k);
   const r = bld.input('r', 'garbler', k);
   const bb = bld.input('b', 'evaluator', k);
-  const x = addBits(bld, a, bb);
+  return { bld, r, x: addBits(bld, a, bb) };
+}
+
+/** z = (ReLU(a + b) >> f) - r mod 2^k. */
+export function reluCircuit({ k, f = 0 }: RescaleOptions): Circuit {
+  const { bld, r, x } = rescaleInputs(k, f, 'reluCircuit');
   const pos = bld.not(x[k - 1]);
   // y = x ∧ ¬sign; y's sign bit is always 0, so y >> f keeps bits f..k-2 and zero-fills the top.
   const yt: Wire[] = [];
@@ -67,12 +72,7 @@ export function reluCircuit({ k, f = 0 }: RescaleOptions): Circuit {
 
 /** z = (x >> f) - r mod 2^k with x = a + b read as signed (arithmetic shift): rescale without ReLU. */
 export function truncCircuit({ k, f = 0 }: RescaleOptions): Circuit {
-  checkF(k, f, 'truncCircuit');
-  const bld = new CircuitBuilder();
-  const a = bld.input('a', 'garbler', k);
-  const r = bld.input('r', 'garbler', k);
-  const bb = bld.input('b', 'evaluator', k);
-  const x = addBits(bld, a, bb);
+  const { bld, r, x } = rescaleInputs(k, f, 'truncCircuit');
   const xt: Wire[] = [];
   for (let i = 0; i < k; i++) xt.push(x[Math.min(i + f, k - 1)]);
   bld.output('z', subBits(bld, xt, r));

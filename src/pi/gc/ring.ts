@@ -98,17 +98,23 @@ export function joinRingBig(lo: Uint32Array, hi: Uint32Array): BigUint64Array {
 /** Bit j of value i at bit index j*n + i (wire-major, the order of input labels and OT choices). */
 export function ringToBits(values: RingValues, k: number): Uint8Array {
   const n = ringLength(values);
-  const { lo, hi } = splitRing(values, k);
+  const x = splitRing(values, k);
   const out = new Uint8Array(Math.ceil((k * n) / 8));
+  packBits(x, k, out, 0);
+  return out;
+}
+
+/** The low k bits of each value (split into lo/hi words), wire-major from bit `offset` on: ORed into packed `out`. */
+export function packBits(x: { lo: Uint32Array; hi: Uint32Array }, k: number, out: Uint8Array, offset: number): void {
+  const n = x.lo.length;
   for (let j = 0; j < k; j++) {
-    const src = j < 32 ? lo : hi,
+    const src = j < 32 ? x.lo : x.hi,
       sh = j & 31;
     for (let i = 0; i < n; i++) {
-      const idx = j * n + i;
-      out[idx >>> 3] |= ((src[i] >>> sh) & 1) << (idx & 7);
+      const idx = offset + j * n + i;
+      out[idx >>> 3]! |= ((src[i]! >>> sh) & 1) << (idx & 7);
     }
   }
-  return out;
 }
 
 /** Inverse of ringToBits. */

@@ -159,9 +159,6 @@ export class HeEngine {
   f64(ptr: number, len: number): Float64Array {
     return new Float64Array(this.x.memory.buffer, ptr, len);
   }
-  big64(ptr: number, len: number): BigUint64Array {
-    return new BigUint64Array(this.x.memory.buffer, ptr, len);
-  }
 
   /** A polynomial of `primes` residue blocks, zeroed unless the caller overwrites it all (`zero` false). */
   poly(primes = this.L, zero = true): Poly {

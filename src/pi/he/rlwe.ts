@@ -256,18 +256,10 @@ export function switchDown(e: HeEngine, ct: FullCt, keep: Uint32Array): Response
 }
 
 /** evaluate + switchDown: the response the client receives. */
-export function respond(
-  e: HeEngine,
-  pk: ServerPublicKey,
-  terms: readonly [InputCt, Poly][],
-  keep: Uint32Array,
-  maskLo: Uint32Array,
-  maskHi: Uint32Array,
-  floodBits: number,
-  rand: Random,
-): ResponseCt {
+export function respond(...args: Parameters<typeof evaluate>): ResponseCt {
+  const [e, , , keep] = args;
   const m = e.mark();
-  const out = switchDown(e, evaluate(e, pk, terms, keep, maskLo, maskHi, floodBits, rand), keep);
+  const out = switchDown(e, evaluate(...args), keep);
   e.release(m);
   return out;
 }

@@ -23,7 +23,7 @@ import type { Channel } from '../transport/channel.js';
 import type { R64 } from '../fixed.js';
 import type { OtSession } from '../ot/session.js';
 import type { Random } from '../random.js';
-import { bitWords, clampBits, randomBitWords, xorBits, type Bits } from '../bits.js';
+import { bitWords, clampBits, concatWords, randomBitWords, xorBits, type Bits } from '../bits.js';
 import { recvChecked } from '../wire.js';
 
 export interface Combine {
@@ -468,15 +468,7 @@ function leafShares(shape: CompareShape, corr: MillClientCorr, y: R64, tables: U
   return nodes;
 }
 
-function concat(parts: Uint32Array[]): Uint8Array {
-  const out = new Uint32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return new Uint8Array(out.buffer);
-}
+const concat = (parts: Uint32Array[]): Uint8Array => new Uint8Array(concatWords(parts).buffer);
 
 async function recvWords(ch: Channel, what: string, words: number): Promise<Uint32Array> {
   const m = await recvChecked(ch, what, 4 * words);

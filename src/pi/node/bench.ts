@@ -4,6 +4,7 @@ import type { FixedPointOptions } from '../plan.js';
 import type { ClientResult, PartyReport, Phase, StatEntry } from '../protocol.js';
 import { describeLink, type LinkProfile } from '../transport/shaping.js';
 import type { CostModel } from './costmodel.js';
+import { table as textTable } from '../../util/table.js';
 
 export interface OpRow {
   op: number;
@@ -130,14 +131,13 @@ export function piReport(
 const mb = (b: number) => (b / 1e6).toFixed(b < 1e5 ? 3 : 1);
 const ms = (t: number) => t.toFixed(t < 10 ? 2 : 0);
 
+/** The first two columns are names (left-aligned), the rest numbers. */
 function table(headers: string[], rows: string[][]): string {
-  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    `  ${r
-      .map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!)))
-      .join('  ')
-      .trimEnd()}`;
-  return [line(headers), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+  return textTable(
+    headers,
+    rows,
+    headers.map((_, i) => i >= 2),
+  );
 }
 
 export function formatPiReport(p: PiReport): string {

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../../util/fs.js';
+import { nonNegInt, numberArg, posInt } from '../../util/args.js';
 import { specFromOptions } from '../../models/options.js';
 import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from './transport/tcp.js';
 import { checkPin, generateIdentity, readPem, type TlsIdentity } from './transport/tls.js';
@@ -34,16 +35,7 @@ import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../linear/index.js';
 import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../relu/registry.js';
 import { describeLink, parseLink, parseLinks, shapeChannel, type LinkProfile } from '../transport/shaping.js';
 
-const posInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
-  return n;
-};
-const nonNegInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer >= 0, got '${v}'`);
-  return n;
-};
+const seconds = (name: string) => numberArg(name, (n) => n > 0, 'a positive number of seconds');
 
 interface ModelOpts {
   model?: string;
@@ -101,31 +93,23 @@ const parseHostPort =
 
 const out = (s: string) => void process.stdout.write(s);
 
-const linkOption = (v: string): LinkProfile | null => {
-  try {
-    return parseLink(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-};
-const reluOption = (v: string): string => {
-  try {
-    return makeReluProtocol(v).name;
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-};
+/** `parse` as an option parser: its errors become commander's (the message alone, no stack). */
+const optionParser =
+  <T>(parse: (v: string) => T) =>
+  (v: string): T => {
+    try {
+      return parse(v);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  };
+const linkOption = optionParser(parseLink);
+const reluOption = optionParser((v) => makeReluProtocol(v).name);
 const listOf =
   <T>(one: (v: string) => T) =>
   (v: string): T[] =>
     v.split(',').map((x) => one(x.trim()));
-const linkList = (v: string): (LinkProfile | null)[] => {
-  try {
-    return parseLinks(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-};
+const linkList = optionParser(parseLinks);
 
 function argmax(v: ArrayLike<number>): number {
   let b = 0;
@@ -189,13 +173,6 @@ function trust(
     ...(pin ? { pin: checkPin(pin, pinFlag) } : {}),
   };
 }
-
-const seconds = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new InvalidArgumentError(`${name} must be a positive number of seconds, got '${v}'`);
-  return n;
-};
 
 interface DeadlineFlags {
   helloTimeout?: number;

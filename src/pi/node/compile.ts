@@ -55,7 +55,9 @@ function quantWeights(
   return q;
 }
 
-function quantBias(b: Float32Array | Float64Array | null, n: number, scale: number, name: string): R64 {
+type Bias = Float32Array | Float64Array | null;
+
+function quantBias(b: Bias, n: number, scale: number, name: string): R64 {
   if (!b) return r64FromInts(new Float64Array(n));
   if (b.length !== n) throw new Error(`${name}: bias has ${b.length} values, expected ${n}`);
   return quantize(b, scale, `${name}: bias at scale ${scale}`);
@@ -103,6 +105,15 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
       secret.push(s);
       return ops.length - 1;
     };
+    /** A conv op on plan op `inp` and its secret layer: integer weights `q`, `channels` biases at the output's scale. */
+    const pushConv = (n: GraphNode, inp: number, geom: ConvGeometry, q: Float64Array, bias: Bias, channels: number) => {
+      const scale = ops[inp]!.scale + fx.weightFrac,
+        shape = n.outShape;
+      return push(
+        { op: 'conv', name: n.name, input: inp, shape, size: numelOf(shape), scale, geom },
+        { linear: new RingConv2d(n.name, q, geom, wlim), bias: quantBias(bias, channels, scale, n.name) },
+      );
+    };
     const src = (n: GraphNode, i = 0): number => {
       const p = toPlan.get(n.inputs[i]!);
       if (p === undefined) throw new Error(`plan: node '${n.name}' reads node ${n.inputs[i]} which has no plan op`);
@@ -147,17 +158,7 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
             dilation: m.dilation,
             groups: m.groups,
           };
-          const scale = ops[inp]!.scale + fx.weightFrac;
-          toPlan.set(
-            n.id,
-            push(
-              { op: 'conv', name: n.name, input: inp, shape, size, scale, geom },
-              {
-                linear: new RingConv2d(n.name, q, geom, wlim),
-                bias: quantBias(bf, shape[0]!, scale, n.name),
-              },
-            ),
-          );
+          toPlan.set(n.id, pushConv(n, inp, geom, q, bf, shape[0]!));
           break;
         }
         case 'bn': {
@@ -190,17 +191,7 @@ export function compilePlan(net: Network, opts: CompileOptions = {}): ServerMode
             dilation: 1,
             groups: c,
           };
-          const scale = ops[inp]!.scale + fx.weightFrac;
-          toPlan.set(
-            n.id,
-            push(
-              { op: 'conv', name: n.name, input: inp, shape, size, scale, geom },
-              {
-                linear: new RingConv2d(n.name, q, geom, wlim),
-                bias: quantBias(bias, c, scale, n.name),
-              },
-            ),
-          );
+          toPlan.set(n.id, pushConv(n, inp, geom, q, bias, c));
           break;
         }
         case 'linear': {

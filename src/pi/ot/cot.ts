@@ -82,15 +82,18 @@ export function cotSendOnline(p: RotSender64, e: Bits, delta: R64): { x0: R64; y
 }
 
 /** Online, receiver: its output (b ? y : 0) − R_ρ = x0 + b·Δ. */
-export function cotReceiveOnline(p: RotReceiver64, b: Bits, y: R64): R64 {
+export const cotReceiveOnline = (p: RotReceiver64, b: Bits, y: R64): R64 => selectSub(b, y, p.r);
+
+/** (b_j ? y_j : 0) − r_j for every j, mod 2^64. */
+export function selectSub(b: Bits, y: R64, r: R64): R64 {
   const m = y.lo.length,
     out: R64 = { lo: new Uint32Array(m), hi: new Uint32Array(m) };
   for (let j = 0; j < m; j++) {
     const yl = getBit(b, j) ? y.lo[j]! : 0,
       yh = getBit(b, j) ? y.hi[j]! : 0;
-    const d = yl - p.r.lo[j]!;
+    const d = yl - r.lo[j]!;
     out.lo[j] = d;
-    out.hi[j] = yh - p.r.hi[j]! - (d < 0 ? 1 : 0);
+    out.hi[j] = yh - r.hi[j]! - (d < 0 ? 1 : 0);
   }
   return out;
 }

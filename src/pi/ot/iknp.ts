@@ -10,6 +10,7 @@
 // Both parties must call the same sequence of operations with the same m.
 import type { Channel } from '../transport/channel.js';
 import { systemRandom, type Random } from '../random.js';
+import { i32 } from '../bits.js';
 import { Prg } from '../crypto/prg.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';
 import { transpose128 } from './transpose.js';
@@ -22,11 +23,6 @@ const padded = (m: number) => Math.ceil(m / KAPPA) * KAPPA;
 function checkCount(m: number, what: string): void {
   if (!Number.isInteger(m) || m < 1 || m > 2 ** 31)
     throw new Error(`${what}: OT count m=${m} must be an integer in [1, 2^31]`);
-}
-
-function i32(u8: Uint8Array): Int32Array {
-  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
-  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
 }
 
 function rowsBytes(rows: Int32Array, m: number): Uint8Array {

@@ -21,6 +21,7 @@ import { Prg } from '../crypto/prg.js';
 import { fixedKeyAes, fixedKeyAesBytes } from '../crypto/aes.js';
 import { gcKernels } from '../crypto/simd.js';
 import { systemRandom, type Random } from '../random.js';
+import { i32 } from '../bits.js';
 import { baseOtReceive, baseOtSend } from './baseot.js';
 import { transpose128 } from './transpose.js';
 
@@ -50,11 +51,6 @@ const WH = (() => {
 export const kkCodeword = (i: number): Int32Array => WH.slice(8 * i, 8 * i + 8);
 
 const pad32 = (m: number) => Math.ceil(m / 32) * 32;
-
-function i32(u8: Uint8Array): Int32Array {
-  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
-  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
-}
 
 function checkCount(m: number, what: string): void {
   if (!Number.isInteger(m) || m < 1 || m > 2 ** 28)
@@ -114,12 +110,6 @@ function hashBlocks(v: Int32Array, w: Int32Array, count: number, out: Uint8Array
   const fb = new Uint8Array(f.buffer, f.byteOffset, 16 * count);
   for (let k = 0; k < count; k++) for (let b = 0; b < bytes; b++) out[k * bytes + b] = fb[16 * k + b]!;
   return f;
-}
-
-/** A 4-byte-aligned word view of node's output (copied when misaligned). */
-function words32(b: Uint8Array): Int32Array {
-  const a = (b.byteOffset & 3) === 0 ? b : b.slice();
-  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
 }
 
 /** Scratch buffers, reused across calls (fresh memory is slow to touch); each slot is used by one step at a time. */
@@ -235,7 +225,7 @@ function hashPads(
     K.kkpre(Q, TAB, V, W, cnt, N, (first + j0) | 0);
     K.u8.set(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count)), E);
     K.kkmid(V, E, W, count);
-    const f = words32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))),
+    const f = i32(fixedKeyAesBytes(K.u8.subarray(V, V + 16 * count))),
       v = V >>> 2;
     if (words === 1) for (let x = 0; x < 4 * count; x += 4) h[x] = f[x]! ^ m32[v + x]!;
     else for (let x = 0; x < 4 * count; x++) h[x] = f[x]! ^ m32[v + x]!;

@@ -6,6 +6,7 @@
 // the millionaires' protocol, the Z_2^64 correlated OT or the ReLU protocols.
 import type { Channel } from '../transport/channel.js';
 import type { Random } from '../random.js';
+import { i32 } from '../bits.js';
 import { crHashBatch, DOMAIN_OT } from '../crypto/aes.js';
 
 /** Correlated OT, sender side. */
@@ -35,11 +36,6 @@ export interface CotExtension {
   senderFromBase(ch: Channel, delta: Uint8Array, keys: Uint8Array[]): CotSender;
   /** From 128 random OTs held as their sender (both keys of each). */
   receiverFromBase(ch: Channel, k0: Uint8Array[], k1: Uint8Array[]): CotReceiver;
-}
-
-function i32(u8: Uint8Array): Int32Array {
-  const a = (u8.byteOffset & 3) === 0 ? u8 : u8.slice();
-  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
 }
 
 /** Per-session hash tweaks: each random OT is hashed under its own index. */

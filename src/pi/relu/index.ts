@@ -14,6 +14,13 @@ import type { PhaseBounds } from '../messages.js';
 
 export type { ReluSite };
 
+/** [start, end) of each batch of `size` elements over n: full batches and a last partial one. */
+export function batches(n: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
 export interface ReluServer {
   /** Offline, input-independent work for one site (e.g. garbling); called in plan order. */
   offline(site: ReluSite): Promise<void>;

@@ -7,45 +7,25 @@
 // The client keeps every site's tables from offline to online (Delphi's storage cost); the server keeps only the
 // zero labels of a and the decode bits.
 import { Garbler, evaluateDecoded, type GarbledBatch, type GarbledMaterial } from '../../gc/garble.js';
-import { bitsToRing } from '../../gc/ring.js';
+import { bitsToRing, packBits } from '../../gc/ring.js';
 import type { Circuit } from '../../gc/circuit.js';
 import { SESSION_COT as COT } from '../../ot/session.js';
 import type { CotReceiver, CotSender } from '../../ot/ot.js';
-import { r64FromBytes, r64Low, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
+import { r64FromBytes, r64Low, r64Slice, r64ToBig, r64ToBytes, type R64 } from '../../fixed.js';
 import { unpackParts, type Channel } from '../../transport/channel.js';
 import { malformed, recvChecked } from '../../wire.js';
 import { delphiReluCircuit } from './circuit.js';
-import type {
-  ReluClient,
-  ReluClientOptions,
-  ReluOptions,
-  ReluProtocol,
-  ReluServer,
-  ReluServerOptions,
-  ReluSite,
+import {
+  batches,
+  type ReluClient,
+  type ReluClientOptions,
+  type ReluOptions,
+  type ReluProtocol,
+  type ReluServer,
+  type ReluServerOptions,
+  type ReluSite,
 } from '../index.js';
 import { boundsOf, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
-
-function batches(n: number, size: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
-  return out;
-}
-
-const sliceR = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
-
-/** Bits of x's low `width` bits, wire-major (bit j of element i at offset + j*n + i), into packed `out`. */
-function packBits(x: R64, width: number, out: Uint8Array, offset: number): void {
-  const n = x.lo.length;
-  for (let j = 0; j < width; j++) {
-    const src = j < 32 ? x.lo : x.hi,
-      sh = j & 31;
-    for (let i = 0; i < n; i++) {
-      const idx = offset + j * n + i;
-      out[idx >>> 3]! |= ((src[i]! >>> sh) & 1) << (idx & 7);
-    }
-  }
-}
 
 /** Garbler input values for encode(): exact doubles up to 53 bits, BigInt beyond. */
 function encodeValues(x: R64, width: number): Float64Array | BigUint64Array {
@@ -144,7 +124,9 @@ class GcServer implements ReluServer {
     for (const b of bs) this.held -= b.enc.zero.a!.byteLength + b.decode.byteLength;
     const b0 = this.batch;
     this.ch.sendParts(
-      bs.map((b, k) => this.garbler.encode(b.enc, 'a', encodeValues(sliceR(x, k * b0, k * b0 + b.enc.n), site.width))),
+      bs.map((b, k) =>
+        this.garbler.encode(b.enc, 'a', encodeValues(r64Slice(x, k * b0, k * b0 + b.enc.n), site.width)),
+      ),
     );
     const what = `online: ${site.name}: output colour bits`;
     const colour = r64FromBytes(await recvChecked(this.ch, what, 8 * site.size), site.size, what);
@@ -152,7 +134,7 @@ class GcServer implements ReluServer {
     bs.forEach((b, k) => {
       const d = bitsToRing(b.decode, 64, b.enc.n),
         s = k * b0;
-      const part = xorWords(sliceR(colour, s, s + b.enc.n), d);
+      const part = xorWords(r64Slice(colour, s, s + b.enc.n), d);
       z.lo.set(part.lo, s);
       z.hi.set(part.hi, s);
     });
@@ -193,8 +175,8 @@ class GcClient implements ReluClient {
       const nb = e - s,
         m = nb * (w + 64);
       const bits = new Uint8Array(Math.ceil(m / 8));
-      packBits(sliceR(x, s, e), w, bits, 0);
-      packBits(sliceR(r, s, e), 64, bits, w * nb);
+      packBits(r64Slice(x, s, e), w, bits, 0);
+      packBits(r64Slice(r, s, e), 64, bits, w * nb);
       const lab = await this.ot.recvCot(bits, m);
       st.labels.push({ b: lab.subarray(0, w * nb * 16), r: lab.subarray(w * nb * 16) });
       const what = `offline: ${site.name}: garbled tables`;

@@ -19,8 +19,17 @@
 // alone, none in a session, where the client's matrices follow its re-share of the previous op). Either way a
 // site's OT matrices go in chunks of `batch` ReLUs (bounded messages and memory), all sent before any is received.
 import type { Channel } from '../../transport/channel.js';
-import { r64Add, r64Shr, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
-import { bitWords, bitsBytes, bitsFromBytes, clampBits, getBit, type Bits } from '../../bits.js';
+import { r64Add, r64Shr, r64Slice, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
+import {
+  bitWords,
+  bitsBytes,
+  bitsFromBytes,
+  clampBits,
+  concatBytes,
+  concatWords,
+  getBit,
+  type Bits,
+} from '../../bits.js';
 import { OT_SESSION_MAX_BYTES, otSession, type OtSession } from '../../ot/session.js';
 import {
   cotChoiceCorrection,
@@ -28,6 +37,7 @@ import {
   cotSendOnline,
   rotReceive64,
   rotSend64,
+  selectSub,
   type RotReceiver64,
   type RotSender64,
 } from '../../ot/cot.js';
@@ -45,14 +55,15 @@ import {
   type TripleShares,
 } from '../../millionaire/millionaire.js';
 import { recvChecked } from '../../wire.js';
-import type {
-  ReluClient,
-  ReluClientOptions,
-  ReluOptions,
-  ReluProtocol,
-  ReluServer,
-  ReluServerOptions,
-  ReluSite,
+import {
+  batches,
+  type ReluClient,
+  type ReluClientOptions,
+  type ReluOptions,
+  type ReluProtocol,
+  type ReluServer,
+  type ReluServerOptions,
+  type ReluSite,
 } from '../index.js';
 import { boundsOf, widest, type MessageBounds, type PhaseBounds, type ScheduledMessage } from '../../messages.js';
 
@@ -67,37 +78,20 @@ export function siteShape(site: ReluSite): CompareShape {
 }
 
 /** Chunks of the site for the OT batches: multiples of 32 elements so that packed bits join by words. */
-function chunks(n: number, batch: number): [number, number][] {
-  const size = Math.max(32, Math.ceil(batch / 32) * 32),
-    out: [number, number][] = [];
-  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
-  return out;
-}
+const chunks = (n: number, batch: number) => batches(n, Math.max(32, Math.ceil(batch / 32) * 32));
 
-const sliceR = (x: R64, a: number, b: number): R64 => ({ lo: x.lo.subarray(a, b), hi: x.hi.subarray(a, b) });
+const joinR = (parts: R64[]): R64 => ({
+  lo: concatWords(parts.map((p) => p.lo)),
+  hi: concatWords(parts.map((p) => p.hi)),
+});
 
-function joinR(parts: R64[]): R64 {
-  const n = parts.reduce((a, p) => a + p.lo.length, 0),
-    out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
-  let o = 0;
-  for (const p of parts) {
-    out.lo.set(p.lo, o);
-    out.hi.set(p.hi, o);
-    o += p.lo.length;
-  }
-  return out;
-}
+/** The chunks' arrays joined (null where the chunks hold none). */
+const joinWords = <T extends Uint32Array | null>(parts: T[]): T =>
+  (parts[0] === null ? null : concatWords(parts as Uint32Array[])) as T;
 
-function joinWords<T extends Uint32Array | null>(parts: T[]): T {
-  if (parts[0] === null) return null as T;
-  const out = new Uint32Array(parts.reduce((a, p) => a + p!.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p!, o);
-    o += p!.length;
-  }
-  return out as T;
-}
+/** Per leaf j, the chunks' j-th arrays (of `leaves`) joined. */
+const joinLeaves = <M, T extends Uint32Array | null>(shape: CompareShape, parts: M[], leaves: (m: M) => T[]): T[] =>
+  shape.leafEq.map((_, j) => joinWords(parts.map((p) => leaves(p)[j]!)));
 
 function joinTriples(parts: TripleShares[][]): TripleShares[] {
   return parts[0]!.map((_, u) => ({
@@ -136,28 +130,7 @@ function signed(d: Bits, x: R64): R64 {
 }
 
 /** d · x − x0: the COT sender's mux share. */
-function senderShare(d: Bits, x: R64, x0: R64): R64 {
-  const n = x.lo.length,
-    out: R64 = { lo: new Uint32Array(n), hi: new Uint32Array(n) };
-  for (let i = 0; i < n; i++) {
-    const xl = getBit(d, i) ? x.lo[i]! : 0,
-      xh = getBit(d, i) ? x.hi[i]! : 0;
-    const l = xl - x0.lo[i]!;
-    out.lo[i] = l;
-    out.hi[i] = xh - x0.hi[i]! - (l < 0 ? 1 : 0);
-  }
-  return out;
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
+const senderShare = (d: Bits, x: R64, x0: R64): R64 => selectSub(d, x, x0);
 
 /** A received message of choice corrections (n bits) and/or ring values (n each), in that order. */
 async function recvMux(
@@ -188,6 +161,36 @@ function heldIn(x: unknown): number {
   if (Array.isArray(x)) return x.reduce((a: number, v) => a + heldIn(v), 0);
   if (x && typeof x === 'object') return Object.values(x).reduce((a: number, v) => a + heldIn(v), 0);
   return 0;
+}
+
+/**
+ * A party's correlations for a site, one OT batch per chunk of `batch` ReLUs: every chunk's sends first (the server
+ * B's matrices: triples, mux; the client KK13's and A's: leaves, triples, mux), then its receives: one flight each
+ * way per site, one message per matrix and chunk. The millionaire's stay per chunk; the mux's are joined. `b`: the
+ * client's input share.
+ */
+async function prepareChunks(ots: OtSession, site: ReluSite, batch: number, role: 'server' | 'client', b?: R64) {
+  const shape = siteShape(site),
+    y = b && clientInputs(b, site.shift).y;
+  const sent = chunks(site.size, batch).map(([s, e]) => ({
+    n: e - s,
+    pending: millionaireSend(ots, shape, role, e - s, y && r64Slice(y, s, e)),
+    muxR: awaitedLater(rotReceive64(ots.receiver, e - s, ots.random)),
+  }));
+  const mills: (MillServerCorr | MillClientCorr)[] = [],
+    muxS: RotSender64[] = [],
+    muxR: RotReceiver64[] = [];
+  for (const c of sent) {
+    mills.push(await millionaireReceive(ots, shape, c.pending));
+    muxS.push(await rotSend64(ots.sender, c.n));
+    muxR.push(await c.muxR);
+  }
+  return {
+    shape,
+    mills,
+    muxS: { r0: joinR(muxS.map((p) => p.r0)), r1: joinR(muxS.map((p) => p.r1)) },
+    muxR: { choice: joinWords(muxR.map((p) => p.choice)), r: joinR(muxR.map((p) => p.r)) },
+  };
 }
 
 interface ServerSite {
@@ -221,32 +224,17 @@ class OtServer implements ReluServer {
     this.held += heldIn(st);
   }
 
-  /** The site's correlations: one OT batch per chunk of `batch` ReLUs, all sent before any is received. */
   private async prepare(site: ReluSite, batch: number): Promise<ServerSite> {
-    const shape = siteShape(site);
-    // Every chunk's sends first (B's matrices: triples, mux), then its receives (KK13's, A's: triples, mux): one
-    // flight each way per site, one message per matrix and chunk.
-    const sent = chunks(site.size, batch).map(([s, e]) => ({
-      n: e - s,
-      pending: millionaireSend(this.ots, shape, 'server', e - s),
-      muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
-    }));
-    const parts: ServerSite[] = [];
-    for (const c of sent) {
-      const mill = (await millionaireReceive(this.ots, shape, c.pending)) as MillServerCorr;
-      parts.push({ mill, muxS: await rotSend64(this.ots.sender, c.n), muxR: await c.muxR });
-    }
-    return {
-      mill: {
-        n: site.size,
-        pads: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.pads[j]!))),
-        gt: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.gt[j]!))),
-        eq: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.eq[j]!))),
-        triples: shape.units ? joinTriples(parts.map((p) => p.mill.triples)) : [],
-      },
-      muxS: { r0: joinR(parts.map((p) => p.muxS.r0)), r1: joinR(parts.map((p) => p.muxS.r1)) },
-      muxR: { choice: joinWords(parts.map((p) => p.muxR.choice)), r: joinR(parts.map((p) => p.muxR.r)) },
+    const { shape, mills, muxS, muxR } = await prepareChunks(this.ots, site, batch, 'server');
+    const parts = mills as MillServerCorr[];
+    const mill: MillServerCorr = {
+      n: site.size,
+      pads: joinLeaves(shape, parts, (p) => p.pads),
+      gt: joinLeaves(shape, parts, (p) => p.gt),
+      eq: joinLeaves(shape, parts, (p) => p.eq),
+      triples: shape.units ? joinTriples(parts.map((p) => p.triples)) : [],
     };
+    return { mill, muxS, muxR };
   }
 
   async online(site: ReluSite, a: R64): Promise<R64> {
@@ -337,29 +325,15 @@ class OtClient implements ReluClient {
   }
 
   private async prepare(site: ReluSite, b: R64, batch: number): Promise<ClientCorr> {
-    const shape = siteShape(site);
-    const { y } = clientInputs(b, site.shift);
-    // Every chunk's sends first (KK13's and A's matrices: leaves, triples, mux), then its receives (B's).
-    const sent = chunks(site.size, batch).map(([s, e]) => ({
-      n: e - s,
-      pending: millionaireSend(this.ots, shape, 'client', e - s, sliceR(y, s, e)),
-      muxR: awaitedLater(rotReceive64(this.ots.receiver, e - s, this.ots.random)),
-    }));
-    const parts: ClientCorr[] = [];
-    for (const c of sent) {
-      const mill = (await millionaireReceive(this.ots, shape, c.pending)) as MillClientCorr;
-      parts.push({ mill, muxS: await rotSend64(this.ots.sender, c.n), muxR: await c.muxR });
-    }
-    return {
-      mill: {
-        n: site.size,
-        pgt: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.pgt[j]!))),
-        peq: shape.leafEq.map((_, j) => joinWords(parts.map((p) => p.mill.peq[j]!))),
-        triples: shape.units ? joinTriples(parts.map((p) => p.mill.triples)) : [],
-      },
-      muxR: { choice: joinWords(parts.map((p) => p.muxR.choice)), r: joinR(parts.map((p) => p.muxR.r)) },
-      muxS: { r0: joinR(parts.map((p) => p.muxS.r0)), r1: joinR(parts.map((p) => p.muxS.r1)) },
+    const { shape, mills, muxS, muxR } = await prepareChunks(this.ots, site, batch, 'client', b);
+    const parts = mills as MillClientCorr[];
+    const mill: MillClientCorr = {
+      n: site.size,
+      pgt: joinLeaves(shape, parts, (p) => p.pgt),
+      peq: joinLeaves(shape, parts, (p) => p.peq),
+      triples: shape.units ? joinTriples(parts.map((p) => p.triples)) : [],
     };
+    return { mill, muxR, muxS };
   }
 
   async online(site: ReluSite): Promise<void> {
