@@ -192,10 +192,18 @@ export function graphToOnnx(
     n.module instanceof cls
       ? (n.module as M)
       : fail(n, `expected a ${cls.name} module, got ${n.module?.constructor.name ?? 'none'}`);
-  const emit = (n: GraphNode, op_type: string, input: string[], attribute: OnnxAttribute[] = [], doc?: string) => {
+  /** Adds the node (named `name`) that computes `n`'s value, named after `n` (`logits` for the last node). */
+  const emit = (
+    n: GraphNode,
+    op_type: string,
+    input: string[],
+    attribute: OnnxAttribute[] = [],
+    doc?: string,
+    name = n.name,
+  ) => {
     const output = n.id === last ? ONNX_OUTPUT : claim(n, n.name);
     out.push({
-      name: n.name,
+      name,
       op_type,
       input,
       output: [output],
@@ -205,6 +213,11 @@ export function graphToOnnx(
     if (n.id !== last) infos.push(valueInfo(output, n.outShape));
     value[n.id] = output;
   };
+  /** The weight and optional bias initializers of a Conv or Gemm. */
+  const weights = (n: GraphNode, m: { weight: Tensor; bias: Tensor | null }) => [
+    addInit(n, `${n.name}.weight`, m.weight),
+    ...(m.bias ? [addInit(n, `${n.name}.bias`, m.bias)] : []),
+  ];
   const alias = (n: GraphNode) => {
     value[n.id] = value[n.inputs[0]!]!;
   };
@@ -238,7 +251,7 @@ export function graphToOnnx(
         ];
         const inputs = f
           ? [x, addInit(n, `${n.name}.folded_weight`, f.weight), addInit(n, `${n.name}.folded_bias`, f.bias)]
-          : [x, addInit(n, `${n.name}.weight`, m.weight), ...(m.bias ? [addInit(n, `${n.name}.bias`, m.bias)] : [])];
+          : [x, ...weights(n, m)];
         emit(n, 'Conv', inputs, attrs, f ? `BatchNorm '${f.bn}' folded in` : undefined);
         break;
       }
@@ -248,16 +261,8 @@ export function graphToOnnx(
           alias(n);
           break;
         }
-        const inputs = [
-          x,
-          ...(['weight', 'bias', 'running_mean', 'running_var'] as const).map((k) =>
-            addInit(
-              n,
-              `${n.name}.${k}`,
-              { weight: m.weight, bias: m.bias, running_mean: m.runningMean, running_var: m.runningVar }[k],
-            ),
-          ),
-        ];
+        const params = { weight: m.weight, bias: m.bias, running_mean: m.runningMean, running_var: m.runningVar };
+        const inputs = [x, ...Object.entries(params).map(([k, t]) => addInit(n, `${n.name}.${k}`, t))];
         emit(n, 'BatchNormalization', inputs, [float('epsilon', m.eps)]);
         break;
       }
@@ -281,10 +286,7 @@ export function graphToOnnx(
           });
           infos.push(valueInfo(relu, n.outShape));
           const mask = addBool(n, `${n.name}.mask`, [1, ...n.outShape], flags);
-          const output = n.id === last ? ONNX_OUTPUT : claim(n, n.name);
-          out.push({ name: `${n.name}.select`, op_type: 'Where', input: [mask, relu, x], output: [output] });
-          if (n.id !== last) infos.push(valueInfo(output, n.outShape));
-          value[n.id] = output;
+          emit(n, 'Where', [mask, relu, x], [], undefined, `${n.name}.select`);
         } else if (n.enabled) emit(n, 'Relu', [x]);
         else alias(n);
         break;
@@ -307,12 +309,7 @@ export function graphToOnnx(
         break;
       case 'linear': {
         const m = module(n, Linear);
-        const inputs = [
-          x,
-          addInit(n, `${n.name}.weight`, m.weight),
-          ...(m.bias ? [addInit(n, `${n.name}.bias`, m.bias)] : []),
-        ];
-        emit(n, 'Gemm', inputs, [int('transB', 1)]);
+        emit(n, 'Gemm', [x, ...weights(n, m)], [int('transB', 1)]);
         break;
       }
       default:

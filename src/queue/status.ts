@@ -70,40 +70,38 @@ export async function queueStatus(url: string, limit = 20): Promise<QueueStatus>
 
 export function statusLines(s: QueueStatus): string[] {
   const n = s.counts;
-  const more = (shown: number, total: number) => (total > shown ? [`  ... and ${total - shown} more`] : []);
+  /** A titled list of the shown jobs, and how many more there are; nothing when none is shown. */
+  const section = (title: string, lines: string[], total: number) =>
+    lines.length ? [title, ...lines, ...(total > lines.length ? [`  ... and ${total - lines.length} more`] : [])] : [];
   return [
     `queue '${s.queue}' at ${s.url}: ${n.waiting} waiting, ${n.running} running, ${n.retrying} to retry, ${n.done} done, ${n.failed} failed; ${s.workers} worker connection${s.workers === 1 ? '' : 's'}`,
-    ...(s.running.length
-      ? [
-          'running:',
-          ...s.running.map(
-            (r) =>
-              `  ${r.job}: ${progressText(r.progress)}${r.progress ? ` on ${r.progress.worker} (attempt ${r.progress.attempt})` : ''}`,
-          ),
-          ...more(s.running.length, n.running),
-        ]
-      : []),
-    ...(s.waiting.length ? ['waiting:', ...s.waiting.map((j) => `  ${j}`), ...more(s.waiting.length, n.waiting)] : []),
-    ...(s.retrying.length
-      ? [
-          'to retry:',
-          ...s.retrying.map((r) => `  ${r.job}: attempt ${r.attempts} failed: ${r.reason}`),
-          ...more(s.retrying.length, n.retrying),
-        ]
-      : []),
-    ...(s.failed.length
-      ? [
-          'failed:',
-          ...s.failed.map((f) => `  ${f.job} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'}): ${f.reason}`),
-          ...more(s.failed.length, n.failed),
-        ]
-      : []),
-    ...(s.done.length
-      ? [
-          'done (newest first):',
-          ...s.done.map((d) => `  ${d.job}${d.acc !== null ? `: ${(100 * d.acc).toFixed(2)}%` : ''}`),
-          ...more(s.done.length, n.done),
-        ]
-      : []),
+    ...section(
+      'running:',
+      s.running.map(
+        (r) =>
+          `  ${r.job}: ${progressText(r.progress)}${r.progress ? ` on ${r.progress.worker} (attempt ${r.progress.attempt})` : ''}`,
+      ),
+      n.running,
+    ),
+    ...section(
+      'waiting:',
+      s.waiting.map((j) => `  ${j}`),
+      n.waiting,
+    ),
+    ...section(
+      'to retry:',
+      s.retrying.map((r) => `  ${r.job}: attempt ${r.attempts} failed: ${r.reason}`),
+      n.retrying,
+    ),
+    ...section(
+      'failed:',
+      s.failed.map((f) => `  ${f.job} (${f.attempts} attempt${f.attempts === 1 ? '' : 's'}): ${f.reason}`),
+      n.failed,
+    ),
+    ...section(
+      'done (newest first):',
+      s.done.map((d) => `  ${d.job}${d.acc !== null ? `: ${(100 * d.acc).toFixed(2)}%` : ''}`),
+      n.done,
+    ),
   ];
 }

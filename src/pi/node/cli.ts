@@ -56,14 +56,7 @@ function serverModel(o: ModelOpts): ServerModel {
     return serverModelFromDir(o.model, fixed);
   }
   if (!o.arch && !o.preset) throw new Error('give --model DIR, or --arch NAME [--preset NAME] for random weights');
-  const { spec } = specFromOptions({
-    arch: o.arch,
-    preset: o.preset,
-    input: o.input,
-    classes: o.classes,
-    alpha: o.alpha,
-  });
-  return serverModelRandom(spec, o.seed, fixed);
+  return serverModelRandom(specFromOptions(o).spec, o.seed, fixed);
 }
 
 function modelOptions(c: Command): Command {
