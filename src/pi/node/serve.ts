@@ -5,7 +5,7 @@
 // sessions' durations. Every session's end, whatever its outcome, is reported once (onEnd: the log line, the
 // metrics, the audit log). drain() refuses new sessions and waits for the live ones (SIGTERM).
 import type { Channel } from '../transport/channel.js';
-import { listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
+import { AddressCount, listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
 import { shapeChannel, type LinkProfile } from '../transport/shaping.js';
 import { codeOf, PiError, type ErrorCode } from '../transport/errors.js';
 import type { ServerModel } from '../plan.js';
@@ -118,7 +118,7 @@ export const DEFAULT_MAX_PER_ADDRESS = 32;
 export class SessionPool {
   private readonly live = new Set<SessionState>();
   private running = 0;
-  private readonly perAddress = new Map<string, number>();
+  private readonly perAddress: AddressCount;
   private readonly budget: ClientBudget | null;
   /** Recent admitted sessions' mean duration (ms), for BUSY's retry hint. */
   private meanMs = 0;
@@ -136,6 +136,7 @@ export class SessionPool {
     // Unbounded per address by default (clients behind one NAT, tests on loopback); a server on an open network sets it
     // below the cap so that one address alone cannot hold every slot (hello-only sessions, bench/soak.ts).
     this.maxPerAddress = o.maxSessionsPerAddress ?? this.maxSessions;
+    this.perAddress = new AddressCount(this.maxPerAddress);
     this.budget =
       o.budget && (o.budget.queries !== undefined || o.budget.perMinute !== undefined)
         ? new ClientBudget(o.budget)
@@ -152,20 +153,17 @@ export class SessionPool {
     return () => {
       if (this.draining) return null;
       if (this.running >= this.maxSessions) return null;
-      const n = this.perAddress.get(info.address) ?? 0;
-      if (n >= this.maxPerAddress) return null;
+      if (this.perAddress.count(info.address) >= this.maxPerAddress) return null;
       this.budget?.take(identity); // throws AUTH / BUSY
       this.running++;
-      this.perAddress.set(info.address, n + 1);
+      const release = this.perAddress.take(info.address)!;
       onAdmit();
       let done = false;
       return () => {
         if (done) return;
         done = true;
         this.running--;
-        const m = (this.perAddress.get(info.address) ?? 1) - 1;
-        if (m) this.perAddress.set(info.address, m);
-        else this.perAddress.delete(info.address);
+        release();
         if (this.draining && this.running === 0) this.drained?.();
       };
     };
