@@ -31,38 +31,22 @@ export interface RemoteFile {
 
 const FASHION = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
 
+/** One archive, saved under its URL's file name and extracted by its extension. */
+const archive = (url: string, md5: string): RemoteFile[] => [
+  { url, file: url.slice(url.lastIndexOf('/') + 1), md5, extract: url.endsWith('.zip') ? 'zip' : 'tar.gz' },
+];
+
 /** Official sources and their published MD5s. */
 export const SOURCES: Record<FetchableName, RemoteFile[]> = {
-  cifar10: [
-    {
-      url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
-      file: 'cifar-10-binary.tar.gz',
-      md5: 'c32a1d4ab5d03f1284b67883e8d87530',
-      extract: 'tar.gz',
-    },
-  ],
-  cifar100: [
-    {
-      url: 'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
-      file: 'cifar-100-binary.tar.gz',
-      md5: '03b5dce01913d631647c71ecec9e9cb8',
-      extract: 'tar.gz',
-    },
-  ],
+  cifar10: archive('https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530'),
+  cifar100: archive('https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz', '03b5dce01913d631647c71ecec9e9cb8'),
   'fashion-mnist': [
     { file: 'train-images-idx3-ubyte.gz', md5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d' },
     { file: 'train-labels-idx1-ubyte.gz', md5: '25c81989df183df01b3e8a0aad5dffbe' },
     { file: 't10k-images-idx3-ubyte.gz', md5: 'bef4ecab320f06d8554ea6380940ec79' },
     { file: 't10k-labels-idx1-ubyte.gz', md5: 'bb300cfdad3c16e7a12a480ee83cd310' },
   ].map((f) => ({ ...f, url: FASHION + f.file, extract: 'gz' as const })),
-  'tiny-imagenet': [
-    {
-      url: 'http://cs231n.stanford.edu/tiny-imagenet-200.zip',
-      file: 'tiny-imagenet-200.zip',
-      md5: '90528d7ca1a48142e341f4ef8d21d0de',
-      extract: 'zip',
-    },
-  ],
+  'tiny-imagenet': archive('http://cs231n.stanford.edu/tiny-imagenet-200.zip', '90528d7ca1a48142e341f4ef8d21d0de'),
 };
 
 /** The subset of `fetch` used here, so tests can inject a local one. */
