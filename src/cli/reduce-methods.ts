@@ -16,6 +16,7 @@ const numbers = (name: string, ok: (v: number) => boolean, what: string) => (v: 
     throw new InvalidArgumentError(`${name} must be ${what}, got '${v}'`);
   return xs;
 };
+const positive = (name: string) => numberArg(name, (x) => x > 0, '> 0');
 const bools = (name: string) => (v: string) =>
   v.split(',').map((s) => {
     if (s === 'true' || s === 'yes') return true;
@@ -75,33 +76,18 @@ export function addMethodOptions(cmd: Command): Command {
     .option(
       '--snl-reach-epochs <x>',
       'epochs in which the target count falls to the smallest budget',
-      numberArg('--snl-reach-epochs', (x) => x > 0, '> 0'),
+      positive('--snl-reach-epochs'),
       d.reachEpochs,
     )
-    .option(
-      '--snl-max-epochs <x>',
-      'longest mask phase',
-      numberArg('--snl-max-epochs', (x) => x > 0, '> 0'),
-      d.maxEpochs,
-    )
-    .option(
-      '--snl-mask-lr <x>',
-      'Adam learning rate of the mask parameters',
-      numberArg('--snl-mask-lr', (x) => x > 0, '> 0'),
-      d.maskLr,
-    )
+    .option('--snl-max-epochs <x>', 'longest mask phase', positive('--snl-max-epochs'), d.maxEpochs)
+    .option('--snl-mask-lr <x>', 'Adam learning rate of the mask parameters', positive('--snl-mask-lr'), d.maskLr)
     .option(
       '--snl-weight-lr <x>',
       'SGD learning rate of the weights during the mask phase',
       numberArg('--snl-weight-lr', (x) => x >= 0, '>= 0'),
       d.weightLr,
     )
-    .option(
-      '--snl-penalty <x>',
-      'initial L1 coefficient per ReLU',
-      numberArg('--snl-penalty', (x) => x > 0, '> 0'),
-      d.penalty,
-    )
+    .option('--snl-penalty <x>', 'initial L1 coefficient per ReLU', positive('--snl-penalty'), d.penalty)
     .option(
       '--snl-finetune-epochs <list>',
       'KD fine-tuning epochs of each learned mask: one value, or one per budget',
