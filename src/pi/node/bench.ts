@@ -130,6 +130,7 @@ export function piReport(
 
 const mb = (b: number) => (b / 1e6).toFixed(b < 1e5 ? 3 : 1);
 const ms = (t: number) => t.toFixed(t < 10 ? 2 : 0);
+const blank = (n: number): string[] => Array(n).fill('');
 
 /** The first two columns are names (left-aligned), the rest numbers. */
 function table(headers: string[], rows: string[][]): string {
@@ -163,20 +164,14 @@ export function formatPiReport(p: PiReport): string {
   for (const n of ['setup', 'offline', 'online'] as Phase[]) {
     rows.push([
       `total ${n}`,
-      '',
-      '',
-      '',
+      ...blank(3),
       ms(ph(n).ms),
       mb(ph(n).cToS),
       mb(ph(n).sToC),
       String(ph(n).rounds),
       n === 'offline' ? he({ client: p.linear.clientMs, server: p.linear.serverMs }) : '',
       mb(ph(n).prep),
-      '',
-      '',
-      '',
-      '',
-      '',
+      ...blank(5),
     ]);
   }
   const head =

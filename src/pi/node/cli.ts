@@ -612,16 +612,14 @@ export function registerPiCommands(program: Command): Command {
           metrics.refusedConnection(why);
           process.stderr.write(`[pi] refused a connection: ${why}\n`);
         };
-        const l = await servePi(model, {
-          port: o.port,
-          host: o.host,
-          security,
-          pool,
+        // What the TLS/TCP listener and the --web one share: connection limits and reporting.
+        const listener = {
           maxPending: o.maxPending,
           ...(o.maxPerAddress ? { maxPerAddress: o.maxPerAddress } : {}),
           onError,
           onRefused,
-        });
+        };
+        const l = await servePi(model, { port: o.port, host: o.host, security, pool, ...listener });
         process.stderr.write(
           `[pi] serving ${model.plan.arch} (${model.plan.relus.toLocaleString('en-US')} ReLUs, plan ${model.plan.digest}) on ${o.host}:${l.port} over ${mode}; ` +
             `preprocessing ${o.preprocess}; ReLU protocol ${o.relu ?? RELU_PROTOCOLS.join(' or ')}; link: ${describeLink(o.link)}; worker threads: ${o.workerThreads}\n`,
@@ -641,10 +639,7 @@ export function registerPiCommands(program: Command): Command {
             relu: o.relu ?? WEB_RELU,
             gallery,
             ...(o.origin ? { origins: o.origin } : {}),
-            maxPending: o.maxPending,
-            ...(o.maxPerAddress ? { maxPerAddress: o.maxPerAddress } : {}),
-            onError,
-            onRefused,
+            ...listener,
           });
           process.stderr.write(
             `[pi] browser client on ${web.url} (WSS ${web.url.replace(/^https/, 'wss')}pi; ${gallery.length} gallery images)\n`,
