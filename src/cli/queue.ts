@@ -3,16 +3,14 @@ import { defaultThreads } from '../engine/index.js';
 import { startWorker } from '../queue/worker.js';
 import { queueStatus, statusLines } from '../queue/status.js';
 
-const posInt = (name: string) => (v: string) => {
+/** The number `v` reads as when it passes `ok`; otherwise "NAME: expected WHAT, got 'V'". */
+const numberOf = (name: string, ok: (n: number) => boolean, what: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a whole number >= 1, got '${v}'`);
+  if (!ok(n)) throw new Error(`${name}: expected ${what}, got '${v}'`);
   return n;
 };
-const seconds = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected seconds > 0, got '${v}'`);
-  return n;
-};
+const posInt = (name: string) => numberOf(name, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1');
+const seconds = (name: string) => numberOf(name, (n) => Number.isFinite(n) && n > 0, 'seconds > 0');
 
 export function registerQueueCommands(program: Command): void {
   program
