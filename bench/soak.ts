@@ -5,7 +5,8 @@
 //               server's hint); p50/p95 latency, failures;
 //   hostile:    an honest client's latency idle, then while each kind of hostile connection is held open against the
 //               server: silent TCP connections, hello-only sessions (reconnecting as they are dropped) and invalid
-//               WebSocket upgrades (400) in a loop; attackers bind 127.0.0.2 (per-address limits apply to them).
+//               WebSocket upgrades (400) in a loop; attackers bind 127.0.0.2 (per-address limits apply to them) and
+//               run in processes of their own.
 // Prints a human summary on stderr and JSON on stdout (or --out FILE). Clients share this one thread, so concurrent
 // latencies include the other clients' compute: run it on a quiet machine for figures.
 // Usage: node dist/bench/soak.js (--model DIR | --arch resnet20 [--alpha 0.25 --input 8 --classes 10])
@@ -34,6 +35,8 @@ const HELP = `Usage: node dist/bench/soak.js (--model DIR | --arch NAME [--alpha
                       hello-only sessions come from one address: below the cap they cannot hold every slot
   --hostile N         hostile connections of each kind held during the honest client's sessions (default 50)
   --honest K          honest sessions timed idle and under each hostile kind (default 5)
+  --attack-pause MS   each hostile loop reopens this long after its connection ends (default 20: with 50 loops, up to
+                      2,500 connection attempts per second from the attacker's address)
   --out FILE          write the JSON there (default: stdout)
   --help              this text`;
 
@@ -51,6 +54,10 @@ const { values: a } = parseArgs({
     hostile: { type: 'string', default: '50' },
     honest: { type: 'string', default: '5' },
     out: { type: 'string' },
+    attacker: { type: 'string' },
+    'pi-port': { type: 'string' },
+    'web-port': { type: 'string' },
+    'attack-pause': { type: 'string', default: '20' },
     help: { type: 'boolean' },
   },
 });
@@ -58,7 +65,7 @@ if (a.help) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
-if (!a.model === !a.arch) {
+if (!a.attacker && !a.model === !a.arch) {
   process.stderr.write(`give exactly one of --model DIR and --arch NAME\n${HELP}\n`);
   process.exit(2);
 }
@@ -75,7 +82,103 @@ const N = int('sequential', a.sequential),
   C = int('concurrent', a.concurrent),
   MAX = int('max-sessions', a['max-sessions']),
   H = int('hostile', a.hostile),
-  K = Math.max(1, int('honest', a.honest));
+  K = Math.max(1, int('honest', a.honest)),
+  PAUSE = int('attack-pause', a['attack-pause']);
+
+// ---------------------------------------------------------------------------------------- attacker processes
+// Each hostile kind runs in its own process (`--attacker KIND`), so that its loops do not stall the honest client's
+// event loop here; the three processes still share this machine's cores with the server and the honest client.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function attackers(pi: number, web: number) {
+  const fromAttacker = (port: number): Promise<Socket> =>
+    new Promise((res, rej) => {
+      const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, () => res(s));
+      s.once('error', rej);
+    });
+  /** Keeps `n` connections of one kind open (re-opening what the server drops) until stop() is called. */
+  function hold(n: number, open: () => Promise<void>) {
+    let on = true;
+    const loops = Array.from({ length: n }, async () => {
+      while (on) {
+        await open().catch(() => {});
+        await sleep(PAUSE); // each loop reopens after a pause: 50 loops make up to 50,000 / PAUSE attempts per second
+      }
+    });
+    return {
+      stop: async () => {
+        on = false;
+        await Promise.all(loops);
+      },
+    };
+  }
+  const silent = () =>
+    fromAttacker(pi).then(
+      (s) =>
+        new Promise<void>((r) => {
+          s.on('error', () => {});
+          s.once('close', () => r());
+          setTimeout(() => s.destroy(), 30_000).unref();
+        }),
+    );
+  const helloOnly = async () => {
+    // A TLS session from the attacker's address: the hello, then nothing (the server drops it at the setup idle deadline).
+    const raw = await fromAttacker(pi);
+    await new Promise<void>((resolve) => {
+      const s = tlsConnect({ socket: raw, rejectUnauthorized: false }, () => {
+        const h = Buffer.from(
+          JSON.stringify({ protocol: PROTOCOL, preprocess: 'he', relu: 'ot', session: 'ab'.repeat(16) }),
+        );
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(h.length);
+        s.write(Buffer.concat([len, h]));
+      });
+      s.on('data', () => {});
+      s.on('error', () => {});
+      s.once('close', () => resolve());
+    });
+  };
+  const badUpgrade = () =>
+    new Promise<void>((resolve) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: web,
+        path: WS_PATH,
+        localAddress: '127.0.0.2',
+        rejectUnauthorized: false,
+        agent: false,
+        headers: {
+          Connection: 'Upgrade',
+          Upgrade: 'websocket',
+          'Sec-WebSocket-Version': '13',
+          'Sec-WebSocket-Key': 'bad',
+          Origin: `https://127.0.0.1:${web}`,
+        },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.once('end', () => resolve());
+      });
+      req.on('upgrade', (_r, s) => {
+        s.destroy();
+        resolve();
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+  return { hold, kinds: { silentTcp: silent, helloOnly, badUpgrades: badUpgrade } } as const;
+}
+if (a.attacker) {
+  const { hold, kinds } = attackers(int('pi-port', a['pi-port']), int('web-port', a['web-port']));
+  const open = kinds[a.attacker as keyof typeof kinds];
+  if (!open) {
+    process.stderr.write(`--attacker must be one of ${Object.keys(kinds).join(', ')}, got '${a.attacker}'\n`);
+    process.exit(2);
+  }
+  const h = hold(H, open);
+  process.once('SIGTERM', () => void h.stop().then(() => process.exit(0)));
+  process.stdout.write('ready\n');
+  await new Promise(() => {}); // until SIGTERM
+}
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'dr-soak-'));
@@ -139,6 +242,11 @@ const stopServer = () => {
 };
 process.on('exit', stopServer);
 
+/** The server's CPU seconds so far (utime + stime, from /proc). */
+const cpuS = (): number => {
+  const f = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const rssMB = (): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -149,7 +257,6 @@ const image = (plan: { ops: { size: number }[] }) =>
     seed = (seed * 1103515245 + 12345) >>> 0;
     return (seed / 2 ** 32) * 4 - 2;
   });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return NaN;
   const s = [...xs].sort((x, y) => x - y);
@@ -226,80 +333,6 @@ conc.p95Ms = pct(conc.latencyMs, 0.95);
 
 // ---------------------------------------------------------------------------------------- hostile
 log(`hostile ${H} per kind`);
-const fromAttacker = (port: number): Promise<Socket> =>
-  new Promise((res, rej) => {
-    const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, () => res(s));
-    s.once('error', rej);
-  });
-/** Keeps `n` connections of one kind open (re-opening what the server drops) until stop() is called. */
-function hold(n: number, open: () => Promise<void>) {
-  let on = true;
-  const loops = Array.from({ length: n }, async () => {
-    while (on) {
-      await open().catch(() => sleep(50));
-    }
-  });
-  return {
-    stop: async () => {
-      on = false;
-      await Promise.all(loops);
-    },
-  };
-}
-const silent = () =>
-  fromAttacker(ports.pi).then(
-    (s) =>
-      new Promise<void>((r) => {
-        s.on('error', () => {});
-        s.once('close', () => r());
-        setTimeout(() => s.destroy(), 30_000).unref();
-      }),
-  );
-const helloOnly = async () => {
-  // A TLS session from the attacker's address: the hello, then nothing (the server drops it at the setup idle deadline).
-  const raw = await fromAttacker(ports.pi);
-  await new Promise<void>((resolve) => {
-    const s = tlsConnect({ socket: raw, rejectUnauthorized: false }, () => {
-      const h = Buffer.from(
-        JSON.stringify({ protocol: PROTOCOL, preprocess: 'he', relu: 'ot', session: 'ab'.repeat(16) }),
-      );
-      const len = Buffer.alloc(4);
-      len.writeUInt32BE(h.length);
-      s.write(Buffer.concat([len, h]));
-    });
-    s.on('data', () => {});
-    s.on('error', () => {});
-    s.once('close', () => resolve());
-  });
-};
-const badUpgrade = () =>
-  new Promise<void>((resolve) => {
-    const req = request({
-      host: '127.0.0.1',
-      port: ports.web,
-      path: WS_PATH,
-      localAddress: '127.0.0.2',
-      rejectUnauthorized: false,
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': 'bad',
-        Origin: `https://127.0.0.1:${ports.web}`,
-      },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      res.once('end', () => resolve());
-    });
-    req.on('upgrade', (_r, s) => {
-      s.destroy();
-      resolve();
-    });
-    req.on('error', () => resolve());
-    req.end();
-  });
 const timeHonest = async () => {
   const xs: number[] = [];
   const errs: string[] = [];
@@ -312,17 +345,50 @@ const timeHonest = async () => {
   }
   return { p50Ms: pct(xs, 0.5), p95Ms: pct(xs, 0.95), failures: errs.length, errors: errs.slice(0, 3) };
 };
-const hostile: Record<string, unknown> = { perKind: H, idle: await timeHonest() };
-for (const [kind, open] of [
-  ['silentTcp', silent],
-  ['helloOnly', helloOnly],
-  ['badUpgrades', badUpgrade],
-] as const) {
+/** Starts the attacker process of one kind; resolves once its loops run, with a stop(). */
+async function attack(kind: string) {
+  const p = spawn(
+    process.execPath,
+    [
+      fileURLToPath(import.meta.url),
+      '--attacker',
+      kind,
+      '--pi-port',
+      String(ports.pi),
+      '--web-port',
+      String(ports.web),
+      '--hostile',
+      String(H),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    p.stdout!.once('data', () => resolve());
+    p.once('exit', (c) => reject(new Error(`attacker ${kind} exited with ${c}`)));
+  });
+  return {
+    stop: () =>
+      new Promise<void>((r) => {
+        p.removeAllListeners('exit');
+        p.once('exit', () => r());
+        p.kill('SIGTERM');
+      }),
+  };
+}
+/** Honest sessions, with the server's CPU use over them (seconds per wall second; 2 is both cores). */
+async function timed() {
+  const c0 = cpuS(),
+    t0 = performance.now();
+  const r = await timeHonest();
+  return { ...r, serverCpuPerS: (cpuS() - c0) / ((performance.now() - t0) / 1e3) };
+}
+const hostile: Record<string, unknown> = { perKind: H, attackPauseMs: PAUSE, idle: await timed() };
+for (const kind of ['silentTcp', 'helloOnly', 'badUpgrades']) {
   log(`  ${kind}`);
-  const h = hold(H, open);
+  const h = await attack(kind);
   await sleep(500);
   const rss0 = rssMB();
-  const r = await timeHonest();
+  const r = await timed();
   await h.stop();
   hostile[kind] = { ...r, serverRssMB: rssMB(), serverRssBeforeMB: rss0 };
 }
@@ -334,12 +400,15 @@ const result = {
   hostile,
 };
 const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
-const hk = (k: string) => hostile[k] as { p50Ms: number; p95Ms: number; failures: number };
+const hk = (k: string) => hostile[k] as { p50Ms: number; p95Ms: number; failures: number; serverCpuPerS: number };
+const kind = (k: string, label: string) =>
+  `${label} ${f(hk(k).p50Ms)} ms (${(hk(k).p50Ms / hk('idle').p50Ms).toFixed(2)}x idle, server CPU ${hk(k).serverCpuPerS.toFixed(2)}/s)`;
 process.stderr.write(
   `soak of pi serve (${result.server.model}, --max-sessions ${MAX})\n` +
     `  sequential: ${N} sessions, ${seq.failures} failed; server RSS ${f(rssStart)} MB at start, ${f(seq.rssAfter50MB)} MB after the 50th, ${f(seq.rssAfterLastMB)} MB after the last; latency p50 ${f(result.sequential.p50Ms)} ms\n` +
     `  concurrent: ${C} clients against ${MAX} slots (retrying BUSY), ${conc.failures} failed; latency p50 ${f(conc.p50Ms)} ms, p95 ${f(conc.p95Ms)} ms\n` +
-    `  hostile (${H} of each kind, from 127.0.0.2): honest p50 idle ${f(hk('idle').p50Ms)} ms; silent TCP ${f(hk('silentTcp').p50Ms)} ms; hello-only ${f(hk('helloOnly').p50Ms)} ms; bad upgrades ${f(hk('badUpgrades').p50Ms)} ms; ` +
+    `  hostile (${H} of each kind, from 127.0.0.2, reopening after ${PAUSE} ms): honest p50 idle ${f(hk('idle').p50Ms)} ms (server CPU ${hk('idle').serverCpuPerS.toFixed(2)}/s); ` +
+    `${kind('silentTcp', 'silent TCP')}; ${kind('helloOnly', 'hello-only')}; ${kind('badUpgrades', 'bad upgrades')}; ` +
     `honest failures ${['silentTcp', 'helloOnly', 'badUpgrades'].map((k) => hk(k).failures).join('/')}\n`,
 );
 const json = `${JSON.stringify(result, null, 2)}\n`;

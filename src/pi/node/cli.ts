@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { writeFileAtomic } from '../../util/fs.js';
 import { nonNegInt, numberArg, posInt } from '../../util/args.js';
+import { ConnectRate, DEFAULT_CONNECT_RATE } from './transport/connectrate.js';
+import { RefusalLog } from './refusals.js';
 import { specFromOptions } from '../../models/options.js';
 import { connectChannel, type ClientSecurity, type ServerSecurity, type TlsClientConfig } from './transport/tcp.js';
 import { checkPin, generateIdentity, readPem, type TlsIdentity } from './transport/tls.js';
@@ -128,6 +130,7 @@ interface WebFlags {
 
 interface ServeFlags {
   maxPerAddress?: number;
+  maxConnectRate?: number;
   maxSessionsPerAddress?: number;
   setupIdleTimeout?: number;
   onlineIdleTimeout?: number;
@@ -463,6 +466,11 @@ export function registerPiCommands(program: Command): Command {
       posInt('--max-per-address'),
     )
     .option(
+      '--max-connect-rate <n>',
+      `new connections per second from one address (bursts of twice that), checked before the TLS handshake on both listeners; 0: no limit [${DEFAULT_CONNECT_RATE}]`,
+      numberArg('--max-connect-rate', (n) => n >= 0 && Number.isFinite(n), 'a number >= 0'),
+    )
+    .option(
       '--max-sessions-per-address <n>',
       'sessions past the hello from one address at once; more are refused (BUSY); below --max-sessions on an open network, so that one address cannot hold every slot [--max-sessions]',
       posInt('--max-sessions-per-address'),
@@ -608,14 +616,17 @@ export function registerPiCommands(program: Command): Command {
         });
         const onError = (e: Error, ch: Channel) =>
           process.stderr.write(`[pi] ${ch.name}: session failed: ${e.message}\n`);
+        const refusals = new RefusalLog((line) => process.stderr.write(`[pi] ${line}\n`));
         const onRefused = (why: string) => {
           metrics.refusedConnection(why);
-          process.stderr.write(`[pi] refused a connection: ${why}\n`);
+          refusals.add(why);
         };
-        // What the TLS/TCP listener and the --web one share: connection limits and reporting.
+        // What the TLS/TCP listener and the --web one share: connection limits (one connect budget per address
+        // across both) and reporting.
         const listener = {
           maxPending: o.maxPending,
           ...(o.maxPerAddress ? { maxPerAddress: o.maxPerAddress } : {}),
+          connectRate: new ConnectRate(o.maxConnectRate ?? DEFAULT_CONNECT_RATE),
           onError,
           onRefused,
         };

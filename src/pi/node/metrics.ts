@@ -43,13 +43,15 @@ export class ServeMetrics {
   refusedConnection(why: string): void {
     const reason = /TLS handshake/.test(why)
       ? 'tls_handshake'
-      : /from /.test(why) && /connections from/.test(why)
-        ? 'per_address'
-        : /connections/.test(why)
-          ? 'max_connections'
-          : /origin/.test(why)
-            ? 'origin'
-            : 'other';
+      : /new connections per second/.test(why)
+        ? 'connect_rate'
+        : /from /.test(why) && /connections from/.test(why)
+          ? 'per_address'
+          : /connections/.test(why)
+            ? 'max_connections'
+            : /origin/.test(why)
+              ? 'origin'
+              : 'other';
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
   }
 

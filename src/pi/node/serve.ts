@@ -5,6 +5,7 @@
 // sessions' durations. Every session's end, whatever its outcome, is reported once (onEnd: the log line, the
 // metrics, the audit log). drain() refuses new sessions and waits for the live ones (SIGTERM).
 import type { Channel } from '../transport/channel.js';
+import type { ConnectRate } from './transport/connectrate.js';
 import { AddressCount, listenTcp, type ServerSecurity, type TcpListener } from './transport/tcp.js';
 import { shapeChannel, type LinkProfile } from '../transport/shaping.js';
 import { codeOf, PiError, type ErrorCode } from '../transport/errors.js';
@@ -261,6 +262,8 @@ export interface ServeOptions extends PoolOptions {
   maxPending?: number;
   /** Connections from one address at once (default 32); more are closed at once. */
   maxPerAddress?: number;
+  /** New connections per address, checked before the TLS handshake. */
+  connectRate?: ConnectRate;
   onError?: (e: Error, ch: Channel) => void;
   /** A connection refused before it became a session (TLS handshake failed, too many connections). */
   onRefused?: (why: string) => void;
@@ -288,6 +291,7 @@ export async function servePi(model: ServerModel, o: ServeOptions): Promise<PiSe
       handshakeMs: dl.helloMs,
       maxConnections: pool.maxSessions + maxPending,
       maxPerAddress: o.maxPerAddress ?? DEFAULT_MAX_PER_ADDRESS,
+      ...(o.connectRate ? { connectRate: o.connectRate } : {}),
       onError: o.onError,
       onRefused: o.onRefused,
       limits: limitsFor(HELLO_MAX_BYTES, 'before the hello'),

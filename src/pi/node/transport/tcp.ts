@@ -6,6 +6,7 @@ import { createServer, connect, type Socket, type Server } from 'node:net';
 import * as tls from 'node:tls';
 import { ChannelBase, framePrefix, type Channel, type ChannelOptions } from '../../transport/channel.js';
 import { PiError } from '../../transport/errors.js';
+import type { ConnectRate } from './connectrate.js';
 import { certFingerprint, certValidityProblem, checkPin } from './tls.js';
 
 /** Who is on the other end of a channel, as TLS established it. */
@@ -271,6 +272,9 @@ export interface ListenOptions extends ChannelOptions {
   maxConnections?: number;
   /** Open connections from one address beyond this are closed at once (default: maxConnections). */
   maxPerAddress?: number;
+  /** New connections per address (a token bucket, checked before the TLS handshake); shared with other listeners
+   *  of the same server so that one address has one budget. */
+  connectRate?: ConnectRate;
   /** A handler that threw (default: stderr). The listener keeps serving. */
   onError?: (err: Error, ch: Channel) => void;
   /** A connection dropped before it became a channel (TLS handshake failed, too many connections). */
@@ -306,6 +310,25 @@ export class AddressCount {
   count(address: string): number {
     return this.held.get(address) ?? 0;
   }
+}
+
+/**
+ * Closes a new connection whose address has used up its connect rate before the server's own connection listeners see
+ * it: they are wrapped, so the TLS server never starts (or reports) a handshake on it. Listeners added later must skip
+ * destroyed sockets.
+ */
+export function refuseFast(server: Server, rate: ConnectRate, onRefused: (why: string) => void): void {
+  const inner = server.listeners('connection') as ((s: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', function (this: Server, s: Socket) {
+    if (!rate.take(s.remoteAddress)) {
+      s.on('error', () => {});
+      s.destroy();
+      onRefused(`more than ${rate.perSecond} new connections per second from ${s.remoteAddress}`);
+      return;
+    }
+    for (const f of inner) f.call(this, s);
+  });
 }
 
 /**
@@ -360,9 +383,11 @@ export function listenTcp(
     onRefused(`more than ${server.maxConnections} connections (from ${d?.remoteAddress ?? '?'})`),
   );
   let open = 0;
+  if (opts.connectRate) refuseFast(server, opts.connectRate, onRefused);
   const perAddress = new AddressCount(opts.maxPerAddress ?? server.maxConnections);
   // 'connection' comes before the TLS handshake: the count holds for every connection, handshaking or not.
   server.on('connection', (s: Socket) => {
+    if (s.destroyed) return; // refused by the connect rate
     const release = perAddress.take(s.remoteAddress);
     if (!release) {
       onRefused(`more than ${perAddress.max} connections from ${s.remoteAddress}`);

@@ -21,7 +21,8 @@ import { DEFAULT_DEADLINES, HELLO_MAX_BYTES, limitsFor } from '../../protocol.js
 import { DEFAULT_MAX_PENDING, DEFAULT_MAX_PER_ADDRESS } from '../serve.js';
 import { WS_CHUNK, WsChannel, type WebSocketLike } from '../../transport/ws.js';
 import type { Channel } from '../../transport/channel.js';
-import { AddressCount, type TlsServerConfig } from '../transport/tcp.js';
+import { AddressCount, refuseFast, type TlsServerConfig } from '../transport/tcp.js';
+import type { ConnectRate } from '../transport/connectrate.js';
 
 /** The WebSocket endpoint's path. */
 export const WS_PATH = '/pi';
@@ -90,6 +91,8 @@ export interface WebOptions {
   maxPending?: number;
   /** WebSocket connections from one address at once (default 32); more are refused (503). */
   maxPerAddress?: number;
+  /** New connections per address, checked before the TLS handshake (share the TLS listener's: one budget). */
+  connectRate?: ConnectRate;
   onError?: (e: Error, ch: Channel) => void;
   onRefused?: (why: string) => void;
 }
@@ -223,6 +226,7 @@ export async function serveWeb(o: WebOptions): Promise<WebServer> {
       send(res, 200, f.type, f.body, req.method === 'HEAD');
     },
   );
+  if (o.connectRate) refuseFast(server, o.connectRate, onRefused);
   server.on('tlsClientError', (e) => onRefused(`TLS handshake failed: ${e.message}`));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_CHUNK, perMessageDeflate: false });
