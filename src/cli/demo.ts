@@ -68,7 +68,7 @@ export function registerDemoCommand(program: Command): void {
       '--live-images <n>',
       "with the zoo: training images of the short live reduction of the zoo's teacher",
       posInt('--live-images'),
-      2000,
+      1000,
     )
     // One epoch of fine-tuning leaves the culled candidates 2 points or so below the teacher (1.4 after two epochs),
     // and each accuracy on 2,000 test images has ~0.8 points of standard error: a 1-point tolerance picks nothing.
@@ -180,7 +180,7 @@ async function scratchDemo(o: DemoOptions): Promise<void> {
 }
 
 /** A zoo model's measured private inference beside its recorded accuracy. */
-interface ZooRow {
+export interface ZooRow {
   name: string;
   description: string;
   relus: number;
@@ -210,7 +210,7 @@ async function zooDemo(o: DemoOptions, root: string, teacher: ZooEntry, front: Z
 
   const teacherDir = resolveModelDir(`zoo:${teacher.name}`, { root });
   const live = o.liveImages,
-    critImages = Math.min(1000, live);
+    critImages = Math.min(500, live);
   say(
     `1. a short live reduction of zoo:${teacher.name}, to see the pipeline work: criticality of each stage (1 epoch on ${critImages.toLocaleString('en-US')} images each), ` +
       `then the least critical stage culled and fine-tuned from the teacher's weights with KD for 1 epoch on ${live.toLocaleString('en-US')} images ` +

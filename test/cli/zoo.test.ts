@@ -15,6 +15,8 @@ import { saveModelDir } from '../../src/train/modeldir.js';
 import { fromHalf, safetensorsToFp16, safetensorsToFp32, toHalf } from '../../src/zoo/fp16.js';
 import { readZooIndex, resolveModelDir } from '../../src/zoo/zoo.js';
 import { zooAdd } from '../../src/cli/zoo.js';
+import { headlineTable } from '../../src/cli/demo.js';
+import type { PiMeasurement } from '../../src/reduce/measurepi.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -179,4 +181,19 @@ test('zoo add --fp16 refuses weights whose accuracy fp16 changes, and writes not
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test("the demo's headline table: ReLU, accuracy and latency ratios against the teacher (the first row)", () => {
+  const pi = (off: number, on: number) =>
+    ({ offlineS: { mean: off }, onlineS: { mean: on }, agree: 20, n: 20 }) as unknown as PiMeasurement;
+  const lines = headlineTable([
+    { name: 'teacher', description: '', relus: 139264, acc: 0.93, testImages: 10000, pi: pi(6, 2) },
+    { name: 'f6k', description: '', relus: 6144, acc: 0.9, testImages: 10000, pi: pi(3, 0.5) },
+  ]);
+  assert.match(
+    lines[0]!,
+    /model .* ReLUs .* fewer ReLUs .* accuracy \(10,000\) .* total s .* online s .* speed-up total .* speed-up online/,
+  );
+  assert.match(lines[2]!, /teacher +139,264 +1\.00x +93\.00% +0\.00 +20\/20 +8\.00 +2\.00 +1\.00x +1\.00x/);
+  assert.match(lines[3]!, /f6k +6,144 +22\.67x +90\.00% +-3\.00 +20\/20 +3\.50 +0\.50 +2\.29x +4\.00x/);
 });
