@@ -29,6 +29,9 @@ echo '{ "name": "deepreduce-pack-test", "private": true }' >package.json
 t1=$(date +%s)
 ONNXRUNTIME_NODE_INSTALL=skip npm install --prefer-offline --no-audit --no-fund --loglevel=error "$tmp/$tgz"
 echo "[pack-test] npm install ./$tgz in an empty folder: $(($(date +%s) - t1)) s, node_modules $(du -sm node_modules | cut -f1) MB"
+for f in zoo/index.json native/build/Release/deepreduce_native.node dist/web/index.html; do
+  [ -e "node_modules/deepreduce/$f" ] || { echo "[pack-test] FAIL: the package lacks $f" >&2; exit 1; }
+done
 for dev in node-seal onnxruntime-node typescript; do
   if [ -e "node_modules/$dev" ]; then echo "[pack-test] FAIL: dev dependency $dev was installed" >&2; exit 1; fi
 done
