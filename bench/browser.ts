@@ -4,6 +4,7 @@
 // over --runs) and the ratio browser / Node. Also AES throughput in the browser: WebCrypto against @noble/ciphers at
 // the protocol's batch sizes (bench/web-crypto.ts). Heavy: run it under nice on a quiet machine.
 // Usage: node dist/bench/browser.js [--preset C100_12K] [--runs 3] [--relu NAME] [--out FILE.json] [--no-crypto]
+import './lib/help.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

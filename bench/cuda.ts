@@ -5,7 +5,8 @@
 //  3. training steps/s on each (ResNet18 alpha 0.25, batch 128, 32x32x1);
 //  4. fit() on Fashion-MNIST on the GPU for --epochs, then resumed for one more epoch from its checkpoint
 //     (as a queue worker's retry does), with test accuracy.
-//   node dist/bench/cuda.js [--device cuda:0] [--epochs 2] [--data DIR] [--limit-train N] [--seconds 5] [--out DIR]
+// Usage: node dist/bench/cuda.js [--device cuda:0] [--epochs 2] [--data DIR] [--limit-train N] [--seconds 5] [--out DIR]
+import './lib/help.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {

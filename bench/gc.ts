@@ -1,5 +1,5 @@
 // Garbled ReLU and OT-extension micro-benchmark (one thread = one core).
-//   npx tsc -p . && node dist/bench/gc.js [--circuit protocol|ring] [--width 45 --shift 12] [--k 32 --f 12]
+// Usage: node dist/bench/gc.js [--circuit protocol|ring] [--width 45 --shift 12] [--k 32 --f 12]
 //                                          [--n 65536] [--reps 3] [--json]
 // --circuit protocol (default): the ReLU circuit the PI protocol runs (src/pi/relucircuit.ts, Delphi orientation:
 // server share 'a' garbler input, client share 'b' and next-layer mask 'r' evaluator inputs by OT); width 45,
@@ -8,6 +8,7 @@
 // and the ratio to the targets of issue 8 (garble <= 15 us, evaluate <= 8 us, <= 6.5 KB per ReLU).
 // Times are the median over --reps of this process's CPU time (user + sys: "per core", robust when other
 // jobs share the machine); wall-clock medians are printed beside them.
+import './lib/help.js';
 import { reluCircuit } from '../src/pi/gc/relu.js';
 import { delphiReluCircuit } from '../src/pi/relu/gc/circuit.js';
 import { Garbler, evaluateDecoded, parseMaterial } from '../src/pi/gc/garble.js';

@@ -8,6 +8,7 @@
 //   --layer C,H,O,k,s,p   with --run: one conv (random 16-bit weights) instead of the model, e.g. Cheetah's
 //               ResNet50 layer 256,14,256,3,1,1
 // Usage: node dist/bench/he.js [--config full|C100_230K|C100_115K|C100_12K] [--kernels [--seal]] [--plan] [--run [--layer ...]]
+import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { specFromOptions } from '../src/models/options.js';

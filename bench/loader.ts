@@ -1,6 +1,7 @@
 // Loader throughput: Fashion-MNIST padded 28 -> 32, random crop (4 px) + flip + normalise, batch 128, through the
 // worker DataLoader. The issue asks for it next to ResNet-20 training img/s and a ratio >= 10.
 // Usage: node dist/bench/loader.js [--epochs N] [--batch B] [--workers W] [--data DIR] [--json]
+import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { DataLoader, syncBatches, type LoaderOptions } from '../src/data/loader.js';
 import { defaultAugment, loadDataset } from '../src/data/registry.js';

@@ -9,6 +9,7 @@
 // --fit: site-level models (same images, every --fit-every'th, interleaved with the model's sessions so that both see
 // the same machine load) to which the cost model's online terms are fitted (calibrate(), src/pi/node/bench.ts); the
 // output compares the model's measured online time with that estimate for its kept ReLUs.
+import './lib/help.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';

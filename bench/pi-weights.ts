@@ -1,7 +1,8 @@
 // The largest |w| of every secret layer after BN folding (and pooling divisors), per model directory, and what a
 // fixed weight scale of --weight-frac fractional bits in 16-bit weights clips: the measurement behind the default
-// weight scale of the PI plan (docs/pi.md, "Fixed point"). Usage:
-//   node dist/bench/pi-weights.js DIR... [--weight-frac 12] [--json]
+// weight scale of the PI plan (docs/pi.md, "Fixed point").
+// Usage: node dist/bench/pi-weights.js DIR... [--weight-frac 12] [--json]
+import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { serverModelFromDir } from '../src/pi/node/load.js';
 

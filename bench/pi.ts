@@ -16,6 +16,7 @@
 //        [--worker-threads N: the server's worker threads (pi serve --worker-threads; default its own: cores - 1)]
 //        [--v8-concurrent-marking: the parties keep V8's concurrent marking (src/util/v8.ts turns it off)]
 // Defaults: every config, he, gc and ot, every link profile, TLS.
+import './lib/help.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

@@ -1,9 +1,10 @@
 // The reduce bench preset (bench/reduce.js) two ways on this machine, back to back: `--jobs N` (N local processes),
 // then through the job queue with N `deepreduce worker` processes (each with cores / N threads, as --jobs N splits
 // them). Prints both wall times and the queue's overhead; writes OUT/bench-queue.json.
-//   node dist/bench/queue.js [--out runs/bench-queue] [--workers 2] [--redis redis://HOST:PORT (default: starts a
+// Usage: node dist/bench/queue.js [--out runs/bench-queue] [--workers 2] [--redis redis://HOST:PORT (default: starts a
 //   throwaway redis-server on a free loopback port)] [any bench/reduce.js option, e.g. for a quick check:
 //   --epochs 1,1,1 --baseline-limit-train 2000 --limit-train 1000 --criticality-limit-train 500 --finetune-limit-train 1000 --limit-test 1000]
+import './lib/help.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';

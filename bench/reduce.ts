@@ -2,12 +2,13 @@
 // DeepReDuce (criticality-ordered culling, thinning, rho), CryptoNAS ReLU balancing, the stage-subset search and
 // learned fine-grained masks (SNL) at the target budgets. Prints the time plan (in epochs of 60,000 images), the
 // criticality order, the front and how each target is met.
-//   node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1] [--epochs 5,2,3,3] [--budgets 6144,12288,28672]
+// Usage: node dist/bench/reduce.js [--out runs/bench-reduce] [--jobs 1] [--epochs 5,2,3,3] [--budgets 6144,12288,28672]
 //     [--snl-finetune-epochs 1,3,6 (one, or one per budget)] [--snl-reach-epochs 1] [--teacher DIR] [--cost-model FILE] [--no-torch] [--plan]
 //     [--queue redis://HOST:PORT/NAME: the trainings on that queue's workers (bench/queue.js runs both ways)]
 //     [--limit-test N, --baseline-limit-train N: fewer images, for a quick check]
 // --epochs: baseline, criticality, candidates from scratch, candidates fine-tuned from the teacher.
 // --plan: print the time plan and stop.
+import './lib/help.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';

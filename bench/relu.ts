@@ -4,6 +4,7 @@
 // machine the CPU time is the steadier figure). The site is the plan's usual one (width 45, shift 12: a 32-bit
 // comparison for ot). Usage: node dist/bench/relu.js [--relu gc,ot] [--n 65536] [--width 45 --shift 12]
 // [--batch 16384] [--reps 3] [--json]
+import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { channelPair } from '../src/pi/transport/channel.js';

@@ -3,6 +3,7 @@
 // float64 GEMMs run there: oneDNN has no float64 path). Compare BLAS builds with update-alternatives --set
 // libblas.so.3-x86_64-linux-gnu <path> between runs (docs/pi.md, "Process settings").
 // Usage: node dist/bench/ring.js [--reps 7] [--json]
+import './lib/help.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RingConv2d } from '../src/pi/node/ring.js';

@@ -1,6 +1,7 @@
 // Issue recipe: ResNet18 (alpha 0.25) on Fashion-MNIST padded to 32x32, random crop + flip, SGD Nesterov lr 0.1
 // cosine, batch 128, 5 epochs; and the same network with every ReLU removed, for contrast.
-//   node dist/bench/train-fmnist.js [--epochs 5] [--out runs/bench-fmnist] [--only full|linear]
+// Usage: node dist/bench/train-fmnist.js [--epochs 5] [--out runs/bench-fmnist] [--only full|linear]
+import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { trainModel, readTrainResult } from '../src/train/run.js';

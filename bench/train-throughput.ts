@@ -1,7 +1,8 @@
 // ResNet-20 (CIFAR, widths 16/32/64, batch 128, 32x32x3) training and inference img/s in deepreduce and, in the
 // same run, in PyTorch (Debian python3-torch) in its fastest layout (and TorchScript's frozen inference for
 // reference). Prints both and the ratios.
-//   node dist/bench/train-throughput.js [--net resnet20|resnet18-0.25] [--seconds 8] [--threads 2] [--rounds 7] [--pair-seconds 3] [--json out.json]
+// Usage: node dist/bench/train-throughput.js [--net resnet20|resnet18-0.25] [--seconds 8] [--threads 2] [--rounds 7] [--pair-seconds 3] [--json out.json]
+import './lib/help.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';

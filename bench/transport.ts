@@ -2,6 +2,7 @@
 // the sender's encryption and the receiver's decryption): the per-byte cost TLS adds to a session, measured in
 // paired rounds (TLS and TCP back to back, medians) because a shared machine drifts.
 // Usage: node dist/bench/transport.js [--mb 256] [--frame-kb 1024] [--rounds 5] [--json]
+import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { connectChannel, listenTcp, type ClientSecurity, type StreamChannel } from '../src/pi/node/transport/tcp.js';
 import { generateIdentity } from '../src/pi/node/transport/tls.js';

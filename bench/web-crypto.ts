@@ -1,7 +1,15 @@
 // Runs in the browser (bench/browser.ts bundles it and evaluates it in a page of the server's origin): AES throughput
 // of WebCrypto (AES-CTR, native but asynchronous; it has no ECB mode) against @noble/ciphers (synchronous pure JS;
 // ECB for fixed-key AES, CTR for the PRG) at the batch sizes the protocol uses.
+// Usage: node dist/bench/browser.js (it runs this file in the page; run alone under Node it only answers --help)
 import { ctr, ecb } from '@noble/ciphers/aes.js';
+
+const USAGE =
+  'Usage: node dist/bench/browser.js (it bundles bench/web-crypto.ts and runs it in headless Chromium: AES throughput of WebCrypto against @noble/ciphers)';
+if (typeof process !== 'undefined' && process.argv?.includes('--help')) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 export interface CryptoRow {
   bytes: number;

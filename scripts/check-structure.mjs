@@ -15,12 +15,26 @@ const runTsc = !argv.includes('--no-tsc');
 
 /**
  * Top-level folders of src/, lowest first: a folder may import only folders before it. Derived from the code: engine
- * wraps the addon; data and models sit on engine; train on models and data; export reads trained model directories;
+ * wraps the addon; data and models sit on engine; zoo (named model directories, fp16 storage) is read by train's
+ * model-directory loader; train on models and data; export reads trained model directories;
  * pi compiles trained models (pi/node) into plans; reduce trains, measures PI and reports; queue runs reduce's
  * trainings on other machines; cli and index.ts (the library face) on top. web (the browser client) is apart: it may
  * import only pi's browser-safe core.
  */
-const LAYERS = ['util', 'engine', 'data', 'models', 'train', 'export', 'pi', 'reduce', 'queue', 'cli', 'index.ts'];
+const LAYERS = [
+  'util',
+  'engine',
+  'data',
+  'models',
+  'zoo',
+  'train',
+  'export',
+  'pi',
+  'reduce',
+  'queue',
+  'cli',
+  'index.ts',
+];
 const WEB = { folder: 'web', may: ['pi'] };
 
 /**

@@ -18,7 +18,7 @@ export function registerExportCommand(program: Command, io: { out?: (s: string) 
     .description(
       'export a model directory to ONNX: removed ReLU sites emit no Relu node, BN kept or folded, batch dimension N',
     )
-    .requiredOption('--model <dir>', 'model directory (model.json + model.safetensors)')
+    .requiredOption('--model <dir>', 'model directory (model.json + model.safetensors), or zoo:NAME')
     .addOption(new Option('--format <format>', 'output format').choices(['onnx']).default('onnx'))
     .requiredOption('--out <file>', 'output file, e.g. model.onnx')
     .option('--fold-bn', 'fold batch norms into the preceding convolutions')

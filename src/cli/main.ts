@@ -10,6 +10,7 @@ import { registerExportCommand } from './export.js';
 import { registerImportCommand } from './import.js';
 import { registerPiCommands } from '../pi/node/cli.js';
 import { registerQueueCommands } from './queue.js';
+import { registerZooCommands, resolveZooOptions } from './zoo.js';
 import { applyV8Settings } from '../util/v8.js';
 
 applyV8Settings();
@@ -18,7 +19,9 @@ const program = new Command()
   .name('deepreduce')
   .description('ReLU reduction (DeepReDuce) and measured two-party private inference for CNNs')
   .version(packageVersion())
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // The one place the CLI resolves --model/--teacher/--init zoo:NAME, for every command (pi's included).
+  .hook('preAction', (_root, action) => resolveZooOptions(action));
 
 registerDemoCommand(program);
 registerCountCommand(program);
@@ -29,6 +32,7 @@ registerExportCommand(program);
 registerImportCommand(program);
 registerPiCommands(program);
 registerQueueCommands(program);
+registerZooCommands(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`deepreduce: ${e.message}\n`);

@@ -96,8 +96,8 @@ export function registerTrainCommands(program: Command): void {
       .option('--alpha <x>', 'width multiplier', num)
       .option('--rho <x>', 'input-resolution scale (stem stride 1/rho)', num)
       .option('--blocks <list>', 'blocks per stage, e.g. 2,1,1,1', ints)
-      .option('--teacher <dir>', 'trained teacher model directory (knowledge distillation)')
-      .option('--init <dir>', "start from this model directory's weights")
+      .option('--teacher <dir>', 'trained teacher model directory, or zoo:NAME (knowledge distillation)')
+      .option('--init <dir>', "start from this model directory's weights (or zoo:NAME's)")
       .requiredOption('--out <dir>', 'output directory (model, metrics, checkpoints)')
       .option('--resume', 'continue from the newest checkpoint in --out')
       .option('--json', 'print the summary as JSON'),
@@ -113,7 +113,7 @@ export function registerTrainCommands(program: Command): void {
   program
     .command('eval')
     .description('accuracy, per-class accuracy and confusion matrix of a trained model')
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir>', 'model directory, or zoo:NAME')
     .option('--dataset <name>', 'dataset (default: the one it was trained on)')
     .option('--data <dir>', 'dataset folder')
     .option('--limit-test <n>', 'use only the first N test images', num)

@@ -13,6 +13,7 @@ import {
 } from '../models/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
+import { resolveModelDir } from '../zoo/zoo.js';
 
 /** How inputs are prepared for the model (from the training data). */
 export interface InputTransform {
@@ -72,7 +73,9 @@ export function saveModelDir(
   writeFileAtomic(join(dir, 'model.json'), `${JSON.stringify(info, null, 2)}\n`);
 }
 
+/** `dir` may name a zoo model (`zoo:NAME`, materialised by resolveModelDir). */
 export function readModelInfo(dir: string): ModelInfo {
+  dir = resolveModelDir(dir);
   const file = join(dir, 'model.json');
   if (!existsSync(file)) throw new Error(`${dir}: not a deepreduce model directory (model.json missing)`);
   let info: ModelInfo;
@@ -98,6 +101,7 @@ export function specOf(info: ModelInfo, source: string): NetSpec {
 
 /** Builds the network and loads its weights. */
 export function loadModelDir(dir: string): { net: Network; info: ModelInfo } {
+  dir = resolveModelDir(dir);
   const info = readModelInfo(dir);
   const net = buildNetwork(specOf(info, join(dir, 'model.json')));
   const wfile = join(dir, 'model.safetensors');

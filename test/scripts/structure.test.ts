@@ -18,7 +18,7 @@ test('this tree: no upward import, no cycle', () => {
   assert.match(r.stdout, /no cycle/);
   assert.match(
     r.stdout,
-    /order util < engine < data < models < train < export < pi < reduce < queue < cli < index\.ts/,
+    /order util < engine < data < models < zoo < train < export < pi < reduce < queue < cli < index\.ts/,
   );
 });
 
