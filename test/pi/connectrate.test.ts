@@ -103,7 +103,7 @@ test('listenTcp over TLS: past the connect rate a connection is closed before an
     assert.deepEqual(got, [true, true, true, false, false, false]);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(handshakes, 3, 'no handler and no TLS for the refused');
-    assert.equal(refused.length, 3, refused.join(" / "));
+    assert.equal(refused.length, 3, refused.join(' / '));
     for (const w of refused) assert.match(w, /more than 0.01 new connections per second from 127.0.0.1/);
     assert.ok(!refused.some((w) => /TLS handshake/.test(w)), 'a refused socket never reached the TLS layer');
     assert.equal(await handshake(l.port, '127.0.0.2'), true, 'another address has its own budget');
