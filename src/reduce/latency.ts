@@ -3,6 +3,7 @@
 // seconds.
 import { countRelus, linearLayers, type NetSpec } from '../models/index.js';
 import { estimateLatency, estimateOnline, type CostModel, type LatencyContext } from '../pi/node/costmodel.js';
+import { cheapestAtLeast, paretoFront } from './pareto.js';
 
 export const OBJECTIVES = ['relus', 'latency', 'online'] as const;
 export type Objective = (typeof OBJECTIVES)[number];
@@ -148,4 +149,22 @@ export function reluBudgetFor(
   const slope = b - a;
   const total = countRelus({ ...spec, mask: undefined }).total;
   return slope > 0 ? Math.min(total, 1 + Math.floor((seconds - a) / slope + 1e-9)) : total;
+}
+
+type Costed = { id: string; acc: number; relus: number } & CostEstimate;
+
+/** The Pareto front (ids, increasing cost) on the objective's axis; candidates without that cost are left out. */
+export function frontOn(xs: Costed[], o: Objective): string[] {
+  return paretoFront(
+    xs.map((x) => ({ id: x.id, cost: objectiveCost(x, o), acc: x.acc })).filter((p) => Number.isFinite(p.cost)),
+  ).map((p) => p.id);
+}
+
+/** The cheapest candidate on the objective's axis with accuracy at least minAcc, or null. */
+export function pickOn<T extends Costed>(xs: T[], o: Objective, minAcc: number): T | null {
+  const p = cheapestAtLeast(
+    xs.map((x) => ({ id: x.id, cost: objectiveCost(x, o), acc: x.acc })).filter((q) => Number.isFinite(q.cost)),
+    minAcc,
+  );
+  return p ? xs.find((x) => x.id === p.id)! : null;
 }

@@ -18,9 +18,8 @@ import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { DEFAULT_PREPROCESS } from '../pi/linear/index.js';
 import { DEFAULT_RELU } from '../pi/relu/registry.js';
 import { packageVersion } from '../util/version.js';
-import { cheapestAtLeast, paretoFront } from './pareto.js';
 import type { ReduceResults } from './pipeline.js';
-import { objectiveCost } from './latency.js';
+import { frontOn, pickOn } from './latency.js';
 import type { MeasuredModel, MeasuredPi } from './report-pi.js';
 
 /** Protocol options, passed through to `deepreduce pi` as flags (unset ones are left to the CLI's defaults). */
@@ -439,10 +438,7 @@ export interface MeasurePiConfig {
 export function pickRecommended(r: ReduceResults, tolerance: number): { recommended: string | null; measure: string } {
   const pool = r.candidates.filter((x) => x.kd === r.config.kd);
   const o = r.objective ?? 'relus';
-  const rec = cheapestAtLeast(
-    pool.map((x) => ({ id: x.id, cost: objectiveCost(x, o), acc: x.acc })).filter((p) => Number.isFinite(p.cost)),
-    r.baseline.acc - tolerance,
-  );
+  const rec = pickOn(pool, o, r.baseline.acc - tolerance);
   const best = pool.reduce((a, b) => (b.acc > a.acc ? b : a), pool[0]!);
   return { recommended: rec?.id ?? null, measure: rec?.id ?? best.id };
 }
@@ -460,12 +456,7 @@ export async function measureRunPi(
   const pool = r.candidates.filter((x) => x.kd === r.config.kd);
   const pick = pickRecommended(r, c.tolerance);
   const o = r.objective ?? 'relus';
-  const ids =
-    c.models === 'front'
-      ? paretoFront(
-          pool.map((x) => ({ id: x.id, cost: objectiveCost(x, o), acc: x.acc })).filter((p) => Number.isFinite(p.cost)),
-        ).map((p) => p.id)
-      : [pick.measure];
+  const ids = c.models === 'front' ? frontOn(pool, o) : [pick.measure];
   const chosen = [
     {
       id: 'teacher',

@@ -39,11 +39,12 @@ import {
   type Method,
   type MethodOptions,
 } from './methods.js';
-import { paretoFront, cheapestAtLeast } from './pareto.js';
+import { cheapestAtLeast } from './pareto.js';
 import {
   budgetLabel,
   estimateSpec,
-  objectiveCost,
+  frontOn,
+  pickOn,
   OBJECTIVE_LABELS,
   reluBudgetFor,
   type Budget,
@@ -506,21 +507,15 @@ export async function reduce(
     };
   });
   const kdOnly = results.filter((r) => r.kd === c.kd);
-  const frontOn = (o: Objective) =>
-    paretoFront(
-      kdOnly.map((r) => ({ id: r.id, cost: objectiveCost(r, o), acc: r.acc })).filter((p) => Number.isFinite(p.cost)),
-    ).map((p) => p.id);
-  const fronts = { relus: frontOn('relus'), latency: frontOn('latency'), online: frontOn('online') };
+  const fronts = {
+    relus: frontOn(kdOnly, 'relus'),
+    latency: frontOn(kdOnly, 'latency'),
+    online: frontOn(kdOnly, 'online'),
+  };
   const front = fronts[objective];
   const baseEst = estimate(base);
   const tolerance = c.measurePi?.tolerance ?? 0.01;
-  const pickPoint = cheapestAtLeast(
-    kdOnly
-      .map((r) => ({ id: r.id, cost: objectiveCost(r, objective), acc: r.acc }))
-      .filter((p) => Number.isFinite(p.cost)),
-    baseline.test_acc - tolerance,
-  );
-  const picked = pickPoint ? results.find((r) => r.id === pickPoint.id)! : null;
+  const picked = pickOn(kdOnly, objective, baseline.test_acc - tolerance);
   const iso = cheapestAtLeast(
     kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })),
     baseline.test_acc - 0.01,
