@@ -2,7 +2,7 @@
 // reshape search under a time budget. No training.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countRelus, cullStages, fullMask, removeSites, specFor, thin, type NetSpec } from '../../src/models/index.js';
+import { countRelus, specFor, type NetSpec } from '../../src/models/index.js';
 import { defaultCostModel } from '../../src/pi/node/costmodel.js';
 import { parseLink } from '../../src/pi/transport/shaping.js';
 import {

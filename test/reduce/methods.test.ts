@@ -29,7 +29,7 @@ test('ReLU balancing: equal ReLUs per kept stage (or the ratio) within the budge
     () => parseMethods('deepreduce,nas'),
     /unknown method\(s\) nas; valid: deepreduce, balanced, subsets, snl, all/,
   );
-  assert.deepEqual(parseMethods('all'), ['deepreduce', 'balanced', 'subsets', 'snl']);
+  assert.deepEqual(parseMethods('all'), ['deepreduce', 'balanced', 'subsets', 'snl', 'reshape']);
 });
 
 test('the reduce CLI: budgets default to --budget; budget-driven methods without budgets fail before training; bad values are named', async () => {
