@@ -145,7 +145,9 @@ export const budgetList = (name: string) => (v: string) => {
 /** The methods and their options from parsed CLI options. */
 export function methodConfig(o: Record<string, any>): { methods: Method[]; methodOptions: MethodOptions } {
   const methods = parseMethods(o.method);
-  const specs: Budget[] = o.budgets ?? (o.budget !== undefined ? [o.budget] : []);
+  // --budget: a Budget from reduce's parser (a plain number, from other callers, is a ReLU count)
+  const one: Budget | undefined = typeof o.budget === 'number' ? { relus: o.budget } : o.budget;
+  const specs: Budget[] = o.budgets ?? (one ? [one] : []);
   const budgets = specs.flatMap((b) => ('relus' in b ? [b.relus] : []));
   return {
     methods,

@@ -50,7 +50,10 @@ test('reshaped candidates under ReLU and seconds budgets: sliced from the teache
   assert.deepEqual(r.front, r.fronts.latency);
   const rs = r.candidates.filter((c) => c.method === 'reshape');
   assert.ok(rs.length >= 1 && rs.length <= 2, rs.map((c) => c.id).join());
-  assert.ok(rs.some((c) => c.relus <= 300), 'the ReLU budget has its reshaped candidate');
+  assert.ok(
+    rs.some((c) => c.relus <= 300),
+    'the ReLU budget has its reshaped candidate',
+  );
   const [culled] = r.criticality.order;
   for (const c of rs) {
     assert.equal(c.init, 'sliced');
