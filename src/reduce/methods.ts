@@ -148,21 +148,28 @@ export function snlMaskJob(
   job: TrainConfig,
   out: string,
   teacherDir: string,
+  name = 'mask',
 ): { id: string; config: TrainConfig } {
   const { finetuneEpochs: _, ...learn } = o.snl;
   return {
-    id: 'snl/mask',
+    id: `snl/${name}`,
     config: {
       ...job,
       teacher: teacherDir,
       init: teacherDir,
-      out: join(out, 'snl', 'mask'),
+      out: join(out, 'snl', name),
       learnMask: { ...learn, budgets: [...o.budgets] },
     },
   };
 }
 
 export const snlMaskDir = (out: string, budget: number): string => join(out, 'snl', 'mask', `budget-${budget}`);
+
+/**
+ * The learned-mask phase on a reshaped network (`reshape` and `snl` together): the same options, its own budget, the
+ * reshaped widths channel-sliced from the teacher (`job` carries widths and initSlice); out `<out>/snl/mask-<w>/`.
+ */
+export const reshapedMaskName = (channels: number[]): string => `mask-w${channels.join('x')}`;
 
 /** MACs are the baseline's (masks change no linear layer); FLOPs count `relus` ReLUs instead of all. */
 export function snlCost(base: NetSpec, relus: number): { macs: number; flops: number } {

@@ -35,6 +35,7 @@ import {
   snlFinetuneEpochs,
   snlMaskDir,
   snlMaskJob,
+  reshapedMaskName,
   subsetRows,
   type Method,
   type MethodOptions,
@@ -51,7 +52,7 @@ import {
   type CostEstimate,
   type Objective,
 } from './latency.js';
-import { reshapeConfigs, reshapeId, searchReshape, type ReshapeRow } from './reshape.js';
+import { reshapeConfigs, reshapedSpec, reshapeId, searchReshape, type ReshapeRow } from './reshape.js';
 import { renderReport } from './report.js';
 import { DEFAULT_PI_OPTIONS, measureRunPi, type MeasurePiConfig } from './measurepi.js';
 import type { MeasuredPi } from './report-pi.js';
@@ -164,6 +165,10 @@ export interface Candidate {
   init: 'teacher' | 'sliced' | 'scratch' | 'mask';
   /** Balanced and reshaped candidates: channels per stage (alpha 1). */
   widths?: number[];
+  /** Learned masks: the mask phase's directory of this candidate's mask (default: the teacher-shaped phase's). */
+  maskDir?: string;
+  /** Learned masks on reshaped widths: their fine-tuning epochs (default: snlFinetuneEpochs of the budget). */
+  finetuneEpochs?: number;
   /** Budget-driven candidates: the ReLU budget they were made for (reshaped for a seconds budget: none, the
    * description names it). */
   budget?: number;
@@ -366,14 +371,18 @@ export async function reduce(
         continue;
       }
       const r = reluBudgetFor(b.seconds, { ...base, mask: undefined }, costModel, ctx, objective);
-      if (!r && needsRelus)
+      const floor = estimate({ ...base, mask: undefined }, 1)[objective === 'online' ? 'online_s' : 'latency_s'];
+      if (!r && needsRelus && !c.methods.includes('reshape'))
         throw new Error(
-          `budget ${budgetLabel(b)}: below the estimate of the teacher-shaped network with one ReLU (${estimate({ ...base, mask: undefined }, 1)[objective === 'online' ? 'online_s' : 'latency_s']?.toFixed(3)} s); learned masks, balancing and the subset search cannot reach it (reshaping can: --method reshape alone)`,
+          `budget ${budgetLabel(b)}: below the estimate of the teacher-shaped network with one ReLU (${floor?.toFixed(3)} s); learned masks, balancing and the subset search cannot reach it (reshaping can: --method reshape)`,
         );
-      if (r) {
+      if (r && r < countRelus(base).total) {
         resolved.push(r);
         log(`budget ${budgetLabel(b)} -> ${r.toLocaleString('en-US')} ReLUs at the teacher's shape`);
-      }
+      } else if (needsRelus)
+        log(
+          `budget ${budgetLabel(b)}: ${r ? 'fits every ReLU' : `below the teacher-shaped network's ${floor?.toFixed(3)} s with one ReLU`} at the teacher's shape; only the reshape search uses it`,
+        );
     }
     c = { ...c, methodOptions: { ...c.methodOptions, budgets: [...new Set(resolved)] } };
     writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
@@ -428,7 +437,7 @@ export async function reduce(
   // 3. candidates of every method and 4. KD training.
   const withEstimates = (k: Candidate): Candidate => ({
     ...k,
-    ...estimate(k.spec, k.method === 'snl' ? k.relus : undefined),
+    ...estimate(k.spec, k.init === 'mask' ? k.relus : undefined),
   });
   const dr = (c.methods.includes('deepreduce') ? enumerateCandidates(base, crit.order, c) : [])
     .map(withEstimates)
@@ -441,27 +450,60 @@ export async function reduce(
     candidates: more,
     subsetSearch,
     reshapeSearch,
-  } = budgetCandidates(base, crit, c, dr, { budgets: budgetSpecs, objective, estimate });
+  } = budgetCandidates(base, crit, c, dr, {
+    budgets: budgetSpecs,
+    objective,
+    estimate,
+    reluBudget: (seconds, spec) => reluBudgetFor(seconds, spec, costModel, ctx, objective),
+  });
   const cands = [...dr, ...more.map(withEstimates)];
   if (!cands.length)
     throw new Error(
       `no candidate fits the budget of ${c.budget !== undefined ? `${c.budget} ReLUs` : ''}${c.budgetSeconds !== undefined ? ` ${c.budgetSeconds} s` : ''}`,
     );
-  // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate.
-  let snapshots = new Map<number, number>();
+  // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate; with
+  // reshaping, one more phase per reshaped width set (its masks from the channel-sliced teacher).
+  const snapshots = new Map<string, number>();
   if (c.methods.includes('snl')) {
-    const job = snlMaskJob(
-      c.methodOptions,
-      jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)),
-      c.out,
-      baseDir,
+    const jobs = c.methodOptions.budgets.length
+      ? [
+          snlMaskJob(
+            c.methodOptions,
+            jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)),
+            c.out,
+            baseDir,
+          ),
+        ]
+      : [];
+    const byDir = new Map<string, { spec: NetSpec; budgets: number[] }>();
+    for (const k of cands.filter((x) => x.init === 'mask' && x.maskDir)) {
+      const d = join(k.maskDir!, '..');
+      byDir.set(d, { spec: k.spec, budgets: [...(byDir.get(d)?.budgets ?? []), k.relus] });
+    }
+    for (const [d, { spec, budgets }] of byDir)
+      jobs.push(
+        snlMaskJob(
+          { ...c.methodOptions, budgets: [...new Set(budgets)].sort((a, b) => b - a) },
+          jobFor(c, '', spec, trainOptions(c, 0, c.lr, true), {
+            widths: spec.widths,
+            stemWidth: spec.stemWidth,
+            initSlice: true,
+          }),
+          c.out,
+          baseDir,
+          d.split(/[\\/]/).pop()!,
+        ),
+      );
+    log(
+      `step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs` +
+        (byDir.size ? `, and on ${byDir.size} reshaped width set(s)` : ''),
     );
-    log(`step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs`);
     finished = 0;
-    const o = await runner.run([job], note(1));
+    const o = await runner.run(jobs, note(jobs.length));
     if (o.failed.length) failStage(c, o.failed);
-    const r = o.results.get(job.id)!;
-    snapshots = new Map((r.snapshots ?? []).map((q) => [q.budget, q.acc]));
+    for (const job of jobs)
+      for (const q of o.results.get(job.id)!.snapshots ?? [])
+        snapshots.set(join(job.config.out, `budget-${q.budget}`), q.acc);
   }
   const step3: Job[] = cands.map((k) => candidateJob(c, baseDir, k));
   const drSmallest = dr.length ? dr.reduce((a, b) => (b.relus < a.relus ? b : a)) : null;
@@ -497,7 +539,7 @@ export async function reduce(
   const all = [...cands, ...(ablation ? [ablation] : [])].filter((k) => r3.has(k.id));
   const results: CandidateResult[] = all.map(({ spec, ...k }) => {
     const r = r3.get(k.id)!;
-    const maskAcc = k.method === 'snl' ? snapshots.get(k.budget!) : undefined;
+    const maskAcc = k.init === 'mask' ? snapshots.get(k.maskDir ?? snlMaskDir(c.out, k.budget!)) : undefined;
     return {
       ...k,
       acc: r.test_acc,
@@ -638,6 +680,8 @@ export interface ReshapeContext {
   budgets: Budget[];
   objective: Objective;
   estimate: (spec: NetSpec, relus?: number) => CostEstimate;
+  /** The largest ReLU count of a learned mask on spec's network within a seconds budget (0: none). */
+  reluBudget: (seconds: number, spec: NetSpec) => number;
 }
 
 /**
@@ -742,6 +786,44 @@ export function budgetCandidates(
       });
     }
   }
+  // reshape and snl together: learned masks on each budget's chosen widths (nothing culled: the mask decides)
+  if (rc && c.methods.includes('reshape') && c.methods.includes('snl')) {
+    const e = o.snl.finetuneEpochs;
+    rc.budgets.forEach((b, i) => {
+      const row = reshapeSearch.find((r) => r.rank === 1 && r.budget === budgetLabel(b));
+      if (!row) return;
+      const spec = reshapedSpec(base, row.channels);
+      const all = countRelus(spec);
+      const relus = 'relus' in b ? b.relus : rc.reluBudget(b.seconds, spec);
+      if (relus < 1 || relus >= all.total) return;
+      const id = `snl-${relus}-w${row.channels.join('x')}`;
+      if (ids.has(id)) return;
+      ids.add(id);
+      const epochs = typeof e === 'number' ? e : (e[i] ?? e[e.length - 1]!);
+      out.push({
+        id,
+        spec,
+        method: 'snl',
+        culled: [],
+        thinned: false,
+        alpha: 1,
+        rho: base.rho,
+        blocks: base.blocks,
+        relus,
+        macs: all.macs,
+        flops: all.flops - all.total + relus,
+        latency_s: 0,
+        online_s: null,
+        kd: c.kd,
+        init: 'mask',
+        widths: row.channels,
+        maskDir: join(c.out, 'snl', reshapedMaskName(row.channels), `budget-${relus}`),
+        finetuneEpochs: epochs,
+        ...('relus' in b ? { budget: b.relus } : {}),
+        description: `learned ${o.snl.granularity} masks (SNL) for exactly ${relus.toLocaleString('en-US')} ReLUs on reshaped widths ${row.channels.join(',')} (channel-sliced from the teacher), for ${row.budget}, fine-tuned ${epochs} epochs`,
+      });
+    });
+  }
   return { candidates: out, subsetSearch, reshapeSearch };
 }
 
@@ -749,9 +831,9 @@ export function budgetCandidates(
 function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
   const out = join(c.out, 'candidates', k.id);
   const teacher = k.kd ? { teacher: baseDir } : {};
-  if (k.method === 'snl') {
-    const dir = snlMaskDir(c.out, k.budget!);
-    const o = trainOptions(c, snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
+  if (k.init === 'mask') {
+    const dir = k.maskDir ?? snlMaskDir(c.out, k.budget!);
+    const o = trainOptions(c, k.finetuneEpochs ?? snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
     return {
       id: k.id,
       config: {
@@ -760,7 +842,12 @@ function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
           out,
           k.spec,
           o,
-          { ...teacher, init: dir, maskFile: join(dir, 'mask.json') },
+          {
+            ...teacher,
+            init: dir,
+            maskFile: join(dir, 'mask.json'),
+            ...(k.widths ? { widths: k.spec.widths, stemWidth: k.spec.stemWidth } : {}),
+          },
           c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain,
         ),
       },

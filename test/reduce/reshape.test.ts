@@ -10,6 +10,7 @@ import { parse } from 'parse5';
 import { writeBands } from '../train/bands.js';
 import { defaultReduceConfig, reduce } from '../../src/reduce/pipeline.js';
 import { defaultMethodOptions } from '../../src/reduce/methods.js';
+import { defaultMaskLearning } from '../../src/train/snl.js';
 import { countRelus } from '../../src/models/index.js';
 import { readModelInfo, specOf } from '../../src/train/modeldir.js';
 
@@ -36,10 +37,11 @@ test('reshaped candidates under ReLU and seconds budgets: sliced from the teache
       lr: 0.05,
       quiet: true,
       objective: 'latency',
-      methods: ['deepreduce', 'reshape'],
+      methods: ['deepreduce', 'reshape', 'snl'],
       methodOptions: defaultMethodOptions({
         budgets: [],
         budgetSpecs: [{ relus: 300 }, { seconds: 100 }],
+        snl: { ...defaultMaskLearning, maxEpochs: 2, finetuneEpochs: 1 },
         reshape: { factors: [1, 0.5], culls: [1], thinning: [false, true], top: 1 },
       }),
     }),
@@ -49,6 +51,24 @@ test('reshaped candidates under ReLU and seconds budgets: sliced from the teache
   assert.equal(r.objective, 'latency');
   assert.deepEqual(r.front, r.fronts.latency);
   const rs = r.candidates.filter((c) => c.method === 'reshape');
+  // learned masks at the teacher's widths (the ReLU budget; 100 s fits every ReLU there) and on the ReLU budget's
+  // reshaped widths, from that width set's own mask phase
+  const snl = r.candidates.filter((c) => c.method === 'snl');
+  assert.deepEqual(
+    snl.map((c) => c.id).sort(),
+    ['snl-300', `snl-300-w${rs.find((c) => c.budget === 300)!.widths!.join('x')}`].sort(),
+  );
+  const onReshaped = snl.find((c) => c.widths)!;
+  const mcfg = JSON.parse(
+    readFileSync(join(out, 'snl', `mask-w${onReshaped.widths!.join('x')}`, 'config.json'), 'utf8'),
+  );
+  assert.equal(mcfg.initSlice, true);
+  assert.deepEqual(mcfg.widths, onReshaped.widths);
+  const ms = specOf(readModelInfo(onReshaped.dir), onReshaped.dir);
+  assert.deepEqual(ms.widths, onReshaped.widths);
+  assert.equal(countRelus(ms).total, 300, 'the fine-tuned model keeps exactly the budget');
+  assert.ok(onReshaped.maskAcc !== undefined);
+  assert.ok(onReshaped.latency_s < snl.find((c) => !c.widths)!.latency_s, 'narrower widths, fewer MACs, same ReLUs');
   assert.ok(rs.length >= 1 && rs.length <= 2, rs.map((c) => c.id).join());
   assert.ok(
     rs.some((c) => c.relus <= 300),
