@@ -9,6 +9,8 @@ import {
   type Method,
   type MethodOptions,
 } from '../reduce/methods.js';
+import { budgetLabel, parseBudgets, type Budget } from '../reduce/latency.js';
+import { defaultReshapeOptions } from '../reduce/reshape.js';
 
 const numbers = (name: string, ok: (v: number) => boolean, what: string) => (v: string) => {
   const xs = v.split(',').map((s) => Number(s.trim()));
@@ -34,8 +36,8 @@ export function addMethodOptions(cmd: Command): Command {
     )
     .option(
       '--budgets <list>',
-      'ReLU budgets of the budget-driven methods (default: --budget)',
-      numbers('--budgets', (x) => Number.isInteger(x) && x > 0, 'positive integers'),
+      'budgets of the budget-driven methods: ReLU counts and/or times on the objective axis (e.g. 6144,0.5s,300ms; default: --budget)',
+      budgetList('--budgets'),
     )
     .option(
       '--balance-ratio <list>',
@@ -93,17 +95,72 @@ export function addMethodOptions(cmd: Command): Command {
       'KD fine-tuning epochs of each learned mask: one value, or one per budget',
       numbers('--snl-finetune-epochs', (x) => Number.isInteger(x) && x >= 0, 'non-negative integers'),
       [3],
+    )
+    .option(
+      '--reshape-factors <list>',
+      'reshape: width factors each stage may take (relative to the teacher), searched as a grid',
+      numbers('--reshape-factors', (x) => x > 0 && x <= 1, 'in (0, 1]'),
+      defaultReshapeOptions().factors,
+    )
+    .option(
+      '--reshape-widths <list>',
+      "reshape: explicit channel sets instead of the grid, stages joined by 'x' (e.g. 16x32x32x64,16x16x32x64)",
+      (v: string) =>
+        v.split(',').map((set) => {
+          const w = set.split('x').map((t) => Number(t.trim()));
+          if (!w.every((x) => Number.isInteger(x) && x > 0))
+            throw new InvalidArgumentError(`--reshape-widths: '${set}' must be positive integers joined by 'x'`);
+          return w;
+        }),
+    )
+    .option(
+      '--reshape-culls <list>',
+      'reshape: culled-stage counts searched (criticality order)',
+      numbers('--reshape-culls', (x) => Number.isInteger(x) && x >= 0, 'non-negative integers'),
+      defaultReshapeOptions().culls,
+    )
+    .option(
+      '--reshape-thinning <list>',
+      'reshape: thinned or not (true/false list)',
+      bools('--reshape-thinning'),
+      defaultReshapeOptions().thinning,
+    )
+    .option(
+      '--reshape-top <n>',
+      'reshape: configurations trained per budget',
+      numberArg('--reshape-top', (x) => Number.isInteger(x) && x >= 1, 'a positive integer'),
+      defaultReshapeOptions().top,
     );
 }
+
+/** `6144` or `0.5s` / `300ms` lists, as commander parsers. */
+export const budgetList = (name: string) => (v: string) => {
+  try {
+    return parseBudgets(v, name);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+};
 
 /** The methods and their options from parsed CLI options. */
 export function methodConfig(o: Record<string, any>): { methods: Method[]; methodOptions: MethodOptions } {
   const methods = parseMethods(o.method);
-  const budgets: number[] = o.budgets ?? (o.budget !== undefined ? [o.budget] : []);
+  // --budget: a Budget from reduce's parser (a plain number, from other callers, is a ReLU count)
+  const one: Budget | undefined = typeof o.budget === 'number' ? { relus: o.budget } : o.budget;
+  const specs: Budget[] = o.budgets ?? (one ? [one] : []);
+  const budgets = specs.flatMap((b) => ('relus' in b ? [b.relus] : []));
   return {
     methods,
     methodOptions: defaultMethodOptions({
       budgets,
+      ...(specs.some((b) => 'seconds' in b) ? { budgetSpecs: specs } : {}),
+      reshape: {
+        factors: o.reshapeFactors,
+        ...(o.reshapeWidths ? { widths: o.reshapeWidths } : {}),
+        culls: o.reshapeCulls,
+        thinning: o.reshapeThinning,
+        top: o.reshapeTop,
+      },
       balanceCulls: o.balanceCulls,
       balanceThinning: o.balanceThinning,
       balanceRhos: o.balanceRhos,
@@ -117,7 +174,7 @@ export function methodConfig(o: Record<string, any>): { methods: Method[]; metho
         maskLr: o.snlMaskLr,
         weightLr: o.snlWeightLr,
         penalty: o.snlPenalty,
-        finetuneEpochs: snlFinetuneOption(o.snlFinetuneEpochs, budgets),
+        finetuneEpochs: snlFinetuneOption(o.snlFinetuneEpochs, specs.map(budgetLabel)),
       },
     }),
   };

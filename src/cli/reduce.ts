@@ -4,7 +4,9 @@ import { defaultReduceConfig, reduce, summaryLines, type ReduceConfig } from '..
 import { queueRunner } from '../queue/runner.js';
 import { measuredPiLines } from '../reduce/report-pi.js';
 import { addMeasurePiOptions, measurePiConfig } from './pi-measure.js';
-import { addMethodOptions, methodConfig } from './reduce-methods.js';
+import { addMethodOptions, budgetList, methodConfig } from './reduce-methods.js';
+import { InvalidArgumentError } from 'commander';
+import { parseObjective } from '../reduce/latency.js';
 import { DEFAULT_PI_OPTIONS } from '../reduce/measurepi.js';
 import { num } from './train.js';
 
@@ -21,7 +23,27 @@ export function registerReduceCommands(program: Command): void {
     .option('--dataset <name>', 'dataset', 'fashion-mnist')
     .option('--data <dir>', 'dataset folder')
     .requiredOption('--out <dir>', 'run directory (resumable)')
-    .option('--budget <relus>', 'drop candidates with more ReLUs than this', num)
+    .option(
+      '--budget <relus|time>',
+      'drop candidates above this many ReLUs, or above this estimated time on the objective axis (e.g. 0.8s)',
+      (v: string) => {
+        const b = budgetList('--budget')(v);
+        if (b.length !== 1) throw new InvalidArgumentError(`--budget takes one value, got '${v}'`);
+        return b[0]!;
+      },
+    )
+    .option(
+      '--objective <axis>',
+      'what the front, the main plot and the recommended model minimise: relus, latency (estimated offline + online) or online',
+      (v: string) => {
+        try {
+          return parseObjective(v);
+        } catch (e) {
+          throw new InvalidArgumentError((e as Error).message);
+        }
+      },
+      'latency',
+    )
     .option('--teacher <dir>', 'use this trained all-ReLU model as baseline and teacher')
     .option(
       '--epochs <list>',
@@ -75,7 +97,9 @@ export function registerReduceCommands(program: Command): void {
       dataset: o.dataset,
       dataDir: o.data,
       out: o.out,
-      budget: o.budget,
+      ...(o.budget && 'relus' in o.budget ? { budget: o.budget.relus } : {}),
+      ...(o.budget && 'seconds' in o.budget ? { budgetSeconds: o.budget.seconds } : {}),
+      objective: o.objective,
       teacher: o.teacher,
       epochs: {
         baseline: b ?? 5,

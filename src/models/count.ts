@@ -194,3 +194,31 @@ export function countByForward(net: Network, inputSize = net.spec.inputSize): Fo
     total: kept.reduce((a, s) => a + s.relus, 0),
   };
 }
+
+/**
+ * Linear operators the PI runtime runs for spec (its mask in force): its conv/fc layers, with the linear operations
+ * that no ReLU or max pool separates counted once, since the runtime may fuse them into one operator (a culled block
+ * or stage with its BNs, residual adds and shortcut convs). Nodes join when one reads the other and both lie after
+ * the same number of non-linear layers (a residual add reading a value stored before a kept ReLU does not join it).
+ * With every site kept this is the conv/fc count, as `pi bench --calibrate` counts layers. The cost model's
+ * per-layer term multiplies this count: if the runtime fuses differently, this is the one function to change.
+ */
+export function linearLayers(spec: NetSpec): number {
+  const nodes = describeNetwork(shapeNetwork(spec), spec.mask ?? null);
+  const boundary = (n: GraphNode) => n.op === 'input' || n.op === 'maxpool' || (n.op === 'relu' && !!n.enabled);
+  const depth = nodes.map(() => 0);
+  for (const n of nodes)
+    depth[n.id] = Math.max(
+      0,
+      ...n.inputs.map((i) => depth[i]! + (boundary(nodes[i]!) && nodes[i]!.op !== 'input' ? 1 : 0)),
+    );
+  const parent = nodes.map((n) => n.id);
+  const find = (i: number): number => {
+    while (parent[i] !== i) i = parent[i] = parent[parent[i]!]!;
+    return i;
+  };
+  for (const n of nodes)
+    if (!boundary(n))
+      for (const i of n.inputs) if (!boundary(nodes[i]!) && depth[i] === depth[n.id]) parent[find(i)] = find(n.id);
+  return new Set(nodes.filter((n) => n.op === 'conv' || n.op === 'linear').map((n) => find(n.id))).size;
+}

@@ -10,3 +10,4 @@ export * from './presets.js';
 export * from './graph.js';
 export * from './count.js';
 export * from './infer.js';
+export * from './slice.js';

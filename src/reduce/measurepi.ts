@@ -18,8 +18,8 @@ import { describeLink, parseLink } from '../pi/transport/shaping.js';
 import { DEFAULT_PREPROCESS } from '../pi/linear/index.js';
 import { DEFAULT_RELU } from '../pi/relu/registry.js';
 import { packageVersion } from '../util/version.js';
-import { cheapestAtLeast, paretoFront } from './pareto.js';
 import type { ReduceResults } from './pipeline.js';
+import { frontOn, pickOn } from './latency.js';
 import type { MeasuredModel, MeasuredPi } from './report-pi.js';
 
 /** Protocol options, passed through to `deepreduce pi` as flags (unset ones are left to the CLI's defaults). */
@@ -431,13 +431,14 @@ export interface MeasurePiConfig {
   options: PiRunOptions;
 }
 
-/** The smallest candidate within `tolerance` of the teacher (or null), and the model to measure beside the teacher. */
+/**
+ * The cheapest candidate on the run's objective (ReLUs, estimated total or online latency) within `tolerance` of the
+ * teacher (or null), and the model to measure beside the teacher.
+ */
 export function pickRecommended(r: ReduceResults, tolerance: number): { recommended: string | null; measure: string } {
   const pool = r.candidates.filter((x) => x.kd === r.config.kd);
-  const rec = cheapestAtLeast(
-    pool.map((x) => ({ id: x.id, cost: x.relus, acc: x.acc })),
-    r.baseline.acc - tolerance,
-  );
+  const o = r.objective ?? 'relus';
+  const rec = pickOn(pool, o, r.baseline.acc - tolerance);
   const best = pool.reduce((a, b) => (b.acc > a.acc ? b : a), pool[0]!);
   return { recommended: rec?.id ?? null, measure: rec?.id ?? best.id };
 }
@@ -454,10 +455,8 @@ export async function measureRunPi(
 ): Promise<MeasuredPi> {
   const pool = r.candidates.filter((x) => x.kd === r.config.kd);
   const pick = pickRecommended(r, c.tolerance);
-  const ids =
-    c.models === 'front'
-      ? paretoFront(pool.map((x) => ({ id: x.id, cost: x.relus, acc: x.acc }))).map((p) => p.id)
-      : [pick.measure];
+  const o = r.objective ?? 'relus';
+  const ids = c.models === 'front' ? frontOn(pool, o) : [pick.measure];
   const chosen = [
     {
       id: 'teacher',
@@ -493,6 +492,12 @@ export async function measureRunPi(
     });
     models.push({ id: x.id, description: x.description, relus: x.relus, acc: x.acc, estimatedS: x.estimatedS, pi });
   }
+  // Measured, the pick is by measured latency (total, or online under the online objective): the fastest measured
+  // model within the tolerance. Under the ReLU objective it stays the cheapest in ReLUs.
+  const within = models.slice(1).filter((x) => x.acc >= r.baseline.acc - c.tolerance);
+  const measuredCost = (x: MeasuredModel) =>
+    o === 'relus' ? x.relus : o === 'online' ? x.pi.onlineS.mean : x.pi.offlineS.mean + x.pi.onlineS.mean;
+  const measuredPick = within.length ? within.reduce((a, b) => (measuredCost(b) < measuredCost(a) ? b : a)).id : null;
   const testSize = loadDataset(
     checkDatasetName(r.config.dataset),
     'test',
@@ -506,7 +511,9 @@ export async function measureRunPi(
     images: c.images,
     testImages: Math.min(testSize, r.config.limitTest ?? testSize),
     tolerance: c.tolerance,
-    recommended: pick.recommended,
+    recommended: c.models === 'front' ? measuredPick : pick.recommended,
+    estimatedPick: pick.recommended,
+    objective: o,
     costModel: r.costModel.source,
     models,
   };

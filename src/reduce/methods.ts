@@ -7,9 +7,11 @@ import type { TrainConfig } from '../train/run.js';
 import { balancedWidths } from './balance.js';
 import type { CriticalityResult } from './criticality.js';
 import { defaultMaskLearning, type MaskLearningOptions } from '../train/snl.js';
+import type { Budget } from './latency.js';
+import { defaultReshapeOptions, type ReshapeOptions } from './reshape.js';
 import { searchSubsets, subsetConfigs, type SubsetRow } from './subsets.js';
 
-export const METHODS = ['deepreduce', 'balanced', 'subsets', 'snl'] as const;
+export const METHODS = ['deepreduce', 'balanced', 'subsets', 'snl', 'reshape'] as const;
 export type Method = (typeof METHODS)[number];
 
 export const METHOD_LABELS: Record<Method, string> = {
@@ -17,6 +19,7 @@ export const METHOD_LABELS: Record<Method, string> = {
   balanced: 'CryptoNAS-balanced widths',
   subsets: 'stage-subset search',
   snl: 'learned masks (SNL)',
+  reshape: 'reshaped widths (DeepReShape-style)',
 };
 
 /** `deepreduce,snl` or `all`; unknown names throw with the valid ones. */
@@ -34,8 +37,10 @@ export function parseMethods(list: string): Method[] {
 
 /** What a budget-driven method needs besides the DeepReDuce options. */
 export interface MethodOptions {
-  /** ReLU budgets for balancing, the subset search and learned masks. */
+  /** ReLU budgets for balancing, the subset search and learned masks (seconds budgets resolved to ReLUs by reduce). */
   budgets: number[];
+  /** The budgets as given, in order: ReLU counts or seconds (`--budgets 6144,0.5s`); default: `budgets` as ReLUs. */
+  budgetSpecs?: Budget[];
   /** Per-stage ReLU ratio for balancing (default equal). */
   balanceRatio?: number[];
   /** Balanced candidates: culled-stage counts (from the criticality order) and thinning / rho options. */
@@ -47,10 +52,12 @@ export interface MethodOptions {
   /** Learned masks: the mask phase (budgets come from `budgets`) and the fine-tuning epochs after it: one number for
    * every budget, or one per budget in the order of `budgets` (a larger budget has more to recover). */
   snl: Omit<MaskLearningOptions, 'budgets'> & { finetuneEpochs: number | number[] };
+  /** Reshaping: the width grid, culled sets and thinning searched under each budget (src/reduce/reshape.ts). */
+  reshape: ReshapeOptions;
 }
 
 /** `--snl-finetune-epochs` values as the options hold them: one number, or one per budget (other counts are named). */
-export function snlFinetuneOption(values: readonly number[], budgets: readonly number[]): number | number[] {
+export function snlFinetuneOption(values: readonly number[], budgets: readonly unknown[]): number | number[] {
   if (!values.length || !values.every((x) => Number.isInteger(x) && x >= 0))
     throw new Error(`--snl-finetune-epochs: '${values.join(',')}' must be non-negative integers`);
   if (values.length > 1 && values.length !== budgets.length)
@@ -79,6 +86,7 @@ export const defaultMethodOptions = (over: Partial<MethodOptions> = {}): MethodO
   balanceRhos: [1],
   subsetTop: 1,
   snl: { ...defaultMaskLearning, finetuneEpochs: 3 },
+  reshape: defaultReshapeOptions(),
   ...over,
 });
 
@@ -140,21 +148,28 @@ export function snlMaskJob(
   job: TrainConfig,
   out: string,
   teacherDir: string,
+  name = 'mask',
 ): { id: string; config: TrainConfig } {
   const { finetuneEpochs: _, ...learn } = o.snl;
   return {
-    id: 'snl/mask',
+    id: `snl/${name}`,
     config: {
       ...job,
       teacher: teacherDir,
       init: teacherDir,
-      out: join(out, 'snl', 'mask'),
+      out: join(out, 'snl', name),
       learnMask: { ...learn, budgets: [...o.budgets] },
     },
   };
 }
 
 export const snlMaskDir = (out: string, budget: number): string => join(out, 'snl', 'mask', `budget-${budget}`);
+
+/**
+ * The learned-mask phase on a reshaped network (`reshape` and `snl` together): the same options, its own budget, the
+ * reshaped widths channel-sliced from the teacher (`job` carries widths and initSlice); out `<out>/snl/mask-<w>/`.
+ */
+export const reshapedMaskName = (channels: number[]): string => `mask-w${channels.join('x')}`;
 
 /** MACs are the baseline's (masks change no linear layer); FLOPs count `relus` ReLUs instead of all. */
 export function snlCost(base: NetSpec, relus: number): { macs: number; flops: number } {

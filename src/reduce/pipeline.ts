@@ -35,11 +35,24 @@ import {
   snlFinetuneEpochs,
   snlMaskDir,
   snlMaskJob,
+  reshapedMaskName,
   subsetRows,
   type Method,
   type MethodOptions,
 } from './methods.js';
-import { paretoFront, cheapestAtLeast } from './pareto.js';
+import { cheapestAtLeast } from './pareto.js';
+import {
+  budgetLabel,
+  estimateSpec,
+  frontOn,
+  pickOn,
+  OBJECTIVE_LABELS,
+  reluBudgetFor,
+  type Budget,
+  type CostEstimate,
+  type Objective,
+} from './latency.js';
+import { reshapeConfigs, reshapedSpec, reshapeId, searchReshape, type ReshapeRow } from './reshape.js';
 import { renderReport } from './report.js';
 import { DEFAULT_PI_OPTIONS, measureRunPi, type MeasurePiConfig } from './measurepi.js';
 import type { MeasuredPi } from './report-pi.js';
@@ -54,6 +67,10 @@ export interface ReduceConfig {
   out: string;
   /** Drop candidates with more ReLUs than this. */
   budget?: number;
+  /** Drop candidates whose estimate on the objective's time axis (online under 'online', else total) exceeds this. */
+  budgetSeconds?: number;
+  /** What the front, the main plot and the recommended model minimise: ReLUs, estimated total or online latency. */
+  objective?: Objective;
   /** Use an already trained all-ReLU model as the teacher/baseline. */
   teacher?: string;
   /** finetune: epochs for candidates that start from the teacher's weights (default: candidate). */
@@ -118,6 +135,7 @@ export const defaultReduceConfig = (
   finetuneLr: 0.02,
   kdAblation: true,
   jobs: 1,
+  objective: 'latency',
   batchSize: 128,
   lr: 0.1,
   seed: 0,
@@ -142,19 +160,27 @@ export interface Candidate {
   /** See countRelus: 2 per MAC plus bias, residual and ReLU operations. */
   flops: number;
   kd: boolean;
-  /** 'teacher': fine-tuned from the teacher's weights; 'mask': from the weights of a learned mask's step. */
-  init: 'teacher' | 'scratch' | 'mask';
-  /** Balanced candidates: channels per stage (alpha 1). */
+  /** 'teacher': fine-tuned from the teacher's weights; 'sliced': from the teacher's channel-sliced weights (reshaped
+   * widths); 'mask': from the weights of a learned mask's step. */
+  init: 'teacher' | 'sliced' | 'scratch' | 'mask';
+  /** Balanced and reshaped candidates: channels per stage (alpha 1). */
   widths?: number[];
-  /** Budget-driven candidates: the budget they were made for. */
+  /** Learned masks: the mask phase's directory of this candidate's mask (default: the teacher-shaped phase's). */
+  maskDir?: string;
+  /** Learned masks on reshaped widths: their fine-tuning epochs (default: snlFinetuneEpochs of the budget). */
+  finetuneEpochs?: number;
+  /** Budget-driven candidates: the ReLU budget they were made for (reshaped for a seconds budget: none, the
+   * description names it). */
   budget?: number;
+  /** Estimated seconds (cost model, the run's ReLU protocol and link): total and online. */
+  latency_s: number;
+  online_s: number | null;
 }
 
 export interface CandidateResult extends Omit<Candidate, 'spec'> {
   acc: number;
   /** Learned masks: accuracy of the exact mask before fine-tuning. */
   maskAcc?: number;
-  latency_s: number;
   seconds: number;
   dir: string;
 }
@@ -171,6 +197,7 @@ export interface ReduceResults {
     flops: number;
     acc: number;
     latency_s: number;
+    online_s: number | null;
     dir: string;
     blocks: number[];
   };
@@ -180,12 +207,30 @@ export interface ReduceResults {
   failed: JobFailure[];
   /** The stage-subset search: every subset's best configuration per budget, its score and whether it was trained. */
   subsetSearch: SubsetRow[];
+  /** What the front and the recommendation minimise. */
+  objective: Objective;
+  /** The front on the objective's axis (ids, increasing cost). */
   front: string[];
+  /** The fronts on every axis. */
+  fronts: { relus: string[]; latency: string[]; online: string[] };
   latencyFront: string[];
+  /** The reshape search: per budget, the best configurations (the chosen ones trained). */
+  reshapeSearch: ReshapeRow[];
   summary: {
     criticalityOrder: number[];
     paretoPoints: number;
     isoAccuracy: { id: string; relus: number; acc: number; reduction: number } | null;
+    /** The cheapest candidate on the objective's axis within the tolerance (measure-pi's, else 1 point) of the
+     * baseline, with its estimated speed-ups; null when none is within it. */
+    pick: {
+      id: string;
+      tolerance: number;
+      acc: number;
+      relus: number;
+      latency_s: number;
+      online_s: number | null;
+      speedup: { relus: number; latency: number; online: number | null };
+    } | null;
     kdAblation: { id: string; relus: number; kdAcc: number; noKdAcc: number } | null;
   };
   measuredPi?: MeasuredPi;
@@ -204,10 +249,10 @@ export function candidateMask(spec: NetSpec, culled: number[], thinned: boolean)
   return m;
 }
 
-/** spec's ReLUs, MACs and FLOPs, as a candidate states them. */
-function costOf(spec: NetSpec): Pick<Candidate, 'spec' | 'relus' | 'macs' | 'flops'> {
+/** spec's ReLUs, MACs and FLOPs, as a candidate states them (estimates: 0 until withEstimates sets them). */
+function costOf(spec: NetSpec): Pick<Candidate, 'spec' | 'relus' | 'macs' | 'flops' | 'latency_s' | 'online_s'> {
   const cnt = countRelus(spec);
-  return { spec, relus: cnt.total, macs: cnt.macs, flops: cnt.flops };
+  return { spec, relus: cnt.total, macs: cnt.macs, flops: cnt.flops, latency_s: 0, online_s: null };
 }
 
 /** The DeepReDuce candidate network of spec's shape (its mask ignored): candidateMask applied. */
@@ -288,8 +333,12 @@ export async function reduce(
       `reduce: config.queue is ${c.queue}; pass that queue's JobRunner (queueRunner, src/queue/runner.ts)`,
     );
   const budgetDriven = c.methods.filter((m) => m !== 'deepreduce');
-  if (budgetDriven.length && !c.methodOptions.budgets.length)
-    throw new Error(`--method ${budgetDriven.join(',')} needs ReLU budgets (--budgets N,N,... or --budget N)`);
+  const budgetSpecs: Budget[] = c.methodOptions.budgetSpecs ?? c.methodOptions.budgets.map((relus) => ({ relus }));
+  if (budgetDriven.length && !budgetSpecs.length)
+    throw new Error(
+      `--method ${budgetDriven.join(',')} needs budgets (--budgets N,N,... in ReLUs or seconds, e.g. 6144,0.5s, or --budget N)`,
+    );
+  const objective: Objective = c.objective ?? 'latency';
   mkdirSync(c.out, { recursive: true });
   writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
   const costModel = loadCostModel(c.costModel);
@@ -310,19 +359,34 @@ export async function reduce(
   const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
-  // Kept ReLU ops (sites with a ReLU left) pay the protocol's online flights; max-pool comparisons cost a ReLU each,
-  // and each level of their trees is one more ReLU op.
-  const latency = (relus: number, macs: number, spec: NetSpec) => {
-    const c = countRelus(spec);
-    return estimateLatency(
-      costModel,
-      relus + c.maxPoolComparisons,
-      macs,
-      spec.blocks.reduce((a, b) => a + b, 0) * 2 + 2,
-      ctx,
-      c.sites.filter((x) => x.relus > 0).length + c.maxPoolLevels,
-    );
-  };
+  const estimate = (spec: NetSpec, relus?: number): CostEstimate => estimateSpec(spec, costModel, ctx, relus);
+  // Seconds budgets become ReLU budgets for balancing, the subset search and learned masks: the largest count whose
+  // estimate at the teacher's shape (every site an op, as under a learned mask) fits.
+  if (budgetSpecs.some((b) => 'seconds' in b)) {
+    const needsRelus = c.methods.some((m) => m === 'balanced' || m === 'subsets' || m === 'snl');
+    const resolved: number[] = [];
+    for (const b of budgetSpecs) {
+      if ('relus' in b) {
+        resolved.push(b.relus);
+        continue;
+      }
+      const r = reluBudgetFor(b.seconds, { ...base, mask: undefined }, costModel, ctx, objective);
+      const floor = estimate({ ...base, mask: undefined }, 1)[objective === 'online' ? 'online_s' : 'latency_s'];
+      if (!r && needsRelus && !c.methods.includes('reshape'))
+        throw new Error(
+          `budget ${budgetLabel(b)}: below the estimate of the teacher-shaped network with one ReLU (${floor?.toFixed(3)} s); learned masks, balancing and the subset search cannot reach it (reshaping can: --method reshape)`,
+        );
+      if (r && r < countRelus(base).total) {
+        resolved.push(r);
+        log(`budget ${budgetLabel(b)} -> ${r.toLocaleString('en-US')} ReLUs at the teacher's shape`);
+      } else if (needsRelus)
+        log(
+          `budget ${budgetLabel(b)}: ${r ? 'fits every ReLU' : `below the teacher-shaped network's ${floor?.toFixed(3)} s with one ReLU`} at the teacher's shape; only the reshape search uses it`,
+        );
+    }
+    c = { ...c, methodOptions: { ...c.methodOptions, budgets: [...new Set(resolved)] } };
+    writeFileAtomic(join(c.out, 'reduce.json'), `${JSON.stringify({ ...c, version: packageVersion() }, null, 2)}\n`);
+  }
   runner ??= localRunner(c.jobs);
   const t0 = Date.now();
   let finished = 0;
@@ -371,25 +435,75 @@ export async function reduce(
   log(`criticality order (least critical first): ${crit.order.map((s) => `stage${s}`).join(', ')}`);
 
   // 3. candidates of every method and 4. KD training.
-  const dr = c.methods.includes('deepreduce') ? enumerateCandidates(base, crit.order, c) : [];
-  const { candidates: more, subsetSearch } = budgetCandidates(base, crit, c, dr);
-  const cands = [...dr, ...more];
-  if (!cands.length) throw new Error(`no candidate fits the budget of ${c.budget} ReLUs`);
-  // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate.
-  let snapshots = new Map<number, number>();
-  if (c.methods.includes('snl')) {
-    const job = snlMaskJob(
-      c.methodOptions,
-      jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)),
-      c.out,
-      baseDir,
+  const withEstimates = (k: Candidate): Candidate => ({
+    ...k,
+    ...estimate(k.spec, k.init === 'mask' ? k.relus : undefined),
+  });
+  const dr = (c.methods.includes('deepreduce') ? enumerateCandidates(base, crit.order, c) : [])
+    .map(withEstimates)
+    .filter(
+      (k) =>
+        c.budgetSeconds === undefined ||
+        (k[objective === 'online' ? 'online_s' : 'latency_s'] ?? Number.POSITIVE_INFINITY) <= c.budgetSeconds,
     );
-    log(`step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs`);
+  const {
+    candidates: more,
+    subsetSearch,
+    reshapeSearch,
+  } = budgetCandidates(base, crit, c, dr, {
+    budgets: budgetSpecs,
+    objective,
+    estimate,
+    reluBudget: (seconds, spec) => reluBudgetFor(seconds, spec, costModel, ctx, objective),
+  });
+  const cands = [...dr, ...more.map(withEstimates)];
+  if (!cands.length)
+    throw new Error(
+      `no candidate fits the budget of ${c.budget !== undefined ? `${c.budget} ReLUs` : ''}${c.budgetSeconds !== undefined ? ` ${c.budgetSeconds} s` : ''}`,
+    );
+  // 3a. learned masks: one mask phase gives every budget's exact mask, each fine-tuned below as a candidate; with
+  // reshaping, one more phase per reshaped width set (its masks from the channel-sliced teacher).
+  const snapshots = new Map<string, number>();
+  if (c.methods.includes('snl')) {
+    const jobs = c.methodOptions.budgets.length
+      ? [
+          snlMaskJob(
+            c.methodOptions,
+            jobFor(c, '', { ...base, mask: undefined }, trainOptions(c, 0, c.lr, true)),
+            c.out,
+            baseDir,
+          ),
+        ]
+      : [];
+    const byDir = new Map<string, { spec: NetSpec; budgets: number[] }>();
+    for (const k of cands.filter((x) => x.init === 'mask' && x.maskDir)) {
+      const d = join(k.maskDir!, '..');
+      byDir.set(d, { spec: k.spec, budgets: [...(byDir.get(d)?.budgets ?? []), k.relus] });
+    }
+    for (const [d, { spec, budgets }] of byDir)
+      jobs.push(
+        snlMaskJob(
+          { ...c.methodOptions, budgets: [...new Set(budgets)].sort((a, b) => b - a) },
+          jobFor(c, '', spec, trainOptions(c, 0, c.lr, true), {
+            widths: spec.widths,
+            stemWidth: spec.stemWidth,
+            initSlice: true,
+          }),
+          c.out,
+          baseDir,
+          d.split(/[\\/]/).pop()!,
+        ),
+      );
+    log(
+      `step 3a: learned masks for ${c.methodOptions.budgets.map((b) => b.toLocaleString('en-US')).join(', ')} ReLUs` +
+        (byDir.size ? `, and on ${byDir.size} reshaped width set(s)` : ''),
+    );
     finished = 0;
-    const o = await runner.run([job], note(1));
+    const o = await runner.run(jobs, note(jobs.length));
     if (o.failed.length) failStage(c, o.failed);
-    const r = o.results.get(job.id)!;
-    snapshots = new Map((r.snapshots ?? []).map((q) => [q.budget, q.acc]));
+    for (const job of jobs)
+      for (const q of o.results.get(job.id)!.snapshots ?? [])
+        snapshots.set(join(job.config.out, `budget-${q.budget}`), q.acc);
   }
   const step3: Job[] = cands.map((k) => candidateJob(c, baseDir, k));
   const drSmallest = dr.length ? dr.reduce((a, b) => (b.relus < a.relus ? b : a)) : null;
@@ -425,19 +539,25 @@ export async function reduce(
   const all = [...cands, ...(ablation ? [ablation] : [])].filter((k) => r3.has(k.id));
   const results: CandidateResult[] = all.map(({ spec, ...k }) => {
     const r = r3.get(k.id)!;
-    const maskAcc = k.method === 'snl' ? snapshots.get(k.budget!) : undefined;
+    const maskAcc = k.init === 'mask' ? snapshots.get(k.maskDir ?? snlMaskDir(c.out, k.budget!)) : undefined;
     return {
       ...k,
       acc: r.test_acc,
       ...(maskAcc !== undefined ? { maskAcc } : {}),
-      latency_s: latency(k.relus, k.macs, spec),
       seconds: r.seconds,
       dir: join(c.out, 'candidates', k.id),
     };
   });
   const kdOnly = results.filter((r) => r.kd === c.kd);
-  const front = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })));
-  const latFront = paretoFront(kdOnly.map((r) => ({ id: r.id, cost: r.latency_s, acc: r.acc })));
+  const fronts = {
+    relus: frontOn(kdOnly, 'relus'),
+    latency: frontOn(kdOnly, 'latency'),
+    online: frontOn(kdOnly, 'online'),
+  };
+  const front = fronts[objective];
+  const baseEst = estimate(base);
+  const tolerance = c.measurePi?.tolerance ?? 0.01;
+  const picked = pickOn(kdOnly, objective, baseline.test_acc - tolerance);
   const iso = cheapestAtLeast(
     kdOnly.map((r) => ({ id: r.id, cost: r.relus, acc: r.acc })),
     baseline.test_acc - 0.01,
@@ -462,18 +582,36 @@ export async function reduce(
       flops: baseCount.flops,
       blocks: base.blocks,
       acc: baseline.test_acc,
-      latency_s: latency(baseCount.total, baseCount.macs, base),
+      ...baseEst,
       dir: baseDir,
     },
     criticality: { ...crit, linear: { acc: linearAcc, dir: join(c.out, 'criticality', 'linear') } },
     candidates: results,
     failed,
     subsetSearch,
-    front: front.map((p) => p.id),
-    latencyFront: latFront.map((p) => p.id),
+    objective,
+    front,
+    fronts,
+    latencyFront: fronts.latency,
+    reshapeSearch,
     summary: {
       criticalityOrder: crit.order,
       paretoPoints: front.length,
+      pick: picked
+        ? {
+            id: picked.id,
+            tolerance,
+            acc: picked.acc,
+            relus: picked.relus,
+            latency_s: picked.latency_s,
+            online_s: picked.online_s,
+            speedup: {
+              relus: baseCount.total / picked.relus,
+              latency: baseEst.latency_s / picked.latency_s,
+              online: baseEst.online_s !== null && picked.online_s !== null ? baseEst.online_s / picked.online_s : null,
+            },
+          }
+        : null,
       isoAccuracy: iso ? { id: iso.id, relus: iso.cost, acc: iso.acc, reduction: baseCount.total / iso.cost } : null,
       kdAblation: abl,
     },
@@ -537,13 +675,26 @@ function drCandidate(
   };
 }
 
-/** Candidates of the budget-driven methods (balanced widths, subset search, learned masks) and the subset table. */
+/** What the reshape search needs: the budgets as given (ReLUs or seconds), the objective and the estimate. */
+export interface ReshapeContext {
+  budgets: Budget[];
+  objective: Objective;
+  estimate: (spec: NetSpec, relus?: number) => CostEstimate;
+  /** The largest ReLU count of a learned mask on spec's network within a seconds budget (0: none). */
+  reluBudget: (seconds: number, spec: NetSpec) => number;
+}
+
+/**
+ * Candidates of the budget-driven methods (balanced widths, subset search, learned masks, reshaped widths), the
+ * subset table and the reshape table.
+ */
 export function budgetCandidates(
   base: NetSpec,
   crit: CriticalityResult,
   c: ReduceConfig,
   existing: Candidate[],
-): { candidates: Candidate[]; subsetSearch: SubsetRow[] } {
+  rc?: ReshapeContext,
+): { candidates: Candidate[]; subsetSearch: SubsetRow[]; reshapeSearch: ReshapeRow[] } {
   const o = c.methodOptions;
   const out: Candidate[] = [];
   const ids = new Set(existing.map((k) => k.id));
@@ -595,6 +746,8 @@ export function budgetCandidates(
         blocks: base.blocks,
         relus: budget,
         ...cost,
+        latency_s: 0,
+        online_s: null,
         kd: c.kd,
         init: 'mask',
         budget,
@@ -602,16 +755,85 @@ export function budgetCandidates(
       });
     }
   }
-  return { candidates: out, subsetSearch };
+  let reshapeSearch: ReshapeRow[] = [];
+  if (c.methods.includes('reshape')) {
+    if (!rc) throw new Error('budgetCandidates: reshaping needs the budgets, the objective and the estimate');
+    const configs = reshapeConfigs(base, crit, o.reshape, drSpec, (spec) => ({
+      ...costOf(spec),
+      ...rc.estimate(spec),
+    }));
+    const s = searchReshape(configs, rc.budgets, o.reshape, rc.objective);
+    reshapeSearch = s.rows;
+    for (const x of s.chosen) {
+      const id = reshapeId(x);
+      if (ids.has(id)) continue;
+      ids.add(id);
+      const row = s.rows.find((r) => r.rank <= o.reshape.top && reshapeId(r) === id)!;
+      out.push({
+        id,
+        method: 'reshape',
+        culled: x.culled,
+        thinned: x.thinned,
+        alpha: 1,
+        rho: base.rho,
+        blocks: base.blocks,
+        ...costOf(x.spec),
+        kd: c.kd,
+        init: c.fromTeacher ? 'sliced' : 'scratch',
+        widths: x.channels,
+        ...(row.reluBudget !== undefined ? { budget: row.reluBudget } : {}),
+        description: `reshaped widths ${x.channels.join(',')} (x${x.factors.map((f) => +f.toFixed(3)).join(',')} of the teacher's)${x.culled.length ? `, cull stage${x.culled.length > 1 ? 's' : ''} ${x.culled.join(',')}` : ''}${x.thinned ? ', thinned' : ''}; for ${row.budget}`,
+      });
+    }
+  }
+  // reshape and snl together: learned masks on each budget's chosen widths (nothing culled: the mask decides)
+  if (rc && c.methods.includes('reshape') && c.methods.includes('snl')) {
+    const e = o.snl.finetuneEpochs;
+    rc.budgets.forEach((b, i) => {
+      const row = reshapeSearch.find((r) => r.rank === 1 && r.budget === budgetLabel(b));
+      if (!row) return;
+      const spec = reshapedSpec(base, row.channels);
+      const all = countRelus(spec);
+      const relus = 'relus' in b ? b.relus : rc.reluBudget(b.seconds, spec);
+      if (relus < 1 || relus >= all.total) return;
+      const id = `snl-${relus}-w${row.channels.join('x')}`;
+      if (ids.has(id)) return;
+      ids.add(id);
+      const epochs = typeof e === 'number' ? e : (e[i] ?? e[e.length - 1]!);
+      out.push({
+        id,
+        spec,
+        method: 'snl',
+        culled: [],
+        thinned: false,
+        alpha: 1,
+        rho: base.rho,
+        blocks: base.blocks,
+        relus,
+        macs: all.macs,
+        flops: all.flops - all.total + relus,
+        latency_s: 0,
+        online_s: null,
+        kd: c.kd,
+        init: 'mask',
+        widths: row.channels,
+        maskDir: join(c.out, 'snl', reshapedMaskName(row.channels), `budget-${relus}`),
+        finetuneEpochs: epochs,
+        ...('relus' in b ? { budget: b.relus } : {}),
+        description: `learned ${o.snl.granularity} masks (SNL) for exactly ${relus.toLocaleString('en-US')} ReLUs on reshaped widths ${row.channels.join(',')} (channel-sliced from the teacher), for ${row.budget}, fine-tuned ${epochs} epochs`,
+      });
+    });
+  }
+  return { candidates: out, subsetSearch, reshapeSearch };
 }
 
 /** The training of a candidate of any method, as a job. */
 function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
   const out = join(c.out, 'candidates', k.id);
   const teacher = k.kd ? { teacher: baseDir } : {};
-  if (k.method === 'snl') {
-    const dir = snlMaskDir(c.out, k.budget!);
-    const o = trainOptions(c, snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
+  if (k.init === 'mask') {
+    const dir = k.maskDir ?? snlMaskDir(c.out, k.budget!);
+    const o = trainOptions(c, k.finetuneEpochs ?? snlFinetuneEpochs(c.methodOptions, k.budget!), c.finetuneLr, k.kd);
     return {
       id: k.id,
       config: {
@@ -620,14 +842,19 @@ function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
           out,
           k.spec,
           o,
-          { ...teacher, init: dir, maskFile: join(dir, 'mask.json') },
+          {
+            ...teacher,
+            init: dir,
+            maskFile: join(dir, 'mask.json'),
+            ...(k.widths ? { widths: k.spec.widths, stemWidth: k.spec.stemWidth } : {}),
+          },
           c.finetuneLimitTrain ?? c.candidateLimitTrain ?? c.limitTrain,
         ),
       },
     };
   }
   const spec = k.spec;
-  const fromTeacher = k.init === 'teacher';
+  const fromTeacher = k.init === 'teacher' || k.init === 'sliced';
   const o = trainOptions(
     c,
     fromTeacher ? (c.epochs.finetune ?? c.epochs.candidate) : c.epochs.candidate,
@@ -644,6 +871,7 @@ function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
       {
         ...teacher,
         ...(fromTeacher ? { init: baseDir } : {}),
+        ...(k.init === 'sliced' ? { initSlice: true } : {}),
         ...(k.widths ? { widths: spec.widths, stemWidth: spec.stemWidth } : {}),
       },
       (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain,
@@ -670,16 +898,22 @@ function readBaseline(dir: string): TrainSummary {
   };
 }
 
+/** A candidate's cost on an axis, in words. */
+export const fmtCost = (c: { relus: number; latency_s: number; online_s: number | null }, o: Objective): string =>
+  o === 'relus'
+    ? `${c.relus.toLocaleString('en-US')} ReLUs`
+    : `${(o === 'latency' ? c.latency_s : (c.online_s ?? Number.NaN)).toFixed(3)} s`;
+
 export function summaryLines(r: ReduceResults): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const lines = [
     `baseline (all ReLUs): ${r.baseline.relus.toLocaleString('en-US')} ReLUs, ${pct(r.baseline.acc)}`,
     `criticality order (least critical first): ${r.summary.criticalityOrder.map((s) => `stage ${s}`).join(', ')} ` +
       `(${r.criticality.stages.map((s) => `stage ${s.stage}: ${pct(s.acc)}, score ${s.score.toFixed(3)}`).join('; ')}; all-linear ${pct(r.criticality.linear.acc)})`,
-    `Pareto front (ReLUs, accuracy): ${r.summary.paretoPoints} points: ` +
+    `Pareto front (${OBJECTIVE_LABELS[r.objective]}, accuracy; --objective ${r.objective}): ${r.summary.paretoPoints} points: ` +
       r.front
         .map((id) => r.candidates.find((c) => c.id === id)!)
-        .map((c) => `${c.relus.toLocaleString('en-US')} @ ${pct(c.acc)} (${c.method})`)
+        .map((c) => `${fmtCost(c, r.objective)} @ ${pct(c.acc)} (${c.id}, ${c.method})`)
         .join(', '),
   ];
   // one line per method when the run has several
@@ -696,7 +930,13 @@ export function summaryLines(r: ReduceResults): string[] {
       : 'no candidate stays within 1 point of the baseline',
   );
   lines.push(
-    `estimated latency (latency_s): ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}; baseline ${r.baseline.latency_s.toFixed(3)} s`,
+    `estimated latency (latency_s, online_s): ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}; baseline ${r.baseline.latency_s.toFixed(3)} s total, ${r.baseline.online_s?.toFixed(3) ?? '-'} s online`,
+  );
+  const p = r.summary.pick;
+  lines.push(
+    p
+      ? `recommended (cheapest on ${r.objective} within ${(100 * p.tolerance).toFixed(1)} points): ${p.id}, ${pct(p.acc)}, ${p.relus.toLocaleString('en-US')} ReLUs (${p.speedup.relus.toFixed(2)}x fewer), estimated ${p.latency_s.toFixed(3)} s total (${p.speedup.latency.toFixed(2)}x faster), ${p.online_s?.toFixed(3) ?? '-'} s online (${p.speedup.online?.toFixed(2) ?? '-'}x)`
+      : `no candidate is within ${(100 * (r.config.measurePi?.tolerance ?? 0.01)).toFixed(1)} points of the baseline: nothing recommended`,
   );
   const k = r.summary.kdAblation;
   if (k)
@@ -712,7 +952,7 @@ export function summaryLines(r: ReduceResults): string[] {
 export function writeResults(dir: string, r: ReduceResults): void {
   writeFileAtomic(join(dir, 'results.json'), `${JSON.stringify(r, null, 2)}\n`);
   const head =
-    'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds,method,flops,budget,widths,mask_acc';
+    'id,description,relus,macs,alpha,rho,blocks,culled,thinned,kd,init,acc,latency_s,on_front,seconds,method,flops,budget,widths,mask_acc,online_s';
   const front = new Set(r.front);
   const rows = r.candidates.map((c) =>
     [
@@ -736,12 +976,13 @@ export function writeResults(dir: string, r: ReduceResults): void {
       c.budget ?? '',
       `"${c.widths?.join(',') ?? ''}"`,
       c.maskAcc?.toFixed(6) ?? '',
+      c.online_s?.toFixed(6) ?? '',
     ].join(','),
   );
   const b = r.baseline;
   writeFileAtomic(
     join(dir, 'results.csv'),
-    `${[head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",`, ...rows].join('\n')}\n`,
+    `${[head, `baseline,"all ReLUs",${b.relus},${b.macs},${r.config.baseAlpha},1,,,false,false,scratch,${b.acc.toFixed(6)},${b.latency_s.toFixed(6)},false,,baseline,${b.flops},,"",,${b.online_s?.toFixed(6) ?? ''}`, ...rows].join('\n')}\n`,
   );
   writeFileAtomic(
     join(dir, 'report.html'),
@@ -755,6 +996,7 @@ export function writeResults(dir: string, r: ReduceResults): void {
         relus: c.relus,
         acc: c.acc,
         latency_s: c.latency_s,
+        online_s: c.online_s,
         kd: c.kd,
         description: c.description,
         method: c.method,
@@ -777,6 +1019,8 @@ export function writeResults(dir: string, r: ReduceResults): void {
         );
         return t ? { ...row, trained: { id: t.id, acc: t.acc } } : row;
       }),
+      objective: r.objective,
+      reshapeSearch: r.reshapeSearch,
       latencyModel: `ReLU protocol ${r.latencyModel.relu}, link ${r.latencyModel.link}, cost model ${r.costModel.source}`,
     }),
   );

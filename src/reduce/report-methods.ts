@@ -10,6 +10,7 @@ export const METHOD_STYLE: Record<string, { color: string; marker: Marker; label
   balanced: { color: '#2ca02c', marker: 'square', label: 'CryptoNAS-balanced' },
   subsets: { color: '#9467bd', marker: 'diamond', label: 'subset search' },
   snl: { color: '#ff7f0e', marker: 'triangle', label: 'learned masks (SNL)' },
+  reshape: { color: '#8c564b', marker: 'square', label: 'reshaped widths' },
 };
 
 export const styleOf = (method: string | undefined) =>

@@ -2,6 +2,16 @@
 // beside the cost model's estimates, with the recommended model marked. Inline SVG, no scripts.
 import type { PiMeasurement, PiRunOptions } from './measurepi.js';
 import { esc, fmtInt } from './report-methods.js';
+import type { Objective } from './latency.js';
+import { scatterSvg } from './report.js';
+
+/** How the pick was made, in words. */
+function pickRule(m: MeasuredPi): string {
+  const o = m.objective ?? 'relus';
+  const tol = `within ${(100 * m.tolerance).toFixed(1)} points of the teacher's plaintext accuracy on ${fmtInt(m.testImages)} test images`;
+  if (o === 'relus') return `the model with the fewest ReLUs ${tol}`;
+  return `the model ${o === 'online' ? 'fastest online' : 'fastest in total (offline + online)'} as measured, ${tol}`;
+}
 
 export interface MeasuredModel {
   id: string;
@@ -24,8 +34,13 @@ export interface MeasuredPi {
   testImages: number;
   /** Accuracy tolerance of the recommendation (fraction, e.g. 0.01 = 1 point below the teacher). */
   tolerance: number;
-  /** The smallest model within the tolerance, or null when none is. */
+  /** The pick within the tolerance, or null when none is: measured front: the fastest measured (total, or online
+   * under the online objective; the fewest ReLUs under the ReLU objective); else the estimate's pick. */
   recommended: string | null;
+  /** The estimate's pick (cheapest on the objective within the tolerance, over every candidate). */
+  estimatedPick?: string | null;
+  /** The run's objective (absent in measurements from before objectives: relus). */
+  objective?: Objective;
   costModel: string;
   models: MeasuredModel[];
 }
@@ -159,7 +174,7 @@ export function measuredPiLines(m: MeasuredPi): string[] {
   const rec = m.models.find((x) => x.id === m.recommended);
   if (rec && rec !== base) {
     out.push(
-      `* recommended: ${rec.id}, the smallest model within ${(100 * m.tolerance).toFixed(1)} points of the teacher's plaintext accuracy on ${fmtInt(m.testImages)} test images: ` +
+      `* recommended: ${rec.id}, ${pickRule(m)}: ` +
         `${(base.relus / rec.relus).toFixed(2)}x fewer ReLUs; measured ${(t(base) / t(rec)).toFixed(2)}x faster in total, ${(base.pi.onlineS.mean / rec.pi.onlineS.mean).toFixed(2)}x online, ` +
         `${(base.pi.bytes.mean / rec.pi.bytes.mean).toFixed(2)}x fewer bytes`,
     );
@@ -242,15 +257,47 @@ export function measuredPiSection(m: MeasuredPi): string {
     })
     .join('\n');
   const recText = m.recommended
-    ? `★ marks the recommended model: the smallest within ${(100 * m.tolerance).toFixed(1)} points of the teacher's plaintext accuracy on ${fmtInt(m.testImages)} test images.`
+    ? `★ marks the recommended model: ${pickRule(m)}.`
     : `No model is within ${(100 * m.tolerance).toFixed(1)} points of the teacher's plaintext accuracy, so none is recommended.`;
   return `<h2 id="measured-pi">Measured private inference</h2>
 <p>Each model ran under two-party private inference on ${m.images} ${esc(m.dataset)} test images (#${m.from}-${m.from + m.images - 1}): <code>deepreduce pi serve</code>
 and one <code>deepreduce pi query</code> process per image${m.options.preprocess === 'dealer' ? ', and a <code>deepreduce pi dealer</code> process' : ''}, on one machine, each with one libtorch thread
 (${esc(base.pi.machine.cpu)}, ${base.pi.machine.cpus} cores). Protocol: ${esc(describeProtocol(m))}. Latency is the client's wall time per phase
 (mean, with min-max over the images); estimates come from the cost model (${esc(m.costModel)}). ${recText}</p>
+${measuredScatter(m)}
 ${lat}
 ${bytes}
 <table style="font-size:12px"><tr><th>model</th><th>ReLUs</th><th>plaintext acc (%)</th><th>secure = plaintext</th><th>secure correct</th><th>set-up s</th><th>offline s</th><th>online s</th><th>estimated s</th><th>MB client&#8596;server (online)</th><th>dealer MB</th><th>speed-up total / online</th></tr>
 ${rows}</table>`;
+}
+
+/** Accuracy against measured latency (total, or online under the online objective), one point per measured model. */
+function measuredScatter(m: MeasuredPi): string {
+  const online = m.objective === 'online';
+  const x = (v: MeasuredModel) => 1000 * (online ? v.pi.onlineS.mean : v.pi.offlineS.mean + v.pi.onlineS.mean);
+  const pt = (v: MeasuredModel) => ({
+    x: x(v),
+    y: 100 * v.acc,
+    label: `${v.id}: ${x(v).toFixed(0)} ms measured, ${(100 * v.acc).toFixed(2)}%`,
+  });
+  const [teacher, ...rest] = m.models;
+  return scatterSvg(
+    `Accuracy vs measured PI latency${online ? ' (online)' : ''}`,
+    `measured ${online ? 'online' : 'offline + online'} latency per image (ms, log scale)`,
+    'test accuracy (%)',
+    [
+      { label: 'measured models', color: '#1f77b4', points: rest.filter((v) => v.id !== m.recommended).map(pt) },
+      ...(m.recommended
+        ? [
+            {
+              label: `★ ${m.recommended}`,
+              color: '#d62728',
+              marker: 'diamond' as const,
+              points: rest.filter((v) => v.id === m.recommended).map(pt),
+            },
+          ]
+        : []),
+      { label: 'teacher', color: '#000000', points: teacher ? [pt(teacher)] : [] },
+    ],
+  );
 }

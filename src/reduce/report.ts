@@ -4,12 +4,15 @@ import type { CriticalityResult } from './criticality.js';
 import { measuredPiSection, type MeasuredPi } from './report-pi.js';
 import { esc, fmtInt, markerSvg, styleOf, subsetSection, type Marker } from './report-methods.js';
 import type { SubsetRow } from './subsets.js';
+import type { Objective } from './latency.js';
+import type { ReshapeRow } from './reshape.js';
 
 export interface ReportCandidate {
   id: string;
   relus: number;
   acc: number;
   latency_s?: number;
+  online_s?: number | null;
   kd: boolean;
   description: string;
   /** The method that made it (one marker per method); default deepreduce. */
@@ -23,7 +26,7 @@ export interface ReportCandidate {
 export interface ReportInput {
   title: string;
   config: Record<string, unknown>;
-  baseline: { relus: number; acc: number; latency_s?: number; macs?: number; flops?: number };
+  baseline: { relus: number; acc: number; latency_s?: number; online_s?: number | null; macs?: number; flops?: number };
   criticality?: CriticalityResult;
   candidates: ReportCandidate[];
   summary: string[];
@@ -33,7 +36,30 @@ export interface ReportInput {
   subsetSearch?: (SubsetRow & { trained?: { id: string; acc: number } })[];
   /** What the latency estimates assume (ReLU protocol, link, cost model). */
   latencyModel?: string;
+  /** The axis of the main plot and the front (default relus). */
+  objective?: Objective;
+  /** The reshape search's best configurations per budget. */
+  reshapeSearch?: ReshapeRow[];
 }
+
+/** A candidate's (or the baseline's) value on an axis: ReLUs, or milliseconds. */
+function axisValue(
+  c: { relus: number; latency_s?: number; online_s?: number | null },
+  o: Objective,
+): number | undefined {
+  if (o === 'relus') return c.relus;
+  const v = o === 'latency' ? c.latency_s : c.online_s;
+  return v === undefined || v === null ? undefined : v * 1000;
+}
+
+const AXIS: Record<Objective, { title: string; x: string }> = {
+  relus: { title: 'Accuracy vs ReLU count', x: 'ReLUs per image (log scale)' },
+  latency: {
+    title: 'Accuracy vs estimated PI latency',
+    x: 'estimated PI latency, offline + online (ms, log scale)',
+  },
+  online: { title: 'Accuracy vs estimated online PI latency', x: 'estimated online PI latency (ms, log scale)' },
+};
 
 interface Series {
   label: string;
@@ -142,54 +168,49 @@ function barSvg(title: string, bars: { label: string; value: number; note: strin
 
 /** Renders the whole report as one HTML document. */
 export function renderReport(r: ReportInput): string {
-  const pts = r.candidates.map((c) => ({ id: c.id, cost: c.relus, acc: c.acc * 100 }));
-  const front = new Set(paretoFront(pts).map((p) => p.id));
-  const dot = (c: ReportCandidate, x: number) => ({
-    x,
-    y: c.acc * 100,
-    label: `${c.id}: ${fmtInt(c.relus)} ReLUs, ${(c.acc * 100).toFixed(2)}%${c.kd ? ' (KD)' : ''}`,
-  });
+  const objective = r.objective ?? 'relus';
   const methods = [...new Set(r.candidates.map((c) => c.method ?? 'deepreduce'))];
-  const reluChart = scatterSvg('Accuracy vs ReLU count', 'ReLUs per image (log scale)', 'test accuracy (%)', [
-    ...methods.map((m) => ({
-      ...styleOf(m),
-      points: r.candidates.filter((c) => (c.method ?? 'deepreduce') === m).map((c) => dot(c, c.relus)),
-    })),
-    {
-      label: 'Pareto front',
-      color: '#d62728',
-      line: true,
-      points: r.candidates.filter((c) => front.has(c.id)).map((c) => dot(c, c.relus)),
-    },
-    {
-      label: 'baseline (all ReLUs)',
-      color: '#000000',
-      points: [{ x: r.baseline.relus, y: r.baseline.acc * 100, label: 'baseline' }],
-    },
-  ]);
-  const withLat = r.candidates.filter((c) => c.latency_s !== undefined);
-  let latChart = '';
-  if (withLat.length) {
-    const lf = new Set(
-      paretoFront(withLat.map((c) => ({ id: c.id, cost: c.latency_s!, acc: c.acc }))).map((p) => p.id),
+  const label = (c: ReportCandidate) =>
+    `${c.id}: ${fmtInt(c.relus)} ReLUs${c.latency_s !== undefined ? `, ${(c.latency_s * 1000).toFixed(0)} ms est.` : ''}${c.online_s != null ? ` (${(c.online_s * 1000).toFixed(0)} ms online)` : ''}, ${(c.acc * 100).toFixed(2)}%${c.kd ? ' (KD)' : ''}`;
+  const frontOf = (o: Objective) =>
+    new Set(
+      paretoFront(
+        r.candidates.flatMap((c) => {
+          const v = axisValue(c, o);
+          return v === undefined ? [] : [{ id: c.id, cost: v, acc: c.acc }];
+        }),
+      ).map((p) => p.id),
     );
-    const scale = 1000; // milliseconds on the axis
-    latChart =
-      scatterSvg(
-        'Accuracy vs estimated PI latency',
-        'estimated online+offline PI latency (ms, log scale)',
-        'test accuracy (%)',
-        [
-          { label: 'candidates', color: '#999', points: withLat.map((c) => dot(c, c.latency_s! * scale)) },
-          {
-            label: 'Pareto front',
-            color: '#d62728',
-            line: true,
-            points: withLat.filter((c) => lf.has(c.id)).map((c) => dot(c, c.latency_s! * scale)),
-          },
-        ],
-      ) + (r.latencyModel ? `<p>Estimated for ${esc(r.latencyModel)}.</p>` : '');
-  }
+  const chart = (o: Objective, main: boolean): string => {
+    const on = r.candidates.filter((c) => axisValue(c, o) !== undefined);
+    if (!on.length) return '';
+    const f = frontOf(o);
+    const dot = (c: ReportCandidate) => ({ x: axisValue(c, o)!, y: c.acc * 100, label: label(c) });
+    const bx = axisValue(r.baseline, o);
+    return scatterSvg(`${AXIS[o].title}${main ? ' (the objective)' : ''}`, AXIS[o].x, 'test accuracy (%)', [
+      ...methods.map((m) => ({
+        ...styleOf(m),
+        points: on.filter((c) => (c.method ?? 'deepreduce') === m).map(dot),
+      })),
+      { label: 'Pareto front', color: '#d62728', line: true, points: on.filter((c) => f.has(c.id)).map(dot) },
+      ...(bx !== undefined
+        ? [
+            {
+              label: 'baseline (all ReLUs)',
+              color: '#000000',
+              points: [{ x: bx, y: r.baseline.acc * 100, label: 'baseline' }],
+            },
+          ]
+        : []),
+    ]);
+  };
+  const front = frontOf(objective);
+  const others = (['relus', 'latency', 'online'] as Objective[]).filter((o) => o !== objective);
+  const mainChart = chart(objective, true);
+  const latChart =
+    others.map((o) => chart(o, false)).join('\n') +
+    (r.latencyModel ? `<p>Latency estimated for ${esc(r.latencyModel)}.</p>` : '');
+  const reluChart = mainChart;
   const crit = r.criticality
     ? barSvg(
         'Stage criticality (higher = keep)',
@@ -202,11 +223,11 @@ export function renderReport(r: ReportInput): string {
     : '';
   const num = (v: number | undefined) => (v !== undefined ? fmtInt(v) : '');
   const rows = [...r.candidates]
-    .sort((a, b) => a.relus - b.relus)
+    .sort((a, b) => (axisValue(a, objective) ?? Infinity) - (axisValue(b, objective) ?? Infinity) || a.relus - b.relus)
     .map(
       (c) =>
         `<tr${front.has(c.id) ? ' class="front"' : ''}><td>${esc(c.id)}</td><td>${esc(c.description)}</td><td>${esc(styleOf(c.method).label)}</td><td>${fmtInt(c.relus)}</td><td>${num(c.macs)}</td><td>${num(c.flops)}</td>` +
-        `<td>${(c.acc * 100).toFixed(2)}${c.maskAcc !== undefined ? ` (${(c.maskAcc * 100).toFixed(2)} before fine-tuning)` : ''}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`,
+        `<td>${(c.acc * 100).toFixed(2)}${c.maskAcc !== undefined ? ` (${(c.maskAcc * 100).toFixed(2)} before fine-tuning)` : ''}</td><td>${c.latency_s !== undefined ? c.latency_s.toFixed(3) : ''}</td><td>${c.online_s != null ? c.online_s.toFixed(3) : ''}</td><td>${c.kd ? 'yes' : 'no'}</td><td>${front.has(c.id) ? '★' : ''}</td></tr>`,
     )
     .join('\n');
   const critRows = r.criticality
@@ -224,6 +245,7 @@ export function renderReport(r: ReportInput): string {
 <h1>${esc(r.title)}</h1>
 <ul>${r.summary.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>
 <h2>Pareto fronts</h2>
+<p>Objective: ${esc(objective)} (the front, the main plot and the recommended model minimise it).</p>
 ${reluChart}
 ${latChart}
 ${r.measuredPi ? measuredPiSection(r.measuredPi) : ''}
@@ -232,12 +254,28 @@ ${r.criticality ? `<p>Culling order (least critical first): ${r.criticality.orde
 ${crit}
 <table><tr><th>stage</th><th>ReLUs</th><th>acc (%) with ReLUs only here</th><th>gain</th><th>score</th></tr>${critRows}</table>
 ${subsetSection(r.subsetSearch ?? [])}
+${reshapeSection(r.reshapeSearch ?? [])}
 <h2>Candidates</h2>
-<table><tr><th>id</th><th>configuration</th><th>method</th><th>ReLUs</th><th>MACs</th><th>FLOPs</th><th>acc (%)</th><th>est. latency (s)</th><th>KD</th><th>front</th></tr>
-<tr><td>baseline</td><td>all ReLUs (teacher)</td><td></td><td>${fmtInt(r.baseline.relus)}</td><td>${num(r.baseline.macs)}</td><td>${num(r.baseline.flops)}</td><td>${(r.baseline.acc * 100).toFixed(2)}</td><td>${r.baseline.latency_s?.toFixed(3) ?? ''}</td><td></td><td></td></tr>
+<table><tr><th>id</th><th>configuration</th><th>method</th><th>ReLUs</th><th>MACs</th><th>FLOPs</th><th>acc (%)</th><th>est. latency (s)</th><th>est. online (s)</th><th>KD</th><th>front</th></tr>
+<tr><td>baseline</td><td>all ReLUs (teacher)</td><td></td><td>${fmtInt(r.baseline.relus)}</td><td>${num(r.baseline.macs)}</td><td>${num(r.baseline.flops)}</td><td>${(r.baseline.acc * 100).toFixed(2)}</td><td>${r.baseline.latency_s?.toFixed(3) ?? ''}</td><td>${r.baseline.online_s?.toFixed(3) ?? ''}</td><td></td><td></td></tr>
 ${rows}</table>
 <h2>Configuration</h2>
 <pre>${esc(JSON.stringify(r.config, null, 2))}</pre>
 </body></html>
 `;
+}
+
+/** The reshape search's table: per budget, its best configurations, the chosen ones trained. */
+function reshapeSection(rows: ReshapeRow[]): string {
+  if (!rows.length) return '';
+  const body = rows
+    .map(
+      (x) =>
+        `<tr><td>${esc(x.budget)}</td><td>${x.rank}</td><td>${x.culled.join(',') || '-'}</td><td>${x.thinned ? 'yes' : 'no'}</td><td>${x.channels.join(', ')}</td><td>${fmtInt(x.relus)}</td><td>${fmtInt(x.macs)}</td><td>${x.latency_s.toFixed(3)}</td><td>${x.online_s?.toFixed(3) ?? ''}</td><td>${x.score.toFixed(3)}</td></tr>`,
+    )
+    .join('\n');
+  return `<h2>Reshape search</h2>
+<p>Per budget, the configurations within it ranked by the criticality gains of the stages that keep ReLUs, each weighted by its width factor (then more ReLUs, more MACs, lower cost); the first <code>--reshape-top</code> of each budget are trained (channel-sliced from the teacher, KD).</p>
+<table><tr><th>budget</th><th>rank</th><th>culled</th><th>thinned</th><th>channels per stage</th><th>ReLUs</th><th>MACs</th><th>est. s</th><th>est. online s</th><th>score</th></tr>
+${body}</table>`;
 }

@@ -9,6 +9,7 @@ import {
   loadMask,
   maskFromDocument,
   presetSpec,
+  sliceStateDict,
   specFor,
   type MaskDocument,
   type NetSpec,
@@ -23,7 +24,7 @@ import {
   type StepProgress,
   type TrainOptions,
 } from './trainer.js';
-import { loadModelDir, saveModelDir, type InputTransform } from './modeldir.js';
+import { loadModelDir, readModelInfo, saveModelDir, specOf, type InputTransform } from './modeldir.js';
 import { learnMasks, type MaskLearningOptions, type MaskSnapshot } from './snl.js';
 
 export interface TrainConfig {
@@ -47,6 +48,8 @@ export interface TrainConfig {
   teacher?: string;
   /** Start from this model directory's weights (same shapes) instead of a fresh initialisation. */
   init?: string;
+  /** With `init`: its network may be wider per channel group; its weights are channel-sliced (src/models/slice.ts). */
+  initSlice?: boolean;
   limitTrain?: number;
   limitTest?: number;
   out: string;
@@ -124,7 +127,11 @@ export async function trainModel(c: TrainConfig, hooks: TrainHooks = {}): Promis
     if (c.init) {
       const f = join(c.init, 'model.safetensors');
       if (!existsSync(f)) throw new Error(`--init ${c.init}: model.safetensors not found`);
-      tidy(() => net.loadStateDict(loadSafetensors(f).tensors, { source: f }));
+      const from = c.initSlice ? specOf(readModelInfo(c.init), join(c.init, 'model.json')) : null;
+      tidy(() => {
+        const sd = loadSafetensors(f).tensors;
+        net.loadStateDict(from ? sliceStateDict(sd, from, spec) : sd, { source: f });
+      });
     }
     const teacher = c.teacher ? loadModelDir(c.teacher).net : undefined;
     writeFileAtomic(

@@ -6,6 +6,7 @@ import { noGrad, tensor, tidy } from '../../src/engine/index.js';
 import { DEBIAN_FASHION_MNIST, loadDataset, makeBatch } from '../../src/data/index.js';
 import {
   countRelus,
+  cullStages,
   describeNetwork,
   fullMask,
   getPreset,
@@ -182,6 +183,14 @@ const FAMILIES: { label: string; spec: NetSpec }[] = [
   {
     label: 'resnet18-imagenet (7x7 stem + max-pool)',
     spec: specFor('resnet18-imagenet', { alpha: 0.125, numClasses: 10, inputSize: 64 }),
+  },
+  {
+    // `reduce --method reshape`'s kind of network: per-stage channels (alpha 1), stage 1 culled, thinned
+    label: 'resnet18 reshaped (channels 4,8,4,16), stage 1 culled, thinned',
+    spec: (() => {
+      const s = specFor('resnet18', { alpha: 1, widths: [4, 8, 4, 16], numClasses: 10, inChannels: 1, inputSize: 16 });
+      return { ...s, mask: thin(cullStages(removeSites(fullMask(s), ['stem.relu']), [1]), 'relu1') };
+    })(),
   },
 ];
 for (const { label, spec } of FAMILIES) {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { saveSafetensors, tensor } from '../../src/engine/index.js';
-import { fullMask, presetSpec, removeSites, specFor, thin, type NetSpec } from '../../src/models/index.js';
+import { cullStages, fullMask, presetSpec, removeSites, specFor, thin, type NetSpec } from '../../src/models/index.js';
 import { saveModelDir } from '../../src/train/modeldir.js';
 import { dims, makeNet, maxAbsDiff, ourLogits, randomInput } from './helpers.js';
 
@@ -38,6 +38,11 @@ const CASES: Record<string, NetSpec> = {
   ),
   'resnet18-imagenet': specFor('resnet18-imagenet', { alpha: 0.125, numClasses: 10, inputSize: 64 }),
   'wrn-10-2': masked(specFor('wrn-10-2', { alpha: 0.5, numClasses: 10 }), (m) => removeSites(m, ['head.relu'])),
+  // reduce --method reshape: per-stage channels (alpha 1), stage 3 culled
+  'resnet18-reshaped': masked(
+    specFor('resnet18', { alpha: 1, widths: [8, 16, 4, 16], numClasses: 10, inChannels: 1, inputSize: 16 }),
+    (m) => cullStages(removeSites(m, ['stem.relu']), [3]),
+  ),
 };
 // torchvision's own resnet18 has every ReLU and full widths
 const TORCHVISION: Record<string, NetSpec> = {

@@ -27,9 +27,9 @@ test('ReLU balancing: equal ReLUs per kept stage (or the ratio) within the budge
   assert.throws(() => balancedWidths(specFor('wrn-16-2'), [], true, 1, 1000), /basic-block ResNets/);
   assert.throws(
     () => parseMethods('deepreduce,nas'),
-    /unknown method\(s\) nas; valid: deepreduce, balanced, subsets, snl, all/,
+    /unknown method\(s\) nas; valid: deepreduce, balanced, subsets, snl, reshape, all/,
   );
-  assert.deepEqual(parseMethods('all'), ['deepreduce', 'balanced', 'subsets', 'snl']);
+  assert.deepEqual(parseMethods('all'), ['deepreduce', 'balanced', 'subsets', 'snl', 'reshape']);
 });
 
 test('the reduce CLI: budgets default to --budget; budget-driven methods without budgets fail before training; bad values are named', async () => {
@@ -43,7 +43,7 @@ test('the reduce CLI: budgets default to --budget; budget-driven methods without
   const mc = methodConfig(parsed);
   assert.deepEqual(
     [mc.methods, mc.methodOptions.budgets, mc.methodOptions.snl.reachEpochs, mc.methodOptions.snl.maxEpochs],
-    [['deepreduce', 'balanced', 'subsets', 'snl'], [500], 2, 2],
+    [['deepreduce', 'balanced', 'subsets', 'snl', 'reshape'], [500], 2, 2],
   );
   assert.equal(snlFinetuneEpochs(mc.methodOptions, 500), 3);
   // fine-tune epochs per budget, in the order of --budgets; a count that fits neither form is named
@@ -72,14 +72,14 @@ test('the reduce CLI: budgets default to --budget; budget-driven methods without
       program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl,balanced'], {
         from: 'user',
       }),
-      /--method snl,balanced needs ReLU budgets/,
+      /--method snl,balanced needs budgets/,
     );
     await assert.rejects(
       program.parseAsync(
         ['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'snl', '--budgets', '10,x'],
         { from: 'user' },
       ),
-      /--budgets must be positive integers, got '10,x'/,
+      /--budgets: 'x' is neither a ReLU count/,
     );
     await assert.rejects(
       program.parseAsync(['reduce', '--dataset', 'mnist', '--data', data, '--out', out, '--method', 'cryptonas'], {
