@@ -31,6 +31,21 @@ export interface OtSession {
   random: Random;
   /** Server: another thread that hashes half of each large KK13 batch (the server's workers); null: this one alone. */
   kkHelper?: KkPlanesHelper | null;
+  /** Where set, the millionaire's leaves run on the session's COTs (ot/nco.ts) instead of KK13. */
+  leaves?: LeafOt | null;
+  /**
+   * Where set (a silent COT), readies `a` COTs with the server as sender and `b` with the client as sender, before a
+   * step that sends before it receives in both directions; both parties call it at the same point.
+   */
+  reserve?: (a: number, b: number) => Promise<void>;
+}
+
+/** 1-out-of-N random OT for the millionaire's leaves (ot/nco.ts's layout: the sender's pads as bit planes). */
+export interface LeafOt {
+  /** Server (sender): the low `planes` bits of the N pads of m OTs, word j·planes + p, bit i. */
+  sendPlanes(m: number, N: number, planes: number): Promise<Uint32Array>;
+  /** Client (receiver): per OT a byte of the low `planes` bits of its chosen pad; its message goes out at once. */
+  receivePads(choices: Uint8Array, m: number, N: number, planes: number): Promise<Uint8Array>;
 }
 
 const split16 = (b: Uint8Array, n: number) => Array.from({ length: n }, (_, i) => b.slice(16 * i, 16 * i + 16));
