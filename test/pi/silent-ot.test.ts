@@ -18,7 +18,14 @@ import {
   silentCot,
   type SilentParams,
 } from '../../src/pi/ot/ferret.js';
-import { baseCount, lpnCode, roundMessageBytes, type LpnParams } from '../../src/pi/ot/lpn.js';
+import {
+  baseCount,
+  lpnCode,
+  lpnEncodeBlocks,
+  lpnEncodeBlocksJs,
+  roundMessageBytes,
+  type LpnParams,
+} from '../../src/pi/ot/lpn.js';
 import { RotReceiver, RotSender } from '../../src/pi/ot/ot.js';
 import { ncoReceivePads, ncoSendPlanes } from '../../src/pi/ot/nco.js';
 
@@ -235,4 +242,16 @@ test('1-out-of-16 OT from 4 silent COTs (nco.ts): the receiver gets its pad bits
   const bits = m * planes * N;
   assert.ok(Math.abs(ones - bits / 2) < 6 * Math.sqrt(bits / 4), `${ones} of ${bits} pad bits set`);
   sc.close();
+});
+
+test('the LPN encoding kernel (WebAssembly SIMD) equals the plain JS one, across slices and two codes', () => {
+  for (const p of [SMALL, BOOT, { ...SMALL, name: 'test wide', n: 70_000, t: 70_000 >>> 7 }]) {
+    const code = lpnCode(p),
+      base = i32(systemRandom.bytes(16 * p.k)),
+      out = i32(systemRandom.bytes(16 * p.n)),
+      ref = out.slice();
+    lpnEncodeBlocks(code, p.d, base, out, p.n);
+    lpnEncodeBlocksJs(code, p.d, base, ref, p.n);
+    assert.deepEqual(out, ref, p.name);
+  }
 });

@@ -1,5 +1,5 @@
 // WebAssembly SIMD kernels for the hot loops: XOR gates and half-gate pre/post-processing around the
-// batched AES (garbling), input encoding, output decoding, and the IKNP bit transpose. Plain JS typed-array
+// batched AES (garbling), input encoding, output decoding, the IKNP bit transpose, and the silent OT's LPN encoding. Plain JS typed-array
 // loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in about that time. The module is
 // assembled below from opcodes (no toolchain needed) and validated by WebAssembly.Module at load; AES itself
 // stays in the crypto backend (node:crypto with AES-NI in Node), fed from the module's memory.
@@ -421,6 +421,41 @@ FNS.kkmid = {
   }),
 };
 
+// The silent OT's LPN encoding (ot/lpn.ts): out_i ^= ⊕_{l<d} base[idx[i·d + l]] on 16-byte blocks, one v128 load and
+// XOR per nonzero. Params (out, idx, base, n, d); locals: 5 l, 6 acc.
+FNS.lpnenc = {
+  type: 4,
+  i32: 1,
+  v128: 1,
+  body: loop(
+    3,
+    [
+      ...load(0),
+      ...set(6),
+      ...get(4),
+      ...set(5),
+      ...loop(
+        5,
+        [
+          ...get(6),
+          ...get(2),
+          ...get(1),
+          ...load32,
+          ...i32c(4),
+          SHL,
+          ADD,
+          ...simd(0x00, 4, 0),
+          ...simd(0x51),
+          ...set(6),
+        ],
+        { 1: 4 },
+      ),
+      ...store(0, 0, get(6)),
+    ],
+    { 0: 16 },
+  ),
+};
+
 function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content];
 }
@@ -490,13 +525,49 @@ declare const WebAssembly: {
 };
 
 let instance: GcKernels | null = null;
+let lpnInstance: LpnKernel | null = null;
+
+/** The LPN kernel in a module instance of its own: its memory holds a code's index table between rounds. */
+export interface LpnKernel {
+  lpnenc: (out: number, idx: number, base: number, n: number, d: number) => void;
+  u8: Uint8Array;
+  i32: Int32Array;
+  ensure(bytes: number): void;
+  /** Which index table the memory holds at offset 0 (set by the caller). */
+  table: Int32Array | null;
+}
+
+function instantiate(): { ex: Record<string, unknown>; mem: WasmMemory } {
+  const mod = new WebAssembly.Module(assemble());
+  const ex = new WebAssembly.Instance(mod, {}).exports as Record<string, unknown> & { mem: WasmMemory };
+  return { ex, mem: ex.mem };
+}
+
+export function lpnKernel(): LpnKernel {
+  if (lpnInstance) return lpnInstance;
+  const { ex, mem } = instantiate();
+  const k: LpnKernel = {
+    lpnenc: ex.lpnenc as LpnKernel['lpnenc'],
+    u8: new Uint8Array(mem.buffer),
+    i32: new Int32Array(mem.buffer),
+    table: null,
+    ensure(bytes: number) {
+      const have = mem.buffer.byteLength;
+      if (bytes > have) mem.grow(Math.ceil((bytes - have) / 65536));
+      if (k.u8.buffer !== mem.buffer || k.u8.byteLength !== mem.buffer.byteLength) {
+        k.u8 = new Uint8Array(mem.buffer);
+        k.i32 = new Int32Array(mem.buffer);
+      }
+    },
+  };
+  lpnInstance = k;
+  return k;
+}
 
 /** The process-wide kernel instance (garbling is synchronous, so one memory is enough). */
 export function gcKernels(): GcKernels {
   if (instance) return instance;
-  const mod = new WebAssembly.Module(assemble());
-  const ex = new WebAssembly.Instance(mod, {}).exports as Record<string, unknown> & { mem: WasmMemory };
-  const mem = ex.mem;
+  const { ex, mem } = instantiate();
   const k: GcKernels = {
     xor: ex.xor as K4,
     xorc: ex.xorc as K3,

@@ -70,6 +70,36 @@ export function ggmLevel(parents: Int32Array, count: number, children: Int32Arra
   }
 }
 
+/** XOR of the even (k[0..3]) and of the odd (k[4..7]) blocks first .. first+count−1 (count even), in one pass. */
+function sideSums(v: Int32Array, first: number, count: number, k: Int32Array): void {
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0,
+    b0 = 0,
+    b1 = 0,
+    b2 = 0,
+    b3 = 0;
+  for (let x = 4 * first, end = 4 * (first + count); x < end; x += 8) {
+    a0 ^= v[x]!;
+    a1 ^= v[x + 1]!;
+    a2 ^= v[x + 2]!;
+    a3 ^= v[x + 3]!;
+    b0 ^= v[x + 4]!;
+    b1 ^= v[x + 5]!;
+    b2 ^= v[x + 6]!;
+    b3 ^= v[x + 7]!;
+  }
+  k[0] = a0;
+  k[1] = a1;
+  k[2] = a2;
+  k[3] = a3;
+  k[4] = b0;
+  k[5] = b1;
+  k[6] = b2;
+  k[7] = b3;
+}
+
 /** Sender's round message layout: tree j's level l (1-based) sums at blocks j(2h+1) + 2(l−1) + {0, 1}, final at +2h. */
 const msgBlock = (p: LpnParams, j: number, l: number) => j * (2 * p.h + 1) + 2 * (l - 1);
 
@@ -97,30 +127,24 @@ export function mpcotSend(
     const per = 1 << l,
       next = new Int32Array(4 * t * per);
     ggmLevel(cur, t * (per >>> 1), next);
+    const k = new Int32Array(8);
     for (let j = 0; j < t; j++) {
-      const b = j * h + l - 1,
+      sideSums(next, j * per, per, k);
+      const b = 4 * (j * h + l - 1),
         o = 4 * msgBlock(p, j, l);
       for (let w = 0; w < 4; w++) {
-        let k0 = 0,
-          k1 = 0;
-        for (let x = 4 * j * per + w, end = 4 * (j + 1) * per; x < end; x += 8) {
-          k0 ^= next[x]!;
-          k1 ^= next[x + 4]!;
-        }
-        msg[o + w] = k0 ^ hq[4 * b + w]!;
-        msg[o + 4 + w] = k1 ^ hqd[4 * b + w]!;
+        msg[o + w] = k[w]! ^ hq[b + w]!;
+        msg[o + 4 + w] = k[4 + w]! ^ hqd[b + w]!;
       }
     }
     cur = next;
   }
-  const per = 1 << h;
+  const per = 1 << h,
+    k = new Int32Array(8);
   for (let j = 0; j < t; j++) {
+    sideSums(cur, j * per, per, k);
     const o = 4 * (msgBlock(p, j, h) + 2);
-    for (let w = 0; w < 4; w++) {
-      let s = delta[w]!;
-      for (let x = 4 * j * per + w, end = 4 * (j + 1) * per; x < end; x += 4) s ^= cur[x]!;
-      msg[o + w] = s;
-    }
+    for (let w = 0; w < 4; w++) msg[o + w] = delta[w]! ^ k[w]! ^ k[4 + w]!;
   }
   return { leaves: cur, msg };
 }
@@ -146,34 +170,30 @@ export function mpcotRecv(
     const per = 1 << l,
       next = new Int32Array(4 * t * per);
     ggmLevel(cur, t * (per >>> 1), next);
+    const k = new Int32Array(8);
     for (let j = 0; j < t; j++) {
       const b = j * h + l - 1,
         rl = r[b]! & 1,
         base = j * per;
       const pathChild = 2 * path[j]! + (1 - rl),
-        sib = 2 * path[j]! + rl;
-      // the opened sum K_{r_l}: the side of parity r_l, whose one unknown node is the path's sibling
+        sib = 4 * (base + 2 * path[j]! + rl);
+      // The opened sum K_{r_l} covers the side of parity r_l, whose one unknown node is the path's sibling (its
+      // slot holds a child of the unknown parent, which the side sum includes and the XOR below removes).
+      sideSums(next, base, per, k);
       const o = 4 * msgBlock(p, j, l) + 4 * rl;
-      for (let w = 0; w < 4; w++) {
-        let k = msg[o + w]! ^ hy[4 * b + w]!;
-        for (let x = 4 * (base + rl) + w, end = 4 * (base + per) + w; x < end; x += 8) k ^= next[x]!;
-        k ^= next[4 * (base + sib) + w]!; // the garbage child of the unknown parent was included above
-        next[4 * (base + sib) + w] = k;
-        next[4 * (base + pathChild) + w] = 0;
-      }
+      for (let w = 0; w < 4; w++) next[sib + w] ^= msg[o + w]! ^ hy[4 * b + w]! ^ k[4 * rl + w]!;
+      next.fill(0, 4 * (base + pathChild), 4 * (base + pathChild) + 4);
       path[j] = pathChild;
     }
     cur = next;
   }
-  const per = 1 << h;
+  const per = 1 << h,
+    k = new Int32Array(8);
   for (let j = 0; j < t; j++) {
+    sideSums(cur, j * per, per, k); // the punctured leaf is 0
     const o = 4 * (msgBlock(p, j, h) + 2),
       a = 4 * (j * per + path[j]!);
-    for (let w = 0; w < 4; w++) {
-      let s = msg[o + w]!;
-      for (let x = 4 * j * per + w, end = 4 * (j + 1) * per; x < end; x += 4) s ^= cur[x]!; // the punctured leaf is 0
-      cur[a + w] = s;
-    }
+    for (let w = 0; w < 4; w++) cur[a + w] = msg[o + w]! ^ k[w]! ^ k[4 + w]!;
   }
   return { leaves: cur, alpha: path };
 }
@@ -238,32 +258,29 @@ function checkCount(m: number, what: string): void {
   if (!Number.isInteger(m) || m < 0 || m > 2 ** 28) throw new Error(`${what}: OT count m=${m} must be in [0, 2^28]`);
 }
 
-/** Keys of a pool: blocks [pos, len) of `keys` are unused. */
+/** The unused outputs of past rounds, a queue of rounds' arrays (keys, and the receiver's choice bits). */
 class Pool {
-  keys = new Int32Array(0);
-  choice: Uint8Array | null = null;
-  pos = 0;
-  get left(): number {
-    return (this.keys.length >>> 2) - this.pos;
-  }
-  /** Appends blocks (and bits) after the unused ones. */
+  private readonly parts: { keys: Int32Array; choice: Uint8Array | null; pos: number }[] = [];
+  left = 0;
   add(keys: Int32Array, choice: Uint8Array | null): void {
-    const k = new Int32Array(4 * this.left + keys.length);
-    k.set(this.keys.subarray(4 * this.pos));
-    k.set(keys, 4 * this.left);
-    if (choice) {
-      const c = new Uint8Array(this.left + choice.length);
-      if (this.choice) c.set(this.choice.subarray(this.pos));
-      c.set(choice, this.left);
-      this.choice = c;
-    }
-    this.keys = k;
-    this.pos = 0;
+    this.parts.push({ keys, choice, pos: 0 });
+    this.left += keys.length >>> 2;
   }
   take(m: number): { keys: Int32Array; choice: Uint8Array | null } {
-    const o = this.pos;
-    this.pos += m;
-    return { keys: this.keys.slice(4 * o, 4 * (o + m)), choice: this.choice && this.choice.subarray(o, o + m) };
+    if (m > this.left) throw new Error(`silent COT: ${m} COTs asked, ${this.left} left`);
+    const keys = new Int32Array(4 * m),
+      choice = this.parts[0]?.choice ? new Uint8Array(m) : null;
+    for (let o = 0; o < m; ) {
+      const p = this.parts[0]!,
+        k = Math.min(m - o, (p.keys.length >>> 2) - p.pos);
+      keys.set(p.keys.subarray(4 * p.pos, 4 * (p.pos + k)), 4 * o);
+      if (choice) choice.set(p.choice!.subarray(p.pos, p.pos + k), o);
+      p.pos += k;
+      o += k;
+      if (p.pos === p.keys.length >>> 2) this.parts.shift();
+    }
+    this.left -= m;
+    return { keys, choice };
   }
 }
 

@@ -7,6 +7,7 @@
 // that table and against the Gaussian-elimination estimate below (a floor, not the full attack landscape).
 import { cryptoBackend } from '../crypto/backend.js';
 import { Prg } from '../crypto/prg.js';
+import { lpnKernel } from '../crypto/simd.js';
 
 export interface LpnParams {
   /** Name (and the public code's seed). */
@@ -110,8 +111,34 @@ export function lpnCode(p: LpnParams): Int32Array {
   return idx;
 }
 
-/** out_i ^= ⊕_l base[idx(i, l)] on 16-byte blocks (4 words each), i < n. */
+/**
+ * out_i ^= ⊕_l base[idx(i, l)] on 16-byte blocks (4 words each), i < n: the WebAssembly SIMD kernel (the code's table
+ * stays in its memory between rounds), in slices of outputs.
+ */
 export function lpnEncodeBlocks(idx: Int32Array, d: number, base: Int32Array, out: Int32Array, n: number): void {
+  if (idx.length < n * d || out.length < 4 * n)
+    throw new Error(`lpnEncode: ${idx.length} indices, ${out.length} words for n=${n}`);
+  const K = lpnKernel(),
+    tb = 4 * idx.length,
+    bb = base.byteLength,
+    S = 1 << 16;
+  K.ensure(tb + bb + 16 * Math.min(S, n));
+  if (K.table !== idx) {
+    K.i32.set(idx);
+    K.table = idx;
+  }
+  K.i32.set(base, tb >>> 2);
+  const ob = tb + bb;
+  for (let s = 0; s < n; s += S) {
+    const m = Math.min(S, n - s);
+    K.i32.set(out.subarray(4 * s, 4 * (s + m)), ob >>> 2);
+    K.lpnenc(ob, 4 * s * d, tb, m, d);
+    out.set(K.i32.subarray(ob >>> 2, (ob >>> 2) + 4 * m), 4 * s);
+  }
+}
+
+/** lpnEncodeBlocks in plain JS (the reference the kernel is tested against). */
+export function lpnEncodeBlocksJs(idx: Int32Array, d: number, base: Int32Array, out: Int32Array, n: number): void {
   for (let i = 0, q = 0; i < n; i++) {
     let a = out[4 * i]!,
       b = out[4 * i + 1]!,
