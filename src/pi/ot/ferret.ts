@@ -70,6 +70,15 @@ export function ggmLevel(parents: Int32Array, count: number, children: Int32Arra
   }
 }
 
+/** Two scratch buffers for the inner GGM levels, alternating (fresh pages are slow to touch here); the leaves fresh. */
+const scratch: Int32Array<ArrayBuffer>[] = [new Int32Array(0), new Int32Array(0)];
+function levelBuffer(l: number, h: number, words: number): Int32Array<ArrayBuffer> {
+  if (l === h) return new Int32Array(words);
+  const b = l & 1;
+  if (scratch[b]!.length < words) scratch[b] = new Int32Array(words);
+  return scratch[b]!.subarray(0, words);
+}
+
 /** XOR of the even (k[0..3]) and of the odd (k[4..7]) blocks first .. first+count−1 (count even), in one pass. */
 function sideSums(v: Int32Array, first: number, count: number, k: Int32Array): void {
   let a0 = 0,
@@ -125,7 +134,7 @@ export function mpcotSend(
   let cur = seeds.slice(0, 4 * t);
   for (let l = 1; l <= h; l++) {
     const per = 1 << l,
-      next = new Int32Array(4 * t * per);
+      next = levelBuffer(l, h, 4 * t * per);
     ggmLevel(cur, t * (per >>> 1), next);
     const k = new Int32Array(8);
     for (let j = 0; j < t; j++) {
@@ -168,7 +177,7 @@ export function mpcotRecv(
   let cur = new Int32Array(4 * t); // the roots: unknown, held as zero
   for (let l = 1; l <= h; l++) {
     const per = 1 << l,
-      next = new Int32Array(4 * t * per);
+      next = levelBuffer(l, h, 4 * t * per);
     ggmLevel(cur, t * (per >>> 1), next);
     const k = new Int32Array(8);
     for (let j = 0; j < t; j++) {
@@ -268,6 +277,15 @@ class Pool {
   }
   take(m: number): { keys: Int32Array; choice: Uint8Array | null } {
     if (m > this.left) throw new Error(`silent COT: ${m} COTs asked, ${this.left} left`);
+    const first = this.parts[0];
+    if (first && (first.keys.length >>> 2) - first.pos >= m) {
+      // within one round's array: views (each output is handed out once, so the caller may write into it)
+      const o = first.pos;
+      first.pos += m;
+      if (first.pos === first.keys.length >>> 2) this.parts.shift();
+      this.left -= m;
+      return { keys: first.keys.subarray(4 * o, 4 * (o + m)), choice: first.choice && first.choice.subarray(o, o + m) };
+    }
     const keys = new Int32Array(4 * m),
       choice = this.parts[0]?.choice ? new Uint8Array(m) : null;
     for (let o = 0; o < m; ) {
@@ -348,7 +366,7 @@ export class FerretSender implements CotSender {
     const d = this.d;
     for (let j = 0; j < m; j++)
       if ((fix[j >>> 3]! >>> (j & 7)) & 1) for (let w = 0; w < 4; w++) keys[4 * j + w] ^= d[w]!;
-    return new Uint8Array(keys.buffer);
+    return new Uint8Array(keys.buffer, keys.byteOffset, keys.byteLength);
   }
 }
 
@@ -422,7 +440,7 @@ export class FerretReceiver implements CotReceiver {
     const fix = new Uint8Array((m + 7) >>> 3);
     for (let j = 0; j < m; j++) fix[j >>> 3]! |= (((choices[j >>> 3]! >>> (j & 7)) ^ choice![j]!) & 1) << (j & 7);
     this.ch.send(fix);
-    return new Uint8Array(keys.buffer);
+    return new Uint8Array(keys.buffer, keys.byteOffset, keys.byteLength);
   }
 }
 
