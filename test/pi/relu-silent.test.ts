@@ -117,7 +117,7 @@ test('message bounds cover every message the silent ReLU sends (setup, offline)'
 });
 
 test("the server's view of a silent ReLU site: no word of the client's shares or plain values; frames uniform", async () => {
-  const [s, c, S, C] = await session(16384);
+  const [s, , S, C] = await session(16384);
   const tr = new Transcript();
   tr.tap(s, 'client');
   const n = 4000;

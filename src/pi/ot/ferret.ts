@@ -284,7 +284,10 @@ class Pool {
       first.pos += m;
       if (first.pos === first.keys.length >>> 2) this.parts.shift();
       this.left -= m;
-      return { keys: first.keys.subarray(4 * o, 4 * (o + m)), choice: first.choice && first.choice.subarray(o, o + m) };
+      return {
+        keys: first.keys.subarray(4 * o, 4 * (o + m)),
+        choice: first.choice ? first.choice.subarray(o, o + m) : null,
+      };
     }
     const keys = new Int32Array(4 * m),
       choice = this.parts[0]?.choice ? new Uint8Array(m) : null;
