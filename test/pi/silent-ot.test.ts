@@ -171,10 +171,25 @@ test('the silent COT end to end: IKNP bootstrap, several rounds, chosen choices;
     total += m;
   }
   assert.ok(fs.rounds >= 3 && fs.rounds === fr.rounds, `rounds: sender ${fs.rounds}, receiver ${fr.rounds}`);
+
   const rounds = fs.rounds - 1;
   assert.equal(sc.stats().bytesSent, rounds * roundMessageBytes(SMALL), 'the sender sends its rounds, nothing else');
   const corrections = [1, 100, 3000, 5000, 777].reduce((a, m) => a + ((m + 7) >>> 3), 0);
   assert.equal(rc.stats().bytesSent, corrections, `the receiver sends 1 bit per COT (${total} COTs)`);
+  // With all choices 0 the corrections are the COTs' random choice bits x = e ⊕ u·A: balanced. (A fixed noise and
+  // secret, e.g. the bootstrap's choices fixed, keep every correlation right but make x sparse: caught here.)
+  const sent: Uint8Array[] = [],
+    send = rc.send.bind(rc);
+  rc.send = (d: Uint8Array) => {
+    sent.push(d.slice());
+    send(d);
+  };
+  const mx = 8000;
+  await Promise.all([S.sendCot(mx), R.recvCot(new Uint8Array(mx / 8), mx)]);
+  rc.send = send;
+  let ones = 0;
+  for (const b of sent[0]!) for (let k = 0; k < 8; k++) ones += (b >>> k) & 1;
+  assert.ok(Math.abs(ones - mx / 2) < 6 * Math.sqrt(mx / 4), `${ones} of ${mx} random choice bits set`);
   sc.close();
 });
 
