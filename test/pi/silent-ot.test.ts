@@ -176,21 +176,43 @@ test('the silent COT end to end: IKNP bootstrap, several rounds, chosen choices;
   assert.equal(sc.stats().bytesSent, rounds * roundMessageBytes(SMALL), 'the sender sends its rounds, nothing else');
   const corrections = [1, 100, 3000, 5000, 777].reduce((a, m) => a + ((m + 7) >>> 3), 0);
   assert.equal(rc.stats().bytesSent, corrections, `the receiver sends 1 bit per COT (${total} COTs)`);
-  // With all choices 0 the corrections are the COTs' random choice bits x = e ⊕ u·A: balanced. (A fixed noise and
-  // secret, e.g. the bootstrap's choices fixed, keep every correlation right but make x sparse: caught here.)
+  sc.close();
+});
+
+/** The random choice bits x of mx COTs after `skip` others (a few rounds), read as the corrections for choices 0. */
+async function randomChoices(mx: number, skip: number): Promise<Uint8Array> {
+  const [sc, rc] = channelPair();
+  const ext = silentCot(PARAMS);
+  const [S, R] = await Promise.all([ext.sender(sc, {}), ext.receiver(rc, {})]);
+  await Promise.all([S.sendCot(skip), R.recvCot(new Uint8Array(skip / 8), skip)]);
   const sent: Uint8Array[] = [],
     send = rc.send.bind(rc);
   rc.send = (d: Uint8Array) => {
     sent.push(d.slice());
     send(d);
   };
-  const mx = 8000;
   await Promise.all([S.sendCot(mx), R.recvCot(new Uint8Array(mx / 8), mx)]);
-  rc.send = send;
-  let ones = 0;
-  for (const b of sent[0]!) for (let k = 0; k < 8; k++) ones += (b >>> k) & 1;
-  assert.ok(Math.abs(ones - mx / 2) < 6 * Math.sqrt(mx / 4), `${ones} of ${mx} random choice bits set`);
   sc.close();
+  return sent[0]!;
+}
+
+test("the COTs' random choice bits x = e ⊕ u·A: balanced, and unrelated between two sessions (a fixed noise and secret is caught)", async () => {
+  // A fixed noise and secret (e.g. the bootstrap's choices fixed) keep every correlation right, and after a few rounds
+  // x is balanced again, but it is the same in every session: the sender could compute it.
+  const mx = 8000,
+    skip = 12_000;
+  const [x1, x2] = [await randomChoices(mx, skip), await randomChoices(mx, skip)];
+  const tol = 6 * Math.sqrt(mx / 4);
+  let ones = 0,
+    agree = 0;
+  for (let j = 0; j < mx; j++) {
+    const a = (x1[j >>> 3]! >>> (j & 7)) & 1,
+      b = (x2[j >>> 3]! >>> (j & 7)) & 1;
+    ones += a;
+    agree += a === b ? 1 : 0;
+  }
+  assert.ok(Math.abs(ones - mx / 2) < tol, `${ones} of ${mx} random choice bits set`);
+  assert.ok(Math.abs(agree - mx / 2) < tol, `two sessions agree on ${agree} of ${mx} random choice bits`);
 });
 
 test('reserve, then both directions send before they receive (the ReLU offline pattern) without deadlock', async () => {
