@@ -11,6 +11,7 @@ import {
   type FerretReceiver,
   type FerretSender,
   ggmLevel,
+  ggmLevelJs,
   mpcotRecv,
   mpcotSend,
   roundRecv,
@@ -279,6 +280,17 @@ test('1-out-of-16 OT from 4 silent COTs (nco.ts): the receiver gets its pad bits
   const bits = m * planes * N;
   assert.ok(Math.abs(ones - bits / 2) < 6 * Math.sqrt(bits / 4), `${ones} of ${bits} pad bits set`);
   sc.close();
+});
+
+test('the GGM level kernels (WebAssembly SIMD around AES) equal the plain JS level, across slices', () => {
+  for (const count of [1, 5, 8192, 8193, 20_000]) {
+    const parents = i32(systemRandom.bytes(16 * count)),
+      a = new Int32Array(8 * count),
+      b = new Int32Array(8 * count);
+    ggmLevel(parents, count, a);
+    ggmLevelJs(parents, count, b);
+    assert.deepEqual(a, b, `${count} parents`);
+  }
 });
 
 test('the LPN encoding kernel (WebAssembly SIMD) equals the plain JS one, across slices and two codes', () => {

@@ -421,6 +421,24 @@ FNS.kkmid = {
   }),
 };
 
+// The silent OT's GGM expansion (ot/ferret.ts): per parent x, u = σ(x) ⊕ (0, 0, 0, DOMAIN_GGM) and u ⊕ (1, 0, 0, 0), the
+// inputs of both children's hashes (32 bytes per parent). Params (p, u, n); locals: 3 s.
+const GGM_T0 = simd(0x0c, ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x47, 0x47]);
+const GGM_T1 = simd(0x0c, ...[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+FNS.ggmpre = {
+  type: 1,
+  i32: 0,
+  v128: 1,
+  body: loop(
+    2,
+    [...xor(sigma(load(0)), GGM_T0), ...set(3), ...store(1, 0, get(3)), ...store(1, 16, xor(get(3), GGM_T1))],
+    {
+      0: 16,
+      1: 32,
+    },
+  ),
+};
+
 // The silent OT's LPN encoding (ot/lpn.ts): out_i ^= ⊕_{l<d} base[idx[i·d + l]] on 16-byte blocks, one v128 load and
 // XOR per nonzero. Params (out, idx, base, n, d); locals: 5 l, 6 acc.
 FNS.lpnenc = {
@@ -507,6 +525,7 @@ export interface GcKernels {
   encode: KEnc;
   kkpre: KKkPre;
   kkmid: K4;
+  ggmpre: K3;
   /** Byte view of the module memory (refreshed by ensure). */
   u8: Uint8Array;
   i32: Int32Array;
@@ -581,6 +600,7 @@ export function gcKernels(): GcKernels {
     encode: ex.encode as KEnc,
     kkpre: ex.kkpre as KKkPre,
     kkmid: ex.kkmid as K4,
+    ggmpre: ex.ggmpre as K3,
     u8: new Uint8Array(mem.buffer),
     i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {

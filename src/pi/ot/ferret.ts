@@ -20,7 +20,8 @@
 import type { Channel } from '../transport/channel.js';
 import { systemRandom, type Random } from '../random.js';
 import { i32 } from '../bits.js';
-import { crHashBatch, fixedKeyAes, AES_BATCH_BLOCKS } from '../crypto/aes.js';
+import { crHashBatch, fixedKeyAes, fixedKeyAesBytes, AES_BATCH_BLOCKS } from '../crypto/aes.js';
+import { gcKernels } from '../crypto/simd.js';
 import { malformed } from '../transport/errors.js';
 import { iknp, OtExtReceiver, OtExtSender } from './iknp.js';
 import {
@@ -41,9 +42,28 @@ const DOMAIN_GGM = 0x47470000;
 
 /**
  * One GGM level: children 2i, 2i+1 of parent i (4 words per block) are G_0, G_1 of it,
- * G_b(x) = π(σ(x) ⊕ τ_b) ⊕ σ(x) ⊕ τ_b with τ_b = (b, 0, 0, DOMAIN_GGM).
+ * G_b(x) = π(σ(x) ⊕ τ_b) ⊕ σ(x) ⊕ τ_b with τ_b = (b, 0, 0, DOMAIN_GGM): the hash inputs and the final XOR in the
+ * WebAssembly kernels (ggmpre, xor), AES in the crypto backend, in slices of parents.
  */
 export function ggmLevel(parents: Int32Array, count: number, children: Int32Array): void {
+  const S = AES_BATCH_BLOCKS >>> 1,
+    K = gcKernels();
+  const P = 64,
+    U = P + 16 * S,
+    E = U + 32 * S;
+  K.ensure(E + 32 * S);
+  for (let s = 0; s < count; s += S) {
+    const m = Math.min(S, count - s);
+    K.i32.set(parents.subarray(4 * s, 4 * (s + m)), P >>> 2);
+    K.ggmpre(P, U, m);
+    K.u8.set(fixedKeyAesBytes(K.u8.subarray(U, U + 32 * m)), E);
+    K.xor(E, E, U, 2 * m);
+    children.set(K.i32.subarray(E >>> 2, (E >>> 2) + 8 * m), 8 * s);
+  }
+}
+
+/** ggmLevel in plain JS (the reference the kernels are tested against). */
+export function ggmLevelJs(parents: Int32Array, count: number, children: Int32Array): void {
   const S = AES_BATCH_BLOCKS >>> 1;
   const u = new Int32Array(8 * Math.min(S, count));
   for (let s = 0; s < count; s += S) {
