@@ -9,7 +9,8 @@
 // (a, b, c), (a, b2, c2). Nodes that never act as `hi` later need no eq (the least significant branch, the root).
 //
 // Offline (input-independent for the server; the client's choices are its digits, which it knows offline):
-//   KK13 for the leaves (client -> server matrix, 32 B per leaf), the triples from random OTs in both directions
+//   KK13 for the leaves (client -> server matrix, 32 B per leaf; or, where the OT session has `leaves`, 1-out-of-N OT
+//   on its COTs, ot/nco.ts: 4 bits of choice correction per leaf on a silent COT), the triples from random OTs in both directions
 //   (IKNP A and B of the OT session, one OT per triple unit and direction, 16 B each): for a unit the server's
 //   pads (m0, m1) of A and the client's of B define b = m0 ⊕ m1 (bit 0; bit 1 gives b2), the receivers' random
 //   choices are the a's, so a_S b_C and a_C b_S come out XOR-shared with no further message.

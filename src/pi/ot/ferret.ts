@@ -460,8 +460,14 @@ export class FerretReceiver implements CotReceiver {
 
   private take(choices: Uint8Array, m: number): Uint8Array {
     const { keys, choice } = this.pool.take(m);
-    const fix = new Uint8Array((m + 7) >>> 3);
-    for (let j = 0; j < m; j++) fix[j >>> 3]! |= (((choices[j >>> 3]! >>> (j & 7)) ^ choice![j]!) & 1) << (j & 7);
+    const nb = (m + 7) >>> 3,
+      fix = new Uint8Array(nb),
+      x = choice!;
+    for (let q = 0, j = 0; q < nb; q++, j += 8) {
+      let b = 0;
+      for (let k = 0; k < 8 && j + k < m; k++) b |= x[j + k]! << k;
+      fix[q] = (choices[q]! ^ b) & (j + 8 <= m ? 255 : (1 << (m - j)) - 1);
+    }
     this.ch.send(fix);
     return new Uint8Array(keys.buffer, keys.byteOffset, keys.byteLength);
   }

@@ -15,7 +15,10 @@ import { KK_CODE_BITS, KkReceiver, KkSender, type KkPlanesHelper } from './kkot.
 
 export type OtRole = 'server' | 'client';
 
-/** The OT extension of every session (this one and the gc ReLU's labels): the one place a silent OT would plug in. */
+/**
+ * The OT extension of this session and of the gc ReLU's labels. The silent OT (ferret.ts) is another CotExtension;
+ * the silent ReLU builds its own session on it (silent-session.ts), with the leaves on COTs instead of KK13.
+ */
 export const SESSION_COT: CotExtension = iknp;
 
 export interface OtSession {
