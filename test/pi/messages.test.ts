@@ -28,7 +28,10 @@ test('one registry for ReLU protocols and preprocessors: names, defaults, a fres
   assert.deepEqual(RELU_REGISTRY.names, ['gc', 'ot', 'ot-online', 'silent']);
   assert.equal(RELU_REGISTRY.defaultName, 'ot');
   assert.equal(RELU_REGISTRY.make('gc').name, 'gc');
-  assert.throws(() => RELU_REGISTRY.make('toString'), /unknown ReLU protocol 'toString'; valid: gc, ot, ot-online, silent/);
+  assert.throws(
+    () => RELU_REGISTRY.make('toString'),
+    /unknown ReLU protocol 'toString'; valid: gc, ot, ot-online, silent/,
+  );
   assert.deepEqual(PREPROCESS_REGISTRY.names, ['he', 'dealer']);
   assert.equal(PREPROCESS_REGISTRY.defaultName, 'he');
   assert.notEqual(PREPROCESS_REGISTRY.make('dealer', {}), PREPROCESS_REGISTRY.make('dealer', {}));
