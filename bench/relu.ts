@@ -2,8 +2,11 @@
 // (one thread: times are both parties' work together): bytes per ReLU by phase and direction, flights, and
 // microseconds per ReLU offline and online, as wall time and as this process's CPU time (user + system; on a shared
 // machine the CPU time is the steadier figure). The site is the plan's usual one (width 45, shift 12: a 32-bit
-// comparison for ot). Usage: node dist/bench/relu.js [--relu gc,ot] [--n 65536] [--width 45 --shift 12]
-// [--batch 16384] [--reps 3] [--json]
+// comparison for ot and silent). setup_kB: the session set-up's bytes, both ways (base OTs; silent: its IKNP bootstrap
+// and bootstrap round), paid once per session, not per ReLU. silent's offline bytes include its LPN rounds as they
+// fall due (a round serves ~531K COTs, ~11K ReLUs): use --reps >= 3 and a large --n for the amortized figure.
+// Usage: node dist/bench/relu.js [--relu gc,ot,silent] [--n 65536] [--width 45 --shift 12] [--batch 16384]
+// [--reps 3] [--json]
 import './lib/help.js';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -15,15 +18,28 @@ import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../
 
 const { values: a } = parseArgs({
   options: {
-    relu: { type: 'string', default: 'gc,ot' },
+    relu: { type: 'string', default: 'gc,ot,silent' },
     n: { type: 'string', default: '65536' },
     width: { type: 'string', default: '45' },
     shift: { type: 'string', default: '12' },
     batch: { type: 'string', default: '16384' },
     reps: { type: 'string', default: '3' },
     json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
+if (a.help) {
+  console.log(`Usage: node dist/bench/relu.js [options]
+Bytes per ReLU by phase and direction, flights, and us per ReLU (wall and CPU) of one site per rep.
+  --relu LIST    ReLU protocols, comma-separated (default gc,ot,silent)
+  --n N          ReLUs per site (default 65536)
+  --width W      ring width of the site (default 45)
+  --shift S      truncation shift (default 12)
+  --batch B      ReLUs per OT batch (default 16384)
+  --reps R       sites per protocol, the median is reported (default 3)
+  --json         print JSON instead of a table`);
+  process.exit(0);
+}
 const n = Number(a.n),
   width = Number(a.width),
   shift = Number(a.shift),
@@ -44,6 +60,7 @@ for (const name of a.relu!.split(',')) {
     proto.client(c, { batch, random: clientRandomness() }),
   ]);
   const setupMs = performance.now() - t0;
+  const setupBytes = s.resetStats().bytesSent + c.resetStats().bytesSent;
   const off: number[] = [],
     on: number[] = [],
     offCpu: number[] = [],
@@ -52,7 +69,7 @@ for (const name of a.relu!.split(',')) {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e3;
   };
-  let bytes = { offCS: 0, offSC: 0, onCS: 0, onSC: 0, onFlights: 0 };
+  const sum = { offCS: 0, offSC: 0, onCS: 0, onSC: 0, onFlights: 0 };
   for (let r = 0; r < reps; r++) {
     const site: ReluSite = { op: r, name: `bench.relu${r}`, size: n, width, shift };
     const b = r64Random(n),
@@ -73,14 +90,21 @@ for (const name of a.relu!.split(',')) {
     onCpu.push(cpu() - u);
     const sn = s.resetStats(),
       cn = c.resetStats();
-    bytes = { offCS: co.bytesSent, offSC: so.bytesSent, onCS: cn.bytesSent, onSC: sn.bytesSent, onFlights: cn.rounds };
+    sum.offCS += co.bytesSent;
+    sum.offSC += so.bytesSent;
+    sum.onCS += cn.bytesSent;
+    sum.onSC += sn.bytesSent;
+    sum.onFlights = cn.rounds;
   }
   s.close();
-  const per = (v: number) => +(v / n).toFixed(1);
+  // bytes: the mean over the reps (silent's rounds fall due every few sites)
+  const per = (v: number) => +(v / (n * reps)).toFixed(1),
+    bytes = sum;
   rows.push({
     relu: name,
     n,
     setup_ms: Math.round(setupMs),
+    setup_kB: Math.round(setupBytes / 1024),
     off_C2S_B: per(bytes.offCS),
     off_S2C_B: per(bytes.offSC),
     on_C2S_B: per(bytes.onCS),

@@ -25,10 +25,13 @@ test('boundsOf: the largest message each way; a flight sums its messages, a lone
 });
 
 test('one registry for ReLU protocols and preprocessors: names, defaults, a fresh preprocessor per session, errors', () => {
-  assert.deepEqual(RELU_REGISTRY.names, ['gc', 'ot', 'ot-online']);
+  assert.deepEqual(RELU_REGISTRY.names, ['gc', 'ot', 'ot-online', 'silent']);
   assert.equal(RELU_REGISTRY.defaultName, 'ot');
   assert.equal(RELU_REGISTRY.make('gc').name, 'gc');
-  assert.throws(() => RELU_REGISTRY.make('toString'), /unknown ReLU protocol 'toString'; valid: gc, ot, ot-online/);
+  assert.throws(
+    () => RELU_REGISTRY.make('toString'),
+    /unknown ReLU protocol 'toString'; valid: gc, ot, ot-online, silent/,
+  );
   assert.deepEqual(PREPROCESS_REGISTRY.names, ['he', 'dealer']);
   assert.equal(PREPROCESS_REGISTRY.defaultName, 'he');
   assert.notEqual(PREPROCESS_REGISTRY.make('dealer', {}), PREPROCESS_REGISTRY.make('dealer', {}));

@@ -1,5 +1,5 @@
 // WebAssembly SIMD kernels for the hot loops: XOR gates and half-gate pre/post-processing around the
-// batched AES (garbling), input encoding, output decoding, and the IKNP bit transpose. Plain JS typed-array
+// batched AES (garbling), input encoding, output decoding, the IKNP bit transpose, and the silent OT's LPN encoding. Plain JS typed-array
 // loops run ~1.5 ns per 32-bit word here; v128 ops do a 16-byte label in about that time. The module is
 // assembled below from opcodes (no toolchain needed) and validated by WebAssembly.Module at load; AES itself
 // stays in the crypto backend (node:crypto with AES-NI in Node), fed from the module's memory.
@@ -421,6 +421,59 @@ FNS.kkmid = {
   }),
 };
 
+// The silent OT's GGM expansion (ot/ferret.ts): per parent x, u = σ(x) ⊕ (0, 0, 0, DOMAIN_GGM) and u ⊕ (1, 0, 0, 0), the
+// inputs of both children's hashes (32 bytes per parent). Params (p, u, n); locals: 3 s.
+const GGM_T0 = simd(0x0c, ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x47, 0x47]);
+const GGM_T1 = simd(0x0c, ...[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+FNS.ggmpre = {
+  type: 1,
+  i32: 0,
+  v128: 1,
+  body: loop(
+    2,
+    [...xor(sigma(load(0)), GGM_T0), ...set(3), ...store(1, 0, get(3)), ...store(1, 16, xor(get(3), GGM_T1))],
+    {
+      0: 16,
+      1: 32,
+    },
+  ),
+};
+
+// The silent OT's LPN encoding (ot/lpn.ts): out_i ^= ⊕_{l<d} base[idx[i·d + l]] on 16-byte blocks, one v128 load and
+// XOR per nonzero. Params (out, idx, base, n, d); locals: 5 l, 6 acc.
+FNS.lpnenc = {
+  type: 4,
+  i32: 1,
+  v128: 1,
+  body: loop(
+    3,
+    [
+      ...load(0),
+      ...set(6),
+      ...get(4),
+      ...set(5),
+      ...loop(
+        5,
+        [
+          ...get(6),
+          ...get(2),
+          ...get(1),
+          ...load32,
+          ...i32c(4),
+          SHL,
+          ADD,
+          ...simd(0x00, 4, 0),
+          ...simd(0x51),
+          ...set(6),
+        ],
+        { 1: 4 },
+      ),
+      ...store(0, 0, get(6)),
+    ],
+    { 0: 16 },
+  ),
+};
+
 function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content];
 }
@@ -472,6 +525,7 @@ export interface GcKernels {
   encode: KEnc;
   kkpre: KKkPre;
   kkmid: K4;
+  ggmpre: K3;
   /** Byte view of the module memory (refreshed by ensure). */
   u8: Uint8Array;
   i32: Int32Array;
@@ -490,13 +544,49 @@ declare const WebAssembly: {
 };
 
 let instance: GcKernels | null = null;
+let lpnInstance: LpnKernel | null = null;
+
+/** The LPN kernel in a module instance of its own: its memory holds a code's index table between rounds. */
+export interface LpnKernel {
+  lpnenc: (out: number, idx: number, base: number, n: number, d: number) => void;
+  u8: Uint8Array;
+  i32: Int32Array;
+  ensure(bytes: number): void;
+  /** Which index table the memory holds at offset 0 (set by the caller). */
+  table: Int32Array | null;
+}
+
+function instantiate(): { ex: Record<string, unknown>; mem: WasmMemory } {
+  const mod = new WebAssembly.Module(assemble());
+  const ex = new WebAssembly.Instance(mod, {}).exports as Record<string, unknown> & { mem: WasmMemory };
+  return { ex, mem: ex.mem };
+}
+
+export function lpnKernel(): LpnKernel {
+  if (lpnInstance) return lpnInstance;
+  const { ex, mem } = instantiate();
+  const k: LpnKernel = {
+    lpnenc: ex.lpnenc as LpnKernel['lpnenc'],
+    u8: new Uint8Array(mem.buffer),
+    i32: new Int32Array(mem.buffer),
+    table: null,
+    ensure(bytes: number) {
+      const have = mem.buffer.byteLength;
+      if (bytes > have) mem.grow(Math.ceil((bytes - have) / 65536));
+      if (k.u8.buffer !== mem.buffer || k.u8.byteLength !== mem.buffer.byteLength) {
+        k.u8 = new Uint8Array(mem.buffer);
+        k.i32 = new Int32Array(mem.buffer);
+      }
+    },
+  };
+  lpnInstance = k;
+  return k;
+}
 
 /** The process-wide kernel instance (garbling is synchronous, so one memory is enough). */
 export function gcKernels(): GcKernels {
   if (instance) return instance;
-  const mod = new WebAssembly.Module(assemble());
-  const ex = new WebAssembly.Instance(mod, {}).exports as Record<string, unknown> & { mem: WasmMemory };
-  const mem = ex.mem;
+  const { ex, mem } = instantiate();
   const k: GcKernels = {
     xor: ex.xor as K4,
     xorc: ex.xorc as K3,
@@ -510,6 +600,7 @@ export function gcKernels(): GcKernels {
     encode: ex.encode as KEnc,
     kkpre: ex.kkpre as KKkPre,
     kkmid: ex.kkmid as K4,
+    ggmpre: ex.ggmpre as K3,
     u8: new Uint8Array(mem.buffer),
     i32: new Int32Array(mem.buffer),
     ensure(bytes: number) {

@@ -9,7 +9,8 @@
 // (a, b, c), (a, b2, c2). Nodes that never act as `hi` later need no eq (the least significant branch, the root).
 //
 // Offline (input-independent for the server; the client's choices are its digits, which it knows offline):
-//   KK13 for the leaves (client -> server matrix, 32 B per leaf), the triples from random OTs in both directions
+//   KK13 for the leaves (client -> server matrix, 32 B per leaf; or, where the OT session has `leaves`, 1-out-of-N OT
+//   on its COTs, ot/nco.ts: 4 bits of choice correction per leaf on a silent COT), the triples from random OTs in both directions
 //   (IKNP A and B of the OT session, one OT per triple unit and direction, 16 B each): for a unit the server's
 //   pads (m0, m1) of A and the client's of B define b = m0 ⊕ m1 (bit 0; bit 1 gives b2), the receivers' random
 //   choices are the a's, so a_S b_C and a_C b_S come out XOR-shared with no further message.
@@ -201,6 +202,29 @@ function triplesFrom(
   return out;
 }
 
+interface LeafPads {
+  pgt: Bits[];
+  peq: (Bits | null)[];
+}
+
+/** The client's pad bits per leaf from one byte per leaf OT (bit 0: gt, bit 1: eq), OT j·n + i for leaf j, value i. */
+function leafPadBits(shape: CompareShape, n: number, p: Uint8Array): LeafPads {
+  const pgt: Bits[] = [],
+    peq: (Bits | null)[] = [];
+  for (let j = 0; j < shape.leaves; j++) {
+    const g = new Uint32Array(bitWords(n)),
+      e = new Uint32Array(bitWords(n));
+    for (let i = 0; i < n; i++) {
+      const b = p[j * n + i]!;
+      g[i >>> 5] |= (b & 1) << (i & 31);
+      e[i >>> 5] |= ((b >>> 1) & 1) << (i & 31);
+    }
+    pgt.push(g);
+    peq.push(shape.leafEq[j] ? e : null);
+  }
+  return { pgt, peq };
+}
+
 /** The first step of the offline part: this party's OT matrices, sent at once; `millionaireReceive` completes it. */
 export interface MillPending {
   role: 'server' | 'client';
@@ -208,8 +232,8 @@ export interface MillPending {
   /** Choices (the a's of the triples) and pads as receiver in this party's IKNP receiver extension. */
   a: Bits;
   r: Promise<Uint8Array> | null;
-  /** Client: its KK13 pad bits (gt, eq) per leaf. */
-  leaf: { pgt: Bits[]; peq: (Bits | null)[] } | null;
+  /** Client: its leaf OTs' pad bits (gt, eq) per leaf (a promise when the leaf OTs run on the session's COTs). */
+  leaf: LeafPads | Promise<LeafPads> | null;
 }
 
 /**
@@ -226,26 +250,17 @@ export function millionaireSend(
   let leaf: MillPending['leaf'] = null;
   if (role === 'client') {
     const kk = ots.kkReceiver;
-    if (!kk || !y)
-      throw new Error('millionaire: the client needs the KK13 receiver of the OT session and its values y');
+    if ((!kk && !ots.leaves) || !y)
+      throw new Error('millionaire: the client needs the leaf OT receiver of the OT session and its values y');
     if (y.lo.length !== n) throw new Error(`millionaire: ${y.lo.length} values for ${n} comparisons`);
     const { N, leaves: L } = shape;
-    const p = kk.pads(kk.extend(digits(y, shape), L * n, N), 1);
-    const pgt: Bits[] = [],
-      peq: (Bits | null)[] = [];
-    for (let j = 0; j < L; j++) {
-      const g = new Uint32Array(bitWords(n)),
-        e = new Uint32Array(bitWords(n));
-      for (let i = 0; i < n; i++) {
-        const b = p[j * n + i]!;
-        g[i >>> 5] |= (b & 1) << (i & 31);
-        e[i >>> 5] |= ((b >>> 1) & 1) << (i & 31);
-      }
-      pgt.push(g);
-      peq.push(shape.leafEq[j] ? e : null);
-    }
-    leaf = { pgt, peq };
-  } else if (!ots.kkSender) throw new Error('millionaire: the server needs the KK13 sender of the OT session');
+    const ch = digits(y, shape);
+    leaf = ots.leaves
+      ? ots.leaves.receivePads(ch, L * n, N, 2).then((p) => leafPadBits(shape, n, p))
+      : leafPadBits(shape, n, kk!.pads(kk!.extend(ch, L * n, N), 1));
+    if (leaf instanceof Promise) leaf.catch(() => {});
+  } else if (!ots.kkSender && !ots.leaves)
+    throw new Error('millionaire: the server needs the leaf OT sender of the OT session');
   const m = tripleOts(shape, n),
     a = randomBits(ots.random, m);
   const r = m ? ots.receiver.receiveRandom(new Uint8Array(a.buffer, 0, m >>> 3), m) : null;
@@ -267,7 +282,9 @@ export async function millionaireReceive(
     { N, leaves: L } = shape;
   let leaves: { pads: Uint32Array[]; gt: Bits[]; eq: (Bits | null)[] } | null = null;
   if (p.role === 'server') {
-    const planes = await ots.kkSender!.padPlanesShared(await ots.kkSender!.extend(L * n), N, 2, ots.kkHelper ?? null);
+    const planes = ots.leaves
+      ? await ots.leaves.sendPlanes(L * n, N, 2)
+      : await ots.kkSender!.padPlanesShared(await ots.kkSender!.extend(L * n), N, 2, ots.kkHelper ?? null);
     const pads: Uint32Array[] = [];
     for (let j = 0; j < L; j++) {
       const v = new Uint32Array(n);
@@ -286,7 +303,7 @@ export async function millionaireReceive(
     const { m0, m1 } = await ots.sender.sendRandom(m);
     triples = triplesFrom(shape, n, p.a, await p.r!, m0, m1);
   }
-  return leaves ? { n, ...leaves, triples } : { n, ...p.leaf!, triples };
+  return leaves ? { n, ...leaves, triples } : { n, ...(await p.leaf!), triples };
 }
 
 /** Offline, server: both steps (KK13 pads for every leaf, its random leaf shares, the triples). */

@@ -15,7 +15,10 @@ import { KK_CODE_BITS, KkReceiver, KkSender, type KkPlanesHelper } from './kkot.
 
 export type OtRole = 'server' | 'client';
 
-/** The OT extension of every session (this one and the gc ReLU's labels): the one place a silent OT would plug in. */
+/**
+ * The OT extension of this session and of the gc ReLU's labels. The silent OT (ferret.ts) is another CotExtension;
+ * the silent ReLU builds its own session on it (silent-session.ts), with the leaves on COTs instead of KK13.
+ */
 export const SESSION_COT: CotExtension = iknp;
 
 export interface OtSession {
@@ -31,6 +34,21 @@ export interface OtSession {
   random: Random;
   /** Server: another thread that hashes half of each large KK13 batch (the server's workers); null: this one alone. */
   kkHelper?: KkPlanesHelper | null;
+  /** Where set, the millionaire's leaves run on the session's COTs (ot/nco.ts) instead of KK13. */
+  leaves?: LeafOt | null;
+  /**
+   * Where set (a silent COT), readies `a` COTs with the server as sender and `b` with the client as sender, before a
+   * step that sends before it receives in both directions; both parties call it at the same point.
+   */
+  reserve?: (a: number, b: number) => Promise<void>;
+}
+
+/** 1-out-of-N random OT for the millionaire's leaves (ot/nco.ts's layout: the sender's pads as bit planes). */
+export interface LeafOt {
+  /** Server (sender): the low `planes` bits of the N pads of m OTs, word j·planes + p, bit i. */
+  sendPlanes(m: number, N: number, planes: number): Promise<Uint32Array>;
+  /** Client (receiver): per OT a byte of the low `planes` bits of its chosen pad; its message goes out at once. */
+  receivePads(choices: Uint8Array, m: number, N: number, planes: number): Promise<Uint8Array>;
 }
 
 const split16 = (b: Uint8Array, n: number) => Array.from({ length: n }, (_, i) => b.slice(16 * i, 16 * i + 16));

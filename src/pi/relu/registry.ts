@@ -1,13 +1,13 @@
 // The ReLU protocols by their `--relu` name.
 import type { ReluProtocol } from './index.js';
 import { gcRelu } from './gc/protocol.js';
-import { otOnlineRelu, otRelu } from './ot/protocol.js';
+import { otOnlineRelu, otRelu, silentRelu } from './ot/protocol.js';
 import { Registry } from '../registry.js';
 
 /** The default is 'ot' (docs/pi.md: why OT). */
 export const RELU_REGISTRY = new Registry<ReluProtocol>(
   'ReLU protocol',
-  { gc: () => gcRelu, ot: () => otRelu, 'ot-online': () => otOnlineRelu },
+  { gc: () => gcRelu, ot: () => otRelu, 'ot-online': () => otOnlineRelu, silent: () => silentRelu },
   'ot',
 );
 

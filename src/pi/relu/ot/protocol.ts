@@ -31,6 +31,7 @@ import {
   type Bits,
 } from '../../bits.js';
 import { OT_SESSION_MAX_BYTES, otSession, type OtSession } from '../../ot/session.js';
+import { silentOtSession, silentReserveMessages, silentSessionMaxBytes } from '../../ot/silent-session.js';
 import {
   cotChoiceCorrection,
   cotReceiveOnline,
@@ -172,6 +173,10 @@ function heldIn(x: unknown): number {
 async function prepareChunks(ots: OtSession, site: ReluSite, batch: number, role: 'server' | 'client', b?: R64) {
   const shape = siteShape(site),
     y = b && clientInputs(b, site.shift).y;
+  if (ots.reserve) {
+    const need = siteCots(site, batch);
+    await ots.reserve(need.a, need.b);
+  }
   const sent = chunks(site.size, batch).map(([s, e]) => ({
     n: e - s,
     pending: millionaireSend(ots, shape, role, e - s, y && r64Slice(y, s, e)),
@@ -370,6 +375,24 @@ class OtClient implements ReluClient {
   }
 }
 
+/**
+ * COTs a site's correlations take from a session whose leaves run on its COTs (silent): `a` with the server as sender
+ * (the leaves' log2 N per leaf OT, the triples', the mux's), `b` with the client as sender (triples', mux's).
+ */
+export function siteCots(site: ReluSite, batch: number): { a: number; b: number } {
+  const shape = siteShape(site),
+    lg = Math.log2(shape.N);
+  let a = 0,
+    b = 0;
+  for (const [s, e] of chunks(site.size, batch)) {
+    const ne = e - s,
+      m = tripleOts(shape, ne);
+    a += lg * shape.leaves * ne + m + ne;
+    b += m + ne;
+  }
+  return { a, b };
+}
+
 const pad128 = (m: number) => Math.ceil(m / 128) * 128;
 const pad32 = (m: number) => Math.ceil(m / 32) * 32;
 
@@ -377,24 +400,44 @@ const pad32 = (m: number) => Math.ceil(m / 32) * 32;
  * The messages of one site, in the order prepare() and online() send them: its correlations' (the OT matrices of every
  * chunk, one flight each way: all sent before the receiver reads any), then its comparison's and multiplexer's.
  */
-function siteMessages(site: ReluSite, batch: number): { corr: ScheduledMessage[]; online: ScheduledMessage[] } {
+function siteMessages(
+  site: ReluSite,
+  batch: number,
+  silent: boolean,
+): { corr: ScheduledMessage[]; online: ScheduledMessage[] } {
   const shape = siteShape(site),
     n = site.size,
     L = shape.leaves,
     corr: ScheduledMessage[] = [];
-  for (const [s, e] of chunks(n, batch)) {
-    const ne = e - s,
-      m = tripleOts(shape, ne);
-    // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
-    const kk = 32 * pad32(L * ne),
-      triA = m ? 16 * pad128(m) : 0,
-      muxA = 16 * pad128(ne);
-    // server -> client: IKNP B's matrices (triples, mux)
-    const triB = triA,
-      muxB = muxA;
-    for (const bytes of [kk, triA, muxA]) corr.push({ to: 'server', bytes, flight: 'corr' });
-    for (const bytes of [triB, muxB]) corr.push({ to: 'client', bytes, flight: 'corr' });
-  }
+  if (silent) {
+    // The reserve's rounds (A's to the client, then B's to the server), then per chunk the COTs' choice corrections.
+    const cots = siteCots(site, batch),
+      r = silentReserveMessages(cots.a, cots.b);
+    for (let k = 0; k < r.toClient; k++) corr.push({ to: 'client', bytes: r.bytes, flight: 'reserve' });
+    for (let k = 0; k < r.toServer; k++) corr.push({ to: 'server', bytes: r.bytes, flight: 'reserve' });
+    const lg = Math.log2(shape.N),
+      bits = (m: number) => (m + 7) >>> 3;
+    for (const [s, e] of chunks(n, batch)) {
+      const ne = e - s,
+        m = tripleOts(shape, ne);
+      for (const bytes of [bits(lg * L * ne), m ? bits(m) : 0, bits(ne)])
+        if (bytes) corr.push({ to: 'server', bytes, flight: 'corr' });
+      for (const bytes of [m ? bits(m) : 0, bits(ne)]) if (bytes) corr.push({ to: 'client', bytes, flight: 'corr' });
+    }
+  } else
+    for (const [s, e] of chunks(n, batch)) {
+      const ne = e - s,
+        m = tripleOts(shape, ne);
+      // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
+      const kk = 32 * pad32(L * ne),
+        triA = m ? 16 * pad128(m) : 0,
+        muxA = 16 * pad128(ne);
+      // server -> client: IKNP B's matrices (triples, mux)
+      const triB = triA,
+        muxB = muxA;
+      for (const bytes of [kk, triA, muxA]) corr.push({ to: 'server', bytes, flight: 'corr' });
+      for (const bytes of [triB, muxB]) corr.push({ to: 'client', bytes, flight: 'corr' });
+    }
   // The comparison's flights (leaf tables with the server's first openings, then openings), then the multiplexer's
   // choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
   const online: ScheduledMessage[] = [],
@@ -413,25 +456,32 @@ function siteMessages(site: ReluSite, batch: number): { corr: ScheduledMessage[]
   return { corr, online };
 }
 
-function otProtocol(name: string, when: Precompute): ReluProtocol {
+function otProtocol(name: string, when: Precompute, silent = false): ReluProtocol {
   return {
     name,
     async server(ch: Channel, o: ReluServerOptions): Promise<ReluServer> {
-      return new OtServer(ch, await otSession(ch, 'server', o.random.bytes, o.workers ?? null), o.batch, when);
+      const ots = silent
+        ? await silentOtSession(ch, 'server', o.random.bytes)
+        : await otSession(ch, 'server', o.random.bytes, o.workers ?? null);
+      return new OtServer(ch, ots, o.batch, when);
     },
     async client(ch: Channel, o: ReluClientOptions): Promise<ReluClient> {
-      return new OtClient(ch, await otSession(ch, 'client', o.random.bytes), o.batch, when);
+      const ots = silent
+        ? await silentOtSession(ch, 'client', o.random.bytes)
+        : await otSession(ch, 'client', o.random.bytes);
+      return new OtClient(ch, ots, o.batch, when);
     },
     maxMessageBytes(sites: readonly ReluSite[], o: ReluOptions): PhaseBounds {
       const offline: MessageBounds[] = [],
         online: MessageBounds[] = [];
       for (const site of sites) {
-        const m = siteMessages(site, o.batch);
+        const m = siteMessages(site, o.batch, silent);
         // 'ot' sends the OT matrices in the site's offline call, 'ot-online' in its online call.
         (when === 'offline' ? offline : online).push(boundsOf(m.corr));
         online.push(boundsOf(m.online));
       }
-      return { setup: widest(OT_SESSION_MAX_BYTES), offline: widest(...offline), online: widest(...online) };
+      const setup = silent ? silentSessionMaxBytes() : OT_SESSION_MAX_BYTES;
+      return { setup: widest(setup), offline: widest(...offline), online: widest(...online) };
     },
   };
 }
@@ -440,3 +490,5 @@ function otProtocol(name: string, when: Precompute): ReluProtocol {
 export const otRelu = otProtocol('ot', 'offline');
 /** Correlations made at each ReLU op's online call: nothing kept between the phases (SCI's setting). */
 export const otOnlineRelu = otProtocol('ot-online', 'online');
+/** As 'ot', on the silent COT (ot/ferret.ts) with the leaves on 1-out-of-N OT from COTs (ot/nco.ts). */
+export const silentRelu = otProtocol('silent', 'offline', true);
