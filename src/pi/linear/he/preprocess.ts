@@ -134,7 +134,7 @@ export interface HeLayerJob {
  * serves one model). `kernelCacheBytes` sets the budget (0 turns it off).
  */
 const kernelCache = new Map<string, Uint32Array>();
-let kernelCacheBudget = 256 * 2 ** 20,
+let kernelCacheBudget = 128 * 2 ** 20,
   kernelCacheUsed = 0;
 
 /** Sets this thread's kernel cache budget in bytes (0: none) and empties the cache; returns the old budget. */

@@ -26,7 +26,7 @@ const weights = (seed: number) =>
 const layers: RingConv2d[] = [];
 after(() => {
   for (const l of layers) l.dispose();
-  kernelCacheBytes(256 * 2 ** 20);
+  kernelCacheBytes(128 * 2 ** 20);
 });
 
 /** One session of one layer with fixed coins: every message the server sent, and the client's output. */
