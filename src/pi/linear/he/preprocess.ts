@@ -250,6 +250,9 @@ export function groupResponses(
   }
 }
 
+/** choosePacking's answers by their inputs (HePreprocessor.chosen); bounded, since a client computes them for any plan. */
+const chosenPackings = new Map<string, Packing>();
+
 export class HePreprocessor implements Preprocessor {
   readonly name = 'he';
   readonly needsDealer = false;
@@ -283,21 +286,32 @@ export class HePreprocessor implements Preprocessor {
       key = `${shape.op}:${shape.name}`;
     let pk = this.packings.get(key);
     if (!pk) {
-      pk =
-        this.o.packing?.(shape, g) ??
-        choosePacking(
-          g,
-          p.n,
-          p.primes.length,
-          p.c1Bits,
-          p.c0Bits,
-          (taps) => budgetFits(p, taps, shape.maxWeight).ok,
-          this.cost,
-          shape.name,
-        ).pk;
+      pk = this.o.packing?.(shape, g) ?? this.chosen(shape, g);
       this.packings.set(key, pk);
     }
     return pk;
+  }
+
+  /** The cost model's packing, memoised per process: a pure function of public values, ~1-25 ms per layer. */
+  private chosen(shape: LinearShape, g: LinearGeometry): Packing {
+    const p = this.params,
+      key = JSON.stringify([g, p, shape.maxWeight, this.cost]);
+    let pk = chosenPackings.get(key);
+    if (!pk) {
+      pk = choosePacking(
+        g,
+        p.n,
+        p.primes.length,
+        p.c1Bits,
+        p.c0Bits,
+        (taps) => budgetFits(p, taps, shape.maxWeight).ok,
+        this.cost,
+        shape.name,
+      ).pk;
+      if (chosenPackings.size >= 4096) chosenPackings.clear();
+      chosenPackings.set(key, pk);
+    }
+    return { ...pk };
   }
 
   /**
