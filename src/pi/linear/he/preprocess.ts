@@ -282,8 +282,7 @@ export class HePreprocessor implements Preprocessor {
    */
   private readonly packings = new Map<string, Packing>();
   private packingOf(shape: LinearShape, g: LinearGeometry): Packing {
-    const p = this.params,
-      key = `${shape.op}:${shape.name}`;
+    const key = `${shape.op}:${shape.name}`;
     let pk = this.packings.get(key);
     if (!pk) {
       pk = this.o.packing?.(shape, g) ?? this.chosen(shape, g);
