@@ -24,12 +24,17 @@ const row = (name: string, kind: string, o: Partial<OpRow>): OpRow => ({
   ...o,
 });
 
-/** A session whose linear layers take exactly `a` ms + `b` ms per MMAC, with `setup` ms of set-up and `rest` ms unattributed. */
-function session(a: number, b: number, setup: number, rest: number, mmacs: number[]): PiReport {
+/**
+ * A session whose linear layers take `a` ms + `b` ms per MMAC, with `setup` ms of set-up and `rest` ms unattributed.
+ * With `he`, each layer's HE compute is 60% of that, and the rows' wall times carry waits moved from the other
+ * layers to the largest ones (in sum 0; mmacs of 0.5..4.5, equally often), as a client one layer ahead records them.
+ */
+function session(a: number, b: number, setup: number, rest: number, mmacs: number[], he = false, wait = 0): PiReport {
   const ops = mmacs.map((m, i) =>
     row(`conv${i}`, 'conv', {
       macs: m * 1e6,
-      offline: { ms: a + b * m, cToS: 0, sToC: 0, rounds: 2 },
+      offline: { ms: a + b * m + (m === 4.5 ? 4 * wait : -wait), cToS: 0, sToC: 0, rounds: 2 },
+      heMs: he ? { client: 0.2 * (a + b * m), server: 0.4 * (a + b * m) } : { client: 0, server: 0 },
     }),
   );
   ops.push(row('relu', 'relu', { relus: 100, offline: { ms: 3, cToS: 50, sToC: 50, rounds: 2 } }));
@@ -61,6 +66,16 @@ test('calibration: set-up per session, linear layers as per-layer + per-MAC, the
   const est = estimateLatency(m, 100, macs, 21, { relu: 'ot', link: null });
   const measured = (600 + 42 + 3 + mmacs.reduce((s, v) => s + 40 + 2 * v, 0)) / 1e3;
   assert.ok(Math.abs(est - measured) < 1e-9, `${est} vs ${measured}`);
+});
+
+test("calibration: the line follows each layer's HE compute, not the waits in its row", () => {
+  const mmacs = Array.from({ length: 20 }, (_, i) => (i % 5) + 0.5);
+  const m = calibrate([session(40, 2, 600, 0, mmacs, true, 5)]);
+  assert.ok(Math.abs(m.perMac_s - 2e-9) < 1e-15, `${m.perMac_s}`);
+  assert.ok(Math.abs(m.perLayer_s - 0.04) < 1e-9, `${m.perLayer_s}`);
+  // from the rows' wall times alone the waits would bend it
+  const w = calibrate([session(40, 2, 600, 0, mmacs, false, 5)]);
+  assert.ok(Math.abs(w.perLayer_s - 0.04) > 1e-3, `${w.perLayer_s}`);
 });
 
 test('linearFit: exact line, non-negative terms, degenerate inputs keep the sum', () => {

@@ -213,8 +213,10 @@ export function formatComparison(reps: PiReport[]): string {
 /**
  * Cost-model parameters from measured costs (src/reduce/costmodel.ts), from sessions without link shaping:
  * - the linear layers: each conv/fc op's time t = client offline time + server online time is fitted as
- *   t = perLayer + perMac * MACs by least squares over every layer of every session (`linearFit`); for small layers
- *   the HE work is nearly all per layer (ciphertexts, not MACs: docs/pi.md "Per-layer cost and fusion");
+ *   t = perLayer + perMac * MACs over every layer of every session (`linearFit`): the line's shape from the layers'
+ *   own HE compute (both parties; the wall times where there is none, e.g. dealer preprocessing), scaled to keep
+ *   the sum of t; for small layers the HE work is nearly all per layer (ciphertexts, not MACs: docs/pi.md
+ *   "Per-layer cost and fusion");
  * - per ReLU protocol, compute_s = client offline + online time of the ReLU ops, less the server's online linear work
  *   the client waits for inside them, / ReLUs, bytes = their client-server bytes / ReLUs, flights = their online
  *   flights / ReLU ops;
@@ -233,7 +235,8 @@ export function calibrate(reports: PiReport[]): CostModel {
     setupT = 0,
     layers = 0;
   const linT: number[] = [],
-    linMacs: number[] = [];
+    linMacs: number[] = [],
+    linHe: number[] = [];
   let onMacT = 0,
     onRestT = 0;
   const relu = new Map<
@@ -263,6 +266,7 @@ export function calibrate(reports: PiReport[]): CostModel {
         macs += o.macs;
         linT.push((o.offline.ms + o.serverOnlineMs) / 1e3);
         linMacs.push(o.macs);
+        linHe.push((o.heMs.client + o.heMs.server) / 1e3);
         layers++;
         opT += o.offline.ms / 1e3;
         r.t -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
@@ -275,7 +279,14 @@ export function calibrate(reports: PiReport[]): CostModel {
     restT += (p.phases.offline.ms + p.phases.online.ms) / 1e3 - opT;
     onRestT += p.phases.online.ms / 1e3 - onT;
   }
-  const fit = linearFit(linMacs, linT, macs ? macT / macs : 0);
+  // The line's shape from each layer's own HE compute (both parties measure it per layer; a row's wall time also holds
+  // waits for the peer's earlier layers), scaled so that it keeps the rows' total time.
+  const heSum = linHe.reduce((a, v) => a + v, 0),
+    tSum = linT.reduce((a, v) => a + v, 0);
+  const shape = heSum > 0 ? linearFit(linMacs, linHe, heSum / (macs || 1)) : null,
+    fit = shape
+      ? { intercept: (shape.intercept * tSum) / heSum, slope: (shape.slope * tSum) / heSum }
+      : linearFit(linMacs, linT, macs ? macT / macs : 0);
   return {
     perMac_s: fit.slope,
     perLayer_s: fit.intercept + (layers ? Math.max(0, restT) / layers : 0),
