@@ -41,7 +41,7 @@ export interface HeParams {
  * the standard's table. The primes are the six largest p < 2^30 with p = 1 mod 16384.
  */
 export const HE_PARAMS: HeParams = {
-  id: 0x48450001,
+  id: 0x48450002, // 2: per-stream AES keys for the seeded polynomials (sample.ts)
   n: 8192,
   primes: [1073692673, 1073643521, 1073479681, 1073430529, 1073299457, 1073233921],
   decPrimes: 4,

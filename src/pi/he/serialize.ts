@@ -57,8 +57,24 @@ class BitWriter {
     }
     this.align();
   }
+  /** Residues (< 2^30 each): the bits of `bits` calls, through one accumulator word (no read-modify-write). */
   residues(r: Uint32Array): void {
-    for (let j = 0; j < r.length; j++) this.bits(r[j]!, RESIDUE_BITS);
+    const words = this.words;
+    let w = this.pos >>> 5,
+      o = this.pos & 31,
+      acc = words[w]! & ((1 << o) - 1);
+    for (let j = 0; j < r.length; j++) {
+      const v = r[j]!;
+      acc |= v << o;
+      o += RESIDUE_BITS;
+      if (o >= 32) {
+        words[w++] = acc;
+        o -= 32;
+        acc = o ? v >>> (RESIDUE_BITS - o) : 0;
+      }
+    }
+    if (o) words[w] = acc;
+    this.pos += RESIDUE_BITS * r.length;
     this.align();
   }
   finish(): Uint8Array {
@@ -108,14 +124,26 @@ class BitReader {
   residues(p: HeParams, what: string): Uint32Array {
     const { n, primes } = p,
       out = new Uint32Array(primes.length * n);
+    const words = this.words;
+    let w = this.pos >>> 5,
+      o = this.pos & 31;
     for (let i = 0; i < primes.length; i++) {
       const q = primes[i]!;
       for (let k = 0; k < n; k++) {
-        const v = this.bits(RESIDUE_BITS);
+        // the next 30 bits, as bits(30) reads them
+        let v = words[w]! >>> o;
+        if (o > 32 - RESIDUE_BITS) v |= words[w + 1]! << (32 - o);
+        v = (v & 0x3fffffff) >>> 0;
+        o += RESIDUE_BITS;
+        if (o >= 32) {
+          o -= 32;
+          w++;
+        }
         if (v >= q) throw new Error(`${what}: coefficient ${k} of prime ${i} is ${v}, not below the modulus ${q}`);
         out[i * n + k] = v;
       }
     }
+    this.pos = 32 * w + o;
     this.align();
     return out;
   }

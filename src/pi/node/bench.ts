@@ -212,12 +212,18 @@ export function formatComparison(reps: PiReport[]): string {
 
 /**
  * Cost-model parameters from measured costs (src/reduce/costmodel.ts), from sessions without link shaping:
- * perMac_s = (offline client time + online server time of the conv/fc ops) / MACs; per ReLU protocol, compute_s =
- * client offline + online time of the ReLU ops, less the server's online linear work the client waits for inside
- * them, / ReLUs, bytes = their client-server bytes / ReLUs, flights = their online flights / ReLU ops;
- * perLayer_s = the rest of the session (setup, local ops, input, output) / the number of conv/fc layers.
- * Online terms: per protocol, perRelu_s = the server's online time of the ReLU ops / their ReLUs; online.perMac_s = the server's online conv/fc time / MACs; online.perLayer_s = the rest of the client's
- * online phase / conv/fc layers.
+ * - the linear layers: each conv/fc op's time t = client offline time + server online time is fitted as
+ *   t = perLayer + perMac * MACs over every layer of every session (`linearFit`): the line's shape from the layers'
+ *   own HE compute (both parties; the wall times where there is none, e.g. dealer preprocessing), scaled to keep
+ *   the sum of t; for small layers the HE work is nearly all per layer (ciphertexts, not MACs: docs/pi.md
+ *   "Per-layer cost and fusion");
+ * - per ReLU protocol, compute_s = client offline + online time of the ReLU ops, less the server's online linear work
+ *   the client waits for inside them, / ReLUs, bytes = their client-server bytes / ReLUs, flights = their online
+ *   flights / ReLU ops;
+ * - perSession_s = the set-up phase (hello, plan, the ReLU protocol's base OTs), once per session;
+ * - the rest of the session (local ops, input, output, waits between steps) / conv/fc layers is added to perLayer.
+ * Online terms: per protocol, perRelu_s = the server's online time of the ReLU ops / their ReLUs; online.perMac_s =
+ * the server's online conv/fc time / MACs; online.perLayer_s = the rest of the client's online phase / conv/fc layers.
  */
 export function calibrate(reports: PiReport[]): CostModel {
   const timed = reports.filter((p) => p.link === describeLink(null));
@@ -226,7 +232,11 @@ export function calibrate(reports: PiReport[]): CostModel {
   let macT = 0,
     macs = 0,
     restT = 0,
+    setupT = 0,
     layers = 0;
+  const linT: number[] = [],
+    linMacs: number[] = [],
+    linHe: number[] = [];
   let onMacT = 0,
     onRestT = 0;
   const relu = new Map<
@@ -254,6 +264,9 @@ export function calibrate(reports: PiReport[]): CostModel {
       } else if (o.kind === 'conv' || o.kind === 'fc') {
         macT += (o.offline.ms + o.serverOnlineMs) / 1e3;
         macs += o.macs;
+        linT.push((o.offline.ms + o.serverOnlineMs) / 1e3);
+        linMacs.push(o.macs);
+        linHe.push((o.heMs.client + o.heMs.server) / 1e3);
         layers++;
         opT += o.offline.ms / 1e3;
         r.t -= o.serverOnlineMs / 1e3; // waited for inside the next ReLU op (or the output)
@@ -262,12 +275,22 @@ export function calibrate(reports: PiReport[]): CostModel {
       }
     }
     relu.set(p.relu, r);
-    restT += (p.phases.setup.ms + p.phases.offline.ms + p.phases.online.ms) / 1e3 - opT;
+    setupT += p.phases.setup.ms / 1e3;
+    restT += (p.phases.offline.ms + p.phases.online.ms) / 1e3 - opT;
     onRestT += p.phases.online.ms / 1e3 - onT;
   }
+  // The line's shape from each layer's own HE compute (both parties measure it per layer; a row's wall time also holds
+  // waits for the peer's earlier layers), scaled so that it keeps the rows' total time.
+  const heSum = linHe.reduce((a, v) => a + v, 0),
+    tSum = linT.reduce((a, v) => a + v, 0);
+  const shape = heSum > 0 ? linearFit(linMacs, linHe, heSum / (macs || 1)) : null,
+    fit = shape
+      ? { intercept: (shape.intercept * tSum) / heSum, slope: (shape.slope * tSum) / heSum }
+      : linearFit(linMacs, linT, macs ? macT / macs : 0);
   return {
-    perMac_s: macs ? macT / macs : 0,
-    perLayer_s: layers ? Math.max(0, restT) / layers : 0,
+    perMac_s: fit.slope,
+    perLayer_s: fit.intercept + (layers ? Math.max(0, restT) / layers : 0),
+    perSession_s: setupT / timed.length,
     online: { perMac_s: macs ? onMacT / macs : 0, perLayer_s: layers ? Math.max(0, onRestT) / layers : 0 },
     relu: Object.fromEntries(
       [...relu]
@@ -284,6 +307,33 @@ export function calibrate(reports: PiReport[]): CostModel {
     ),
     source: `deepreduce pi bench, ${new Date().toISOString()}, ${timed.map((r) => `${r.plan.arch}/${r.relu}`).join(', ')}`,
   };
+}
+
+/**
+ * Least squares t = intercept + slope * x with both terms non-negative (a negative one is set to 0 and the other
+ * refitted); fewer than two distinct x: intercept 0 and `ratio` (sum t / sum x). The fitted line keeps the sum of
+ * the measured times when both terms are positive, so a calibrated network's estimate is unchanged by the split.
+ */
+export function linearFit(
+  x: readonly number[],
+  t: readonly number[],
+  ratio: number,
+): { intercept: number; slope: number } {
+  const n = x.length;
+  if (n < 2 || x.every((v) => v === x[0])) return { intercept: 0, slope: ratio };
+  const mx = x.reduce((a, b) => a + b, 0) / n,
+    mt = t.reduce((a, b) => a + b, 0) / n;
+  let sxt = 0,
+    sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxt += (x[i]! - mx) * (t[i]! - mt);
+    sxx += (x[i]! - mx) ** 2;
+  }
+  const slope = sxt / sxx,
+    intercept = mt - slope * mx;
+  if (slope < 0) return { intercept: Math.max(0, mt), slope: 0 };
+  if (intercept < 0) return { intercept: 0, slope: ratio };
+  return { intercept, slope };
 }
 
 export type { PartyReport };

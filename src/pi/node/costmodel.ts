@@ -17,14 +17,18 @@ export interface ReluCost {
 /**
  * PI latency model for a ReLU protocol over a link:
  *   seconds = relus * (compute + bytes * 8 / bandwidth) + reluOps * flights * RTT / 2 + macs * perMac + layers * perLayer
- * (without a link profile only the compute terms). perMac covers the linear layers on shares and their
- * preprocessing, perLayer the rest per layer (local ops, framing). Defaults come from the costs measured on this
- * machine (docs/pi.md, docs/pi-crypto.md); `deepreduce pi bench --relu gc,ot --calibrate FILE` writes measured
- * values that replace them.
+ *             + perSession
+ * (without a link profile only the compute terms). perMac and perLayer are a line fitted to the linear layers' times
+ * (HE preprocessing and the online layer: for small layers mostly per layer, the ciphertexts), perLayer also the rest
+ * per layer (local ops, framing); perSession the set-up (hello, plan, base OTs), which no reduction changes. Defaults
+ * come from the costs measured on this machine (docs/pi.md, docs/pi-crypto.md); `deepreduce pi bench --relu gc,ot
+ * --calibrate FILE` writes measured values that replace them.
  */
 export interface CostModel {
   perMac_s: number;
   perLayer_s: number;
+  /** Once per session (the set-up phase); files without it (older calibrations) folded it into perLayer_s. */
+  perSession_s: number;
   relu: Record<string, ReluCost>;
   /** Online seconds of the rest (only in calibrated models): the server's linear layers per MAC, and the session's
    *  other online work (input, output, local ops) per conv/fc layer. */
@@ -42,8 +46,10 @@ export const defaultCostModel: CostModel = {
   // ResNet18 32x32 full, C100_230K and C100_12K, he preprocessing, TLS), rounded.
   // HE preprocessing and the online linear layers, per MAC.
   perMac_s: 11e-9,
-  // per conv/fc layer: the session's set-up (base OTs), framing and local ops.
+  // per conv/fc layer: the session's set-up (base OTs), framing and local ops (this calibration predates the
+  // perSession term: it holds the set-up, ~0.75 s, spread over ResNet18's 21 layers).
   perLayer_s: 36e-3,
+  perSession_s: 0,
   relu: {
     // garbled circuits: 6,920 B (docs/pi-crypto.md); labels, colour bits.
     gc: { compute_s: 53e-6, bytes: 6920, flights: 2 },
@@ -99,6 +105,7 @@ export function loadCostModel(file?: string): CostModel {
   return {
     perMac_s: num(j, 'perMac_s', file),
     perLayer_s: num(j, 'perLayer_s', file),
+    perSession_s: j.perSession_s === undefined ? 0 : num(j, 'perSession_s', file),
     relu,
     ...(online ? { online } : {}),
     source: file,
@@ -125,7 +132,7 @@ export function estimateLatency(
   const wire = ctx.link
     ? relus * ((r.bytes * 8) / ctx.link.bandwidth) + (relus ? reluOps : 0) * r.flights * (ctx.link.rttMs / 2e3)
     : 0;
-  return relus * r.compute_s + wire + macs * m.perMac_s + layers * m.perLayer_s;
+  return relus * r.compute_s + wire + macs * m.perMac_s + layers * m.perLayer_s + m.perSession_s;
 }
 
 /**

@@ -120,7 +120,7 @@ test('malformed messages are refused naming the message and the fault', () => {
           P,
           'he public key',
         ),
-      /he public key: parameter set 48000001, expected 48450001/,
+      /he public key: parameter set 48000002, expected 48450002/,
     ],
   ];
   for (const [f, re] of cases) assert.throws(f, re);

@@ -123,6 +123,43 @@ export interface HeLayerJob {
   floodBits: number;
   /** Keys the thread's coins (re-randomisation, errors, flooding) for this layer: 16 bytes of the server's randomness. */
   seed: Uint8Array;
+  /** Names the layer's weights and packing across sessions for the thread's kernel cache (kernelCacheKey). */
+  kernelKey?: string;
+}
+
+/**
+ * The server's kernel polynomials (NTT domain) kept across sessions, per thread, up to a byte budget: they depend
+ * only on the weights and the plan's packing, and transforming them is a fixed cost of every layer and session
+ * (L NTTs and the encoding per polynomial). Entries are never evicted: the first layers that fit stay (a server
+ * serves one model). `kernelCacheBytes` sets the budget (0 turns it off).
+ */
+const kernelCache = new Map<string, Uint32Array>();
+let kernelCacheBudget = 128 * 2 ** 20,
+  kernelCacheUsed = 0;
+
+/** Sets this thread's kernel cache budget in bytes (0: none) and empties the cache; returns the old budget. */
+export function kernelCacheBytes(bytes: number): number {
+  const old = kernelCacheBudget;
+  kernelCacheBudget = Math.max(0, bytes);
+  kernelCache.clear();
+  kernelCacheUsed = 0;
+  return old;
+}
+
+/** Bytes held by this thread's kernel cache. */
+export const kernelCacheHeld = (): number => kernelCacheUsed;
+
+const weightIds = new WeakMap<Float64Array, string>();
+let nextWeightId = 0;
+
+/**
+ * A key for a layer's kernels: one id per weights array of this thread (a ServerModel's layers keep theirs for the
+ * model's life), with the geometry and packing. Worker threads receive it in the job (their weights are copies).
+ */
+export function kernelCacheKey(weights: Float64Array, g: LinearGeometry, pk: Packing): string {
+  let id = weightIds.get(weights);
+  if (!id) weightIds.set(weights, (id = `w${nextWeightId++}`));
+  return `${id}|${JSON.stringify(g)}|${pk.th},${pk.tw},${pk.cw},${pk.on}`;
 }
 
 /** Computes some output groups of a layer elsewhere, with the parameters it was made for. */
@@ -159,6 +196,7 @@ export function groupResponses(
   s: R64,
   floodBits: number,
   rand: Random,
+  cacheKey?: string,
 ): ResponseCts[] {
   const n = e.n,
     m = e.mark();
@@ -171,11 +209,21 @@ export function groupResponses(
         continue;
       }
       const poly = e.poly(e.L, false),
-        k = e.i32(scratch, n);
-      k.fill(0);
-      L.kernel(ig, og, weights, k);
-      e.small(poly, scratch, false);
-      e.forward(poly);
+        key = cacheKey && kernelCacheBudget > 0 ? `${cacheKey}|${ig}|${og}` : null,
+        hit = key ? kernelCache.get(key) : undefined;
+      if (hit && hit.length === e.L * n) {
+        e.words(poly).set(hit);
+      } else {
+        const k = e.i32(scratch, n);
+        k.fill(0);
+        L.kernel(ig, og, weights, k);
+        e.small(poly, scratch, false);
+        e.forward(poly);
+        if (key && kernelCacheUsed + 4 * e.L * n <= kernelCacheBudget) {
+          kernelCache.set(key, e.words(poly).slice());
+          kernelCacheUsed += 4 * e.L * n;
+        }
+      }
       kernels.push(poly);
     }
     const cts: ResponseCts[] = [];
@@ -201,6 +249,9 @@ export function groupResponses(
     e.release(m);
   }
 }
+
+/** choosePacking's answers by their inputs (HePreprocessor.chosen); bounded, since a client computes them for any plan. */
+const chosenPackings = new Map<string, Packing>();
 
 export class HePreprocessor implements Preprocessor {
   readonly name = 'he';
@@ -231,25 +282,35 @@ export class HePreprocessor implements Preprocessor {
    */
   private readonly packings = new Map<string, Packing>();
   private packingOf(shape: LinearShape, g: LinearGeometry): Packing {
-    const p = this.params,
-      key = `${shape.op}:${shape.name}`;
+    const key = `${shape.op}:${shape.name}`;
     let pk = this.packings.get(key);
     if (!pk) {
-      pk =
-        this.o.packing?.(shape, g) ??
-        choosePacking(
-          g,
-          p.n,
-          p.primes.length,
-          p.c1Bits,
-          p.c0Bits,
-          (taps) => budgetFits(p, taps, shape.maxWeight).ok,
-          this.cost,
-          shape.name,
-        ).pk;
+      pk = this.o.packing?.(shape, g) ?? this.chosen(shape, g);
       this.packings.set(key, pk);
     }
     return pk;
+  }
+
+  /** The cost model's packing, memoised per process: a pure function of public values, ~1-25 ms per layer. */
+  private chosen(shape: LinearShape, g: LinearGeometry): Packing {
+    const p = this.params,
+      key = JSON.stringify([g, p, shape.maxWeight, this.cost]);
+    let pk = chosenPackings.get(key);
+    if (!pk) {
+      pk = choosePacking(
+        g,
+        p.n,
+        p.primes.length,
+        p.c1Bits,
+        p.c0Bits,
+        (taps) => budgetFits(p, taps, shape.maxWeight).ok,
+        this.cost,
+        shape.name,
+      ).pk;
+      if (chosenPackings.size >= 4096) chosenPackings.clear();
+      chosenPackings.set(key, pk);
+    }
+    return { ...pk };
   }
 
   /**
@@ -431,6 +492,7 @@ export class HePreprocessor implements Preprocessor {
     const par = this.o.parallel && this.o.parallel.alive !== false && L.outGroups > 1 ? this.o.parallel : null,
       T = par ? par.threads + 1 : 1;
     const remote = new Map<number, Promise<ResponseCts[]>>();
+    const kernelKey = kernelCacheKey(weights, g, packing);
     if (par) {
       const ogs = Array.from({ length: L.outGroups }, (_, og) => og).filter((og) => og % T !== 0);
       // own buffers only: structured cloning a view copies its whole buffer
@@ -447,6 +509,7 @@ export class HePreprocessor implements Preprocessor {
         s: { lo: s.lo.slice(), hi: s.hi.slice() },
         floodBits,
         seed: ctx.random.bytes(16),
+        kernelKey,
       };
       par.groups(job, ogs).forEach((pr, k) => {
         pr.catch(() => {});
@@ -461,7 +524,7 @@ export class HePreprocessor implements Preprocessor {
         t = now();
         const cts =
           og % T === 0
-            ? groupResponses(e, this.pk, L, weights, inputs, og, s, floodBits, ctx.random)
+            ? groupResponses(e, this.pk, L, weights, inputs, og, s, floodBits, ctx.random, kernelKey)
             : await remote.get(og)!;
         ctx.peer.send(writeResponses(p, shape.op, og * L.tiles, cts));
         ms += now() - t;

@@ -38,7 +38,7 @@ async function run(r: WorkerRequest): Promise<void> {
     // the layer's coins: an AES-CTR stream keyed by the 16 bytes the session drew for it
     const rand = new Prg(job.seed);
     for (const og of ogs) {
-      const cts = groupResponses(e, pk, L, job.weights, inputs, og, job.s, job.floodBits, rand);
+      const cts = groupResponses(e, pk, L, job.weights, inputs, og, job.s, job.floodBits, rand, job.kernelKey);
       post(
         { id, og, cts },
         cts.flatMap((c) => [c.c1.buffer as ArrayBuffer, c.c0.buffer as ArrayBuffer]),
