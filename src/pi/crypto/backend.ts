@@ -4,6 +4,9 @@
 // The P-256 scalar multiplications of the base OTs (P256Backend) are split the same way: ECDH of node:crypto, or
 // WebCrypto ECDH (asynchronous, hence the batched, promise-returning interface).
 import { platformBackend, platformP256 } from './platform.js';
+import type { P256Backend } from './ec.js';
+
+export type { EcKey, P256Backend } from './ec.js';
 
 /** An AES-128-CTR keystream (zero IV, 128-bit big-endian counter) that continues across calls. */
 export interface KeyStream {
@@ -22,33 +25,7 @@ export interface CryptoBackend {
 
 export const cryptoBackend: CryptoBackend = platformBackend;
 
-/** A P-256 key pair: d a 32-byte big-endian scalar in [1, n-1], pub = d·G as a 65-byte uncompressed point. */
-export interface EcKey {
-  readonly d: Uint8Array;
-  readonly pub: Uint8Array;
-}
-
-/** Native P-256 scalar multiplication; the caller validates every point it passes (on the curve, not the identity). */
-export interface P256Backend {
-  readonly name: string;
-  /** The key pair of each scalar (fixed-base multiplication). */
-  keys(scalars: readonly Uint8Array[]): Promise<EcKey[]>;
-  /**
-   * The x-coordinate (32 bytes, big-endian) of d_i·P_i for each i, where d_i is keys[i] or keys[0] if there is one
-   * key, and P_i (uncompressed) likewise points[i] or points[0]: plain ECDH.
-   */
-  sharedX(keys: readonly EcKey[], points: readonly Uint8Array[]): Promise<Uint8Array[]>;
-}
-
 export const p256Backend: P256Backend = platformP256;
-
-/** The number of pairs of a sharedX() call (a list of one is broadcast); throws on lengths that do not fit. */
-export function pairCount(keys: number, points: number): number {
-  const n = Math.max(keys, points);
-  if (!keys || !points || (keys !== 1 && keys !== n) || (points !== 1 && points !== n))
-    throw new Error(`P-256 sharedX: ${keys} keys and ${points} points do not pair up`);
-  return n;
-}
 
 /** Lowercase hex of bytes. */
 export const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');

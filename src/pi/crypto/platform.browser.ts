@@ -6,7 +6,8 @@ import { ctr, ecb } from '@noble/ciphers/aes.js';
 import { sha256 } from '@noble/hashes/sha2';
 import { p256 } from '@noble/curves/nist';
 import { normalizeZ } from '@noble/curves/abstract/curve';
-import { pairCount, type CryptoBackend, type EcKey, type KeyStream, type P256Backend } from './backend.js';
+import type { CryptoBackend, KeyStream } from './backend.js';
+import { pairCount, type EcKey, type P256Backend } from './ec.js';
 import { FIXED_KEY } from './fixedkey.js';
 
 /** The 16-byte big-endian counter block of block number `block` (< 2^53). */

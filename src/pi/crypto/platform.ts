@@ -1,7 +1,8 @@
 // The Node crypto backend (backend.ts): OpenSSL through node:crypto, AES-NI. The browser bundle replaces this module
 // with platform.browser.ts.
 import { createCipheriv, createECDH, createHash, type Cipher } from 'node:crypto';
-import { pairCount, type CryptoBackend, type EcKey, type KeyStream, type P256Backend } from './backend.js';
+import type { CryptoBackend, KeyStream } from './backend.js';
+import { pairCount, type EcKey, type P256Backend } from './ec.js';
 import { FIXED_KEY } from './fixedkey.js';
 
 const ZERO_IV = new Uint8Array(16);
