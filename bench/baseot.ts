@@ -17,7 +17,7 @@ import { platformP256 as nodeEc } from '../src/pi/crypto/platform.js';
 import { platformP256 as webEc } from '../src/pi/crypto/platform.browser.js';
 import { generateIdentity } from '../src/pi/node/transport/tls.js';
 import { launchBrowser } from '../test/pi/web/browser.js';
-import { measure, variants as onBackend, type Row } from './baseot-variants.js';
+import { measure, variants as onBackend, type Row } from './lib/baseot-variants.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -51,7 +51,7 @@ async function inChromium(): Promise<Row[]> {
   const { bundleWeb } = (await import(pathToFileURL(join(root, 'scripts/build-web.mjs')).href)) as {
     bundleWeb(o: object): Promise<{ outputFiles: { path: string; text: string }[] }>;
   };
-  const b = await bundleWeb({ entry: join(root, 'bench/baseot-page.ts'), write: false, minify: false });
+  const b = await bundleWeb({ entry: join(root, 'bench/lib/baseot-page.ts'), write: false, minify: false });
   const code = b.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
   const id = await generateIdentity();
   const browser = await launchBrowser(id.cert);

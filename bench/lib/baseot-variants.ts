@@ -1,13 +1,13 @@
-// The base-OT variants of bench/baseot.ts, browser-safe (the page entry bench/baseot-page.ts runs them in Chromium):
+// The base-OT variants of bench/baseot.ts, browser-safe (the page entry lib/baseot-page.ts runs them in Chromium):
 // P-256 on the platform back-end or in pure JS, and the ristretto255 construction used before (deepreduce-pi/5).
 import { ristretto255 } from '@noble/curves/ed25519';
 import { p256 } from '@noble/curves/nist';
 import { normalizeZ } from '@noble/curves/abstract/curve';
-import type { Channel } from '../src/pi/transport/channel.js';
-import { baseOtReceive, baseOtSend } from '../src/pi/ot/baseot.js';
-import { cryptoBackend, type P256Backend } from '../src/pi/crypto/backend.js';
-import { pairCount } from '../src/pi/crypto/ec.js';
-import { systemRandom, type Random } from '../src/pi/random.js';
+import type { Channel } from '../../src/pi/transport/channel.js';
+import { baseOtReceive, baseOtSend } from '../../src/pi/ot/baseot.js';
+import { cryptoBackend, type P256Backend } from '../../src/pi/crypto/backend.js';
+import { pairCount } from '../../src/pi/crypto/ec.js';
+import { systemRandom, type Random } from '../../src/pi/random.js';
 
 const P = p256.Point;
 const toBig = (b: Uint8Array) => b.reduce((x, v) => (x << 8n) | BigInt(v), 0n);
