@@ -71,7 +71,7 @@ import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 import { boundsOf, widest, type MessageBounds } from './messages.js';
 
-export const PROTOCOL = 'deepreduce-pi/5'; // 5: the linear layers' offline messages before the ReLUs', one layer ahead
+export const PROTOCOL = 'deepreduce-pi/6'; // 6: base OTs over P-256 (5: linear offline messages before the ReLUs')
 
 export type Phase = 'setup' | 'offline' | 'online';
 

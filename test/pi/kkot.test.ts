@@ -4,6 +4,7 @@ import { channelPair } from '../../src/pi/transport/channel.js';
 import { KK_CODE_BITS, KK_MAX_N, kkCodeword, KkReceiver, KkSender, type KkPlanesHelper } from '../../src/pi/ot/kkot.js';
 import { WorkerPool } from '../../src/pi/node/workers/pool.js';
 import { otSession } from '../../src/pi/ot/session.js';
+import { baseOtMessageBytes, POINT_BYTES } from '../../src/pi/ot/baseot.js';
 import { cotChoiceCorrection, cotReceiveOnline, cotSendOnline, rotReceive64, rotSend64 } from '../../src/pi/ot/cot.js';
 import { systemRandom } from '../../src/pi/random.js';
 
@@ -101,8 +102,8 @@ test('OT session: one batch of base OTs seeds IKNP both ways and KK13; both part
   assert.ok(S.kkSender && C.kkReceiver && !S.kkReceiver && !C.kkSender);
   // 128 base OTs (the server receives the sender point A, the client 128 receiver points), A's matrix for 128 OTs
   // (to the server) and B's for 256 (to the client): nothing else.
-  assert.equal(s.stats().bytesRecv, 32 + 16 * 128);
-  assert.equal(c.stats().bytesRecv, 32 * 128 + 16 * 256);
+  assert.equal(s.stats().bytesRecv, POINT_BYTES + 16 * 128);
+  assert.equal(c.stats().bytesRecv, baseOtMessageBytes(128) + 16 * 256);
   for (const [snd, rcv] of [
     [S.sender, C.receiver],
     [C.sender, S.receiver],

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { channelPair } from '../../src/pi/transport/channel.js';
 import { connectTcp, listenTcp } from '../../src/pi/node/transport/tcp.js';
-import { baseOtSend, baseOtReceive } from '../../src/pi/ot/baseot.js';
+import { baseOtSend, baseOtReceive, POINT_BYTES } from '../../src/pi/ot/baseot.js';
 import { OtExtSender, OtExtReceiver } from '../../src/pi/ot/iknp.js';
 import { RotReceiver, RotSender } from '../../src/pi/ot/ot.js';
 import { reluCircuit } from '../../src/pi/gc/relu.js';
@@ -32,8 +32,8 @@ test('base OT: the receiver gets exactly k_c', async () => {
   const [x, y] = channelPair();
   const p = baseOtSend(x, 1);
   await y.recv();
-  y.send(new Uint8Array(32).fill(255));
-  await assert.rejects(p, /receiver point 0 is not a valid ristretto255 point/);
+  y.send(new Uint8Array(POINT_BYTES).fill(4));
+  await assert.rejects(p, /receiver point 0 is not a valid P-256 point/);
 });
 
 test('IKNP: correlated OT, and chosen-message and random OT on it; the sender sees only masked choices', async () => {
@@ -125,6 +125,6 @@ test('end to end over TCP: client labels by correlated OT, garbled ReLUs, client
   await l.close();
   for (let i = 0; i < n; i++) assert.equal(BigInt(z[i]), rescaleRef('relu', k, f, a[i], b[i], r[i]));
   // Server-bound traffic: the base-OT point A, then 16 bytes per client input bit (OT matrix, padded to 128).
-  assert.equal(server.recv, 32 + 16 * Math.ceil((k * n) / 128) * 128 + 1);
+  assert.equal(server.recv, POINT_BYTES + 16 * Math.ceil((k * n) / 128) * 128 + 1);
   assert.ok(server.sent < n * (32 * circ.numAnd + 2 * k * 16 + 8) + 10_000);
 });

@@ -1,7 +1,12 @@
 // The symmetric primitives of the protocol behind one small interface, chosen when the module graph loads: Node gets
 // node:crypto (OpenSSL, AES-NI; platform.ts), the browser bundle gets @noble/ciphers and @noble/hashes (synchronous
 // pure JS; platform.browser.ts), swapped in by the bundler (scripts/build-web.mjs). Every call site stays synchronous.
-import { platformBackend } from './platform.js';
+// The P-256 scalar multiplications of the base OTs (P256Backend) are split the same way: ECDH of node:crypto, or
+// WebCrypto ECDH (asynchronous, hence the batched, promise-returning interface).
+import { platformBackend, platformP256 } from './platform.js';
+import type { P256Backend } from './ec.js';
+
+export type { EcKey, P256Backend } from './ec.js';
 
 /** An AES-128-CTR keystream (zero IV, 128-bit big-endian counter) that continues across calls. */
 export interface KeyStream {
@@ -19,6 +24,8 @@ export interface CryptoBackend {
 }
 
 export const cryptoBackend: CryptoBackend = platformBackend;
+
+export const p256Backend: P256Backend = platformP256;
 
 /** Lowercase hex of bytes. */
 export const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');

@@ -1,7 +1,8 @@
 // The Node crypto backend (backend.ts): OpenSSL through node:crypto, AES-NI. The browser bundle replaces this module
 // with platform.browser.ts.
-import { createCipheriv, createHash, type Cipher } from 'node:crypto';
+import { createCipheriv, createECDH, createHash, type Cipher } from 'node:crypto';
 import type { CryptoBackend, KeyStream } from './backend.js';
+import { pairCount, type EcKey, type P256Backend } from './ec.js';
 import { FIXED_KEY } from './fixedkey.js';
 
 const ZERO_IV = new Uint8Array(16);
@@ -38,5 +39,31 @@ export const platformBackend: CryptoBackend = {
     const h = createHash('sha256');
     for (const p of parts) h.update(p);
     return new Uint8Array(h.digest());
+  },
+};
+
+// P-256 through OpenSSL's ECDH (synchronous; one object, its private key set only when it changes). setPrivateKey
+// computes d·G, computeSecret returns x(d·P) and refuses points off the curve.
+export const platformP256: P256Backend = {
+  name: 'node:crypto ECDH prime256v1 (OpenSSL)',
+  async keys(scalars) {
+    const e = createECDH('prime256v1');
+    return scalars.map((d) => {
+      e.setPrivateKey(d);
+      return { d, pub: new Uint8Array(e.getPublicKey()) };
+    });
+  },
+  async sharedX(keys, points) {
+    const n = pairCount(keys.length, points.length);
+    const e = createECDH('prime256v1');
+    let cur: EcKey | null = null;
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const k = keys.length === 1 ? keys[0]! : keys[i]!;
+      if (k !== cur) e.setPrivateKey(k.d);
+      cur = k;
+      out.push(new Uint8Array(e.computeSecret(points.length === 1 ? points[0]! : points[i]!)));
+    }
+    return out;
   },
 };

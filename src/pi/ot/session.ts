@@ -10,6 +10,7 @@
 import type { Channel } from '../transport/channel.js';
 import type { Random } from '../random.js';
 import { iknp } from './iknp.js';
+import { baseOtMessageBytes } from './baseot.js';
 import { RotReceiver, RotSender, type CotExtension } from './ot.js';
 import { KK_CODE_BITS, KkReceiver, KkSender, type KkPlanesHelper } from './kkot.js';
 
@@ -54,7 +55,10 @@ export interface LeafOt {
 const split16 = (b: Uint8Array, n: number) => Array.from({ length: n }, (_, i) => b.slice(16 * i, 16 * i + 16));
 
 /** Bytes of the set-up's largest message each way: A's matrix for 128 OTs (C -> S); the base OTs' receiver points and B's matrix for 256 OTs (S -> C). */
-export const OT_SESSION_MAX_BYTES = { toServer: 16 * 128, toClient: 32 * 128 };
+export const OT_SESSION_MAX_BYTES = {
+  toServer: 16 * 128,
+  toClient: Math.max(baseOtMessageBytes(128), 16 * KK_CODE_BITS),
+};
 
 /**
  * Runs this party's half of the session's OT set-up (both parties call it concurrently, with their roles). Every coin

@@ -11,6 +11,7 @@ import { RotReceiver, RotSender } from './ot.js';
 import { ncoReceivePads, ncoSendPlanes } from './nco.js';
 import { bootCount, FerretReceiver, FerretSender, roundsFor, SILENT_PARAMS, type SilentParams } from './ferret.js';
 import { roundMessageBytes } from './lpn.js';
+import { baseOtMessageBytes } from './baseot.js';
 import type { OtRole, OtSession } from './session.js';
 
 const split16 = (b: Uint8Array, n: number) => Array.from({ length: n }, (_, i) => b.slice(16 * i, 16 * i + 16));
@@ -19,7 +20,7 @@ const split16 = (b: Uint8Array, n: number) => Array.from({ length: n }, (_, i) =
 export function silentSessionMaxBytes(p: SilentParams = SILENT_PARAMS): { toServer: number; toClient: number } {
   const m = 16 * Math.ceil(bootCount(p) / 128) * 128,
     r = roundMessageBytes(p.boot[0] ?? p.main);
-  return { toServer: Math.max(m, r, 32 * 128), toClient: Math.max(m, r, 32 * 128) };
+  return { toServer: Math.max(m, r, baseOtMessageBytes(128)), toClient: Math.max(m, r, baseOtMessageBytes(128)) };
 }
 
 /** The round messages reserve(a, b) may send: rounds of A to the client, then of B to the server. */
