@@ -40,6 +40,7 @@ import {
   opInputs,
   reluCount,
   reluElements,
+  DEFAULT_PLAN_BOUNDS,
   type PlanBounds,
   type PublicPlan,
   type ServerModel,
@@ -70,8 +71,22 @@ import { clientRandomness, serverRandomness, type ClientRandomness, type ServerR
 import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 import { boundsOf, widest, type MessageBounds } from './messages.js';
+import {
+  checkOfflineWish,
+  checkSchedule,
+  lastUses,
+  offlineMode,
+  offlineWish,
+  planDeadlines,
+  planMaxBytes,
+  planSchedule,
+  releaseValues,
+  segments,
+  type OfflineMode,
+  type OfflineWish,
+} from './schedule.js';
 
-export const PROTOCOL = 'deepreduce-pi/5'; // 5: the linear layers' offline messages before the ReLUs', one layer ahead
+export const PROTOCOL = 'deepreduce-pi/6'; // 6: the offline schedule (hello: offline; plan message: schedule)
 
 export type Phase = 'setup' | 'offline' | 'online';
 
@@ -113,7 +128,7 @@ export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536
 
 /** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
 export const HELLO_MAX_BYTES = 4096;
-export const PLAN_MAX_BYTES = 1 << 20;
+export const PLAN_MAX_BYTES = planMaxBytes(DEFAULT_PLAN_BOUNDS);
 /** Largest ReLU batch a client accepts from a server (it sizes the garbled-tables messages). */
 export const MAX_BATCH = 1 << 20;
 
@@ -317,6 +332,9 @@ export interface SessionOptions {
   dealer?: DealerLink;
   deadlines?: Partial<Deadlines>;
   hooks?: SessionHooks;
+  /** When to run the offline work (schedule.ts): the client asks for it, the server decides (default: the client's
+   *  wish, else all before the image). */
+  offline?: OfflineMode;
 }
 
 export interface ServerSessionOptions extends SessionOptions {
@@ -356,6 +374,7 @@ interface Hello {
   relu: string;
   session: string;
   timings?: boolean;
+  offline?: OfflineWish;
 }
 
 const reluSite = (plan: PublicPlan, i: number): ReluSite => {
@@ -395,6 +414,7 @@ export function sessionLimits(
   batch: number,
   relu: ReluProtocol,
   prep: Preprocessor,
+  streamed = false,
 ): Record<Phase, PhaseLimits> {
   const rl = relu.maxMessageBytes(reluSites(plan), { batch });
   const pl = prep.maxMessageBytes(linearShapes(plan));
@@ -413,6 +433,8 @@ export function sessionLimits(
       ]),
     ),
   };
+  // A streamed session's online phase carries the later layers' offline messages.
+  if (streamed) own.online = widest(own.online, own.offline);
   const out = {} as Record<Phase, PhaseLimits>;
   PHASES.forEach((p, k) => {
     const later = PHASES.slice(k).map((q) => own[q]);
@@ -503,7 +525,7 @@ function checkHello(h: unknown): Hello {
       `client speaks protocol '${String(o.protocol).slice(0, 40)}', expected '${PROTOCOL}'`,
     );
   for (const k of Object.keys(o))
-    if (!['protocol', 'preprocess', 'relu', 'session', 'timings'].includes(k))
+    if (!['protocol', 'preprocess', 'relu', 'session', 'timings', 'offline'].includes(k))
       throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
   if (typeof o.preprocess !== 'string' || typeof o.relu !== 'string')
     throw malformed('client hello: preprocess and relu must be names');
@@ -515,6 +537,7 @@ function checkHello(h: unknown): Hello {
     relu: o.relu,
     session: checkSessionId(o.session, 'client hello'),
     timings: o.timings === true,
+    ...(o.offline !== undefined ? { offline: checkOfflineWish(o.offline, 'client hello') } : {}),
   };
 }
 
@@ -605,10 +628,15 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
         );
       }
     }
-    const lim = sessionLimits(plan, batch, reluProto, prep);
+    // The offline schedule: the server's choice, else the client's wish (schedule.ts).
+    const hw = hello.offline,
+      schedule = planSchedule(plan, o.offline ?? (hw !== undefined ? offlineMode(hw) : { mode: 'all' })),
+      streamed = schedule.length > 1;
+    Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
+    const lim = sessionLimits(plan, batch, reluProto, prep, streamed);
     const phase = { ch, role: 'server', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase);
-    ch.sendJson({ plan, batch });
+    ch.sendJson({ plan, batch, schedule });
     const random = o.random ?? serverRandomness();
     const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
     if (prep.needsDealer) {
@@ -629,66 +657,75 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     rec.end('setup');
 
     enterPhase('offline', phase);
-    // The linear layers first, then the ReLU ops (the client's order: runClient).
-    for (let i = 0; i < plan.ops.length; i++) {
-      const op = plan.ops[i]!;
-      if (op.op !== 'conv' && op.op !== 'fc') continue;
-      prepS[i] = await rec.step(
-        'offline',
-        i,
-        op.name,
-        op.op,
-        { macs: macsOf(plan, i) },
-        () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear),
-        () => prep.lastComputeMs?.(),
-      );
-    }
-    for (let i = 0; i < plan.ops.length; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'relu')
-        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
-      else if (op.op === 'maxpool')
-        await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, async () => {
-          for (const s of maxPoolSites(plan, i)) await relu!.offline(s);
-        });
-    }
-    rec.end('offline');
-
-    enterPhase('online', phase);
-    for (let i = 0; i < plan.ops.length; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'input') {
-        vals.push(
-          await rec.step('online', i, 'input', 'input', {}, async () =>
-            r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share'),
-          ),
+    const lastUse = lastUses(plan);
+    // Per segment of the schedule (one unless streamed): its offline part, then its online part.
+    for (const [seg, [lo, hi]] of segments(schedule, plan.ops.length).entries()) {
+      // The linear layers first, then the ReLU ops (the client's order: runClient).
+      for (let i = lo; i < hi; i++) {
+        const op = plan.ops[i]!;
+        if (op.op !== 'conv' && op.op !== 'fc') continue;
+        prepS[i] = await rec.step(
+          'offline',
+          i,
+          op.name,
+          op.op,
+          { macs: macsOf(plan, i) },
+          () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear),
+          () => prep.lastComputeMs?.(),
         );
-      } else if (op.op === 'conv' || op.op === 'fc') {
-        vals.push(
-          await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
-            const s = secret[i]!;
-            const y = s.linear.apply(vals[op.input]!);
-            const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
-            prepS[i] = null;
-            return v;
-          }),
-        );
-      } else if (op.op === 'relu') {
-        vals.push(
-          await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () =>
-            serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!),
-          ),
-        );
-      } else if (op.op === 'maxpool') {
-        vals.push(
-          await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
-            serverOnlineMaxPool(relu!, maxPoolSites(plan, i), maxPoolTree(op), vals[op.input]!),
-          ),
-        );
-      } else {
-        vals.push(localOp(plan, i, vals, 'server'));
       }
-      o.hooks?.onValue?.(i, vals[i]!);
+      for (let i = lo; i < hi; i++) {
+        const op = plan.ops[i]!;
+        if (op.op === 'relu')
+          await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+            relu!.offline(reluSite(plan, i)),
+          );
+        else if (op.op === 'maxpool')
+          await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, async () => {
+            for (const s of maxPoolSites(plan, i)) await relu!.offline(s);
+          });
+      }
+      if (seg === 0) {
+        rec.end('offline');
+        enterPhase('online', phase);
+      }
+      for (let i = lo; i < hi; i++) {
+        const op = plan.ops[i]!;
+        if (op.op === 'input') {
+          vals.push(
+            await rec.step('online', i, 'input', 'input', {}, async () =>
+              r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share'),
+            ),
+          );
+        } else if (op.op === 'conv' || op.op === 'fc') {
+          vals.push(
+            await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
+              const s = secret[i]!;
+              const y = s.linear.apply(vals[op.input]!);
+              const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
+              prepS[i] = null;
+              return v;
+            }),
+          );
+        } else if (op.op === 'relu') {
+          vals.push(
+            await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+              serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!),
+            ),
+          );
+        } else if (op.op === 'maxpool') {
+          vals.push(
+            await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+              serverOnlineMaxPool(relu!, maxPoolSites(plan, i), maxPoolTree(op), vals[op.input]!),
+            ),
+          );
+        } else {
+          vals.push(localOp(plan, i, vals, 'server'));
+        }
+        o.hooks?.onValue?.(i, vals[i]!);
+      }
+      // A streamed session holds only the values a later op reads.
+      if (streamed) releaseValues(vals, lastUse, hi);
     }
     await rec.step('online', -1, 'output', 'output', {}, () => ch.send(r64ToBytes(vals[vals.length - 1]!)));
     rec.end('online');
@@ -743,6 +780,8 @@ async function clientShares(
   prep: Preprocessor,
   ctx: PreprocessContext,
   random: ClientRandomness,
+  lo = 0,
+  hi = plan.ops.length,
 ): Promise<{ masks: (R64 | null)[]; pools: Map<number, ClientMaxPool> }> {
   const masks: (R64 | null)[] = plan.ops.map(() => null);
   const pools = new Map<number, ClientMaxPool>();
@@ -773,7 +812,7 @@ async function clientShares(
     }
     return cv[k]!;
   };
-  for (let i = 0; i < plan.ops.length; i++) {
+  for (let i = lo; i < hi; i++) {
     const op = plan.ops[i]!;
     if (op.op === 'input') {
       const c0 = random.inputMask(op.size);
@@ -807,7 +846,7 @@ async function clientShares(
     }
   }
   while (pending.length) await finishOldest();
-  for (let i = 0; i < plan.ops.length; i++) await value(i);
+  for (let i = lo; i < hi; i++) await value(i);
   return { masks, pools };
 }
 
@@ -843,14 +882,18 @@ export function runClient(
       relu: reluProto.name,
       session,
       ...(o.timings ? { timings: true } : {}),
+      ...(o.offline ? { offline: offlineWish(o.offline) } : {}),
     } satisfies Hello);
-    const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
+    const got = await recvJsonChecked<{ plan: unknown; batch: unknown; schedule: unknown }>(ch, 'plan');
     if (!got || typeof got !== 'object') throw malformed(`${ch.name}: plan message is not an object`);
     const plan = checkPlan(got.plan, `${ch.name}: plan`, o.planBounds);
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
       throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
-    const lim = sessionLimits(plan, batch, reluProto, prep);
+    const schedule = checkSchedule(got.schedule, plan, `${ch.name}: plan`),
+      streamed = schedule.length > 1;
+    Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
+    const lim = sessionLimits(plan, batch, reluProto, prep, streamed);
     const phase = { ch, role: 'client', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase, false);
     const in0 = plan.ops[0]!;
@@ -870,33 +913,40 @@ export function runClient(
     rec.end('setup');
 
     enterPhase('offline', phase);
-    const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random);
-    plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
-    for (let i = 0; i < plan.ops.length; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'maxpool')
-        await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
-          clientOfflineMaxPool(relu!, maxPoolSites(plan, i), pools.get(i)!),
+    const lastUse = lastUses(plan);
+    // Per segment of the schedule (one unless streamed): its offline part, then its online part.
+    for (const [seg, [lo, hi]] of segments(schedule, plan.ops.length).entries()) {
+      const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random, lo, hi);
+      for (let i = lo; i < hi; i++) o.hooks?.onValue?.(i, cv[i]!);
+      for (let i = lo; i < hi; i++) {
+        const op = plan.ops[i]!;
+        if (op.op === 'maxpool')
+          await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+            clientOfflineMaxPool(relu!, maxPoolSites(plan, i), pools.get(i)!),
+          );
+        if (op.op !== 'relu') continue;
+        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+          clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
         );
-      if (op.op !== 'relu') continue;
-      await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
-        clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
-      );
-    }
-    rec.end('offline');
-
-    enterPhase('online', phase);
-    await rec.step('online', 0, 'input', 'input', {}, () =>
-      ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))),
-    );
-    for (let i = 0; i < plan.ops.length; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'maxpool')
-        await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
-          clientOnlineMaxPool(relu!, maxPoolSites(plan, i)),
+      }
+      if (seg === 0) {
+        rec.end('offline');
+        enterPhase('online', phase);
+        await rec.step('online', 0, 'input', 'input', {}, () =>
+          ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))),
         );
-      if (op.op !== 'relu') continue;
-      await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
+      }
+      for (let i = lo; i < hi; i++) {
+        const op = plan.ops[i]!;
+        if (op.op === 'maxpool')
+          await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+            clientOnlineMaxPool(relu!, maxPoolSites(plan, i)),
+          );
+        if (op.op !== 'relu') continue;
+        await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
+      }
+      // A streamed session holds only the shares a later op reads.
+      if (streamed) releaseValues(cv, lastUse, hi);
     }
     const last = plan.ops[plan.ops.length - 1]!;
     const out = await rec.step('online', -1, 'output', 'output', {}, async () =>
