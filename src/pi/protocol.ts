@@ -630,7 +630,11 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     }
     // The offline schedule: the server's choice, else the client's wish (schedule.ts).
     const hw = hello.offline,
-      schedule = planSchedule(plan, o.offline ?? (hw !== undefined ? offlineMode(hw) : { mode: 'all' })),
+      schedule = planSchedule(
+        plan,
+        o.offline ?? (hw !== undefined ? offlineMode(hw) : { mode: 'all' }),
+        reluProto.name,
+      ),
       streamed = schedule.length > 1;
     Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
     const lim = sessionLimits(plan, batch, reluProto, prep, streamed);

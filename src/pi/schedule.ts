@@ -53,9 +53,10 @@ export function planLayers(plan: PublicPlan): number[] {
 /**
  * Estimated bytes of offline correlations a party holds for ops [lo, hi) between their offline and online parts:
  * the linear layers' shares (8 bytes per output element) and the ReLU protocol's material per kept ReLU and max-pool
- * comparison (HELD_PER_RELU, the larger of the two parties and of the ReLU protocols, measured).
+ * comparison (heldPerRelu, the larger party's).
  */
-export function heldEstimate(plan: PublicPlan, lo: number, hi: number): number {
+export function heldEstimate(plan: PublicPlan, lo: number, hi: number, relu = 'gc'): number {
+  const HELD_PER_RELU = heldPerRelu(relu);
   let b = 0;
   for (let i = lo; i < hi; i++) {
     const o = plan.ops[i]!;
@@ -66,18 +67,22 @@ export function heldEstimate(plan: PublicPlan, lo: number, hi: number): number {
   return b;
 }
 
-/** Bytes held per ReLU from its offline to its online part, the larger party's (ot: its OT correlations; gc: tables). */
-export const HELD_PER_RELU = 1024;
+/**
+ * Bytes a party holds per ReLU from its offline to its online part, the larger party's, rounded up from a
+ * resnet18 session (test/pi/schedule.test.ts prints them): gc, the client's garbled tables (about 6.2 KB); ot, the
+ * OT correlations (under 100 B); ot-online keeps none. Unknown protocols count as gc.
+ */
+export const heldPerRelu = (relu: string): number => ({ ot: 256, 'ot-online': 64 })[relu] ?? 8192;
 
 /** The segment starts of a mode: one segment (all), one per layer, or consecutive layers within the budget. */
-export function planSchedule(plan: PublicPlan, m: OfflineMode): number[] {
+export function planSchedule(plan: PublicPlan, m: OfflineMode, relu = 'gc'): number[] {
   if (m.mode === 'all') return [0];
   const layers = planLayers(plan);
   if (m.mode === 'layer') return layers;
   const out: number[] = [];
   let acc = 0;
   layers.forEach((lo, k) => {
-    const b = heldEstimate(plan, lo, layers[k + 1] ?? plan.ops.length);
+    const b = heldEstimate(plan, lo, layers[k + 1] ?? plan.ops.length, relu);
     if (!out.length || acc + b > m.bytes) {
       out.push(lo);
       acc = 0;
