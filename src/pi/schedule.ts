@@ -43,10 +43,15 @@ const isLinear = (plan: PublicPlan, i: number) => {
   return o === 'conv' || o === 'fc';
 };
 
-/** The plan's layers: cut before each conv/fc (op 0 opens the first), as segment starts. */
+/** The plan's layers, as segment starts: cut before each conv/fc but the first (the first layer holds the input). */
 export function planLayers(plan: PublicPlan): number[] {
   const starts = [0];
-  for (let i = 1; i < plan.ops.length; i++) if (isLinear(plan, i)) starts.push(i);
+  let seen = false;
+  for (let i = 0; i < plan.ops.length; i++)
+    if (isLinear(plan, i)) {
+      if (seen) starts.push(i);
+      seen = true;
+    }
   return starts;
 }
 

@@ -26,6 +26,8 @@ function report(relu: string, link: string, reluMs: number, bytes: number, fligh
     link,
     preprocess: 'he',
     transport: 'tls',
+    offline: 'all',
+    memory: { heldClient: 0, heldServer: 0, rss: {} },
     linear: { clientMs: 0, serverMs: 0, cToS: 0, sToC: 0, wallMs: 10 },
     phases: { setup: phase(0), offline: phase(reluMs / 2 + 10), online: phase(reluMs / 2 + 5) },
     preprocessing: { clientToDealer: 0, dealerToClient: 0, serverToDealer: 0, dealerToServer: 0 },
