@@ -81,8 +81,10 @@ export async function benchProcesses(o: ProcessRun): Promise<PiReport> {
   try {
     const tls: string[] = [],
       trust: string[] = [];
-    if (o.insecure) tls.push('--insecure'), trust.push('--insecure');
-    else {
+    if (o.insecure) {
+      tls.push('--insecure');
+      trust.push('--insecure');
+    } else {
       const id = await generateIdentity();
       writeFileSync(join(dir, 'cert.pem'), id.cert);
       writeFileSync(join(dir, 'key.pem'), id.key, { mode: 0o600 });
