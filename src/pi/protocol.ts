@@ -15,7 +15,7 @@
 // correlations are made is the preprocessor's (linear/: he, the default, and dealer).
 // Messages, in order (C = client, S = server, D = dealer, a third party only with dealer preprocessing:
 // linear/dealer/dealer.ts):
-//   setup:   C hello (JSON, with a random session id), S plan (JSON); for dealer, C and S each open their own channel
+//   setup:   C hello (JSON, with a random session id), S plan (JSON, with the offline schedule); for dealer, C and S each open their own channel
 //            to D and send it the session id; the ReLU protocol's set-up (128 base OTs, OT extensions)
 //   offline: first per conv/fc the preprocessor's messages (he: C -> S its public key before the first layer, C -> S
 //            the encrypted share c, S -> C Enc(M c - s) per output group, the client one layer ahead: it sends the
@@ -24,6 +24,7 @@
 //            matrices both ways; gc: C OT matrix, S garbled tables)
 //   online:  C input share; per ReLU op the protocol's online messages (ot: 6 flights; gc: S labels of a, C colour
 //            bits); S output share; S its per-op report (JSON)
+// A streamed schedule (schedule.ts: --offline layer or a budget) runs offline then online per segment of the plan.
 // Every state has a frame limit (a small one before the hello / the plan, then per phase the largest message that
 // phase or a later one implies, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
 // that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).

@@ -135,9 +135,13 @@ export interface ScaledDeadlines {
   onlineIdleMs: number;
 }
 
-/** Work units: a kept ReLU or max-pool comparison, or 1024 MACs. The defaults fit REF_WORK (ResNet-18 at 32x32). */
-const REF_WORK = 1 << 20,
-  REF_OP = 1 << 16;
+/**
+ * Work units: a kept ReLU or max-pool comparison, or 1024 MACs. The default deadlines fit plans of up to REF_WORK
+ * units (4M: about four ResNet-18s at 32x32, which takes 8.6 s on LAN against 600 s offline), the idle timeouts ops
+ * of up to REF_OP units (a 64x64x64 ReLU op); past them they grow in proportion.
+ */
+const REF_WORK = 1 << 22,
+  REF_OP = 1 << 18;
 
 function work(plan: PublicPlan): { total: number; op: number } {
   let total = 0,

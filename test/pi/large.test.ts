@@ -96,8 +96,8 @@ test('resnet50-imagenet: frame limits cover its messages, within the channel lim
 
 test('resnet50-imagenet: deadlines grow with the plan (given ones are kept); a small plan keeps the defaults', () => {
   const d = planDeadlines(plan, DEFAULT_DEADLINES, {}, false);
-  // 9.6M ReLUs and 4.1 G MACs: over ten times ResNet-18's work at 32x32
-  assert.ok(d.offlineMs > 10 * DEFAULT_DEADLINES.offlineMs && d.onlineMs > 10 * DEFAULT_DEADLINES.onlineMs);
+  // 9.6M ReLUs, 1.6M max-pool comparisons and 4.1 G MACs: 3.6 times the work the defaults are for
+  assert.ok(d.offlineMs > 3 * DEFAULT_DEADLINES.offlineMs && d.onlineMs > 3 * DEFAULT_DEADLINES.onlineMs);
   assert.ok(d.idleMs > DEFAULT_DEADLINES.idleMs && d.onlineIdleMs > DEFAULT_DEADLINES.onlineIdleMs);
   const given = planDeadlines(plan, DEFAULT_DEADLINES, { offlineMs: 1234 }, false);
   assert.equal(given.offlineMs, 1234);
