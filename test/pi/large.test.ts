@@ -14,6 +14,7 @@ import { checkPlan, DEFAULT_PLAN_BOUNDS, planComparisons, type PublicPlan } from
 import { DEFAULT_DEADLINES, PLAN_MAX_BYTES, runClient, serveClient, sessionLimits } from '../../src/pi/protocol.js';
 import { planDeadlines, planSchedule } from '../../src/pi/schedule.js';
 import { makePreprocessor } from '../../src/pi/linear/index.js';
+import { HE_PARAMS } from '../../src/pi/he/params.js';
 import { makeReluProtocol } from '../../src/pi/relu/registry.js';
 import { channelPair, DEFAULT_LIMITS } from '../../src/pi/transport/channel.js';
 import { ERROR_FRAME_MAX, PiError } from '../../src/pi/wire.js';
@@ -58,6 +59,9 @@ test('resnet50-imagenet at 224x224: the plan passes the checks with the default 
     const back = checkPlan((JSON.parse(m) as { plan: unknown }).plan, 'peer');
     assert.equal(back.digest, plan.digest);
   }
+  // the HE flooding covers every coefficient the session decrypts (one per linear output; 2^22 did not)
+  const decrypted = plan.ops.reduce((a, o) => a + (o.op === 'conv' || o.op === 'fc' ? o.size : 0), 0);
+  assert.ok(decrypted > 2 ** 22 && decrypted <= 2 ** HE_PARAMS.sessionCoeffBits, `${decrypted} coefficients`);
   // the bounds before this network (2^23 kept ReLUs) refused it
   assert.throws(() =>
     checkPlan(JSON.parse(JSON.stringify(plan)), 'peer', { ...DEFAULT_PLAN_BOUNDS, maxRelus: 1 << 23 }),
