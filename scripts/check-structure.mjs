@@ -61,7 +61,7 @@ const PI_LAYERS = [
   ['ot'],
   ['gc', 'he', 'millionaire', 'linear/pool.ts'],
   ['plan.ts'],
-  ['relu', 'linear'],
+  ['relu', 'linear', 'schedule.ts'],
   ['protocol.ts', 'retry.ts'],
   ['image.ts', 'web'],
   ['node'],

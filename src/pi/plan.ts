@@ -178,7 +178,7 @@ const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 
 /**
  * Bounds on a plan received from a peer, so that a hostile server cannot make the client allocate or compute without
  * bound: the client holds a ring share (8 bytes) of every op's output and, with garbled ReLUs, their tables until
- * online. Defaults admit ResNet-18/WRN-sized networks at 64x64 with room to spare.
+ * online. Defaults admit ResNet-50 at 224x224 (9.6M ReLUs, 27M elements) with room to spare.
  */
 export interface PlanBounds {
   maxOps: number;
@@ -197,7 +197,7 @@ export const DEFAULT_PLAN_BOUNDS: PlanBounds = {
   maxOps: 4096,
   maxOpElements: 1 << 24,
   maxTotalElements: 1 << 26,
-  maxRelus: 1 << 23,
+  maxRelus: 1 << 25,
   maxDim: 65536,
   maxKernel: 31,
 };

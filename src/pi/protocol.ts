@@ -15,7 +15,7 @@
 // correlations are made is the preprocessor's (linear/: he, the default, and dealer).
 // Messages, in order (C = client, S = server, D = dealer, a third party only with dealer preprocessing:
 // linear/dealer/dealer.ts):
-//   setup:   C hello (JSON, with a random session id), S plan (JSON); for dealer, C and S each open their own channel
+//   setup:   C hello (JSON, with a random session id), S plan (JSON, with the offline schedule); for dealer, C and S each open their own channel
 //            to D and send it the session id; the ReLU protocol's set-up (128 base OTs, OT extensions)
 //   offline: first per conv/fc the preprocessor's messages (he: C -> S its public key before the first layer, C -> S
 //            the encrypted share c, S -> C Enc(M c - s) per output group, the client one layer ahead: it sends the
@@ -24,6 +24,7 @@
 //            matrices both ways; gc: C OT matrix, S garbled tables)
 //   online:  C input share; per ReLU op the protocol's online messages (ot: 6 flights; gc: S labels of a, C colour
 //            bits); S output share; S its per-op report (JSON)
+// A streamed schedule (schedule.ts: --offline layer or a budget) runs offline then online per segment of the plan.
 // Every state has a frame limit (a small one before the hello / the plan, then per phase the largest message that
 // phase or a later one implies, and exact sizes at each receive), every phase a deadline, and every wait an idle timeout; a party
 // that fails tells the other only an error code (wire.ts). All coins come from the session's randomness (random.ts).
@@ -40,6 +41,7 @@ import {
   opInputs,
   reluCount,
   reluElements,
+  DEFAULT_PLAN_BOUNDS,
   type PlanBounds,
   type PublicPlan,
   type ServerModel,
@@ -70,8 +72,22 @@ import { clientRandomness, serverRandomness, type ClientRandomness, type ServerR
 import { toHex } from './crypto/backend.js';
 import { ERROR_FRAME_MAX, guarded, malformed, PiError, recvChecked, recvJsonChecked } from './wire.js';
 import { boundsOf, widest, type MessageBounds } from './messages.js';
+import {
+  checkOfflineWish,
+  checkSchedule,
+  lastUses,
+  offlineMode,
+  offlineWish,
+  planDeadlines,
+  planMaxBytes,
+  planSchedule,
+  releaseValues,
+  segments,
+  type OfflineMode,
+  type OfflineWish,
+} from './schedule.js';
 
-export const PROTOCOL = 'deepreduce-pi/6'; // 6: base OTs over P-256 (5: linear offline messages before the ReLUs')
+export const PROTOCOL = 'deepreduce-pi/7'; // 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
 
 export type Phase = 'setup' | 'offline' | 'online';
 
@@ -113,7 +129,7 @@ export const limitsFor = (max: number, state: string, buffered = 2 * max + 65536
 
 /** Frame limits before the protocol knows the plan: the client's hello, and the server's plan message. */
 export const HELLO_MAX_BYTES = 4096;
-export const PLAN_MAX_BYTES = 1 << 20;
+export const PLAN_MAX_BYTES = planMaxBytes(DEFAULT_PLAN_BOUNDS);
 /** Largest ReLU batch a client accepts from a server (it sizes the garbled-tables messages). */
 export const MAX_BATCH = 1 << 20;
 
@@ -317,6 +333,9 @@ export interface SessionOptions {
   dealer?: DealerLink;
   deadlines?: Partial<Deadlines>;
   hooks?: SessionHooks;
+  /** When to run the offline work (schedule.ts): the client asks for it, the server decides (default: the client's
+   *  wish, else all before the image). */
+  offline?: OfflineMode;
 }
 
 export interface ServerSessionOptions extends SessionOptions {
@@ -356,6 +375,7 @@ interface Hello {
   relu: string;
   session: string;
   timings?: boolean;
+  offline?: OfflineWish;
 }
 
 const reluSite = (plan: PublicPlan, i: number): ReluSite => {
@@ -395,6 +415,7 @@ export function sessionLimits(
   batch: number,
   relu: ReluProtocol,
   prep: Preprocessor,
+  streamed = false,
 ): Record<Phase, PhaseLimits> {
   const rl = relu.maxMessageBytes(reluSites(plan), { batch });
   const pl = prep.maxMessageBytes(linearShapes(plan));
@@ -413,6 +434,8 @@ export function sessionLimits(
       ]),
     ),
   };
+  // A streamed session's online phase carries the later layers' offline messages.
+  if (streamed) own.online = widest(own.online, own.offline);
   const out = {} as Record<Phase, PhaseLimits>;
   PHASES.forEach((p, k) => {
     const later = PHASES.slice(k).map((q) => own[q]);
@@ -503,7 +526,7 @@ function checkHello(h: unknown): Hello {
       `client speaks protocol '${String(o.protocol).slice(0, 40)}', expected '${PROTOCOL}'`,
     );
   for (const k of Object.keys(o))
-    if (!['protocol', 'preprocess', 'relu', 'session', 'timings'].includes(k))
+    if (!['protocol', 'preprocess', 'relu', 'session', 'timings', 'offline'].includes(k))
       throw malformed(`client hello: unexpected field '${k.slice(0, 40)}'`);
   if (typeof o.preprocess !== 'string' || typeof o.relu !== 'string')
     throw malformed('client hello: preprocess and relu must be names');
@@ -515,6 +538,7 @@ function checkHello(h: unknown): Hello {
     relu: o.relu,
     session: checkSessionId(o.session, 'client hello'),
     timings: o.timings === true,
+    ...(o.offline !== undefined ? { offline: checkOfflineWish(o.offline, 'client hello') } : {}),
   };
 }
 
@@ -605,10 +629,19 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
         );
       }
     }
-    const lim = sessionLimits(plan, batch, reluProto, prep);
+    // The offline schedule: the server's choice, else the client's wish (schedule.ts).
+    const hw = hello.offline,
+      schedule = planSchedule(
+        plan,
+        o.offline ?? (hw !== undefined ? offlineMode(hw) : { mode: 'all' }),
+        reluProto.name,
+      ),
+      streamed = schedule.length > 1;
+    Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
+    const lim = sessionLimits(plan, batch, reluProto, prep, streamed);
     const phase = { ch, role: 'server', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase);
-    ch.sendJson({ plan, batch });
+    ch.sendJson({ plan, batch, schedule });
     const random = o.random ?? serverRandomness();
     const ctx: PreprocessContext = { peer: ch, dealer: null, random: random.bytes };
     if (prep.needsDealer) {
@@ -629,8 +662,11 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     rec.end('setup');
 
     enterPhase('offline', phase);
+    const lastUse = lastUses(plan);
+    // Per segment of the schedule (one unless streamed): its offline part, then its online part.
+    for (const [seg, [lo, hi]] of segments(schedule, plan.ops.length).entries()) {
     // The linear layers first, then the ReLU ops (the client's order: runClient).
-    for (let i = 0; i < plan.ops.length; i++) {
+      for (let i = lo; i < hi; i++) {
       const op = plan.ops[i]!;
       if (op.op !== 'conv' && op.op !== 'fc') continue;
       prepS[i] = await rec.step(
@@ -643,19 +679,22 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
         () => prep.lastComputeMs?.(),
       );
     }
-    for (let i = 0; i < plan.ops.length; i++) {
+      for (let i = lo; i < hi; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'relu')
-        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.offline(reluSite(plan, i)));
+          await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+            relu!.offline(reluSite(plan, i)),
+          );
       else if (op.op === 'maxpool')
         await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, async () => {
           for (const s of maxPoolSites(plan, i)) await relu!.offline(s);
         });
     }
+      if (seg === 0) {
     rec.end('offline');
-
     enterPhase('online', phase);
-    for (let i = 0; i < plan.ops.length; i++) {
+      }
+      for (let i = lo; i < hi; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'input') {
         vals.push(
@@ -689,6 +728,9 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
         vals.push(localOp(plan, i, vals, 'server'));
       }
       o.hooks?.onValue?.(i, vals[i]!);
+    }
+      // A streamed session holds only the values a later op reads.
+      if (streamed) releaseValues(vals, lastUse, hi);
     }
     await rec.step('online', -1, 'output', 'output', {}, () => ch.send(r64ToBytes(vals[vals.length - 1]!)));
     rec.end('online');
@@ -743,6 +785,8 @@ async function clientShares(
   prep: Preprocessor,
   ctx: PreprocessContext,
   random: ClientRandomness,
+  lo = 0,
+  hi = plan.ops.length,
 ): Promise<{ masks: (R64 | null)[]; pools: Map<number, ClientMaxPool> }> {
   const masks: (R64 | null)[] = plan.ops.map(() => null);
   const pools = new Map<number, ClientMaxPool>();
@@ -773,7 +817,7 @@ async function clientShares(
     }
     return cv[k]!;
   };
-  for (let i = 0; i < plan.ops.length; i++) {
+  for (let i = lo; i < hi; i++) {
     const op = plan.ops[i]!;
     if (op.op === 'input') {
       const c0 = random.inputMask(op.size);
@@ -807,7 +851,7 @@ async function clientShares(
     }
   }
   while (pending.length) await finishOldest();
-  for (let i = 0; i < plan.ops.length; i++) await value(i);
+  for (let i = lo; i < hi; i++) await value(i);
   return { masks, pools };
 }
 
@@ -843,14 +887,18 @@ export function runClient(
       relu: reluProto.name,
       session,
       ...(o.timings ? { timings: true } : {}),
+      ...(o.offline ? { offline: offlineWish(o.offline) } : {}),
     } satisfies Hello);
-    const got = await recvJsonChecked<{ plan: unknown; batch: unknown }>(ch, 'plan');
+    const got = await recvJsonChecked<{ plan: unknown; batch: unknown; schedule: unknown }>(ch, 'plan');
     if (!got || typeof got !== 'object') throw malformed(`${ch.name}: plan message is not an object`);
     const plan = checkPlan(got.plan, `${ch.name}: plan`, o.planBounds);
     const batch = got.batch;
     if (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
       throw malformed(`${ch.name}: malformed message: plan: batch size ${String(batch).slice(0, 40)}`);
-    const lim = sessionLimits(plan, batch, reluProto, prep);
+    const schedule = checkSchedule(got.schedule, plan, `${ch.name}: plan`),
+      streamed = schedule.length > 1;
+    Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
+    const lim = sessionLimits(plan, batch, reluProto, prep, streamed);
     const phase = { ch, role: 'client', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase, false);
     const in0 = plan.ops[0]!;
@@ -870,9 +918,12 @@ export function runClient(
     rec.end('setup');
 
     enterPhase('offline', phase);
-    const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random);
-    plan.ops.forEach((_, i) => o.hooks?.onValue?.(i, cv[i]!));
-    for (let i = 0; i < plan.ops.length; i++) {
+    const lastUse = lastUses(plan);
+    // Per segment of the schedule (one unless streamed): its offline part, then its online part.
+    for (const [seg, [lo, hi]] of segments(schedule, plan.ops.length).entries()) {
+      const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random, lo, hi);
+      for (let i = lo; i < hi; i++) o.hooks?.onValue?.(i, cv[i]!);
+      for (let i = lo; i < hi; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'maxpool')
         await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
@@ -883,13 +934,14 @@ export function runClient(
         clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
       );
     }
+      if (seg === 0) {
     rec.end('offline');
-
     enterPhase('online', phase);
     await rec.step('online', 0, 'input', 'input', {}, () =>
       ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))),
     );
-    for (let i = 0; i < plan.ops.length; i++) {
+      }
+      for (let i = lo; i < hi; i++) {
       const op = plan.ops[i]!;
       if (op.op === 'maxpool')
         await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
@@ -897,6 +949,9 @@ export function runClient(
         );
       if (op.op !== 'relu') continue;
       await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
+    }
+      // A streamed session holds only the shares a later op reads.
+      if (streamed) releaseValues(cv, lastUse, hi);
     }
     const last = plan.ops[plan.ops.length - 1]!;
     const out = await rec.step('online', -1, 'output', 'output', {}, async () =>

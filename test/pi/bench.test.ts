@@ -26,6 +26,8 @@ function report(relu: string, link: string, reluMs: number, bytes: number, fligh
     link,
     preprocess: 'he',
     transport: 'tls',
+    offline: 'all',
+    memory: { heldClient: 0, heldServer: 0, rss: {} },
     linear: { clientMs: 0, serverMs: 0, cToS: 0, sToC: 0, wallMs: 10 },
     phases: { setup: phase(0), offline: phase(reluMs / 2 + 10), online: phase(reluMs / 2 + 5) },
     preprocessing: { clientToDealer: 0, dealerToClient: 0, serverToDealer: 0, dealerToServer: 0 },
@@ -83,4 +85,32 @@ test('calibration: online terms per ReLU, per MAC and per layer; the online esti
   assert.ok(Math.abs(estimateOnline(m, 4000, 1e6, 1, 'ot') - 0.02) < 1e-12);
   assert.ok(Math.abs(estimateOnline(m, 2000, 1e6, 1, 'ot') - 0.015) < 1e-12);
   assert.throws(() => estimateOnline(defaultCostModel, 1, 1, 1, 'ot'), /no online costs for ReLU protocol 'ot'/);
+});
+
+test('pi bench --processes --offline all,layer: each party in its own process, its peak RSS; layer mode holds less', async () => {
+  const { benchProcesses } = await import('../../src/pi/node/benchproc.js');
+  const run = (offline: string) =>
+    benchProcesses({
+      modelArgs: ['--arch', 'resnet18', '--alpha', '0.125', '--input', '32', '--classes', '10'],
+      preprocess: 'he',
+      relu: 'ot',
+      link: null,
+      offline,
+      insecure: true,
+      workerThreads: 0,
+      seed: 1,
+    });
+  const all = await run('all'),
+    layer = await run('layer');
+  for (const r of [all, layer]) {
+    // each process's own peak RSS: a Node process with libtorch loaded is tens of MB at least
+    assert.ok((r.memory.rss.client ?? 0) > 20e6 && (r.memory.rss.server ?? 0) > 20e6, JSON.stringify(r.memory));
+    assert.equal(r.memory.rss.both, undefined);
+  }
+  assert.deepEqual([all.offline, layer.offline], ['all', 'layer']);
+  // the same image: the same logits up to the truncation error (a few hundred ULPs of 2^-scale)
+  layer.logits.forEach((v, i) =>
+    assert.ok(Math.abs(v - all.logits[i]!) < 1e-3, `logit ${i}: ${v} vs ${all.logits[i]}`),
+  );
+  assert.ok(layer.memory.heldServer < all.memory.heldServer && layer.memory.heldClient < all.memory.heldClient);
 });

@@ -46,6 +46,8 @@ function session(a: number, b: number, setup: number, rest: number, mmacs: numbe
     link: 'no shaping',
     preprocess: 'he',
     transport: 'tls',
+    offline: 'all',
+    memory: { heldClient: 0, heldServer: 0, rss: {} },
     linear: { clientMs: 0, serverMs: 0, cToS: 0, sToC: 0, wallMs: 0 },
     phases: { setup: phase(setup), offline: phase(offline), online: phase(0) },
     preprocessing: { clientToDealer: 0, dealerToClient: 0, serverToDealer: 0, dealerToServer: 0 },

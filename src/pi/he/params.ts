@@ -49,7 +49,7 @@ export const HE_PARAMS: HeParams = {
   c0Bits: 67,
   c1Bits: 78,
   statBits: 40,
-  sessionCoeffBits: 22,
+  sessionCoeffBits: 26,
 };
 
 /**

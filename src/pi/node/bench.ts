@@ -40,12 +40,18 @@ export interface PiReport {
   linear: { clientMs: number; serverMs: number; cToS: number; sToC: number; wallMs: number };
   ops: OpRow[];
   logits: number[];
+  /** When the offline work ran ('all', 'layer' or the byte budget: the client's wish; the server decides). */
+  offline: string;
+  /** Each party's peak protocol state held (the server's: zero unless it reports timings), and the peak resident set
+   * of each party's process (`rss`: the parties' own processes with `pi bench --processes`; else this one process,
+   * both parties together, in `both`). */
+  memory: { heldClient: number; heldServer: number; rss: { client?: number; server?: number; both?: number } };
 }
 
 /** Per-op rows (client wall time per step; bytes as the client counted them) and phase totals. */
 export function piReport(
   r: ClientResult,
-  run: { relu: string; link: LinkProfile | null; preprocess: string; transport: string },
+  run: { relu: string; link: LinkProfile | null; preprocess: string; transport: string; offline?: string },
 ): PiReport {
   const rows = new Map<string, OpRow>();
   const z = () => ({ ms: 0, cToS: 0, sToC: 0, rounds: 0 });
@@ -125,8 +131,22 @@ export function piReport(
     },
     ops,
     logits: Array.from(r.logits),
+    offline: run.offline ?? 'all',
+    memory: {
+      heldClient: r.client.memory.peakHeldBytes,
+      heldServer: r.server.memory.peakHeldBytes,
+      rss: {},
+    },
   };
 }
+
+/** Peak RSS of each party, or of the one process both ran in. */
+const rssText = (r: PiReport['memory']['rss']): string =>
+  r.client !== undefined || r.server !== undefined
+    ? `${r.client !== undefined ? mb(r.client) : '?'}/${r.server !== undefined ? mb(r.server) : '?'}`
+    : r.both !== undefined
+      ? `${mb(r.both)} (one process)`
+      : '';
 
 const mb = (b: number) => (b / 1e6).toFixed(b < 1e5 ? 3 : 1);
 const ms = (t: number) => t.toFixed(t < 10 ? 2 : 0);
@@ -183,7 +203,11 @@ export function formatPiReport(p: PiReport): string {
       ? `linear layers offline: HE compute client ${ms(lin.clientMs)} ms, server ${ms(lin.serverMs)} ms; ` +
         `HE traffic ${mb(lin.cToS)} MB client->server, ${mb(lin.sToC)} MB server->client\n`
       : '';
-  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'HE ms c/s', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n${heLine}`;
+  const memLine =
+    `memory (offline ${p.offline}): protocol state held at the peak client ${mb(p.memory.heldClient)} MB, server ${mb(p.memory.heldServer)} MB` +
+    (rssText(p.memory.rss) ? `; peak RSS client/server ${rssText(p.memory.rss)} MB` : '') +
+    '\n';
+  return `${head}\n${table(['op', 'kind', 'ReLUs', 'MMACs', 'off ms', 'off C>S MB', 'off S>C MB', 'off rnd', 'HE ms c/s', 'dealer MB', 'on ms', 'srv on ms', 'on C>S MB', 'on S>C MB', 'on rnd'], rows)}\n${heLine}${memLine}`;
 }
 
 /** One line per report (preprocessing, ReLU protocol, link, transport): total and online time, bytes and flights, side by side. */
@@ -196,17 +220,21 @@ export function formatComparison(reps: PiReport[]): string {
       p.link,
       p.preprocess,
       p.transport,
+      p.offline,
       ms(setup.ms + offline.ms + online.ms),
+      ms(offline.ms),
       ms(online.ms),
       mb(tot(setup) + tot(offline) + tot(online)),
       mb(tot(online)),
       String(setup.rounds + offline.rounds + online.rounds),
       String(online.rounds),
+      `${mb(p.memory.heldClient)}/${mb(p.memory.heldServer)}`,
+      rssText(p.memory.rss),
     ];
   });
   return (
     `${reps[0]!.plan.arch}, ${reps[0]!.plan.relus.toLocaleString('en-US')} ReLUs (client wall time; bytes both ways between client and server):\n` +
-    `${table(['relu', 'link', 'prep', 'transport', 'total ms', 'online ms', 'total MB', 'online MB', 'flights', 'online flights'], rows)}\n`
+    `${table(['relu', 'link', 'prep', 'transport', 'offline', 'total ms', 'offline ms', 'online ms', 'total MB', 'online MB', 'flights', 'online flights', 'held MB c/s', 'peak RSS MB c/s'], rows)}\n`
   );
 }
 

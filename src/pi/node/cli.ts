@@ -36,6 +36,8 @@ import type { PublicPlan, ServerModel } from '../plan.js';
 import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../linear/index.js';
 import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../relu/registry.js';
 import { describeLink, parseLink, parseLinks, shapeChannel, type LinkProfile } from '../transport/shaping.js';
+import { offlineWish, parseOffline, type OfflineMode } from '../schedule.js';
+import { benchProcesses } from './benchproc.js';
 
 const seconds = (name: string) => numberArg(name, (n) => n > 0, 'a positive number of seconds');
 
@@ -59,6 +61,22 @@ function serverModel(o: ModelOpts): ServerModel {
   }
   if (!o.arch && !o.preset) throw new Error('give --model DIR, or --arch NAME [--preset NAME] for random weights');
   return serverModelRandom(specFromOptions(o).spec, o.seed, fixed);
+}
+
+/** The model options again as arguments (for a party's own process). */
+function modelArgs(o: ModelOpts): string[] {
+  const a: string[] = [];
+  const add = (flag: string, v: string | number | undefined) => v !== undefined && a.push(flag, String(v));
+  add('--model', o.model);
+  add('--arch', o.arch);
+  add('--preset', o.preset);
+  add('--input', o.input);
+  add('--classes', o.classes);
+  add('--alpha', o.alpha);
+  add('--seed', o.seed);
+  add('--f', o.f);
+  add('--weight-frac', o.weightFrac);
+  return a;
 }
 
 function modelOptions(c: Command): Command {
@@ -105,6 +123,21 @@ const listOf =
   (v: string): T[] =>
     v.split(',').map((x) => one(x.trim()));
 const linkList = optionParser(parseLinks);
+const offlineOption = optionParser(parseOffline);
+const offlineText = (m: OfflineMode) => String(offlineWish(m));
+const OFFLINE_HELP =
+  'when the offline work runs: all (before the image), layer (layer by layer, interleaved with the online phase: about one layer of correlations held), or a byte budget (e.g. 512M: layers run ahead while their correlations fit)';
+/** This process's peak resident set, bytes. */
+const peakRss = () => process.resourceUsage().maxRSS * 1024;
+/** An N(0,1) image of the plan's input size from a seeded generator (benchmarks). */
+function randomImage(plan: PublicPlan, seed: number): Float32Array {
+  let s = seed + 1;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) + 0.5) / 4294967296;
+  return Float32Array.from(
+    { length: plan.ops[0]!.size },
+    () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()),
+  );
+}
 
 function argmax(v: ArrayLike<number>): number {
   let b = 0;
@@ -450,6 +483,8 @@ export function registerPiCommands(program: Command): Command {
       null,
     )
     .option('--batch <n>', 'ReLUs per batch (one garbled-tables message / one chunk of OT matrices)', posInt('--batch'))
+    .option('--offline <mode>', `${OFFLINE_HELP}; the server decides [the client's choice, else all]`, offlineOption)
+    .option('--offline-budget <bytes>', 'the same as --offline BYTES', offlineOption)
     .option(
       '--max-sessions <n>',
       `sessions at once past the hello; more are refused (BUSY) [${DEFAULT_MAX_SESSIONS}]`,
@@ -550,6 +585,8 @@ export function registerPiCommands(program: Command): Command {
             relu?: string;
             link: LinkProfile | null;
             batch?: number;
+            offline?: OfflineMode;
+            offlineBudget?: OfflineMode;
             maxSessions?: number;
             maxPending?: number;
             json?: boolean;
@@ -580,7 +617,7 @@ export function registerPiCommands(program: Command): Command {
         };
         const onEnd = (e: SessionEnd) => {
           metrics.session(e);
-          const line = JSON.stringify({ time: new Date().toISOString(), link: mode, ...e });
+          const line = JSON.stringify({ time: new Date().toISOString(), link: mode, ...e, peakRssBytes: peakRss() });
           if (o.auditLog) appendFileSync(o.auditLog, `${line}\n`);
           if (o.json) out(`${line}\n`);
         };
@@ -588,6 +625,7 @@ export function registerPiCommands(program: Command): Command {
           ...(workers ? { workers } : {}),
           preprocess: o.preprocess,
           batch: o.batch,
+          ...(o.offline || o.offlineBudget ? { offline: (o.offlineBudget ?? o.offline)! } : {}),
           ...(dealer ? { dealer } : {}),
           deadlines: dls,
           maxSessions: o.maxSessions,
@@ -708,6 +746,12 @@ export function registerPiCommands(program: Command): Command {
         .option('--pin <sha256>', "the SHA-256 fingerprint of the server's certificate")
         .option('--insecure', 'plain TCP, no TLS (loud warning; the server must run --insecure too)')
         .option('--input <file>', 'image: .json array / raw float32 .bin of the preprocessed CHW values, or a .png')
+        .option(
+          '--random-input <seed>',
+          'a random N(0,1) image of the model input size (benchmarks)',
+          nonNegInt('--random-input'),
+        )
+        .option('--offline <mode>', `${OFFLINE_HELP}; the client asks, the server decides`, offlineOption)
         .option('--dataset <name>', "take the image from this dataset's test split")
         .option('--index <i>', 'test image index', nonNegInt('--index'), 0)
         .option('--data <dir>', 'dataset folder')
@@ -744,6 +788,8 @@ export function registerPiCommands(program: Command): Command {
           pin?: string;
           insecure?: boolean;
           input?: string;
+          randomInput?: number;
+          offline?: OfflineMode;
           dataset?: string;
           index: number;
           data?: string;
@@ -755,7 +801,8 @@ export function registerPiCommands(program: Command): Command {
           json?: boolean;
         },
     ) => {
-      if (!o.input === !o.dataset) throw new Error('give exactly one of --input FILE and --dataset NAME');
+      if ([o.input, o.dataset, o.randomInput].filter((v) => v !== undefined).length !== 1)
+        throw new Error('give exactly one of --input FILE, --dataset NAME and --random-input SEED');
       const t = trust(o.serverCert, o.pin, '--server-cert', '--pin');
       if (t && o.insecure) throw new Error('--insecure with --server-cert/--pin: choose one');
       if (!t && !o.insecure)
@@ -767,6 +814,7 @@ export function registerPiCommands(program: Command): Command {
       if (o.insecure) warnInsecure('query');
       let label: number | undefined;
       const image = (plan: PublicPlan) => {
+        if (o.randomInput !== undefined) return randomImage(plan, o.randomInput);
         if (o.input) return fileImage(plan, o.input);
         const d = datasetImage(plan, o.dataset!, o.index, o.data);
         label = d.label;
@@ -788,6 +836,7 @@ export function registerPiCommands(program: Command): Command {
               ...(dealer ? { dealer } : {}),
               deadlines: dl,
               ...(o.timings ? { timings: true } : {}),
+              ...(o.offline ? { offline: o.offline } : {}),
             });
           } finally {
             ch.close();
@@ -806,9 +855,11 @@ export function registerPiCommands(program: Command): Command {
           link: o.link,
           preprocess: o.preprocess,
           transport: o.insecure ? 'tcp' : 'tls',
+          ...(o.offline ? { offline: offlineText(o.offline) } : {}),
         }),
-        cls = argmax(r.logits),
-        names = r.plan.input.classNames;
+        cls = argmax(r.logits);
+      rep.memory.rss.client = peakRss();
+      const names = r.plan.input.classNames;
       if (o.json)
         out(`${JSON.stringify({ predicted: cls, ...(label !== undefined ? { label } : {}), ...rep }, null, 2)}\n`);
       else {
@@ -844,6 +895,13 @@ export function registerPiCommands(program: Command): Command {
       [null],
     )
     .option('--insecure', 'plain TCP instead of TLS between client and server')
+    .option('--offline <list>', `${OFFLINE_HELP}; a list runs each side by side`, listOf(offlineOption), [
+      { mode: 'all' },
+    ])
+    .option(
+      '--processes',
+      "each party in its own process (pi serve / pi query), one fresh pair per run, so that each party's peak RSS is its own (default: both in this process, one RSS for both)",
+    )
     .option(
       '--calibrate <file>',
       'write the cost model measured here (per-MAC, per-layer, per-ReLU costs of each protocol; needs --link none) for deepreduce reduce',
@@ -863,17 +921,36 @@ export function registerPiCommands(program: Command): Command {
           calibrate?: string;
           json?: boolean;
           workerThreads: number;
+          offline: OfflineMode[];
+          processes?: boolean;
         },
       ) => {
-        const model = serverModel(o);
-        const workers = workerPool(o.workerThreads);
+        if (o.processes && o.dataset) throw new Error('--processes queries a random image; drop --dataset');
+        if (o.processes && o.preprocess === 'dealer')
+          throw new Error('--processes runs two parties; not with --preprocess dealer');
+        const model = o.processes ? null : serverModel(o);
+        const workers = o.processes ? null : workerPool(o.workerThreads);
         try {
           const reps: PiReport[] = [];
           for (const link of o.link) {
             for (const relu of o.relu) {
-              const rep = await benchOnce(model, { ...o, relu, link, ...(workers ? { workers } : {}) });
-              reps.push(rep);
-              if (!o.json) out(formatPiReport(rep));
+              for (const offline of o.offline) {
+                const rep = model
+                  ? await benchOnce(model, { ...o, relu, link, offline, ...(workers ? { workers } : {}) })
+                  : await benchProcesses({
+                      modelArgs: modelArgs(o),
+                      preprocess: o.preprocess,
+                      relu,
+                      link: link?.name ?? null,
+                      offline: offlineText(offline),
+                      insecure: !!o.insecure,
+                      ...(o.batch ? { batch: o.batch } : {}),
+                      workerThreads: o.workerThreads,
+                      seed: o.seed,
+                    });
+                reps.push(rep);
+                if (!o.json) out(formatPiReport(rep));
+              }
             }
           }
           if (o.calibrate) writeFileAtomic(o.calibrate, `${JSON.stringify(calibrate(reps), null, 2)}\n`);
@@ -881,7 +958,7 @@ export function registerPiCommands(program: Command): Command {
           else if (reps.length > 1) out(formatComparison(reps));
         } finally {
           await workers?.close();
-          model.dispose();
+          model?.dispose();
         }
       },
     );
@@ -908,6 +985,7 @@ export async function benchOnce(
     relu?: string;
     link?: LinkProfile | null;
     workers?: ServerWorkers;
+    offline?: OfflineMode;
   },
 ): Promise<PiReport> {
   const errors: Error[] = [];
@@ -932,30 +1010,33 @@ export async function benchOnce(
     relu,
     link,
     reportTimings: true,
+    ...(o.offline ? { offline: o.offline } : {}),
     ...(o.workers ? { workers: o.workers } : {}),
     ...(dealer ? { dealer: dealer.link() } : {}),
     onError: (e) => errors.push(e),
   });
   try {
-    const image = (plan: PublicPlan) => {
-      if (o.dataset) return datasetImage(plan, o.dataset, o.index ?? 0, o.data).x;
-      let s = (o.seed ?? 0) + 1;
-      const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) + 0.5) / 4294967296;
-      return Float32Array.from(
-        { length: plan.ops[0]!.size },
-        () => Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd()),
-      );
-    };
+    const image = (plan: PublicPlan) =>
+      o.dataset ? datasetImage(plan, o.dataset, o.index ?? 0, o.data).x : randomImage(plan, o.seed ?? 0);
     const ch = shapeChannel(await connectChannel('127.0.0.1', l.port, client), link);
     const r = await runClient(ch, image, {
       preprocess,
       relu,
       timings: true,
       ...(dealer ? { dealer: dealer.link() } : {}),
+      ...(o.offline ? { offline: o.offline } : {}),
     });
     ch.close();
     if (errors.length) throw errors[0]!;
-    return piReport(r, { relu, link, preprocess, transport: o.insecure ? 'tcp' : 'tls' });
+    const rep = piReport(r, {
+      relu,
+      link,
+      preprocess,
+      transport: o.insecure ? 'tcp' : 'tls',
+      ...(o.offline ? { offline: offlineText(o.offline) } : {}),
+    });
+    rep.memory.rss.both = peakRss();
+    return rep;
   } finally {
     await l.close();
   }

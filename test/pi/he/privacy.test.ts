@@ -180,7 +180,7 @@ test('circuit privacy: the decrypted noise does not tell two weight sets with th
     craftedChi < limit,
     `crafted upload, flooding over the noise region: the weight sets differ: chi2 ${craftedChi.toFixed(0)} over ${KEEP} positions`,
   );
-  // the old flooding, sized for an honest upload (2^(40 + 22) E_w), does not hide it
+  // the old flooding, sized for an honest upload (2^(40 + sessionCoeffBits) E_w), does not hide it
   const oldBits = Math.ceil(P.statBits + P.sessionCoeffBits + Math.log2(budget.weightNoise));
   const oldChi = chi2(oldBits, crafted);
   assert.ok(
