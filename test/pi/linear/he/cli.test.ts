@@ -73,7 +73,7 @@ test('two processes only, over TLS: `pi keygen`, `pi serve --model DIR --port 0`
       if (server.child.exitCode !== null) break;
     }
     assert.ok(port > 0, `server did not start: ${stderr}`);
-    assert.match(stderr, /over TLS; preprocessing he; ReLU protocol gc or ot or ot-online; link: no shaping/);
+    assert.match(stderr, /over TLS; preprocessing he; ReLU protocol gc or ot or ot-online or silent; link: no shaping/);
     const q = await run(
       [
         'pi',
