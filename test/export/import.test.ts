@@ -274,3 +274,25 @@ test('an imported narrow torchvision-block ResNet18 (.pth) gives PyTorch logits 
     net.dispose();
   }
 });
+
+test('a trained zoo model (zoo:teacher) exported by us imports back bit-exactly: weights, spec, logits', async () => {
+  const { resolveModelDir } = await import('../../src/zoo/zoo.js');
+  const a = resolveModelDir('zoo:teacher'),
+    b = join(dir(), 'zoo-rt');
+  exportModelDirToOnnx(a, join(dir(), 'zoo-rt.onnx'));
+  importModel(join(dir(), 'zoo-rt.onnx'), b);
+  // The same tensors, bit for bit (the files' headers differ: the zoo's copy records its storage).
+  const tensors = (d: string) => decodeSafetensors(readFileSync(join(d, 'model.safetensors'))).tensors;
+  const ta = tensors(a),
+    tb = tensors(b);
+  assert.deepEqual([...tb.keys()].sort(), [...ta.keys()].sort());
+  for (const [k, t] of ta) {
+    assert.deepEqual(tb.get(k)!.shape, t.shape, k);
+    assert.deepEqual(tb.get(k)!.toArray(), t.toArray(), k);
+  }
+  const spec = (d: string) => JSON.parse(readFileSync(join(d, 'model.json'), 'utf8')).spec;
+  assert.deepEqual(spec(b), spec(a));
+  const x = Float32Array.from({ length: 2 * 32 * 32 }, (_, i) => Math.sin(i));
+  const logits = (d: string) => ourLogits(loadModelDir(d).net, x, 2);
+  assert.equal(maxAbsDiff(logits(b), logits(a)), 0);
+});
