@@ -665,70 +665,70 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
     const lastUse = lastUses(plan);
     // Per segment of the schedule (one unless streamed): its offline part, then its online part.
     for (const [seg, [lo, hi]] of segments(schedule, plan.ops.length).entries()) {
-    // The linear layers first, then the ReLU ops (the client's order: runClient).
+      // The linear layers first, then the ReLU ops (the client's order: runClient).
       for (let i = lo; i < hi; i++) {
-      const op = plan.ops[i]!;
-      if (op.op !== 'conv' && op.op !== 'fc') continue;
-      prepS[i] = await rec.step(
-        'offline',
-        i,
-        op.name,
-        op.op,
-        { macs: macsOf(plan, i) },
-        () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear),
-        () => prep.lastComputeMs?.(),
-      );
-    }
+        const op = plan.ops[i]!;
+        if (op.op !== 'conv' && op.op !== 'fc') continue;
+        prepS[i] = await rec.step(
+          'offline',
+          i,
+          op.name,
+          op.op,
+          { macs: macsOf(plan, i) },
+          () => prep.server(ctx, linearShape(plan, i), secret[i]!.linear),
+          () => prep.lastComputeMs?.(),
+        );
+      }
       for (let i = lo; i < hi; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'relu')
+        const op = plan.ops[i]!;
+        if (op.op === 'relu')
           await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
             relu!.offline(reluSite(plan, i)),
           );
-      else if (op.op === 'maxpool')
-        await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, async () => {
-          for (const s of maxPoolSites(plan, i)) await relu!.offline(s);
-        });
-    }
+        else if (op.op === 'maxpool')
+          await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, async () => {
+            for (const s of maxPoolSites(plan, i)) await relu!.offline(s);
+          });
+      }
       if (seg === 0) {
-    rec.end('offline');
-    enterPhase('online', phase);
+        rec.end('offline');
+        enterPhase('online', phase);
       }
       for (let i = lo; i < hi; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'input') {
-        vals.push(
-          await rec.step('online', i, 'input', 'input', {}, async () =>
-            r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share'),
-          ),
-        );
-      } else if (op.op === 'conv' || op.op === 'fc') {
-        vals.push(
-          await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
-            const s = secret[i]!;
-            const y = s.linear.apply(vals[op.input]!);
-            const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
-            prepS[i] = null;
-            return v;
-          }),
-        );
-      } else if (op.op === 'relu') {
-        vals.push(
-          await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () =>
-            serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!),
-          ),
-        );
-      } else if (op.op === 'maxpool') {
-        vals.push(
-          await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
-            serverOnlineMaxPool(relu!, maxPoolSites(plan, i), maxPoolTree(op), vals[op.input]!),
-          ),
-        );
-      } else {
-        vals.push(localOp(plan, i, vals, 'server'));
+        const op = plan.ops[i]!;
+        if (op.op === 'input') {
+          vals.push(
+            await rec.step('online', i, 'input', 'input', {}, async () =>
+              r64FromBytes(await recvChecked(ch, 'online: input share', 8 * op.size), op.size, 'online: input share'),
+            ),
+          );
+        } else if (op.op === 'conv' || op.op === 'fc') {
+          vals.push(
+            await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
+              const s = secret[i]!;
+              const y = s.linear.apply(vals[op.input]!);
+              const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
+              prepS[i] = null;
+              return v;
+            }),
+          );
+        } else if (op.op === 'relu') {
+          vals.push(
+            await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+              serverOnlinePartial(relu!, reluSite(plan, i), reluElements(op), vals[op.input]!),
+            ),
+          );
+        } else if (op.op === 'maxpool') {
+          vals.push(
+            await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+              serverOnlineMaxPool(relu!, maxPoolSites(plan, i), maxPoolTree(op), vals[op.input]!),
+            ),
+          );
+        } else {
+          vals.push(localOp(plan, i, vals, 'server'));
+        }
+        o.hooks?.onValue?.(i, vals[i]!);
       }
-      o.hooks?.onValue?.(i, vals[i]!);
-    }
       // A streamed session holds only the values a later op reads.
       if (streamed) releaseValues(vals, lastUse, hi);
     }
@@ -924,32 +924,32 @@ export function runClient(
       const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random, lo, hi);
       for (let i = lo; i < hi; i++) o.hooks?.onValue?.(i, cv[i]!);
       for (let i = lo; i < hi; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'maxpool')
-        await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
-          clientOfflineMaxPool(relu!, maxPoolSites(plan, i), pools.get(i)!),
+        const op = plan.ops[i]!;
+        if (op.op === 'maxpool')
+          await rec.step('offline', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+            clientOfflineMaxPool(relu!, maxPoolSites(plan, i), pools.get(i)!),
+          );
+        if (op.op !== 'relu') continue;
+        await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
+          clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
         );
-      if (op.op !== 'relu') continue;
-      await rec.step('offline', i, op.name, 'relu', { relus: reluCount(op) }, () =>
-        clientOfflinePartial(relu!, reluSite(plan, i), reluElements(op), cv[op.input]!, masks[i]!),
-      );
-    }
+      }
       if (seg === 0) {
-    rec.end('offline');
-    enterPhase('online', phase);
-    await rec.step('online', 0, 'input', 'input', {}, () =>
-      ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))),
-    );
+        rec.end('offline');
+        enterPhase('online', phase);
+        await rec.step('online', 0, 'input', 'input', {}, () =>
+          ch.send(r64ToBytes(r64Sub(quantize(image, in0.scale, 'client: input'), cv[0]!))),
+        );
       }
       for (let i = lo; i < hi; i++) {
-      const op = plan.ops[i]!;
-      if (op.op === 'maxpool')
-        await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
-          clientOnlineMaxPool(relu!, maxPoolSites(plan, i)),
-        );
-      if (op.op !== 'relu') continue;
-      await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
-    }
+        const op = plan.ops[i]!;
+        if (op.op === 'maxpool')
+          await rec.step('online', i, op.name, 'maxpool', { relus: maxPoolCount(op) }, () =>
+            clientOnlineMaxPool(relu!, maxPoolSites(plan, i)),
+          );
+        if (op.op !== 'relu') continue;
+        await rec.step('online', i, op.name, 'relu', { relus: reluCount(op) }, () => relu!.online(reluSite(plan, i)));
+      }
       // A streamed session holds only the shares a later op reads.
       if (streamed) releaseValues(cv, lastUse, hi);
     }
