@@ -203,6 +203,7 @@ class Party {
   readonly p: ChildProcess;
   err = '';
   out = '';
+  private all = '';
   constructor(
     readonly name: string,
     args: string[],
@@ -213,7 +214,12 @@ class Party {
       env: { ...process.env, DEEPREDUCE_THREADS: '1' },
     });
     this.p.stdout!.on('data', (d: Buffer) => void (this.out += d));
-    this.p.stderr!.on('data', (d: Buffer) => void (this.err = (this.err + d).slice(-8000)));
+    // The first 2,000 and the last 6,000 characters: an error line may come first and a long usage text after it.
+    this.p.stderr!.on('data', (d: Buffer) => {
+      this.all += d;
+      this.err = this.all.length <= 8000 ? this.all : `${this.all.slice(0, 2000)}\n...\n${this.all.slice(-6000)}`;
+      if (this.all.length > 64_000) this.all = this.all.slice(0, 2000) + this.all.slice(-6000);
+    });
   }
 
   /** Resolves with the port once the process says it listens ("... on HOST:PORT"). */
