@@ -1,9 +1,8 @@
 import { type Command, Option } from 'commander';
 import { join } from 'node:path';
-import { checkDatasetName, openData } from '../data/index.js';
 import { defaultTrainOptions, evaluate } from '../train/trainer.js';
 import { trainModel, type TrainConfig } from '../train/run.js';
-import { loadModelDir } from '../train/modeldir.js';
+import { loadModelDir, openTestData } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 
 export const num = (v: string): number => {
@@ -120,13 +119,7 @@ export function registerTrainCommands(program: Command): void {
     .option('--json', 'JSON output')
     .action(async (o: Opts) => {
       const { net, info } = loadModelDir(o.model);
-      const data = openData(checkDatasetName(o.dataset ?? info.input.dataset), {
-        dir: o.data,
-        batchSize: 256,
-        padTo32: info.input.padFrom !== undefined,
-        limitTest: o.limitTest,
-        augment: { mean: info.input.mean, std: info.input.std },
-      });
+      const data = openTestData(info, o);
       try {
         const ev = await evaluate(net, data);
         const names = data.classNames ?? ev.confusion.map((_, i) => String(i));

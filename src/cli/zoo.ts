@@ -5,10 +5,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { decodeSafetensors, tidy } from '../engine/index.js';
-import { checkDatasetName, openData } from '../data/index.js';
 import { buildNetwork, type Network } from '../models/index.js';
 import { countRelus } from '../models/count.js';
-import { type ModelInfo, readModelInfo, specOf } from '../train/modeldir.js';
+import { type ModelInfo, openTestData, readModelInfo, specOf } from '../train/modeldir.js';
 import { evaluate } from '../train/trainer.js';
 import { linkName, measurePi } from '../reduce/measurepi.js';
 import { numberArg, posInt } from '../util/args.js';
@@ -50,13 +49,7 @@ async function testAccuracy(
   info: ModelInfo,
   o: { data?: string; limitTest?: number },
 ): Promise<{ acc: number; n: number }> {
-  const data = openData(checkDatasetName(info.input.dataset), {
-    dir: o.data,
-    batchSize: 256,
-    padTo32: info.input.padFrom !== undefined,
-    limitTest: o.limitTest,
-    augment: { mean: info.input.mean, std: info.input.std },
-  });
+  const data = openTestData(info, o);
   try {
     const ev = await evaluate(net, data);
     return { acc: ev.acc, n: data.testSize };

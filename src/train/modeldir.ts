@@ -11,6 +11,7 @@ import {
   type NetSpec,
   type Network,
 } from '../models/index.js';
+import { checkDatasetName, openData } from '../data/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { resolveModelDir } from '../zoo/zoo.js';
@@ -100,6 +101,17 @@ export function specOf(info: ModelInfo, source: string): NetSpec {
 }
 
 /** Builds the network and loads its weights. */
+/** A model's test data as it was trained: its dataset (or `o.dataset`), padding and normalisation. */
+export function openTestData(info: ModelInfo, o: { dataset?: string; data?: string; limitTest?: number } = {}) {
+  return openData(checkDatasetName(o.dataset ?? info.input.dataset), {
+    dir: o.data,
+    batchSize: 256,
+    padTo32: info.input.padFrom !== undefined,
+    limitTest: o.limitTest,
+    augment: { mean: info.input.mean, std: info.input.std },
+  });
+}
+
 export function loadModelDir(dir: string): { net: Network; info: ModelInfo } {
   dir = resolveModelDir(dir);
   const info = readModelInfo(dir);
