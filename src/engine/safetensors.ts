@@ -46,10 +46,16 @@ export function encodeSafetensors(
     blobs.push(bytes);
     off += bytes.length;
   }
+  return assembleSafetensors(header, blobs);
+}
+
+/** A safetensors file from its header object and the tensors' bytes in header order. */
+export function assembleSafetensors(header: object, blobs: Uint8Array[]): Uint8Array {
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // align data to 8 bytes, as the reference writer does
   const head = Buffer.from(json, 'utf8');
-  const out = new Uint8Array(8 + head.length + off);
+  const size = blobs.reduce((n, b) => n + b.length, 0);
+  const out = new Uint8Array(8 + head.length + size);
   new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
   out.set(head, 8);
   let p = 8 + head.length;

@@ -1,5 +1,6 @@
 // fp16 storage of zoo weights: a safetensors file's F32 tensors rewritten as F16 (round to nearest, ties to even)
 // and back. Works on the bytes alone (header + data), so other dtypes (e.g. BN's I64 counters) pass through as they are.
+import { assembleSafetensors } from '../engine/safetensors.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -91,18 +92,7 @@ function rewrite(
     off += out.length;
   }
   const meta = { ...(p.metadata ?? {}), storage };
-  let json = JSON.stringify({ __metadata__: meta, ...header });
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const head = Buffer.from(json, 'utf8');
-  const res = new Uint8Array(8 + head.length + off);
-  new DataView(res.buffer).setBigUint64(0, BigInt(head.length), true);
-  res.set(head, 8);
-  let q = 8 + head.length;
-  for (const b of blobs) {
-    res.set(b, q);
-    q += b.length;
-  }
-  return res;
+  return assembleSafetensors({ __metadata__: meta, ...header }, blobs);
 }
 
 /** F32 tensors -> F16. */
