@@ -512,6 +512,25 @@ export function opInputs(o: PlanOp): number[] {
   return o.op === 'input' ? [] : o.op === 'add' ? [...o.inputs] : [o.input];
 }
 
+/**
+ * The conv/fc ops whose input the client re-masks (true at their index). The client's offline share of a value is
+ * known before any HE answer when it is the input's mask, a whole ReLU site's mask, or share-local ops of such
+ * values; a conv/fc output, a partial site or a max pool of a conv output waits for answers. A linear layer reading
+ * such a value uploads a fresh mask instead (its HE work no longer waits for the layer before), and the client later
+ * sends the difference to the server, offline (protocol.ts). Public: both parties derive it from the plan.
+ */
+export function remaskedLinears(plan: PublicPlan): boolean[] {
+  const early: boolean[] = [];
+  for (const o of plan.ops) {
+    early.push(
+      o.op === 'input' ||
+        (o.op === 'relu' && !o.kept) ||
+        (o.op !== 'conv' && o.op !== 'fc' && opInputs(o).every((j) => early[j])),
+    );
+  }
+  return plan.ops.map((o) => (o.op === 'conv' || o.op === 'fc') && !early[o.input]);
+}
+
 /** Applies a share-local op (everything but conv / fc / relu / maxpool) to one party's values. */
 export function localOp(plan: PublicPlan, i: number, vals: R64[], role: 'server' | 'client' | 'clear'): R64 {
   const o = plan.ops[i]!;

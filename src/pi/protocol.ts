@@ -41,6 +41,7 @@ import {
   opInputs,
   reluCount,
   reluElements,
+  remaskedLinears,
   DEFAULT_PLAN_BOUNDS,
   type PlanBounds,
   type PublicPlan,
@@ -87,7 +88,7 @@ import {
   type OfflineWish,
 } from './schedule.js';
 
-export const PROTOCOL = 'deepreduce-pi/7'; // 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
+export const PROTOCOL = 'deepreduce-pi/8'; // 8: linear layers after a conv upload a fresh mask (re-masking differences offline); 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
 
 export type Phase = 'setup' | 'offline' | 'online';
 
@@ -419,11 +420,20 @@ export function sessionLimits(
 ): Record<Phase, PhaseLimits> {
   const rl = relu.maxMessageBytes(reluSites(plan), { batch });
   const pl = prep.maxMessageBytes(linearShapes(plan));
+  // The client's re-masking differences: one message per such layer, sent back to back after the segment's answers.
+  const remasked = remaskedLinears(plan);
+  const rm = boundsOf(
+    plan.ops.flatMap((o, i) =>
+      remasked[i]
+        ? [{ to: 'server' as const, bytes: 8 * plan.ops[(o as { input: number }).input]!.size, flight: 'remask' }]
+        : [],
+    ),
+  );
   const last = plan.ops[plan.ops.length - 1]!;
   // What each phase alone brings each way (frames, flights).
   const own: Record<Phase, Required<MessageBounds>> = {
     setup: widest(rl.setup),
-    offline: widest(rl.offline, pl),
+    offline: widest(rl.offline, pl, rm),
     // the session's own online messages: the client's input share, the server's output share and report
     online: widest(
       rl.online,
@@ -639,6 +649,8 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
       streamed = schedule.length > 1;
     Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
     const lim = sessionLimits(plan, batch, reluProto, prep, streamed);
+    const remasked = remaskedLinears(plan);
+    const remaskS: (R64 | null)[] = plan.ops.map(() => null);
     const phase = { ch, role: 'server', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase);
     ch.sendJson({ plan, batch, schedule });
@@ -679,6 +691,15 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
           () => prep.lastComputeMs?.(),
         );
       }
+      // The client's re-masking differences, in op order (clientShares).
+      for (let i = lo; i < hi; i++) {
+        if (!remasked[i]) continue;
+        const op = plan.ops[i] as { name: string; input: number };
+        const n = plan.ops[op.input]!.size;
+        remaskS[i] = await rec.step('offline', i, `${op.name} re-mask`, 'remask', {}, async () =>
+          r64FromBytes(await recvChecked(ch, `offline: ${op.name} re-mask`, 8 * n), n, `offline: ${op.name} re-mask`),
+        );
+      }
       for (let i = lo; i < hi; i++) {
         const op = plan.ops[i]!;
         if (op.op === 'relu')
@@ -706,7 +727,9 @@ export function serveClient(ch0: Channel, model: ServerModel, o: ServerSessionOp
           vals.push(
             await rec.step('online', i, op.name, op.op, { macs: macsOf(plan, i) }, () => {
               const s = secret[i]!;
-              const y = s.linear.apply(vals[op.input]!);
+              const d = remaskS[i];
+              const y = s.linear.apply(d ? r64Add(vals[op.input]!, d) : vals[op.input]!);
+              remaskS[i] = null;
               const v = r64Add(op.op === 'conv' ? addChannelBias(y, s.bias, op.shape) : r64Add(y, s.bias), prepS[i]!);
               prepS[i] = null;
               return v;
@@ -773,10 +796,13 @@ function checkReport(r: unknown, what: string): PartyReport {
 /**
  * The client's offline share of every value of the plan, into cv. Linear layers go one ahead: a layer's upload
  * leaves as soon as its input share is known, before the previous layer's answer is read (at most two layers
- * unread), so the server computes one layer while the client encrypts the next and decrypts the last. A kept ReLU
+ * unread), so the server computes one layer while the client encrypts the next and decrypts the last. A layer whose
+ * input share waits for answers (plan.remaskedLinears: after a conv with no whole ReLU site between) uploads a fresh
+ * mask instead; the difference from its true input share goes to the server once known (`remasks`). A kept ReLU
  * site's output share is its mask r, drawn here in plan order (the order random.reluMask always saw); share-local
- * ops are computed when first needed. A max pool's levels draw their masks in order, in its place. Returns the
- * masks by op index and the max pools' offline shares, for the ReLU protocol's offline part.
+ * ops, partial sites and max pools are computed when first needed. A max pool's levels draw their masks in order, in
+ * its place. Returns the masks by op index, the max pools' offline shares and the re-masking differences by op index,
+ * for the ReLU protocol's offline part.
  */
 async function clientShares(
   plan: PublicPlan,
@@ -785,11 +811,14 @@ async function clientShares(
   prep: Preprocessor,
   ctx: PreprocessContext,
   random: ClientRandomness,
+  remasked: readonly boolean[],
   lo = 0,
   hi = plan.ops.length,
-): Promise<{ masks: (R64 | null)[]; pools: Map<number, ClientMaxPool> }> {
+): Promise<{ masks: (R64 | null)[]; pools: Map<number, ClientMaxPool>; remasks: Map<number, R64> }> {
   const masks: (R64 | null)[] = plan.ops.map(() => null);
+  const poolMasks = new Map<number, R64[]>();
   const pools = new Map<number, ClientMaxPool>();
+  const fresh = new Map<number, R64>();
   const pending: { i: number; answer: PendingLinear }[] = [];
   const finishOldest = async () => {
     const p = pending.shift();
@@ -810,6 +839,13 @@ async function clientShares(
       const op = plan.ops[k]!;
       if (op.op === 'conv' || op.op === 'fc') {
         await finishOldest();
+      } else if (op.op === 'relu') {
+        // a partial site (a whole site's share is its mask, set in plan order)
+        cv[k] = clientPartialShare(reluSite(plan, k), reluElements(op)!, await value(op.input), masks[k]!);
+      } else if (op.op === 'maxpool') {
+        const p = clientMaxPoolShares(maxPoolTree(op), await value(op.input), poolMasks.get(k)!);
+        pools.set(k, p);
+        cv[k] = p.out;
       } else {
         for (const j of opInputs(op)) await value(j);
         cv[k] = localOp(plan, k, cv, 'client');
@@ -825,7 +861,11 @@ async function clientShares(
         throw new Error(`client: the randomness gave ${c0.lo.length} input mask elements, expected ${op.size}`);
       cv[i] = c0;
     } else if (op.op === 'conv' || op.op === 'fc') {
-      const c = await value(op.input);
+      let c: R64;
+      if (remasked[i]) {
+        c = random.linearMask(i, plan.ops[op.input]!.size);
+        fresh.set(i, c);
+      } else c = await value(op.input);
       while (pending.length >= 2) await finishOldest();
       const answer = await rec.step(
         'offline',
@@ -838,21 +878,21 @@ async function clientShares(
       );
       pending.push({ i, answer });
     } else if (op.op === 'relu') {
-      const site = reluSite(plan, i),
-        r = random.reluMask(site),
-        kept = reluElements(op);
+      const r = random.reluMask(reluSite(plan, i));
       masks[i] = r;
-      cv[i] = kept ? clientPartialShare(site, kept, await value(op.input), r) : r;
+      if (!op.kept) cv[i] = r;
     } else if (op.op === 'maxpool') {
-      const rs = maxPoolSites(plan, i).map((s) => random.reluMask(s));
-      const p = clientMaxPoolShares(maxPoolTree(op), await value(op.input), rs);
-      pools.set(i, p);
-      cv[i] = p.out;
+      poolMasks.set(
+        i,
+        maxPoolSites(plan, i).map((s) => random.reluMask(s)),
+      );
     }
   }
   while (pending.length) await finishOldest();
   for (let i = lo; i < hi; i++) await value(i);
-  return { masks, pools };
+  const remasks = new Map<number, R64>();
+  for (const [i, r] of fresh) remasks.set(i, r64Sub(cv[(plan.ops[i] as { input: number }).input]!, r));
+  return { masks, pools, remasks };
 }
 
 /**
@@ -899,6 +939,7 @@ export function runClient(
       streamed = schedule.length > 1;
     Object.assign(dl, planDeadlines(plan, dl, o.deadlines, streamed));
     const lim = sessionLimits(plan, batch, reluProto, prep, streamed);
+    const remasked = remaskedLinears(plan);
     const phase = { ch, role: 'client', lim, clock, dl, rec, hooks: o.hooks } as const;
     enterPhase('setup', phase, false);
     const in0 = plan.ops[0]!;
@@ -921,7 +962,9 @@ export function runClient(
     const lastUse = lastUses(plan);
     // Per segment of the schedule (one unless streamed): its offline part, then its online part.
     for (const [seg, [lo, hi]] of segments(schedule, plan.ops.length).entries()) {
-      const { masks, pools } = await clientShares(plan, cv, rec, prep, ctx, random, lo, hi);
+      const { masks, pools, remasks } = await clientShares(plan, cv, rec, prep, ctx, random, remasked, lo, hi);
+      for (const [i, d] of remasks)
+        await rec.step('offline', i, `${plan.ops[i]!.name} re-mask`, 'remask', {}, () => ch.send(r64ToBytes(d)));
       for (let i = lo; i < hi; i++) o.hooks?.onValue?.(i, cv[i]!);
       for (let i = lo; i < hi; i++) {
         const op = plan.ops[i]!;

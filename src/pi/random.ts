@@ -68,6 +68,8 @@ export interface ClientRandomness {
   inputMask(n: number): R64;
   /** r, the client's output share of a kept ReLU site (site.size ring elements), drawn offline. */
   reluMask(site: ReluSite): R64;
+  /** A fresh mask of the input (n ring elements) of conv/fc op `op` that re-masks it (plan.remaskedLinears). */
+  linearMask(op: number, n: number): R64;
   /** Everything else the client draws: its session id, base-OT scalars, protocol-internal coins. */
   readonly bytes: Random;
 }
@@ -79,7 +81,12 @@ export interface ServerRandomness {
 
 /** Masks from `masks`, everything else from `bytes` (both the system CSPRNG by default). */
 export function clientRandomness(masks: Random = systemRandom, bytes: Random = masks): ClientRandomness {
-  return { inputMask: (n) => randomR64(masks, n), reluMask: (site) => randomR64(masks, site.size), bytes };
+  return {
+    inputMask: (n) => randomR64(masks, n),
+    reluMask: (site) => randomR64(masks, site.size),
+    linearMask: (_op, n) => randomR64(masks, n),
+    bytes,
+  };
 }
 
 /** A fixed client randomness from a seed (masks and other coins from two separate streams). */

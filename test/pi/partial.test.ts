@@ -20,12 +20,15 @@ import {
   type ReluMask,
 } from '../../src/models/index.js';
 import { manualSeed, noGrad, tensor, tidy } from '../../src/engine/index.js';
-import { checkPlan, reluElements, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
+import { checkPlan, reluElements, remaskedLinears, type PublicPlan, type ServerModel } from '../../src/pi/plan.js';
 import { compilePlan, referenceForward } from '../../src/pi/node/compile.js';
 import { runClient, serveClient, type PartyReport, type SessionHooks } from '../../src/pi/protocol.js';
 import { quantize, r64Add, r64Sar, r64ToBig, type R64 } from '../../src/pi/fixed.js';
 import { reluShiftClear } from '../../src/pi/plan.js';
 import { channelPair } from '../../src/pi/transport/channel.js';
+import { simulate } from './helpers/simulation.js';
+import { leakedWords, secretWords } from './helpers/transcript.js';
+import { byteHistogram, CHI2_255_BOUND, chiSquareUniform } from './helpers/stats.js';
 
 manualSeed(11);
 const base = specFor('resnet20', { alpha: 0.25, inputSize: 8, numClasses: 10, blocks: [1, 1, 1] });
@@ -314,4 +317,50 @@ test('the ReLU bytes of a partial site are proportional to its kept count, for g
       `${relu}: ${half} bytes for half the site, ${whole} for the whole`,
     );
   }
+});
+
+// A layer whose input waits for an HE answer (after a partial or culled site) uploads a fresh mask, so its HE work
+// does not wait for the layer before; the client then sends the server the difference from its real input share.
+// Mutation tried: sending the client's share itself instead of the difference fails both the uniformity and the
+// leak check below.
+test('a layer after a partial or culled site is re-masked: results still equal the reference; the differences hold no word of a share or plain value and look uniform', async () => {
+  const p = part.m.plan;
+  const rm = remaskedLinears(p);
+  const names = p.ops.flatMap((o, i) => (rm[i] ? [o.name] : []));
+  // after the stem (partial), the two partial sites of stage 1, and the culled site of stage 3
+  const reads = (i: number) => p.ops[(p.ops[i] as { input: number }).input]!;
+  for (const [i, o] of p.ops.entries()) {
+    if (o.op !== 'conv' && o.op !== 'fc') continue;
+    const inp = reads(i);
+    if (inp.op === 'relu' && !inp.kept) assert.equal(rm[i], false, `${o.name} reads a whole site`);
+    if ((inp.op === 'relu' && inp.kept) || inp.op === 'cull') assert.equal(rm[i], true, `${o.name} reads ${inp.name}`);
+  }
+  assert.ok(names.length >= 4, `re-masked: ${names}`);
+  assert.deepEqual(remaskedLinears(full.m.plan).filter(Boolean), [], 'every site whole: nothing is re-masked');
+  const x = image(7);
+  const r = await simulate({ model: part.m, image: x, relu: 'ot' });
+  const remaskEntries = r.client.client.entries.filter((e) => e.kind === 'remask');
+  assert.equal(remaskEntries.length, names.length);
+  // the re-masking frames: one per re-masked layer, the size of its input
+  const sizes = p.ops.flatMap((o, i) => (rm[i] ? [8 * reads(i).size] : []));
+  const frames = r.server.received(['offline'], 'client').map((f) => f.bytes);
+  const found = sizes.map((n) => frames.filter((f) => f.length === n));
+  found.forEach((fs, k) => assert.ok(fs.length >= 1, `a ${sizes[k]}-byte re-masking frame`));
+  const diffs = [...new Set(found.flat())];
+  assert.ok(chiSquareUniform(byteHistogram(diffs)) < CHI2_255_BOUND, 'the differences look uniform');
+  // the whole view: no word of the client's shares nor of a plain value
+  const ref = referenceForward(part.m, quantize(x, p.fixed.f));
+  const secrets = secretWords(...r.clientValues.values(), ...ref.values);
+  assert.deepEqual(
+    leakedWords(
+      r.server.received().map((f) => f.bytes),
+      secrets,
+    ).slice(0, 5),
+    [],
+  );
+  // and the result is the reference's within the culled sites' tolerance
+  const sec = r64ToBig(r.client.out),
+    rf = r64ToBig(ref.out);
+  const d = Math.max(...Array.from(sec, (v, k) => Math.abs(Number(v - rf[k]!))));
+  assert.ok(d < 2 ** (p.ops[p.ops.length - 1]!.scale - 8), `max diff ${d} ULPs`);
 });

@@ -481,6 +481,7 @@ test('(7) he: the encrypted shares look uniform whatever they encrypt, an all-ze
   const zero: ClientRandomness = {
     inputMask: (k) => ({ lo: new Uint32Array(k), hi: new Uint32Array(k) }),
     reluMask: (site) => randomR64(systemRandom, site.size),
+    linearMask: (_op, n) => randomR64(systemRandom, n),
     bytes: systemRandom,
   };
   const runs = [await simulate({ model, image: imageA, client: zero }), await fresh.ot.A()];

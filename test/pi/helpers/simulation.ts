@@ -139,6 +139,11 @@ export function coupledClientRandomness(
   return {
     inputMask: (n) => r64Add(base.inputMask(n), r64Sub(b.values[0]!, a.values[0]!)),
     reluMask: (site) => r64Add(base.reluMask(site), shift.get(site.op)!),
+    // a re-masked layer's fresh mask moves with its input share, so the difference the server receives is the same
+    linearMask: (op, n) => {
+      const k = (model.plan.ops[op] as { input: number }).input;
+      return r64Add(base.linearMask(op, n), r64Sub(b.values[k]!, a.values[k]!));
+    },
     bytes: base.bytes,
   };
 }
@@ -233,6 +238,8 @@ export function coupledOtClientRandomness(
       delta.push(d);
       return r64Add(base.reluMask(site), d);
     },
+    // as in coupledClientRandomness: the server's re-masking difference stays the same
+    linearMask: (op, n) => r64Add(base.linearMask(op, n), through((plan.ops[op] as { input: number }).input)),
     bytes: base.bytes,
   };
 }
