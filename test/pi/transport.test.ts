@@ -190,7 +190,7 @@ test("in-process pair: a frame above the receiver's limit fails it with LIMIT", 
   );
 });
 
-test('frame reader: a 1 GiB length prefix costs nothing until bytes arrive; buffers grow with them, at most doubling', () => {
+test('frame reader: a 1 GiB length prefix costs nothing until bytes arrive; what it holds follows what arrived', () => {
   const frames: Uint8Array[] = [];
   let tooLarge: number[] = [];
   const r = new FrameReader(
@@ -204,6 +204,9 @@ test('frame reader: a 1 GiB length prefix costs nothing until bytes arrive; buff
   assert.equal(r.held, 0, 'nothing allocated from the prefix alone');
   r.push(new Uint8Array(10));
   assert.ok(r.held <= 1 << 16, `${r.held} bytes held after 10 arrived`);
+  // a small view into a large buffer is copied, not retained with its buffer
+  r.push(new Uint8Array(1 << 20).subarray(5, 15));
+  assert.equal(r.held, 20, 'two 10-byte pieces');
   // A 300 KB frame in 1 KB chunks: the buffer stays within twice what arrived (or the first 64 KiB).
   const r2 = new FrameReader(
     () => 1 << 20,

@@ -89,8 +89,13 @@ class BitReader {
     msg: Uint8Array,
     private readonly what: string,
   ) {
-    this.words = new Uint32Array(Math.ceil(msg.length / 4) + 1);
-    new Uint8Array(this.words.buffer).set(msg);
+    // A word-aligned message is read in place (reads past its end give 0, as the copy's spare word did).
+    if ((msg.byteOffset & 3) === 0 && (msg.length & 3) === 0)
+      this.words = new Uint32Array(msg.buffer, msg.byteOffset, msg.length >>> 2);
+    else {
+      this.words = new Uint32Array(Math.ceil(msg.length / 4) + 1);
+      new Uint8Array(this.words.buffer).set(msg);
+    }
   }
   bits(b: number): number {
     const w = this.pos >>> 5,

@@ -112,20 +112,24 @@ export interface Channel {
 type Waiter = { resolve: (m: Uint8Array) => void; reject: (e: Error) => void };
 
 const HEADER = 4;
-/** The first allocation for a frame's payload; it then doubles as bytes arrive, up to the announced length. */
-const FIRST_CHUNK = 1 << 16;
+/** A piece of a chunk smaller than this share of its buffer is copied, not retained (a small view pins its buffer). */
+const RETAIN_SHARE = 4;
 
 /**
- * Splits a byte stream into length-prefixed frames (4-byte big-endian length, then the payload). The payload buffer
- * grows as bytes arrive (doubling, capped at the announced length), never from the prefix alone, so a peer that
- * announces 1 GiB and sends nothing costs nothing. Chunks are copied, never retained (a socket's chunk may be a
- * view into a larger buffer).
+ * Splits a byte stream into length-prefixed frames (4-byte big-endian length, then the payload). The payload's pieces
+ * are held as they arrive and joined into one buffer of the announced length when the last byte is in: nothing is
+ * ever allocated from the prefix alone, so a peer that announces 1 GiB and sends nothing costs nothing, and a frame
+ * costs one allocation of its size (not a buffer doubling as it fills). A piece is retained only when it is most of
+ * its chunk's buffer; a small view into a larger buffer is copied, so what is held stays within a few times what
+ * arrived. `held` counts the buffers retained.
  */
 export class FrameReader {
   private hdr = new Uint8Array(HEADER);
   private hdrFill = 0;
   private len = -1;
-  private buf: Uint8Array | null = null;
+  private parts: Uint8Array[] = [];
+  private partsHeld = 0;
+  private owned = false;
   private fill = 0;
   private stopped = false;
 
@@ -136,9 +140,9 @@ export class FrameReader {
     private readonly onTooLarge: (len: number, limit: number) => void,
   ) {}
 
-  /** Bytes held for the frame in progress (its buffer's capacity plus a partial prefix). */
+  /** Bytes held for the frame in progress (the buffers of its pieces plus a partial prefix). */
   get held(): number {
-    return (this.buf ? this.buf.byteLength : 0) + this.hdrFill;
+    return this.partsHeld + this.hdrFill;
   }
 
   push(chunk: Uint8Array): void {
@@ -164,23 +168,31 @@ export class FrameReader {
         }
         this.len = len;
         this.fill = 0;
-        this.buf = null;
         continue;
       }
       const n = Math.min(this.len - this.fill, chunk.length - p);
-      const need = this.fill + n;
-      if (!this.buf || this.buf.byteLength < need) {
-        const cap = Math.min(this.len, Math.max(need, FIRST_CHUNK, this.buf ? 2 * this.buf.byteLength : 0));
-        const grown = new Uint8Array(cap);
-        if (this.buf) grown.set(this.buf.subarray(0, this.fill));
-        this.buf = grown;
-      }
-      this.buf.set(chunk.subarray(p, p + n), this.fill);
-      this.fill = need;
+      let piece = chunk.subarray(p, p + n);
+      const copy = piece.buffer.byteLength > RETAIN_SHARE * n;
+      if (copy) piece = new Uint8Array(piece); // a plain copy (a Buffer's slice() would be a view)
+      this.parts.push(piece);
+      this.partsHeld += piece.buffer.byteLength;
+      if (this.parts.length === 1) this.owned = copy;
+      this.fill += n;
       p += n;
       if (this.fill === this.len) {
-        const m = this.buf.byteLength === this.len ? this.buf : this.buf.slice(0, this.len);
-        this.buf = null;
+        const only = this.parts.length === 1 && this.owned ? this.parts[0]! : null;
+        let m: Uint8Array;
+        if (only) m = only;
+        else {
+          m = new Uint8Array(this.len);
+          let o = 0;
+          for (const x of this.parts) {
+            m.set(x, o);
+            o += x.length;
+          }
+        }
+        this.parts = [];
+        this.partsHeld = 0;
         this.len = -1;
         this.onFrame(m);
       }
@@ -198,7 +210,8 @@ export class FrameReader {
   /** Stops parsing (after a fatal error) and drops what is held. */
   stop(): void {
     this.stopped = true;
-    this.buf = null;
+    this.parts = [];
+    this.partsHeld = 0;
   }
 }
 
