@@ -87,7 +87,7 @@ import {
   type OfflineWish,
 } from './schedule.js';
 
-export const PROTOCOL = 'deepreduce-pi/7'; // 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
+export const PROTOCOL = 'deepreduce-pi/8'; // 8: a ReLU site's OT matrices two chunks in flight, silent COTs readied per two chunks; 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
 
 export type Phase = 'setup' | 'offline' | 'online';
 
@@ -386,7 +386,7 @@ const reluSite = (plan: PublicPlan, i: number): ReluSite => {
 };
 
 /** Every ReLU site of a session: the kept ReLU ops, and each max-pool op's levels. */
-const reluSites = (plan: PublicPlan): ReluSite[] =>
+export const reluSites = (plan: PublicPlan): ReluSite[] =>
   plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : o.op === 'maxpool' ? maxPoolSites(plan, i) : []));
 
 /** Upper bound on the server's report (JSON): a few entries per op, names of at most 256 characters. */
