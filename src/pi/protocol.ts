@@ -753,6 +753,8 @@ export interface ClientResult {
   out: R64;
   scale: number;
   plan: PublicPlan;
+  /** The offline schedule the server chose: its segments' first ops (one segment: all before the image). */
+  schedule: number[];
   client: PartyReport;
   server: PartyReport;
 }
@@ -963,6 +965,14 @@ export function runClient(
     rec.end('online');
     const server = checkReport(await recvJsonChecked<unknown>(ch, 'server report'), `${ch.name}: server report`);
     o.hooks?.onPhase?.('done');
-    return { logits: dequantize(out, last.scale), out, scale: last.scale, plan, client: rec.report(), server };
+    return {
+      logits: dequantize(out, last.scale),
+      out,
+      scale: last.scale,
+      plan,
+      schedule,
+      client: rec.report(),
+      server,
+    };
   }).finally(() => clock.stop());
 }
