@@ -51,7 +51,7 @@ export function registerReduceCommands(program: Command): void {
       '5,2,5',
     )
     .option('--alphas <list>', 'candidate width multipliers (relative to --alpha)', '1,0.5')
-    .option('--rhos <list>', 'candidate input-resolution scales', '1,0.5')
+    .option('--rhos <list>', "candidate input-resolution scales, relative to the baseline's stem (1 keeps it)", '1,0.5')
     .option('--no-thinning', 'do not try thinned candidates')
     .option('--no-thin-only', 'with thinning, do not try the thinned network with no stage culled')
     .option('--no-depth', 'do not try fewer blocks')
@@ -70,6 +70,7 @@ export function registerReduceCommands(program: Command): void {
     .option('--seed <n>', 'seed', num, 0)
     .option('--limit-train <n>', 'use only the first N training images', num)
     .option('--limit-test <n>', 'use only the first N test images', num)
+    .option('--classes <n>', "the networks' classes (default: the dataset's), e.g. 1000 on a subset of ImageNet", num)
     .option('--criticality-limit-train <n>', 'training images for the criticality runs', num)
     .option('--candidate-limit-train <n>', 'training images for the candidate runs', num)
     .option(
@@ -96,6 +97,7 @@ export function registerReduceCommands(program: Command): void {
       baseAlpha: o.alpha,
       dataset: o.dataset,
       dataDir: o.data,
+      ...(o.classes !== undefined ? { numClasses: o.classes } : {}),
       out: o.out,
       ...(o.budget && 'relus' in o.budget ? { budget: o.budget.relus } : {}),
       ...(o.budget && 'seconds' in o.budget ? { budgetSeconds: o.budget.seconds } : {}),

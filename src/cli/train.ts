@@ -42,6 +42,7 @@ export function addTrainingOptions(cmd: Command): Command {
     .option('--no-pad32', 'keep 28x28 images at 28x28 (default pads them to 32x32)')
     .option('--limit-train <n>', 'use only the first N training images', num)
     .option('--limit-test <n>', 'use only the first N test images', num)
+    .option('--classes <n>', "the network's classes (default: the dataset's), e.g. 1000 on a subset of ImageNet", num)
     .option('--kd-t <x>', 'distillation temperature', num, 4)
     .option('--kd-lambda <x>', 'weight of the distillation term', num, 0.9)
     .option('--quiet', 'no progress output');
@@ -59,6 +60,7 @@ export function trainConfigFrom(o: Opts): TrainConfig {
     blocks: o.blocks,
     dataset: o.dataset,
     dataDir: o.data,
+    ...(o.classes !== undefined ? { numClasses: o.classes } : {}),
     pad32: o.pad32,
     batchSize: o.batchSize,
     teacher: o.teacher,

@@ -27,6 +27,7 @@ export {
   dataRoot,
   checkDatasetName,
   isDigits,
+  networkClasses,
   DEBIAN_FASHION_MNIST,
   type OpenedData,
   type OpenOptions,

@@ -23,6 +23,16 @@ export function dataRoot(): string {
   return process.env.DEEPREDUCE_DATA || join(homedir(), '.cache', 'deepreduce', 'datasets');
 }
 
+/** The classes of a network for data with `dataClasses`: `asked` where given (it must cover the data's labels). */
+export function networkClasses(asked: number | undefined, dataClasses: number): number {
+  if (asked === undefined) return dataClasses;
+  if (!Number.isInteger(asked) || asked < dataClasses)
+    throw new Error(
+      `--classes ${asked}: the data has ${dataClasses} classes; the network needs at least as many outputs`,
+    );
+  return asked;
+}
+
 export function isDatasetName(s: string): s is DatasetName {
   return (DATASET_NAMES as readonly string[]).includes(s);
 }

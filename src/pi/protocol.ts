@@ -88,7 +88,7 @@ import {
   type OfflineWish,
 } from './schedule.js';
 
-export const PROTOCOL = 'deepreduce-pi/8'; // 8: linear layers after a conv upload a fresh mask (re-masking differences offline); 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
+export const PROTOCOL = 'deepreduce-pi/9'; // 9: linear layers after a conv upload a fresh mask (re-masking differences offline); 8: a ReLU site's OT matrices two chunks in flight, silent COTs readied per two chunks; 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
 
 export type Phase = 'setup' | 'offline' | 'online';
 
@@ -387,7 +387,7 @@ const reluSite = (plan: PublicPlan, i: number): ReluSite => {
 };
 
 /** Every ReLU site of a session: the kept ReLU ops, and each max-pool op's levels. */
-const reluSites = (plan: PublicPlan): ReluSite[] =>
+export const reluSites = (plan: PublicPlan): ReluSite[] =>
   plan.ops.flatMap((o, i) => (o.op === 'relu' ? [reluSite(plan, i)] : o.op === 'maxpool' ? maxPoolSites(plan, i) : []));
 
 /** Upper bound on the server's report (JSON): a few entries per op, names of at most 256 characters. */
@@ -776,6 +776,8 @@ export interface ClientResult {
   out: R64;
   scale: number;
   plan: PublicPlan;
+  /** The offline schedule the server chose: its segments' first ops (one segment: all before the image). */
+  schedule: number[];
   client: PartyReport;
   server: PartyReport;
 }
@@ -1006,6 +1008,14 @@ export function runClient(
     rec.end('online');
     const server = checkReport(await recvJsonChecked<unknown>(ch, 'server report'), `${ch.name}: server report`);
     o.hooks?.onPhase?.('done');
-    return { logits: dequantize(out, last.scale), out, scale: last.scale, plan, client: rec.report(), server };
+    return {
+      logits: dequantize(out, last.scale),
+      out,
+      scale: last.scale,
+      plan,
+      schedule,
+      client: rec.report(),
+      server,
+    };
   }).finally(() => clock.stop());
 }

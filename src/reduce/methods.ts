@@ -118,7 +118,8 @@ export function balancedChoices(base: NetSpec, order: number[], o: MethodOptions
       if (k >= order.length) continue;
       const culled = order.slice(0, k).sort((a, b) => a - b);
       for (const thinned of o.balanceThinning)
-        for (const rho of o.balanceRhos) {
+        for (const r of o.balanceRhos) {
+          const rho = base.rho * r; // relative to the baseline's stem
           const widths = balancedWidths(base, culled, thinned, rho, budget, o.balanceRatio);
           if (widths) out.push({ budget, culled, thinned, rho, widths });
         }

@@ -16,7 +16,7 @@ import {
   type NetSpec,
   type ReluMask,
 } from '../models/index.js';
-import { openData, checkDatasetName, type DatasetName } from '../data/index.js';
+import { openData, checkDatasetName, networkClasses, type DatasetName } from '../data/index.js';
 import { defaultTrainOptions, type TrainOptions } from '../train/trainer.js';
 import type { TrainConfig, TrainSummary } from '../train/run.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -64,6 +64,8 @@ export interface ReduceConfig {
   baseAlpha: number;
   dataset: string;
   dataDir?: string;
+  /** The networks' classes (default: the dataset's), e.g. ImageNet's 1000 on a generated subset. */
+  numClasses?: number;
   out: string;
   /** Drop candidates with more ReLUs than this. */
   budget?: number;
@@ -277,7 +279,7 @@ export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceCon
             const key = JSON.stringify([culled, thinned, a, rho, blocks]);
             if (seen.has(key)) continue;
             seen.add(key);
-            out.push(drCandidate(base, c, culled, thinned, a, rho, 'deepreduce', undefined, blocks));
+            out.push(drCandidate(base, c, culled, thinned, a, base.rho * rho, 'deepreduce', undefined, blocks));
           }
   }
   return c.budget !== undefined ? out.filter((x) => x.relus <= c.budget!) : out;
@@ -310,6 +312,7 @@ function jobFor(
     ...(spec.mask ? { mask: maskToDocument(spec.mask) } : {}),
     dataset: c.dataset,
     dataDir: c.dataDir,
+    ...(c.numClasses !== undefined ? { numClasses: c.numClasses } : {}),
     batchSize: c.batchSize,
     options: o,
     out: dir,
@@ -356,7 +359,11 @@ export async function reduce(
     limitTrain: 1,
     limitTest: 1,
   });
-  const shape = { numClasses: probe.numClasses, inChannels: probe.shape[0], inputSize: probe.shape[1] };
+  const shape = {
+    numClasses: networkClasses(c.numClasses, probe.numClasses),
+    inChannels: probe.shape[0],
+    inputSize: probe.shape[1],
+  };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
   const estimate = (spec: NetSpec, relus?: number): CostEstimate => estimateSpec(spec, costModel, ctx, relus);
@@ -638,7 +645,10 @@ function failStage(c: ReduceConfig, failed: JobFailure[]): never {
   );
 }
 
-/** The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration. */
+/**
+ * The DeepReDuce candidate of a (culled, thinned, alpha, rho, blocks) configuration: alpha relative to the baseline's,
+ * rho the network's (its id names it relative to the baseline's: r1 keeps an ImageNet layout's stride-2 stem).
+ */
 function drCandidate(
   base: NetSpec,
   c: ReduceConfig,
@@ -657,7 +667,7 @@ function drCandidate(
   );
   const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
   return {
-    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`,
+    id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho / base.rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`,
     method,
     culled,
     thinned,

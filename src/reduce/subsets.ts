@@ -45,7 +45,9 @@ export function subsetConfigs(
     const culled = base.blocks.map((_, i) => i + 1).filter((s) => !kept.includes(s));
     for (const thinned of o.thinning)
       for (const alpha of o.alphas)
-        for (const rho of o.rhos) {
+        for (const r of o.rhos) {
+          // rhos scale the baseline's stem (an ImageNet layout's is already stride 2)
+          const rho = base.rho * r;
           const spec0 = specFor(base.arch, { ...base, mask: undefined, alpha: base.alpha * alpha, rho });
           const c = countRelus({ ...spec0, mask: mask(spec0, culled, thinned) });
           out.push({ kept, culled, thinned, alpha, rho, relus: c.total, macs: c.macs, flops: c.flops });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors, manualSeed, tidy } from '../engine/index.js';
-import { checkDatasetName, openData } from '../data/index.js';
+import { checkDatasetName, networkClasses, openData } from '../data/index.js';
 import {
   buildNetwork,
   countRelus,
@@ -40,6 +40,8 @@ export interface TrainConfig {
   stemWidth?: number;
   dataset: string;
   dataDir?: string;
+  /** The network's classes (default: the dataset's): more than the data has, e.g. ImageNet's 1000 on a subset. */
+  numClasses?: number;
   /** Pad 28x28 images to 32x32 (default true). */
   pad32?: boolean;
   batchSize: number;
@@ -82,8 +84,18 @@ export const defaultTrainConfig = (over: Partial<TrainConfig> & Pick<TrainConfig
 });
 
 /** The network spec a config asks for, shaped for the data (classes, channels, input size). */
-export function resolveSpec(c: TrainConfig, data: { numClasses: number; shape: [number, number, number] }): NetSpec {
-  const shape = { numClasses: data.numClasses, inChannels: data.shape[0], inputSize: data.shape[1] };
+export function resolveSpec(
+  c: Pick<
+    TrainConfig,
+    'arch' | 'preset' | 'alpha' | 'rho' | 'blocks' | 'widths' | 'stemWidth' | 'maskFile' | 'mask' | 'numClasses'
+  >,
+  data: { numClasses: number; shape: [number, number, number] },
+): NetSpec {
+  const shape = {
+    numClasses: networkClasses(c.numClasses, data.numClasses),
+    inChannels: data.shape[0],
+    inputSize: data.shape[1],
+  };
   if (c.preset) {
     const p = presetSpec(c.preset);
     if (c.arch && c.arch !== p.arch) throw new Error(`preset ${c.preset} is a ${p.arch}, not ${c.arch}`);

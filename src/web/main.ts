@@ -4,7 +4,7 @@ import { ERROR_CODES, PiError, type ErrorCode } from '../pi/transport/errors.js'
 import { prepareImage, type InputSpec, type RgbaImage } from '../pi/image.js';
 import type { ClientResult } from '../pi/protocol.js';
 import type { WebModelInfo } from '../pi/web/info.js';
-import { queryPrivately, type QueryProgress } from './session.js';
+import { PAGE_OFFLINE, queryPrivately, type PageOffline, type QueryProgress } from './session.js';
 import { drawInput, InputError, pixelsOf } from './picture.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -64,6 +64,12 @@ function serverSaw(): string {
   );
 }
 
+/** The offline mode chosen on the page (the select; ?offline=all|layer preselects it); null: the server's choice. */
+function offlineChoice(): PageOffline | null {
+  const v = $<HTMLSelectElement>('offline').value;
+  return (PAGE_OFFLINE as readonly string[]).includes(v) ? (v as PageOffline) : null;
+}
+
 function showResult(r: ClientResult): void {
   const names = info.input.classNames ?? Array.from(r.logits, (_, i) => `class ${i}`);
   const mx = Math.max(...r.logits),
@@ -93,9 +99,14 @@ function showResult(r: ClientResult): void {
   const ph = r.client.phases;
   const sent = ph.setup.bytesSent + ph.offline.bytesSent + ph.online.bytesSent,
     recv = ph.setup.bytesRecv + ph.offline.bytesRecv + ph.online.bytesRecv;
+  const segs = r.schedule.length,
+    mode =
+      segs > 1
+        ? `offline work in ${segs} segments, interleaved with the online phase`
+        : 'offline work before the image';
   show(
     'cost',
-    `Latency: ${sec(ph.setup.ms + ph.offline.ms + ph.online.ms)} (setup ${sec(ph.setup.ms)}, offline ${sec(ph.offline.ms)}, online ${sec(ph.online.ms)}); ` +
+    `Latency: ${sec(ph.setup.ms + ph.offline.ms + ph.online.ms)} (setup ${sec(ph.setup.ms)}, offline ${sec(ph.offline.ms)}, online ${sec(ph.online.ms)}; ${mode}); ` +
       `sent ${mb(sent)}, received ${mb(recv)} (online: ${mb(ph.online.bytesSent)} sent, ${mb(ph.online.bytesRecv)} received); ` +
       `protocol state held in this page at peak: ${mb(r.client.memory.peakHeldBytes)}.`,
   );
@@ -107,6 +118,7 @@ function showResult(r: ClientResult): void {
     logits: Array.from(r.logits),
     phases: ph,
     memory: r.client.memory,
+    schedule: r.schedule,
   };
 }
 
@@ -162,6 +174,7 @@ async function classify(): Promise<void> {
       url: `wss://${location.host}/pi`,
       preprocess: info.preprocess,
       relu: info.relu,
+      ...(offlineChoice() ? { offline: offlineChoice()! } : {}),
       onProgress: progress,
       ...(seed !== undefined ? { seed } : {}),
       ...(shortInput ? { shortInput } : {}),
@@ -188,6 +201,8 @@ async function main(): Promise<void> {
     seed = params.get('seed') ?? undefined;
     shortInput = params.get('craft') === 'short-input';
   }
+  const off = params.get('offline');
+  if (off !== null && (PAGE_OFFLINE as readonly string[]).includes(off)) $<HTMLSelectElement>('offline').value = off;
   $('model-line').textContent =
     `Model: ${info.arch}, ${info.relus.toLocaleString('en-US')} ReLUs (${info.relu} ReLU protocol, ${info.preprocess} preprocessing), ` +
     `input ${info.input.shape.join('x')}, ${info.classes} classes${info.input.dataset ? ` (${info.input.dataset})` : ''}.`;
@@ -231,6 +246,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
+  const off = params.get('offline');
+  if (off !== null && (PAGE_OFFLINE as readonly string[]).includes(off)) $<HTMLSelectElement>('offline').value = off;
   $('model-line').textContent = `Cannot start: ${errorText(e)}`;
   setState('error');
 });

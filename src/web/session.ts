@@ -5,6 +5,7 @@ import { WsChannel, type WebSocketLike } from '../pi/transport/ws.js';
 import { inputSpec, prepareImage, type RgbaImage } from '../pi/image.js';
 import { seededClientRandomness, type ClientRandomness } from '../pi/random.js';
 import type { PublicPlan } from '../pi/plan.js';
+import { offlineMode } from '../pi/schedule.js';
 import type { Channel } from '../pi/transport/channel.js';
 import { DEFAULT_RETRY, retryBusy } from '../pi/retry.js';
 
@@ -17,11 +18,17 @@ export interface QueryProgress {
   step: string;
 }
 
+/** The offline modes the page offers (a byte budget is the CLI's). */
+export const PAGE_OFFLINE = ['all', 'layer'] as const;
+export type PageOffline = (typeof PAGE_OFFLINE)[number];
+
 export interface QueryOptions {
   /** wss://host:port/pi */
   url: string;
   preprocess: string;
   relu: string;
+  /** The offline phase the page asks for in its hello (the server decides): all before the image, or layer by layer. */
+  offline?: PageOffline;
   /** Test only: a seeded client randomness (fixed masks and coins). */
   seed?: string;
   /** Test only: act as a crafted client that sends an input share one element short. */
@@ -100,6 +107,7 @@ async function queryOnce(img: RgbaImage, o: QueryOptions): Promise<ClientResult>
       {
         preprocess: o.preprocess,
         relu: o.relu,
+        ...(o.offline ? { offline: offlineMode(o.offline) } : {}),
         ...(random ? { random } : {}),
         hooks: {
           onPhase: (p) => {

@@ -96,8 +96,13 @@ function flat(w: number, h: number, rgb: [number, number, number]): Buffer {
   return d;
 }
 
-export function jpegFile(path: string, w: number, h: number, rgb: [number, number, number]): void {
-  writeFileSync(path, jpeg.encode({ width: w, height: h, data: flat(w, h, rgb) }, 95).data);
+export function jpegFile(path: string, w: number, h: number, rgb: [number, number, number], textured = false): void {
+  const data = flat(w, h, rgb);
+  // textured: a diagonal ramp over the colour (an image's channels then vary, as a normalisation needs)
+  if (textured)
+    for (let p = 0; p < w * h; p++)
+      for (let c = 0; c < 3; c++) data[4 * p + c] = (rgb[c]! + ((p % w) + Math.floor(p / w)) * 3) & 255;
+  writeFileSync(path, jpeg.encode({ width: w, height: h, data }, 95).data);
 }
 
 export function pngFile(
@@ -115,8 +120,11 @@ export const TINY_WNIDS = ['n02', 'n01', 'n03']; // deliberately unsorted in wni
 export const tinyColour = (wnid: string): [number, number, number] =>
   wnid === 'n01' ? [200, 30, 30] : wnid === 'n02' ? [30, 200, 30] : [30, 30, 200];
 
-/** TinyImageNet-200 layout with 8x8 flat-colour JPEGs: 2 train images per class, 4 val images. */
-export function writeTinyImageNet(dir: string): string {
+/**
+ * TinyImageNet-200 layout with side x side (default 8x8) JPEGs, flat colours (or `textured`): 2 train images per
+ * class, 4 val images.
+ */
+export function writeTinyImageNet(dir: string, side = 8, textured = false): string {
   const root = join(dir, 'tiny-imagenet-200');
   mkdirSync(root, { recursive: true });
   writeFileSync(join(root, 'wnids.txt'), `${TINY_WNIDS.join('\n')}\n`);
@@ -124,12 +132,12 @@ export function writeTinyImageNet(dir: string): string {
   for (const w of TINY_WNIDS) {
     const d = join(root, 'train', w, 'images');
     mkdirSync(d, { recursive: true });
-    for (let k = 0; k < 2; k++) jpegFile(join(d, `${w}_${k}.JPEG`), 8, 8, tinyColour(w));
+    for (let k = 0; k < 2; k++) jpegFile(join(d, `${w}_${k}.JPEG`), side, side, tinyColour(w), textured);
     writeFileSync(join(root, 'train', w, `${w}_boxes.txt`), '');
   }
   mkdirSync(join(root, 'val', 'images'), { recursive: true });
   const val = ['n03', 'n01', 'n02', 'n01'];
-  val.forEach((w, i) => jpegFile(join(root, 'val', 'images', `val_${i}.JPEG`), 8, 8, tinyColour(w)));
+  val.forEach((w, i) => jpegFile(join(root, 'val', 'images', `val_${i}.JPEG`), side, side, tinyColour(w), textured));
   writeFileSync(
     join(root, 'val', 'val_annotations.txt'),
     `${val.map((w, i) => `val_${i}.JPEG\t${w}\t0\t0\t7\t7`).join('\n')}\n`,
@@ -146,5 +154,15 @@ export function writeImageFolder(dir: string): string {
       pngFile(join(dir, split, 'cat', `c${k}.png`), 4, 3, (x, y) => [x * 10 + k, y * 20, 100]);
     jpegFile(join(dir, split, 'dog', 'd0.jpg'), 4, 3, [250, 250, 10]);
   }
+  return dir;
+}
+
+/** ImageNet's layout as an image folder: `train/<wnid>/` and `val/<wnid>/`, one side x side textured JPEG each. */
+export function writeImageNetFolder(dir: string, side = 224): string {
+  for (const split of ['train', 'val'])
+    for (const w of TINY_WNIDS) {
+      mkdirSync(join(dir, split, w), { recursive: true });
+      jpegFile(join(dir, split, w, `${w}_${split}.JPEG`), side, side, tinyColour(w), true);
+    }
   return dir;
 }

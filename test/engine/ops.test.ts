@@ -14,6 +14,7 @@ import {
   noGrad,
   rngState,
   setRngState,
+  Conv2d,
 } from '../../src/engine/index.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
@@ -242,3 +243,35 @@ test(
       );
     }),
 );
+
+test("a strided 1x1 Conv2d: the strided conv's values and gradients; its channels-last backward at 64x64 runs", () => {
+  manualSeed(3);
+  const conv = new Conv2d(8, 16, 1, { stride: 2 });
+  const x0 = randn([2, 8, 63, 63]).keep();
+  // the module (a subsample, then a 1x1 conv) against libtorch's strided conv, contiguous layout
+  const [y, gx, gw] = tidy(() => {
+    const x = x0.detach().setRequiresGrad();
+    const out = conv.forward(x);
+    assert.deepEqual(out.shape, [2, 16, 32, 32]);
+    out.mul(out).sum().backward();
+    return [out.toFloat32(), x.grad!.toFloat32(), conv.weight.grad!.toFloat32()];
+  });
+  tidy(() => {
+    const x = x0.detach().setRequiresGrad(),
+      w = conv.weight.detach().setRequiresGrad();
+    const out = F.conv2d(x, w, null, { stride: 2 });
+    out.mul(out).sum().backward();
+    close(y, out.toFloat32(), 1e-4);
+    close(gx, x.grad!.toFloat32(), 1e-4);
+    close(gw, w.grad!.toFloat32(), 1e-2);
+  });
+  // 8 -> 16 channels at 64x64, channels-last: libtorch 1.13's strided 1x1 backward corrupted the heap here
+  const cl = new Conv2d(8, 16, 1, { stride: 2 });
+  for (let k = 0; k < 3; k++)
+    tidy(() =>
+      cl
+        .forward(randn([2, 8, 64, 64]).contiguous('channels_last'))
+        .sum()
+        .backward(),
+    );
+});

@@ -11,7 +11,15 @@ import { specFor } from '../../src/models/spec.js';
 import { serverModelRandom } from '../../src/pi/node/load.js';
 import { referenceForward } from '../../src/pi/node/compile.js';
 import { checkPlan, DEFAULT_PLAN_BOUNDS, planComparisons, type PublicPlan } from '../../src/pi/plan.js';
-import { DEFAULT_DEADLINES, PLAN_MAX_BYTES, runClient, serveClient, sessionLimits } from '../../src/pi/protocol.js';
+import {
+  DEFAULT_DEADLINES,
+  PLAN_MAX_BYTES,
+  reluSites,
+  runClient,
+  serveClient,
+  sessionLimits,
+} from '../../src/pi/protocol.js';
+import { CHUNKS_IN_FLIGHT } from '../../src/pi/relu/ot/protocol.js';
 import { planDeadlines, planSchedule } from '../../src/pi/schedule.js';
 import { makePreprocessor } from '../../src/pi/linear/index.js';
 import { HE_PARAMS } from '../../src/pi/he/params.js';
@@ -95,6 +103,36 @@ test('resnet50-imagenet: frame limits cover its messages, within the channel lim
     // a streamed session's online phase carries later layers' offline messages; all-mode's online does not need to
     assert.ok(streamed.online.toServer >= all.offline.toServer && streamed.online.toClient >= all.offline.toClient);
     assert.deepEqual(streamed.offline, all.offline);
+  }
+});
+
+test("resnet50-imagenet: the OT ReLU's buffer limits are bounded by its chunks, not by the 802,816-ReLU stem site", () => {
+  const prep = makePreprocessor('he'),
+    sites = reluSites(plan),
+    largest = Math.max(...sites.map((s) => s.size));
+  assert.equal(largest, 802_816);
+  for (const relu of ['ot', 'silent', 'ot-online']) {
+    const p = makeReluProtocol(relu);
+    const flights = (relu === 'ot-online' ? [] : [16384, 4096]).map((batch) => {
+      // (ot-online's matrices go with its online messages, which are a site's: checked in the buffers below)
+      const corr = p.maxMessageBytes(sites, { batch }).offline;
+      // a chunk's OT matrices: under 768 B per ReLU each way (a 63-bit comparison's 16 KK13 leaves, IKNP's triples, mux)
+      for (const f of [corr.flightToServer!, corr.flightToClient!])
+        assert.ok(f <= CHUNKS_IN_FLIGHT * batch * 768, `${relu} batch ${batch}: flight ${f}`);
+      return corr.flightToServer!;
+    });
+    // a quarter of the batch, a quarter of the flight (silent's are a group's reserve rounds of 199 KB)
+    if (relu === 'ot') assert.ok(Math.abs(flights[1]! / flights[0]! - 1 / 4) < 0.05, `${relu}: flights ${flights}`);
+    // the session's buffers: tens of MB (they were 688 MB to the server, 229 MB to the client with a site's matrices
+    // in one flight); the largest now comes from HE's uploads (a flight of two) and its responses
+    for (const streamed of [false, true]) {
+      const lim = sessionLimits(plan, 16384, p, prep, streamed);
+      for (const [phase, l] of Object.entries(lim))
+        assert.ok(
+          l.bufferToServer < 100e6 && l.bufferToClient < 100e6,
+          `${relu} ${phase}: buffers ${l.bufferToServer} / ${l.bufferToClient}`,
+        );
+    }
   }
 });
 

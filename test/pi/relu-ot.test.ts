@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
-import { otOnlineRelu, otRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
+import { CHUNKS_IN_FLIGHT, otOnlineRelu, otRelu, silentRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
 import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
 import { r64Add, r64FromBig, r64Shr, r64ToBig, r64ToBytes, truncClientShare, type R64 } from '../../src/pi/fixed.js';
 import { leakedWords, secretWords, Transcript } from './helpers/transcript.js';
@@ -122,7 +122,7 @@ test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online
   assert.ok(total <= 700, `${total} B per ReLU`);
 });
 
-test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (one more flight for an op alone)", async () => {
+test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (their flights before the comparison's)", async () => {
   const n = 300,
     site: ReluSite = { op: 0, name: 'stage3.block1.relu2', size: n, width: 45, shift: 12 };
   const { x, a, b } = inputs(45, 12, n - 16);
@@ -137,12 +137,41 @@ test("'ot-online': the same result with nothing prepared offline; the OT matrice
   const y = r64ToBig(r64Add(z, r)),
     exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
   y.forEach((v, i) => assert.ok(v - exact[i]! === 0n || v - exact[i]! === 1n, `x=${x[i]}: ${v} vs ${exact[i]}`));
-  assert.equal(c.stats().rounds, 7);
+  // 5 chunks of 64: the first CHUNKS_IN_FLIGHT sent at once, then each later one sent after a receive, a last
+  // receive that the comparison's first flight (to the client) continues; then the 6 flights of an op.
+  assert.equal(c.stats().rounds, 1 + 2 * (5 - CHUNKS_IN_FLIGHT) + 6);
   // The OT matrices move online: the bytes of 'ot' (same batch size) offline and online together.
   const ot = await runSite(site, a, b, 64);
   assert.equal(c.stats().bytesSent, ot.off.c.bytesSent + ot.on.c.bytesSent);
   assert.equal(s.stats().bytesSent, ot.off.s.bytesSent + ot.on.s.bytesSent);
   s.close();
+});
+
+test('a site of 16 chunks: each receiver holds at most two flights of CHUNKS_IN_FLIGHT chunks unread (ot, silent)', async () => {
+  const batch = 256,
+    n = 16 * batch,
+    site: ReluSite = { op: 0, name: 'stem.relu', size: n, width: 45, shift: 12 };
+  const { x, a, b } = inputs(45, 12, n - 16);
+  for (const relu of [otRelu, silentRelu]) {
+    const [s, c] = channelPair();
+    const [S, C] = await Promise.all([relu.server(s, opts(batch).server), relu.client(c, opts(batch).client)]);
+    const off = relu.maxMessageBytes([site], { batch }).offline;
+    // the offline flight is a few chunks, far below the site's OT matrices (ot: ~630 B per ReLU to the server)
+    assert.ok(off.flightToServer! < (CHUNKS_IN_FLIGHT + 1) * batch * 640, `${relu.name}: ${off.flightToServer}`);
+    s.setLimits({ maxFrameBytes: off.toServer, maxBufferedBytes: 2 * Math.max(off.toServer, off.flightToServer!) });
+    c.setLimits({ maxFrameBytes: off.toClient, maxBufferedBytes: 2 * Math.max(off.toClient, off.flightToClient!) });
+    const r = mask(site);
+    await Promise.all([S.offline(site), C.offline(site, b, r)]);
+    // the limits were reached for something: the server held more than one chunk's matrices unread
+    if (relu === otRelu) assert.ok(s.memory().peakIn > off.flightToServer! / CHUNKS_IN_FLIGHT, `${s.memory().peakIn}`);
+    s.setLimits({ maxFrameBytes: 1 << 26, maxBufferedBytes: 1 << 28 });
+    c.setLimits({ maxFrameBytes: 1 << 26, maxBufferedBytes: 1 << 28 });
+    const [z] = await Promise.all([S.online(site, a), C.online(site)]);
+    const y = r64ToBig(r64Add(z, r)),
+      exact = r64ToBig(reluShiftClear(r64FromBig(x), 12));
+    y.forEach((v, i) => assert.ok(v - exact[i]! === 0n || v - exact[i]! === 1n, `${relu.name}: x=${x[i]}`));
+    s.close();
+  }
 });
 
 test('malformed or truncated ReLU messages are named; online before offline is refused', async () => {

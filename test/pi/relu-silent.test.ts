@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
-import { siteCots, siteShape, silentRelu } from '../../src/pi/relu/ot/protocol.js';
+import { CHUNKS_IN_FLIGHT, siteCots, siteShape, silentRelu } from '../../src/pi/relu/ot/protocol.js';
 import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
 import { r64Add, r64FromBig, r64Shr, r64ToBig, truncClientShare, type R64 } from '../../src/pi/fixed.js';
 import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../../src/pi/random.js';
@@ -109,11 +109,18 @@ test('message bounds cover every message the silent ReLU sends (setup, offline)'
   // the set-up's bootstrap: IKNP matrix of 13,041 COTs (padded to 13,056), the RD1 round 590 x 15 blocks
   assert.equal(bounds.setup.toServer, 16 * 13056);
   assert.equal(bounds.setup.toClient, 16 * 13056);
-  // offline: a round message each way; the flight of rounds covers the site's COTs
+  // offline: a round message each way; a flight of rounds readies a group of CHUNKS_IN_FLIGHT chunks, not the site
   assert.equal(bounds.offline.toClient, 16 * 593 * 21);
   const net = 607232 - (69454 + 593 * 10),
+    group = siteCots({ ...site, size: CHUNKS_IN_FLIGHT * 16384 }, 16384),
     c = siteCots(site, 16384);
-  assert.ok(bounds.offline.flightToClient! >= Math.ceil(c.a / net) * 16 * 593 * 21);
+  assert.ok(bounds.offline.flightToClient! >= Math.ceil(group.a / net) * 16 * 593 * 21);
+  assert.ok(bounds.offline.flightToClient! < Math.ceil(c.a / net) * 16 * 593 * 21);
+  // a site 16 times larger: the same offline bounds (its online messages are the site's)
+  assert.deepEqual(
+    silentRelu.maxMessageBytes([{ ...site, size: 16 * 65536 }], { batch: 16384 }).offline,
+    bounds.offline,
+  );
 });
 
 test("the server's view of a silent ReLU site: no word of the client's shares or plain values; frames uniform", async () => {

@@ -103,14 +103,19 @@ async function openPage(query = ''): Promise<Page> {
   return page;
 }
 
-async function classifyGallery(page: Page, i: number): Promise<{ class: number; logits: number[] }> {
+async function classifyGallery(
+  page: Page,
+  i: number,
+): Promise<{ class: number; logits: number[]; schedule: number[] }> {
   await page.getByRole('button', { name: new RegExp(`^Test image ${i + 1}\\b`) }).click();
   await page.waitForSelector('body[data-state="ready"]');
   await page.getByRole('button', { name: 'Classify privately' }).click();
   await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: SESSION_MS });
   const err = await page.locator('#run-error').textContent();
   assert.equal(await page.locator('body').getAttribute('data-state'), 'done', `page error: ${err}`);
-  return page.evaluate(() => (globalThis as unknown as { piResult: { class: number; logits: number[] } }).piResult);
+  return page.evaluate(
+    () => (globalThis as unknown as { piResult: { class: number; logits: number[]; schedule: number[] } }).piResult,
+  );
 }
 
 const galleryInput = (i: number) => prepareImage(inputSpec(model.plan), PNG.sync.read(Buffer.from(gallery[i]!.png)));
@@ -153,6 +158,40 @@ test('the page classifies 3 gallery images privately with the OT ReLU: the class
     );
     assert.equal(await page.locator('#progress').getAttribute('value'), '1');
     await page.screenshot({ path: join(OUT, 'classified.png'), fullPage: true });
+  } finally {
+    await page.close();
+  }
+});
+
+test('the page asks for an offline mode in its hello (?offline=layer, then the select): the server streams or not', async () => {
+  const hello = (t: Transcript) =>
+    JSON.parse(new TextDecoder().decode(t.frames[0]!.bytes)) as { protocol: string; offline?: unknown };
+  const page = await openPage('?offline=layer');
+  try {
+    assert.equal(await page.locator('#offline').inputValue(), 'layer');
+    transcripts = [];
+    const layer = await classifyGallery(page, 0);
+    assert.equal(hello(transcripts[0]!).offline, 'layer');
+    // one segment per conv/fc layer
+    const linear = model.plan.ops.filter((o) => o.op === 'conv' || o.op === 'fc').length;
+    assert.equal(layer.schedule.length, linear);
+    assert.match((await page.locator('#cost').textContent()) ?? '', new RegExp(`offline work in ${linear} segments`));
+    await page.locator('#offline').selectOption('all');
+    transcripts = [];
+    const all = await classifyGallery(page, 0);
+    assert.equal(hello(transcripts[0]!).offline, 'all');
+    assert.deepEqual(all.schedule, [0]);
+    assert.match((await page.locator('#cost').textContent()) ?? '', /offline work before the image/);
+    const ref = referenceForward(model, quantize(galleryInput(0), model.plan.fixed.f));
+    for (const r of [layer, all]) {
+      assert.equal(r.class, argmax(ref.logits));
+      assert.ok(Math.max(...r.logits.map((v, k) => Math.abs(v - ref.logits[k]!))) <= TOL);
+    }
+    // the server's choice (no wish in the hello), as before
+    await page.locator('#offline').selectOption('');
+    transcripts = [];
+    await classifyGallery(page, 0);
+    assert.equal(hello(transcripts[0]!).offline, undefined);
   } finally {
     await page.close();
   }

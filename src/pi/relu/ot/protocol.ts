@@ -17,7 +17,9 @@
 // 'ot-online' makes them at the start of each ReLU op's online call, so that neither party keeps anything between the
 // phases beyond the shares b and r (the OT matrices go both ways before the comparison: one more flight for an op
 // alone, none in a session, where the client's matrices follow its re-share of the previous op). Either way a
-// site's OT matrices go in chunks of `batch` ReLUs (bounded messages and memory), all sent before any is received.
+// site's OT matrices go in chunks of `batch` ReLUs, CHUNKS_IN_FLIGHT of them sent ahead of the receives (a silent
+// session readies the COTs of that many at a time), so that messages, buffers and memory are bounded by the batch,
+// not by the site.
 import type { Channel } from '../../transport/channel.js';
 import { r64Add, r64Shr, r64Slice, r64Sub, truncClientShare, r64FromBytes, r64ToBytes, type R64 } from '../../fixed.js';
 import {
@@ -164,31 +166,56 @@ function heldIn(x: unknown): number {
   return 0;
 }
 
+/** Chunks whose OT matrices a party sends before it reads the peer's of the first: its unread stay within 2x that. */
+export const CHUNKS_IN_FLIGHT = 2;
+
 /**
- * A party's correlations for a site, one OT batch per chunk of `batch` ReLUs: every chunk's sends first (the server
- * B's matrices: triples, mux; the client KK13's and A's: leaves, triples, mux), then its receives: one flight each
- * way per site, one message per matrix and chunk. The millionaire's stay per chunk; the mux's are joined. `b`: the
- * client's input share.
+ * The groups of a site's chunks, [first, end) chunk indices: a silent session readies a group's COTs at once (a
+ * sync point: nothing in flight), so it holds at most a group's COTs and a round; without one, the whole site.
+ */
+function chunkGroups(nChunks: number, silent: boolean): [number, number][] {
+  if (!silent) return nChunks ? [[0, nChunks]] : [];
+  const out: [number, number][] = [];
+  for (let k = 0; k < nChunks; k += CHUNKS_IN_FLIGHT) out.push([k, Math.min(nChunks, k + CHUNKS_IN_FLIGHT)]);
+  return out;
+}
+
+/**
+ * A party's correlations for a site, one OT batch per chunk of `batch` ReLUs, CHUNKS_IN_FLIGHT chunks in flight: a
+ * chunk's sends (the server B's matrices: triples, mux; the client KK13's and A's: leaves, triples, mux) go out once
+ * the chunk CHUNKS_IN_FLIGHT before it is received, so that a receiver's unread bytes are bounded by a few chunks, not
+ * by the site. A silent session readies each group's COTs before the group's first send. The millionaire's
+ * correlations stay per chunk; the mux's are joined. `b`: the client's input share.
  */
 async function prepareChunks(ots: OtSession, site: ReluSite, batch: number, role: 'server' | 'client', b?: R64) {
   const shape = siteShape(site),
-    y = b && clientInputs(b, site.shift).y;
-  if (ots.reserve) {
-    const need = siteCots(site, batch);
-    await ots.reserve(need.a, need.b);
-  }
-  const sent = chunks(site.size, batch).map(([s, e]) => ({
-    n: e - s,
-    pending: millionaireSend(ots, shape, role, e - s, y && r64Slice(y, s, e)),
-    muxR: awaitedLater(rotReceive64(ots.receiver, e - s, ots.random)),
-  }));
+    y = b && clientInputs(b, site.shift).y,
+    parts = chunks(site.size, batch);
   const mills: (MillServerCorr | MillClientCorr)[] = [],
     muxS: RotSender64[] = [],
     muxR: RotReceiver64[] = [];
-  for (const c of sent) {
+  type Sent = { n: number; pending: ReturnType<typeof millionaireSend>; muxR: Promise<RotReceiver64> };
+  const receive = async (c: Sent) => {
     mills.push(await millionaireReceive(ots, shape, c.pending));
     muxS.push(await rotSend64(ots.sender, c.n));
     muxR.push(await c.muxR);
+  };
+  for (const [g0, g1] of chunkGroups(parts.length, !!ots.reserve)) {
+    if (ots.reserve) {
+      const need = chunkCots(shape, parts.slice(g0, g1));
+      await ots.reserve(need.a, need.b);
+    }
+    const flying: Sent[] = [];
+    for (let k = g0; k < g1; k++) {
+      if (flying.length === CHUNKS_IN_FLIGHT) await receive(flying.shift()!);
+      const [s, e] = parts[k]!;
+      flying.push({
+        n: e - s,
+        pending: millionaireSend(ots, shape, role, e - s, y && r64Slice(y, s, e)),
+        muxR: awaitedLater(rotReceive64(ots.receiver, e - s, ots.random)),
+      });
+    }
+    while (flying.length) await receive(flying.shift()!);
   }
   return {
     shape,
@@ -376,15 +403,14 @@ class OtClient implements ReluClient {
 }
 
 /**
- * COTs a site's correlations take from a session whose leaves run on its COTs (silent): `a` with the server as sender
- * (the leaves' log2 N per leaf OT, the triples', the mux's), `b` with the client as sender (triples', mux's).
+ * COTs these chunks' correlations take from a session whose leaves run on its COTs (silent): `a` with the server as
+ * sender (the leaves' log2 N per leaf OT, the triples', the mux's), `b` with the client as sender (triples', mux's).
  */
-export function siteCots(site: ReluSite, batch: number): { a: number; b: number } {
-  const shape = siteShape(site),
-    lg = Math.log2(shape.N);
+function chunkCots(shape: CompareShape, parts: readonly [number, number][]): { a: number; b: number } {
+  const lg = Math.log2(shape.N);
   let a = 0,
     b = 0;
-  for (const [s, e] of chunks(site.size, batch)) {
+  for (const [s, e] of parts) {
     const ne = e - s,
       m = tripleOts(shape, ne);
     a += lg * shape.leaves * ne + m + ne;
@@ -393,12 +419,17 @@ export function siteCots(site: ReluSite, batch: number): { a: number; b: number 
   return { a, b };
 }
 
+/** COTs a site's correlations take from a silent session, all its chunks together (chunkCots). */
+export const siteCots = (site: ReluSite, batch: number): { a: number; b: number } =>
+  chunkCots(siteShape(site), chunks(site.size, batch));
+
 const pad128 = (m: number) => Math.ceil(m / 128) * 128;
 const pad32 = (m: number) => Math.ceil(m / 32) * 32;
 
 /**
- * The messages of one site, in the order prepare() and online() send them: its correlations' (the OT matrices of every
- * chunk, one flight each way: all sent before the receiver reads any), then its comparison's and multiplexer's.
+ * The messages of one site, in the order prepare() and online() send them: its correlations' (the OT matrices of each
+ * chunk; CHUNKS_IN_FLIGHT consecutive chunks make a flight, as do a silent group's reserve rounds), then its
+ * comparison's and multiplexer's.
  */
 function siteMessages(
   site: ReluSite,
@@ -408,24 +439,30 @@ function siteMessages(
   const shape = siteShape(site),
     n = site.size,
     L = shape.leaves,
+    parts = chunks(n, batch),
     corr: ScheduledMessage[] = [];
+  const flight = (k: number) => `corr:${Math.floor(k / CHUNKS_IN_FLIGHT)}`;
   if (silent) {
-    // The reserve's rounds (A's to the client, then B's to the server), then per chunk the COTs' choice corrections.
-    const cots = siteCots(site, batch),
-      r = silentReserveMessages(cots.a, cots.b);
-    for (let k = 0; k < r.toClient; k++) corr.push({ to: 'client', bytes: r.bytes, flight: 'reserve' });
-    for (let k = 0; k < r.toServer; k++) corr.push({ to: 'server', bytes: r.bytes, flight: 'reserve' });
     const lg = Math.log2(shape.N),
       bits = (m: number) => (m + 7) >>> 3;
-    for (const [s, e] of chunks(n, batch)) {
-      const ne = e - s,
-        m = tripleOts(shape, ne);
-      for (const bytes of [bits(lg * L * ne), m ? bits(m) : 0, bits(ne)])
-        if (bytes) corr.push({ to: 'server', bytes, flight: 'corr' });
-      for (const bytes of [m ? bits(m) : 0, bits(ne)]) if (bytes) corr.push({ to: 'client', bytes, flight: 'corr' });
+    for (const [g0, g1] of chunkGroups(parts.length, true)) {
+      // The reserve's rounds (A's to the client, then B's to the server), then per chunk the COTs' choice corrections.
+      const cots = chunkCots(shape, parts.slice(g0, g1)),
+        r = silentReserveMessages(cots.a, cots.b);
+      for (let k = 0; k < r.toClient; k++) corr.push({ to: 'client', bytes: r.bytes, flight: `reserve:${g0}` });
+      for (let k = 0; k < r.toServer; k++) corr.push({ to: 'server', bytes: r.bytes, flight: `reserve:${g0}` });
+      for (let k = g0; k < g1; k++) {
+        const [s, e] = parts[k]!,
+          ne = e - s,
+          m = tripleOts(shape, ne);
+        for (const bytes of [bits(lg * L * ne), m ? bits(m) : 0, bits(ne)])
+          if (bytes) corr.push({ to: 'server', bytes, flight: flight(k) });
+        for (const bytes of [m ? bits(m) : 0, bits(ne)])
+          if (bytes) corr.push({ to: 'client', bytes, flight: flight(k) });
+      }
     }
   } else
-    for (const [s, e] of chunks(n, batch)) {
+    parts.forEach(([s, e], k) => {
       const ne = e - s,
         m = tripleOts(shape, ne);
       // client -> server: the KK13 matrix of the leaves (256 columns), IKNP A's matrices (triples, mux)
@@ -435,9 +472,9 @@ function siteMessages(
       // server -> client: IKNP B's matrices (triples, mux)
       const triB = triA,
         muxB = muxA;
-      for (const bytes of [kk, triA, muxA]) corr.push({ to: 'server', bytes, flight: 'corr' });
-      for (const bytes of [triB, muxB]) corr.push({ to: 'client', bytes, flight: 'corr' });
-    }
+      for (const bytes of [kk, triA, muxA]) corr.push({ to: 'server', bytes, flight: flight(k) });
+      for (const bytes of [triB, muxB]) corr.push({ to: 'client', bytes, flight: flight(k) });
+    });
   // The comparison's flights (leaf tables with the server's first openings, then openings), then the multiplexer's
   // choice corrections (n bits), messages (8n) and the re-share (8n) in the order online() sends them.
   const online: ScheduledMessage[] = [],
