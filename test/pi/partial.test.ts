@@ -342,7 +342,7 @@ test('a layer after a partial or culled site is re-masked: results still equal t
   const remaskEntries = r.client.client.entries.filter((e) => e.kind === 'remask');
   assert.equal(remaskEntries.length, names.length);
   // the re-masking frames: one per re-masked layer, the size of its input
-  const sizes = p.ops.flatMap((o, i) => (rm[i] ? [8 * reads(i).size] : []));
+  const sizes = p.ops.flatMap((_, i) => (rm[i] ? [8 * reads(i).size] : []));
   const frames = r.server.received(['offline'], 'client').map((f) => f.bytes);
   const found = sizes.map((n) => frames.filter((f) => f.length === n));
   found.forEach((fs, k) => assert.ok(fs.length >= 1, `a ${sizes[k]}-byte re-masking frame`));
