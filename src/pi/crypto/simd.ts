@@ -562,14 +562,15 @@ function instantiate(): { ex: Record<string, unknown>; mem: WasmMemory } {
   return { ex, mem: ex.mem };
 }
 
-export function lpnKernel(): LpnKernel {
-  if (lpnInstance) return lpnInstance;
-  const { ex, mem } = instantiate();
-  const k: LpnKernel = {
-    lpnenc: ex.lpnenc as LpnKernel['lpnenc'],
+/** The kernels plus byte and word views of their memory, re-made when `ensure` grows it (growing detaches views). */
+function withViews<T extends object>(
+  mem: WasmMemory,
+  kernels: T,
+): T & { u8: Uint8Array; i32: Int32Array; ensure(bytes: number): void } {
+  const k = {
+    ...kernels,
     u8: new Uint8Array(mem.buffer),
     i32: new Int32Array(mem.buffer),
-    table: null,
     ensure(bytes: number) {
       const have = mem.buffer.byteLength;
       if (bytes > have) mem.grow(Math.ceil((bytes - have) / 65536));
@@ -579,15 +580,21 @@ export function lpnKernel(): LpnKernel {
       }
     },
   };
-  lpnInstance = k;
   return k;
+}
+
+export function lpnKernel(): LpnKernel {
+  if (lpnInstance) return lpnInstance;
+  const { ex, mem } = instantiate();
+  lpnInstance = withViews(mem, { lpnenc: ex.lpnenc as LpnKernel['lpnenc'], table: null });
+  return lpnInstance;
 }
 
 /** The process-wide kernel instance (garbling is synchronous, so one memory is enough). */
 export function gcKernels(): GcKernels {
   if (instance) return instance;
   const { ex, mem } = instantiate();
-  const k: GcKernels = {
+  instance = withViews(mem, {
     xor: ex.xor as K4,
     xorc: ex.xorc as K3,
     gpre: ex.gpre as KPre,
@@ -601,17 +608,6 @@ export function gcKernels(): GcKernels {
     kkpre: ex.kkpre as KKkPre,
     kkmid: ex.kkmid as K4,
     ggmpre: ex.ggmpre as K3,
-    u8: new Uint8Array(mem.buffer),
-    i32: new Int32Array(mem.buffer),
-    ensure(bytes: number) {
-      const have = mem.buffer.byteLength;
-      if (bytes > have) mem.grow(Math.ceil((bytes - have) / 65536));
-      if (k.u8.buffer !== mem.buffer || k.u8.byteLength !== mem.buffer.byteLength) {
-        k.u8 = new Uint8Array(mem.buffer);
-        k.i32 = new Int32Array(mem.buffer);
-      }
-    },
-  };
-  instance = k;
-  return k;
+  });
+  return instance;
 }
