@@ -56,7 +56,7 @@ export interface HeRun {
   MB: number;
 }
 
-/** Every shape through HePreprocessor; throws if a result differs from the ring layer. */
+/** Every shape through HePreprocessor; throws if a result differs from the ring layer by more than a carry. */
 export async function heRun(shapes: LinearShape[], layers: Map<number, RingLinear>): Promise<HeRun> {
   const [sc, cc] = channelPair();
   const srv = new HePreprocessor(),
@@ -83,7 +83,9 @@ export async function heRun(shapes: LinearShape[], layers: Map<number, RingLinea
       k0 = process.cpuUsage();
     const want = r64ToBig(r64Sub(layer.apply(c), sv)),
       got = r64ToBig(y);
-    if (!want.every((v, i) => v === got[i])) throw new Error(`${s.name}: HE result differs from the ring layer`);
+    // equal up to the linear layers' error: a carry in {-1, 0, 1} per output (docs/pi-he.md)
+    if (!want.every((v, i) => BigInt.asIntN(64, got[i]! - v) >= -1n && BigInt.asIntN(64, got[i]! - v) <= 1n))
+      throw new Error(`${s.name}: HE result differs from the ring layer by more than a carry`);
     const k = process.cpuUsage(k0);
     checkUs += k.user + k.system;
     serverMs += srv.lastComputeMs();

@@ -179,7 +179,7 @@ build_cheetah() {
     "emp-toolkit/emp-ot@$eo" "microsoft/SEAL@$seal" "intel/hexl@$hexl" "facebook/zstd@$zstd" \
     "google/cpu_features@$cpuf"
   step cheetah apt need_apt cmake g++ make patch libssl-dev libgmp-dev libeigen3-dev || return 1
-  step cheetah src-cheetah export_tree "$CHEETAH_SRC" HEAD "$d/src" CMakeLists.txt include SCI patch || return 1
+  step cheetah src-cheetah export_tree "$CHEETAH_SRC" HEAD "$d/src" CMakeLists.txt include SCI patch networks || return 1
   step cheetah src-emp-tool export_tree "$EMP_TOOL_SRC" "$et" "$d/emp-tool" &&
     step cheetah patch-emp-tool patch -p1 -N -d "$d/emp-tool" -i "$d/src/patch/emp-tool.patch" &&
     step cheetah emp-tool cmake_install "$d/emp-tool" "$d/build/emp-tool" "$p" &&
@@ -220,9 +220,21 @@ cmake_cheetah() { # as OpenCheetah's scripts/build.sh configures it, but only ou
     $NICE make -j"$JOBS" peer-driver
 }
 
+# one build per peer at a time (two runs of this script may overlap: build.sh sci & build.sh cheetah)
+locked() { # PEER FUNCTION
+  mkdir -p "$PEERS_DIR/$1"
+  (
+    flock -n 9 || {
+      say "$1: another build of it is running (lock $PEERS_DIR/$1/lock)"
+      exit 1
+    }
+    "$2"
+  ) 9>"$PEERS_DIR/$1/lock"
+}
+
 rc=0
-if [ "$which" = all ] || [ "$which" = cheetah ]; then build_cheetah || rc=1; fi
-if [ "$which" = all ] || [ "$which" = sci ]; then build_sci || rc=1; fi
+if [ "$which" = all ] || [ "$which" = cheetah ]; then locked cheetah build_cheetah || rc=1; fi
+if [ "$which" = all ] || [ "$which" = sci ]; then locked sci build_sci || rc=1; fi
 for peer in cheetah sci; do
   [ -e "$PEERS_DIR/$peer/status" ] && say "$peer: $(cat "$PEERS_DIR/$peer/status")"
 done

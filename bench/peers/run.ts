@@ -16,8 +16,8 @@
 import '../lib/help.js';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reluCost } from '../lib/relu-cost.js';
 import { convLayer, heRun } from '../lib/he-layer.js';
@@ -90,11 +90,17 @@ interface PartyResult {
 function runDriver(p: Peer, args: string[]): Promise<[PartyResult, PartyResult]> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const bin = join(peersDir, p.name, 'driver');
+  // a fresh folder per run: Cheetah's Ferret keeps its bootstrap OTs in ./data/ and would reuse a previous run's
+  const cwd = mkdtempSync(join(tmpdir(), `peer-${p.name}-`));
+  mkdirSync(join(cwd, 'data'));
+  const kids: ReturnType<typeof spawn>[] = [];
   const one = (r: number) =>
     new Promise<PartyResult>((resolve, reject) => {
       const ch = spawn(bin, [`r=${r}`, `p=${port}`, 'ip=127.0.0.1', `nt=${nt}`, ...args], {
+        cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      kids.push(ch);
       let out = '',
         err = '';
       ch.stdout.on('data', (b: Buffer) => {
@@ -131,7 +137,12 @@ function runDriver(p: Peer, args: string[]): Promise<[PartyResult, PartyResult]>
         });
       });
     });
-  return Promise.all([one(1), one(2)]);
+  // a party that fails takes the other down (it would wait for its peer until the timeout)
+  const both = Promise.all([one(1), one(2)]).catch((e: unknown) => {
+    for (const ch of kids) if (ch.exitCode === null) ch.kill('SIGKILL');
+    throw e;
+  });
+  return both.finally(() => rmSync(cwd, { recursive: true, force: true }));
 }
 
 interface Row {
@@ -263,8 +274,9 @@ if (a.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 else {
   for (const p of peers)
     console.log(`${p.name} (${p.repo}): ${p.built ? p.commits.join(', ') : `NOT BUILT. ${p.blocked}`}`);
-  console.table(rows);
-  console.log('ratios, ours / peer:');
+  console.table(rows.map(({ note: _, ...r }) => r));
+  for (const r of rows) console.log(`  ${r.system}, ${r.task}: ${r.note}`);
+  console.log('ratios, ours / peer (bytes both ways; seconds: wall of the call; cpu: both parties):');
   console.table(ratios);
   if (a.out) console.log(`JSON: ${a.out}`);
 }
