@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <time.h>
+#include <vector>
 #include <string>
 
 int party = 0;
@@ -85,10 +86,37 @@ int main(int argc, char **argv) {
     uint64_t *x = new uint64_t[in], *w = new uint64_t[fl], *y = new uint64_t[out];
     for (long i = 0; i < in; i++) x[i] = rng() & mask;
     for (long i = 0; i < fl; i++) w[i] = party == 1 ? (rng() % (1ULL << kScale)) : 0;
+#if USE_CHEETAH
+    // Cheetah's HomConv itself: OpenCheetah's Conv2DWrapper also reveals input, filter and output to the client to
+    // check them (VERIFY_LAYERWISE is on in library_fixed_uniform_cheetah.cpp), which is no part of the protocol.
+    gemini::CheetahLinear::ConvMeta meta;
+    meta.ishape = gemini::TensorShape({ci, h, h});
+    meta.fshape = gemini::TensorShape({ci, f, f});
+    meta.n_filters = co;
+    meta.padding = gemini::Padding::SAME;
+    meta.stride = 1;
+    meta.is_shared_input = true; // a hidden layer's input: shared by both parties
+    std::vector<gemini::Tensor<uint64_t>> filters(co);
+    for (long o = 0; o < co; o++) {
+      filters[o].Reshape(meta.fshape);
+      for (long c = 0; c < ci; c++)
+        for (long i = 0; i < f; i++)
+          for (long j = 0; j < f; j++) filters[o](c, i, j) = w[((i * f + j) * ci + c) * co + o];
+    }
+    gemini::Tensor<uint64_t> image(meta.ishape), result;
+    for (long c = 0; c < ci; c++)
+      for (long i = 0; i < h; i++)
+        for (long j = 0; j < h; j++) image(c, i, j) = x[(i * h + j) * ci + c];
+    uint64_t c0 = sentNow();
+    double u0 = cpuNow();
+    auto t0 = std::chrono::steady_clock::now();
+    cheetah_linear->conv2d(image, filters, meta, result);
+#else
     uint64_t c0 = sentNow();
     double u0 = cpuNow();
     auto t0 = std::chrono::steady_clock::now();
     Conv2DWrapper(1, h, h, ci, f, f, co, pad, pad, pad, pad, 1, 1, x, w, y);
+#endif
     sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     cpu = cpuNow() - u0;
     sent = sentNow() - c0;
