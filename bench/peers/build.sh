@@ -93,11 +93,9 @@ step() {
   if "$@" >"$d/log/$name.log" 2>&1; then
     touch "$d/stamp/$name"
   else
-    {
-      printf 'blocked: %s: ' "$name"
-      grep -m5 -iE 'error|not found|fatal|fail' "$d/log/$name.log" | tr '\n' ' ' | cut -c1-600
-      printf ' (log: %s)\n' "$d/log/$name.log"
-    } >"$d/status"
+    local why
+    why=$(grep -m5 -iE 'error|not found|fatal|fail' "$d/log/$name.log" | tr '\n' ' ' | cut -c1-600)
+    printf 'blocked: %s: %s(log: %s)\n' "$name" "${why:-$(tail -n3 "$d/log/$name.log" | tr '\n' ' ')}" "$d/log/$name.log" >"$d/status"
     say "$peer $(cat "$d/status")"
     return 1
   fi

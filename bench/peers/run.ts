@@ -10,7 +10,8 @@
 // set-up outside), so its wall time is both parties' work back to back. Peers' rings are Z_2^ell with ell < 64 (both
 // assert it); ours is Z_2^64 and a site of width W, shift S compares W - S bits: ours runs at W = ell + S so that
 // both compare ell bits. Ratios are ours / peer (below 1: ours is smaller or faster). A peer that is not built is
-// reported with what blocks it (PEERS_DIR/<peer>/status) and the others still run.
+// reported with what blocks it (PEERS_DIR/<peer>/status) and the others still run. The JSON (rows, ratios, each
+// peer's commits) goes to --out (default PEERS_DIR/results.json, PEERS_DIR as for build.sh: ~/.cache/deepreduce-peers).
 // Usage: node dist/bench/peers/run.js [--what relu,conv] [--peers sci,cheetah] [--n 1048576] [--ell 37] [--shift 12]
 // [--conv 256,14,256,3,1,1] [--nt 1] [--peers-dir DIR] [--out FILE] [--timeout 1800] [--json]
 import '../lib/help.js';
@@ -32,7 +33,7 @@ const { values: a } = parseArgs({
     conv: { type: 'string', default: '256,14,256,3,1,1' },
     nt: { type: 'string', default: '1' },
     'peers-dir': { type: 'string', default: process.env.PEERS_DIR ?? join(homedir(), '.cache', 'deepreduce-peers') },
-    out: { type: 'string' },
+    out: { type: 'string' }, // default PEERS_DIR/results.json
     timeout: { type: 'string', default: '1800' },
     json: { type: 'boolean' },
   },
@@ -56,6 +57,7 @@ const [C, H, O, k, st, pad] = a.conv!.split(',').map(Number) as number[];
 if (st !== 1 || pad !== Math.floor(k! / 2))
   throw new Error('--conv: the peers run stride 1 with SAME padding (p = k/2)');
 const peersDir = a['peers-dir']!;
+const outFile = a.out ?? join(peersDir, 'results.json');
 
 interface Peer {
   name: 'sci' | 'cheetah';
@@ -168,8 +170,7 @@ const mb = (b: number) => +(b / 1e6).toFixed(3);
 const r3 = (x: number) => +x.toFixed(3);
 
 async function peerRow(p: Peer, task: string, args: string[], note: string): Promise<Row> {
-  if (!p.built)
-    return { task, system: p.name, MB: null, seconds: null, cpu_seconds: null, note: `blocked: ${p.blocked}` };
+  if (!p.built) return { task, system: p.name, MB: null, seconds: null, cpu_seconds: null, note: p.blocked! };
   try {
     const [s, c] = await runDriver(p, args);
     return {
@@ -243,7 +244,7 @@ if (what.has('conv')) {
       ch,
       task,
       ['op=conv', `ell=${ell}`, `k=${shift}`, `h=${H}`, `ci=${C}`, `co=${O}`, `f=${k}`],
-      `HomConv (Conv2DWrapper), Z_2^${ell}`,
+      `HomConv2DSS (CheetahLinear::conv2d), shared input, Z_2^${ell}`,
     );
     rows.push(pr);
   }
@@ -269,7 +270,8 @@ const result = {
   rows,
   ratios,
 };
-if (a.out) writeFileSync(a.out, `${JSON.stringify(result, null, 2)}\n`);
+mkdirSync(peersDir, { recursive: true });
+writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
 if (a.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 else {
   for (const p of peers)
@@ -278,5 +280,5 @@ else {
   for (const r of rows) console.log(`  ${r.system}, ${r.task}: ${r.note}`);
   console.log('ratios, ours / peer (bytes both ways; seconds: wall of the call; cpu: both parties):');
   console.table(ratios);
-  if (a.out) console.log(`JSON: ${a.out}`);
+  console.log(`JSON: ${outFile}`);
 }
