@@ -67,6 +67,7 @@ int main(int argc, char **argv) {
   const uint64_t mask = bitlength == 64 ? ~0ULL : (1ULL << bitlength) - 1;
   std::mt19937_64 rng(1234 + party);
   double sec = 0, cpu = 0;
+  long wrong = -1; // ReLU outputs that are not ReLU(x) (the server counts them; -1: not checked)
   uint64_t sent = 0;
   if (op == "relu") {
     uint64_t *x = new uint64_t[n], *y = new uint64_t[n];
@@ -78,6 +79,23 @@ int main(int argc, char **argv) {
     sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     cpu = cpuNow() - u0;
     sent = sentNow() - c0;
+    // Check, after the measurement: the client sends its shares, the server counts outputs that are not ReLU(x).
+    if (party == 2) {
+      ioArr[0]->send_data(x, n * sizeof(uint64_t));
+      ioArr[0]->send_data(y, n * sizeof(uint64_t));
+    } else {
+      uint64_t *x2 = new uint64_t[n], *y2 = new uint64_t[n];
+      ioArr[0]->recv_data(x2, n * sizeof(uint64_t));
+      ioArr[0]->recv_data(y2, n * sizeof(uint64_t));
+      const uint64_t half = mask / 2 + 1;
+      wrong = 0;
+      for (long i = 0; i < n; i++) {
+        uint64_t v = (x[i] + x2[i]) & mask, want = v >= half ? 0 : v;
+        wrong += ((y[i] + y2[i]) & mask) != want;
+      }
+      delete[] x2;
+      delete[] y2;
+    }
     delete[] x;
     delete[] y;
   } else {
@@ -137,9 +155,9 @@ int main(int argc, char **argv) {
     ioArr[0]->flush();
   }
   // One machine-readable line; run.ts adds both parties' sent bytes.
-  printf("PEER_RESULT op=%s party=%d n=%ld ell=%d nt=%d seconds=%.6f cpu_seconds=%.6f sent=%llu setup_seconds=%.6f setup_sent=%llu\n",
+  printf("PEER_RESULT op=%s party=%d n=%ld ell=%d nt=%d seconds=%.6f cpu_seconds=%.6f sent=%llu setup_seconds=%.6f setup_sent=%llu wrong=%ld\n",
          op.c_str(), party, n, bitlength, num_threads, sec, cpu, (unsigned long long)sent, setupS,
-         (unsigned long long)setupSent);
+         (unsigned long long)setupSent, wrong);
   fflush(stdout);
   return 0;
 }

@@ -87,6 +87,8 @@ interface PartyResult {
   sent: number;
   setup_seconds: number;
   setup_sent: number;
+  /** the server's count of ReLU outputs that are not ReLU(x); -1 where not checked (conv, the client) */
+  wrong: number;
 }
 /** Both parties of a peer's driver on 127.0.0.1; resolves with each party's PEER_RESULT line. */
 function runDriver(p: Peer, args: string[]): Promise<[PartyResult, PartyResult]> {
@@ -136,6 +138,7 @@ function runDriver(p: Peer, args: string[]): Promise<[PartyResult, PartyResult]>
           sent: Number(kv.sent),
           setup_seconds: Number(kv.setup_seconds),
           setup_sent: Number(kv.setup_sent),
+          wrong: Number(kv.wrong ?? -1),
         });
       });
     });
@@ -155,6 +158,8 @@ interface Row {
   cpu_seconds: number | null;
   setup_s?: number | null;
   setup_MB?: number | null;
+  /** ReLU outputs that are not ReLU(x), checked after the measured call */
+  wrong?: number;
   note: string;
 }
 const rows: Row[] = [];
@@ -181,6 +186,7 @@ async function peerRow(p: Peer, task: string, args: string[], note: string): Pro
       cpu_seconds: r3(s.cpu_seconds + c.cpu_seconds),
       setup_s: r3(Math.max(s.setup_seconds, c.setup_seconds)),
       setup_MB: mb(s.setup_sent + c.setup_sent),
+      ...(s.wrong >= 0 ? { wrong: s.wrong } : {}),
       note,
     };
   } catch (e) {
