@@ -32,7 +32,8 @@ JOBS=${JOBS:-2}
 which=${1:-all}
 case "$which" in all | sci | cheetah) ;; *)
   sed -n '2,/^set -uo/p' "$0" | sed 's/^# \{0,1\}//;/^set -uo/d'
-  exit 2
+  [ "$which" = --help ] || [ "$which" = -h ]
+  exit
   ;;
 esac
 mkdir -p "$PEERS_DIR"

@@ -3,7 +3,8 @@
 //          OpenCheetah (Cheetah's ReLU over silent OT, Ferret) against our 'silent'
 //   conv   one convolution (--conv C,H,O,k,s,p; default 3x3 256->256 at 14x14): Cheetah's HE conv against our
 //          HePreprocessor (bench/lib/he-layer.ts)
-// Each peer runs its library's own entry points (Relu, Conv2DWrapper) through bench/peers/driver.cpp, both parties as
+// Each peer runs its library's own entry points (Relu; Cheetah's CheetahLinear::conv2d, which its Conv2DWrapper calls
+// before it reveals everything to check it) through bench/peers/driver.cpp, both parties as
 // two processes on 127.0.0.1, --nt threads each; time is the slower party's wall time around the call (set-up: base
 // OTs, silent-OT and HE keys, outside it), CPU is both processes' CPU over the call, bytes are both parties' sent bytes.
 // Ours runs both parties in this process on one thread (bench/lib/relu-cost.ts: offline + online of one site, session
@@ -49,6 +50,7 @@ const n = int('n', a.n!, 1, 1 << 24),
   shift = int('shift', a.shift!, 0, 62),
   nt = int('nt', a.nt!, 1, 4),
   timeoutS = int('timeout', a.timeout!, 1, 86400);
+if (ell + shift > 64) throw new Error(`--ell + --shift must be at most 64 (our site's width), got ${ell + shift}`);
 const what = new Set(a.what!.split(','));
 const wanted = new Set(a.peers!.split(','));
 for (const w of what) if (w !== 'relu' && w !== 'conv') throw new Error(`--what: relu and/or conv, got ${w}`);
