@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions run through step/locked ("$@"), which shellcheck counts as unreachable
 # Builds the two peers of bench/peers/run.ts from public sources, outside this repo: SCI (microsoft/EzPC, folder SCI;
 # CrypTFlow2's OT ReLU) and OpenCheetah (Alibaba-Gemini-Lab/OpenCheetah; Cheetah's silent-OT ReLU and HE conv), each with
 # bench/peers/driver.cpp linked to its library. No submodule or download step runs: every source is a local git repo
@@ -30,13 +31,6 @@ ZSTD_SRC=${ZSTD_SRC:-$MIRROR/facebook+zstd/repo}
 CPU_FEATURES_SRC=${CPU_FEATURES_SRC:-$MIRROR/google+cpu_features/repo}
 JOBS=${JOBS:-2}
 which=${1:-all}
-case "$which" in all | sci | cheetah) ;; *)
-  sed -n '2,/^set -uo/p' "$0" | sed 's/^# \{0,1\}//;/^set -uo/d'
-  [ "$which" = --help ] || [ "$which" = -h ]
-  exit
-  ;;
-esac
-mkdir -p "$PEERS_DIR"
 NICE="nice -n 19"
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -191,20 +185,20 @@ build_cheetah() {
   # Intel HEXL (AVX-512 NTTs) as OpenCheetah builds it; its cpu_features dependency is installed first so that HEXL's
   # configure finds it instead of downloading it. Without HEXL, SEAL still builds (slower NTTs): recorded, not fatal.
   local hexl_on=ON
-  step cheetah src-cpu-features export_tree "$CPU_FEATURES_SRC" "$cpuf" "$d/cpu_features" &&
+  if ! { step cheetah src-cpu-features export_tree "$CPU_FEATURES_SRC" "$cpuf" "$d/cpu_features" &&
     step cheetah cpu-features cmake_install "$d/cpu_features" "$d/build/cpu_features" "$p" -DBUILD_TESTING=OFF \
       -DBUILD_PIC=ON -DBUILD_SHARED_LIBS=OFF &&
     step cheetah src-hexl export_tree "$HEXL_SRC" "$hexl" "$d/hexl" &&
     step cheetah hexl cmake_install "$d/hexl" "$d/build/hexl" "$p" -DHEXL_BENCHMARK=OFF -DHEXL_COVERAGE=OFF \
-      -DHEXL_TESTING=OFF || {
+      -DHEXL_TESTING=OFF; }; then
     hexl_on=OFF
     echo "hexl: not built, SEAL without HEXL ($(cat "$d/status"))" >>"$d/commit"
     rm -f "$d/status"
-  }
+  fi
   step cheetah src-seal export_tree "$SEAL_SRC" "$seal" "$d/seal" &&
     step cheetah patch-seal patch -p1 -N -d "$d/seal" -i "$d/src/patch/SEAL.patch" &&
     step cheetah seal cmake_install "$d/seal" "$d/build/seal" "$p" -DSEAL_USE_MSGSL=OFF -DSEAL_USE_ZLIB=OFF \
-      -DSEAL_USE_ZSTD=ON -DSEAL_USE_INTEL_HEXL=$hexl_on -DSEAL_BUILD_DEPS=OFF \
+      -DSEAL_USE_ZSTD=ON -DSEAL_USE_INTEL_HEXL="$hexl_on" -DSEAL_BUILD_DEPS=OFF \
       -DSEAL_THROW_ON_TRANSPARENT_CIPHERTEXT=ON &&
     step cheetah driver-target add_driver "$d/src/CMakeLists.txt" "gemini SCI-Cheetah" "SCI_OT=1 USE_CHEETAH=1" &&
     step cheetah cheetah cmake_cheetah "$d" "$p" &&
@@ -218,6 +212,14 @@ cmake_cheetah() { # as OpenCheetah's scripts/build.sh configures it, but only ou
     $NICE cmake "$d/src" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$p" -DUSE_APPROX_RESHARE=ON &&
     $NICE make -j"$JOBS" peer-driver
 }
+
+case "$which" in all | sci | cheetah) ;; *)
+  sed -n '3,/^set -uo/p' "$0" | sed 's/^# \{0,1\}//;/^set -uo/d'
+  [ "$which" = --help ] || [ "$which" = -h ]
+  exit
+  ;;
+esac
+mkdir -p "$PEERS_DIR"
 
 # one build per peer at a time (two runs of this script may overlap: build.sh sci & build.sh cheetah)
 locked() { # PEER FUNCTION
