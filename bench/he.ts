@@ -14,15 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { specFromOptions } from '../src/models/options.js';
 import { serverModelRandom } from '../src/pi/node/load.js';
 import { linearShapes, type LinearShape } from '../src/pi/linear/index.js';
-import { HePreprocessor } from '../src/pi/linear/he/preprocess.js';
-import { channelPair } from '../src/pi/transport/channel.js';
-import { r64Sub, r64ToBig } from '../src/pi/fixed.js';
-import { r64Random, systemRandom } from '../src/pi/random.js';
+import type { RingLinear } from '../src/pi/ringlinear.js';
+import { convLayer, heRun } from './lib/he-layer.js';
 import { HeEngine } from '../src/pi/he/kernels.js';
 import { HE_PARAMS as P, noiseBudget } from '../src/pi/he/params.js';
 import { choosePacking, convGeometry, fcGeometry, kernelTaps, type LinearGeometry } from '../src/pi/he/layout.js';
-import { RingConv2d } from '../src/pi/node/ring.js';
-import type { ConvGeometry, RingLinear } from '../src/pi/ringlinear.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -146,26 +142,9 @@ const model = serverModelRandom(spec, 0);
 let shapes = linearShapes(model.plan);
 const layers = new Map<number, RingLinear>(shapes.map((s) => [s.op, model.secret[s.op]!.linear]));
 if (a.layer) {
-  const [C, H, O, k, st, p] = a.layer.split(',').map(Number) as [number, number, number, number, number, number];
-  const Ho = Math.floor((H + 2 * p - k) / st) + 1;
-  const geom: ConvGeometry = {
-    inShape: [C, H, H],
-    outShape: [O, Ho, Ho],
-    kernel: k,
-    stride: st,
-    padding: p,
-    dilation: 1,
-    groups: 1,
-  };
-  let seed = 1;
-  const w = Float64Array.from(
-    { length: O * C * k * k },
-    () => Math.floor(((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296) * 65535) - 32767,
-  );
-  shapes = [
-    { op: 1e6, name: `conv ${a.layer}`, inSize: C * H * H, outSize: O * Ho * Ho, geom, maxWeight: 2 ** 15 - 1 },
-  ];
-  layers.set(1e6, new RingConv2d('layer', w, geom));
+  const one = convLayer(a.layer);
+  shapes = [one.shape];
+  layers.set(one.shape.op, one.layer);
 }
 const geometry = (s: LinearShape): LinearGeometry => (s.geom ? convGeometry(s.geom) : fcGeometry(s.inSize, s.outSize));
 const fits = (s: LinearShape) => (taps: number) => noiseBudget(P, taps * s.maxWeight).marginBits > 0;
@@ -204,51 +183,10 @@ if (a.plan) {
 }
 
 if (a.run) {
-  const [sc, cc] = channelPair();
-  const srv = new HePreprocessor(),
-    cli = new HePreprocessor();
-  const cpu0 = process.cpuUsage(),
-    t00 = performance.now();
-  let serverMs = 0,
-    clientMs = 0,
-    bytes = 0,
-    checkUs = 0;
-  const rows = [];
-  for (const s of shapes) {
-    const c = r64Random(s.inSize),
-      layer = layers.get(s.op)!;
-    const b0 = cc.stats(),
-      t0 = performance.now(),
-      u0 = process.cpuUsage();
-    const [sv, y] = await Promise.all([
-      srv.server({ peer: sc, dealer: null, random: systemRandom }, s, layer),
-      cli.client({ peer: cc, dealer: null, random: systemRandom }, s, c),
-    ]);
-    const u = process.cpuUsage(u0),
-      b = cc.stats(),
-      k0 = process.cpuUsage();
-    const want = r64ToBig(r64Sub(layer.apply(c), sv)),
-      got = r64ToBig(y);
-    if (!want.every((v, i) => v === got[i])) throw new Error(`${s.name}: HE result differs from the ring layer`);
-    const k = process.cpuUsage(k0);
-    checkUs += k.user + k.system;
-    serverMs += srv.lastComputeMs();
-    clientMs += cli.lastComputeMs();
-    const mb = (b.bytesSent - b0.bytesSent + b.bytesRecv - b0.bytesRecv) / 1e6;
-    bytes += mb;
-    rows.push({
-      layer: s.name,
-      wall_ms: Math.round(performance.now() - t0),
-      cpu_ms: Math.round((u.user + u.system) / 1e3),
-      server_ms: Math.round(srv.lastComputeMs()),
-      client_ms: Math.round(cli.lastComputeMs()),
-      MB: +mb.toFixed(2),
-    });
-  }
-  console.table(rows);
-  const cpu = process.cpuUsage(cpu0);
+  const r = await heRun(shapes, layers);
+  console.table(r.rows);
   console.log(
-    `${a.config}: HE wall ${((performance.now() - t00) / 1e3).toFixed(2)} s, CPU ${((cpu.user + cpu.system - checkUs) / 1e6).toFixed(2)} s (both parties; the checks against the ring layers excluded), server ${(serverMs / 1e3).toFixed(2)} s, client ${(clientMs / 1e3).toFixed(2)} s, ${bytes.toFixed(1)} MB, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+    `${a.config}: HE wall ${r.wallS.toFixed(2)} s, CPU ${r.cpuS.toFixed(2)} s (both parties; the checks against the ring layers excluded), server ${r.serverS.toFixed(2)} s, client ${r.clientS.toFixed(2)} s, ${r.MB.toFixed(1)} MB, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
   );
 }
 model.dispose();
