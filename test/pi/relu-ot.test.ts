@@ -1,16 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
+import { channelPair } from '../../src/pi/transport/channel.js';
 import { CHUNKS_IN_FLIGHT, otOnlineRelu, otRelu, silentRelu, siteShape } from '../../src/pi/relu/ot/protocol.js';
-import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
+import type { ReluSite } from '../../src/pi/relu/index.js';
 import { r64Add, r64FromBig, r64Shr, r64ToBig, r64ToBytes, truncClientShare, type R64 } from '../../src/pi/fixed.js';
 import { leakedWords, secretWords, Transcript } from './helpers/transcript.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
 import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../../src/pi/random.js';
 import { reluShiftClear } from '../../src/pi/plan.js';
+import { EDGES, reluHarness, reluInputs } from './helpers/relusite.js';
 import { randBig } from './helpers.js';
 
-const M = 1n << 64n;
 /** The client's output share of a site (the session draws it in a full run). */
 const mask = (site: ReluSite): R64 => randomR64(systemRandom, site.size);
 const opts = (batch: number) => ({
@@ -18,64 +18,8 @@ const opts = (batch: number) => ({
   client: { batch, random: clientRandomness() },
 });
 
-/** x values at the edges of a site's range, then random ones; b uniform (the session's client shares are). */
-function inputs(width: number, shift: number, nRandom: number): { x: bigint[]; a: R64; b: R64 } {
-  const H = 1n << BigInt(width - 1),
-    F = 1n << BigInt(shift);
-  const edge = [
-    0n,
-    1n,
-    -1n,
-    2n,
-    -2n,
-    F,
-    -F,
-    F - 1n,
-    -(F - 1n),
-    F + 1n,
-    -F - 1n,
-    H - F - 1n,
-    -H,
-    -H + 1n,
-    H / 2n,
-    -H / 2n,
-  ];
-  const x = [...edge, ...Array.from({ length: nRandom }, () => (randBig(width) % (2n * H - F)) - H)];
-  const b = x.map(() => randBig(64));
-  const a = x.map((v, i) => (((v - b[i]!) % M) + M) % M);
-  return { x, a: r64FromBig(a), b: r64FromBig(b) };
-}
-
-// One session per batch size (its set-up runs the base OTs); sites get distinct op indices.
-const sessions = new Map<number, Promise<[Channel, Channel, ReluServer, ReluClient]>>();
-let nextOp = 0;
-function session(batch: number) {
-  let p = sessions.get(batch);
-  if (!p) {
-    const [s, c] = channelPair();
-    p = Promise.all([otRelu.server(s, opts(batch).server), otRelu.client(c, opts(batch).client)]).then(([S, C]) => [
-      s,
-      c,
-      S,
-      C,
-    ]);
-    sessions.set(batch, p);
-  }
-  return p;
-}
-
-async function runSite(site0: ReluSite, a: R64, b: R64, batch = 16384) {
-  const [s, c, S, C] = await session(batch);
-  const site = { ...site0, op: nextOp++ };
-  s.resetStats();
-  c.resetStats();
-  const r = mask(site);
-  await Promise.all([S.offline(site), C.offline(site, b, r)]);
-  const off = { s: s.resetStats(), c: c.resetStats() };
-  const [z] = await Promise.all([S.online(site, a), C.online(site)]);
-  const on = { s: s.resetStats(), c: c.resetStats() };
-  return { y: r64Add(z, r), off, on };
-}
+const inputs = reluInputs;
+const { session, runSite, nextOp } = reluHarness(otRelu);
 
 test("ReLU by OT: y = ReLU(a' + b') exactly, within [0, +1] ULP of ReLU(x) >> shift, at the range edges; several widths, chunked offline", async () => {
   // (45, 12): the plan's sites (32-bit comparison, 3 levels); (64, 0): 63 bits, 4 levels (the server ends the
@@ -106,7 +50,7 @@ test("ReLU by OT: y = ReLU(a' + b') exactly, within [0, +1] ULP of ReLU(x) >> sh
 test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online flights', async () => {
   const n = 4096,
     site: ReluSite = { op: 3, name: 'stem.relu', size: n, width: 45, shift: 12 };
-  const { a, b } = inputs(45, 12, n - 16);
+  const { a, b } = inputs(45, 12, n - EDGES);
   const { off, on } = await runSite(site, a, b);
   const shape = siteShape(site);
   assert.equal(shape.leaves, 8);
@@ -125,7 +69,7 @@ test('bytes and flights per ReLU (width 45, shift 12): <= 700 B in all, 6 online
 test("'ot-online': the same result with nothing prepared offline; the OT matrices move online (their flights before the comparison's)", async () => {
   const n = 300,
     site: ReluSite = { op: 0, name: 'stage3.block1.relu2', size: n, width: 45, shift: 12 };
-  const { x, a, b } = inputs(45, 12, n - 16);
+  const { x, a, b } = inputs(45, 12, n - EDGES);
   const [s, c] = channelPair();
   const [S, C] = await Promise.all([otOnlineRelu.server(s, opts(64).server), otOnlineRelu.client(c, opts(64).client)]);
   s.resetStats();
@@ -151,7 +95,7 @@ test('a site of 16 chunks: each receiver holds at most two flights of CHUNKS_IN_
   const batch = 256,
     n = 16 * batch,
     site: ReluSite = { op: 0, name: 'stem.relu', size: n, width: 45, shift: 12 };
-  const { x, a, b } = inputs(45, 12, n - 16);
+  const { x, a, b } = inputs(45, 12, n - EDGES);
   for (const relu of [otRelu, silentRelu]) {
     const [s, c] = channelPair();
     const [S, C] = await Promise.all([relu.server(s, opts(batch).server), relu.client(c, opts(batch).client)]);
@@ -177,7 +121,7 @@ test('a site of 16 chunks: each receiver holds at most two flights of CHUNKS_IN_
 test('malformed or truncated ReLU messages are named; online before offline is refused', async () => {
   const n = 100,
     site: ReluSite = { op: 5, name: 'stage2.block0.relu2', size: n, width: 45, shift: 12 };
-  const { a, b } = inputs(45, 12, n - 16);
+  const { a, b } = inputs(45, 12, n - EDGES);
   for (const cut of ['mux', 'reshare'] as const) {
     const [s, c] = channelPair();
     const [S, C] = await Promise.all([otRelu.server(s, opts(16384).server), otRelu.client(c, opts(16384).client)]);
@@ -215,7 +159,7 @@ test("the server's view: OT matrices and values padded by the client's randomnes
     );
     const b = r64FromBig(x.map(() => randBig(64)));
     const a = r64FromBig(x.map((v, i) => BigInt.asUintN(64, v - r64ToBig(b)[i]!)));
-    const site: ReluSite = { op: nextOp++, name: `privacy.${kind}`, size: n, width: 45, shift: 12 };
+    const site: ReluSite = { op: nextOp(), name: `privacy.${kind}`, size: n, width: 45, shift: 12 };
     tr.label(`${kind}/offline`);
     const r = mask(site);
     await Promise.all([S.offline(site), C.offline(site, b, r)]);

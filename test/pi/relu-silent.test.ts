@@ -3,56 +3,18 @@
 // and the server's view (no client share, uniform frames).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelPair, type Channel } from '../../src/pi/transport/channel.js';
 import { CHUNKS_IN_FLIGHT, siteCots, siteShape, silentRelu } from '../../src/pi/relu/ot/protocol.js';
-import type { ReluClient, ReluServer, ReluSite } from '../../src/pi/relu/index.js';
-import { r64Add, r64FromBig, r64Shr, r64ToBig, truncClientShare, type R64 } from '../../src/pi/fixed.js';
-import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../../src/pi/random.js';
+import type { ReluSite } from '../../src/pi/relu/index.js';
+import { r64Add, r64FromBig, r64Shr, r64ToBig, truncClientShare } from '../../src/pi/fixed.js';
+import { randomR64, systemRandom } from '../../src/pi/random.js';
 import { reluShiftClear } from '../../src/pi/plan.js';
 import { makeReluProtocol, RELU_PROTOCOLS } from '../../src/pi/relu/registry.js';
 import { leakedWords, secretWords, Transcript } from './helpers/transcript.js';
 import { byteHistogram, chiSquareUniform, CHI2_255_BOUND } from './helpers/stats.js';
-import { randBig } from './helpers.js';
+import { EDGES, reluHarness, reluInputs } from './helpers/relusite.js';
 
-const M = 1n << 64n;
-
-function inputs(width: number, shift: number, nRandom: number): { x: bigint[]; a: R64; b: R64 } {
-  const H = 1n << BigInt(width - 1),
-    F = 1n << BigInt(shift);
-  const edge = [0n, 1n, -1n, 2n, -2n, F, -F, F - 1n, -(F - 1n), F + 1n, -F - 1n, H - F - 1n, -H, -H + 1n, H / 2n];
-  const x = [...edge, ...Array.from({ length: nRandom }, () => (randBig(width) % (2n * H - F)) - H)];
-  const b = x.map(() => randBig(64));
-  const a = x.map((v, i) => (((v - b[i]!) % M) + M) % M);
-  return { x, a: r64FromBig(a), b: r64FromBig(b) };
-}
-
-const sessions = new Map<number, Promise<[Channel, Channel, ReluServer, ReluClient]>>();
-let nextOp = 0;
-function session(batch: number) {
-  let p = sessions.get(batch);
-  if (!p) {
-    const [s, c] = channelPair();
-    p = Promise.all([
-      silentRelu.server(s, { batch, random: serverRandomness() }),
-      silentRelu.client(c, { batch, random: clientRandomness() }),
-    ]).then(([S, C]) => [s, c, S, C]);
-    sessions.set(batch, p);
-  }
-  return p;
-}
-
-async function runSite(site0: ReluSite, a: R64, b: R64, batch = 16384) {
-  const [s, c, S, C] = await session(batch);
-  const site = { ...site0, op: nextOp++ };
-  s.resetStats();
-  c.resetStats();
-  const r = randomR64(systemRandom, site.size);
-  await Promise.all([S.offline(site), C.offline(site, b, r)]);
-  const off = { s: s.resetStats(), c: c.resetStats() };
-  const [z] = await Promise.all([S.online(site, a), C.online(site)]);
-  const on = { s: s.resetStats(), c: c.resetStats() };
-  return { y: r64Add(z, r), off, on, site };
-}
+const inputs = reluInputs;
+const { session, runSite, nextOp } = reluHarness(silentRelu);
 
 test("'silent' is a registered ReLU protocol", () => {
   assert.ok(RELU_PROTOCOLS.includes('silent'));
@@ -85,7 +47,7 @@ test('silent ReLU = ReLU of the truncated shares, within [0, +1] ULP of ReLU(x) 
 test('bytes per ReLU (width 45, shift 12): at most 150 B in all phases; offline = rounds + 1 bit per COT', async () => {
   const n = 32768,
     site0: ReluSite = { op: 0, name: 'stem.relu', size: n, width: 45, shift: 12 };
-  const { a, b } = inputs(45, 12, n - 15);
+  const { a, b } = inputs(45, 12, n - EDGES);
   const { off, on, site } = await runSite(site0, a, b);
   const shape = siteShape(site),
     cots = siteCots(site, 16384);
@@ -128,8 +90,8 @@ test("the server's view of a silent ReLU site: no word of the client's shares or
   const tr = new Transcript();
   tr.tap(s, 'client');
   const n = 4000;
-  const { x, a, b } = inputs(45, 12, n - 15);
-  const site: ReluSite = { op: nextOp++, name: 'privacy.silent', size: n, width: 45, shift: 12 };
+  const { x, a, b } = inputs(45, 12, n - EDGES);
+  const site: ReluSite = { op: nextOp(), name: 'privacy.silent', size: n, width: 45, shift: 12 };
   tr.label('offline');
   const r = randomR64(systemRandom, n);
   await Promise.all([S.offline(site), C.offline(site, b, r)]);
