@@ -4,6 +4,7 @@
 // over --runs) and the ratio browser / Node. Also AES throughput in the browser: WebCrypto against @noble/ciphers at
 // the protocol's batch sizes (bench/web-crypto.ts). Heavy: run it under nice on a quiet machine.
 // Usage: node dist/bench/browser.js [--preset C100_12K] [--runs 3] [--relu NAME] [--out FILE.json] [--no-crypto]
+//        [--profile DIR: the page's V8 CPU profile of each run into DIR (open in Chrome DevTools)]
 import './lib/help.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ const { values: a } = parseArgs({
     relu: { type: 'string' },
     out: { type: 'string' },
     'no-crypto': { type: 'boolean' },
+    profile: { type: 'string' },
   },
 });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -156,8 +158,17 @@ async function main(): Promise<void> {
       await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
       await page.setInputFiles('#file', pngFile);
       await page.waitForSelector('body[data-state="ready"]');
+      const cdp = a.profile ? await browser.context.newCDPSession(page) : null;
+      if (cdp) {
+        await cdp.send('Profiler.enable');
+        await cdp.send('Profiler.start');
+      }
       await page.getByRole('button', { name: 'Classify privately' }).click();
       await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 1_200_000 });
+      if (cdp) {
+        const { profile } = await cdp.send('Profiler.stop');
+        writeFileAtomic(join(a.profile!, `page-${r + 1}.cpuprofile`), JSON.stringify(profile));
+      }
       const res = (await page.evaluate('globalThis.piResult')) as
         | { class: number; phases: Phases; memory: { peakHeldBytes: number } }
         | undefined;
