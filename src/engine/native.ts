@@ -42,7 +42,9 @@ function load(): Native {
   if (!process.env.OMP_NUM_THREADS) process.env.OMP_NUM_THREADS = String(defaultThreads());
   const require = createRequire(import.meta.url);
   try {
-    return require(file) as Native;
+    const addon = require(file) as Native;
+    addon.setNumThreads!(defaultThreads());
+    return addon;
   } catch (e) {
     throw new Error(
       `deepreduce: cannot load the libtorch addon ${file}: ${(e as Error).message}. ` +
@@ -51,4 +53,10 @@ function load(): Native {
   }
 }
 
-export const native: Native = load();
+// Loaded on first use, not on import: commands that never touch a tensor (pi query, count, zoo list) then start
+// without libtorch (about a second of CPU and 200 MB here).
+let loaded: Native | null = null;
+export const native: Native = new Proxy({} as Native, {
+  get: (_t, k) => (loaded ??= load())[k as string],
+  has: (_t, k) => k in (loaded ??= load()),
+});

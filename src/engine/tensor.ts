@@ -411,5 +411,3 @@ export function setNumThreads(n: number): void {
 export { defaultThreads };
 export const cudaAvailable = (): boolean => native.cudaAvailable();
 export const torchVersion = (): string => native.version();
-
-setNumThreads(defaultThreads());
