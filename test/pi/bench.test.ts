@@ -1,22 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { calibrate, formatComparison, type OpRow, type PiReport } from '../../src/pi/node/bench.js';
+import { calibrate, formatComparison, type PiReport } from '../../src/pi/node/bench.js';
+import { opRow as op } from './helpers/oprow.js';
 import { defaultFixedPoint } from '../../src/pi/plan.js';
 import { defaultCostModel, estimateOnline } from '../../src/pi/node/costmodel.js';
-
-const op = (name: string, kind: string, o: Partial<OpRow>): OpRow => ({
-  op: 0,
-  name,
-  kind,
-  relus: 0,
-  macs: 0,
-  serverOnlineMs: 0,
-  prepBytes: 0,
-  heMs: { client: 0, server: 0 },
-  offline: { ms: 0, cToS: 0, sToC: 0, rounds: 0 },
-  online: { ms: 0, cToS: 0, sToC: 0, rounds: 0 },
-  ...o,
-});
 
 function report(relu: string, link: string, reluMs: number, bytes: number, flights: number): PiReport {
   const phase = (ms: number) => ({ ms, cToS: 0, sToC: 0, rounds: 0, prep: 0 });

@@ -5,24 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calibrate, linearFit, type OpRow, type PiReport } from '../../src/pi/node/bench.js';
+import { calibrate, linearFit, type PiReport } from '../../src/pi/node/bench.js';
+import { opRow as row } from './helpers/oprow.js';
 import { defaultFixedPoint } from '../../src/pi/plan.js';
 import { estimateLatency, loadCostModel } from '../../src/pi/node/costmodel.js';
-
-const z = () => ({ ms: 0, cToS: 0, sToC: 0, rounds: 0 });
-const row = (name: string, kind: string, o: Partial<OpRow>): OpRow => ({
-  op: 0,
-  name,
-  kind,
-  relus: 0,
-  macs: 0,
-  serverOnlineMs: 0,
-  prepBytes: 0,
-  heMs: { client: 0, server: 0 },
-  offline: z(),
-  online: z(),
-  ...o,
-});
 
 /**
  * A session whose linear layers take `a` ms + `b` ms per MMAC, with `setup` ms of set-up and `rest` ms unattributed.

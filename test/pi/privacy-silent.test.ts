@@ -18,7 +18,15 @@ import { quantize, r64ToBig, truncClientShare } from '../../src/pi/fixed.js';
 import { seededClientRandomness, seededRandom, serverRandomness } from '../../src/pi/random.js';
 import { siteCots } from '../../src/pi/relu/ot/protocol.js';
 import { reluCount } from '../../src/pi/plan.js';
-import { coupledOtClientRandomness, heKind, shareBytes, simulate, type SimResult } from './helpers/simulation.js';
+import {
+  checkClose as checkCloseTo,
+  coupledOtClientRandomness,
+  heKind,
+  once,
+  shareBytes,
+  simulate,
+  type SimResult,
+} from './helpers/simulation.js';
 import { leakedWords, secretWords, transcriptDifference, type Frame } from './helpers/transcript.js';
 import { bitBalance, byteHistogram, chiSquareTwoSample, CHI2_255_BOUND } from './helpers/stats.js';
 
@@ -35,17 +43,8 @@ const relu = 'silent';
 const fixedServer = () => ({ server: serverRandomness(seededRandom('1/server')) });
 const relus = model.plan.ops.filter((o) => o.op === 'relu').length;
 
-function checkClose(r: SimResult, x: Float32Array): void {
-  const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out),
-    out = r64ToBig(r.client.out);
-  const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
-  assert.ok(d < 2 ** (r.client.scale - 8), `max diff ${d} ULPs of the logits`);
-}
+const checkClose = (r: SimResult, x: Float32Array): void => checkCloseTo(model, r, x);
 
-const once = <T>(f: () => Promise<T>) => {
-  let p: Promise<T> | null = null;
-  return () => (p ??= f());
-};
 const fixedA = once(() =>
   simulate({ model, image: imageA, client: seededClientRandomness('c1'), ...fixedServer(), relu }),
 );

@@ -42,6 +42,8 @@ import {
   shareBytes,
   simulate,
   type SimResult,
+  checkClose as checkCloseTo,
+  once,
 } from './helpers/simulation.js';
 import { leakedWords, secretWords, totalBytes, transcriptDifference, type Frame } from './helpers/transcript.js';
 import { siteShape } from '../../src/pi/relu/ot/protocol.js';
@@ -76,19 +78,8 @@ function checkCorrect(r: SimResult, x: Float32Array, prep: 'he' | 'dealer'): voi
   else assert.deepEqual(r64ToBig(r.client.out), r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out));
 }
 
-/** ot: the logits within the local truncation's error of the reference (0 or +1 ULP of 2^-f per kept ReLU, amplified). */
-function checkClose(r: SimResult, x: Float32Array): void {
-  const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out),
-    out = r64ToBig(r.client.out);
-  const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
-  assert.ok(d < 2 ** (r.client.scale - 8), `max diff ${d} ULPs of the logits`);
-}
+const checkClose = (r: SimResult, x: Float32Array): void => checkCloseTo(model, r, x);
 
-/** Sessions shared by the tests (each runs once, when first needed). */
-const once = <T>(f: () => Promise<T>) => {
-  let p: Promise<T> | null = null;
-  return () => (p ??= f());
-};
 const fixedRun = (image: Float32Array, preprocess: string, relu: string) =>
   simulate({ model, image, client: seededClientRandomness('c1'), ...fixed('1'), preprocess, relu });
 const fixedA = {

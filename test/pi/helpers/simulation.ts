@@ -10,6 +10,7 @@
 // computation to equal the reference bit for bit (all ReLUs kept, or culled sites without local truncation): the GC
 // ReLU. The OT ReLU truncates shares locally (its output is 0 or +1 ULP from the reference, depending on the split),
 // so its coupling (coupledOtClientRandomness) shifts r_i by the difference of the protocol's actual outputs instead.
+import assert from 'node:assert/strict';
 import { Dealer } from '../../../src/pi/node/dealer.js';
 import { channelPair } from '../../../src/pi/transport/channel.js';
 import { runClient, serveClient, type ClientResult, type PartyReport } from '../../../src/pi/protocol.js';
@@ -243,3 +244,20 @@ export function coupledOtClientRandomness(
     bytes: base.bytes,
   };
 }
+
+/**
+ * The OT ReLU's logits within the local truncation's error of the reference (0 or +1 ULP of 2^-f per kept ReLU,
+ * amplified by the later layers).
+ */
+export function checkClose(model: ServerModel, r: SimResult, x: Float32Array): void {
+  const ref = r64ToBig(referenceForward(model, quantize(x, model.plan.fixed.f)).out),
+    out = r64ToBig(r.client.out);
+  const d = Math.max(...Array.from(out, (v, i) => Number(v > ref[i]! ? v - ref[i]! : ref[i]! - v)));
+  assert.ok(d < 2 ** (r.client.scale - 8), `max diff ${d} ULPs of the logits`);
+}
+
+/** A session shared by a file's tests: it runs once, when first needed. */
+export const once = <T>(f: () => Promise<T>) => {
+  let p: Promise<T> | null = null;
+  return () => (p ??= f());
+};
