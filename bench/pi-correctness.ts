@@ -4,6 +4,9 @@
 // dealer, for its share).
 // Usage: node dist/bench/pi-correctness.js --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist]
 //        [--preprocess he|dealer] [--relu ot|gc] [--data DIR] [--fit DIR,DIR [--fit-every 5]] [--f 12] [--weight-frac 12] [--json]
+//    or: ... --arch NAME|--preset NAME [--input N] [--classes K] [--alpha A] [--seed S] [--dataset generated]
+// With --arch/--preset the weights are random (seeded, as `pi bench --arch`) and --dataset generated (the default
+// then) gives image i as seeded N(0,1) values: no labels, so secureAccuracy is not reported.
 // gc is bit-exact with all ReLUs kept; ot adds 0 or +1 ULP (2^-f) per kept ReLU (local truncation, docs/pi.md).
 // Partial sites (learned masks) pass their other elements through with the same local truncation.
 // --fit: site-level models (same images, every --fit-every'th, interleaved with the model's sessions so that both see
@@ -14,11 +17,13 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
-import { noGrad, tensor, tidy } from '../src/engine/index.js';
+import { manualSeed, noGrad, tensor, tidy } from '../src/engine/index.js';
 import { describeNetwork, runGraph } from '../src/models/index.js';
 import { loadModelDir } from '../src/train/modeldir.js';
 import { calibrate, piReport, type PiReport } from '../src/pi/node/bench.js';
-import { datasetImage, serverModelFromDir } from '../src/pi/node/load.js';
+import { datasetImage, serverModelFromDir, serverModelRandom } from '../src/pi/node/load.js';
+import { buildNetwork } from '../src/models/build.js';
+import { specFromOptions } from '../src/models/options.js';
 import { referenceForward } from '../src/pi/node/compile.js';
 import { defaultFixedPoint, type PublicPlan } from '../src/pi/plan.js';
 import { estimateOnline } from '../src/pi/node/costmodel.js';
@@ -31,10 +36,16 @@ import { DEFAULT_RELU, makeReluProtocol } from '../src/pi/relu/registry.js';
 const { values: a } = parseArgs({
   options: {
     model: { type: 'string' },
+    arch: { type: 'string' },
+    preset: { type: 'string' },
+    input: { type: 'string' },
+    classes: { type: 'string' },
+    alpha: { type: 'string' },
+    seed: { type: 'string', default: '0' },
     n: { type: 'string', default: '1000' },
     from: { type: 'string', default: '0' },
     jobs: { type: 'string', default: '1' },
-    dataset: { type: 'string', default: 'fashion-mnist' },
+    dataset: { type: 'string' },
     data: { type: 'string' },
     json: { type: 'boolean' },
     part: { type: 'boolean' },
@@ -48,10 +59,32 @@ const { values: a } = parseArgs({
 });
 if (a.preprocess !== 'he' && a.preprocess !== 'dealer')
   throw new Error(`--preprocess must be he or dealer, got '${a.preprocess}'`);
-if (!a.model)
+if (!a.model === !(a.arch || a.preset))
   throw new Error(
-    'usage: pi-correctness --model DIR [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist] [--preprocess he|dealer] [--relu ot|gc]',
+    'usage: pi-correctness --model DIR | --arch NAME [--input N] [--classes K] [--seed S]  [--n 1000] [--from 0] [--jobs 1] [--dataset fashion-mnist|generated] [--preprocess he|dealer] [--relu ot|gc]',
   );
+const posNum = (name: string, v: string | undefined) => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got '${v}'`);
+  return n;
+};
+// Random weights: the spec, and the seed that `pi bench --arch` uses for the same weights.
+const RANDOM = a.model
+  ? null
+  : {
+      spec: specFromOptions({
+        ...(a.arch ? { arch: a.arch } : {}),
+        ...(a.preset ? { preset: a.preset } : {}),
+        input: posNum('input', a.input),
+        classes: posNum('classes', a.classes),
+        alpha: posNum('alpha', a.alpha),
+      }).spec,
+      seed: Number(a.seed),
+    };
+if (RANDOM && !Number.isInteger(RANDOM.seed)) throw new Error(`--seed must be an integer, got '${a.seed}'`);
+const DATASET = a.dataset ?? (RANDOM ? 'generated' : 'fashion-mnist');
+const MODEL_NAME = a.model ?? `${a.preset ?? a.arch} (random weights, seed ${a.seed})`;
 const RELU = makeReluProtocol(a.relu!).name;
 const N = Number(a.n),
   FROM = Number(a.from),
@@ -89,9 +122,26 @@ interface Part {
 
 const run = { relu: RELU, link: null, preprocess: a.preprocess!, transport: 'in-process pair' };
 
+/** Image `i`: a dataset's test image, or seeded N(0,1) values (label -1) for --dataset generated. */
+function image(plan: PublicPlan, i: number): { x: Float32Array; label: number } {
+  if (DATASET !== 'generated') return datasetImage(plan, DATASET, i, a.data);
+  // mulberry32 seeded by the index, then Box-Muller: the same image for the same index in every process.
+  let t = (0x9e3779b9 * (i + 1)) >>> 0;
+  const u = () => {
+    t = (t + 0x6d2b79f5) >>> 0;
+    let r = Math.imul(t ^ (t >>> 15), 1 | t);
+    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
+    return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const x = new Float32Array(plan.ops[0]!.size);
+  for (let k = 0; k < x.length; k++) x[k] = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+  return { x, label: -1 };
+}
+
 async function runRange(from: number, n: number, progress: (done: number, p: Part) => void): Promise<Part> {
-  const model = serverModelFromDir(a.model!, FIXED);
-  const { net } = loadModelDir(a.model!);
+  const model = RANDOM ? serverModelRandom(RANDOM.spec, RANDOM.seed, FIXED) : serverModelFromDir(a.model!, FIXED);
+  if (RANDOM) manualSeed(RANDOM.seed);
+  const net = RANDOM ? buildNetwork(RANDOM.spec).eval() : loadModelDir(a.model!).net;
   const nodes = describeNetwork(net);
   const plan = model.plan;
   // For --preprocess dealer the trusted dealer (a third party; in this process over channel pairs, as are the client
@@ -125,7 +175,7 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
   const fitDealers = fits.map((f) => (a.preprocess === 'dealer' ? new Dealer(f.model) : null));
   if (fits.length) {
     // One uncounted session per model first, so that neither side of the comparison pays the JIT's warm-up.
-    const { x } = datasetImage(plan, a.dataset!, from, a.data);
+    const { x } = image(plan, from);
     for (const [m, d] of [[model, dealer] as const, ...fits.map((f, k) => [f.model, fitDealers[k]!] as const)]) {
       const o = () => ({ preprocess: a.preprocess, relu: RELU, ...(d ? { dealer: d.link() } : {}) });
       const [ws, wc] = channelPair();
@@ -133,7 +183,7 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
     }
   }
   for (let i = from; i < from + n; i++) {
-    const { x, label } = datasetImage(plan, a.dataset!, i, a.data);
+    const { x, label } = image(plan, i);
     const [s, cl] = channelPair();
     const [, r] = await Promise.all([serveClient(s, model, opts()), runClient(cl, x, opts())]);
     const ref = referenceForward(model, quantize(x, plan.fixed.f));
@@ -149,7 +199,7 @@ async function runRange(from: number, n: number, progress: (done: number, p: Par
     const ps = argmax(r.logits);
     if (ps === argmax(fl)) p.agreeFloat++;
     if (ps === argmax(ref.logits)) p.agreeRef++;
-    if (ps === label) p.correct++;
+    if (label >= 0 && ps === label) p.correct++;
     p.onlineMs += r.client.phases.online.ms;
     p.offlineMs += r.client.phases.offline.ms;
     p.reports.push(piReport(r, run));
@@ -201,14 +251,18 @@ async function runJobs(): Promise<Part> {
         n = FROM + Math.floor(((j + 1) * N) / JOBS) - from;
       const args = [
         me,
-        '--model',
-        a.model!,
+        ...(a.model ? ['--model', a.model] : []),
+        ...(['arch', 'preset', 'input', 'classes', 'alpha'] as const).flatMap((k) =>
+          a[k] !== undefined ? [`--${k}`, a[k]!] : [],
+        ),
+        '--seed',
+        a.seed!,
         '--from',
         String(from),
         '--n',
         String(n),
         '--dataset',
-        a.dataset!,
+        DATASET,
         '--preprocess',
         a.preprocess!,
         '--relu',
@@ -309,7 +363,7 @@ async function costComparison(p: Part) {
       perLayerMs: cm.online!.perLayer_s * 1e3,
     },
     models: [
-      await row(a.model!, p.reports),
+      ...(a.model ? [await row(a.model, p.reports)] : []),
       ...(await Promise.all(
         FIT.map((f) =>
           row(
@@ -339,7 +393,8 @@ if (a.part) {
             );
         });
   const res = {
-    model: a.model,
+    model: MODEL_NAME,
+    dataset: DATASET,
     preprocess: a.preprocess,
     relu: RELU,
     fixed: { f: fixedFormat().f, weightFrac: fixedFormat().weightFrac },
@@ -351,7 +406,7 @@ if (a.part) {
     maxDiffLogits: Number(part.maxUlp) / 2 ** part.outputScale,
     top1AgreementFloat: part.agreeFloat / N,
     top1AgreementReference: part.agreeRef / N,
-    secureAccuracy: part.correct / N,
+    ...(DATASET !== 'generated' ? { secureAccuracy: part.correct / N } : {}),
     // headroom: largest |x| bits at a ReLU minus the circuit width (must be < -1); largest |x| bits at a local truncation
     reluHeadroomBits: -part.maxReluBits,
     maxCullBits: part.maxCullBits,

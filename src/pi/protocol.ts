@@ -88,7 +88,7 @@ import {
   type OfflineWish,
 } from './schedule.js';
 
-export const PROTOCOL = 'deepreduce-pi/9'; // 9: linear layers after a conv upload a fresh mask (re-masking differences offline); 8: a ReLU site's OT matrices two chunks in flight, silent COTs readied per two chunks; 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
+export const PROTOCOL = 'deepreduce-pi/10'; // 10: HE over five primes (parameter set 0x48450003: other packings); 9: linear layers after a conv upload a fresh mask (re-masking differences offline); 8: a ReLU site's OT matrices two chunks in flight, silent COTs readied per two chunks; 7: the offline schedule (hello: offline; plan message: schedule); 6: base OTs over P-256
 
 export type Phase = 'setup' | 'offline' | 'online';
 

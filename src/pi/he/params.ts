@@ -37,13 +37,15 @@ export interface HeParams {
 }
 
 /**
- * N = 8192, q = six 30-bit primes (log2 q = 180.0 <= 218), ternary secret, error sigma = 3.24: 128-bit security by
- * the standard's table. The primes are the six largest p < 2^30 with p = 1 mod 16384.
+ * N = 8192, q = five 30-bit primes (log2 q = 150.0 <= 218), ternary secret, error sigma = 3.24: 128-bit security by
+ * the standard's table. The primes are the five largest p < 2^30 with p = 1 mod 16384. Five, not six: the noise
+ * region (86 bits) still covers 2^26 coefficients per session at 2^-40 (checkParams), and every kernel NTT, product
+ * and upload is a sixth cheaper.
  */
 export const HE_PARAMS: HeParams = {
-  id: 0x48450002, // 2: per-stream AES keys for the seeded polynomials (sample.ts)
+  id: 0x48450003, // 3: five primes; 2: per-stream AES keys for the seeded polynomials (sample.ts)
   n: 8192,
-  primes: [1073692673, 1073643521, 1073479681, 1073430529, 1073299457, 1073233921],
+  primes: [1073692673, 1073643521, 1073479681, 1073430529, 1073299457],
   decPrimes: 4,
   eta: 21,
   c0Bits: 67,
@@ -135,7 +137,7 @@ export function noiseBudget(p: HeParams, kernelL1: number): NoiseBudget {
   const rerand = (2 * p.n + 1) * p.eta;
   const totalAtQ = weightNoise + rerand;
   const K = p.c1Bits,
-    round = 0.5 + 2 ** -17; // the switch rounds a float64 sum of six terms < 2^30 each: error < 2^-18
+    round = 0.5 + 2 ** -17; // the switch rounds a float64 sum of L <= 6 terms < 2^30 each: error < 2^-18
   const decryptNoise = 2 ** (K - lq) * totalAtQ + 2 ** (K - p.c0Bits) * round + p.n * round;
   // x = 2^(K-64) (M c - s) + F 2^K / q + E with |F| <= 2^(floodBits-1): round(x / 2^(K-64)) - (M c - s) is in
   // {-1, 0, 1} while |F| 2^K / q + E < 3 2^(K-65)

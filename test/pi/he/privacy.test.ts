@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeEngine, type Poly } from '../../../src/pi/he/kernels.js';
-import { HE_PARAMS, noiseBudget } from '../../../src/pi/he/params.js';
+import { HE_PARAMS, log2q, noiseBudget } from '../../../src/pi/he/params.js';
 import { rnsConstants } from '../../../src/pi/he/rns.js';
 import { encryptUploads, evaluate, keyGen, loadPublicKey, type InputCt } from '../../../src/pi/he/rlwe.js';
 import { randomSeed, Xof } from '../../../src/pi/he/sample.js';
@@ -13,15 +13,18 @@ import { systemRandom } from '../../../src/pi/random.js';
 // the response modulo q, before the switch to 2^67 / 2^78 (which only removes information): the noise it sees must
 // not tell k1 from k2. A two-sample test per kept position (z-scores of the mean difference, summed as a chi-square)
 // stays at chance with the server's flooding (uniform over the whole noise region), for a fresh upload and for a
-// crafted, non-fresh one (c0 = -a s + E with E = 2^100 at the even coefficients: the noise becomes 2^100 (k_0 + k_2)
-// at even positions, 2^100 k_1 at odd ones, far above any flooding sized for an honest upload's noise); it detects
-// flooding that is off or too small for a fresh upload, and the old flooding (2^(40 + 22) times the honest weight
-// noise, what the server used before issue 32) for the crafted upload.
+// crafted, non-fresh one (c0 = -a s + E with E = 2^(R - 16) at the even coefficients, R the noise region's bits: the
+// noise becomes E (k_0 + k_2) at even positions, E k_1 at odd ones, up to the region's edge, far above any flooding
+// sized for an honest upload's noise); it detects flooding that is off or too small for a fresh upload, and for the
+// crafted upload a flooding sized for an honest upload (2^(40 + 26) times its weight noise, what the server used
+// before issue 32), capped at E where the region is smaller than that.
 
 const P = HE_PARAMS,
   n = P.n,
   T = 1n << 64n;
 const { q } = rnsConstants(P);
+/** The crafted upload's error, 2^CRAFT: 16 bits under the noise region (R = 86 bits with five primes). */
+const CRAFT = BigInt(Math.ceil(log2q(P) - 64) - 16);
 const KEEP = 256,
   RUNS = 24,
   D = 1 << 14;
@@ -65,13 +68,13 @@ test('circuit privacy: the decrypted noise does not tell two weight sets with th
     mHi = new Uint32Array(KEEP).fill(0x12345678); // the mask, -s
   const m = (BigInt(w1.reduce((s, x) => s + x, 0)) * v + 0x123456789abcdef0n) % T;
 
-  // the crafted upload: E = 2^100 at the even coefficients, added in the NTT domain
+  // the crafted upload: E = 2^CRAFT at the even coefficients, added in the NTT domain
   const crafted: InputCt = { c0: srv.poly(), a: ct.a };
   {
     const E = srv.poly();
     P.primes.forEach((p, i) => {
       const r = srv.residues(E, i),
-        v = Number((1n << 100n) % BigInt(p));
+        v = Number((1n << CRAFT) % BigInt(p));
       for (let j = 0; j < n; j += 2) r[j] = v;
     });
     srv.forward(E);
@@ -171,17 +174,17 @@ test('circuit privacy: the decrypted noise does not tell two weight sets with th
     flooded < limit,
     `with flooding (${budget.floodBits} bits) the weight sets differ: chi2 ${flooded.toFixed(0)} over ${KEEP} positions`,
   );
-  // a crafted upload: the noise it makes differs by 2^100 d between the weight sets, and still nothing shows
+  // a crafted upload: the noise it makes differs by 2^CRAFT d between the weight sets, and still nothing shows
   for (const k of [k1, k2])
     for (const e of decrypt(k, 0, crafted, false).r)
-      assert.ok((e < 0n ? -e : e) > 1n << 100n, 'the crafted noise is there');
+      assert.ok((e < 0n ? -e : e) > 1n << CRAFT, 'the crafted noise is there');
   const craftedChi = chi2(budget.floodBits, crafted);
   assert.ok(
     craftedChi < limit,
     `crafted upload, flooding over the noise region: the weight sets differ: chi2 ${craftedChi.toFixed(0)} over ${KEEP} positions`,
   );
-  // the old flooding, sized for an honest upload (2^(40 + sessionCoeffBits) E_w), does not hide it
-  const oldBits = Math.ceil(P.statBits + P.sessionCoeffBits + Math.log2(budget.weightNoise));
+  // the old flooding, sized for an honest upload (2^(40 + sessionCoeffBits) E_w; at most E here), does not hide it
+  const oldBits = Math.min(Math.ceil(P.statBits + P.sessionCoeffBits + Math.log2(budget.weightNoise)), Number(CRAFT));
   const oldChi = chi2(oldBits, crafted);
   assert.ok(
     oldChi > 4 * limit,

@@ -109,7 +109,7 @@ test('malformed messages are refused naming the message and the fault', () => {
           'he upload for l1',
           () => 1,
         ),
-      /he upload for l1: ciphertext 0: coefficient 8191 of prime 5 is 1073741823, not below the modulus 1073233921/,
+      /he upload for l1: ciphertext 0: coefficient 8191 of prime 4 is 1073741823, not below the modulus 1073299457/,
     ],
     [
       () =>
@@ -120,7 +120,7 @@ test('malformed messages are refused naming the message and the fault', () => {
           P,
           'he public key',
         ),
-      /he public key: parameter set 48000002, expected 48450002/,
+      /he public key: parameter set 48000003, expected 48450003/,
     ],
   ];
   for (const [f, re] of cases) assert.throws(f, re);

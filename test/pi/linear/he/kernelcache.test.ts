@@ -5,6 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { HePreprocessor, kernelCacheBytes, kernelCacheHeld } from '../../../../src/pi/linear/he/preprocess.js';
 import { RingConv2d } from '../../../../src/pi/node/ring.js';
+import { HE_PARAMS } from '../../../../src/pi/he/params.js';
 import type { ConvGeometry } from '../../../../src/pi/ringlinear.js';
 import { channelPair, type Channel } from '../../../../src/pi/transport/channel.js';
 import type { LinearShape } from '../../../../src/pi/linear/index.js';
@@ -72,8 +73,8 @@ test('kernel cache: warm sessions send the same bytes as cold ones; budget and k
   const o = await session(other);
   assert.ok(kernelCacheHeld() > held, 'new weights add entries');
   assert.notDeepEqual(o.sent[o.sent.length - 1], cold.sent[cold.sent.length - 1]);
-  // A budget below one kernel polynomial (6 x 8192 words) keeps nothing.
-  kernelCacheBytes(4 * 6 * 8192 - 1);
+  // A budget below one kernel polynomial (L x n words) keeps nothing.
+  kernelCacheBytes(4 * HE_PARAMS.primes.length * HE_PARAMS.n - 1);
   await session(layer);
   assert.equal(kernelCacheHeld(), 0);
 });

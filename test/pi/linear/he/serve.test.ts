@@ -61,7 +61,7 @@ test('malformed public keys and uploads over TLS: the server names the message, 
           d[0] ^= 1;
           return d;
         },
-        /he upload for conv1: parameter set 48450003, expected 48450002/,
+        /he upload for conv1: parameter set 48450002, expected 48450003/,
       ],
     ];
     for (const [k, [kind, edit, re]] of cases.entries()) {
