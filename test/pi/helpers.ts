@@ -19,6 +19,9 @@ export function randBig(k: number): bigint {
   return v & ((1n << BigInt(k)) - 1n);
 }
 
+/** Values around 0 and around a truncation step F = 2^f: 0, ±1, ±2, ±F, ±(F - 1), ±(F + 1). */
+export const shiftEdges = (F: bigint): bigint[] => [0n, 1n, -1n, 2n, -2n, F, -F, F - 1n, -(F - 1n), F + 1n, -F - 1n];
+
 /**
  * Shares (a, b) and masks r covering edge values of x = a + b (0, ±1, ±2, ±2^f, ±(2^f - 1), the extremes
  * ±2^(k-1), 2^(k-1) - 1), shares that wrap around 2^k, and random ones.
@@ -27,25 +30,7 @@ export function edgeCases(k: number, f: number, nRandom: number): { a: bigint[];
   const K = 1n << BigInt(k),
     H = K / 2n,
     F = 1n << BigInt(f);
-  const xs = [
-    0n,
-    1n,
-    -1n,
-    2n,
-    -2n,
-    F,
-    -F,
-    F - 1n,
-    -(F - 1n),
-    F + 1n,
-    -F - 1n,
-    H - 1n,
-    -H,
-    H - 2n,
-    -H + 1n,
-    3n * F,
-    -3n * F,
-  ];
+  const xs = [...shiftEdges(F), H - 1n, -H, H - 2n, -H + 1n, 3n * F, -3n * F];
   const a: bigint[] = [],
     b: bigint[] = [],
     r: bigint[] = [];

@@ -4,7 +4,7 @@ import { channelPair, type Channel } from '../../../src/pi/transport/channel.js'
 import type { ReluClient, ReluProtocol, ReluServer, ReluSite } from '../../../src/pi/relu/index.js';
 import { r64Add, r64FromBig, type R64 } from '../../../src/pi/fixed.js';
 import { clientRandomness, randomR64, serverRandomness, systemRandom } from '../../../src/pi/random.js';
-import { randBig } from '../helpers.js';
+import { randBig, shiftEdges } from '../helpers.js';
 
 const M = 1n << 64n;
 
@@ -15,24 +15,7 @@ export const EDGES = 16;
 export function reluInputs(width: number, shift: number, nRandom: number): { x: bigint[]; a: R64; b: R64 } {
   const H = 1n << BigInt(width - 1),
     F = 1n << BigInt(shift);
-  const edge = [
-    0n,
-    1n,
-    -1n,
-    2n,
-    -2n,
-    F,
-    -F,
-    F - 1n,
-    -(F - 1n),
-    F + 1n,
-    -F - 1n,
-    H - F - 1n,
-    -H,
-    -H + 1n,
-    H / 2n,
-    -H / 2n,
-  ];
+  const edge = [...shiftEdges(F), H - F - 1n, -H, -H + 1n, H / 2n, -H / 2n];
   const x = [...edge, ...Array.from({ length: nRandom }, () => (randBig(width) % (2n * H - F)) - H)];
   const b = x.map(() => randBig(64));
   const a = x.map((v, i) => (((v - b[i]!) % M) + M) % M);
