@@ -55,6 +55,12 @@ export function registerReduceCommands(program: Command): void {
     .option('--no-thinning', 'do not try thinned candidates')
     .option('--no-thin-only', 'with thinning, do not try the thinned network with no stage culled')
     .option('--no-depth', 'do not try fewer blocks')
+    .option('--reshaped-full', 'also try each reshaped network (alphas, rhos, depths) with every ReLU kept')
+    .option(
+      '--depths <list>',
+      "blocks per stage of each depth tried, e.g. 2222,1111 (colons for counts over 9: 3:4:6:3); default: the baseline's and one block fewer in every stage but the first",
+      parseDepths,
+    )
     .option('--max-culled <n>', 'cull at most this many stages', num, 2)
     .option('--no-kd', 'train candidates without knowledge distillation (ablation)')
     .option('--from-scratch', "never start candidates from the teacher's weights")
@@ -113,6 +119,8 @@ export function registerReduceCommands(program: Command): void {
       rhos: nums(o.rhos),
       thinning: o.thinning ? [false, true] : [false],
       depth: o.depth,
+      ...(o.depths ? { depths: o.depths } : {}),
+      ...(o.reshapedFull ? { reshapedFull: true } : {}),
       maxCulled: o.maxCulled,
       thinOnly: o.thinOnly,
       kd: o.kd,
@@ -147,4 +155,18 @@ export function registerReduceCommands(program: Command): void {
     }
     if (r.failed.length) process.exitCode = 1;
   });
+}
+
+/** `2222,1111` or `3:4:6:3,2:2:2:2`: blocks per stage, one list per depth tried. */
+export function parseDepths(v: string): number[][] {
+  return v
+    .split(',')
+    .filter((d) => d.trim())
+    .map((d) => {
+      const t = d.trim();
+      const blocks = (t.includes(':') ? t.split(':') : [...t]).map(Number);
+      if (!blocks.length || blocks.some((b) => !Number.isInteger(b) || b < 1))
+        throw new InvalidArgumentError(`'${d}' is not blocks per stage (digits, e.g. 2222, or 3:4:6:3)`);
+      return blocks;
+    });
 }

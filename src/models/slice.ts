@@ -3,7 +3,9 @@
 // the output channels whose filters have the largest L1 norms; the next layers keep the matching input channels and
 // BN parameters. Channels that residual adds tie together (a stage's stream, the stem) are one group, scored by the
 // sum of the L1 norms of every filter that writes them. The groups come from the traced graph of the one network
-// definition, so any family built by build.ts slices the same way.
+// definition, so any family built by build.ts slices the same way. A network with fewer blocks per stage keeps the
+// first blocks of each stage (the one with the stride and shortcut, then the next): a residual network degrades
+// gracefully when later blocks are dropped (Veit, Wilber, Belongie, NeurIPS 2016), and KD recovers the rest.
 import { tensor, type Tensor, type TypedArray } from '../engine/index.js';
 import { shapeNetwork } from './build.js';
 import { describeNetwork, type GraphNode } from './graph.js';
@@ -131,6 +133,14 @@ function take(t: Tensor, dim: 0 | 1, idx: number[]): Tensor {
  * feature. With equal widths it is a copy, so the network computes the same function.
  */
 export function sliceStateDict(source: Map<string, Tensor>, from: NetSpec, to: NetSpec): Map<string, Tensor> {
+  if (to.blocks.join() !== from.blocks.join()) {
+    const shallow = dropBlocks(source, from, to.blocks);
+    try {
+      return sliceStateDict(shallow, { ...from, blocks: to.blocks }, to);
+    } finally {
+      for (const t of shallow.values()) t.dispose();
+    }
+  }
   const keep = selectChannels(source, from, to);
   const g = channelGroups(from);
   const chans = (nodeId: number) => {
@@ -164,5 +174,23 @@ export function sliceStateDict(source: Map<string, Tensor>, from: NetSpec, to: N
     }
   }
   for (const [k, t] of source) if (!out.has(k)) out.set(k, t.clone());
+  return out;
+}
+
+/**
+ * The state dict of `from`'s network with `blocks` blocks per stage (each at most from's): every tensor of a layer that
+ * network has, copied; the later blocks' tensors left out. Throws on more stages or more blocks than `from` has.
+ */
+export function dropBlocks(source: Map<string, Tensor>, from: NetSpec, blocks: number[]): Map<string, Tensor> {
+  if (blocks.length !== from.blocks.length || blocks.some((b, i) => b < 1 || b > from.blocks[i]!))
+    throw new Error(
+      `channel slicing: blocks [${blocks}] are not a prefix of the source network's blocks [${from.blocks}] per stage`,
+    );
+  const names = new Set(describeNetwork(shapeNetwork({ ...from, blocks, mask: undefined }), null).map((n) => n.name));
+  const out = new Map<string, Tensor>();
+  for (const [k, t] of source) {
+    const owner = k.slice(0, k.lastIndexOf('.'));
+    if (names.has(owner)) out.set(k, t.clone());
+  }
   return out;
 }

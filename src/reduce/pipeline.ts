@@ -82,6 +82,10 @@ export interface ReduceConfig {
   thinning: boolean[];
   /** Also try fewer blocks (one block fewer per stage, at least one). */
   depth: boolean;
+  /** Also try each reshaped network (alpha, rho, depth) with nothing culled or thinned. */
+  reshapedFull?: boolean;
+  /** Blocks per stage of each depth tried (replaces the default pair; each at most the baseline's). */
+  depths?: number[][];
   /** Cull up to this many stages (least critical first). */
   maxCulled: number;
   /** With thinning, also the thinned network with no stage culled (the largest candidates). */
@@ -267,15 +271,24 @@ const drSpec = (spec: NetSpec, culled: number[], thinned: boolean): NetSpec => (
 export function enumerateCandidates(base: NetSpec, order: number[], c: ReduceConfig): Candidate[] {
   const out: Candidate[] = [];
   const maxCull = Math.min(c.maxCulled, stageCount(base) - 1);
-  const depths = c.depth ? [base.blocks, base.blocks.map((b, i) => (i === 0 ? b : Math.max(1, b - 1)))] : [base.blocks];
+  for (const d of c.depths ?? [])
+    if (d.length !== base.blocks.length || d.some((b, i) => b > base.blocks[i]!))
+      throw new Error(`--depths: [${d}] must have ${base.blocks.length} stages of at most [${base.blocks}] blocks`);
+  const depths = !c.depth
+    ? [base.blocks]
+    : (c.depths?.map((d) => (d.join() === base.blocks.join() ? base.blocks : d)) ?? [
+        base.blocks,
+        base.blocks.map((b, i) => (i === 0 ? b : Math.max(1, b - 1))),
+      ]);
   const seen = new Set<string>();
-  for (let k = c.thinOnly ? 0 : 1; k <= maxCull; k++) {
+  for (let k = 0; k <= maxCull; k++) {
     const culled = order.slice(0, k).sort((a, b) => a - b);
-    // Nothing culled and nothing thinned would be the baseline again.
-    for (const thinned of c.thinning.filter((t) => t || k > 0))
+    for (const thinned of c.thinning.filter((t) => k > 0 || (t && c.thinOnly) || !t))
       for (const a of c.alphas)
         for (const rho of c.rhos)
           for (const blocks of depths) {
+            // With nothing culled or thinned, only a reshaped network (alpha, rho, depth) reduces anything.
+            if (k === 0 && !thinned && (!c.reshapedFull || (a === 1 && rho === 1 && blocks === base.blocks))) continue;
             const key = JSON.stringify([culled, thinned, a, rho, blocks]);
             if (seen.has(key)) continue;
             seen.add(key);
@@ -529,7 +542,7 @@ export async function reduce(
         ...j.config,
         teacher: undefined,
         out: join(c.out, 'candidates', ablation.id),
-        options: trainOptions(c, c.epochs.candidate, j.config.options.lr, false),
+        options: trainOptions(c, j.config.options.epochs, j.config.options.lr, false),
       },
     });
   }
@@ -665,7 +678,9 @@ function drCandidate(
     culled,
     thinned,
   );
-  const sameShape = a === 1 && rho === base.rho && JSON.stringify(blocks) === JSON.stringify(base.blocks);
+  const sameShape = a === 1 && JSON.stringify(blocks) === JSON.stringify(base.blocks);
+  // rho changes no weight's shape; a narrower or shallower network is sliced from the teacher (models/slice.ts).
+  const sliceable = a <= 1 && blocks.every((b, i) => b <= base.blocks[i]!);
   return {
     id: `${culled.length ? `cull${culled.join('')}${thinned ? '-thin' : ''}` : thinned ? 'thin' : 'full'}-a${a}-r${rho / base.rho}${blocks === base.blocks ? '' : `-b${blocks.join('')}`}`,
     method,
@@ -676,7 +691,7 @@ function drCandidate(
     blocks,
     ...costOf(spec),
     kd: c.kd,
-    init: c.fromTeacher && sameShape ? 'teacher' : 'scratch',
+    init: !c.fromTeacher ? 'scratch' : sameShape ? 'teacher' : sliceable ? 'sliced' : 'scratch',
     description:
       `${culled.length ? `cull stage${culled.length > 1 ? 's' : ''} ${culled.join(',')}` : 'no stage culled'}${thinned ? ', thinned' : ''}, alpha x${a}, rho ${rho}` +
       (blocks === base.blocks ? '' : `, blocks ${blocks.join(',')}`) +

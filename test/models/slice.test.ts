@@ -8,6 +8,7 @@ import {
   countRelus,
   cullStages,
   describeNetwork,
+  dropBlocks,
   fullMask,
   linearLayers,
   removeSites,
@@ -167,4 +168,40 @@ test('a reshaped network: the teacher-s site names, shapes from its widths, coun
   // conv1 and downsample (7 convs), all reading stage 2's output, become one operator (-6)
   assert.equal(linearLayers(spec), 21 - 1 - 6);
   assert.equal(linearLayers({ ...r, mask: removeSites(fullMask(r), ['stage2.block1.relu1']) }), 20);
+});
+
+test('slicing to fewer blocks per stage keeps the first blocks of each stage, unchanged; deeper is refused', () => {
+  manualSeed(5);
+  const base = small(); // blocks 2, 2, 2, 2
+  const teacher = buildNetwork(base);
+  randomizeBn(teacher);
+  const sd = teacher.stateDict();
+  for (const blocks of [
+    [1, 1, 1, 1],
+    [2, 1, 2, 1],
+  ]) {
+    const to = specFor(base.arch, { ...base, blocks, rho: 0.5 });
+    const shallow = buildNetwork(to);
+    const sliced = tidy(() => {
+      const m = sliceStateDict(sd, base, to);
+      for (const t of m.values()) keep(t);
+      return m;
+    });
+    // exactly the shallow network's tensors, each the teacher's own
+    assert.deepEqual([...sliced.keys()].sort(), [...shallow.stateDict().keys()].sort());
+    for (const [k, t] of sliced)
+      assert.deepEqual(Array.from(t.toArray() as Float32Array), Array.from(sd.get(k)!.toArray() as Float32Array), k);
+    assert.ok(!sliced.has('layer2.1.conv1.weight') || blocks[1] === 2);
+    tidy(() => shallow.loadStateDict(sliced));
+    for (const t of sliced.values()) t.dispose();
+    shallow.dispose();
+  }
+  // with narrower widths too: the kept blocks, then the channel slicing
+  const both = reshaped({ ...base, blocks: [1, 1, 1, 1] }, [8, 16, 32, 64]);
+  const net = buildNetwork(both);
+  tidy(() => net.loadStateDict(sliceStateDict(sd, base, both)));
+  net.dispose();
+  assert.throws(() => sliceStateDict(sd, base, { ...base, blocks: [3, 2, 2, 2] }), /not a prefix/);
+  assert.throws(() => dropBlocks(sd, base, [1, 1]), /not a prefix/);
+  teacher.dispose();
 });

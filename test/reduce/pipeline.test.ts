@@ -33,23 +33,36 @@ const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig =>
 
 test('candidates follow the culling order, the budget and the shapes', () => {
   const base = specFor('resnet20', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 8 });
-  const c = config('/unused', { maxCulled: 2, alphas: [1, 0.5], depth: true });
+  const c = config('/unused', { maxCulled: 2, alphas: [1, 0.5], depth: true, reshapedFull: true });
   const all = enumerateCandidates(base, [3, 1, 2], c);
-  // culled {3}, {1,3} x thinned or not, plus thinned with nothing culled; x 2 alphas x 2 rhos x 2 depths
-  assert.equal(all.length, (2 * 2 + 1) * 2 * 2 * 2);
+  // culled {3}, {1,3} x thinned or not, plus thinned with nothing culled; x 2 alphas x 2 rhos x 2 depths; plus the
+  // 7 reshaped shapes with nothing culled or thinned
+  assert.equal(all.length, (2 * 2 + 1) * 2 * 2 * 2 + 7);
+  const reshapedOnly = (k: (typeof all)[number]) => k.culled.length === 0 && !k.thinned;
   assert.ok(
-    all.every((k) => ['[3]', '[1,3]'].includes(JSON.stringify(k.culled)) || (k.culled.length === 0 && k.thinned)),
+    all.every(
+      (k) =>
+        ['[3]', '[1,3]'].includes(JSON.stringify(k.culled)) ||
+        (k.culled.length === 0 && k.thinned) ||
+        (reshapedOnly(k) && (k.alpha !== 0.25 || k.rho !== 1 || k.blocks.join() !== '3,3,3')),
+    ),
   );
+  assert.equal(all.filter(reshapedOnly).length, 7);
   assert.equal(new Set(all.map((k) => k.id)).size, all.length, 'ids are unique');
-  assert.equal(enumerateCandidates(base, [3, 1, 2], { ...c, thinOnly: false }).length, 2 * 2 * 2 * 2 * 2);
+  assert.equal(enumerateCandidates(base, [3, 1, 2], { ...c, thinOnly: false }).length, 2 * 2 * 2 * 2 * 2 + 7);
+  assert.equal(enumerateCandidates(base, [3, 1, 2], { ...c, reshapedFull: false }).length, (2 * 2 + 1) * 2 * 2 * 2);
   const full = countRelus(base).total;
   assert.ok(all.every((k) => k.relus < full));
-  // Only same-shape candidates start from the teacher.
-  assert.ok(
-    all
-      .filter((k) => k.init === 'teacher')
-      .every((k) => k.alpha === 0.25 && k.rho === 1 && k.blocks.join() === '3,3,3'),
-  );
+  // Same-shape candidates (rho changes no weight) start from the teacher; narrower or shallower ones from its slices.
+  for (const k of all) {
+    const same = k.alpha === 0.25 && k.blocks.join() === '3,3,3';
+    assert.equal(k.init, same ? 'teacher' : 'sliced', k.id);
+  }
+  assert.ok(enumerateCandidates(base, [3, 1, 2], { ...c, fromTeacher: false }).every((k) => k.init === 'scratch'));
+  // explicit depths replace the default pair; a depth deeper than the baseline is refused
+  const d = enumerateCandidates(base, [3, 1, 2], { ...c, depths: [[1, 1, 1]] });
+  assert.ok(d.length > 0 && d.every((k) => k.blocks.join() === '1,1,1'));
+  assert.throws(() => enumerateCandidates(base, [3, 1, 2], { ...c, depths: [[4, 1, 1]] }), /--depths: \[4,1,1\]/);
   const budget = all.map((k) => k.relus).sort((a, b) => a - b)[5]!;
   assert.ok(enumerateCandidates(base, [3, 1, 2], { ...c, budget }).every((k) => k.relus <= budget));
 });
