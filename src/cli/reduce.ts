@@ -9,6 +9,8 @@ import { InvalidArgumentError } from 'commander';
 import { parseObjective } from '../reduce/latency.js';
 import { DEFAULT_PI_OPTIONS } from '../reduce/measurepi.js';
 import { num } from './train.js';
+import { resolveModelDir } from '../zoo/zoo.js';
+import { readModelInfo } from '../train/modeldir.js';
 
 const nums = (v: string) => v.split(',').map(num);
 
@@ -18,8 +20,8 @@ export function registerReduceCommands(program: Command): void {
     .description(
       'run DeepReDuce (baseline, criticality, culling/thinning/reshaping candidates, KD) and, with --method, ReLU balancing, the stage-subset search and learned masks; one Pareto report',
     )
-    .option('--arch <name>', 'architecture', 'resnet18')
-    .option('--alpha <x>', 'width multiplier of the baseline', num, 1)
+    .option('--arch <name>', "architecture [--teacher's, else resnet18]")
+    .option('--alpha <x>', "width multiplier of the baseline [--teacher's, else 1]", num)
     .option('--dataset <name>', 'dataset', 'fashion-mnist')
     .option('--data <dir>', 'dataset folder')
     .requiredOption('--out <dir>', 'run directory (resumable)')
@@ -98,9 +100,12 @@ export function registerReduceCommands(program: Command): void {
     .option('--json', 'print results.json');
   addMethodOptions(addMeasurePiOptions(cmd)).action(async (o: Record<string, any>) => {
     const [b, cr, ca, ft] = nums(o.epochs);
+    // A teacher fixes the baseline's shape: its arch and alpha unless given (the pipeline refuses a mismatch).
+    const teacher = o.teacher ? resolveModelDir(o.teacher) : undefined;
+    const ts = teacher ? readModelInfo(teacher).spec : undefined;
     const c: ReduceConfig = defaultReduceConfig({
-      arch: o.arch,
-      baseAlpha: o.alpha,
+      arch: o.arch ?? ts?.arch ?? 'resnet18',
+      baseAlpha: o.alpha ?? (typeof ts?.alpha === 'number' ? ts.alpha : 1),
       dataset: o.dataset,
       dataDir: o.data,
       ...(o.classes !== undefined ? { numClasses: o.classes } : {}),
@@ -108,7 +113,7 @@ export function registerReduceCommands(program: Command): void {
       ...(o.budget && 'relus' in o.budget ? { budget: o.budget.relus } : {}),
       ...(o.budget && 'seconds' in o.budget ? { budgetSeconds: o.budget.seconds } : {}),
       objective: o.objective,
-      teacher: o.teacher,
+      teacher,
       epochs: {
         baseline: b ?? 5,
         criticality: cr ?? 2,

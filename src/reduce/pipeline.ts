@@ -379,6 +379,7 @@ export async function reduce(
   };
   await probe.close();
   const base = specFor(c.arch, { alpha: c.baseAlpha, ...shape });
+  if (c.teacher) checkTeacherShape(c.teacher, base);
   const estimate = (spec: NetSpec, relus?: number): CostEstimate => estimateSpec(spec, costModel, ctx, relus);
   // Seconds budgets become ReLU budgets for balancing, the subset search and learned masks: the largest count whose
   // estimate at the teacher's shape (every site an op, as under a learned mask) fits.
@@ -902,6 +903,20 @@ function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
       (fromTeacher ? c.finetuneLimitTrain : undefined) ?? c.candidateLimitTrain ?? c.limitTrain,
     ),
   };
+}
+
+/** Throws, naming both, unless the teacher's network has the baseline's shape (candidates are sliced from it). */
+export function checkTeacherShape(dir: string, base: NetSpec): void {
+  const f = join(dir, 'model.json');
+  if (!existsSync(f)) throw new Error(`--teacher ${dir}: not a trained model directory (model.json missing)`);
+  const t = (JSON.parse(readFileSync(f, 'utf8')) as { spec?: Partial<NetSpec> }).spec;
+  if (!t) throw new Error(`--teacher ${dir}: model.json has no spec`);
+  const keys = ['arch', 'alpha', 'rho', 'blocks', 'widths', 'numClasses', 'inChannels', 'inputSize'] as const;
+  const bad = keys.filter((k) => t[k] !== undefined && JSON.stringify(t[k]) !== JSON.stringify(base[k]));
+  if (bad.length)
+    throw new Error(
+      `--teacher ${dir}: its network differs from the baseline in ${bad.map((k) => `${k} (${JSON.stringify(t[k])}, not ${JSON.stringify(base[k])})`).join(', ')}; give --arch/--alpha to match, or leave them out to take the teacher's`,
+    );
 }
 
 function readBaseline(dir: string): TrainSummary {

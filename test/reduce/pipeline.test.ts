@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync, statSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse } from 'parse5';
 import { writeBands } from '../train/bands.js';
-import { defaultReduceConfig, enumerateCandidates, reduce, type ReduceConfig } from '../../src/reduce/pipeline.js';
+import {
+  checkTeacherShape,
+  defaultReduceConfig,
+  enumerateCandidates,
+  reduce,
+  type ReduceConfig,
+} from '../../src/reduce/pipeline.js';
 import { countRelus, specFor } from '../../src/models/index.js';
 
 const data = writeBands(mkdtempSync(join(tmpdir(), 'dr-bands-')));
@@ -171,4 +177,20 @@ test('a killed run resumes and skips finished trainings', async () => {
   const r = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   assert.equal(r.candidates.length, 5);
   rmSync(out, { recursive: true, force: true });
+});
+
+test('a teacher of another shape than the baseline is refused, naming the field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dr-teacher-'));
+  try {
+    const base = specFor('resnet18', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 32 });
+    const put = (spec: object) => writeFileSync(join(dir, 'model.json'), JSON.stringify({ spec }));
+    put({ ...base, mask: undefined });
+    checkTeacherShape(dir, base);
+    put({ ...base, alpha: 1 });
+    assert.throws(() => checkTeacherShape(dir, base), /differs from the baseline in alpha \(1, not 0.25\)/);
+    put({ ...base, blocks: [1, 1, 1, 1], numClasses: 100 });
+    assert.throws(() => checkTeacherShape(dir, base), /blocks \(\[1,1,1,1\], not \[2,2,2,2\]\).*numClasses \(100, not 10\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
