@@ -189,7 +189,10 @@ test('a teacher of another shape than the baseline is refused, naming the field'
     put({ ...base, alpha: 1 });
     assert.throws(() => checkTeacherShape(dir, base), /differs from the baseline in alpha \(1, not 0.25\)/);
     put({ ...base, blocks: [1, 1, 1, 1], numClasses: 100 });
-    assert.throws(() => checkTeacherShape(dir, base), /blocks \(\[1,1,1,1\], not \[2,2,2,2\]\).*numClasses \(100, not 10\)/);
+    assert.throws(
+      () => checkTeacherShape(dir, base),
+      /blocks \(\[1,1,1,1\], not \[2,2,2,2\]\).*numClasses \(100, not 10\)/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -31,7 +31,7 @@ import { WEB_RELU } from '../web/info.js';
 import type { Channel } from '../transport/channel.js';
 import { Dealer, tcpDealerLink, type DealerLink } from './dealer.js';
 import { calibrate, formatComparison, formatPiReport, piReport, type PiReport } from './bench.js';
-import { datasetImage, fileImage, serverModelFromDir, serverModelRandom } from './load.js';
+import { datasetImage, fileImage, serverModelFromDir, serverModelRandom, testSplit } from './load.js';
 import type { PublicPlan, ServerModel } from '../plan.js';
 import { DEFAULT_PREPROCESS, PREPROCESSORS } from '../linear/index.js';
 import { DEFAULT_RELU, RELU_PROTOCOLS, makeReluProtocol } from '../relu/registry.js';
@@ -813,10 +813,12 @@ export function registerPiCommands(program: Command): Command {
       const dealer = dealerLink(o, null, 'client', o.preprocess);
       if (o.insecure) warnInsecure('query');
       let label: number | undefined;
+      const ds = o.dataset ? testSplit(o.dataset, o.data) : undefined;
+      if (ds && !(o.index < ds.n)) throw new Error(`--index ${o.index}: ${o.dataset}'s test split has ${ds.n} images`);
       const image = (plan: PublicPlan) => {
         if (o.randomInput !== undefined) return randomImage(plan, o.randomInput);
         if (o.input) return fileImage(plan, o.input);
-        const d = datasetImage(plan, o.dataset!, o.index, o.data);
+        const d = datasetImage(plan, o.dataset!, o.index, o.data, ds);
         label = d.label;
         return d.x;
       };

@@ -6,7 +6,7 @@ import { PNG } from 'pngjs';
 import { manualSeed } from '../../engine/index.js';
 import { buildNetwork, type NetSpec } from '../../models/index.js';
 import { loadModelDir } from '../../train/modeldir.js';
-import { loadDataset, makeBatch, checkDatasetName } from '../../data/index.js';
+import { loadDataset, makeBatch, checkDatasetName, type Dataset } from '../../data/index.js';
 import { compilePlan } from './compile.js';
 import type { FixedPointOptions, PublicPlan, ServerModel } from '../plan.js';
 import { imageFitError, inputSpec, prepareImage } from '../image.js';
@@ -45,14 +45,18 @@ export function serverModelRandom(spec: NetSpec, seed = 0, fixed: Partial<FixedP
   }
 }
 
-/** Test image `index` of a dataset, prepared as the plan's input transform says. */
+/** The test split of a dataset (a client reads it before it connects: decoding it is no part of a session). */
+export const testSplit = (name: string, dir?: string): Dataset =>
+  loadDataset(checkDatasetName(name), 'test', dir ? { dir } : {});
+
+/** Test image `index` of a dataset (its test split, or `ds` if already read), prepared as the plan's input transform says. */
 export function datasetImage(
   plan: PublicPlan,
   name: string,
   index: number,
   dir?: string,
+  ds: Dataset = testSplit(name, dir),
 ): { x: Float32Array; label: number } {
-  const ds = loadDataset(checkDatasetName(name), 'test', dir ? { dir } : {});
   const [c, h] = plan.ops[0]!.shape as [number, number, number];
   if (ds.c !== c) throw new Error(`dataset ${name} has ${ds.c}-channel images, the model expects ${c}`);
   const { mean, std } = plan.input;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HeEngine, type Poly } from '../../../src/pi/he/kernels.js';
 import { HE_PARAMS, type HeParams } from '../../../src/pi/he/params.js';
-import { primitiveRoot2n, rnsConstants } from '../../../src/pi/he/rns.js';
+import { mulModSmall, primitiveRoot2n, rnsConstants, shoupSmall } from '../../../src/pi/he/rns.js';
 
 const P = HE_PARAMS;
 const small: HeParams = { ...P, n: 256 }; // the same primes are NTT-friendly for every n <= 8192
@@ -126,6 +126,29 @@ test('inverse(forward(a)) = a at N = 8192; the tables hold primitive 2N-th roots
     for (let k = 0; k < P.n; k++) r = (r * w) % BigInt(p);
     assert.equal(r, BigInt(p - 1), `psi^n = -1 mod ${p}`);
   });
+});
+
+test("the tables' double arithmetic equals BigInt: a b mod p and floor(w 2^32 / p), edges and random values", () => {
+  const rnd = lcg(21);
+  // every prime of the set, and the largest odd values below 2^30
+  for (const p of [...HE_PARAMS.primes, 2 ** 30 - 35, 2 ** 30 - 1, 12289, 3]) {
+    const P = BigInt(p);
+    const vals = [
+      0,
+      1,
+      2,
+      p - 1,
+      p - 2,
+      Math.floor(p / 2),
+      ...Array.from({ length: 2000 }, () => Math.floor(rnd() * p)),
+    ];
+    for (let k = 0; k < vals.length; k++) {
+      const a = vals[k]!,
+        b = vals[(k * 7 + 3) % vals.length]!;
+      assert.equal(mulModSmall(a, b, p), Number((BigInt(a) * BigInt(b)) % P), `${a} * ${b} mod ${p}`);
+      assert.equal(shoupSmall(a, p), Number((BigInt(a) << 32n) / P), `shoup(${a}, ${p})`);
+    }
+  }
 });
 
 test('dot products of many terms equal the sum of products mod p (folds every 15 terms)', async () => {
