@@ -16,6 +16,7 @@ import {
   type ReduceConfig,
 } from '../../src/reduce/pipeline.js';
 import { countRelus, specFor } from '../../src/models/index.js';
+import { parseDepths } from '../../src/cli/reduce.js';
 
 const data = writeBands(mkdtempSync(join(tmpdir(), 'dr-bands-')));
 const config = (out: string, over: Partial<ReduceConfig> = {}): ReduceConfig =>
@@ -196,4 +197,17 @@ test('a teacher of another shape than the baseline is refused, naming the field'
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('--depths: digits or colon-separated block counts per stage; anything else is refused by name', () => {
+  assert.deepEqual(parseDepths('2222,1111'), [
+    [2, 2, 2, 2],
+    [1, 1, 1, 1],
+  ]);
+  assert.deepEqual(parseDepths('3:4:6:3, 1:12:1:1'), [
+    [3, 4, 6, 3],
+    [1, 12, 1, 1],
+  ]);
+  for (const bad of ['2202', '2a22', '1:0:1', '1:-1:2'])
+    assert.throws(() => parseDepths(bad), new RegExp(`'${bad}' is not blocks per stage`));
 });
