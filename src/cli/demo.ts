@@ -272,9 +272,28 @@ async function zooDemo(o: DemoOptions, root: string, teacher: ZooEntry, front: Z
     `the headline: ${piImages} ${teacher.dataset} test images per model, ${options.preprocess} + ${options.relu}, ${linkName(options)}, ${over}; per image, client wall time`,
   );
   for (const l of headlineTable(rows)) say(`   ${l}`);
+  for (const l of headlinePicks(rows, [1, 3])) say(`   ${l}`);
   say(
     `results: ${join(o.out, 'demo.json')}; live reduction report: ${join(o.out, 'live', 'report.html')} (total ${el()})`,
   );
+}
+
+/**
+ * The pick by measured latency at each accuracy tolerance (points below the first row, the teacher): the model fastest
+ * in total (offline + online) among those within it, with its speed-ups; a line saying so when none but the teacher is.
+ */
+export function headlinePicks(rows: ZooRow[], tolerances: number[]): string[] {
+  const base = rows[0]!;
+  const total = (x: ZooRow) => x.pi.offlineS.mean + x.pi.onlineS.mean;
+  return tolerances.map((t) => {
+    const ok = rows.slice(1).filter((m) => 100 * (base.acc - m.acc) <= t + 1e-9);
+    if (!ok.length) return `within ${t} point${t === 1 ? '' : 's'} of the teacher: no reduced model`;
+    const m = ok.reduce((a, b) => (total(b) < total(a) ? b : a));
+    return (
+      `pick within ${t} point${t === 1 ? '' : 's'} (fastest in total, as measured): ${m.name}, ${(100 * m.acc).toFixed(2)}%, ` +
+      `${(total(base) / total(m)).toFixed(2)}x faster in total, ${(base.pi.onlineS.mean / m.pi.onlineS.mean).toFixed(2)}x online`
+    );
+  });
 }
 
 /** ReLUs, accuracy and measured latency per model, with the ratios against the first row (the teacher). */

@@ -15,7 +15,7 @@ import { saveModelDir } from '../../src/train/modeldir.js';
 import { fromHalf, safetensorsToFp16, safetensorsToFp32, toHalf } from '../../src/zoo/fp16.js';
 import { readZooIndex, resolveModelDir } from '../../src/zoo/zoo.js';
 import { zooAdd } from '../../src/cli/zoo.js';
-import { headlineTable } from '../../src/cli/demo.js';
+import { headlinePicks, headlineTable } from '../../src/cli/demo.js';
 import type { PiMeasurement } from '../../src/reduce/measurepi.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -196,4 +196,16 @@ test("the demo's headline table: ReLU, accuracy and latency ratios against the t
   );
   assert.match(lines[2]!, /teacher +139,264 +1\.00x +93\.00% +0\.00 +20\/20 +8\.00 +2\.00 +1\.00x +1\.00x/);
   assert.match(lines[3]!, /f6k +6,144 +22\.67x +90\.00% +-3\.00 +20\/20 +3\.50 +0\.50 +2\.29x +4\.00x/);
+  // the picks: the fastest within each tolerance, not the one with the fewest ReLUs
+  const rows = [
+    { name: 'teacher', description: '', relus: 139264, acc: 0.934, testImages: 10000, pi: pi(6, 2) },
+    { name: 'near', description: '', relus: 30000, acc: 0.926, testImages: 10000, pi: pi(2.5, 1) },
+    { name: 'fast', description: '', relus: 40000, acc: 0.92, testImages: 10000, pi: pi(1, 0.5) },
+    { name: 'few', description: '', relus: 6144, acc: 0.9, testImages: 10000, pi: pi(3, 0.4) },
+  ];
+  assert.deepEqual(headlinePicks(rows, [1, 3, 0.1]), [
+    'pick within 1 point (fastest in total, as measured): near, 92.60%, 2.29x faster in total, 2.00x online',
+    'pick within 3 points (fastest in total, as measured): fast, 92.00%, 5.33x faster in total, 4.00x online',
+    'within 0.1 points of the teacher: no reduced model',
+  ]);
 });
