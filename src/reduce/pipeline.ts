@@ -19,6 +19,7 @@ import {
 import { openData, checkDatasetName, networkClasses, type DatasetName } from '../data/index.js';
 import { defaultTrainOptions, type TrainOptions } from '../train/trainer.js';
 import type { TrainConfig, TrainSummary } from '../train/run.js';
+import { readModelInfo } from '../train/modeldir.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/version.js';
 import { criticality, type CriticalityResult } from './criticality.js';
@@ -907,10 +908,7 @@ function candidateJob(c: ReduceConfig, baseDir: string, k: Candidate): Job {
 
 /** Throws, naming both, unless the teacher's network has the baseline's shape (candidates are sliced from it). */
 export function checkTeacherShape(dir: string, base: NetSpec): void {
-  const f = join(dir, 'model.json');
-  if (!existsSync(f)) throw new Error(`--teacher ${dir}: not a trained model directory (model.json missing)`);
-  const t = (JSON.parse(readFileSync(f, 'utf8')) as { spec?: Partial<NetSpec> }).spec;
-  if (!t) throw new Error(`--teacher ${dir}: model.json has no spec`);
+  const t = readModelInfo(dir).spec as Partial<NetSpec>;
   const keys = ['arch', 'alpha', 'rho', 'blocks', 'widths', 'numClasses', 'inChannels', 'inputSize'] as const;
   const bad = keys.filter((k) => t[k] !== undefined && JSON.stringify(t[k]) !== JSON.stringify(base[k]));
   if (bad.length)

@@ -184,9 +184,14 @@ test('a teacher of another shape than the baseline is refused, naming the field'
   const dir = mkdtempSync(join(tmpdir(), 'dr-teacher-'));
   try {
     const base = specFor('resnet18', { alpha: 0.25, numClasses: 10, inChannels: 1, inputSize: 32 });
-    const put = (spec: object) => writeFileSync(join(dir, 'model.json'), JSON.stringify({ spec }));
+    const put = (spec: object) =>
+      writeFileSync(
+        join(dir, 'model.json'),
+        JSON.stringify({ format: 'deepreduce-model', spec, input: { mean: [0], std: [1] } }),
+      );
     put({ ...base, mask: undefined });
     checkTeacherShape(dir, base);
+    assert.throws(() => checkTeacherShape(join(dir, 'none'), base), /model\.json missing/);
     put({ ...base, alpha: 1 });
     assert.throws(() => checkTeacherShape(dir, base), /differs from the baseline in alpha \(1, not 0.25\)/);
     put({ ...base, blocks: [1, 1, 1, 1], numClasses: 100 });
