@@ -16,7 +16,6 @@ function powmod(b: bigint, e: bigint, m: bigint): bigint {
 }
 
 const inv = (a: bigint, m: bigint) => powmod(((a % m) + m) % m, m - 2n, m); // m prime
-const shoupOf = (w: bigint, p: bigint) => Number((w << 32n) / p);
 
 // The tables' n-length loops in exact double arithmetic (BigInt there took ~75 ms per process, paid by every client).
 // For p < 2^30 a double quotient is off by at most one, and the remainder lies in (-p, 2p), inside a signed 32-bit
@@ -35,6 +34,8 @@ export function shoupSmall(w: number, p: number): number {
   else if (r >= p) q++;
   return q;
 }
+/** shoupSmall of a residue held as a BigInt (the scalar constants). */
+const shoupOf = (w: bigint, p: bigint) => shoupSmall(Number(w), Number(p));
 
 function bitrev(i: number, bits: number): number {
   let r = 0;
