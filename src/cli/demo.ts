@@ -278,13 +278,15 @@ async function zooDemo(o: DemoOptions, root: string, teacher: ZooEntry, front: Z
   );
 }
 
+/** A zoo row's measured total: offline + online seconds per image. */
+const total = (x: ZooRow) => x.pi.offlineS.mean + x.pi.onlineS.mean;
+
 /**
  * The pick by measured latency at each accuracy tolerance (points below the first row, the teacher): the model fastest
  * in total (offline + online) among those within it, with its speed-ups; a line saying so when none but the teacher is.
  */
 export function headlinePicks(rows: ZooRow[], tolerances: number[]): string[] {
   const base = rows[0]!;
-  const total = (x: ZooRow) => x.pi.offlineS.mean + x.pi.onlineS.mean;
   return tolerances.map((t) => {
     const ok = rows.slice(1).filter((m) => 100 * (base.acc - m.acc) <= t + 1e-9);
     if (!ok.length) return `within ${t} point${t === 1 ? '' : 's'} of the teacher: no reduced model`;
@@ -299,7 +301,6 @@ export function headlinePicks(rows: ZooRow[], tolerances: number[]): string[] {
 /** ReLUs, accuracy and measured latency per model, with the ratios against the first row (the teacher). */
 export function headlineTable(rows: ZooRow[]): string[] {
   const base = rows[0]!;
-  const total = (x: ZooRow) => x.pi.offlineS.mean + x.pi.onlineS.mean;
   const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
   const body = rows.map((m) => [
     m.name,
